@@ -1,0 +1,62 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import { errors } from '../http/errors.js';
+import { errorResponse } from '../secrets/schemas.js';
+
+export const LOGIN_TTL_SECONDS = 15 * 60;
+
+// Hashing both sides first gives equal-length buffers, so the comparison time depends
+// neither on where the strings differ nor on their lengths.
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+export const safeEqual = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
+
+/**
+ * InsForge-compatible admin login: POST /api/auth/admin/sessions {username, password}
+ * -> {accessToken, admin}. Registered only when ROOT_ADMIN_USERNAME/PASSWORD are set.
+ */
+export async function loginRoutes(app: FastifyInstance, opts: { config: Config }) {
+  const root = opts.config.rootAdmin;
+  if (!root) return;
+  app.withTypeProvider<ZodTypeProvider>().post(
+    '/api/auth/admin/sessions',
+    {
+      config: { rateLimit: { max: opts.config.loginRateLimit, timeWindow: '1 minute' } },
+      schema: {
+        tags: ['Auth'],
+        summary: 'Admin login',
+        description: `Exchanges the root admin credentials for a ${LOGIN_TTL_SECONDS / 60}-minute admin JWT.`,
+        body: z.object(
+          {
+            username: z.string({ error: 'username and password are required strings' }).max(256),
+            password: z.string({ error: 'username and password are required strings' }).max(1024),
+          },
+          { error: 'Request body must be a JSON object' },
+        ),
+        response: {
+          200: z.object({ accessToken: z.string(), admin: z.object({ sub: z.string() }) }),
+          400: errorResponse,
+          401: errorResponse,
+          429: errorResponse,
+        },
+      },
+    },
+    async (req) => {
+      const userOk = safeEqual(req.body.username, root.username);
+      const passOk = safeEqual(req.body.password, root.password);
+      if (!(userOk && passOk)) throw errors.badLogin();
+      const sub = root.username;
+      const accessToken = app.jwt.sign(
+        { sub, role: opts.config.jwt.adminRole, type: 'admin' },
+        {
+          expiresIn: `${LOGIN_TTL_SECONDS}s`,
+          ...(opts.config.jwt.issuer ? { iss: opts.config.jwt.issuer } : {}),
+          ...(opts.config.jwt.audience ? { aud: opts.config.jwt.audience } : {}),
+        },
+      );
+      return { accessToken, admin: { sub } };
+    },
+  );
+}

@@ -1,0 +1,47 @@
+import { parseArgs } from 'node:util';
+import { mintAdminToken, parseTtl } from '../auth/mint.js';
+import { loadConfig } from '../config.js';
+import { createLogger } from '../logger.js';
+import { resolveKeys } from '../runtime.js';
+
+/**
+ * npm run token -- --sub ci --ttl 1h
+ * Prints an admin JWT signed with JWT_SECRET (or the one generated in DATA_DIR) on stdout.
+ * node:util parseArgs is the argument parser: two flags do not justify a dependency.
+ */
+const HELP = `Usage: npm run token -- [--sub NAME] [--ttl 1h] [--role ROLE]
+Prints an admin JWT for this service on stdout.
+  --sub   subject recorded as lastUsedBy (default: cli)
+  --ttl   lifetime: seconds or 15m, 1h, 7d (default: 1h)
+  --role  role claim (default: ADMIN_ROLE, project_admin)`;
+
+try {
+  const { values } = parseArgs({
+    options: {
+      sub: { type: 'string', default: 'cli' },
+      ttl: { type: 'string', default: '1h' },
+      role: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    process.exit(0);
+  }
+  const config = loadConfig();
+  if (config.jwt.publicKey && !config.jwt.secret) {
+    throw new Error(
+      'the service verifies RS256/ES256 tokens: mint them with the private key where it is kept',
+    );
+  }
+  const { jwtSecret } = await resolveKeys(config, createLogger('warn', process.stderr as never));
+  const token = mintAdminToken(config, jwtSecret, {
+    sub: values.sub,
+    ttlSeconds: parseTtl(values.ttl),
+    ...(values.role ? { role: values.role } : {}),
+  });
+  process.stdout.write(`${token}\n`);
+} catch (err) {
+  process.stderr.write(`token: ${(err as Error).message}\n${HELP}\n`);
+  process.exit(2);
+}

@@ -1,0 +1,54 @@
+/**
+ * The narrow database surface the repositories speak: parameterised SQL in, rows out.
+ * Two implementations share it: PostgreSQL through a pg Pool, and embedded PGlite.
+ * The SQL and the migrations are the same for both.
+ */
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs fn in one transaction (BEGIN ... COMMIT, ROLLBACK when fn throws). */
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+  /** Pool figures for /metrics and /ready; zeros for PGlite. */
+  stats(): { total: number; idle: number; waiting: number };
+}
+
+export interface Transaction extends Queryable {
+  /** Runs several statements at once (no parameters): used for migrations. */
+  exec(sql: string): Promise<void>;
+}
+
+/** The database could not be reached or went away mid-request: callers answer 503. */
+export class DatabaseUnavailableError extends Error {
+  override name = 'DatabaseUnavailableError';
+  constructor(cause: unknown) {
+    super('database unavailable', { cause });
+  }
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EPIPE',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+]);
+
+/** True for errors that mean "no usable connection", as opposed to a bad statement. */
+export function isConnectionError(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (CONNECTION_CODES.has(code)) return true;
+  // SQLSTATE class 08 (connection exception), 57P01..57P03 (shutdown, cannot connect now), 53300 (too many connections)
+  if (/^08/.test(code) || /^57P0[123]$/.test(code) || code === '53300') return true;
+  const msg = typeof e.message === 'string' ? e.message : '';
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection closed/i.test(
+    msg,
+  );
+}

@@ -1,0 +1,48 @@
+import { PGlite } from '@electric-sql/pglite';
+import type { Database, Transaction } from './database.js';
+
+/** PGlite returns bytea as Uint8Array; the repositories expect Buffers, as pg gives them. */
+function normalise<R>(rows: Record<string, unknown>[]): R[] {
+  for (const row of rows) {
+    for (const k in row) {
+      const v = row[k];
+      if (v instanceof Uint8Array && !Buffer.isBuffer(v))
+        row[k] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    }
+  }
+  return rows as R[];
+}
+
+/**
+ * Embedded PostgreSQL (WebAssembly), persisted in dataDir, or in memory when dataDir is
+ * undefined. It is single-connection: PGlite queues statements and holds other callers
+ * back while a transaction runs, so the same SQL keeps the same isolation guarantees.
+ */
+export async function openPglite(dataDir: string | undefined): Promise<Database> {
+  const db = dataDir === undefined ? new PGlite() : new PGlite(dataDir);
+  await db.waitReady;
+  return {
+    kind: 'pglite',
+    async query<R>(sql: string, params?: readonly unknown[]) {
+      const res = await db.query<Record<string, unknown>>(sql, params as unknown[] | undefined);
+      return normalise<R>(res.rows);
+    },
+    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+      return db.transaction(async (t) =>
+        fn({
+          async query<R>(sql: string, params?: readonly unknown[]) {
+            const res = await t.query<Record<string, unknown>>(sql, params as unknown[] | undefined);
+            return normalise<R>(res.rows);
+          },
+          async exec(sql) {
+            await t.exec(sql);
+          },
+        }),
+      );
+    },
+    async close() {
+      if (!db.closed) await db.close();
+    },
+    stats: () => ({ total: 1, idle: 1, waiting: 0 }),
+  };
+}

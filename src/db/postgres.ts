@@ -1,0 +1,78 @@
+import pg from 'pg';
+import type { Database, Queryable, Transaction } from './database.js';
+import { DatabaseUnavailableError, isConnectionError } from './database.js';
+
+export interface PostgresOptions {
+  connectionString: string;
+  max?: number;
+  /** Sets search_path on every connection (tests give each app its own schema). */
+  schema?: string;
+  connectionTimeoutMillis?: number;
+}
+
+function translate(err: unknown): never {
+  throw isConnectionError(err) ? new DatabaseUnavailableError(err) : err;
+}
+
+export function openPostgres(opts: PostgresOptions): Database {
+  const pool = new pg.Pool({
+    connectionString: opts.connectionString,
+    max: opts.max ?? 20,
+    // Fail fast when the database is down, so requests get a 503 instead of hanging.
+    connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 2000,
+    idleTimeoutMillis: 30_000,
+    ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
+
+  const queryOn =
+    (c: pg.Pool | pg.PoolClient): Queryable['query'] =>
+    async <R>(sql: string, params?: readonly unknown[]) => {
+      try {
+        const res = await c.query(sql, params as unknown[] | undefined);
+        return res.rows as R[];
+      } catch (err) {
+        return translate(err);
+      }
+    };
+
+  return {
+    kind: 'postgres',
+    query: queryOn(pool),
+    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (err) {
+        return translate(err);
+      }
+      const tx: Transaction = {
+        query: queryOn(client),
+        async exec(sql) {
+          await client.query(sql).catch(translate);
+        },
+      };
+      let broken = false;
+      try {
+        await client.query('BEGIN').catch(translate);
+        const result = await fn(tx);
+        await client.query('COMMIT').catch(translate);
+        return result;
+      } catch (err) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
+        throw err;
+      } finally {
+        client.release(broken || undefined);
+      }
+    },
+    async close() {
+      await pool.end();
+    },
+    stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+  };
+}

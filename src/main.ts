@@ -1,0 +1,53 @@
+import closeWithGrace from 'close-with-grace';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { KeyCheckError } from './crypto/canary.js';
+import { createLogger } from './logger.js';
+import { openRuntime } from './runtime.js';
+
+/** Process entry: the only place that reads the environment, listens and handles signals. */
+async function main() {
+  const started = performance.now();
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(78); // EX_CONFIG
+  }
+  const logger = createLogger(config.logLevel);
+  let runtime: Awaited<ReturnType<typeof openRuntime>>;
+  try {
+    runtime = await openRuntime(config, logger);
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof KeyCheckError) {
+      logger.fatal(err.message);
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
+  const app = await buildApp({ ...runtime, logger });
+
+  closeWithGrace({ delay: 10_000, logger }, async ({ signal, err }) => {
+    if (err) logger.error({ errName: (err as Error).name }, 'shutting down after an error');
+    else logger.info({ signal }, 'shutting down');
+    await app.close(); // stops accepting, lets in-flight requests finish
+    await runtime.close();
+  });
+
+  await app.listen({ host: config.host, port: config.port });
+  logger.info(
+    {
+      backend: runtime.db.kind,
+      startupMs: Math.round(performance.now() - started),
+      activeKid: runtime.keyring.activeKid,
+    },
+    'secrets service ready',
+  );
+}
+
+main().catch((err) => {
+  process.stderr.write(`fatal: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { type Config, ConfigError } from './config.js';
+import { checkKeyring } from './crypto/canary.js';
+import { type Keyring, parseKeyring } from './crypto/keyring.js';
+import type { Database } from './db/database.js';
+import { loadMigrations, migrate } from './db/migrate.js';
+import { openPglite } from './db/pglite.js';
+import { openPostgres } from './db/postgres.js';
+
+/**
+ * Everything the app needs that touches the outside world: the database (opened and
+ * migrated), the keyring (checked against the stored canaries) and the JWT secret.
+ */
+export interface Runtime {
+  config: Config;
+  db: Database;
+  keyring: Keyring;
+  jwtSecret: string;
+  migrationCount: number;
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  /** PostgreSQL only: use this schema (tests give each app its own). */
+  pgSchema?: string;
+  /** PGlite only: keep the database in memory instead of DATA_DIR. */
+  inMemory?: boolean;
+}
+
+/** Reads an owner-only file from DATA_DIR, creating it with `make()` the first time. */
+async function ensureLocalSecret(
+  dir: string,
+  name: string,
+  make: () => string,
+  log: Logger,
+): Promise<string> {
+  const file = join(dir, name);
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  const value = make();
+  try {
+    await writeFile(file, `${value}\n`, { mode: 0o600, flag: 'wx' });
+    log.warn({ file }, `generated ${name} for local use; set it explicitly (and back it up) for production`);
+    return value;
+  } catch (err) {
+    // Another process created it first: use theirs.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return (await readFile(file, 'utf8')).trim();
+    throw err;
+  }
+}
+
+export async function resolveKeys(
+  config: Config,
+  log: Logger,
+): Promise<{ keyring: Keyring; jwtSecret: string }> {
+  const { encryption, jwt } = config;
+  const haveKey = encryption.key !== undefined || encryption.keys !== undefined;
+  const haveJwt = jwt.secret !== undefined || jwt.publicKey !== undefined;
+  if (config.nodeEnv === 'production' && (!haveKey || !haveJwt)) {
+    throw new ConfigError([
+      ...(haveKey
+        ? []
+        : ['ENCRYPTION_KEY is required in production (generate one with: openssl rand -base64 32)']),
+      ...(haveJwt
+        ? []
+        : ['JWT_SECRET is required in production (generate one with: openssl rand -base64 48)']),
+    ]);
+  }
+  const keysDir = join(resolve(config.dataDir), 'keys');
+  const key = haveKey
+    ? encryption.key
+    : await ensureLocalSecret(keysDir, 'encryption.key', () => randomBytes(32).toString('base64'), log);
+  const jwtSecret =
+    jwt.secret ??
+    (haveJwt
+      ? ''
+      : await ensureLocalSecret(keysDir, 'jwt.secret', () => randomBytes(48).toString('base64'), log));
+  let keyring: Keyring;
+  try {
+    keyring = parseKeyring({ key, keys: encryption.keys, activeKid: encryption.activeKid });
+  } catch (err) {
+    throw new ConfigError([(err as Error).message]);
+  }
+  return { keyring, jwtSecret };
+}
+
+export async function openDatabase(config: Config, opts: RuntimeOptions = {}): Promise<Database> {
+  if (config.databaseUrl) {
+    return openPostgres({
+      connectionString: config.databaseUrl,
+      max: config.databasePoolMax,
+      ...(opts.pgSchema ? { schema: opts.pgSchema } : {}),
+    });
+  }
+  if (opts.inMemory) return openPglite(undefined);
+  const dir = join(resolve(config.dataDir), 'pglite');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return openPglite(dir);
+}
+
+export async function openRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
+  const { keyring, jwtSecret } = await resolveKeys(config, log);
+  const db = await openDatabase(config, opts);
+  try {
+    const migrations = await loadMigrations();
+    const { applied } = await migrate(db, migrations);
+    if (applied.length > 0) log.info({ applied }, 'migrations applied');
+    await checkKeyring(db, keyring);
+    return { config, db, keyring, jwtSecret, migrationCount: migrations.length, close: () => db.close() };
+  } catch (err) {
+    await db.close().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,139 @@
+import { z } from 'zod';
+
+/**
+ * The zod schemas that validate requests and, through @fastify/swagger, generate the
+ * OpenAPI document. Every message names the field and says what is expected, because the
+ * error body passes them to the caller as they are.
+ */
+
+export const KEY_PATTERN = /^[A-Z0-9_]+$/;
+export const KEY_FORMAT_MESSAGE =
+  'Invalid key format. Use uppercase letters, numbers, and underscores only (e.g., STRIPE_API_KEY)';
+
+const keyField = (missing: string) =>
+  z
+    .string({ error: (iss) => (iss.input === undefined ? missing : 'key must be a string') })
+    .min(1, { error: KEY_FORMAT_MESSAGE })
+    .max(128, { error: 'Invalid key format: a key is at most 128 characters' })
+    .regex(KEY_PATTERN, { error: KEY_FORMAT_MESSAGE })
+    .meta({
+      description: 'Secret key identifier: uppercase letters, digits, underscores',
+      example: 'STRIPE_API_KEY',
+    });
+
+export const keySchema = keyField('key is required');
+
+const object = <T extends z.core.$ZodLooseShape>(shape: T) =>
+  z.strictObject(shape, {
+    error: (iss) =>
+      iss.code === 'unrecognized_keys'
+        ? `Unknown field(s): ${iss.keys.join(', ')}`
+        : 'Request body must be a JSON object',
+  });
+
+const bool = (name: string) => z.boolean({ error: `${name} must be a boolean (true or false)` });
+
+// Values are opaque strings stored byte for byte. An unpaired surrogate cannot be encoded
+// as UTF-8 without being replaced, so it is refused instead of silently altered.
+const value = (required: boolean) =>
+  z
+    .string({
+      error: (iss) =>
+        iss.input === undefined && required ? 'Both key and value are required' : 'value must be a string',
+    })
+    .min(1, { error: 'value must not be empty' })
+    .refine((v) => v.isWellFormed(), {
+      error: 'value must be valid Unicode text (it contains an unpaired surrogate)',
+    })
+    .meta({ description: 'Secret value (encrypted before storage)', example: 'sk_live_...' });
+
+const expiresAt = z.iso
+  .datetime({
+    offset: true,
+    error: 'expiresAt must be an ISO 8601 date-time with a time zone (e.g. 2030-01-01T00:00:00Z), or null',
+  })
+  .transform((s) => new Date(s))
+  .nullable()
+  .meta({ description: 'Expiry (ISO 8601); null for none. Reads after it answer 404.' });
+
+const description = z
+  .string({ error: 'description must be a string or null' })
+  .max(1024, { error: 'description must be at most 1024 characters' })
+  .refine((s) => !s.includes('\u0000') && s.isWellFormed(), {
+    error: 'description must be text without NUL characters',
+  })
+  .nullable();
+
+export const createBody = object({
+  key: keyField('Both key and value are required'),
+  value: value(true),
+  isReserved: bool('isReserved')
+    .optional()
+    .meta({ description: 'Protect the secret from deletion', default: false }),
+  expiresAt: expiresAt.optional(),
+  description: description.optional(),
+}).meta({ id: 'CreateSecretRequest' });
+
+export const UPDATE_FIELDS = ['value', 'isActive', 'isReserved', 'expiresAt', 'description'] as const;
+
+export const updateBody = object({
+  value: value(false).optional(),
+  isActive: bool('isActive').optional(),
+  isReserved: bool('isReserved').optional(),
+  expiresAt: expiresAt.optional(),
+  description: description.optional(),
+})
+  .refine((b) => UPDATE_FIELDS.some((f) => b[f] !== undefined), {
+    error: `Request body must include at least one of: ${UPDATE_FIELDS.join(', ')}`,
+  })
+  .meta({ id: 'UpdateSecretRequest' });
+
+export const keyParams = z.object({ key: keySchema });
+
+export const listQuery = z.object({
+  limit: z.coerce
+    .number({ error: 'limit must be a whole number from 1 to 1000' })
+    .int({ error: 'limit must be a whole number from 1 to 1000' })
+    .min(1, { error: 'limit must be a whole number from 1 to 1000' })
+    .max(1000, { error: 'limit must be a whole number from 1 to 1000' })
+    .optional(),
+  cursor: z.string().max(200, { error: 'cursor is not valid' }).optional().meta({
+    description: 'The nextCursor of the previous page',
+  }),
+  prefix: z
+    .string()
+    .max(128)
+    .regex(/^[A-Z0-9_]*$/, { error: 'prefix may contain only uppercase letters, numbers and underscores' })
+    .optional(),
+  active: z
+    .enum(['true', 'false'], { error: 'active must be true or false' })
+    .transform((v) => v === 'true')
+    .optional(),
+});
+
+export const errorResponse = z
+  .object({
+    error: z.string().meta({ description: 'Error code for programs', example: 'INVALID_INPUT' }),
+    message: z.string().meta({ description: 'Human-readable message' }),
+    statusCode: z.number().int(),
+    nextActions: z.string().optional().meta({ description: 'How to resolve the error' }),
+  })
+  .meta({ id: 'ErrorResponse' });
+
+export const secretMetadata = z
+  .object({
+    id: z.uuid(),
+    key: z.string(),
+    description: z.string().nullable(),
+    isActive: z.boolean(),
+    isReserved: z.boolean(),
+    createdAt: z.iso.datetime(),
+    updatedAt: z.iso.datetime(),
+    expiresAt: z.iso.datetime().nullable(),
+    lastUsedAt: z.iso.datetime().nullable(),
+    lastUsedBy: z.string().nullable(),
+    version: z.number().int().meta({ description: 'Current version number' }),
+  })
+  .meta({ id: 'SecretMetadata' });
+
+export const successResponse = z.object({ success: z.literal(true), message: z.string() });

@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
+import { buildApp } from '../../src/app.js';
+import { mintAdminToken } from '../../src/auth/mint.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import type { Keyring } from '../../src/crypto/keyring.js';
+import type { Database } from '../../src/db/database.js';
+import { createLogger } from '../../src/logger.js';
+import { openRuntime } from '../../src/runtime.js';
+import { capturedLogs } from './secrets.js';
+
+/**
+ * Builds a real app on a real database for one test file.
+ * Backend: TEST_BACKEND=postgres (with TEST_DATABASE_URL) gives the app its own fresh
+ * PostgreSQL schema, dropped on close; otherwise an in-memory PGlite.
+ * Every log line goes to capturedLogs, which test/setup.ts scans for secret values.
+ */
+export const backend: 'postgres' | 'pglite' = process.env.TEST_BACKEND === 'postgres' ? 'postgres' : 'pglite';
+export const testDatabaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export interface TestApp {
+  app: FastifyInstance;
+  db: Database;
+  config: Config;
+  keyring: Keyring;
+  jwtSecret: string;
+  /** The env the app was built from (to build a second app on the same data). */
+  env: Record<string, string>;
+  schema: string | undefined;
+  /** An admin token (role project_admin) for `sub`. */
+  token(sub?: string, opts?: { ttlSeconds?: number; role?: string; extra?: Record<string, unknown> }): string;
+  /** Authorization header object for an admin. */
+  auth(sub?: string): { authorization: string };
+  /** Empties every data table (keeps the schema and the key canaries). */
+  reset(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const logSink = () =>
+  new Writable({
+    write(chunk, _enc, cb) {
+      capturedLogs.push(chunk.toString());
+      cb();
+    },
+  });
+
+export async function newSchema(): Promise<string> {
+  const schema = `t_${randomBytes(6).toString('hex')}`;
+  const c = new pg.Client({ connectionString: testDatabaseUrl });
+  await c.connect();
+  await c.query(`CREATE SCHEMA ${schema}`);
+  await c.end();
+  return schema;
+}
+
+export async function dropSchema(schema: string): Promise<void> {
+  const c = new pg.Client({ connectionString: testDatabaseUrl });
+  await c.connect();
+  await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await c.end();
+}
+
+export interface TestAppOptions {
+  /** Extra environment for loadConfig (e.g. MAX_VALUE_BYTES, JWT_ISSUER). */
+  env?: Record<string, string>;
+  /** Reuse a PostgreSQL schema (a second app over the same data). */
+  schema?: string;
+  /** PGlite: a directory instead of memory (persistence tests). */
+  dataDir?: string;
+}
+
+export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
+  const env: Record<string, string> = {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'trace',
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    JWT_SECRET: randomBytes(48).toString('base64'),
+    ...(backend === 'postgres' ? { DATABASE_URL: testDatabaseUrl } : {}),
+    ...(opts.dataDir ? { DATA_DIR: opts.dataDir } : {}),
+    ...opts.env,
+  };
+  const config = loadConfig(env);
+  const logger = createLogger('trace', logSink());
+  const createdSchema = backend === 'postgres' && !opts.schema;
+  const schema = backend === 'postgres' ? (opts.schema ?? (await newSchema())) : undefined;
+  const runtime = await openRuntime(config, logger, {
+    ...(schema ? { pgSchema: schema } : {}),
+    inMemory: backend === 'pglite' && !opts.dataDir,
+  });
+  const app = await buildApp({ ...runtime, logger });
+  await app.ready();
+  const token: TestApp['token'] = (sub = 'test-admin', o = {}) =>
+    mintAdminToken(config, runtime.jwtSecret, {
+      sub,
+      ttlSeconds: o.ttlSeconds ?? 3600,
+      ...(o.role ? { role: o.role } : {}),
+      ...(o.extra ? { extra: o.extra } : {}),
+    });
+  return {
+    app,
+    db: runtime.db,
+    config,
+    keyring: runtime.keyring,
+    jwtSecret: runtime.jwtSecret,
+    env,
+    schema,
+    token,
+    auth: (sub) => ({ authorization: `Bearer ${token(sub)}` }),
+    async reset() {
+      const tables = await runtime.db.query<{ tablename: string }>(
+        `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()
+         AND tablename NOT IN ('schema_migrations', 'crypto_canaries')`,
+      );
+      if (tables.length)
+        await runtime.db.query(`TRUNCATE ${tables.map((t) => t.tablename).join(', ')} CASCADE`);
+    },
+    async close() {
+      await app.close();
+      await runtime.close();
+      if (createdSchema && schema) await dropSchema(schema);
+    },
+  };
+}

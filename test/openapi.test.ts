@@ -1,0 +1,24 @@
+import { readFile } from 'node:fs/promises';
+import { expect, it } from 'vitest';
+import { generateOpenApi } from '../scripts/write-openapi.js';
+
+it('the committed openapi/openapi.json matches the routes (run npm run openapi after changing them)', async () => {
+  const committed = await readFile(new URL('../openapi/openapi.json', import.meta.url), 'utf8');
+  expect(JSON.parse(committed)).toEqual(JSON.parse(await generateOpenApi()));
+});
+
+it('documents every secrets route with its security requirement and the error schema', async () => {
+  const doc = JSON.parse(await generateOpenApi());
+  for (const [path, methods] of [
+    ['/api/secrets', ['get', 'post']],
+    ['/api/secrets/{key}', ['get', 'put', 'delete']],
+  ] as const) {
+    for (const m of methods) {
+      const op = doc.paths[path][m];
+      expect(op, `${m} ${path}`).toBeDefined();
+      expect(op.security).toEqual([{ bearerAuth: [] }]);
+    }
+  }
+  expect(doc.components.schemas.ErrorResponse.required).toEqual(['error', 'message', 'statusCode']);
+  expect(doc.components.securitySchemes.bearerAuth.scheme).toBe('bearer');
+});

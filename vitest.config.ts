@@ -1,0 +1,21 @@
+import { defineConfig } from 'vitest/config';
+
+// `npm test` runs every test on embedded PGlite; with TEST_DATABASE_URL set it runs every
+// test a second time on PostgreSQL (project "postgres"), so one command covers both.
+const projects = [
+  { extends: true as const, test: { name: 'pglite', env: { TEST_BACKEND: 'pglite' } } },
+  ...(process.env.TEST_DATABASE_URL
+    ? [{ extends: true as const, test: { name: 'postgres', env: { TEST_BACKEND: 'postgres' } } }]
+    : []),
+];
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    setupFiles: ['test/setup.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    projects,
+  },
+});
