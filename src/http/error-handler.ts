@@ -14,7 +14,7 @@ export function toAppError(err: unknown): AppError {
   const e = err as FastifyError;
   if (hasZodFastifySchemaValidationErrors(e)) {
     // A missing required field says the most; put it first (seed 000's "Both key and value are required").
-    const messages = [...new Set(e.validation.map((v) => v.message))].sort(
+    const messages = [...new Set(e.validation.map((v) => String(v.message)))].sort(
       (a, b) => Number(b.includes('required')) - Number(a.includes('required')),
     );
     return errors.invalidInput(
