@@ -51,6 +51,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
   });
+  // The API speaks JSON only. Fastify's built-in text/plain parser would hand a string to
+  // the body schema and answer "must be a JSON object"; without it the caller gets a 415
+  // that says which Content-Type to send.
+  app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(validatorCompiler);
   // Responses are built by our own code from typed objects; plain JSON.stringify keeps the
   // hot path free of a second validation pass. The zod response schemas document them.
