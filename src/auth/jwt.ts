@@ -30,6 +30,7 @@ function describe(err: unknown): string {
   if (code === 'FAST_JWT_INVALID_ALGORITHM') return 'the token algorithm is not accepted';
   if (code === 'FAST_JWT_INVALID_CLAIM_VALUE') return 'the issuer or audience is not accepted';
   if (code === 'FAST_JWT_MISSING_SIGNATURE') return 'the token is not signed';
+  if (code === 'FAST_JWT_MISSING_REQUIRED_CLAIM') return 'the token lacks the issuer or audience claim';
   return 'the token is malformed';
 }
 
@@ -42,14 +43,17 @@ export const jwtPlugin = fp(async (app: FastifyInstance, opts: { config: Config;
   const algorithm = jwt.algorithm ?? (jwt.publicKey ? 'RS256' : 'HS256');
   const asymmetric = algorithm !== 'HS256';
   await app.register(fastifyJwt, {
-    secret: asymmetric
-      ? { public: jwt.publicKey!, private: 'unused: this service cannot sign asymmetric tokens' }
-      : opts.jwtSecret,
+    // Asymmetric: only the public key. A placeholder private key made registration throw
+    // ("Invalid private key provided for algorithm RS256"), so RS256/ES256 never started.
+    secret: asymmetric ? { public: jwt.publicKey! } : opts.jwtSecret,
     sign: { algorithm },
     verify: {
       algorithms: [algorithm],
       ...(jwt.issuer ? { allowedIss: jwt.issuer } : {}),
       ...(jwt.audience ? { allowedAud: jwt.audience } : {}),
+      // allowedIss/allowedAud only check claims that are present; a token without them
+      // must not pass when an issuer or audience is configured.
+      requiredClaims: [...(jwt.issuer ? ['iss'] : []), ...(jwt.audience ? ['aud'] : [])],
     },
   });
   app.decorateRequest('actor', null);
