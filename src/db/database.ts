@@ -48,7 +48,9 @@ export function isConnectionError(err: unknown): boolean {
   // SQLSTATE class 08 (connection exception), 57P01..57P03 (shutdown, cannot connect now), 53300 (too many connections)
   if (/^08/.test(code) || /^57P0[123]$/.test(code) || code === '53300') return true;
   const msg = typeof e.message === 'string' ? e.message : '';
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection closed/i.test(
+  // The last two: a pool or an embedded database already closed at shutdown is no
+  // different for a caller than one that cannot be reached (503, retry elsewhere).
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection closed|Cannot use a pool after calling end|PGlite is clos(ed|ing)/i.test(
     msg,
   );
 }

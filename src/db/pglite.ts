@@ -1,5 +1,9 @@
 import { PGlite } from '@electric-sql/pglite';
-import type { Database, Transaction } from './database.js';
+import { type Database, DatabaseUnavailableError, isConnectionError, type Transaction } from './database.js';
+
+function translate(err: unknown): never {
+  throw isConnectionError(err) ? new DatabaseUnavailableError(err) : err;
+}
 
 /** PGlite returns bytea as Uint8Array; the repositories expect Buffers, as pg gives them. */
 function normalise<R>(rows: Record<string, unknown>[]): R[] {
@@ -24,10 +28,13 @@ export async function openPglite(dataDir: string | undefined): Promise<Database>
   return {
     kind: 'pglite',
     async query<R>(sql: string, params?: readonly unknown[]) {
-      const res = await db.query<Record<string, unknown>>(sql, params as unknown[] | undefined);
+      const res = await db
+        .query<Record<string, unknown>>(sql, params as unknown[] | undefined)
+        .catch(translate);
       return normalise<R>(res.rows);
     },
     async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+      if (db.closed) translate(new Error('PGlite is closed'));
       return db.transaction(async (t) =>
         fn({
           async query<R>(sql: string, params?: readonly unknown[]) {

@@ -1,0 +1,144 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { KeyCheckError } from '../../src/crypto/canary.js';
+import { createLogger } from '../../src/logger.js';
+import { openRuntime } from '../../src/runtime.js';
+import { backend, createTestApp, dropSchema, newSchema, testDatabaseUrl } from '../helpers/app.js';
+import { api } from '../helpers/http.js';
+import { secretValue } from '../helpers/secrets.js';
+
+const dirs: string[] = [];
+const tempDir = async () => {
+  const d = await mkdtemp(join(tmpdir(), 'secrets-keycheck-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+const WRONG_KEY = /The encryption key for key id "k1" is not the one this database was written with/;
+
+describe('a wrong ENCRYPTION_KEY stops start-up', () => {
+  it('openRuntime throws KeyCheckError with a clear message; the right key still opens', async () => {
+    const schema = backend === 'postgres' ? await newSchema() : undefined;
+    const dataDir = backend === 'pglite' ? await tempDir() : undefined;
+    const where = { ...(schema ? { schema } : {}), ...(dataDir ? { dataDir } : {}) };
+    const value = secretValue();
+    const first = await createTestApp(where);
+    await api(first).create({ key: 'KEYED', value });
+    await first.close();
+    try {
+      const wrong = { ...first.env, ENCRYPTION_KEY: randomBytes(32).toString('base64') };
+      const err = await openRuntime(
+        loadConfig(wrong),
+        createLogger('silent'),
+        schema ? { pgSchema: schema } : {},
+      ).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(KeyCheckError);
+      expect((err as Error).message).toMatch(WRONG_KEY);
+      expect((err as Error).message).toMatch(/Start with the original ENCRYPTION_KEY/);
+
+      const again = await createTestApp({ ...where, env: first.env });
+      expect((await api(again).reveal('KEYED')).json().value).toBe(value);
+      await again.close();
+    } finally {
+      if (schema) await dropSchema(schema);
+    }
+  });
+});
+
+/** Runs src/main.ts as a real process; resolves with its exit code and output once it exits or logs "ready". */
+function runMain(env: Record<string, string>) {
+  return new Promise<{ code: number | null; out: string; ready?: Record<string, unknown> }>(
+    (resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+        cwd: join(import.meta.dirname, '../..'),
+        env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`main.ts did not exit or get ready in time:\n${out}`));
+      }, 45_000);
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        for (const line of out.split('\n')) {
+          if (!line.includes('secrets service ready')) continue;
+          const ready = JSON.parse(line);
+          child.kill('SIGTERM');
+          child.once('exit', (code) => {
+            clearTimeout(timer);
+            resolve({ code, out, ready });
+          });
+          child.stdout.off('data', onData);
+          return;
+        }
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      child.once('exit', (code) => {
+        if (out.includes('secrets service ready')) return;
+        clearTimeout(timer);
+        resolve({ code, out });
+      });
+    },
+  );
+}
+
+describe('the real process (src/main.ts)', () => {
+  it('starts, then refuses to start with another ENCRYPTION_KEY: non-zero exit and the message', async () => {
+    const dataDir = await tempDir();
+    let databaseUrl: string | undefined;
+    let dbName: string | undefined;
+    if (backend === 'postgres') {
+      // A database of its own: main.ts has no schema option and must not touch shared tables.
+      dbName = `keycheck_${randomBytes(5).toString('hex')}`;
+      const admin = new pg.Client({ connectionString: testDatabaseUrl });
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${dbName}`);
+      await admin.end();
+      const u = new URL(testDatabaseUrl);
+      u.pathname = `/${dbName}`;
+      databaseUrl = u.toString();
+    }
+    try {
+      const base = {
+        DATA_DIR: dataDir,
+        JWT_SECRET: randomBytes(48).toString('base64'),
+        ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+      };
+      const good = await runMain({ ...base, ENCRYPTION_KEY: randomBytes(32).toString('base64') });
+      expect(good.ready, good.out).toMatchObject({ backend, startupMs: expect.any(Number) });
+      expect(good.code).toBe(0);
+
+      const bad = await runMain({ ...base, ENCRYPTION_KEY: randomBytes(32).toString('base64') });
+      expect(bad.ready).toBeUndefined();
+      expect(bad.code).not.toBe(0);
+      expect(bad.out).toMatch(WRONG_KEY);
+
+      const malformed = await runMain({ ...base, ENCRYPTION_KEY: 'too-short' });
+      expect(malformed.code).not.toBe(0);
+      expect(malformed.out).toMatch(/ENCRYPTION_KEY must be 32 bytes .*openssl rand -base64 32/);
+    } finally {
+      if (dbName) {
+        const admin = new pg.Client({ connectionString: testDatabaseUrl });
+        await admin.connect();
+        await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+        await admin.end();
+      }
+    }
+  }, 120_000);
+});
