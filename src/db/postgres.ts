@@ -70,8 +70,10 @@ export function openPostgres(opts: PostgresOptions): Database {
         client.release(broken || undefined);
       }
     },
+    // Idempotent like the PGlite adapter: pg throws when end() is called twice, and
+    // shutdown paths (signal after an error) can reach close() more than once.
     async close() {
-      await pool.end();
+      if (!pool.ended) await pool.end();
     },
     stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
   };
