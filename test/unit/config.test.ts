@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { resolveKeys } from '../../src/runtime.js';
+
+const secret = randomBytes(48).toString('base64');
+
+describe('loadConfig', () => {
+  it('has the documented defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      nodeEnv: 'development',
+      host: '127.0.0.1',
+      port: 7130,
+      dataDir: './data',
+      databaseUrl: undefined,
+      maxValueBytes: 65536,
+      loginRateLimit: 10,
+      rootAdmin: undefined,
+    });
+    expect(c.jwt.adminRole).toBe('project_admin');
+  });
+
+  it('is deeply frozen', () => {
+    const c = loadConfig({ JWT_SECRET: secret });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.jwt)).toBe(true);
+    expect(() => {
+      (c as { port: number }).port = 1;
+    }).toThrow();
+  });
+
+  it('reads every variable', () => {
+    const c = loadConfig({
+      NODE_ENV: 'production',
+      HOST: '0.0.0.0',
+      PORT: '8080',
+      DATABASE_URL: 'postgres://db/x',
+      JWT_SECRET: secret,
+      JWT_ISSUER: 'iss',
+      JWT_AUDIENCE: 'aud',
+      ADMIN_ROLE: 'ops',
+      ROOT_ADMIN_USERNAME: 'u',
+      ROOT_ADMIN_PASSWORD: 'p',
+      MAX_VALUE_BYTES: '1024',
+      LOGIN_RATE_LIMIT: '3',
+      TRUST_PROXY: 'true',
+    });
+    expect(c).toMatchObject({
+      nodeEnv: 'production',
+      host: '0.0.0.0',
+      port: 8080,
+      databaseUrl: 'postgres://db/x',
+      rootAdmin: { username: 'u', password: 'p' },
+      maxValueBytes: 1024,
+      loginRateLimit: 3,
+      trustProxy: true,
+    });
+    expect(c.jwt).toMatchObject({ issuer: 'iss', audience: 'aud', adminRole: 'ops', algorithm: undefined });
+  });
+
+  it('treats empty strings as unset', () => {
+    expect(loadConfig({ PORT: '', JWT_SECRET: '', DATABASE_URL: '' })).toMatchObject({
+      port: 7130,
+      databaseUrl: undefined,
+    });
+  });
+
+  it.each([
+    [{ PORT: 'http' }, /PORT/],
+    [{ PORT: '70000' }, /PORT/],
+    [{ NODE_ENV: 'staging' }, /NODE_ENV/],
+    [{ LOG_LEVEL: 'verbose' }, /LOG_LEVEL/],
+    [{ JWT_SECRET: 'short' }, /JWT_SECRET: must be at least 32 bytes/],
+    [{ ROOT_ADMIN_USERNAME: 'admin' }, /must be set together/],
+    [{ JWT_ALGORITHM: 'RS256' }, /JWT_PUBLIC_KEY: is required when JWT_ALGORITHM is RS256/],
+    [{ JWT_ALGORITHM: 'none' }, /JWT_ALGORITHM/],
+    [{ MAX_VALUE_BYTES: '0' }, /MAX_VALUE_BYTES/],
+    [{ MAX_VALUE_BYTES: 'lots' }, /MAX_VALUE_BYTES/],
+    [{ TRUST_PROXY: 'maybe' }, /TRUST_PROXY/],
+  ])('refuses %j with a message naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  // zod runs the cross-field refinements (JWT_SECRET length, pairs) only once the
+  // per-variable checks pass, so "every problem" means every per-variable problem.
+  it('lists every per-variable problem at once', () => {
+    try {
+      loadConfig({ PORT: 'x', LOG_LEVEL: 'verbose' });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as ConfigError).problems).toHaveLength(2);
+    }
+  });
+});
+
+describe('keys at start-up', () => {
+  const log = createLogger('silent');
+
+  it('production refuses to start without ENCRYPTION_KEY and JWT_SECRET, saying how to make them', async () => {
+    const err = await resolveKeys(loadConfig({ NODE_ENV: 'production' }), log).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(
+      /ENCRYPTION_KEY is required in production .*openssl rand -base64 32/,
+    );
+    expect((err as Error).message).toMatch(/JWT_SECRET is required in production/);
+  });
+
+  it('a malformed ENCRYPTION_KEY is a ConfigError saying how to make one', async () => {
+    const err = await resolveKeys(loadConfig({ ENCRYPTION_KEY: 'hunter2', JWT_SECRET: secret }), log).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/openssl rand -base64 32/);
+  });
+
+  it('outside production, missing keys are generated into DATA_DIR and reused', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'secrets-keys-'));
+    try {
+      const config = loadConfig({ DATA_DIR: dir });
+      const a = await resolveKeys(config, log);
+      const b = await resolveKeys(config, log);
+      expect(a.jwtSecret.length).toBeGreaterThanOrEqual(32);
+      expect(b.jwtSecret).toBe(a.jwtSecret);
+      expect(b.keyring.get('k1')!.equals(a.keyring.get('k1')!)).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
