@@ -25,7 +25,8 @@ const rewrapBody = z
           : 'Request body must be a JSON object',
     },
   )
-  .optional()
+  // No body at all (curl -X POST) arrives as null: it means "the defaults".
+  .nullish()
   .meta({ id: 'RewrapRequest' });
 
 const rewrapResult = z.object({
