@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { IntegrityError, rewrapValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
@@ -93,6 +94,9 @@ export function createKeyService(deps: {
           const last = rows[rows.length - 1]!;
           after = { secretId: last.secret_id, version: last.version };
           await opts.onBatch?.({ batches, rewrapped });
+          // Embedded PGlite answers through promises alone, so without this a rewrap run by
+          // the server would hold the event loop (and every other request) until it ends.
+          await yieldToEventLoop();
         }
         if (!progressed) break;
       }
