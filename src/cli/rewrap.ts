@@ -17,7 +17,9 @@ import { openDatabase, resolveKeys } from '../runtime.js';
 const HELP = `Usage: npm run rewrap -- [--batch-size N] [--pause-ms MS]
 Re-wraps every stored data key to the active key id, in batches; resumable.
   --batch-size  rows per batch, 1..5000 (default: 500)
-  --pause-ms    sleep between batches, to leave a busy database room (default: 0)`;
+  --pause-ms    sleep between batches, to leave a busy database room (default: 0)
+With embedded PGlite (no DATABASE_URL) stop the server first, or use POST /api/keys/rewrap:
+the data directory must not be opened by two processes.`;
 
 try {
   const { values } = parseArgs({
