@@ -224,7 +224,7 @@ it('bad rewrap requests are 400 and change nothing', async () => {
   expect((await call(a, 'GET', '/api/keys/status')).json().pendingRewrap).toBe(3);
   const noAuth = await a.app.inject({ method: 'GET', url: '/api/keys/status' });
   expect(noAuth.statusCode).toBe(401);
-});
+}, 90_000);
 
 it('the server keeps answering while a rewrap runs in it (embedded PGlite resolves without I/O)', async () => {
   // One in-memory app whose ring has A active and B too; rows are sealed under B directly,
@@ -260,4 +260,4 @@ it('the server keeps answering while a rewrap runs in it (embedded PGlite resolv
   expect(r.json()).toMatchObject({ activeKid: 'A', rewrapped: 600, remaining: 0, batches: 30 });
   // Before the rewrap yielded between batches, the reader's first request waited for the end.
   expect(servedDuringRewrap).toBeGreaterThan(5);
-});
+}, 90_000);

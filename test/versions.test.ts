@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
 import { createTestApp, type TestApp } from './helpers/app.js';
 import { secretValue } from './helpers/secrets.js';
 
@@ -250,4 +251,12 @@ describe('restore and purge', () => {
     expect(again.json().id).not.toBe(id);
     expect((await history('PURGE_ME')).versions.map((v) => v.version)).toEqual([1]);
   });
+});
+
+it('MAX_VERSIONS defaults to 20 and must be a whole number from 1 to 1000', () => {
+  expect(loadConfig({}).maxVersions).toBe(20);
+  expect(loadConfig({ MAX_VERSIONS: '3' }).maxVersions).toBe(3);
+  for (const bad of ['0', '-1', '1.5', 'abc', '1001']) {
+    expect(() => loadConfig({ MAX_VERSIONS: bad }), bad).toThrow(ConfigError);
+  }
 });
