@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { sealValue } from '../src/crypto/envelope.js';
 import { createKeyring } from '../src/crypto/keyring.js';
@@ -261,3 +262,28 @@ it('the server keeps answering while a rewrap runs in it (embedded PGlite resolv
   // Before the rewrap yielded between batches, the reader's first request waited for the end.
   expect(servedDuringRewrap).toBeGreaterThan(5);
 }, 90_000);
+
+// A second session holding a row lock needs several connections: PostgreSQL only (PGlite
+// runs one statement at a time, so there the question does not arise).
+if (backend === 'postgres') {
+  it('rewrap skips a row locked by another transaction instead of waiting; the next run moves it', async () => {
+    const expected = await seed(3); // 4 rows: ROT_0 has two versions
+    const a = await appWith(RING_AB);
+    const other = new pg.Client({ connectionString: testDatabaseUrl, options: `-c search_path=${schema}` });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(
+        `SELECT 1 FROM secret_versions v JOIN secrets s ON s.id = v.secret_id
+         WHERE s.key = 'ROT_0' AND v.version = 1 FOR UPDATE OF v`,
+      );
+      const first = await call(a, 'POST', '/api/keys/rewrap');
+      expect(first.json()).toMatchObject({ rewrapped: 3, remaining: 1, failed: 0 });
+    } finally {
+      await other.query('ROLLBACK');
+      await other.end();
+    }
+    expect((await call(a, 'POST', '/api/keys/rewrap')).json()).toMatchObject({ rewrapped: 1, remaining: 0 });
+    await expectAllReadable(a, expected);
+  });
+}

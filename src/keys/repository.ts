@@ -46,7 +46,10 @@ export function createKeysRepository() {
      * Stores re-wrapped data keys for a batch in one statement (one short transaction).
      * A row is only changed if it still has the kid it was read with, so a concurrent
      * rewrap never clobbers another, and a row pruned or purged meanwhile is simply gone.
-     * Byte arrays travel as hex text so the same SQL runs on pg and PGlite.
+     * Rows locked by someone else (a purge deleting a secret's versions, a prune) are
+     * skipped, not waited for: the rewrap never waits, so it can never be half of a
+     * deadlock; skipped rows are picked up by the next pass. Byte arrays travel as hex
+     * text so the same SQL runs on pg and PGlite.
      */
     async storeRewrapped(q: Queryable, rows: Rewrapped[]): Promise<number> {
       if (rows.length === 0) return 0;
@@ -54,11 +57,15 @@ export function createKeysRepository() {
         `WITH u AS (
            SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
              AS t(secret_id, version, from_kid, kid, wrapped_dek, dek_iv, dek_tag)
+         ), locked AS (
+           SELECT v.secret_id, v.version FROM secret_versions v
+           JOIN u ON v.secret_id = u.secret_id AND v.version = u.version AND v.kid = u.from_kid
+           FOR UPDATE OF v SKIP LOCKED
          ), upd AS (
            UPDATE secret_versions v
            SET kid = u.kid, wrapped_dek = decode(u.wrapped_dek, 'hex'),
                dek_iv = decode(u.dek_iv, 'hex'), dek_tag = decode(u.dek_tag, 'hex')
-           FROM u
+           FROM u JOIN locked l ON l.secret_id = u.secret_id AND l.version = u.version
            WHERE v.secret_id = u.secret_id AND v.version = u.version AND v.kid = u.from_kid
            RETURNING 1
          )
