@@ -22,6 +22,7 @@ import { createLogger } from '../src/logger.js';
  *
  *   npx tsx scripts/bench-rewrap.ts pglite 20000
  *   npx tsx scripts/bench-rewrap.ts postgres 20000   (TEST_DATABASE_URL or the local default)
+ * BENCH_WARMUP=2000 first runs the same load for 2 s without a rewrap, as a baseline.
  */
 const backend = process.argv[2] === 'postgres' ? 'postgres' : 'pglite';
 const ROWS = Number(process.argv[3] ?? 20_000);
