@@ -19,9 +19,13 @@ import type { Database } from './db/database.js';
 import { migrationsApplied } from './db/migrate.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { errors } from './http/errors.js';
+import { createKeysRepository } from './keys/repository.js';
+import { keyRoutes } from './keys/routes.js';
+import { createKeyService } from './keys/service.js';
 import { createSecretsRepository } from './secrets/repository.js';
 import { secretRoutes } from './secrets/routes.js';
 import { createSecretService } from './secrets/service.js';
+import { versionRoutes } from './secrets/version-routes.js';
 
 export interface AppDeps {
   config: Config;
@@ -95,7 +99,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     keyring,
     log: logger,
     maxValueBytes: config.maxValueBytes,
+    maxVersions: config.maxVersions,
   });
+  const keys = createKeyService({ db, repo: createKeysRepository(), keyring, log: logger });
 
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get(
@@ -141,6 +147,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
     secured.addHook('onRequest', async (req) => secured.requireAdmin(req));
     await secured.register(secretRoutes, { secrets });
+    await secured.register(versionRoutes, { secrets });
+    await secured.register(keyRoutes, { keys });
   });
 
   return app;

@@ -48,6 +48,7 @@ export const envSchema = z
         .max(1024 * 1024)
         .default(64 * 1024),
     ),
+    MAX_VERSIONS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(1000).default(20)),
     LOGIN_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(10)),
     TRUST_PROXY: z.preprocess(emptyAsUndefined, bool.default(false)),
   })
@@ -100,6 +101,8 @@ export interface Config {
   };
   readonly rootAdmin: { readonly username: string; readonly password: string } | undefined;
   readonly maxValueBytes: number;
+  /** How many versions of each secret are kept; older ones are pruned when a version is added. */
+  readonly maxVersions: number;
   readonly loginRateLimit: number;
   readonly trustProxy: boolean;
 }
@@ -149,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ? { username: e.ROOT_ADMIN_USERNAME, password: e.ROOT_ADMIN_PASSWORD }
         : undefined,
     maxValueBytes: e.MAX_VALUE_BYTES,
+    maxVersions: e.MAX_VERSIONS,
     loginRateLimit: e.LOGIN_RATE_LIMIT,
     trustProxy: e.TRUST_PROXY,
   });

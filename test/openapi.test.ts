@@ -12,6 +12,11 @@ it('documents every secrets route with its security requirement and the error sc
   for (const [path, methods] of [
     ['/api/secrets', ['get', 'post']],
     ['/api/secrets/{key}', ['get', 'put', 'delete']],
+    ['/api/secrets/{key}/versions', ['get']],
+    ['/api/secrets/{key}/rollback', ['post']],
+    ['/api/secrets/{key}/restore', ['post']],
+    ['/api/keys/status', ['get']],
+    ['/api/keys/rewrap', ['post']],
   ] as const) {
     for (const m of methods) {
       const op = doc.paths[path][m];

@@ -48,6 +48,14 @@ export const errors = {
     new AppError(404, 'NOT_FOUND', `Route ${method} ${url} not found`, 'See GET /docs for the API reference'),
   conflict: (message: string, nextActions?: string) =>
     new AppError(409, 'INVALID_INPUT', message, nextActions),
+  preconditionFailed: (currentEtag: string) =>
+    new AppError(
+      412,
+      'PRECONDITION_FAILED',
+      'Precondition failed: the secret changed since the ETag given in If-Match',
+      'Read the secret again (its current ETag is in the ETag header), re-apply your change and retry with that ETag',
+      { etag: currentEtag },
+    ),
   payloadTooLarge: (message: string) =>
     new AppError(413, 'PAYLOAD_TOO_LARGE', message, 'Store a smaller value or raise MAX_VALUE_BYTES'),
   unsupportedMediaType: (type: string) =>

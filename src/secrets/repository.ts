@@ -16,6 +16,8 @@ export interface SecretRow {
   last_used_at: Date | null;
   last_used_by: string | null;
   seq: string;
+  /** Bumped by every change; names the state in the ETag. bigint, so a string. */
+  revision: string;
 }
 
 export interface CryptoColumns {
@@ -35,11 +37,22 @@ export interface RevealRow extends CryptoColumns {
   is_active: boolean;
   expires_at: Date | null;
   expired: boolean;
+  revision: string;
+  /** The version asked for (the current one by default). */
   version: number;
+  /** False when the secret exists but that version does not (pruned or never written). */
+  has_version: boolean;
+}
+
+export interface VersionRow {
+  version: number;
+  kid: string;
+  created_at: Date;
+  created_by: string | null;
 }
 
 const SECRET_COLUMNS = `id, key, description, is_active, is_reserved, expires_at, current_version,
-  created_at, updated_at, last_used_at, last_used_by, seq::text AS seq`;
+  created_at, updated_at, last_used_at, last_used_by, seq::text AS seq, revision::text AS revision`;
 
 export const toSealed = (r: CryptoColumns): SealedValue => ({
   format: r.format,
@@ -110,7 +123,8 @@ export function createSecretsRepository() {
 
     /**
      * Applies a metadata patch and, when `version` is given, stores a new sealed value as
-     * that version and makes it current, in one statement.
+     * that version, makes it current and prunes versions beyond the newest `keep`, in one
+     * statement. Bumps the revision; returns the new one.
      */
     async update(
       q: Queryable,
@@ -120,11 +134,11 @@ export function createSecretsRepository() {
         isReserved?: boolean;
         expiresAt?: Date | null;
         description?: string | null;
-        version?: { number: number; sealed: SealedValue; createdBy: string };
+        version?: { number: number; sealed: SealedValue; createdBy: string; keep: number };
       },
-    ): Promise<void> {
+    ): Promise<string> {
       const params: unknown[] = [id];
-      const sets = ['updated_at = now()'];
+      const sets = ['updated_at = now()', 'revision = secrets.revision + 1'];
       const set = (col: string, v: unknown) => {
         params.push(v);
         sets.push(`${col} = $${params.length}`);
@@ -134,22 +148,54 @@ export function createSecretsRepository() {
       if (patch.expiresAt !== undefined) set('expires_at', patch.expiresAt);
       if (patch.description !== undefined) set('description', patch.description);
       if (!patch.version) {
-        await q.query(`UPDATE secrets SET ${sets.join(', ')} WHERE id = $1`, params);
-        return;
+        const rows = await q.query<{ revision: string }>(
+          `UPDATE secrets SET ${sets.join(', ')} WHERE id = $1 RETURNING revision::text AS revision`,
+          params,
+        );
+        return rows[0]!.revision;
       }
       set('current_version', patch.version.number);
       const v = params.length;
-      params.push(patch.version.createdBy, ...sealedParams(patch.version.sealed));
+      params.push(patch.version.createdBy, ...sealedParams(patch.version.sealed), patch.version.keep);
       const p = (i: number) => `$${v + i}`;
-      await q.query(
+      // Version numbers only grow by one, so "the newest keep" is "number > new - keep".
+      const rows = await q.query<{ revision: string }>(
         `WITH ins AS (
            INSERT INTO secret_versions (secret_id, version, created_by, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext)
            VALUES ($1, $${v}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)})
            RETURNING secret_id
+         ), pruned AS (
+           DELETE FROM secret_versions WHERE secret_id = $1 AND version <= $${v}::int - ${p(10)}::int
          )
-         UPDATE secrets SET ${sets.join(', ')} FROM ins WHERE secrets.id = ins.secret_id`,
+         UPDATE secrets SET ${sets.join(', ')} FROM ins WHERE secrets.id = ins.secret_id
+         RETURNING secrets.revision::text AS revision`,
         params,
       );
+      return rows[0]!.revision;
+    },
+
+    /** Version metadata of one secret, newest first (never values). */
+    async listVersions(q: Queryable, id: string): Promise<VersionRow[]> {
+      return q.query<VersionRow>(
+        `SELECT version, kid, created_at, created_by FROM secret_versions
+         WHERE secret_id = $1 ORDER BY version DESC`,
+        [id],
+      );
+    },
+
+    /** One stored version's sealed value. */
+    async findVersion(q: Queryable, id: string, version: number): Promise<CryptoColumns | undefined> {
+      const rows = await q.query<CryptoColumns>(
+        `SELECT format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext
+         FROM secret_versions WHERE secret_id = $1 AND version = $2`,
+        [id, version],
+      );
+      return rows[0];
+    },
+
+    /** Erases a secret; ON DELETE CASCADE removes its versions in the same statement. */
+    async purge(q: Queryable, id: string): Promise<void> {
+      await q.query('DELETE FROM secrets WHERE id = $1', [id]);
     },
 
     /**
@@ -158,24 +204,27 @@ export function createSecretsRepository() {
      * rewritten when it is older than a second or the reader changed, so a hot key read
      * by many clients does not serialise them on its row lock.
      */
-    async reveal(q: Queryable, key: string, actor: string): Promise<RevealRow | undefined> {
+    async reveal(q: Queryable, key: string, actor: string, version?: number): Promise<RevealRow | undefined> {
       const rows = await q.query<RevealRow>(
         `WITH cur AS (
-           SELECT id, key, is_active, expires_at, current_version,
+           SELECT id, key, is_active, expires_at, revision,
+                  COALESCE($3::int, current_version) AS version,
                   (expires_at IS NOT NULL AND expires_at <= now()) AS expired
            FROM secrets WHERE key = $1
          ), touch AS (
            UPDATE secrets s SET last_used_at = now(), last_used_by = $2
            FROM cur
            WHERE s.id = cur.id AND cur.is_active AND NOT cur.expired
+             AND EXISTS (SELECT 1 FROM secret_versions x WHERE x.secret_id = cur.id AND x.version = cur.version)
              AND (s.last_used_at IS NULL OR s.last_used_at < now() - interval '1 second'
                   OR s.last_used_by IS DISTINCT FROM $2)
            RETURNING s.id
          )
-         SELECT cur.id, cur.key, cur.is_active, cur.expires_at, cur.expired, cur.current_version AS version,
+         SELECT cur.id, cur.key, cur.is_active, cur.expires_at, cur.expired, cur.revision::text AS revision,
+                cur.version, v.secret_id IS NOT NULL AS has_version,
                 v.format, v.kid, v.wrapped_dek, v.dek_iv, v.dek_tag, v.iv, v.tag, v.ciphertext
-         FROM cur JOIN secret_versions v ON v.secret_id = cur.id AND v.version = cur.current_version`,
-        [key, actor],
+         FROM cur LEFT JOIN secret_versions v ON v.secret_id = cur.id AND v.version = cur.version`,
+        [key, actor, version ?? null],
       );
       return rows[0];
     },

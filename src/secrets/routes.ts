@@ -3,9 +3,12 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import {
   createBody,
+  deleteQuery,
   errorResponse,
+  ifMatchHeaders,
   keyParams,
   listQuery,
+  revealQuery,
   secretMetadata,
   successResponse,
   updateBody,
@@ -75,12 +78,17 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
         tags,
         summary: 'Get a secret value',
         description:
-          'Decrypts and returns the value; records lastUsedAt/lastUsedBy. Inactive or expired secrets answer 404.',
+          'Decrypts and returns the value (or, with ?version=N, a kept older version); records lastUsedAt/lastUsedBy. Inactive or expired secrets answer 404. The ETag header names the current state, for If-Match.',
         params: keyParams,
+        querystring: revealQuery,
         response: { 200: z.object({ key: z.string(), value: z.string() }), 500: errorResponse, ...errs },
       },
     },
-    async (req) => secrets.reveal(req.params.key, req.actor!.sub),
+    async (req, reply) => {
+      const { key, value, etag } = await secrets.reveal(req.params.key, req.actor!.sub, req.query.version);
+      reply.header('etag', etag);
+      return { key, value };
+    },
   );
 
   r.put(
@@ -90,14 +98,21 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
         tags,
         summary: 'Update a secret',
         description:
-          'Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry.',
+          'Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. With If-Match, applies only if the secret is still in that state (else 412).',
         params: keyParams,
+        headers: ifMatchHeaders,
         body: updateBody,
-        response: { 200: successResponse, 413: errorResponse, ...errs },
+        response: { 200: successResponse, 412: errorResponse, 413: errorResponse, ...errs },
       },
     },
-    async (req) => {
-      await secrets.update(req.params.key, req.body, req.actor!.sub);
+    async (req, reply) => {
+      const { etag } = await secrets.update(
+        req.params.key,
+        req.body,
+        req.actor!.sub,
+        req.headers['if-match'],
+      );
+      reply.header('etag', etag);
       return { success: true as const, message: `Secret ${req.params.key} has been updated successfully` };
     },
   );
@@ -107,16 +122,28 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
     {
       schema: {
         tags,
-        summary: 'Delete a secret (soft)',
+        summary: 'Delete a secret (soft), or purge it',
         description:
-          'Marks the secret inactive. Reserved secrets cannot be deleted. Deleting an inactive secret succeeds.',
+          'Marks the secret inactive (restore it with POST /api/secrets/{key}/restore). Reserved secrets cannot be deleted. Deleting an inactive secret succeeds. ?purge=true erases an inactive, non-reserved secret and all its versions irreversibly. Accepts If-Match.',
         params: keyParams,
-        response: { 200: successResponse, ...errs },
+        querystring: deleteQuery,
+        headers: ifMatchHeaders,
+        response: { 200: successResponse, 409: errorResponse, 412: errorResponse, ...errs },
       },
     },
-    async (req) => {
-      await secrets.remove(req.params.key);
-      return { success: true as const, message: `Secret ${req.params.key} has been deleted successfully` };
+    async (req, reply) => {
+      const { key } = req.params;
+      const { etag } = await secrets.remove(key, {
+        ifMatch: req.headers['if-match'],
+        purge: req.query.purge,
+      });
+      if (etag) reply.header('etag', etag);
+      return {
+        success: true as const,
+        message: req.query.purge
+          ? `Secret ${key} has been purged permanently`
+          : `Secret ${key} has been deleted successfully`,
+      };
     },
   );
 }

@@ -137,3 +137,61 @@ export const secretMetadata = z
   .meta({ id: 'SecretMetadata' });
 
 export const successResponse = z.object({ success: z.literal(true), message: z.string() });
+
+// Versions are int4 in the database: a number past 2^31-1 is refused here, not by the driver.
+const MAX_VERSION = 2_147_483_647;
+const VERSION_MESSAGE = `version must be a whole number from 1 to ${MAX_VERSION}`;
+const versionNumber = z
+  .number({ error: VERSION_MESSAGE })
+  .int({ error: VERSION_MESSAGE })
+  .min(1, { error: VERSION_MESSAGE })
+  .max(MAX_VERSION, { error: VERSION_MESSAGE });
+
+export const revealQuery = z.object({
+  // Digits only: "1.5", "1e3", "0x10", " 7" and "-1" are refused instead of coerced.
+  version: z
+    .string()
+    .regex(/^[1-9][0-9]{0,9}$/, { error: VERSION_MESSAGE })
+    .transform(Number)
+    .pipe(versionNumber)
+    .optional()
+    .meta({ description: 'Read this older version instead of the current one' }),
+});
+
+export const deleteQuery = z.object({
+  purge: z
+    .enum(['true', 'false'], { error: 'purge must be true or false' })
+    .transform((v) => v === 'true')
+    .optional()
+    .meta({
+      description:
+        'true: erase an inactive, non-reserved secret and all its versions irreversibly (soft-delete it first)',
+    }),
+});
+
+export const ifMatchHeaders = z.looseObject({
+  'if-match': z.string().max(1024).optional().meta({
+    description:
+      'Compare-and-set: the ETag of the state you read; 412 PRECONDITION_FAILED (with the current ETag) when the secret changed since',
+  }),
+});
+
+export const rollbackBody = object({
+  version: versionNumber.meta({ description: 'The version whose value becomes the new current version' }),
+}).meta({ id: 'RollbackRequest' });
+
+export const versionMetadata = z
+  .object({
+    version: z.number().int(),
+    createdAt: z.iso.datetime(),
+    createdBy: z.string().nullable(),
+    kid: z.string().meta({ description: 'Key id of the key-encryption key wrapping this version' }),
+    current: z.boolean(),
+  })
+  .meta({ id: 'SecretVersion' });
+
+export const versionsResponse = z.object({
+  key: z.string(),
+  currentVersion: z.number().int(),
+  versions: z.array(versionMetadata).meta({ description: 'Kept versions, newest first (never values)' }),
+});

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { IntegrityError, openValue, sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
-import type { Database } from '../db/database.js';
+import type { Database, Transaction } from '../db/database.js';
 import { errors } from '../http/errors.js';
-import { type SecretRow, type SecretsRepository, toSealed } from './repository.js';
+import { ifMatchSatisfied, secretEtag } from '../http/etag.js';
+import { type CryptoColumns, type SecretRow, type SecretsRepository, toSealed } from './repository.js';
 
 /** Rules, transactions and crypto for secrets. Knows nothing of HTTP beyond the typed errors. */
 
@@ -65,6 +66,12 @@ function decodeCursor(cursor: string): string {
   return m[1];
 }
 
+const versionNotFound = (key: string, version: number) =>
+  errors.notFound(
+    `Secret not found: ${key} has no version ${version}`,
+    `List the versions that are kept with GET /api/secrets/${key}/versions`,
+  );
+
 const notFound = (key: string) =>
   errors.notFound(
     `Secret not found: ${key}`,
@@ -77,6 +84,8 @@ export interface SecretServiceDeps {
   keyring: Keyring;
   log: Logger;
   maxValueBytes: number;
+  /** Versions kept per secret (MAX_VERSIONS); older ones are pruned when one is added. */
+  maxVersions: number;
   /** Default page size and ceiling for the list. */
   maxListLimit?: number;
 }
@@ -87,6 +96,7 @@ export function createSecretService({
   keyring,
   log,
   maxValueBytes,
+  maxVersions,
   maxListLimit = 1000,
 }: SecretServiceDeps) {
   function checkValue(value: string) {
@@ -94,6 +104,39 @@ export function createSecretService({
     if (bytes > maxValueBytes) {
       throw errors.payloadTooLarge(`value is ${bytes} bytes of UTF-8; the limit is ${maxValueBytes} bytes`);
     }
+  }
+
+  /** Opens one stored version; a value that does not authenticate is logged (without it) and refused. */
+  function open(row: { id: string; key: string }, version: number, sealed: CryptoColumns): string {
+    try {
+      return openValue(keyring, { secretId: row.id, key: row.key, version }, toSealed(sealed));
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err;
+      log.error(
+        { secretKey: row.key, version, kid: sealed.kid, reason: err.message },
+        'stored secret failed its integrity check',
+      );
+      throw errors.integrity(row.key);
+    }
+  }
+
+  /** The secret's row under its lock, checked against If-Match: 404 when absent, 412 when stale. */
+  async function lockChecked(tx: Transaction, key: string, ifMatch: string | undefined) {
+    const cur = await repo.findByKey(tx, key, { forUpdate: true });
+    if (!cur) throw notFound(key);
+    const etag = secretEtag(cur.id, cur.revision);
+    if (!ifMatchSatisfied(ifMatch, etag)) throw errors.preconditionFailed(etag);
+    return cur;
+  }
+
+  function newVersion(cur: SecretRow, value: string, actor: string) {
+    const number = cur.current_version + 1;
+    return {
+      number,
+      createdBy: actor,
+      keep: maxVersions,
+      sealed: sealValue(keyring, { secretId: cur.id, key: cur.key, version: number }, value),
+    };
   }
 
   return {
@@ -142,24 +185,24 @@ export function createSecretService({
             'Use PUT /api/secrets/{key} to change its value, or choose another key',
           );
         }
-        const version = cur.current_version + 1;
         await repo.update(tx, cur.id, {
           isActive: true,
           isReserved: meta.isReserved,
           expiresAt: meta.expiresAt,
           description: meta.description,
-          version: {
-            number: version,
-            createdBy: actor,
-            sealed: sealValue(keyring, { secretId: cur.id, key: cur.key, version }, input.value),
-          },
+          version: newVersion(cur, input.value, actor),
         });
         return { id: cur.id, revived: true };
       });
     },
 
-    async reveal(key: string, actor: string): Promise<{ key: string; value: string }> {
-      const row = await repo.reveal(db, key, actor);
+    /** The current value, or version `version`; the same 404 rules apply to every version. */
+    async reveal(
+      key: string,
+      actor: string,
+      version?: number,
+    ): Promise<{ key: string; value: string; etag: string }> {
+      const row = await repo.reveal(db, key, actor, version);
       if (!row) throw notFound(key);
       if (!row.is_active) {
         throw errors.notFound(
@@ -173,61 +216,109 @@ export function createSecretService({
           'Set a new expiry (or null) with PUT /api/secrets/{key} {"expiresAt": ...}',
         );
       }
-      try {
-        return {
-          key: row.key,
-          value: openValue(keyring, { secretId: row.id, key: row.key, version: row.version }, toSealed(row)),
-        };
-      } catch (err) {
-        if (!(err instanceof IntegrityError)) throw err;
-        log.error(
-          { secretKey: key, version: row.version, kid: row.kid, reason: err.message },
-          'stored secret failed its integrity check',
-        );
-        throw errors.integrity(key);
-      }
+      if (!row.has_version) throw versionNotFound(key, row.version);
+      return { key: row.key, value: open(row, row.version, row), etag: secretEtag(row.id, row.revision) };
     },
 
-    async update(key: string, input: UpdateInput, actor: string): Promise<void> {
+    /** Version metadata, newest first; works for inactive secrets too (it reveals no value). */
+    async versions(key: string) {
+      const cur = await repo.findByKey(db, key);
+      if (!cur) throw notFound(key);
+      const rows = await repo.listVersions(db, cur.id);
+      return {
+        etag: secretEtag(cur.id, cur.revision),
+        body: {
+          key: cur.key,
+          currentVersion: cur.current_version,
+          versions: rows.map((v) => ({
+            version: v.version,
+            createdAt: v.created_at.toISOString(),
+            createdBy: v.created_by,
+            kid: v.kid,
+            current: v.version === cur.current_version,
+          })),
+        },
+      };
+    },
+
+    /**
+     * Stores the value of an older version as a new version. The old value is opened and
+     * sealed again under the new number (its AAD names the version), never copied.
+     */
+    async rollback(key: string, version: number, ifMatch: string | undefined, actor: string) {
+      return db.transaction(async (tx) => {
+        const cur = await lockChecked(tx, key, ifMatch);
+        const old = await repo.findVersion(tx, cur.id, version);
+        if (!old) throw versionNotFound(key, version);
+        const next = newVersion(cur, open(cur, version, old), actor);
+        const revision = await repo.update(tx, cur.id, { version: next });
+        return { version: next.number, etag: secretEtag(cur.id, revision) };
+      });
+    },
+
+    /** Reactivates a soft-deleted secret with its history; restoring an active one changes nothing. */
+    async restore(key: string, ifMatch: string | undefined): Promise<{ etag: string }> {
+      return db.transaction(async (tx) => {
+        const cur = await lockChecked(tx, key, ifMatch);
+        if (cur.is_active) return { etag: secretEtag(cur.id, cur.revision) };
+        return { etag: secretEtag(cur.id, await repo.update(tx, cur.id, { isActive: true })) };
+      });
+    },
+
+    async update(
+      key: string,
+      input: UpdateInput,
+      actor: string,
+      ifMatch?: string,
+    ): Promise<{ etag: string }> {
       if (input.value !== undefined) checkValue(input.value);
-      await db.transaction(async (tx) => {
-        const cur = await repo.findByKey(tx, key, { forUpdate: true });
-        if (!cur) throw notFound(key);
+      return db.transaction(async (tx) => {
+        const cur = await lockChecked(tx, key, ifMatch);
         if (input.isActive === false && cur.is_reserved) {
           throw errors.forbidden(
             `Cannot deactivate reserved secret: ${key}`,
             'Set isReserved to false first, then deactivate or delete it',
           );
         }
-        const version = cur.current_version + 1;
-        await repo.update(tx, cur.id, {
+        const revision = await repo.update(tx, cur.id, {
           isActive: input.isActive,
           isReserved: input.isReserved,
           expiresAt: input.expiresAt,
           description: input.description,
-          version:
-            input.value === undefined
-              ? undefined
-              : {
-                  number: version,
-                  createdBy: actor,
-                  sealed: sealValue(keyring, { secretId: cur.id, key: cur.key, version }, input.value),
-                },
+          version: input.value === undefined ? undefined : newVersion(cur, input.value, actor),
         });
+        return { etag: secretEtag(cur.id, revision) };
       });
     },
 
-    async remove(key: string): Promise<void> {
-      await db.transaction(async (tx) => {
-        const cur = await repo.findByKey(tx, key, { forUpdate: true });
-        if (!cur) throw notFound(key);
+    /**
+     * Soft delete (isActive=false), or with `purge` the irreversible erasure of an inactive,
+     * non-reserved secret and all its versions. Returns the new ETag (none after a purge).
+     */
+    async remove(
+      key: string,
+      opts: { ifMatch?: string | undefined; purge?: boolean | undefined } = {},
+    ): Promise<{ etag: string | undefined }> {
+      return db.transaction(async (tx) => {
+        const cur = await lockChecked(tx, key, opts.ifMatch);
         if (cur.is_reserved) {
           throw errors.forbidden(
             `Cannot delete reserved secret: ${key}`,
             'Set isReserved to false with PUT first',
           );
         }
-        if (cur.is_active) await repo.update(tx, cur.id, { isActive: false }); // else: already deleted, idempotent
+        if (opts.purge) {
+          if (cur.is_active) {
+            throw errors.conflict(
+              `Cannot purge active secret: ${key}`,
+              'Delete it first (DELETE /api/secrets/{key}), then purge it',
+            );
+          }
+          await repo.purge(tx, cur.id);
+          return { etag: undefined };
+        }
+        if (!cur.is_active) return { etag: secretEtag(cur.id, cur.revision) }; // already deleted, idempotent
+        return { etag: secretEtag(cur.id, await repo.update(tx, cur.id, { isActive: false })) };
       });
     },
   };

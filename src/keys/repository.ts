@@ -1,0 +1,94 @@
+import type { SealedValue } from '../crypto/envelope.js';
+import type { Queryable } from '../db/database.js';
+import type { CryptoColumns } from '../secrets/repository.js';
+
+/** SQL for key rotation. Every method takes the Queryable to run on. */
+
+export interface RewrapCandidate extends CryptoColumns {
+  secret_id: string;
+  version: number;
+  key: string;
+}
+
+export interface Rewrapped {
+  secretId: string;
+  version: number;
+  /** The kid the row had when it was read: the update applies only if it still has it. */
+  fromKid: string;
+  sealed: SealedValue;
+}
+
+const hex = (b: Buffer) => b.toString('hex');
+
+export function createKeysRepository() {
+  return {
+    /**
+     * The next rows not under `activeKid`, in (secret_id, version) order after the keyset
+     * position. A plain read: it takes no locks, so it never waits for or blocks a writer.
+     */
+    async nextToRewrap(
+      q: Queryable,
+      activeKid: string,
+      after: { secretId: string; version: number },
+      limit: number,
+    ): Promise<RewrapCandidate[]> {
+      return q.query<RewrapCandidate>(
+        `SELECT v.secret_id, v.version, s.key, v.format, v.kid, v.wrapped_dek, v.dek_iv, v.dek_tag, v.iv, v.tag, v.ciphertext
+         FROM secret_versions v JOIN secrets s ON s.id = v.secret_id
+         WHERE v.kid <> $1 AND (v.secret_id, v.version) > ($2::uuid, $3::int)
+         ORDER BY v.secret_id, v.version
+         LIMIT $4`,
+        [activeKid, after.secretId, after.version, limit],
+      );
+    },
+
+    /**
+     * Stores re-wrapped data keys for a batch in one statement (one short transaction).
+     * A row is only changed if it still has the kid it was read with, so a concurrent
+     * rewrap never clobbers another, and a row pruned or purged meanwhile is simply gone.
+     * Rows locked by someone else (a purge deleting a secret's versions, a prune) are
+     * skipped, not waited for: the rewrap never waits, so it can never be half of a
+     * deadlock; skipped rows are picked up by the next pass. Byte arrays travel as hex
+     * text so the same SQL runs on pg and PGlite.
+     */
+    async storeRewrapped(q: Queryable, rows: Rewrapped[]): Promise<number> {
+      if (rows.length === 0) return 0;
+      const res = await q.query<{ n: number }>(
+        `WITH u AS (
+           SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+             AS t(secret_id, version, from_kid, kid, wrapped_dek, dek_iv, dek_tag)
+         ), locked AS (
+           SELECT v.secret_id, v.version FROM secret_versions v
+           JOIN u ON v.secret_id = u.secret_id AND v.version = u.version AND v.kid = u.from_kid
+           FOR UPDATE OF v SKIP LOCKED
+         ), upd AS (
+           UPDATE secret_versions v
+           SET kid = u.kid, wrapped_dek = decode(u.wrapped_dek, 'hex'),
+               dek_iv = decode(u.dek_iv, 'hex'), dek_tag = decode(u.dek_tag, 'hex')
+           FROM u JOIN locked l ON l.secret_id = u.secret_id AND l.version = u.version
+           WHERE v.secret_id = u.secret_id AND v.version = u.version AND v.kid = u.from_kid
+           RETURNING 1
+         )
+         SELECT count(*)::int AS n FROM upd`,
+        [
+          rows.map((r) => r.secretId),
+          rows.map((r) => r.version),
+          rows.map((r) => r.fromKid),
+          rows.map((r) => r.sealed.kid),
+          rows.map((r) => hex(r.sealed.wrappedDek)),
+          rows.map((r) => hex(r.sealed.dekIv)),
+          rows.map((r) => hex(r.sealed.dekTag)),
+        ],
+      );
+      return res[0]?.n ?? 0;
+    },
+
+    async rowsPerKid(q: Queryable): Promise<{ kid: string; rows: number }[]> {
+      return q.query<{ kid: string; rows: number }>(
+        'SELECT kid, count(*)::int AS rows FROM secret_versions GROUP BY kid ORDER BY kid',
+      );
+    },
+  };
+}
+
+export type KeysRepository = ReturnType<typeof createKeysRepository>;

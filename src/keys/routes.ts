@@ -1,0 +1,89 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { errorResponse } from '../secrets/schemas.js';
+import type { KeyService } from './service.js';
+
+/** Admin endpoints for key rotation. HTTP only; the guard comes from the enclosing scope. */
+
+const BATCH_MESSAGE = 'batchSize must be a whole number from 1 to 5000';
+const rewrapBody = z
+  .strictObject(
+    {
+      batchSize: z
+        .number({ error: BATCH_MESSAGE })
+        .int({ error: BATCH_MESSAGE })
+        .min(1, { error: BATCH_MESSAGE })
+        .max(5000, { error: BATCH_MESSAGE })
+        .optional()
+        .meta({ description: 'Rows per batch (each batch is one short transaction)', default: 500 }),
+    },
+    {
+      error: (iss) =>
+        iss.code === 'unrecognized_keys'
+          ? `Unknown field(s): ${iss.keys.join(', ')}`
+          : 'Request body must be a JSON object',
+    },
+  )
+  // No body at all (curl -X POST) arrives as null: it means "the defaults".
+  .nullish()
+  .meta({ id: 'RewrapRequest' });
+
+const rewrapResult = z.object({
+  activeKid: z.string(),
+  rewrapped: z.number().int().meta({ description: 'Rows moved to the active kid by this run' }),
+  failed: z
+    .number()
+    .int()
+    .meta({ description: 'Rows whose data key failed its integrity check (left as they are)' }),
+  remaining: z.number().int().meta({ description: 'Rows still under another kid after this run' }),
+  batches: z.number().int(),
+  durationMs: z.number().int(),
+});
+
+const keyStatus = z.object({
+  activeKid: z.string(),
+  kids: z.array(
+    z.object({
+      kid: z.string(),
+      rows: z.number().int().meta({ description: 'Stored versions whose data key this kid wraps' }),
+      active: z.boolean(),
+      inKeyring: z.boolean(),
+    }),
+  ),
+  pendingRewrap: z.number().int().meta({ description: 'Rows not yet under the active kid' }),
+});
+
+export async function keyRoutes(app: FastifyInstance, opts: { keys: KeyService }) {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const errs = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 503: errorResponse };
+  const tags = ['Keys'];
+
+  r.get(
+    '/api/keys/status',
+    {
+      schema: {
+        tags,
+        summary: 'Key rotation status',
+        description: 'The active key id and how many stored versions each key id wraps.',
+        response: { 200: keyStatus, ...errs },
+      },
+    },
+    async () => opts.keys.status(),
+  );
+
+  r.post(
+    '/api/keys/rewrap',
+    {
+      schema: {
+        tags,
+        summary: 'Re-wrap all data keys to the active key id',
+        description:
+          'Runs the rewrap online, in batches (values are not re-encrypted; reads and writes continue). Safe to run again or concurrently; returns the counts.',
+        body: rewrapBody,
+        response: { 200: rewrapResult, ...errs },
+      },
+    },
+    async (req) => opts.keys.rewrap(req.body?.batchSize ? { batchSize: req.body.batchSize } : {}),
+  );
+}

@@ -1,0 +1,136 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { IntegrityError, rewrapValue } from '../crypto/envelope.js';
+import type { Keyring } from '../crypto/keyring.js';
+import type { Database } from '../db/database.js';
+import { toSealed } from '../secrets/repository.js';
+import type { KeysRepository, Rewrapped } from './repository.js';
+
+/**
+ * Key rotation: moves every stored data key to the active kid, online.
+ *
+ * Each batch is one read and one conditional UPDATE (its own short transaction), so readers
+ * and writers are never blocked for longer than one statement. Values are never decrypted
+ * or re-encrypted: only the DEK is unwrapped with its old KEK and wrapped with the active
+ * one. The work is resumable by construction: it only ever selects rows whose kid is not
+ * the active one, so after a crash a new run continues with whatever is left.
+ */
+
+const FIRST = { secretId: '00000000-0000-0000-0000-000000000000', version: 0 };
+// Rows skipped because a concurrent change won the conditional update are retried in a
+// new pass; this bounds the passes when something keeps failing (e.g. a corrupted row).
+const MAX_PASSES = 5;
+
+export interface RewrapResult {
+  activeKid: string;
+  rewrapped: number;
+  failed: number;
+  remaining: number;
+  batches: number;
+  durationMs: number;
+}
+
+export interface RewrapOptions {
+  batchSize?: number;
+  /** Stop after this many batches (the rest stays for a later run). */
+  maxBatches?: number;
+  /** Called after each committed batch (progress output; tests use it to stop midway). */
+  onBatch?: (progress: { batches: number; rewrapped: number }) => void | Promise<void>;
+}
+
+export function createKeyService(deps: {
+  db: Database;
+  repo: KeysRepository;
+  keyring: Keyring;
+  log: Logger;
+}) {
+  const { db, repo, keyring, log } = deps;
+
+  return {
+    async rewrap(opts: RewrapOptions = {}): Promise<RewrapResult> {
+      const started = performance.now();
+      const batchSize = opts.batchSize ?? 500;
+      const activeKid = keyring.activeKid;
+      let rewrapped = 0;
+      let batches = 0;
+      const failedRows = new Set<string>();
+      let stopped = false;
+      for (let pass = 0; pass < MAX_PASSES && !stopped; pass++) {
+        let after = FIRST;
+        let progressed = false;
+        for (;;) {
+          if (opts.maxBatches !== undefined && batches >= opts.maxBatches) {
+            stopped = true;
+            break;
+          }
+          const rows = await repo.nextToRewrap(db, activeKid, after, batchSize);
+          if (rows.length === 0) break;
+          const out: Rewrapped[] = [];
+          for (const row of rows) {
+            const identity = { secretId: row.secret_id, key: row.key, version: row.version };
+            try {
+              out.push({
+                secretId: row.secret_id,
+                version: row.version,
+                fromKid: row.kid,
+                sealed: rewrapValue(keyring, identity, toSealed(row), activeKid),
+              });
+            } catch (err) {
+              if (!(err instanceof IntegrityError)) throw err;
+              // Left as it is (still readable by nobody); reported, never logged with data.
+              if (!failedRows.has(`${row.secret_id}/${row.version}`)) {
+                log.error(
+                  { secretKey: row.key, version: row.version, kid: row.kid, reason: err.message },
+                  'rewrap: stored data key failed its integrity check',
+                );
+              }
+              failedRows.add(`${row.secret_id}/${row.version}`);
+            }
+          }
+          const n = await repo.storeRewrapped(db, out);
+          rewrapped += n;
+          if (n > 0) progressed = true;
+          batches++;
+          const last = rows[rows.length - 1]!;
+          after = { secretId: last.secret_id, version: last.version };
+          await opts.onBatch?.({ batches, rewrapped });
+          // Embedded PGlite answers through promises alone, so without this a rewrap run by
+          // the server would hold the event loop (and every other request) until it ends.
+          await yieldToEventLoop();
+        }
+        if (!progressed) break;
+      }
+      const remaining = (await repo.rowsPerKid(db))
+        .filter((r) => r.kid !== activeKid)
+        .reduce((sum, r) => sum + r.rows, 0);
+      const result = {
+        activeKid,
+        rewrapped,
+        failed: failedRows.size,
+        remaining,
+        batches,
+        durationMs: Math.round(performance.now() - started),
+      };
+      log.info(result, 'rewrap finished');
+      return result;
+    },
+
+    async status() {
+      const perKid = await repo.rowsPerKid(db);
+      const ring = keyring.kids();
+      const kids = [...new Set([...ring, ...perKid.map((r) => r.kid)])].sort();
+      return {
+        activeKid: keyring.activeKid,
+        kids: kids.map((kid) => ({
+          kid,
+          rows: perKid.find((r) => r.kid === kid)?.rows ?? 0,
+          active: kid === keyring.activeKid,
+          inKeyring: ring.includes(kid),
+        })),
+        pendingRewrap: perKid.filter((r) => r.kid !== keyring.activeKid).reduce((s, r) => s + r.rows, 0),
+      };
+    },
+  };
+}
+
+export type KeyService = ReturnType<typeof createKeyService>;

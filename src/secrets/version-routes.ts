@@ -1,0 +1,98 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { errorResponse, ifMatchHeaders, keyParams, rollbackBody, versionsResponse } from './schemas.js';
+import type { SecretService } from './service.js';
+
+/** Versions and recovery: history, rollback, restore. HTTP only; one service call per route. */
+export async function versionRoutes(app: FastifyInstance, opts: { secrets: SecretService }) {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const { secrets } = opts;
+  const errs = {
+    400: errorResponse,
+    401: errorResponse,
+    403: errorResponse,
+    404: errorResponse,
+    503: errorResponse,
+  };
+  const tags = ['Versions'];
+
+  r.get(
+    '/api/secrets/:key/versions',
+    {
+      schema: {
+        tags,
+        summary: 'List the versions of a secret',
+        description:
+          'Metadata of every kept version, newest first (never values); inactive secrets included. The ETag header names the current state.',
+        params: keyParams,
+        response: { 200: versionsResponse, ...errs },
+      },
+    },
+    async (req, reply) => {
+      const { etag, body } = await secrets.versions(req.params.key);
+      reply.header('etag', etag);
+      return body;
+    },
+  );
+
+  r.post(
+    '/api/secrets/:key/rollback',
+    {
+      schema: {
+        tags,
+        summary: 'Roll back to an older version',
+        description:
+          'Stores the value of a kept version as a new version (history is never rewritten). Accepts If-Match.',
+        params: keyParams,
+        headers: ifMatchHeaders,
+        body: rollbackBody,
+        response: {
+          200: z.object({ success: z.literal(true), message: z.string(), version: z.number().int() }),
+          412: errorResponse,
+          500: errorResponse,
+          ...errs,
+        },
+      },
+    },
+    async (req, reply) => {
+      const { key } = req.params;
+      const { version, etag } = await secrets.rollback(
+        key,
+        req.body.version,
+        req.headers['if-match'],
+        req.actor!.sub,
+      );
+      reply.header('etag', etag);
+      return {
+        success: true as const,
+        message: `Secret ${key} has been rolled back to version ${req.body.version} as version ${version}`,
+        version,
+      };
+    },
+  );
+
+  r.post(
+    '/api/secrets/:key/restore',
+    {
+      schema: {
+        tags,
+        summary: 'Restore a soft-deleted secret',
+        description:
+          'Reactivates a soft-deleted secret with its value and history. Restoring an active secret changes nothing. Accepts If-Match.',
+        params: keyParams,
+        headers: ifMatchHeaders,
+        response: {
+          200: z.object({ success: z.literal(true), message: z.string() }),
+          412: errorResponse,
+          ...errs,
+        },
+      },
+    },
+    async (req, reply) => {
+      const { etag } = await secrets.restore(req.params.key, req.headers['if-match']);
+      reply.header('etag', etag);
+      return { success: true as const, message: `Secret ${req.params.key} has been restored successfully` };
+    },
+  );
+}
