@@ -26,35 +26,40 @@ afterAll(async () => {
 const WRONG_KEY = /The encryption key for key id "k1" is not the one this database was written with/;
 
 describe('a wrong ENCRYPTION_KEY stops start-up', () => {
-  it('openRuntime throws KeyCheckError with a clear message; the right key still opens', async () => {
-    const schema = backend === 'postgres' ? await newSchema() : undefined;
-    const dataDir = backend === 'pglite' ? await tempDir() : undefined;
-    const where = { ...(schema ? { schema } : {}), ...(dataDir ? { dataDir } : {}) };
-    const value = secretValue();
-    const first = await createTestApp(where);
-    await api(first).create({ key: 'KEYED', value });
-    await first.close();
-    try {
-      const wrong = { ...first.env, ENCRYPTION_KEY: randomBytes(32).toString('base64') };
-      const err = await openRuntime(
-        loadConfig(wrong),
-        createLogger('silent'),
-        schema ? { pgSchema: schema } : {},
-      ).then(
-        () => null,
-        (e: unknown) => e,
-      );
-      expect(err).toBeInstanceOf(KeyCheckError);
-      expect((err as Error).message).toMatch(WRONG_KEY);
-      expect((err as Error).message).toMatch(/Start with the original ENCRYPTION_KEY/);
+  // Persistent PGlite start-ups (initdb on disk) are slow on a loaded machine.
+  it(
+    'openRuntime throws KeyCheckError with a clear message; the right key still opens',
+    { timeout: 180_000 },
+    async () => {
+      const schema = backend === 'postgres' ? await newSchema() : undefined;
+      const dataDir = backend === 'pglite' ? await tempDir() : undefined;
+      const where = { ...(schema ? { schema } : {}), ...(dataDir ? { dataDir } : {}) };
+      const value = secretValue();
+      const first = await createTestApp(where);
+      await api(first).create({ key: 'KEYED', value });
+      await first.close();
+      try {
+        const wrong = { ...first.env, ENCRYPTION_KEY: randomBytes(32).toString('base64') };
+        const err = await openRuntime(
+          loadConfig(wrong),
+          createLogger('silent'),
+          schema ? { pgSchema: schema } : {},
+        ).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(KeyCheckError);
+        expect((err as Error).message).toMatch(WRONG_KEY);
+        expect((err as Error).message).toMatch(/Start with the original ENCRYPTION_KEY/);
 
-      const again = await createTestApp({ ...where, env: first.env });
-      expect((await api(again).reveal('KEYED')).json().value).toBe(value);
-      await again.close();
-    } finally {
-      if (schema) await dropSchema(schema);
-    }
-  });
+        const again = await createTestApp({ ...where, env: first.env });
+        expect((await api(again).reveal('KEYED')).json().value).toBe(value);
+        await again.close();
+      } finally {
+        if (schema) await dropSchema(schema);
+      }
+    },
+  );
 });
 
 /** Runs src/main.ts as a real process; resolves with its exit code and output once it exits or logs "ready". */
@@ -140,5 +145,5 @@ describe('the real process (src/main.ts)', () => {
         await admin.end();
       }
     }
-  }, 120_000);
+  }, 180_000);
 });
