@@ -8,7 +8,7 @@ import { secretValue } from '../helpers/secrets.js';
 let t: TestApp;
 let c: ReturnType<typeof api>;
 beforeAll(async () => {
-  t = await createTestApp();
+  t = await createTestApp({ env: { MAX_VERSIONS: '1000' } });
   c = api(t);
 });
 afterAll(async () => t?.close());
