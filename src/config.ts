@@ -50,6 +50,11 @@ export const envSchema = z
     ),
     LOGIN_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(10)),
     TRUST_PROXY: z.preprocess(emptyAsUndefined, bool.default(false)),
+    READ_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(600)),
+    AUTH_FAILURE_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(20)),
+    REDIS_URL: optionalString,
+    RATE_LIMIT_NAMESPACE: z.preprocess(emptyAsUndefined, z.string().min(1).default('secrets-rl:')),
+    AUDIT_SEAL_INTERVAL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(1000)),
   })
   .superRefine((env, ctx) => {
     if (env.JWT_SECRET !== undefined && Buffer.byteLength(env.JWT_SECRET) < 32) {
@@ -102,6 +107,15 @@ export interface Config {
   readonly maxValueBytes: number;
   readonly loginRateLimit: number;
   readonly trustProxy: boolean;
+  /** Value reads per identity per minute. */
+  readonly readRateLimit: number;
+  /** Failed authentications per client IP per minute. */
+  readonly authFailureRateLimit: number;
+  /** Rate-limit counters live here when set, shared by every instance. */
+  readonly redisUrl: string | undefined;
+  readonly rateLimitNamespace: string;
+  /** How often the audit sealer runs; 0 seals only before /api/audit/verify. */
+  readonly auditSealIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -151,5 +165,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxValueBytes: e.MAX_VALUE_BYTES,
     loginRateLimit: e.LOGIN_RATE_LIMIT,
     trustProxy: e.TRUST_PROXY,
+    readRateLimit: e.READ_RATE_LIMIT,
+    authFailureRateLimit: e.AUTH_FAILURE_RATE_LIMIT,
+    redisUrl: e.REDIS_URL,
+    rateLimitNamespace: e.RATE_LIMIT_NAMESPACE,
+    auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
   });
 }

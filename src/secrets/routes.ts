@@ -1,6 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { actorLabel } from '../auth/actor.js';
+import { auditContext } from '../auth/guard.js';
 import {
   createBody,
   errorResponse,
@@ -10,7 +12,9 @@ import {
   successResponse,
   updateBody,
 } from './schemas.js';
-import type { SecretService } from './service.js';
+import type { SecretService, Who } from './service.js';
+
+const who = (req: FastifyRequest): Who => ({ ...auditContext(req), label: actorLabel(req.actor!) });
 
 /** HTTP only: schema, guard (from the enclosing scope) and one service call per route. */
 export async function secretRoutes(app: FastifyInstance, opts: { secrets: SecretService }) {
@@ -21,6 +25,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
     401: errorResponse,
     403: errorResponse,
     404: errorResponse,
+    429: errorResponse,
     503: errorResponse,
   };
   const tags = ['Secrets'];
@@ -28,6 +33,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   r.get(
     '/api/secrets',
     {
+      config: { access: { action: 'secret.list', scope: 'secrets:list' } },
       schema: {
         tags,
         summary: 'List secrets',
@@ -40,12 +46,16 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
         },
       },
     },
-    async (req) => secrets.list(req.query),
+    async (req) => {
+      const actor = req.actor!;
+      return secrets.list(req.query, who(req), actor.kind === 'access_key' ? actor.keys : null);
+    },
   );
 
   r.post(
     '/api/secrets',
     {
+      config: { access: { action: 'secret.create', scope: 'secrets:write', keyFrom: 'body' } },
       schema: {
         tags,
         summary: 'Create a secret',
@@ -61,7 +71,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req, reply) => {
-      const { id } = await secrets.create(req.body, req.actor!.sub);
+      const { id } = await secrets.create(req.body, who(req));
       return reply
         .code(201)
         .send({ success: true, message: `Secret ${req.body.key} has been created successfully`, id });
@@ -71,21 +81,29 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   r.get(
     '/api/secrets/:key',
     {
+      config: {
+        access: { action: 'secret.read', scope: 'secrets:read', keyFrom: 'params', readLimit: true },
+      },
       schema: {
         tags,
         summary: 'Get a secret value',
         description:
           'Decrypts and returns the value; records lastUsedAt/lastUsedBy. Inactive or expired secrets answer 404.',
         params: keyParams,
-        response: { 200: z.object({ key: z.string(), value: z.string() }), 500: errorResponse, ...errs },
+        response: {
+          200: z.object({ key: z.string(), value: z.string() }),
+          500: errorResponse,
+          ...errs,
+        },
       },
     },
-    async (req) => secrets.reveal(req.params.key, req.actor!.sub),
+    async (req) => secrets.reveal(req.params.key, who(req)),
   );
 
   r.put(
     '/api/secrets/:key',
     {
+      config: { access: { action: 'secret.update', scope: 'secrets:write', keyFrom: 'params' } },
       schema: {
         tags,
         summary: 'Update a secret',
@@ -97,7 +115,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req) => {
-      await secrets.update(req.params.key, req.body, req.actor!.sub);
+      await secrets.update(req.params.key, req.body, who(req));
       return { success: true as const, message: `Secret ${req.params.key} has been updated successfully` };
     },
   );
@@ -105,6 +123,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   r.delete(
     '/api/secrets/:key',
     {
+      config: { access: { action: 'secret.delete', scope: 'secrets:delete', keyFrom: 'params' } },
       schema: {
         tags,
         summary: 'Delete a secret (soft)',
@@ -115,7 +134,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req) => {
-      await secrets.remove(req.params.key);
+      await secrets.remove(req.params.key, who(req));
       return { success: true as const, message: `Secret ${req.params.key} has been deleted successfully` };
     },
   );

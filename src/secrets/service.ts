@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { AuditAction, AuditContext } from '../audit/entry.js';
+import type { AuditRepository } from '../audit/repository.js';
+import { splitPatterns } from '../auth/actor.js';
 import { IntegrityError, openValue, sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
-import type { Database } from '../db/database.js';
-import { errors } from '../http/errors.js';
+import type { Database, Transaction } from '../db/database.js';
+import { AppError, errors } from '../http/errors.js';
 import { type SecretRow, type SecretsRepository, toSealed } from './repository.js';
 
 /** Rules, transactions and crypto for secrets. Knows nothing of HTTP beyond the typed errors. */
@@ -65,6 +68,23 @@ function decodeCursor(cursor: string): string {
   return m[1];
 }
 
+/** Who asks: the audit identity plus the label lastUsedBy/created_by show. */
+export interface Who extends AuditContext {
+  label: string;
+}
+
+function outcomeOf(err: unknown): string {
+  if (!(err instanceof AppError)) return 'error';
+  const byStatus: Record<number, string> = {
+    400: 'invalid',
+    403: 'forbidden',
+    404: 'not_found',
+    409: 'conflict',
+    413: 'too_large',
+  };
+  return byStatus[err.statusCode] ?? 'error';
+}
+
 const notFound = (key: string) =>
   errors.notFound(
     `Secret not found: ${key}`,
@@ -74,6 +94,7 @@ const notFound = (key: string) =>
 export interface SecretServiceDeps {
   db: Database;
   repo: SecretsRepository;
+  audit: AuditRepository;
   keyring: Keyring;
   log: Logger;
   maxValueBytes: number;
@@ -84,11 +105,39 @@ export interface SecretServiceDeps {
 export function createSecretService({
   db,
   repo,
+  audit,
   keyring,
   log,
   maxValueBytes,
   maxListLimit = 1000,
 }: SecretServiceDeps) {
+  /**
+   * Runs a change and appends its audit row in the same transaction. When the change is
+   * refused or fails, the transaction rolls back and the refusal is recorded on its own,
+   * so every attempt leaves exactly one row.
+   */
+  async function audited<T>(
+    who: Who,
+    action: AuditAction,
+    key: string,
+    work: (tx: Transaction) => Promise<{ result: T; version: number | null }>,
+  ): Promise<T> {
+    try {
+      return await db.transaction(async (tx) => {
+        const { result, version } = await work(tx);
+        await audit.append(tx, { ...who, action, key, version, outcome: 'success' });
+        return result;
+      });
+    } catch (err) {
+      try {
+        await audit.append(db, { ...who, action, key, outcome: outcomeOf(err) });
+      } catch {
+        log.error({ action }, 'audit write for a failed change failed');
+      }
+      throw err;
+    }
+  }
+
   function checkValue(value: string) {
     const bytes = Buffer.byteLength(value, 'utf8');
     if (bytes > maxValueBytes) {
@@ -97,18 +146,33 @@ export function createSecretService({
   }
 
   return {
-    async list(opts: {
-      limit?: number | undefined;
-      cursor?: string | undefined;
-      prefix?: string | undefined;
-      active?: boolean | undefined;
-    }) {
+    /** `visible`: the key patterns a restricted access key may see (null: all keys). */
+    async list(
+      opts: {
+        limit?: number | undefined;
+        cursor?: string | undefined;
+        prefix?: string | undefined;
+        active?: boolean | undefined;
+      },
+      who: Who,
+      visible: readonly string[] | null = null,
+    ) {
       const limit = Math.min(opts.limit ?? maxListLimit, maxListLimit);
-      const rows = await repo.list(db, {
-        limit,
-        beforeSeq: opts.cursor === undefined ? undefined : decodeCursor(opts.cursor),
-        prefix: opts.prefix,
-        active: opts.active,
+      const beforeSeq = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
+      const rows = await db.transaction(async (tx) => {
+        await audit.append(tx, {
+          ...who,
+          action: 'secret.list',
+          key: opts.prefix ?? null,
+          outcome: 'success',
+        });
+        return repo.list(tx, {
+          limit,
+          beforeSeq,
+          prefix: opts.prefix,
+          active: opts.active,
+          ...(visible ? { visible: splitPatterns(visible) } : {}),
+        });
       });
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
@@ -118,22 +182,22 @@ export function createSecretService({
       };
     },
 
-    async create(input: CreateInput, actor: string): Promise<{ id: string; revived: boolean }> {
-      checkValue(input.value);
-      const id = randomUUID();
-      const sealed = sealValue(keyring, { secretId: id, key: input.key, version: 1 }, input.value);
-      const meta = {
-        id,
-        key: input.key,
-        description: input.description ?? null,
-        isReserved: input.isReserved ?? false,
-        expiresAt: input.expiresAt ?? null,
-        createdBy: actor,
-      };
-      if (await repo.insertNew(db, meta, sealed)) return { id, revived: false };
+    async create(input: CreateInput, who: Who): Promise<{ id: string; revived: boolean }> {
+      return audited<{ id: string; revived: boolean }>(who, 'secret.create', input.key, async (tx) => {
+        checkValue(input.value);
+        const id = randomUUID();
+        const sealed = sealValue(keyring, { secretId: id, key: input.key, version: 1 }, input.value);
+        const meta = {
+          id,
+          key: input.key,
+          description: input.description ?? null,
+          isReserved: input.isReserved ?? false,
+          expiresAt: input.expiresAt ?? null,
+          createdBy: who.label,
+        };
+        if (await repo.insertNew(tx, meta, sealed)) return { result: { id, revived: false }, version: 1 };
 
-      // The key exists. Active: conflict. Soft-deleted: revive it under its own id, as a new version.
-      return db.transaction(async (tx) => {
+        // The key exists. Active: conflict. Soft-deleted: revive it under its own id, as a new version.
         const cur = await repo.findByKey(tx, input.key, { forUpdate: true });
         if (!cur) throw errors.conflict(`Secret already exists: ${input.key}`, 'Retry the request');
         if (cur.is_active) {
@@ -150,16 +214,20 @@ export function createSecretService({
           description: meta.description,
           version: {
             number: version,
-            createdBy: actor,
+            createdBy: who.label,
             sealed: sealValue(keyring, { secretId: cur.id, key: cur.key, version }, input.value),
           },
         });
-        return { id: cur.id, revived: true };
+        return { result: { id: cur.id, revived: true }, version };
       });
     },
 
-    async reveal(key: string, actor: string): Promise<{ key: string; value: string }> {
-      const row = await repo.reveal(db, key, actor);
+    /**
+     * One statement reads the value and appends its audit row (src/secrets/repository.ts
+     * reveal): a read whose audit row cannot be written fails, and nothing is returned.
+     */
+    async reveal(key: string, who: Who): Promise<{ key: string; value: string }> {
+      const row = await repo.reveal(db, key, who.label, who);
       if (!row) throw notFound(key);
       if (!row.is_active) {
         throw errors.notFound(
@@ -188,9 +256,9 @@ export function createSecretService({
       }
     },
 
-    async update(key: string, input: UpdateInput, actor: string): Promise<void> {
-      if (input.value !== undefined) checkValue(input.value);
-      await db.transaction(async (tx) => {
+    async update(key: string, input: UpdateInput, who: Who): Promise<void> {
+      await audited(who, 'secret.update', key, async (tx) => {
+        if (input.value !== undefined) checkValue(input.value);
         const cur = await repo.findByKey(tx, key, { forUpdate: true });
         if (!cur) throw notFound(key);
         if (input.isActive === false && cur.is_reserved) {
@@ -210,15 +278,16 @@ export function createSecretService({
               ? undefined
               : {
                   number: version,
-                  createdBy: actor,
+                  createdBy: who.label,
                   sealed: sealValue(keyring, { secretId: cur.id, key: cur.key, version }, input.value),
                 },
         });
+        return { result: undefined, version: input.value === undefined ? cur.current_version : version };
       });
     },
 
-    async remove(key: string): Promise<void> {
-      await db.transaction(async (tx) => {
+    async remove(key: string, who: Who): Promise<void> {
+      await audited(who, 'secret.delete', key, async (tx) => {
         const cur = await repo.findByKey(tx, key, { forUpdate: true });
         if (!cur) throw notFound(key);
         if (cur.is_reserved) {
@@ -228,6 +297,7 @@ export function createSecretService({
           );
         }
         if (cur.is_active) await repo.update(tx, cur.id, { isActive: false }); // else: already deleted, idempotent
+        return { result: undefined, version: cur.current_version };
       });
     },
   };
