@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { apiKey, createAccessKey } from './helpers/access-keys.js';
+import { apiKey } from './helpers/access-keys.js';
 import { createTestApp, type TestApp } from './helpers/app.js';
 import { issuedValues, secretValue } from './helpers/secrets.js';
 

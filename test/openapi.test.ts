@@ -16,9 +16,26 @@ it('documents every secrets route with its security requirement and the error sc
     for (const m of methods) {
       const op = doc.paths[path][m];
       expect(op, `${m} ${path}`).toBeDefined();
-      expect(op.security).toEqual([{ bearerAuth: [] }]);
+      // Secrets routes accept an admin JWT or an access key (as bearer token or x-api-key).
+      expect(op.security).toEqual([{ bearerAuth: [] }, { apiKey: [] }]);
     }
   }
+  for (const [path, methods] of [
+    ['/api/access-keys', ['get', 'post']],
+    ['/api/access-keys/{id}', ['delete']],
+    ['/api/audit', ['get']],
+    ['/api/audit/verify', ['get']],
+  ] as const) {
+    for (const m of methods) {
+      // Admin only.
+      expect(doc.paths[path][m].security, `${m} ${path}`).toEqual([{ bearerAuth: [] }]);
+    }
+  }
+  expect(doc.components.securitySchemes.apiKey).toMatchObject({
+    type: 'apiKey',
+    in: 'header',
+    name: 'x-api-key',
+  });
   expect(doc.components.schemas.ErrorResponse.required).toEqual(['error', 'message', 'statusCode']);
   expect(doc.components.securitySchemes.bearerAuth.scheme).toBe('bearer');
 });
