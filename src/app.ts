@@ -18,7 +18,7 @@ import { createAccessKeyService } from './access-keys/service.js';
 import { createAuditRepository } from './audit/repository.js';
 import { auditRoutes } from './audit/routes.js';
 import { createAuditSealer } from './audit/sealer.js';
-import { installGuard } from './auth/guard.js';
+import { auditContext, installGuard } from './auth/guard.js';
 import { jwtPlugin } from './auth/jwt.js';
 import { loginRoutes } from './auth/login.js';
 import type { Config } from './config.js';
@@ -162,7 +162,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   );
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(loginRoutes, { config });
+  await app.register(loginRoutes, {
+    config,
+    // A wrong password is a failed authentication like a bad token: audited and counted
+    // against the per-IP failure limit that the guard enforces on the rest of /api.
+    onFailure: async (req) => {
+      await limits.countAuthFailure(req);
+      await audit
+        .append(db, { ...auditContext(req), action: 'auth.failed', outcome: 'bad_login' })
+        .catch((err: { code?: unknown }) => req.log.error({ errCode: err.code }, 'audit write failed'));
+    },
+  });
 
   // Everything under /api except login requires a credential (admin JWT or ik_ access key);
   // the guard authenticates before the body is parsed, so unauthenticated callers learn

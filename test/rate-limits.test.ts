@@ -81,12 +81,14 @@ describe('one instance', () => {
     expect((await read(t, {}, '10.1.1.2')).statusCode).toBe(401);
   });
 
-  it('keeps the stricter limit on the login endpoint', async () => {
+  it('keeps the stricter limit on the login endpoint; failed logins are audited and count as failed authentications', async () => {
     const t = await app({
       ROOT_ADMIN_USERNAME: 'root',
       ROOT_ADMIN_PASSWORD: 'pw-123456',
       LOGIN_RATE_LIMIT: '2',
+      AUTH_FAILURE_RATE_LIMIT: '2',
     });
+    await seed(t, 'RL_A');
     const login = () =>
       t.app.inject({
         method: 'POST',
@@ -99,6 +101,12 @@ describe('one instance', () => {
     expect(third.statusCode).toBe(429);
     expect(third.json().error).toBe('RATE_LIMITED');
     expect(third.headers['retry-after']).toBeDefined();
+    const rows = await t.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_log WHERE action = 'auth.failed' AND outcome = 'bad_login' AND client_ip = '127.0.0.1'`,
+    );
+    expect(rows[0]?.n).toBe(2);
+    // Two failed logins used up this IP's failed-authentication budget for the whole API.
+    expect429(await read(t, t.auth()));
   });
 });
 
