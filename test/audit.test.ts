@@ -334,6 +334,49 @@ describe('hash chain', () => {
   });
 });
 
+describe('several instances', () => {
+  it('seal concurrently under the advisory lock and leave one intact chain', async () => {
+    await seed('AUD_MULTI');
+    // On PostgreSQL the second instance shares the schema; on PGlite it has its own memory,
+    // so there the test exercises concurrent sealing within each instance.
+    const t2 = await createTestApp({
+      env: { ...t.env, AUDIT_SEAL_INTERVAL_MS: '5' },
+      ...(t.schema ? { schema: t.schema } : {}),
+    });
+    try {
+      if (!t.schema) {
+        await t2.app.inject({
+          method: 'POST',
+          url: '/api/secrets',
+          headers: t2.auth(),
+          payload: { key: 'AUD_MULTI', value: secretValue() },
+        });
+      }
+      const calls: Promise<{ statusCode: number }>[] = [];
+      for (let i = 0; i < 30; i++) {
+        const target = i % 2 ? t2 : t;
+        calls.push(
+          target.app.inject({ method: 'GET', url: '/api/secrets/AUD_MULTI', headers: target.auth() }),
+        );
+        if (i % 10 === 0)
+          calls.push(target.app.inject({ method: 'GET', url: '/api/audit/verify', headers: target.auth() }));
+      }
+      for (const r of await Promise.all(calls)) expect(r.statusCode).toBe(200);
+      for (const x of t.schema ? [t] : [t, t2]) {
+        const v = (await x.app.inject({ method: 'GET', url: '/api/audit/verify', headers: x.auth() })).json();
+        const n = await x.db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_log');
+        expect(v).toMatchObject({ intact: true, checked: n[0]?.n });
+      }
+      const seqs = await t.db.query<{ n: number; max: number }>(
+        'SELECT count(DISTINCT seal_seq)::int AS n, max(seal_seq)::int AS max FROM audit_log',
+      );
+      expect(seqs[0]?.n).toBe(seqs[0]?.max);
+    } finally {
+      await t2.close();
+    }
+  });
+});
+
 describe('GET /api/audit', () => {
   it('filters by key, actor, action and time, newest first, with keyset pagination', async () => {
     const start = new Date();

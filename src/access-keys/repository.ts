@@ -81,7 +81,7 @@ export function createAccessKeysRepository() {
         where = 'WHERE seq < $2::bigint';
       }
       return q.query<AccessKeyRow>(
-        `SELECT ${COLUMNS} FROM access_keys ${where} ORDER BY seq DESC LIMIT $1`,
+        `SELECT ${COLUMNS} FROM access_keys ${where} ORDER BY access_keys.seq DESC LIMIT $1`,
         params,
       );
     },

@@ -67,7 +67,7 @@ export function createAuditRepository() {
       if (f.to !== undefined) add('at < ?', f.to);
       return q.query<AuditRow>(
         `SELECT ${ROW_COLUMNS} FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-         ORDER BY id DESC LIMIT $1`,
+         ORDER BY audit_log.id DESC LIMIT $1`,
         params,
       );
     },
@@ -100,7 +100,7 @@ export function createAuditRepository() {
 
     async unsealed(q: Queryable, limit: number): Promise<AuditRow[]> {
       return q.query<AuditRow>(
-        `SELECT ${ROW_COLUMNS} FROM audit_log WHERE seal_seq IS NULL ORDER BY id LIMIT $1`,
+        `SELECT ${ROW_COLUMNS} FROM audit_log WHERE seal_seq IS NULL ORDER BY audit_log.id LIMIT $1`,
         [limit],
       );
     },
@@ -119,7 +119,7 @@ export function createAuditRepository() {
     /** Sealed rows in chain order after `afterSeq` (keyset). */
     async sealedAfter(q: Queryable, afterSeq: string, limit: number): Promise<AuditRow[]> {
       return q.query<AuditRow>(
-        `SELECT ${ROW_COLUMNS} FROM audit_log WHERE seal_seq > $1::bigint ORDER BY seal_seq LIMIT $2`,
+        `SELECT ${ROW_COLUMNS} FROM audit_log WHERE seal_seq > $1::bigint ORDER BY audit_log.seal_seq LIMIT $2`,
         [afterSeq, limit],
       );
     },

@@ -72,9 +72,14 @@ export function createAuditSealer(db: Database, repo: AuditRepository) {
         firstBrokenId: id,
         reason,
       });
-      for (;;) {
+      // Check up to the head as it is now: rows another instance seals meanwhile are
+      // beyond it and belong to the next verification.
+      const head = await repo.head(db);
+      const end = head ? BigInt(head.seal_seq) : null;
+      walk: for (;;) {
         const rows = await repo.sealedAfter(db, after, BATCH);
         for (const r of rows) {
+          if (end !== null && expectedSeq >= end) break walk;
           expectedSeq += 1n;
           const seq = r.seal_seq ?? '';
           if (seq !== String(expectedSeq)) {
@@ -93,7 +98,6 @@ export function createAuditSealer(db: Database, repo: AuditRepository) {
         }
         if (rows.length < BATCH) break;
       }
-      const head = await repo.head(db);
       if (head && (head.seal_seq !== String(expectedSeq) || !head.hash.equals(prev))) {
         return broken(
           null,

@@ -232,7 +232,7 @@ export function createSecretsRepository() {
       }
       return q.query<SecretRow>(
         `SELECT ${SECRET_COLUMNS} FROM secrets ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-         ORDER BY seq DESC LIMIT $1`,
+         ORDER BY secrets.seq DESC LIMIT $1`,
         params,
       );
     },
