@@ -5,7 +5,7 @@ import { generateOpenApi } from '../scripts/write-openapi.js';
 it('the committed openapi/openapi.json matches the routes (run npm run openapi after changing them)', async () => {
   const committed = await readFile(new URL('../openapi/openapi.json', import.meta.url), 'utf8');
   expect(JSON.parse(committed)).toEqual(JSON.parse(await generateOpenApi()));
-});
+}, 120_000); // builds a whole app on PGlite: slow on a loaded machine
 
 it('documents every secrets route with its security requirement and the error schema', async () => {
   const doc = JSON.parse(await generateOpenApi());
@@ -38,4 +38,4 @@ it('documents every secrets route with its security requirement and the error sc
   });
   expect(doc.components.schemas.ErrorResponse.required).toEqual(['error', 'message', 'statusCode']);
   expect(doc.components.securitySchemes.bearerAuth.scheme).toBe('bearer');
-});
+}, 120_000);

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { Database } from '../db/database.js';
 import { errors } from '../http/errors.js';
 import { errorResponse } from '../secrets/schemas.js';
 import type { AuditRepository, AuditRow } from './repository.js';
@@ -68,7 +69,7 @@ function decodeCursor(cursor: string): string {
 /** GET /api/audit and /api/audit/verify: admin JWT only (the guard's default for routes without config.access). */
 export async function auditRoutes(
   app: FastifyInstance,
-  opts: { db: import('../db/database.js').Database; repo: AuditRepository; sealer: AuditSealer },
+  opts: { db: Database; repo: AuditRepository; sealer: AuditSealer },
 ) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const tags = ['Audit'];
