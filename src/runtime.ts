@@ -110,12 +110,27 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
 }
 
 /**
- * ioredis's defaults retry a command for a long time; a rate-limit check must answer fast
- * (the limiter skips the check when Redis fails, see src/app.ts), so fail quickly instead.
+ * ioredis's defaults queue and retry a command for a long time; a rate-limit check must
+ * answer fast (the limiter skips the check when Redis fails, see src/app.ts), so commands
+ * fail at once while disconnected (no offline queue) and reconnection goes on in the
+ * background. Start-up waits briefly for the first connection so the first requests count.
  */
-function openRedis(url: string, log: Logger): Redis {
-  const redis = new Redis(url, { connectTimeout: 1000, maxRetriesPerRequest: 1, enableAutoPipelining: true });
+async function openRedis(url: string, log: Logger): Promise<Redis> {
+  const redis = new Redis(url, {
+    connectTimeout: 1000,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+  });
   redis.on('error', (err: Error & { code?: string }) => log.warn({ errCode: err.code }, 'redis error'));
+  const ready = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 2000);
+    redis.once('ready', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  if (!ready) log.warn('redis is not reachable yet: rate limits are not enforced until it is');
   return redis;
 }
 
@@ -127,7 +142,7 @@ export async function openRuntime(config: Config, log: Logger, opts: RuntimeOpti
     const { applied } = await migrate(db, migrations);
     if (applied.length > 0) log.info({ applied }, 'migrations applied');
     await checkKeyring(db, keyring);
-    const redis = config.redisUrl ? openRedis(config.redisUrl, log) : undefined;
+    const redis = config.redisUrl ? await openRedis(config.redisUrl, log) : undefined;
     return {
       config,
       db,

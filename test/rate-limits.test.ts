@@ -155,3 +155,11 @@ describe('two instances sharing Redis', () => {
     expect429(await read(b, a.auth(), '10.2.2.2'));
   });
 });
+
+describe('Redis unreachable', () => {
+  it('keeps serving (without limits) rather than failing every request', async () => {
+    const t = await app({ REDIS_URL: 'redis://127.0.0.1:1', READ_RATE_LIMIT: '1' });
+    await seed(t, 'RL_A');
+    for (let i = 0; i < 3; i++) expect((await read(t, t.auth())).statusCode).toBe(200);
+  });
+});
