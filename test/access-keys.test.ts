@@ -321,6 +321,24 @@ describe('authentication', () => {
     }
   });
 
+  it('gives a near-miss token and a far-miss token the same answer (lookup by digest, no prefix oracle)', async () => {
+    await seed('APP_A');
+    const k = await createAccessKey(t, { scopes: ['secrets:read'] });
+    const near = k.token.slice(0, -1) + (k.token.at(-1) === 'f' ? 'e' : 'f');
+    const far = `ik_${'f'.repeat(64)}`;
+    const a = await t.app.inject({ method: 'GET', url: '/api/secrets/APP_A', headers: apiKey(near) });
+    const b = await t.app.inject({ method: 'GET', url: '/api/secrets/APP_A', headers: apiKey(far) });
+    expect(a.statusCode).toBe(401);
+    expect(a.json()).toEqual(b.json());
+    expect(a.json().message).toBe('Invalid token: unknown access key');
+    // What is stored is the SHA-256 of the token, which the lookup compares.
+    const rows = await t.db.query<{ ok: boolean }>(
+      `SELECT token_hash = sha256(convert_to($1, 'UTF8')) AS ok FROM access_keys WHERE id = $2`,
+      [k.token, k.id],
+    );
+    expect(rows[0]?.ok).toBe(true);
+  });
+
   it('updates lastUsedAt on use', async () => {
     await seed('APP_A');
     const k = await createAccessKey(t, { scopes: ['secrets:read'] });
