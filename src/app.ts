@@ -9,8 +9,16 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { createAccessKeysRepository } from './access-keys/repository.js';
+import { accessKeyRoutes } from './access-keys/routes.js';
+import { createAccessKeyService } from './access-keys/service.js';
+import { createAuditRepository } from './audit/repository.js';
+import { auditRoutes } from './audit/routes.js';
+import { createAuditSealer } from './audit/sealer.js';
+import { auditContext, installGuard } from './auth/guard.js';
 import { jwtPlugin } from './auth/jwt.js';
 import { loginRoutes } from './auth/login.js';
 import type { Config } from './config.js';
@@ -19,6 +27,7 @@ import type { Database } from './db/database.js';
 import { migrationsApplied } from './db/migrate.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { errors } from './http/errors.js';
+import { createLimits } from './http/rate-limits.js';
 import { createKeysRepository } from './keys/repository.js';
 import { keyRoutes } from './keys/routes.js';
 import { createKeyService } from './keys/service.js';
@@ -36,6 +45,8 @@ export interface AppDeps {
   logger: Logger;
   /** How many migrations /ready expects to see applied. */
   migrationCount: number;
+  /** Rate-limit counters shared between instances (REDIS_URL); in process without it. */
+  redis?: Redis | undefined;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -79,7 +90,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           'InsForge-compatible secrets management: API keys, tokens and credentials encrypted at rest (AES-256-GCM envelope encryption).',
       },
       components: {
-        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An admin JWT, or an access key (ik_...) as the bearer token',
+          },
+          apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key', description: 'An access key (ik_...)' },
+        },
       },
     },
     transform: jsonSchemaTransform,
@@ -89,13 +107,30 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(rateLimit, {
     global: false,
     errorResponseBuilder: (_req, ctx) => errors.rateLimited(Math.max(1, Math.ceil(ctx.ttl / 1000))),
+    ...(deps.redis
+      ? {
+          redis: deps.redis,
+          nameSpace: config.rateLimitNamespace,
+          // Limits guard against abuse; they are not an access control. If Redis is down the
+          // service keeps answering (unlimited) rather than failing every request.
+          skipOnError: true,
+        }
+      : {}),
   });
   await app.register(jwtPlugin, { config, jwtSecret: deps.jwtSecret });
 
+  const audit = createAuditRepository();
+  const sealer = createAuditSealer(db, audit);
+  const accessKeys = createAccessKeyService({ db, repo: createAccessKeysRepository(), audit });
+  const limits = createLimits(app, {
+    readPerMinute: config.readRateLimit,
+    authFailuresPerMinute: config.authFailureRateLimit,
+  });
   const repo = createSecretsRepository();
   const secrets = createSecretService({
     db,
     repo,
+    audit,
     keyring,
     log: logger,
     maxValueBytes: config.maxValueBytes,
@@ -137,19 +172,55 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   );
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(loginRoutes, { config });
+  await app.register(loginRoutes, {
+    config,
+    // A wrong password is a failed authentication like a bad token: audited and counted
+    // against the per-IP failure limit that the guard enforces on the rest of /api.
+    onFailure: async (req) => {
+      await limits.countAuthFailure(req);
+      await audit
+        .append(db, { ...auditContext(req), action: 'auth.failed', outcome: 'bad_login' })
+        .catch((err: { code?: unknown }) => req.log.error({ errCode: err.code }, 'audit write failed'));
+    },
+  });
 
-  // Everything under /api except login requires an admin token; the guard runs before the
-  // body is parsed, so unauthenticated callers learn nothing about the schema.
+  // Everything under /api except login requires a credential (admin JWT or ik_ access key);
+  // the guard authenticates before the body is parsed, so unauthenticated callers learn
+  // nothing about the schema, and enforces each route's config.access (src/auth/guard.ts).
   await app.register(async (secured) => {
     secured.addHook('onRoute', (route) => {
-      route.schema = { ...route.schema, security: [{ bearerAuth: [] }] };
+      const keyAllowed = route.config?.access?.adminOnly !== true && route.config?.access !== undefined;
+      route.schema = {
+        ...route.schema,
+        security: keyAllowed ? [{ bearerAuth: [] }, { apiKey: [] }] : [{ bearerAuth: [] }],
+      };
     });
-    secured.addHook('onRequest', async (req) => secured.requireAdmin(req));
+    installGuard(secured, { db, audit, accessKeys, limits });
     await secured.register(secretRoutes, { secrets });
     await secured.register(versionRoutes, { secrets });
-    await secured.register(keyRoutes, { keys });
+    await secured.register(keyRoutes, { keys, db, audit });
+    await secured.register(accessKeyRoutes, { accessKeys });
+    await secured.register(auditRoutes, { db, repo: audit, sealer });
   });
+
+  // Seal the audit chain in the background; several instances contend for one advisory
+  // lock and the losers skip the round (pg_try_advisory_xact_lock).
+  if (config.auditSealIntervalMs > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    let running: Promise<unknown> = Promise.resolve();
+    app.addHook('onReady', async () => {
+      timer = setInterval(() => {
+        running = sealer.sealPending(false).catch((err: { code?: unknown }) => {
+          logger.warn({ errCode: err.code }, 'audit sealing failed; retrying on the next round');
+        });
+      }, config.auditSealIntervalMs);
+      timer.unref();
+    });
+    app.addHook('onClose', async () => {
+      clearInterval(timer);
+      await running;
+    });
+  }
 
   return app;
 }

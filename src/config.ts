@@ -51,6 +51,11 @@ export const envSchema = z
     MAX_VERSIONS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(1000).default(20)),
     LOGIN_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(10)),
     TRUST_PROXY: z.preprocess(emptyAsUndefined, bool.default(false)),
+    READ_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(600)),
+    AUTH_FAILURE_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(20)),
+    REDIS_URL: optionalString,
+    RATE_LIMIT_NAMESPACE: z.preprocess(emptyAsUndefined, z.string().min(1).default('secrets-rl:')),
+    AUDIT_SEAL_INTERVAL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(1000)),
   })
   .superRefine((env, ctx) => {
     if (env.JWT_SECRET !== undefined && Buffer.byteLength(env.JWT_SECRET) < 32) {
@@ -105,6 +110,15 @@ export interface Config {
   readonly maxVersions: number;
   readonly loginRateLimit: number;
   readonly trustProxy: boolean;
+  /** Value reads per identity per minute. */
+  readonly readRateLimit: number;
+  /** Failed authentications per client IP per minute. */
+  readonly authFailureRateLimit: number;
+  /** Rate-limit counters live here when set, shared by every instance. */
+  readonly redisUrl: string | undefined;
+  readonly rateLimitNamespace: string;
+  /** How often the audit sealer runs; 0 seals only before /api/audit/verify. */
+  readonly auditSealIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -155,5 +169,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxVersions: e.MAX_VERSIONS,
     loginRateLimit: e.LOGIN_RATE_LIMIT,
     trustProxy: e.TRUST_PROXY,
+    readRateLimit: e.READ_RATE_LIMIT,
+    authFailureRateLimit: e.AUTH_FAILURE_RATE_LIMIT,
+    redisUrl: e.REDIS_URL,
+    rateLimitNamespace: e.RATE_LIMIT_NAMESPACE,
+    auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
   });
 }

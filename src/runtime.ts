@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { type Config, ConfigError } from './config.js';
 import { checkKeyring } from './crypto/canary.js';
@@ -20,6 +21,8 @@ export interface Runtime {
   keyring: Keyring;
   jwtSecret: string;
   migrationCount: number;
+  /** Shared rate-limit counters, when REDIS_URL is set. */
+  redis: Redis | undefined;
   close(): Promise<void>;
 }
 
@@ -106,6 +109,31 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
   return openPglite(dir);
 }
 
+/**
+ * ioredis's defaults queue and retry a command for a long time; a rate-limit check must
+ * answer fast (the limiter skips the check when Redis fails, see src/app.ts), so commands
+ * fail at once while disconnected (no offline queue) and reconnection goes on in the
+ * background. Start-up waits briefly for the first connection so the first requests count.
+ */
+async function openRedis(url: string, log: Logger): Promise<Redis> {
+  const redis = new Redis(url, {
+    connectTimeout: 1000,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+  });
+  redis.on('error', (err: Error & { code?: string }) => log.warn({ errCode: err.code }, 'redis error'));
+  const ready = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 2000);
+    redis.once('ready', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  if (!ready) log.warn('redis is not reachable yet: rate limits are not enforced until it is');
+  return redis;
+}
+
 export async function openRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
   const { keyring, jwtSecret } = await resolveKeys(config, log);
   const db = await openDatabase(config, opts);
@@ -114,7 +142,19 @@ export async function openRuntime(config: Config, log: Logger, opts: RuntimeOpti
     const { applied } = await migrate(db, migrations);
     if (applied.length > 0) log.info({ applied }, 'migrations applied');
     await checkKeyring(db, keyring);
-    return { config, db, keyring, jwtSecret, migrationCount: migrations.length, close: () => db.close() };
+    const redis = config.redisUrl ? await openRedis(config.redisUrl, log) : undefined;
+    return {
+      config,
+      db,
+      keyring,
+      jwtSecret,
+      migrationCount: migrations.length,
+      redis,
+      async close() {
+        redis?.disconnect();
+        await db.close();
+      },
+    };
   } catch (err) {
     await db.close().catch(() => {});
     throw err;

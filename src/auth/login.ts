@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Config } from '../config.js';
@@ -17,7 +17,14 @@ export const safeEqual = (a: string, b: string) => timingSafeEqual(digest(a), di
  * InsForge-compatible admin login: POST /api/auth/admin/sessions {username, password}
  * -> {accessToken, admin}. Registered only when ROOT_ADMIN_USERNAME/PASSWORD are set.
  */
-export async function loginRoutes(app: FastifyInstance, opts: { config: Config }) {
+export async function loginRoutes(
+  app: FastifyInstance,
+  opts: {
+    config: Config;
+    /** Called for every refused login (audit row, failed-authentication counter). */
+    onFailure?: (req: FastifyRequest) => Promise<void>;
+  },
+) {
   const root = opts.config.rootAdmin;
   if (!root) return;
   app.withTypeProvider<ZodTypeProvider>().post(
@@ -46,7 +53,10 @@ export async function loginRoutes(app: FastifyInstance, opts: { config: Config }
     async (req) => {
       const userOk = safeEqual(req.body.username, root.username);
       const passOk = safeEqual(req.body.password, root.password);
-      if (!(userOk && passOk)) throw errors.badLogin();
+      if (!(userOk && passOk)) {
+        await opts.onFailure?.(req);
+        throw errors.badLogin();
+      }
       const sub = root.username;
       const accessToken = app.jwt.sign(
         { sub, role: opts.config.jwt.adminRole, type: 'admin' },

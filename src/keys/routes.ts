@@ -1,6 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { AuditRepository } from '../audit/repository.js';
+import { auditContext } from '../auth/guard.js';
+import type { Database } from '../db/database.js';
 import { errorResponse } from '../secrets/schemas.js';
 import type { KeyService } from './service.js';
 
@@ -54,7 +57,10 @@ const keyStatus = z.object({
   pendingRewrap: z.number().int().meta({ description: 'Rows not yet under the active kid' }),
 });
 
-export async function keyRoutes(app: FastifyInstance, opts: { keys: KeyService }) {
+export async function keyRoutes(
+  app: FastifyInstance,
+  opts: { keys: KeyService; db: Database; audit: AuditRepository },
+) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const errs = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 503: errorResponse };
   const tags = ['Keys'];
@@ -75,6 +81,7 @@ export async function keyRoutes(app: FastifyInstance, opts: { keys: KeyService }
   r.post(
     '/api/keys/rewrap',
     {
+      config: { access: { adminOnly: true, action: 'secret.rotate' } },
       schema: {
         tags,
         summary: 'Re-wrap all data keys to the active key id',
@@ -84,6 +91,15 @@ export async function keyRoutes(app: FastifyInstance, opts: { keys: KeyService }
         response: { 200: rewrapResult, ...errs },
       },
     },
-    async (req) => opts.keys.rewrap(req.body?.batchSize ? { batchSize: req.body.batchSize } : {}),
+    async (req) => {
+      const result = await opts.keys.rewrap(req.body?.batchSize ? { batchSize: req.body.batchSize } : {});
+      // The rewrap commits batch by batch, so its audit row records the outcome after the fact.
+      await opts.audit.append(opts.db, {
+        ...auditContext(req),
+        action: 'secret.rotate',
+        outcome: result.failed > 0 ? 'partial' : 'success',
+      });
+      return result;
+    },
   );
 }

@@ -1,6 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { actorLabel } from '../auth/actor.js';
+import { auditContext } from '../auth/guard.js';
 import {
   createBody,
   deleteQuery,
@@ -13,7 +15,9 @@ import {
   successResponse,
   updateBody,
 } from './schemas.js';
-import type { SecretService } from './service.js';
+import type { SecretService, Who } from './service.js';
+
+export const who = (req: FastifyRequest): Who => ({ ...auditContext(req), label: actorLabel(req.actor!) });
 
 /** HTTP only: schema, guard (from the enclosing scope) and one service call per route. */
 export async function secretRoutes(app: FastifyInstance, opts: { secrets: SecretService }) {
@@ -24,6 +28,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
     401: errorResponse,
     403: errorResponse,
     404: errorResponse,
+    429: errorResponse,
     503: errorResponse,
   };
   const tags = ['Secrets'];
@@ -31,6 +36,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   r.get(
     '/api/secrets',
     {
+      config: { access: { action: 'secret.list', scope: 'secrets:list' } },
       schema: {
         tags,
         summary: 'List secrets',
@@ -43,12 +49,16 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
         },
       },
     },
-    async (req) => secrets.list(req.query),
+    async (req) => {
+      const actor = req.actor!;
+      return secrets.list(req.query, who(req), actor.kind === 'access_key' ? actor.keys : null);
+    },
   );
 
   r.post(
     '/api/secrets',
     {
+      config: { access: { action: 'secret.create', scope: 'secrets:write', keyFrom: 'body' } },
       schema: {
         tags,
         summary: 'Create a secret',
@@ -64,7 +74,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req, reply) => {
-      const { id } = await secrets.create(req.body, req.actor!.sub);
+      const { id } = await secrets.create(req.body, who(req));
       return reply
         .code(201)
         .send({ success: true, message: `Secret ${req.body.key} has been created successfully`, id });
@@ -74,6 +84,9 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   r.get(
     '/api/secrets/:key',
     {
+      config: {
+        access: { action: 'secret.read', scope: 'secrets:read', keyFrom: 'params', readLimit: true },
+      },
       schema: {
         tags,
         summary: 'Get a secret value',
@@ -85,7 +98,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req, reply) => {
-      const { key, value, etag } = await secrets.reveal(req.params.key, req.actor!.sub, req.query.version);
+      const { key, value, etag } = await secrets.reveal(req.params.key, who(req), req.query.version);
       reply.header('etag', etag);
       return { key, value };
     },
@@ -94,6 +107,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   r.put(
     '/api/secrets/:key',
     {
+      config: { access: { action: 'secret.update', scope: 'secrets:write', keyFrom: 'params' } },
       schema: {
         tags,
         summary: 'Update a secret',
@@ -106,12 +120,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req, reply) => {
-      const { etag } = await secrets.update(
-        req.params.key,
-        req.body,
-        req.actor!.sub,
-        req.headers['if-match'],
-      );
+      const { etag } = await secrets.update(req.params.key, req.body, who(req), req.headers['if-match']);
       reply.header('etag', etag);
       return { success: true as const, message: `Secret ${req.params.key} has been updated successfully` };
     },
@@ -120,6 +129,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   r.delete(
     '/api/secrets/:key',
     {
+      config: { access: { action: 'secret.delete', scope: 'secrets:delete', keyFrom: 'params' } },
       schema: {
         tags,
         summary: 'Delete a secret (soft), or purge it',
@@ -133,7 +143,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
     },
     async (req, reply) => {
       const { key } = req.params;
-      const { etag } = await secrets.remove(key, {
+      const { etag } = await secrets.remove(key, who(req), {
         ifMatch: req.headers['if-match'],
         purge: req.query.purge,
       });

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { AuditAction, AuditContext } from '../audit/entry.js';
+import type { AuditRepository } from '../audit/repository.js';
+import { splitPatterns } from '../auth/actor.js';
 import { IntegrityError, openValue, sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Transaction } from '../db/database.js';
-import { errors } from '../http/errors.js';
+import { AppError, errors } from '../http/errors.js';
 import { ifMatchSatisfied, secretEtag } from '../http/etag.js';
 import { type CryptoColumns, type SecretRow, type SecretsRepository, toSealed } from './repository.js';
 
@@ -72,6 +75,23 @@ const versionNotFound = (key: string, version: number) =>
     `List the versions that are kept with GET /api/secrets/${key}/versions`,
   );
 
+/** Who asks: the audit identity plus the label lastUsedBy/created_by show. */
+export interface Who extends AuditContext {
+  label: string;
+}
+
+function outcomeOf(err: unknown): string {
+  if (!(err instanceof AppError)) return 'error';
+  const byStatus: Record<number, string> = {
+    400: 'invalid',
+    403: 'forbidden',
+    404: 'not_found',
+    409: 'conflict',
+    413: 'too_large',
+  };
+  return byStatus[err.statusCode] ?? 'error';
+}
+
 const notFound = (key: string) =>
   errors.notFound(
     `Secret not found: ${key}`,
@@ -81,6 +101,7 @@ const notFound = (key: string) =>
 export interface SecretServiceDeps {
   db: Database;
   repo: SecretsRepository;
+  audit: AuditRepository;
   keyring: Keyring;
   log: Logger;
   maxValueBytes: number;
@@ -93,12 +114,40 @@ export interface SecretServiceDeps {
 export function createSecretService({
   db,
   repo,
+  audit,
   keyring,
   log,
   maxValueBytes,
   maxVersions,
   maxListLimit = 1000,
 }: SecretServiceDeps) {
+  /**
+   * Runs a change and appends its audit row in the same transaction. When the change is
+   * refused or fails, the transaction rolls back and the refusal is recorded on its own,
+   * so every attempt leaves exactly one row.
+   */
+  async function audited<T>(
+    who: Who,
+    action: AuditAction,
+    key: string,
+    work: (tx: Transaction) => Promise<{ result: T; version: number | null }>,
+  ): Promise<T> {
+    try {
+      return await db.transaction(async (tx) => {
+        const { result, version } = await work(tx);
+        await audit.append(tx, { ...who, action, key, version, outcome: 'success' });
+        return result;
+      });
+    } catch (err) {
+      try {
+        await audit.append(db, { ...who, action, key, outcome: outcomeOf(err) });
+      } catch {
+        log.error({ action }, 'audit write for a failed change failed');
+      }
+      throw err;
+    }
+  }
+
   function checkValue(value: string) {
     const bytes = Buffer.byteLength(value, 'utf8');
     if (bytes > maxValueBytes) {
@@ -140,18 +189,33 @@ export function createSecretService({
   }
 
   return {
-    async list(opts: {
-      limit?: number | undefined;
-      cursor?: string | undefined;
-      prefix?: string | undefined;
-      active?: boolean | undefined;
-    }) {
+    /** `visible`: the key patterns a restricted access key may see (null: all keys). */
+    async list(
+      opts: {
+        limit?: number | undefined;
+        cursor?: string | undefined;
+        prefix?: string | undefined;
+        active?: boolean | undefined;
+      },
+      who: Who,
+      visible: readonly string[] | null = null,
+    ) {
       const limit = Math.min(opts.limit ?? maxListLimit, maxListLimit);
-      const rows = await repo.list(db, {
-        limit,
-        beforeSeq: opts.cursor === undefined ? undefined : decodeCursor(opts.cursor),
-        prefix: opts.prefix,
-        active: opts.active,
+      const beforeSeq = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
+      const rows = await db.transaction(async (tx) => {
+        await audit.append(tx, {
+          ...who,
+          action: 'secret.list',
+          key: opts.prefix ?? null,
+          outcome: 'success',
+        });
+        return repo.list(tx, {
+          limit,
+          beforeSeq,
+          prefix: opts.prefix,
+          active: opts.active,
+          ...(visible ? { visible: splitPatterns(visible) } : {}),
+        });
       });
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
@@ -161,22 +225,22 @@ export function createSecretService({
       };
     },
 
-    async create(input: CreateInput, actor: string): Promise<{ id: string; revived: boolean }> {
-      checkValue(input.value);
-      const id = randomUUID();
-      const sealed = sealValue(keyring, { secretId: id, key: input.key, version: 1 }, input.value);
-      const meta = {
-        id,
-        key: input.key,
-        description: input.description ?? null,
-        isReserved: input.isReserved ?? false,
-        expiresAt: input.expiresAt ?? null,
-        createdBy: actor,
-      };
-      if (await repo.insertNew(db, meta, sealed)) return { id, revived: false };
+    async create(input: CreateInput, who: Who): Promise<{ id: string; revived: boolean }> {
+      return audited<{ id: string; revived: boolean }>(who, 'secret.create', input.key, async (tx) => {
+        checkValue(input.value);
+        const id = randomUUID();
+        const sealed = sealValue(keyring, { secretId: id, key: input.key, version: 1 }, input.value);
+        const meta = {
+          id,
+          key: input.key,
+          description: input.description ?? null,
+          isReserved: input.isReserved ?? false,
+          expiresAt: input.expiresAt ?? null,
+          createdBy: who.label,
+        };
+        if (await repo.insertNew(tx, meta, sealed)) return { result: { id, revived: false }, version: 1 };
 
-      // The key exists. Active: conflict. Soft-deleted: revive it under its own id, as a new version.
-      return db.transaction(async (tx) => {
+        // The key exists. Active: conflict. Soft-deleted: revive it under its own id, as a new version.
         const cur = await repo.findByKey(tx, input.key, { forUpdate: true });
         if (!cur) throw errors.conflict(`Secret already exists: ${input.key}`, 'Retry the request');
         if (cur.is_active) {
@@ -185,24 +249,29 @@ export function createSecretService({
             'Use PUT /api/secrets/{key} to change its value, or choose another key',
           );
         }
+        const next = newVersion(cur, input.value, who.label);
         await repo.update(tx, cur.id, {
           isActive: true,
           isReserved: meta.isReserved,
           expiresAt: meta.expiresAt,
           description: meta.description,
-          version: newVersion(cur, input.value, actor),
+          version: next,
         });
-        return { id: cur.id, revived: true };
+        return { result: { id: cur.id, revived: true }, version: next.number };
       });
     },
 
-    /** The current value, or version `version`; the same 404 rules apply to every version. */
+    /**
+     * The current value, or version `version`; the same 404 rules apply to every version.
+     * One statement reads the value and appends its audit row (repository reveal): a read
+     * whose audit row cannot be written fails, and nothing is returned.
+     */
     async reveal(
       key: string,
-      actor: string,
+      who: Who,
       version?: number,
     ): Promise<{ key: string; value: string; etag: string }> {
-      const row = await repo.reveal(db, key, actor, version);
+      const row = await repo.reveal(db, key, who.label, who, version);
       if (!row) throw notFound(key);
       if (!row.is_active) {
         throw errors.notFound(
@@ -245,34 +314,33 @@ export function createSecretService({
      * Stores the value of an older version as a new version. The old value is opened and
      * sealed again under the new number (its AAD names the version), never copied.
      */
-    async rollback(key: string, version: number, ifMatch: string | undefined, actor: string) {
-      return db.transaction(async (tx) => {
+    async rollback(key: string, version: number, ifMatch: string | undefined, who: Who) {
+      return audited(who, 'secret.rollback', key, async (tx) => {
         const cur = await lockChecked(tx, key, ifMatch);
         const old = await repo.findVersion(tx, cur.id, version);
         if (!old) throw versionNotFound(key, version);
-        const next = newVersion(cur, open(cur, version, old), actor);
+        const next = newVersion(cur, open(cur, version, old), who.label);
         const revision = await repo.update(tx, cur.id, { version: next });
-        return { version: next.number, etag: secretEtag(cur.id, revision) };
+        return { result: { version: next.number, etag: secretEtag(cur.id, revision) }, version: next.number };
       });
     },
 
     /** Reactivates a soft-deleted secret with its history; restoring an active one changes nothing. */
-    async restore(key: string, ifMatch: string | undefined): Promise<{ etag: string }> {
-      return db.transaction(async (tx) => {
+    async restore(key: string, ifMatch: string | undefined, who: Who): Promise<{ etag: string }> {
+      return audited(who, 'secret.restore', key, async (tx) => {
         const cur = await lockChecked(tx, key, ifMatch);
-        if (cur.is_active) return { etag: secretEtag(cur.id, cur.revision) };
-        return { etag: secretEtag(cur.id, await repo.update(tx, cur.id, { isActive: true })) };
+        const version = cur.current_version;
+        if (cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
+        return {
+          result: { etag: secretEtag(cur.id, await repo.update(tx, cur.id, { isActive: true })) },
+          version,
+        };
       });
     },
 
-    async update(
-      key: string,
-      input: UpdateInput,
-      actor: string,
-      ifMatch?: string,
-    ): Promise<{ etag: string }> {
-      if (input.value !== undefined) checkValue(input.value);
-      return db.transaction(async (tx) => {
+    async update(key: string, input: UpdateInput, who: Who, ifMatch?: string): Promise<{ etag: string }> {
+      return audited(who, 'secret.update', key, async (tx) => {
+        if (input.value !== undefined) checkValue(input.value);
         const cur = await lockChecked(tx, key, ifMatch);
         if (input.isActive === false && cur.is_reserved) {
           throw errors.forbidden(
@@ -280,14 +348,18 @@ export function createSecretService({
             'Set isReserved to false first, then deactivate or delete it',
           );
         }
+        const next = input.value === undefined ? undefined : newVersion(cur, input.value, who.label);
         const revision = await repo.update(tx, cur.id, {
           isActive: input.isActive,
           isReserved: input.isReserved,
           expiresAt: input.expiresAt,
           description: input.description,
-          version: input.value === undefined ? undefined : newVersion(cur, input.value, actor),
+          version: next,
         });
-        return { etag: secretEtag(cur.id, revision) };
+        return {
+          result: { etag: secretEtag(cur.id, revision) },
+          version: next?.number ?? cur.current_version,
+        };
       });
     },
 
@@ -297,29 +369,40 @@ export function createSecretService({
      */
     async remove(
       key: string,
+      who: Who,
       opts: { ifMatch?: string | undefined; purge?: boolean | undefined } = {},
     ): Promise<{ etag: string | undefined }> {
-      return db.transaction(async (tx) => {
-        const cur = await lockChecked(tx, key, opts.ifMatch);
-        if (cur.is_reserved) {
-          throw errors.forbidden(
-            `Cannot delete reserved secret: ${key}`,
-            'Set isReserved to false with PUT first',
-          );
-        }
-        if (opts.purge) {
-          if (cur.is_active) {
-            throw errors.conflict(
-              `Cannot purge active secret: ${key}`,
-              'Delete it first (DELETE /api/secrets/{key}), then purge it',
+      return audited<{ etag: string | undefined }>(
+        who,
+        opts.purge ? 'secret.purge' : 'secret.delete',
+        key,
+        async (tx) => {
+          const cur = await lockChecked(tx, key, opts.ifMatch);
+          const version = cur.current_version;
+          if (cur.is_reserved) {
+            throw errors.forbidden(
+              `Cannot delete reserved secret: ${key}`,
+              'Set isReserved to false with PUT first',
             );
           }
-          await repo.purge(tx, cur.id);
-          return { etag: undefined };
-        }
-        if (!cur.is_active) return { etag: secretEtag(cur.id, cur.revision) }; // already deleted, idempotent
-        return { etag: secretEtag(cur.id, await repo.update(tx, cur.id, { isActive: false })) };
-      });
+          if (opts.purge) {
+            if (cur.is_active) {
+              throw errors.conflict(
+                `Cannot purge active secret: ${key}`,
+                'Delete it first (DELETE /api/secrets/{key}), then purge it',
+              );
+            }
+            await repo.purge(tx, cur.id);
+            return { result: { etag: undefined }, version };
+          }
+          // Already deleted: idempotent.
+          if (!cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
+          return {
+            result: { etag: secretEtag(cur.id, await repo.update(tx, cur.id, { isActive: false })) },
+            version,
+          };
+        },
+      );
     },
   };
 }

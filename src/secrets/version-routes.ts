@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { who } from './routes.js';
 import { errorResponse, ifMatchHeaders, keyParams, rollbackBody, versionsResponse } from './schemas.js';
 import type { SecretService } from './service.js';
 
@@ -20,6 +21,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
   r.get(
     '/api/secrets/:key/versions',
     {
+      config: { access: { action: 'secret.read', scope: 'secrets:read', keyFrom: 'params' } },
       schema: {
         tags,
         summary: 'List the versions of a secret',
@@ -39,6 +41,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
   r.post(
     '/api/secrets/:key/rollback',
     {
+      config: { access: { action: 'secret.rollback', scope: 'secrets:write', keyFrom: 'params' } },
       schema: {
         tags,
         summary: 'Roll back to an older version',
@@ -61,7 +64,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
         key,
         req.body.version,
         req.headers['if-match'],
-        req.actor!.sub,
+        who(req),
       );
       reply.header('etag', etag);
       return {
@@ -75,6 +78,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
   r.post(
     '/api/secrets/:key/restore',
     {
+      config: { access: { action: 'secret.restore', scope: 'secrets:write', keyFrom: 'params' } },
       schema: {
         tags,
         summary: 'Restore a soft-deleted secret',
@@ -90,7 +94,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
       },
     },
     async (req, reply) => {
-      const { etag } = await secrets.restore(req.params.key, req.headers['if-match']);
+      const { etag } = await secrets.restore(req.params.key, req.headers['if-match'], who(req));
       reply.header('etag', etag);
       return { success: true as const, message: `Secret ${req.params.key} has been restored successfully` };
     },

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import { SCOPES } from '../auth/actor.js';
+
+/** Request and response schemas of /api/access-keys (they also generate the OpenAPI document). */
+
+export const KEY_PATTERN_RE = /^([A-Z0-9_]{1,128}|[A-Z0-9_]{0,127}\*)$/;
+
+export const createAccessKeyBody = z
+  .strictObject(
+    {
+      name: z
+        .string({ error: 'name is required: a label for the key (e.g. "ci-deploy")' })
+        .min(1, { error: 'name must not be empty' })
+        .max(128, { error: 'name must be at most 128 characters' })
+        .refine((s) => !s.includes('\u0000') && s.isWellFormed(), {
+          error: 'name must be text without NUL characters',
+        }),
+      scopes: z
+        .array(z.enum(SCOPES, { error: `each scope must be one of: ${SCOPES.join(', ')}` }), {
+          error: `scopes is required: an array of ${SCOPES.join(', ')}`,
+        })
+        .min(1, { error: 'scopes must name at least one scope' })
+        .max(SCOPES.length * 2),
+      keys: z
+        .array(
+          z.string().regex(KEY_PATTERN_RE, {
+            error:
+              'each entry of keys must be a secret key (STRIPE_API_KEY) or a prefix pattern ending in * (STRIPE_*)',
+          }),
+          { error: 'keys must be an array of key names or PREFIX_* patterns' },
+        )
+        .min(1, { error: 'keys must not be empty: omit it for access to every key' })
+        .max(100, { error: 'keys may list at most 100 patterns' })
+        .optional()
+        .meta({ description: 'Restrict the key to these secret keys or PREFIX_* patterns; omit for all' }),
+      expiresAt: z.iso
+        .datetime({
+          offset: true,
+          error: 'expiresAt must be an ISO 8601 date-time with a time zone, or null',
+        })
+        .transform((s) => new Date(s))
+        .nullable()
+        .optional(),
+    },
+    {
+      error: (iss) =>
+        iss.code === 'unrecognized_keys'
+          ? `Unknown field(s): ${iss.keys.join(', ')}`
+          : 'Request body must be a JSON object',
+    },
+  )
+  .meta({ id: 'CreateAccessKeyRequest' });
+
+export const accessKeyView = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    tokenPrefix: z.string().meta({ description: 'The first characters of the token, for recognising it' }),
+    scopes: z.array(z.string()),
+    keys: z.array(z.string()).nullable(),
+    createdBy: z.string(),
+    createdAt: z.iso.datetime(),
+    expiresAt: z.iso.datetime().nullable(),
+    revokedAt: z.iso.datetime().nullable(),
+    lastUsedAt: z.iso.datetime().nullable(),
+    status: z.enum(['active', 'revoked', 'expired']),
+  })
+  .meta({ id: 'AccessKey' });
+
+export const createdAccessKey = accessKeyView
+  .extend({ token: z.string().meta({ description: 'The secret token: shown only in this response' }) })
+  .meta({ id: 'CreatedAccessKey' });
+
+export const accessKeyParams = z.object({ id: z.uuid({ error: 'id must be an access key id (a UUID)' }) });
+
+export const accessKeyListQuery = z.object({
+  limit: z.coerce
+    .number({ error: 'limit must be a whole number from 1 to 1000' })
+    .int({ error: 'limit must be a whole number from 1 to 1000' })
+    .min(1, { error: 'limit must be a whole number from 1 to 1000' })
+    .max(1000, { error: 'limit must be a whole number from 1 to 1000' })
+    .optional(),
+  cursor: z.string().max(200, { error: 'cursor is not valid' }).optional(),
+});
