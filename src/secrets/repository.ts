@@ -180,7 +180,11 @@ export function createSecretsRepository() {
       return rows[0];
     },
 
-    /** Newest first, keyset-paginated on seq (never OFFSET). Returns up to limit + 1 rows. */
+    /**
+     * Newest first, keyset-paginated on seq (never OFFSET). Returns up to limit + 1 rows.
+     * ORDER BY names secrets.seq: a bare "seq" would mean the seq::text output column, which
+     * sorts "9" above "10" and cannot use the index (a full scan and sort on every page).
+     */
     async list(
       q: Queryable,
       opts: {
@@ -206,7 +210,7 @@ export function createSecretsRepository() {
       }
       return q.query<SecretRow>(
         `SELECT ${SECRET_COLUMNS} FROM secrets ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-         ORDER BY seq DESC LIMIT $1`,
+         ORDER BY secrets.seq DESC LIMIT $1`,
         params,
       );
     },
