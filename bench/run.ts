@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -259,6 +259,8 @@ try {
   log(`bench failed: ${(err as Error).stack ?? err}`);
 } finally {
   for (const c of cleanups.reverse()) await c().catch(() => {});
+  if (!failed) await rm(logDir, { recursive: true, force: true });
+  else log(`server logs kept in ${logDir}`);
 }
 process.exit(failed ? 1 : 0);
 
