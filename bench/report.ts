@@ -92,9 +92,16 @@ export function renderTable(r: Results): string {
         '|--:|--:|--:|--:|--:|--:|--:|',
       );
       for (const x of e.scale) {
-        const ratio = Math.round((x.lastPage.p50 / Math.max(0.01, x.firstPage.p50)) * 100) / 100;
+        // autocannon's latencies have 1 ms resolution: a 0 is "under a millisecond", not a ratio.
+        const ms = (v: number) => (v < 1 ? '< 1' : String(v));
+        const ratio =
+          x.lastPage.p50 < 1
+            ? x.firstPage.p50 < 1
+              ? 'both < 1 ms'
+              : '< 1'
+            : String(Math.round((x.lastPage.p50 / Math.max(1, x.firstPage.p50)) * 100) / 100);
         lines.push(
-          `| ${x.size} | ${x.seedSeconds} | ${x.read.p50} | ${x.read.p99} | ${x.firstPage.p50} | ${x.lastPage.p50} | ${ratio} |`,
+          `| ${x.size} | ${x.seedSeconds} | ${ms(x.read.p50)} | ${x.read.p99} | ${ms(x.firstPage.p50)} | ${ms(x.lastPage.p50)} | ${ratio} |`,
         );
       }
     }
