@@ -25,6 +25,7 @@ import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Database } from './db/database.js';
 import { migrationsApplied } from './db/migrate.js';
+import { OneLineAccessLog } from './http/access-log.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { errors } from './http/errors.js';
 import { createLimits } from './http/rate-limits.js';
@@ -60,6 +61,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: config.maxValueBytes * 6 + 64 * 1024,
     trustProxy: config.trustProxy,
     requestIdHeader: false,
+    logController: new OneLineAccessLog(),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();

@@ -248,8 +248,8 @@ export function createSecretsRepository() {
 
     /**
      * Newest first, keyset-paginated on seq (never OFFSET). Returns up to limit + 1 rows.
-     * ORDER BY names the table column: a bare "seq" would bind to the text alias in the
-     * select list and sort "10" before "9", skipping rows between pages.
+     * ORDER BY names secrets.seq: a bare "seq" would mean the seq::text output column, which
+     * sorts "9" above "10" and cannot use the index (a full scan and sort on every page).
      */
     async list(
       q: Queryable,

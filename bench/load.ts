@@ -1,0 +1,73 @@
+import { randomBytes } from 'node:crypto';
+import autocannon from 'autocannon';
+import { nextRequest, type RequestContext, type Scenario } from './scenarios.js';
+
+/**
+ * The load generator, run as its own process so it does not share an event loop with the
+ * server it measures. Input: one JSON argument; output: one JSON line on stdout.
+ */
+export interface LoadSpec {
+  url: string;
+  token: string;
+  scenario: Scenario;
+  seeded: number;
+  connections: number;
+  warmupSeconds: number;
+  seconds: number;
+  /** A fixed path instead of the scenario's requests (scale: first/last list page). */
+  fixedPath?: string;
+}
+
+export interface LoadResult {
+  requests: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  timeouts: number;
+}
+
+function run(spec: LoadSpec, seconds: number): Promise<autocannon.Result> {
+  const ctx: RequestContext = {
+    seeded: spec.seeded,
+    tag: randomBytes(4).toString('hex').toUpperCase(),
+    counter: 0,
+  };
+  return autocannon({
+    url: spec.url,
+    connections: spec.connections,
+    duration: seconds,
+    timeout: 10,
+    requests: [
+      {
+        setupRequest: (req) => {
+          const r = spec.fixedPath
+            ? { method: 'GET' as const, path: spec.fixedPath }
+            : nextRequest(spec.scenario, ctx);
+          // A fresh headers object per request: autocannon writes content-length into the one
+          // it is given, and a GET carrying the previous PUT's length would stall the socket.
+          const headers: Record<string, string> = { authorization: `Bearer ${spec.token}` };
+          if (r.body !== undefined) headers['content-type'] = 'application/json';
+          return { ...req, method: r.method, path: r.path, headers, body: r.body ?? '' };
+        },
+      },
+    ],
+  });
+}
+
+const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec;
+const warm = spec.warmupSeconds > 0 ? await run(spec, spec.warmupSeconds) : undefined;
+const r = await run(spec, spec.seconds);
+const result: LoadResult & { served: number } = {
+  // Everything the server answered, warm-up included: the denominator of its CPU per request.
+  served: r.requests.total + (warm?.requests.total ?? 0),
+  requests: r.requests.total,
+  rps: Math.round(r.requests.total / r.duration),
+  p50: r.latency.p50,
+  p99: r.latency.p99,
+  errors: r.errors,
+  non2xx: r.non2xx,
+  timeouts: r.timeouts,
+};
+process.stdout.write(`${JSON.stringify(result)}\n`);

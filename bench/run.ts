@@ -1,0 +1,283 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { mintAdminToken } from '../src/auth/mint.js';
+import { loadConfig } from '../src/config.js';
+import type { LoadResult, LoadSpec } from './load.js';
+import { cpuMs, ROOT, rssMb, runLoad, type Server, sampleRss, startServer } from './procs.js';
+import { renderChart, renderTable } from './report.js';
+import { SCENARIOS } from './scenarios.js';
+import { seed } from './seed.js';
+import { type Backend, createStorage, postgresReachable, type Storage } from './storage.js';
+
+/**
+ * npm run bench          full run: throughput vs ceiling and floor, scale, 5-minute soak
+ * npm run bench:smoke    the same harness for a few seconds (CI), results not written
+ * Options: --only throughput,scale,soak   --backends postgres,pglite
+ */
+const { values: args } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    only: { type: 'string', default: 'throughput,scale,soak' },
+    backends: { type: 'string', default: 'postgres,pglite' },
+    seconds: { type: 'string' },
+  },
+});
+const smoke = args.smoke;
+const parts = new Set(args.only.split(','));
+const settings = smoke
+  ? { warmup: 0, seconds: 1, connections: 32, seeded: 1000, scaleWarmup: 0, scaleSeconds: 1, soakSeconds: 0 }
+  : {
+      warmup: 3,
+      seconds: 10,
+      connections: 32,
+      seeded: 1000,
+      scaleWarmup: 1,
+      scaleSeconds: 3,
+      soakSeconds: 300,
+    };
+if (args.seconds) settings.seconds = Number(args.seconds);
+const SCALES: Record<Backend, number[]> = smoke
+  ? { postgres: [1000], pglite: [1000] }
+  : // 1M rows in PGlite (single-threaded WebAssembly, seeded through one connection) takes
+    // longer than the rest of the run together; the embedded mode targets small deployments.
+    { postgres: [1000, 100_000, 1_000_000], pglite: [1000, 100_000] };
+
+const keys = {
+  ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+  JWT_SECRET: randomBytes(48).toString('base64'),
+};
+const token = mintAdminToken(loadConfig({ ...keys }), keys.JWT_SECRET, {
+  sub: 'bench',
+  ttlSeconds: 4 * 3600,
+});
+const logDir = await mkdtemp(join(tmpdir(), 'bench-logs-'));
+const cleanups: (() => Promise<void>)[] = [];
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+interface Measured extends LoadResult {
+  peakRssMb: number;
+  /** Server CPU time per completed request, in microseconds. */
+  cpuUsPerReq: number;
+}
+
+async function measure(server: Server, spec: Omit<LoadSpec, 'url' | 'token'>): Promise<Measured> {
+  const rss = sampleRss(server.pid, 250);
+  const cpu0 = await cpuMs(server.pid);
+  // Warm-up requests are served too; count them into the CPU split only through the total.
+  const r = await runLoad<LoadResult & { served: number }>({ ...spec, url: server.url, token });
+  const cpu = (await cpuMs(server.pid)) - cpu0;
+  rss.stop();
+  const { served, ...rest } = r;
+  return { ...rest, peakRssMb: rss.max(), cpuUsPerReq: Math.round((cpu * 1000) / Math.max(1, served)) };
+}
+
+async function seeded(backend: Backend, rows: number): Promise<Storage> {
+  const s = await createStorage(backend, keys);
+  cleanups.push(() => s.drop());
+  const rt = await s.open();
+  try {
+    await seed(rt.db, rt.keyring, 0, rows);
+  } finally {
+    await rt.close();
+  }
+  return s;
+}
+
+async function start(name: string, nodeArgs: readonly string[], env: Record<string, string>) {
+  const server = await startServer(name, [...nodeArgs], env, join(logDir, `${name}.log`));
+  cleanups.push(() => server.stop());
+  return server;
+}
+
+// The full run measures the service as it ships (the Dockerfile runs `node dist/main.js`:
+// tsx's loader alone adds about 60 MB of RSS); the smoke run skips the build and uses tsx.
+// The reference servers run under tsx: it costs them memory at load, not time per request.
+const SERVICE = smoke ? ['--import', 'tsx', 'src/main.ts'] : ['dist/main.js'];
+const BARE = ['--import', 'tsx', 'bench/targets/bare.ts'];
+const TARGETS = [
+  ['service', SERVICE, {}],
+  ['ceiling', BARE, { BENCH_MODE: 'ceiling' }],
+  ['floor', BARE, { BENCH_MODE: 'floor' }],
+] as const;
+
+async function throughput(backend: Backend) {
+  const servers: Record<string, Server> = {};
+  await Promise.all(
+    TARGETS.map(async ([name, entry, extra]) => {
+      const storage = await seeded(backend, settings.seeded);
+      servers[name] = await start(`${backend}-${name}`, entry, { ...storage.env, ...extra });
+    }),
+  );
+  const rows = [];
+  for (const scenario of SCENARIOS) {
+    const result: Record<string, Measured> = {};
+    // The three targets run back to back per scenario, so a change in background load
+    // on this shared machine hits all three alike.
+    for (const [name] of TARGETS) {
+      const spec = {
+        scenario,
+        seeded: settings.seeded,
+        connections: settings.connections,
+        warmupSeconds: settings.warmup,
+        seconds: settings.seconds,
+      };
+      result[name] = await measure(servers[name]!, spec);
+      log(`  ${backend} ${scenario} ${name}: ${JSON.stringify(result[name])}`);
+    }
+    const ours = result.service!;
+    rows.push({
+      scenario,
+      service: ours,
+      ceiling: result.ceiling!,
+      floor: result.floor!,
+      vsCeiling: Math.round((ours.rps / Math.max(1, result.ceiling!.rps)) * 100) / 100,
+      vsFloor: Math.round((ours.rps / Math.max(1, result.floor!.rps)) * 100) / 100,
+    });
+  }
+  const peakRssMb = await rssMb(servers.service!.pid, 'VmHWM');
+  for (const s of Object.values(servers)) await s.stop();
+  return { rows, servicePeakRssMb: peakRssMb };
+}
+
+async function scale(backend: Backend) {
+  const storage = await createStorage(backend, keys);
+  cleanups.push(() => storage.drop());
+  const out = [];
+  let have = 0;
+  for (const size of SCALES[backend]) {
+    const rt = await storage.open();
+    const t0 = performance.now();
+    await seed(rt.db, rt.keyring, have, size);
+    const seedSeconds = Math.round((performance.now() - t0) / 100) / 10;
+    have = size;
+    // The last page: the cursor that leaves exactly the 50 oldest rows.
+    const [edge] = await rt.db.query<{ seq: string }>(
+      'SELECT seq::text AS seq FROM secrets ORDER BY seq ASC OFFSET 50 LIMIT 1',
+    );
+    await rt.close();
+    const lastCursor = Buffer.from(`v1:${edge?.seq ?? '1'}`).toString('base64url');
+    const server = await start(`${backend}-scale-${size}`, SERVICE, storage.env);
+    const base = {
+      scenario: 'read' as const,
+      seeded: size,
+      connections: 1,
+      warmupSeconds: settings.scaleWarmup,
+      seconds: settings.scaleSeconds,
+    };
+    const read = await measure(server, base);
+    const firstPage = await measure(server, { ...base, fixedPath: '/api/secrets?limit=50' });
+    const lastPage = await measure(server, {
+      ...base,
+      fixedPath: `/api/secrets?limit=50&cursor=${lastCursor}`,
+    });
+    await server.stop();
+    out.push({ size, seedSeconds, read, firstPage, lastPage });
+    log(`  ${backend} scale ${size}: read p50 ${read.p50} first ${firstPage.p50} last ${lastPage.p50}`);
+  }
+  return out;
+}
+
+async function soak(backend: Backend) {
+  const storage = await seeded(backend, settings.seeded);
+  const server = await start(`${backend}-soak`, SERVICE, storage.env);
+  const rss = sampleRss(server.pid, 5000);
+  const r = await runLoad<LoadResult>({
+    scenario: 'mixed',
+    seeded: settings.seeded,
+    connections: settings.connections,
+    warmupSeconds: 0,
+    seconds: settings.soakSeconds,
+    url: server.url,
+    token,
+  });
+  const samples = rss.stop();
+  samples.push({ t: settings.soakSeconds, mb: await rssMb(server.pid) });
+  const peakRssMb = await rssMb(server.pid, 'VmHWM');
+  await server.stop();
+  const firstMinute = Math.max(0, ...samples.filter((s) => s.t <= 60).map((s) => s.mb));
+  const end = samples[samples.length - 1]?.mb ?? 0;
+  return { ...r, peakRssMb, firstMinuteRssMb: firstMinute, endRssMb: end, samples };
+}
+
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: cpus().length,
+  loadavgAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
+  settings,
+  backends: {} as Record<string, unknown>,
+};
+let failed = false;
+try {
+  if (!smoke) {
+    log('building dist/ (npm run build)');
+    execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  }
+  // The smoke run covers one backend (PostgreSQL when reachable) to stay well under a minute.
+  const wanted = (smoke && args.backends === 'postgres,pglite' ? 'postgres' : args.backends).split(
+    ',',
+  ) as Backend[];
+  const backends: Backend[] = [];
+  for (const b of wanted) {
+    if (b === 'postgres' && !(await postgresReachable())) {
+      log('PostgreSQL is not reachable: skipping its column');
+      if (smoke && wanted.length === 1) backends.push('pglite');
+      continue;
+    }
+    backends.push(b);
+  }
+  for (const backend of backends) {
+    const entry: Record<string, unknown> = {};
+    (results.backends as Record<string, unknown>)[backend] = entry;
+    if (parts.has('throughput')) entry.throughput = await throughput(backend);
+    if (parts.has('scale')) entry.scale = await scale(backend);
+    if (parts.has('soak') && settings.soakSeconds > 0 && backend === 'postgres')
+      entry.soak = await soak(backend);
+  }
+  results.loadavgAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
+  const table = renderTable(results);
+  process.stdout.write(`${table}\n`);
+  // A smoke run proves the harness works; its few-second numbers are not worth keeping.
+  if (!smoke) {
+    const dir = join(ROOT, 'bench/results');
+    await mkdir(dir, { recursive: true });
+    await writeFile(
+      join(dir, `${String(results.date).slice(0, 10)}.json`),
+      `${JSON.stringify(results, null, 2)}\n`,
+    );
+    await writeFile(join(dir, 'latest.md'), table);
+    await writeFile(join(dir, 'latest.svg'), renderChart(results));
+  }
+  failed = smokeProblems(results).length > 0;
+  for (const p of smokeProblems(results)) log(`harness failure: ${p}`);
+} catch (err) {
+  failed = true;
+  log(`bench failed: ${(err as Error).stack ?? err}`);
+} finally {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  if (!failed) await rm(logDir, { recursive: true, force: true });
+  else log(`server logs kept in ${logDir}`);
+}
+process.exit(failed ? 1 : 0);
+
+/** What makes a run invalid: a target that answered nothing, or answered with errors. */
+function smokeProblems(r: typeof results): string[] {
+  const problems: string[] = [];
+  for (const [backend, e] of Object.entries(
+    r.backends as Record<string, { throughput?: Awaited<ReturnType<typeof throughput>> }>,
+  )) {
+    for (const row of e.throughput?.rows ?? []) {
+      for (const t of ['service', 'ceiling', 'floor'] as const) {
+        const m = row[t];
+        if (m.requests === 0) problems.push(`${backend} ${row.scenario} ${t}: no request completed`);
+        if (m.non2xx > 0 || m.errors > 0)
+          problems.push(`${backend} ${row.scenario} ${t}: ${m.non2xx} non-2xx, ${m.errors} errors`);
+      }
+    }
+  }
+  return problems;
+}
