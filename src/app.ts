@@ -3,6 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import fastifyPlugin from 'fastify-plugin';
 import {
   jsonSchemaTransform,
   jsonSchemaTransformObject,
@@ -19,6 +20,10 @@ import type { Database } from './db/database.js';
 import { migrationsApplied } from './db/migrate.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { errors } from './http/errors.js';
+import { metricsPlugin } from './http/metrics.js';
+import { createBulkRepository } from './secrets/bulk-repository.js';
+import { bulkRoutes } from './secrets/bulk-routes.js';
+import { createBulkService } from './secrets/bulk-service.js';
 import { createSecretsRepository } from './secrets/repository.js';
 import { secretRoutes } from './secrets/routes.js';
 import { createSecretService } from './secrets/service.js';
@@ -60,6 +65,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('cache-control', 'no-store');
   });
   installErrorHandling(app);
+  // Not encapsulated, so its hooks see every route; /metrics itself needs no token (scrapers).
+  await app.register(fastifyPlugin(metricsPlugin), { db });
 
   await app.register(swagger, {
     openapi: {
@@ -92,6 +99,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     log: logger,
     maxValueBytes: config.maxValueBytes,
   });
+  const bulk = createBulkService({ db, repo: createBulkRepository(), keyring, log: logger });
 
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get(
@@ -137,6 +145,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
     secured.addHook('onRequest', async (req) => secured.requireAdmin(req));
     await secured.register(secretRoutes, { secrets });
+    await secured.register(bulkRoutes, { bulk });
   });
 
   return app;
