@@ -139,7 +139,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
           parseAs: 'text',
         }),
       );
-      return data as string;
+      return (data as string | undefined) ?? ''; // openapi-fetch gives undefined for an empty body
     },
 
     async render(template: string): Promise<string> {
