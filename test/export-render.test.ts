@@ -22,6 +22,7 @@ const TRICKY: Record<string, string> = {
   Q_SINGLE_BACKTICK: trackValue("it's `id`"),
   NEWLINES: trackValue('line one\nline two\n\nline four\n'),
   CRLF: trackValue('windows\r\nline\rcr'),
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal ${} is the point of this value
   DOLLARS: trackValue('$HOME ${PATH} $(whoami) `id` $$'),
   HASH: trackValue('# not a comment #also not'),
   BACKSLASH: trackValue('C:\\path\\new \\n literal \\\\ double'),

@@ -49,7 +49,7 @@ it('counts decrypt failures (a tampered row fails closed with 500 DECRYPTION_FAI
   const before = Number(/^secrets_decrypt_failures_total (\d+)$/m.exec(await metrics())?.[1]);
   const res = await fetch(`${t.url}/api/secrets/TAMPERED`, { headers: t.auth() });
   expect(res.status).toBe(500);
-  expect((await res.json()).error).toBe('DECRYPTION_FAILED');
+  expect(((await res.json()) as { error: string }).error).toBe('DECRYPTION_FAILED');
   const exp = await fetch(`${t.url}/api/secrets/export`, { headers: t.auth() });
   expect(exp.status).toBe(500);
   const after = Number(/^secrets_decrypt_failures_total (\d+)$/m.exec(await metrics())?.[1]);
@@ -72,7 +72,7 @@ it('serves the API reference at /docs from the same OpenAPI document', async () 
   }
   const spec = await fetch(`${t.url}/docs/json`);
   expect(spec.status).toBe(200);
-  const doc = await spec.json();
+  const doc = (await spec.json()) as { paths: Record<string, unknown> };
   expect(Object.keys(doc.paths)).toEqual(
     expect.arrayContaining(['/api/secrets/export', '/api/secrets/render']),
   );
