@@ -134,6 +134,7 @@ it('run: passes the secrets (not the token) in the environment and the exit code
       '--',
       'sh',
       '-c',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
       'printf "%s|%s|" "$RUN_VALUE" "${SECRETS_TOKEN-unset}"; tr "\\0" " " < /proc/$PPID/cmdline; exit 42',
     ],
     { env },
@@ -151,18 +152,20 @@ it('run: passes the secrets (not the token) in the environment and the exit code
   expect((await cli(['run', '--', 'definitely-not-a-command-xyz'], { env })).code).toBe(127);
 });
 
+// The commands are node processes that print "ready" only once their handlers are set:
+// a shell script between its echo and its exec can miss a signal, which tests the shell.
+const waiter = (onTerm: string) =>
+  `process.on('SIGTERM', () => { ${onTerm} }); process.stdout.write('ready'); setInterval(() => {}, 1000);`;
+
 it('run: forwards signals to the command and leaves as it did', async () => {
-  // The command traps SIGTERM and exits 42: the CLI must forward the signal and pass 42 on.
-  const trapped = startCli(
-    ['run', '--', 'sh', '-c', 'trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done'],
-    { env },
-  );
-  await waitFor(trapped.child, 'ready');
-  trapped.child.kill('SIGTERM');
-  expect((await trapped.done).code).toBe(42);
+  // The command handles SIGTERM and exits 42: the CLI must forward the signal and pass 42 on.
+  const handled = startCli(['run', '--', process.execPath, '-e', waiter('process.exit(42)')], { env });
+  await waitFor(handled.child, 'ready');
+  handled.child.kill('SIGTERM');
+  expect((await handled.done).code).toBe(42);
 
   // The command dies of the signal: the CLI dies of the same signal.
-  const killed = startCli(['run', '--', 'sh', '-c', 'echo ready; exec sleep 30'], { env });
+  const killed = startCli(['run', '--', process.execPath, '-e', waiter('process.exit(1)')], { env });
   await waitFor(killed.child, 'ready');
   killed.child.kill('SIGINT');
   expect((await killed.done).signal).toBe('SIGINT');
