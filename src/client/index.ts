@@ -108,7 +108,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     /** Creates the secret, or stores a new value when it already exists. */
     async setSecret(key: string, value: string): Promise<'created' | 'updated'> {
       try {
-        await unwrap(api.POST('/api/secrets', { body: { key, value, isReserved: false } }));
+        await unwrap(api.POST('/api/secrets', { body: { key, value } }));
         return 'created';
       } catch (err) {
         if (!(err instanceof SecretsApiError && err.status === 409)) throw err;

@@ -816,7 +816,7 @@ export interface components {
              * @description Protect the secret from deletion
              * @default false
              */
-            isReserved: boolean;
+            isReserved?: boolean;
             /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
             expiresAt?: string | null;
             description?: string | null;
@@ -888,7 +888,7 @@ export interface components {
              * @description Protect the secret from deletion
              * @default false
              */
-            isReserved: boolean;
+            isReserved?: boolean;
             /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
             expiresAt?: unknown | null;
             description?: string | null;
