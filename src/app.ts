@@ -3,6 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import fastifyPlugin from 'fastify-plugin';
 import {
   jsonSchemaTransform,
   jsonSchemaTransformObject,
@@ -28,10 +29,14 @@ import { migrationsApplied } from './db/migrate.js';
 import { OneLineAccessLog } from './http/access-log.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { errors } from './http/errors.js';
+import { metricsPlugin } from './http/metrics.js';
 import { createLimits } from './http/rate-limits.js';
 import { createKeysRepository } from './keys/repository.js';
 import { keyRoutes } from './keys/routes.js';
 import { createKeyService } from './keys/service.js';
+import { createBulkRepository } from './secrets/bulk-repository.js';
+import { bulkRoutes } from './secrets/bulk-routes.js';
+import { createBulkService } from './secrets/bulk-service.js';
 import { createSecretsRepository } from './secrets/repository.js';
 import { secretRoutes } from './secrets/routes.js';
 import { createSecretService } from './secrets/service.js';
@@ -81,6 +86,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('cache-control', 'no-store');
   });
   installErrorHandling(app);
+  // Not encapsulated, so its hooks see every route; /metrics itself needs no token (scrapers).
+  await app.register(fastifyPlugin(metricsPlugin), { db });
 
   await app.register(swagger, {
     openapi: {
@@ -139,6 +146,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxVersions: config.maxVersions,
   });
   const keys = createKeyService({ db, repo: createKeysRepository(), keyring, log: logger });
+  const bulk = createBulkService({ db, repo: createBulkRepository(), audit, keyring, log: logger });
 
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get(
@@ -203,6 +211,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await secured.register(keyRoutes, { keys, db, audit });
     await secured.register(accessKeyRoutes, { accessKeys });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
+    await secured.register(bulkRoutes, { bulk });
   });
 
   // Seal the audit chain in the background; several instances contend for one advisory

@@ -27,6 +27,8 @@ export type AuditAction =
   | 'secret.purge'
   | 'secret.rotate'
   | 'secret.rollback'
+  | 'secret.export'
+  | 'secret.render'
   | 'access_key.create'
   | 'access_key.list'
   | 'access_key.revoke'

@@ -15,33 +15,39 @@ Prints an admin JWT for this service on stdout.
   --ttl   lifetime: seconds or 15m, 1h, 7d (default: 1h)
   --role  role claim (default: ADMIN_ROLE, project_admin)`;
 
-try {
-  const { values } = parseArgs({
-    options: {
-      sub: { type: 'string', default: 'cli' },
-      ttl: { type: 'string', default: '1h' },
-      role: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    process.exit(0);
+/** Mints and prints a token; `args` are the flags after the command name. */
+export async function tokenCommand(args: string[]): Promise<void> {
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        sub: { type: 'string', default: 'cli' },
+        ttl: { type: 'string', default: '1h' },
+        role: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(`${HELP}\n`);
+      process.exit(0);
+    }
+    const config = loadConfig();
+    if (config.jwt.publicKey && !config.jwt.secret) {
+      throw new Error(
+        'the service verifies RS256/ES256 tokens: mint them with the private key where it is kept',
+      );
+    }
+    const { jwtSecret } = await resolveKeys(config, createLogger('warn', process.stderr as never));
+    const token = mintAdminToken(config, jwtSecret, {
+      sub: values.sub,
+      ttlSeconds: parseTtl(values.ttl),
+      ...(values.role ? { role: values.role } : {}),
+    });
+    process.stdout.write(`${token}\n`);
+  } catch (err) {
+    process.stderr.write(`token: ${(err as Error).message}\n${HELP}\n`);
+    process.exit(2);
   }
-  const config = loadConfig();
-  if (config.jwt.publicKey && !config.jwt.secret) {
-    throw new Error(
-      'the service verifies RS256/ES256 tokens: mint them with the private key where it is kept',
-    );
-  }
-  const { jwtSecret } = await resolveKeys(config, createLogger('warn', process.stderr as never));
-  const token = mintAdminToken(config, jwtSecret, {
-    sub: values.sub,
-    ttlSeconds: parseTtl(values.ttl),
-    ...(values.role ? { role: values.role } : {}),
-  });
-  process.stdout.write(`${token}\n`);
-} catch (err) {
-  process.stderr.write(`token: ${(err as Error).message}\n${HELP}\n`);
-  process.exit(2);
 }
+
+if (import.meta.url === `file://${process.argv[1]}`) await tokenCommand(process.argv.slice(2));

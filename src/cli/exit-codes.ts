@@ -1,0 +1,61 @@
+import { SecretsApiError, SecretsUnreachableError } from '../client/index.js';
+
+/**
+ * Exit codes of the secrets CLI, one per failure a script may want to tell apart.
+ * `run` exits with its command's code instead (128 + n when the command died of signal n).
+ */
+export const EXIT = {
+  ok: 0,
+  /** Unexpected failure (a bug, or a local I/O error). */
+  failure: 1,
+  /** Bad command line or input (unknown option, missing key, empty value). */
+  usage: 2,
+  /** No HTTP answer: the server is down, the URL is wrong, DNS or TLS failed. */
+  unreachable: 3,
+  /** 401: no token, or the token is invalid or expired. */
+  unauthenticated: 4,
+  /** 403: the token is not an admin's, or the secret is reserved. */
+  forbidden: 5,
+  /** 404: no such secret (or it is inactive or expired). */
+  notFound: 6,
+  /** 429: rate limited; retry after the delay printed. */
+  rateLimited: 7,
+  /** Any other error answer (400, 409, 413, 5xx): the message says what. */
+  apiError: 8,
+} as const;
+
+export class UsageError extends Error {}
+
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof UsageError) return EXIT.usage;
+  if (err instanceof SecretsUnreachableError) return EXIT.unreachable;
+  if (!(err instanceof SecretsApiError)) return EXIT.failure;
+  switch (err.status) {
+    case 401:
+      return EXIT.unauthenticated;
+    case 403:
+      return EXIT.forbidden;
+    case 404:
+      return EXIT.notFound;
+    case 429:
+      return EXIT.rateLimited;
+    default:
+      return EXIT.apiError;
+  }
+}
+
+/** One line for stderr: what failed and how to fix it. Never contains a value. */
+export function describeError(err: unknown): string {
+  if (err instanceof SecretsApiError) {
+    const retry = err.retryAfter ? ` (retry after ${err.retryAfter} s)` : '';
+    const hint =
+      err.status === 401
+        ? 'set SECRETS_TOKEN (or --token) to an admin token: secrets token --sub NAME'
+        : err.nextActions;
+    return `${err.code} (${err.status}): ${err.message}${retry}${hint ? `\n  ${hint}` : ''}`;
+  }
+  if (err instanceof SecretsUnreachableError) {
+    return `${err.message}\n  check SECRETS_URL (or --url) and that the server is running (secrets serve)`;
+  }
+  return (err as Error)?.message ?? String(err);
+}

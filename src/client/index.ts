@@ -1,0 +1,152 @@
+import createClient, { type Client } from 'openapi-fetch';
+import type { components, paths } from './schema.js';
+
+/**
+ * Typed client for the secrets API, generated from the committed openapi/openapi.json
+ * (npm run client:generate writes ./schema.d.ts; a test fails when it drifts).
+ * `api` is the raw openapi-fetch client with every path and body typed; the methods below
+ * turn error bodies into SecretsApiError and network failures into SecretsUnreachableError.
+ */
+
+export type { components, paths };
+export type SecretMetadata = components['schemas']['SecretMetadata'];
+export type ErrorBody = components['schemas']['ErrorResponse'];
+
+/** The service answered with an error body ({error, message, statusCode, nextActions?}). */
+export class SecretsApiError extends Error {
+  override name = 'SecretsApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly nextActions?: string,
+    /** Seconds, from Retry-After (429, 503). */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** No HTTP answer at all: connection refused, DNS failure, TLS error, timeout. */
+export class SecretsUnreachableError extends Error {
+  override name = 'SecretsUnreachableError';
+}
+
+export interface SecretsClientOptions {
+  /** e.g. http://127.0.0.1:7130 (no trailing /api). */
+  baseUrl: string;
+  /** An admin JWT, sent as Authorization: Bearer. */
+  token?: string | undefined;
+  fetch?: typeof fetch;
+  /** Per-request timeout in milliseconds (default 30 s). */
+  timeoutMs?: number;
+}
+
+export function createSecretsClient(opts: SecretsClientOptions) {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const baseFetch = opts.fetch ?? globalThis.fetch;
+  const api: Client<paths> = createClient<paths>({
+    baseUrl: opts.baseUrl.replace(/\/+$/, ''),
+    headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
+    fetch: async (req: Request) => {
+      try {
+        return await baseFetch(req, { signal: AbortSignal.timeout(timeoutMs) });
+      } catch (err) {
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        const why = cause?.code ?? cause?.message ?? (err as Error).message;
+        throw new SecretsUnreachableError(`cannot reach ${opts.baseUrl}: ${why}`);
+      }
+    },
+  });
+
+  async function unwrap<T>(
+    p: Promise<{ data?: T; error?: unknown; response: Response }>,
+  ): Promise<{ data: T; response: Response }> {
+    const { data, error, response } = await p;
+    if (response.ok) return { data: data as T, response };
+    const body = (error ?? {}) as Partial<ErrorBody>;
+    const retry = Number(response.headers.get('retry-after'));
+    throw new SecretsApiError(
+      response.status,
+      typeof body.error === 'string' ? body.error : `HTTP_${response.status}`,
+      typeof body.message === 'string' ? body.message : `HTTP ${response.status} ${response.statusText}`,
+      typeof body.nextActions === 'string' ? body.nextActions : undefined,
+      Number.isFinite(retry) && retry > 0 ? retry : undefined,
+    );
+  }
+
+  return {
+    api,
+
+    async getSecret(key: string): Promise<string> {
+      const { data } = await unwrap(api.GET('/api/secrets/{key}', { params: { path: { key } } }));
+      return data.value;
+    },
+
+    /** Every page of the list (metadata only, never values). */
+    async listSecrets(opts: { prefix?: string; active?: boolean } = {}): Promise<SecretMetadata[]> {
+      const out: SecretMetadata[] = [];
+      let cursor: string | undefined;
+      do {
+        const { data } = await unwrap(
+          api.GET('/api/secrets', {
+            params: {
+              query: {
+                ...(opts.prefix ? { prefix: opts.prefix } : {}),
+                ...(opts.active === undefined ? {} : { active: opts.active ? 'true' : 'false' }),
+                ...(cursor ? { cursor } : {}),
+              },
+            },
+          }),
+        );
+        out.push(...data.secrets);
+        cursor = data.nextCursor ?? undefined;
+      } while (cursor);
+      return out;
+    },
+
+    /** Creates the secret, or stores a new value when it already exists. */
+    async setSecret(key: string, value: string): Promise<'created' | 'updated'> {
+      try {
+        await unwrap(api.POST('/api/secrets', { body: { key, value } }));
+        return 'created';
+      } catch (err) {
+        if (!(err instanceof SecretsApiError && err.status === 409)) throw err;
+      }
+      await unwrap(api.PUT('/api/secrets/{key}', { params: { path: { key } }, body: { value } }));
+      return 'updated';
+    },
+
+    async deleteSecret(key: string): Promise<void> {
+      await unwrap(api.DELETE('/api/secrets/{key}', { params: { path: { key } } }));
+    },
+
+    /** Active, unexpired secrets as {KEY: value}, read by the server in one snapshot. */
+    async exportSecrets(prefix?: string): Promise<Record<string, string>> {
+      const { data } = await unwrap(
+        api.GET('/api/secrets/export', {
+          params: { query: { format: 'json', ...(prefix ? { prefix } : {}) } },
+        }),
+      );
+      return data as Record<string, string>;
+    },
+
+    /** The dotenv text as the server quotes it. */
+    async exportDotenv(prefix?: string): Promise<string> {
+      const { data } = await unwrap(
+        api.GET('/api/secrets/export', {
+          params: { query: { format: 'dotenv', ...(prefix ? { prefix } : {}) } },
+          parseAs: 'text',
+        }),
+      );
+      return (data as string | undefined) ?? ''; // openapi-fetch gives undefined for an empty body
+    },
+
+    async render(template: string): Promise<string> {
+      const { data } = await unwrap(api.POST('/api/secrets/render', { body: { template } }));
+      return data.rendered;
+    },
+  };
+}
+
+export type SecretsClient = ReturnType<typeof createSecretsClient>;

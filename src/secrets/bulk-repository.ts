@@ -1,0 +1,45 @@
+import type { Queryable } from '../db/database.js';
+import type { CryptoColumns } from './repository.js';
+
+/** SQL for the many-at-once reads (export, templates). Every method takes the Queryable to run on. */
+
+export interface ValueRow extends CryptoColumns {
+  id: string;
+  key: string;
+  version: number;
+}
+
+const VALUE_COLUMNS = `s.id, s.key, s.current_version AS version,
+  v.format, v.kid, v.wrapped_dek, v.dek_iv, v.dek_tag, v.iv, v.tag, v.ciphertext`;
+const READABLE = `s.is_active AND (s.expires_at IS NULL OR s.expires_at > now())`;
+
+export function createBulkRepository() {
+  return {
+    /**
+     * Every active, unexpired secret (optionally under a prefix) with its current sealed
+     * value, ordered by key. One statement, so one snapshot: a concurrent update is seen
+     * either entirely or not at all, on both backends.
+     */
+    async readableValues(q: Queryable, prefix: string | undefined): Promise<ValueRow[]> {
+      return q.query<ValueRow>(
+        `SELECT ${VALUE_COLUMNS}
+         FROM secrets s JOIN secret_versions v ON v.secret_id = s.id AND v.version = s.current_version
+         WHERE ${READABLE} AND starts_with(s.key, $1)
+         ORDER BY s.key`,
+        [prefix ?? ''],
+      );
+    },
+
+    /** The readable secrets among `keys`, in one statement; missing, inactive and expired ones are absent. */
+    async readableValuesByKeys(q: Queryable, keys: readonly string[]): Promise<ValueRow[]> {
+      return q.query<ValueRow>(
+        `SELECT ${VALUE_COLUMNS}
+         FROM secrets s JOIN secret_versions v ON v.secret_id = s.id AND v.version = s.current_version
+         WHERE ${READABLE} AND s.key = ANY($1::text[])`,
+        [keys],
+      );
+    },
+  };
+}
+
+export type BulkRepository = ReturnType<typeof createBulkRepository>;

@@ -1,0 +1,75 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { exportedSecrets, exportQuery, renderBody, renderResponse } from './bulk-schemas.js';
+import type { BulkService } from './bulk-service.js';
+import { who } from './routes.js';
+import { errorResponse } from './schemas.js';
+
+/**
+ * Export and templates. Registered in the secured scope; the static paths take precedence
+ * over /api/secrets/:key in the router whatever the registration order (and neither name
+ * is a valid key in GET, which only accepts upper case).
+ */
+export async function bulkRoutes(app: FastifyInstance, opts: { bulk: BulkService }) {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const { bulk } = opts;
+  const errs = {
+    400: errorResponse,
+    401: errorResponse,
+    403: errorResponse,
+    500: errorResponse,
+    503: errorResponse,
+  };
+  const tags = ['Secrets'];
+
+  r.get(
+    '/api/secrets/export',
+    {
+      config: { access: { action: 'secret.export', scope: 'secrets:read' } },
+      schema: {
+        tags,
+        summary: 'Export secret values',
+        description:
+          'All active, unexpired secrets (optionally under a prefix) with their values, read in one snapshot. dotenv output is quoted so that dotenv parsers give back the exact values; a value no dotenv quoting can carry answers 400 (use json).',
+        querystring: exportQuery,
+        response: {
+          200: {
+            description: 'The secrets',
+            content: {
+              'application/json': { schema: exportedSecrets },
+              'text/plain': { schema: z.string() },
+            },
+          },
+          ...errs,
+        },
+      },
+    },
+    async (req, reply) => {
+      if (req.query.format === 'dotenv') {
+        return reply
+          .type('text/plain; charset=utf-8')
+          .send(await bulk.exportDotenv(req.query.prefix, who(req), req.actor!));
+      }
+      return reply
+        .type('application/json; charset=utf-8')
+        .send(await bulk.exportJson(req.query.prefix, who(req), req.actor!));
+    },
+  );
+
+  r.post(
+    '/api/secrets/render',
+    {
+      config: { access: { action: 'secret.render', scope: 'secrets:read' } },
+      schema: {
+        tags,
+        summary: 'Render a template',
+        description:
+          'Replaces every {{Secrets.NAME}} (name case-insensitive) with the value of the active secret NAME, in one pass: values are never expanded again. Unresolved names answer 400 listing them.',
+        body: renderBody,
+        response: { 200: renderResponse, 413: errorResponse, ...errs },
+      },
+    },
+    async (req) => ({ rendered: await bulk.render(req.body.template, who(req), req.actor!) }),
+  );
+}

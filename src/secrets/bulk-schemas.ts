@@ -1,0 +1,36 @@
+import { z } from 'zod';
+
+export const exportQuery = z.object({
+  format: z
+    .enum(['dotenv', 'json'], { error: 'format must be dotenv or json' })
+    .default('json')
+    .meta({ description: 'dotenv: KEY=\'value\' lines (text/plain); json: {"KEY": "value"}' }),
+  prefix: z
+    .string()
+    .max(128, { error: 'prefix must be at most 128 characters' })
+    .regex(/^[A-Z0-9_]*$/, { error: 'prefix may contain only uppercase letters, numbers and underscores' })
+    .optional(),
+});
+
+export const exportedSecrets = z
+  .record(z.string(), z.string())
+  .meta({ id: 'ExportedSecrets', description: 'Active, unexpired secrets: key -> value, in key order' });
+
+export const renderBody = z
+  .strictObject(
+    {
+      template: z
+        .string({ error: 'template is required and must be a string' })
+        .max(1024 * 1024, { error: 'template must be at most 1 MiB' })
+        .meta({ example: 'postgres://app:{{Secrets.DB_PASSWORD}}@db/app' }),
+    },
+    {
+      error: (iss) =>
+        iss.code === 'unrecognized_keys'
+          ? `Unknown field(s): ${iss.keys.join(', ')}`
+          : 'Request body must be a JSON object',
+    },
+  )
+  .meta({ id: 'RenderTemplateRequest' });
+
+export const renderResponse = z.object({ rendered: z.string() }).meta({ id: 'RenderTemplateResponse' });

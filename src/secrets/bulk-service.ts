@@ -1,0 +1,111 @@
+import type { Logger } from 'pino';
+import type { AuditAction } from '../audit/entry.js';
+import type { AuditRepository } from '../audit/repository.js';
+import { type Actor, mayTouchKey } from '../auth/actor.js';
+import { IntegrityError, openValue } from '../crypto/envelope.js';
+import type { Keyring } from '../crypto/keyring.js';
+import type { Database, Queryable } from '../db/database.js';
+import { errors } from '../http/errors.js';
+import type { BulkRepository, ValueRow } from './bulk-repository.js';
+import { dotenvUnrepresentable, type ExportedSecrets, toDotenv } from './export-format.js';
+import { toSealed } from './repository.js';
+import type { Who } from './service.js';
+import { renderTemplate, templateReferences } from './template.js';
+
+/** Export and templates: many values at once, each decrypted fail-closed. */
+
+export interface BulkServiceDeps {
+  db: Database;
+  repo: BulkRepository;
+  audit: AuditRepository;
+  keyring: Keyring;
+  log: Logger;
+}
+
+export function createBulkService({ db, repo, audit, keyring, log }: BulkServiceDeps) {
+  /**
+   * Reads values and appends the audit row in one transaction, so a read whose audit row
+   * cannot be written returns nothing (like a single read). The read itself is one
+   * statement: one snapshot.
+   */
+  function auditedRead<T>(
+    who: Who,
+    action: AuditAction,
+    key: string | null,
+    read: (q: Queryable) => Promise<T>,
+  ) {
+    return db.transaction(async (tx) => {
+      await audit.append(tx, { ...who, action, key, outcome: 'success' });
+      return read(tx);
+    });
+  }
+
+  function open(row: ValueRow): string {
+    try {
+      return openValue(keyring, { secretId: row.id, key: row.key, version: row.version }, toSealed(row));
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err;
+      log.error(
+        { secretKey: row.key, version: row.version, kid: row.kid, reason: err.message },
+        'stored secret failed its integrity check',
+      );
+      throw errors.integrity(row.key);
+    }
+  }
+
+  async function exportValues(prefix: string | undefined, who: Who, actor: Actor): Promise<ExportedSecrets> {
+    const all = await auditedRead(who, 'secret.export', prefix ?? null, (q) =>
+      repo.readableValues(q, prefix),
+    );
+    // An access key restricted to some keys exports only those.
+    const rows = all.filter((r) => mayTouchKey(actor, r.key));
+    // A null-prototype object: a key can never collide with Object.prototype members.
+    const out: ExportedSecrets = Object.create(null);
+    for (const row of rows) out[row.key] = open(row);
+    return out;
+  }
+
+  return {
+    /** format json: { KEY: value } in key order. */
+    exportJson: exportValues,
+
+    /** format dotenv: KEY='value' lines that the dotenv package parses back to the same values. */
+    async exportDotenv(prefix: string | undefined, who: Who, actor: Actor): Promise<string> {
+      const values = await exportValues(prefix, who, actor);
+      const bad = dotenvUnrepresentable(values);
+      if (bad.length > 0) {
+        throw errors.invalidInput(
+          `Cannot write as dotenv without altering them: ${bad.join(', ')} (each value contains ', \` and ", or a carriage return with a literal \\n or \\r)`,
+          'Use format=json, or export a prefix that excludes them',
+        );
+      }
+      return toDotenv(values);
+    },
+
+    async render(template: string, who: Who, actor: Actor): Promise<string> {
+      const { keys, invalid } = templateReferences(template);
+      const refused = keys.filter((k) => !mayTouchKey(actor, k));
+      if (refused.length > 0) {
+        throw errors.forbidden(
+          `This access key may not read: ${refused.join(', ')}`,
+          'Use an access key whose keys patterns cover every referenced secret',
+        );
+      }
+      const rows =
+        keys.length > 0
+          ? await auditedRead(who, 'secret.render', null, (q) => repo.readableValuesByKeys(q, keys))
+          : [];
+      const values = new Map(rows.map((r) => [r.key, open(r)] as const));
+      const unresolved = [...invalid, ...keys.filter((k) => !values.has(k))];
+      if (unresolved.length > 0) {
+        throw errors.invalidInput(
+          `Unresolved secret reference(s): ${unresolved.join(', ')}`,
+          'Create the missing secrets (or reactivate them, or clear their expiry), or fix the names; see GET /api/secrets',
+        );
+      }
+      return renderTemplate(template, values);
+    },
+  };
+}
+
+export type BulkService = ReturnType<typeof createBulkService>;

@@ -1,0 +1,41 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+
+/** Runs the secrets CLI as a child process (through tsx, as `npm run secrets` does). */
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export const CLI_ARGS = ['--import', 'tsx', 'src/cli/secrets.ts'];
+
+/** Every stderr any CLI run in this file printed (tests assert no value reached it). */
+export const cliStderr: string[] = [];
+
+export function startCli(
+  args: string[],
+  opts: { env?: Record<string, string | undefined>; input?: string } = {},
+): { child: ChildProcess; done: Promise<CliResult> } {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env };
+  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+  const child = spawn(process.execPath, [...CLI_ARGS, ...args], { env, stdio: 'pipe' });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  child.stdin.end(opts.input ?? '');
+  const done = new Promise<CliResult>((resolve) => {
+    child.on('close', (code, signal) => {
+      cliStderr.push(stderr);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return { child, done };
+}
+
+export const cli = (...a: Parameters<typeof startCli>) => startCli(...a).done;
