@@ -15,8 +15,8 @@ it('documents every secrets route with its security requirement and the error sc
     ['/api/secrets/{key}/versions', ['get']],
     ['/api/secrets/{key}/rollback', ['post']],
     ['/api/secrets/{key}/restore', ['post']],
-    ['/api/keys/status', ['get']],
-    ['/api/keys/rewrap', ['post']],
+    ['/api/secrets/export', ['get']],
+    ['/api/secrets/render', ['post']],
   ] as const) {
     for (const m of methods) {
       const op = doc.paths[path][m];
@@ -30,6 +30,8 @@ it('documents every secrets route with its security requirement and the error sc
     ['/api/access-keys/{id}', ['delete']],
     ['/api/audit', ['get']],
     ['/api/audit/verify', ['get']],
+    ['/api/keys/status', ['get']],
+    ['/api/keys/rewrap', ['post']],
   ] as const) {
     for (const m of methods) {
       // Admin only.

@@ -230,10 +230,19 @@ describe('restore and purge', () => {
     expect((await req('POST', '/api/secrets/PURGE_ME/restore')).statusCode).toBe(404);
     expect((await req('DELETE', '/api/secrets/PURGE_ME?purge=true')).statusCode).toBe(404);
 
-    // Plain SQL over every table of the schema: no row mentions the id or the key.
-    const tables = await t.db.query<{ tablename: string }>(
-      `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`,
+    // Plain SQL over every table of the schema: no row mentions the id or the key, except
+    // the append-only audit log, whose hash chain must not lose rows: it keeps who did what
+    // to the name (never an id, value or ciphertext), including the purge itself.
+    const tables = (
+      await t.db.query<{ tablename: string }>(
+        `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`,
+      )
+    ).filter((x) => x.tablename !== 'audit_log');
+    const auditMentions = await t.db.query<{ action: string; row: string }>(
+      `SELECT action, a::text AS row FROM audit_log a WHERE key = 'PURGE_ME' ORDER BY id`,
     );
+    expect(auditMentions.map((a) => a.action)).toContain('secret.purge');
+    for (const a of auditMentions) expect(a.row).not.toContain(id);
     expect(tables.map((x) => x.tablename)).toEqual(expect.arrayContaining(['secrets', 'secret_versions']));
     for (const { tablename } of tables) {
       const n = await count(

@@ -20,7 +20,9 @@ const routes = [
 let t: TestApp;
 let value: string;
 beforeAll(async () => {
-  t = await createTestApp();
+  // Every test here is a failed authentication from one IP: lift the per-IP failure limit
+  // (it has its own tests in test/rate-limits.test.ts).
+  t = await createTestApp({ env: { AUTH_FAILURE_RATE_LIMIT: '100000' } });
 });
 afterAll(async () => t?.close());
 beforeEach(async () => {
@@ -188,7 +190,12 @@ describe('configured role, issuer and audience', () => {
   let s: TestApp;
   beforeAll(async () => {
     s = await createTestApp({
-      env: { JWT_ISSUER: 'https://auth.example.test', JWT_AUDIENCE: 'secrets-api', ADMIN_ROLE: 'ops_admin' },
+      env: {
+        JWT_ISSUER: 'https://auth.example.test',
+        JWT_AUDIENCE: 'secrets-api',
+        ADMIN_ROLE: 'ops_admin',
+        AUTH_FAILURE_RATE_LIMIT: '100000',
+      },
     });
   });
   afterAll(async () => s?.close());
@@ -261,7 +268,9 @@ describe('RS256 with JWT_PUBLIC_KEY', () => {
   });
   let r: TestApp;
   beforeAll(async () => {
-    r = await createTestApp({ env: { JWT_ALGORITHM: 'RS256', JWT_PUBLIC_KEY: publicKey } });
+    r = await createTestApp({
+      env: { JWT_ALGORITHM: 'RS256', JWT_PUBLIC_KEY: publicKey, AUTH_FAILURE_RATE_LIMIT: '100000' },
+    });
   });
   afterAll(async () => r?.close());
   beforeEach(async () => {
