@@ -33,6 +33,12 @@ function describe(err: unknown): string {
   return 'the token is malformed';
 }
 
+function countHeader(raw: string[], name: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]?.toLowerCase() === name) n++;
+  return n;
+}
+
 /**
  * Bearer-JWT verification with pinned algorithms: HS256 with JWT_SECRET, or RS256/ES256
  * with JWT_PUBLIC_KEY. exp and nbf are enforced; iss and aud when configured.
@@ -42,20 +48,27 @@ export const jwtPlugin = fp(async (app: FastifyInstance, opts: { config: Config;
   const algorithm = jwt.algorithm ?? (jwt.publicKey ? 'RS256' : 'HS256');
   const asymmetric = algorithm !== 'HS256';
   await app.register(fastifyJwt, {
-    secret: asymmetric
-      ? { public: jwt.publicKey!, private: 'unused: this service cannot sign asymmetric tokens' }
-      : opts.jwtSecret,
+    // Asymmetric: verify-only (no private key). A placeholder private key made fast-jwt
+    // refuse to start ("Invalid private key provided for algorithm RS256").
+    secret: asymmetric ? { public: jwt.publicKey! } : opts.jwtSecret,
     sign: { algorithm },
     verify: {
       algorithms: [algorithm],
       ...(jwt.issuer ? { allowedIss: jwt.issuer } : {}),
       ...(jwt.audience ? { allowedAud: jwt.audience } : {}),
+      // allowedIss/allowedAud only check a claim that is present; a token without it passed.
+      requiredClaims: [...(jwt.issuer ? ['iss'] : []), ...(jwt.audience ? ['aud'] : [])],
     },
   });
   app.decorateRequest('actor', null);
   app.decorate('requireAdmin', async (req: FastifyRequest) => {
     const header = req.headers.authorization;
     if (header === undefined || header === '') throw errors.noCredentials();
+    // Node keeps only the first of repeated Authorization headers; a proxy may check another
+    // one. Ambiguous credentials are refused rather than resolved.
+    if (countHeader(req.raw.rawHeaders, 'authorization') > 1) {
+      throw errors.badToken('send exactly one Authorization header');
+    }
     // The scheme is matched exactly: anything but "Bearer <token>" is refused rather than guessed at.
     const m = /^Bearer ([A-Za-z0-9_.~+/=-]+)$/.exec(header);
     if (!m?.[1]) throw errors.badToken('expected the header "Authorization: Bearer <token>"');
