@@ -203,63 +203,53 @@ interface Req {
 
 const request: fc.Arbitrary<Req> = fc.oneof(
   {
-    arbitrary: fc
-      .record({ b: createJson, h: oddHeaders })
-      .map(({ b, h }) => ({
-        route: 'create' as const,
-        method: 'POST' as const,
-        url: '/api/secrets',
-        json: b,
-        headers: h,
-      })),
+    arbitrary: fc.record({ b: createJson, h: oddHeaders }).map(({ b, h }) => ({
+      route: 'create' as const,
+      method: 'POST' as const,
+      url: '/api/secrets',
+      json: b,
+      headers: h,
+    })),
     weight: 5,
   },
   {
-    arbitrary: fc
-      .record({ p: pathKey, b: updateJson, h: oddHeaders })
-      .map(({ p, b, h }) => ({
-        route: 'update' as const,
-        method: 'PUT' as const,
-        url: `/api/secrets/${p.raw}`,
-        json: b,
-        headers: h,
-        key: p.key,
-      })),
+    arbitrary: fc.record({ p: pathKey, b: updateJson, h: oddHeaders }).map(({ p, b, h }) => ({
+      route: 'update' as const,
+      method: 'PUT' as const,
+      url: `/api/secrets/${p.raw}`,
+      json: b,
+      headers: h,
+      key: p.key,
+    })),
     weight: 4,
   },
   {
-    arbitrary: fc
-      .record({ p: pathKey, h: oddHeaders })
-      .map(({ p, h }) => ({
-        route: 'reveal' as const,
-        method: 'GET' as const,
-        url: `/api/secrets/${p.raw}`,
-        headers: h,
-        key: p.key,
-      })),
+    arbitrary: fc.record({ p: pathKey, h: oddHeaders }).map(({ p, h }) => ({
+      route: 'reveal' as const,
+      method: 'GET' as const,
+      url: `/api/secrets/${p.raw}`,
+      headers: h,
+      key: p.key,
+    })),
     weight: 4,
   },
   {
-    arbitrary: fc
-      .record({ p: pathKey, h: oddHeaders })
-      .map(({ p, h }) => ({
-        route: 'remove' as const,
-        method: 'DELETE' as const,
-        url: `/api/secrets/${p.raw}`,
-        headers: h,
-        key: p.key,
-      })),
+    arbitrary: fc.record({ p: pathKey, h: oddHeaders }).map(({ p, h }) => ({
+      route: 'remove' as const,
+      method: 'DELETE' as const,
+      url: `/api/secrets/${p.raw}`,
+      headers: h,
+      key: p.key,
+    })),
     weight: 2,
   },
   {
-    arbitrary: fc
-      .record({ q: listQs, h: oddHeaders })
-      .map(({ q, h }) => ({
-        route: 'list' as const,
-        method: 'GET' as const,
-        url: `/api/secrets?${new URLSearchParams(q as Record<string, string>)}`,
-        headers: h,
-      })),
+    arbitrary: fc.record({ q: listQs, h: oddHeaders }).map(({ q, h }) => ({
+      route: 'list' as const,
+      method: 'GET' as const,
+      url: `/api/secrets?${new URLSearchParams(q as Record<string, string>)}`,
+      headers: h,
+    })),
     weight: 1,
   },
   {

@@ -61,7 +61,7 @@ interface Keys {
 }
 
 const H = { alg: 'HS256', typ: 'JWT' };
-export const ATTACKS: Attack[] = [
+const ATTACKS: Attack[] = [
   { name: 'no Authorization header', app: 'hs', auth: () => undefined, expect: 'none' },
   { name: 'empty Authorization header', app: 'hs', auth: () => '', expect: 'none' },
   {
