@@ -34,7 +34,7 @@ afterAll(async () => {
 async function send(
   method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   url: string,
-  opts: { payload?: unknown; raw?: string; headers?: Record<string, string>; values?: string[] } = {},
+  opts: { payload?: unknown; raw?: string; headers?: Record<string, string> } = {},
 ) {
   const res = await t.app.inject({
     method,
@@ -47,7 +47,7 @@ async function send(
     ...(opts.raw !== undefined
       ? { payload: opts.raw }
       : opts.payload !== undefined
-        ? { payload: opts.payload }
+        ? { payload: opts.payload as object }
         : {}),
   });
   figures.requests++;
