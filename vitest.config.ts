@@ -2,10 +2,22 @@ import { defineConfig } from 'vitest/config';
 
 // `npm test` runs every test on embedded PGlite; with TEST_DATABASE_URL set it runs every
 // test a second time on PostgreSQL (project "postgres"), so one command covers both.
+const PROCESS_SUITES = ['test/reliability/faults.test.ts', 'test/reliability/instances.test.ts'];
+
 const projects = [
   { extends: true as const, test: { name: 'pglite', env: { TEST_BACKEND: 'pglite' } } },
   ...(process.env.TEST_DATABASE_URL
-    ? [{ extends: true as const, test: { name: 'postgres', env: { TEST_BACKEND: 'postgres' } } }]
+    ? [
+        {
+          extends: true as const,
+          test: {
+            name: 'postgres',
+            env: { TEST_BACKEND: 'postgres' },
+            // These start their own PostgreSQL cluster whatever the backend: run them once.
+            exclude: ['**/node_modules/**', ...PROCESS_SUITES],
+          },
+        },
+      ]
     : []),
 ];
 

@@ -21,11 +21,45 @@ export const REDACT_PATHS = [
   '*.authorization',
 ];
 
+// Query parameters the API defines; any other one (a token pasted as ?access_token=...) is
+// logged by name only, so credentials put in a URL by mistake never reach a log line.
+const LOGGED_QUERY = new Set(['limit', 'cursor', 'prefix', 'active']);
+
+export function safeUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = new URLSearchParams(url.slice(q + 1));
+  const shown = [...params].map(([k, v]) =>
+    LOGGED_QUERY.has(k)
+      ? `${encodeURIComponent(k)}=${encodeURIComponent(v)}`
+      : `${encodeURIComponent(k)}=[redacted]`,
+  );
+  return `${url.slice(0, q)}?${shown.join('&')}`;
+}
+
+interface LoggedRequest {
+  method?: string;
+  url?: string;
+  host?: string;
+  ip?: string;
+  socket?: { remotePort?: number };
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {
       level,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // Replaces Fastify's request serializer (same fields) to log the URL through safeUrl.
+      serializers: {
+        req: (req: LoggedRequest) => ({
+          method: req.method,
+          url: typeof req.url === 'string' ? safeUrl(req.url) : req.url,
+          host: req.host,
+          remoteAddress: req.ip,
+          remotePort: req.socket?.remotePort,
+        }),
+      },
       base: { service: 'secrets' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },

@@ -6,6 +6,7 @@ import type { Database } from '../db/database.js';
 import { AppError, errors } from '../http/errors.js';
 import type { Limits } from '../http/rate-limits.js';
 import { type Actor, actorId, hasScope, mayTouchKey, type Scope } from './actor.js';
+import { countHeader } from './jwt.js';
 
 /** What a route declares about itself in `config.access`; the guard enforces it. */
 export interface RouteAccess {
@@ -73,6 +74,14 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
     const apiKey = req.headers['x-api-key'];
     const hasAuth = auth !== undefined && auth !== '';
     const hasApiKey = apiKey !== undefined && apiKey !== '';
+    // Node keeps only the first of repeated Authorization (or x-api-key) headers; a proxy may
+    // have checked another one. Ambiguous credentials are refused rather than resolved.
+    if (
+      countHeader(req.raw.rawHeaders, 'authorization') > 1 ||
+      countHeader(req.raw.rawHeaders, 'x-api-key') > 1
+    ) {
+      throw errors.badToken('send exactly one Authorization or x-api-key header');
+    }
     if (hasAuth && hasApiKey) {
       throw errors.badToken('send either Authorization or x-api-key, not both');
     }

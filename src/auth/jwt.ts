@@ -33,6 +33,12 @@ function describe(err: unknown): string {
   return 'the token is malformed';
 }
 
+export function countHeader(raw: string[], name: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]?.toLowerCase() === name) n++;
+  return n;
+}
+
 /**
  * Bearer-JWT verification with pinned algorithms: HS256 with JWT_SECRET, or RS256/ES256
  * with JWT_PUBLIC_KEY. exp and nbf are enforced; iss and aud when configured.

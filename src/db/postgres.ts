@@ -54,6 +54,13 @@ export function openPostgres(opts: PostgresOptions): Database {
         },
       };
       let broken = false;
+      // A checked-out client whose connection drops between statements emits 'error'; the
+      // pool only listens on idle clients, so without this the process crashed (found by
+      // the fault suite). The next statement then fails and the request answers 503.
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN').catch(translate);
         const result = await fn(tx);
@@ -67,6 +74,7 @@ export function openPostgres(opts: PostgresOptions): Database {
         }
         throw err;
       } finally {
+        client.off('error', onError);
         client.release(broken || undefined);
       }
     },

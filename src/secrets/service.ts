@@ -62,9 +62,11 @@ export function toMetadata(r: SecretRow): SecretMetadata {
 
 // The list cursor is opaque to clients: base64url of a versioned keyset position.
 const encodeCursor = (seq: string) => Buffer.from(`v1:${seq}`).toString('base64url');
+const INT8_MAX = 9_223_372_036_854_775_807n;
 function decodeCursor(cursor: string): string {
   const m = /^v1:([1-9][0-9]{0,18})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!m?.[1])
+  // 19 digits can exceed bigint's range; the cast in SQL would then fail with a 500.
+  if (!m?.[1] || BigInt(m[1]) > INT8_MAX)
     throw errors.invalidInput('Invalid cursor: pass the nextCursor value of a previous page unchanged');
   return m[1];
 }

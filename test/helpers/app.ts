@@ -79,6 +79,10 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     JWT_SECRET: randomBytes(48).toString('base64'),
     ...(backend === 'postgres' ? { DATABASE_URL: testDatabaseUrl } : {}),
     ...(opts.dataDir ? { DATA_DIR: opts.dataDir } : {}),
+    // A test file drives one app from one IP with one identity, far faster than any client:
+    // the rate limits have their own tests (test/rate-limits.test.ts), which set them explicitly.
+    READ_RATE_LIMIT: '1000000',
+    AUTH_FAILURE_RATE_LIMIT: '1000000',
     ...opts.env,
   };
   const config = loadConfig(env);

@@ -1,0 +1,160 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PgCluster, startCluster } from '../helpers/pg-cluster.js';
+import { secretValue } from '../helpers/secrets.js';
+import { type ServiceProcess, startService } from '../helpers/service-process.js';
+import { call, expectStorageInvariants, serviceEnv, sleep } from './cluster.js';
+import { scanLogs } from './hygiene.js';
+import { pick, report } from './mode.js';
+
+/**
+ * Three service processes on one PostgreSQL database (a throwaway cluster), booted at the
+ * same moment (migrations and key canaries race), then storms of create, update, delete
+ * and revive on a handful of keys from every instance at once. Invariants: no 5xx, one
+ * row per key, versions contiguous, every current value decrypts on every instance and is
+ * a value somebody wrote, concurrent creates and revives have exactly one winner.
+ * To extend (versions/compare-and-set): add the operation to OPS and its winner check.
+ */
+
+const INSTANCES = 3;
+const KEYS = ['HOT_A', 'HOT_B', 'HOT_C', 'HOT_D'];
+const STORM_MS = pick(3_000, 60_000);
+const WORKERS_PER_INSTANCE = 4;
+const figures = {
+  instances: INSTANCES,
+  requests: 0,
+  byStatus: {} as Record<number, number>,
+  races: 0,
+  storage: {},
+};
+
+let cluster: PgCluster;
+let svcs: ServiceProcess[] = [];
+let token: string;
+const written = new Map<string, Set<string>>(KEYS.map((k) => [k, new Set()]));
+
+// Weighted by repetition: reads and writes dominate, deletes and revives keep keys moving.
+const OPS = [
+  'update',
+  'update',
+  'reveal',
+  'reveal',
+  'reveal',
+  'remove',
+  'remove',
+  'create',
+  'create',
+  'reactivate',
+  'reserve',
+];
+
+const ALLOWED: Record<string, number[]> = {
+  create: [201, 409],
+  update: [200, 404],
+  remove: [200, 403, 404],
+  reactivate: [200, 404],
+  reveal: [200, 404],
+  reserve: [200, 404],
+};
+
+beforeAll(async () => {
+  cluster = await startCluster();
+  const made = serviceEnv(cluster.url());
+  token = made.token;
+  // All three boot at once against an empty database.
+  svcs = await Promise.all(Array.from({ length: INSTANCES }, () => startService(made.env)));
+}, 180_000);
+afterAll(async () => {
+  report('instances', 'postgres-cluster', figures);
+  await Promise.all(svcs.map((s) => s.kill('SIGTERM')));
+  await cluster?.destroy();
+});
+
+const base = (i: number) => svcs[i % INSTANCES]!.url;
+
+describe('three instances on one database', () => {
+  it('concurrent creates of one new key: exactly one winner per key, on any instance', async () => {
+    for (const key of KEYS) {
+      const attempts = Array.from({ length: INSTANCES * WORKERS_PER_INSTANCE }, (_, i) => {
+        const value = secretValue('race');
+        written.get(key)!.add(value);
+        return call(base(i), token, 'POST', '/api/secrets', { key, value });
+      });
+      const res = await Promise.all(attempts);
+      figures.requests += res.length;
+      figures.races++;
+      expect(res.filter((r) => r.status === 201)).toHaveLength(1);
+      expect(res.filter((r) => r.status === 409)).toHaveLength(res.length - 1);
+    }
+  });
+
+  it('concurrent revives of a soft-deleted key: exactly one winner', async () => {
+    const key = KEYS[0]!;
+    expect((await call(base(0), token, 'DELETE', `/api/secrets/${key}`)).status).toBe(200);
+    const res = await Promise.all(
+      Array.from({ length: INSTANCES * WORKERS_PER_INSTANCE }, (_, i) => {
+        const value = secretValue('revive');
+        written.get(key)!.add(value);
+        return call(base(i), token, 'POST', '/api/secrets', { key, value });
+      }),
+    );
+    figures.requests += res.length;
+    figures.races++;
+    expect(res.filter((r) => r.status === 201)).toHaveLength(1);
+  });
+
+  it(`a ${STORM_MS / 1000} s storm of create/update/delete/revive/read keeps every invariant`, async () => {
+    const violations: string[] = [];
+    let running = true;
+    const worker = async (w: number) => {
+      const url = base(w);
+      while (running) {
+        const key = KEYS[Math.floor(Math.random() * KEYS.length)]!;
+        const op = OPS[Math.floor(Math.random() * OPS.length)]!;
+        let r: Awaited<ReturnType<typeof call>>;
+        if (op === 'create' || op === 'update') {
+          const value = secretValue('storm');
+          written.get(key)!.add(value);
+          r =
+            op === 'create'
+              ? await call(url, token, 'POST', '/api/secrets', { key, value })
+              : await call(url, token, 'PUT', `/api/secrets/${key}`, { value });
+        } else if (op === 'remove') r = await call(url, token, 'DELETE', `/api/secrets/${key}`);
+        else if (op === 'reactivate')
+          r = await call(url, token, 'PUT', `/api/secrets/${key}`, { isActive: true });
+        else if (op === 'reserve')
+          r = await call(url, token, 'PUT', `/api/secrets/${key}`, { isReserved: Math.random() < 0.4 });
+        else r = await call(url, token, 'GET', `/api/secrets/${key}`);
+        figures.requests++;
+        figures.byStatus[r.status] = (figures.byStatus[r.status] ?? 0) + 1;
+        if (!ALLOWED[op]!.includes(r.status))
+          violations.push(`${op} ${key} -> ${r.status} ${r.error ?? r.body}`);
+        if (op === 'reveal' && r.status === 200 && !written.get(key)!.has(JSON.parse(r.body).value)) {
+          violations.push(`${key} returned a value nobody wrote`);
+        }
+      }
+    };
+    const storm = Promise.all(Array.from({ length: INSTANCES * WORKERS_PER_INSTANCE }, (_, w) => worker(w)));
+    await sleep(STORM_MS);
+    running = false;
+    await storm;
+    expect(violations.slice(0, 10)).toEqual([]);
+    expect(figures.byStatus[200] ?? 0).toBeGreaterThan(50);
+
+    figures.storage = await expectStorageInvariants(cluster.url());
+    // Every key, made active, decrypts on every instance to the same value, one that was written.
+    for (const key of KEYS) {
+      await call(base(0), token, 'PUT', `/api/secrets/${key}`, { isActive: true });
+      const seen = new Set<string>();
+      for (let i = 0; i < INSTANCES; i++) {
+        const r = await call(base(i), token, 'GET', `/api/secrets/${key}`);
+        expect(r.status, r.body).toBe(200);
+        const v = JSON.parse(r.body).value as string;
+        expect(written.get(key)!.has(v)).toBe(true);
+        seen.add(v);
+      }
+      expect(seen.size).toBe(1);
+    }
+    for (const s of svcs) expect(s.child.exitCode).toBeNull();
+    scanLogs();
+  }, 300_000);
+});

@@ -1,0 +1,20 @@
+import type { Queryable } from '../../src/db/database.js';
+
+/**
+ * A digest of every data table in the current schema, in plain SQL: "a rejected request
+ * changed nothing" is checked by comparing digests before and after. Tables added by
+ * later migrations are picked up without changing this file. The audit log is left out:
+ * recording every attempt, refused ones included, is its job (its own tests check it).
+ */
+export async function tableDigest(db: Queryable): Promise<string> {
+  const tables = await db.query<{ tablename: string }>(
+    `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()
+     AND tablename NOT IN ('schema_migrations', 'audit_log', 'audit_chain_head') ORDER BY tablename`,
+  );
+  const parts = tables.map(
+    (t) =>
+      `SELECT '${t.tablename}' AS t, md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) AS h FROM ${t.tablename} r`,
+  );
+  const rows = await db.query<{ t: string; h: string }>(parts.join(' UNION ALL '));
+  return rows.map((r) => `${r.t}:${r.h}`).join(',');
+}

@@ -1,0 +1,466 @@
+import { createHmac, createSign, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errors } from '../../src/http/errors.js';
+import { backend, createTestApp, type TestApp } from '../helpers/app.js';
+import { secretValue } from '../helpers/secrets.js';
+import { expectNoEcho, forbid, scanLogs } from './hygiene.js';
+import { report } from './mode.js';
+import { tableDigest } from './snapshot.js';
+
+/**
+ * A catalogue of forged and abused credentials, each tried against every secrets route.
+ * All must be refused with the documented status and error code, change nothing, and
+ * say nothing beyond the documented messages. Add an entry to ATTACKS to extend it
+ * (e.g. access keys once they land: a flipped character, a revoked key, a key as JWT).
+ */
+
+const ISS = 'https://issuer.test';
+const AUD = 'secrets-api';
+const ROLE = 'project_admin';
+const b64 = (o: unknown) => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');
+const now = () => Math.floor(Date.now() / 1000);
+
+function hs(header: object, payload: object, key: string | Buffer, hash = 'sha256'): string {
+  const data = `${b64(header)}.${b64(payload)}`;
+  return `${data}.${createHmac(hash, key).update(data).digest('base64url')}`;
+}
+function rs(header: object, payload: object, privateKey: string): string {
+  const data = `${b64(header)}.${b64(payload)}`;
+  return `${data}.${createSign('RSA-SHA256').update(data).sign(privateKey, 'base64url')}`;
+}
+const claims = (extra: Record<string, unknown> = {}) => ({
+  sub: 'attacker',
+  role: ROLE,
+  iss: ISS,
+  aud: AUD,
+  iat: now(),
+  exp: now() + 600,
+  ...extra,
+});
+const flip = (s: string, at: number) => s.slice(0, at) + (s[at] === 'A' ? 'B' : 'A') + s.slice(at + 1);
+
+type Expect = 'none' | 'bad' | 'notAdmin';
+interface Attack {
+  name: string;
+  app: 'hs' | 'rs';
+  /** Authorization header value(s); undefined sends none. */
+  auth: (k: Keys) => string | undefined;
+  expect: Expect;
+  /** Extra request shaping (token elsewhere than the header). */
+  extraHeaders?: (k: Keys) => Record<string, string>;
+  query?: (k: Keys) => string;
+}
+interface Keys {
+  hsSecret: string;
+  publicPem: string;
+  privatePem: string;
+  otherPrivatePem: string;
+  goodHs: string;
+  goodRs: string;
+}
+
+const H = { alg: 'HS256', typ: 'JWT' };
+const ATTACKS: Attack[] = [
+  { name: 'no Authorization header', app: 'hs', auth: () => undefined, expect: 'none' },
+  { name: 'empty Authorization header', app: 'hs', auth: () => '', expect: 'none' },
+  {
+    name: 'alg none, empty signature',
+    app: 'hs',
+    auth: () => `Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims())}.`,
+    expect: 'bad',
+  },
+  {
+    name: 'alg none, garbage signature',
+    app: 'hs',
+    auth: () => `Bearer ${b64({ alg: 'none' })}.${b64(claims())}.c2ln`,
+    expect: 'bad',
+  },
+  {
+    name: 'alg NONE upper case',
+    app: 'hs',
+    auth: () => `Bearer ${b64({ alg: 'NONE' })}.${b64(claims())}.`,
+    expect: 'bad',
+  },
+  {
+    name: 'two-part token (signature stripped with its dot)',
+    app: 'hs',
+    auth: (k) => `Bearer ${k.goodHs.split('.').slice(0, 2).join('.')}`,
+    expect: 'bad',
+  },
+  {
+    name: 'signature stripped',
+    app: 'hs',
+    auth: (k) => `Bearer ${k.goodHs.split('.').slice(0, 2).join('.')}.`,
+    expect: 'bad',
+  },
+  {
+    name: 'signature altered (one character)',
+    app: 'hs',
+    auth: (k) => `Bearer ${flip(k.goodHs, k.goodHs.length - 5)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'payload altered, signature kept',
+    app: 'hs',
+    auth: (k) => {
+      const [h, , s] = k.goodHs.split('.');
+      return `Bearer ${h}.${b64(claims({ sub: 'root' }))}.${s}`;
+    },
+    expect: 'bad',
+  },
+  {
+    name: 'signed with another secret',
+    app: 'hs',
+    auth: () => `Bearer ${hs(H, claims(), randomBytes(48).toString('base64'))}`,
+    expect: 'bad',
+  },
+  {
+    name: 'HS512 with the right secret (algorithm not pinned)',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs({ alg: 'HS512', typ: 'JWT' }, claims(), k.hsSecret, 'sha512')}`,
+    expect: 'bad',
+  },
+  {
+    name: 'header says HS256, signed HS512',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims(), k.hsSecret, 'sha512')}`,
+    expect: 'bad',
+  },
+  {
+    name: 'expired',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ iat: now() - 7200, exp: now() - 3600 }), k.hsSecret)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'nbf in the future',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ nbf: now() + 3600 }), k.hsSecret)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'exp as a string',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ exp: 'never' }), k.hsSecret)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'wrong issuer',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ iss: 'https://evil.test' }), k.hsSecret)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'missing issuer',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ iss: undefined }), k.hsSecret)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'wrong audience',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ aud: 'other-api' }), k.hsSecret)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'huge token (over 8 KiB)',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ pad: 'x'.repeat(10_000) }), k.hsSecret)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'jku header pointing elsewhere, attacker key',
+    app: 'hs',
+    auth: () =>
+      `Bearer ${hs({ ...H, jku: 'http://127.0.0.1:1/jwks', kid: '../../dev/null' }, claims(), 'attacker')}`,
+    expect: 'bad',
+  },
+  { name: 'five-part (JWE-shaped) token', app: 'hs', auth: (k) => `Bearer ${k.goodHs}.a.b`, expect: 'bad' },
+  { name: 'garbage token a.b.c', app: 'hs', auth: () => 'Bearer a.b.c', expect: 'bad' },
+  { name: 'lower-case bearer', app: 'hs', auth: (k) => `bearer ${k.goodHs}`, expect: 'bad' },
+  { name: 'BEARER upper case', app: 'hs', auth: (k) => `BEARER ${k.goodHs}`, expect: 'bad' },
+  { name: 'two spaces after Bearer', app: 'hs', auth: (k) => `Bearer  ${k.goodHs}`, expect: 'bad' },
+  { name: 'token without a scheme', app: 'hs', auth: (k) => k.goodHs, expect: 'bad' },
+  {
+    name: 'Basic scheme',
+    app: 'hs',
+    auth: () => `Basic ${Buffer.from('admin:admin').toString('base64')}`,
+    expect: 'bad',
+  },
+  {
+    name: 'two tokens in one header',
+    app: 'hs',
+    auth: (k) => `Bearer ${k.goodHs}, Bearer ${k.goodHs}`,
+    expect: 'bad',
+  },
+  {
+    name: 'token in the query string only',
+    app: 'hs',
+    auth: () => undefined,
+    query: (k) => `access_token=${k.goodHs}&token=${k.goodHs}`,
+    expect: 'none',
+  },
+  {
+    name: 'token in a cookie only',
+    app: 'hs',
+    auth: () => undefined,
+    extraHeaders: (k) => ({ cookie: `token=${k.goodHs}` }),
+    expect: 'none',
+  },
+  {
+    name: 'token in x-api-key only',
+    app: 'hs',
+    auth: () => undefined,
+    extraHeaders: (k) => ({ 'x-api-key': k.goodHs }),
+    expect: 'none',
+  },
+  {
+    name: 'wrong role',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ role: 'authenticated' }), k.hsSecret)}`,
+    expect: 'notAdmin',
+  },
+  {
+    name: 'no role',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ role: undefined }), k.hsSecret)}`,
+    expect: 'notAdmin',
+  },
+  {
+    name: 'role in another case',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ role: 'PROJECT_ADMIN' }), k.hsSecret)}`,
+    expect: 'notAdmin',
+  },
+  {
+    name: 'role as an array',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ role: [ROLE] }), k.hsSecret)}`,
+    expect: 'notAdmin',
+  },
+  {
+    name: 'role with trailing space',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ role: `${ROLE} ` }), k.hsSecret)}`,
+    expect: 'notAdmin',
+  },
+  // RS256-configured service
+  {
+    name: 'HS/RS confusion: HS256 signed with the public key',
+    app: 'rs',
+    auth: (k) => `Bearer ${hs(H, claims(), k.publicPem)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'HS/RS confusion: public key without PEM newlines',
+    app: 'rs',
+    auth: (k) => `Bearer ${hs(H, claims(), k.publicPem.trim())}`,
+    expect: 'bad',
+  },
+  {
+    name: 'HS256 signed with an empty secret',
+    app: 'rs',
+    auth: () => `Bearer ${hs(H, claims(), '')}`,
+    expect: 'bad',
+  },
+  {
+    name: 'alg none on the RS256 service',
+    app: 'rs',
+    auth: () => `Bearer ${b64({ alg: 'none' })}.${b64(claims())}.`,
+    expect: 'bad',
+  },
+  {
+    name: 'RS256 signed by another key pair',
+    app: 'rs',
+    auth: (k) => `Bearer ${rs({ alg: 'RS256', typ: 'JWT' }, claims(), k.otherPrivatePem)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'RS256 signature altered',
+    app: 'rs',
+    auth: (k) => `Bearer ${flip(k.goodRs, k.goodRs.length - 10)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'RS256 expired',
+    app: 'rs',
+    auth: (k) => `Bearer ${rs({ alg: 'RS256' }, claims({ exp: now() - 10 }), k.privatePem)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'RS256 wrong role',
+    app: 'rs',
+    auth: (k) => `Bearer ${rs({ alg: 'RS256' }, claims({ role: 'anon' }), k.privatePem)}`,
+    expect: 'notAdmin',
+  },
+];
+
+const ROUTES = [
+  { method: 'GET', url: '/api/secrets' },
+  { method: 'GET', url: '/api/secrets/TARGET' },
+  { method: 'POST', url: '/api/secrets', payload: { key: 'ATTACK', value: 'attacker-value-123' } },
+  { method: 'PUT', url: '/api/secrets/TARGET', payload: { value: 'attacker-value-456' } },
+  { method: 'DELETE', url: '/api/secrets/TARGET' },
+] as const;
+
+const EXPECTED = {
+  none: {
+    status: 401,
+    error: 'AUTH_INVALID_CREDENTIALS',
+    message: (m: string) => m === errors.noCredentials().message,
+  },
+  bad: {
+    status: 401,
+    error: 'AUTH_UNAUTHORIZED',
+    message: (m: string) => /^Invalid token: [a-z ()"<>:,A-Z]+$/.test(m),
+  },
+  notAdmin: {
+    status: 403,
+    error: 'AUTH_UNAUTHORIZED',
+    message: (m: string) => m === errors.notAdmin().message,
+  },
+};
+
+let hsApp: TestApp;
+let rsApp: TestApp;
+let keys: Keys;
+const targetValue = secretValue('target');
+const figures = { attacks: 0, requests: 0, refused: 0 };
+
+beforeAll(async () => {
+  const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const publicPem = pair.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const privatePem = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  hsApp = await createTestApp({ env: { JWT_ISSUER: ISS, JWT_AUDIENCE: AUD } });
+  rsApp = await createTestApp({
+    env: {
+      JWT_ALGORITHM: 'RS256',
+      JWT_PUBLIC_KEY: publicPem,
+      JWT_SECRET: '',
+      JWT_ISSUER: ISS,
+      JWT_AUDIENCE: AUD,
+    },
+  });
+  keys = {
+    hsSecret: hsApp.jwtSecret,
+    publicPem,
+    privatePem,
+    otherPrivatePem: other.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    goodHs: forbid(hs(H, claims({ sub: 'good' }), hsApp.jwtSecret)),
+    goodRs: forbid(rs({ alg: 'RS256', typ: 'JWT' }, claims({ sub: 'good' }), privatePem)),
+  };
+  for (const [t, token] of [
+    [hsApp, keys.goodHs],
+    [rsApp, keys.goodRs],
+  ] as const) {
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/secrets',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { key: 'TARGET', value: targetValue, isReserved: false },
+    });
+    expect(res.statusCode).toBe(201);
+  }
+});
+afterAll(async () => {
+  report('token-attacks', backend, figures);
+  await hsApp?.close();
+  await rsApp?.close();
+});
+
+describe('control: genuine tokens are accepted (the catalogue is not vacuous)', () => {
+  it('accepts a correct HS256 token and a correct RS256 token', async () => {
+    for (const [t, token] of [
+      [hsApp, keys.goodHs],
+      [rsApp, keys.goodRs],
+    ] as const) {
+      const res = await t.app.inject({
+        url: '/api/secrets/TARGET',
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(res.json()).toEqual({ key: 'TARGET', value: targetValue });
+    }
+  });
+});
+
+describe(`a catalogue of ${ATTACKS.length} forged or abused credentials`, () => {
+  it('has at least 25 entries', () => expect(ATTACKS.length).toBeGreaterThanOrEqual(25));
+
+  it.each(ATTACKS.map((a) => [a.name, a] as const))('refuses: %s', async (_name, attack) => {
+    const t = attack.app === 'hs' ? hsApp : rsApp;
+    const before = await tableDigest(t.db);
+    const auth = attack.auth(keys);
+    const want = EXPECTED[attack.expect];
+    figures.attacks++;
+    for (const route of ROUTES) {
+      const qs = attack.query ? `?${attack.query(keys)}` : '';
+      const res = await t.app.inject({
+        method: route.method,
+        url: `${route.url}${qs}`,
+        headers: { ...(auth === undefined ? {} : { authorization: auth }), ...attack.extraHeaders?.(keys) },
+        ...('payload' in route ? { payload: route.payload } : {}),
+      });
+      figures.requests++;
+      expect(res.statusCode, `${route.method} ${route.url}: ${res.body}`).toBe(want.status);
+      const body = res.json();
+      expect(Object.keys(body).sort()).toEqual(['error', 'message', 'nextActions', 'statusCode']);
+      expect(body.error).toBe(want.error);
+      expect(want.message(body.message), body.message).toBe(true);
+      expectNoEcho(res.body, [targetValue, ...(auth ? auth.split(/[ .]/).filter((p) => p.length >= 8) : [])]);
+      figures.refused++;
+    }
+    expect(await tableDigest(t.db), 'a refused request changed the tables').toBe(before);
+  });
+});
+
+describe('duplicate Authorization headers (raw HTTP, as a proxy might pass them)', () => {
+  let port = 0;
+  beforeAll(async () => {
+    await hsApp.app.listen({ host: '127.0.0.1', port: 0 });
+    port = (hsApp.app.server.address() as { port: number }).port;
+  });
+
+  const raw = (headers: string[]) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const sock = connect(port, '127.0.0.1');
+      let data = '';
+      sock.on('data', (d) => {
+        data += d.toString();
+      });
+      sock.on('error', reject);
+      sock.on('end', () => {
+        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1]);
+        resolve({ status, body: data.slice(data.indexOf('\r\n\r\n') + 4) });
+      });
+      sock.write(
+        `GET /api/secrets/TARGET HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${headers.join('\r\n')}\r\n\r\n`,
+      );
+    });
+
+  it.each([
+    [
+      'a forged token first, the genuine one second',
+      (g: string) => [`Authorization: Bearer a.b.c`, `Authorization: Bearer ${g}`],
+    ],
+    [
+      'the genuine token first, a forged one second',
+      (g: string) => [`Authorization: Bearer ${g}`, `Authorization: Bearer a.b.c`],
+    ],
+    ['the genuine token twice', (g: string) => [`Authorization: Bearer ${g}`, `Authorization: Bearer ${g}`]],
+  ])('refuses %s with 401 AUTH_UNAUTHORIZED', async (_n, make) => {
+    figures.attacks++;
+    figures.requests++;
+    const res = await raw(make(keys.goodHs));
+    expect(res.status).toBe(401);
+    expect(JSON.parse(res.body).error).toBe('AUTH_UNAUTHORIZED');
+    expect(res.body).not.toContain(targetValue);
+    figures.refused++;
+  });
+
+  it('scans every log line of the run: no value and no token', () => {
+    const { lines } = scanLogs();
+    expect(lines).toBeGreaterThan(0);
+  });
+});
