@@ -209,11 +209,12 @@ const ATTACKS: Attack[] = [
     expect: 'none',
   },
   {
+    // x-api-key carries access keys (ik_...): an admin JWT there is an invalid access key.
     name: 'token in x-api-key only',
     app: 'hs',
     auth: () => undefined,
     extraHeaders: (k) => ({ 'x-api-key': k.goodHs }),
-    expect: 'none',
+    expect: 'bad',
   },
   {
     name: 'wrong role',
