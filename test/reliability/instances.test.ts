@@ -168,7 +168,8 @@ describe('three instances on one database', () => {
     const values = new Set<string>();
     const first = secretValue('cas');
     values.add(first);
-    expect((await call(base(0), token, 'POST', '/api/secrets', { key, value: first })).status).toBe(201);
+    const created = await call(base(0), token, 'POST', '/api/secrets', { key, value: first });
+    expect(created.status, `${created.error ?? ''} ${created.body}`).toBe(201);
     let etag = (await call(base(1), token, 'GET', `/api/secrets/${key}`)).etag;
     expect(etag).toMatch(/^"[0-9a-f-]+\.\d+"$/);
     const racers = INSTANCES * WORKERS_PER_INSTANCE;
@@ -196,7 +197,7 @@ describe('three instances on one database', () => {
       figures.casRounds++;
       const winners = res.filter((r) => r.status === 200);
       const losers = res.filter((r) => r.status === 412);
-      expect(winners, `round ${round}: ${res.map((r) => r.status).join(',')}`).toHaveLength(1);
+      expect(winners, `round ${round}: ${res.map((r) => r.error ?? r.status).join(',')}`).toHaveLength(1);
       expect(losers).toHaveLength(racers - 1);
       figures.casLosers += losers.length;
       const winner = winners[0]!;
