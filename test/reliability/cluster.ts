@@ -26,6 +26,7 @@ export interface Outcome {
   t1: number;
   status: number;
   retryAfter: string | null;
+  etag?: string | null;
   body: string;
   error?: string;
 }
@@ -38,6 +39,7 @@ export async function call(
   path: string,
   body?: unknown,
   timeoutMs = 5_000,
+  headers: Record<string, string> = {},
 ): Promise<Outcome> {
   const t0 = Date.now();
   try {
@@ -46,12 +48,20 @@ export async function call(
       headers: {
         authorization: `Bearer ${token}`,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await res.text();
-    return { t0, t1: Date.now(), status: res.status, retryAfter: res.headers.get('retry-after'), body: text };
+    return {
+      t0,
+      t1: Date.now(),
+      status: res.status,
+      retryAfter: res.headers.get('retry-after'),
+      etag: res.headers.get('etag'),
+      body: text,
+    };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string } };
     return { t0, t1: Date.now(), status: 0, retryAfter: null, body: '', error: e.cause?.code ?? e.name };

@@ -26,6 +26,8 @@ const figures = {
   refused: 0,
   readbacks: 0,
   resets: 0,
+  ifMatch: 0,
+  preconditionFailed: 0,
   byStatus: {} as Record<number, number>,
 };
 
@@ -189,6 +191,19 @@ const oddHeaders = fc.oneof(
   },
 );
 
+/**
+ * If-Match on PUT and DELETE. The tag is resolved when the request is sent (it depends on the
+ * state): the current ETag of the key, an ETag it had before (stale), garbage, the current tag
+ * as a weak one (never matches: strong comparison), '*', or a list holding the current tag.
+ */
+type IfMatch = 'current' | 'stale' | 'garbage' | 'weak' | 'star' | 'list';
+const ifMatch = fc.option(
+  fc.constantFrom<IfMatch>('current', 'current', 'stale', 'garbage', 'weak', 'star', 'list'),
+  { freq: 2 },
+);
+/** Kinds that can never admit the current state: a write sent with one is never accepted. */
+const NEVER_MATCHES = new Set<IfMatch | null | undefined>(['stale', 'garbage', 'weak']);
+
 type Route = 'create' | 'update' | 'reveal' | 'remove' | 'list';
 interface Req {
   route: Route;
@@ -200,6 +215,7 @@ interface Req {
   headers: Record<string, string>;
   /** The key the URL decodes to, when it is one. */
   key?: string | undefined;
+  ifMatch?: IfMatch | null;
 }
 
 const request: fc.Arbitrary<Req> = fc.oneof(
@@ -214,13 +230,14 @@ const request: fc.Arbitrary<Req> = fc.oneof(
     weight: 5,
   },
   {
-    arbitrary: fc.record({ p: pathKey, b: updateJson, h: oddHeaders }).map(({ p, b, h }) => ({
+    arbitrary: fc.record({ p: pathKey, b: updateJson, h: oddHeaders, m: ifMatch }).map(({ p, b, h, m }) => ({
       route: 'update' as const,
       method: 'PUT' as const,
       url: `/api/secrets/${p.raw}`,
       json: b,
       headers: h,
       key: p.key,
+      ifMatch: m,
     })),
     weight: 4,
   },
@@ -235,12 +252,13 @@ const request: fc.Arbitrary<Req> = fc.oneof(
     weight: 4,
   },
   {
-    arbitrary: fc.record({ p: pathKey, h: oddHeaders }).map(({ p, h }) => ({
+    arbitrary: fc.record({ p: pathKey, h: oddHeaders, m: ifMatch }).map(({ p, h, m }) => ({
       route: 'remove' as const,
       method: 'DELETE' as const,
       url: `/api/secrets/${p.raw}`,
       headers: h,
       key: p.key,
+      ifMatch: m,
     })),
     weight: 2,
   },
@@ -255,8 +273,8 @@ const request: fc.Arbitrary<Req> = fc.oneof(
   },
   {
     arbitrary: fc
-      .record({ post: fc.boolean(), p: pathKey, body: rawBody, ct: contentType, h: oddHeaders })
-      .map(({ post, p, body, ct, h }) =>
+      .record({ post: fc.boolean(), p: pathKey, body: rawBody, ct: contentType, h: oddHeaders, m: ifMatch })
+      .map(({ post, p, body, ct, h, m }) =>
         post
           ? {
               route: 'create' as const,
@@ -272,6 +290,7 @@ const request: fc.Arbitrary<Req> = fc.oneof(
               raw: { body, contentType: ct },
               headers: h,
               key: p.key,
+              ifMatch: m,
             },
       ),
     weight: 2,
@@ -294,9 +313,9 @@ function schemaVerdict(r: Req): boolean | undefined {
 
 const ALLOWED: Record<Route, number[]> = {
   create: [201, 409, 413],
-  update: [200, 403, 404, 413],
+  update: [200, 403, 404, 412, 413],
   reveal: [200, 404],
-  remove: [200, 403, 404],
+  remove: [200, 403, 404, 412],
   list: [200, 400], // 400: a cursor that decodes to nothing
 };
 
@@ -309,10 +328,50 @@ function valuesIn(r: Req): string[] {
   return typeof v === 'string' && v.startsWith('sv_fuzz_') ? [v] : [];
 }
 
+/** Every ETag seen per key (from any response): the source of stale tags. */
+const seenEtags = new Map<string, Set<string>>();
+function noteEtag(key: string | undefined, etag: unknown) {
+  if (!key || typeof etag !== 'string') return;
+  const set = seenEtags.get(key) ?? new Set<string>();
+  set.add(etag);
+  seenEtags.set(key, set);
+}
+async function currentEtag(key: string | undefined): Promise<string | undefined> {
+  if (!key) return undefined;
+  const res = await t.app.inject({
+    url: `/api/secrets/${key}/versions`,
+    headers: { authorization: authHeader },
+  });
+  figures.requests++;
+  const etag = res.headers.etag as string | undefined;
+  noteEtag(key, etag);
+  return etag;
+}
+/** The If-Match header value for a request, from the state right before it is sent. */
+async function resolveIfMatch(r: Req): Promise<string | undefined> {
+  if (!r.ifMatch) return undefined;
+  figures.ifMatch++;
+  const fake = '"00000000-0000-4000-8000-000000000000.1"';
+  if (r.ifMatch === 'star') return '*';
+  if (r.ifMatch === 'garbage')
+    return fc.sample(fc.constantFrom('garbage', '""', '"x"', 'W/', ',,', fake), 1)[0];
+  const cur = await currentEtag(r.key);
+  if (r.ifMatch === 'current') return cur ?? fake;
+  if (r.ifMatch === 'weak') return `W/${cur ?? fake}`;
+  if (r.ifMatch === 'list') return `"nope", ${cur ?? fake}`;
+  const stale = [...(seenEtags.get(r.key ?? '') ?? [])].filter((e) => e !== cur);
+  return stale.at(-1) ?? fake;
+}
+
 let digest = '';
 async function check(r: Req): Promise<void> {
   for (const v of valuesIn(r)) trackValue(v);
-  const headers: Record<string, string> = { authorization: authHeader, ...r.headers };
+  const tag = await resolveIfMatch(r);
+  const headers: Record<string, string> = {
+    authorization: authHeader,
+    ...r.headers,
+    ...(tag === undefined ? {} : { 'if-match': tag }),
+  };
   const res = await t.app.inject({
     method: r.method,
     url: r.url,
@@ -323,6 +382,13 @@ async function check(r: Req): Promise<void> {
   figures.byStatus[res.statusCode] = (figures.byStatus[res.statusCode] ?? 0) + 1;
   const status = res.statusCode;
   expect(status, `${r.method} ${r.url.slice(0, 80)} -> ${res.body.slice(0, 200)}`).toBeLessThan(500);
+  noteEtag(r.key, res.headers.etag);
+  // Compare-and-set: a tag that cannot match the current state never lets a write through.
+  if (NEVER_MATCHES.has(r.ifMatch)) expect(status, `If-Match ${tag} accepted`).toBeGreaterThanOrEqual(400);
+  if (status === 412) {
+    figures.preconditionFailed++;
+    expect(r.ifMatch === 'current' || r.ifMatch === 'star' || r.ifMatch === 'list').toBe(false);
+  }
 
   const verdict = schemaVerdict(r);
   if (verdict === false) expect(status, `schema refuses: ${res.body.slice(0, 200)}`).toBe(400);
@@ -376,6 +442,7 @@ it(`keeps every invariant over ${RUNS} generated requests`, async () => {
       // 100,000-request run linear (collisions on the hot keys happen well within that).
       if (n % 2_500 === 0) {
         await t.reset();
+        seenEtags.clear();
         digest = await tableDigest(t.db);
         figures.resets++;
         progress('fuzz', backend, figures);
@@ -388,4 +455,5 @@ it(`keeps every invariant over ${RUNS} generated requests`, async () => {
   // The generator must actually reach both sides of every route.
   expect(figures.accepted).toBeGreaterThan(RUNS / 10);
   expect(figures.refused).toBeGreaterThan(RUNS / 10);
+  expect(figures.preconditionFailed).toBeGreaterThan(0);
 }, 3_600_000);

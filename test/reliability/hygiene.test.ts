@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { backend, createTestApp, type TestApp } from '../helpers/app.js';
 import { capturedLogs, secretValue } from '../helpers/secrets.js';
-import { expectNoEcho, forbid, scanLogs } from './hygiene.js';
+import { expectNoEcho, forbid, scanAuditLog, scanLogs } from './hygiene.js';
 import { report } from './mode.js';
 
 /**
@@ -17,7 +17,7 @@ import { report } from './mode.js';
 const PASSWORD = 'pw_hygiene_correct_horse_battery';
 let t: TestApp;
 let auth: { authorization: string };
-const figures = { requests: 0, logLines: 0, needles: 0 };
+const figures = { requests: 0, logLines: 0, needles: 0, auditRows: 0 };
 
 beforeAll(async () => {
   t = await createTestApp({
@@ -104,13 +104,51 @@ it('no value, password or token reaches a log line or an error body over a whole
   });
   expect(login.statusCode).toBe(200);
   forbid(login.json().accessToken);
+  // Access keys: created (the token is shown once), used in both headers, out of scope,
+  // outside its patterns, flipped, revoked: none of it may leave the token in a log or audit row.
+  const mk = await send('POST', '/api/access-keys', {
+    payload: { name: 'hyg-key', scopes: ['secrets:read', 'secrets:write'], keys: ['HYG*'] },
+  });
+  expect(mk.statusCode).toBe(201);
+  const ak = forbid(mk.json().token as string);
+  const flipped = forbid(`${ak.slice(0, -1)}${ak.endsWith('0') ? '1' : '0'}`);
+  const asKey = (h: Record<string, string>) => ({ headers: { authorization: '', ...h } });
+  const byKey = await send('GET', '/api/secrets/HYG', asKey({ 'x-api-key': ak }));
+  expect(byKey.json().value).toBe(v);
+  checks.push(
+    await send('PUT', '/api/secrets/HYG', { payload: { value: v }, ...asKey({ 'x-api-key': ak }) }),
+  );
+  checks.push(await send('GET', '/api/secrets', asKey({ authorization: `Bearer ${ak}` }))); // 403 scope
+  checks.push(await send('DELETE', '/api/secrets/HYG', asKey({ 'x-api-key': ak }))); // 403 scope
+  checks.push(
+    await send('POST', '/api/secrets', {
+      payload: { key: 'OTHER', value: v },
+      ...asKey({ 'x-api-key': ak }),
+    }),
+  );
+  checks.push(await send('GET', '/api/secrets/HYG', asKey({ 'x-api-key': flipped })));
+  checks.push(
+    await send('GET', '/api/secrets/HYG', asKey({ 'x-api-key': ak, authorization: `Bearer ${ak}` })),
+  );
+  checks.push(await send('GET', '/api/access-keys', asKey({ 'x-api-key': ak }))); // 403 admin only
+  expect((await send('DELETE', `/api/access-keys/${mk.json().id}`)).statusCode).toBe(200);
+  checks.push(await send('GET', '/api/secrets/HYG', asKey({ 'x-api-key': ak }))); // 401 revoked
+  // If-Match with a stale and a garbage tag: 412 and 400-class refusals carry no value.
+  checks.push(
+    await send('PUT', '/api/secrets/HYG', { payload: { value: v }, headers: { 'if-match': '"stale.1"' } }),
+  );
+  checks.push(await send('DELETE', '/api/secrets/HYG', { headers: { 'if-match': `W/"${v}"` } }));
   // A tampered row: the integrity failure is logged, the value is not.
   await t.db.query("UPDATE secret_versions SET tag = decode('00000000000000000000000000000000', 'hex')");
   checks.push(await send('GET', '/api/secrets/HYG'));
   expect(checks.at(-1)!.statusCode).toBe(500);
 
   for (const res of checks) expectNoEcho(res.body, leaks);
-  expect(checks.filter((r) => r.statusCode >= 400).length).toBeGreaterThanOrEqual(18);
+  expect(checks.filter((r) => r.statusCode >= 400).length).toBeGreaterThanOrEqual(27);
+  // The audit log recorded this whole session (refusals included): no value, password or token in any column.
+  const audit = await scanAuditLog(t.db, leaks);
+  expect(audit.rows).toBeGreaterThan(20);
+  figures.auditRows = audit.rows;
   figures.logLines = capturedLogs.length;
   figures.needles = leaks.length + 3;
   expect(capturedLogs.length).toBeGreaterThan(checks.length);

@@ -1,4 +1,5 @@
 import { expect } from 'vitest';
+import type { Queryable } from '../../src/db/database.js';
 import { capturedLogs, issuedValues } from '../helpers/secrets.js';
 
 /**
@@ -37,4 +38,23 @@ export function expectNoEcho(body: string, values: Iterable<string>): void {
     if (v.length >= 8) expect(body.includes(v), 'a value or token echoed in a response body').toBe(false);
   }
   for (const v of forbidden) expect(body.includes(v), 'a token echoed in a response body').toBe(false);
+}
+
+/**
+ * The audit log, in plain SQL with every column as text (bytea as hex, so a value stored
+ * as bytes is caught too), must hold none of the values issued and tokens forbidden so far
+ * (plus `extra`). Call it before scanLogs(), which forgets the issued values.
+ */
+export async function scanAuditLog(db: Queryable, extra: Iterable<string> = []): Promise<{ rows: number }> {
+  const rows = await db.query<{ line: string }>('SELECT a::text AS line FROM audit_log a');
+  const needles = [...issuedValues, ...forbidden, ...extra].filter((v) => v.length >= 8);
+  const leaks: string[] = [];
+  for (const { line } of rows) {
+    for (const v of needles) {
+      if (line.includes(v) || line.includes(Buffer.from(v, 'utf8').toString('hex')))
+        leaks.push(`${v.slice(0, 24)}... in audit row ${line.slice(0, 200)}`);
+    }
+  }
+  expect(leaks, 'secret values or tokens found in the audit log').toEqual([]);
+  return { rows: rows.length };
 }

@@ -12,18 +12,23 @@ import { pick, report } from './mode.js';
  * and revive on a handful of keys from every instance at once. Invariants: no 5xx, one
  * row per key, versions contiguous, every current value decrypts on every instance and is
  * a value somebody wrote, concurrent creates and revives have exactly one winner.
- * To extend (versions/compare-and-set): add the operation to OPS and its winner check.
+ * Compare-and-set storms: every instance sends PUTs (then DELETEs) carrying the same If-Match
+ * ETag at once; exactly one wins, the others get 412 with the winner's ETag, and the versions
+ * stay the newest MAX_VERSIONS (20) ending at current after more than 20 rounds.
  */
 
 const INSTANCES = 3;
 const KEYS = ['HOT_A', 'HOT_B', 'HOT_C', 'HOT_D'];
 const STORM_MS = pick(3_000, 60_000);
+const CAS_ROUNDS = pick(25, 200); // more than MAX_VERSIONS (20): pruning runs under the race
 const WORKERS_PER_INSTANCE = 4;
 const figures = {
   instances: INSTANCES,
   requests: 0,
   byStatus: {} as Record<number, number>,
   races: 0,
+  casRounds: 0,
+  casLosers: 0,
   storage: {},
 };
 
@@ -155,6 +160,71 @@ describe('three instances on one database', () => {
       expect(seen.size).toBe(1);
     }
     for (const s of svcs) expect(s.child.exitCode).toBeNull();
+    scanLogs();
+  }, 300_000);
+
+  it(`${CAS_ROUNDS} compare-and-set rounds (one If-Match ETag, every instance at once): one winner each`, async () => {
+    const key = 'CAS_KEY';
+    const values = new Set<string>();
+    const first = secretValue('cas');
+    values.add(first);
+    const created = await call(base(0), token, 'POST', '/api/secrets', { key, value: first });
+    expect(created.status, `${created.error ?? ''} ${created.body}`).toBe(201);
+    let etag = (await call(base(1), token, 'GET', `/api/secrets/${key}`)).etag;
+    expect(etag).toMatch(/^"[0-9a-f-]+\.\d+"$/);
+    const racers = INSTANCES * WORKERS_PER_INSTANCE;
+    const race = (method: 'PUT' | 'DELETE', tag: string) =>
+      Promise.all(
+        Array.from({ length: racers }, (_, i) => {
+          const value = secretValue('cas');
+          values.add(value);
+          return call(
+            base(i),
+            token,
+            method,
+            `/api/secrets/${key}`,
+            method === 'PUT' ? { value } : undefined,
+            5_000,
+            {
+              'if-match': tag,
+            },
+          ).then((r) => ({ ...r, value }));
+        }),
+      );
+    for (let round = 0; round < CAS_ROUNDS; round++) {
+      const res = await race('PUT', etag!);
+      figures.requests += res.length;
+      figures.casRounds++;
+      const winners = res.filter((r) => r.status === 200);
+      const losers = res.filter((r) => r.status === 412);
+      expect(winners, `round ${round}: ${res.map((r) => r.error ?? r.status).join(',')}`).toHaveLength(1);
+      expect(losers).toHaveLength(racers - 1);
+      figures.casLosers += losers.length;
+      const winner = winners[0]!;
+      // Every loser is told the state it lost to: the winner's new ETag.
+      for (const l of losers) {
+        expect(JSON.parse(l.body).error).toBe('PRECONDITION_FAILED');
+        expect(l.etag).toBe(winner.etag);
+      }
+      const back = await call(base(round + 2), token, 'GET', `/api/secrets/${key}`);
+      expect(JSON.parse(back.body).value).toBe(winner.value);
+      expect(back.etag).toBe(winner.etag);
+      etag = winner.etag!;
+    }
+    // A stale tag (the first one) never wins again; the DELETE race has one winner too.
+    const stale = await race('PUT', '"00000000-0000-4000-8000-000000000000.1"');
+    expect(stale.every((r) => r.status === 412)).toBe(true);
+    const del = await race('DELETE', etag!);
+    figures.requests += stale.length + del.length;
+    expect(del.filter((r) => r.status === 200)).toHaveLength(1);
+    expect(del.filter((r) => r.status === 412)).toHaveLength(racers - 1);
+
+    const storage = await expectStorageInvariants(cluster.url());
+    const c = await call(base(0), token, 'GET', `/api/secrets/${key}/versions`);
+    const list = (JSON.parse(c.body) as { versions: { version: number }[] }).versions;
+    expect(list).toHaveLength(20);
+    expect(list[0]!.version).toBe(CAS_ROUNDS + 1);
+    figures.storage = storage;
     scanLogs();
   }, 300_000);
 });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errors } from '../../src/http/errors.js';
 import { backend, createTestApp, type TestApp } from '../helpers/app.js';
 import { secretValue } from '../helpers/secrets.js';
-import { expectNoEcho, forbid, scanLogs } from './hygiene.js';
+import { expectNoEcho, forbid, scanAuditLog, scanLogs } from './hygiene.js';
 import { report } from './mode.js';
 import { tableDigest } from './snapshot.js';
 
@@ -40,13 +40,19 @@ const claims = (extra: Record<string, unknown> = {}) => ({
 });
 const flip = (s: string, at: number) => s.slice(0, at) + (s[at] === 'A' ? 'B' : 'A') + s.slice(at + 1);
 
-type Expect = 'none' | 'bad' | 'notAdmin';
+/** Changes one hex digit of an access key: still well-formed, no longer the key. */
+const flipHex = (s: string, at: number) => s.slice(0, at) + (s[at] === '0' ? '1' : '0') + s.slice(at + 1);
+
+type Expect = 'none' | 'bad' | 'badKey' | 'notAdmin' | 'scope' | 'pattern' | 'adminOnly';
+type Route = { method: string; url: string; payload?: object };
 interface Attack {
   name: string;
   app: 'hs' | 'rs';
   /** Authorization header value(s); undefined sends none. */
   auth: (k: Keys) => string | undefined;
   expect: Expect;
+  /** Routes to try instead of the secrets routes (e.g. the admin-only ones). */
+  routes?: readonly Route[];
   /** Extra request shaping (token elsewhere than the header). */
   extraHeaders?: (k: Keys) => Record<string, string>;
   query?: (k: Keys) => string;
@@ -58,6 +64,12 @@ interface Keys {
   otherPrivatePem: string;
   goodHs: string;
   goodRs: string;
+  /** Access keys (ik_...), created through POST /api/access-keys on the HS256 service. */
+  akAll: string;
+  akRevoked: string;
+  akExpired: string;
+  akListOnly: string;
+  akOtherKeys: string;
 }
 
 const H = { alg: 'HS256', typ: 'JWT' };
@@ -246,6 +258,85 @@ const ATTACKS: Attack[] = [
     auth: (k) => `Bearer ${hs(H, claims({ role: `${ROLE} ` }), k.hsSecret)}`,
     expect: 'notAdmin',
   },
+  // Access keys (ik_...): forged, revoked, expired, or used beyond what they grant.
+  {
+    name: 'access key with one flipped character (Bearer)',
+    app: 'hs',
+    auth: (k) => `Bearer ${flipHex(k.akAll, 40)}`,
+    expect: 'badKey',
+  },
+  {
+    name: 'access key with one flipped character (x-api-key)',
+    app: 'hs',
+    auth: () => undefined,
+    extraHeaders: (k) => ({ 'x-api-key': flipHex(k.akAll, k.akAll.length - 1) }),
+    expect: 'badKey',
+  },
+  {
+    name: 'access key with an upper-case hex digit (malformed)',
+    app: 'hs',
+    auth: (k) =>
+      `Bearer ${k.akAll.slice(0, -1)}${k.akAll.at(-1)!.toUpperCase() === k.akAll.at(-1) ? 'F' : k.akAll.at(-1)!.toUpperCase()}`,
+    expect: 'badKey',
+  },
+  {
+    name: 'access key truncated to its listed prefix',
+    app: 'hs',
+    auth: () => undefined,
+    extraHeaders: (k) => ({ 'x-api-key': k.akAll.slice(0, 11) }),
+    expect: 'badKey',
+  },
+  { name: 'revoked access key (Bearer)', app: 'hs', auth: (k) => `Bearer ${k.akRevoked}`, expect: 'badKey' },
+  {
+    name: 'revoked access key (x-api-key)',
+    app: 'hs',
+    auth: () => undefined,
+    extraHeaders: (k) => ({ 'x-api-key': k.akRevoked }),
+    expect: 'badKey',
+  },
+  { name: 'expired access key', app: 'hs', auth: (k) => `Bearer ${k.akExpired}`, expect: 'badKey' },
+  {
+    name: 'admin JWT and a valid access key at once',
+    app: 'hs',
+    auth: (k) => `Bearer ${k.goodHs}`,
+    extraHeaders: (k) => ({ 'x-api-key': k.akAll }),
+    expect: 'badKey',
+  },
+  {
+    name: 'a valid access key in both headers at once',
+    app: 'hs',
+    auth: (k) => `Bearer ${k.akAll}`,
+    extraHeaders: (k) => ({ 'x-api-key': k.akAll }),
+    expect: 'badKey',
+  },
+  {
+    name: 'access key out of its scope (secrets:list only)',
+    app: 'hs',
+    auth: (k) => `Bearer ${k.akListOnly}`,
+    expect: 'scope',
+    routes: [],
+  },
+  {
+    name: 'access key outside its key patterns (OTHER_*)',
+    app: 'hs',
+    auth: () => undefined,
+    extraHeaders: (k) => ({ 'x-api-key': k.akOtherKeys }),
+    expect: 'pattern',
+    routes: [],
+  },
+  {
+    name: 'access key on the admin-only endpoints',
+    app: 'hs',
+    auth: (k) => `Bearer ${k.akAll}`,
+    expect: 'adminOnly',
+    routes: [
+      { method: 'GET', url: '/api/access-keys' },
+      { method: 'POST', url: '/api/access-keys', payload: { name: 'escalate', scopes: ['secrets:read'] } },
+      { method: 'DELETE', url: '/api/access-keys/00000000-0000-4000-8000-000000000000' },
+      { method: 'GET', url: '/api/keys/status' },
+      { method: 'POST', url: '/api/keys/rewrap', payload: {} },
+    ],
+  },
   // RS256-configured service
   {
     name: 'HS/RS confusion: HS256 signed with the public key',
@@ -304,6 +395,10 @@ const ROUTES = [
   { method: 'PUT', url: '/api/secrets/TARGET', payload: { value: 'attacker-value-456' } },
   { method: 'DELETE', url: '/api/secrets/TARGET' },
 ] as const;
+// Every secrets route but the listing: an access key that may list is allowed to, and a key
+// limited to OTHER_* lists (an empty page) without seeing TARGET.
+const KEYED_ROUTES = ROUTES.filter((r) => r.url !== '/api/secrets' || r.method !== 'GET');
+for (const a of ATTACKS) if (a.routes?.length === 0) a.routes = KEYED_ROUTES;
 
 const EXPECTED = {
   none: {
@@ -316,12 +411,39 @@ const EXPECTED = {
     error: 'AUTH_UNAUTHORIZED',
     message: (m: string) => /^Invalid token: [a-z ()"<>:,A-Z]+$/.test(m),
   },
+  badKey: {
+    status: 401,
+    error: 'AUTH_UNAUTHORIZED',
+    // Revoked and expired keys say when (a timestamp); nothing else of the key.
+    message: (m: string) => /^Invalid token: [a-zA-Z0-9 ()":,.-]+$/.test(m),
+  },
   notAdmin: {
     status: 403,
     error: 'AUTH_UNAUTHORIZED',
     message: (m: string) => m === errors.notAdmin().message,
   },
+  scope: {
+    status: 403,
+    error: 'AUTH_UNAUTHORIZED',
+    message: (m: string) =>
+      /^Access key "ak-list" lacks the scope secrets:[a-z]+ \(it has: secrets:list\)$/.test(m),
+  },
+  pattern: {
+    status: 403,
+    error: 'AUTH_UNAUTHORIZED',
+    message: (m: string) =>
+      /^Access key "ak-other" may not access secret [A-Z]+ \(allowed: OTHER_\*\)$/.test(m),
+  },
+  adminOnly: {
+    status: 403,
+    error: 'AUTH_UNAUTHORIZED',
+    message: (m: string) =>
+      /^Admin access required: access key "ak-all" cannot use [A-Z]+ \/api\/[a-z/:-]+$/.test(m),
+  },
 };
+
+// A valid access key refused for its scope or patterns was still used: last_used_at may move.
+const IGNORE = { ignoreColumns: ['last_used_at'] };
 
 let hsApp: TestApp;
 let rsApp: TestApp;
@@ -351,7 +473,44 @@ beforeAll(async () => {
     otherPrivatePem: other.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     goodHs: forbid(hs(H, claims({ sub: 'good' }), hsApp.jwtSecret)),
     goodRs: forbid(rs({ alg: 'RS256', typ: 'JWT' }, claims({ sub: 'good' }), privatePem)),
+    akAll: '',
+    akRevoked: '',
+    akExpired: '',
+    akListOnly: '',
+    akOtherKeys: '',
   };
+  const admin = { authorization: `Bearer ${keys.goodHs}` };
+  const accessKey = async (name: string, body: object) => {
+    const res = await hsApp.app.inject({
+      method: 'POST',
+      url: '/api/access-keys',
+      headers: admin,
+      payload: { name, ...body },
+    });
+    expect(res.statusCode, res.body).toBe(201);
+    return { id: res.json().id as string, token: forbid(res.json().token as string) };
+  };
+  const ALL = ['secrets:read', 'secrets:write', 'secrets:delete', 'secrets:list'];
+  keys.akAll = (await accessKey('ak-all', { scopes: ALL })).token;
+  keys.akListOnly = (await accessKey('ak-list', { scopes: ['secrets:list'] })).token;
+  keys.akOtherKeys = (await accessKey('ak-other', { scopes: ALL, keys: ['OTHER_*'] })).token;
+  const revoked = await accessKey('ak-revoked', { scopes: ALL });
+  keys.akRevoked = revoked.token;
+  const rv = await hsApp.app.inject({
+    method: 'DELETE',
+    url: `/api/access-keys/${revoked.id}`,
+    headers: admin,
+  });
+  expect(rv.statusCode, rv.body).toBe(200);
+  const expired = await accessKey('ak-expired', {
+    scopes: ALL,
+    expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+  });
+  keys.akExpired = expired.token;
+  // Time passes: the API only accepts a future expiry, so the clock is moved in the row.
+  await hsApp.db.query(`UPDATE access_keys SET expires_at = now() - interval '1 minute' WHERE id = $1`, [
+    expired.id,
+  ]);
   for (const [t, token] of [
     [hsApp, keys.goodHs],
     [rsApp, keys.goodRs],
@@ -384,6 +543,22 @@ describe('control: genuine tokens are accepted (the catalogue is not vacuous)', 
       expect(res.json()).toEqual({ key: 'TARGET', value: targetValue });
     }
   });
+
+  it('accepts the genuine access keys the access-key attacks are derived from', async () => {
+    for (const headers of [
+      { authorization: `Bearer ${keys.akAll}` },
+      { 'x-api-key': keys.akAll },
+      { authorization: `Bearer ${keys.akListOnly}` },
+    ]) {
+      const res = await hsApp.app.inject({ url: '/api/secrets', headers });
+      expect(res.statusCode, res.body).toBe(200);
+    }
+    const got = await hsApp.app.inject({ url: '/api/secrets/TARGET', headers: { 'x-api-key': keys.akAll } });
+    expect(got.json()).toEqual({ key: 'TARGET', value: targetValue });
+    const other = await hsApp.app.inject({ url: '/api/secrets', headers: { 'x-api-key': keys.akOtherKeys } });
+    expect(other.statusCode).toBe(200);
+    expect(other.body).not.toContain('TARGET');
+  });
 });
 
 describe(`a catalogue of ${ATTACKS.length} forged or abused credentials`, () => {
@@ -391,11 +566,11 @@ describe(`a catalogue of ${ATTACKS.length} forged or abused credentials`, () => 
 
   it.each(ATTACKS.map((a) => [a.name, a] as const))('refuses: %s', async (_name, attack) => {
     const t = attack.app === 'hs' ? hsApp : rsApp;
-    const before = await tableDigest(t.db);
+    const before = await tableDigest(t.db, IGNORE);
     const auth = attack.auth(keys);
     const want = EXPECTED[attack.expect];
     figures.attacks++;
-    for (const route of ROUTES) {
+    for (const route of attack.routes ?? ROUTES) {
       const qs = attack.query ? `?${attack.query(keys)}` : '';
       const res = await t.app.inject({
         method: route.method,
@@ -409,10 +584,14 @@ describe(`a catalogue of ${ATTACKS.length} forged or abused credentials`, () => 
       expect(Object.keys(body).sort()).toEqual(['error', 'message', 'nextActions', 'statusCode']);
       expect(body.error).toBe(want.error);
       expect(want.message(body.message), body.message).toBe(true);
-      expectNoEcho(res.body, [targetValue, ...(auth ? auth.split(/[ .]/).filter((p) => p.length >= 8) : [])]);
+      const sent = [auth, ...Object.values(attack.extraHeaders?.(keys) ?? {})].filter((h) => h !== undefined);
+      expectNoEcho(res.body, [
+        targetValue,
+        ...sent.flatMap((h) => h.split(/[ .]/).filter((p) => p.length >= 8)),
+      ]);
       figures.refused++;
     }
-    expect(await tableDigest(t.db), 'a refused request changed the tables').toBe(before);
+    expect(await tableDigest(t.db, IGNORE), 'a refused request changed the tables').toBe(before);
   });
 });
 
@@ -460,7 +639,8 @@ describe('duplicate Authorization headers (raw HTTP, as a proxy might pass them)
     figures.refused++;
   });
 
-  it('scans every log line of the run: no value and no token', () => {
+  it('scans every log line and audit row of the run: no value and no token', async () => {
+    for (const t of [hsApp, rsApp]) expect((await scanAuditLog(t.db)).rows).toBeGreaterThan(0);
     const { lines } = scanLogs();
     expect(lines).toBeGreaterThan(0);
   });
