@@ -287,7 +287,8 @@ function mergeEarlier(now: typeof results, earlier: typeof results) {
   type Part = Record<string, unknown> & { fromRun?: string };
   const mine = now.backends as Record<string, Record<string, unknown>>;
   for (const [backend, old] of Object.entries(earlier.backends as Record<string, Record<string, unknown>>)) {
-    const cur = (mine[backend] ??= {});
+    mine[backend] ??= {};
+    const cur = mine[backend];
     for (const [part, value] of Object.entries(old)) {
       if (part === 'scale' && Array.isArray(cur.scale) && Array.isArray(value)) {
         const have = new Set((cur.scale as { size: number }[]).map((x) => x.size));
