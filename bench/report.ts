@@ -22,6 +22,7 @@ interface Row {
 }
 interface ScaleRow {
   size: number;
+  fromRun?: string;
   seedSeconds: number;
   read: M;
   firstPage: M;
@@ -33,9 +34,9 @@ interface Soak extends M {
   endRssMb: number;
 }
 interface BackendResult {
-  throughput?: { rows: Row[]; servicePeakRssMb: number };
+  throughput?: { rows: Row[]; servicePeakRssMb: number; fromRun?: string };
   scale?: ScaleRow[];
-  soak?: Soak;
+  soak?: Soak & { fromRun?: string };
 }
 interface Results {
   date?: unknown;
@@ -49,6 +50,8 @@ interface Results {
 
 const TARGET: Record<string, number> = { read: 0.8, create: 0.7, update: 0.7, mixed: 0.8, list: 0 };
 const errs = (m: M) => m.non2xx + m.errors;
+/** Marks a part or row carried over from an earlier run (bench/run.ts --merge). */
+const from = (x: { fromRun?: string }) => (x.fromRun ? ` (from the run of ${x.fromRun})` : '');
 
 export function renderTable(r: Results): string {
   const s = r.settings as { connections: number; warmup: number; seconds: number; seeded: number };
@@ -66,7 +69,7 @@ export function renderTable(r: Results): string {
     if (e.throughput) {
       lines.push(
         '',
-        `## ${backend}: throughput`,
+        `## ${backend}: throughput${from(e.throughput)}`,
         '',
         '| scenario | req/s | p50 ms | p99 ms | errors | peak RSS MB | ceiling req/s | floor req/s | vs ceiling | target | vs floor | server CPU µs/req: ours / ceiling / floor |',
         '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
@@ -88,8 +91,8 @@ export function renderTable(r: Results): string {
         '',
         `## ${backend}: scale (1 connection)`,
         '',
-        '| secrets | seed s | read p50 ms | read p99 ms | first page p50 ms | last page p50 ms | last / first |',
-        '|--:|--:|--:|--:|--:|--:|--:|',
+        '| secrets | seed s | read p50 ms | read p99 ms | first page p50 ms | last page p50 ms | last / first | run |',
+        '|--:|--:|--:|--:|--:|--:|--:|---|',
       );
       for (const x of e.scale) {
         // autocannon's latencies have 1 ms resolution: a 0 is "under a millisecond", not a ratio.
@@ -101,7 +104,7 @@ export function renderTable(r: Results): string {
               : '< 1'
             : String(Math.round((x.lastPage.p50 / Math.max(1, x.firstPage.p50)) * 100) / 100);
         lines.push(
-          `| ${x.size} | ${x.seedSeconds} | ${ms(x.read.p50)} | ${x.read.p99} | ${ms(x.firstPage.p50)} | ${ms(x.lastPage.p50)} | ${ratio} |`,
+          `| ${x.size} | ${x.seedSeconds} | ${ms(x.read.p50)} | ${x.read.p99} | ${ms(x.firstPage.p50)} | ${ms(x.lastPage.p50)} | ${ratio} | ${x.fromRun ?? 'this run'} |`,
         );
       }
     }
@@ -110,7 +113,7 @@ export function renderTable(r: Results): string {
       const drift = Math.round((k.endRssMb / Math.max(1, k.firstMinuteRssMb) - 1) * 1000) / 10;
       lines.push(
         '',
-        `## ${backend}: soak (mixed 90/10, ${s.connections} connections)`,
+        `## ${backend}: soak (mixed 90/10, ${s.connections} connections)${from(k)}`,
         '',
         '| requests | req/s | p99 ms | errors | peak RSS MB | first-minute RSS MB | end RSS MB | end vs first minute |',
         '|--:|--:|--:|--:|--:|--:|--:|--:|',

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,7 +17,10 @@ import { type Backend, createStorage, postgresReachable, type Storage } from './
 /**
  * npm run bench          full run: throughput vs ceiling and floor, scale, 5-minute soak
  * npm run bench:smoke    the same harness for a few seconds (CI), results not written
- * Options: --only throughput,scale,soak   --backends postgres,pglite
+ * Options: --only throughput,scale,soak   --backends postgres,pglite   --seconds N
+ *          --scale-max N      stop the scale part at N secrets (1M takes minutes to seed)
+ *          --merge FILE       a partial run keeps the parts (and scale sizes) it did not measure
+ *                             from an earlier results JSON, each marked with the run it came from
  */
 const { values: args } = parseArgs({
   options: {
@@ -24,6 +28,8 @@ const { values: args } = parseArgs({
     only: { type: 'string', default: 'throughput,scale,soak' },
     backends: { type: 'string', default: 'postgres,pglite' },
     seconds: { type: 'string' },
+    'scale-max': { type: 'string' },
+    merge: { type: 'string' },
   },
 });
 const smoke = args.smoke;
@@ -45,6 +51,10 @@ const SCALES: Record<Backend, number[]> = smoke
   : // 1M rows in PGlite (single-threaded WebAssembly, seeded through one connection) takes
     // longer than the rest of the run together; the embedded mode targets small deployments.
     { postgres: [1000, 100_000, 1_000_000], pglite: [1000, 100_000] };
+if (args['scale-max']) {
+  const max = Number(args['scale-max']);
+  for (const b of Object.keys(SCALES) as Backend[]) SCALES[b] = SCALES[b].filter((n) => n <= max);
+}
 
 const keys = {
   ENCRYPTION_KEY: randomBytes(32).toString('base64'),
@@ -239,16 +249,19 @@ try {
       entry.soak = await soak(backend);
   }
   results.loadavgAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
+  if (args.merge) mergeEarlier(results, JSON.parse(await readFile(args.merge, 'utf8')));
   const table = renderTable(results);
   process.stdout.write(`${table}\n`);
   // A smoke run proves the harness works; its few-second numbers are not worth keeping.
   if (!smoke) {
     const dir = join(ROOT, 'bench/results');
     await mkdir(dir, { recursive: true });
-    await writeFile(
-      join(dir, `${String(results.date).slice(0, 10)}.json`),
-      `${JSON.stringify(results, null, 2)}\n`,
-    );
+    // A second run on the same day gets the time in its name instead of overwriting the first.
+    const day = join(dir, `${String(results.date).slice(0, 10)}.json`);
+    const file = existsSync(day)
+      ? join(dir, `${String(results.date).slice(0, 16).replace(':', '-')}.json`)
+      : day;
+    await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
     await writeFile(join(dir, 'latest.md'), table);
     await writeFile(join(dir, 'latest.svg'), renderChart(results));
   }
@@ -263,6 +276,34 @@ try {
   else log(`server logs kept in ${logDir}`);
 }
 process.exit(failed ? 1 : 0);
+
+/**
+ * Fills in what this run did not measure from an earlier run (--merge), so latest.md stays
+ * complete: whole parts per backend, and scale rows of sizes not measured again. Each
+ * carried-over piece keeps the date of its run in `fromRun`, which the table prints.
+ */
+function mergeEarlier(now: typeof results, earlier: typeof results) {
+  const from = String(earlier.date);
+  type Part = Record<string, unknown> & { fromRun?: string };
+  const mine = now.backends as Record<string, Record<string, unknown>>;
+  for (const [backend, old] of Object.entries(earlier.backends as Record<string, Record<string, unknown>>)) {
+    mine[backend] ??= {};
+    const cur = mine[backend];
+    for (const [part, value] of Object.entries(old)) {
+      if (part === 'scale' && Array.isArray(cur.scale) && Array.isArray(value)) {
+        const have = new Set((cur.scale as { size: number }[]).map((x) => x.size));
+        for (const row of value as (Part & { size: number })[])
+          if (!have.has(row.size)) (cur.scale as Part[]).push({ ...row, fromRun: row.fromRun ?? from });
+        (cur.scale as { size: number }[]).sort((a, b) => a.size - b.size);
+      } else if (part === 'scale' && Array.isArray(value)) {
+        if (!(part in cur))
+          cur.scale = (value as Part[]).map((row) => ({ ...row, fromRun: row.fromRun ?? from }));
+      } else if (!(part in cur)) {
+        cur[part] = { ...(value as Part), fromRun: (value as Part).fromRun ?? from };
+      }
+    }
+  }
+}
 
 /** What makes a run invalid: a target that answered nothing, or answered with errors. */
 function smokeProblems(r: typeof results): string[] {
