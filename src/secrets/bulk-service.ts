@@ -2,13 +2,12 @@ import type { Logger } from 'pino';
 import type { AuditAction } from '../audit/entry.js';
 import type { AuditRepository } from '../audit/repository.js';
 import { type Actor, mayTouchKey } from '../auth/actor.js';
-import { IntegrityError, openValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Queryable } from '../db/database.js';
 import { errors } from '../http/errors.js';
 import type { BulkRepository, ValueRow } from './bulk-repository.js';
 import { dotenvUnrepresentable, type ExportedSecrets, toDotenv } from './export-format.js';
-import { toSealed } from './repository.js';
+import { openSealed } from './open-sealed.js';
 import type { Who } from './service.js';
 import { renderTemplate, templateReferences } from './template.js';
 
@@ -40,18 +39,8 @@ export function createBulkService({ db, repo, audit, keyring, log }: BulkService
     });
   }
 
-  function open(row: ValueRow): string {
-    try {
-      return openValue(keyring, { secretId: row.id, key: row.key, version: row.version }, toSealed(row));
-    } catch (err) {
-      if (!(err instanceof IntegrityError)) throw err;
-      log.error(
-        { secretKey: row.key, version: row.version, kid: row.kid, reason: err.message },
-        'stored secret failed its integrity check',
-      );
-      throw errors.integrity(row.key);
-    }
-  }
+  const open = (row: ValueRow) =>
+    openSealed(keyring, log, { secretId: row.id, key: row.key, version: row.version }, row);
 
   async function exportValues(prefix: string | undefined, who: Who, actor: Actor): Promise<ExportedSecrets> {
     const all = await auditedRead(who, 'secret.export', prefix ?? null, (q) =>

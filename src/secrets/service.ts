@@ -3,12 +3,13 @@ import type { Logger } from 'pino';
 import type { AuditAction, AuditContext } from '../audit/entry.js';
 import type { AuditRepository } from '../audit/repository.js';
 import { splitPatterns } from '../auth/actor.js';
-import { IntegrityError, openValue, sealValue } from '../crypto/envelope.js';
+import { sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Transaction } from '../db/database.js';
 import { AppError, errors } from '../http/errors.js';
 import { ifMatchSatisfied, secretEtag } from '../http/etag.js';
-import { type CryptoColumns, type SecretRow, type SecretsRepository, toSealed } from './repository.js';
+import { openSealed } from './open-sealed.js';
+import type { CryptoColumns, SecretRow, SecretsRepository } from './repository.js';
 
 /** Rules, transactions and crypto for secrets. Knows nothing of HTTP beyond the typed errors. */
 
@@ -157,19 +158,8 @@ export function createSecretService({
     }
   }
 
-  /** Opens one stored version; a value that does not authenticate is logged (without it) and refused. */
-  function open(row: { id: string; key: string }, version: number, sealed: CryptoColumns): string {
-    try {
-      return openValue(keyring, { secretId: row.id, key: row.key, version }, toSealed(sealed));
-    } catch (err) {
-      if (!(err instanceof IntegrityError)) throw err;
-      log.error(
-        { secretKey: row.key, version, kid: sealed.kid, reason: err.message },
-        'stored secret failed its integrity check',
-      );
-      throw errors.integrity(row.key);
-    }
-  }
+  const open = (row: { id: string; key: string }, version: number, sealed: CryptoColumns) =>
+    openSealed(keyring, log, { secretId: row.id, key: row.key, version }, sealed);
 
   /** The secret's row under its lock, checked against If-Match: 404 when absent, 412 when stale. */
   async function lockChecked(tx: Transaction, key: string, ifMatch: string | undefined) {
