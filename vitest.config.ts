@@ -3,6 +3,9 @@ import { defineConfig } from 'vitest/config';
 // `npm test` runs every test on embedded PGlite; with TEST_DATABASE_URL set it runs every
 // test a second time on PostgreSQL (project "postgres"), so one command covers both.
 const PROCESS_SUITES = ['test/reliability/faults.test.ts', 'test/reliability/instances.test.ts'];
+// The browser suite drives a real server in Chromium; the console is the same on every
+// backend, so it runs once (on PGlite).
+const BROWSER_SUITES = ['test/console.e2e.test.ts'];
 
 const projects = [
   { extends: true as const, test: { name: 'pglite', env: { TEST_BACKEND: 'pglite' } } },
@@ -14,7 +17,7 @@ const projects = [
             name: 'postgres',
             env: { TEST_BACKEND: 'postgres' },
             // These start their own PostgreSQL cluster whatever the backend: run them once.
-            exclude: ['**/node_modules/**', ...PROCESS_SUITES],
+            exclude: ['**/node_modules/**', ...PROCESS_SUITES, ...BROWSER_SUITES],
           },
         },
       ]
@@ -25,6 +28,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup.ts'],
+    // Builds the web console (dist/console) when missing or older than its sources.
+    globalSetup: ['scripts/console-build.ts'],
     testTimeout: 90_000,
     hookTimeout: 120_000,
     pool: 'forks',

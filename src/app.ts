@@ -27,6 +27,7 @@ import type { Keyring } from './crypto/keyring.js';
 import type { Database } from './db/database.js';
 import { migrationsApplied } from './db/migrate.js';
 import { OneLineAccessLog } from './http/access-log.js';
+import { consoleRoutes } from './http/console.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { errors } from './http/errors.js';
 import { metricsPlugin } from './http/metrics.js';
@@ -113,6 +114,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     transformObject: jsonSchemaTransformObject,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  // The web console (console/, built by Vite): its own scope, so its CSP header stays its own.
+  await app.register(consoleRoutes);
   await app.register(rateLimit, {
     global: false,
     errorResponseBuilder: (_req, ctx) => errors.rateLimited(Math.max(1, Math.ceil(ctx.ttl / 1000))),

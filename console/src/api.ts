@@ -1,0 +1,175 @@
+/**
+ * The console's only way to the API: same origin, JSON, the token as a Bearer header (never
+ * in a URL). Every failure becomes an ApiError carrying the body's message and nextActions,
+ * which the pages show as they are. A 401 signs the person out with the server's message.
+ */
+
+export interface ErrorBody {
+  error?: string;
+  message?: string;
+  statusCode?: number;
+  nextActions?: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: ErrorBody,
+    readonly etag: string | null = null,
+  ) {
+    super(body.message ?? `Request failed with status ${status}`);
+    this.name = 'ApiError';
+  }
+  get nextActions(): string | undefined {
+    return this.body.nextActions;
+  }
+}
+
+const TOKEN_KEY = 'secrets-console-token';
+
+/**
+ * The token lives in sessionStorage: it survives a reload of this tab, is gone when the tab
+ * closes, and is never sent anywhere but in the Authorization header of same-origin calls.
+ */
+export const session = {
+  get token(): string | null {
+    return sessionStorage.getItem(TOKEN_KEY);
+  },
+  set(token: string) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+  },
+  clear() {
+    sessionStorage.removeItem(TOKEN_KEY);
+  },
+};
+
+type Unauthorized = (message: string) => void;
+let onUnauthorized: Unauthorized = () => {};
+export const setUnauthorizedHandler = (fn: Unauthorized) => {
+  onUnauthorized = fn;
+};
+
+export interface Result<T> {
+  body: T;
+  etag: string | null;
+}
+
+export async function request<T>(
+  method: string,
+  path: string,
+  opts: { body?: unknown; ifMatch?: string | null; auth?: boolean; signOutOn401?: boolean } = {},
+): Promise<Result<T>> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  const token = session.token;
+  if (opts.auth !== false && token) headers.authorization = `Bearer ${token}`;
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  if (opts.ifMatch) headers['if-match'] = opts.ifMatch;
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      body: opts.body === undefined ? null : JSON.stringify(opts.body),
+      credentials: 'omit',
+      cache: 'no-store',
+    });
+  } catch {
+    throw new ApiError(0, {
+      error: 'NETWORK',
+      message: 'The service could not be reached',
+      nextActions: 'Check that the service is running, then retry',
+    });
+  }
+  const etag = res.headers.get('etag');
+  let body: unknown = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = { message: text.slice(0, 300) };
+    }
+  }
+  if (!res.ok) {
+    const err = new ApiError(res.status, (body ?? {}) as ErrorBody, etag);
+    if (res.status === 401 && opts.auth !== false && opts.signOutOn401 !== false) {
+      session.clear();
+      onUnauthorized(err.message);
+    }
+    throw err;
+  }
+  return { body: body as T, etag };
+}
+
+export const q = (params: Record<string, string | undefined | null>): string => {
+  const s = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') s.set(k, v);
+  const str = s.toString();
+  return str ? `?${str}` : '';
+};
+
+export interface SecretMeta {
+  id: string;
+  key: string;
+  description: string | null;
+  isActive: boolean;
+  isReserved: boolean;
+  createdAt: string;
+  updatedAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  lastUsedBy: string | null;
+  version: number;
+}
+
+export interface VersionMeta {
+  version: number;
+  createdAt: string;
+  createdBy: string | null;
+  kid: string;
+  current: boolean;
+}
+
+export interface AccessKey {
+  id: string;
+  name: string;
+  tokenPrefix: string;
+  scopes: string[];
+  keys: string[] | null;
+  createdBy: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+  status: 'active' | 'revoked' | 'expired';
+}
+
+export interface AuditEntry {
+  id: string;
+  at: string;
+  actor: string;
+  action: string;
+  key: string | null;
+  version: number | null;
+  outcome: string;
+  requestId: string | null;
+  clientIp: string | null;
+  sealed: boolean;
+}
+
+export const enc = encodeURIComponent;
+
+/** Finds one secret's metadata by exact key (the list API filters by prefix). */
+export async function findSecret(key: string): Promise<SecretMeta | null> {
+  let cursor: string | undefined;
+  for (;;) {
+    const { body } = await request<{ secrets: SecretMeta[]; nextCursor: string | null }>(
+      'GET',
+      `/api/secrets${q({ prefix: key, limit: '1000', cursor })}`,
+    );
+    const hit = body.secrets.find((s) => s.key === key);
+    if (hit) return hit;
+    if (!body.nextCursor) return null;
+    cursor = body.nextCursor;
+  }
+}

@@ -1,0 +1,161 @@
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import { type AuditEntry, q, request } from './api';
+import { ErrorBox, fmt, Loading, localToIso } from './ui';
+
+interface Verify {
+  intact: boolean;
+  checked: number;
+  firstBrokenId: string | null;
+  reason: string | null;
+}
+
+/** The audit log with filters and paging, and the hash-chain check. */
+export function AuditPage() {
+  const [filters, setFilters] = useState<Record<string, string>>({});
+  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
+  const [data, setData] = useState<{ entries: AuditEntry[]; nextCursor: string | null } | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<unknown>(null);
+  const [verify, setVerify] = useState<Verify | null>(null);
+  const [verifying, setVerifying] = useState(false);
+  const cursor = cursors[cursors.length - 1];
+
+  const load = useCallback(async () => {
+    setLoading(true);
+    setError(null);
+    try {
+      setData(
+        (await request<typeof data>('GET', `/api/audit${q({ ...filters, limit: '50', cursor })}`)).body,
+      );
+    } catch (err) {
+      setError(err);
+      setData(null);
+    } finally {
+      setLoading(false);
+    }
+  }, [filters, cursor]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  const search = (e: Event) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget as HTMLFormElement);
+    const text = (n: string) => String(f.get(n) ?? '').trim();
+    setCursors([undefined]);
+    setFilters({
+      key: text('key'),
+      actor: text('actor'),
+      action: text('action'),
+      from: localToIso(text('from')) ?? '',
+      to: localToIso(text('to')) ?? '',
+    });
+  };
+
+  const runVerify = async () => {
+    setVerifying(true);
+    setError(null);
+    setVerify(null);
+    try {
+      setVerify((await request<Verify>('GET', '/api/audit/verify')).body);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setVerifying(false);
+    }
+  };
+
+  return (
+    <>
+      <h1>Audit log</h1>
+      <div class="verify">
+        <button type="button" onClick={runVerify} disabled={verifying}>
+          Verify chain
+        </button>
+        {verifying ? <Loading what="the verification" /> : null}
+        {verify ? (
+          <output class={verify.intact ? 'ok' : 'error'}>
+            {verify.intact
+              ? `Chain intact: ${verify.checked} rows checked.`
+              : `Chain broken at row ${verify.firstBrokenId ?? '?'}: ${verify.reason ?? 'hash mismatch'} (${verify.checked} rows checked).`}
+          </output>
+        ) : null}
+      </div>
+      <form class="filters" onSubmit={search} aria-label="Filter the audit log">
+        <label>
+          Secret key
+          <input name="key" autocomplete="off" />
+        </label>
+        <label>
+          Actor
+          <input name="actor" placeholder="admin:root" autocomplete="off" />
+        </label>
+        <label>
+          Action
+          <input name="action" placeholder="secret.read" autocomplete="off" />
+        </label>
+        <label>
+          From
+          <input name="from" type="datetime-local" />
+        </label>
+        <label>
+          To
+          <input name="to" type="datetime-local" />
+        </label>
+        <button type="submit">Filter</button>
+      </form>
+      <ErrorBox error={error} />
+      {loading ? <Loading what="the audit log" /> : null}
+      {!loading && data?.entries.length === 0 ? <p class="empty">No audit entries match.</p> : null}
+      {data && data.entries.length > 0 ? (
+        <div class="table-wrap">
+          <table>
+            <caption class="sr-only">Audit entries, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">#</th>
+                <th scope="col">At</th>
+                <th scope="col">Actor</th>
+                <th scope="col">Action</th>
+                <th scope="col">Key</th>
+                <th scope="col">Version</th>
+                <th scope="col">Outcome</th>
+                <th scope="col">Client</th>
+                <th scope="col">Sealed</th>
+              </tr>
+            </thead>
+            <tbody>
+              {data.entries.map((a) => (
+                <tr key={a.id}>
+                  <th scope="row">{a.id}</th>
+                  <td>{fmt(a.at)}</td>
+                  <td>{a.actor}</td>
+                  <td>{a.action}</td>
+                  <td>{a.key ?? '—'}</td>
+                  <td>{a.version ?? '—'}</td>
+                  <td>{a.outcome}</td>
+                  <td>{a.clientIp ?? '—'}</td>
+                  <td>{a.sealed ? 'Yes' : 'No'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+      <nav class="pager" aria-label="Audit pages">
+        <button type="button" disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
+          Previous page
+        </button>
+        <span>Page {cursors.length}</span>
+        <button
+          type="button"
+          disabled={!data?.nextCursor}
+          onClick={() => data?.nextCursor && setCursors([...cursors, data.nextCursor])}
+        >
+          Next page
+        </button>
+      </nav>
+    </>
+  );
+}

@@ -1,0 +1,91 @@
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { AccessKeysPage } from './access-keys';
+import { session, setUnauthorizedHandler } from './api';
+import { AuditPage } from './audit';
+import { KeysPage } from './keys';
+import { SecretsPage } from './secrets';
+import { SignIn } from './sign-in';
+import './style.css';
+
+type Page = 'secrets' | 'access-keys' | 'audit' | 'keys';
+const PAGES: { id: Page; label: string }[] = [
+  { id: 'secrets', label: 'Secrets' },
+  { id: 'access-keys', label: 'Access keys' },
+  { id: 'audit', label: 'Audit log' },
+  { id: 'keys', label: 'Encryption keys' },
+];
+
+function App() {
+  const [signedIn, setSignedIn] = useState(() => session.token !== null);
+  const [reason, setReason] = useState<string | null>(null);
+  const [page, setPage] = useState<Page>('secrets');
+
+  useEffect(() => {
+    setUnauthorizedHandler((message) => {
+      setReason(`Your session ended: ${message}. Sign in again.`);
+      setSignedIn(false);
+    });
+  }, []);
+
+  useEffect(() => {
+    const label = PAGES.find((p) => p.id === page)?.label ?? '';
+    document.title = signedIn ? `${label} · Secrets console` : 'Sign in · Secrets console';
+  }, [page, signedIn]);
+
+  if (!signedIn) {
+    return (
+      <SignIn
+        reason={reason}
+        onSignedIn={() => {
+          setReason(null);
+          setSignedIn(true);
+        }}
+      />
+    );
+  }
+
+  return (
+    <>
+      <header class="top">
+        <span class="brand">Secrets console</span>
+        <nav aria-label="Sections">
+          <ul>
+            {PAGES.map((p) => (
+              <li key={p.id}>
+                <button
+                  type="button"
+                  class="nav"
+                  aria-current={page === p.id ? 'page' : undefined}
+                  onClick={() => setPage(p.id)}
+                >
+                  {p.label}
+                </button>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <button
+          type="button"
+          class="sign-out"
+          onClick={() => {
+            session.clear();
+            setReason('You signed out.');
+            setSignedIn(false);
+          }}
+        >
+          Sign out
+        </button>
+      </header>
+      <main id="main">
+        {page === 'secrets' && <SecretsPage />}
+        {page === 'access-keys' && <AccessKeysPage />}
+        {page === 'audit' && <AuditPage />}
+        {page === 'keys' && <KeysPage />}
+      </main>
+    </>
+  );
+}
+
+const root = document.getElementById('app');
+if (root) render(<App />, root);

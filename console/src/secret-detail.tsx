@@ -1,0 +1,433 @@
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError, enc, findSecret, request, type SecretMeta, type VersionMeta } from './api';
+import { copyText, ErrorBox, fmt, isoToLocal, Loading, localToIso, Notice } from './ui';
+
+const REVEAL_SECONDS = 20;
+
+interface Snapshot {
+  meta: SecretMeta;
+  versions: VersionMeta[];
+  /** The ETag of the state shown: every change is sent with If-Match so it never overwrites a newer one. */
+  etag: string | null;
+}
+
+async function loadSnapshot(key: string): Promise<Snapshot> {
+  const [meta, v] = await Promise.all([
+    findSecret(key),
+    request<{ versions: VersionMeta[] }>('GET', `/api/secrets/${enc(key)}/versions`),
+  ]);
+  if (!meta) throw new ApiError(404, { message: `Secret not found: ${key}` });
+  return { meta, versions: v.body.versions, etag: v.etag };
+}
+
+/** What another writer changed between two states of one secret, in words. */
+function describeChanges(before: SecretMeta, now: SecretMeta): string[] {
+  const out: string[] = [];
+  const show = (v: unknown) => (v === null || v === '' ? '(none)' : String(v));
+  if (before.version !== now.version) out.push(`value: version ${before.version} → ${now.version}`);
+  if (before.description !== now.description)
+    out.push(`description: ${show(before.description)} → ${show(now.description)}`);
+  if (before.isActive !== now.isActive)
+    out.push(`status: ${before.isActive ? 'active' : 'deleted'} → ${now.isActive ? 'active' : 'deleted'}`);
+  if (before.isReserved !== now.isReserved)
+    out.push(`reserved: ${before.isReserved ? 'yes' : 'no'} → ${now.isReserved ? 'yes' : 'no'}`);
+  if (before.expiresAt !== now.expiresAt)
+    out.push(`expires: ${fmt(before.expiresAt)} → ${fmt(now.expiresAt)}`);
+  if (out.length === 0) out.push(`updated at ${fmt(now.updatedAt)}`);
+  return out;
+}
+
+export function SecretDetail(props: {
+  secretKey: string;
+  onChanged: (message: string) => void;
+  onClose: () => void;
+}) {
+  const key = props.secretKey;
+  const [snap, setSnap] = useState<Snapshot | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [conflict, setConflict] = useState<string[] | null>(null);
+  const [busy, setBusy] = useState(false);
+  const heading = useRef<HTMLHeadingElement>(null);
+
+  const reload = useCallback(async () => {
+    setError(null);
+    try {
+      setSnap(await loadSnapshot(key));
+    } catch (err) {
+      setError(err);
+    }
+  }, [key]);
+
+  useEffect(() => {
+    setSnap(null);
+    setConflict(null);
+    setNotice(null);
+    void reload();
+    heading.current?.focus();
+  }, [reload]);
+
+  /** Runs one change; a 412 loads the current state and says what differs from the one shown. */
+  const act = async (fn: (s: Snapshot) => Promise<{ message: string; gone?: boolean }>) => {
+    if (!snap) return;
+    setBusy(true);
+    setError(null);
+    setNotice(null);
+    try {
+      const { message, gone } = await fn(snap);
+      setConflict(null);
+      props.onChanged(message);
+      if (gone) {
+        props.onClose();
+        return;
+      }
+      setNotice(message);
+      await reload();
+    } catch (err) {
+      setError(err);
+      if (err instanceof ApiError && err.status === 412) {
+        try {
+          const now = await findSecret(key);
+          setConflict(
+            now ? describeChanges(snap.meta, now) : ['the secret no longer exists (it was purged)'],
+          );
+        } catch {
+          setConflict(['(the current state could not be loaded)']);
+        }
+      }
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const m = snap?.meta;
+  return (
+    <section class="panel detail" aria-labelledby="detail-h">
+      <div class="panel-head">
+        <h2 id="detail-h" tabIndex={-1} ref={heading}>
+          {key}
+        </h2>
+        <button type="button" onClick={props.onClose}>
+          Close
+        </button>
+      </div>
+      {notice ? <Notice>{notice}</Notice> : null}
+      <ErrorBox error={error} />
+      {conflict ? (
+        <div class="conflict" role="alert">
+          <p>Someone else changed this secret since you opened it. What changed:</p>
+          <ul>
+            {conflict.map((c) => (
+              <li key={c}>{c}</li>
+            ))}
+          </ul>
+          <button
+            type="button"
+            onClick={() => {
+              setConflict(null);
+              setError(null);
+              setNotice('Reloaded the current state. Apply your change again if it still makes sense.');
+              void reload();
+            }}
+          >
+            Reload current state
+          </button>
+        </div>
+      ) : null}
+      {!snap && !error ? <Loading what={key} /> : null}
+      {m && snap ? (
+        <>
+          <dl class="meta">
+            <dt>Status</dt>
+            <dd>{m.isActive ? 'Active' : 'Deleted (inactive)'}</dd>
+            <dt>Description</dt>
+            <dd>{m.description ?? '—'}</dd>
+            <dt>Reserved</dt>
+            <dd>{m.isReserved ? 'Yes' : 'No'}</dd>
+            <dt>Expires</dt>
+            <dd>{fmt(m.expiresAt)}</dd>
+            <dt>Last used</dt>
+            <dd>{m.lastUsedAt ? `${fmt(m.lastUsedAt)} by ${m.lastUsedBy ?? 'unknown'}` : 'Never'}</dd>
+            <dt>Version</dt>
+            <dd>{m.version}</dd>
+            <dt>Created</dt>
+            <dd>{fmt(m.createdAt)}</dd>
+            <dt>Updated</dt>
+            <dd>{fmt(m.updatedAt)}</dd>
+          </dl>
+          {m.isActive ? <Reveal secretKey={key} /> : null}
+          <EditSecret key={snap.etag ?? ''} snap={snap} busy={busy} act={act} />
+          <Lifecycle snap={snap} busy={busy} act={act} />
+          <Versions snap={snap} busy={busy} act={act} />
+        </>
+      ) : null}
+    </section>
+  );
+}
+
+type Act = (fn: (s: Snapshot) => Promise<{ message: string; gone?: boolean }>) => Promise<void>;
+
+/** Reveals the value on request, hides it after REVEAL_SECONDS, and drops it when hidden. */
+function Reveal({ secretKey }: { secretKey: string }) {
+  const [value, setValue] = useState<string | null>(null);
+  const [left, setLeft] = useState(0);
+  const [error, setError] = useState<unknown>(null);
+  const [copied, setCopied] = useState<string | null>(null);
+
+  useEffect(() => {
+    if (value === null) return;
+    if (left <= 0) {
+      setValue(null);
+      setCopied(null);
+      return;
+    }
+    const t = setTimeout(() => setLeft(left - 1), 1000);
+    return () => clearTimeout(t);
+  }, [value, left]);
+
+  // Leaving the page (or another secret) drops the value too.
+  useEffect(() => () => setValue(null), []);
+
+  const reveal = async () => {
+    setError(null);
+    try {
+      const { body } = await request<{ value: string }>('GET', `/api/secrets/${enc(secretKey)}`);
+      setValue(body.value);
+      setLeft(REVEAL_SECONDS);
+    } catch (err) {
+      setError(err);
+    }
+  };
+
+  return (
+    <div class="reveal">
+      <h3>Value</h3>
+      <ErrorBox error={error} />
+      {value === null ? (
+        <button type="button" onClick={reveal}>
+          Reveal value
+        </button>
+      ) : (
+        <>
+          <output class="secret-value" aria-label={`Value of ${secretKey}`}>
+            {value}
+          </output>
+          <p class="hint" aria-live="off">
+            Hides in {left} s.
+          </p>
+          <div class="row">
+            <button
+              type="button"
+              onClick={async () =>
+                setCopied((await copyText(value)) ? 'Copied to the clipboard.' : 'Copy failed.')
+              }
+            >
+              Copy value
+            </button>
+            <button
+              type="button"
+              onClick={() => {
+                setValue(null);
+                setCopied(null);
+              }}
+            >
+              Hide value
+            </button>
+          </div>
+          {copied ? <Notice>{copied}</Notice> : null}
+        </>
+      )}
+    </div>
+  );
+}
+
+function EditSecret({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: Act }) {
+  const m = snap.meta;
+  const [local, setLocal] = useState<string | null>(null);
+
+  const submit = (e: Event) => {
+    e.preventDefault();
+    const form = e.currentTarget as HTMLFormElement;
+    const f = new FormData(form);
+    const body: Record<string, unknown> = {};
+    const value = String(f.get('value') ?? '');
+    if (value) body.value = value;
+    const description = String(f.get('description') ?? '');
+    if (description !== (m.description ?? '')) body.description = description === '' ? null : description;
+    const expiresAt = localToIso(String(f.get('expiresAt') ?? ''));
+    if (isoToLocal(expiresAt) !== isoToLocal(m.expiresAt)) body.expiresAt = expiresAt;
+    const reserved = f.get('isReserved') === 'on';
+    if (reserved !== m.isReserved) body.isReserved = reserved;
+    if (Object.keys(body).length === 0) {
+      setLocal('Nothing to save: change a field first.');
+      return;
+    }
+    setLocal(null);
+    void act(async (s) => {
+      const { body: res } = await request<{ message: string }>('PUT', `/api/secrets/${enc(m.key)}`, {
+        body,
+        ifMatch: s.etag,
+      });
+      form.reset();
+      return res;
+    });
+  };
+
+  return (
+    <details class="edit">
+      <summary>Edit value or details</summary>
+      <form onSubmit={submit} aria-busy={busy}>
+        {local ? <Notice>{local}</Notice> : null}
+        <label>
+          New value (leave empty to keep the current one)
+          <textarea name="value" rows={2} autocomplete="off" spellcheck={false} class="secret-input" />
+        </label>
+        <label>
+          Description
+          <input name="description" defaultValue={m.description ?? ''} maxLength={1024} />
+        </label>
+        <label>
+          Expires at (your local time; empty for never)
+          <input name="expiresAt" type="datetime-local" defaultValue={isoToLocal(m.expiresAt)} />
+        </label>
+        <label class="check">
+          <input name="isReserved" type="checkbox" defaultChecked={m.isReserved} />
+          Reserved (protected from deletion)
+        </label>
+        <button type="submit" disabled={busy}>
+          Save changes
+        </button>
+      </form>
+    </details>
+  );
+}
+
+function Lifecycle({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: Act }) {
+  const m = snap.meta;
+  const [typed, setTyped] = useState('');
+  const path = `/api/secrets/${enc(m.key)}`;
+  if (m.isActive) {
+    return (
+      <div class="lifecycle">
+        <h3>Delete</h3>
+        <p class="hint">Deleting makes the secret unreadable; you can restore it later.</p>
+        <button
+          type="button"
+          class="danger"
+          disabled={busy}
+          onClick={() =>
+            act(async (s) => (await request<{ message: string }>('DELETE', path, { ifMatch: s.etag })).body)
+          }
+        >
+          Delete secret
+        </button>
+      </div>
+    );
+  }
+  return (
+    <div class="lifecycle">
+      <h3>Restore or purge</h3>
+      <button
+        type="button"
+        disabled={busy}
+        onClick={() =>
+          act(
+            async (s) =>
+              (await request<{ message: string }>('POST', `${path}/restore`, { ifMatch: s.etag })).body,
+          )
+        }
+      >
+        Restore secret
+      </button>
+      <form
+        class="purge"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (typed !== m.key) return;
+          void act(async (s) => {
+            const res = await request<{ message: string }>('DELETE', `${path}?purge=true`, {
+              ifMatch: s.etag,
+            });
+            setTyped('');
+            return { message: res.body.message, gone: true };
+          });
+        }}
+      >
+        <label>
+          Type {m.key} to erase it and all its versions permanently
+          <input
+            name="confirm"
+            value={typed}
+            onInput={(e) => setTyped(e.currentTarget.value)}
+            autocomplete="off"
+            spellcheck={false}
+          />
+        </label>
+        <button type="submit" class="danger" disabled={busy || typed !== m.key}>
+          Purge permanently
+        </button>
+      </form>
+    </div>
+  );
+}
+
+function Versions({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: Act }) {
+  const key = snap.meta.key;
+  return (
+    <div class="versions">
+      <h3>Versions</h3>
+      {snap.versions.length === 0 ? <p class="empty">No versions kept.</p> : null}
+      <div class="table-wrap">
+        <table>
+          <caption class="sr-only">Versions of {key}, newest first</caption>
+          <thead>
+            <tr>
+              <th scope="col">Version</th>
+              <th scope="col">Created</th>
+              <th scope="col">By</th>
+              <th scope="col">Key id</th>
+              <th scope="col">Action</th>
+            </tr>
+          </thead>
+          <tbody>
+            {snap.versions.map((v) => (
+              <tr key={v.version}>
+                <th scope="row">{v.version}</th>
+                <td>{fmt(v.createdAt)}</td>
+                <td>{v.createdBy ?? '—'}</td>
+                <td>{v.kid}</td>
+                <td>
+                  {v.current ? (
+                    'Current'
+                  ) : (
+                    <button
+                      type="button"
+                      disabled={busy}
+                      onClick={() =>
+                        act(
+                          async (s) =>
+                            (
+                              await request<{ message: string }>(
+                                'POST',
+                                `/api/secrets/${enc(key)}/rollback`,
+                                {
+                                  body: { version: v.version },
+                                  ifMatch: s.etag,
+                                },
+                              )
+                            ).body,
+                        )
+                      }
+                    >
+                      Roll back to version {v.version}
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </div>
+  );
+}

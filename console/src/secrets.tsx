@@ -1,0 +1,273 @@
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import { q, request, type SecretMeta } from './api';
+import { SecretDetail } from './secret-detail';
+import { ErrorBox, fmt, Loading, localToIso, Notice } from './ui';
+
+const PAGE_SIZE = 25;
+
+interface ListState {
+  secrets: SecretMeta[];
+  nextCursor: string | null;
+}
+
+/** The list (prefix search, active filter, keyset paging), create form and one opened secret. */
+export function SecretsPage() {
+  const [filters, setFilters] = useState({ prefix: '', active: '' });
+  // cursors[i] is the cursor of page i (undefined for the first).
+  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
+  const [data, setData] = useState<ListState | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<unknown>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [creating, setCreating] = useState(false);
+  const [opened, setOpened] = useState<string | null>(null);
+  const cursor = cursors[cursors.length - 1];
+
+  const load = useCallback(async () => {
+    setLoading(true);
+    setError(null);
+    try {
+      const { body } = await request<ListState>(
+        'GET',
+        `/api/secrets${q({ prefix: filters.prefix, active: filters.active, limit: String(PAGE_SIZE), cursor })}`,
+      );
+      setData(body);
+    } catch (err) {
+      setError(err);
+      setData(null);
+    } finally {
+      setLoading(false);
+    }
+  }, [filters, cursor]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  const search = (e: Event) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget as HTMLFormElement);
+    setCursors([undefined]);
+    setFilters({
+      prefix: String(f.get('prefix') ?? '')
+        .trim()
+        .toUpperCase(),
+      active: String(f.get('active') ?? ''),
+    });
+  };
+
+  return (
+    <>
+      <h1>Secrets</h1>
+      {notice ? <Notice>{notice}</Notice> : null}
+      <div class="toolbar">
+        <form class="filters" onSubmit={search} aria-label="Search secrets">
+          <label>
+            Key prefix
+            <input name="prefix" defaultValue={filters.prefix} placeholder="STRIPE_" autocomplete="off" />
+          </label>
+          <label>
+            Status
+            <select name="active" defaultValue={filters.active}>
+              <option value="">All</option>
+              <option value="true">Active</option>
+              <option value="false">Deleted (inactive)</option>
+            </select>
+          </label>
+          <button type="submit">Search</button>
+        </form>
+        <button type="button" aria-expanded={creating} onClick={() => setCreating(!creating)}>
+          {creating ? 'Close new secret form' : 'New secret'}
+        </button>
+      </div>
+      {creating ? (
+        <CreateSecret
+          onCreated={(message, key) => {
+            setNotice(message);
+            setCreating(false);
+            setOpened(key);
+            void load();
+          }}
+        />
+      ) : null}
+      {opened ? (
+        <SecretDetail
+          secretKey={opened}
+          onChanged={(message) => {
+            setNotice(message);
+            void load();
+          }}
+          onClose={() => setOpened(null)}
+        />
+      ) : null}
+      <ErrorBox error={error} />
+      {loading ? <Loading what="secrets" /> : null}
+      {!loading && data && data.secrets.length === 0 ? (
+        <p class="empty">
+          {filters.prefix || filters.active
+            ? 'No secrets match these filters.'
+            : 'No secrets yet: create one.'}
+        </p>
+      ) : null}
+      {data && data.secrets.length > 0 ? (
+        <div class="table-wrap">
+          <table class="secrets">
+            <caption class="sr-only">Secrets, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Key</th>
+                <th scope="col">Description</th>
+                <th scope="col">Status</th>
+                <th scope="col">Reserved</th>
+                <th scope="col">Expires</th>
+                <th scope="col">Last used</th>
+                <th scope="col">Version</th>
+              </tr>
+            </thead>
+            <tbody>
+              {data.secrets.map((s) => (
+                <tr key={s.id}>
+                  <th scope="row">
+                    <button
+                      type="button"
+                      class="link"
+                      aria-label={`Open ${s.key}`}
+                      onClick={() => setOpened(s.key)}
+                    >
+                      {s.key}
+                    </button>
+                  </th>
+                  <td>{s.description ?? ''}</td>
+                  <td>{s.isActive ? 'Active' : 'Deleted'}</td>
+                  <td>{s.isReserved ? 'Yes' : 'No'}</td>
+                  <td>{fmt(s.expiresAt)}</td>
+                  <td>{s.lastUsedAt ? `${fmt(s.lastUsedAt)} by ${s.lastUsedBy ?? 'unknown'}` : 'Never'}</td>
+                  <td>{s.version}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+      <nav class="pager" aria-label="Secrets pages">
+        <button type="button" disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
+          Previous page
+        </button>
+        <span>Page {cursors.length}</span>
+        <button
+          type="button"
+          disabled={!data?.nextCursor}
+          onClick={() => data?.nextCursor && setCursors([...cursors, data.nextCursor])}
+        >
+          Next page
+        </button>
+      </nav>
+    </>
+  );
+}
+
+function CreateSecret({ onCreated }: { onCreated: (message: string, key: string) => void }) {
+  const [generate, setGenerate] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const form = e.currentTarget as HTMLFormElement;
+    const f = new FormData(form);
+    const key = String(f.get('key') ?? '').trim();
+    const body: Record<string, unknown> = { key };
+    if (generate) {
+      body.generate = { length: Number(f.get('length')), alphabet: String(f.get('alphabet')) };
+    } else body.value = String(f.get('value') ?? '');
+    const description = String(f.get('description') ?? '');
+    if (description) body.description = description;
+    const expiresAt = localToIso(String(f.get('expiresAt') ?? ''));
+    if (expiresAt) body.expiresAt = expiresAt;
+    if (f.get('isReserved') === 'on') body.isReserved = true;
+    setBusy(true);
+    setError(null);
+    try {
+      const { body: res } = await request<{ message: string }>('POST', '/api/secrets', { body });
+      form.reset();
+      setGenerate(false);
+      onCreated(res.message, key);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section class="panel" aria-labelledby="create-h">
+      <h2 id="create-h">New secret</h2>
+      <ErrorBox error={error} />
+      <form onSubmit={submit} aria-busy={busy}>
+        <label>
+          Key
+          <input
+            name="key"
+            required
+            maxLength={128}
+            autocomplete="off"
+            spellcheck={false}
+            placeholder="STRIPE_API_KEY"
+            aria-describedby="key-hint"
+          />
+        </label>
+        <p id="key-hint" class="hint">
+          Uppercase letters, digits and underscores.
+        </p>
+        <label class="check">
+          <input type="checkbox" checked={generate} onChange={(e) => setGenerate(e.currentTarget.checked)} />
+          Generate a random value on the server
+        </label>
+        {generate ? (
+          <div class="row">
+            <label>
+              Length
+              <input name="length" type="number" min={16} max={4096} defaultValue="32" required />
+            </label>
+            <label>
+              Alphabet
+              <select name="alphabet" defaultValue="base64url">
+                <option value="base64url">base64url</option>
+                <option value="hex">hex</option>
+                <option value="alnum">letters and digits</option>
+                <option value="ascii">printable ASCII</option>
+              </select>
+            </label>
+          </div>
+        ) : (
+          <label>
+            Value
+            <textarea
+              name="value"
+              required
+              rows={2}
+              autocomplete="off"
+              spellcheck={false}
+              class="secret-input"
+            />
+          </label>
+        )}
+        <label>
+          Description
+          <input name="description" maxLength={1024} />
+        </label>
+        <label>
+          Expires at (your local time, optional)
+          <input name="expiresAt" type="datetime-local" />
+        </label>
+        <label class="check">
+          <input name="isReserved" type="checkbox" />
+          Reserved (protected from deletion)
+        </label>
+        <button type="submit" disabled={busy}>
+          Create secret
+        </button>
+      </form>
+    </section>
+  );
+}

@@ -1,0 +1,56 @@
+import type { ComponentChildren } from 'preact';
+import { ApiError } from './api';
+
+/** Shows an error body as the API sent it: the message for people and how to fix it. */
+export function ErrorBox({ error }: { error: unknown }) {
+  if (!error) return null;
+  const e =
+    error instanceof ApiError
+      ? error
+      : new ApiError(0, { message: error instanceof Error ? error.message : String(error) });
+  return (
+    <div class="error" role="alert">
+      <p>
+        <strong>{e.status ? `Error ${e.status}: ` : 'Error: '}</strong>
+        <span class="error-message">{e.message}</span>
+      </p>
+      {e.nextActions ? <p class="next-actions">What to do: {e.nextActions}</p> : null}
+    </div>
+  );
+}
+
+export function Notice({ children }: { children: ComponentChildren }) {
+  return <output class="notice">{children}</output>;
+}
+
+export function Loading({ what }: { what: string }) {
+  return <output class="loading">Loading {what}…</output>;
+}
+
+export const fmt = (iso: string | null | undefined): string =>
+  iso
+    ? new Date(iso)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, ' UTC')
+    : '—';
+
+/** A datetime-local value (the person's local time) as ISO 8601 UTC, or null when empty. */
+export const localToIso = (v: string): string | null => (v ? new Date(v).toISOString() : null);
+
+/** ISO 8601 as a datetime-local value in the person's time zone. */
+export const isoToLocal = (iso: string | null): string => {
+  if (!iso) return '';
+  const d = new Date(iso);
+  const off = d.getTimezoneOffset() * 60_000;
+  return new Date(d.getTime() - off).toISOString().slice(0, 16);
+};
+
+export async function copyText(text: string): Promise<boolean> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    return false;
+  }
+}

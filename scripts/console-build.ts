@@ -1,0 +1,42 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Builds the web console (console/ -> dist/console) with Vite when the build is missing or
+ * older than its sources. `npm start` runs it as `prestart` and the test run as vitest's
+ * globalSetup, so `npm ci && npm start` serves a current console without a committed build
+ * (a committed bundle would drift from its sources and bloat every diff).
+ */
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SOURCES = [join(ROOT, 'console'), join(ROOT, 'package-lock.json')];
+const BUILT = join(ROOT, 'dist/console/index.html');
+
+function newestMtime(path: string): number {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = st.mtimeMs;
+  for (const name of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, name)));
+  return newest;
+}
+
+export function consoleBuildIsStale(): boolean {
+  if (!existsSync(BUILT)) return true;
+  const built = statSync(BUILT).mtimeMs;
+  return SOURCES.some((s) => existsSync(s) && newestMtime(s) > built);
+}
+
+export async function buildConsole(opts: { onlyIfStale?: boolean; quiet?: boolean } = {}): Promise<void> {
+  if (opts.onlyIfStale && !consoleBuildIsStale()) return;
+  const { build } = await import('vite');
+  await build({ root: join(ROOT, 'console'), logLevel: opts.quiet ? 'warn' : 'info' });
+}
+
+// vitest globalSetup entry: build before any test file runs.
+export default async function setup(): Promise<void> {
+  await buildConsole({ onlyIfStale: true, quiet: true });
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  await buildConsole({ onlyIfStale: process.argv.includes('--if-stale') });
+}
