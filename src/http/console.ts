@@ -54,10 +54,11 @@ export async function consoleRoutes(app: FastifyInstance, opts: { root?: string 
   await app.register(fastifyStatic, {
     root,
     prefix: '/console/',
-    decorateReply: false,
-    index: ['index.html'],
+    // index.html is served by the route below, for /console and /console/ alike.
+    index: false,
     // The bundle's file names carry content hashes; index.html is small and always revalidated.
     cacheControl: false,
     schemaHide: true,
   });
+  app.get('/console', { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
 }
