@@ -10,7 +10,10 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build
+# The web console (Vite) is built into dist/console beside the compiled server.
+COPY console ./console
+COPY scripts/console-build.ts ./scripts/
+RUN npm run build && npm run console:build
 
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app

@@ -107,13 +107,14 @@ async function expectAccessible(page: Page, where: string): Promise<void> {
   expect(bad, `axe violations on ${where}`).toEqual([]);
 }
 
-async function shot(page: Page, name: string): Promise<void> {
-  const png = await page.screenshot({ fullPage: true });
+async function shot(page: Page, name: string, fullPage = false): Promise<void> {
+  const png = await page.screenshot({ fullPage });
   expect(png.subarray(1, 4).toString()).toBe('PNG');
   writeFileSync(join(SHOT_DIR ?? userDataDir, `console-${name}.png`), png);
 }
 
-describe('web console', () => {
+// Generous: a browser on a shared 2-core machine; axe over a whole page takes seconds.
+describe('web console', { timeout: 240_000 }, () => {
   it('is served with its own strict CSP and no inline script', async () => {
     const res = await fetch(`${server.url}/console`);
     expect(res.status).toBe(200);
@@ -357,7 +358,7 @@ describe('web console', () => {
     await openSecret(page, key);
     await page.getByText('Edit value or details').click();
     await expectAccessible(page, 'secret detail');
-    await shot(page, 'secret');
+    await shot(page, 'secret', true);
     await page.getByRole('button', { name: 'New secret', exact: true }).click();
     await expectAccessible(page, 'create form');
     for (const [nav, heading] of [
