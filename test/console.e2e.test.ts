@@ -361,6 +361,14 @@ describe('web console', { timeout: 240_000 }, () => {
     await shot(page, 'secret', true);
     await page.getByRole('button', { name: 'New secret', exact: true }).click();
     await expectAccessible(page, 'create form');
+
+    // Keyboard only: from the top of the page, Tab reaches the sections and Enter opens one.
+    await page.locator('body').focus();
+    await page.keyboard.press('Tab');
+    await eventually(() => page.evaluate<string>('document.activeElement.textContent')).toBe('Secrets');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Access keys' }).waitFor();
     for (const [nav, heading] of [
       ['Access keys', 'Access keys'],
       ['Audit log', 'Audit log'],
