@@ -90,6 +90,8 @@ async function signInWithToken(page: Page): Promise<void> {
   await page.getByLabel('Admin token (JWT)').fill(server.token('console-tester'));
   await page.getByRole('button', { name: 'Use token' }).click();
   await page.getByRole('heading', { level: 1, name: 'Secrets' }).waitFor();
+  // The first page of the list has loaded (its request used the token just given).
+  await page.locator('.loading').waitFor({ state: 'detached' });
 }
 
 async function openSecret(page: Page, key: string): Promise<void> {
@@ -363,7 +365,9 @@ describe('web console', { timeout: 240_000 }, () => {
     await expectAccessible(page, 'create form');
 
     // Keyboard only: from the top of the page, Tab reaches the sections and Enter opens one.
-    await page.locator('body').focus();
+    // (A reload keeps the session: the token is in this tab's sessionStorage.)
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Secrets' }).waitFor();
     await page.keyboard.press('Tab');
     await eventually(() => page.evaluate<string>('document.activeElement.textContent')).toBe('Secrets');
     await page.keyboard.press('Tab');
