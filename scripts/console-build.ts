@@ -28,8 +28,16 @@ export function consoleBuildIsStale(): boolean {
 
 export async function buildConsole(opts: { onlyIfStale?: boolean; quiet?: boolean } = {}): Promise<void> {
   if (opts.onlyIfStale && !consoleBuildIsStale()) return;
-  const { build } = await import('vite');
-  await build({ root: join(ROOT, 'console'), logLevel: opts.quiet ? 'warn' : 'info' });
+  let vite: typeof import('vite');
+  try {
+    vite = await import('vite');
+  } catch {
+    // Installed without dev dependencies (npm ci --omit=dev): the API still starts and
+    // /console answers 503 saying how to build it.
+    process.stderr.write('console: vite is not installed (dev dependency); the web console is not built\n');
+    return;
+  }
+  await vite.build({ root: join(ROOT, 'console'), logLevel: opts.quiet ? 'warn' : 'info' });
 }
 
 // vitest globalSetup entry: build before any test file runs.
