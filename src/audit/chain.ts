@@ -118,7 +118,14 @@ const headerOf = (s: StoredSeal): SealHeader => ({
  * order). Returns the first thing that does not match, naming a row where one can be named.
  * Pure: the online verifier and the offline archive verifier share it.
  */
-export function checkSeal(pos: ChainPosition, s: StoredSeal, rows: SealedRowContent[]): Break | null {
+export interface DigestedRow {
+  id: string;
+  digest: Buffer;
+}
+
+export const digested = (r: SealedRowContent): DigestedRow => ({ id: r.id, digest: rowDigest(r) });
+
+export function checkSeal(pos: ChainPosition, s: StoredSeal, rows: DigestedRow[]): Break | null {
   const expected = pos.seq + 1n;
   if (s.seq !== String(expected)) {
     return {
@@ -144,7 +151,7 @@ export function checkSeal(pos: ChainPosition, s: StoredSeal, rows: SealedRowCont
   if (!continues) {
     return brokenSeal(`seal ${s.seq} does not cover the range that follows the seal before it`);
   }
-  const digests = rows.map(rowDigest);
+  const digests = rows.map((r) => r.digest);
   const stored = s.row_digests;
   const storedCount = Math.floor(stored.length / SHORT_DIGEST);
   for (let i = 0; i < digests.length; i++) {
@@ -158,7 +165,7 @@ export function checkSeal(pos: ChainPosition, s: StoredSeal, rows: SealedRowCont
           ? 'a sealed row before it was removed'
           : 'the row was edited, or rows were reordered';
     return {
-      firstBrokenId: (rows[i] as SealedRowContent).id,
+      firstBrokenId: (rows[i] as DigestedRow).id,
       firstBrokenSeal: s.seq,
       reason: `${why} (seal ${s.seq})`,
     };
@@ -188,7 +195,7 @@ export const positionAfter = (s: StoredSeal): ChainPosition => ({
 
 /** Rows fall into seals by xid range and UTC day: bounds are whole days, so the date decides. */
 export function inSeal(
-  r: SealedRowContent,
+  r: Pick<SealedRowContent, 'xid' | 'at_text'>,
   s: Pick<StoredSeal, 'xid_from' | 'xid_to' | 'at_lo' | 'at_hi'>,
 ): boolean {
   const x = BigInt(r.xid);

@@ -2,6 +2,7 @@ import type { Database, Transaction } from '../db/database.js';
 import {
   type ChainPosition,
   checkSeal,
+  digested,
   GENESIS_HASH,
   GENESIS_POSITION,
   positionAfter,
@@ -176,7 +177,7 @@ export function createAuditSealer(db: Database, repo: AuditRepository) {
             atLo: s.at_lo,
             atHi: s.at_hi,
           });
-          const b = checkSeal(pos, s, rows);
+          const b = checkSeal(pos, s, rows.map(digested));
           if (b) return broken(b);
           pos = positionAfter(s);
           checked += rows.length;
