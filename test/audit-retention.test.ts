@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifyArchiveDir } from '../src/audit/archive.js';
 import { createAuditMaintenance, partitionFor } from '../src/audit/maintenance.js';
@@ -182,10 +184,20 @@ describe('retention', () => {
     expect(lines).toHaveLength(3);
     expect((await verifyArchiveDir(dir))[0]).toMatchObject({ intact: true, rows: 3, seals: 1 });
 
+    const offline = (d: string) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/audit-verify-archive.ts', d]).then(
+        (r) => ({ code: 0, stdout: r.stdout }),
+        (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+      );
+    expect(await offline(archiveRoot)).toMatchObject({ code: 0 });
+
     const edited = lines.map((l, i) => (i === 2 ? l.replace('admin:old', 'admin:eve') : l));
     writeFileSync(rowsFile, `${edited.join('\n')}\n`);
     const id2 = JSON.parse(lines[2] as string).id;
     expect((await verifyArchiveDir(dir))[0]).toMatchObject({ intact: false, firstBrokenId: id2 });
+    const cliRun = await offline(archiveRoot);
+    expect(cliRun.code).toBe(1);
+    expect(cliRun.stdout).toContain(`"firstBrokenId":"${id2}"`);
 
     writeFileSync(rowsFile, `${lines.filter((_, i) => i !== 1).join('\n')}\n`);
     expect((await verifyArchiveDir(dir))[0]).toMatchObject({
