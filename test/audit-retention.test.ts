@@ -171,6 +171,29 @@ describe('retention', () => {
     expect(await verify()).toMatchObject({ intact: false, firstBrokenId: '999999' });
   });
 
+  it('archives two days together when a later seal holds an older row than an earlier seal', async () => {
+    const old = [partitionFor(daysAgo(40), 'day'), partitionFor(daysAgo(39), 'day')];
+    const at = (p: { lo: Date }) => new Date(p.lo.getTime() + 3_600_000).toISOString();
+    await t.db.query(
+      `INSERT INTO audit_log (actor, action, outcome, at) VALUES ('admin:a', 'secret.read', 'success', $1)`,
+      [at(old[1] as { lo: Date })],
+    );
+    await maintenance(0).ensurePartitions();
+    await verify();
+    // A row of the older day committing after the newer day's row was sealed.
+    await t.db.query(
+      `INSERT INTO audit_log (actor, action, outcome, at) VALUES ('admin:b', 'secret.read', 'success', $1)`,
+      [at(old[0] as { lo: Date })],
+    );
+    await maintenance(0).ensurePartitions();
+    expect(await verify()).toMatchObject({ intact: true, checked: 2, seals: 2 });
+    const units = await maintenance(30).archiveExpired();
+    expect(units.map((u) => u.partitions)).toEqual([old.map((p) => p.name)]);
+    expect(units[0]).toMatchObject({ rows: 2, seals: 2 });
+    expect(await verify()).toMatchObject({ intact: true, checked: 0, anchorSeal: '2' });
+    expect((await verifyArchiveDir(archiveRoot)).map((r) => r.intact)).toEqual([true]);
+  });
+
   it('the offline verifier names an edited, removed or inserted archive line, and a removed seal', async () => {
     await agedRows();
     await maintenance(0).ensurePartitions();
