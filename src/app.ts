@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { createAccessKeysRepository } from './access-keys/repository.js';
 import { accessKeyRoutes } from './access-keys/routes.js';
 import { createAccessKeyService } from './access-keys/service.js';
+import { createAuditMaintenance } from './audit/maintenance.js';
 import { createAuditRepository } from './audit/repository.js';
 import { auditRoutes } from './audit/routes.js';
 import { createAuditSealer } from './audit/sealer.js';
@@ -133,6 +134,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   const audit = createAuditRepository();
   const sealer = createAuditSealer(db, audit);
+  const maintenance = createAuditMaintenance(db, audit, {
+    interval: config.auditPartitionInterval,
+    retentionDays: config.auditRetentionDays,
+    archiveDir: config.auditArchiveDir,
+    log: logger,
+  });
   const accessKeys = createAccessKeyService({ db, repo: createAccessKeysRepository(), audit });
   const limits = createLimits(app, {
     readPerMinute: config.readRateLimit,
@@ -229,6 +236,34 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         });
       }, config.auditSealIntervalMs);
       timer.unref();
+    });
+    app.addHook('onClose', async () => {
+      clearInterval(timer);
+      await running;
+    });
+  }
+
+  // Audit partitions ahead of time and, with a retention, archiving: once when the app is
+  // ready (before it serves), then periodically; instances take turns under an advisory lock.
+  {
+    let timer: NodeJS.Timeout | undefined;
+    let running: Promise<unknown> = Promise.resolve();
+    const round = () =>
+      maintenance.run().catch((err: { code?: unknown; message?: unknown }) => {
+        logger.error(
+          { errCode: err.code, err: String(err.message) },
+          'audit maintenance failed; retrying on the next round',
+        );
+      });
+    app.addHook('onReady', async () => {
+      running = round();
+      await running;
+      if (config.auditMaintenanceIntervalMs > 0) {
+        timer = setInterval(() => {
+          running = round();
+        }, config.auditMaintenanceIntervalMs);
+        timer.unref();
+      }
     });
     app.addHook('onClose', async () => {
       clearInterval(timer);

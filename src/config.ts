@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { z } from 'zod';
 
 /**
@@ -56,6 +57,16 @@ export const envSchema = z
     REDIS_URL: optionalString,
     RATE_LIMIT_NAMESPACE: z.preprocess(emptyAsUndefined, z.string().min(1).default('secrets-rl:')),
     AUDIT_SEAL_INTERVAL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(1000)),
+    AUDIT_PARTITION_INTERVAL: z.preprocess(emptyAsUndefined, z.enum(['day', 'month']).default('day')),
+    AUDIT_RETENTION_DAYS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(0).max(36500).default(0),
+    ),
+    AUDIT_ARCHIVE_DIR: optionalString,
+    AUDIT_MAINTENANCE_INTERVAL_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(0).default(3_600_000),
+    ),
   })
   .superRefine((env, ctx) => {
     if (env.JWT_SECRET !== undefined && Buffer.byteLength(env.JWT_SECRET) < 32) {
@@ -119,6 +130,14 @@ export interface Config {
   readonly rateLimitNamespace: string;
   /** How often the audit sealer runs; 0 seals only before /api/audit/verify. */
   readonly auditSealIntervalMs: number;
+  /** audit_log partitions: one per UTC day or month. */
+  readonly auditPartitionInterval: 'day' | 'month';
+  /** Archive and drop sealed partitions older than this many days; 0 keeps everything. */
+  readonly auditRetentionDays: number;
+  /** Where archived partitions are written (JSON Lines and a manifest). */
+  readonly auditArchiveDir: string;
+  /** How often partitions are created ahead and expired ones archived; 0 only at start-up. */
+  readonly auditMaintenanceIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -174,5 +193,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: e.REDIS_URL,
     rateLimitNamespace: e.RATE_LIMIT_NAMESPACE,
     auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
+    auditPartitionInterval: e.AUDIT_PARTITION_INTERVAL,
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+    auditArchiveDir: e.AUDIT_ARCHIVE_DIR ?? join(e.DATA_DIR, 'audit-archive'),
+    auditMaintenanceIntervalMs: e.AUDIT_MAINTENANCE_INTERVAL_MS,
   });
 }

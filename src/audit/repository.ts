@@ -1,29 +1,57 @@
 import type { Queryable } from '../db/database.js';
+import type { SealedRowContent, StoredSeal } from './chain.js';
 import type { AuditEntry } from './entry.js';
 
 /** SQL only. Every method takes the Queryable to run on, so a change and its row share a transaction. */
 
 export const AUDIT_COLUMNS = 'actor, action, key, version, outcome, request_id, client_ip';
 
-export interface AuditRow {
-  id: string;
+export interface AuditRow extends SealedRowContent {
   at: Date;
-  at_text: string;
-  actor: string;
-  action: string;
-  key: string | null;
-  version: number | null;
-  outcome: string;
-  request_id: string | null;
-  client_ip: string | null;
-  seal_seq: string | null;
-  hash: Buffer | null;
+  /** Whether a seal covers the row yet (its transaction lies below the chain head). */
+  sealed: boolean;
 }
 
-/** The canonical text of `at` (microseconds, UTC), identical on both backends and in JS. */
-const AT_TEXT = `to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at_text`;
-const ROW_COLUMNS = `id::text AS id, at, ${AT_TEXT}, actor, action, key, version, outcome, request_id, client_ip,
-  seal_seq::text AS seal_seq, hash`;
+/** The canonical text of a time (microseconds, UTC), identical on both backends and in JS. */
+const usText = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+/** A seal's day bound as JS's toISOString renders it (bounds are whole days), NULL stays NULL. */
+const msText = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+export const ROW_CONTENT = `id::text AS id, ${usText('at')} AS at_text, actor, action, key, version, outcome,
+  request_id, client_ip, client_request_id, xid::text AS xid`;
+const SEAL_COLUMNS = `seq::text AS seq, xid_from::text AS xid_from, xid_to::text AS xid_to,
+  ${msText('at_lo')} AS at_lo, ${msText('at_hi')} AS at_hi, first_id::text AS first_id, last_id::text AS last_id,
+  row_count, row_digests, prev_hash, hash`;
+
+export interface ChainHead {
+  seal_seq: string;
+  hash: Buffer;
+  xid_to: string;
+}
+
+export interface Anchor {
+  seal_seq: string;
+  hash: Buffer;
+  xid_from: string;
+  xid_to: string;
+  at_hi: string | null;
+  archive: string;
+}
+
+export interface NewSeal {
+  seq: string;
+  xidFrom: string;
+  xidTo: string;
+  atLo: string | null;
+  atHi: string | null;
+  firstId: string;
+  lastId: string;
+  minAt: string;
+  maxAt: string;
+  rowCount: number;
+  rowDigests: Buffer;
+  prevHash: Buffer;
+  hash: Buffer;
+}
 
 export function createAuditRepository() {
   return {
@@ -66,62 +94,145 @@ export function createAuditRepository() {
       if (f.from !== undefined) add('at >= ?', f.from);
       if (f.to !== undefined) add('at < ?', f.to);
       return q.query<AuditRow>(
-        `SELECT ${ROW_COLUMNS} FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        `SELECT ${ROW_CONTENT}, at,
+           xid < coalesce((SELECT xid_to FROM audit_chain_head), '0'::xid8) AS sealed
+         FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
          ORDER BY audit_log.id DESC LIMIT $1`,
         params,
       );
     },
 
-    /** Blocks until this transaction holds the sealer lock (released at commit). */
-    async lockSealer(q: Queryable, lockId: number): Promise<void> {
+    /** Blocks until this transaction holds the lock (released at commit). */
+    async lock(q: Queryable, lockId: number): Promise<void> {
       await q.query('SELECT pg_advisory_xact_lock($1)', [lockId]);
     },
 
-    /** Takes the sealer lock if free; false when another instance is sealing right now. */
-    async tryLockSealer(q: Queryable, lockId: number): Promise<boolean> {
+    /** Takes the lock if free; false when another instance holds it right now. */
+    async tryLock(q: Queryable, lockId: number): Promise<boolean> {
       const rows = await q.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [lockId]);
       return rows[0]?.ok === true;
     },
 
-    async head(q: Queryable): Promise<{ seal_seq: string; hash: Buffer } | undefined> {
-      const rows = await q.query<{ seal_seq: string; hash: Buffer }>(
-        'SELECT seal_seq::text AS seal_seq, hash FROM audit_chain_head',
+    async head(q: Queryable): Promise<ChainHead | undefined> {
+      const rows = await q.query<ChainHead>(
+        'SELECT seal_seq::text AS seal_seq, hash, xid_to::text AS xid_to FROM audit_chain_head',
       );
       return rows[0];
     },
 
-    async setHead(q: Queryable, sealSeq: string, hash: Buffer): Promise<void> {
+    async setHead(q: Queryable, h: ChainHead): Promise<void> {
       await q.query(
-        `INSERT INTO audit_chain_head (singleton, seal_seq, hash) VALUES (true, $1::bigint, $2)
-         ON CONFLICT (singleton) DO UPDATE SET seal_seq = EXCLUDED.seal_seq, hash = EXCLUDED.hash`,
-        [sealSeq, hash],
+        `INSERT INTO audit_chain_head (singleton, seal_seq, hash, xid_to) VALUES (true, $1::bigint, $2, $3::xid8)
+         ON CONFLICT (singleton) DO UPDATE
+           SET seal_seq = EXCLUDED.seal_seq, hash = EXCLUDED.hash, xid_to = EXCLUDED.xid_to`,
+        [h.seal_seq, h.hash, h.xid_to],
       );
     },
 
-    async unsealed(q: Queryable, limit: number): Promise<AuditRow[]> {
-      return q.query<AuditRow>(
-        `SELECT ${ROW_COLUMNS} FROM audit_log WHERE seal_seq IS NULL ORDER BY audit_log.id LIMIT $1`,
-        [limit],
+    async anchor(q: Queryable): Promise<Anchor | undefined> {
+      const rows = await q.query<Anchor>(
+        `SELECT seal_seq::text AS seal_seq, hash, xid_from::text AS xid_from, xid_to::text AS xid_to,
+           ${msText('at_hi')} AS at_hi, archive FROM audit_anchor`,
       );
+      return rows[0];
     },
 
-    async seal(q: Queryable, ids: string[], seqs: string[], hashes: Buffer[]): Promise<void> {
+    async setAnchor(q: Queryable, a: Anchor): Promise<void> {
       await q.query(
-        `UPDATE audit_log a SET seal_seq = s.seq, hash = s.hash
-         FROM (SELECT u.id, u.seq, decode(u.hex, 'hex') AS hash
-               FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(id, seq, hex)) s
-         WHERE a.id = s.id`,
-        // Hashes travel as hex text: both drivers serialise text arrays the same way.
-        [ids, seqs, hashes.map((h) => h.toString('hex'))],
+        `INSERT INTO audit_anchor (singleton, seal_seq, hash, xid_from, xid_to, at_hi, archive)
+         VALUES (true, $1::bigint, $2, $3::xid8, $4::xid8, $5::timestamptz, $6)
+         ON CONFLICT (singleton) DO UPDATE SET seal_seq = EXCLUDED.seal_seq, hash = EXCLUDED.hash,
+           xid_from = EXCLUDED.xid_from, xid_to = EXCLUDED.xid_to, at_hi = EXCLUDED.at_hi,
+           archive = EXCLUDED.archive, archived_at = now()`,
+        [a.seal_seq, a.hash, a.xid_from, a.xid_to, a.at_hi, a.archive],
       );
     },
 
-    /** Sealed rows in chain order after `afterSeq` (keyset). */
-    async sealedAfter(q: Queryable, afterSeq: string, limit: number): Promise<AuditRow[]> {
-      return q.query<AuditRow>(
-        `SELECT ${ROW_COLUMNS} FROM audit_log WHERE seal_seq > $1::bigint ORDER BY audit_log.seal_seq LIMIT $2`,
-        [afterSeq, limit],
+    /**
+     * Every transaction below this id has finished (committed or rolled back): the rows
+     * with a smaller xid are final. Called before this transaction writes anything.
+     */
+    async finishedBelow(q: Queryable): Promise<string> {
+      const rows = await q.query<{ x: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x');
+      return rows[0]?.x ?? '0';
+    },
+
+    /** The next transaction id to be assigned: every row committed so far has a smaller xid. */
+    async nextXid(q: Queryable): Promise<string> {
+      const rows = await q.query<{ x: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x');
+      return rows[0]?.x ?? '0';
+    },
+
+    /** The xid of the (skip+1)-th row in xid order within [from, to), to bound a seal's size. */
+    async xidAfterRows(q: Queryable, from: string, to: string, skip: number): Promise<string | undefined> {
+      const rows = await q.query<{ x: string }>(
+        `SELECT xid::text AS x FROM audit_log WHERE xid >= $1::xid8 AND xid < $2::xid8
+         ORDER BY audit_log.xid OFFSET $3 LIMIT 1`,
+        [from, to, skip],
       );
+      return rows[0]?.x;
+    },
+
+    /** The rows with xid in [from, to) and at in [atLo, atHi) (null = unbounded), in id order. */
+    async rowsIn(
+      q: Queryable,
+      r: { xidFrom: string; xidTo: string; atLo: string | null; atHi: string | null },
+    ): Promise<SealedRowContent[]> {
+      return q.query<SealedRowContent>(
+        `SELECT ${ROW_CONTENT} FROM audit_log
+         WHERE xid >= $1::xid8 AND xid < $2::xid8
+           AND ($3::timestamptz IS NULL OR at >= $3::timestamptz)
+           AND ($4::timestamptz IS NULL OR at < $4::timestamptz)
+         ORDER BY audit_log.id`,
+        [r.xidFrom, r.xidTo, r.atLo, r.atHi],
+      );
+    },
+
+    async insertSeal(q: Queryable, s: NewSeal): Promise<void> {
+      await q.query(
+        `INSERT INTO audit_seals (seq, xid_from, xid_to, at_lo, at_hi, first_id, last_id, min_at, max_at,
+           row_count, row_digests, prev_hash, hash)
+         VALUES ($1::bigint, $2::xid8, $3::xid8, $4::timestamptz, $5::timestamptz, $6::bigint, $7::bigint,
+           $8::timestamptz, $9::timestamptz, $10, $11, $12, $13)`,
+        [
+          s.seq,
+          s.xidFrom,
+          s.xidTo,
+          s.atLo,
+          s.atHi,
+          s.firstId,
+          s.lastId,
+          s.minAt,
+          s.maxAt,
+          s.rowCount,
+          s.rowDigests,
+          s.prevHash,
+          s.hash,
+        ],
+      );
+    },
+
+    /** Seals in chain order after `afterSeq` up to `lastSeq` (keyset). */
+    async sealsAfter(q: Queryable, afterSeq: string, lastSeq: string, limit: number): Promise<StoredSeal[]> {
+      return q.query<StoredSeal>(
+        `SELECT ${SEAL_COLUMNS} FROM audit_seals WHERE seq > $1::bigint AND seq <= $2::bigint ORDER BY audit_seals.seq LIMIT $3`,
+        [afterSeq, lastSeq, limit],
+      );
+    },
+
+    /**
+     * A row that claims a transaction whose seals were archived: it cannot be genuine
+     * (the archive holds every row of those seals), so it was inserted afterwards.
+     */
+    async rowBelowAnchor(q: Queryable, a: Anchor): Promise<string | undefined> {
+      const rows = await q.query<{ id: string }>(
+        `SELECT id::text AS id FROM audit_log
+         WHERE xid < $1::xid8
+            OR (xid < $2::xid8 AND ($3::timestamptz IS NULL OR at < $3::timestamptz))
+         ORDER BY audit_log.id LIMIT 1`,
+        [a.xid_from, a.xid_to, a.at_hi],
+      );
+      return rows[0]?.id;
     },
   };
 }

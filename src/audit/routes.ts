@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Database } from '../db/database.js';
 import { errors } from '../http/errors.js';
 import { errorResponse } from '../secrets/schemas.js';
+import { rowDigest } from './chain.js';
 import type { AuditRepository, AuditRow } from './repository.js';
 import type { AuditSealer } from './sealer.js';
 
@@ -18,8 +19,10 @@ const auditEntry = z
     outcome: z.string(),
     requestId: z.string().nullable(),
     clientIp: z.string().nullable(),
-    sealed: z.boolean().meta({ description: 'Whether the row is part of the hash chain yet' }),
-    hash: z.string().nullable().meta({ description: 'Chain hash (hex) once sealed' }),
+    sealed: z.boolean().meta({ description: 'Whether a seal of the hash chain covers the row yet' }),
+    hash: z.string().nullable().meta({
+      description: "SHA-256 (hex) of the row's canonical content once sealed; the seal's hash covers it",
+    }),
   })
   .meta({ id: 'AuditEntry' });
 
@@ -54,8 +57,8 @@ const toEntry = (r: AuditRow) => ({
   outcome: r.outcome,
   requestId: r.request_id,
   clientIp: r.client_ip,
-  sealed: r.seal_seq !== null,
-  hash: r.hash ? r.hash.toString('hex') : null,
+  sealed: r.sealed,
+  hash: r.sealed ? rowDigest(r).toString('hex') : null,
 });
 
 const encodeCursor = (id: string) => Buffer.from(`a1:${id}`).toString('base64url');
@@ -124,13 +127,21 @@ export async function auditRoutes(
         tags,
         summary: 'Verify the audit hash chain',
         description:
-          'Seals pending rows, then recomputes the chain: reports intact, or the first row whose hash does not match (edited, removed or reordered rows).',
+          'Seals every row committed before the call, then recomputes the chain of seals from the archived anchor (or the start): reports intact, or the first row or seal that does not match (rows edited, removed, inserted or reordered; seals edited, removed or reordered; the chain cut at its end).',
         response: {
           200: z.object({
             intact: z.boolean(),
             checked: z.number().int(),
+            seals: z.number().int().meta({ description: 'Seals checked' }),
             firstBrokenId: z.string().nullable(),
+            firstBrokenSeal: z
+              .string()
+              .nullable()
+              .meta({ description: 'The first seal that does not match or is missing' }),
             reason: z.string().nullable(),
+            anchorSeal: z.string().meta({
+              description: 'The last archived seal verification started from ("0": the start of the chain)',
+            }),
           }),
           ...errs,
         },

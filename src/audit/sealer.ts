@@ -1,110 +1,206 @@
-import { timingSafeEqual } from 'node:crypto';
-import type { Database } from '../db/database.js';
-import { chainHash, GENESIS_HASH } from './chain.js';
-import type { AuditRepository } from './repository.js';
+import type { Database, Transaction } from '../db/database.js';
+import {
+  type ChainPosition,
+  checkSeal,
+  digested,
+  GENESIS_HASH,
+  GENESIS_POSITION,
+  positionAfter,
+  rowDigest,
+  type SealedRowContent,
+  sealHash,
+  shortDigests,
+} from './chain.js';
+import type { AuditRepository, NewSeal } from './repository.js';
 
 /** The advisory lock every instance agrees on, so only one seals at a time. */
 export const SEALER_LOCK_ID = 7130_0004;
-const BATCH = 1000;
+/** About this many rows per seal (a seal never splits one transaction's rows). */
+export const SEAL_MAX_ROWS = 5000;
+const SEAL_PAGE = 100;
+const VERIFY_WAIT_MS = 5000;
 
 export interface VerifyResult {
   intact: boolean;
-  /** Sealed rows checked. */
+  /** Rows checked (the rows of the live, unarchived seals). */
   checked: number;
-  /** The id of the first row whose hash does not match, or null. */
+  /** Seals checked. */
+  seals: number;
+  /** The id of the first row that does not match, or null. */
   firstBrokenId: string | null;
+  /** The first seal that does not match (or is missing), or null. */
+  firstBrokenSeal: string | null;
   reason: string | null;
+  /** Where verification started: the last archived seal, or 0 (genesis). */
+  anchorSeal: string;
 }
 
+const dayStart = (day: string) => `${day}T00:00:00.000Z`;
+
 /**
- * Seals the audit chain in id order, in batches, off the hot path: writers insert rows
- * unsealed; this assigns seal_seq and hash. Rows that commit late (a smaller id committed
- * after a larger one was sealed) simply join the chain at its end, since the chain order
- * is seal_seq, not id.
+ * Seals the audit chain off the hot path without touching a row. A round takes the range of
+ * transaction ids from the chain head up to the oldest transaction still running anywhere
+ * (pg_snapshot_xmin): every transaction below it has finished, so the rows in the range are
+ * final, and a row that commits late has an xid above it and falls into a later range. The
+ * range's rows (in id order) are split by UTC day, one seal per day, so that a day's
+ * partition can later be archived with exactly the seals that cover it.
  */
 export function createAuditSealer(db: Database, repo: AuditRepository) {
-  async function sealBatch(wait: boolean): Promise<number> {
+  async function sealRange(tx: Transaction): Promise<{ rows: number; more: boolean }> {
+    const head = (await repo.head(tx)) ?? { seal_seq: '0', hash: GENESIS_HASH, xid_to: '0' };
+    const finished = await repo.finishedBelow(tx);
+    if (BigInt(finished) <= BigInt(head.xid_to)) return { rows: 0, more: false };
+    const cut = await repo.xidAfterRows(tx, head.xid_to, finished, SEAL_MAX_ROWS);
+    const more = cut !== undefined && BigInt(cut) > BigInt(head.xid_to);
+    const xidTo = more ? cut : finished;
+    const rows = await repo.rowsIn(tx, { xidFrom: head.xid_to, xidTo, atLo: null, atHi: null });
+    // An empty range is not sealed: the next seal simply starts from the same place.
+    if (rows.length === 0) return { rows: 0, more: false };
+    const byDay = new Map<string, SealedRowContent[]>();
+    for (const r of rows) {
+      const day = r.at_text.slice(0, 10);
+      const list = byDay.get(day);
+      if (list) list.push(r);
+      else byDay.set(day, [r]);
+    }
+    const days = [...byDay.keys()].sort();
+    let seq = BigInt(head.seal_seq);
+    let prev = head.hash;
+    for (let i = 0; i < days.length; i++) {
+      const part = byDay.get(days[i] as string) as SealedRowContent[];
+      const next = days[i + 1];
+      seq += 1n;
+      const header = {
+        seq: String(seq),
+        xidFrom: head.xid_to,
+        xidTo,
+        atLo: i === 0 ? null : dayStart(days[i] as string),
+        atHi: next === undefined ? null : dayStart(next),
+        rowCount: part.length,
+      };
+      const digests = part.map(rowDigest);
+      const hash = sealHash(prev, header, digests);
+      const ats = part.map((r) => r.at_text).sort();
+      const seal: NewSeal = {
+        ...header,
+        firstId: (part[0] as SealedRowContent).id,
+        lastId: (part[part.length - 1] as SealedRowContent).id,
+        minAt: ats[0] as string,
+        maxAt: ats[ats.length - 1] as string,
+        rowDigests: shortDigests(digests),
+        prevHash: prev,
+        hash,
+      };
+      await repo.insertSeal(tx, seal);
+      prev = hash;
+    }
+    await repo.setHead(tx, { seal_seq: String(seq), hash: prev, xid_to: xidTo });
+    return { rows: rows.length, more };
+  }
+
+  async function sealRound(wait: boolean): Promise<{ rows: number; more: boolean }> {
     return db.transaction(async (tx) => {
-      if (wait) await repo.lockSealer(tx, SEALER_LOCK_ID);
-      else if (!(await repo.tryLockSealer(tx, SEALER_LOCK_ID))) return 0;
-      const head = await repo.head(tx);
-      let seq = BigInt(head?.seal_seq ?? '0');
-      let prev: Buffer = head?.hash ?? GENESIS_HASH;
-      const rows = await repo.unsealed(tx, BATCH);
-      if (rows.length === 0) return 0;
-      const ids: string[] = [];
-      const seqs: string[] = [];
-      const hashes: Buffer[] = [];
-      for (const r of rows) {
-        seq += 1n;
-        prev = chainHash(prev, r, String(seq));
-        ids.push(r.id);
-        seqs.push(String(seq));
-        hashes.push(prev);
-      }
-      await repo.seal(tx, ids, seqs, hashes);
-      await repo.setHead(tx, String(seq), prev);
-      return rows.length;
+      if (wait) await repo.lock(tx, SEALER_LOCK_ID);
+      else if (!(await repo.tryLock(tx, SEALER_LOCK_ID))) return { rows: 0, more: false };
+      return sealRange(tx);
     });
   }
 
   return {
-    /** Seals every pending row. wait=false skips the run when another instance holds the lock. */
+    /** Seals every finished row. wait=false skips the run when another instance holds the lock. */
     async sealPending(wait = true): Promise<number> {
       let total = 0;
       for (;;) {
-        const n = await sealBatch(wait);
-        total += n;
-        if (n < BATCH) return total;
+        const r = await sealRound(wait);
+        total += r.rows;
+        if (!r.more) return total;
       }
     },
 
-    /** Seals pending rows, then walks the chain and reports the first row that does not match. */
+    /**
+     * Seals what is finished, then walks the seals from the archived anchor (or genesis) to
+     * the chain head and reports the first row or seal that does not match.
+     */
     async verify(): Promise<VerifyResult> {
+      // Cover every row committed before this call: wait (briefly) until every transaction
+      // that had started by now has finished, then seal. A transaction left open longer
+      // than that anywhere in the cluster holds sealing back; those rows are verified next time.
+      const target = BigInt(await repo.nextXid(db));
+      const deadline = Date.now() + VERIFY_WAIT_MS;
+      while (BigInt(await repo.finishedBelow(db)) < target && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
       await this.sealPending(true);
-      let prev: Buffer = GENESIS_HASH;
-      let expectedSeq = 0n;
+      const anchor = await repo.anchor(db);
+      let pos: ChainPosition = anchor
+        ? {
+            seq: BigInt(anchor.seal_seq),
+            hash: anchor.hash,
+            xidFrom: anchor.xid_from,
+            xidTo: anchor.xid_to,
+            atHi: anchor.at_hi,
+          }
+        : GENESIS_POSITION;
+      const anchorSeal = String(pos.seq);
       let checked = 0;
-      let after = '0';
-      const broken = (id: string | null, reason: string): VerifyResult => ({
+      let seals = 0;
+      const broken = (b: {
+        firstBrokenId: string | null;
+        firstBrokenSeal: string | null;
+        reason: string;
+      }) => ({
         intact: false,
         checked,
-        firstBrokenId: id,
-        reason,
+        seals,
+        anchorSeal,
+        ...b,
       });
-      // Check up to the head as it is now: rows another instance seals meanwhile are
-      // beyond it and belong to the next verification.
-      const head = await repo.head(db);
-      const end = head ? BigInt(head.seal_seq) : null;
-      walk: for (;;) {
-        const rows = await repo.sealedAfter(db, after, BATCH);
-        for (const r of rows) {
-          if (end !== null && expectedSeq >= end) break walk;
-          expectedSeq += 1n;
-          const seq = r.seal_seq ?? '';
-          if (seq !== String(expectedSeq)) {
-            return broken(
-              r.id,
-              `chain position ${expectedSeq} is missing: a row before this one was removed`,
-            );
-          }
-          const want = chainHash(prev, r, seq);
-          if (!r.hash || r.hash.length !== 32 || !timingSafeEqual(r.hash, want)) {
-            return broken(r.id, 'the row content or the row before it was changed, removed or reordered');
-          }
-          prev = r.hash;
-          checked += 1;
-          after = seq;
+      if (anchor) {
+        const forged = await repo.rowBelowAnchor(db, anchor);
+        if (forged !== undefined) {
+          return broken({
+            firstBrokenId: forged,
+            firstBrokenSeal: null,
+            reason: `the row claims a transaction whose seals were archived (${anchor.archive}): it was inserted afterwards`,
+          });
         }
-        if (rows.length < BATCH) break;
       }
-      if (head && (head.seal_seq !== String(expectedSeq) || !head.hash.equals(prev))) {
-        return broken(
-          null,
-          `the chain ends at position ${expectedSeq} but was sealed up to ${head.seal_seq}: rows were removed from its end`,
-        );
+      // Check up to the head as it is now: seals another instance adds meanwhile belong to
+      // the next verification.
+      const head = (await repo.head(db)) ?? { seal_seq: '0', hash: GENESIS_HASH, xid_to: '0' };
+      for (;;) {
+        const page = await repo.sealsAfter(db, String(pos.seq), head.seal_seq, SEAL_PAGE);
+        for (const s of page) {
+          const rows = await repo.rowsIn(db, {
+            xidFrom: s.xid_from,
+            xidTo: s.xid_to,
+            atLo: s.at_lo,
+            atHi: s.at_hi,
+          });
+          const b = checkSeal(pos, s, rows.map(digested));
+          if (b) return broken(b);
+          pos = positionAfter(s);
+          checked += rows.length;
+          seals += 1;
+        }
+        if (page.length < SEAL_PAGE) break;
       }
-      return { intact: true, checked, firstBrokenId: null, reason: null };
+      if (String(pos.seq) !== head.seal_seq || !pos.hash.equals(head.hash) || pos.atHi !== null) {
+        return broken({
+          firstBrokenId: null,
+          firstBrokenSeal: String(pos.seq + 1n),
+          reason: `the chain ends at seal ${pos.seq} but was sealed up to ${head.seal_seq}: seals were removed from its end`,
+        });
+      }
+      return {
+        intact: true,
+        checked,
+        seals,
+        firstBrokenId: null,
+        firstBrokenSeal: null,
+        reason: null,
+        anchorSeal,
+      };
     },
   };
 }

@@ -1543,7 +1543,7 @@ export interface paths {
         };
         /**
          * Verify the audit hash chain
-         * @description Seals pending rows, then recomputes the chain: reports intact, or the first row whose hash does not match (edited, removed or reordered rows).
+         * @description Seals every row committed before the call, then recomputes the chain of seals from the archived anchor (or the start): reports intact, or the first row or seal that does not match (rows edited, removed, inserted or reordered; seals edited, removed or reordered; the chain cut at its end).
          */
         get: {
             parameters: {
@@ -1563,8 +1563,14 @@ export interface paths {
                         "application/json": {
                             intact: boolean;
                             checked: number;
+                            /** @description Seals checked */
+                            seals: number;
                             firstBrokenId: string | null;
+                            /** @description The first seal that does not match or is missing */
+                            firstBrokenSeal: string | null;
                             reason: string | null;
+                            /** @description The last archived seal verification started from ("0": the start of the chain) */
+                            anchorSeal: string;
                         };
                     };
                 };
@@ -1943,9 +1949,9 @@ export interface components {
             outcome: string;
             requestId: string | null;
             clientIp: string | null;
-            /** @description Whether the row is part of the hash chain yet */
+            /** @description Whether a seal of the hash chain covers the row yet */
             sealed: boolean;
-            /** @description Chain hash (hex) once sealed */
+            /** @description SHA-256 (hex) of the row's canonical content once sealed; the seal's hash covers it */
             hash: string | null;
         };
         RewrapRequestInput: {
@@ -2096,9 +2102,9 @@ export interface components {
             outcome: string;
             requestId: string | null;
             clientIp: string | null;
-            /** @description Whether the row is part of the hash chain yet */
+            /** @description Whether a seal of the hash chain covers the row yet */
             sealed: boolean;
-            /** @description Chain hash (hex) once sealed */
+            /** @description SHA-256 (hex) of the row's canonical content once sealed; the seal's hash covers it */
             hash: string | null;
         };
         RewrapRequest: {

@@ -13,7 +13,8 @@ export async function tableDigest(db: Queryable, opts: { ignoreColumns?: string[
     : 'r::text';
   const tables = await db.query<{ tablename: string }>(
     `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()
-     AND tablename NOT IN ('schema_migrations', 'audit_log', 'audit_chain_head') ORDER BY tablename`,
+     AND tablename NOT IN ('schema_migrations', 'audit_log', 'audit_chain_head', 'audit_seals', 'audit_anchor')
+     AND tablename NOT LIKE 'audit\\_log\\_%' ORDER BY tablename`,
   );
   const parts = tables.map(
     (t) =>
