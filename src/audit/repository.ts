@@ -3,7 +3,8 @@ import type { AuditEntry } from './entry.js';
 
 /** SQL only. Every method takes the Queryable to run on, so a change and its row share a transaction. */
 
-export const AUDIT_COLUMNS = 'actor, action, key, version, outcome, request_id, client_ip';
+/** The columns every audit writer inserts (the single-row append and the group-committed batch). */
+export const AUDIT_COLUMNS = 'actor, action, key, version, outcome, request_id, client_ip, client_request_id';
 
 export interface AuditRow {
   id: string;
@@ -29,7 +30,7 @@ export function createAuditRepository() {
   return {
     /** The reusable writer: one row, on the caller's transaction (or the pool). */
     async append(q: Queryable, e: AuditEntry): Promise<void> {
-      await q.query(`INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
+      await q.query(`INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [
         e.actor,
         e.action,
         e.key ?? null,
@@ -37,6 +38,7 @@ export function createAuditRepository() {
         e.outcome,
         e.requestId ?? null,
         e.clientIp ?? null,
+        e.clientRequestId ?? false,
       ]);
     },
 

@@ -1,4 +1,4 @@
-import { AUDIT_COLUMNS } from '../audit/repository.js';
+import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { SealedValue } from '../crypto/envelope.js';
 import type { Queryable } from '../db/database.js';
 
@@ -200,48 +200,22 @@ export function createSecretsRepository() {
     },
 
     /**
-     * The value read path, in one statement: the secret's state, its current sealed value,
-     * (when the secret is readable) lastUsedAt/lastUsedBy, and the read's audit row. The
-     * audit insert is part of the statement, so a read whose row cannot be recorded fails
-     * as a whole and returns nothing (fail closed), and a read stays one round trip. The
-     * last-use stamp is only rewritten when it is older than a second or the reader
-     * changed, so a hot key read by many clients does not serialise them on its row lock.
+     * The value read path: one plain SELECT (sent as a named prepared statement), no row
+     * lock and no write, so a replica could answer it. The audit row and the lastUsed stamp
+     * are written by the group-committed audit writer (src/audit/writer.ts).
      */
-    async reveal(
-      q: Queryable,
-      key: string,
-      usedBy: string,
-      audit: { actor: string; requestId: string | null; clientIp: string | null },
-      version?: number,
-    ): Promise<RevealRow | undefined> {
+    async reveal(q: Queryable, key: string, version?: number): Promise<RevealRow | undefined> {
       const rows = await q.query<RevealRow>(
-        `WITH cur AS (
-           SELECT id, key, is_active, expires_at, revision,
-                  COALESCE($6::int, current_version) AS version,
-                  (expires_at IS NOT NULL AND expires_at <= now()) AS expired
-           FROM secrets WHERE key = $1
-         ), touch AS (
-           UPDATE secrets s SET last_used_at = now(), last_used_by = $2
-           FROM cur
-           WHERE s.id = cur.id AND cur.is_active AND NOT cur.expired
-             AND (s.last_used_at IS NULL OR s.last_used_at < now() - interval '1 second'
-                  OR s.last_used_by IS DISTINCT FROM $2)
-           RETURNING s.id
-         ), audit AS (
-           INSERT INTO audit_log (${AUDIT_COLUMNS})
-           SELECT $3, 'secret.read', $1, cur.version,
-                  CASE WHEN cur.id IS NULL THEN 'not_found' WHEN NOT cur.is_active THEN 'inactive'
-                       WHEN cur.expired THEN 'expired' ELSE 'success' END,
-                  $4, $5
-           FROM (VALUES (1)) AS one (n) LEFT JOIN cur ON true
-           RETURNING id
-         )
-         SELECT cur.id, cur.key, cur.is_active, cur.expires_at, cur.expired, cur.revision::text AS revision,
-                cur.version, v.secret_id IS NOT NULL AS has_version,
+        `SELECT s.id, s.key, s.is_active, s.expires_at,
+                (s.expires_at IS NOT NULL AND s.expires_at <= now()) AS expired,
+                s.revision::text AS revision, COALESCE($2::int, s.current_version) AS version,
+                v.secret_id IS NOT NULL AS has_version,
                 v.format, v.kid, v.wrapped_dek, v.dek_iv, v.dek_tag, v.iv, v.tag, v.ciphertext
-         FROM cur LEFT JOIN secret_versions v ON v.secret_id = cur.id AND v.version = cur.version
-         CROSS JOIN audit`,
-        [key, usedBy, audit.actor, audit.requestId, audit.clientIp, version ?? null],
+         FROM secrets s
+         LEFT JOIN secret_versions v ON v.secret_id = s.id AND v.version = COALESCE($2::int, s.current_version)
+         WHERE s.key = $1`,
+        [key, version ?? null],
+        { name: 'secret_reveal' },
       );
       return rows[0];
     },
@@ -258,8 +232,8 @@ export function createSecretsRepository() {
         beforeSeq?: string | undefined;
         prefix?: string | undefined;
         active?: boolean | undefined;
-        /** Only these keys (a restricted access key's view): exact names or prefixes. */
-        visible?: { exact: string[]; prefixes: string[] } | undefined;
+        /** Only the names the caller may see. */
+        visible: Visibility;
       },
     ): Promise<SecretRow[]> {
       const params: unknown[] = [opts.limit + 1];
@@ -276,13 +250,8 @@ export function createSecretsRepository() {
         params.push(opts.active);
         where.push(`is_active = $${params.length}`);
       }
-      if (opts.visible) {
-        params.push(opts.visible.exact, opts.visible.prefixes);
-        const e = params.length - 1;
-        where.push(
-          `(key = ANY($${e}::text[]) OR EXISTS (SELECT 1 FROM unnest($${e + 1}::text[]) p WHERE starts_with(key, p)))`,
-        );
-      }
+      const visible = visibilitySql(opts.visible, 'key', params);
+      if (visible) where.push(visible);
       return q.query<SecretRow>(
         `SELECT ${SECRET_COLUMNS} FROM secrets ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
          ORDER BY secrets.seq DESC LIMIT $1`,
