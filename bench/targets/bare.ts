@@ -87,14 +87,12 @@ if (mode === 'floor') {
         createdBy: 'bench',
         keep: config.maxVersions,
       };
-      await repo.update(tx, cur.id, { version });
-      await audit.append(tx, {
-        ...who,
-        action: 'secret.update',
-        key: cur.key,
-        version: version.number,
-        outcome: 'success',
-      });
+      await repo.update(
+        tx,
+        cur.id,
+        { version },
+        { ...who, action: 'secret.update', key: cur.key, version: version.number, outcome: 'success' },
+      );
       return true;
     });
     return found ? { success: true } : reply.code(404).send({ error: 'NOT_FOUND' });

@@ -12,8 +12,9 @@ import { type AuditWriter, auditUnavailable, type LastUse } from './writer.js';
  * row per secret it touched, with an outcome from the one error->outcome mapping.
  *
  * - change: a write. Its success row is inserted in the write's own transaction (so the
- *   change and its row commit together); a refused or failed change rolls back and its row
- *   goes through the group-committed writer.
+ *   change and its row commit together), as a CTE of the write statement when the work
+ *   takes `row` (then it returns audited: true); a refused or failed change rolls back and
+ *   its row goes through the group-committed writer.
  * - read: anything that reads (values, versions, listings). The read runs first, then its
  *   rows go through the group-committed writer and are awaited: nothing is returned before
  *   they are committed, and a failed batch fails the read closed (503).
@@ -92,13 +93,17 @@ export function createAuditTrail({ db, repo, writer, log }: AuditTrailDeps) {
       caller: Caller,
       action: AuditAction,
       key: string | null,
-      work: (tx: Transaction) => Promise<{ result: T; version: number | null }>,
+      work: (
+        tx: Transaction,
+        /** The success row for `version`, for a change that inserts it in its own statement. */
+        row: (version: number | null) => AuditEntry,
+      ) => Promise<{ result: T; version: number | null; audited?: boolean }>,
     ): Promise<T> {
       try {
         return await db.transaction(async (tx) => {
-          const { result, version } = await work(tx);
-          await repo.append(tx, auditEntry(caller, action, key, 'success', version));
-          return result;
+          const done = await work(tx, (v) => auditEntry(caller, action, key, 'success', v));
+          if (!done.audited) await repo.append(tx, auditEntry(caller, action, key, 'success', done.version));
+          return done.result;
         });
       } catch (err) {
         await refused(caller, action, [key], err);

@@ -1,3 +1,5 @@
+import type { AuditEntry } from '../audit/entry.js';
+import { auditRowCte } from '../audit/repository.js';
 import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { SealedValue } from '../crypto/envelope.js';
 import type { Queryable } from '../db/database.js';
@@ -52,8 +54,10 @@ export interface VersionRow {
   created_by: string | null;
 }
 
-const SECRET_COLUMNS = `id, key, description, is_active, is_reserved, expires_at, current_version,
-  created_at, updated_at, last_used_at, last_used_by, seq::text AS seq, revision::text AS revision`;
+const secretColumns = (t: string) => `${t}.id, ${t}.key, ${t}.description, ${t}.is_active, ${t}.is_reserved,
+  ${t}.expires_at, ${t}.current_version, ${t}.created_at, ${t}.updated_at, ${t}.last_used_at, ${t}.last_used_by,
+  ${t}.seq::text AS seq, ${t}.revision::text AS revision`;
+const SECRET_COLUMNS = secretColumns('secrets');
 
 export const toSealed = (r: CryptoColumns): SealedValue => ({
   format: r.format,
@@ -123,6 +127,34 @@ export function createSecretsRepository() {
     },
 
     /**
+     * The secret's row under its lock together with one stored version's sealed value (its
+     * crypto columns null when that version does not exist): a rollback's one read.
+     */
+    async lockWithVersion(
+      q: Queryable,
+      key: string,
+      version: number,
+    ): Promise<(SecretRow & { old: CryptoColumns | null }) | undefined> {
+      const rows = await q.query<SecretRow & Partial<CryptoColumns> & { has_old: boolean }>(
+        `SELECT ${SECRET_COLUMNS},
+                v.secret_id IS NOT NULL AS has_old,
+                v.format, v.kid, v.wrapped_dek, v.dek_iv, v.dek_tag, v.iv, v.tag, v.ciphertext
+         FROM secrets LEFT JOIN secret_versions v ON v.secret_id = secrets.id AND v.version = $2
+         WHERE secrets.key = $1 FOR UPDATE OF secrets`,
+        [key, version],
+      );
+      const r = rows[0];
+      if (!r) return undefined;
+      const { has_old, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext, ...secret } = r;
+      return {
+        ...(secret as SecretRow),
+        old: has_old
+          ? ({ format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext } as CryptoColumns)
+          : null,
+      };
+    },
+
+    /**
      * Applies a metadata patch and, when `version` is given, stores a new sealed value as
      * that version, makes it current and prunes versions beyond the newest `keep`, in one
      * statement. Bumps the revision; returns the new one.
@@ -137,6 +169,8 @@ export function createSecretsRepository() {
         description?: string | null;
         version?: { number: number; sealed: SealedValue; createdBy: string; keep: number };
       },
+      /** The change's audit row, inserted by the same statement. */
+      audit: AuditEntry,
     ): Promise<string> {
       const params: unknown[] = [id];
       const sets = ['updated_at = now()', 'revision = secrets.revision + 1'];
@@ -149,8 +183,9 @@ export function createSecretsRepository() {
       if (patch.expiresAt !== undefined) set('expires_at', patch.expiresAt);
       if (patch.description !== undefined) set('description', patch.description);
       if (!patch.version) {
+        const cte = auditRowCte(audit, params);
         const rows = await q.query<{ revision: string }>(
-          `UPDATE secrets SET ${sets.join(', ')} WHERE id = $1 RETURNING revision::text AS revision`,
+          `WITH ${cte} UPDATE secrets SET ${sets.join(', ')} WHERE id = $1 RETURNING revision::text AS revision`,
           params,
         );
         return rows[0]!.revision;
@@ -159,9 +194,10 @@ export function createSecretsRepository() {
       const v = params.length;
       params.push(patch.version.createdBy, ...sealedParams(patch.version.sealed), patch.version.keep);
       const p = (i: number) => `$${v + i}`;
+      const cte = auditRowCte(audit, params);
       // Version numbers only grow by one, so "the newest keep" is "number > new - keep".
       const rows = await q.query<{ revision: string }>(
-        `WITH ins AS (
+        `WITH ${cte}, ins AS (
            INSERT INTO secret_versions (secret_id, version, created_by, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext)
            VALUES ($1, $${v}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)})
            RETURNING secret_id
@@ -194,9 +230,11 @@ export function createSecretsRepository() {
       return rows[0];
     },
 
-    /** Erases a secret; ON DELETE CASCADE removes its versions in the same statement. */
-    async purge(q: Queryable, id: string): Promise<void> {
-      await q.query('DELETE FROM secrets WHERE id = $1', [id]);
+    /** Erases a secret and records it; ON DELETE CASCADE removes its versions in the same statement. */
+    async purge(q: Queryable, id: string, audit: AuditEntry): Promise<void> {
+      const params: unknown[] = [id];
+      const cte = auditRowCte(audit, params);
+      await q.query(`WITH ${cte} DELETE FROM secrets WHERE id = $1`, params);
     },
 
     /**

@@ -163,14 +163,17 @@ export function createSecretService({
   const open = (row: { id: string; key: string }, version: number, sealed: CryptoColumns) =>
     openSealed(keyring, log, { secretId: row.id, key: row.key, version }, sealed);
 
-  /** The secret's row under its lock, checked against If-Match: 404 when absent, 412 when stale. */
-  async function lockChecked(tx: Transaction, key: string, ifMatch: string | undefined) {
-    const cur = await repo.findByKey(tx, key, { forUpdate: true });
+  /** A locked row checked against If-Match: 404 when absent, 412 when stale. */
+  function checked<R extends SecretRow>(cur: R | undefined, key: string, ifMatch: string | undefined): R {
     if (!cur) throw notFound(key);
     const etag = secretEtag(cur.id, cur.revision);
     if (!ifMatchSatisfied(ifMatch, etag)) throw errors.preconditionFailed(etag);
     return cur;
   }
+
+  /** The secret's row under its lock, checked against If-Match. */
+  const lockChecked = async (tx: Transaction, key: string, ifMatch: string | undefined) =>
+    checked(await repo.findByKey(tx, key, { forUpdate: true }), key, ifMatch);
 
   function newVersion(cur: SecretRow, value: string, actor: string) {
     const number = cur.current_version + 1;
@@ -219,7 +222,7 @@ export function createSecretService({
         caller,
         'secret.create',
         input.key,
-        async (tx) => {
+        async (tx, row) => {
           checkValue(input.value);
           const id = randomUUID();
           const sealed = sealValue(keyring, { secretId: id, key: input.key, version: 1 }, input.value);
@@ -243,14 +246,19 @@ export function createSecretService({
             );
           }
           const next = newVersion(cur, input.value, caller.label);
-          await repo.update(tx, cur.id, {
-            isActive: true,
-            isReserved: meta.isReserved,
-            expiresAt: meta.expiresAt,
-            description: meta.description,
-            version: next,
-          });
-          return { result: { id: cur.id, revived: true }, version: next.number };
+          await repo.update(
+            tx,
+            cur.id,
+            {
+              isActive: true,
+              isReserved: meta.isReserved,
+              expiresAt: meta.expiresAt,
+              description: meta.description,
+              version: next,
+            },
+            row(next.number),
+          );
+          return { result: { id: cur.id, revived: true }, version: next.number, audited: true };
         },
       );
     },
@@ -318,26 +326,28 @@ export function createSecretService({
      * sealed again under the new number (its AAD names the version), never copied.
      */
     async rollback(key: string, version: number, ifMatch: string | undefined, caller: Caller) {
-      return trail.change(caller, 'secret.rollback', key, async (tx) => {
-        const cur = await lockChecked(tx, key, ifMatch);
-        const old = await repo.findVersion(tx, cur.id, version);
-        if (!old) throw versionNotFound(key, version);
-        const next = newVersion(cur, open(cur, version, old), caller.label);
-        const revision = await repo.update(tx, cur.id, { version: next });
-        return { result: { version: next.number, etag: secretEtag(cur.id, revision) }, version: next.number };
+      return trail.change(caller, 'secret.rollback', key, async (tx, row) => {
+        // One locking read brings the secret and the old version's sealed value.
+        const cur = checked(await repo.lockWithVersion(tx, key, version), key, ifMatch);
+        if (!cur.old) throw versionNotFound(key, version);
+        const next = newVersion(cur, open(cur, version, cur.old), caller.label);
+        const revision = await repo.update(tx, cur.id, { version: next }, row(next.number));
+        return {
+          result: { version: next.number, etag: secretEtag(cur.id, revision) },
+          version: next.number,
+          audited: true,
+        };
       });
     },
 
     /** Reactivates a soft-deleted secret with its history; restoring an active one changes nothing. */
     async restore(key: string, ifMatch: string | undefined, caller: Caller): Promise<{ etag: string }> {
-      return trail.change(caller, 'secret.restore', key, async (tx) => {
+      return trail.change(caller, 'secret.restore', key, async (tx, row) => {
         const cur = await lockChecked(tx, key, ifMatch);
         const version = cur.current_version;
         if (cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
-        return {
-          result: { etag: secretEtag(cur.id, await repo.update(tx, cur.id, { isActive: true })) },
-          version,
-        };
+        const revision = await repo.update(tx, cur.id, { isActive: true }, row(version));
+        return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
       });
     },
 
@@ -347,7 +357,7 @@ export function createSecretService({
       caller: Caller,
       ifMatch?: string,
     ): Promise<{ etag: string }> {
-      return trail.change(caller, 'secret.update', key, async (tx) => {
+      return trail.change(caller, 'secret.update', key, async (tx, row) => {
         if (input.value !== undefined) checkValue(input.value);
         const cur = await lockChecked(tx, key, ifMatch);
         if (input.isActive === false && cur.is_reserved) {
@@ -357,17 +367,20 @@ export function createSecretService({
           );
         }
         const next = input.value === undefined ? undefined : newVersion(cur, input.value, caller.label);
-        const revision = await repo.update(tx, cur.id, {
-          isActive: input.isActive,
-          isReserved: input.isReserved,
-          expiresAt: input.expiresAt,
-          description: input.description,
-          version: next,
-        });
-        return {
-          result: { etag: secretEtag(cur.id, revision) },
-          version: next?.number ?? cur.current_version,
-        };
+        const version = next?.number ?? cur.current_version;
+        const revision = await repo.update(
+          tx,
+          cur.id,
+          {
+            isActive: input.isActive,
+            isReserved: input.isReserved,
+            expiresAt: input.expiresAt,
+            description: input.description,
+            version: next,
+          },
+          row(version),
+        );
+        return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
       });
     },
 
@@ -384,7 +397,7 @@ export function createSecretService({
         caller,
         opts.purge ? 'secret.purge' : 'secret.delete',
         key,
-        async (tx) => {
+        async (tx, row) => {
           const cur = await lockChecked(tx, key, opts.ifMatch);
           const version = cur.current_version;
           if (cur.is_reserved) {
@@ -400,15 +413,13 @@ export function createSecretService({
                 'Delete it first (DELETE /api/secrets/{key}), then purge it',
               );
             }
-            await repo.purge(tx, cur.id);
-            return { result: { etag: undefined }, version };
+            await repo.purge(tx, cur.id, row(version));
+            return { result: { etag: undefined }, version, audited: true };
           }
           // Already deleted: idempotent.
           if (!cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
-          return {
-            result: { etag: secretEtag(cur.id, await repo.update(tx, cur.id, { isActive: false })) },
-            version,
-          };
+          const revision = await repo.update(tx, cur.id, { isActive: false }, row(version));
+          return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
         },
       );
     },
