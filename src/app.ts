@@ -152,7 +152,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorateRequest('caller', null as never);
   // Registered before the routes' scopes close, so it runs after in-flight requests finished:
   // anything still queued is written before the database is closed.
-  app.addHook('onClose', async () => auditWriter.flush());
+  app.addHook('onClose', async () => {
+    await auditWriter.flush();
+    // The batch sizes seen: how well group commit worked under this process's load.
+    logger.info({ auditBatches: auditWriter.stats() }, 'audit batch statistics');
+  });
   const accessKeys = createAccessKeyService({ db, repo: createAccessKeysRepository(), trail });
   const limits = createLimits(app, {
     readPerMinute: config.readRateLimit,
