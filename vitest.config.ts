@@ -6,6 +6,7 @@ const PROCESS_SUITES = [
   'test/reliability/faults.test.ts',
   'test/reliability/instances.test.ts',
   'test/pgbouncer.test.ts',
+  'test/reliability/read-storm.test.ts',
 ];
 
 const projects = [
