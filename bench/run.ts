@@ -31,7 +31,8 @@ import {
  *          --only floor       the read-path comparison (issue 10): service vs the primary-key
  *                             floor, read and mixed 90/10, --pairs N alternating pairs (default 3),
  *                             ratios of throughput, p99, PostgreSQL CPU and service CPU per request,
- *                             and the audit batch sizes; --label names the markdown it writes
+ *                             and the audit batch sizes; --label names the markdown it writes;
+ *                             --skip-build reuses dist/ as it is
  */
 const { values: args } = parseArgs({
   options: {
@@ -43,6 +44,7 @@ const { values: args } = parseArgs({
     merge: { type: 'string' },
     pairs: { type: 'string', default: '3' },
     label: { type: 'string', default: 'run' },
+    'skip-build': { type: 'boolean', default: false },
   },
 });
 const smoke = args.smoke;
@@ -210,14 +212,26 @@ async function floorPairs(backend: Backend) {
     const appNames: Record<string, string> = {};
     for (const [name, entry] of Object.entries(targets)) {
       const storage = await seeded(backend, settings.seeded);
-      const env = { ...storage.env };
+      // BENCH_SERVICE_ENV (JSON): extra settings for the service only, e.g. {"AUDIT_SEAL_INTERVAL_MS":"0"}.
+      const env: Record<string, string> = {
+        ...storage.env,
+        ...(name === 'service' && process.env.BENCH_SERVICE_ENV
+          ? JSON.parse(process.env.BENCH_SERVICE_ENV)
+          : {}),
+      };
       appNames[name] = `bench-${name}-${randomBytes(3).toString('hex')}`;
       if (env.DATABASE_URL) {
         const url = new URL(env.DATABASE_URL);
         url.searchParams.set('application_name', appNames[name]);
         env.DATABASE_URL = url.toString();
       }
-      servers[name] = await start(`${backend}-pairs-${scenario}-${name}`, entry, env);
+      // BENCH_PROFILE_DIR: the service writes a V8 CPU profile there when it stops (the
+      // figures of such a run carry the profiler's overhead: profile and measure separately).
+      const profile =
+        name === 'service' && process.env.BENCH_PROFILE_DIR
+          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
+          : [];
+      servers[name] = await start(`${backend}-pairs-${scenario}-${name}`, [...profile, ...entry], env);
     }
     const pairs: Record<string, unknown>[] = [];
     for (let i = 0; i < Number(args.pairs); i++) {
@@ -373,7 +387,7 @@ const results: Record<string, unknown> = {
 };
 let failed = false;
 try {
-  if (!smoke) {
+  if (!smoke && !args['skip-build']) {
     log('building dist/ (npm run build)');
     execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
   }
