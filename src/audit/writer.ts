@@ -154,6 +154,9 @@ export function createAuditWriter({ db, log, windowMs, maxRows }: AuditWriterOpt
     if (flushing) return;
     flushing = drain().finally(() => {
       flushing = undefined;
+      // Rows queued between the drain's last check and here would otherwise wait for the
+      // next record() call: schedule them now.
+      if (queue.length > 0) schedule();
     });
   }
 
