@@ -146,6 +146,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     log: logger,
     windowMs: config.auditBatchWindowMs,
     maxRows: config.auditBatchMaxRows,
+    concurrency: db.kind === 'pglite' ? 1 : config.auditBatchConcurrency,
   });
   const trail = createAuditTrail({ db, repo: audit, writer: auditWriter, log: logger });
   app.decorate('auditWriter', auditWriter);

@@ -58,6 +58,10 @@ export const envSchema = z
     RATE_LIMIT_NAMESPACE: z.preprocess(emptyAsUndefined, z.string().min(1).default('secrets-rl:')),
     AUDIT_SEAL_INTERVAL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(1000)),
     AUDIT_BATCH_WINDOW_MS: z.preprocess(emptyAsUndefined, z.coerce.number().min(0).max(1000).default(1)),
+    AUDIT_BATCH_CONCURRENCY: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).max(64).default(4),
+    ),
     AUDIT_BATCH_MAX_ROWS: z.preprocess(
       emptyAsUndefined,
       z.coerce.number().int().min(1).max(10_000).default(128),
@@ -131,6 +135,8 @@ export interface Config {
   readonly auditBatchWindowMs: number;
   /** Group commit: a batch is written as soon as it holds this many rows. */
   readonly auditBatchMaxRows: number;
+  /** Group commit: batches in flight at once on PostgreSQL (PGlite: always 1). */
+  readonly auditBatchConcurrency: number;
 }
 
 export class ConfigError extends Error {
@@ -189,5 +195,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
     auditBatchWindowMs: e.AUDIT_BATCH_WINDOW_MS,
     auditBatchMaxRows: e.AUDIT_BATCH_MAX_ROWS,
+    auditBatchConcurrency: e.AUDIT_BATCH_CONCURRENCY,
   });
 }

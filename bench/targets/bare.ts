@@ -29,6 +29,7 @@ const writer = createAuditWriter({
   log: pino({ level: 'silent' }),
   windowMs: config.auditBatchWindowMs,
   maxRows: config.auditBatchMaxRows,
+  concurrency: db.kind === 'pglite' ? 1 : config.auditBatchConcurrency,
 });
 // One sealed value made at start and stored again and again: the ceiling does no crypto per request.
 const keyring = parseKeyring({ key: config.encryption.key });

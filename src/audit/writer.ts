@@ -16,11 +16,12 @@ import { AUDIT_COLUMNS } from './repository.js';
  * Hand-written rather than a library: the batching is twenty lines around one SQL
  * statement, and its guarantees (settle after commit, fail every waiter) are the point.
  *
- * Scheduling: the first row of an idle batcher waits `windowMs` for others (or until
- * `maxRows` are queued); while a batch is being written, new rows queue and go out as the
- * next batch as soon as it finishes. One batch in flight at a time, so batches grow with
- * load instead of the number of concurrent statements, and on PGlite's single connection
- * a batch is one statement in its queue like any other (other work is not starved).
+ * Scheduling: the first queued row waits `windowMs` for others (or until `maxRows` are
+ * queued), then its batch is sent. At most `concurrency` batches are in flight; when all are
+ * busy, new rows queue and go out as soon as one finishes, so batches grow with load
+ * instead of the number of statements, and commit latency (WAL flush) overlaps across the
+ * batches in flight. On PGlite's single connection a batch is one statement in its queue
+ * like any other, so other work is not starved.
  */
 
 /** A read's lastUsedAt/lastUsedBy stamp, written with the batch that holds its audit row. */
@@ -76,13 +77,14 @@ export interface AuditWriterOptions {
   log: Logger;
   windowMs: number;
   maxRows: number;
+  /** Batches in flight at once (1 on PGlite, whose one connection runs them in turn anyway). */
+  concurrency: number;
 }
 
-export function createAuditWriter({ db, log, windowMs, maxRows }: AuditWriterOptions) {
+export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: AuditWriterOptions) {
   let queue: Waiter[] = [];
   let queuedRows = 0;
   let timer: NodeJS.Timeout | undefined;
-  let flushing: Promise<void> | undefined;
   const stats: AuditBatchStats = { batches: 0, rows: 0, maxRows: 0, histogram: {}, failures: 0 };
 
   function note(n: number) {
@@ -142,8 +144,15 @@ export function createAuditWriter({ db, log, windowMs, maxRows }: AuditWriterOpt
     }
   }
 
-  async function drain(): Promise<void> {
-    while (queue.length > 0) await write(take());
+  const inFlight = new Set<Promise<void>>();
+
+  /** Sends one batch from the queue; when it settles, whatever queued meanwhile goes at once. */
+  function launch() {
+    const p = write(take()).finally(() => {
+      inFlight.delete(p);
+      if (queue.length > 0) schedule(true);
+    });
+    inFlight.add(p);
   }
 
   function flushNow() {
@@ -151,19 +160,17 @@ export function createAuditWriter({ db, log, windowMs, maxRows }: AuditWriterOpt
       clearTimeout(timer);
       timer = undefined;
     }
-    if (flushing) return;
-    flushing = drain().finally(() => {
-      flushing = undefined;
-      // Rows queued between the drain's last check and here would otherwise wait for the
-      // next record() call: schedule them now.
-      if (queue.length > 0) schedule();
-    });
+    while (queue.length > 0 && inFlight.size < concurrency) launch();
   }
 
-  function schedule() {
-    // A batch in flight picks the queue up when it finishes.
-    if (flushing) return;
-    if (queuedRows >= maxRows || windowMs === 0) return flushNow();
+  /**
+   * `waited`: the queued rows already waited for a batch in flight, so they go as soon as a
+   * slot is free instead of opening a new window.
+   */
+  function schedule(waited = false) {
+    // All slots busy: a finishing batch picks the queue up.
+    if (inFlight.size >= concurrency) return;
+    if (waited || queuedRows >= maxRows || windowMs === 0) return flushNow();
     timer ??= setTimeout(flushNow, windowMs);
   }
 
@@ -184,7 +191,10 @@ export function createAuditWriter({ db, log, windowMs, maxRows }: AuditWriterOpt
     /** Writes whatever is queued and waits for it (shutdown). */
     async flush(): Promise<void> {
       flushNow();
-      while (flushing) await flushing;
+      while (inFlight.size > 0 || queue.length > 0) {
+        await Promise.all([...inFlight]);
+        flushNow();
+      }
     },
 
     stats: (): AuditBatchStats => ({ ...stats, histogram: { ...stats.histogram } }),
