@@ -2,10 +2,15 @@ import { defineConfig } from 'vitest/config';
 
 // `npm test` runs every test on embedded PGlite; with TEST_DATABASE_URL set it runs every
 // test a second time on PostgreSQL (project "postgres"), so one command covers both.
-const PROCESS_SUITES = ['test/reliability/faults.test.ts', 'test/reliability/instances.test.ts'];
 // The browser suite drives a real server in Chromium; the console is the same on every
 // backend, so it runs once (on PGlite).
 const BROWSER_SUITES = ['test/console.e2e.test.ts'];
+const PROCESS_SUITES = [
+  'test/reliability/faults.test.ts',
+  'test/reliability/instances.test.ts',
+  'test/pgbouncer.test.ts',
+  'test/reliability/read-storm.test.ts',
+];
 
 const projects = [
   { extends: true as const, test: { name: 'pglite', env: { TEST_BACKEND: 'pglite' } } },

@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { mintAdminToken } from '../src/auth/mint.js';
 import { loadConfig } from '../src/config.js';
 import type { LoadResult, LoadSpec } from './load.js';
@@ -12,7 +13,13 @@ import { cpuMs, ROOT, rssMb, runLoad, type Server, sampleRss, startServer } from
 import { renderChart, renderTable } from './report.js';
 import { SCENARIOS } from './scenarios.js';
 import { seed } from './seed.js';
-import { type Backend, createStorage, postgresReachable, type Storage } from './storage.js';
+import {
+  type Backend,
+  BENCH_DATABASE_URL,
+  createStorage,
+  postgresReachable,
+  type Storage,
+} from './storage.js';
 
 /**
  * npm run bench          full run: throughput vs ceiling and floor, scale, 5-minute soak
@@ -21,6 +28,11 @@ import { type Backend, createStorage, postgresReachable, type Storage } from './
  *          --scale-max N      stop the scale part at N secrets (1M takes minutes to seed)
  *          --merge FILE       a partial run keeps the parts (and scale sizes) it did not measure
  *                             from an earlier results JSON, each marked with the run it came from
+ *          --only floor       the read-path comparison (issue 10): service vs the primary-key
+ *                             floor, read and mixed 90/10, --pairs N alternating pairs (default 3),
+ *                             ratios of throughput, p99, PostgreSQL CPU and service CPU per request,
+ *                             and the audit batch sizes; --label names the markdown it writes;
+ *                             --skip-build reuses dist/ as it is
  */
 const { values: args } = parseArgs({
   options: {
@@ -30,6 +42,9 @@ const { values: args } = parseArgs({
     seconds: { type: 'string' },
     'scale-max': { type: 'string' },
     merge: { type: 'string' },
+    pairs: { type: 'string', default: '3' },
+    label: { type: 'string', default: 'run' },
+    'skip-build': { type: 'boolean', default: false },
   },
 });
 const smoke = args.smoke;
@@ -69,6 +84,8 @@ const cleanups: (() => Promise<void>)[] = [];
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 interface Measured extends LoadResult {
+  /** Requests served, warm-up included (the CPU figures are divided by this). */
+  served: number;
   peakRssMb: number;
   /** Server CPU time per completed request, in microseconds. */
   cpuUsPerReq: number;
@@ -82,7 +99,12 @@ async function measure(server: Server, spec: Omit<LoadSpec, 'url' | 'token'>): P
   const cpu = (await cpuMs(server.pid)) - cpu0;
   rss.stop();
   const { served, ...rest } = r;
-  return { ...rest, peakRssMb: rss.max(), cpuUsPerReq: Math.round((cpu * 1000) / Math.max(1, served)) };
+  return {
+    ...rest,
+    served,
+    peakRssMb: rss.max(),
+    cpuUsPerReq: Math.round((cpu * 1000) / Math.max(1, served)),
+  };
 }
 
 async function seeded(backend: Backend, rows: number): Promise<Storage> {
@@ -151,6 +173,148 @@ async function throughput(backend: Backend) {
   const peakRssMb = await rssMb(servers.service!.pid, 'VmHWM');
   for (const s of Object.values(servers)) await s.stop();
   return { rows, servicePeakRssMb: peakRssMb };
+}
+
+/**
+ * CPU (ms) used so far by the PostgreSQL backends serving one target, found by the
+ * application_name its DATABASE_URL sets. Read from /proc (the server runs on this machine;
+ * pg_stat_statements is not installed). Background processes (WAL writer, checkpointer) are
+ * shared with everything else on the machine and not counted.
+ */
+async function backendCpu(appName: string, seen: Map<number, number>): Promise<number> {
+  const c = new pg.Client({ connectionString: BENCH_DATABASE_URL });
+  await c.connect();
+  try {
+    const rows = await c.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
+      [appName],
+    );
+    for (const { pid } of rows.rows) seen.set(pid, await cpuMs(pid));
+  } finally {
+    await c.end();
+  }
+  // A backend that exited keeps the last figure read for it.
+  return [...seen.values()].reduce((a, b) => a + b, 0);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+async function floorPairs(backend: Backend) {
+  const out: Record<string, unknown> = {};
+  for (const scenario of ['read', 'mixed'] as const) {
+    const targets = { service: SERVICE, floor: ['--import', 'tsx', 'bench/targets/floor.ts'] };
+    const servers: Record<string, Server> = {};
+    const appNames: Record<string, string> = {};
+    for (const [name, entry] of Object.entries(targets)) {
+      const storage = await seeded(backend, settings.seeded);
+      // BENCH_SERVICE_ENV (JSON): extra settings for the service only, e.g. {"AUDIT_SEAL_INTERVAL_MS":"0"}.
+      const env: Record<string, string> = {
+        ...storage.env,
+        ...(name === 'service' && process.env.BENCH_SERVICE_ENV
+          ? JSON.parse(process.env.BENCH_SERVICE_ENV)
+          : {}),
+      };
+      appNames[name] = `bench-${name}-${randomBytes(3).toString('hex')}`;
+      if (env.DATABASE_URL) {
+        const url = new URL(env.DATABASE_URL);
+        url.searchParams.set('application_name', appNames[name]);
+        env.DATABASE_URL = url.toString();
+      }
+      // BENCH_PROFILE_DIR: the service writes a V8 CPU profile there when it stops (the
+      // figures of such a run carry the profiler's overhead: profile and measure separately).
+      const profile =
+        name === 'service' && process.env.BENCH_PROFILE_DIR
+          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
+          : [];
+      servers[name] = await start(`${backend}-pairs-${scenario}-${name}`, [...profile, ...entry], env);
+    }
+    const pairs: Record<string, unknown>[] = [];
+    for (let i = 0; i < Number(args.pairs); i++) {
+      const pair: Record<string, Measured & { pgCpuUsPerReq: number | null }> = {};
+      for (const name of ['service', 'floor']) {
+        const seen = new Map<number, number>();
+        const pg0 = backend === 'postgres' ? await backendCpu(appNames[name]!, seen) : 0;
+        const m = await measure(servers[name]!, {
+          scenario,
+          seeded: settings.seeded,
+          connections: settings.connections,
+          warmupSeconds: settings.warmup,
+          seconds: settings.seconds,
+        });
+        const pgCpu = backend === 'postgres' ? (await backendCpu(appNames[name]!, seen)) - pg0 : null;
+        // Divided by every request served, warm-up included, like the service CPU figure.
+        pair[name] = {
+          ...m,
+          pgCpuUsPerReq: pgCpu === null ? null : Math.round((pgCpu * 1000) / Math.max(1, m.served)),
+        };
+        log(`  ${backend} ${scenario} pair ${i + 1} ${name}: ${JSON.stringify(pair[name])}`);
+      }
+      const s = pair.service!;
+      const f = pair.floor!;
+      pairs.push({
+        service: s,
+        floor: f,
+        throughput: r2(s.rps / Math.max(1, f.rps)),
+        p99: r2(s.p99 / Math.max(1, f.p99)),
+        serviceCpu: r2(s.cpuUsPerReq / Math.max(1, f.cpuUsPerReq)),
+        pgCpu: s.pgCpuUsPerReq !== null && f.pgCpuUsPerReq ? r2(s.pgCpuUsPerReq / f.pgCpuUsPerReq) : null,
+      });
+    }
+    for (const srv of Object.values(servers)) await srv.stop();
+    // The service logs its audit batch statistics when it shuts down.
+    let batches: unknown = null;
+    try {
+      const lines = (await readFile(join(logDir, `${backend}-pairs-${scenario}-service.log`), 'utf8')).split(
+        '\n',
+      );
+      const line = lines.reverse().find((l) => l.includes('audit batch statistics'));
+      batches = line ? JSON.parse(line).auditBatches : null;
+    } catch {
+      batches = null;
+    }
+    const col = (k: string) => pairs.map((p) => p[k] as number | null).filter((x): x is number => x !== null);
+    out[scenario] = {
+      pairs,
+      median: {
+        throughput: median(col('throughput')),
+        p99: median(col('p99')),
+        serviceCpu: median(col('serviceCpu')),
+        pgCpu: col('pgCpu').length ? median(col('pgCpu')) : null,
+      },
+      batches,
+    };
+  }
+  return out;
+}
+
+function renderPairs(label: string, all: Record<string, Record<string, unknown>>): string {
+  const lines = [
+    `## Read path vs the primary-key floor (${label}, ${new Date().toISOString().slice(0, 16)}Z)`,
+    '',
+    `${settings.connections} connections, ${settings.seconds} s per target, ${args.pairs} alternating pairs; medians of the per-pair ratios (service / floor).`,
+    '',
+    '| backend | scenario | throughput | p99 | PostgreSQL CPU / req | service CPU / req | service req/s (median) | floor req/s (median) | audit batches: mean rows, max, count |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const [backend, scenarios] of Object.entries(all)) {
+    for (const [scenario, v] of Object.entries(scenarios)) {
+      const x = v as {
+        median: Record<string, number | null>;
+        pairs: { service: Measured; floor: Measured }[];
+        batches: { batches: number; rows: number; maxRows: number } | null;
+      };
+      const b = x.batches;
+      lines.push(
+        `| ${backend} | ${scenario} | ${x.median.throughput} x | ${x.median.p99} x | ${x.median.pgCpu ?? 'in process'}${x.median.pgCpu === null ? '' : ' x'} | ${x.median.serviceCpu} x | ${Math.round(median(x.pairs.map((p) => p.service.rps)))} | ${Math.round(median(x.pairs.map((p) => p.floor.rps)))} | ${b ? `${r2(b.rows / Math.max(1, b.batches))}, ${b.maxRows}, ${b.batches}` : 'n/a'} |`,
+      );
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 async function scale(backend: Backend) {
@@ -223,7 +387,7 @@ const results: Record<string, unknown> = {
 };
 let failed = false;
 try {
-  if (!smoke) {
+  if (!smoke && !args['skip-build']) {
     log('building dist/ (npm run build)');
     execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
   }
@@ -243,30 +407,53 @@ try {
   for (const backend of backends) {
     const entry: Record<string, unknown> = {};
     (results.backends as Record<string, unknown>)[backend] = entry;
+    if (parts.has('floor')) entry.floorPairs = await floorPairs(backend);
     if (parts.has('throughput')) entry.throughput = await throughput(backend);
     if (parts.has('scale')) entry.scale = await scale(backend);
     if (parts.has('soak') && settings.soakSeconds > 0 && backend === 'postgres')
       entry.soak = await soak(backend);
   }
   results.loadavgAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
-  if (args.merge) mergeEarlier(results, JSON.parse(await readFile(args.merge, 'utf8')));
-  const table = renderTable(results);
-  process.stdout.write(`${table}\n`);
-  // A smoke run proves the harness works; its few-second numbers are not worth keeping.
-  if (!smoke) {
-    const dir = join(ROOT, 'bench/results');
-    await mkdir(dir, { recursive: true });
-    // A second run on the same day gets the time in its name instead of overwriting the first.
-    const day = join(dir, `${String(results.date).slice(0, 10)}.json`);
-    const file = existsSync(day)
-      ? join(dir, `${String(results.date).slice(0, 16).replace(':', '-')}.json`)
-      : day;
-    await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
-    await writeFile(join(dir, 'latest.md'), table);
-    await writeFile(join(dir, 'latest.svg'), renderChart(results));
+  if (parts.has('floor')) {
+    const all: Record<string, Record<string, unknown>> = {};
+    for (const [b, e] of Object.entries(
+      results.backends as Record<string, { floorPairs?: Record<string, unknown> }>,
+    ))
+      if (e.floorPairs) all[b] = e.floorPairs;
+    const md = renderPairs(args.label, all);
+    process.stdout.write(md);
+    if (!smoke) {
+      await mkdir(join(ROOT, 'bench/results'), { recursive: true });
+      await writeFile(join(ROOT, `bench/results/floor-${args.label}.md`), md);
+      await writeFile(
+        join(ROOT, `bench/results/floor-${args.label}.json`),
+        `${JSON.stringify(all, null, 2)}\n`,
+      );
+    }
   }
-  failed = smokeProblems(results).length > 0;
-  for (const p of smokeProblems(results)) log(`harness failure: ${p}`);
+  if (parts.size === 1 && parts.has('floor')) {
+    // The comparison alone: the full results table and files are left as they are.
+    failed = false;
+  } else {
+    if (args.merge) mergeEarlier(results, JSON.parse(await readFile(args.merge, 'utf8')));
+    const table = renderTable(results);
+    process.stdout.write(`${table}\n`);
+    // A smoke run proves the harness works; its few-second numbers are not worth keeping.
+    if (!smoke) {
+      const dir = join(ROOT, 'bench/results');
+      await mkdir(dir, { recursive: true });
+      // A second run on the same day gets the time in its name instead of overwriting the first.
+      const day = join(dir, `${String(results.date).slice(0, 10)}.json`);
+      const file = existsSync(day)
+        ? join(dir, `${String(results.date).slice(0, 16).replace(':', '-')}.json`)
+        : day;
+      await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+      await writeFile(join(dir, 'latest.md'), table);
+      await writeFile(join(dir, 'latest.svg'), renderChart(results));
+    }
+    failed = smokeProblems(results).length > 0;
+    for (const p of smokeProblems(results)) log(`harness failure: ${p}`);
+  }
 } catch (err) {
   failed = true;
   log(`bench failed: ${(err as Error).stack ?? err}`);

@@ -28,6 +28,7 @@ export const envSchema = z
     ),
     DATABASE_URL: optionalString,
     DATABASE_POOL_MAX: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(1000).default(20)),
+    DATABASE_PREPARED_STATEMENTS: z.preprocess(emptyAsUndefined, bool.default(true)),
     DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
     ENCRYPTION_KEY: optionalString,
     ENCRYPTION_KEYS: optionalString,
@@ -67,6 +68,15 @@ export const envSchema = z
       emptyAsUndefined,
       z.coerce.number().int().min(0).default(3_600_000),
     ),
+    AUDIT_BATCH_WINDOW_MS: z.preprocess(emptyAsUndefined, z.coerce.number().min(0).max(1000).default(1)),
+    AUDIT_BATCH_CONCURRENCY: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).max(64).default(4),
+    ),
+    AUDIT_BATCH_MAX_ROWS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).max(10_000).default(128),
+    ),
   })
   .superRefine((env, ctx) => {
     if (env.JWT_SECRET !== undefined && Buffer.byteLength(env.JWT_SECRET) < 32) {
@@ -101,6 +111,8 @@ export interface Config {
   readonly logLevel: Env['LOG_LEVEL'];
   readonly databaseUrl: string | undefined;
   readonly databasePoolMax: number;
+  /** Named prepared statements on the hot path; false behind PgBouncer < 1.21 in transaction mode. */
+  readonly databasePreparedStatements: boolean;
   readonly dataDir: string;
   readonly encryption: {
     readonly key: string | undefined;
@@ -138,6 +150,12 @@ export interface Config {
   readonly auditArchiveDir: string;
   /** How often partitions are created ahead and expired ones archived; 0 only at start-up. */
   readonly auditMaintenanceIntervalMs: number;
+  /** Group commit: how long the first audit row of a batch waits for others to join it. */
+  readonly auditBatchWindowMs: number;
+  /** Group commit: a batch is written as soon as it holds this many rows. */
+  readonly auditBatchMaxRows: number;
+  /** Group commit: batches in flight at once on PostgreSQL (PGlite: always 1). */
+  readonly auditBatchConcurrency: number;
 }
 
 export class ConfigError extends Error {
@@ -170,6 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
+    databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS,
     dataDir: e.DATA_DIR,
     encryption: { key: e.ENCRYPTION_KEY, keys: e.ENCRYPTION_KEYS, activeKid: e.ENCRYPTION_ACTIVE_KID },
     jwt: {
@@ -197,5 +216,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     auditArchiveDir: e.AUDIT_ARCHIVE_DIR ?? join(e.DATA_DIR, 'audit-archive'),
     auditMaintenanceIntervalMs: e.AUDIT_MAINTENANCE_INTERVAL_MS,
+    auditBatchWindowMs: e.AUDIT_BATCH_WINDOW_MS,
+    auditBatchMaxRows: e.AUDIT_BATCH_MAX_ROWS,
+    auditBatchConcurrency: e.AUDIT_BATCH_CONCURRENCY,
   });
 }

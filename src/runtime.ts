@@ -100,6 +100,7 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
     return openPostgres({
       connectionString: config.databaseUrl,
       max: config.databasePoolMax,
+      preparedStatements: config.databasePreparedStatements,
       ...(opts.pgSchema ? { schema: opts.pgSchema } : {}),
     });
   }

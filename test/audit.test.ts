@@ -202,10 +202,11 @@ describe('fail closed', () => {
     );
     try {
       const r = await t.app.inject({ method: 'GET', url: '/api/secrets/AUD_FC', headers: t.auth('reader') });
-      expect(r.statusCode).toBe(500);
-      expect(r.json()).toEqual(expect.objectContaining({ error: 'INTERNAL_ERROR' }));
+      // The group-committed batch failed: its waiters fail closed with 503 and no value.
+      expect(r.statusCode).toBe(503);
+      expect(r.json()).toEqual(expect.objectContaining({ error: 'SERVICE_UNAVAILABLE' }));
       for (const v of issuedValues) expect(r.body).not.toContain(v);
-      // The whole statement rolled back: not even lastUsedBy was recorded.
+      // The batch is one statement: its lastUsed stamp rolled back with the audit rows.
       const s = await t.db.query<{ last_used_by: string | null }>(
         `SELECT last_used_by FROM secrets WHERE key = 'AUD_FC'`,
       );

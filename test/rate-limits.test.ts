@@ -60,11 +60,11 @@ describe('one instance', () => {
     // Only value reads count: alice can still list and write.
     const list = await t.app.inject({ method: 'GET', url: '/api/secrets', headers: t.auth('alice') });
     expect(list.statusCode).toBe(200);
-    // A limited read leaves the secret untouched and no read row in the audit log.
-    const rows = await t.db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM audit_log WHERE action = 'secret.read' AND actor = 'admin:alice'`,
+    // A limited read is refused and recorded as such (issue 10: refused attempts leave a row).
+    const rows = await t.db.query<{ outcome: string }>(
+      `SELECT outcome FROM audit_log WHERE action = 'secret.read' AND actor = 'admin:alice' ORDER BY id`,
     );
-    expect(rows[0]?.n).toBe(3);
+    expect(rows.map((r) => r.outcome)).toEqual(['success', 'success', 'success', 'rate_limited']);
   });
 
   it('limits failed authentications per IP, then refuses even a valid credential from it', async () => {

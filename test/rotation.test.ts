@@ -138,6 +138,12 @@ it('rewrap under concurrent reads and writes: zero failed requests, every row en
   expect(rewrap.json().batches).toBeGreaterThanOrEqual(12);
   expect(failures).toEqual([]);
   expect(opsDuringRewrap).toBeGreaterThan(0);
+  // Issue 10: the rewrap names every secret it touched in the audit log (a row per secret
+  // per batch; a secret whose versions span two batches is named in both).
+  const rotated = await a.db.query<{ key: string }>(
+    `SELECT DISTINCT key FROM audit_log WHERE action = 'secret.rotate' AND outcome = 'success'`,
+  );
+  expect(rotated.map((r) => r.key).sort()).toEqual(keys.slice().sort());
 
   const after = (await call(a, 'GET', '/api/keys/status')).json();
   expect(after.kids.find((k: { kid: string }) => k.kid === 'A').rows).toBe(0);

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { auditContext } from '../auth/guard.js';
 import { errorResponse } from '../secrets/schemas.js';
 import {
   accessKeyListQuery,
@@ -38,7 +37,7 @@ export async function accessKeyRoutes(app: FastifyInstance, opts: { accessKeys: 
         response: { 201: createdAccessKey, ...errs },
       },
     },
-    async (req, reply) => reply.code(201).send(await accessKeys.create(req.body, auditContext(req))),
+    async (req, reply) => reply.code(201).send(await accessKeys.create(req.body, req.caller)),
   );
 
   r.get(
@@ -56,7 +55,7 @@ export async function accessKeyRoutes(app: FastifyInstance, opts: { accessKeys: 
         },
       },
     },
-    async (req) => accessKeys.list(req.query, auditContext(req)),
+    async (req) => accessKeys.list(req.query, req.caller),
   );
 
   r.delete(
@@ -72,6 +71,6 @@ export async function accessKeyRoutes(app: FastifyInstance, opts: { accessKeys: 
         response: { 200: accessKeyView, 404: errorResponse, ...errs },
       },
     },
-    async (req) => accessKeys.revoke(req.params.id, auditContext(req)),
+    async (req) => accessKeys.revoke(req.params.id, req.caller),
   );
 }

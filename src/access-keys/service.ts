@@ -1,7 +1,7 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import type { AuditContext } from '../audit/entry.js';
-import type { AuditRepository } from '../audit/repository.js';
+import type { AuditTrail } from '../audit/trail.js';
 import type { Actor, Scope } from '../auth/actor.js';
+import type { Caller } from '../auth/caller.js';
 import type { Database } from '../db/database.js';
 import { errors } from '../http/errors.js';
 import type { AccessKeyRow, AccessKeysRepository } from './repository.js';
@@ -51,9 +51,9 @@ function decodeCursor(cursor: string): string {
 export function createAccessKeyService(deps: {
   db: Database;
   repo: AccessKeysRepository;
-  audit: AuditRepository;
+  trail: AuditTrail;
 }) {
-  const { db, repo, audit } = deps;
+  const { db, repo, trail } = deps;
   return {
     async create(
       input: {
@@ -62,7 +62,7 @@ export function createAccessKeyService(deps: {
         keys?: string[] | undefined;
         expiresAt?: Date | null | undefined;
       },
-      ctx: AuditContext,
+      caller: Caller,
     ): Promise<AccessKeyView & { token: string }> {
       if (input.expiresAt && input.expiresAt <= new Date()) {
         throw errors.invalidInput(
@@ -71,35 +71,31 @@ export function createAccessKeyService(deps: {
         );
       }
       const token = newToken();
-      const row = await db.transaction(async (tx) => {
+      const id = randomUUID();
+      const row = await trail.change(caller, 'access_key.create', `access_key:${id}`, async (tx) => {
         const r = await repo.insert(tx, {
-          id: randomUUID(),
+          id,
           name: input.name,
           tokenPrefix: tokenPrefix(token),
           tokenHash: hashToken(token),
           scopes: [...new Set(input.scopes)],
           keyPatterns: input.keys === undefined ? null : [...new Set(input.keys)],
-          createdBy: ctx.actor,
+          createdBy: caller.actor,
           expiresAt: input.expiresAt ?? null,
         });
-        await audit.append(tx, {
-          ...ctx,
-          action: 'access_key.create',
-          key: `access_key:${r.id}`,
-          outcome: 'success',
-        });
-        return r;
+        return { result: r, version: null };
       });
       return { ...toView(row), token };
     },
 
-    async list(opts: { limit?: number | undefined; cursor?: string | undefined }, ctx: AuditContext) {
+    async list(opts: { limit?: number | undefined; cursor?: string | undefined }, caller: Caller) {
       const limit = Math.min(opts.limit ?? 1000, 1000);
       const beforeSeq = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
-      const rows = await db.transaction(async (tx) => {
-        await audit.append(tx, { ...ctx, action: 'access_key.list', outcome: 'success' });
-        return repo.list(tx, { limit, beforeSeq });
-      });
+      const rows = await trail.read(caller, 'access_key.list', null, async () => ({
+        ok: true,
+        touched: [],
+        result: await repo.list(db, { limit, beforeSeq }),
+      }));
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
@@ -108,27 +104,13 @@ export function createAccessKeyService(deps: {
       };
     },
 
-    async revoke(id: string, ctx: AuditContext): Promise<AccessKeyView> {
-      const row = await db.transaction(async (tx) => {
+    async revoke(id: string, caller: Caller): Promise<AccessKeyView> {
+      const row = await trail.change(caller, 'access_key.revoke', `access_key:${id}`, async (tx) => {
         const r = await repo.revoke(tx, id);
-        if (r)
-          await audit.append(tx, {
-            ...ctx,
-            action: 'access_key.revoke',
-            key: `access_key:${id}`,
-            outcome: 'success',
-          });
-        return r;
+        if (!r)
+          throw errors.notFound(`Access key not found: ${id}`, 'List access keys with GET /api/access-keys');
+        return { result: r, version: null };
       });
-      if (!row) {
-        await audit.append(db, {
-          ...ctx,
-          action: 'access_key.revoke',
-          key: `access_key:${id}`,
-          outcome: 'not_found',
-        });
-        throw errors.notFound(`Access key not found: ${id}`, 'List access keys with GET /api/access-keys');
-      }
       return toView(row);
     },
 

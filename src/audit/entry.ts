@@ -1,24 +1,22 @@
+import type { AuditOutcome } from './outcome.js';
+
 /** One audit row as the writers give it. Never a value: only names, ids and outcomes. */
 export interface AuditEntry {
-  /** `admin:<sub>`, `access_key:<id>` or `anonymous`. */
+  /** `admin:<sub>`, `access_key:<id>`, `system:<name>` or `anonymous`. */
   actor: string;
   action: AuditAction;
   key?: string | null | undefined;
   version?: number | null | undefined;
-  outcome: string;
+  outcome: AuditOutcome;
   requestId?: string | null | undefined;
   clientIp?: string | null | undefined;
-}
-
-/** Where a request came from: what every audited service call needs besides its input. */
-export interface AuditContext {
-  actor: string;
-  requestId: string;
-  clientIp: string;
+  /** True when requestId is the client's own X-Request-Id. */
+  clientRequestId?: boolean | undefined;
 }
 
 export type AuditAction =
   | 'secret.read'
+  | 'secret.versions'
   | 'secret.list'
   | 'secret.create'
   | 'secret.update'

@@ -4,7 +4,8 @@ import type { AuditEntry } from './entry.js';
 
 /** SQL only. Every method takes the Queryable to run on, so a change and its row share a transaction. */
 
-export const AUDIT_COLUMNS = 'actor, action, key, version, outcome, request_id, client_ip';
+/** The columns every audit writer inserts (the single-row append and the group-committed batch). */
+export const AUDIT_COLUMNS = 'actor, action, key, version, outcome, request_id, client_ip, client_request_id';
 
 export interface AuditRow extends SealedRowContent {
   at: Date;
@@ -53,19 +54,37 @@ export interface NewSeal {
   hash: Buffer;
 }
 
+const entryParams = (e: AuditEntry): unknown[] => [
+  e.actor,
+  e.action,
+  e.key ?? null,
+  e.version ?? null,
+  e.outcome,
+  e.requestId ?? null,
+  e.clientIp ?? null,
+  e.clientRequestId ?? false,
+];
+
+/**
+ * A change's audit row as a CTE of the change's own statement (`WITH audit_row AS (...)`),
+ * its parameters appended to `params`: the change and its row are one statement, so a write
+ * stays at two statements (the locking read and this) in one transaction.
+ */
+export function auditRowCte(e: AuditEntry, params: unknown[]): string {
+  const first = params.length + 1;
+  params.push(...entryParams(e));
+  const placeholders = Array.from({ length: 8 }, (_, i) => `$${first + i}`).join(', ');
+  return `audit_row AS (INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES (${placeholders}) RETURNING 1)`;
+}
+
 export function createAuditRepository() {
   return {
     /** The reusable writer: one row, on the caller's transaction (or the pool). */
     async append(q: Queryable, e: AuditEntry): Promise<void> {
-      await q.query(`INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
-        e.actor,
-        e.action,
-        e.key ?? null,
-        e.version ?? null,
-        e.outcome,
-        e.requestId ?? null,
-        e.clientIp ?? null,
-      ]);
+      await q.query(
+        `INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        entryParams(e),
+      );
     },
 
     /** Newest first, keyset on id; returns up to limit + 1 rows. */

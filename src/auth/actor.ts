@@ -25,24 +25,6 @@ export function actorLabel(a: Actor): string {
   return a.kind === 'admin' ? a.sub : `access_key:${a.name}`;
 }
 
-/** Splits patterns into exact names and prefixes (`STRIPE_*` -> `STRIPE_`; `*` -> every key). */
-export function splitPatterns(patterns: readonly string[]): { exact: string[]; prefixes: string[] } {
-  const exact: string[] = [];
-  const prefixes: string[] = [];
-  for (const p of patterns) {
-    if (p.endsWith('*')) prefixes.push(p.slice(0, -1));
-    else exact.push(p);
-  }
-  return { exact, prefixes };
-}
-
-/** True when the actor may touch this secret key (admins and unrestricted keys: always). */
-export function mayTouchKey(a: Actor, key: string): boolean {
-  if (a.kind === 'admin' || a.keys === null) return true;
-  const { exact, prefixes } = splitPatterns(a.keys);
-  return exact.includes(key) || prefixes.some((p) => key.startsWith(p));
-}
-
 export function hasScope(a: Actor, scope: Scope): boolean {
   return a.kind === 'admin' || a.scopes.includes(scope);
 }

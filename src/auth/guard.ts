@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AccessKeyService } from '../access-keys/service.js';
-import type { AuditAction, AuditContext } from '../audit/entry.js';
-import type { AuditRepository } from '../audit/repository.js';
-import type { Database } from '../db/database.js';
+import type { AuditAction } from '../audit/entry.js';
+import type { AuditTrail } from '../audit/trail.js';
 import { AppError, errors } from '../http/errors.js';
 import type { Limits } from '../http/rate-limits.js';
-import { type Actor, actorId, hasScope, mayTouchKey, type Scope } from './actor.js';
+import { type Actor, hasScope, type Scope } from './actor.js';
+import { type Caller, callerOf } from './caller.js';
 import { countHeader } from './jwt.js';
+import { maySee } from './visibility.js';
 
 /** What a route declares about itself in `config.access`; the guard enforces it. */
 export interface RouteAccess {
@@ -26,10 +27,13 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     access?: RouteAccess;
   }
-}
-
-export function auditContext(req: FastifyRequest): AuditContext {
-  return { actor: actorId(req.actor), requestId: req.id, clientIp: req.ip };
+  interface FastifyRequest {
+    /**
+     * Who is asking, built once by the guard (anonymous until authenticated). Set on every
+     * route of the secured scope; routes outside it (login, health) must use callerOf.
+     */
+    caller: Caller;
+  }
 }
 
 const paramKey = (req: FastifyRequest): string | null => {
@@ -41,8 +45,7 @@ const forbidden = (message: string, nextActions: string) =>
   new AppError(403, 'AUTH_UNAUTHORIZED', message, nextActions);
 
 export interface GuardDeps {
-  db: Database;
-  audit: AuditRepository;
+  trail: AuditTrail;
   accessKeys: AccessKeyService;
   limits: Limits;
 }
@@ -55,18 +58,12 @@ export interface GuardDeps {
  * and applies the read limit. Every refusal leaves one audit row.
  */
 export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
-  const { db, audit, accessKeys, limits } = deps;
+  const { trail, accessKeys, limits } = deps;
 
-  async function record(req: FastifyRequest, action: AuditAction, outcome: string, key: string | null) {
-    try {
-      await audit.append(db, { ...auditContext(req), action, key, outcome });
-    } catch (err) {
-      // The request is refused either way; losing the row of a refusal must not turn it into a 500.
-      req.log.error(
-        { errName: (err as Error).name, errCode: (err as { code?: unknown }).code },
-        'audit write failed',
-      );
-    }
+  /** Records the refusal (one row, with the outcome the error maps to) and throws it. */
+  async function refuse(req: FastifyRequest, action: AuditAction, key: string | null, err: unknown) {
+    await trail.refused(req.caller, action, [key], err);
+    throw err;
   }
 
   async function identify(req: FastifyRequest): Promise<Actor> {
@@ -98,33 +95,42 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
 
   scope.addHook('onRequest', async (req) => {
     const access = req.routeOptions.config.access ?? { adminOnly: true };
-    await limits.checkAuthFailures(req);
+    req.caller = callerOf(req, null);
+    try {
+      await limits.checkAuthFailures(req);
+    } catch (err) {
+      return refuse(req, 'auth.failed', paramKey(req), err);
+    }
     let actor: Actor;
     try {
       actor = await identify(req);
     } catch (err) {
       if (err instanceof AppError && err.statusCode === 401) {
         await limits.countAuthFailure(req);
-        await record(req, 'auth.failed', 'unauthenticated', paramKey(req));
-      } else if (err instanceof AppError && err.statusCode === 403 && access.action) {
-        await record(req, access.action, 'denied', paramKey(req));
+        return refuse(req, 'auth.failed', paramKey(req), err);
       }
+      if (access.action) return refuse(req, access.action, paramKey(req), err);
       throw err;
     }
     req.actor = actor;
+    req.caller = callerOf(req, actor);
     if (actor.kind === 'admin') return;
+    const deny = (err: AppError) =>
+      access.action ? refuse(req, access.action, paramKey(req), err) : Promise.reject(err);
     if (access.adminOnly) {
-      if (access.action) await record(req, access.action, 'denied', paramKey(req));
-      throw forbidden(
-        `Admin access required: access key "${actor.name}" cannot use ${req.method} ${req.routeOptions.url}`,
-        'Use an admin token for this endpoint',
+      return deny(
+        forbidden(
+          `Admin access required: access key "${actor.name}" cannot use ${req.method} ${req.routeOptions.url}`,
+          'Use an admin token for this endpoint',
+        ),
       );
     }
     if (access.scope && !hasScope(actor, access.scope)) {
-      if (access.action) await record(req, access.action, 'denied', paramKey(req));
-      throw forbidden(
-        `Access key "${actor.name}" lacks the scope ${access.scope} (it has: ${actor.scopes.join(', ') || 'none'})`,
-        `Create an access key with the ${access.scope} scope, or use an admin token`,
+      return deny(
+        forbidden(
+          `Access key "${actor.name}" lacks the scope ${access.scope} (it has: ${actor.scopes.join(', ') || 'none'})`,
+          `Create an access key with the ${access.scope} scope, or use an admin token`,
+        ),
       );
     }
   });
@@ -136,14 +142,22 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
     if (access.keyFrom && actor.kind === 'access_key') {
       const key =
         access.keyFrom === 'params' ? paramKey(req) : String((req.body as { key?: unknown }).key ?? '');
-      if (key !== null && !mayTouchKey(actor, key)) {
-        if (access.action) await record(req, access.action, 'denied', key);
-        throw forbidden(
+      if (key !== null && !maySee(req.caller.visible, key)) {
+        const err = forbidden(
           `Access key "${actor.name}" may not access secret ${key} (allowed: ${(actor.keys ?? []).join(', ')})`,
           'Use an access key whose keys include this secret, or an admin token',
         );
+        if (access.action) return refuse(req, access.action, key, err);
+        throw err;
       }
     }
-    if (access.readLimit) await limits.read(req);
+    if (access.readLimit) {
+      try {
+        await limits.read(req);
+      } catch (err) {
+        if (access.action) return refuse(req, access.action, paramKey(req), err);
+        throw err;
+      }
+    }
   });
 }

@@ -1,5 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { createAuditRepository } from '../audit/repository.js';
+import { createAuditTrail } from '../audit/trail.js';
+import { createAuditWriter } from '../audit/writer.js';
+import { systemCaller } from '../auth/caller.js';
 import { loadConfig } from '../config.js';
 import { checkKeyring } from '../crypto/canary.js';
 import { loadMigrations, migrate } from '../db/migrate.js';
@@ -50,13 +55,20 @@ try {
     // The same check as the server: every kid in the ring must be the one the data was written with.
     await checkKeyring(db, keyring);
     const keys = createKeyService({ db, repo: createKeysRepository(), keyring, log });
+    // The command line's rewrap is audited like the HTTP one: a row per secret per batch,
+    // with the actor system:rewrap-cli (no request, so a generated request id).
+    const writer = createAuditWriter({ db, log, windowMs: 0, maxRows: 1000, concurrency: 1 });
+    const trail = createAuditTrail({ db, repo: createAuditRepository(), writer, log });
+    const caller = systemCaller('rewrap-cli', randomUUID());
     const result = await keys.rewrap({
       batchSize,
+      onTouched: (touched) => trail.note(caller, 'secret.rotate', touched),
       onBatch: async ({ batches, rewrapped }) => {
         process.stderr.write(`rewrap: batch ${batches}, ${rewrapped} rows moved to ${keyring.activeKid}\n`);
         if (pauseMs > 0) await sleep(pauseMs);
       },
     });
+    await writer.flush();
     process.stdout.write(`${JSON.stringify(result)}\n`);
     if (result.remaining > 0) process.exitCode = 1;
   } finally {

@@ -4,7 +4,20 @@
  * The SQL and the migrations are the same for both.
  */
 export interface Queryable {
-  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+  query<R = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+    opts?: QueryOptions,
+  ): Promise<R[]>;
+}
+
+export interface QueryOptions {
+  /**
+   * Sends the statement as a named prepared statement (parsed once per connection), unless
+   * named statements are turned off (DATABASE_PREPARED_STATEMENTS=false, for PgBouncer in
+   * transaction pooling before 1.21). The name must always go with the same text.
+   */
+  name?: string;
 }
 
 export interface Database extends Queryable {

@@ -18,6 +18,9 @@ function normalise<R>(rows: Record<string, unknown>[]): R[] {
 }
 
 /**
+ * Statement names (QueryOptions.name) are ignored: PGlite runs in this process, so there is
+ * no network round trip or parse cost worth a prepared statement cache.
+ *
  * Embedded PostgreSQL (WebAssembly), persisted in dataDir, or in memory when dataDir is
  * undefined. It is single-connection: PGlite queues statements and holds other callers
  * back while a transaction runs, so the same SQL keeps the same isolation guarantees.

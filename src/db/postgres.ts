@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Database, Queryable, Transaction } from './database.js';
+import type { Database, Queryable, QueryOptions, Transaction } from './database.js';
 import { DatabaseUnavailableError, isConnectionError } from './database.js';
 
 export interface PostgresOptions {
@@ -8,6 +8,12 @@ export interface PostgresOptions {
   /** Sets search_path on every connection (tests give each app its own schema). */
   schema?: string;
   connectionTimeoutMillis?: number;
+  /**
+   * Named prepared statements for the hot statements (default true). PgBouncer in
+   * transaction pooling mode before 1.21 hands each transaction another server connection,
+   * where a statement prepared on the first does not exist: turn them off there.
+   */
+  preparedStatements?: boolean;
 }
 
 function translate(err: unknown): never {
@@ -23,14 +29,19 @@ export function openPostgres(opts: PostgresOptions): Database {
     idleTimeoutMillis: 30_000,
     ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
   });
+  const prepared = opts.preparedStatements ?? true;
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
 
   const queryOn =
     (c: pg.Pool | pg.PoolClient): Queryable['query'] =>
-    async <R>(sql: string, params?: readonly unknown[]) => {
+    async <R>(sql: string, params?: readonly unknown[], qo?: QueryOptions) => {
       try {
-        const res = await c.query(sql, params as unknown[] | undefined);
+        const values = params as unknown[] | undefined;
+        const res =
+          qo?.name && prepared
+            ? await c.query({ name: qo.name, text: sql, ...(values ? { values } : {}) })
+            : await c.query(sql, values);
         return res.rows as R[];
       } catch (err) {
         return translate(err);

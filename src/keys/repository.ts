@@ -43,7 +43,8 @@ export function createKeysRepository() {
     },
 
     /**
-     * Stores re-wrapped data keys for a batch in one statement (one short transaction).
+     * Stores re-wrapped data keys for a batch in one statement (one short transaction) and
+     * returns the versions it changed.
      * A row is only changed if it still has the kid it was read with, so a concurrent
      * rewrap never clobbers another, and a row pruned or purged meanwhile is simply gone.
      * Rows locked by someone else (a purge deleting a secret's versions, a prune) are
@@ -51,9 +52,9 @@ export function createKeysRepository() {
      * deadlock; skipped rows are picked up by the next pass. Byte arrays travel as hex
      * text so the same SQL runs on pg and PGlite.
      */
-    async storeRewrapped(q: Queryable, rows: Rewrapped[]): Promise<number> {
-      if (rows.length === 0) return 0;
-      const res = await q.query<{ n: number }>(
+    async storeRewrapped(q: Queryable, rows: Rewrapped[]): Promise<{ secretId: string; version: number }[]> {
+      if (rows.length === 0) return [];
+      return q.query<{ secretId: string; version: number }>(
         `WITH u AS (
            SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
              AS t(secret_id, version, from_kid, kid, wrapped_dek, dek_iv, dek_tag)
@@ -67,9 +68,9 @@ export function createKeysRepository() {
                dek_iv = decode(u.dek_iv, 'hex'), dek_tag = decode(u.dek_tag, 'hex')
            FROM u JOIN locked l ON l.secret_id = u.secret_id AND l.version = u.version
            WHERE v.secret_id = u.secret_id AND v.version = u.version AND v.kid = u.from_kid
-           RETURNING 1
+           RETURNING v.secret_id, v.version
          )
-         SELECT count(*)::int AS n FROM upd`,
+         SELECT secret_id::text AS "secretId", version FROM upd`,
         [
           rows.map((r) => r.secretId),
           rows.map((r) => r.version),
@@ -80,7 +81,6 @@ export function createKeysRepository() {
           rows.map((r) => hex(r.sealed.dekTag)),
         ],
       );
-      return res[0]?.n ?? 0;
     },
 
     async rowsPerKid(q: Queryable): Promise<{ kid: string; rows: number }[]> {

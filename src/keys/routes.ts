@@ -1,9 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { AuditRepository } from '../audit/repository.js';
-import { auditContext } from '../auth/guard.js';
-import type { Database } from '../db/database.js';
+import type { AuditTrail } from '../audit/trail.js';
 import { errorResponse } from '../secrets/schemas.js';
 import type { KeyService } from './service.js';
 
@@ -57,10 +55,7 @@ const keyStatus = z.object({
   pendingRewrap: z.number().int().meta({ description: 'Rows not yet under the active kid' }),
 });
 
-export async function keyRoutes(
-  app: FastifyInstance,
-  opts: { keys: KeyService; db: Database; audit: AuditRepository },
-) {
+export async function keyRoutes(app: FastifyInstance, opts: { keys: KeyService; trail: AuditTrail }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const errs = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 503: errorResponse };
   const tags = ['Keys'];
@@ -92,13 +87,19 @@ export async function keyRoutes(
       },
     },
     async (req) => {
-      const result = await opts.keys.rewrap(req.body?.batchSize ? { batchSize: req.body.batchSize } : {});
-      // The rewrap commits batch by batch, so its audit row records the outcome after the fact.
-      await opts.audit.append(opts.db, {
-        ...auditContext(req),
-        action: 'secret.rotate',
-        outcome: result.failed > 0 ? 'partial' : 'success',
+      // The rewrap commits batch by batch; each batch's secrets are audited once it has
+      // committed (one row per secret, success or decrypt_failed). A run that touches nothing
+      // leaves one row (key null) so the attempt is still on record.
+      let touchedAny = false;
+      const result = await opts.keys.rewrap({
+        ...(req.body?.batchSize ? { batchSize: req.body.batchSize } : {}),
+        onTouched: async (touched) => {
+          touchedAny = true;
+          await opts.trail.note(req.caller, 'secret.rotate', touched);
+        },
       });
+      if (!touchedAny)
+        await opts.trail.note(req.caller, 'secret.rotate', [{ key: null, outcome: 'success' }]);
       return result;
     },
   );

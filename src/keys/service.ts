@@ -36,6 +36,13 @@ export interface RewrapOptions {
   maxBatches?: number;
   /** Called after each committed batch (progress output; tests use it to stop midway). */
   onBatch?: (progress: { batches: number; rewrapped: number }) => void | Promise<void>;
+  /**
+   * Called after each committed batch with the secrets it touched (by name): rewrapped, or
+   * failed their integrity check. The HTTP route audits them (one row per secret per batch).
+   */
+  onTouched?: (
+    touched: { key: string; version: number; outcome: 'success' | 'decrypt_failed' }[],
+  ) => Promise<void>;
 }
 
 export function createKeyService(deps: {
@@ -66,6 +73,7 @@ export function createKeyService(deps: {
           const rows = await repo.nextToRewrap(db, activeKid, after, batchSize);
           if (rows.length === 0) break;
           const out: Rewrapped[] = [];
+          const failedNow: { key: string; version: number; outcome: 'decrypt_failed' }[] = [];
           for (const row of rows) {
             const identity = { secretId: row.secret_id, key: row.key, version: row.version };
             try {
@@ -85,10 +93,24 @@ export function createKeyService(deps: {
                 );
               }
               failedRows.add(`${row.secret_id}/${row.version}`);
+              failedNow.push({ key: row.key, version: row.version, outcome: 'decrypt_failed' });
             }
           }
-          const n = await repo.storeRewrapped(db, out);
+          const stored = await repo.storeRewrapped(db, out);
+          const n = stored.length;
           rewrapped += n;
+          if (opts.onTouched) {
+            const keyOf = new Map(rows.map((r) => [`${r.secret_id}/${r.version}`, r.key]));
+            const done = stored.map((v) => ({
+              key: keyOf.get(`${v.secretId}/${v.version}`) ?? '',
+              version: v.version,
+              outcome: 'success' as const,
+            }));
+            // One row per secret: a batch holding several versions of one secret names it once.
+            const seen = new Set<string>();
+            const touched = [...done, ...failedNow].filter((t) => !seen.has(t.key) && seen.add(t.key));
+            if (touched.length) await opts.onTouched(touched);
+          }
           if (n > 0) progressed = true;
           batches++;
           const last = rows[rows.length - 1]!;

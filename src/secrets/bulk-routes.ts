@@ -3,7 +3,6 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { exportedSecrets, exportQuery, renderBody, renderResponse } from './bulk-schemas.js';
 import type { BulkService } from './bulk-service.js';
-import { who } from './routes.js';
 import { errorResponse } from './schemas.js';
 
 /**
@@ -49,11 +48,11 @@ export async function bulkRoutes(app: FastifyInstance, opts: { bulk: BulkService
       if (req.query.format === 'dotenv') {
         return reply
           .type('text/plain; charset=utf-8')
-          .send(await bulk.exportDotenv(req.query.prefix, who(req), req.actor!));
+          .send(await bulk.exportDotenv(req.query.prefix, req.caller));
       }
       return reply
         .type('application/json; charset=utf-8')
-        .send(await bulk.exportJson(req.query.prefix, who(req), req.actor!));
+        .send(await bulk.exportJson(req.query.prefix, req.caller));
     },
   );
 
@@ -70,6 +69,6 @@ export async function bulkRoutes(app: FastifyInstance, opts: { bulk: BulkService
         response: { 200: renderResponse, 413: errorResponse, ...errs },
       },
     },
-    async (req) => ({ rendered: await bulk.render(req.body.template, who(req), req.actor!) }),
+    async (req) => ({ rendered: await bulk.render(req.body.template, req.caller) }),
   );
 }

@@ -1,98 +1,125 @@
 import type { Logger } from 'pino';
-import type { AuditAction } from '../audit/entry.js';
-import type { AuditRepository } from '../audit/repository.js';
-import { type Actor, mayTouchKey } from '../auth/actor.js';
+import { outcomeOf, withOutcome } from '../audit/outcome.js';
+import type { AuditTrail, ReadOutcome, Touched } from '../audit/trail.js';
+import type { Caller } from '../auth/caller.js';
+import { maySee } from '../auth/visibility.js';
 import type { Keyring } from '../crypto/keyring.js';
-import type { Database, Queryable } from '../db/database.js';
+import type { Database } from '../db/database.js';
 import { errors } from '../http/errors.js';
 import type { BulkRepository, ValueRow } from './bulk-repository.js';
 import { dotenvUnrepresentable, type ExportedSecrets, toDotenv } from './export-format.js';
 import { openSealed } from './open-sealed.js';
-import type { Who } from './service.js';
 import { renderTemplate, templateReferences } from './template.js';
 
-/** Export and templates: many values at once, each decrypted fail-closed. */
+/**
+ * Export and templates: many values at once, each decrypted fail-closed. Each leaves one
+ * audit row per secret it touched (by name), group-committed and awaited before the
+ * response: `success` for the values returned, `decrypt_failed` for one that did not
+ * authenticate, `withheld` for values read but not returned because the request failed.
+ */
 
 export interface BulkServiceDeps {
   db: Database;
   repo: BulkRepository;
-  audit: AuditRepository;
+  trail: AuditTrail;
   keyring: Keyring;
   log: Logger;
 }
 
-export function createBulkService({ db, repo, audit, keyring, log }: BulkServiceDeps) {
-  /**
-   * Reads values and appends the audit row in one transaction, so a read whose audit row
-   * cannot be written returns nothing (like a single read). The read itself is one
-   * statement: one snapshot.
-   */
-  function auditedRead<T>(
-    who: Who,
-    action: AuditAction,
-    key: string | null,
-    read: (q: Queryable) => Promise<T>,
-  ) {
-    return db.transaction(async (tx) => {
-      await audit.append(tx, { ...who, action, key, outcome: 'success' });
-      return read(tx);
-    });
+export function createBulkService({ db, repo, trail, keyring, log }: BulkServiceDeps) {
+  /** Opens every row; the first failure fails them all (the others are then withheld). */
+  function openAll(rows: ValueRow[]): { values: Map<string, string>; touched: Touched[]; error?: unknown } {
+    const values = new Map<string, string>();
+    const touched: Touched[] = [];
+    let error: unknown;
+    for (const row of rows) {
+      try {
+        values.set(
+          row.key,
+          openSealed(keyring, log, { secretId: row.id, key: row.key, version: row.version }, row),
+        );
+        touched.push({ key: row.key, version: row.version, outcome: 'success' });
+      } catch (err) {
+        error ??= err;
+        touched.push({ key: row.key, version: row.version, outcome: outcomeOf(err) });
+      }
+    }
+    return error === undefined ? { values, touched } : { values, touched: withheld(touched), error };
   }
 
-  const open = (row: ValueRow) =>
-    openSealed(keyring, log, { secretId: row.id, key: row.key, version: row.version }, row);
+  const withheld = (touched: Touched[]): Touched[] =>
+    touched.map((t) => (t.outcome === 'success' ? { ...t, outcome: 'withheld' } : t));
 
-  async function exportValues(prefix: string | undefined, who: Who, actor: Actor): Promise<ExportedSecrets> {
-    const all = await auditedRead(who, 'secret.export', prefix ?? null, (q) =>
-      repo.readableValues(q, prefix),
-    );
-    // An access key restricted to some keys exports only those.
-    const rows = all.filter((r) => mayTouchKey(actor, r.key));
-    // A null-prototype object: a key can never collide with Object.prototype members.
-    const out: ExportedSecrets = Object.create(null);
-    for (const row of rows) out[row.key] = open(row);
-    return out;
+  /** Reads the visible readable secrets under `prefix`, then shapes them; a shaping error withholds all. */
+  function exportValues<T>(
+    prefix: string | undefined,
+    caller: Caller,
+    shape: (values: ExportedSecrets) => T,
+  ): Promise<T> {
+    return trail.read(caller, 'secret.export', prefix ?? null, async (): Promise<ReadOutcome<T>> => {
+      const rows = (await repo.readableValues(db, prefix)).filter((r) => maySee(caller.visible, r.key));
+      const opened = openAll(rows);
+      if (opened.error !== undefined) return { ok: false, error: opened.error, touched: opened.touched };
+      // A null-prototype object: a key can never collide with Object.prototype members.
+      const out: ExportedSecrets = Object.create(null);
+      for (const [k, v] of opened.values) out[k] = v;
+      try {
+        return { ok: true, result: shape(out), touched: opened.touched };
+      } catch (error) {
+        return { ok: false, error, touched: withheld(opened.touched) };
+      }
+    });
   }
 
   return {
     /** format json: { KEY: value } in key order. */
-    exportJson: exportValues,
+    exportJson: (prefix: string | undefined, caller: Caller) => exportValues(prefix, caller, (v) => v),
 
     /** format dotenv: KEY='value' lines that the dotenv package parses back to the same values. */
-    async exportDotenv(prefix: string | undefined, who: Who, actor: Actor): Promise<string> {
-      const values = await exportValues(prefix, who, actor);
-      const bad = dotenvUnrepresentable(values);
-      if (bad.length > 0) {
-        throw errors.invalidInput(
-          `Cannot write as dotenv without altering them: ${bad.join(', ')} (each value contains ', \` and ", or a carriage return with a literal \\n or \\r)`,
-          'Use format=json, or export a prefix that excludes them',
-        );
-      }
-      return toDotenv(values);
-    },
+    exportDotenv: (prefix: string | undefined, caller: Caller) =>
+      exportValues(prefix, caller, (values) => {
+        const bad = dotenvUnrepresentable(values);
+        if (bad.length > 0) {
+          throw errors.invalidInput(
+            `Cannot write as dotenv without altering them: ${bad.join(', ')} (each value contains ', \` and ", or a carriage return with a literal \\n or \\r)`,
+            'Use format=json, or export a prefix that excludes them',
+          );
+        }
+        return toDotenv(values);
+      }),
 
-    async render(template: string, who: Who, actor: Actor): Promise<string> {
+    /** One audit row per referenced secret (a template without references leaves one row, key null). */
+    async render(template: string, caller: Caller): Promise<string> {
       const { keys, invalid } = templateReferences(template);
-      const refused = keys.filter((k) => !mayTouchKey(actor, k));
-      if (refused.length > 0) {
-        throw errors.forbidden(
-          `This access key may not read: ${refused.join(', ')}`,
-          'Use an access key whose keys patterns cover every referenced secret',
-        );
-      }
-      const rows =
-        keys.length > 0
-          ? await auditedRead(who, 'secret.render', null, (q) => repo.readableValuesByKeys(q, keys))
-          : [];
-      const values = new Map(rows.map((r) => [r.key, open(r)] as const));
-      const unresolved = [...invalid, ...keys.filter((k) => !values.has(k))];
-      if (unresolved.length > 0) {
-        throw errors.invalidInput(
-          `Unresolved secret reference(s): ${unresolved.join(', ')}`,
-          'Create the missing secrets (or reactivate them, or clear their expiry), or fix the names; see GET /api/secrets',
-        );
-      }
-      return renderTemplate(template, values);
+      return trail.read(caller, 'secret.render', null, async (): Promise<ReadOutcome<string>> => {
+        const refused = keys.filter((k) => !maySee(caller.visible, k));
+        if (refused.length > 0) {
+          const error = withOutcome(
+            errors.forbidden(
+              `This access key may not read: ${refused.join(', ')}`,
+              'Use an access key whose keys patterns cover every referenced secret',
+            ),
+            'denied',
+          );
+          return { ok: false, error, touched: refused.map((key) => ({ key, outcome: 'denied' })) };
+        }
+        const rows = keys.length > 0 ? await repo.readableValuesByKeys(db, keys) : [];
+        const opened = openAll(rows);
+        const missing = keys.filter((k) => !rows.some((r) => r.key === k));
+        const notFound: Touched[] = missing.map((key) => ({ key, outcome: 'not_found' }));
+        if (opened.error !== undefined) {
+          return { ok: false, error: opened.error, touched: [...opened.touched, ...notFound] };
+        }
+        const unresolved = [...invalid, ...missing];
+        if (unresolved.length > 0) {
+          const error = errors.invalidInput(
+            `Unresolved secret reference(s): ${unresolved.join(', ')}`,
+            'Create the missing secrets (or reactivate them, or clear their expiry), or fix the names; see GET /api/secrets',
+          );
+          return { ok: false, error, touched: [...withheld(opened.touched), ...notFound] };
+        }
+        return { ok: true, result: renderTemplate(template, opened.values), touched: opened.touched };
+      });
     },
   };
 }

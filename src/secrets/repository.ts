@@ -1,4 +1,6 @@
-import { AUDIT_COLUMNS } from '../audit/repository.js';
+import type { AuditEntry } from '../audit/entry.js';
+import { auditRowCte } from '../audit/repository.js';
+import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { SealedValue } from '../crypto/envelope.js';
 import type { Queryable } from '../db/database.js';
 
@@ -52,8 +54,10 @@ export interface VersionRow {
   created_by: string | null;
 }
 
-const SECRET_COLUMNS = `id, key, description, is_active, is_reserved, expires_at, current_version,
-  created_at, updated_at, last_used_at, last_used_by, seq::text AS seq, revision::text AS revision`;
+const secretColumns = (t: string) => `${t}.id, ${t}.key, ${t}.description, ${t}.is_active, ${t}.is_reserved,
+  ${t}.expires_at, ${t}.current_version, ${t}.created_at, ${t}.updated_at, ${t}.last_used_at, ${t}.last_used_by,
+  ${t}.seq::text AS seq, ${t}.revision::text AS revision`;
+const SECRET_COLUMNS = secretColumns('secrets');
 
 export const toSealed = (r: CryptoColumns): SealedValue => ({
   format: r.format,
@@ -123,6 +127,34 @@ export function createSecretsRepository() {
     },
 
     /**
+     * The secret's row under its lock together with one stored version's sealed value (its
+     * crypto columns null when that version does not exist): a rollback's one read.
+     */
+    async lockWithVersion(
+      q: Queryable,
+      key: string,
+      version: number,
+    ): Promise<(SecretRow & { old: CryptoColumns | null }) | undefined> {
+      const rows = await q.query<SecretRow & Partial<CryptoColumns> & { has_old: boolean }>(
+        `SELECT ${SECRET_COLUMNS},
+                v.secret_id IS NOT NULL AS has_old,
+                v.format, v.kid, v.wrapped_dek, v.dek_iv, v.dek_tag, v.iv, v.tag, v.ciphertext
+         FROM secrets LEFT JOIN secret_versions v ON v.secret_id = secrets.id AND v.version = $2
+         WHERE secrets.key = $1 FOR UPDATE OF secrets`,
+        [key, version],
+      );
+      const r = rows[0];
+      if (!r) return undefined;
+      const { has_old, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext, ...secret } = r;
+      return {
+        ...(secret as SecretRow),
+        old: has_old
+          ? ({ format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext } as CryptoColumns)
+          : null,
+      };
+    },
+
+    /**
      * Applies a metadata patch and, when `version` is given, stores a new sealed value as
      * that version, makes it current and prunes versions beyond the newest `keep`, in one
      * statement. Bumps the revision; returns the new one.
@@ -137,6 +169,8 @@ export function createSecretsRepository() {
         description?: string | null;
         version?: { number: number; sealed: SealedValue; createdBy: string; keep: number };
       },
+      /** The change's audit row, inserted by the same statement. */
+      audit: AuditEntry,
     ): Promise<string> {
       const params: unknown[] = [id];
       const sets = ['updated_at = now()', 'revision = secrets.revision + 1'];
@@ -149,8 +183,9 @@ export function createSecretsRepository() {
       if (patch.expiresAt !== undefined) set('expires_at', patch.expiresAt);
       if (patch.description !== undefined) set('description', patch.description);
       if (!patch.version) {
+        const cte = auditRowCte(audit, params);
         const rows = await q.query<{ revision: string }>(
-          `UPDATE secrets SET ${sets.join(', ')} WHERE id = $1 RETURNING revision::text AS revision`,
+          `WITH ${cte} UPDATE secrets SET ${sets.join(', ')} WHERE id = $1 RETURNING revision::text AS revision`,
           params,
         );
         return rows[0]!.revision;
@@ -159,9 +194,10 @@ export function createSecretsRepository() {
       const v = params.length;
       params.push(patch.version.createdBy, ...sealedParams(patch.version.sealed), patch.version.keep);
       const p = (i: number) => `$${v + i}`;
+      const cte = auditRowCte(audit, params);
       // Version numbers only grow by one, so "the newest keep" is "number > new - keep".
       const rows = await q.query<{ revision: string }>(
-        `WITH ins AS (
+        `WITH ${cte}, ins AS (
            INSERT INTO secret_versions (secret_id, version, created_by, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext)
            VALUES ($1, $${v}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)})
            RETURNING secret_id
@@ -194,54 +230,30 @@ export function createSecretsRepository() {
       return rows[0];
     },
 
-    /** Erases a secret; ON DELETE CASCADE removes its versions in the same statement. */
-    async purge(q: Queryable, id: string): Promise<void> {
-      await q.query('DELETE FROM secrets WHERE id = $1', [id]);
+    /** Erases a secret and records it; ON DELETE CASCADE removes its versions in the same statement. */
+    async purge(q: Queryable, id: string, audit: AuditEntry): Promise<void> {
+      const params: unknown[] = [id];
+      const cte = auditRowCte(audit, params);
+      await q.query(`WITH ${cte} DELETE FROM secrets WHERE id = $1`, params);
     },
 
     /**
-     * The value read path, in one statement: the secret's state, its current sealed value,
-     * (when the secret is readable) lastUsedAt/lastUsedBy, and the read's audit row. The
-     * audit insert is part of the statement, so a read whose row cannot be recorded fails
-     * as a whole and returns nothing (fail closed), and a read stays one round trip. The
-     * last-use stamp is only rewritten when it is older than a second or the reader
-     * changed, so a hot key read by many clients does not serialise them on its row lock.
+     * The value read path: one plain SELECT (sent as a named prepared statement), no row
+     * lock and no write, so a replica could answer it. The audit row and the lastUsed stamp
+     * are written by the group-committed audit writer (src/audit/writer.ts).
      */
-    async reveal(
-      q: Queryable,
-      key: string,
-      usedBy: string,
-      audit: { actor: string; requestId: string | null; clientIp: string | null },
-      version?: number,
-    ): Promise<RevealRow | undefined> {
+    async reveal(q: Queryable, key: string, version?: number): Promise<RevealRow | undefined> {
       const rows = await q.query<RevealRow>(
-        `WITH cur AS (
-           SELECT id, key, is_active, expires_at, revision,
-                  COALESCE($6::int, current_version) AS version,
-                  (expires_at IS NOT NULL AND expires_at <= now()) AS expired
-           FROM secrets WHERE key = $1
-         ), touch AS (
-           UPDATE secrets s SET last_used_at = now(), last_used_by = $2
-           FROM cur
-           WHERE s.id = cur.id AND cur.is_active AND NOT cur.expired
-             AND (s.last_used_at IS NULL OR s.last_used_at < now() - interval '1 second'
-                  OR s.last_used_by IS DISTINCT FROM $2)
-           RETURNING s.id
-         ), audit AS (
-           INSERT INTO audit_log (${AUDIT_COLUMNS})
-           SELECT $3, 'secret.read', $1, cur.version,
-                  CASE WHEN cur.id IS NULL THEN 'not_found' WHEN NOT cur.is_active THEN 'inactive'
-                       WHEN cur.expired THEN 'expired' ELSE 'success' END,
-                  $4, $5
-           FROM (VALUES (1)) AS one (n) LEFT JOIN cur ON true
-           RETURNING id
-         )
-         SELECT cur.id, cur.key, cur.is_active, cur.expires_at, cur.expired, cur.revision::text AS revision,
-                cur.version, v.secret_id IS NOT NULL AS has_version,
+        `SELECT s.id, s.key, s.is_active, s.expires_at,
+                (s.expires_at IS NOT NULL AND s.expires_at <= now()) AS expired,
+                s.revision::text AS revision, COALESCE($2::int, s.current_version) AS version,
+                v.secret_id IS NOT NULL AS has_version,
                 v.format, v.kid, v.wrapped_dek, v.dek_iv, v.dek_tag, v.iv, v.tag, v.ciphertext
-         FROM cur LEFT JOIN secret_versions v ON v.secret_id = cur.id AND v.version = cur.version
-         CROSS JOIN audit`,
-        [key, usedBy, audit.actor, audit.requestId, audit.clientIp, version ?? null],
+         FROM secrets s
+         LEFT JOIN secret_versions v ON v.secret_id = s.id AND v.version = COALESCE($2::int, s.current_version)
+         WHERE s.key = $1`,
+        [key, version ?? null],
+        { name: 'secret_reveal' },
       );
       return rows[0];
     },
@@ -258,8 +270,8 @@ export function createSecretsRepository() {
         beforeSeq?: string | undefined;
         prefix?: string | undefined;
         active?: boolean | undefined;
-        /** Only these keys (a restricted access key's view): exact names or prefixes. */
-        visible?: { exact: string[]; prefixes: string[] } | undefined;
+        /** Only the names the caller may see. */
+        visible: Visibility;
       },
     ): Promise<SecretRow[]> {
       const params: unknown[] = [opts.limit + 1];
@@ -276,13 +288,8 @@ export function createSecretsRepository() {
         params.push(opts.active);
         where.push(`is_active = $${params.length}`);
       }
-      if (opts.visible) {
-        params.push(opts.visible.exact, opts.visible.prefixes);
-        const e = params.length - 1;
-        where.push(
-          `(key = ANY($${e}::text[]) OR EXISTS (SELECT 1 FROM unnest($${e + 1}::text[]) p WHERE starts_with(key, p)))`,
-        );
-      }
+      const visible = visibilitySql(opts.visible, 'key', params);
+      if (visible) where.push(visible);
       return q.query<SecretRow>(
         `SELECT ${SECRET_COLUMNS} FROM secrets ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
          ORDER BY secrets.seq DESC LIMIT $1`,

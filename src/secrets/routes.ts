@@ -1,8 +1,6 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { actorLabel } from '../auth/actor.js';
-import { auditContext } from '../auth/guard.js';
 import {
   createBody,
   deleteQuery,
@@ -15,9 +13,7 @@ import {
   successResponse,
   updateBody,
 } from './schemas.js';
-import type { SecretService, Who } from './service.js';
-
-export const who = (req: FastifyRequest): Who => ({ ...auditContext(req), label: actorLabel(req.actor!) });
+import type { SecretService } from './service.js';
 
 /** HTTP only: schema, guard (from the enclosing scope) and one service call per route. */
 export async function secretRoutes(app: FastifyInstance, opts: { secrets: SecretService }) {
@@ -49,10 +45,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
         },
       },
     },
-    async (req) => {
-      const actor = req.actor!;
-      return secrets.list(req.query, who(req), actor.kind === 'access_key' ? actor.keys : null);
-    },
+    async (req) => secrets.list(req.query, req.caller),
   );
 
   r.post(
@@ -74,7 +67,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req, reply) => {
-      const { id } = await secrets.create(req.body, who(req));
+      const { id } = await secrets.create(req.body, req.caller);
       return reply
         .code(201)
         .send({ success: true, message: `Secret ${req.body.key} has been created successfully`, id });
@@ -98,7 +91,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req, reply) => {
-      const { key, value, etag } = await secrets.reveal(req.params.key, who(req), req.query.version);
+      const { key, value, etag } = await secrets.reveal(req.params.key, req.caller, req.query.version);
       reply.header('etag', etag);
       return { key, value };
     },
@@ -120,7 +113,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req, reply) => {
-      const { etag } = await secrets.update(req.params.key, req.body, who(req), req.headers['if-match']);
+      const { etag } = await secrets.update(req.params.key, req.body, req.caller, req.headers['if-match']);
       reply.header('etag', etag);
       return { success: true as const, message: `Secret ${req.params.key} has been updated successfully` };
     },
@@ -143,7 +136,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
     },
     async (req, reply) => {
       const { key } = req.params;
-      const { etag } = await secrets.remove(key, who(req), {
+      const { etag } = await secrets.remove(key, req.caller, {
         ifMatch: req.headers['if-match'],
         purge: req.query.purge,
       });

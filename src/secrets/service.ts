@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { AuditAction, AuditContext } from '../audit/entry.js';
-import type { AuditRepository } from '../audit/repository.js';
-import { splitPatterns } from '../auth/actor.js';
+import { outcomeOf, withOutcome } from '../audit/outcome.js';
+import type { AuditTrail, ReadOutcome } from '../audit/trail.js';
+import type { Caller } from '../auth/caller.js';
 import { sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Transaction } from '../db/database.js';
-import { AppError, errors } from '../http/errors.js';
+import { errors } from '../http/errors.js';
 import { ifMatchSatisfied, secretEtag } from '../http/etag.js';
 import { openSealed } from './open-sealed.js';
-import type { CryptoColumns, SecretRow, SecretsRepository } from './repository.js';
+import type { CryptoColumns, RevealRow, SecretRow, SecretsRepository } from './repository.js';
 
 /** Rules, transactions and crypto for secrets. Knows nothing of HTTP beyond the typed errors. */
 
@@ -25,6 +25,21 @@ export interface SecretMetadata {
   lastUsedAt: string | null;
   lastUsedBy: string | null;
   version: number;
+}
+
+export interface VersionsView {
+  etag: string;
+  body: {
+    key: string;
+    currentVersion: number;
+    versions: {
+      version: number;
+      createdAt: string;
+      createdBy: string | null;
+      kid: string;
+      current: boolean;
+    }[];
+  };
 }
 
 export interface CreateInput {
@@ -78,33 +93,47 @@ const versionNotFound = (key: string, version: number) =>
     `List the versions that are kept with GET /api/secrets/${key}/versions`,
   );
 
-/** Who asks: the audit identity plus the label lastUsedBy/created_by show. */
-export interface Who extends AuditContext {
-  label: string;
-}
-
-function outcomeOf(err: unknown): string {
-  if (!(err instanceof AppError)) return 'error';
-  const byStatus: Record<number, string> = {
-    400: 'invalid',
-    403: 'forbidden',
-    404: 'not_found',
-    409: 'conflict',
-    413: 'too_large',
-  };
-  return byStatus[err.statusCode] ?? 'error';
-}
-
 const notFound = (key: string) =>
   errors.notFound(
     `Secret not found: ${key}`,
     'Check the key name with GET /api/secrets, or create it with POST /api/secrets',
   );
 
+/** A failed read: its error and the one row it leaves. */
+const readFailed = <T>(error: unknown, key: string, version: number | null = null): ReadOutcome<T> => ({
+  ok: false,
+  error,
+  touched: [{ key, version, outcome: outcomeOf(error) }],
+});
+
+/** Why a found secret cannot be read: inactive, expired or missing version (null: readable). */
+function unreadable(key: string, row: RevealRow) {
+  if (!row.is_active) {
+    return withOutcome(
+      errors.notFound(
+        `Secret not found: ${key} is inactive`,
+        'Reactivate it with PUT /api/secrets/{key} {"isActive": true}, or re-create it with POST /api/secrets',
+      ),
+      'inactive',
+    );
+  }
+  if (row.expired) {
+    return withOutcome(
+      errors.notFound(
+        `Secret not found: ${key} expired at ${iso(row.expires_at)}`,
+        'Set a new expiry (or null) with PUT /api/secrets/{key} {"expiresAt": ...}',
+      ),
+      'expired',
+    );
+  }
+  if (!row.has_version) return versionNotFound(key, row.version);
+  return null;
+}
+
 export interface SecretServiceDeps {
   db: Database;
   repo: SecretsRepository;
-  audit: AuditRepository;
+  trail: AuditTrail;
   keyring: Keyring;
   log: Logger;
   maxValueBytes: number;
@@ -117,40 +146,13 @@ export interface SecretServiceDeps {
 export function createSecretService({
   db,
   repo,
-  audit,
+  trail,
   keyring,
   log,
   maxValueBytes,
   maxVersions,
   maxListLimit = 1000,
 }: SecretServiceDeps) {
-  /**
-   * Runs a change and appends its audit row in the same transaction. When the change is
-   * refused or fails, the transaction rolls back and the refusal is recorded on its own,
-   * so every attempt leaves exactly one row.
-   */
-  async function audited<T>(
-    who: Who,
-    action: AuditAction,
-    key: string,
-    work: (tx: Transaction) => Promise<{ result: T; version: number | null }>,
-  ): Promise<T> {
-    try {
-      return await db.transaction(async (tx) => {
-        const { result, version } = await work(tx);
-        await audit.append(tx, { ...who, action, key, version, outcome: 'success' });
-        return result;
-      });
-    } catch (err) {
-      try {
-        await audit.append(db, { ...who, action, key, outcome: outcomeOf(err) });
-      } catch {
-        log.error({ action }, 'audit write for a failed change failed');
-      }
-      throw err;
-    }
-  }
-
   function checkValue(value: string) {
     const bytes = Buffer.byteLength(value, 'utf8');
     if (bytes > maxValueBytes) {
@@ -161,14 +163,17 @@ export function createSecretService({
   const open = (row: { id: string; key: string }, version: number, sealed: CryptoColumns) =>
     openSealed(keyring, log, { secretId: row.id, key: row.key, version }, sealed);
 
-  /** The secret's row under its lock, checked against If-Match: 404 when absent, 412 when stale. */
-  async function lockChecked(tx: Transaction, key: string, ifMatch: string | undefined) {
-    const cur = await repo.findByKey(tx, key, { forUpdate: true });
+  /** A locked row checked against If-Match: 404 when absent, 412 when stale. */
+  function checked<R extends SecretRow>(cur: R | undefined, key: string, ifMatch: string | undefined): R {
     if (!cur) throw notFound(key);
     const etag = secretEtag(cur.id, cur.revision);
     if (!ifMatchSatisfied(ifMatch, etag)) throw errors.preconditionFailed(etag);
     return cur;
   }
+
+  /** The secret's row under its lock, checked against If-Match. */
+  const lockChecked = async (tx: Transaction, key: string, ifMatch: string | undefined) =>
+    checked(await repo.findByKey(tx, key, { forUpdate: true }), key, ifMatch);
 
   function newVersion(cur: SecretRow, value: string, actor: string) {
     const number = cur.current_version + 1;
@@ -181,7 +186,7 @@ export function createSecretService({
   }
 
   return {
-    /** `visible`: the key patterns a restricted access key may see (null: all keys). */
+    /** Metadata of the secrets the caller may see; one audit row (its prefix as key). */
     async list(
       opts: {
         limit?: number | undefined;
@@ -189,26 +194,21 @@ export function createSecretService({
         prefix?: string | undefined;
         active?: boolean | undefined;
       },
-      who: Who,
-      visible: readonly string[] | null = null,
+      caller: Caller,
     ) {
       const limit = Math.min(opts.limit ?? maxListLimit, maxListLimit);
       const beforeSeq = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
-      const rows = await db.transaction(async (tx) => {
-        await audit.append(tx, {
-          ...who,
-          action: 'secret.list',
-          key: opts.prefix ?? null,
-          outcome: 'success',
-        });
-        return repo.list(tx, {
+      const rows = await trail.read(caller, 'secret.list', opts.prefix ?? null, async () => ({
+        ok: true,
+        touched: [],
+        result: await repo.list(db, {
           limit,
           beforeSeq,
           prefix: opts.prefix,
           active: opts.active,
-          ...(visible ? { visible: splitPatterns(visible) } : {}),
-        });
-      });
+          visible: caller.visible,
+        }),
+      }));
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
@@ -217,121 +217,147 @@ export function createSecretService({
       };
     },
 
-    async create(input: CreateInput, who: Who): Promise<{ id: string; revived: boolean }> {
-      return audited<{ id: string; revived: boolean }>(who, 'secret.create', input.key, async (tx) => {
-        checkValue(input.value);
-        const id = randomUUID();
-        const sealed = sealValue(keyring, { secretId: id, key: input.key, version: 1 }, input.value);
-        const meta = {
-          id,
-          key: input.key,
-          description: input.description ?? null,
-          isReserved: input.isReserved ?? false,
-          expiresAt: input.expiresAt ?? null,
-          createdBy: who.label,
-        };
-        if (await repo.insertNew(tx, meta, sealed)) return { result: { id, revived: false }, version: 1 };
+    async create(input: CreateInput, caller: Caller): Promise<{ id: string; revived: boolean }> {
+      return trail.change<{ id: string; revived: boolean }>(
+        caller,
+        'secret.create',
+        input.key,
+        async (tx, row) => {
+          checkValue(input.value);
+          const id = randomUUID();
+          const sealed = sealValue(keyring, { secretId: id, key: input.key, version: 1 }, input.value);
+          const meta = {
+            id,
+            key: input.key,
+            description: input.description ?? null,
+            isReserved: input.isReserved ?? false,
+            expiresAt: input.expiresAt ?? null,
+            createdBy: caller.label,
+          };
+          if (await repo.insertNew(tx, meta, sealed)) return { result: { id, revived: false }, version: 1 };
 
-        // The key exists. Active: conflict. Soft-deleted: revive it under its own id, as a new version.
-        const cur = await repo.findByKey(tx, input.key, { forUpdate: true });
-        if (!cur) throw errors.conflict(`Secret already exists: ${input.key}`, 'Retry the request');
-        if (cur.is_active) {
-          throw errors.conflict(
-            `Secret already exists: ${input.key}`,
-            'Use PUT /api/secrets/{key} to change its value, or choose another key',
+          // The key exists. Active: conflict. Soft-deleted: revive it under its own id, as a new version.
+          const cur = await repo.findByKey(tx, input.key, { forUpdate: true });
+          if (!cur) throw errors.conflict(`Secret already exists: ${input.key}`, 'Retry the request');
+          if (cur.is_active) {
+            throw errors.conflict(
+              `Secret already exists: ${input.key}`,
+              'Use PUT /api/secrets/{key} to change its value, or choose another key',
+            );
+          }
+          const next = newVersion(cur, input.value, caller.label);
+          await repo.update(
+            tx,
+            cur.id,
+            {
+              isActive: true,
+              isReserved: meta.isReserved,
+              expiresAt: meta.expiresAt,
+              description: meta.description,
+              version: next,
+            },
+            row(next.number),
           );
-        }
-        const next = newVersion(cur, input.value, who.label);
-        await repo.update(tx, cur.id, {
-          isActive: true,
-          isReserved: meta.isReserved,
-          expiresAt: meta.expiresAt,
-          description: meta.description,
-          version: next,
-        });
-        return { result: { id: cur.id, revived: true }, version: next.number };
-      });
+          return { result: { id: cur.id, revived: true }, version: next.number, audited: true };
+        },
+      );
     },
 
     /**
      * The current value, or version `version`; the same 404 rules apply to every version.
-     * One statement reads the value and appends its audit row (repository reveal): a read
-     * whose audit row cannot be written fails, and nothing is returned.
+     * The read is one plain SELECT (no lock, no write); the value is opened, then the
+     * read's audit row (with its outcome, and the lastUsed stamp) is group-committed and
+     * awaited before anything is returned.
      */
     async reveal(
       key: string,
-      who: Who,
+      caller: Caller,
       version?: number,
     ): Promise<{ key: string; value: string; etag: string }> {
-      const row = await repo.reveal(db, key, who.label, who, version);
-      if (!row) throw notFound(key);
-      if (!row.is_active) {
-        throw errors.notFound(
-          `Secret not found: ${key} is inactive`,
-          'Reactivate it with PUT /api/secrets/{key} {"isActive": true}, or re-create it with POST /api/secrets',
-        );
-      }
-      if (row.expired) {
-        throw errors.notFound(
-          `Secret not found: ${key} expired at ${iso(row.expires_at)}`,
-          'Set a new expiry (or null) with PUT /api/secrets/{key} {"expiresAt": ...}',
-        );
-      }
-      if (!row.has_version) throw versionNotFound(key, row.version);
-      return { key: row.key, value: open(row, row.version, row), etag: secretEtag(row.id, row.revision) };
+      return trail.read(caller, 'secret.read', key, async () => {
+        const row = await repo.reveal(db, key, version);
+        if (!row) return readFailed(notFound(key), key);
+        const refused = unreadable(key, row);
+        if (refused) return readFailed(refused, key, row.version);
+        let value: string;
+        try {
+          value = open(row, row.version, row);
+        } catch (err) {
+          return readFailed(err, key, row.version);
+        }
+        return {
+          ok: true,
+          result: { key: row.key, value, etag: secretEtag(row.id, row.revision) },
+          touched: [{ key, version: row.version, outcome: 'success' }],
+          lastUse: { secretId: row.id, by: caller.label },
+        };
+      });
     },
 
     /** Version metadata, newest first; works for inactive secrets too (it reveals no value). */
-    async versions(key: string) {
-      const cur = await repo.findByKey(db, key);
-      if (!cur) throw notFound(key);
-      const rows = await repo.listVersions(db, cur.id);
-      return {
-        etag: secretEtag(cur.id, cur.revision),
-        body: {
-          key: cur.key,
-          currentVersion: cur.current_version,
-          versions: rows.map((v) => ({
-            version: v.version,
-            createdAt: v.created_at.toISOString(),
-            createdBy: v.created_by,
-            kid: v.kid,
-            current: v.version === cur.current_version,
-          })),
-        },
-      };
+    async versions(key: string, caller: Caller) {
+      return trail.read(caller, 'secret.versions', key, async (): Promise<ReadOutcome<VersionsView>> => {
+        const cur = await repo.findByKey(db, key);
+        if (!cur) return readFailed(notFound(key), key);
+        const rows = await repo.listVersions(db, cur.id);
+        return {
+          ok: true,
+          touched: [{ key, version: cur.current_version, outcome: 'success' }],
+          result: {
+            etag: secretEtag(cur.id, cur.revision),
+            body: {
+              key: cur.key,
+              currentVersion: cur.current_version,
+              versions: rows.map((v) => ({
+                version: v.version,
+                createdAt: v.created_at.toISOString(),
+                createdBy: v.created_by,
+                kid: v.kid,
+                current: v.version === cur.current_version,
+              })),
+            },
+          },
+        };
+      });
     },
 
     /**
      * Stores the value of an older version as a new version. The old value is opened and
      * sealed again under the new number (its AAD names the version), never copied.
      */
-    async rollback(key: string, version: number, ifMatch: string | undefined, who: Who) {
-      return audited(who, 'secret.rollback', key, async (tx) => {
-        const cur = await lockChecked(tx, key, ifMatch);
-        const old = await repo.findVersion(tx, cur.id, version);
-        if (!old) throw versionNotFound(key, version);
-        const next = newVersion(cur, open(cur, version, old), who.label);
-        const revision = await repo.update(tx, cur.id, { version: next });
-        return { result: { version: next.number, etag: secretEtag(cur.id, revision) }, version: next.number };
-      });
-    },
-
-    /** Reactivates a soft-deleted secret with its history; restoring an active one changes nothing. */
-    async restore(key: string, ifMatch: string | undefined, who: Who): Promise<{ etag: string }> {
-      return audited(who, 'secret.restore', key, async (tx) => {
-        const cur = await lockChecked(tx, key, ifMatch);
-        const version = cur.current_version;
-        if (cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
+    async rollback(key: string, version: number, ifMatch: string | undefined, caller: Caller) {
+      return trail.change(caller, 'secret.rollback', key, async (tx, row) => {
+        // One locking read brings the secret and the old version's sealed value.
+        const cur = checked(await repo.lockWithVersion(tx, key, version), key, ifMatch);
+        if (!cur.old) throw versionNotFound(key, version);
+        const next = newVersion(cur, open(cur, version, cur.old), caller.label);
+        const revision = await repo.update(tx, cur.id, { version: next }, row(next.number));
         return {
-          result: { etag: secretEtag(cur.id, await repo.update(tx, cur.id, { isActive: true })) },
-          version,
+          result: { version: next.number, etag: secretEtag(cur.id, revision) },
+          version: next.number,
+          audited: true,
         };
       });
     },
 
-    async update(key: string, input: UpdateInput, who: Who, ifMatch?: string): Promise<{ etag: string }> {
-      return audited(who, 'secret.update', key, async (tx) => {
+    /** Reactivates a soft-deleted secret with its history; restoring an active one changes nothing. */
+    async restore(key: string, ifMatch: string | undefined, caller: Caller): Promise<{ etag: string }> {
+      return trail.change(caller, 'secret.restore', key, async (tx, row) => {
+        const cur = await lockChecked(tx, key, ifMatch);
+        const version = cur.current_version;
+        if (cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
+        const revision = await repo.update(tx, cur.id, { isActive: true }, row(version));
+        return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
+      });
+    },
+
+    async update(
+      key: string,
+      input: UpdateInput,
+      caller: Caller,
+      ifMatch?: string,
+    ): Promise<{ etag: string }> {
+      return trail.change(caller, 'secret.update', key, async (tx, row) => {
         if (input.value !== undefined) checkValue(input.value);
         const cur = await lockChecked(tx, key, ifMatch);
         if (input.isActive === false && cur.is_reserved) {
@@ -340,18 +366,21 @@ export function createSecretService({
             'Set isReserved to false first, then deactivate or delete it',
           );
         }
-        const next = input.value === undefined ? undefined : newVersion(cur, input.value, who.label);
-        const revision = await repo.update(tx, cur.id, {
-          isActive: input.isActive,
-          isReserved: input.isReserved,
-          expiresAt: input.expiresAt,
-          description: input.description,
-          version: next,
-        });
-        return {
-          result: { etag: secretEtag(cur.id, revision) },
-          version: next?.number ?? cur.current_version,
-        };
+        const next = input.value === undefined ? undefined : newVersion(cur, input.value, caller.label);
+        const version = next?.number ?? cur.current_version;
+        const revision = await repo.update(
+          tx,
+          cur.id,
+          {
+            isActive: input.isActive,
+            isReserved: input.isReserved,
+            expiresAt: input.expiresAt,
+            description: input.description,
+            version: next,
+          },
+          row(version),
+        );
+        return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
       });
     },
 
@@ -361,14 +390,14 @@ export function createSecretService({
      */
     async remove(
       key: string,
-      who: Who,
+      caller: Caller,
       opts: { ifMatch?: string | undefined; purge?: boolean | undefined } = {},
     ): Promise<{ etag: string | undefined }> {
-      return audited<{ etag: string | undefined }>(
-        who,
+      return trail.change<{ etag: string | undefined }>(
+        caller,
         opts.purge ? 'secret.purge' : 'secret.delete',
         key,
-        async (tx) => {
+        async (tx, row) => {
           const cur = await lockChecked(tx, key, opts.ifMatch);
           const version = cur.current_version;
           if (cur.is_reserved) {
@@ -384,15 +413,13 @@ export function createSecretService({
                 'Delete it first (DELETE /api/secrets/{key}), then purge it',
               );
             }
-            await repo.purge(tx, cur.id);
-            return { result: { etag: undefined }, version };
+            await repo.purge(tx, cur.id, row(version));
+            return { result: { etag: undefined }, version, audited: true };
           }
           // Already deleted: idempotent.
           if (!cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
-          return {
-            result: { etag: secretEtag(cur.id, await repo.update(tx, cur.id, { isActive: false })) },
-            version,
-          };
+          const revision = await repo.update(tx, cur.id, { isActive: false }, row(version));
+          return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
         },
       );
     },

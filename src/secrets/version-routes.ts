@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { who } from './routes.js';
 import { errorResponse, ifMatchHeaders, keyParams, rollbackBody, versionsResponse } from './schemas.js';
 import type { SecretService } from './service.js';
 
@@ -21,7 +20,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
   r.get(
     '/api/secrets/:key/versions',
     {
-      config: { access: { action: 'secret.read', scope: 'secrets:read', keyFrom: 'params' } },
+      config: { access: { action: 'secret.versions', scope: 'secrets:read', keyFrom: 'params' } },
       schema: {
         tags,
         summary: 'List the versions of a secret',
@@ -32,7 +31,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
       },
     },
     async (req, reply) => {
-      const { etag, body } = await secrets.versions(req.params.key);
+      const { etag, body } = await secrets.versions(req.params.key, req.caller);
       reply.header('etag', etag);
       return body;
     },
@@ -64,7 +63,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
         key,
         req.body.version,
         req.headers['if-match'],
-        who(req),
+        req.caller,
       );
       reply.header('etag', etag);
       return {
@@ -94,7 +93,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
       },
     },
     async (req, reply) => {
-      const { etag } = await secrets.restore(req.params.key, req.headers['if-match'], who(req));
+      const { etag } = await secrets.restore(req.params.key, req.headers['if-match'], req.caller);
       reply.header('etag', etag);
       return { success: true as const, message: `Secret ${req.params.key} has been restored successfully` };
     },

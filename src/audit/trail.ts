@@ -1,0 +1,143 @@
+import type { Logger } from 'pino';
+import type { Caller } from '../auth/caller.js';
+import type { Database, Transaction } from '../db/database.js';
+import type { AuditAction, AuditEntry } from './entry.js';
+import { type AuditOutcome, outcomeOf } from './outcome.js';
+import type { AuditRepository } from './repository.js';
+import { type AuditWriter, auditUnavailable, type LastUse } from './writer.js';
+
+/**
+ * The audited-operation API: every service call that reveals or changes secret material,
+ * and every refusal, goes through one of these three, so every attempt leaves exactly one
+ * row per secret it touched, with an outcome from the one error->outcome mapping.
+ *
+ * - change: a write. Its success row is inserted in the write's own transaction (so the
+ *   change and its row commit together), as a CTE of the write statement when the work
+ *   takes `row` (then it returns audited: true); a refused or failed change rolls back and
+ *   its row goes through the group-committed writer.
+ * - read: anything that reads (values, versions, listings). The read runs first, then its
+ *   rows go through the group-committed writer and are awaited: nothing is returned before
+ *   they are committed, and a failed batch fails the read closed (503).
+ * - refused: an attempt refused before any service ran (guard, rate limits).
+ */
+
+/** One secret a read touched, and what became of it. */
+export interface Touched {
+  key: string | null;
+  version?: number | null | undefined;
+  outcome: AuditOutcome;
+}
+
+export type ReadOutcome<T> = { touched: Touched[]; lastUse?: LastUse | undefined } & (
+  | { ok: true; result: T }
+  | { ok: false; error: unknown }
+);
+
+export function auditEntry(
+  caller: Caller,
+  action: AuditAction,
+  key: string | null,
+  outcome: AuditOutcome,
+  version: number | null = null,
+): AuditEntry {
+  return {
+    actor: caller.actor,
+    action,
+    key,
+    version,
+    outcome,
+    requestId: caller.requestId,
+    clientIp: caller.clientIp,
+    clientRequestId: caller.clientRequestId,
+  };
+}
+
+export interface AuditTrailDeps {
+  db: Database;
+  repo: AuditRepository;
+  writer: AuditWriter;
+  log: Logger;
+}
+
+export function createAuditTrail({ db, repo, writer, log }: AuditTrailDeps) {
+  /** Records a refusal; losing its row must not turn the refusal into a 500 (logged instead). */
+  async function refused(
+    caller: Caller,
+    action: AuditAction,
+    keys: readonly (string | null)[],
+    err: unknown,
+  ) {
+    const outcome = outcomeOf(err);
+    try {
+      await writer.record(keys.map((k) => auditEntry(caller, action, k, outcome)));
+    } catch {
+      log.error({ action, outcome }, 'audit row of a refused attempt could not be written');
+    }
+  }
+
+  return {
+    refused,
+
+    /** Rows for work already committed (a batched job's items); group-committed and awaited. */
+    async note(caller: Caller, action: AuditAction, touched: readonly Touched[]): Promise<void> {
+      try {
+        await writer.record(
+          touched.map((t) => auditEntry(caller, action, t.key, t.outcome, t.version ?? null)),
+        );
+      } catch {
+        throw auditUnavailable();
+      }
+    },
+
+    async change<T>(
+      caller: Caller,
+      action: AuditAction,
+      key: string | null,
+      work: (
+        tx: Transaction,
+        /** The success row for `version`, for a change that inserts it in its own statement. */
+        row: (version: number | null) => AuditEntry,
+      ) => Promise<{ result: T; version: number | null; audited?: boolean }>,
+    ): Promise<T> {
+      try {
+        return await db.transaction(async (tx) => {
+          const done = await work(tx, (v) => auditEntry(caller, action, key, 'success', v));
+          if (!done.audited) await repo.append(tx, auditEntry(caller, action, key, 'success', done.version));
+          return done.result;
+        });
+      } catch (err) {
+        await refused(caller, action, [key], err);
+        throw err;
+      }
+    },
+
+    async read<T>(
+      caller: Caller,
+      action: AuditAction,
+      fallbackKey: string | null,
+      run: () => Promise<ReadOutcome<T>>,
+    ): Promise<T> {
+      let done: ReadOutcome<T>;
+      try {
+        done = await run();
+      } catch (err) {
+        // The read itself failed (database down): record the attempt if the database lets us.
+        await refused(caller, action, [fallbackKey], err);
+        throw err;
+      }
+      const rows = done.touched.length
+        ? done.touched.map((t) => auditEntry(caller, action, t.key, t.outcome, t.version ?? null))
+        : [auditEntry(caller, action, fallbackKey, done.ok ? 'success' : outcomeOf(done.error))];
+      try {
+        await writer.record(rows, done.ok ? done.lastUse : undefined);
+      } catch {
+        // Fail closed: whatever was read is dropped here.
+        throw auditUnavailable();
+      }
+      if (!done.ok) throw done.error;
+      return done.result;
+    },
+  };
+}
+
+export type AuditTrail = ReturnType<typeof createAuditTrail>;

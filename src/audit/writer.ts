@@ -1,0 +1,204 @@
+import type { Logger } from 'pino';
+import type { Database } from '../db/database.js';
+import { AppError } from '../http/errors.js';
+import type { AuditEntry } from './entry.js';
+import { AUDIT_COLUMNS } from './repository.js';
+
+/**
+ * Group commit for audit rows written outside a change's own transaction: value reads,
+ * listings, exports, renders and refusals. Concurrent requests hand their rows to one
+ * batch; the batch is one statement (a multi-row INSERT from unnest, plus the batch's
+ * lastUsedAt/lastUsedBy stamps in the same statement), so one round trip and one commit
+ * serve every request in it. A request's promise settles only once its rows are committed,
+ * so a value never leaves before its row exists; if the batch fails, every waiter fails
+ * (503) and returns no value.
+ *
+ * Hand-written rather than a library: the batching is twenty lines around one SQL
+ * statement, and its guarantees (settle after commit, fail every waiter) are the point.
+ *
+ * Scheduling: the first queued row waits `windowMs` for others (or until `maxRows` are
+ * queued), then its batch is sent. At most `concurrency` batches are in flight; when all are
+ * busy, new rows queue and go out as soon as one finishes, so batches grow with load
+ * instead of the number of statements, and commit latency (WAL flush) overlaps across the
+ * batches in flight. On PGlite's single connection a batch is one statement in its queue
+ * like any other, so other work is not starved.
+ */
+
+/** A read's lastUsedAt/lastUsedBy stamp, written with the batch that holds its audit row. */
+export interface LastUse {
+  secretId: string;
+  by: string;
+}
+
+interface Waiter {
+  rows: AuditEntry[];
+  lastUse: LastUse | undefined;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export interface AuditBatchStats {
+  batches: number;
+  rows: number;
+  maxRows: number;
+  /** How many batches had n rows, for n in powers of two (1, 2, 4, ... 4096+). */
+  histogram: Record<string, number>;
+  failures: number;
+}
+
+/** The rows could not be committed: the request fails closed (503) and returns nothing. */
+export const auditUnavailable = () =>
+  new AppError(
+    503,
+    'SERVICE_UNAVAILABLE',
+    'Service unavailable: the audit trail could not be written, so nothing was returned',
+    'Retry after the Retry-After delay',
+    { 'retry-after': '2' },
+  );
+
+// Only the lastUsed stamps older than a second (or by someone else) are rewritten, so a hot
+// key does not rewrite its row on every batch; rows are locked in id order so that two
+// instances' batches never deadlock on each other.
+const INSERT_BATCH = `WITH used AS (
+  SELECT u.id, u.by FROM unnest($9::uuid[], $10::text[]) AS u (id, by)
+), locked AS (
+  SELECT s.id, used.by FROM secrets s JOIN used ON used.id = s.id
+  WHERE s.last_used_at IS NULL OR s.last_used_at < now() - interval '1 second'
+     OR s.last_used_by IS DISTINCT FROM used.by
+  ORDER BY s.id FOR UPDATE OF s
+), stamped AS (
+  UPDATE secrets s SET last_used_at = now(), last_used_by = locked.by FROM locked WHERE s.id = locked.id
+)
+INSERT INTO audit_log (${AUDIT_COLUMNS})
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[])`;
+
+export interface AuditWriterOptions {
+  db: Database;
+  log: Logger;
+  windowMs: number;
+  maxRows: number;
+  /** Batches in flight at once (1 on PGlite, whose one connection runs them in turn anyway). */
+  concurrency: number;
+}
+
+export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: AuditWriterOptions) {
+  let queue: Waiter[] = [];
+  let queuedRows = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const stats: AuditBatchStats = { batches: 0, rows: 0, maxRows: 0, histogram: {}, failures: 0 };
+
+  function note(n: number) {
+    stats.batches += 1;
+    stats.rows += n;
+    stats.maxRows = Math.max(stats.maxRows, n);
+    const bucket = String(2 ** Math.min(12, Math.floor(Math.log2(n))));
+    stats.histogram[bucket] = (stats.histogram[bucket] ?? 0) + 1;
+  }
+
+  /** Takes waiters up to maxRows rows (a waiter is never split; one larger than maxRows goes alone). */
+  function take(): Waiter[] {
+    let n = 0;
+    let i = 0;
+    while (i < queue.length && (i === 0 || n + queue[i]!.rows.length <= maxRows)) {
+      n += queue[i]!.rows.length;
+      i += 1;
+    }
+    const batch = queue.slice(0, i);
+    queue = queue.slice(i);
+    queuedRows -= n;
+    return batch;
+  }
+
+  async function write(batch: Waiter[]): Promise<void> {
+    const rows = batch.flatMap((w) => w.rows);
+    const lastUse = new Map<string, string>();
+    for (const w of batch) if (w.lastUse) lastUse.set(w.lastUse.secretId, w.lastUse.by);
+    try {
+      await db.query(
+        INSERT_BATCH,
+        [
+          rows.map((r) => r.actor),
+          rows.map((r) => r.action),
+          rows.map((r) => r.key ?? null),
+          rows.map((r) => r.version ?? null),
+          rows.map((r) => r.outcome),
+          rows.map((r) => r.requestId ?? null),
+          rows.map((r) => r.clientIp ?? null),
+          rows.map((r) => r.clientRequestId ?? false),
+          [...lastUse.keys()],
+          [...lastUse.values()],
+        ],
+        { name: 'audit_batch' },
+      );
+      note(rows.length);
+      for (const w of batch) w.resolve();
+    } catch (err) {
+      stats.failures += 1;
+      // Class and code only: a driver error can quote parameters.
+      log.error(
+        { errName: (err as Error).name, errCode: (err as { code?: unknown }).code, rows: rows.length },
+        'audit batch failed; its requests fail closed',
+      );
+      const failure = auditUnavailable();
+      for (const w of batch) w.reject(failure);
+    }
+  }
+
+  const inFlight = new Set<Promise<void>>();
+
+  /** Sends one batch from the queue; when it settles, whatever queued meanwhile goes at once. */
+  function launch() {
+    const p = write(take()).finally(() => {
+      inFlight.delete(p);
+      if (queue.length > 0) schedule(true);
+    });
+    inFlight.add(p);
+  }
+
+  function flushNow() {
+    if (timer) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    while (queue.length > 0 && inFlight.size < concurrency) launch();
+  }
+
+  /**
+   * `waited`: the queued rows already waited for a batch in flight, so they go as soon as a
+   * slot is free instead of opening a new window.
+   */
+  function schedule(waited = false) {
+    // All slots busy: a finishing batch picks the queue up.
+    if (inFlight.size >= concurrency) return;
+    if (waited || queuedRows >= maxRows || windowMs === 0) return flushNow();
+    timer ??= setTimeout(flushNow, windowMs);
+  }
+
+  return {
+    /**
+     * Queues rows (and a read's lastUsed stamp) for the next batch; resolves once they are
+     * committed, rejects with a 503 AppError when their batch fails.
+     */
+    record(rows: AuditEntry[], lastUse?: LastUse): Promise<void> {
+      if (rows.length === 0) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ rows, lastUse, resolve, reject });
+        queuedRows += rows.length;
+        schedule();
+      });
+    },
+
+    /** Writes whatever is queued and waits for it (shutdown). */
+    async flush(): Promise<void> {
+      flushNow();
+      while (inFlight.size > 0 || queue.length > 0) {
+        await Promise.all([...inFlight]);
+        flushNow();
+      }
+    },
+
+    stats: (): AuditBatchStats => ({ ...stats, histogram: { ...stats.histogram } }),
+  };
+}
+
+export type AuditWriter = ReturnType<typeof createAuditWriter>;

@@ -1,0 +1,44 @@
+import type { FastifyRequest } from 'fastify';
+import { type Actor, actorId, actorLabel } from './actor.js';
+import { type Visibility, visibilityOf } from './visibility.js';
+
+/**
+ * Who is asking, built once per request by the guard and passed explicitly to every
+ * service call: the audit identity, the label lastUsedBy/createdBy show, the secret names
+ * the caller may see, and where the request came from.
+ */
+export interface Caller {
+  /** `admin:<sub>`, `access_key:<id>` or `anonymous`: the audit row's actor. */
+  readonly actor: string;
+  /** What lastUsedBy and createdBy show: the admin's sub, or `access_key:<name>`. */
+  readonly label: string;
+  readonly visible: Visibility;
+  readonly requestId: string;
+  /** True when the request id was the client's own X-Request-Id (not generated here). */
+  readonly clientRequestId: boolean;
+  readonly clientIp: string;
+}
+
+/** The caller for a request, authenticated (`actor`) or not (null: anonymous, sees nothing). */
+export function callerOf(req: FastifyRequest, actor: Actor | null): Caller {
+  return {
+    actor: actorId(actor),
+    label: actor ? actorLabel(actor) : 'anonymous',
+    visible: actor ? visibilityOf(actor) : { kind: 'none' },
+    requestId: req.id,
+    clientRequestId: req.headers['x-request-id'] === req.id,
+    clientIp: req.ip,
+  };
+}
+
+/** A caller for work that no HTTP request started (CLI, background jobs). */
+export function systemCaller(name: string, requestId: string): Caller {
+  return {
+    actor: `system:${name}`,
+    label: `system:${name}`,
+    visible: { kind: 'all' },
+    requestId,
+    clientRequestId: false,
+    clientIp: '',
+  };
+}
