@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { KeyCheckError } from './crypto/canary.js';
+import { DataDirLockedError } from './db/data-dir-lock.js';
 import { createLogger } from './logger.js';
 import { openRuntime } from './runtime.js';
 
@@ -18,12 +19,17 @@ async function main() {
   const logger = createLogger(config.logLevel);
   let runtime: Awaited<ReturnType<typeof openRuntime>>;
   try {
-    runtime = await openRuntime(config, logger);
+    runtime = await openRuntime(config, logger, { role: 'server' });
   } catch (err) {
     if (err instanceof ConfigError || err instanceof KeyCheckError) {
       logger.fatal(err.message);
       process.stderr.write(`${err.message}\n`);
       process.exit(78);
+    }
+    if (err instanceof DataDirLockedError) {
+      logger.fatal(err.message);
+      process.stderr.write(`${err.message}\n`);
+      process.exit(75); // EX_TEMPFAIL: try again once the holder has stopped
     }
     throw err;
   }
