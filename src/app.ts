@@ -64,7 +64,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: logger as FastifyBaseLogger,
     // JSON escaping can make a body up to six times the size of the value it carries.
     bodyLimit: config.maxValueBytes * 6 + 64 * 1024,
-    trustProxy: config.trustProxy,
+    // A hop count as Fastify implements it for numbers (its types omit them): trust the
+    // nearest `n` addresses, the socket's peer first.
+    trustProxy:
+      typeof config.trustProxy === 'number'
+        ? (
+            (hops: number) => (_address: string, hop: number) =>
+              hop < hops
+          )(config.trustProxy)
+        : config.trustProxy,
     requestIdHeader: false,
     logController: new OneLineAccessLog(),
     genReqId: (req) => {
@@ -146,7 +154,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxVersions: config.maxVersions,
   });
   const keys = createKeyService({ db, repo: createKeysRepository(), keyring, log: logger });
-  const bulk = createBulkService({ db, repo: createBulkRepository(), audit, keyring, log: logger });
+  const bulk = createBulkService({
+    db,
+    repo: createBulkRepository(),
+    audit,
+    keyring,
+    log: logger,
+    maxRenderBytes: config.maxRenderBytes,
+  });
 
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get(

@@ -4,12 +4,12 @@ import type { AuditRepository } from '../audit/repository.js';
 import { type Actor, mayTouchKey } from '../auth/actor.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Queryable } from '../db/database.js';
-import { errors } from '../http/errors.js';
+import { AppError, errors } from '../http/errors.js';
 import type { BulkRepository, ValueRow } from './bulk-repository.js';
 import { dotenvUnrepresentable, type ExportedSecrets, toDotenv } from './export-format.js';
 import { openSealed } from './open-sealed.js';
 import type { Who } from './service.js';
-import { renderTemplate, templateReferences } from './template.js';
+import { renderedBytes, renderTemplate, templateReferences } from './template.js';
 
 /** Export and templates: many values at once, each decrypted fail-closed. */
 
@@ -19,9 +19,11 @@ export interface BulkServiceDeps {
   audit: AuditRepository;
   keyring: Keyring;
   log: Logger;
+  /** The largest rendered template, in bytes of UTF-8 (MAX_RENDER_BYTES). */
+  maxRenderBytes: number;
 }
 
-export function createBulkService({ db, repo, audit, keyring, log }: BulkServiceDeps) {
+export function createBulkService({ db, repo, audit, keyring, log, maxRenderBytes }: BulkServiceDeps) {
   /**
    * Reads values and appends the audit row in one transaction, so a read whose audit row
    * cannot be written returns nothing (like a single read). The read itself is one
@@ -90,6 +92,15 @@ export function createBulkService({ db, repo, audit, keyring, log }: BulkService
         throw errors.invalidInput(
           `Unresolved secret reference(s): ${unresolved.join(', ')}`,
           'Create the missing secrets (or reactivate them, or clear their expiry), or fix the names; see GET /api/secrets',
+        );
+      }
+      const size = renderedBytes(template, values, maxRenderBytes);
+      if (size > maxRenderBytes) {
+        throw new AppError(
+          413,
+          'PAYLOAD_TOO_LARGE',
+          `The rendered template would exceed ${maxRenderBytes} bytes (MAX_RENDER_BYTES)${size > maxRenderBytes * 2 ? '' : `: ${size} bytes`}`,
+          'Reference fewer or smaller secrets per template, or render it in parts',
         );
       }
       return renderTemplate(template, values);
