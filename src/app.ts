@@ -226,7 +226,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await secured.register(keyRoutes, { keys, db, audit });
     await secured.register(accessKeyRoutes, { accessKeys });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
-    await secured.register(bulkRoutes, { bulk });
+    await secured.register(bulkRoutes, { bulk, limits });
   });
 
   // Seal the audit chain in the background; several instances contend for one advisory

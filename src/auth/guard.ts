@@ -20,6 +20,11 @@ export interface RouteAccess {
   keyFrom?: 'params' | 'body';
   /** Counts against the per-identity value-read limit. */
   readLimit?: boolean;
+  /**
+   * Admin only for this request when it returns a reason (checked once the body and query
+   * are validated): the irreversible operations no access-key scope implies.
+   */
+  adminOnlyWhen?: (req: FastifyRequest) => string | null;
 }
 
 declare module 'fastify' {
@@ -98,12 +103,14 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
 
   scope.addHook('onRequest', async (req) => {
     const access = req.routeOptions.config.access ?? { adminOnly: true };
-    await limits.checkAuthFailures(req);
     let actor: Actor;
     try {
       actor = await identify(req);
     } catch (err) {
       if (err instanceof AppError && err.statusCode === 401) {
+        // A blocked address's failures are refused before any audit write or count: cheap,
+        // and they do not extend the block. A credential that verifies never gets here.
+        await limits.checkAuthFailures(req);
         await limits.countAuthFailure(req);
         await record(req, 'auth.failed', 'unauthenticated', paramKey(req));
       } else if (err instanceof AppError && err.statusCode === 403 && access.action) {
@@ -133,6 +140,14 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
     const access = req.routeOptions.config.access;
     const actor = req.actor;
     if (!access || !actor) return;
+    const adminReason = actor.kind === 'access_key' ? (access.adminOnlyWhen?.(req) ?? null) : null;
+    if (adminReason !== null && actor.kind === 'access_key') {
+      if (access.action) await record(req, access.action, 'denied', paramKey(req));
+      throw forbidden(
+        `Admin access required: access key "${actor.name}" cannot ${adminReason}`,
+        'Use an admin token for this operation',
+      );
+    }
     if (access.keyFrom && actor.kind === 'access_key') {
       const key =
         access.keyFrom === 'params' ? paramKey(req) : String((req.body as { key?: unknown }).key ?? '');

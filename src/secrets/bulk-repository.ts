@@ -20,13 +20,24 @@ export function createBulkRepository() {
      * value, ordered by key. One statement, so one snapshot: a concurrent update is seen
      * either entirely or not at all, on both backends.
      */
-    async readableValues(q: Queryable, prefix: string | undefined): Promise<ValueRow[]> {
+    async readableValues(
+      q: Queryable,
+      prefix: string | undefined,
+      /** Only these keys (a restricted access key's view): exact names or prefixes, filtered in SQL. */
+      visible?: { exact: string[]; prefixes: string[] },
+    ): Promise<ValueRow[]> {
+      const params: unknown[] = [prefix ?? ''];
+      let only = '';
+      if (visible) {
+        params.push(visible.exact, visible.prefixes);
+        only = `AND (s.key = ANY($2::text[]) OR EXISTS (SELECT 1 FROM unnest($3::text[]) p WHERE starts_with(s.key, p)))`;
+      }
       return q.query<ValueRow>(
         `SELECT ${VALUE_COLUMNS}
          FROM secrets s JOIN secret_versions v ON v.secret_id = s.id AND v.version = s.current_version
-         WHERE ${READABLE} AND starts_with(s.key, $1)
+         WHERE ${READABLE} AND starts_with(s.key, $1) ${only}
          ORDER BY s.key`,
-        [prefix ?? ''],
+        params,
       );
     },
 

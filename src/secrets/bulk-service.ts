@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AuditAction } from '../audit/entry.js';
 import type { AuditRepository } from '../audit/repository.js';
-import { type Actor, mayTouchKey } from '../auth/actor.js';
+import { type Actor, mayTouchKey, splitPatterns } from '../auth/actor.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Queryable } from '../db/database.js';
 import { AppError, errors } from '../http/errors.js';
@@ -12,6 +12,12 @@ import type { Who } from './service.js';
 import { renderedBytes, renderTemplate, templateReferences } from './template.js';
 
 /** Export and templates: many values at once, each decrypted fail-closed. */
+
+/**
+ * Counts `n` values against the caller's read limit (READ_RATE_LIMIT), or throws 429. Called
+ * inside the read's transaction, so a refused read leaves no "success" audit row.
+ */
+export type Charge = (n: number) => Promise<void>;
 
 export interface BulkServiceDeps {
   db: Database;
@@ -44,12 +50,21 @@ export function createBulkService({ db, repo, audit, keyring, log, maxRenderByte
   const open = (row: ValueRow) =>
     openSealed(keyring, log, { secretId: row.id, key: row.key, version: row.version }, row);
 
-  async function exportValues(prefix: string | undefined, who: Who, actor: Actor): Promise<ExportedSecrets> {
-    const all = await auditedRead(who, 'secret.export', prefix ?? null, (q) =>
-      repo.readableValues(q, prefix),
-    );
-    // An access key restricted to some keys exports only those.
-    const rows = all.filter((r) => mayTouchKey(actor, r.key));
+  async function exportValues(
+    prefix: string | undefined,
+    who: Who,
+    actor: Actor,
+    charge: Charge,
+  ): Promise<ExportedSecrets> {
+    // An access key restricted to some keys exports only those, filtered in SQL (rows
+    // outside its view are never read).
+    const visible =
+      actor.kind === 'access_key' && actor.keys !== null ? splitPatterns(actor.keys) : undefined;
+    const rows = await auditedRead(who, 'secret.export', prefix ?? null, async (q) => {
+      const found = await repo.readableValues(q, prefix, visible);
+      await charge(found.length);
+      return found;
+    });
     // A null-prototype object: a key can never collide with Object.prototype members.
     const out: ExportedSecrets = Object.create(null);
     for (const row of rows) out[row.key] = open(row);
@@ -61,8 +76,8 @@ export function createBulkService({ db, repo, audit, keyring, log, maxRenderByte
     exportJson: exportValues,
 
     /** format dotenv: KEY='value' lines that the dotenv package parses back to the same values. */
-    async exportDotenv(prefix: string | undefined, who: Who, actor: Actor): Promise<string> {
-      const values = await exportValues(prefix, who, actor);
+    async exportDotenv(prefix: string | undefined, who: Who, actor: Actor, charge: Charge): Promise<string> {
+      const values = await exportValues(prefix, who, actor, charge);
       const bad = dotenvUnrepresentable(values);
       if (bad.length > 0) {
         throw errors.invalidInput(
@@ -73,7 +88,7 @@ export function createBulkService({ db, repo, audit, keyring, log, maxRenderByte
       return toDotenv(values);
     },
 
-    async render(template: string, who: Who, actor: Actor): Promise<string> {
+    async render(template: string, who: Who, actor: Actor, charge: Charge): Promise<string> {
       const { keys, invalid } = templateReferences(template);
       const refused = keys.filter((k) => !mayTouchKey(actor, k));
       if (refused.length > 0) {
@@ -84,7 +99,11 @@ export function createBulkService({ db, repo, audit, keyring, log, maxRenderByte
       }
       const rows =
         keys.length > 0
-          ? await auditedRead(who, 'secret.render', null, (q) => repo.readableValuesByKeys(q, keys))
+          ? await auditedRead(who, 'secret.render', null, async (q) => {
+              const found = await repo.readableValuesByKeys(q, keys);
+              await charge(found.length);
+              return found;
+            })
           : [];
       const values = new Map(rows.map((r) => [r.key, open(r)] as const));
       const unresolved = [...invalid, ...keys.filter((k) => !values.has(k))];
