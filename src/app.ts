@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -94,6 +95,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('cache-control', 'no-store');
   });
   installErrorHandling(app);
+  if (config.trustProxy !== false) {
+    // Behind trusted proxies req.ip comes from X-Forwarded-For, which may hold any text: it
+    // keys the per-address limits and is written to the audit trail, so it must be an address.
+    app.addHook('onRequest', async (req) => {
+      if (isIP(req.ip) === 0) {
+        throw errors.invalidInput(
+          'X-Forwarded-For does not give a valid client IP address',
+          'Send X-Forwarded-For as a comma-separated list of IP addresses (your proxy appends the client address)',
+        );
+      }
+    });
+  }
   // Not encapsulated, so its hooks see every route; /metrics itself needs no token (scrapers).
   await app.register(fastifyPlugin(metricsPlugin), { db });
 
