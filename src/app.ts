@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
+import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -95,6 +96,30 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('cache-control', 'no-store');
   });
   installErrorHandling(app);
+  // Security headers on every response (404s and errors included). One CSP for the JSON API
+  // and the Swagger UI at /docs: its page loads only its own scripts and stylesheets, so
+  // scripts are 'self' with no 'unsafe-inline'; styles allow inline (Swagger UI sets them).
+  // A route may set its own, stricter CSP with reply.header(), which replaces this one.
+  await app.register(helmet, {
+    global: true,
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        scriptSrcAttr: ["'none'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    frameguard: { action: 'deny' },
+  });
   if (config.trustProxy !== false) {
     // Behind trusted proxies req.ip comes from X-Forwarded-For, which may hold any text: it
     // keys the per-address limits and is written to the audit trail, so it must be an address.
@@ -108,7 +133,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
   }
   // Not encapsulated, so its hooks see every route; /metrics itself needs no token (scrapers).
-  await app.register(fastifyPlugin(metricsPlugin), { db });
+  // With METRICS_PORT set, /metrics is served only by the separate listener (src/main.ts).
+  await app.register(fastifyPlugin(metricsPlugin), { db, serveRoute: config.metricsPort === undefined });
 
   await app.register(swagger, {
     openapi: {

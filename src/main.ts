@@ -3,6 +3,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { KeyCheckError } from './crypto/canary.js';
 import { DataDirLockedError } from './db/data-dir-lock.js';
+import { buildMetricsApp } from './http/metrics.js';
 import { createLogger } from './logger.js';
 import { openRuntime } from './runtime.js';
 
@@ -34,15 +35,21 @@ async function main() {
     throw err;
   }
   const app = await buildApp({ ...runtime, logger });
+  const metricsApp = config.metricsPort === undefined ? undefined : buildMetricsApp(app);
 
   closeWithGrace({ delay: 10_000, logger }, async ({ signal, err }) => {
     if (err) logger.error({ errName: (err as Error).name }, 'shutting down after an error');
     else logger.info({ signal }, 'shutting down');
+    await metricsApp?.close();
     await app.close(); // stops accepting, lets in-flight requests finish
     await runtime.close();
   });
 
   await app.listen({ host: config.host, port: config.port });
+  if (metricsApp) {
+    const at = await metricsApp.listen({ host: config.host, port: config.metricsPort });
+    logger.info({ url: `${at}/metrics` }, 'metrics listener ready');
+  }
   logger.info(
     {
       backend: runtime.db.kind,
