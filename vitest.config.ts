@@ -10,6 +10,7 @@ const PROCESS_SUITES = [
   'test/reliability/instances.test.ts',
   'test/pgbouncer.test.ts',
   'test/reliability/read-storm.test.ts',
+  'test/security/data-dir-lock.test.ts',
 ];
 
 const projects = [

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
+import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -77,7 +79,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: logger as FastifyBaseLogger,
     // JSON escaping can make a body up to six times the size of the value it carries.
     bodyLimit: config.maxValueBytes * 6 + 64 * 1024,
-    trustProxy: config.trustProxy,
+    // A hop count as Fastify implements it for numbers (its types omit them): trust the
+    // nearest `n` addresses, the socket's peer first.
+    trustProxy:
+      typeof config.trustProxy === 'number'
+        ? (
+            (hops: number) => (_address: string, hop: number) =>
+              hop < hops
+          )(config.trustProxy)
+        : config.trustProxy,
     requestIdHeader: false,
     logController: new OneLineAccessLog(),
     genReqId: (req) => {
@@ -99,8 +109,45 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('cache-control', 'no-store');
   });
   installErrorHandling(app);
+  // Security headers on every response (404s and errors included). One CSP for the JSON API
+  // and the Swagger UI at /docs: its page loads only its own scripts and stylesheets, so
+  // scripts are 'self' with no 'unsafe-inline'; styles allow inline (Swagger UI sets them).
+  // A route may set its own, stricter CSP with reply.header(), which replaces this one.
+  await app.register(helmet, {
+    global: true,
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        scriptSrcAttr: ["'none'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    frameguard: { action: 'deny' },
+  });
+  if (config.trustProxy !== false) {
+    // Behind trusted proxies req.ip comes from X-Forwarded-For, which may hold any text: it
+    // keys the per-address limits and is written to the audit trail, so it must be an address.
+    app.addHook('onRequest', async (req) => {
+      if (isIP(req.ip) === 0) {
+        throw errors.invalidInput(
+          'X-Forwarded-For does not give a valid client IP address',
+          'Send X-Forwarded-For as a comma-separated list of IP addresses (your proxy appends the client address)',
+        );
+      }
+    });
+  }
   // Not encapsulated, so its hooks see every route; /metrics itself needs no token (scrapers).
-  await app.register(fastifyPlugin(metricsPlugin), { db });
+  // With METRICS_PORT set, /metrics is served only by the separate listener (src/main.ts).
+  await app.register(fastifyPlugin(metricsPlugin), { db, serveRoute: config.metricsPort === undefined });
 
   await app.register(swagger, {
     openapi: {
@@ -184,7 +231,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxVersions: config.maxVersions,
   });
   const keys = createKeyService({ db, repo: createKeysRepository(), keyring, log: logger });
-  const bulk = createBulkService({ db, repo: createBulkRepository(), trail, keyring, log: logger });
+  const bulk = createBulkService({
+    db,
+    repo: createBulkRepository(),
+    trail,
+    keyring,
+    log: logger,
+    maxRenderBytes: config.maxRenderBytes,
+  });
 
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get(
@@ -252,7 +306,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await secured.register(keyRoutes, { keys, trail });
     await secured.register(accessKeyRoutes, { accessKeys });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
-    await secured.register(bulkRoutes, { bulk });
+    await secured.register(bulkRoutes, { bulk, limits });
   });
 
   // Seal the audit chain in the background; several instances contend for one advisory

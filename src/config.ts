@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
 
@@ -7,11 +8,70 @@ import { z } from 'zod';
  * receives the object, so tests build apps with whatever configuration they need.
  */
 
+const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
+
+/** Parses durations like 90s, 15m, 1h, 7d (or plain seconds) into seconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d{1,9})([smhd]?)$/.exec(text.trim());
+  if (!m?.[1]) throw new Error(`invalid duration "${text}": use e.g. 900, 15m, 1h or 7d`);
+  const n = Number(m[1]);
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] ?? ''] ?? 1;
+  if (n <= 0) throw new Error('a duration must be positive');
+  return n * unit;
+}
+
+const duration = z.string().transform((s, ctx) => {
+  try {
+    return parseDuration(s);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+/**
+ * TRUST_PROXY: false, a hop count, or a comma list of proxy addresses/CIDRs (what Fastify's
+ * trustProxy accepts). `true` would trust every X-Forwarded-For hop, so a client could pick
+ * its own address (escaping per-address limits, forging the audit clientIp): refused.
+ */
+export type TrustProxy = false | number | string[];
+const trustProxy = z.string().transform((raw, ctx): TrustProxy => {
+  const s = raw.trim().toLowerCase();
+  if (['false', '0', 'no'].includes(s)) return false;
+  if (['true', 'yes'].includes(s)) {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'true would trust every X-Forwarded-For hop (a client could choose its own address): set the number of proxies in front of the service (e.g. 1) or their addresses/CIDRs (e.g. 10.0.0.0/8,192.168.1.5)',
+    });
+    return z.NEVER;
+  }
+  if (/^\d{1,2}$/.test(s)) return Number(s);
+  const list = raw.split(',').map((p) => p.trim());
+  const bad = list.filter((p) => !isIpOrCidr(p));
+  if (bad.length > 0 || list.length === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be false, a hop count or a comma list of IP addresses/CIDRs; not an address: ${bad.join(', ')}`,
+    });
+    return z.NEVER;
+  }
+  return list;
+});
+
+function isIpOrCidr(p: string): boolean {
+  const [addr, bits, extra] = p.split('/');
+  if (extra !== undefined || !addr) return false;
+  const v = isIP(addr);
+  if (v === 0) return false;
+  if (bits === undefined) return true;
+  if (!/^\d{1,3}$/.test(bits)) return false;
+  return Number(bits) <= (v === 4 ? 32 : 128);
+}
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
 const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
 
 export const envSchema = z
@@ -52,7 +112,18 @@ export const envSchema = z
     ),
     MAX_VERSIONS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(1000).default(20)),
     LOGIN_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(10)),
-    TRUST_PROXY: z.preprocess(emptyAsUndefined, bool.default(false)),
+    TRUST_PROXY: z.preprocess(emptyAsUndefined, trustProxy.default(false)),
+    MAX_RENDER_BYTES: z.preprocess(
+      emptyAsUndefined,
+      z.coerce
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
+    ),
+    JWT_MAX_TTL: z.preprocess(emptyAsUndefined, duration.default(24 * 3600)),
+    METRICS_PORT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).max(65535).optional()),
     READ_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(600)),
     AUTH_FAILURE_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(20)),
     REDIS_URL: optionalString,
@@ -126,13 +197,20 @@ export interface Config {
     readonly issuer: string | undefined;
     readonly audience: string | undefined;
     readonly adminRole: string;
+    /** Longest accepted token lifetime, in seconds (exp - now). */
+    readonly maxTtlSeconds: number;
   };
   readonly rootAdmin: { readonly username: string; readonly password: string } | undefined;
   readonly maxValueBytes: number;
   /** How many versions of each secret are kept; older ones are pruned when a version is added. */
   readonly maxVersions: number;
   readonly loginRateLimit: number;
-  readonly trustProxy: boolean;
+  /** false, a hop count, or the proxies' addresses/CIDRs. */
+  readonly trustProxy: TrustProxy;
+  /** The largest rendered template, in bytes of UTF-8. */
+  readonly maxRenderBytes: number;
+  /** When set, /metrics is served on this port only (not on PORT). */
+  readonly metricsPort: number | undefined;
   /** Value reads per identity per minute. */
   readonly readRateLimit: number;
   /** Failed authentications per client IP per minute. */
@@ -198,6 +276,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,
       adminRole: e.ADMIN_ROLE,
+      maxTtlSeconds: e.JWT_MAX_TTL,
     },
     rootAdmin:
       e.ROOT_ADMIN_USERNAME !== undefined && e.ROOT_ADMIN_PASSWORD !== undefined
@@ -207,6 +286,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxVersions: e.MAX_VERSIONS,
     loginRateLimit: e.LOGIN_RATE_LIMIT,
     trustProxy: e.TRUST_PROXY,
+    maxRenderBytes: e.MAX_RENDER_BYTES,
+    metricsPort: e.METRICS_PORT,
     readRateLimit: e.READ_RATE_LIMIT,
     authFailureRateLimit: e.AUTH_FAILURE_RATE_LIMIT,
     redisUrl: e.REDIS_URL,

@@ -2,6 +2,8 @@ import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { KeyCheckError } from './crypto/canary.js';
+import { DataDirLockedError } from './db/data-dir-lock.js';
+import { buildMetricsApp } from './http/metrics.js';
 import { createLogger } from './logger.js';
 import { openRuntime } from './runtime.js';
 
@@ -18,25 +20,36 @@ async function main() {
   const logger = createLogger(config.logLevel);
   let runtime: Awaited<ReturnType<typeof openRuntime>>;
   try {
-    runtime = await openRuntime(config, logger);
+    runtime = await openRuntime(config, logger, { role: 'server' });
   } catch (err) {
     if (err instanceof ConfigError || err instanceof KeyCheckError) {
       logger.fatal(err.message);
       process.stderr.write(`${err.message}\n`);
       process.exit(78);
     }
+    if (err instanceof DataDirLockedError) {
+      logger.fatal(err.message);
+      process.stderr.write(`${err.message}\n`);
+      process.exit(75); // EX_TEMPFAIL: try again once the holder has stopped
+    }
     throw err;
   }
   const app = await buildApp({ ...runtime, logger });
+  const metricsApp = config.metricsPort === undefined ? undefined : buildMetricsApp(app);
 
   closeWithGrace({ delay: 10_000, logger }, async ({ signal, err }) => {
     if (err) logger.error({ errName: (err as Error).name }, 'shutting down after an error');
     else logger.info({ signal }, 'shutting down');
+    await metricsApp?.close();
     await app.close(); // stops accepting, lets in-flight requests finish
     await runtime.close();
   });
 
   await app.listen({ host: config.host, port: config.port });
+  if (metricsApp) {
+    const at = await metricsApp.listen({ host: config.host, port: config.metricsPort });
+    logger.info({ url: `${at}/metrics` }, 'metrics listener ready');
+  }
   logger.info(
     {
       backend: runtime.db.kind,

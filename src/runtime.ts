@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { type Config, ConfigError } from './config.js';
 import { checkKeyring } from './crypto/canary.js';
 import { type Keyring, parseKeyring } from './crypto/keyring.js';
+import { lockDataDir } from './db/data-dir-lock.js';
 import type { Database } from './db/database.js';
 import { loadMigrations, migrate } from './db/migrate.js';
 import { openPglite } from './db/pglite.js';
@@ -31,6 +32,8 @@ export interface RuntimeOptions {
   pgSchema?: string;
   /** PGlite only: keep the database in memory instead of DATA_DIR. */
   inMemory?: boolean;
+  /** PGlite in DATA_DIR: what this process is, named to a second opener it refuses. */
+  role?: string;
 }
 
 /** Reads an owner-only file from DATA_DIR, creating it with `make()` the first time. */
@@ -107,7 +110,30 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
   if (opts.inMemory) return openPglite(undefined);
   const dir = join(resolve(config.dataDir), 'pglite');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  return openPglite(dir);
+  // Exclusive: a second process on the same files would lose acknowledged writes.
+  const lock = await lockDataDir(config.dataDir, opts.role ?? 'process', (err) => {
+    process.stderr.write(
+      `fatal: the DATA_DIR lock was lost (${err.message}); stopping to protect the data\n`,
+    );
+    process.exit(75);
+  });
+  let db: Database;
+  try {
+    db = await openPglite(dir);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+  return {
+    ...db,
+    async close() {
+      try {
+        await db.close();
+      } finally {
+        await lock.release();
+      }
+    },
+  };
 }
 
 /**

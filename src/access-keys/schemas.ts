@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { SCOPES } from '../auth/actor.js';
+import { isoDateTime } from '../dates.js';
+import { cursorSchema, limitSchema } from '../pagination.js';
 
 /** Request and response schemas of /api/access-keys (they also generate the OpenAPI document). */
 
@@ -33,14 +35,7 @@ export const createAccessKeyBody = z
         .max(100, { error: 'keys may list at most 100 patterns' })
         .optional()
         .meta({ description: 'Restrict the key to these secret keys or PREFIX_* patterns; omit for all' }),
-      expiresAt: z.iso
-        .datetime({
-          offset: true,
-          error: 'expiresAt must be an ISO 8601 date-time with a time zone, or null',
-        })
-        .transform((s) => new Date(s))
-        .nullable()
-        .optional(),
+      expiresAt: isoDateTime('expiresAt').nullable().optional(),
     },
     {
       error: (iss) =>
@@ -74,11 +69,6 @@ export const createdAccessKey = accessKeyView
 export const accessKeyParams = z.object({ id: z.uuid({ error: 'id must be an access key id (a UUID)' }) });
 
 export const accessKeyListQuery = z.object({
-  limit: z.coerce
-    .number({ error: 'limit must be a whole number from 1 to 1000' })
-    .int({ error: 'limit must be a whole number from 1 to 1000' })
-    .min(1, { error: 'limit must be a whole number from 1 to 1000' })
-    .max(1000, { error: 'limit must be a whole number from 1 to 1000' })
-    .optional(),
-  cursor: z.string().max(200, { error: 'cursor is not valid' }).optional(),
+  limit: limitSchema,
+  cursor: cursorSchema,
 });

@@ -4,6 +4,7 @@ import type { Actor, Scope } from '../auth/actor.js';
 import type { Caller } from '../auth/caller.js';
 import type { Database } from '../db/database.js';
 import { errors } from '../http/errors.js';
+import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
 import type { AccessKeyRow, AccessKeysRepository } from './repository.js';
 import { hashToken, newToken, TOKEN_PATTERN, tokenPrefix } from './token.js';
 
@@ -39,13 +40,7 @@ export function toView(r: AccessKeyRow, now = new Date()): AccessKeyView {
   };
 }
 
-const encodeCursor = (seq: string) => Buffer.from(`k1:${seq}`).toString('base64url');
-function decodeCursor(cursor: string): string {
-  const m = /^k1:([1-9][0-9]{0,18})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!m?.[1])
-    throw errors.invalidInput('Invalid cursor: pass the nextCursor value of a previous page unchanged');
-  return m[1];
-}
+const cursors = cursorCodec('k1');
 
 /** Rules and transactions for access keys; each change and its audit row commit together. */
 export function createAccessKeyService(deps: {
@@ -89,19 +84,15 @@ export function createAccessKeyService(deps: {
     },
 
     async list(opts: { limit?: number | undefined; cursor?: string | undefined }, caller: Caller) {
-      const limit = Math.min(opts.limit ?? 1000, 1000);
-      const beforeSeq = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
+      const limit = Math.min(opts.limit ?? MAX_PAGE, MAX_PAGE);
+      const beforeSeq = opts.cursor === undefined ? undefined : cursors.decode(opts.cursor);
       const rows = await trail.read(caller, 'access_key.list', null, async () => ({
         ok: true,
         touched: [],
         result: await repo.list(db, { limit, beforeSeq }),
       }));
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        accessKeys: page.map((r) => toView(r)),
-        nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null,
-      };
+      const { page, nextCursor } = pageOf(rows, limit, (r) => r.seq, cursors.encode);
+      return { accessKeys: page.map((r) => toView(r)), nextCursor };
     },
 
     async revoke(id: string, caller: Caller): Promise<AccessKeyView> {

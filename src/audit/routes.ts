@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { isoDateTime } from '../dates.js';
 import type { Database } from '../db/database.js';
-import { errors } from '../http/errors.js';
+import { cursorCodec, cursorSchema, limitSchema, pageOf } from '../pagination.js';
 import { errorResponse } from '../secrets/schemas.js';
 import { rowDigest } from './chain.js';
 import type { AuditRepository, AuditRow } from './repository.js';
@@ -26,11 +27,7 @@ const auditEntry = z
   })
   .meta({ id: 'AuditEntry' });
 
-const date = (name: string) =>
-  z.iso
-    .datetime({ offset: true, error: `${name} must be an ISO 8601 date-time with a time zone` })
-    .transform((s) => new Date(s))
-    .optional();
+const date = (name: string) => isoDateTime(name).optional();
 
 const auditQuery = z.object({
   key: z.string().max(200).optional(),
@@ -38,13 +35,8 @@ const auditQuery = z.object({
   action: z.string().max(64).optional(),
   from: date('from'),
   to: date('to'),
-  limit: z.coerce
-    .number({ error: 'limit must be a whole number from 1 to 1000' })
-    .int({ error: 'limit must be a whole number from 1 to 1000' })
-    .min(1, { error: 'limit must be a whole number from 1 to 1000' })
-    .max(1000, { error: 'limit must be a whole number from 1 to 1000' })
-    .optional(),
-  cursor: z.string().max(200).optional(),
+  limit: limitSchema,
+  cursor: cursorSchema,
 });
 
 const toEntry = (r: AuditRow) => ({
@@ -61,13 +53,7 @@ const toEntry = (r: AuditRow) => ({
   hash: r.sealed ? rowDigest(r).toString('hex') : null,
 });
 
-const encodeCursor = (id: string) => Buffer.from(`a1:${id}`).toString('base64url');
-function decodeCursor(cursor: string): string {
-  const m = /^a1:([1-9][0-9]{0,18})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!m?.[1])
-    throw errors.invalidInput('Invalid cursor: pass the nextCursor value of a previous page unchanged');
-  return m[1];
-}
+const cursors = cursorCodec('a1');
 
 /** GET /api/audit and /api/audit/verify: admin JWT only (the guard's default for routes without config.access). */
 export async function auditRoutes(
@@ -104,19 +90,15 @@ export async function auditRoutes(
       const limit = q.limit ?? 100;
       const rows = await opts.repo.list(opts.db, {
         limit,
-        beforeId: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
+        beforeId: q.cursor === undefined ? undefined : cursors.decode(q.cursor),
         key: q.key,
         actor: q.actor,
         action: q.action,
         from: q.from,
         to: q.to,
       });
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        entries: page.map(toEntry),
-        nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null,
-      };
+      const { page, nextCursor } = pageOf(rows, limit, (r) => r.id, cursors.encode);
+      return { entries: page.map(toEntry), nextCursor };
     },
   );
 

@@ -21,6 +21,11 @@ export interface RouteAccess {
   keyFrom?: 'params' | 'body';
   /** Counts against the per-identity value-read limit. */
   readLimit?: boolean;
+  /**
+   * Admin only for this request when it returns a reason (checked once the body and query
+   * are validated): the irreversible operations no access-key scope implies.
+   */
+  adminOnlyWhen?: (req: FastifyRequest) => string | null;
 }
 
 declare module 'fastify' {
@@ -96,16 +101,14 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
   scope.addHook('onRequest', async (req) => {
     const access = req.routeOptions.config.access ?? { adminOnly: true };
     req.caller = callerOf(req, null);
-    try {
-      await limits.checkAuthFailures(req);
-    } catch (err) {
-      return refuse(req, 'auth.failed', paramKey(req), err);
-    }
     let actor: Actor;
     try {
       actor = await identify(req);
     } catch (err) {
       if (err instanceof AppError && err.statusCode === 401) {
+        // A blocked address's failures are refused before any audit write or count: cheap,
+        // and they do not extend the block. A credential that verifies never gets here.
+        await limits.checkAuthFailures(req);
         await limits.countAuthFailure(req);
         return refuse(req, 'auth.failed', paramKey(req), err);
       }
@@ -139,6 +142,15 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
     const access = req.routeOptions.config.access;
     const actor = req.actor;
     if (!access || !actor) return;
+    const adminReason = actor.kind === 'access_key' ? (access.adminOnlyWhen?.(req) ?? null) : null;
+    if (adminReason !== null && actor.kind === 'access_key') {
+      const err = forbidden(
+        `Admin access required: access key "${actor.name}" cannot ${adminReason}`,
+        'Use an admin token for this operation',
+      );
+      if (access.action) return refuse(req, access.action, paramKey(req), err);
+      throw err;
+    }
     if (access.keyFrom && actor.kind === 'access_key') {
       const key =
         access.keyFrom === 'params' ? paramKey(req) : String((req.body as { key?: unknown }).key ?? '');

@@ -19,6 +19,7 @@ declare module 'fastify' {
 }
 
 export const MAX_TOKEN_LENGTH = 8192;
+const CLOCK_SKEW_S = 60;
 
 // fast-jwt's error codes, translated into what a caller can act on (never the token itself).
 function describe(err: unknown): string {
@@ -29,8 +30,18 @@ function describe(err: unknown): string {
   if (code === 'FAST_JWT_INVALID_ALGORITHM') return 'the token algorithm is not accepted';
   if (code === 'FAST_JWT_INVALID_CLAIM_VALUE') return 'the issuer or audience is not accepted';
   if (code === 'FAST_JWT_MISSING_SIGNATURE') return 'the token is not signed';
-  if (code === 'FAST_JWT_MISSING_REQUIRED_CLAIM') return 'the token lacks the issuer or audience claim';
+  if (code === 'FAST_JWT_MISSING_REQUIRED_CLAIM') {
+    // fast-jwt names the claim ("The exp claim is required."); never the token.
+    return /^The exp claim is required/.test((err as Error).message)
+      ? 'the token has no expiry (exp is required)'
+      : 'the token lacks the issuer or audience claim';
+  }
   return 'the token is malformed';
+}
+
+/** The one accepted algorithm: JWT_ALGORITHM, else RS256 with a public key, else HS256. */
+export function jwtAlgorithm(config: Config): 'HS256' | 'RS256' | 'ES256' {
+  return config.jwt.algorithm ?? (config.jwt.publicKey ? 'RS256' : 'HS256');
 }
 
 export function countHeader(raw: string[], name: string): number {
@@ -41,11 +52,12 @@ export function countHeader(raw: string[], name: string): number {
 
 /**
  * Bearer-JWT verification with pinned algorithms: HS256 with JWT_SECRET, or RS256/ES256
- * with JWT_PUBLIC_KEY. exp and nbf are enforced; iss and aud when configured.
+ * with JWT_PUBLIC_KEY. exp is required and at most JWT_MAX_TTL ahead, nbf is honoured, a
+ * string sub is required; iss and aud when configured.
  */
 export const jwtPlugin = fp(async (app: FastifyInstance, opts: { config: Config; jwtSecret: string }) => {
   const { jwt } = opts.config;
-  const algorithm = jwt.algorithm ?? (jwt.publicKey ? 'RS256' : 'HS256');
+  const algorithm = jwtAlgorithm(opts.config);
   const asymmetric = algorithm !== 'HS256';
   await app.register(fastifyJwt, {
     // Asymmetric: only the public key. A placeholder private key made registration throw
@@ -58,7 +70,8 @@ export const jwtPlugin = fp(async (app: FastifyInstance, opts: { config: Config;
       ...(jwt.audience ? { allowedAud: jwt.audience } : {}),
       // allowedIss/allowedAud only check claims that are present; a token without them
       // must not pass when an issuer or audience is configured.
-      requiredClaims: [...(jwt.issuer ? ['iss'] : []), ...(jwt.audience ? ['aud'] : [])],
+      // exp too: a token without one would never expire.
+      requiredClaims: ['exp', ...(jwt.issuer ? ['iss'] : []), ...(jwt.audience ? ['aud'] : [])],
     },
   });
   app.decorateRequest('actor', null);
@@ -70,9 +83,18 @@ export const jwtPlugin = fp(async (app: FastifyInstance, opts: { config: Config;
     } catch (err) {
       throw errors.badToken(describe(err));
     }
+    // fast-jwt checks that exp is in the future; this bounds how far: a token minted for the
+    // year 3000 is as good as one that never expires. CLOCK_SKEW_S tolerates minting clocks
+    // slightly ahead of ours.
+    const exp = payload.exp;
+    if (typeof exp !== 'number' || exp - Date.now() / 1000 > jwt.maxTtlSeconds + CLOCK_SKEW_S) {
+      throw errors.badToken('the token lives longer than the maximum lifetime this service accepts');
+    }
+    // Without a subject every holder would share one identity in audit rows and limits.
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
+      throw errors.badToken('the token has no subject (sub must be a string)');
+    }
     if (payload.role !== jwt.adminRole) throw errors.notAdmin();
-    const sub =
-      typeof payload.sub === 'string' && payload.sub.length > 0 ? payload.sub.slice(0, 200) : 'admin';
-    return { kind: 'admin', sub };
+    return { kind: 'admin', sub: payload.sub.slice(0, 200) };
   });
 });

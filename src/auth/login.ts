@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import { errors } from '../http/errors.js';
 import { errorResponse } from '../secrets/schemas.js';
+import { jwtAlgorithm } from './jwt.js';
 
 export const LOGIN_TTL_SECONDS = 15 * 60;
 
@@ -27,6 +28,15 @@ export async function loginRoutes(
 ) {
   const root = opts.config.rootAdmin;
   if (!root) return;
+  // Only the HS256 secret can sign here; an RS256/ES256 service holds just the public key.
+  // Registering the route anyway answered 500 for the right password (and 401 for a wrong
+  // one): a password oracle that could never log anyone in.
+  if (jwtAlgorithm(opts.config) !== 'HS256') {
+    app.log.warn(
+      'ROOT_ADMIN_USERNAME/ROOT_ADMIN_PASSWORD are ignored: login needs an HS256 JWT_SECRET to sign with; mint RS256/ES256 tokens where the private key is kept',
+    );
+    return;
+  }
   app.withTypeProvider<ZodTypeProvider>().post(
     '/api/auth/admin/sessions',
     {

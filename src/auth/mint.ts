@@ -1,5 +1,5 @@
 import { createSigner } from 'fast-jwt';
-import type { Config } from '../config.js';
+import { type Config, parseDuration } from '../config.js';
 
 /** Mints an admin JWT with the service's own HS256 secret (for operators and tests). */
 export function mintAdminToken(
@@ -19,10 +19,9 @@ export function mintAdminToken(
 
 /** Parses durations like 90s, 15m, 1h, 7d (or plain seconds). */
 export function parseTtl(text: string): number {
-  const m = /^(\d+)([smhd]?)$/.exec(text.trim());
-  if (!m?.[1]) throw new Error(`invalid --ttl "${text}": use e.g. 900, 15m, 1h or 7d`);
-  const n = Number(m[1]);
-  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] ?? ''] ?? 1;
-  if (n <= 0) throw new Error('--ttl must be positive');
-  return n * unit;
+  try {
+    return parseDuration(text);
+  } catch {
+    throw new Error(`invalid --ttl "${text}": use e.g. 900, 15m, 1h or 7d (a positive duration)`);
+  }
 }

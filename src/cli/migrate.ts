@@ -8,7 +8,7 @@ import { openDatabase } from '../runtime.js';
 /** npm run migrate: applies pending migrations (the server also does so at start-up). */
 try {
   const config = loadConfig();
-  const db = await openDatabase(config);
+  const db = await openDatabase(config, { role: 'migrate' });
   try {
     const { applied } = await migrate(db, await loadMigrations());
     process.stdout.write(

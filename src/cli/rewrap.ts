@@ -49,7 +49,7 @@ try {
   const config = loadConfig();
   const log = createLogger(config.logLevel === 'silent' ? 'silent' : 'warn', process.stderr as never);
   const { keyring } = await resolveKeys(config, log);
-  const db = await openDatabase(config);
+  const db = await openDatabase(config, { role: 'rewrap' });
   try {
     await migrate(db, await loadMigrations());
     // The same check as the server: every kid in the ring must be the one the data was written with.

@@ -12,7 +12,7 @@ import { resolveKeys } from '../runtime.js';
 const HELP = `Usage: npm run token -- [--sub NAME] [--ttl 1h] [--role ROLE]
 Prints an admin JWT for this service on stdout.
   --sub   subject recorded as lastUsedBy (default: cli)
-  --ttl   lifetime: seconds or 15m, 1h, 7d (default: 1h)
+  --ttl   lifetime: seconds or 15m, 1h, 7d (default: 1h; at most JWT_MAX_TTL, 24h by default)
   --role  role claim (default: ADMIN_ROLE, project_admin)`;
 
 /** Mints and prints a token; `args` are the flags after the command name. */
@@ -37,10 +37,17 @@ export async function tokenCommand(args: string[]): Promise<void> {
         'the service verifies RS256/ES256 tokens: mint them with the private key where it is kept',
       );
     }
+    const ttlSeconds = parseTtl(values.ttl);
+    if (ttlSeconds > config.jwt.maxTtlSeconds) {
+      throw new Error(
+        `--ttl ${values.ttl} is longer than the service accepts (JWT_MAX_TTL, ${config.jwt.maxTtlSeconds} s): ask for less, or raise JWT_MAX_TTL on the service and here`,
+      );
+    }
+    if (values.sub.length === 0) throw new Error('--sub must not be empty');
     const { jwtSecret } = await resolveKeys(config, createLogger('warn', process.stderr as never));
     const token = mintAdminToken(config, jwtSecret, {
       sub: values.sub,
-      ttlSeconds: parseTtl(values.ttl),
+      ttlSeconds,
       ...(values.role ? { role: values.role } : {}),
     });
     process.stdout.write(`${token}\n`);

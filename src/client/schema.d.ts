@@ -472,7 +472,7 @@ export interface paths {
         };
         /**
          * Update a secret
-         * @description Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. With If-Match, applies only if the secret is still in that state (else 412).
+         * @description Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. isReserved:false is admin-only (access keys: 403). With If-Match, applies only if the secret is still in that state (else 412).
          */
         put: {
             parameters: {
@@ -583,7 +583,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a secret (soft), or purge it
-         * @description Marks the secret inactive (restore it with POST /api/secrets/{key}/restore). Reserved secrets cannot be deleted. Deleting an inactive secret succeeds. ?purge=true erases an inactive, non-reserved secret and all its versions irreversibly. Accepts If-Match.
+         * @description Marks the secret inactive (restore it with POST /api/secrets/{key}/restore). Reserved secrets cannot be deleted. Deleting an inactive secret succeeds. ?purge=true erases an inactive, non-reserved secret and all its versions irreversibly (admin only: access keys get 403). Accepts If-Match.
          */
         delete: {
             parameters: {
@@ -1197,6 +1197,7 @@ export interface paths {
             parameters: {
                 query?: {
                     limit?: number;
+                    /** @description The nextCursor of the previous page */
                     cursor?: string;
                 };
                 header?: never;
@@ -1459,6 +1460,7 @@ export interface paths {
                     from?: string;
                     to?: string;
                     limit?: number;
+                    /** @description The nextCursor of the previous page */
                     cursor?: string;
                 };
                 header?: never;
@@ -1691,6 +1693,15 @@ export interface paths {
                     };
                 };
                 /** @description Default Response */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorResponse"];
+                    };
+                };
+                /** @description Default Response */
                 500: {
                     headers: {
                         [name: string]: unknown;
@@ -1782,6 +1793,15 @@ export interface paths {
                 };
                 /** @description Default Response */
                 413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorResponse"];
+                    };
+                };
+                /** @description Default Response */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database } from '../db/database.js';
 import { AppError } from './errors.js';
@@ -8,7 +8,14 @@ import { AppError } from './errors.js';
  * build several apps in one process). Labels are the route pattern (/api/secrets/:key,
  * never the key), the method and the status code: no secret name or value reaches a label.
  */
-export async function metricsPlugin(app: FastifyInstance, opts: { db: Database }) {
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The Prometheus exposition of this app's registry (for a separate metrics listener). */
+    metrics: { contentType: string; text(): Promise<string> };
+  }
+}
+
+export async function metricsPlugin(app: FastifyInstance, opts: { db: Database; serveRoute?: boolean }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const labelNames = ['method', 'route', 'status_code'] as const;
@@ -58,7 +65,22 @@ export async function metricsPlugin(app: FastifyInstance, opts: { db: Database }
     duration.observe(labels, reply.elapsedTime / 1000);
   });
 
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
-    reply.type(registry.contentType).send(await registry.metrics()),
+  app.decorate('metrics', { contentType: registry.contentType, text: () => registry.metrics() });
+  if (opts.serveRoute !== false) {
+    app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
+      reply.type(registry.contentType).send(await registry.metrics()),
+    );
+  }
+}
+
+/**
+ * METRICS_PORT: a second, minimal listener serving only GET /metrics from the main app's
+ * registry, so the scraper's port can stay private while PORT is public.
+ */
+export function buildMetricsApp(main: FastifyInstance): FastifyInstance {
+  const m = Fastify({ logger: false });
+  m.get('/metrics', async (_req, reply) =>
+    reply.type(main.metrics.contentType).send(await main.metrics.text()),
   );
+  return m;
 }

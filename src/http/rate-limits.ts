@@ -31,8 +31,25 @@ export function createLimits(
     },
 
     /**
-     * Before authenticating: 429 when this IP has used up its failed attempts, so a
-     * blocked client cannot keep guessing (a peek, which counts nothing).
+     * Counts `n` values returned at once (export, render) against the caller's read limit:
+     * 429 without counting anything when fewer than `n` reads are left this minute. The
+     * store has no "add n", so it is n increments (pipelined on Redis); a race between two
+     * bulk reads can overshoot by at most one batch.
+     */
+    async readMany(req: FastifyRequest, n: number): Promise<void> {
+      if (n <= 0) return;
+      const peek = await reads(req, { increment: false });
+      // isAllowed is true only for an allow-listed key (none here): no limit applies.
+      if (!peek.isAllowed && (peek.isExceeded || peek.remaining < n)) {
+        throw errors.rateLimited(retryAfter(peek.ttl > 0 ? peek.ttl : 60_000));
+      }
+      await Promise.all(Array.from({ length: n }, () => reads(req)));
+    },
+
+    /**
+     * After a credential failed to verify: 429 when this IP has used up its failed attempts
+     * (a peek, which counts nothing). Never called for a credential that verifies, so other
+     * callers' failures behind the same address never lock out a valid token.
      */
     async checkAuthFailures(req: FastifyRequest): Promise<void> {
       const r = await authFailures(req, { increment: false });

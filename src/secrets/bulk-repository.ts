@@ -1,3 +1,4 @@
+import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { Queryable } from '../db/database.js';
 import type { CryptoColumns } from './repository.js';
 
@@ -20,13 +21,21 @@ export function createBulkRepository() {
      * value, ordered by key. One statement, so one snapshot: a concurrent update is seen
      * either entirely or not at all, on both backends.
      */
-    async readableValues(q: Queryable, prefix: string | undefined): Promise<ValueRow[]> {
+    async readableValues(
+      q: Queryable,
+      prefix: string | undefined,
+      /** The caller's view, filtered in SQL (rows outside it are never read). */
+      visible: Visibility,
+    ): Promise<ValueRow[]> {
+      const params: unknown[] = [prefix ?? ''];
+      const cond = visibilitySql(visible, 's.key', params);
+      const only = cond ? `AND ${cond}` : '';
       return q.query<ValueRow>(
         `SELECT ${VALUE_COLUMNS}
          FROM secrets s JOIN secret_versions v ON v.secret_id = s.id AND v.version = s.current_version
-         WHERE ${READABLE} AND starts_with(s.key, $1)
+         WHERE ${READABLE} AND starts_with(s.key, $1) ${only}
          ORDER BY s.key`,
-        [prefix ?? ''],
+        params,
       );
     },
 

@@ -1,6 +1,7 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { Limits } from '../http/rate-limits.js';
 import { exportedSecrets, exportQuery, renderBody, renderResponse } from './bulk-schemas.js';
 import type { BulkService } from './bulk-service.js';
 import { errorResponse } from './schemas.js';
@@ -10,13 +11,16 @@ import { errorResponse } from './schemas.js';
  * over /api/secrets/:key in the router whatever the registration order (and neither name
  * is a valid key in GET, which only accepts upper case).
  */
-export async function bulkRoutes(app: FastifyInstance, opts: { bulk: BulkService }) {
+export async function bulkRoutes(app: FastifyInstance, opts: { bulk: BulkService; limits: Limits }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const { bulk } = opts;
+  const { bulk, limits } = opts;
+  // Every value returned counts against READ_RATE_LIMIT, like single reads.
+  const charge = (req: FastifyRequest) => (n: number) => limits.readMany(req, n);
   const errs = {
     400: errorResponse,
     401: errorResponse,
     403: errorResponse,
+    429: errorResponse,
     500: errorResponse,
     503: errorResponse,
   };
@@ -48,11 +52,11 @@ export async function bulkRoutes(app: FastifyInstance, opts: { bulk: BulkService
       if (req.query.format === 'dotenv') {
         return reply
           .type('text/plain; charset=utf-8')
-          .send(await bulk.exportDotenv(req.query.prefix, req.caller));
+          .send(await bulk.exportDotenv(req.query.prefix, req.caller, charge(req)));
       }
       return reply
         .type('application/json; charset=utf-8')
-        .send(await bulk.exportJson(req.query.prefix, req.caller));
+        .send(await bulk.exportJson(req.query.prefix, req.caller, charge(req)));
     },
   );
 
@@ -69,6 +73,6 @@ export async function bulkRoutes(app: FastifyInstance, opts: { bulk: BulkService
         response: { 200: renderResponse, 413: errorResponse, ...errs },
       },
     },
-    async (req) => ({ rendered: await bulk.render(req.body.template, req.caller) }),
+    async (req) => ({ rendered: await bulk.render(req.body.template, req.caller, charge(req)) }),
   );
 }

@@ -5,11 +5,11 @@ import type { Caller } from '../auth/caller.js';
 import { maySee } from '../auth/visibility.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
-import { errors } from '../http/errors.js';
+import { AppError, errors } from '../http/errors.js';
 import type { BulkRepository, ValueRow } from './bulk-repository.js';
 import { dotenvUnrepresentable, type ExportedSecrets, toDotenv } from './export-format.js';
 import { openSealed } from './open-sealed.js';
-import { renderTemplate, templateReferences } from './template.js';
+import { renderedBytes, renderTemplate, templateReferences } from './template.js';
 
 /**
  * Export and templates: many values at once, each decrypted fail-closed. Each leaves one
@@ -18,15 +18,23 @@ import { renderTemplate, templateReferences } from './template.js';
  * authenticate, `withheld` for values read but not returned because the request failed.
  */
 
+/**
+ * Counts `n` values against the caller's read limit (READ_RATE_LIMIT), or throws 429. Called
+ * inside the read's transaction, so a refused read leaves no "success" audit row.
+ */
+export type Charge = (n: number) => Promise<void>;
+
 export interface BulkServiceDeps {
   db: Database;
   repo: BulkRepository;
   trail: AuditTrail;
   keyring: Keyring;
   log: Logger;
+  /** The largest rendered template, in bytes of UTF-8 (MAX_RENDER_BYTES). */
+  maxRenderBytes: number;
 }
 
-export function createBulkService({ db, repo, trail, keyring, log }: BulkServiceDeps) {
+export function createBulkService({ db, repo, trail, keyring, log, maxRenderBytes }: BulkServiceDeps) {
   /** Opens every row; the first failure fails them all (the others are then withheld). */
   function openAll(rows: ValueRow[]): { values: Map<string, string>; touched: Touched[]; error?: unknown } {
     const values = new Map<string, string>();
@@ -50,14 +58,35 @@ export function createBulkService({ db, repo, trail, keyring, log }: BulkService
   const withheld = (touched: Touched[]): Touched[] =>
     touched.map((t) => (t.outcome === 'success' ? { ...t, outcome: 'withheld' } : t));
 
+  /** Counts the values about to be returned; over the read limit, every one is refused (rate_limited). */
+  async function charged(
+    rows: ValueRow[],
+    charge: Charge,
+  ): Promise<{ ok: true } | { ok: false; error: unknown; touched: Touched[] }> {
+    try {
+      await charge(rows.length);
+      return { ok: true };
+    } catch (error) {
+      return {
+        ok: false,
+        error,
+        touched: rows.map((r) => ({ key: r.key, version: r.version, outcome: outcomeOf(error) })),
+      };
+    }
+  }
+
   /** Reads the visible readable secrets under `prefix`, then shapes them; a shaping error withholds all. */
   function exportValues<T>(
     prefix: string | undefined,
     caller: Caller,
+    charge: Charge,
     shape: (values: ExportedSecrets) => T,
   ): Promise<T> {
     return trail.read(caller, 'secret.export', prefix ?? null, async (): Promise<ReadOutcome<T>> => {
-      const rows = (await repo.readableValues(db, prefix)).filter((r) => maySee(caller.visible, r.key));
+      // Filtered in SQL: rows outside a restricted access key's view are never read.
+      const rows = await repo.readableValues(db, prefix, caller.visible);
+      const paid = await charged(rows, charge);
+      if (!paid.ok) return paid;
       const opened = openAll(rows);
       if (opened.error !== undefined) return { ok: false, error: opened.error, touched: opened.touched };
       // A null-prototype object: a key can never collide with Object.prototype members.
@@ -73,11 +102,12 @@ export function createBulkService({ db, repo, trail, keyring, log }: BulkService
 
   return {
     /** format json: { KEY: value } in key order. */
-    exportJson: (prefix: string | undefined, caller: Caller) => exportValues(prefix, caller, (v) => v),
+    exportJson: (prefix: string | undefined, caller: Caller, charge: Charge) =>
+      exportValues(prefix, caller, charge, (v) => v),
 
     /** format dotenv: KEY='value' lines that the dotenv package parses back to the same values. */
-    exportDotenv: (prefix: string | undefined, caller: Caller) =>
-      exportValues(prefix, caller, (values) => {
+    exportDotenv: (prefix: string | undefined, caller: Caller, charge: Charge) =>
+      exportValues(prefix, caller, charge, (values) => {
         const bad = dotenvUnrepresentable(values);
         if (bad.length > 0) {
           throw errors.invalidInput(
@@ -89,7 +119,7 @@ export function createBulkService({ db, repo, trail, keyring, log }: BulkService
       }),
 
     /** One audit row per referenced secret (a template without references leaves one row, key null). */
-    async render(template: string, caller: Caller): Promise<string> {
+    async render(template: string, caller: Caller, charge: Charge): Promise<string> {
       const { keys, invalid } = templateReferences(template);
       return trail.read(caller, 'secret.render', null, async (): Promise<ReadOutcome<string>> => {
         const refused = keys.filter((k) => !maySee(caller.visible, k));
@@ -104,6 +134,8 @@ export function createBulkService({ db, repo, trail, keyring, log }: BulkService
           return { ok: false, error, touched: refused.map((key) => ({ key, outcome: 'denied' })) };
         }
         const rows = keys.length > 0 ? await repo.readableValuesByKeys(db, keys) : [];
+        const paid = await charged(rows, charge);
+        if (!paid.ok) return paid;
         const opened = openAll(rows);
         const missing = keys.filter((k) => !rows.some((r) => r.key === k));
         const notFound: Touched[] = missing.map((key) => ({ key, outcome: 'not_found' }));
@@ -117,6 +149,17 @@ export function createBulkService({ db, repo, trail, keyring, log }: BulkService
             'Create the missing secrets (or reactivate them, or clear their expiry), or fix the names; see GET /api/secrets',
           );
           return { ok: false, error, touched: [...withheld(opened.touched), ...notFound] };
+        }
+        // Counted as references resolve, before anything is built (MAX_RENDER_BYTES).
+        const size = renderedBytes(template, opened.values, maxRenderBytes);
+        if (size > maxRenderBytes) {
+          const error = new AppError(
+            413,
+            'PAYLOAD_TOO_LARGE',
+            `The rendered template would exceed ${maxRenderBytes} bytes (MAX_RENDER_BYTES)${size > maxRenderBytes * 2 ? '' : `: ${size} bytes`}`,
+            'Reference fewer or smaller secrets per template, or render it in parts',
+          );
+          return { ok: false, error, touched: withheld(opened.touched) };
         }
         return { ok: true, result: renderTemplate(template, opened.values), touched: opened.touched };
       });

@@ -100,12 +100,23 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   r.put(
     '/api/secrets/:key',
     {
-      config: { access: { action: 'secret.update', scope: 'secrets:write', keyFrom: 'params' } },
+      config: {
+        access: {
+          action: 'secret.update',
+          scope: 'secrets:write',
+          keyFrom: 'params',
+          // Un-reserving is what makes a secret deletable: no scope implies it.
+          adminOnlyWhen: (req) =>
+            (req.body as { isReserved?: unknown } | undefined)?.isReserved === false
+              ? 'set isReserved to false (un-reserving is admin-only)'
+              : null,
+        },
+      },
       schema: {
         tags,
         summary: 'Update a secret',
         description:
-          'Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. With If-Match, applies only if the secret is still in that state (else 412).',
+          'Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. isReserved:false is admin-only (access keys: 403). With If-Match, applies only if the secret is still in that state (else 412).',
         params: keyParams,
         headers: ifMatchHeaders,
         body: updateBody,
@@ -122,12 +133,23 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   r.delete(
     '/api/secrets/:key',
     {
-      config: { access: { action: 'secret.delete', scope: 'secrets:delete', keyFrom: 'params' } },
+      config: {
+        access: {
+          action: 'secret.delete',
+          scope: 'secrets:delete',
+          keyFrom: 'params',
+          // Purge erases every version for good: secrets:delete covers soft delete only.
+          adminOnlyWhen: (req) =>
+            (req.query as { purge?: unknown } | undefined)?.purge === true
+              ? 'purge secrets (permanent erasure is admin-only)'
+              : null,
+        },
+      },
       schema: {
         tags,
         summary: 'Delete a secret (soft), or purge it',
         description:
-          'Marks the secret inactive (restore it with POST /api/secrets/{key}/restore). Reserved secrets cannot be deleted. Deleting an inactive secret succeeds. ?purge=true erases an inactive, non-reserved secret and all its versions irreversibly. Accepts If-Match.',
+          'Marks the secret inactive (restore it with POST /api/secrets/{key}/restore). Reserved secrets cannot be deleted. Deleting an inactive secret succeeds. ?purge=true erases an inactive, non-reserved secret and all its versions irreversibly (admin only: access keys get 403). Accepts If-Match.',
         params: keyParams,
         querystring: deleteQuery,
         headers: ifMatchHeaders,

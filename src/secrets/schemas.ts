@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { isoDateTime } from '../dates.js';
+import { cursorSchema, limitSchema } from '../pagination.js';
 
 /**
  * The zod schemas that validate requests and, through @fastify/swagger, generate the
@@ -47,12 +49,7 @@ const value = (required: boolean) =>
     })
     .meta({ description: 'Secret value (encrypted before storage)', example: 'sk_live_...' });
 
-const expiresAt = z.iso
-  .datetime({
-    offset: true,
-    error: 'expiresAt must be an ISO 8601 date-time with a time zone (e.g. 2030-01-01T00:00:00Z), or null',
-  })
-  .transform((s) => new Date(s))
+const expiresAt = isoDateTime('expiresAt')
   .nullable()
   .meta({ description: 'Expiry (ISO 8601); null for none. Reads after it answer 404.' });
 
@@ -91,15 +88,8 @@ export const updateBody = object({
 export const keyParams = z.object({ key: keySchema });
 
 export const listQuery = z.object({
-  limit: z.coerce
-    .number({ error: 'limit must be a whole number from 1 to 1000' })
-    .int({ error: 'limit must be a whole number from 1 to 1000' })
-    .min(1, { error: 'limit must be a whole number from 1 to 1000' })
-    .max(1000, { error: 'limit must be a whole number from 1 to 1000' })
-    .optional(),
-  cursor: z.string().max(200, { error: 'cursor is not valid' }).optional().meta({
-    description: 'The nextCursor of the previous page',
-  }),
+  limit: limitSchema,
+  cursor: cursorSchema,
   prefix: z
     .string()
     .max(128)

@@ -8,6 +8,7 @@ import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Transaction } from '../db/database.js';
 import { errors } from '../http/errors.js';
 import { ifMatchSatisfied, secretEtag } from '../http/etag.js';
+import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
 import { openSealed } from './open-sealed.js';
 import type { CryptoColumns, RevealRow, SecretRow, SecretsRepository } from './repository.js';
 
@@ -77,15 +78,7 @@ export function toMetadata(r: SecretRow): SecretMetadata {
 }
 
 // The list cursor is opaque to clients: base64url of a versioned keyset position.
-const encodeCursor = (seq: string) => Buffer.from(`v1:${seq}`).toString('base64url');
-const INT8_MAX = 9_223_372_036_854_775_807n;
-function decodeCursor(cursor: string): string {
-  const m = /^v1:([1-9][0-9]{0,18})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  // 19 digits can exceed bigint's range; the cast in SQL would then fail with a 500.
-  if (!m?.[1] || BigInt(m[1]) > INT8_MAX)
-    throw errors.invalidInput('Invalid cursor: pass the nextCursor value of a previous page unchanged');
-  return m[1];
-}
+const cursors = cursorCodec('v1');
 
 const versionNotFound = (key: string, version: number) =>
   errors.notFound(
@@ -151,7 +144,7 @@ export function createSecretService({
   log,
   maxValueBytes,
   maxVersions,
-  maxListLimit = 1000,
+  maxListLimit = MAX_PAGE,
 }: SecretServiceDeps) {
   function checkValue(value: string) {
     const bytes = Buffer.byteLength(value, 'utf8');
@@ -197,7 +190,7 @@ export function createSecretService({
       caller: Caller,
     ) {
       const limit = Math.min(opts.limit ?? maxListLimit, maxListLimit);
-      const beforeSeq = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
+      const beforeSeq = opts.cursor === undefined ? undefined : cursors.decode(opts.cursor);
       const rows = await trail.read(caller, 'secret.list', opts.prefix ?? null, async () => ({
         ok: true,
         touched: [],
@@ -209,12 +202,8 @@ export function createSecretService({
           visible: caller.visible,
         }),
       }));
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        secrets: page.map(toMetadata),
-        nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : null,
-      };
+      const { page, nextCursor } = pageOf(rows, limit, (r) => r.seq, cursors.encode);
+      return { secrets: page.map(toMetadata), nextCursor };
     },
 
     async create(input: CreateInput, caller: Caller): Promise<{ id: string; revived: boolean }> {

@@ -27,3 +27,22 @@ export function templateReferences(template: string): { keys: string[]; invalid:
 export function renderTemplate(template: string, values: ReadonlyMap<string, string>): string {
   return template.replace(REFERENCE, (whole, name: string) => values.get(name.toUpperCase()) ?? whole);
 }
+
+/**
+ * The size in bytes of UTF-8 that renderTemplate would produce, counted reference by
+ * reference without building it, so an amplifying template (one large value referenced
+ * thousands of times) is refused before any memory is spent on it. Stops counting once
+ * past `limit`.
+ */
+export function renderedBytes(template: string, values: ReadonlyMap<string, string>, limit: number): number {
+  const sizes = new Map<string, number>();
+  for (const [k, v] of values) sizes.set(k, Buffer.byteLength(v, 'utf8'));
+  let total = Buffer.byteLength(template, 'utf8');
+  for (const m of template.matchAll(REFERENCE)) {
+    const size = sizes.get((m[1] ?? '').toUpperCase());
+    if (size === undefined) continue;
+    total += size - Buffer.byteLength(m[0], 'utf8');
+    if (total > limit) return total;
+  }
+  return total;
+}

@@ -157,6 +157,58 @@ const ATTACKS: Attack[] = [
     auth: (k) => `Bearer ${hs(H, claims({ exp: 'never' }), k.hsSecret)}`,
     expect: 'bad',
   },
+  // Issue 11 item 8: exp required and bounded by JWT_MAX_TTL; a string sub required.
+  {
+    name: 'no exp (a token that never expires)',
+    app: 'hs',
+    auth: (k) => {
+      const { exp: _exp, ...noExp } = claims();
+      return `Bearer ${hs(H, noExp, k.hsSecret)}`;
+    },
+    expect: 'bad',
+  },
+  {
+    name: 'exp in the year 3000',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ exp: 32503680000 }), k.hsSecret)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'exp past the maximum lifetime (24 h + 1 h)',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ exp: now() + 25 * 3600 }), k.hsSecret)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'no sub',
+    app: 'hs',
+    auth: (k) => {
+      const { sub: _sub, ...noSub } = claims();
+      return `Bearer ${hs(H, noSub, k.hsSecret)}`;
+    },
+    expect: 'bad',
+  },
+  {
+    name: 'sub as a number',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ sub: 42 }), k.hsSecret)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'empty sub',
+    app: 'hs',
+    auth: (k) => `Bearer ${hs(H, claims({ sub: '' }), k.hsSecret)}`,
+    expect: 'bad',
+  },
+  {
+    name: 'RS256 without exp',
+    app: 'rs',
+    auth: (k) => {
+      const { exp: _exp, ...noExp } = claims();
+      return `Bearer ${rs({ alg: 'RS256', typ: 'JWT' }, noExp, k.privatePem)}`;
+    },
+    expect: 'bad',
+  },
   {
     name: 'wrong issuer',
     app: 'hs',

@@ -48,7 +48,10 @@ describe('loadConfig', () => {
       ROOT_ADMIN_PASSWORD: 'p',
       MAX_VALUE_BYTES: '1024',
       LOGIN_RATE_LIMIT: '3',
-      TRUST_PROXY: 'true',
+      TRUST_PROXY: '2',
+      MAX_RENDER_BYTES: '2048',
+      JWT_MAX_TTL: '2h',
+      METRICS_PORT: '9100',
     });
     expect(c).toMatchObject({
       nodeEnv: 'production',
@@ -58,9 +61,26 @@ describe('loadConfig', () => {
       rootAdmin: { username: 'u', password: 'p' },
       maxValueBytes: 1024,
       loginRateLimit: 3,
-      trustProxy: true,
+      trustProxy: 2,
+      maxRenderBytes: 2048,
+      metricsPort: 9100,
     });
+    expect(c.jwt.maxTtlSeconds).toBe(7200);
     expect(c.jwt).toMatchObject({ issuer: 'iss', audience: 'aud', adminRole: 'ops', algorithm: undefined });
+  });
+
+  it('TRUST_PROXY takes false, a hop count or a list of addresses/CIDRs; defaults are safe', () => {
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.5,::1' }).trustProxy).toEqual([
+      '10.0.0.0/8',
+      '192.168.1.5',
+      '::1',
+    ]);
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    const d = loadConfig({});
+    expect(d.trustProxy).toBe(false);
+    expect(d.maxRenderBytes).toBe(1024 * 1024);
+    expect(d.jwt.maxTtlSeconds).toBe(24 * 3600);
+    expect(d.metricsPort).toBeUndefined();
   });
 
   it('treats empty strings as unset', () => {
@@ -72,6 +92,11 @@ describe('loadConfig', () => {
 
   it.each([
     [{ PORT: 'http' }, /PORT/],
+    [{ TRUST_PROXY: 'true' }, /TRUST_PROXY: true would trust every X-Forwarded-For hop/],
+    [{ TRUST_PROXY: '10.0.0.0/8,proxy.local' }, /TRUST_PROXY: .*not an address: proxy.local/],
+    [{ TRUST_PROXY: '10.0.0.0/33' }, /TRUST_PROXY/],
+    [{ JWT_MAX_TTL: 'forever' }, /JWT_MAX_TTL: invalid duration/],
+    [{ MAX_RENDER_BYTES: '10' }, /MAX_RENDER_BYTES/],
     [{ PORT: '70000' }, /PORT/],
     [{ NODE_ENV: 'staging' }, /NODE_ENV/],
     [{ LOG_LEVEL: 'verbose' }, /LOG_LEVEL/],

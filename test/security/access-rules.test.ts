@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { createBulkRepository } from '../../src/secrets/bulk-repository.js';
+import { bearer, createAccessKey } from '../helpers/access-keys.js';
+import { createTestApp, type TestApp } from '../helpers/app.js';
+import { secretValue } from '../helpers/secrets.js';
+
+/**
+ * Issue 11 item 5: un-reserving and purging are admin-only (access keys: 403, audited as
+ * denied, nothing changed). Item 9: a scoped export is filtered in SQL. Both backends.
+ */
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' } });
+});
+afterAll(() => t?.close());
+beforeEach(() => t.reset());
+
+async function put(key: string, isReserved = false) {
+  const r = await t.app.inject({
+    method: 'POST',
+    url: '/api/secrets',
+    headers: t.auth(),
+    payload: { key, value: secretValue(), isReserved },
+  });
+  expect(r.statusCode).toBe(201);
+}
+const deniedRows = async (action: string, key: string) =>
+  (
+    await t.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_log WHERE action = $1 AND key = $2 AND outcome = 'denied'`,
+      [action, key],
+    )
+  )[0]?.n;
+
+it('an access key with secrets:write cannot un-reserve a secret; an admin can', async () => {
+  await put('KEEP_ME', true);
+  const k = await createAccessKey(t, { scopes: ['secrets:write', 'secrets:delete'] });
+  const res = await t.app.inject({
+    method: 'PUT',
+    url: '/api/secrets/KEEP_ME',
+    headers: bearer(k.token),
+    payload: { isReserved: false },
+  });
+  expect(res.statusCode).toBe(403);
+  expect(res.json().message).toBe(
+    `Admin access required: access key "${k.name}" cannot set isReserved to false (un-reserving is admin-only)`,
+  );
+  expect(await deniedRows('secret.update', 'KEEP_ME')).toBe(1);
+  const row = await t.db.query<{ is_reserved: boolean }>(
+    `SELECT is_reserved FROM secrets WHERE key = 'KEEP_ME'`,
+  );
+  expect(row[0]?.is_reserved).toBe(true);
+  // Other updates by the key still work, and so does the admin's un-reserve.
+  const desc = await t.app.inject({
+    method: 'PUT',
+    url: '/api/secrets/KEEP_ME',
+    headers: bearer(k.token),
+    payload: { description: 'still mine', isReserved: true },
+  });
+  expect(desc.statusCode).toBe(200);
+  const admin = await t.app.inject({
+    method: 'PUT',
+    url: '/api/secrets/KEEP_ME',
+    headers: t.auth(),
+    payload: { isReserved: false },
+  });
+  expect(admin.statusCode).toBe(200);
+});
+
+it('an access key with secrets:delete can soft-delete but not purge; an admin can purge', async () => {
+  await put('GONE');
+  const k = await createAccessKey(t, { scopes: ['secrets:delete'] });
+  const del = await t.app.inject({ method: 'DELETE', url: '/api/secrets/GONE', headers: bearer(k.token) });
+  expect(del.statusCode).toBe(200);
+  const purge = await t.app.inject({
+    method: 'DELETE',
+    url: '/api/secrets/GONE?purge=true',
+    headers: bearer(k.token),
+  });
+  expect(purge.statusCode).toBe(403);
+  expect(purge.json().message).toBe(
+    `Admin access required: access key "${k.name}" cannot purge secrets (permanent erasure is admin-only)`,
+  );
+  expect(await deniedRows('secret.delete', 'GONE')).toBe(1);
+  const versions = await t.db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM secret_versions v JOIN secrets s ON s.id = v.secret_id WHERE s.key = 'GONE'`,
+  );
+  expect(versions[0]?.n).toBe(1);
+  const admin = await t.app.inject({
+    method: 'DELETE',
+    url: '/api/secrets/GONE?purge=true',
+    headers: t.auth(),
+  });
+  expect(admin.statusCode).toBe(200);
+});
+
+it('a scoped export reads only the rows the key may see, filtered in SQL', async () => {
+  for (const k of ['APP_ONE', 'APP_TWO', 'OTHER_ONE', 'EXACT', 'EXACTLY_NOT']) await put(k);
+  const repo = createBulkRepository();
+  const rows = await repo.readableValues(t.db, undefined, {
+    kind: 'patterns',
+    exact: ['EXACT'],
+    prefixes: ['APP_'],
+  });
+  expect(rows.map((r) => r.key)).toEqual(['APP_ONE', 'APP_TWO', 'EXACT']);
+  const under = await repo.readableValues(t.db, 'APP_T', {
+    kind: 'patterns',
+    exact: ['EXACT'],
+    prefixes: ['APP_'],
+  });
+  expect(under.map((r) => r.key)).toEqual(['APP_TWO']);
+  const k = await createAccessKey(t, { scopes: ['secrets:read'], keys: ['APP_*', 'EXACT'] });
+  const res = await t.app.inject({ method: 'GET', url: '/api/secrets/export', headers: bearer(k.token) });
+  expect(res.statusCode).toBe(200);
+  expect(Object.keys(res.json())).toEqual(['APP_ONE', 'APP_TWO', 'EXACT']);
+});

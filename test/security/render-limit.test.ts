@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { secretValue, trackValue } from '../helpers/secrets.js';
+import { createTestServer, type TestServer } from '../helpers/server.js';
+
+/**
+ * Issue 11 item 1: render counts bytes as references resolve and refuses an amplifying
+ * template (413 naming the limit) before building it; /health keeps answering while the
+ * largest allowed renders run. Real HTTP (a listening server), both backends.
+ */
+const LIMIT = 1024 * 1024;
+const VALUE_BYTES = 64 * 1024;
+let t: TestServer;
+
+beforeAll(async () => {
+  t = await createTestServer({ env: { MAX_RENDER_BYTES: String(LIMIT) } });
+  const prefix = secretValue('big');
+  const big = trackValue(`${prefix}${'x'.repeat(VALUE_BYTES - prefix.length)}`);
+  const res = await t.app.inject({
+    method: 'POST',
+    url: '/api/secrets',
+    headers: t.auth(),
+    payload: { key: 'BIG', value: big },
+  });
+  expect(res.statusCode).toBe(201);
+});
+afterAll(() => t?.close());
+
+const renderBody = (refs: number) => JSON.stringify({ template: '{{Secrets.BIG}}\n'.repeat(refs) });
+const render = (refs: number) =>
+  fetch(`${t.url}/api/secrets/render`, {
+    method: 'POST',
+    headers: { ...t.auth(), 'content-type': 'application/json' },
+    body: renderBody(refs),
+  });
+
+it('refuses a template that would render past MAX_RENDER_BYTES with 413 naming the limit', async () => {
+  // 8,000 references to one 64 KiB secret: 524 MB before the cap.
+  const res = await render(8000);
+  expect(res.status).toBe(413);
+  const body = (await res.json()) as { error: string; message: string };
+  expect(body.error).toBe('PAYLOAD_TOO_LARGE');
+  expect(body.message).toContain(`exceed ${LIMIT} bytes (MAX_RENDER_BYTES)`);
+  // Just past the limit is refused too; just under it renders.
+  const refsUnder = Math.floor(LIMIT / (VALUE_BYTES + 1));
+  expect((await render(refsUnder + 1)).status).toBe(413);
+  const ok = await render(refsUnder);
+  expect(ok.status).toBe(200);
+  const rendered = ((await ok.json()) as { rendered: string }).rendered;
+  expect(Buffer.byteLength(rendered)).toBeLessThanOrEqual(LIMIT);
+  expect(Buffer.byteLength(rendered)).toBe(refsUnder * (VALUE_BYTES + 1));
+});
+
+it('/health answers while the largest allowed renders are in flight', async () => {
+  const refs = Math.floor(LIMIT / (VALUE_BYTES + 1));
+  const order: string[] = [];
+  const renders = Array.from({ length: 4 }, (_, i) =>
+    render(refs).then(async (r) => {
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+      order.push(`render${i}`);
+    }),
+  );
+  const health = fetch(`${t.url}/health`).then(async (r) => {
+    expect(r.status).toBe(200);
+    await r.arrayBuffer();
+    order.push('health');
+  });
+  await Promise.all([...renders, health]);
+  // Four renders queued before it, and /health still did not wait for all of them.
+  expect(order.indexOf('health')).toBeLessThan(order.length - 1);
+});
