@@ -86,15 +86,15 @@ describe('one instance', () => {
     expect((await render('{{Secrets.RL_A}} {{Secrets.RL_B}} {{Secrets.RL_A}}')).statusCode).toBe(200); // 0 left
     expect429(await render('{{Secrets.RL_C}}'));
     expect429(await t.app.inject({ method: 'GET', url: '/api/secrets/RL_A?version=1', headers: as }));
-    // Refused bulk reads leave no success row.
+    // Refused bulk reads leave no success row (one row per secret returned: issue 10).
     const rows = await t.db.query<{ action: string; n: number }>(
       `SELECT action, count(*)::int AS n FROM audit_log WHERE actor = 'admin:carol' AND outcome = 'success'
        GROUP BY action ORDER BY action`,
     );
     expect(rows).toEqual([
-      { action: 'secret.export', n: 1 },
+      { action: 'secret.export', n: 3 },
       { action: 'secret.read', n: 1 },
-      { action: 'secret.render', n: 1 },
+      { action: 'secret.render', n: 2 },
     ]);
   });
 
