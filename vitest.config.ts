@@ -25,6 +25,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup.ts'],
+    // Builds dist/ once: the CLI tests run the compiled CLI, as the installed package does.
+    globalSetup: ['test/global-setup.ts'],
     testTimeout: 90_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { createSecretsClient, type SecretsClient } from '../client/index.js';
 import { toShell } from '../secrets/export-format.js';
@@ -16,7 +17,13 @@ import { runWithEnv } from './run-command.js';
 const KEY = /^[A-Z0-9_]{1,128}$/;
 const PREFIX = /^[A-Z0-9_]{0,128}$/;
 
+// ../../package.json from both src/cli (tsx) and dist/cli (the installed package).
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
 const program = new Command('secrets')
+  .version(version, '-V, --version', 'print the version and exit')
   .description('Read and manage secrets in the secrets service (SECRETS_URL, SECRETS_TOKEN)')
   .addOption(new Option('--url <url>', 'server URL').env('SECRETS_URL').default('http://127.0.0.1:7130'))
   .addOption(
