@@ -101,7 +101,7 @@ it('maps every failure to its exit code and a message on stderr', async () => {
 
 it('export: dotenv parses back with the dotenv package, shell with sh eval, json as is', async () => {
   const values: Record<string, string> = {
-    EX_QUOTES: trackValue(`it's "quoted" and \`ticked\``.replace('`ticked`', 'ticked')),
+    EX_QUOTES: trackValue("it's single-quoted"),
     EX_NEWLINE: trackValue('first\nsecond\n'),
     EX_DOLLAR: trackValue('$HOME $(id) `id` # hash \\ backslash'),
     EX_UNICODE: trackValue('日本語 🔑 ünïcödé'),
