@@ -2,7 +2,12 @@ import { defineConfig } from 'vitest/config';
 
 // `npm test` runs every test on embedded PGlite; with TEST_DATABASE_URL set it runs every
 // test a second time on PostgreSQL (project "postgres"), so one command covers both.
-const PROCESS_SUITES = ['test/reliability/faults.test.ts', 'test/reliability/instances.test.ts'];
+const PROCESS_SUITES = [
+  'test/reliability/faults.test.ts',
+  'test/reliability/instances.test.ts',
+  'test/startup.test.ts',
+  'test/package.test.ts',
+];
 
 const projects = [
   { extends: true as const, test: { name: 'pglite', env: { TEST_BACKEND: 'pglite' } } },

@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { KeyCheckError } from './crypto/canary.js';
+import { DatabaseUnreachableError, EXIT_DATABASE_UNREACHABLE } from './db/wait.js';
 import { createLogger } from './logger.js';
 import { openRuntime } from './runtime.js';
 
@@ -24,6 +25,11 @@ async function main() {
       logger.fatal(err.message);
       process.stderr.write(`${err.message}\n`);
       process.exit(78);
+    }
+    if (err instanceof DatabaseUnreachableError) {
+      logger.fatal({ database: err.target }, 'database unreachable at start-up');
+      process.stderr.write(`${err.message}\n`);
+      process.exit(EXIT_DATABASE_UNREACHABLE);
     }
     throw err;
   }
