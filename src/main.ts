@@ -16,7 +16,7 @@ async function main() {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(78); // EX_CONFIG
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, await prettyDestination(config.nodeEnv));
   let runtime: Awaited<ReturnType<typeof openRuntime>>;
   try {
     runtime = await openRuntime(config, logger);
@@ -51,6 +51,27 @@ async function main() {
     },
     'secrets service ready',
   );
+}
+
+/**
+ * Human-readable logs for a developer at a terminal: pino-pretty (a development
+ * dependency) when stdout is a TTY and NODE_ENV is not production; JSON otherwise, and
+ * whenever pino-pretty is not installed (the published package, the image). Redaction
+ * runs before the stream, so pretty lines are censored like JSON ones.
+ */
+async function prettyDestination(nodeEnv: string) {
+  if (!process.stdout.isTTY || nodeEnv === 'production') return undefined;
+  try {
+    const { default: pretty } = await import('pino-pretty');
+    return pretty({
+      colorize: true,
+      sync: true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname,service',
+    });
+  } catch {
+    return undefined;
+  }
 }
 
 main().catch((err) => {
