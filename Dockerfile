@@ -24,7 +24,7 @@ RUN npm run build && chmod 755 dist/cli/secrets.js
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE}
 # tini as PID 1: forwards signals to node (close-with-grace drains in-flight requests on
