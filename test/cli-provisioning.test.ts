@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { createAccessKey } from './helpers/access-keys.js';
-import { cli, cliStderr } from './helpers/cli.js';
+import { cli, cliStderr, startCli } from './helpers/cli.js';
 import { issuedValues, secretValue } from './helpers/secrets.js';
 import { createTestServer, type TestServer } from './helpers/server.js';
 
@@ -264,4 +264,60 @@ it('dotenv export loads the same in the dotenv package and sh (set -a; . file)',
     },
   );
   expect(sh.split('\0').slice(0, -1)).toEqual(Object.values(values));
+});
+
+function waitFor(child: ReturnType<typeof startCli>['child'], text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const on = (d: Buffer | string) => {
+      seen += d.toString();
+      if (seen.includes(text)) {
+        child.stdout?.off('data', on);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', on);
+    child.on('close', () => reject(new Error(`exited before printing ${text}`)));
+  });
+}
+
+// Prints the value it was started with, and "hup" on SIGHUP; keeps running until SIGTERM.
+const watcher = `process.on('SIGHUP', () => process.stdout.write('hup\\n'));
+process.stdout.write('v:' + process.env.WATCHED + '\\n'); setInterval(() => {}, 1000);`;
+
+it('run --watch restarts the command with the new value, or sends --signal instead', async () => {
+  const [first, second, third] = [secretValue('w1'), secretValue('w2'), secretValue('w3')];
+  await t.client.setSecret('WATCHED', first);
+  const restart = startCli(['run', '--watch', '--interval', '0.3', '--', process.execPath, '-e', watcher], {
+    env,
+  });
+  await waitFor(restart.child, `v:${first}`);
+  await t.client.setSecret('WATCHED', second);
+  await waitFor(restart.child, `v:${second}`);
+  restart.child.kill('SIGTERM');
+  expect((await restart.done).signal).toBe('SIGTERM');
+  expect((await restart.done).stderr).toContain('a secret changed: restarting the command');
+
+  const hup = startCli(
+    ['run', '--watch', '--interval', '0.3', '--signal', 'SIGHUP', '--', process.execPath, '-e', watcher],
+    { env },
+  );
+  await waitFor(hup.child, `v:${second}`);
+  await t.client.setSecret('WATCHED', third);
+  await waitFor(hup.child, 'hup');
+  hup.child.kill('SIGTERM');
+  const done = await hup.done;
+  expect(done.stdout.match(/v:/g)).toHaveLength(1); // signalled, not restarted
+  expect((await cli(['run', '--watch', '--signal', 'NOPE', '--', 'true'], { env })).code).toBe(2);
+});
+
+it('token in production needs only JWT_SECRET (no ENCRYPTION_KEY), and the server accepts it', async () => {
+  const minted = await cli(['token', '--sub', 'prod-ci', '--ttl', '5m'], {
+    env: { NODE_ENV: 'production', JWT_SECRET: t.jwtSecret, DATA_DIR: join(tmp, 'no-data-dir') },
+  });
+  expect(minted.code).toBe(0);
+  const who = await cli(['whoami'], {
+    env: { SECRETS_URL: t.url, SECRETS_TOKEN: minted.stdout.trim(), HOME: tmp },
+  });
+  expect(who.stdout).toContain('admin prod-ci');
 });

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { Command, Option } from 'commander';
 import { parse as parseDotenv } from 'dotenv';
 import { type BatchEntry, createSecretsClient, type SecretsClient } from '../client/index.js';
@@ -19,7 +20,7 @@ import { describeError, EXIT, exitCodeFor, UsageError } from './exit-codes.js';
 import { addOperatorCommands } from './operator.js';
 import { type Format, formatValues, maskForActions, table } from './output.js';
 import { readValue } from './read-value.js';
-import { runWithEnv } from './run-command.js';
+import { runWatching, runWithEnv } from './run-command.js';
 
 /**
  * The `secrets` CLI. API commands talk to a running server through the typed client. The
@@ -237,16 +238,61 @@ program
     (v: string, acc: string[]) => [...acc, v],
     [] as string[],
   )
+  .option('--watch', 'restart the command when a value it received changes (polls with If-None-Match)')
+  .option('--interval <seconds>', 'with --watch: seconds between polls', '10')
+  .option('--signal <SIGNAL>', 'with --watch: send this signal (e.g. SIGHUP) instead of restarting')
   .argument('<command>', 'the command (put -- before it)')
   .argument('[args...]', 'its arguments')
   .passThroughOptions()
-  .action(async (command: string, args: string[], o: { prefix?: string; allowEnv: string[] }) => {
-    const secrets = await (await client()).exportSecrets(prefix(o.prefix));
-    const env = envFromSecrets(secrets, o.allowEnv, warn);
-    maskForActions(Object.values(env));
-    // The command gets the secrets, not the credential that fetched them (nor where it is).
-    process.exitCode = await runWithEnv(command, args, env, ['SECRETS_TOKEN', 'SECRETS_TOKEN_FILE']);
-  });
+  .action(
+    async (
+      command: string,
+      args: string[],
+      o: { prefix?: string; allowEnv: string[]; watch?: boolean; interval: string; signal?: string },
+    ) => {
+      const c = await client();
+      const p = prefix(o.prefix);
+      const env = envFromSecrets(await c.exportSecrets(p), o.allowEnv, warn);
+      maskForActions(Object.values(env));
+      // The command gets the secrets, not the credential that fetched them (nor where it is).
+      const drop = ['SECRETS_TOKEN', 'SECRETS_TOKEN_FILE'];
+      if (!o.watch) {
+        process.exitCode = await runWithEnv(command, args, env, drop);
+        return;
+      }
+      const intervalMs = Number(o.interval) * 1000;
+      if (!Number.isFinite(intervalMs) || intervalMs < 100)
+        throw new UsageError('--interval must be at least 0.1 s');
+      const signal = o.signal?.toUpperCase();
+      if (signal !== undefined && !(signal in constants.signals))
+        throw new UsageError(`--signal ${o.signal}: not a signal name (e.g. SIGHUP)`);
+      // One ETag per value handed over; each poll is a conditional read (304: unchanged).
+      const etags = new Map<string, string>();
+      for (const k of Object.keys(env)) {
+        const r = await c.getIfChanged(k);
+        if (r) etags.set(k, r.etag);
+      }
+      process.exitCode = await runWatching(command, args, env, drop, {
+        intervalMs,
+        signal: signal as NodeJS.Signals | undefined,
+        warn: (line) => status(`secrets run: ${line}`),
+        changed: async () => {
+          let changed = false;
+          for (const [k, etag] of etags) {
+            const r = await c.getIfChanged(k, etag);
+            if (r) {
+              etags.set(k, r.etag);
+              changed = true;
+            }
+          }
+          if (!changed) return null;
+          const next = envFromSecrets(await c.exportSecrets(p), o.allowEnv, warn);
+          maskForActions(Object.values(next));
+          return next;
+        },
+      });
+    },
+  );
 
 program
   .command('import')

@@ -37,7 +37,11 @@ export async function tokenCommand(args: string[]): Promise<void> {
         'the service verifies RS256/ES256 tokens: mint them with the private key where it is kept',
       );
     }
-    const { jwtSecret } = await resolveKeys(config, createLogger('warn', process.stderr as never));
+    // Minting needs only the JWT key: with JWT_SECRET set, nothing else is read (in
+    // production resolveKeys would also demand ENCRYPTION_KEY, which signing never uses).
+    const jwtSecret =
+      config.jwt.secret ??
+      (await resolveKeys(config, createLogger('warn', process.stderr as never))).jwtSecret;
     const token = mintAdminToken(config, jwtSecret, {
       sub: values.sub,
       ttlSeconds: parseTtl(values.ttl),
