@@ -11,6 +11,8 @@ const PROCESS_SUITES = [
   'test/pgbouncer.test.ts',
   'test/reliability/read-storm.test.ts',
   'test/security/data-dir-lock.test.ts',
+  'test/startup.test.ts',
+  'test/package.test.ts',
 ];
 
 const projects = [
@@ -34,8 +36,9 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup.ts'],
-    // Builds the web console (dist/console) when missing or older than its sources.
-    globalSetup: ['scripts/console-build.ts'],
+    // Builds dist/ once (the CLI tests run the compiled CLI, as the installed package does)
+    // and the web console (dist/console) when missing or older than its sources.
+    globalSetup: ['test/global-setup.ts', 'scripts/console-build.ts'],
     testTimeout: 90_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -29,6 +29,7 @@ import { callerOf } from './auth/caller.js';
 import { installGuard } from './auth/guard.js';
 import { jwtPlugin } from './auth/jwt.js';
 import { loginRoutes } from './auth/login.js';
+import { whoamiRoutes } from './auth/whoami-routes.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Database } from './db/database.js';
@@ -42,6 +43,8 @@ import { createLimits } from './http/rate-limits.js';
 import { createKeysRepository } from './keys/repository.js';
 import { keyRoutes } from './keys/routes.js';
 import { createKeyService } from './keys/service.js';
+import { batchRoutes } from './secrets/batch-routes.js';
+import { createBatchService } from './secrets/batch-service.js';
 import { createBulkRepository } from './secrets/bulk-repository.js';
 import { bulkRoutes } from './secrets/bulk-routes.js';
 import { createBulkService } from './secrets/bulk-service.js';
@@ -239,6 +242,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     log: logger,
     maxRenderBytes: config.maxRenderBytes,
   });
+  const batch = createBatchService({
+    db,
+    repo,
+    audit,
+    trail,
+    keyring,
+    log: logger,
+    maxValueBytes: config.maxValueBytes,
+    maxVersions: config.maxVersions,
+  });
 
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get(
@@ -307,6 +320,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await secured.register(accessKeyRoutes, { accessKeys });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
     await secured.register(bulkRoutes, { bulk, limits });
+    await secured.register(batchRoutes, { batch });
+    await secured.register(whoamiRoutes);
   });
 
   // Seal the audit chain in the background; several instances contend for one advisory

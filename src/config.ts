@@ -89,6 +89,10 @@ export const envSchema = z
     DATABASE_URL: optionalString,
     DATABASE_POOL_MAX: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(1000).default(20)),
     DATABASE_PREPARED_STATEMENTS: z.preprocess(emptyAsUndefined, bool.default(true)),
+    DATABASE_CONNECT_TIMEOUT_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+    ),
     DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
     ENCRYPTION_KEY: optionalString,
     ENCRYPTION_KEYS: optionalString,
@@ -184,6 +188,8 @@ export interface Config {
   readonly databasePoolMax: number;
   /** Named prepared statements on the hot path; false behind PgBouncer < 1.21 in transaction mode. */
   readonly databasePreparedStatements: boolean;
+  /** How long start-up retries the first PostgreSQL connection (0: try once). */
+  readonly databaseConnectTimeoutMs: number;
   readonly dataDir: string;
   readonly encryption: {
     readonly key: string | undefined;
@@ -267,6 +273,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
     databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS,
+    databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     dataDir: e.DATA_DIR,
     encryption: { key: e.ENCRYPTION_KEY, keys: e.ENCRYPTION_KEYS, activeKid: e.ENCRYPTION_ACTIVE_KID },
     jwt: {

@@ -3,6 +3,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { KeyCheckError } from './crypto/canary.js';
 import { DataDirLockedError } from './db/data-dir-lock.js';
+import { DatabaseUnreachableError, EXIT_DATABASE_UNREACHABLE } from './db/wait.js';
 import { buildMetricsApp } from './http/metrics.js';
 import { createLogger } from './logger.js';
 import { openRuntime } from './runtime.js';
@@ -17,7 +18,7 @@ async function main() {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(78); // EX_CONFIG
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, await prettyDestination(config.nodeEnv));
   let runtime: Awaited<ReturnType<typeof openRuntime>>;
   try {
     runtime = await openRuntime(config, logger, { role: 'server' });
@@ -31,6 +32,11 @@ async function main() {
       logger.fatal(err.message);
       process.stderr.write(`${err.message}\n`);
       process.exit(75); // EX_TEMPFAIL: try again once the holder has stopped
+    }
+    if (err instanceof DatabaseUnreachableError) {
+      logger.fatal({ database: err.target }, 'database unreachable at start-up');
+      process.stderr.write(`${err.message}\n`);
+      process.exit(EXIT_DATABASE_UNREACHABLE);
     }
     throw err;
   }
@@ -58,6 +64,27 @@ async function main() {
     },
     'secrets service ready',
   );
+}
+
+/**
+ * Human-readable logs for a developer at a terminal: pino-pretty (a development
+ * dependency) when stdout is a TTY and NODE_ENV is not production; JSON otherwise, and
+ * whenever pino-pretty is not installed (the published package, the image). Redaction
+ * runs before the stream, so pretty lines are censored like JSON ones.
+ */
+async function prettyDestination(nodeEnv: string) {
+  if (!process.stdout.isTTY || nodeEnv === 'production') return undefined;
+  try {
+    const { default: pretty } = await import('pino-pretty');
+    return pretty({
+      colorize: true,
+      sync: true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname,service',
+    });
+  } catch {
+    return undefined;
+  }
 }
 
 main().catch((err) => {

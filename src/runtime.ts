@@ -11,6 +11,7 @@ import type { Database } from './db/database.js';
 import { loadMigrations, migrate } from './db/migrate.js';
 import { openPglite } from './db/pglite.js';
 import { openPostgres } from './db/postgres.js';
+import { waitForDatabase } from './db/wait.js';
 
 /**
  * Everything the app needs that touches the outside world: the database (opened and
@@ -165,6 +166,8 @@ export async function openRuntime(config: Config, log: Logger, opts: RuntimeOpti
   const { keyring, jwtSecret } = await resolveKeys(config, log);
   const db = await openDatabase(config, opts);
   try {
+    if (config.databaseUrl)
+      await waitForDatabase(db, { url: config.databaseUrl, timeoutMs: config.databaseConnectTimeoutMs, log });
     const migrations = await loadMigrations();
     const { applied } = await migrate(db, migrations);
     if (applied.length > 0) log.info({ applied }, 'migrations applied');

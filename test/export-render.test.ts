@@ -1,4 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { SecretsApiError } from '../src/client/index.js';
@@ -34,12 +37,17 @@ const TRICKY: Record<string, string> = {
   DOUBLE_ONLY: trackValue('say "x"'),
 };
 
-async function seedTricky() {
-  for (const [k, v] of Object.entries(TRICKY)) expect((await put(k, v)).statusCode).toBe(201);
+// No dotenv quoting loads these byte-exact in the dotenv package, Compose and sh (both quote
+// kinds; a CR, which the dotenv package turns into LF; a backslash before the closing quote).
+const NOT_PORTABLE = ['Q_BOTH', 'Q_SINGLE_BACKTICK', 'CRLF', 'TRAILING_BACKSLASH'];
+const PORTABLE = Object.fromEntries(Object.entries(TRICKY).filter(([k]) => !NOT_PORTABLE.includes(k)));
+
+async function seedTricky(only: Record<string, string> = TRICKY) {
+  for (const [k, v] of Object.entries(only)) expect((await put(k, v)).statusCode).toBe(201);
 }
 
-it('exports dotenv that the dotenv package parses back to the exact values', async () => {
-  await seedTricky();
+it('exports dotenv that the dotenv package and a POSIX shell both read back exactly', async () => {
+  await seedTricky(PORTABLE);
   const res = await t.app.inject({
     method: 'GET',
     url: '/api/secrets/export?format=dotenv',
@@ -47,9 +55,37 @@ it('exports dotenv that the dotenv package parses back to the exact values', asy
   });
   expect(res.statusCode).toBe(200);
   expect(res.headers['content-type']).toMatch(/^text\/plain/);
-  expect(parseDotenv(res.body)).toEqual(TRICKY);
+  expect(parseDotenv(res.body)).toEqual(PORTABLE);
   // one KEY= line per secret, in key order
-  expect([...res.body.matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1])).toEqual(Object.keys(TRICKY).sort());
+  expect([...res.body.matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1])).toEqual(Object.keys(PORTABLE).sort());
+  // `set -a; . ./.env` in sh: nothing expanded, nothing run
+  const dir = mkdtempSync(join(tmpdir(), 'dotenv-sh-'));
+  try {
+    writeFileSync(join(dir, '.env'), res.body);
+    const keys = Object.keys(PORTABLE);
+    const out = execFileSync(
+      'sh',
+      ['-c', `set -a; . ./.env; printf '%s\\0' ${keys.map((k) => `"$${k}"`).join(' ')}`],
+      { cwd: dir, encoding: 'utf8', env: {} },
+    );
+    expect(out.split('\0').slice(0, -1)).toEqual(Object.values(PORTABLE));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('refuses dotenv for each value no quoting carries exactly into dotenv, Compose and sh', async () => {
+  for (const k of NOT_PORTABLE) {
+    await t.reset();
+    await put(k, TRICKY[k] as string);
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/api/secrets/export?format=dotenv',
+      headers: t.auth(),
+    });
+    expect(res.statusCode, k).toBe(400);
+    expect(res.json().message).toContain(k);
+  }
 });
 
 it('exports json with the exact values, and shell lines that sh eval gives back', async () => {

@@ -28,6 +28,12 @@ export type AuditOutcome =
   /** Read together with others, but the request failed, so its value was not returned. */
   | 'withheld'
   | 'unavailable'
+  /** A batch import's dry run: nothing was written. */
+  | 'dry_run'
+  /** A batch import entry that already had the given value and metadata. */
+  | 'unchanged'
+  /** A batch import entry rolled back because another entry of the batch failed. */
+  | 'aborted'
   | 'error';
 
 /** Set on an AppError when its status alone does not say enough (404 inactive vs expired vs missing). */

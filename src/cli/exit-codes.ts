@@ -22,6 +22,8 @@ export const EXIT = {
   rateLimited: 7,
   /** Any other error answer (400, 409, 413, 5xx): the message says what. */
   apiError: 8,
+  /** run: a secret would set a deny-listed variable (PATH, NODE_OPTIONS...) without --allow-env. */
+  deniedEnv: 9,
 } as const;
 
 export class UsageError extends Error {}
@@ -48,14 +50,34 @@ export function exitCodeFor(err: unknown): number {
 export function describeError(err: unknown): string {
   if (err instanceof SecretsApiError) {
     const retry = err.retryAfter ? ` (retry after ${err.retryAfter} s)` : '';
-    const hint =
-      err.status === 401
-        ? 'set SECRETS_TOKEN (or --token) to an admin token: secrets token --sub NAME'
-        : err.nextActions;
+    const hint = cliHint(err) ?? (err.nextActions?.includes('/api/') ? undefined : err.nextActions);
     return `${err.code} (${err.status}): ${err.message}${retry}${hint ? `\n  ${hint}` : ''}`;
   }
   if (err instanceof SecretsUnreachableError) {
     return `${err.message}\n  check SECRETS_URL (or --url) and that the server is running (secrets serve)`;
   }
   return (err as Error)?.message ?? String(err);
+}
+
+/**
+ * The fix in terms of CLI commands: the server's nextActions name HTTP routes, which are
+ * the wrong advice for someone at a shell.
+ */
+function cliHint(err: SecretsApiError): string | undefined {
+  switch (err.status) {
+    case 401:
+      return 'log in with secrets login (or set SECRETS_TOKEN / SECRETS_TOKEN_FILE); an operator mints a token with secrets token --sub NAME';
+    case 404:
+      if (/inactive/.test(err.message)) return 'restore it by setting a new value: secrets set KEY';
+      if (/expired/.test(err.message)) return 'give it a new value with secrets set KEY';
+      if (/^Secret not found/.test(err.message))
+        return 'check the name with secrets list, or create it with secrets set KEY (or secrets ensure KEY --generate)';
+      return "check SECRETS_URL: it is the server's base URL (e.g. http://127.0.0.1:7130), without /api";
+    case 409:
+      return 'secrets set KEY stores a new value for an existing key';
+    case 412:
+      return 'the secret changed meanwhile: read it again and retry';
+    default:
+      return undefined;
+  }
 }

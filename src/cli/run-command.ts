@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { UsageError } from './exit-codes.js';
 
@@ -6,47 +6,116 @@ import { UsageError } from './exit-codes.js';
 // must receive instead of us. SIGKILL and SIGSTOP cannot be caught, by anyone.
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
-/**
- * Starts `command` with the secrets added to this process's environment, stdio inherited,
- * forwarding signals; resolves with the exit code to leave with: the command's own code,
- * or 128 + n when signal n ended it (the shell convention), after re-raising the signal.
- */
-export function runWithEnv(
+type Exit = { code: number } | { signal: NodeJS.Signals };
+
+/** Starts the command with stdio inherited and our signals forwarded; resolves when it ends. */
+function start(
   command: string,
   args: string[],
   secrets: Record<string, string>,
   dropEnv: readonly string[],
-): Promise<number> {
+): { child: ChildProcess; exited: Promise<Exit> } {
   for (const [k, v] of Object.entries(secrets)) {
     if (v.includes('\0'))
       throw new UsageError(`${k} contains a NUL character, which no environment can hold`);
   }
   const env: NodeJS.ProcessEnv = { ...process.env, ...secrets };
   for (const name of dropEnv) delete env[name];
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: 'inherit', env });
-    const forward = (sig: NodeJS.Signals) => {
-      child.kill(sig);
-    };
-    for (const sig of FORWARDED) process.on(sig, forward);
-    const detach = () => {
-      for (const sig of FORWARDED) process.off(sig, forward);
-    };
+  const child = spawn(command, args, { stdio: 'inherit', env });
+  const forward = (sig: NodeJS.Signals) => {
+    child.kill(sig);
+  };
+  for (const sig of FORWARDED) process.on(sig, forward);
+  const detach = () => {
+    for (const sig of FORWARDED) process.off(sig, forward);
+  };
+  const exited = new Promise<Exit>((resolve) => {
     child.on('error', (err: NodeJS.ErrnoException) => {
       detach();
       process.stderr.write(`secrets run: cannot start ${command}: ${err.code ?? err.message}\n`);
-      resolve(err.code === 'ENOENT' ? 127 : 126);
+      resolve({ code: err.code === 'ENOENT' ? 127 : 126 });
     });
     child.on('exit', (code, signal) => {
       detach();
-      if (signal) {
-        // Die of the same signal, so our parent sees what its child's child saw; the
-        // code is the fallback for a signal whose default action does not terminate.
-        process.kill(process.pid, signal);
-        resolve(128 + (constants.signals[signal] ?? 0));
-        return;
-      }
-      resolve(code ?? 1);
+      resolve(signal ? { signal } : { code: code ?? 1 });
     });
   });
+  return { child, exited };
+}
+
+/**
+ * The exit code to leave with: the command's own, or 128 + n when signal n ended it (the
+ * shell convention), after dying of the same signal so our parent sees what its child's
+ * child saw; the code is the fallback for a signal whose default action does not terminate.
+ */
+function leave(exit: Exit): number {
+  if ('code' in exit) return exit.code;
+  process.kill(process.pid, exit.signal);
+  return 128 + (constants.signals[exit.signal] ?? 0);
+}
+
+/**
+ * Starts `command` with the secrets added to this process's environment, stdio inherited,
+ * forwarding signals; resolves with the exit code to leave with.
+ */
+export async function runWithEnv(
+  command: string,
+  args: string[],
+  secrets: Record<string, string>,
+  dropEnv: readonly string[],
+): Promise<number> {
+  return leave(await start(command, args, secrets, dropEnv).exited);
+}
+
+export interface WatchOptions {
+  intervalMs: number;
+  /** Send this signal on a change instead of restarting (the command re-reads on its own). */
+  signal?: NodeJS.Signals | undefined;
+  /** The new secrets when a value changed since the last call, else null. */
+  changed: () => Promise<Record<string, string> | null>;
+  warn: (line: string) => void;
+}
+
+/**
+ * run --watch: like runWithEnv, and every intervalMs asks `changed`; on a change it
+ * restarts the command with the new values (SIGTERM, wait, start again) or, with
+ * `signal`, sends it that signal. The command ending on its own ends the watch.
+ */
+export async function runWatching(
+  command: string,
+  args: string[],
+  secrets: Record<string, string>,
+  dropEnv: readonly string[],
+  opts: WatchOptions,
+): Promise<number> {
+  let env = secrets;
+  for (;;) {
+    const { child, exited } = start(command, args, env, dropEnv);
+    let restarting = false;
+    let busy = false;
+    const timer = setInterval(async () => {
+      if (busy || restarting) return;
+      busy = true;
+      try {
+        const next = await opts.changed();
+        if (!next) return;
+        if (opts.signal) {
+          opts.warn(`a secret changed: sending ${opts.signal} to the command`);
+          child.kill(opts.signal);
+          return;
+        }
+        opts.warn('a secret changed: restarting the command');
+        env = next;
+        restarting = true;
+        child.kill('SIGTERM');
+      } catch (err) {
+        opts.warn(`watch: ${(err as Error).message}; will retry`);
+      } finally {
+        busy = false;
+      }
+    }, opts.intervalMs);
+    const exit = await exited;
+    clearInterval(timer);
+    if (!restarting) return leave(exit);
+  }
 }

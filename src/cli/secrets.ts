@@ -1,44 +1,118 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { Command, Option } from 'commander';
-import { createSecretsClient, type SecretsClient } from '../client/index.js';
-import { toShell } from '../secrets/export-format.js';
+import { parse as parseDotenv } from 'dotenv';
+import { type BatchEntry, createSecretsClient, type SecretsClient } from '../client/index.js';
+import {
+  checkUrl,
+  type Profile,
+  profilesPath,
+  readProfiles,
+  readTokenFile,
+  readTokenStdin,
+  removeProfile,
+  saveProfile,
+} from './credentials.js';
+import { DeniedEnvError, envFromSecrets } from './env-guard.js';
 import { describeError, EXIT, exitCodeFor, UsageError } from './exit-codes.js';
 import { addOperatorCommands } from './operator.js';
+import { type Format, formatValues, maskForActions, table } from './output.js';
 import { readValue } from './read-value.js';
-import { runWithEnv } from './run-command.js';
+import { runWatching, runWithEnv } from './run-command.js';
 
 /**
- * The `secrets` CLI. API commands talk to a running server through the typed client,
- * configured by SECRETS_URL and SECRETS_TOKEN (or --url/--token). Values go to stdout,
- * and only from get, export and run; every message goes to stderr. Exit codes: exit-codes.ts.
+ * The `secrets` CLI. API commands talk to a running server through the typed client. The
+ * server and credential come from flags, else the environment (SECRETS_URL, SECRETS_TOKEN,
+ * SECRETS_TOKEN_FILE), else the login profile (credentials.ts). Values go to stdout, and
+ * only from get, export and run; every message goes to stderr. Exit codes: exit-codes.ts.
  */
 
 const KEY = /^[A-Z0-9_]{1,128}$/;
 const PREFIX = /^[A-Z0-9_]{0,128}$/;
 
+// ../../package.json from both src/cli (tsx) and dist/cli (the installed package).
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
 const program = new Command('secrets')
-  .description('Read and manage secrets in the secrets service (SECRETS_URL, SECRETS_TOKEN)')
-  .addOption(new Option('--url <url>', 'server URL').env('SECRETS_URL').default('http://127.0.0.1:7130'))
+  .version(version, '-V, --version', 'print the version and exit')
+  .description('Read and manage secrets in the secrets service')
+  .addOption(new Option('--url <url>', 'server URL (default http://127.0.0.1:7130)').env('SECRETS_URL'))
   .addOption(
-    new Option('--token <jwt>', 'admin token (prefer SECRETS_TOKEN: argv is visible to other users)').env(
+    new Option('--token <token>', 'admin JWT or ik_ access key (visible in ps: prefer a file or stdin)').env(
       'SECRETS_TOKEN',
     ),
   )
+  .addOption(
+    new Option(
+      '--token-file <path>',
+      'read the token from this file (keeps it out of every environment)',
+    ).env('SECRETS_TOKEN_FILE'),
+  )
+  .option('--token-stdin', 'read the token from stdin (one line)')
+  .addOption(new Option('--profile <name>', 'login profile to use (secrets login)').env('SECRETS_PROFILE'))
   .addOption(new Option('--timeout <ms>', 'per-request timeout in milliseconds').default('30000'))
+  .option('-q, --quiet', 'print no status lines (errors still go to stderr)')
   .enablePositionalOptions()
   .showHelpAfterError('(run with --help for usage)')
   .addHelpText(
     'after',
     `
+Credentials: flag > environment (SECRETS_URL, SECRETS_TOKEN, SECRETS_TOKEN_FILE) > profile
+(secrets login [--profile NAME], stored in ${profilesPath()}).
+
 Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 server unreachable, 4 unauthenticated (401),
-5 forbidden (403), 6 not found (404), 7 rate limited (429), 8 other API error.
+5 forbidden (403), 6 not found (404), 7 rate limited (429), 8 other API error,
+9 run refused a secret that would set a deny-listed variable (see --allow-env).
 run exits with its command's code (128+n if signal n ended it).`,
   )
   .exitOverride();
 
-function client(): SecretsClient {
-  const o = program.opts<{ url: string; token?: string; timeout: string }>();
-  return createSecretsClient({ baseUrl: o.url, token: o.token, timeoutMs: Number(o.timeout) || 30_000 });
+interface GlobalOpts {
+  url?: string;
+  token?: string;
+  tokenFile?: string;
+  tokenStdin?: boolean;
+  profile?: string;
+  timeout: string;
+  quiet?: boolean;
+}
+
+const DEFAULT_URL = 'http://127.0.0.1:7130';
+const opts = () => program.opts<GlobalOpts>();
+const source = (name: string) => program.getOptionValueSource(name);
+
+async function profile(): Promise<Profile | undefined> {
+  const name = opts().profile ?? 'default';
+  const p = (await readProfiles()).profiles[name];
+  if (!p && opts().profile)
+    throw new UsageError(`no profile ${name}: create it with secrets login --profile ${name}`);
+  return p;
+}
+
+/** The server URL and credential, by precedence: flag > environment > profile. */
+async function connection(): Promise<{ url: string; token: string | undefined }> {
+  const o = opts();
+  const p = await profile();
+  let token: string | undefined;
+  if (o.tokenStdin) token = await readTokenStdin();
+  else if (source('tokenFile') === 'cli') token = await readTokenFile(o.tokenFile!);
+  else if (source('token') === 'cli' || source('token') === 'env') token = o.token;
+  else if (source('tokenFile') === 'env') token = await readTokenFile(o.tokenFile!);
+  else token = p?.token;
+  const url =
+    o.url !== undefined
+      ? checkUrl(o.url, source('url') === 'cli' ? '--url' : 'SECRETS_URL')
+      : checkUrl(p?.url ?? DEFAULT_URL, 'the profile URL');
+  return { url, token };
+}
+
+async function client(): Promise<SecretsClient> {
+  const { url, token } = await connection();
+  return createSecretsClient({ baseUrl: url, token, timeoutMs: Number(opts().timeout) || 30_000 });
 }
 
 function key(k: string): string {
@@ -52,40 +126,83 @@ function prefix(p: string | undefined): string | undefined {
   return p;
 }
 
-const status = (line: string) => process.stderr.write(`${line}\n`);
+const status = (line: string) => {
+  if (!opts().quiet) process.stderr.write(`${line}\n`);
+};
+const warn = (line: string) => process.stderr.write(`secrets: warning: ${line}\n`);
+
+const formatOption = (allowed: readonly Format[], fallback: string) =>
+  new Option('--format <format>', `output format: ${allowed.join(', ')} (default: ${fallback})`).choices(
+    allowed,
+  );
+
+/** table on a terminal, plain lines otherwise, unless --format says. */
+const tty = () => process.stdout.isTTY === true;
 
 program
   .command('get')
   .description('print the value of KEY on stdout, exactly (no newline added)')
   .argument('<KEY>')
-  .action(async (k: string) => {
-    process.stdout.write(await client().getSecret(key(k)));
+  .addOption(formatOption(['json', 'dotenv', 'shell'], 'the bare value'))
+  .action(async (k: string, o: { format?: Format }) => {
+    const name = key(k);
+    const value = await (await client()).getSecret(name);
+    maskForActions([value]);
+    if (o.format === 'json') process.stdout.write(`${JSON.stringify({ key: name, value })}\n`);
+    else if (o.format === 'dotenv' || o.format === 'shell')
+      process.stdout.write(formatValues({ [name]: value }, o.format, warn));
+    else process.stdout.write(value);
   });
 
 program
   .command('set')
-  .description('create KEY or give it a new value, read from stdin or --file (never from the command line)')
+  .description(
+    'create KEY or give it a new value, read from stdin, --file, or a hidden prompt on a terminal (never from the command line)',
+  )
   .argument('<KEY>')
+  .argument('[VALUE...]', 'refused: values on the command line are visible in ps and shell history')
   .option('--file <path>', 'read the value from this file instead of stdin')
   .option('--raw', 'keep the bytes exactly (by default one trailing newline is dropped)')
-  .action(async (k: string, o: { file?: string; raw?: boolean }) => {
+  .action(async (k: string, extra: string[], o: { file?: string; raw?: boolean }) => {
     const name = key(k);
-    const result = await client().setSecret(name, await readValue(o));
+    if (extra.length) {
+      throw new UsageError(
+        `values are not taken from the command line (ps and shell history would show them): pipe it (printf %s "$VALUE" | secrets set ${name}), use --file PATH, or run on a terminal to be asked for it`,
+      );
+    }
+    const c = await client();
+    const value = await readValue({ ...o, prompt: `Value for ${name} (not shown): ` });
+    const result = await c.setSecret(name, value);
     status(`${result} ${name}`);
   });
 
 program
   .command('list')
-  .description('print the keys of active secrets, one a line (metadata only, never values)')
+  .description('list secrets (metadata only, never values): a table on a terminal, one key a line otherwise')
   .option('--prefix <prefix>', 'only keys starting with this')
   .option('--all', 'include inactive (deleted) secrets')
-  .option('--json', 'print the full metadata as JSON')
-  .action(async (o: { prefix?: string; all?: boolean; json?: boolean }) => {
-    const list = await client().listSecrets({
+  .option('--json', 'same as --format json')
+  .addOption(formatOption(['table', 'json'], 'table on a terminal, else one key a line'))
+  .action(async (o: { prefix?: string; all?: boolean; json?: boolean; format?: Format }) => {
+    const list = await (await client()).listSecrets({
       ...(o.prefix ? { prefix: prefix(o.prefix)! } : {}),
       ...(o.all ? {} : { active: true }),
     });
-    if (o.json) process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+    const format = o.json ? 'json' : (o.format ?? (tty() ? 'table' : undefined));
+    if (format === 'json') process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+    else if (format === 'table')
+      process.stdout.write(
+        table(
+          ['KEY', 'ACTIVE', 'VERSION', 'UPDATED', 'EXPIRES'],
+          list.map((s) => [
+            s.key,
+            s.isActive ? 'yes' : 'no',
+            String(s.version ?? ''),
+            s.updatedAt,
+            s.expiresAt ?? '-',
+          ]),
+        ),
+      );
     else for (const s of list) process.stdout.write(`${s.key}${s.isActive ? '' : '\t(inactive)'}\n`);
   });
 
@@ -95,7 +212,7 @@ program
   .argument('<KEY>')
   .action(async (k: string) => {
     const name = key(k);
-    await client().deleteSecret(name);
+    await (await client()).deleteSecret(name);
     status(`deleted ${name}`);
   });
 
@@ -103,32 +220,241 @@ program
   .command('export')
   .description('print active secrets with their values, for a file or eval')
   .option('--prefix <prefix>', 'only keys starting with this')
-  .addOption(
-    new Option('--format <format>', 'dotenv, json, or shell (export K=... lines)')
-      .choices(['dotenv', 'json', 'shell'])
-      .default('dotenv'),
-  )
+  .addOption(formatOption(['dotenv', 'json', 'shell'], 'dotenv').default('dotenv'))
   .action(async (o: { prefix?: string; format: 'dotenv' | 'json' | 'shell' }) => {
-    const c = client();
-    const p = prefix(o.prefix);
-    if (o.format === 'dotenv') process.stdout.write(await c.exportDotenv(p));
-    else if (o.format === 'json')
-      process.stdout.write(`${JSON.stringify(await c.exportSecrets(p), null, 2)}\n`);
-    else process.stdout.write(toShell(await c.exportSecrets(p)));
+    const secrets = await (await client()).exportSecrets(prefix(o.prefix));
+    maskForActions(Object.values(secrets));
+    if (o.format === 'json') process.stdout.write(`${JSON.stringify(secrets, null, 2)}\n`);
+    else process.stdout.write(formatValues(secrets, o.format, warn));
   });
 
 program
   .command('run')
   .description('run a command with the active secrets in its environment; exits with its exit code')
   .option('--prefix <prefix>', 'only keys starting with this')
+  .option(
+    '--allow-env <NAME>',
+    'let a secret set this deny-listed variable (PATH, NODE_OPTIONS, LD_PRELOAD...); repeat for each',
+    (v: string, acc: string[]) => [...acc, v],
+    [] as string[],
+  )
+  .option('--watch', 'restart the command when a value it received changes (polls with If-None-Match)')
+  .option('--interval <seconds>', 'with --watch: seconds between polls', '10')
+  .option('--signal <SIGNAL>', 'with --watch: send this signal (e.g. SIGHUP) instead of restarting')
   .argument('<command>', 'the command (put -- before it)')
   .argument('[args...]', 'its arguments')
   .passThroughOptions()
-  .action(async (command: string, args: string[], o: { prefix?: string }) => {
-    const secrets = await client().exportSecrets(prefix(o.prefix));
-    // The command gets the secrets, not the admin token that fetched them.
-    process.exitCode = await runWithEnv(command, args, secrets, ['SECRETS_TOKEN']);
+  .action(
+    async (
+      command: string,
+      args: string[],
+      o: { prefix?: string; allowEnv: string[]; watch?: boolean; interval: string; signal?: string },
+    ) => {
+      const c = await client();
+      const p = prefix(o.prefix);
+      const env = envFromSecrets(await c.exportSecrets(p), o.allowEnv, warn);
+      maskForActions(Object.values(env));
+      // The command gets the secrets, not the credential that fetched them (nor where it is).
+      const drop = ['SECRETS_TOKEN', 'SECRETS_TOKEN_FILE'];
+      if (!o.watch) {
+        process.exitCode = await runWithEnv(command, args, env, drop);
+        return;
+      }
+      const intervalMs = Number(o.interval) * 1000;
+      if (!Number.isFinite(intervalMs) || intervalMs < 100)
+        throw new UsageError('--interval must be at least 0.1 s');
+      const signal = o.signal?.toUpperCase();
+      if (signal !== undefined && !(signal in constants.signals))
+        throw new UsageError(`--signal ${o.signal}: not a signal name (e.g. SIGHUP)`);
+      // One ETag per value handed over; each poll is a conditional read (304: unchanged).
+      const etags = new Map<string, string>();
+      for (const k of Object.keys(env)) {
+        const r = await c.getIfChanged(k);
+        if (r) etags.set(k, r.etag);
+      }
+      process.exitCode = await runWatching(command, args, env, drop, {
+        intervalMs,
+        signal: signal as NodeJS.Signals | undefined,
+        warn: (line) => status(`secrets run: ${line}`),
+        changed: async () => {
+          let changed = false;
+          for (const [k, etag] of etags) {
+            const r = await c.getIfChanged(k, etag);
+            if (r) {
+              etags.set(k, r.etag);
+              changed = true;
+            }
+          }
+          if (!changed) return null;
+          const next = envFromSecrets(await c.exportSecrets(p), o.allowEnv, warn);
+          maskForActions(Object.values(next));
+          return next;
+        },
+      });
+    },
+  );
+
+program
+  .command('import')
+  .description(
+    'create or update every key of a dotenv or JSON file (- for stdin) in one transaction: all or nothing',
+  )
+  .argument('<FILE>', 'a .env file, or a JSON object {"KEY": "value"}; - reads stdin')
+  .option('--dry-run', 'show what would be created or updated (names only) and change nothing')
+  .addOption(formatOption(['table', 'json'], 'one line per key'))
+  .action(async (file: string, o: { dryRun?: boolean; format?: Format }) => {
+    const text =
+      file === '-'
+        ? await (async () => {
+            const chunks: Buffer[] = [];
+            for await (const ch of process.stdin) chunks.push(ch as Buffer);
+            return Buffer.concat(chunks).toString('utf8');
+          })()
+        : await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+            throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`);
+          });
+    const entries = parseImport(text, file);
+    const c = await client();
+    const { results } = await c.batch(entries, { dryRun: o.dryRun ?? false });
+    const verb = (s: string) => (o.dryRun ? `would be ${s}` : s);
+    if (o.format === 'json') process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+    else if (o.format === 'table')
+      process.stdout.write(
+        table(
+          ['KEY', 'STATUS'],
+          results.map((r) => [r.key, verb(r.status)]),
+        ),
+      );
+    else for (const r of results) status(`${verb(r.status)} ${r.key}`);
   });
+
+program
+  .command('ensure')
+  .description(
+    'make sure KEY exists: create it with a server-generated value if it does not, else change nothing',
+  )
+  .argument('<KEY>')
+  .requiredOption(
+    '--generate',
+    'generate the value on the server (crypto-random, never sent back unless --print)',
+  )
+  .option('--length <n>', 'characters, 16..4096', '32')
+  .addOption(
+    new Option('--alphabet <alphabet>', 'characters to draw from')
+      .choices(['base64url', 'hex', 'alnum', 'ascii'])
+      .default('base64url'),
+  )
+  .option('--description <text>', 'description for a newly created secret')
+  .option('--print', 'print the value (new or existing) on stdout; needs read access')
+  .action(
+    async (
+      k: string,
+      o: {
+        length: string;
+        alphabet: 'base64url' | 'hex' | 'alnum' | 'ascii';
+        description?: string;
+        print?: boolean;
+      },
+    ) => {
+      const name = key(k);
+      const length = Number(o.length);
+      if (!Number.isInteger(length) || length < 16 || length > 4096)
+        throw new UsageError('--length must be a whole number from 16 to 4096');
+      const c = await client();
+      const result = await c.ensureGenerated(
+        name,
+        { length, alphabet: o.alphabet },
+        o.description ? { description: o.description } : {},
+      );
+      status(result === 'created' ? `created ${name} (generated)` : `${name} exists: unchanged`);
+      if (o.print) {
+        const value = await c.getSecret(name);
+        maskForActions([value]);
+        process.stdout.write(value);
+      }
+    },
+  );
+
+program
+  .command('login')
+  .description(
+    'check a token or access key against the server and store it, with the URL, in an owner-only profile file',
+  )
+  .action(async () => {
+    const o = opts();
+    const name = o.profile ?? 'default';
+    const url = checkUrl(o.url ?? DEFAULT_URL, source('url') === 'cli' ? '--url' : 'SECRETS_URL');
+    let token: string | undefined;
+    if (o.tokenStdin) token = await readTokenStdin();
+    else if (o.tokenFile) token = await readTokenFile(o.tokenFile);
+    else if (o.token) token = o.token;
+    else if (process.stdin.isTTY) token = await readValue({ prompt: 'Token or access key (not shown): ' });
+    else throw new UsageError('give the token with --token-stdin, --token-file PATH or SECRETS_TOKEN');
+    const who = await createSecretsClient({
+      baseUrl: url,
+      token,
+      timeoutMs: Number(o.timeout) || 30_000,
+    }).whoami();
+    const path = await saveProfile(name, { url, token });
+    status(`logged in to ${url} as ${describeWho(who)}; profile ${name} saved in ${path}`);
+  });
+
+program
+  .command('logout')
+  .description('forget the stored credential of the profile (default: default)')
+  .action(async () => {
+    const name = opts().profile ?? 'default';
+    status((await removeProfile(name)) ? `profile ${name} removed` : `no profile ${name}: nothing to do`);
+  });
+
+program
+  .command('whoami')
+  .description('ask the server who the current credential is')
+  .addOption(formatOption(['table', 'json'], 'one line'))
+  .action(async (o: { format?: Format }) => {
+    const { url } = await connection();
+    const who = await (await client()).whoami();
+    if (o.format === 'json') process.stdout.write(`${JSON.stringify({ url, ...who }, null, 2)}\n`);
+    else if (o.format === 'table')
+      process.stdout.write(
+        table(
+          ['URL', 'KIND', 'NAME', 'SCOPES', 'KEYS'],
+          [[url, who.kind, who.name, who.scopes?.join(',') ?? 'all', who.keys?.join(',') ?? 'all']],
+        ),
+      );
+    else process.stdout.write(`${describeWho(who)} at ${url}\n`);
+  });
+
+function describeWho(who: { kind: string; name: string; scopes: string[] | null; keys: string[] | null }) {
+  return who.kind === 'admin'
+    ? `admin ${who.name}`
+    : `access key ${who.name} (scopes: ${who.scopes?.join(', ')}; keys: ${who.keys?.join(', ') ?? 'all'})`;
+}
+
+/** A dotenv file or a JSON object of strings, as batch entries; refuses what cannot be imported. */
+function parseImport(text: string, file: string): BatchEntry[] {
+  let pairs: Record<string, unknown>;
+  if (file.endsWith('.json') || /^\s*\{/.test(text)) {
+    try {
+      pairs = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new UsageError(`${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof pairs !== 'object' || pairs === null || Array.isArray(pairs))
+      throw new UsageError(`${file}: expected a JSON object {"KEY": "value", ...}`);
+  } else pairs = parseDotenv(text);
+  const problems: string[] = [];
+  const entries: BatchEntry[] = [];
+  for (const [k, v] of Object.entries(pairs)) {
+    if (!KEY.test(k)) problems.push(`${k}: not a valid key (A-Z, 0-9 and _)`);
+    else if (typeof v !== 'string') problems.push(`${k}: the value must be a string`);
+    else if (v === '') problems.push(`${k}: the value is empty`);
+    else entries.push({ key: k, value: v });
+  }
+  if (problems.length) throw new UsageError(`${file}: nothing imported:\n  ${problems.join('\n  ')}`);
+  if (!entries.length) throw new UsageError(`${file} holds no secrets`);
+  return entries;
+}
 
 addOperatorCommands(program);
 
@@ -141,6 +467,6 @@ try {
     process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
   } else {
     process.stderr.write(`secrets: ${describeError(err)}\n`);
-    process.exitCode = exitCodeFor(err);
+    process.exitCode = err instanceof DeniedEnvError ? EXIT.deniedEnv : exitCodeFor(err);
   }
 }

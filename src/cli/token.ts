@@ -44,7 +44,11 @@ export async function tokenCommand(args: string[]): Promise<void> {
       );
     }
     if (values.sub.length === 0) throw new Error('--sub must not be empty');
-    const { jwtSecret } = await resolveKeys(config, createLogger('warn', process.stderr as never));
+    // Minting needs only the JWT key: with JWT_SECRET set, nothing else is read (in
+    // production resolveKeys would also demand ENCRYPTION_KEY, which signing never uses).
+    const jwtSecret =
+      config.jwt.secret ??
+      (await resolveKeys(config, createLogger('warn', process.stderr as never))).jwtSecret;
     const token = mintAdminToken(config, jwtSecret, {
       sub: values.sub,
       ttlSeconds,

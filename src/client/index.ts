@@ -11,6 +11,7 @@ import type { components, paths } from './schema.js';
 export type { components, paths };
 export type SecretMetadata = components['schemas']['SecretMetadata'];
 export type ErrorBody = components['schemas']['ErrorResponse'];
+export type BatchEntry = components['schemas']['BatchSecretEntryInput'];
 
 /** The service answered with an error body ({error, message, statusCode, nextActions?}). */
 export class SecretsApiError extends Error {
@@ -63,7 +64,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     p: Promise<{ data?: T; error?: unknown; response: Response }>,
   ): Promise<{ data: T; response: Response }> {
     const { data, error, response } = await p;
-    if (response.ok) return { data: data as T, response };
+    if (response.ok || response.status === 304) return { data: data as T, response };
     const body = (error ?? {}) as Partial<ErrorBody>;
     const retry = Number(response.headers.get('retry-after'));
     throw new SecretsApiError(
@@ -140,6 +141,55 @@ export function createSecretsClient(opts: SecretsClientOptions) {
         }),
       );
       return (data as string | undefined) ?? ''; // openapi-fetch gives undefined for an empty body
+    },
+
+    /**
+     * Creates KEY with a server-generated value (never returned) unless it exists:
+     * 'created', or 'exists' when an active secret already has the key.
+     */
+    async ensureGenerated(
+      key: string,
+      generate: { length?: number; alphabet?: 'base64url' | 'hex' | 'alnum' | 'ascii' } = {},
+      opts: { description?: string } = {},
+    ): Promise<'created' | 'exists'> {
+      try {
+        await unwrap(api.POST('/api/secrets', { body: { key, generate, ...opts } }));
+        return 'created';
+      } catch (err) {
+        if (err instanceof SecretsApiError && err.status === 409) return 'exists';
+        throw err;
+      }
+    },
+
+    /** Creates or updates many secrets in one transaction (POST /api/secrets/batch). */
+    async batch(
+      secrets: BatchEntry[],
+      opts: { dryRun?: boolean } = {},
+    ): Promise<{ dryRun: boolean; results: { key: string; status: 'created' | 'updated' | 'unchanged' }[] }> {
+      const { data } = await unwrap(
+        api.POST('/api/secrets/batch', { body: { secrets, dryRun: opts.dryRun ?? false } }),
+      );
+      return data;
+    },
+
+    /** Who the credential is. */
+    async whoami() {
+      const { data } = await unwrap(api.GET('/api/auth/whoami'));
+      return data;
+    },
+
+    /**
+     * The value only when it changed since `etag` (If-None-Match): undefined on 304.
+     * For polling (secrets run --watch) without transferring the value each time.
+     */
+    async getIfChanged(key: string, etag?: string): Promise<{ value: string; etag: string } | undefined> {
+      const { data, response } = await unwrap(
+        api.GET('/api/secrets/{key}', {
+          params: { path: { key }, header: etag ? { 'if-none-match': etag } : {} },
+        }),
+      );
+      if (response.status === 304) return undefined;
+      return { value: data.value, etag: response.headers.get('etag') ?? '' };
     },
 
     async render(template: string): Promise<string> {

@@ -257,7 +257,7 @@ export interface paths {
         put?: never;
         /**
          * Create a secret
-         * @description Encrypts and stores a new secret. A key that exists only soft-deleted is revived with the new value.
+         * @description Encrypts and stores a new secret. A key that exists only soft-deleted is revived with the new value. Send generate in place of value to have the server make a crypto-random value, which is never returned.
          */
         post: {
             parameters: {
@@ -376,7 +376,7 @@ export interface paths {
         };
         /**
          * Get a secret value
-         * @description Decrypts and returns the value (or, with ?version=N, a kept older version); records lastUsedAt/lastUsedBy. Inactive or expired secrets answer 404. The ETag header names the current state, for If-Match.
+         * @description Decrypts and returns the value (or, with ?version=N, a kept older version); records lastUsedAt/lastUsedBy. Inactive or expired secrets answer 404. The ETag header names the current state, for If-Match; with If-None-Match naming it, the answer is 304 without a body (still an audited read).
          */
         get: {
             parameters: {
@@ -384,7 +384,10 @@ export interface paths {
                     /** @description Read this older version instead of the current one */
                     version?: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description The ETag of the value you hold: 304 Not Modified (no body) while it is current */
+                    "if-none-match"?: string;
+                };
                 path: {
                     /** @description Secret key identifier: uppercase letters, digits, underscores */
                     key: string;
@@ -1835,10 +1838,189 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/secrets/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create or update many secrets at once
+         * @description Every entry is created (or revived), updated or left unchanged in one transaction: all or nothing, one audit row per key. ifMatch per entry applies it only to that state (else 412 naming the key). generate in place of value creates a missing secret with a server-generated value and leaves an existing one as it is. dryRun reports what would change (names only) and changes nothing. Access keys need secrets:write and every key within their patterns.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["BatchRequestInput"];
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["BatchResponse"];
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorResponse"];
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorResponse"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorResponse"];
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorResponse"];
+                    };
+                };
+                /** @description Default Response */
+                412: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorResponse"];
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorResponse"];
+                    };
+                };
+                /** @description Default Response */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorResponse"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorResponse"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/whoami": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller behind the credential */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WhoAmI"];
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorResponse"];
+                    };
+                };
+                /** @description Default Response */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorResponse"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Have the server generate the value (crypto-random; never returned): true or {} for 32 characters of base64url, or {length: 16..4096, alphabet: base64url|hex|alnum|ascii} */
+        GenerateSpecInput: {
+            /** @default 32 */
+            length?: number;
+            /**
+             * @default base64url
+             * @enum {string}
+             */
+            alphabet?: "base64url" | "hex" | "alnum" | "ascii";
+        };
         CreateSecretRequestInput: {
             /**
              * @description Secret key identifier: uppercase letters, digits, underscores
@@ -1849,7 +2031,8 @@ export interface components {
              * @description Secret value (encrypted before storage)
              * @example sk_live_...
              */
-            value: string;
+            value?: string;
+            generate?: components["schemas"]["GenerateSpecInput"];
             /**
              * @description Protect the secret from deletion
              * @default false
@@ -1981,6 +2164,41 @@ export interface components {
              */
             batchSize?: number;
         } | null;
+        BatchSecretEntryInput: {
+            /**
+             * @description Secret key identifier: uppercase letters, digits, underscores
+             * @example STRIPE_API_KEY
+             */
+            key: string;
+            /**
+             * @description Secret value (encrypted before storage)
+             * @example sk_live_...
+             */
+            value?: string;
+            generate?: components["schemas"]["GenerateSpecInput"];
+            description?: string | null;
+            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
+            expiresAt?: string | null;
+            isReserved?: boolean;
+            /** @description Apply this entry only if the secret is in this state (its ETag); else 412 */
+            ifMatch?: string;
+        };
+        BatchRequestInput: {
+            secrets: components["schemas"]["BatchSecretEntryInput"][];
+            /**
+             * @description Report what would change without changing anything
+             * @default false
+             */
+            dryRun?: boolean;
+        };
+        BatchResponseInput: {
+            dryRun: boolean;
+            results: {
+                key: string;
+                /** @enum {string} */
+                status: "created" | "updated" | "unchanged";
+            }[];
+        };
         /** @description Active, unexpired secrets: key -> value, in key order */
         ExportedSecretsInput: {
             [key: string]: string;
@@ -1992,6 +2210,23 @@ export interface components {
         RenderTemplateResponseInput: {
             rendered: string;
         };
+        WhoAmIInput: {
+            /** @enum {string} */
+            kind: "admin" | "access_key";
+            name: string;
+            scopes: string[] | null;
+            keys: string[] | null;
+        };
+        /** @description Have the server generate the value (crypto-random; never returned): true or {} for 32 characters of base64url, or {length: 16..4096, alphabet: base64url|hex|alnum|ascii} */
+        GenerateSpec: {
+            /** @default 32 */
+            length: number;
+            /**
+             * @default base64url
+             * @enum {string}
+             */
+            alphabet: "base64url" | "hex" | "alnum" | "ascii";
+        };
         CreateSecretRequest: {
             /**
              * @description Secret key identifier: uppercase letters, digits, underscores
@@ -2002,7 +2237,8 @@ export interface components {
              * @description Secret value (encrypted before storage)
              * @example sk_live_...
              */
-            value: string;
+            value?: string;
+            generate?: components["schemas"]["GenerateSpec"];
             /**
              * @description Protect the secret from deletion
              * @default false
@@ -2134,6 +2370,41 @@ export interface components {
              */
             batchSize?: number;
         } | null;
+        BatchSecretEntry: {
+            /**
+             * @description Secret key identifier: uppercase letters, digits, underscores
+             * @example STRIPE_API_KEY
+             */
+            key: string;
+            /**
+             * @description Secret value (encrypted before storage)
+             * @example sk_live_...
+             */
+            value?: string;
+            generate?: components["schemas"]["GenerateSpec"];
+            description?: string | null;
+            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
+            expiresAt?: unknown | null;
+            isReserved?: boolean;
+            /** @description Apply this entry only if the secret is in this state (its ETag); else 412 */
+            ifMatch?: string;
+        };
+        BatchRequest: {
+            secrets: components["schemas"]["BatchSecretEntry"][];
+            /**
+             * @description Report what would change without changing anything
+             * @default false
+             */
+            dryRun?: boolean;
+        };
+        BatchResponse: {
+            dryRun: boolean;
+            results: {
+                key: string;
+                /** @enum {string} */
+                status: "created" | "updated" | "unchanged";
+            }[];
+        };
         /** @description Active, unexpired secrets: key -> value, in key order */
         ExportedSecrets: {
             [key: string]: string;
@@ -2144,6 +2415,13 @@ export interface components {
         };
         RenderTemplateResponse: {
             rendered: string;
+        };
+        WhoAmI: {
+            /** @enum {string} */
+            kind: "admin" | "access_key";
+            name: string;
+            scopes: string[] | null;
+            keys: string[] | null;
         };
     };
     responses: never;

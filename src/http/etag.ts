@@ -21,3 +21,15 @@ export function ifMatchSatisfied(header: string | undefined, current: string): b
   }
   return false;
 }
+
+/**
+ * True when If-None-Match names the current tag (weak comparison, RFC 9110 13.1.2: W/ is
+ * ignored) or is *, so a GET may answer 304 Not Modified.
+ */
+export function ifNoneMatchHit(header: string | undefined, current: string): boolean {
+  if (header === undefined) return false;
+  const h = header.trim();
+  if (h === '*') return true;
+  const bare = (t: string) => t.trim().replace(/^W\//, '');
+  return h.split(',').some((t) => bare(t) === bare(current));
+}

@@ -6,23 +6,28 @@
 export type ExportedSecrets = Record<string, string>;
 
 /**
- * dotenv quoting, chosen per value for the reference parser (the `dotenv` package, which
- * docker compose and most ports follow): inside single quotes and backticks nothing is
- * interpreted (no escapes, no ${} expansion by dotenv-expand), and newlines may appear
- * literally; inside double quotes only \n and \r are unescaped. The parser normalises CRLF
- * and CR to LF before parsing, so a value with a CR needs the double-quoted \r escape.
- * Returns undefined when no quoting round-trips (the value holds ', ` and " together, or a
- * CR with a literal backslash-n/r sequence): the caller refuses rather than alter it.
+ * dotenv quoting that loads byte-exact in the three readers of a .env file: the `dotenv`
+ * package, Docker Compose (compose-go's dotenv parser, following Compose's documented
+ * rules: single-quoted values are literal, double-quoted ones expand \-escapes and $VARS)
+ * and a POSIX shell (`set -a; . ./.env`: single quotes literal; double quotes expand $,
+ * backticks and \).
+ * - Single quotes whenever the value holds no ' : literal everywhere, newlines included.
+ *   Not when it ends in a backslash (Compose and dotenv read \' as an escaped quote).
+ * - Else double quotes, only for a value with none of " $ ` \ (nothing any of the three
+ *   expands inside double quotes).
+ * - A CR never: the dotenv package turns CRLF and CR into LF before parsing.
+ * Returns undefined when no quoting is exact in all three: the caller refuses (naming the
+ * key, never the value) rather than write a file that loads differently somewhere.
  */
 export function dotenvQuote(value: string): string | undefined {
-  const hasCr = value.includes('\r');
-  if (!hasCr && !value.includes("'")) return `'${value}'`;
-  if (!hasCr && !value.includes('`')) return `\`${value}\``;
-  if (!value.includes('"') && !/\\[nr]/.test(value)) {
-    return `"${value.replace(/\r/g, '\\r').replace(/\n/g, '\\n')}"`;
-  }
+  if (value.includes('\r')) return undefined;
+  if (!value.includes("'") && !value.endsWith('\\')) return `'${value}'`;
+  if (!/["$`\\]/.test(value)) return `"${value}"`;
   return undefined;
 }
+
+/** A name every shell and dotenv reader takes as a variable (keys may start with a digit). */
+export const isEnvName = (key: string) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(key);
 
 /** Keys whose values cannot be written as dotenv (see dotenvQuote). */
 export function dotenvUnrepresentable(secrets: ExportedSecrets): string[] {

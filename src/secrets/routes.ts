@@ -1,11 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { ifNoneMatchHit } from '../http/etag.js';
+import { generateValue } from './generate.js';
 import {
   createBody,
   deleteQuery,
   errorResponse,
   ifMatchHeaders,
+  ifNoneMatchHeaders,
   keyParams,
   listQuery,
   revealQuery,
@@ -56,7 +59,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
         tags,
         summary: 'Create a secret',
         description:
-          'Encrypts and stores a new secret. A key that exists only soft-deleted is revived with the new value.',
+          'Encrypts and stores a new secret. A key that exists only soft-deleted is revived with the new value. Send generate in place of value to have the server make a crypto-random value, which is never returned.',
         body: createBody,
         response: {
           201: z.object({ success: z.literal(true), message: z.string(), id: z.uuid() }),
@@ -67,7 +70,10 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req, reply) => {
-      const { id } = await secrets.create(req.body, req.caller);
+      const { generate, ...body } = req.body;
+      // Exactly one of value and generate is present (createBody checks it).
+      const value = body.value ?? generateValue(generate!);
+      const { id } = await secrets.create({ ...body, value }, req.caller);
       return reply
         .code(201)
         .send({ success: true, message: `Secret ${req.body.key} has been created successfully`, id });
@@ -84,15 +90,18 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
         tags,
         summary: 'Get a secret value',
         description:
-          'Decrypts and returns the value (or, with ?version=N, a kept older version); records lastUsedAt/lastUsedBy. Inactive or expired secrets answer 404. The ETag header names the current state, for If-Match.',
+          'Decrypts and returns the value (or, with ?version=N, a kept older version); records lastUsedAt/lastUsedBy. Inactive or expired secrets answer 404. The ETag header names the current state, for If-Match; with If-None-Match naming it, the answer is 304 without a body (still an audited read).',
         params: keyParams,
         querystring: revealQuery,
+        headers: ifNoneMatchHeaders,
         response: { 200: z.object({ key: z.string(), value: z.string() }), 500: errorResponse, ...errs },
       },
     },
     async (req, reply) => {
       const { key, value, etag } = await secrets.reveal(req.params.key, req.caller, req.query.version);
       reply.header('etag', etag);
+      // The read is audited like any other (the caller learns the value is unchanged).
+      if (ifNoneMatchHit(req.headers['if-none-match'], etag)) return reply.code(304).send(undefined as never);
       return { key, value };
     },
   );

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isoDateTime } from '../dates.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
+import { generateSpec } from './generate.js';
 
 /**
  * The zod schemas that validate requests and, through @fastify/swagger, generate the
@@ -25,7 +26,7 @@ const keyField = (missing: string) =>
 
 export const keySchema = keyField('key is required');
 
-const object = <T extends z.core.$ZodLooseShape>(shape: T) =>
+export const object = <T extends z.core.$ZodLooseShape>(shape: T) =>
   z.strictObject(shape, {
     error: (iss) =>
       iss.code === 'unrecognized_keys'
@@ -33,11 +34,11 @@ const object = <T extends z.core.$ZodLooseShape>(shape: T) =>
         : 'Request body must be a JSON object',
   });
 
-const bool = (name: string) => z.boolean({ error: `${name} must be a boolean (true or false)` });
+export const bool = (name: string) => z.boolean({ error: `${name} must be a boolean (true or false)` });
 
 // Values are opaque strings stored byte for byte. An unpaired surrogate cannot be encoded
 // as UTF-8 without being replaced, so it is refused instead of silently altered.
-const value = (required: boolean) =>
+export const value = (required: boolean) =>
   z
     .string({
       error: (iss) =>
@@ -49,11 +50,11 @@ const value = (required: boolean) =>
     })
     .meta({ description: 'Secret value (encrypted before storage)', example: 'sk_live_...' });
 
-const expiresAt = isoDateTime('expiresAt')
+export const expiresAt = isoDateTime('expiresAt')
   .nullable()
   .meta({ description: 'Expiry (ISO 8601); null for none. Reads after it answer 404.' });
 
-const description = z
+export const description = z
   .string({ error: 'description must be a string or null' })
   .max(1024, { error: 'description must be at most 1024 characters' })
   .refine((s) => !s.includes('\u0000') && s.isWellFormed(), {
@@ -63,13 +64,26 @@ const description = z
 
 export const createBody = object({
   key: keyField('Both key and value are required'),
-  value: value(true),
+  value: value(true).optional(),
+  generate: generateSpec.optional(),
   isReserved: bool('isReserved')
     .optional()
     .meta({ description: 'Protect the secret from deletion', default: false }),
   expiresAt: expiresAt.optional(),
   description: description.optional(),
-}).meta({ id: 'CreateSecretRequest' });
+})
+  .check((ctx) => {
+    const b = ctx.value;
+    if (b.value === undefined && b.generate === undefined)
+      ctx.issues.push({
+        code: 'custom',
+        input: b,
+        message: 'Both key and value are required',
+      });
+    if (b.value !== undefined && b.generate !== undefined)
+      ctx.issues.push({ code: 'custom', input: b, message: 'Give either value or generate, not both' });
+  })
+  .meta({ id: 'CreateSecretRequest' });
 
 export const UPDATE_FIELDS = ['value', 'isActive', 'isReserved', 'expiresAt', 'description'] as const;
 
@@ -163,6 +177,12 @@ export const ifMatchHeaders = z.looseObject({
   'if-match': z.string().max(1024).optional().meta({
     description:
       'Compare-and-set: the ETag of the state you read; 412 PRECONDITION_FAILED (with the current ETag) when the secret changed since',
+  }),
+});
+
+export const ifNoneMatchHeaders = z.looseObject({
+  'if-none-match': z.string().max(1024).optional().meta({
+    description: 'The ETag of the value you hold: 304 Not Modified (no body) while it is current',
   }),
 });
 

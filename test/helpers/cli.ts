@@ -1,6 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
-/** Runs the secrets CLI as a child process (through tsx, as `npm run secrets` does). */
+/**
+ * Runs the compiled secrets CLI (dist/, built once by test/global-setup.ts) as a child
+ * process, as the installed package's bin does.
+ */
 export interface CliResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -8,7 +12,7 @@ export interface CliResult {
   stderr: string;
 }
 
-export const CLI_ARGS = ['--import', 'tsx', 'src/cli/secrets.ts'];
+export const CLI_ARGS = [fileURLToPath(new URL('../../dist/cli/secrets.js', import.meta.url))];
 
 /** Every stderr any CLI run in this file printed (tests assert no value reached it). */
 export const cliStderr: string[] = [];

@@ -1,0 +1,83 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Database } from './database.js';
+
+/**
+ * Start-up: a database container often starts alongside the service, so the first
+ * connection is retried with exponential backoff (250 ms doubling to 5 s) for at most
+ * DATABASE_CONNECT_TIMEOUT_MS; then the process stops with a message naming host, port,
+ * database and the cause (never the password), and exit code 69 (EX_UNAVAILABLE).
+ */
+export const EXIT_DATABASE_UNREACHABLE = 69;
+
+export class DatabaseUnreachableError extends Error {
+  constructor(
+    readonly target: string,
+    readonly reason: string,
+    readonly waitedMs: number,
+  ) {
+    super(
+      `cannot connect to the database ${target} after ${Math.round(waitedMs / 1000)} s: ${reason}\n` +
+        '  check DATABASE_URL and that PostgreSQL is running and accepts connections; ' +
+        'DATABASE_CONNECT_TIMEOUT_MS sets how long start-up waits for it',
+    );
+    this.name = 'DatabaseUnreachableError';
+  }
+}
+
+/** host:port/database as user, from a connection string; never the password. */
+export function describeDatabase(url: string): string {
+  try {
+    const u = new URL(url);
+    const db = decodeURIComponent(u.pathname.replace(/^\//, '')) || '(default database)';
+    const user = u.username ? ` as ${decodeURIComponent(u.username)}` : '';
+    return `${u.hostname || '(socket)'}:${u.port || '5432'}/${db}${user}`;
+  } catch {
+    return '(unparseable DATABASE_URL)';
+  }
+}
+
+/** The cause in a few words: the error code and message, never the connection string. */
+function reasonOf(err: unknown, secret: string | undefined): string {
+  // The adapter wraps connection failures (DatabaseUnavailableError): the cause says why.
+  const e = ((err as { cause?: unknown }).cause ?? err) as {
+    code?: string;
+    message?: string;
+    errors?: { message?: string }[];
+  };
+  const message = e.message || e.errors?.map((x) => x.message).join('; ') || String(err);
+  const text = e.code && !message.includes(e.code) ? `${e.code}: ${message}` : message;
+  return secret ? text.split(secret).join('***') : text;
+}
+
+export async function waitForDatabase(
+  db: Database,
+  opts: { url: string; timeoutMs: number; log: Logger },
+): Promise<void> {
+  const started = Date.now();
+  const target = describeDatabase(opts.url);
+  let password: string | undefined;
+  try {
+    password = decodeURIComponent(new URL(opts.url).password) || undefined;
+  } catch {
+    password = undefined;
+  }
+  let delay = 250;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.query('SELECT 1');
+      if (attempt > 1) opts.log.info({ database: target, attempts: attempt }, 'database reachable');
+      return;
+    } catch (err) {
+      const reason = reasonOf(err, password);
+      const waited = Date.now() - started;
+      if (waited + delay > opts.timeoutMs) throw new DatabaseUnreachableError(target, reason, waited);
+      opts.log.warn(
+        { database: target, attempt, retryInMs: delay, reason },
+        'database not reachable yet; retrying',
+      );
+      await sleep(delay);
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+}

@@ -1,0 +1,240 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { outcomeOf } from '../audit/outcome.js';
+import type { AuditRepository } from '../audit/repository.js';
+import { type AuditTrail, auditEntry } from '../audit/trail.js';
+import { type Actor, hasScope } from '../auth/actor.js';
+import type { Caller } from '../auth/caller.js';
+import { maySee } from '../auth/visibility.js';
+import { sealValue } from '../crypto/envelope.js';
+import type { Keyring } from '../crypto/keyring.js';
+import type { Database, Transaction } from '../db/database.js';
+import { AppError, errors } from '../http/errors.js';
+import { ifMatchSatisfied, secretEtag } from '../http/etag.js';
+import type { BatchEntry } from './batch-schemas.js';
+import { generateValue } from './generate.js';
+import { openSealed } from './open-sealed.js';
+import type { SecretRow, SecretsRepository } from './repository.js';
+
+/**
+ * The batch write behind `secrets import`: every entry created or updated in one
+ * transaction (all or nothing), one audit row per key, If-Match per key, and a dry run
+ * that reports created/updated/unchanged by name. Each entry's audit row is inserted in the
+ * batch's transaction (so the changes and their rows commit together); a failed batch
+ * records the refusal for its key and `aborted` for the others through the trail.
+ */
+export type BatchStatus = 'created' | 'updated' | 'unchanged';
+
+export interface BatchServiceDeps {
+  db: Database;
+  repo: SecretsRepository;
+  audit: AuditRepository;
+  trail: AuditTrail;
+  keyring: Keyring;
+  log: Logger;
+  maxValueBytes: number;
+  maxVersions: number;
+}
+
+/** Thrown inside the transaction so the refusal can be audited against the key that caused it. */
+class EntryError extends Error {
+  constructor(
+    readonly key: string,
+    override readonly cause: unknown,
+  ) {
+    super('batch entry failed');
+  }
+}
+
+const sameDate = (a: Date | null, b: Date | null) => (a?.getTime() ?? null) === (b?.getTime() ?? null);
+
+export function createBatchService(deps: BatchServiceDeps) {
+  const { db, repo, audit, trail, keyring, log, maxValueBytes, maxVersions } = deps;
+
+  function checkValue(key: string, value: string) {
+    const bytes = Buffer.byteLength(value, 'utf8');
+    if (bytes > maxValueBytes)
+      throw errors.payloadTooLarge(
+        `${key}: value is ${bytes} bytes of UTF-8; the limit is ${maxValueBytes} bytes`,
+      );
+  }
+
+  function version(cur: { id: string; key: string }, number: number, value: string, by: string) {
+    return {
+      number,
+      createdBy: by,
+      keep: maxVersions,
+      sealed: sealValue(keyring, { secretId: cur.id, key: cur.key, version: number }, value),
+    };
+  }
+
+  /** Applies one entry under the row lock; returns its status and the version it leaves current. */
+  async function applyEntry(
+    tx: Transaction,
+    e: BatchEntry,
+    dryRun: boolean,
+    who: Caller,
+    actor: Actor,
+  ): Promise<{ status: BatchStatus; version: number | null; audited?: boolean }> {
+    const cur = await repo.findByKey(tx, e.key, { forUpdate: true });
+    if (e.ifMatch !== undefined && (!cur || !ifMatchSatisfied(e.ifMatch, secretEtag(cur.id, cur.revision)))) {
+      throw new AppError(
+        412,
+        'PRECONDITION_FAILED',
+        `Precondition failed: ${e.key} ${cur ? 'changed since the ETag given in ifMatch' : 'does not exist'}`,
+        'Read the secret again, then retry the import with its current ETag (or without ifMatch)',
+      );
+    }
+    if (!cur || !cur.is_active) return create(tx, cur, e, dryRun, who);
+    return update(tx, cur, e, dryRun, who, actor);
+  }
+
+  async function create(
+    tx: Transaction,
+    cur: SecretRow | undefined,
+    e: BatchEntry,
+    dryRun: boolean,
+    who: Caller,
+  ) {
+    if (dryRun) return { status: 'created' as const, version: null };
+    const value = e.value ?? generateValue(e.generate!);
+    checkValue(e.key, value);
+    const meta = {
+      isReserved: e.isReserved ?? false,
+      expiresAt: e.expiresAt ?? null,
+      description: e.description ?? null,
+    };
+    if (!cur) {
+      const id = randomUUID();
+      const sealed = sealValue(keyring, { secretId: id, key: e.key, version: 1 }, value);
+      if (!(await repo.insertNew(tx, { id, key: e.key, ...meta, createdBy: who.label }, sealed)))
+        throw errors.conflict(
+          `Secret already exists: ${e.key} (created concurrently)`,
+          'Run the import again',
+        );
+      return { status: 'created' as const, version: 1 };
+    }
+    // Soft-deleted: revived under its own id as a new version, as POST /api/secrets does.
+    const next = version(cur, cur.current_version + 1, value, who.label);
+    await repo.update(
+      tx,
+      cur.id,
+      { isActive: true, ...meta, version: next },
+      auditEntry(who, 'secret.create', e.key, 'success', next.number),
+    );
+    return { status: 'created' as const, version: next.number, audited: true };
+  }
+
+  async function update(
+    tx: Transaction,
+    cur: SecretRow,
+    e: BatchEntry,
+    dryRun: boolean,
+    who: Caller,
+    actor: Actor,
+  ) {
+    if (e.isReserved === false && cur.is_reserved && actor.kind === 'access_key')
+      throw errors.forbidden(
+        `Only an admin can un-reserve ${e.key}`,
+        'Leave isReserved out, or use an admin token',
+      );
+    const metaChanged =
+      (e.description !== undefined && e.description !== cur.description) ||
+      (e.expiresAt !== undefined && !sameDate(e.expiresAt, cur.expires_at)) ||
+      (e.isReserved !== undefined && e.isReserved !== cur.is_reserved);
+    // generate on an existing secret keeps its value (ensure semantics). A value is compared
+    // with the stored one only for callers who may read it: otherwise "unchanged" would
+    // confirm a guessed value to a write-only access key.
+    let valueChanged = false;
+    if (e.value !== undefined) {
+      checkValue(e.key, e.value);
+      if (hasScope(actor, 'secrets:read')) {
+        const stored = await repo.findVersion(tx, cur.id, cur.current_version);
+        const plain = stored
+          ? openSealed(keyring, log, { secretId: cur.id, key: cur.key, version: cur.current_version }, stored)
+          : undefined;
+        valueChanged = plain !== e.value;
+      } else valueChanged = true;
+    }
+    if (!metaChanged && !valueChanged) return { status: 'unchanged' as const, version: cur.current_version };
+    if (dryRun) return { status: 'updated' as const, version: null };
+    const next = valueChanged ? version(cur, cur.current_version + 1, e.value!, who.label) : undefined;
+    const v = next?.number ?? cur.current_version;
+    await repo.update(
+      tx,
+      cur.id,
+      { isReserved: e.isReserved, expiresAt: e.expiresAt, description: e.description, version: next },
+      auditEntry(who, 'secret.update', e.key, 'success', v),
+    );
+    return { status: 'updated' as const, version: v, audited: true };
+  }
+
+  return {
+    async apply(
+      entries: BatchEntry[],
+      opts: { dryRun: boolean },
+      who: Caller,
+      actor: Actor,
+    ): Promise<{ dryRun: boolean; results: { key: string; status: BatchStatus }[] }> {
+      const outside = entries.filter((e) => !maySee(who.visible, e.key)).map((e) => e.key);
+      if (outside.length && actor.kind === 'access_key') {
+        await trail.note(
+          who,
+          'secret.update',
+          outside.map((key) => ({ key, outcome: 'denied' })),
+        );
+        throw errors.forbidden(
+          `Access key "${actor.name}" may not write ${outside.join(', ')} (allowed: ${(actor.keys ?? []).join(', ')})`,
+          'Import only the keys this access key covers, or use an admin token',
+        );
+      }
+      // Rows are locked in key order, so two overlapping imports cannot deadlock.
+      const ordered = [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      const status = new Map<string, BatchStatus>();
+      try {
+        await db.transaction(async (tx) => {
+          for (const e of ordered) {
+            let r: { status: BatchStatus; version: number | null; audited?: boolean };
+            try {
+              r = await applyEntry(tx, e, opts.dryRun, who, actor);
+            } catch (err) {
+              throw new EntryError(e.key, err);
+            }
+            status.set(e.key, r.status);
+            if (!r.audited)
+              await audit.append(
+                tx,
+                auditEntry(
+                  who,
+                  r.status === 'created' ? 'secret.create' : 'secret.update',
+                  e.key,
+                  opts.dryRun ? 'dry_run' : r.status === 'unchanged' ? 'unchanged' : 'success',
+                  r.version,
+                ),
+              );
+          }
+        });
+      } catch (err) {
+        if (!(err instanceof EntryError)) throw err;
+        // Nothing was written: record the refusal for its key and the abort for the others.
+        const failed = outcomeOf(err.cause);
+        try {
+          await trail.note(
+            who,
+            'secret.update',
+            entries.map((e) => ({ key: e.key, outcome: e.key === err.key ? failed : 'aborted' })),
+          );
+        } catch {
+          log.error('audit write for a failed batch failed');
+        }
+        throw err.cause;
+      }
+      return {
+        dryRun: opts.dryRun,
+        results: entries.map((e) => ({ key: e.key, status: status.get(e.key)! })),
+      };
+    },
+  };
+}
+
+export type BatchService = ReturnType<typeof createBatchService>;
