@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { errors } from './http/errors.js';
+import { errors } from './errors.js';
 
 /**
  * One home for list paging (secrets, access keys, audit): the limit schema, the opaque

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ifMatchSatisfied } from '../src/http/etag.js';
+import { ifMatchSatisfied } from '../src/secrets/etag.js';
 import { createTestApp, type TestApp } from './helpers/app.js';
 import { secretValue } from './helpers/secrets.js';
 

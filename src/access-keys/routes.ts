@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponse } from '../secrets/schemas.js';
+import { errorResponse } from '../http/schemas.js';
 import {
   accessKeyListQuery,
   accessKeyParams,

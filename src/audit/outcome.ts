@@ -1,5 +1,5 @@
 import { DatabaseUnavailableError } from '../db/database.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../errors.js';
 
 /**
  * What became of one audited attempt, as stored in audit_log.outcome. A closed list: every

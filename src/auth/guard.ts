@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AccessKeyService } from '../access-keys/service.js';
 import type { AuditAction } from '../audit/entry.js';
 import type { AuditTrail } from '../audit/trail.js';
-import { AppError, errors } from '../http/errors.js';
+import { AppError, errors } from '../errors.js';
 import type { Limits } from '../http/rate-limits.js';
 import { type Actor, hasScope, type Scope } from './actor.js';
 import { type Caller, callerOf } from './caller.js';

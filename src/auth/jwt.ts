@@ -2,7 +2,7 @@ import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
-import { errors } from '../http/errors.js';
+import { errors } from '../errors.js';
 
 import type { Actor } from './actor.js';
 

@@ -3,8 +3,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Config } from '../config.js';
-import { errors } from '../http/errors.js';
-import { errorResponse } from '../secrets/schemas.js';
+import { errors } from '../errors.js';
+import { errorResponse } from '../http/schemas.js';
 import { jwtAlgorithm } from './jwt.js';
 
 export const LOGIN_TTL_SECONDS = 15 * 60;

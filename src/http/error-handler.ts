@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { DatabaseUnavailableError } from '../db/database.js';
-import { AppError, errors } from './errors.js';
+import { AppError, errors } from '../errors.js';
 
 /**
  * The one place errors become responses. Known failures keep their status and clear

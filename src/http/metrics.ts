@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database } from '../db/database.js';
-import { AppError } from './errors.js';
+import { AppError } from '../errors.js';
 
 /**
  * Prometheus metrics (prom-client) on GET /metrics. Each app gets its own Registry (tests

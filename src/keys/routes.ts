@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/trail.js';
-import { errorResponse } from '../secrets/schemas.js';
+import { errorResponse } from '../http/schemas.js';
 import type { KeyService } from './service.js';
 
 /** Admin endpoints for key rotation. HTTP only; the guard comes from the enclosing scope. */

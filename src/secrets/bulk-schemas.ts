@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PREFIX_FORMAT_MESSAGE, PREFIX_PATTERN } from '../http/schemas.js';
 
 export const exportQuery = z.object({
   format: z
@@ -8,7 +9,7 @@ export const exportQuery = z.object({
   prefix: z
     .string()
     .max(128, { error: 'prefix must be at most 128 characters' })
-    .regex(/^[A-Z0-9_]*$/, { error: 'prefix may contain only uppercase letters, numbers and underscores' })
+    .regex(PREFIX_PATTERN, { error: PREFIX_FORMAT_MESSAGE })
     .optional(),
 });
 

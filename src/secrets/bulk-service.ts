@@ -5,7 +5,7 @@ import type { Caller } from '../auth/caller.js';
 import { maySee } from '../auth/visibility.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
-import { AppError, errors } from '../http/errors.js';
+import { AppError, errors } from '../errors.js';
 import type { BulkRepository, ValueRow } from './bulk-repository.js';
 import { dotenvUnrepresentable, type ExportedSecrets, toDotenv } from './export-format.js';
 import { openSealed } from './open-sealed.js';

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { IntegrityError, openValue, type ValueIdentity } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
-import { errors } from '../http/errors.js';
+import { errors } from '../errors.js';
 import { type CryptoColumns, toSealed } from './repository.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ifNoneMatchHit } from '../http/etag.js';
+import { ifNoneMatchHit } from './etag.js';
 import { generateValue } from './generate.js';
 import {
   createBody,

@@ -1,5 +1,13 @@
 import { z } from 'zod';
 import { isoDateTime } from '../dates.js';
+import {
+  errorResponse,
+  KEY_FORMAT_MESSAGE,
+  KEY_PATTERN,
+  strictBody as object,
+  PREFIX_FORMAT_MESSAGE,
+  PREFIX_PATTERN,
+} from '../http/schemas.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
 import { generateSpec } from './generate.js';
 
@@ -8,10 +16,6 @@ import { generateSpec } from './generate.js';
  * OpenAPI document. Every message names the field and says what is expected, because the
  * error body passes them to the caller as they are.
  */
-
-export const KEY_PATTERN = /^[A-Z0-9_]+$/;
-export const KEY_FORMAT_MESSAGE =
-  'Invalid key format. Use uppercase letters, numbers, and underscores only (e.g., STRIPE_API_KEY)';
 
 const keyField = (missing: string) =>
   z
@@ -26,13 +30,8 @@ const keyField = (missing: string) =>
 
 export const keySchema = keyField('key is required');
 
-export const object = <T extends z.core.$ZodLooseShape>(shape: T) =>
-  z.strictObject(shape, {
-    error: (iss) =>
-      iss.code === 'unrecognized_keys'
-        ? `Unknown field(s): ${iss.keys.join(', ')}`
-        : 'Request body must be a JSON object',
-  });
+// Re-exported for this feature's route and schema files; other features import ../http/schemas.js.
+export { errorResponse, object };
 
 export const bool = (name: string) => z.boolean({ error: `${name} must be a boolean (true or false)` });
 
@@ -104,25 +103,12 @@ export const keyParams = z.object({ key: keySchema });
 export const listQuery = z.object({
   limit: limitSchema,
   cursor: cursorSchema,
-  prefix: z
-    .string()
-    .max(128)
-    .regex(/^[A-Z0-9_]*$/, { error: 'prefix may contain only uppercase letters, numbers and underscores' })
-    .optional(),
+  prefix: z.string().max(128).regex(PREFIX_PATTERN, { error: PREFIX_FORMAT_MESSAGE }).optional(),
   active: z
     .enum(['true', 'false'], { error: 'active must be true or false' })
     .transform((v) => v === 'true')
     .optional(),
 });
-
-export const errorResponse = z
-  .object({
-    error: z.string().meta({ description: 'Error code for programs', example: 'INVALID_INPUT' }),
-    message: z.string().meta({ description: 'Human-readable message' }),
-    statusCode: z.number().int(),
-    nextActions: z.string().optional().meta({ description: 'How to resolve the error' }),
-  })
-  .meta({ id: 'ErrorResponse' });
 
 export const secretMetadata = z
   .object({

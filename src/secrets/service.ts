@@ -6,9 +6,9 @@ import type { Caller } from '../auth/caller.js';
 import { sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Transaction } from '../db/database.js';
-import { errors } from '../http/errors.js';
-import { ifMatchSatisfied, secretEtag } from '../http/etag.js';
+import { errors } from '../errors.js';
 import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
+import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { openSealed } from './open-sealed.js';
 import type { CryptoColumns, RevealRow, SecretRow, SecretsRepository } from './repository.js';
 

@@ -1,7 +1,7 @@
 import { createHmac, createSign, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errors } from '../../src/http/errors.js';
+import { errors } from '../../src/errors.js';
 import { backend, createTestApp, type TestApp } from '../helpers/app.js';
 import { secretValue } from '../helpers/secrets.js';
 import { expectNoEcho, forbid, scanAuditLog, scanLogs } from './hygiene.js';

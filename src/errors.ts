@@ -1,0 +1,102 @@
+/**
+ * Typed errors rendered by one handler (src/http/error-handler.ts) as the InsForge error
+ * body: { error, message, statusCode, nextActions? }. `error` is for programs, `message`
+ * for people, `nextActions` says how to fix it. Messages never contain secret values.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly nextActions?: string,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+}
+
+export const errors = {
+  invalidInput: (message: string, nextActions?: string) =>
+    new AppError(400, 'INVALID_INPUT', message, nextActions),
+  noCredentials: () =>
+    new AppError(
+      401,
+      'AUTH_INVALID_CREDENTIALS',
+      'Authentication required: send an Authorization: Bearer <token> header',
+      'Obtain an admin token (POST /api/auth/admin/sessions or npm run token) and send it as a Bearer token',
+    ),
+  badToken: (why: string) =>
+    new AppError(401, 'AUTH_UNAUTHORIZED', `Invalid token: ${why}`, 'Obtain a new admin token and retry'),
+  badLogin: () =>
+    new AppError(
+      401,
+      'AUTH_INVALID_CREDENTIALS',
+      'Invalid username or password',
+      'Check ROOT_ADMIN_USERNAME and ROOT_ADMIN_PASSWORD',
+    ),
+  notAdmin: () =>
+    new AppError(
+      403,
+      'AUTH_UNAUTHORIZED',
+      'Admin access required: the token does not carry the admin role',
+      'Use a token whose role claim is the admin role',
+    ),
+  forbidden: (message: string, nextActions?: string) => new AppError(403, 'FORBIDDEN', message, nextActions),
+  notFound: (message: string, nextActions?: string) => new AppError(404, 'NOT_FOUND', message, nextActions),
+  routeNotFound: (method: string, url: string) =>
+    new AppError(404, 'NOT_FOUND', `Route ${method} ${url} not found`, 'See GET /docs for the API reference'),
+  conflict: (message: string, nextActions?: string) =>
+    new AppError(409, 'INVALID_INPUT', message, nextActions),
+  preconditionFailed: (currentEtag: string) =>
+    new AppError(
+      412,
+      'PRECONDITION_FAILED',
+      'Precondition failed: the secret changed since the ETag given in If-Match',
+      'Read the secret again (its current ETag is in the ETag header), re-apply your change and retry with that ETag',
+      { etag: currentEtag },
+    ),
+  payloadTooLarge: (message: string) =>
+    new AppError(413, 'PAYLOAD_TOO_LARGE', message, 'Store a smaller value or raise MAX_VALUE_BYTES'),
+  unsupportedMediaType: (type: string) =>
+    new AppError(
+      415,
+      'INVALID_INPUT',
+      `Unsupported Content-Type ${JSON.stringify(type)}: send the body as application/json`,
+      'Set the header Content-Type: application/json',
+    ),
+  rateLimited: (retryAfterSeconds: number) =>
+    new AppError(
+      429,
+      'RATE_LIMITED',
+      `Too many requests: retry in ${retryAfterSeconds} s`,
+      'Wait for Retry-After seconds',
+      {
+        'retry-after': String(retryAfterSeconds),
+      },
+    ),
+  integrity: (key: string) =>
+    new AppError(
+      500,
+      'DECRYPTION_FAILED',
+      `Secret ${key} could not be decrypted: its stored data failed the integrity check`,
+      'The stored row was altered or the encryption key differs; restore it from a backup or set a new value with PUT',
+    ),
+  internal: () =>
+    new AppError(
+      500,
+      'INTERNAL_ERROR',
+      'Internal server error',
+      'Retry later; if it persists, check the server logs',
+    ),
+  unavailable: () =>
+    new AppError(
+      503,
+      'SERVICE_UNAVAILABLE',
+      'Service unavailable: the database cannot be reached',
+      'Retry after the Retry-After delay',
+      {
+        'retry-after': '2',
+      },
+    ),
+};

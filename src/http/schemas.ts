@@ -1,0 +1,35 @@
+import { z } from 'zod';
+
+/**
+ * Schema pieces shared by every feature's routes (they also generate the OpenAPI document):
+ * the error body, the strict request body and the secret key / prefix patterns. Feature
+ * schemas stay with their feature (src/secrets/schemas.ts, src/access-keys/schemas.ts).
+ */
+
+/** A secret key: uppercase letters, digits and underscores (at most 128, checked by each schema). */
+export const KEY_PATTERN = /^[A-Z0-9_]+$/;
+export const KEY_FORMAT_MESSAGE =
+  'Invalid key format. Use uppercase letters, numbers, and underscores only (e.g., STRIPE_API_KEY)';
+
+/** A key prefix for lists and exports: the key alphabet, possibly empty. */
+export const PREFIX_PATTERN = /^[A-Z0-9_]*$/;
+export const PREFIX_FORMAT_MESSAGE = 'prefix may contain only uppercase letters, numbers and underscores';
+
+/** A JSON object body that refuses unknown fields by name. */
+export const strictBody = <T extends z.core.$ZodLooseShape>(shape: T) =>
+  z.strictObject(shape, {
+    error: (iss) =>
+      iss.code === 'unrecognized_keys'
+        ? `Unknown field(s): ${iss.keys.join(', ')}`
+        : 'Request body must be a JSON object',
+  });
+
+/** The InsForge error body every 4xx/5xx carries (rendered by src/http/error-handler.ts). */
+export const errorResponse = z
+  .object({
+    error: z.string().meta({ description: 'Error code for programs', example: 'INVALID_INPUT' }),
+    message: z.string().meta({ description: 'Human-readable message' }),
+    statusCode: z.number().int(),
+    nextActions: z.string().optional().meta({ description: 'How to resolve the error' }),
+  })
+  .meta({ id: 'ErrorResponse' });
