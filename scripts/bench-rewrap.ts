@@ -11,8 +11,8 @@ import type { Database } from '../src/db/database.js';
 import { loadMigrations, migrate } from '../src/db/migrate.js';
 import { openPglite } from '../src/db/pglite.js';
 import { openPostgres } from '../src/db/postgres.js';
-import { createKeysRepository } from '../src/keys/repository.js';
-import { createKeyService } from '../src/keys/service.js';
+import { createKekRepository } from '../src/kek/repository.js';
+import { createKekService } from '../src/kek/service.js';
 import { createLogger } from '../src/logger.js';
 
 /**
@@ -126,9 +126,9 @@ try {
     }
   };
   const load = [...Array.from({ length: READERS }, reader), writer()];
-  const keysService = createKeyService({
+  const keysService = createKekService({
     db,
-    repo: createKeysRepository(),
+    repo: createKekRepository(),
     keyring: ringAB,
     log: createLogger('silent'),
   });

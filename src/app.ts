@@ -40,9 +40,9 @@ import { consoleRoutes } from './http/console.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { metricsPlugin } from './http/metrics.js';
 import { createLimits } from './http/rate-limits.js';
-import { createKeysRepository } from './keys/repository.js';
-import { keyRoutes } from './keys/routes.js';
-import { createKeyService } from './keys/service.js';
+import { createKekRepository } from './kek/repository.js';
+import { kekRoutes } from './kek/routes.js';
+import { createKekService } from './kek/service.js';
 import { batchRoutes } from './secrets/batch-routes.js';
 import { createBatchService } from './secrets/batch-service.js';
 import { createBulkRepository } from './secrets/bulk-repository.js';
@@ -233,7 +233,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxValueBytes: config.maxValueBytes,
     maxVersions: config.maxVersions,
   });
-  const keys = createKeyService({ db, repo: createKeysRepository(), keyring, log: logger });
+  const kek = createKekService({ db, repo: createKekRepository(), keyring, log: logger });
   const bulk = createBulkService({
     db,
     repo: createBulkRepository(),
@@ -316,7 +316,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     installGuard(secured, { trail, accessKeys, limits });
     await secured.register(secretRoutes, { secrets });
     await secured.register(versionRoutes, { secrets });
-    await secured.register(keyRoutes, { keys, trail });
+    await secured.register(kekRoutes, { kek, trail });
     await secured.register(accessKeyRoutes, { accessKeys });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
     await secured.register(bulkRoutes, { bulk, limits });

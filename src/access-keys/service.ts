@@ -124,7 +124,7 @@ export function createAccessKeyService(deps: {
         id: row.id,
         name: row.name,
         scopes: row.scopes as Scope[],
-        keys: row.key_patterns,
+        patterns: row.key_patterns,
       };
     },
   };

@@ -10,8 +10,8 @@ export type Actor =
       id: string;
       name: string;
       scopes: readonly Scope[];
-      /** null: every key; otherwise exact names or PREFIX_* patterns. */
-      keys: readonly string[] | null;
+      /** The secret names this access key reaches: null for every key; otherwise exact names or PREFIX_* patterns. */
+      patterns: readonly string[] | null;
     };
 
 /** The identity written to audit rows and used as the per-identity rate-limit key. */

@@ -156,7 +156,7 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
         access.keyFrom === 'params' ? paramKey(req) : String((req.body as { key?: unknown }).key ?? '');
       if (key !== null && !maySee(req.caller.visible, key)) {
         const err = forbidden(
-          `Access key "${actor.name}" may not access secret ${key} (allowed: ${(actor.keys ?? []).join(', ')})`,
+          `Access key "${actor.name}" may not access secret ${key} (allowed: ${(actor.patterns ?? []).join(', ')})`,
           'Use an access key whose keys include this secret, or an admin token',
         );
         if (access.action) return refuse(req, access.action, key, err);

@@ -23,8 +23,8 @@ export function splitPatterns(patterns: readonly string[]): { exact: string[]; p
 }
 
 export function visibilityOf(actor: Actor): Visibility {
-  if (actor.kind === 'admin' || actor.keys === null) return { kind: 'all' };
-  return { kind: 'patterns', ...splitPatterns(actor.keys) };
+  if (actor.kind === 'admin' || actor.patterns === null) return { kind: 'all' };
+  return { kind: 'patterns', ...splitPatterns(actor.patterns) };
 }
 
 export function maySee(v: Visibility, key: string): boolean {

@@ -37,7 +37,7 @@ export async function whoamiRoutes(app: FastifyInstance) {
             kind: 'access_key' as const,
             name: a.name,
             scopes: [...a.scopes],
-            keys: a.keys ? [...a.keys] : null,
+            keys: a.patterns ? [...a.patterns] : null,
           };
     },
   );

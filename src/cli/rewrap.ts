@@ -8,8 +8,8 @@ import { systemCaller } from '../auth/caller.js';
 import { loadConfig } from '../config.js';
 import { checkKeyring } from '../crypto/canary.js';
 import { loadMigrations, migrate } from '../db/migrate.js';
-import { createKeysRepository } from '../keys/repository.js';
-import { createKeyService } from '../keys/service.js';
+import { createKekRepository } from '../kek/repository.js';
+import { createKekService } from '../kek/service.js';
 import { createLogger } from '../logger.js';
 import { openDatabase, resolveKeys } from '../runtime.js';
 
@@ -54,13 +54,13 @@ try {
     await migrate(db, await loadMigrations());
     // The same check as the server: every kid in the ring must be the one the data was written with.
     await checkKeyring(db, keyring);
-    const keys = createKeyService({ db, repo: createKeysRepository(), keyring, log });
+    const kek = createKekService({ db, repo: createKekRepository(), keyring, log });
     // The command line's rewrap is audited like the HTTP one: a row per secret per batch,
     // with the actor system:rewrap-cli (no request, so a generated request id).
     const writer = createAuditWriter({ db, log, windowMs: 0, maxRows: 1000, concurrency: 1 });
     const trail = createAuditTrail({ db, repo: createAuditRepository(), writer, log });
     const caller = systemCaller('rewrap-cli', randomUUID());
-    const result = await keys.rewrap({
+    const result = await kek.rewrap({
       batchSize,
       onTouched: (touched) => trail.note(caller, 'secret.rotate', touched),
       onBatch: async ({ batches, rewrapped }) => {

@@ -184,7 +184,7 @@ export function createBatchService(deps: BatchServiceDeps) {
           outside.map((key) => ({ key, outcome: 'denied' })),
         );
         throw errors.forbidden(
-          `Access key "${actor.name}" may not write ${outside.join(', ')} (allowed: ${(actor.keys ?? []).join(', ')})`,
+          `Access key "${actor.name}" may not write ${outside.join(', ')} (allowed: ${(actor.patterns ?? []).join(', ')})`,
           'Import only the keys this access key covers, or use an admin token',
         );
       }

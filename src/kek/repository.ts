@@ -20,7 +20,7 @@ export interface Rewrapped {
 
 const hex = (b: Buffer) => b.toString('hex');
 
-export function createKeysRepository() {
+export function createKekRepository() {
   return {
     /**
      * The next rows not under `activeKid`, in (secret_id, version) order after the keyset
@@ -91,4 +91,4 @@ export function createKeysRepository() {
   };
 }
 
-export type KeysRepository = ReturnType<typeof createKeysRepository>;
+export type KekRepository = ReturnType<typeof createKekRepository>;

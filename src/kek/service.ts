@@ -4,7 +4,7 @@ import { IntegrityError, rewrapValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
 import { toSealed } from '../secrets/repository.js';
-import type { KeysRepository, Rewrapped } from './repository.js';
+import type { KekRepository, Rewrapped } from './repository.js';
 
 /**
  * Key rotation: moves every stored data key to the active kid, online.
@@ -45,12 +45,7 @@ export interface RewrapOptions {
   ) => Promise<void>;
 }
 
-export function createKeyService(deps: {
-  db: Database;
-  repo: KeysRepository;
-  keyring: Keyring;
-  log: Logger;
-}) {
+export function createKekService(deps: { db: Database; repo: KekRepository; keyring: Keyring; log: Logger }) {
   const { db, repo, keyring, log } = deps;
 
   return {
@@ -155,4 +150,4 @@ export function createKeyService(deps: {
   };
 }
 
-export type KeyService = ReturnType<typeof createKeyService>;
+export type KekService = ReturnType<typeof createKekService>;

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/trail.js';
 import { errorResponse } from '../http/schemas.js';
-import type { KeyService } from './service.js';
+import type { KekService } from './service.js';
 
 /** Admin endpoints for key rotation. HTTP only; the guard comes from the enclosing scope. */
 
@@ -55,7 +55,7 @@ const keyStatus = z.object({
   pendingRewrap: z.number().int().meta({ description: 'Rows not yet under the active kid' }),
 });
 
-export async function keyRoutes(app: FastifyInstance, opts: { keys: KeyService; trail: AuditTrail }) {
+export async function kekRoutes(app: FastifyInstance, opts: { kek: KekService; trail: AuditTrail }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const errs = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 503: errorResponse };
   const tags = ['Keys'];
@@ -70,7 +70,7 @@ export async function keyRoutes(app: FastifyInstance, opts: { keys: KeyService; 
         response: { 200: keyStatus, ...errs },
       },
     },
-    async () => opts.keys.status(),
+    async () => opts.kek.status(),
   );
 
   r.post(
@@ -91,7 +91,7 @@ export async function keyRoutes(app: FastifyInstance, opts: { keys: KeyService; 
       // committed (one row per secret, success or decrypt_failed). A run that touches nothing
       // leaves one row (key null) so the attempt is still on record.
       let touchedAny = false;
-      const result = await opts.keys.rewrap({
+      const result = await opts.kek.rewrap({
         ...(req.body?.batchSize ? { batchSize: req.body.batchSize } : {}),
         onTouched: async (touched) => {
           touchedAny = true;
