@@ -30,5 +30,4 @@ export type AuditAction =
   | 'access_key.create'
   | 'access_key.list'
   | 'access_key.revoke'
-  | 'auth.failed'
-  | 'auth.denied';
+  | 'auth.failed';

@@ -3,10 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
-
 import type { Actor } from './actor.js';
-
-export type { Actor } from './actor.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

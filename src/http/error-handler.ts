@@ -37,9 +37,6 @@ export function toAppError(err: unknown): AppError {
       return errors.invalidInput('Content-Type header is malformed');
     default:
   }
-  if (err instanceof SyntaxError || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
-    return errors.invalidInput('Request body is not valid JSON', 'Send a JSON object body');
-  }
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     if (e.statusCode === 429) return errors.rateLimited(60);
     return new AppError(e.statusCode, e.statusCode === 404 ? 'NOT_FOUND' : 'INVALID_INPUT', 'Bad request');

@@ -32,8 +32,6 @@ export interface RewrapResult {
 
 export interface RewrapOptions {
   batchSize?: number;
-  /** Stop after this many batches (the rest stays for a later run). */
-  maxBatches?: number;
   /** Called after each committed batch (progress output; tests use it to stop midway). */
   onBatch?: (progress: { batches: number; rewrapped: number }) => void | Promise<void>;
   /**
@@ -56,15 +54,10 @@ export function createKekService(deps: { db: Database; repo: KekRepository; keyr
       let rewrapped = 0;
       let batches = 0;
       const failedRows = new Set<string>();
-      let stopped = false;
-      for (let pass = 0; pass < MAX_PASSES && !stopped; pass++) {
+      for (let pass = 0; pass < MAX_PASSES; pass++) {
         let after = FIRST;
         let progressed = false;
         for (;;) {
-          if (opts.maxBatches !== undefined && batches >= opts.maxBatches) {
-            stopped = true;
-            break;
-          }
           const rows = await repo.nextToRewrap(db, activeKid, after, batchSize);
           if (rows.length === 0) break;
           const out: Rewrapped[] = [];

@@ -132,8 +132,6 @@ export interface SecretServiceDeps {
   maxValueBytes: number;
   /** Versions kept per secret (MAX_VERSIONS); older ones are pruned when one is added. */
   maxVersions: number;
-  /** Default page size and ceiling for the list. */
-  maxListLimit?: number;
 }
 
 export function createSecretService({
@@ -144,7 +142,6 @@ export function createSecretService({
   log,
   maxValueBytes,
   maxVersions,
-  maxListLimit = MAX_PAGE,
 }: SecretServiceDeps) {
   function checkValue(value: string) {
     const bytes = Buffer.byteLength(value, 'utf8');
@@ -189,7 +186,7 @@ export function createSecretService({
       },
       caller: Caller,
     ) {
-      const limit = Math.min(opts.limit ?? maxListLimit, maxListLimit);
+      const limit = Math.min(opts.limit ?? MAX_PAGE, MAX_PAGE);
       const beforeSeq = opts.cursor === undefined ? undefined : cursors.decode(opts.cursor);
       const rows = await trail.read(caller, 'secret.list', opts.prefix ?? null, async () => ({
         ok: true,
