@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../errors.js';
 import type { AuditEntry } from './entry.js';
 import { AUDIT_COLUMNS } from './repository.js';
 

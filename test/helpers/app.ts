@@ -117,8 +117,18 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
         `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()
          AND tablename NOT IN ('schema_migrations', 'crypto_canaries')`,
       );
-      if (tables.length)
-        await runtime.db.query(`TRUNCATE ${tables.map((t) => t.tablename).join(', ')} CASCADE`);
+      if (tables.length === 0) return;
+      // TRUNCATE locks every table at once while the app's background audit sealer and
+      // batch writer may hold some of them: PostgreSQL then breaks the cycle by failing one
+      // side with a deadlock (40P01). The background side retries on its next round; so does this.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await runtime.db.query(`TRUNCATE ${tables.map((t) => t.tablename).join(', ')} CASCADE`);
+          return;
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== '40P01' || attempt >= 5) throw err;
+        }
+      }
     },
     async close() {
       await app.close();

@@ -14,13 +14,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DOMAIN_FOLDERS = ['secrets', 'access-keys', 'audit', 'kek', 'db', 'crypto'];
 /** A feature's HTTP edge: routes.ts, *-routes.ts, schemas.ts, *-schemas.ts. */
 const HTTP_EDGE = /(^|-)(routes|schemas)\.ts$/;
-/**
- * Imports allowed for now, each with its reason. src/audit/writer.ts is being edited for
- * performance in parallel with the move of src/http/errors.ts to src/errors.ts; it keeps
- * the old path through a re-export until its import is pointed at '../errors.js' (then
- * delete src/http/errors.ts and this entry).
- */
-const ALLOWED = new Set(['src/audit/writer.ts -> src/http/errors.ts']);
+/** Imports allowed as exceptions, each with its reason (none today). */
+const ALLOWED = new Set<string>();
 
 /** The module specifiers of a file's static imports, re-exports and dynamic imports. */
 function importedSpecifiers(source: string): string[] {
