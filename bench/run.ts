@@ -281,10 +281,11 @@ async function floorPairs(backend: Backend) {
     out[scenario] = {
       pairs,
       median: {
-        throughput: median(col('throughput')),
-        p99: median(col('p99')),
-        serviceCpu: median(col('serviceCpu')),
-        pgCpu: col('pgCpu').length ? median(col('pgCpu')) : null,
+        // The median of an even count averages two ratios: rounded like every other figure.
+        throughput: r2(median(col('throughput'))),
+        p99: r2(median(col('p99'))),
+        serviceCpu: r2(median(col('serviceCpu'))),
+        pgCpu: col('pgCpu').length ? r2(median(col('pgCpu'))) : null,
       },
       batches,
     };
