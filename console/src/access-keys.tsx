@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { type AccessKey, enc, q, request } from './api';
-import { copyText, ErrorBox, fmt, Loading, localToIso, Notice } from './ui';
+import { copyText, ErrorBox, fmt, Loading, localToIso, Notice, Pager } from './ui';
 
 const SCOPES = ['secrets:read', 'secrets:list', 'secrets:write', 'secrets:delete'] as const;
 
@@ -108,19 +108,12 @@ export function AccessKeysPage() {
           </table>
         </div>
       ) : null}
-      <nav class="pager" aria-label="Access key pages">
-        <button type="button" disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
-          Previous page
-        </button>
-        <span>Page {cursors.length}</span>
-        <button
-          type="button"
-          disabled={!data?.nextCursor}
-          onClick={() => data?.nextCursor && setCursors([...cursors, data.nextCursor])}
-        >
-          Next page
-        </button>
-      </nav>
+      <Pager
+        label="Access key pages"
+        cursors={cursors}
+        setCursors={setCursors}
+        nextCursor={data?.nextCursor}
+      />
     </>
   );
 }

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { type AuditEntry, q, request } from './api';
-import { ErrorBox, fmt, Loading, localToIso } from './ui';
+import { ErrorBox, fmt, Loading, localToIso, Pager } from './ui';
 
 interface Verify {
   intact: boolean;
@@ -143,19 +143,7 @@ export function AuditPage() {
           </table>
         </div>
       ) : null}
-      <nav class="pager" aria-label="Audit pages">
-        <button type="button" disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
-          Previous page
-        </button>
-        <span>Page {cursors.length}</span>
-        <button
-          type="button"
-          disabled={!data?.nextCursor}
-          onClick={() => data?.nextCursor && setCursors([...cursors, data.nextCursor])}
-        >
-          Next page
-        </button>
-      </nav>
+      <Pager label="Audit pages" cursors={cursors} setCursors={setCursors} nextCursor={data?.nextCursor} />
     </>
   );
 }

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { q, request, type SecretMeta } from './api';
 import { SecretDetail } from './secret-detail';
-import { ErrorBox, fmt, Loading, localToIso, Notice } from './ui';
+import { ErrorBox, fmt, Loading, localToIso, Notice, Pager } from './ui';
 
 const PAGE_SIZE = 25;
 
@@ -149,19 +149,7 @@ export function SecretsPage() {
           </table>
         </div>
       ) : null}
-      <nav class="pager" aria-label="Secrets pages">
-        <button type="button" disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
-          Previous page
-        </button>
-        <span>Page {cursors.length}</span>
-        <button
-          type="button"
-          disabled={!data?.nextCursor}
-          onClick={() => data?.nextCursor && setCursors([...cursors, data.nextCursor])}
-        >
-          Next page
-        </button>
-      </nav>
+      <Pager label="Secrets pages" cursors={cursors} setCursors={setCursors} nextCursor={data?.nextCursor} />
     </>
   );
 }

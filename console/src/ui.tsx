@@ -54,3 +54,35 @@ export async function copyText(text: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * Previous/next paging over keyset cursors, shared by every list: `cursors[i]` is the cursor
+ * of page i (undefined for the first), `nextCursor` the server's cursor after this page.
+ */
+export function Pager({
+  label,
+  cursors,
+  setCursors,
+  nextCursor,
+}: {
+  label: string;
+  cursors: (string | undefined)[];
+  setCursors: (c: (string | undefined)[]) => void;
+  nextCursor: string | null | undefined;
+}) {
+  return (
+    <nav class="pager" aria-label={label}>
+      <button type="button" disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
+        Previous page
+      </button>
+      <span>Page {cursors.length}</span>
+      <button
+        type="button"
+        disabled={!nextCursor}
+        onClick={() => nextCursor && setCursors([...cursors, nextCursor])}
+      >
+        Next page
+      </button>
+    </nav>
+  );
+}
