@@ -4,7 +4,6 @@ import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { type Config, ConfigError } from './config.js';
-import { checkKeyring } from './crypto/canary.js';
 import { type Keyring, parseKeyring } from './crypto/keyring.js';
 import { lockDataDir } from './db/data-dir-lock.js';
 import type { Database } from './db/database.js';
@@ -12,6 +11,7 @@ import { loadMigrations, migrate } from './db/migrate.js';
 import { openPglite } from './db/pglite.js';
 import { openPostgres } from './db/postgres.js';
 import { waitForDatabase } from './db/wait.js';
+import { checkKeyring } from './kek/key-check.js';
 
 /**
  * Everything the app needs that touches the outside world: the database (opened and

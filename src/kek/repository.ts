@@ -1,8 +1,8 @@
 import type { SealedValue } from '../crypto/envelope.js';
 import type { Queryable } from '../db/database.js';
-import type { CryptoColumns } from '../secrets/repository.js';
+import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
 
-/** SQL for key rotation. Every method takes the Queryable to run on. */
+/** SQL for key rotation and the key canaries. Every method takes the Queryable to run on. */
 
 export interface RewrapCandidate extends CryptoColumns {
   secret_id: string;
@@ -33,7 +33,7 @@ export function createKekRepository() {
       limit: number,
     ): Promise<RewrapCandidate[]> {
       return q.query<RewrapCandidate>(
-        `SELECT v.secret_id, v.version, s.key, v.format, v.kid, v.wrapped_dek, v.dek_iv, v.dek_tag, v.iv, v.tag, v.ciphertext
+        `SELECT v.secret_id, v.version, s.key, ${cryptoColumns('v')}
          FROM secret_versions v JOIN secrets s ON s.id = v.secret_id
          WHERE v.kid <> $1 AND (v.secret_id, v.version) > ($2::uuid, $3::int)
          ORDER BY v.secret_id, v.version
@@ -81,6 +81,24 @@ export function createKekRepository() {
           rows.map((r) => hex(r.sealed.dekTag)),
         ],
       );
+    },
+
+    /** Stores a kid's canary unless it has one already (the first start wins). */
+    async insertCanary(q: Queryable, sealed: SealedValue): Promise<void> {
+      await q.query(
+        `INSERT INTO crypto_canaries (${cryptoColumns()}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (kid) DO NOTHING`,
+        sealedParams(sealed),
+      );
+    },
+
+    async canaries(q: Queryable): Promise<CryptoColumns[]> {
+      return q.query<CryptoColumns>(`SELECT ${cryptoColumns()} FROM crypto_canaries`);
+    },
+
+    /** Whether any stored version is still sealed under `kid`. */
+    async kidInUse(q: Queryable, kid: string): Promise<boolean> {
+      return (await q.query('SELECT 1 FROM secret_versions WHERE kid = $1 LIMIT 1', [kid])).length > 0;
     },
 
     async rowsPerKid(q: Queryable): Promise<{ kid: string; rows: number }[]> {

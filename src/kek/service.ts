@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { IntegrityError, rewrapValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
-import { toSealed } from '../secrets/repository.js';
+import { toSealed } from '../db/sealed-columns.js';
 import type { KekRepository, Rewrapped } from './repository.js';
 
 /**

@@ -1,6 +1,6 @@
 import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { Queryable } from '../db/database.js';
-import type { CryptoColumns } from './repository.js';
+import { type CryptoColumns, cryptoColumns } from '../db/sealed-columns.js';
 
 /** SQL for the many-at-once reads (export, templates). Every method takes the Queryable to run on. */
 
@@ -11,7 +11,7 @@ export interface ValueRow extends CryptoColumns {
 }
 
 const VALUE_COLUMNS = `s.id, s.key, s.current_version AS version,
-  v.format, v.kid, v.wrapped_dek, v.dek_iv, v.dek_tag, v.iv, v.tag, v.ciphertext`;
+  ${cryptoColumns('v')}`;
 const READABLE = `s.is_active AND (s.expires_at IS NULL OR s.expires_at > now())`;
 
 export function createBulkRepository() {

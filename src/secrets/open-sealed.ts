@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { IntegrityError, openValue, type ValueIdentity } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
+import { type CryptoColumns, toSealed } from '../db/sealed-columns.js';
 import { errors } from '../errors.js';
-import { type CryptoColumns, toSealed } from './repository.js';
 
 /**
  * Opens one stored version, failing closed: a value that does not authenticate is logged

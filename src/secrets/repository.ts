@@ -3,6 +3,7 @@ import { auditRowCte } from '../audit/repository.js';
 import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { SealedValue } from '../crypto/envelope.js';
 import type { Queryable } from '../db/database.js';
+import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
 
 /** SQL only: no rules, no crypto. Every method takes the Queryable to run on (pool or transaction). */
 
@@ -21,17 +22,6 @@ export interface SecretRow {
   seq: string;
   /** Bumped by every change; names the state in the ETag. bigint, so a string. */
   revision: string;
-}
-
-export interface CryptoColumns {
-  format: number;
-  kid: string;
-  wrapped_dek: Buffer;
-  dek_iv: Buffer;
-  dek_tag: Buffer;
-  iv: Buffer;
-  tag: Buffer;
-  ciphertext: Buffer;
 }
 
 export interface RevealRow extends CryptoColumns {
@@ -58,28 +48,8 @@ const secretColumns = (t: string) => `${t}.id, ${t}.key, ${t}.description, ${t}.
   ${t}.expires_at, ${t}.current_version, ${t}.created_at, ${t}.updated_at, ${t}.last_used_at, ${t}.last_used_by,
   ${t}.seq::text AS seq, ${t}.revision::text AS revision`;
 const SECRET_COLUMNS = secretColumns('secrets');
-
-export const toSealed = (r: CryptoColumns): SealedValue => ({
-  format: r.format,
-  kid: r.kid,
-  wrappedDek: r.wrapped_dek,
-  dekIv: r.dek_iv,
-  dekTag: r.dek_tag,
-  iv: r.iv,
-  tag: r.tag,
-  ciphertext: r.ciphertext,
-});
-
-const sealedParams = (s: SealedValue) => [
-  s.format,
-  s.kid,
-  s.wrappedDek,
-  s.dekIv,
-  s.dekTag,
-  s.iv,
-  s.tag,
-  s.ciphertext,
-];
+const CRYPTO = cryptoColumns();
+const V_CRYPTO = cryptoColumns('v');
 
 export function createSecretsRepository() {
   return {
@@ -106,7 +76,7 @@ export function createSecretsRepository() {
            ON CONFLICT (key) DO NOTHING
            RETURNING id
          )
-         INSERT INTO secret_versions (secret_id, version, created_by, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext)
+         INSERT INTO secret_versions (secret_id, version, created_by, ${CRYPTO})
          SELECT s.id, 1, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM s
          RETURNING secret_id`,
         [s.id, s.key, s.description, s.isReserved, s.expiresAt, s.createdBy, ...sealedParams(sealed)],
@@ -138,7 +108,7 @@ export function createSecretsRepository() {
       const rows = await q.query<SecretRow & Partial<CryptoColumns> & { has_old: boolean }>(
         `SELECT ${SECRET_COLUMNS},
                 v.secret_id IS NOT NULL AS has_old,
-                v.format, v.kid, v.wrapped_dek, v.dek_iv, v.dek_tag, v.iv, v.tag, v.ciphertext
+                ${V_CRYPTO}
          FROM secrets LEFT JOIN secret_versions v ON v.secret_id = secrets.id AND v.version = $2
          WHERE secrets.key = $1 FOR UPDATE OF secrets`,
         [key, version],
@@ -198,7 +168,7 @@ export function createSecretsRepository() {
       // Version numbers only grow by one, so "the newest keep" is "number > new - keep".
       const rows = await q.query<{ revision: string }>(
         `WITH ${cte}, ins AS (
-           INSERT INTO secret_versions (secret_id, version, created_by, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext)
+           INSERT INTO secret_versions (secret_id, version, created_by, ${CRYPTO})
            VALUES ($1, $${v}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)})
            RETURNING secret_id
          ), pruned AS (
@@ -223,7 +193,7 @@ export function createSecretsRepository() {
     /** One stored version's sealed value. */
     async findVersion(q: Queryable, id: string, version: number): Promise<CryptoColumns | undefined> {
       const rows = await q.query<CryptoColumns>(
-        `SELECT format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext
+        `SELECT ${CRYPTO}
          FROM secret_versions WHERE secret_id = $1 AND version = $2`,
         [id, version],
       );
@@ -248,7 +218,7 @@ export function createSecretsRepository() {
                 (s.expires_at IS NOT NULL AND s.expires_at <= now()) AS expired,
                 s.revision::text AS revision, COALESCE($2::int, s.current_version) AS version,
                 v.secret_id IS NOT NULL AS has_version,
-                v.format, v.kid, v.wrapped_dek, v.dek_iv, v.dek_tag, v.iv, v.tag, v.ciphertext
+                ${V_CRYPTO}
          FROM secrets s
          LEFT JOIN secret_versions v ON v.secret_id = s.id AND v.version = COALESCE($2::int, s.current_version)
          WHERE s.key = $1`,

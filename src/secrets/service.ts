@@ -6,11 +6,12 @@ import type { Caller } from '../auth/caller.js';
 import { sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Transaction } from '../db/database.js';
+import type { CryptoColumns } from '../db/sealed-columns.js';
 import { errors } from '../errors.js';
 import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { openSealed } from './open-sealed.js';
-import type { CryptoColumns, RevealRow, SecretRow, SecretsRepository } from './repository.js';
+import type { RevealRow, SecretRow, SecretsRepository } from './repository.js';
 
 /** Rules, transactions and crypto for secrets. Knows nothing of HTTP beyond the typed errors. */
 

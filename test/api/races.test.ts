@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { openValue } from '../../src/crypto/envelope.js';
-import { type CryptoColumns, toSealed } from '../../src/secrets/repository.js';
+import { type CryptoColumns, toSealed } from '../../src/db/sealed-columns.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { api, counts } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';

@@ -42,13 +42,15 @@ async function tsFiles(dir: string): Promise<string[]> {
     .map((e) => relative(ROOT, join(e.parentPath, e.name)).split('\\').join('/'));
 }
 
-async function httpImports(file: string): Promise<string[]> {
+/** `file -> target` for each of a file's imports that resolves under `prefix`. */
+async function importsUnder(file: string, prefix: string): Promise<string[]> {
   const source = await readFile(join(ROOT, file), 'utf8');
   return importedSpecifiers(source)
     .map((spec) => resolveSpecifier(file, spec))
-    .filter((target): target is string => target?.startsWith('src/http/') ?? false)
+    .filter((target): target is string => target?.startsWith(prefix) ?? false)
     .map((target) => `${file} -> ${target}`);
 }
+const httpImports = (file: string) => importsUnder(file, 'src/http/');
 
 describe('layers', () => {
   it('reads multi-line, type-only, re-export, side-effect and dynamic imports', () => {
@@ -96,6 +98,29 @@ describe('layers', () => {
         'src/audit/trail.ts',
       ]),
     );
+    expect(offending).toEqual([]);
+  });
+
+  it('crypto is pure: no file of src/crypto imports anything of the project outside src/crypto, nor a database driver', async () => {
+    const files = await tsFiles('src/crypto');
+    expect(files).toEqual(expect.arrayContaining(['src/crypto/canary.ts', 'src/crypto/envelope.ts']));
+    const offending: string[] = [];
+    for (const file of files) {
+      for (const edge of await importsUnder(file, 'src/')) {
+        if (!edge.split(' -> ')[1]!.startsWith('src/crypto/')) offending.push(edge);
+      }
+      const source = await readFile(join(ROOT, file), 'utf8');
+      for (const spec of importedSpecifiers(source)) {
+        if (/^(pg|@electric-sql\/pglite)(\/|$)/.test(spec)) offending.push(`${file} -> ${spec}`);
+      }
+    }
+    expect(offending).toEqual([]);
+  });
+
+  it('key-encryption-key rotation (src/kek) reaches stored values through its own repository, not the secrets one', async () => {
+    const offending: string[] = [];
+    for (const file of await tsFiles('src/kek'))
+      offending.push(...(await importsUnder(file, 'src/secrets/')));
     expect(offending).toEqual([]);
   });
 });
