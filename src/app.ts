@@ -1,23 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
-import {
-  jsonSchemaTransform,
-  jsonSchemaTransformObject,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from 'fastify-type-provider-zod';
+import { validatorCompiler } from 'fastify-type-provider-zod';
 import helmet from 'helmet';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import { createAccessKeysRepository } from './access-keys/repository.js';
 import { accessKeyRoutes } from './access-keys/routes.js';
 import { createAccessKeyService } from './access-keys/service.js';
+import { createAuditJobs } from './audit/jobs.js';
 import { createAuditMaintenance } from './audit/maintenance.js';
 import { withOutcome } from './audit/outcome.js';
 import { createAuditRepository } from './audit/repository.js';
@@ -33,12 +26,13 @@ import { whoamiRoutes } from './auth/whoami-routes.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Database } from './db/database.js';
-import { migrationsApplied } from './db/migrate.js';
 import { errors } from './errors.js';
-import { OneLineAccessLog } from './http/access-log.js';
+import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
 import { consoleRoutes } from './http/console.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { metricsPlugin } from './http/metrics.js';
+import { documentSecurity, openapiPlugin } from './http/openapi.js';
+import { operationsRoutes } from './http/operations.js';
 import { createLimits } from './http/rate-limits.js';
 import { createKekRepository } from './kek/repository.js';
 import { kekRoutes } from './kek/routes.js';
@@ -103,6 +97,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // the body schema and answer "must be a JSON object"; without it the caller gets a 415
   // that says which Content-Type to send.
   app.removeContentTypeParser('text/plain');
+  // Before any route: each route's loggable query parameters come from its schema.
+  collectLoggedQuery(app);
   app.setValidatorCompiler(validatorCompiler);
   // Responses are built by our own code from typed objects; plain JSON.stringify keeps the
   // hot path free of a second validation pass. The zod response schemas document them.
@@ -156,30 +152,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // With METRICS_PORT set, /metrics is served only by the separate listener (src/main.ts).
   await app.register(fastifyPlugin(metricsPlugin), { db, serveRoute: config.metricsPort === undefined });
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Secrets API',
-        version: '1.0.0',
-        description:
-          'InsForge-compatible secrets management: API keys, tokens and credentials encrypted at rest (AES-256-GCM envelope encryption).',
-      },
-      components: {
-        securitySchemes: {
-          bearerAuth: {
-            type: 'http',
-            scheme: 'bearer',
-            description: 'An admin JWT, or an access key (ik_...) as the bearer token',
-          },
-          apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key', description: 'An access key (ik_...)' },
-        },
-      },
-    },
-    transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(openapiPlugin);
   // The web console (console/, built by Vite): its own scope, so its CSP header stays its own.
   await app.register(consoleRoutes);
   await app.register(rateLimit, {
@@ -257,39 +230,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxVersions: config.maxVersions,
   });
 
-  const r = app.withTypeProvider<ZodTypeProvider>();
-  r.get(
-    '/health',
-    {
-      schema: {
-        tags: ['Operations'],
-        summary: 'Liveness',
-        response: { 200: z.object({ status: z.literal('ok') }) },
-      },
-    },
-    async () => ({ status: 'ok' as const }),
-  );
-  r.get(
-    '/ready',
-    {
-      schema: {
-        tags: ['Operations'],
-        summary: 'Readiness: database reachable and migrated',
-        response: { 200: z.object({ status: z.literal('ready') }) },
-      },
-    },
-    async () => {
-      let ok = false;
-      try {
-        ok = await migrationsApplied(db, deps.migrationCount);
-      } catch {
-        ok = false;
-      }
-      if (!ok) throw errors.unavailable();
-      return { status: 'ready' as const };
-    },
-  );
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(operationsRoutes, { db, migrationCount: deps.migrationCount });
 
   await app.register(loginRoutes, {
     config,
@@ -310,13 +251,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // the guard authenticates before the body is parsed, so unauthenticated callers learn
   // nothing about the schema, and enforces each route's config.access (src/auth/guard.ts).
   await app.register(async (secured) => {
-    secured.addHook('onRoute', (route) => {
-      const keyAllowed = route.config?.access?.adminOnly !== true && route.config?.access !== undefined;
-      route.schema = {
-        ...route.schema,
-        security: keyAllowed ? [{ bearerAuth: [] }, { apiKey: [] }] : [{ bearerAuth: [] }],
-      };
-    });
+    documentSecurity(secured);
     installGuard(secured, { trail, accessKeys, limits });
     await secured.register(secretRoutes, { secrets });
     await secured.register(versionRoutes, { secrets });
@@ -328,52 +263,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await secured.register(whoamiRoutes);
   });
 
-  // Seal the audit chain in the background; several instances contend for one advisory
-  // lock and the losers skip the round (pg_try_advisory_xact_lock).
-  if (config.auditSealIntervalMs > 0) {
-    let timer: NodeJS.Timeout | undefined;
-    let running: Promise<unknown> = Promise.resolve();
-    app.addHook('onReady', async () => {
-      timer = setInterval(() => {
-        running = sealer.sealPending(false).catch((err: { code?: unknown }) => {
-          logger.warn({ errCode: err.code }, 'audit sealing failed; retrying on the next round');
-        });
-      }, config.auditSealIntervalMs);
-      timer.unref();
-    });
-    app.addHook('onClose', async () => {
-      clearInterval(timer);
-      await running;
-    });
-  }
-
-  // Audit partitions ahead of time and, with a retention, archiving: once when the app is
-  // ready (before it serves), then periodically; instances take turns under an advisory lock.
-  {
-    let timer: NodeJS.Timeout | undefined;
-    let running: Promise<unknown> = Promise.resolve();
-    const round = () =>
-      maintenance.run().catch((err: { code?: unknown; message?: unknown }) => {
-        logger.error(
-          { errCode: err.code, err: String(err.message) },
-          'audit maintenance failed; retrying on the next round',
-        );
-      });
-    app.addHook('onReady', async () => {
-      running = round();
-      await running;
-      if (config.auditMaintenanceIntervalMs > 0) {
-        timer = setInterval(() => {
-          running = round();
-        }, config.auditMaintenanceIntervalMs);
-        timer.unref();
-      }
-    });
-    app.addHook('onClose', async () => {
-      clearInterval(timer);
-      await running;
-    });
-  }
+  // Sealing the chain and partition upkeep in the background (src/audit/jobs.ts): started when
+  // the app is ready (one maintenance round before it serves), stopped when it closes.
+  const jobs = createAuditJobs({
+    sealer,
+    maintenance,
+    sealIntervalMs: config.auditSealIntervalMs,
+    maintenanceIntervalMs: config.auditMaintenanceIntervalMs,
+    log: logger,
+  });
+  app.addHook('onReady', jobs.start);
+  app.addHook('onClose', jobs.stop);
 
   return app;
 }

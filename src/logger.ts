@@ -21,16 +21,20 @@ export const REDACT_PATHS = [
   '*.authorization',
 ];
 
-// Query parameters the API defines; any other one (a token pasted as ?access_token=...) is
-// logged by name only, so credentials put in a URL by mistake never reach a log line.
-const LOGGED_QUERY = new Set(['limit', 'cursor', 'prefix', 'active']);
+const NONE: ReadonlySet<string> = new Set();
 
-export function safeUrl(url: string): string {
+/**
+ * The URL with only the `logged` query parameters' values: the ones the route's schema
+ * declares (collected at registration by src/http/access-log.ts). Any other one (a token
+ * pasted as ?access_token=...) is logged by name only, so credentials put in a URL by
+ * mistake never reach a log line.
+ */
+export function safeUrl(url: string, logged: ReadonlySet<string> = NONE): string {
   const q = url.indexOf('?');
   if (q < 0) return url;
   const params = new URLSearchParams(url.slice(q + 1));
   const shown = [...params].map(([k, v]) =>
-    LOGGED_QUERY.has(k)
+    logged.has(k)
       ? `${encodeURIComponent(k)}=${encodeURIComponent(v)}`
       : `${encodeURIComponent(k)}=[redacted]`,
   );
@@ -43,6 +47,7 @@ interface LoggedRequest {
   host?: string;
   ip?: string;
   socket?: { remotePort?: number };
+  routeOptions?: { config?: { loggedQuery?: ReadonlySet<string> } };
 }
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
@@ -54,7 +59,8 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       serializers: {
         req: (req: LoggedRequest) => ({
           method: req.method,
-          url: typeof req.url === 'string' ? safeUrl(req.url) : req.url,
+          url:
+            typeof req.url === 'string' ? safeUrl(req.url, req.routeOptions?.config?.loggedQuery) : req.url,
           host: req.host,
           remoteAddress: req.ip,
           remotePort: req.socket?.remotePort,

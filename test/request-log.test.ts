@@ -55,3 +55,40 @@ it('logs refused requests too, without the credentials', async () => {
   expect(lines.find((l) => l.msg === 'request completed')).toMatchObject({ res: { statusCode: 401 } });
   expect(JSON.stringify(lines)).not.toContain('not.a.token');
 });
+
+it("logs the query parameters the route's schema declares (?version=2), a pasted token by name only", async () => {
+  const c = t.app;
+  const created = await c.inject({
+    method: 'POST',
+    url: '/api/secrets',
+    headers: t.auth(),
+    payload: { key: 'LOG_Q', value: secretValue() },
+  });
+  expect(created.statusCode).toBe(201);
+  const updated = await c.inject({
+    method: 'PUT',
+    url: '/api/secrets/LOG_Q',
+    headers: t.auth(),
+    payload: { value: secretValue() },
+  });
+  expect(updated.statusCode).toBe(200);
+  const r = await c.inject({
+    method: 'GET',
+    url: '/api/secrets/LOG_Q?version=2&access_token=pasted-tok-1',
+    headers: { ...t.auth(), 'x-request-id': 'log-test-3' },
+  });
+  expect(r.statusCode).toBe(200);
+  const list = await c.inject({
+    method: 'GET',
+    url: '/api/secrets?limit=5&prefix=LOG_&token=pasted-tok-2',
+    headers: { ...t.auth(), 'x-request-id': 'log-test-4' },
+  });
+  expect(list.statusCode).toBe(200);
+  expect(linesFor('log-test-3')[0]).toMatchObject({
+    req: { url: '/api/secrets/LOG_Q?version=2&access_token=[redacted]' },
+  });
+  expect(linesFor('log-test-4')[0]).toMatchObject({
+    req: { url: '/api/secrets?limit=5&prefix=LOG_&token=[redacted]' },
+  });
+  expect(capturedLogs.join('\n')).not.toMatch(/pasted-tok/);
+});

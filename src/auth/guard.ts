@@ -41,6 +41,14 @@ declare module 'fastify' {
   }
 }
 
+/** The one default: a route that declares no `config.access` is admin-only (denied by default). */
+const ADMIN_ONLY: RouteAccess = { adminOnly: true };
+export const routeAccess = (config: { access?: RouteAccess } | undefined): RouteAccess =>
+  config?.access ?? ADMIN_ONLY;
+/** Whether an access key may call the route at all (its scope and patterns are checked per request). */
+export const acceptsAccessKeys = (config: { access?: RouteAccess } | undefined): boolean =>
+  routeAccess(config).adminOnly !== true;
+
 const paramKey = (req: FastifyRequest): string | null => {
   const k = (req.params as { key?: unknown } | undefined)?.key;
   return typeof k === 'string' && k.length <= 128 ? k : null;
@@ -99,7 +107,7 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
   }
 
   scope.addHook('onRequest', async (req) => {
-    const access = req.routeOptions.config.access ?? { adminOnly: true };
+    const access = routeAccess(req.routeOptions.config);
     req.caller = callerOf(req, null);
     let actor: Actor;
     try {

@@ -2011,97 +2011,22 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description Have the server generate the value (crypto-random; never returned): true or {} for 32 characters of base64url, or {length: 16..4096, alphabet: base64url|hex|alnum|ascii} */
-        GenerateSpecInput: {
-            /** @default 32 */
-            length?: number;
-            /**
-             * @default base64url
-             * @enum {string}
-             */
-            alphabet?: "base64url" | "hex" | "alnum" | "ascii";
-        };
-        CreateSecretRequestInput: {
-            /**
-             * @description Secret key identifier: uppercase letters, digits, underscores
-             * @example STRIPE_API_KEY
-             */
-            key: string;
-            /**
-             * @description Secret value (encrypted before storage)
-             * @example sk_live_...
-             */
-            value?: string;
-            generate?: components["schemas"]["GenerateSpecInput"];
-            /**
-             * @description Protect the secret from deletion
-             * @default false
-             */
-            isReserved?: boolean;
-            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
-            expiresAt?: string | null;
-            description?: string | null;
-        };
-        UpdateSecretRequestInput: {
-            /**
-             * @description Secret value (encrypted before storage)
-             * @example sk_live_...
-             */
-            value?: string;
-            isActive?: boolean;
-            isReserved?: boolean;
-            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
-            expiresAt?: string | null;
-            description?: string | null;
-        };
-        ErrorResponseInput: {
-            /**
-             * @description Error code for programs
-             * @example INVALID_INPUT
-             */
-            error: string;
-            /** @description Human-readable message */
-            message: string;
-            statusCode: number;
-            /** @description How to resolve the error */
-            nextActions?: string;
-        };
-        SecretMetadataInput: {
+        AccessKey: {
             /** Format: uuid */
             id: string;
-            key: string;
-            description: string | null;
-            isActive: boolean;
-            isReserved: boolean;
-            /** Format: date-time */
-            createdAt: string;
-            /** Format: date-time */
-            updatedAt: string;
-            expiresAt: string | null;
-            lastUsedAt: string | null;
-            lastUsedBy: string | null;
-            /** @description Current version number */
-            version: number;
-        };
-        RollbackRequestInput: {
-            /** @description The version whose value becomes the new current version */
-            version: number;
-        };
-        SecretVersionInput: {
-            version: number;
-            /** Format: date-time */
-            createdAt: string;
-            createdBy: string | null;
-            /** @description Key id of the key-encryption key wrapping this version */
-            kid: string;
-            current: boolean;
-        };
-        CreateAccessKeyRequestInput: {
             name: string;
-            scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list")[];
-            /** @description Restrict the key to these secret keys or PREFIX_* patterns; omit for all */
-            keys?: string[];
-            expiresAt?: string | null;
+            /** @description The first characters of the token, for recognising it */
+            tokenPrefix: string;
+            scopes: string[];
+            keys: string[] | null;
+            createdBy: string;
+            /** Format: date-time */
+            createdAt: string;
+            expiresAt: string | null;
+            revokedAt: string | null;
+            lastUsedAt: string | null;
+            /** @enum {string} */
+            status: "active" | "revoked" | "expired";
         };
         AccessKeyInput: {
             /** Format: uuid */
@@ -2120,24 +2045,23 @@ export interface components {
             /** @enum {string} */
             status: "active" | "revoked" | "expired";
         };
-        CreatedAccessKeyInput: {
-            /** Format: uuid */
+        AuditEntry: {
+            /** @description Position in insertion order (a decimal integer) */
             id: string;
-            name: string;
-            /** @description The first characters of the token, for recognising it */
-            tokenPrefix: string;
-            scopes: string[];
-            keys: string[] | null;
-            createdBy: string;
             /** Format: date-time */
-            createdAt: string;
-            expiresAt: string | null;
-            revokedAt: string | null;
-            lastUsedAt: string | null;
-            /** @enum {string} */
-            status: "active" | "revoked" | "expired";
-            /** @description The secret token: shown only in this response */
-            token: string;
+            at: string;
+            /** @description admin:<sub>, access_key:<id> or anonymous */
+            actor: string;
+            action: string;
+            key: string | null;
+            version: number | null;
+            outcome: string;
+            requestId: string | null;
+            clientIp: string | null;
+            /** @description Whether a seal of the hash chain covers the row yet */
+            sealed: boolean;
+            /** @description SHA-256 (hex) of the row's canonical content once sealed; the seal's hash covers it */
+            hash: string | null;
         };
         AuditEntryInput: {
             /** @description Position in insertion order (a decimal integer) */
@@ -2157,13 +2081,57 @@ export interface components {
             /** @description SHA-256 (hex) of the row's canonical content once sealed; the seal's hash covers it */
             hash: string | null;
         };
-        RewrapRequestInput: {
+        BatchRequest: {
+            secrets: components["schemas"]["BatchSecretEntry"][];
             /**
-             * @description Rows per batch (each batch is one short transaction)
-             * @default 500
+             * @description Report what would change without changing anything
+             * @default false
              */
-            batchSize?: number;
-        } | null;
+            dryRun?: boolean;
+        };
+        BatchRequestInput: {
+            secrets: components["schemas"]["BatchSecretEntryInput"][];
+            /**
+             * @description Report what would change without changing anything
+             * @default false
+             */
+            dryRun?: boolean;
+        };
+        BatchResponse: {
+            dryRun: boolean;
+            results: {
+                key: string;
+                /** @enum {string} */
+                status: "created" | "updated" | "unchanged";
+            }[];
+        };
+        BatchResponseInput: {
+            dryRun: boolean;
+            results: {
+                key: string;
+                /** @enum {string} */
+                status: "created" | "updated" | "unchanged";
+            }[];
+        };
+        BatchSecretEntry: {
+            /**
+             * @description Secret key identifier: uppercase letters, digits, underscores
+             * @example STRIPE_API_KEY
+             */
+            key: string;
+            /**
+             * @description Secret value (encrypted before storage)
+             * @example sk_live_...
+             */
+            value?: string;
+            generate?: components["schemas"]["GenerateSpec"];
+            description?: string | null;
+            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
+            expiresAt?: unknown | null;
+            isReserved?: boolean;
+            /** @description Apply this entry only if the secret is in this state (its ETag); else 412 */
+            ifMatch?: string;
+        };
         BatchSecretEntryInput: {
             /**
              * @description Secret key identifier: uppercase letters, digits, underscores
@@ -2183,49 +2151,19 @@ export interface components {
             /** @description Apply this entry only if the secret is in this state (its ETag); else 412 */
             ifMatch?: string;
         };
-        BatchRequestInput: {
-            secrets: components["schemas"]["BatchSecretEntryInput"][];
-            /**
-             * @description Report what would change without changing anything
-             * @default false
-             */
-            dryRun?: boolean;
-        };
-        BatchResponseInput: {
-            dryRun: boolean;
-            results: {
-                key: string;
-                /** @enum {string} */
-                status: "created" | "updated" | "unchanged";
-            }[];
-        };
-        /** @description Active, unexpired secrets: key -> value, in key order */
-        ExportedSecretsInput: {
-            [key: string]: string;
-        };
-        RenderTemplateRequestInput: {
-            /** @example postgres://app:{{Secrets.DB_PASSWORD}}@db/app */
-            template: string;
-        };
-        RenderTemplateResponseInput: {
-            rendered: string;
-        };
-        WhoAmIInput: {
-            /** @enum {string} */
-            kind: "admin" | "access_key";
+        CreateAccessKeyRequest: {
             name: string;
-            scopes: string[] | null;
-            keys: string[] | null;
+            scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list")[];
+            /** @description Restrict the key to these secret keys or PREFIX_* patterns; omit for all */
+            keys?: string[];
+            expiresAt?: unknown | null;
         };
-        /** @description Have the server generate the value (crypto-random; never returned): true or {} for 32 characters of base64url, or {length: 16..4096, alphabet: base64url|hex|alnum|ascii} */
-        GenerateSpec: {
-            /** @default 32 */
-            length: number;
-            /**
-             * @default base64url
-             * @enum {string}
-             */
-            alphabet: "base64url" | "hex" | "alnum" | "ascii";
+        CreateAccessKeyRequestInput: {
+            name: string;
+            scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list")[];
+            /** @description Restrict the key to these secret keys or PREFIX_* patterns; omit for all */
+            keys?: string[];
+            expiresAt?: string | null;
         };
         CreateSecretRequest: {
             /**
@@ -2248,83 +2186,26 @@ export interface components {
             expiresAt?: unknown | null;
             description?: string | null;
         };
-        UpdateSecretRequest: {
+        CreateSecretRequestInput: {
+            /**
+             * @description Secret key identifier: uppercase letters, digits, underscores
+             * @example STRIPE_API_KEY
+             */
+            key: string;
             /**
              * @description Secret value (encrypted before storage)
              * @example sk_live_...
              */
             value?: string;
-            isActive?: boolean;
+            generate?: components["schemas"]["GenerateSpecInput"];
+            /**
+             * @description Protect the secret from deletion
+             * @default false
+             */
             isReserved?: boolean;
             /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
-            expiresAt?: unknown | null;
+            expiresAt?: string | null;
             description?: string | null;
-        };
-        ErrorResponse: {
-            /**
-             * @description Error code for programs
-             * @example INVALID_INPUT
-             */
-            error: string;
-            /** @description Human-readable message */
-            message: string;
-            statusCode: number;
-            /** @description How to resolve the error */
-            nextActions?: string;
-        };
-        SecretMetadata: {
-            /** Format: uuid */
-            id: string;
-            key: string;
-            description: string | null;
-            isActive: boolean;
-            isReserved: boolean;
-            /** Format: date-time */
-            createdAt: string;
-            /** Format: date-time */
-            updatedAt: string;
-            expiresAt: string | null;
-            lastUsedAt: string | null;
-            lastUsedBy: string | null;
-            /** @description Current version number */
-            version: number;
-        };
-        RollbackRequest: {
-            /** @description The version whose value becomes the new current version */
-            version: number;
-        };
-        SecretVersion: {
-            version: number;
-            /** Format: date-time */
-            createdAt: string;
-            createdBy: string | null;
-            /** @description Key id of the key-encryption key wrapping this version */
-            kid: string;
-            current: boolean;
-        };
-        CreateAccessKeyRequest: {
-            name: string;
-            scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list")[];
-            /** @description Restrict the key to these secret keys or PREFIX_* patterns; omit for all */
-            keys?: string[];
-            expiresAt?: unknown | null;
-        };
-        AccessKey: {
-            /** Format: uuid */
-            id: string;
-            name: string;
-            /** @description The first characters of the token, for recognising it */
-            tokenPrefix: string;
-            scopes: string[];
-            keys: string[] | null;
-            createdBy: string;
-            /** Format: date-time */
-            createdAt: string;
-            expiresAt: string | null;
-            revokedAt: string | null;
-            lastUsedAt: string | null;
-            /** @enum {string} */
-            status: "active" | "revoked" | "expired";
         };
         CreatedAccessKey: {
             /** Format: uuid */
@@ -2345,23 +2226,90 @@ export interface components {
             /** @description The secret token: shown only in this response */
             token: string;
         };
-        AuditEntry: {
-            /** @description Position in insertion order (a decimal integer) */
+        CreatedAccessKeyInput: {
+            /** Format: uuid */
             id: string;
+            name: string;
+            /** @description The first characters of the token, for recognising it */
+            tokenPrefix: string;
+            scopes: string[];
+            keys: string[] | null;
+            createdBy: string;
             /** Format: date-time */
-            at: string;
-            /** @description admin:<sub>, access_key:<id> or anonymous */
-            actor: string;
-            action: string;
-            key: string | null;
-            version: number | null;
-            outcome: string;
-            requestId: string | null;
-            clientIp: string | null;
-            /** @description Whether a seal of the hash chain covers the row yet */
-            sealed: boolean;
-            /** @description SHA-256 (hex) of the row's canonical content once sealed; the seal's hash covers it */
-            hash: string | null;
+            createdAt: string;
+            expiresAt: string | null;
+            revokedAt: string | null;
+            lastUsedAt: string | null;
+            /** @enum {string} */
+            status: "active" | "revoked" | "expired";
+            /** @description The secret token: shown only in this response */
+            token: string;
+        };
+        ErrorResponse: {
+            /**
+             * @description Error code for programs
+             * @example INVALID_INPUT
+             */
+            error: string;
+            /** @description Human-readable message */
+            message: string;
+            statusCode: number;
+            /** @description How to resolve the error */
+            nextActions?: string;
+        };
+        ErrorResponseInput: {
+            /**
+             * @description Error code for programs
+             * @example INVALID_INPUT
+             */
+            error: string;
+            /** @description Human-readable message */
+            message: string;
+            statusCode: number;
+            /** @description How to resolve the error */
+            nextActions?: string;
+        };
+        /** @description Active, unexpired secrets: key -> value, in key order */
+        ExportedSecrets: {
+            [key: string]: string;
+        };
+        /** @description Active, unexpired secrets: key -> value, in key order */
+        ExportedSecretsInput: {
+            [key: string]: string;
+        };
+        /** @description Have the server generate the value (crypto-random; never returned): true or {} for 32 characters of base64url, or {length: 16..4096, alphabet: base64url|hex|alnum|ascii} */
+        GenerateSpec: {
+            /** @default 32 */
+            length: number;
+            /**
+             * @default base64url
+             * @enum {string}
+             */
+            alphabet: "base64url" | "hex" | "alnum" | "ascii";
+        };
+        /** @description Have the server generate the value (crypto-random; never returned): true or {} for 32 characters of base64url, or {length: 16..4096, alphabet: base64url|hex|alnum|ascii} */
+        GenerateSpecInput: {
+            /** @default 32 */
+            length?: number;
+            /**
+             * @default base64url
+             * @enum {string}
+             */
+            alphabet?: "base64url" | "hex" | "alnum" | "ascii";
+        };
+        RenderTemplateRequest: {
+            /** @example postgres://app:{{Secrets.DB_PASSWORD}}@db/app */
+            template: string;
+        };
+        RenderTemplateRequestInput: {
+            /** @example postgres://app:{{Secrets.DB_PASSWORD}}@db/app */
+            template: string;
+        };
+        RenderTemplateResponse: {
+            rendered: string;
+        };
+        RenderTemplateResponseInput: {
+            rendered: string;
         };
         RewrapRequest: {
             /**
@@ -2370,53 +2318,105 @@ export interface components {
              */
             batchSize?: number;
         } | null;
-        BatchSecretEntry: {
+        RewrapRequestInput: {
             /**
-             * @description Secret key identifier: uppercase letters, digits, underscores
-             * @example STRIPE_API_KEY
+             * @description Rows per batch (each batch is one short transaction)
+             * @default 500
              */
+            batchSize?: number;
+        } | null;
+        RollbackRequest: {
+            /** @description The version whose value becomes the new current version */
+            version: number;
+        };
+        RollbackRequestInput: {
+            /** @description The version whose value becomes the new current version */
+            version: number;
+        };
+        SecretMetadata: {
+            /** Format: uuid */
+            id: string;
             key: string;
+            description: string | null;
+            isActive: boolean;
+            isReserved: boolean;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            expiresAt: string | null;
+            lastUsedAt: string | null;
+            lastUsedBy: string | null;
+            /** @description Current version number */
+            version: number;
+        };
+        SecretMetadataInput: {
+            /** Format: uuid */
+            id: string;
+            key: string;
+            description: string | null;
+            isActive: boolean;
+            isReserved: boolean;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            expiresAt: string | null;
+            lastUsedAt: string | null;
+            lastUsedBy: string | null;
+            /** @description Current version number */
+            version: number;
+        };
+        SecretVersion: {
+            version: number;
+            /** Format: date-time */
+            createdAt: string;
+            createdBy: string | null;
+            /** @description Key id of the key-encryption key wrapping this version */
+            kid: string;
+            current: boolean;
+        };
+        SecretVersionInput: {
+            version: number;
+            /** Format: date-time */
+            createdAt: string;
+            createdBy: string | null;
+            /** @description Key id of the key-encryption key wrapping this version */
+            kid: string;
+            current: boolean;
+        };
+        UpdateSecretRequest: {
             /**
              * @description Secret value (encrypted before storage)
              * @example sk_live_...
              */
             value?: string;
-            generate?: components["schemas"]["GenerateSpec"];
-            description?: string | null;
+            isActive?: boolean;
+            isReserved?: boolean;
             /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
             expiresAt?: unknown | null;
-            isReserved?: boolean;
-            /** @description Apply this entry only if the secret is in this state (its ETag); else 412 */
-            ifMatch?: string;
+            description?: string | null;
         };
-        BatchRequest: {
-            secrets: components["schemas"]["BatchSecretEntry"][];
+        UpdateSecretRequestInput: {
             /**
-             * @description Report what would change without changing anything
-             * @default false
+             * @description Secret value (encrypted before storage)
+             * @example sk_live_...
              */
-            dryRun?: boolean;
-        };
-        BatchResponse: {
-            dryRun: boolean;
-            results: {
-                key: string;
-                /** @enum {string} */
-                status: "created" | "updated" | "unchanged";
-            }[];
-        };
-        /** @description Active, unexpired secrets: key -> value, in key order */
-        ExportedSecrets: {
-            [key: string]: string;
-        };
-        RenderTemplateRequest: {
-            /** @example postgres://app:{{Secrets.DB_PASSWORD}}@db/app */
-            template: string;
-        };
-        RenderTemplateResponse: {
-            rendered: string;
+            value?: string;
+            isActive?: boolean;
+            isReserved?: boolean;
+            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
+            expiresAt?: string | null;
+            description?: string | null;
         };
         WhoAmI: {
+            /** @enum {string} */
+            kind: "admin" | "access_key";
+            name: string;
+            scopes: string[] | null;
+            keys: string[] | null;
+        };
+        WhoAmIInput: {
             /** @enum {string} */
             kind: "admin" | "access_key";
             name: string;

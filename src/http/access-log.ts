@@ -1,4 +1,40 @@
-import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import type { z } from 'zod';
+import { unloggedQuery } from './schemas.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The query parameters logged by value (src/logger.ts's safeUrl); set by collectLoggedQuery. */
+    loggedQuery?: ReadonlySet<string>;
+  }
+}
+
+/** The field schema itself and what it wraps (optional, default, nullable...): a mark on either counts. */
+function isUnlogged(field: z.ZodType): boolean {
+  let s: z.ZodType | undefined = field;
+  while (s) {
+    if (unloggedQuery.has(s)) return true;
+    s = (s._zod.def as { innerType?: z.ZodType }).innerType;
+  }
+  return false;
+}
+
+/**
+ * Derives each route's loggable query parameters from its own querystring schema when it
+ * is registered: the keys it declares, less those marked `unlogged()`. Anything else in a
+ * URL (a token pasted as ?access_token=..., or any parameter on an unknown route) is logged
+ * by name only. Install on the root instance before any route is registered.
+ */
+export function collectLoggedQuery(app: FastifyInstance) {
+  app.addHook('onRoute', (route) => {
+    const qs = route.schema?.querystring as { shape?: Record<string, z.ZodType> } | undefined;
+    if (!qs?.shape) return;
+    const logged = Object.entries(qs.shape)
+      .filter(([, field]) => !isUnlogged(field))
+      .map(([name]) => name);
+    route.config = { ...route.config, loggedQuery: new Set(logged) };
+  });
+}
 
 /**
  * One access line per request, written when it completes, instead of Fastify's two

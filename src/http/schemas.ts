@@ -33,3 +33,16 @@ export const errorResponse = z
     nextActions: z.string().optional().meta({ description: 'How to resolve the error' }),
   })
   .meta({ id: 'ErrorResponse' });
+
+/**
+ * Query parameters never to be logged by value. Every parameter a route's querystring
+ * schema declares is logged (src/http/access-log.ts collects them at registration); one
+ * that could carry a credential is marked here with `unlogged()` and logged as [redacted],
+ * like any parameter the route does not declare. A zod registry of its own, so the mark
+ * stays out of the OpenAPI document.
+ */
+export const unloggedQuery = z.registry<{ reason: string }>();
+export const unlogged = <T extends z.ZodType>(schema: T, reason: string): T => {
+  unloggedQuery.add(schema, { reason });
+  return schema;
+};

@@ -1,0 +1,75 @@
+import type { Logger } from 'pino';
+import type { AuditMaintenance } from './maintenance.js';
+import type { AuditSealer } from './sealer.js';
+
+/**
+ * The audit trail's background work, on timers: sealing the chain and keeping partitions
+ * (ahead of time) and the retention archive. Several instances contend for advisory locks
+ * (pg_try_advisory_xact_lock), so the losers skip a round. Framework-free: the app starts
+ * the jobs when it is ready and stops them (awaiting a round in flight) when it closes.
+ */
+
+export interface AuditJobsOptions {
+  sealer: Pick<AuditSealer, 'sealPending'>;
+  maintenance: Pick<AuditMaintenance, 'run'>;
+  /** 0 disables background sealing. */
+  sealIntervalMs: number;
+  /** 0 runs maintenance once, at start, and never again. */
+  maintenanceIntervalMs: number;
+  log: Logger;
+}
+
+/** A round run every `ms` (not overlapping itself is the round's own business: it takes a lock). */
+function periodic(ms: number, round: () => Promise<unknown>) {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> = Promise.resolve();
+  return {
+    /** Runs one round now and remembers it, so stop() waits for it too. */
+    now: () => {
+      running = round();
+      return running;
+    },
+    start() {
+      if (ms <= 0) return;
+      timer = setInterval(() => {
+        running = round();
+      }, ms);
+      timer.unref();
+    },
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
+
+export function createAuditJobs(opts: AuditJobsOptions) {
+  const { log } = opts;
+  const sealing = periodic(opts.sealIntervalMs, () =>
+    opts.sealer.sealPending(false).catch((err: { code?: unknown }) => {
+      log.warn({ errCode: err.code }, 'audit sealing failed; retrying on the next round');
+    }),
+  );
+  const maintenance = periodic(opts.maintenanceIntervalMs, () =>
+    opts.maintenance.run().catch((err: { code?: unknown; message?: unknown }) => {
+      log.error(
+        { errCode: err.code, err: String(err.message) },
+        'audit maintenance failed; retrying on the next round',
+      );
+    }),
+  );
+  return {
+    /** Starts sealing, then runs one maintenance round (partitions exist before the app serves). */
+    async start() {
+      sealing.start();
+      await maintenance.now();
+      maintenance.start();
+    },
+    async stop() {
+      await sealing.stop();
+      await maintenance.stop();
+    },
+  };
+}
+
+export type AuditJobs = ReturnType<typeof createAuditJobs>;
