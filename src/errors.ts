@@ -35,17 +35,27 @@ export const errors = {
       'Invalid username or password',
       'Check ROOT_ADMIN_USERNAME and ROOT_ADMIN_PASSWORD',
     ),
+  /**
+   * 403 for "this caller may not do this" (not admin, an access key's scope, patterns or an
+   * admin-only operation): AUTH_UNAUTHORIZED, the code InsForge gives a non-admin.
+   */
+  denied: (message: string, nextActions?: string) =>
+    new AppError(403, 'AUTH_UNAUTHORIZED', message, nextActions),
   notAdmin: () =>
-    new AppError(
-      403,
-      'AUTH_UNAUTHORIZED',
+    errors.denied(
       'Admin access required: the token does not carry the admin role',
       'Use a token whose role claim is the admin role',
     ),
+  /** 403 for "a rule protects this secret, whoever asks" (reserved): FORBIDDEN, as InsForge's reserved delete. */
   forbidden: (message: string, nextActions?: string) => new AppError(403, 'FORBIDDEN', message, nextActions),
   notFound: (message: string, nextActions?: string) => new AppError(404, 'NOT_FOUND', message, nextActions),
   routeNotFound: (method: string, url: string) =>
     new AppError(404, 'NOT_FOUND', `Route ${method} ${url} not found`, 'See GET /docs for the API reference'),
+  /**
+   * 409 keeps the code INVALID_INPUT: InsForge documents exactly that body for an existing
+   * key (seed 000, the reference OpenAPI), and clients written against it may match on it.
+   * Programs tell a conflict apart by statusCode 409, which no other error uses.
+   */
   conflict: (message: string, nextActions?: string) =>
     new AppError(409, 'INVALID_INPUT', message, nextActions),
   preconditionFailed: (currentEtag: string) =>

@@ -54,9 +54,6 @@ const paramKey = (req: FastifyRequest): string | null => {
   return typeof k === 'string' && k.length <= 128 ? k : null;
 };
 
-const forbidden = (message: string, nextActions: string) =>
-  new AppError(403, 'AUTH_UNAUTHORIZED', message, nextActions);
-
 export interface GuardDeps {
   trail: AuditTrail;
   accessKeys: AccessKeyService;
@@ -130,7 +127,7 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
       access.action ? refuse(req, access.action, paramKey(req), err) : Promise.reject(err);
     if (access.adminOnly) {
       return deny(
-        forbidden(
+        errors.denied(
           `Admin access required: access key "${actor.name}" cannot use ${req.method} ${req.routeOptions.url}`,
           'Use an admin token for this endpoint',
         ),
@@ -138,7 +135,7 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
     }
     if (access.scope && !hasScope(actor, access.scope)) {
       return deny(
-        forbidden(
+        errors.denied(
           `Access key "${actor.name}" lacks the scope ${access.scope} (it has: ${actor.scopes.join(', ') || 'none'})`,
           `Create an access key with the ${access.scope} scope, or use an admin token`,
         ),
@@ -152,7 +149,7 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
     if (!access || !actor) return;
     const adminReason = actor.kind === 'access_key' ? (access.adminOnlyWhen?.(req) ?? null) : null;
     if (adminReason !== null && actor.kind === 'access_key') {
-      const err = forbidden(
+      const err = errors.denied(
         `Admin access required: access key "${actor.name}" cannot ${adminReason}`,
         'Use an admin token for this operation',
       );
@@ -163,7 +160,7 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
       const key =
         access.keyFrom === 'params' ? paramKey(req) : String((req.body as { key?: unknown }).key ?? '');
       if (key !== null && !maySee(req.caller.visible, key)) {
-        const err = forbidden(
+        const err = errors.denied(
           `Access key "${actor.name}" may not access secret ${key} (allowed: ${(actor.patterns ?? []).join(', ')})`,
           'Use an access key whose keys include this secret, or an admin token',
         );

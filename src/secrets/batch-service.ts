@@ -134,7 +134,7 @@ export function createBatchService(deps: BatchServiceDeps) {
     actor: Actor,
   ) {
     if (e.isReserved === false && cur.is_reserved && actor.kind === 'access_key')
-      throw errors.forbidden(
+      throw errors.denied(
         `Only an admin can un-reserve ${e.key}`,
         'Leave isReserved out, or use an admin token',
       );
@@ -183,7 +183,7 @@ export function createBatchService(deps: BatchServiceDeps) {
           'secret.update',
           outside.map((key) => ({ key, outcome: 'denied' })),
         );
-        throw errors.forbidden(
+        throw errors.denied(
           `Access key "${actor.name}" may not write ${outside.join(', ')} (allowed: ${(actor.patterns ?? []).join(', ')})`,
           'Import only the keys this access key covers, or use an admin token',
         );

@@ -125,7 +125,7 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
         const refused = keys.filter((k) => !maySee(caller.visible, k));
         if (refused.length > 0) {
           const error = withOutcome(
-            errors.forbidden(
+            errors.denied(
               `This access key may not read: ${refused.join(', ')}`,
               'Use an access key whose keys patterns cover every referenced secret',
             ),

@@ -114,3 +114,43 @@ it('a scoped export reads only the rows the key may see, filtered in SQL', async
   expect(res.statusCode).toBe(200);
   expect(Object.keys(res.json())).toEqual(['APP_ONE', 'APP_TWO', 'EXACT']);
 });
+
+it('one 403 code per meaning: a caller refused is AUTH_UNAUTHORIZED on every route, a reserved secret FORBIDDEN', async () => {
+  await put('APP_RESERVED', true);
+  await put('OTHER_SECRET');
+  const k = await createAccessKey(t, { scopes: ['secrets:read', 'secrets:write'], keys: ['APP_*'] });
+  const as = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) =>
+    t.app.inject({ method, url, headers: bearer(k.token), ...(payload ? { payload } : {}) });
+  // The caller may not: refused by the guard (scope, patterns, admin-only), by the batch
+  // import (patterns, un-reserving) and by render (patterns): the same meaning, one code.
+  const refusals = [
+    await as('DELETE', '/api/secrets/APP_RESERVED'),
+    await as('GET', '/api/secrets/OTHER_SECRET'),
+    await as('PUT', '/api/secrets/APP_RESERVED', { isReserved: false }),
+    await as('POST', '/api/secrets/batch', { secrets: [{ key: 'OTHER_SECRET', value: secretValue() }] }),
+    await as('POST', '/api/secrets/batch', {
+      secrets: [{ key: 'APP_RESERVED', value: secretValue(), isReserved: false }],
+    }),
+    await as('POST', '/api/secrets/render', { template: 'x={{Secrets.OTHER_SECRET}}' }),
+  ];
+  for (const r of refusals) {
+    expect(r.statusCode, r.body).toBe(403);
+    expect(r.json().error, r.body).toBe('AUTH_UNAUTHORIZED');
+  }
+  // A rule protects the secret whoever asks (the admin included): FORBIDDEN.
+  const reserved = await t.app.inject({
+    method: 'DELETE',
+    url: '/api/secrets/APP_RESERVED',
+    headers: t.auth(),
+  });
+  expect(reserved.statusCode).toBe(403);
+  expect(reserved.json().error).toBe('FORBIDDEN');
+  // Nothing changed.
+  const rows = await t.db.query<{ key: string; is_reserved: boolean; is_active: boolean }>(
+    `SELECT key, is_reserved, is_active FROM secrets ORDER BY key`,
+  );
+  expect(rows).toEqual([
+    { key: 'APP_RESERVED', is_reserved: true, is_active: true },
+    { key: 'OTHER_SECRET', is_reserved: false, is_active: true },
+  ]);
+});
