@@ -5,6 +5,7 @@ import { constants } from 'node:os';
 import { Command, Option } from 'commander';
 import { parse as parseDotenv } from 'dotenv';
 import { type BatchEntry, createSecretsClient, type SecretsClient } from '../client/index.js';
+import { isKeyPrefix, isSecretKey } from '../secret-names.js';
 import {
   checkUrl,
   type Profile,
@@ -28,9 +29,6 @@ import { runWatching, runWithEnv } from './run-command.js';
  * SECRETS_TOKEN_FILE), else the login profile (credentials.ts). Values go to stdout, and
  * only from get, export and run; every message goes to stderr. Exit codes: exit-codes.ts.
  */
-
-const KEY = /^[A-Z0-9_]{1,128}$/;
-const PREFIX = /^[A-Z0-9_]{0,128}$/;
 
 // ../../package.json from both src/cli (tsx) and dist/cli (the installed package).
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -116,13 +114,13 @@ async function client(): Promise<SecretsClient> {
 }
 
 function key(k: string): string {
-  if (!KEY.test(k))
+  if (!isSecretKey(k))
     throw new UsageError(`invalid key ${JSON.stringify(k)}: use A-Z, 0-9 and _ (e.g. STRIPE_API_KEY)`);
   return k;
 }
 
 function prefix(p: string | undefined): string | undefined {
-  if (p !== undefined && !PREFIX.test(p)) throw new UsageError('--prefix may contain only A-Z, 0-9 and _');
+  if (p !== undefined && !isKeyPrefix(p)) throw new UsageError('--prefix may contain only A-Z, 0-9 and _');
   return p;
 }
 
@@ -446,7 +444,7 @@ function parseImport(text: string, file: string): BatchEntry[] {
   const problems: string[] = [];
   const entries: BatchEntry[] = [];
   for (const [k, v] of Object.entries(pairs)) {
-    if (!KEY.test(k)) problems.push(`${k}: not a valid key (A-Z, 0-9 and _)`);
+    if (!isSecretKey(k)) problems.push(`${k}: not a valid key (A-Z, 0-9 and _)`);
     else if (typeof v !== 'string') problems.push(`${k}: the value must be a string`);
     else if (v === '') problems.push(`${k}: the value is empty`);
     else entries.push({ key: k, value: v });

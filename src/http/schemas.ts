@@ -2,18 +2,10 @@ import { z } from 'zod';
 
 /**
  * Schema pieces shared by every feature's routes (they also generate the OpenAPI document):
- * the error body, the strict request body and the secret key / prefix patterns. Feature
+ * the error body, the strict request body and the unlogged-query mark. The secret key and
+ * prefix rules are src/secret-names.ts (the CLI uses them too). Feature
  * schemas stay with their feature (src/secrets/schemas.ts, src/access-keys/schemas.ts).
  */
-
-/** A secret key: uppercase letters, digits and underscores (at most 128, checked by each schema). */
-export const KEY_PATTERN = /^[A-Z0-9_]+$/;
-export const KEY_FORMAT_MESSAGE =
-  'Invalid key format. Use uppercase letters, numbers, and underscores only (e.g., STRIPE_API_KEY)';
-
-/** A key prefix for lists and exports: the key alphabet, possibly empty. */
-export const PREFIX_PATTERN = /^[A-Z0-9_]*$/;
-export const PREFIX_FORMAT_MESSAGE = 'prefix may contain only uppercase letters, numbers and underscores';
 
 /** A JSON object body that refuses unknown fields by name. */
 export const strictBody = <T extends z.core.$ZodLooseShape>(shape: T) =>

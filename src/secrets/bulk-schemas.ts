@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PREFIX_FORMAT_MESSAGE, PREFIX_PATTERN } from '../http/schemas.js';
+import { KEY_MAX_LENGTH, PREFIX_FORMAT_MESSAGE, PREFIX_PATTERN } from '../secret-names.js';
 
 export const exportQuery = z.object({
   format: z
@@ -8,7 +8,7 @@ export const exportQuery = z.object({
     .meta({ description: 'dotenv: KEY=\'value\' lines (text/plain); json: {"KEY": "value"}' }),
   prefix: z
     .string()
-    .max(128, { error: 'prefix must be at most 128 characters' })
+    .max(KEY_MAX_LENGTH, { error: `prefix must be at most ${KEY_MAX_LENGTH} characters` })
     .regex(PREFIX_PATTERN, { error: PREFIX_FORMAT_MESSAGE })
     .optional(),
 });

@@ -1,14 +1,14 @@
 import { z } from 'zod';
 import { isoDateTime } from '../dates.js';
+import { errorResponse, strictBody as object } from '../http/schemas.js';
+import { cursorSchema, limitSchema } from '../pagination.js';
 import {
-  errorResponse,
   KEY_FORMAT_MESSAGE,
+  KEY_MAX_LENGTH,
   KEY_PATTERN,
-  strictBody as object,
   PREFIX_FORMAT_MESSAGE,
   PREFIX_PATTERN,
-} from '../http/schemas.js';
-import { cursorSchema, limitSchema } from '../pagination.js';
+} from '../secret-names.js';
 import { generateSpec } from './generate.js';
 
 /**
@@ -21,7 +21,7 @@ const keyField = (missing: string) =>
   z
     .string({ error: (iss) => (iss.input === undefined ? missing : 'key must be a string') })
     .min(1, { error: KEY_FORMAT_MESSAGE })
-    .max(128, { error: 'Invalid key format: a key is at most 128 characters' })
+    .max(KEY_MAX_LENGTH, { error: `Invalid key format: a key is at most ${KEY_MAX_LENGTH} characters` })
     .regex(KEY_PATTERN, { error: KEY_FORMAT_MESSAGE })
     .meta({
       description: 'Secret key identifier: uppercase letters, digits, underscores',
@@ -103,7 +103,7 @@ export const keyParams = z.object({ key: keySchema });
 export const listQuery = z.object({
   limit: limitSchema,
   cursor: cursorSchema,
-  prefix: z.string().max(128).regex(PREFIX_PATTERN, { error: PREFIX_FORMAT_MESSAGE }).optional(),
+  prefix: z.string().max(KEY_MAX_LENGTH).regex(PREFIX_PATTERN, { error: PREFIX_FORMAT_MESSAGE }).optional(),
   active: z
     .enum(['true', 'false'], { error: 'active must be true or false' })
     .transform((v) => v === 'true')
