@@ -4,12 +4,20 @@
  * which the pages show as they are. A 401 signs the person out with the server's message.
  */
 
-export interface ErrorBody {
-  error?: string;
-  message?: string;
-  statusCode?: number;
-  nextActions?: string;
-}
+import type { components } from '../../src/client/schema';
+
+/**
+ * The API's types come from the generated client schema (src/client/schema.d.ts, from
+ * openapi/openapi.json, from the routes' zod schemas): one declaration, so the console
+ * cannot drift from what the service sends. Type-only imports: nothing reaches the bundle.
+ */
+type Schemas = components['schemas'];
+export type SecretMeta = Schemas['SecretMetadata'];
+export type VersionMeta = Schemas['SecretVersion'];
+export type AccessKey = Schemas['AccessKey'];
+export type AuditEntry = Schemas['AuditEntry'];
+/** An error body as it may arrive (a proxy's or a network failure's may lack fields). */
+export type ErrorBody = Partial<Schemas['ErrorResponse']>;
 
 export class ApiError extends Error {
   constructor(
@@ -107,55 +115,6 @@ export const q = (params: Record<string, string | undefined | null>): string => 
   const str = s.toString();
   return str ? `?${str}` : '';
 };
-
-export interface SecretMeta {
-  id: string;
-  key: string;
-  description: string | null;
-  isActive: boolean;
-  isReserved: boolean;
-  createdAt: string;
-  updatedAt: string;
-  expiresAt: string | null;
-  lastUsedAt: string | null;
-  lastUsedBy: string | null;
-  version: number;
-}
-
-export interface VersionMeta {
-  version: number;
-  createdAt: string;
-  createdBy: string | null;
-  kid: string;
-  current: boolean;
-}
-
-export interface AccessKey {
-  id: string;
-  name: string;
-  tokenPrefix: string;
-  scopes: string[];
-  keys: string[] | null;
-  createdBy: string;
-  createdAt: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-  lastUsedAt: string | null;
-  status: 'active' | 'revoked' | 'expired';
-}
-
-export interface AuditEntry {
-  id: string;
-  at: string;
-  actor: string;
-  action: string;
-  key: string | null;
-  version: number | null;
-  outcome: string;
-  requestId: string | null;
-  clientIp: string | null;
-  sealed: boolean;
-}
 
 export const enc = encodeURIComponent;
 
