@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponse } from '../http/schemas.js';
+import { errorResponse, errorResponses } from '../http/schemas.js';
 import {
   accessKeyListQuery,
   accessKeyParams,
@@ -16,13 +16,7 @@ export async function accessKeyRoutes(app: FastifyInstance, opts: { accessKeys: 
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { accessKeys } = opts;
   const tags = ['Access keys'];
-  const errs = {
-    400: errorResponse,
-    401: errorResponse,
-    403: errorResponse,
-    429: errorResponse,
-    503: errorResponse,
-  };
+  const errs = errorResponses(400, 401, 403, 429, 503);
 
   r.post(
     '/api/access-keys',

@@ -98,6 +98,23 @@ export const GENESIS_POSITION: ChainPosition = {
   atHi: null,
 };
 
+/** Where verification starts: after the archive anchor when old partitions were dropped, else genesis. */
+export function startPosition(
+  anchor:
+    | { seal_seq: string; hash: Buffer; xid_from: string; xid_to: string; at_hi: string | null }
+    | undefined,
+): ChainPosition {
+  return anchor
+    ? {
+        seq: BigInt(anchor.seal_seq),
+        hash: anchor.hash,
+        xidFrom: anchor.xid_from,
+        xidTo: anchor.xid_to,
+        atHi: anchor.at_hi,
+      }
+    : GENESIS_POSITION;
+}
+
 export interface Break {
   firstBrokenId: string | null;
   firstBrokenSeal: string;

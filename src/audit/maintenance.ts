@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Database, Queryable, Transaction } from '../db/database.js';
 import { positionJson, writeArchive } from './archive.js';
-import { type ChainPosition, GENESIS_HASH, GENESIS_POSITION, type SealedRowContent } from './chain.js';
+import { type ChainPosition, GENESIS_HASH, type SealedRowContent, startPosition } from './chain.js';
 import type { AuditRepository } from './repository.js';
 import { ROW_CONTENT } from './repository.js';
 import { SEALER_LOCK_ID } from './sealer.js';
@@ -173,15 +173,7 @@ export function createAuditMaintenance(db: Database, repo: AuditRepository, opts
       if (candidates.length === 0) return null;
       const head = (await repo.head(tx)) ?? { seal_seq: '0', hash: GENESIS_HASH, xid_to: '0' };
       const anchor = await repo.anchor(tx);
-      const start: ChainPosition = anchor
-        ? {
-            seq: BigInt(anchor.seal_seq),
-            hash: anchor.hash,
-            xidFrom: anchor.xid_from,
-            xidTo: anchor.xid_to,
-            atHi: anchor.at_hi,
-          }
-        : GENESIS_POSITION;
+      const start: ChainPosition = startPosition(anchor);
       for (let n = 1; n <= candidates.length; n++) {
         const before = (candidates[n - 1] as Partition).hi;
         const iso = before.toISOString();

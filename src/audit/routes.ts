@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { isoDateTime } from '../dates.js';
 import type { Database } from '../db/database.js';
-import { errorResponse } from '../http/schemas.js';
+import { errorResponses } from '../http/schemas.js';
 import { cursorCodec, cursorSchema, limitSchema, pageOf } from '../pagination.js';
 import { rowDigest } from './chain.js';
 import type { AuditRepository, AuditRow } from './repository.js';
@@ -62,13 +62,7 @@ export async function auditRoutes(
 ) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const tags = ['Audit'];
-  const errs = {
-    400: errorResponse,
-    401: errorResponse,
-    403: errorResponse,
-    429: errorResponse,
-    503: errorResponse,
-  };
+  const errs = errorResponses(400, 401, 403, 429, 503);
 
   r.get(
     '/api/audit',

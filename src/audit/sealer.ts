@@ -4,12 +4,12 @@ import {
   checkSeal,
   digested,
   GENESIS_HASH,
-  GENESIS_POSITION,
   positionAfter,
   rowDigest,
   type SealedRowContent,
   sealHash,
   shortDigests,
+  startPosition,
 } from './chain.js';
 import type { AuditRepository, NewSeal } from './repository.js';
 
@@ -132,15 +132,7 @@ export function createAuditSealer(db: Database, repo: AuditRepository) {
       }
       await this.sealPending(true);
       const anchor = await repo.anchor(db);
-      let pos: ChainPosition = anchor
-        ? {
-            seq: BigInt(anchor.seal_seq),
-            hash: anchor.hash,
-            xidFrom: anchor.xid_from,
-            xidTo: anchor.xid_to,
-            atHi: anchor.at_hi,
-          }
-        : GENESIS_POSITION;
+      let pos: ChainPosition = startPosition(anchor);
       const anchorSeal = String(pos.seq);
       let checked = 0;
       let seals = 0;

@@ -38,3 +38,7 @@ export const unlogged = <T extends z.ZodType>(schema: T, reason: string): T => {
   unloggedQuery.add(schema, { reason });
   return schema;
 };
+
+/** The error responses a route documents, one ErrorResponse per status: `errorResponses(400, 401, 403)`. */
+export const errorResponses = <S extends number>(...statuses: S[]) =>
+  Object.fromEntries(statuses.map((s) => [s, errorResponse])) as Record<`${S}`, typeof errorResponse>;

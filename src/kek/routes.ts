@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/trail.js';
-import { errorResponse } from '../http/schemas.js';
+import { errorResponses } from '../http/schemas.js';
 import type { KekService } from './service.js';
 
 /** Admin endpoints for key rotation. HTTP only; the guard comes from the enclosing scope. */
@@ -57,7 +57,7 @@ const keyStatus = z.object({
 
 export async function kekRoutes(app: FastifyInstance, opts: { kek: KekService; trail: AuditTrail }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const errs = { 400: errorResponse, 401: errorResponse, 403: errorResponse, 503: errorResponse };
+  const errs = errorResponses(400, 401, 403, 503);
   const tags = ['Keys'];
 
   r.get(

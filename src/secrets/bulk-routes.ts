@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Limits } from '../http/rate-limits.js';
+import { errorResponses } from '../http/schemas.js';
 import { exportedSecrets, exportQuery, renderBody, renderResponse } from './bulk-schemas.js';
 import type { BulkService } from './bulk-service.js';
 import { errorResponse } from './schemas.js';
@@ -16,14 +17,7 @@ export async function bulkRoutes(app: FastifyInstance, opts: { bulk: BulkService
   const { bulk, limits } = opts;
   // Every value returned counts against READ_RATE_LIMIT, like single reads.
   const charge = (req: FastifyRequest) => (n: number) => limits.readMany(req, n);
-  const errs = {
-    400: errorResponse,
-    401: errorResponse,
-    403: errorResponse,
-    429: errorResponse,
-    500: errorResponse,
-    503: errorResponse,
-  };
+  const errs = errorResponses(400, 401, 403, 429, 500, 503);
   const tags = ['Secrets'];
 
   r.get(

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { errorResponses } from '../http/schemas.js';
 import { ifNoneMatchHit } from './etag.js';
 import { generateValue } from './generate.js';
 import {
@@ -22,14 +23,7 @@ import type { SecretService } from './service.js';
 export async function secretRoutes(app: FastifyInstance, opts: { secrets: SecretService }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { secrets } = opts;
-  const errs = {
-    400: errorResponse,
-    401: errorResponse,
-    403: errorResponse,
-    404: errorResponse,
-    429: errorResponse,
-    503: errorResponse,
-  };
+  const errs = errorResponses(400, 401, 403, 404, 429, 503);
   const tags = ['Secrets'];
 
   r.get(

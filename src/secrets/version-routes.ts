@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { errorResponses } from '../http/schemas.js';
 import { errorResponse, ifMatchHeaders, keyParams, rollbackBody, versionsResponse } from './schemas.js';
 import type { SecretService } from './service.js';
 
@@ -8,13 +9,7 @@ import type { SecretService } from './service.js';
 export async function versionRoutes(app: FastifyInstance, opts: { secrets: SecretService }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { secrets } = opts;
-  const errs = {
-    400: errorResponse,
-    401: errorResponse,
-    403: errorResponse,
-    404: errorResponse,
-    503: errorResponse,
-  };
+  const errs = errorResponses(400, 401, 403, 404, 503);
   const tags = ['Versions'];
 
   r.get(
