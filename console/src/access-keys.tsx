@@ -1,34 +1,20 @@
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { type AccessKey, enc, q, request } from './api';
-import { copyText, ErrorBox, fmt, Loading, localToIso, Notice, Pager } from './ui';
+import { copyText, ErrorBox, fmt, Loading, localToIso, Notice, Pager, usePage } from './ui';
 
 const SCOPES = ['secrets:read', 'secrets:list', 'secrets:write', 'secrets:delete'] as const;
 
 /** Access keys: create (token shown once), list with last use, revoke. */
 export function AccessKeysPage() {
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const [data, setData] = useState<{ accessKeys: AccessKey[]; nextCursor: string | null } | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<unknown>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [created, setCreated] = useState<(AccessKey & { token: string }) | null>(null);
   const cursor = cursors[cursors.length - 1];
 
-  const load = useCallback(async () => {
-    setLoading(true);
-    setError(null);
-    try {
-      setData((await request<typeof data>('GET', `/api/access-keys${q({ limit: '50', cursor })}`)).body);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setLoading(false);
-    }
-  }, [cursor]);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
+  const { data, loading, error, setError, load } = usePage<{
+    accessKeys: AccessKey[];
+    nextCursor: string | null;
+  }>(`/api/access-keys${q({ limit: '50', cursor })}`, undefined, { keepOnError: true });
 
   const revoke = async (k: AccessKey) => {
     setError(null);

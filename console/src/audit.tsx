@@ -1,6 +1,6 @@
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { type AuditEntry, q, request } from './api';
-import { ErrorBox, fmt, Loading, localToIso, Pager } from './ui';
+import { ErrorBox, fmt, Loading, localToIso, Pager, usePage } from './ui';
 
 interface Verify {
   intact: boolean;
@@ -13,31 +13,14 @@ interface Verify {
 export function AuditPage() {
   const [filters, setFilters] = useState<Record<string, string>>({});
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const [data, setData] = useState<{ entries: AuditEntry[]; nextCursor: string | null } | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<unknown>(null);
   const [verify, setVerify] = useState<Verify | null>(null);
   const [verifying, setVerifying] = useState(false);
   const cursor = cursors[cursors.length - 1];
 
-  const load = useCallback(async () => {
-    setLoading(true);
-    setError(null);
-    try {
-      setData(
-        (await request<typeof data>('GET', `/api/audit${q({ ...filters, limit: '50', cursor })}`)).body,
-      );
-    } catch (err) {
-      setError(err);
-      setData(null);
-    } finally {
-      setLoading(false);
-    }
-  }, [filters, cursor]);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
+  const { data, loading, error, setError } = usePage<{ entries: AuditEntry[]; nextCursor: string | null }>(
+    `/api/audit${q({ ...filters, limit: '50', cursor })}`,
+    filters,
+  );
 
   const search = (e: Event) => {
     e.preventDefault();

@@ -1,7 +1,7 @@
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { q, request, type SecretMeta } from './api';
 import { SecretDetail } from './secret-detail';
-import { ErrorBox, fmt, Loading, localToIso, Notice, Pager } from './ui';
+import { ErrorBox, fmt, Loading, localToIso, Notice, Pager, usePage } from './ui';
 
 const PAGE_SIZE = 25;
 
@@ -15,34 +15,15 @@ export function SecretsPage() {
   const [filters, setFilters] = useState({ prefix: '', active: '' });
   // cursors[i] is the cursor of page i (undefined for the first).
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const [data, setData] = useState<ListState | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<unknown>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
   const [opened, setOpened] = useState<string | null>(null);
   const cursor = cursors[cursors.length - 1];
 
-  const load = useCallback(async () => {
-    setLoading(true);
-    setError(null);
-    try {
-      const { body } = await request<ListState>(
-        'GET',
-        `/api/secrets${q({ prefix: filters.prefix, active: filters.active, limit: String(PAGE_SIZE), cursor })}`,
-      );
-      setData(body);
-    } catch (err) {
-      setError(err);
-      setData(null);
-    } finally {
-      setLoading(false);
-    }
-  }, [filters, cursor]);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
+  const { data, loading, error, load } = usePage<ListState>(
+    `/api/secrets${q({ prefix: filters.prefix, active: filters.active, limit: String(PAGE_SIZE), cursor })}`,
+    filters,
+  );
 
   const search = (e: Event) => {
     e.preventDefault();

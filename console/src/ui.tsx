@@ -1,5 +1,6 @@
 import type { ComponentChildren } from 'preact';
-import { ApiError } from './api';
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import { ApiError, request } from './api';
 
 /** Shows an error body as the API sent it: the message for people and how to fix it. */
 export function ErrorBox({ error }: { error: unknown }) {
@@ -85,4 +86,33 @@ export function Pager({
       </button>
     </nav>
   );
+}
+
+/**
+ * One page of a list from the API (the three list pages share it): fetched when `url`
+ * changes or `refresh` is a new value (a search sent again with the same filters reloads),
+ * and again by `load()` after a change. A failed load shows its error; `keepOnError` keeps
+ * the page last shown instead of clearing it.
+ */
+export function usePage<T>(url: string, refresh?: unknown, opts: { keepOnError?: boolean } = {}) {
+  const [data, setData] = useState<T | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<unknown>(null);
+  const keepOnError = opts.keepOnError === true;
+  const load = useCallback(async () => {
+    setLoading(true);
+    setError(null);
+    try {
+      setData((await request<T>('GET', url)).body);
+    } catch (err) {
+      setError(err);
+      if (!keepOnError) setData(null);
+    } finally {
+      setLoading(false);
+    }
+  }, [url, refresh, keepOnError]);
+  useEffect(() => {
+    void load();
+  }, [load]);
+  return { data, loading, error, setError, load };
 }
