@@ -7,6 +7,7 @@ import { defineConfig } from 'vitest/config';
 const BROWSER_SUITES = ['test/console.e2e.test.ts'];
 const PROCESS_SUITES = [
   'test/reliability/failover.test.ts',
+  'test/multi-host.test.ts',
   'test/reliability/faults.test.ts',
   'test/reliability/instances.test.ts',
   'test/pgbouncer.test.ts',
