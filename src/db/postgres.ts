@@ -62,9 +62,10 @@ function fixedSource(pool: pg.Pool): PoolSource {
 
 class NoSuitableHostError extends Error {
   override name = 'NoSuitableHostError';
-  // "Connection terminated" keeps it a connection error (isConnectionError): callers get 503.
+  /** SQLSTATE 08001 (unable to establish a connection), as libpq reports it: a 503 for callers. */
+  readonly code = '08001';
   constructor(attrs: string, tried: string[]) {
-    super(`Connection terminated: no host is ${attrs} (${tried.join('; ')})`);
+    super(`no host is ${attrs} (${tried.join('; ')})`);
   }
 }
 
