@@ -173,6 +173,35 @@ describe('a DATABASE_URL listing several hosts', () => {
       expect(logLines.join('')).toContain('database host lost');
     });
 
+    it('a host that changed role under open connections serves no read: 503 until it is primary again', async () => {
+      const read = () => app.inject({ method: 'GET', url: '/api/secrets/MH_ONE', headers: auth });
+      expect((await read()).statusCode).toBe(200); // the pool holds connections to the primary
+      // A demotion as the pool sees it: every connection cut, the host back read-only.
+      await sql(primary, 'ALTER SYSTEM SET default_transaction_read_only = on');
+      await sql(primary, 'SELECT pg_reload_conf()');
+      try {
+        await sql(
+          primary,
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+           WHERE datname = 'mh' AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+        );
+        await new Promise((r) => setTimeout(r, 300));
+        // A read is no write, yet it must not be served by a host that is not read-write.
+        const r = await read();
+        expect(r.statusCode).toBe(503);
+        expect(r.headers['retry-after']).toMatch(/^\d+$/);
+      } finally {
+        await sql(primary, 'ALTER SYSTEM RESET default_transaction_read_only');
+        await sql(primary, 'SELECT pg_reload_conf()');
+      }
+      let status = 0;
+      for (let i = 0; i < 50 && status !== 200; i++) {
+        status = (await read()).statusCode;
+        if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status).toBe(200);
+    });
+
     it('after the primary dies and the standby is promoted, writes go to the new primary', async () => {
       await primary.stop('immediate');
       const during = await create('MH_DOWN', secretValue('mh'));

@@ -79,7 +79,7 @@ class NoSuitableHostError extends Error {
  */
 function multiHostSource(
   list: HostList,
-  poolFor: (url: string) => pg.Pool,
+  poolFor: (url: string, onConnect?: (c: pg.ClientBase) => Promise<void>) => pg.Pool,
   timeoutMs: number,
   onHostChange: PostgresOptions['onHostChange'],
 ): PoolSource {
@@ -89,19 +89,38 @@ function multiHostSource(
   let lastFailure: { at: number; err: unknown } | undefined;
   let ended = false;
 
+  async function stateOf(c: pg.ClientBase): Promise<HostState> {
+    const { rows } = await c.query<{ recovery: boolean; ro: string }>(
+      `SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS ro`,
+    );
+    return { inRecovery: rows[0]?.recovery === true, readOnly: rows[0]?.ro === 'on' };
+  }
+
   async function probe(url: string): Promise<HostState> {
     const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
     c.on('error', () => {});
     await c.connect();
     try {
-      const { rows } = await c.query<{ recovery: boolean; ro: string }>(
-        `SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS ro`,
-      );
-      return { inRecovery: rows[0]?.recovery === true, readOnly: rows[0]?.ro === 'on' };
+      return await stateOf(c);
     } finally {
       await c.end().catch(() => {});
     }
   }
+
+  /**
+   * Every new connection of the chosen pool is checked again, as libpq checks each
+   * connection: a host demoted and restarted between two connections (the pool had none
+   * open to notice) is refused instead of serving reads as a standby. pg-pool's onConnect
+   * hook runs before the connection is handed out; its rejection fails that checkout (503)
+   * and, through failed(), drops the pool.
+   */
+  const recheck = async (c: pg.ClientBase) => {
+    const state = await stateOf(c);
+    // prefer-standby: any host is acceptable once chosen (its second pass).
+    if (!acceptable(list.targetSessionAttrs, state, 'second')) {
+      throw new NoSuitableHostError(list.targetSessionAttrs, ['the chosen host changed role']);
+    }
+  };
 
   async function resolve(): Promise<pg.Pool> {
     const tried: string[] = [];
@@ -121,7 +140,9 @@ function multiHostSource(
           tried.push(`${name} ${state.inRecovery ? 'standby' : state.readOnly ? 'read-only' : 'primary'}`);
           continue;
         }
-        const pool = poolFor(h.url);
+        const pool = poolFor(h.url, recheck);
+        // An idle connection dropping (the host restarted or went away) also means looking again.
+        pool.on('error', (err) => source.failed(pool, err));
         if (ended) {
           await pool.end();
           throw new Error('Cannot use a pool after calling end');
@@ -134,7 +155,7 @@ function multiHostSource(
     throw new NoSuitableHostError(list.targetSessionAttrs, tried);
   }
 
-  return {
+  const source: PoolSource = {
     async get() {
       if (ended) throw new Error('Cannot use a pool after calling end');
       if (current) return current.pool;
@@ -170,14 +191,16 @@ function multiHostSource(
       if (pool && !pool.ended) await pool.end();
     },
   };
+  return source;
 }
 
 export function openPostgres(opts: PostgresOptions): Database {
   const list = parseDatabaseUrl(opts.connectionString);
   const timeoutMs = opts.connectionTimeoutMillis ?? 2000;
-  const poolFor = (connectionString: string) => {
+  const poolFor = (connectionString: string, onConnect?: (c: pg.ClientBase) => Promise<void>) => {
     const pool = new pg.Pool({
       connectionString,
+      ...(onConnect ? { onConnect } : {}),
       max: opts.max ?? 20,
       // Fail fast when the database is down, so requests get a 503 instead of hanging.
       connectionTimeoutMillis: timeoutMs,
