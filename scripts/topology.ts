@@ -119,7 +119,7 @@ export interface Topology {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitForPort(port: number, ms: number, what: string): Promise<void> {
+export async function waitForPort(port: number, ms: number, what: string): Promise<void> {
   const until = Date.now() + ms;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -261,39 +261,23 @@ export async function startTopology(opts: TopologyOptions = {}): Promise<Topolog
     });
     await sql(primary.url(), `CREATE DATABASE ${DB_NAME}`);
 
-    let syncStandby: PgCluster | undefined;
-    let asyncReplica: PgCluster | undefined;
-    if (withSync) {
-      log(`synchronous standby on ${ports.syncStandby}`);
-      syncStandby = await startStandby(primary, {
-        parent: dir,
-        name: 'sync-standby',
-        port: ports.syncStandby,
-        applicationName: 'sync1',
-      });
-      dataDirs.push(syncStandby.dataDir);
-      const s = syncStandby;
+    const standby = async (what: string, name: string, port: number, applicationName: string) => {
+      log(`${what} on ${port}`);
+      const node = await startStandby(primary, { parent: dir, name, port, applicationName });
+      dataDirs.push(node.dataDir);
       undo.push(async () => {
-        log('stopping synchronous standby');
-        await s.stop('immediate').catch(() => {});
+        log(`stopping ${what}`);
+        await node.stop('immediate').catch(() => {});
       });
-    }
-    if (withAsync) {
-      log(`asynchronous replica on ${ports.asyncReplica}`);
-      asyncReplica = await startStandby(primary, {
-        parent: dir,
-        name: 'async-replica',
-        port: ports.asyncReplica,
-        applicationName: 'async1',
-      });
-      dataDirs.push(asyncReplica.dataDir);
-      const a = asyncReplica;
-      undo.push(async () => {
-        log('stopping asynchronous replica');
-        await a.stop('immediate').catch(() => {});
-      });
-      await waitForReplication(primary.url(), 'async1', 'async');
-    }
+      return node;
+    };
+    const syncStandby = withSync
+      ? await standby('synchronous standby', 'sync-standby', ports.syncStandby, 'sync1')
+      : undefined;
+    const asyncReplica = withAsync
+      ? await standby('asynchronous replica', 'async-replica', ports.asyncReplica, 'async1')
+      : undefined;
+    if (asyncReplica) await waitForReplication(primary.url(), 'async1', 'async');
     if (syncStandby) {
       // Only now: with no standby connected, every commit would wait. From here on commits
       // wait for the synchronous standby's flush, so an acknowledged write survives losing
