@@ -34,6 +34,7 @@ import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Database } from './db/database.js';
 import { migrationsApplied } from './db/migrate.js';
+import type { ReadRouting } from './db/read-replicas.js';
 import { errors } from './errors.js';
 import { OneLineAccessLog } from './http/access-log.js';
 import { consoleRoutes } from './http/console.js';
@@ -71,6 +72,8 @@ export interface AppDeps {
   migrationCount: number;
   /** Rate-limit counters shared between instances (REDIS_URL); in process without it. */
   redis?: Redis | undefined;
+  /** Read replicas (DATABASE_READ_URL); without it every read goes to `db`. */
+  reads?: ReadRouting | undefined;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -154,7 +157,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }
   // Not encapsulated, so its hooks see every route; /metrics itself needs no token (scrapers).
   // With METRICS_PORT set, /metrics is served only by the separate listener (src/main.ts).
-  await app.register(fastifyPlugin(metricsPlugin), { db, serveRoute: config.metricsPort === undefined });
+  await app.register(fastifyPlugin(metricsPlugin), {
+    db,
+    reads: deps.reads,
+    serveRoute: config.metricsPort === undefined,
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -212,7 +219,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxRows: config.auditBatchMaxRows,
     concurrency: db.kind === 'pglite' ? 1 : config.auditBatchConcurrency,
   });
-  const trail = createAuditTrail({ db, repo: audit, writer: auditWriter, log: logger });
+  const trail = createAuditTrail({ db, repo: audit, writer: auditWriter, log: logger, reads: deps.reads });
   app.decorate('auditWriter', auditWriter);
   app.decorateRequest('caller', null as never);
   // Registered before the routes' scopes close, so it runs after in-flight requests finished:
@@ -236,6 +243,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     log: logger,
     maxValueBytes: config.maxValueBytes,
     maxVersions: config.maxVersions,
+    reads: deps.reads,
   });
   const kek = createKekService({ db, repo: createKekRepository(), keyring, log: logger });
   const bulk = createBulkService({
@@ -275,7 +283,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       schema: {
         tags: ['Operations'],
         summary: 'Readiness: database reachable and migrated',
-        response: { 200: z.object({ status: z.literal('ready') }) },
+        description:
+          'With read replicas (DATABASE_READ_URL), `replicas` says how each one stands; a replica that is down or behind does not make the service unready: the primary serves its reads.',
+        response: {
+          200: z.object({
+            status: z.literal('ready'),
+            replicas: z
+              .array(
+                z.object({
+                  name: z.string().describe('host:port'),
+                  status: z.enum(['serving', 'lagging', 'paused', 'not_in_recovery', 'down', 'unknown']),
+                  lagMs: z.number().nullable().describe('how far behind the primary at the last check'),
+                  lagBytes: z.number().nullable(),
+                  reads: z.number().describe('reads it served since start'),
+                }),
+              )
+              .optional(),
+          }),
+        },
       },
     },
     async () => {
@@ -286,7 +311,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         ok = false;
       }
       if (!ok) throw errors.unavailable();
-      return { status: 'ready' as const };
+      return deps.reads?.enabled
+        ? { status: 'ready' as const, replicas: deps.reads.state().replicas }
+        : { status: 'ready' as const };
     },
   );
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Database, Queryable, QueryOptions, Transaction } from './database.js';
+import type { Database, Queryable, QueryOptions, Transaction, TransactionOptions } from './database.js';
 import { DatabaseUnavailableError, isConnectionError } from './database.js';
 
 export interface PostgresOptions {
@@ -51,7 +51,7 @@ export function openPostgres(opts: PostgresOptions): Database {
   return {
     kind: 'postgres',
     query: queryOn(pool),
-    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    async transaction<T>(fn: (tx: Transaction) => Promise<T>, to?: TransactionOptions): Promise<T> {
       let client: pg.PoolClient;
       try {
         client = await pool.connect();
@@ -75,7 +75,15 @@ export function openPostgres(opts: PostgresOptions): Database {
       try {
         await client.query('BEGIN').catch(translate);
         const result = await fn(tx);
-        await client.query('COMMIT').catch(translate);
+        if (to?.onCommitLsn) {
+          const res = (await client
+            .query('COMMIT; SELECT pg_current_wal_insert_lsn()::text AS lsn')
+            .catch(translate)) as unknown as pg.QueryResult<{ lsn: string }>[];
+          const lsn = res[1]?.rows[0]?.lsn;
+          if (lsn) to.onCommitLsn(lsn);
+        } else {
+          await client.query('COMMIT').catch(translate);
+        }
         return result;
       } catch (err) {
         try {

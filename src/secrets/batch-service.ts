@@ -192,7 +192,7 @@ export function createBatchService(deps: BatchServiceDeps) {
       const ordered = [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       const status = new Map<string, BatchStatus>();
       try {
-        await db.transaction(async (tx) => {
+        await trail.transaction(who, async (tx) => {
           for (const e of ordered) {
             let r: { status: BatchStatus; version: number | null; audited?: boolean };
             try {
