@@ -97,6 +97,7 @@ export function createReadRouting({ primary, replicas, maxLagMs, fences, log, no
   /** Primary samples (send time, WAL position), oldest first. */
   let samples: { t: number; lsn: bigint }[] = [];
   let primaryReads = 0;
+  let overruled = 0;
   let next = 0;
   let timer: NodeJS.Timeout | undefined;
   let polling: Promise<void> = Promise.resolve();
@@ -226,6 +227,15 @@ export function createReadRouting({ primary, replicas, maxLagMs, fences, log, no
       }
     },
 
+    /**
+     * A replica's answer was contradicted by the primary's check (src/audit/writer.ts): the
+     * primary answers again, and that counts as a primary read.
+     */
+    overruled() {
+      overruled += 1;
+      primaryReads += 1;
+    },
+
     /** A replica's query failed: it serves nothing until a poll finds it well again. */
     failed(target: ReadTarget, err: unknown) {
       const r = tracked.find((x) => x.name === target.replica);
@@ -249,9 +259,10 @@ export function createReadRouting({ primary, replicas, maxLagMs, fences, log, no
     },
 
     /** For /ready and /metrics: no URL, no credentials, no data. */
-    state(): { primaryReads: number; replicas: ReplicaState[] } {
+    state(): { primaryReads: number; overruled: number; replicas: ReplicaState[] } {
       return {
         primaryReads,
+        overruled,
         replicas: tracked.map((r) => ({
           name: r.name,
           status: statusOf(r),

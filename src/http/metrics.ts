@@ -125,6 +125,15 @@ function replicaMetrics(registry: Registry, reads: ReadRouting) {
       for (const r of s.replicas) this.inc({ pool: r.name }, r.reads);
     },
   });
+  new Counter({
+    name: 'db_replica_reads_overruled_total',
+    help: 'Replica reads the primary contradicted as their audit row was committed (changed, deleted or expired since): answered again by the primary',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(reads.state().overruled);
+    },
+  });
 }
 
 /**

@@ -140,7 +140,7 @@ export interface SecretServiceDeps {
   /** Versions kept per secret (MAX_VERSIONS); older ones are pruned when one is added. */
   maxVersions: number;
   /** Read replicas (DATABASE_READ_URL): where value reads and lists go. Default: the primary. */
-  reads?: Pick<ReadRouting, 'route' | 'served' | 'failed'> | undefined;
+  reads?: Pick<ReadRouting, 'route' | 'served' | 'failed' | 'overruled'> | undefined;
 }
 
 export function createSecretService({
@@ -324,7 +324,10 @@ export function createSecretService({
         'secret.read',
         key,
         () => onRoute(caller, readOn),
-        () => readOn(db, false),
+        () => {
+          reads?.overruled();
+          return readOn(db, false);
+        },
       );
     },
 
