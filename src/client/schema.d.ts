@@ -50,7 +50,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: database reachable and migrated */
+        /**
+         * Readiness: database reachable and migrated
+         * @description With read replicas (DATABASE_READ_URL), `replicas` says how each one stands; a replica that is down or behind does not make the service unready: the primary serves its reads.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -69,6 +72,17 @@ export interface paths {
                         "application/json": {
                             /** @enum {string} */
                             status: "ready";
+                            replicas?: {
+                                /** @description host:port */
+                                name: string;
+                                /** @enum {string} */
+                                status: "serving" | "lagging" | "paused" | "not_in_recovery" | "down" | "unknown";
+                                /** @description how far behind the primary at the last check */
+                                lagMs: number | null;
+                                lagBytes: number | null;
+                                /** @description reads it served since start */
+                                reads: number;
+                            }[];
                         };
                     };
                 };
@@ -2011,49 +2025,6 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description Have the server generate the value (crypto-random; never returned): true or {} for 32 characters of base64url, or {length: 16..4096, alphabet: base64url|hex|alnum|ascii} */
-        GenerateSpecInput: {
-            /** @default 32 */
-            length?: number;
-            /**
-             * @default base64url
-             * @enum {string}
-             */
-            alphabet?: "base64url" | "hex" | "alnum" | "ascii";
-        };
-        CreateSecretRequestInput: {
-            /**
-             * @description Secret key identifier: uppercase letters, digits, underscores
-             * @example STRIPE_API_KEY
-             */
-            key: string;
-            /**
-             * @description Secret value (encrypted before storage)
-             * @example sk_live_...
-             */
-            value?: string;
-            generate?: components["schemas"]["GenerateSpecInput"];
-            /**
-             * @description Protect the secret from deletion
-             * @default false
-             */
-            isReserved?: boolean;
-            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
-            expiresAt?: string | null;
-            description?: string | null;
-        };
-        UpdateSecretRequestInput: {
-            /**
-             * @description Secret value (encrypted before storage)
-             * @example sk_live_...
-             */
-            value?: string;
-            isActive?: boolean;
-            isReserved?: boolean;
-            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
-            expiresAt?: string | null;
-            description?: string | null;
-        };
         ErrorResponseInput: {
             /**
              * @description Error code for programs
@@ -2065,36 +2036,6 @@ export interface components {
             statusCode: number;
             /** @description How to resolve the error */
             nextActions?: string;
-        };
-        SecretMetadataInput: {
-            /** Format: uuid */
-            id: string;
-            key: string;
-            description: string | null;
-            isActive: boolean;
-            isReserved: boolean;
-            /** Format: date-time */
-            createdAt: string;
-            /** Format: date-time */
-            updatedAt: string;
-            expiresAt: string | null;
-            lastUsedAt: string | null;
-            lastUsedBy: string | null;
-            /** @description Current version number */
-            version: number;
-        };
-        RollbackRequestInput: {
-            /** @description The version whose value becomes the new current version */
-            version: number;
-        };
-        SecretVersionInput: {
-            version: number;
-            /** Format: date-time */
-            createdAt: string;
-            createdBy: string | null;
-            /** @description Key id of the key-encryption key wrapping this version */
-            kid: string;
-            current: boolean;
         };
         CreateAccessKeyRequestInput: {
             name: string;
@@ -2164,6 +2105,79 @@ export interface components {
              */
             batchSize?: number;
         } | null;
+        /** @description Have the server generate the value (crypto-random; never returned): true or {} for 32 characters of base64url, or {length: 16..4096, alphabet: base64url|hex|alnum|ascii} */
+        GenerateSpecInput: {
+            /** @default 32 */
+            length?: number;
+            /**
+             * @default base64url
+             * @enum {string}
+             */
+            alphabet?: "base64url" | "hex" | "alnum" | "ascii";
+        };
+        CreateSecretRequestInput: {
+            /**
+             * @description Secret key identifier: uppercase letters, digits, underscores
+             * @example STRIPE_API_KEY
+             */
+            key: string;
+            /**
+             * @description Secret value (encrypted before storage)
+             * @example sk_live_...
+             */
+            value?: string;
+            generate?: components["schemas"]["GenerateSpecInput"];
+            /**
+             * @description Protect the secret from deletion
+             * @default false
+             */
+            isReserved?: boolean;
+            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
+            expiresAt?: string | null;
+            description?: string | null;
+        };
+        UpdateSecretRequestInput: {
+            /**
+             * @description Secret value (encrypted before storage)
+             * @example sk_live_...
+             */
+            value?: string;
+            isActive?: boolean;
+            isReserved?: boolean;
+            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
+            expiresAt?: string | null;
+            description?: string | null;
+        };
+        SecretMetadataInput: {
+            /** Format: uuid */
+            id: string;
+            key: string;
+            description: string | null;
+            isActive: boolean;
+            isReserved: boolean;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            expiresAt: string | null;
+            lastUsedAt: string | null;
+            lastUsedBy: string | null;
+            /** @description Current version number */
+            version: number;
+        };
+        RollbackRequestInput: {
+            /** @description The version whose value becomes the new current version */
+            version: number;
+        };
+        SecretVersionInput: {
+            version: number;
+            /** Format: date-time */
+            createdAt: string;
+            createdBy: string | null;
+            /** @description Key id of the key-encryption key wrapping this version */
+            kid: string;
+            current: boolean;
+        };
         BatchSecretEntryInput: {
             /**
              * @description Secret key identifier: uppercase letters, digits, underscores
@@ -2217,49 +2231,6 @@ export interface components {
             scopes: string[] | null;
             keys: string[] | null;
         };
-        /** @description Have the server generate the value (crypto-random; never returned): true or {} for 32 characters of base64url, or {length: 16..4096, alphabet: base64url|hex|alnum|ascii} */
-        GenerateSpec: {
-            /** @default 32 */
-            length: number;
-            /**
-             * @default base64url
-             * @enum {string}
-             */
-            alphabet: "base64url" | "hex" | "alnum" | "ascii";
-        };
-        CreateSecretRequest: {
-            /**
-             * @description Secret key identifier: uppercase letters, digits, underscores
-             * @example STRIPE_API_KEY
-             */
-            key: string;
-            /**
-             * @description Secret value (encrypted before storage)
-             * @example sk_live_...
-             */
-            value?: string;
-            generate?: components["schemas"]["GenerateSpec"];
-            /**
-             * @description Protect the secret from deletion
-             * @default false
-             */
-            isReserved?: boolean;
-            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
-            expiresAt?: unknown | null;
-            description?: string | null;
-        };
-        UpdateSecretRequest: {
-            /**
-             * @description Secret value (encrypted before storage)
-             * @example sk_live_...
-             */
-            value?: string;
-            isActive?: boolean;
-            isReserved?: boolean;
-            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
-            expiresAt?: unknown | null;
-            description?: string | null;
-        };
         ErrorResponse: {
             /**
              * @description Error code for programs
@@ -2271,36 +2242,6 @@ export interface components {
             statusCode: number;
             /** @description How to resolve the error */
             nextActions?: string;
-        };
-        SecretMetadata: {
-            /** Format: uuid */
-            id: string;
-            key: string;
-            description: string | null;
-            isActive: boolean;
-            isReserved: boolean;
-            /** Format: date-time */
-            createdAt: string;
-            /** Format: date-time */
-            updatedAt: string;
-            expiresAt: string | null;
-            lastUsedAt: string | null;
-            lastUsedBy: string | null;
-            /** @description Current version number */
-            version: number;
-        };
-        RollbackRequest: {
-            /** @description The version whose value becomes the new current version */
-            version: number;
-        };
-        SecretVersion: {
-            version: number;
-            /** Format: date-time */
-            createdAt: string;
-            createdBy: string | null;
-            /** @description Key id of the key-encryption key wrapping this version */
-            kid: string;
-            current: boolean;
         };
         CreateAccessKeyRequest: {
             name: string;
@@ -2370,6 +2311,79 @@ export interface components {
              */
             batchSize?: number;
         } | null;
+        /** @description Have the server generate the value (crypto-random; never returned): true or {} for 32 characters of base64url, or {length: 16..4096, alphabet: base64url|hex|alnum|ascii} */
+        GenerateSpec: {
+            /** @default 32 */
+            length: number;
+            /**
+             * @default base64url
+             * @enum {string}
+             */
+            alphabet: "base64url" | "hex" | "alnum" | "ascii";
+        };
+        CreateSecretRequest: {
+            /**
+             * @description Secret key identifier: uppercase letters, digits, underscores
+             * @example STRIPE_API_KEY
+             */
+            key: string;
+            /**
+             * @description Secret value (encrypted before storage)
+             * @example sk_live_...
+             */
+            value?: string;
+            generate?: components["schemas"]["GenerateSpec"];
+            /**
+             * @description Protect the secret from deletion
+             * @default false
+             */
+            isReserved?: boolean;
+            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
+            expiresAt?: unknown | null;
+            description?: string | null;
+        };
+        UpdateSecretRequest: {
+            /**
+             * @description Secret value (encrypted before storage)
+             * @example sk_live_...
+             */
+            value?: string;
+            isActive?: boolean;
+            isReserved?: boolean;
+            /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
+            expiresAt?: unknown | null;
+            description?: string | null;
+        };
+        SecretMetadata: {
+            /** Format: uuid */
+            id: string;
+            key: string;
+            description: string | null;
+            isActive: boolean;
+            isReserved: boolean;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            expiresAt: string | null;
+            lastUsedAt: string | null;
+            lastUsedBy: string | null;
+            /** @description Current version number */
+            version: number;
+        };
+        RollbackRequest: {
+            /** @description The version whose value becomes the new current version */
+            version: number;
+        };
+        SecretVersion: {
+            version: number;
+            /** Format: date-time */
+            createdAt: string;
+            createdBy: string | null;
+            /** @description Key id of the key-encryption key wrapping this version */
+            kid: string;
+            current: boolean;
+        };
         BatchSecretEntry: {
             /**
              * @description Secret key identifier: uppercase letters, digits, underscores

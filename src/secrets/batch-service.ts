@@ -49,7 +49,7 @@ class EntryError extends Error {
 const sameDate = (a: Date | null, b: Date | null) => (a?.getTime() ?? null) === (b?.getTime() ?? null);
 
 export function createBatchService(deps: BatchServiceDeps) {
-  const { db, repo, audit, trail, keyring, log, maxValueBytes, maxVersions } = deps;
+  const { repo, audit, trail, keyring, log, maxValueBytes, maxVersions } = deps;
 
   function checkValue(key: string, value: string) {
     const bytes = Buffer.byteLength(value, 'utf8');
