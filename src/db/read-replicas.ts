@@ -125,7 +125,11 @@ export function createReadRouting({ primary, replicas, maxLagMs, fences, log, no
       r.down = false;
       r.inRecovery = row.in_recovery;
       r.paused = row.paused;
-      r.replay = row.replay ? parseLsn(row.replay) : 0n;
+      const replay = row.replay ? parseLsn(row.replay) : 0n;
+      // Replay went backwards: another server (re-cloned, restored) answers at this address.
+      // Nothing earlier said about it holds: its freshness is worked out afresh.
+      if (replay < r.replay) r.freshAt = Number.NEGATIVE_INFINITY;
+      r.replay = replay;
       // The newest primary sample the replica has replayed, and the oldest it has not.
       let fresh: number | undefined;
       let behindSince: number | undefined;
