@@ -6,6 +6,8 @@ import { defineConfig } from 'vitest/config';
 // backend, so it runs once (on PGlite).
 const BROWSER_SUITES = ['test/console.e2e.test.ts'];
 const PROCESS_SUITES = [
+  'test/reliability/failover.test.ts',
+  'test/multi-host.test.ts',
   'test/reliability/faults.test.ts',
   'test/reliability/instances.test.ts',
   'test/pgbouncer.test.ts',

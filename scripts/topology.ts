@@ -62,8 +62,9 @@ export interface TopologyOptions {
   /** Service instances (default 3; 0 for none). */
   instances?: number;
   /**
-   * What the instances get as DATABASE_URL: 'primary' (default), 'multi' (primary and
-   * synchronous standby, target_session_attrs=read-write), 'pgbouncer', or a URL.
+   * What the instances get as DATABASE_URL: 'multi' (primary and synchronous standby,
+   * target_session_attrs=read-write: the default with a synchronous standby), 'primary'
+   * (the default without), 'pgbouncer', or a URL.
    */
   instanceDatabase?: 'primary' | 'multi' | 'pgbouncer' | string;
   /** Extra environment for the instances (overrides the defaults). */
@@ -390,7 +391,7 @@ ignore_startup_parameters = extra_float_digits,options
     }
 
     const pgbouncerUrl = pgbouncer ? `postgres://postgres@127.0.0.1:${pgbouncer.port}/${DB_NAME}` : undefined;
-    const choice = opts.instanceDatabase ?? 'primary';
+    const choice = opts.instanceDatabase ?? (syncStandby ? 'multi' : 'primary');
     const databaseUrl =
       choice === 'primary'
         ? primary.url(DB_NAME)
@@ -553,7 +554,7 @@ function usage(): string {
   --base-port P         ports P.. (P: primary, P+1 sync standby, P+2 async replica, P+3 pgbouncer,
                         P+4 redis, P+10.. instances); default: free ports
   --instances N         service instances (default 3)
-  --database primary|multi|pgbouncer   what the instances use as DATABASE_URL (default primary)
+  --database primary|multi|pgbouncer   the instances' DATABASE_URL (default multi; primary without a sync standby)
   --no-sync-standby --no-async-replica --no-pgbouncer --no-redis`;
 }
 
@@ -588,7 +589,7 @@ async function cli(argv: string[]) {
       asyncReplica: !flags.has('no-async-replica'),
       pgbouncer: !flags.has('no-pgbouncer'),
       redis: flags.has('no-redis') ? false : undefined,
-      instanceDatabase: String(flags.get('database') ?? 'primary'),
+      ...(flags.has('database') ? { instanceDatabase: String(flags.get('database')) } : {}),
       log: (m) => process.stdout.write(`topology: ${m}\n`),
     });
     const token = topo.adminToken(12 * 3600);

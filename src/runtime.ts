@@ -8,6 +8,7 @@ import { checkKeyring } from './crypto/canary.js';
 import { type Keyring, parseKeyring } from './crypto/keyring.js';
 import { lockDataDir } from './db/data-dir-lock.js';
 import type { Database } from './db/database.js';
+import { DatabaseUrlError } from './db/hosts.js';
 import { loadMigrations, migrate } from './db/migrate.js';
 import { openPglite } from './db/pglite.js';
 import { openPostgres } from './db/postgres.js';
@@ -39,6 +40,8 @@ export interface RuntimeOptions {
   inMemory?: boolean;
   /** PGlite in DATA_DIR: what this process is, named to a second opener it refuses. */
   role?: string;
+  /** PostgreSQL with several hosts: where the host changes are logged. */
+  log?: Logger;
 }
 
 /** Reads an owner-only file from DATA_DIR, creating it with `make()` the first time. */
@@ -105,12 +108,26 @@ export async function resolveKeys(
 
 export async function openDatabase(config: Config, opts: RuntimeOptions = {}): Promise<Database> {
   if (config.databaseUrl) {
-    return openPostgres({
-      connectionString: config.databaseUrl,
-      max: config.databasePoolMax,
-      preparedStatements: config.databasePreparedStatements,
-      ...(opts.pgSchema ? { schema: opts.pgSchema } : {}),
-    });
+    const log = opts.log;
+    try {
+      return openPostgres({
+        connectionString: config.databaseUrl,
+        max: config.databasePoolMax,
+        preparedStatements: config.databasePreparedStatements,
+        ...(opts.pgSchema ? { schema: opts.pgSchema } : {}),
+        ...(log
+          ? {
+              onHostChange: ({ host, reason }) =>
+                host
+                  ? log.info({ host, reason }, 'database host chosen')
+                  : log.warn({ reason }, 'database host lost'),
+            }
+          : {}),
+      });
+    } catch (err) {
+      if (err instanceof DatabaseUrlError) throw new ConfigError([err.message]);
+      throw err;
+    }
   }
   if (opts.inMemory) return openPglite(undefined);
   const dir = join(resolve(config.dataDir), 'pglite');
@@ -203,7 +220,7 @@ function openReadRouting(
 
 export async function openRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
   const { keyring, jwtSecret } = await resolveKeys(config, log);
-  const db = await openDatabase(config, opts);
+  const db = await openDatabase(config, { log, ...opts });
   try {
     if (config.databaseUrl)
       await waitForDatabase(db, { url: config.databaseUrl, timeoutMs: config.databaseConnectTimeoutMs, log });

@@ -15,6 +15,8 @@ import { createLogger } from '../src/logger.js';
 import { openRuntime, type Runtime } from '../src/runtime.js';
 import { freePort, type PgCluster, startCluster } from './helpers/pg-cluster.js';
 import { capturedLogs, secretValue } from './helpers/secrets.js';
+import { type ServiceProcess, startService } from './helpers/service-process.js';
+import { call, serviceEnv } from './reliability/cluster.js';
 
 /**
  * The service through a real PgBouncer in transaction pooling mode (Debian's 1.18, which
@@ -23,6 +25,7 @@ import { capturedLogs, secretValue } from './helpers/secrets.js';
  * with it on, the same load fails, which shows the setting is what makes the difference.
  * Starts its own PostgreSQL cluster and PgBouncer on free loopback ports (run once, like
  * the other process suites). PgBouncer must be installed (CI: apt-get install pgbouncer).
+ * Last, three service processes share the one PgBouncer pool (two server connections).
  */
 
 const PGBOUNCER = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((p) => existsSync(p));
@@ -233,6 +236,54 @@ describe('through PgBouncer 1.18 in transaction pooling mode', () => {
       expect(statuses.filter((s) => s !== 200).length).toBeGreaterThan(0);
     } finally {
       await shutdown(b);
+    }
+  });
+
+  it('three service processes share one PgBouncer pool (two server connections) without an error', async () => {
+    // The same keys as the apps above (the database's key canary was written with them).
+    const { env } = serviceEnv(`postgres://postgres@127.0.0.1:${bouncerPort}/bouncer`);
+    Object.assign(env, KEYS);
+    const token = mintAdminToken(loadConfig({ ...env, NODE_ENV: 'test' }), KEYS.JWT_SECRET, {
+      sub: 'shared',
+      ttlSeconds: 600,
+    });
+    const svcs: ServiceProcess[] = [];
+    try {
+      const extra = { DATABASE_PREPARED_STATEMENTS: 'false', AUDIT_SEAL_INTERVAL_MS: '0' };
+      for (let i = 0; i < 3; i++) svcs.push(await startService({ ...env, ...extra }));
+      const values = new Map<string, string>();
+      // Each instance creates keys; every instance then reads and updates all of them at once.
+      const creates = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => {
+          const key = `SHARED_${i}`;
+          const value = secretValue('shared');
+          values.set(key, value);
+          return call(svcs[i % 3]!.url, token, 'POST', '/api/secrets', { key, value });
+        }),
+      );
+      expect(creates.map((r) => r.status)).toEqual(Array(12).fill(201));
+      const mixed = await Promise.all(
+        Array.from({ length: 150 }, (_, i) => {
+          const key = `SHARED_${i % 12}`;
+          const base = svcs[(i + 1) % 3]!.url;
+          return i % 5 === 0
+            ? call(base, token, 'PUT', `/api/secrets/${key}`, { description: `d${i}` })
+            : i % 5 === 1
+              ? call(base, token, 'GET', '/api/secrets?limit=20')
+              : call(base, token, 'GET', `/api/secrets/${key}`);
+        }),
+      );
+      expect(mixed.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.body.slice(0, 80)}`)).toEqual(
+        [],
+      );
+      for (const [i, r] of mixed.entries()) {
+        if (i % 5 >= 2) expect(JSON.parse(r.body).value).toBe(values.get(`SHARED_${i % 12}`));
+      }
+      const verify = await call(svcs[2]!.url, token, 'GET', '/api/audit/verify', undefined, 30_000);
+      expect(verify.status).toBe(200);
+      expect(JSON.parse(verify.body).intact).toBe(true);
+    } finally {
+      await Promise.all(svcs.map((s) => s.kill('SIGTERM')));
     }
   });
 });

@@ -1,8 +1,10 @@
 import pg from 'pg';
 import type { Database, Queryable, QueryOptions, Transaction, TransactionOptions } from './database.js';
 import { DatabaseUnavailableError, isConnectionError } from './database.js';
+import { acceptable, type HostList, type HostState, parseDatabaseUrl } from './hosts.js';
 
 export interface PostgresOptions {
+  /** One host, or several (libpq multi-host syntax with target_session_attrs: src/db/hosts.ts). */
   connectionString: string;
   max?: number;
   /** Sets search_path on every connection (tests give each app its own schema). */
@@ -14,29 +16,189 @@ export interface PostgresOptions {
    * where a statement prepared on the first does not exist: turn them off there.
    */
   preparedStatements?: boolean;
+  /** Multi-host: told which host the connections go to, and why they moved (never a password). */
+  onHostChange?: (event: { host: string | undefined; reason: string }) => void;
+}
+
+/** SQLSTATE 25006: a write reached a read-only session (a standby, or a demoted primary). */
+const READ_ONLY_SQL_TRANSACTION = '25006';
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * A write on a read-only host means the host we hold is no longer (or not yet) the primary:
+ * for the caller that is the database being unavailable (503 with Retry-After), not a bug.
+ */
+function unavailable(err: unknown): boolean {
+  return isConnectionError(err) || codeOf(err) === READ_ONLY_SQL_TRANSACTION;
 }
 
 function translate(err: unknown): never {
-  throw isConnectionError(err) ? new DatabaseUnavailableError(err) : err;
+  throw unavailable(err) ? new DatabaseUnavailableError(err) : err;
+}
+
+/** Where the queries go: one fixed pool, or the pool of the host chosen among several. */
+interface PoolSource {
+  get(): Promise<pg.Pool>;
+  /** A statement on `pool` failed with `err`: a multi-host source may move to another host. */
+  failed(pool: pg.Pool, err: unknown): void;
+  current(): pg.Pool | undefined;
+  end(): Promise<void>;
+}
+
+function fixedSource(pool: pg.Pool): PoolSource {
+  return {
+    get: async () => pool,
+    failed() {},
+    current: () => pool,
+    async end() {
+      if (!pool.ended) await pool.end();
+    },
+  };
+}
+
+class NoSuitableHostError extends Error {
+  override name = 'NoSuitableHostError';
+  /** SQLSTATE 08001 (unable to establish a connection), as libpq reports it: a 503 for callers. */
+  readonly code = '08001';
+  constructor(attrs: string, tried: string[]) {
+    super(`no host is ${attrs} (${tried.join('; ')})`);
+  }
+}
+
+/**
+ * libpq's behaviour for a host list: try the hosts in order, keep the first whose state
+ * matches target_session_attrs, and hold one pg.Pool on it. A connection error or a
+ * read-only refusal (25006) from that host drops the pool (the request in flight answers
+ * 503); the next query resolves the host list again, so after a standby is promoted the
+ * service finds the new primary by itself. One resolution at a time; a failed one is
+ * remembered for RETRY_MS so an outage does not turn every request into a probe of every host.
+ */
+function multiHostSource(
+  list: HostList,
+  poolFor: (url: string) => pg.Pool,
+  timeoutMs: number,
+  onHostChange: PostgresOptions['onHostChange'],
+): PoolSource {
+  const RETRY_MS = 250;
+  let current: { pool: pg.Pool; host: string } | undefined;
+  let resolving: Promise<pg.Pool> | undefined;
+  let lastFailure: { at: number; err: unknown } | undefined;
+  let ended = false;
+
+  async function probe(url: string): Promise<HostState> {
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+    c.on('error', () => {});
+    await c.connect();
+    try {
+      const { rows } = await c.query<{ recovery: boolean; ro: string }>(
+        `SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS ro`,
+      );
+      return { inRecovery: rows[0]?.recovery === true, readOnly: rows[0]?.ro === 'on' };
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+
+  async function resolve(): Promise<pg.Pool> {
+    const tried: string[] = [];
+    const passes =
+      list.targetSessionAttrs === 'prefer-standby' ? (['first', 'second'] as const) : (['first'] as const);
+    for (const pass of passes) {
+      for (const h of list.hosts) {
+        const name = `${h.host}:${h.port}`;
+        let state: HostState;
+        try {
+          state = await probe(h.url);
+        } catch (err) {
+          tried.push(`${name} ${codeOf(err) ?? 'unreachable'}`);
+          continue;
+        }
+        if (!acceptable(list.targetSessionAttrs, state, pass)) {
+          tried.push(`${name} ${state.inRecovery ? 'standby' : state.readOnly ? 'read-only' : 'primary'}`);
+          continue;
+        }
+        const pool = poolFor(h.url);
+        if (ended) {
+          await pool.end();
+          throw new Error('Cannot use a pool after calling end');
+        }
+        current = { pool, host: name };
+        onHostChange?.({ host: name, reason: `${list.targetSessionAttrs} session on ${name}` });
+        return pool;
+      }
+    }
+    throw new NoSuitableHostError(list.targetSessionAttrs, tried);
+  }
+
+  return {
+    async get() {
+      if (ended) throw new Error('Cannot use a pool after calling end');
+      if (current) return current.pool;
+      if (!resolving) {
+        if (lastFailure && Date.now() - lastFailure.at < RETRY_MS) throw lastFailure.err;
+        resolving = resolve()
+          .catch((err) => {
+            lastFailure = { at: Date.now(), err };
+            throw err;
+          })
+          .finally(() => {
+            resolving = undefined;
+          });
+      }
+      return resolving;
+    },
+    failed(pool, err) {
+      if (current?.pool !== pool || !unavailable(err)) return;
+      const was = current.host;
+      current = undefined;
+      onHostChange?.({
+        host: undefined,
+        reason: `${was}: ${codeOf(err) ?? 'connection lost'}; looking again`,
+      });
+      // Clients still checked out finish (and fail) on their own; then the pool closes.
+      pool.end().catch(() => {});
+    },
+    current: () => current?.pool,
+    async end() {
+      ended = true;
+      const pool = current?.pool;
+      current = undefined;
+      if (pool && !pool.ended) await pool.end();
+    },
+  };
 }
 
 export function openPostgres(opts: PostgresOptions): Database {
-  const pool = new pg.Pool({
-    connectionString: opts.connectionString,
-    max: opts.max ?? 20,
-    // Fail fast when the database is down, so requests get a 503 instead of hanging.
-    connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 2000,
-    idleTimeoutMillis: 30_000,
-    ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
-  });
+  const list = parseDatabaseUrl(opts.connectionString);
+  const timeoutMs = opts.connectionTimeoutMillis ?? 2000;
+  const poolFor = (connectionString: string) => {
+    const pool = new pg.Pool({
+      connectionString,
+      max: opts.max ?? 20,
+      // Fail fast when the database is down, so requests get a 503 instead of hanging.
+      connectionTimeoutMillis: timeoutMs,
+      idleTimeoutMillis: 30_000,
+      ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
+    });
+    // An idle client losing its connection must not crash the process; the pool replaces it.
+    pool.on('error', () => {});
+    return pool;
+  };
+  const source = list.multi
+    ? multiHostSource(list, poolFor, timeoutMs, opts.onHostChange)
+    : fixedSource(poolFor(opts.connectionString));
   const prepared = opts.preparedStatements ?? true;
-  // An idle client losing its connection must not crash the process; the pool replaces it.
-  pool.on('error', () => {});
 
   const queryOn =
-    (c: pg.Pool | pg.PoolClient): Queryable['query'] =>
+    (pick: () => Promise<pg.Pool | pg.PoolClient>, pool: () => pg.Pool | undefined): Queryable['query'] =>
     async <R>(sql: string, params?: readonly unknown[], qo?: QueryOptions) => {
+      let c: pg.Pool | pg.PoolClient | undefined;
       try {
+        c = await pick();
         const values = params as unknown[] | undefined;
         const res =
           qo?.name && prepared
@@ -44,24 +206,38 @@ export function openPostgres(opts: PostgresOptions): Database {
             : await c.query(sql, values);
         return res.rows as R[];
       } catch (err) {
+        const p = pool() ?? (c instanceof pg.Pool ? c : undefined);
+        if (p) source.failed(p, err);
         return translate(err);
       }
     };
 
   return {
     kind: 'postgres',
-    query: queryOn(pool),
+    query: queryOn(
+      () => source.get(),
+      () => undefined,
+    ),
     async transaction<T>(fn: (tx: Transaction) => Promise<T>, to?: TransactionOptions): Promise<T> {
       let client: pg.PoolClient;
+      let pool: pg.Pool | undefined;
+      const fail = (err: unknown): never => {
+        if (pool) source.failed(pool, err);
+        return translate(err);
+      };
       try {
+        pool = await source.get();
         client = await pool.connect();
       } catch (err) {
-        return translate(err);
+        return fail(err);
       }
       const tx: Transaction = {
-        query: queryOn(client),
+        query: queryOn(
+          async () => client,
+          () => pool,
+        ),
         async exec(sql) {
-          await client.query(sql).catch(translate);
+          await client.query(sql).catch(fail);
         },
       };
       let broken = false;
@@ -73,16 +249,16 @@ export function openPostgres(opts: PostgresOptions): Database {
       };
       client.on('error', onError);
       try {
-        await client.query('BEGIN').catch(translate);
+        await client.query('BEGIN').catch(fail);
         const result = await fn(tx);
         if (to?.onCommitLsn) {
           const res = (await client
             .query('COMMIT; SELECT pg_current_wal_insert_lsn()::text AS lsn')
-            .catch(translate)) as unknown as pg.QueryResult<{ lsn: string }>[];
+            .catch(fail)) as unknown as pg.QueryResult<{ lsn: string }>[];
           const lsn = res[1]?.rows[0]?.lsn;
           if (lsn) to.onCommitLsn(lsn);
         } else {
-          await client.query('COMMIT').catch(translate);
+          await client.query('COMMIT').catch(fail);
         }
         return result;
       } catch (err) {
@@ -100,8 +276,13 @@ export function openPostgres(opts: PostgresOptions): Database {
     // Idempotent like the PGlite adapter: pg throws when end() is called twice, and
     // shutdown paths (signal after an error) can reach close() more than once.
     async close() {
-      if (!pool.ended) await pool.end();
+      await source.end();
     },
-    stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    stats: () => {
+      const pool = source.current();
+      return pool
+        ? { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }
+        : { total: 0, idle: 0, waiting: 0 };
+    },
   };
 }

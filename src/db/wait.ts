@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Database } from './database.js';
+import { parseDatabaseUrl } from './hosts.js';
 
 /**
  * Start-up: a database container often starts alongside the service, so the first
@@ -25,13 +26,10 @@ export class DatabaseUnreachableError extends Error {
   }
 }
 
-/** host:port/database as user, from a connection string; never the password. */
+/** host:port[,host:port...]/database as user, from a connection string; never the password. */
 export function describeDatabase(url: string): string {
   try {
-    const u = new URL(url);
-    const db = decodeURIComponent(u.pathname.replace(/^\//, '')) || '(default database)';
-    const user = u.username ? ` as ${decodeURIComponent(u.username)}` : '';
-    return `${u.hostname || '(socket)'}:${u.port || '5432'}/${db}${user}`;
+    return parseDatabaseUrl(url).description;
   } catch {
     return '(unparseable DATABASE_URL)';
   }
@@ -58,7 +56,7 @@ export async function waitForDatabase(
   const target = describeDatabase(opts.url);
   let password: string | undefined;
   try {
-    password = decodeURIComponent(new URL(opts.url).password) || undefined;
+    password = parseDatabaseUrl(opts.url).password;
   } catch {
     password = undefined;
   }
