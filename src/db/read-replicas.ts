@@ -31,7 +31,11 @@ export type ReplicaStatus = 'serving' | 'lagging' | 'paused' | 'not_in_recovery'
 export interface ReplicaState {
   name: string;
   status: ReplicaStatus;
-  /** How far behind the primary it was at the last poll, in ms (0: caught up); null: unknown. */
+  /**
+   * How long it had been behind at the last poll, in ms (0: caught up); null: unknown.
+   * Dated by the poller's samples, so it can read up to one poll interval low; the routing
+   * decision uses the conservative side (time since the newest sample it has replayed).
+   */
   lagMs: number | null;
   /** WAL bytes not yet replayed at the last poll; null: unknown. */
   lagBytes: number | null;
