@@ -72,17 +72,19 @@ export const auditUnavailable = () =>
 
 // Only the lastUsed stamps older than a second (or by someone else) are rewritten, so a hot
 // key does not rewrite its row on every batch; rows are locked in id order so that two
-// instances' batches never deadlock on each other.
-const INSERT_BATCH = `WITH used AS (
-  SELECT u.id, u.by FROM unnest($9::uuid[], $10::text[]) AS u (id, by)
-), locked AS (
+// instances' batches never deadlock on each other. Stamps the secrets named by a `used` CTE.
+const STAMP_LAST_USED = `locked AS (
   SELECT s.id, used.by FROM secrets s JOIN used ON used.id = s.id
   WHERE s.last_used_at IS NULL OR s.last_used_at < now() - interval '1 second'
      OR s.last_used_by IS DISTINCT FROM used.by
   ORDER BY s.id FOR UPDATE OF s
 ), stamped AS (
   UPDATE secrets s SET last_used_at = now(), last_used_by = locked.by FROM locked WHERE s.id = locked.id
-)
+)`;
+
+const INSERT_BATCH = `WITH used AS (
+  SELECT u.id, u.by FROM unnest($9::uuid[], $10::text[]) AS u (id, by)
+), ${STAMP_LAST_USED}
 INSERT INTO audit_log (${AUDIT_COLUMNS})
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[])`;
 
@@ -101,14 +103,7 @@ const INSERT_BATCH_CHECKED = `WITH stale AS (
 ), used AS (
   SELECT DISTINCT ON (u.id) u.id, u.by FROM unnest($9::uuid[], $10::text[], $16::int[]) AS u (id, by, w)
   WHERE u.w NOT IN (SELECT w FROM stale)
-), locked AS (
-  SELECT s.id, used.by FROM secrets s JOIN used ON used.id = s.id
-  WHERE s.last_used_at IS NULL OR s.last_used_at < now() - interval '1 second'
-     OR s.last_used_by IS DISTINCT FROM used.by
-  ORDER BY s.id FOR UPDATE OF s
-), stamped AS (
-  UPDATE secrets s SET last_used_at = now(), last_used_by = locked.by FROM locked WHERE s.id = locked.id
-), inserted AS (
+), ${STAMP_LAST_USED}, inserted AS (
   INSERT INTO audit_log (${AUDIT_COLUMNS})
   SELECT a, b, c, d, e, f, g, h
   FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[], $15::int[])
