@@ -4,7 +4,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { openRuntime } from '../src/runtime.js';
 import type { LoadResult } from './load.js';
-import { cpuMs, runLoad } from './procs.js';
+import { runLoad } from './procs.js';
 import { seed } from './seed.js';
 
 /**
@@ -41,7 +41,24 @@ const median = (xs: number[]) => {
   return s.length === 0 ? 0 : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-/** CPU (ms) of a cluster's postmaster and all its children (backends, WAL, startup). */
+/** utime + stime (and, with `reaped`, cutime + cstime: exited children) of one process, in ms. */
+async function procCpuMs(pid: number, reaped: boolean): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]) + (reaped ? Number(f[13]) + Number(f[14]) : 0);
+    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU (ms) of a whole cluster: the postmaster with every child it has reaped (backends that
+ * ended, so the figure never goes down when connections close) plus its live children
+ * (backends, WAL writer, startup/recovery process, WAL sender or receiver).
+ */
 async function clusterCpu(postmasterPid: number): Promise<number> {
   const { readFile } = await import('node:fs/promises');
   let children: number[] = [];
@@ -54,8 +71,8 @@ async function clusterCpu(postmasterPid: number): Promise<number> {
   } catch {
     children = [];
   }
-  const all = await Promise.all([postmasterPid, ...children].map((p) => cpuMs(p).catch(() => 0)));
-  return all.reduce((a, b) => a + b, 0);
+  const live = await Promise.all(children.map((p) => procCpuMs(p, false)));
+  return (await procCpuMs(postmasterPid, true)) + live.reduce((a, b) => a + b, 0);
 }
 
 async function postmasterPid(dataDir: string): Promise<number> {
