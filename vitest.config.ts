@@ -13,6 +13,7 @@ const PROCESS_SUITES = [
   'test/reliability/instances.test.ts',
   'test/pgbouncer.test.ts',
   'test/reliability/read-storm.test.ts',
+  'test/reliability/replicas.test.ts',
   'test/security/data-dir-lock.test.ts',
   'test/startup.test.ts',
   'test/package.test.ts',

@@ -10,6 +10,7 @@ import { mintAdminToken } from '../src/auth/mint.js';
 import { loadConfig } from '../src/config.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import { cpuMs, ROOT, rssMb, runLoad, type Server, sampleRss, startServer } from './procs.js';
+import { renderReplica, replicaBench } from './replica.js';
 import { renderChart, renderTable } from './report.js';
 import { SCENARIOS } from './scenarios.js';
 import { seed } from './seed.js';
@@ -33,6 +34,10 @@ import {
  *                             ratios of throughput, p99, PostgreSQL CPU and service CPU per request,
  *                             and the audit batch sizes; --label names the markdown it writes;
  *                             --skip-build reuses dist/ as it is
+ *          --only replica     read replicas (issue 14): three instances on one primary vs three that
+ *                             also read from an asynchronous replica, read and mixed, --pairs N;
+ *                             ratio, replica share of reads, lag seen, PostgreSQL CPU per request
+ *                             (bench/replica.ts; starts its own topology on ports 58300..)
  */
 const { values: args } = parseArgs({
   options: {
@@ -405,6 +410,28 @@ try {
     }
     backends.push(b);
   }
+  if (parts.has('replica')) {
+    const replica = await replicaBench({
+      seeded: settings.seeded,
+      connections: settings.connections,
+      warmup: settings.warmup,
+      seconds: settings.seconds,
+      pairs: Number(args.pairs),
+      basePort: 58300,
+      log,
+    });
+    results.replica = replica;
+    const md = renderReplica(args.label, replica, settings.connections, settings.seconds);
+    process.stdout.write(md);
+    if (!smoke) {
+      await mkdir(join(ROOT, 'bench/results'), { recursive: true });
+      await writeFile(join(ROOT, `bench/results/replica-${args.label}.md`), md);
+      await writeFile(
+        join(ROOT, `bench/results/replica-${args.label}.json`),
+        `${JSON.stringify(replica, null, 2)}\n`,
+      );
+    }
+  }
   for (const backend of backends) {
     const entry: Record<string, unknown> = {};
     (results.backends as Record<string, unknown>)[backend] = entry;
@@ -432,7 +459,7 @@ try {
       );
     }
   }
-  if (parts.size === 1 && parts.has('floor')) {
+  if (parts.size === 1 && (parts.has('floor') || parts.has('replica'))) {
     // The comparison alone: the full results table and files are left as they are.
     failed = false;
   } else {

@@ -26,6 +26,7 @@ import { whoamiRoutes } from './auth/whoami-routes.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Database } from './db/database.js';
+import type { ReadRouting } from './db/read-replicas.js';
 import { errors } from './errors.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
 import { consoleRoutes } from './http/console.js';
@@ -65,6 +66,8 @@ export interface AppDeps {
   migrationCount: number;
   /** Rate-limit counters shared between instances (REDIS_URL); in process without it. */
   redis?: Redis | undefined;
+  /** Read replicas (DATABASE_READ_URL); without it every read goes to `db`. */
+  reads?: ReadRouting | undefined;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -150,7 +153,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }
   // Not encapsulated, so its hooks see every route; /metrics itself needs no token (scrapers).
   // With METRICS_PORT set, /metrics is served only by the separate listener (src/main.ts).
-  await app.register(fastifyPlugin(metricsPlugin), { db, serveRoute: config.metricsPort === undefined });
+  await app.register(fastifyPlugin(metricsPlugin), {
+    db,
+    reads: deps.reads,
+    serveRoute: config.metricsPort === undefined,
+  });
 
   await app.register(openapiPlugin);
   // The web console (console/, built by Vite): its own scope, so its CSP header stays its own.
@@ -185,7 +192,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxRows: config.auditBatchMaxRows,
     concurrency: db.kind === 'pglite' ? 1 : config.auditBatchConcurrency,
   });
-  const trail = createAuditTrail({ db, repo: audit, writer: auditWriter, log: logger });
+  const trail = createAuditTrail({ db, repo: audit, writer: auditWriter, log: logger, reads: deps.reads });
   app.decorate('auditWriter', auditWriter);
   app.decorateRequest('caller', null as never);
   // Registered before the routes' scopes close, so it runs after in-flight requests finished:
@@ -209,6 +216,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     log: logger,
     maxValueBytes: config.maxValueBytes,
     maxVersions: config.maxVersions,
+    reads: deps.reads,
   });
   const kek = createKekService({ db, repo: createKekRepository(), keyring, log: logger });
   const bulk = createBulkService({
@@ -230,7 +238,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxVersions: config.maxVersions,
   });
 
-  await app.register(operationsRoutes, { db, migrationCount: deps.migrationCount });
+  await app.register(operationsRoutes, { db, migrationCount: deps.migrationCount, reads: deps.reads });
 
   await app.register(loginRoutes, {
     config,

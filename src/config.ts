@@ -68,6 +68,37 @@ function isIpOrCidr(p: string): boolean {
   if (!/^\d{1,3}$/.test(bits)) return false;
   return Number(bits) <= (v === 4 ? 32 : 128);
 }
+/**
+ * DATABASE_READ_URL: one PostgreSQL URL, a comma list of them, or a libpq multi-host URL
+ * (postgres://user@h1:5432,h2:5432/db?...), which stands for one URL per host with the same
+ * user, database and parameters. Each host gets its own pool and its own lag check.
+ */
+export function splitReadUrls(raw: string): string[] {
+  const urls: string[] = [];
+  for (const part of raw.split(/,(?=\s*postgres(?:ql)?:\/\/)/)) {
+    const m = /^(postgres(?:ql)?:\/\/(?:[^@/?#]*@)?)([^/?#]+)(.*)$/.exec(part.trim());
+    if (!m?.[1] || !m[2]) {
+      throw new Error(
+        'must be postgres:// URLs (a comma list, or one URL listing several hosts as host1:port1,host2:port2)',
+      );
+    }
+    for (const host of m[2].split(',')) {
+      if (!host.trim()) throw new Error('lists an empty host');
+      urls.push(`${m[1]}${host.trim()}${m[3] ?? ''}`);
+    }
+  }
+  return urls;
+}
+
+const readUrls = z.string().transform((s, ctx) => {
+  try {
+    return splitReadUrls(s);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -89,6 +120,11 @@ export const envSchema = z
     DATABASE_URL: optionalString,
     DATABASE_POOL_MAX: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(1000).default(20)),
     DATABASE_PREPARED_STATEMENTS: z.preprocess(emptyAsUndefined, bool.default(true)),
+    DATABASE_READ_URL: z.preprocess(emptyAsUndefined, readUrls.optional()),
+    DATABASE_READ_MAX_LAG_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(10).max(3_600_000).default(1000),
+    ),
     DATABASE_CONNECT_TIMEOUT_MS: z.preprocess(
       emptyAsUndefined,
       z.coerce.number().int().min(0).max(3_600_000).default(30_000),
@@ -168,6 +204,14 @@ export const envSchema = z
         message: 'ROOT_ADMIN_USERNAME and ROOT_ADMIN_PASSWORD must be set together',
       });
     }
+    if (env.DATABASE_READ_URL !== undefined && env.DATABASE_URL === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DATABASE_READ_URL'],
+        message:
+          'read replicas need a PostgreSQL primary: set DATABASE_URL too (the embedded PGlite database has no replicas), or unset DATABASE_READ_URL',
+      });
+    }
     if (env.JWT_ALGORITHM && env.JWT_ALGORITHM !== 'HS256' && !env.JWT_PUBLIC_KEY) {
       ctx.addIssue({
         code: 'custom',
@@ -188,6 +232,13 @@ export interface Config {
   readonly databasePoolMax: number;
   /** Named prepared statements on the hot path; false behind PgBouncer < 1.21 in transaction mode. */
   readonly databasePreparedStatements: boolean;
+  /**
+   * Streaming replicas that serve value reads and metadata lists (one URL, a comma list of
+   * URLs, or a multi-host URL: one pool per host); undefined: the primary serves everything.
+   */
+  readonly databaseReadUrls: readonly string[];
+  /** A replica further behind the primary than this (or of unknown lag) serves nothing. */
+  readonly databaseReadMaxLagMs: number;
   /** How long start-up retries the first PostgreSQL connection (0: try once). */
   readonly databaseConnectTimeoutMs: number;
   readonly dataDir: string;
@@ -273,6 +324,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
     databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS,
+    databaseReadUrls: e.DATABASE_READ_URL ?? [],
+    databaseReadMaxLagMs: e.DATABASE_READ_MAX_LAG_MS,
     databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     dataDir: e.DATA_DIR,
     encryption: { key: e.ENCRYPTION_KEY, keys: e.ENCRYPTION_KEYS, activeKid: e.ENCRYPTION_ACTIVE_KID },

@@ -11,7 +11,9 @@ import { DatabaseUrlError } from './db/hosts.js';
 import { loadMigrations, migrate } from './db/migrate.js';
 import { openPglite } from './db/pglite.js';
 import { openPostgres } from './db/postgres.js';
+import { createReadRouting, type ReadRouting, replicaName } from './db/read-replicas.js';
 import { waitForDatabase } from './db/wait.js';
+import { memoryFences, sharedFences } from './db/write-fences.js';
 import { checkKeyring } from './kek/key-check.js';
 
 /**
@@ -26,6 +28,8 @@ export interface Runtime {
   migrationCount: number;
   /** Shared rate-limit counters, when REDIS_URL is set. */
   redis: Redis | undefined;
+  /** Where value reads and lists go: the primary, or a fresh enough replica (DATABASE_READ_URL). */
+  reads: ReadRouting;
   close(): Promise<void>;
 }
 
@@ -179,6 +183,41 @@ async function openRedis(url: string, log: Logger): Promise<Redis> {
   return redis;
 }
 
+/**
+ * One pool per replica host, with the lag poller (not started). The fences that give
+ * read-your-own-writes live in Redis when REDIS_URL is set (every instance sees them),
+ * in memory otherwise; they outlive the lag bound by a margin (see src/db/write-fences.ts).
+ */
+function openReadRouting(
+  config: Config,
+  primary: Database,
+  redis: Redis | undefined,
+  log: Logger,
+  opts: RuntimeOptions,
+): ReadRouting {
+  const ttlMs = 2 * config.databaseReadMaxLagMs + 1000;
+  const fences = redis
+    ? sharedFences(redis, `${config.rateLimitNamespace}fence:`, ttlMs, (err) =>
+        log.warn(
+          { errName: (err as Error)?.name },
+          'redis: a read-your-writes fence was not shared; other instances may serve this caller replica data up to the lag bound old',
+        ),
+      )
+    : memoryFences(ttlMs);
+  const replicas = config.databaseReadUrls.map((url) => ({
+    name: replicaName(url),
+    db: openPostgres({
+      connectionString: url,
+      max: config.databasePoolMax,
+      preparedStatements: config.databasePreparedStatements,
+      // A replica that cannot be reached is skipped quickly: the primary serves.
+      connectionTimeoutMillis: 1000,
+      ...(opts.pgSchema ? { schema: opts.pgSchema } : {}),
+    }),
+  }));
+  return createReadRouting({ primary, replicas, maxLagMs: config.databaseReadMaxLagMs, fences, log });
+}
+
 export async function openRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {
   const { keyring, jwtSecret } = await resolveKeys(config, log);
   const db = await openDatabase(config, { log, ...opts });
@@ -190,6 +229,8 @@ export async function openRuntime(config: Config, log: Logger, opts: RuntimeOpti
     if (applied.length > 0) log.info({ applied }, 'migrations applied');
     await checkKeyring(db, keyring);
     const redis = config.redisUrl ? await openRedis(config.redisUrl, log) : undefined;
+    const reads = openReadRouting(config, db, redis, log, opts);
+    await reads.start();
     return {
       config,
       db,
@@ -197,7 +238,9 @@ export async function openRuntime(config: Config, log: Logger, opts: RuntimeOpti
       jwtSecret,
       migrationCount: migrations.length,
       redis,
+      reads,
       async close() {
+        await reads.stop();
         redis?.disconnect();
         await db.close();
       },

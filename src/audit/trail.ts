@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import type { Caller } from '../auth/caller.js';
 import type { Database, Transaction } from '../db/database.js';
+import type { ReadRouting } from '../db/read-replicas.js';
 import type { AuditAction, AuditEntry } from './entry.js';
 import { type AuditOutcome, outcomeOf } from './outcome.js';
 import type { AuditRepository } from './repository.js';
-import { type AuditWriter, auditUnavailable, type LastUse } from './writer.js';
+import { type AuditWriter, auditUnavailable, type LastUse, type ReplicaCheck } from './writer.js';
 
 /**
  * The audited-operation API: every service call that reveals or changes secret material,
@@ -28,10 +29,12 @@ export interface Touched {
   outcome: AuditOutcome;
 }
 
-export type ReadOutcome<T> = { touched: Touched[]; lastUse?: LastUse | undefined } & (
-  | { ok: true; result: T }
-  | { ok: false; error: unknown }
-);
+export type ReadOutcome<T> = {
+  touched: Touched[];
+  lastUse?: LastUse | undefined;
+  /** Set when a replica answered: the primary confirms it when the rows are committed. */
+  check?: ReplicaCheck | undefined;
+} & ({ ok: true; result: T } | { ok: false; error: unknown });
 
 export function auditEntry(
   caller: Caller,
@@ -54,12 +57,17 @@ export function auditEntry(
 
 export interface AuditTrailDeps {
   db: Database;
+  /** Writes go through it so that they raise the caller's read-your-writes fence. */
+  reads?: Pick<ReadRouting, 'transaction'> | undefined;
   repo: AuditRepository;
   writer: AuditWriter;
   log: Logger;
 }
 
-export function createAuditTrail({ db, repo, writer, log }: AuditTrailDeps) {
+export function createAuditTrail({ db, repo, writer, log, reads }: AuditTrailDeps) {
+  const transaction = <T>(caller: Caller, fn: (tx: Transaction) => Promise<T>): Promise<T> =>
+    reads ? reads.transaction(caller.actor, fn) : db.transaction(fn);
+
   /** Records a refusal; losing its row must not turn the refusal into a 500 (logged instead). */
   async function refused(
     caller: Caller,
@@ -75,7 +83,7 @@ export function createAuditTrail({ db, repo, writer, log }: AuditTrailDeps) {
     }
   }
 
-  return {
+  const api = {
     refused,
 
     /** Rows for work already committed (a batched job's items); group-committed and awaited. */
@@ -100,7 +108,7 @@ export function createAuditTrail({ db, repo, writer, log }: AuditTrailDeps) {
       ) => Promise<{ result: T; version: number | null; audited?: boolean }>,
     ): Promise<T> {
       try {
-        return await db.transaction(async (tx) => {
+        return await transaction(caller, async (tx) => {
           const done = await work(tx, (v) => auditEntry(caller, action, key, 'success', v));
           if (!done.audited) await repo.append(tx, auditEntry(caller, action, key, 'success', done.version));
           return done.result;
@@ -111,11 +119,20 @@ export function createAuditTrail({ db, repo, writer, log }: AuditTrailDeps) {
       }
     },
 
+    /** A write on the primary outside `change` (batched jobs): raises the caller's fence too. */
+    transaction,
+
+    /**
+     * `again`: when the outcome came from a replica (`check`) and the primary contradicts it
+     * as its rows are committed, nothing was written and the read is answered by `again`
+     * (the primary) instead.
+     */
     async read<T>(
       caller: Caller,
       action: AuditAction,
       fallbackKey: string | null,
       run: () => Promise<ReadOutcome<T>>,
+      again?: () => Promise<ReadOutcome<T>>,
     ): Promise<T> {
       let done: ReadOutcome<T>;
       try {
@@ -128,16 +145,22 @@ export function createAuditTrail({ db, repo, writer, log }: AuditTrailDeps) {
       const rows = done.touched.length
         ? done.touched.map((t) => auditEntry(caller, action, t.key, t.outcome, t.version ?? null))
         : [auditEntry(caller, action, fallbackKey, done.ok ? 'success' : outcomeOf(done.error))];
+      let committed: boolean;
       try {
-        await writer.record(rows, done.ok ? done.lastUse : undefined);
+        committed = await writer.record(rows, done.ok ? done.lastUse : undefined, done.check);
       } catch {
         // Fail closed: whatever was read is dropped here.
         throw auditUnavailable();
+      }
+      if (!committed) {
+        if (!again) throw auditUnavailable();
+        return api.read(caller, action, fallbackKey, again);
       }
       if (!done.ok) throw done.error;
       return done.result;
     },
   };
+  return api;
 }
 
 export type AuditTrail = ReturnType<typeof createAuditTrail>;

@@ -30,10 +30,24 @@ export interface LastUse {
   by: string;
 }
 
+/**
+ * What a read served by a replica saw, for the primary to confirm in the batch statement
+ * (src/db/read-replicas.ts explains the routing). `revision` null: no such secret.
+ * `readable`: the replica found it active and unexpired (then the primary must, by its own
+ * clock, too). A mismatch means the replica was behind: the request's rows are not written
+ * and the read is answered again from the primary.
+ */
+export interface ReplicaCheck {
+  key: string;
+  revision: string | null;
+  readable: boolean;
+}
+
 interface Waiter {
   rows: AuditEntry[];
   lastUse: LastUse | undefined;
-  resolve: () => void;
+  check: ReplicaCheck | undefined;
+  resolve: (committed: boolean) => void;
   reject: (err: unknown) => void;
 }
 
@@ -58,19 +72,45 @@ export const auditUnavailable = () =>
 
 // Only the lastUsed stamps older than a second (or by someone else) are rewritten, so a hot
 // key does not rewrite its row on every batch; rows are locked in id order so that two
-// instances' batches never deadlock on each other.
-const INSERT_BATCH = `WITH used AS (
-  SELECT u.id, u.by FROM unnest($9::uuid[], $10::text[]) AS u (id, by)
-), locked AS (
+// instances' batches never deadlock on each other. Stamps the secrets named by a `used` CTE.
+const STAMP_LAST_USED = `locked AS (
   SELECT s.id, used.by FROM secrets s JOIN used ON used.id = s.id
   WHERE s.last_used_at IS NULL OR s.last_used_at < now() - interval '1 second'
      OR s.last_used_by IS DISTINCT FROM used.by
   ORDER BY s.id FOR UPDATE OF s
 ), stamped AS (
   UPDATE secrets s SET last_used_at = now(), last_used_by = locked.by FROM locked WHERE s.id = locked.id
-)
+)`;
+
+const INSERT_BATCH = `WITH used AS (
+  SELECT u.id, u.by FROM unnest($9::uuid[], $10::text[]) AS u (id, by)
+), ${STAMP_LAST_USED}
 INSERT INTO audit_log (${AUDIT_COLUMNS})
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[])`;
+
+/**
+ * The same batch when some of its reads came from a replica. `stale` lists the waiters
+ * (by index) whose replica answer the primary contradicts: the secret's revision moved, or
+ * a value served as readable is, on the primary and by the primary's clock, inactive or
+ * expired. Their rows and stamps are left out, and the statement returns their indexes.
+ * One statement and one round trip still; the check reads secrets by key (its unique index).
+ */
+const INSERT_BATCH_CHECKED = `WITH stale AS (
+  SELECT e.w FROM unnest($11::int[], $12::text[], $13::bigint[], $14::boolean[]) AS e (w, key, rev, readable)
+  LEFT JOIN secrets s ON s.key = e.key
+  WHERE s.revision IS DISTINCT FROM e.rev
+     OR (e.readable AND NOT (s.is_active AND (s.expires_at IS NULL OR s.expires_at > now())))
+), used AS (
+  SELECT DISTINCT ON (u.id) u.id, u.by FROM unnest($9::uuid[], $10::text[], $16::int[]) AS u (id, by, w)
+  WHERE u.w NOT IN (SELECT w FROM stale)
+), ${STAMP_LAST_USED}, inserted AS (
+  INSERT INTO audit_log (${AUDIT_COLUMNS})
+  SELECT a, b, c, d, e, f, g, h
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[], $15::int[])
+    AS r (a, b, c, d, e, f, g, h, w)
+  WHERE r.w NOT IN (SELECT w FROM stale)
+)
+SELECT w FROM stale`;
 
 export interface AuditWriterOptions {
   db: Database;
@@ -80,6 +120,17 @@ export interface AuditWriterOptions {
   /** Batches in flight at once (1 on PGlite, whose one connection runs them in turn anyway). */
   concurrency: number;
 }
+
+const columns = (rows: AuditEntry[]) => [
+  rows.map((r) => r.actor),
+  rows.map((r) => r.action),
+  rows.map((r) => r.key ?? null),
+  rows.map((r) => r.version ?? null),
+  rows.map((r) => r.outcome),
+  rows.map((r) => r.requestId ?? null),
+  rows.map((r) => r.clientIp ?? null),
+  rows.map((r) => r.clientRequestId ?? false),
+];
 
 export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: AuditWriterOptions) {
   let queue: Waiter[] = [];
@@ -109,29 +160,47 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: A
     return batch;
   }
 
+  /** A batch holding replica reads: checked against the primary in the same statement. */
+  async function writeChecked(batch: Waiter[], rows: AuditEntry[]): Promise<Set<number>> {
+    const checks = batch.flatMap((w, i) => (w.check ? [{ i, ...w.check }] : []));
+    const rowWaiter = batch.flatMap((w, i) => w.rows.map(() => i));
+    const used = batch.flatMap((w, i) => (w.lastUse ? [{ i, ...w.lastUse }] : []));
+    const stale = await db.query<{ w: number }>(
+      INSERT_BATCH_CHECKED,
+      [
+        ...columns(rows),
+        used.map((u) => u.secretId),
+        used.map((u) => u.by),
+        checks.map((c) => c.i),
+        checks.map((c) => c.key),
+        checks.map((c) => c.revision),
+        checks.map((c) => c.readable),
+        rowWaiter,
+        used.map((u) => u.i),
+      ],
+      { name: 'audit_batch_checked' },
+    );
+    return new Set(stale.map((r) => r.w));
+  }
+
   async function write(batch: Waiter[]): Promise<void> {
     const rows = batch.flatMap((w) => w.rows);
     const lastUse = new Map<string, string>();
     for (const w of batch) if (w.lastUse) lastUse.set(w.lastUse.secretId, w.lastUse.by);
     try {
-      await db.query(
-        INSERT_BATCH,
-        [
-          rows.map((r) => r.actor),
-          rows.map((r) => r.action),
-          rows.map((r) => r.key ?? null),
-          rows.map((r) => r.version ?? null),
-          rows.map((r) => r.outcome),
-          rows.map((r) => r.requestId ?? null),
-          rows.map((r) => r.clientIp ?? null),
-          rows.map((r) => r.clientRequestId ?? false),
-          [...lastUse.keys()],
-          [...lastUse.values()],
-        ],
-        { name: 'audit_batch' },
-      );
+      if (batch.some((w) => w.check)) {
+        const stale = await writeChecked(batch, rows);
+        note(rows.length);
+        batch.forEach((w, i) => {
+          w.resolve(!stale.has(i));
+        });
+        return;
+      }
+      await db.query(INSERT_BATCH, [...columns(rows), [...lastUse.keys()], [...lastUse.values()]], {
+        name: 'audit_batch',
+      });
       note(rows.length);
-      for (const w of batch) w.resolve();
+      for (const w of batch) w.resolve(true);
     } catch (err) {
       stats.failures += 1;
       // Class and code only: a driver error can quote parameters.
@@ -177,12 +246,13 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: A
   return {
     /**
      * Queues rows (and a read's lastUsed stamp) for the next batch; resolves once they are
-     * committed, rejects with a 503 AppError when their batch fails.
+     * committed, rejects with a 503 AppError when their batch fails. With `check` (a read a
+     * replica answered), resolves false when the primary contradicts it: nothing was written.
      */
-    record(rows: AuditEntry[], lastUse?: LastUse): Promise<void> {
-      if (rows.length === 0) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        queue.push({ rows, lastUse, resolve, reject });
+    record(rows: AuditEntry[], lastUse?: LastUse, check?: ReplicaCheck): Promise<boolean> {
+      if (rows.length === 0) return Promise.resolve(true);
+      return new Promise<boolean>((resolve, reject) => {
+        queue.push({ rows, lastUse, check, resolve, reject });
         queuedRows += rows.length;
         schedule();
       });

@@ -50,7 +50,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: database reachable and migrated */
+        /**
+         * Readiness: database reachable and migrated
+         * @description With read replicas (DATABASE_READ_URL), `replicas` says how each one stands; a replica that is down or behind does not make the service unready: the primary serves its reads.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -69,6 +72,17 @@ export interface paths {
                         "application/json": {
                             /** @enum {string} */
                             status: "ready";
+                            replicas?: {
+                                /** @description host:port */
+                                name: string;
+                                /** @enum {string} */
+                                status: "serving" | "lagging" | "paused" | "not_in_recovery" | "down" | "unknown";
+                                /** @description how far behind the primary at the last check */
+                                lagMs: number | null;
+                                lagBytes: number | null;
+                                /** @description reads it served since start */
+                                reads: number;
+                            }[];
                         };
                     };
                 };

@@ -23,10 +23,20 @@ export interface QueryOptions {
 export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** Runs fn in one transaction (BEGIN ... COMMIT, ROLLBACK when fn throws). */
-  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Transaction) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   close(): Promise<void>;
   /** Pool figures for /metrics and /ready; zeros for PGlite. */
   stats(): { total: number; idle: number; waiting: number };
+}
+
+export interface TransactionOptions {
+  /**
+   * PostgreSQL: called with the WAL insert position read right after COMMIT, in the same
+   * round trip (COMMIT and the SELECT go as one simple-protocol message). It lies at or past
+   * the end of the commit record, so a replica that has replayed it has this transaction.
+   * (An LSN read inside the transaction would precede the commit record.) PGlite: never called.
+   */
+  onCommitLsn?: (lsn: string) => void;
 }
 
 export interface Transaction extends Queryable {

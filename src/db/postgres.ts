@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Database, Queryable, QueryOptions, Transaction } from './database.js';
+import type { Database, Queryable, QueryOptions, Transaction, TransactionOptions } from './database.js';
 import { DatabaseUnavailableError, isConnectionError } from './database.js';
 import { acceptable, type HostList, type HostState, parseDatabaseUrl } from './hosts.js';
 
@@ -241,7 +241,7 @@ export function openPostgres(opts: PostgresOptions): Database {
       () => source.get(),
       () => undefined,
     ),
-    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    async transaction<T>(fn: (tx: Transaction) => Promise<T>, to?: TransactionOptions): Promise<T> {
       let client: pg.PoolClient;
       let pool: pg.Pool | undefined;
       const fail = (err: unknown): never => {
@@ -274,7 +274,15 @@ export function openPostgres(opts: PostgresOptions): Database {
       try {
         await client.query('BEGIN').catch(fail);
         const result = await fn(tx);
-        await client.query('COMMIT').catch(fail);
+        if (to?.onCommitLsn) {
+          const res = (await client
+            .query('COMMIT; SELECT pg_current_wal_insert_lsn()::text AS lsn')
+            .catch(fail)) as unknown as pg.QueryResult<{ lsn: string }>[];
+          const lsn = res[1]?.rows[0]?.lsn;
+          if (lsn) to.onCommitLsn(lsn);
+        } else {
+          await client.query('COMMIT').catch(fail);
+        }
         return result;
       } catch (err) {
         try {

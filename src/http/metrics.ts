@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database } from '../db/database.js';
+import type { ReadRouting } from '../db/read-replicas.js';
 import { AppError } from '../errors.js';
 
 /**
@@ -15,7 +16,10 @@ declare module 'fastify' {
   }
 }
 
-export async function metricsPlugin(app: FastifyInstance, opts: { db: Database; serveRoute?: boolean }) {
+export async function metricsPlugin(
+  app: FastifyInstance,
+  opts: { db: Database; reads?: ReadRouting | undefined; serveRoute?: boolean },
+) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const labelNames = ['method', 'route', 'status_code'] as const;
@@ -50,6 +54,9 @@ export async function metricsPlugin(app: FastifyInstance, opts: { db: Database; 
   pool('db_pool_connections_idle', 'Database connections idle', (s) => s.idle);
   pool('db_pool_requests_waiting', 'Queries waiting for a connection', (s) => s.waiting);
 
+  const reads = opts.reads;
+  if (reads?.enabled) replicaMetrics(registry, reads);
+
   // Runs before the error handler; the error handler itself renders the response.
   app.addHook('onError', async (_req, _reply, err) => {
     if (err instanceof AppError && err.code === 'DECRYPTION_FAILED') decryptFailures.inc();
@@ -71,6 +78,62 @@ export async function metricsPlugin(app: FastifyInstance, opts: { db: Database; 
       reply.type(registry.contentType).send(await registry.metrics()),
     );
   }
+}
+
+/** Read replicas: lag, whether each serves, and which pool served the reads (host:port labels). */
+function replicaMetrics(registry: Registry, reads: ReadRouting) {
+  new Gauge({
+    name: 'db_replica_lag_seconds',
+    help: 'How far each read replica was behind the primary at its last check (absent: unknown)',
+    labelNames: ['replica'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of reads.state().replicas)
+        if (r.lagMs !== null) this.set({ replica: r.name }, r.lagMs / 1000);
+    },
+  });
+  new Gauge({
+    name: 'db_replica_lag_bytes',
+    help: 'WAL bytes each read replica had not replayed at its last check',
+    labelNames: ['replica'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of reads.state().replicas)
+        if (r.lagBytes !== null) this.set({ replica: r.name }, r.lagBytes);
+    },
+  });
+  new Gauge({
+    name: 'db_replica_serving',
+    help: '1 when the replica serves reads, 0 when down, paused, promoted or over the lag bound',
+    labelNames: ['replica'],
+    registers: [registry],
+    collect() {
+      for (const r of reads.state().replicas) this.set({ replica: r.name }, r.status === 'serving' ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'db_reads_total',
+    help: 'Value reads and lists by the pool that answered them (primary or a replica host:port)',
+    labelNames: ['pool'],
+    registers: [registry],
+    collect() {
+      const s = reads.state();
+      this.reset();
+      this.inc({ pool: 'primary' }, s.primaryReads);
+      for (const r of s.replicas) this.inc({ pool: r.name }, r.reads);
+    },
+  });
+  new Counter({
+    name: 'db_replica_reads_overruled_total',
+    help: 'Replica reads the primary contradicted as their audit row was committed (changed, deleted or expired since): answered again by the primary',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(reads.state().overruled);
+    },
+  });
 }
 
 /**

@@ -49,7 +49,7 @@ class EntryError extends Error {
 const sameDate = (a: Date | null, b: Date | null) => (a?.getTime() ?? null) === (b?.getTime() ?? null);
 
 export function createBatchService(deps: BatchServiceDeps) {
-  const { db, repo, audit, trail, keyring, log, maxValueBytes, maxVersions } = deps;
+  const { repo, audit, trail, keyring, log, maxValueBytes, maxVersions } = deps;
 
   function checkValue(key: string, value: string) {
     const bytes = Buffer.byteLength(value, 'utf8');
@@ -192,7 +192,7 @@ export function createBatchService(deps: BatchServiceDeps) {
       const ordered = [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       const status = new Map<string, BatchStatus>();
       try {
-        await db.transaction(async (tx) => {
+        await trail.transaction(who, async (tx) => {
           for (const e of ordered) {
             let r: { status: BatchStatus; version: number | null; audited?: boolean };
             try {

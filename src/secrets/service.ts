@@ -5,7 +5,8 @@ import type { AuditTrail, ReadOutcome } from '../audit/trail.js';
 import type { Caller } from '../auth/caller.js';
 import { sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
-import type { Database, Transaction } from '../db/database.js';
+import type { Database, Queryable, Transaction } from '../db/database.js';
+import type { ReadRouting, ReadTarget } from '../db/read-replicas.js';
 import type { CryptoColumns } from '../db/sealed-columns.js';
 import { errors } from '../errors.js';
 import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
@@ -42,6 +43,12 @@ export interface VersionsView {
       current: boolean;
     }[];
   };
+}
+
+export interface Revealed {
+  key: string;
+  value: string;
+  etag: string;
 }
 
 export interface CreateInput {
@@ -133,6 +140,8 @@ export interface SecretServiceDeps {
   maxValueBytes: number;
   /** Versions kept per secret (MAX_VERSIONS); older ones are pruned when one is added. */
   maxVersions: number;
+  /** Read replicas (DATABASE_READ_URL): where value reads and lists go. Default: the primary. */
+  reads?: Pick<ReadRouting, 'route' | 'served' | 'failed' | 'overruled'> | undefined;
 }
 
 export function createSecretService({
@@ -143,7 +152,30 @@ export function createSecretService({
   log,
   maxValueBytes,
   maxVersions,
+  reads,
 }: SecretServiceDeps) {
+  const primary: ReadTarget = { db, replica: undefined };
+
+  /**
+   * Runs a read on the replica chosen for the caller, or the primary. A replica that fails
+   * (down, or any error: a recovery conflict, a migration not yet replayed) is marked down
+   * and the primary answers: a dead replica never fails a read.
+   */
+  async function onRoute<R>(caller: Caller, run: (q: Queryable, replica: boolean) => Promise<R>): Promise<R> {
+    const target = reads ? await reads.route(caller.actor) : primary;
+    if (target.replica !== undefined) {
+      try {
+        const r = await run(target.db, true);
+        reads?.served(target);
+        return r;
+      } catch (err) {
+        reads?.failed(target, err);
+      }
+    }
+    reads?.served(primary);
+    return run(db, false);
+  }
+
   function checkValue(value: string) {
     const bytes = Buffer.byteLength(value, 'utf8');
     if (bytes > maxValueBytes) {
@@ -192,13 +224,15 @@ export function createSecretService({
       const rows = await trail.read(caller, 'secret.list', opts.prefix ?? null, async () => ({
         ok: true,
         touched: [],
-        result: await repo.list(db, {
-          limit,
-          beforeSeq,
-          prefix: opts.prefix,
-          active: opts.active,
-          visible: caller.visible,
-        }),
+        result: await onRoute(caller, (q) =>
+          repo.list(q, {
+            limit,
+            beforeSeq,
+            prefix: opts.prefix,
+            active: opts.active,
+            visible: caller.visible,
+          }),
+        ),
       }));
       const { page, nextCursor } = pageOf(rows, limit, (r) => r.seq, cursors.encode);
       return { secrets: page.map(toMetadata), nextCursor };
@@ -256,20 +290,26 @@ export function createSecretService({
      * read's audit row (with its outcome, and the lastUsed stamp) is group-committed and
      * awaited before anything is returned.
      */
-    async reveal(
-      key: string,
-      caller: Caller,
-      version?: number,
-    ): Promise<{ key: string; value: string; etag: string }> {
-      return trail.read(caller, 'secret.read', key, async () => {
-        const row = await repo.reveal(db, key, version);
-        if (!row) return readFailed(notFound(key), key);
+    async reveal(key: string, caller: Caller, version?: number): Promise<Revealed> {
+      /**
+       * One read on q. From a replica the outcome carries what it saw, which the primary
+       * confirms when the audit row commits (src/audit/writer.ts): a secret deleted,
+       * expired or changed since is answered again by the primary, never served stale.
+       * A value a replica cannot open (a key ring moved on) is read from the primary too.
+       */
+      const readOn = async (q: Queryable, replica: boolean): Promise<ReadOutcome<Revealed>> => {
+        const row = await repo.reveal(q, key, version);
+        const check = replica
+          ? { key, revision: row?.revision ?? null, readable: row !== undefined && !unreadable(key, row) }
+          : undefined;
+        if (!row) return { ...readFailed(notFound(key), key), check };
         const refused = unreadable(key, row);
-        if (refused) return readFailed(refused, key, row.version);
+        if (refused) return { ...readFailed(refused, key, row.version), check };
         let value: string;
         try {
           value = open(row, row.version, row);
         } catch (err) {
+          if (replica) throw err;
           return readFailed(err, key, row.version);
         }
         return {
@@ -277,8 +317,19 @@ export function createSecretService({
           result: { key: row.key, value, etag: secretEtag(row.id, row.revision) },
           touched: [{ key, version: row.version, outcome: 'success' }],
           lastUse: { secretId: row.id, by: caller.label },
+          check,
         };
-      });
+      };
+      return trail.read(
+        caller,
+        'secret.read',
+        key,
+        () => onRoute(caller, readOn),
+        () => {
+          reads?.overruled();
+          return readOn(db, false);
+        },
+      );
     },
 
     /** Version metadata, newest first; works for inactive secrets too (it reveals no value). */

@@ -83,6 +83,37 @@ describe('loadConfig', () => {
     expect(d.metricsPort).toBeUndefined();
   });
 
+  it('DATABASE_READ_URL: one URL, a comma list or a multi-host URL, one entry per host; needs DATABASE_URL', () => {
+    const primary = { DATABASE_URL: 'postgres://app@db1/secrets' };
+    expect(loadConfig(primary).databaseReadUrls).toEqual([]);
+    expect(loadConfig(primary).databaseReadMaxLagMs).toBe(1000);
+    expect(
+      loadConfig({ ...primary, DATABASE_READ_URL: 'postgres://app@r1:5433/secrets?sslmode=require' })
+        .databaseReadUrls,
+    ).toEqual(['postgres://app@r1:5433/secrets?sslmode=require']);
+    expect(
+      loadConfig({
+        ...primary,
+        DATABASE_READ_URL: 'postgres://app:pw@r1:5433,r2/secrets?x=1, postgresql://other@r3/secrets',
+      }).databaseReadUrls,
+    ).toEqual([
+      'postgres://app:pw@r1:5433/secrets?x=1',
+      'postgres://app:pw@r2/secrets?x=1',
+      'postgresql://other@r3/secrets',
+    ]);
+    expect(() => loadConfig({ ...primary, DATABASE_READ_URL: 'mysql://r1/x' })).toThrow(
+      /DATABASE_READ_URL: must be postgres:\/\/ URLs/,
+    );
+    expect(() => loadConfig({ ...primary, DATABASE_READ_URL: 'postgres://r1,,r2/x' })).toThrow(/empty host/);
+    // The embedded database has no replicas: refused at start-up (exit 78), not ignored.
+    expect(() => loadConfig({ DATABASE_READ_URL: 'postgres://r1/x' })).toThrow(
+      /DATABASE_READ_URL: read replicas need a PostgreSQL primary: set DATABASE_URL too/,
+    );
+    expect(() => loadConfig({ ...primary, DATABASE_READ_MAX_LAG_MS: '5' })).toThrow(
+      /DATABASE_READ_MAX_LAG_MS/,
+    );
+  });
+
   it('treats empty strings as unset', () => {
     expect(loadConfig({ PORT: '', JWT_SECRET: '', DATABASE_URL: '' })).toMatchObject({
       port: 7130,

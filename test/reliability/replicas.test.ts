@@ -1,0 +1,335 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTopology, type Topology } from '../../scripts/topology.js';
+import { mintAdminToken } from '../../src/auth/mint.js';
+import { loadConfig } from '../../src/config.js';
+import { capturedLogs, secretValue } from '../helpers/secrets.js';
+import { call, sleep } from './cluster.js';
+import { forbid } from './hygiene.js';
+import { pick, report } from './mode.js';
+
+/**
+ * Read replicas (DATABASE_READ_URL) on real processes: a primary and an asynchronous
+ * streaming replica (scripts/topology.ts), Redis, and service instances that read from the
+ * replica. Callers are told apart by their token's sub (the read-your-writes fence is per
+ * caller). Which pool answered is read from each instance's /metrics (db_reads_total).
+ */
+
+const PAIRS = pick(1000, 5000);
+const CALLERS = 8;
+const figures: Record<string, unknown> = {};
+
+let topo: Topology;
+let replicaPool: string;
+const inst: string[] = [];
+const tokens = new Map<string, string>();
+let tokenFor: (sub: string) => string;
+
+const sql = async <R extends pg.QueryResultRow>(url: string, text: string, params: unknown[] = []) => {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  await c.connect();
+  try {
+    return (await c.query<R>(text, params)).rows;
+  } finally {
+    await c.end();
+  }
+};
+
+const as = (sub: string) => {
+  let t = tokens.get(sub);
+  if (!t) {
+    t = tokenFor(sub);
+    tokens.set(sub, t);
+  }
+  return t;
+};
+
+/** Reads the instance's count of reads served by each pool. */
+async function readsByPool(base: string): Promise<{ primary: number; replica: number; overruled: number }> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const get = (pool: string) =>
+    Number(
+      new RegExp(`^db_reads_total\\{pool="${pool.replace(/\./g, '\\.')}"\\} (\\d+)`, 'm').exec(text)?.[1] ??
+        0,
+    );
+  const overruled = Number(/^db_replica_reads_overruled_total (\d+)/m.exec(text)?.[1] ?? 0);
+  return { primary: get('primary'), replica: get(replicaPool), overruled };
+}
+
+async function replicaOn(base: string) {
+  const r = await fetch(`${base}/ready`);
+  const body = (await r.json()) as {
+    replicas?: { name: string; status: string; lagMs: number | null; lagBytes: number | null }[];
+  };
+  return { status: r.status, replica: body.replicas?.[0] };
+}
+
+/** Waits (bounded) until every instance sees the replica serving and fully replayed. */
+async function caughtUp(bases: string[], ms = 30_000) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const states = await Promise.all(bases.map(replicaOn));
+    if (states.every((s) => s.replica?.status === 'serving' && s.replica.lagBytes === 0)) return;
+    if (Date.now() > until)
+      throw new Error(`replica not caught up after ${ms} ms: ${JSON.stringify(states)}`);
+    await sleep(100);
+  }
+}
+
+const create = (base: string, who: string, key: string, value: string, extra: object = {}) =>
+  call(base, as(who), 'POST', '/api/secrets', { key, value, ...extra });
+
+beforeAll(async () => {
+  topo = await startTopology({
+    syncStandby: false,
+    asyncReplica: true,
+    pgbouncer: false,
+    redis: 'own',
+    instances: 0,
+    basePort: 58100,
+    onLog: (_i, line) => capturedLogs.push(line),
+  });
+  forbid(topo.env.ENCRYPTION_KEY ?? '');
+  forbid(topo.env.JWT_SECRET ?? '');
+  const config = loadConfig({ ...topo.env, NODE_ENV: 'test' });
+  tokenFor = (sub) => forbid(mintAdminToken(config, topo.env.JWT_SECRET ?? '', { sub, ttlSeconds: 3600 }));
+  replicaPool = `127.0.0.1:${topo.asyncReplica!.port}`;
+  const env = { DATABASE_READ_URL: topo.urls.asyncReplica!, DATABASE_READ_MAX_LAG_MS: '1000' };
+  // The first applies the migrations; the second boots on a migrated database.
+  inst.push((await topo.startInstance(env)).url);
+  inst.push((await topo.startInstance(env)).url);
+  await caughtUp(inst);
+}, 240_000);
+
+afterAll(async () => {
+  report('replicas', 'postgres-topology', figures);
+  await topo?.stop();
+});
+
+describe('reads from a streaming replica', () => {
+  it('serves values and lists that match the primary', async () => {
+    const values = new Map<string, string>();
+    for (let i = 0; i < 20; i++) {
+      const key = `MATCH_${i}`;
+      const value = secretValue('match');
+      values.set(key, value);
+      expect((await create(inst[0]!, 'writer', key, value, { description: `d${i}` })).status).toBe(201);
+    }
+    await caughtUp(inst);
+    const before = await readsByPool(inst[1]!);
+
+    // Metadata first (reading values moves lastUsedAt on the primary).
+    const listed = await call(inst[1]!, as('reader'), 'GET', '/api/secrets?prefix=MATCH_');
+    expect(listed.status).toBe(200);
+    const fromPrimary = await sql<{ id: string; key: string; description: string; revision: string }>(
+      topo.urls.primary,
+      `SELECT id, key, description, is_active, current_version FROM secrets WHERE key LIKE 'MATCH\\_%' ORDER BY seq DESC`,
+    );
+    const secrets = (JSON.parse(listed.body) as { secrets: Record<string, unknown>[] }).secrets;
+    expect(secrets.map((s) => [s.id, s.key, s.description, s.isActive, s.version])).toEqual(
+      fromPrimary.map((r) => [r.id, r.key, r.description, true, 1]),
+    );
+
+    for (const [key, value] of values) {
+      const r = await call(inst[1]!, as('reader'), 'GET', `/api/secrets/${key}`);
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.body)).toEqual({ key, value });
+      const v1 = await call(inst[1]!, as('reader'), 'GET', `/api/secrets/${key}?version=1`);
+      expect(JSON.parse(v1.body).value).toBe(value);
+    }
+    const after = await readsByPool(inst[1]!);
+    figures.matchServedByReplica = after.replica - before.replica;
+    // The list and most of the 40 reads came from the replica (a poll may have missed one).
+    expect(after.replica - before.replica).toBeGreaterThan(30);
+  });
+
+  it(`read-your-own-write holds for ${PAIRS} write-then-read pairs, across two instances sharing Redis`, async () => {
+    const before = await Promise.all(inst.map(readsByPool));
+    const violations: string[] = [];
+    const statuses: Record<string, number> = {};
+    const count = (s: number) => {
+      statuses[s] = (statuses[s] ?? 0) + 1;
+    };
+    const perCaller = Math.ceil(PAIRS / CALLERS);
+    await Promise.all(
+      Array.from({ length: CALLERS }, async (_, c) => {
+        const who = `ryow-${c}`;
+        const key = `RYOW_${c}`;
+        count((await create(inst[c % 2]!, who, key, secretValue('ryow'))).status);
+        for (let i = 0; i < perCaller; i++) {
+          // The write on one instance, the read on the other: only the shared fence can tell
+          // the second instance about the write.
+          const w = inst[(c + i) % 2]!;
+          const r = inst[(c + i + 1) % 2]!;
+          if (i % 5 === 4) {
+            // A new key must show in the caller's next list (lists have no per-key check).
+            const fresh = `RYOW_${c}_L${i}`;
+            const made = await create(w, who, fresh, secretValue('ryow'));
+            count(made.status);
+            const listed = await call(r, as(who), 'GET', `/api/secrets?prefix=${fresh}`);
+            count(listed.status);
+            if (!listed.body.includes(`"key":"${fresh}"`)) violations.push(`${fresh}: missing from the list`);
+          } else {
+            const value = secretValue('ryow');
+            count((await call(w, as(who), 'PUT', `/api/secrets/${key}`, { value })).status);
+            const got = await call(r, as(who), 'GET', `/api/secrets/${key}`);
+            count(got.status);
+            if (got.status !== 200 || JSON.parse(got.body).value !== value)
+              violations.push(`${key} pair ${i}: ${got.status}`);
+          }
+          // Some think time, so that some reads come after the replica replayed the write.
+          if (i % 10 === 0) await sleep(Math.floor(Math.random() * 300));
+        }
+      }),
+    );
+    const after = await Promise.all(inst.map(readsByPool));
+    figures.ryow = {
+      pairs: perCaller * CALLERS,
+      callers: CALLERS,
+      statuses,
+      servedByReplica: after.reduce((n, a, i) => n + a.replica - before[i]!.replica, 0),
+      servedByPrimary: after.reduce((n, a, i) => n + a.primary - before[i]!.primary, 0),
+    };
+    expect(violations).toEqual([]);
+    expect(Object.keys(statuses).every((s) => ['200', '201'].includes(s))).toBe(true);
+  });
+
+  it('never serves a deleted or expired secret while replay is paused', async () => {
+    const keys = {
+      del: ['PAUSE_DEL_1', 'PAUSE_DEL_2'],
+      exp: ['PAUSE_EXP_1', 'PAUSE_EXP_2'],
+      keep: ['PAUSE_KEEP'],
+    };
+    for (const key of [...keys.del, ...keys.exp, ...keys.keep])
+      expect((await create(inst[0]!, 'writer', key, secretValue('pause'))).status).toBe(201);
+    await caughtUp(inst);
+    for (const key of [...keys.del, ...keys.exp])
+      expect((await call(inst[1]!, as('reader'), 'GET', `/api/secrets/${key}`)).status).toBe(200);
+
+    await sql(topo.urls.asyncReplica!, 'SELECT pg_wal_replay_pause()');
+    try {
+      // Another caller deletes and expires them: the reader has no fence to go by.
+      for (const key of keys.del)
+        expect((await call(inst[0]!, as('writer'), 'DELETE', `/api/secrets/${key}`)).status).toBe(200);
+      const past = new Date(Date.now() - 60_000).toISOString();
+      for (const key of keys.exp)
+        expect(
+          (await call(inst[0]!, as('writer'), 'PUT', `/api/secrets/${key}`, { expiresAt: past })).status,
+        ).toBe(200);
+      const until = Date.now() + 2_000;
+      let rounds = 0;
+      while (Date.now() < until) {
+        rounds++;
+        for (const base of inst) {
+          for (const key of keys.del) {
+            const r = await call(base, as('reader'), 'GET', `/api/secrets/${key}`);
+            expect(r.status, key).toBe(404);
+            expect(r.body).toContain('inactive');
+          }
+          for (const key of keys.exp) {
+            const r = await call(base, as('reader'), 'GET', `/api/secrets/${key}`);
+            expect(r.status, key).toBe(404);
+            expect(r.body).toContain('expired');
+          }
+          expect((await call(base, as('reader'), 'GET', `/api/secrets/${keys.keep[0]}`)).status).toBe(200);
+        }
+      }
+      figures.pausedRounds = rounds;
+      // The lag check has seen the pause: the replica serves nothing meanwhile.
+      expect((await replicaOn(inst[0]!)).replica?.status).toBe('paused');
+    } finally {
+      await sql(topo.urls.asyncReplica!, 'SELECT pg_wal_replay_resume()');
+    }
+    await caughtUp(inst);
+  });
+
+  it('a replica serving while behind (apply delay, lag bound 1 h) still never serves a deleted, expired or replaced value', async () => {
+    // A third instance that tolerates a replica an hour behind: only the primary's check
+    // of each replica read (in the audit batch) stands between a stale row and the caller.
+    const lenient = (
+      await topo.startInstance({
+        DATABASE_READ_URL: topo.urls.asyncReplica!,
+        DATABASE_READ_MAX_LAG_MS: '3600000',
+      })
+    ).url;
+    const keys = { del: 'LAG_DEL', exp: 'LAG_EXP', upd: 'LAG_UPD', keep: 'LAG_KEEP' };
+    const first = secretValue('lag');
+    for (const key of Object.values(keys))
+      expect(
+        (await create(inst[0]!, 'writer', key, key === keys.upd ? first : secretValue('lag'))).status,
+      ).toBe(201);
+    await caughtUp([...inst, lenient]);
+
+    await sql(topo.urls.asyncReplica!, `ALTER SYSTEM SET recovery_min_apply_delay = '1h'`);
+    await sql(topo.urls.asyncReplica!, 'SELECT pg_reload_conf()');
+    try {
+      const second = secretValue('lag');
+      expect((await call(inst[0]!, as('writer'), 'DELETE', `/api/secrets/${keys.del}`)).status).toBe(200);
+      const past = new Date(Date.now() - 60_000).toISOString();
+      expect(
+        (await call(inst[0]!, as('writer'), 'PUT', `/api/secrets/${keys.exp}`, { expiresAt: past })).status,
+      ).toBe(200);
+      expect(
+        (await call(inst[0]!, as('writer'), 'PUT', `/api/secrets/${keys.upd}`, { value: second })).status,
+      ).toBe(200);
+      // The replica really is behind: it still has the old state.
+      const onReplica = await sql<{ key: string; is_active: boolean }>(
+        topo.urls.asyncReplica!,
+        `SELECT key, is_active FROM secrets WHERE key = $1`,
+        [keys.del],
+      );
+      expect(onReplica).toEqual([{ key: keys.del, is_active: true }]);
+
+      const before = await readsByPool(lenient);
+      for (let round = 0; round < 5; round++) {
+        const del = await call(lenient, as('reader'), 'GET', `/api/secrets/${keys.del}`);
+        expect(del.status).toBe(404);
+        const exp = await call(lenient, as('reader'), 'GET', `/api/secrets/${keys.exp}`);
+        expect(exp.status).toBe(404);
+        const upd = await call(lenient, as('reader'), 'GET', `/api/secrets/${keys.upd}`);
+        expect(JSON.parse(upd.body).value).toBe(second);
+        const keep = await call(lenient, as('reader'), 'GET', `/api/secrets/${keys.keep}`);
+        expect(keep.status).toBe(200);
+      }
+      const after = await readsByPool(lenient);
+      figures.lagging = {
+        replicaReads: after.replica - before.replica,
+        primaryReads: after.primary - before.primary,
+        overruled: after.overruled - before.overruled,
+        ready: (await replicaOn(lenient)).replica,
+      };
+      // The replica did serve (the unchanged key), and the primary answered the stale ones.
+      expect(after.replica - before.replica).toBeGreaterThanOrEqual(5);
+      // Reads of the three changed keys went to the replica first and were overruled by the
+      // primary's check (each of the 15 is answered by the primary, overruled or routed there).
+      expect(after.overruled - before.overruled).toBeGreaterThanOrEqual(3);
+      expect(after.primary - before.primary).toBeGreaterThanOrEqual(15);
+    } finally {
+      await sql(topo.urls.asyncReplica!, 'ALTER SYSTEM RESET recovery_min_apply_delay');
+      await sql(topo.urls.asyncReplica!, 'SELECT pg_reload_conf()');
+    }
+  });
+
+  it('replica down: reads are served by the primary, /ready stays ready', async () => {
+    const value = secretValue('down');
+    expect((await create(inst[0]!, 'writer', 'DOWN_KEY', value)).status).toBe(201);
+    await caughtUp(inst);
+    await topo.asyncReplica!.stop('immediate');
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      for (const base of inst) {
+        const r = await call(base, as('reader'), 'GET', '/api/secrets/DOWN_KEY');
+        statuses.push(r.status);
+        if (r.status === 200) expect(JSON.parse(r.body).value).toBe(value);
+        const l = await call(base, as('reader'), 'GET', '/api/secrets?prefix=DOWN_');
+        statuses.push(l.status);
+      }
+    }
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    for (const base of inst) {
+      const ready = await replicaOn(base);
+      expect(ready.status).toBe(200);
+      expect(ready.replica?.status).toBe('down');
+    }
+  });
+});
