@@ -1,12 +1,11 @@
 import closeWithGrace from 'close-with-grace';
-import pino from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { KeyCheckError } from './crypto/canary.js';
 import { DataDirLockedError } from './db/data-dir-lock.js';
 import { DatabaseUnreachableError, EXIT_DATABASE_UNREACHABLE } from './db/wait.js';
 import { buildMetricsApp } from './http/metrics.js';
-import { createLogger } from './logger.js';
+import { createLogger, jsonDestination } from './logger.js';
 import { openRuntime } from './runtime.js';
 
 /** Process entry: the only place that reads the environment, listens and handles signals. */
@@ -68,19 +67,6 @@ async function main() {
     },
     'secrets service ready',
   );
-}
-
-/**
- * JSON lines to stdout, gathered into writes of about `bufferBytes` (pino's own sonic-boom
- * buffer) instead of one write(2) per line: a CPU profile of the read path showed the
- * access log's per-line write as about 9 % of the service's busy time. Flushed every 250 ms
- * and on exit (pino registers the flush for asynchronous destinations), so a quiet service
- * still shows its lines promptly; a SIGKILL loses at most the last buffer. The audit trail
- * is in the database and does not depend on this.
- */
-function jsonDestination(bufferBytes: number) {
-  if (bufferBytes === 0) return undefined;
-  return pino.destination({ dest: 1, minLength: bufferBytes, sync: false, periodicFlush: 250 });
 }
 
 /**
