@@ -117,6 +117,10 @@ export const envSchema = z
       emptyAsUndefined,
       z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     ),
+    LOG_BUFFER_BYTES: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(0).max(65_536).default(4096),
+    ),
     DATABASE_URL: optionalString,
     DATABASE_POOL_MAX: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(1000).default(20)),
     DATABASE_PREPARED_STATEMENTS: z.preprocess(emptyAsUndefined, bool.default(true)),
@@ -228,6 +232,8 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly logLevel: Env['LOG_LEVEL'];
+  /** JSON log lines are written to stdout in chunks of about this many bytes (0: each line at once). */
+  readonly logBufferBytes: number;
   readonly databaseUrl: string | undefined;
   readonly databasePoolMax: number;
   /** Named prepared statements on the hot path; false behind PgBouncer < 1.21 in transaction mode. */
@@ -321,6 +327,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
+    logBufferBytes: e.LOG_BUFFER_BYTES,
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
     databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS,

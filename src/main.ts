@@ -5,7 +5,7 @@ import { KeyCheckError } from './crypto/canary.js';
 import { DataDirLockedError } from './db/data-dir-lock.js';
 import { DatabaseUnreachableError, EXIT_DATABASE_UNREACHABLE } from './db/wait.js';
 import { buildMetricsApp } from './http/metrics.js';
-import { createLogger } from './logger.js';
+import { createLogger, jsonDestination } from './logger.js';
 import { openRuntime } from './runtime.js';
 
 /** Process entry: the only place that reads the environment, listens and handles signals. */
@@ -18,7 +18,10 @@ async function main() {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(78); // EX_CONFIG
   }
-  const logger = createLogger(config.logLevel, await prettyDestination(config.nodeEnv));
+  const logger = createLogger(
+    config.logLevel,
+    (await prettyDestination(config.nodeEnv)) ?? jsonDestination(config.logBufferBytes),
+  );
   let runtime: Awaited<ReturnType<typeof openRuntime>>;
   try {
     runtime = await openRuntime(config, logger, { role: 'server' });

