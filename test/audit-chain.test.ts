@@ -1,14 +1,9 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './helpers/app.js';
+import { describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp, useTestApp } from './helpers/app.js';
 import { secretValue } from './helpers/secrets.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  // No background sealing: the tests decide when the chain is sealed.
-  t = await createTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' } });
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+// No background sealing: the tests decide when the chain is sealed.
+const t = useTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' }, resetEachTest: true });
 
 async function makeRows(n: number, app: TestApp = t) {
   const exists = await app.db.query(`SELECT 1 FROM secrets WHERE key = 'AUD_CHAIN'`);

@@ -1,15 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './helpers/app.js';
+import { describe, expect, it } from 'vitest';
+import { createTestApp, useTestApp } from './helpers/app.js';
 import { issuedValues, secretValue } from './helpers/secrets.js';
 
 // Issue 10: one row per secret touched, on every route that reveals or changes secret
 // material, written through the group-committed writer (reads) or the change's own
 // statement (writes); a failed batch fails every waiting read closed.
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' } });
-});
-afterAll(async () => t?.close());
+const t = useTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' } });
 
 interface Row {
   actor: string;

@@ -1,16 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { apiKey } from './helpers/access-keys.js';
-import { createTestApp, type TestApp } from './helpers/app.js';
+import { useTestApp } from './helpers/app.js';
 import { issuedValues, secretValue } from './helpers/secrets.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  // No background sealing: the tests decide when the chain is sealed.
-  t = await createTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' } });
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+// No background sealing: the tests decide when the chain is sealed.
+const t = useTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' }, resetEachTest: true });
 
 interface Row {
   id: string;

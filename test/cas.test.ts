@@ -1,17 +1,12 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ifMatchSatisfied } from '../src/secrets/etag.js';
-import { createTestApp, type TestApp } from './helpers/app.js';
+import { useTestApp } from './helpers/app.js';
+import { api } from './helpers/http.js';
 import { secretValue } from './helpers/secrets.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+const t = useTestApp({ resetEachTest: true });
 
-const req = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object, headers = {}) =>
-  t.app.inject({ method, url, headers: { ...t.auth(), ...headers }, ...(payload ? { payload } : {}) });
+const { req } = api(t);
 const etagOf = async (key: string) => {
   const r = await req('GET', `/api/secrets/${key}/versions`);
   expect(r.statusCode).toBe(200);

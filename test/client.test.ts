@@ -3,16 +3,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createSecretsClient, SecretsApiError, SecretsUnreachableError } from '../src/client/index.js';
 import { secretValue } from './helpers/secrets.js';
-import { createTestServer, type TestServer } from './helpers/server.js';
+import { useTestServer } from './helpers/server.js';
 
-let t: TestServer;
-beforeAll(async () => {
-  t = await createTestServer();
-});
-afterAll(async () => t?.close());
+const t = useTestServer();
 
 it('the committed client types match openapi/openapi.json (run npm run client:generate)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'client-'));

@@ -3,18 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { SecretsApiError } from '../src/client/index.js';
 import { toShell } from '../src/secrets/export-format.js';
 import { secretValue, trackValue } from './helpers/secrets.js';
-import { createTestServer, type TestServer } from './helpers/server.js';
+import { useTestServer } from './helpers/server.js';
 
-let t: TestServer;
-beforeAll(async () => {
-  t = await createTestServer();
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+const t = useTestServer({ resetEachTest: true });
 
 const put = (key: string, value: string, extra: Record<string, unknown> = {}) =>
   t.app.inject({ method: 'POST', url: '/api/secrets', headers: t.auth(), payload: { key, value, ...extra } });

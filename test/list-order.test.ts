@@ -1,16 +1,12 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createAccessKey } from './helpers/access-keys.js';
-import { createTestApp, type TestApp } from './helpers/app.js';
+import { useTestApp } from './helpers/app.js';
 import { secretValue } from './helpers/secrets.js';
 
 // Regression: the lists selected their keyset column as text under the same name, and
 // ORDER BY <name> binds to the output column, so "9" sorted after "10" once there were
 // ten or more rows and keyset pages skipped or repeated rows.
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' } });
-});
-afterAll(async () => t?.close());
+const t = useTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' } });
 
 it('lists secrets, access keys and audit rows newest first in numeric order across pages', async () => {
   const keys = Array.from({ length: 12 }, (_, i) => `ORDER_${String(i).padStart(2, '0')}`);

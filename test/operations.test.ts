@@ -1,12 +1,8 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { secretValue } from './helpers/secrets.js';
-import { createTestServer, type TestServer } from './helpers/server.js';
+import { useTestServer } from './helpers/server.js';
 
-let t: TestServer;
-beforeAll(async () => {
-  t = await createTestServer();
-});
-afterAll(async () => t?.close());
+const t = useTestServer();
 
 const metrics = async () => {
   const res = await fetch(`${t.url}/metrics`);

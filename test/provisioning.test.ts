@@ -1,16 +1,11 @@
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { ALPHABETS } from '../src/secrets/generate.js';
 import { bearer, createAccessKey } from './helpers/access-keys.js';
-import { createTestApp, type TestApp } from './helpers/app.js';
+import { useTestApp } from './helpers/app.js';
 import { capturedLogs, secretValue } from './helpers/secrets.js';
 
 /** Server side of the provisioning commands: generate on create, the batch endpoint, 304, whoami. */
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+const t = useTestApp({ resetEachTest: true });
 
 const inject = (
   method: 'GET' | 'POST',

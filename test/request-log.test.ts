@@ -1,14 +1,10 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './helpers/app.js';
+import { expect, it } from 'vitest';
+import { useTestApp } from './helpers/app.js';
 import { capturedLogs, secretValue } from './helpers/secrets.js';
 
 // One access line per request (bench/ showed logging as the largest per-request cost after
 // the sockets): it must still say who asked for what and how it ended, and never carry a value.
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => t?.close());
+const t = useTestApp();
 
 interface LogLine {
   reqId?: string;

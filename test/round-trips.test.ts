@@ -1,20 +1,16 @@
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
-import { backend, createTestApp, type TestApp } from './helpers/app.js';
+import { afterEach, expect, it, vi } from 'vitest';
+import { backend, useTestApp } from './helpers/app.js';
 import { secretValue } from './helpers/secrets.js';
 
 // The issue-10 budget: a value read is one plain SELECT (a named prepared statement, no
 // transaction) plus its share of a group-committed audit insert; a write is one transaction
 // of at most two statements, its audit row included. Counted at the driver (the calls go
 // through to the real database), so any extra query added on these paths fails here.
-let t: TestApp;
-beforeAll(async () => {
-  // A wide batch window, so that concurrent reads certainly share a batch.
-  // No background sealer: its transactions would be counted with the request's.
-  t = await createTestApp({ env: { AUDIT_BATCH_WINDOW_MS: '200', AUDIT_SEAL_INTERVAL_MS: '0' } });
-});
-afterAll(async () => t?.close());
+// A wide batch window, so that concurrent reads certainly share a batch.
+// No background sealer: its transactions would be counted with the request's.
+const t = useTestApp({ env: { AUDIT_BATCH_WINDOW_MS: '200', AUDIT_SEAL_INTERVAL_MS: '0' } });
 afterEach(() => {
   vi.restoreAllMocks();
 });

@@ -1,12 +1,8 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './helpers/app.js';
+import { expect, it } from 'vitest';
+import { useTestApp } from './helpers/app.js';
 import { secretValue } from './helpers/secrets.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => t?.close());
+const t = useTestApp();
 
 it('creates and reads back a secret', async () => {
   const value = secretValue();

@@ -1,18 +1,13 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { createTestApp, type TestApp } from './helpers/app.js';
+import { useTestApp } from './helpers/app.js';
+import { api } from './helpers/http.js';
 import { secretValue } from './helpers/secrets.js';
 
 const MAX_VERSIONS = 5;
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp({ env: { MAX_VERSIONS: String(MAX_VERSIONS) } });
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+const t = useTestApp({ env: { MAX_VERSIONS: String(MAX_VERSIONS) }, resetEachTest: true });
 
-const req = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object, headers = {}) =>
-  t.app.inject({ method, url, headers: { ...t.auth(), ...headers }, ...(payload ? { payload } : {}) });
+const { req } = api(t);
 const create = (key: string, value: string) => req('POST', '/api/secrets', { key, value });
 const put = (key: string, body: object, headers = {}) => req('PUT', `/api/secrets/${key}`, body, headers);
 const read = (key: string, version?: number | string) =>
