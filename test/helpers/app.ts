@@ -82,7 +82,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     ...(backend === 'postgres' ? { DATABASE_URL: testDatabaseUrl } : {}),
     ...(opts.dataDir ? { DATA_DIR: opts.dataDir } : {}),
     // A test file drives one app from one IP with one identity, far faster than any client:
-    // the rate limits have their own tests (test/rate-limits.test.ts), which set them explicitly.
+    // the rate limits have their own tests (test/api/rate-limits.test.ts), which set them explicitly.
     READ_RATE_LIMIT: '1000000',
     AUTH_FAILURE_RATE_LIMIT: '1000000',
     ...opts.env,

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { cli, cliStderr, startCli } from './helpers/cli.js';
-import { issuedValues, secretValue, trackValue } from './helpers/secrets.js';
-import { createTestServer, type TestServer } from './helpers/server.js';
+import { cli, cliStderr, startCli } from '../helpers/cli.js';
+import { issuedValues, secretValue, trackValue } from '../helpers/secrets.js';
+import { createTestServer, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
 let env: Record<string, string>;

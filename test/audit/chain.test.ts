@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp, useTestApp } from './helpers/app.js';
-import { secretValue } from './helpers/secrets.js';
+import { createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
+import { secretValue } from '../helpers/secrets.js';
 
 // No background sealing: the tests decide when the chain is sealed.
 const t = useTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' }, resetEachTest: true });

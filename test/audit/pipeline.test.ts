@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createTestApp, useTestApp } from './helpers/app.js';
-import { issuedValues, secretValue } from './helpers/secrets.js';
+import { createTestApp, useTestApp } from '../helpers/app.js';
+import { issuedValues, secretValue } from '../helpers/secrets.js';
 
 // Issue 10: one row per secret touched, on every route that reveals or changes secret
 // material, written through the group-committed writer (reads) or the change's own

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTestServer, type TestServer } from './helpers/server.js';
+import { createTestServer, type TestServer } from '../helpers/server.js';
 
 /**
  * The package as a user installs it: `npm pack` (its prepack builds dist/), then
@@ -15,7 +15,7 @@ import { createTestServer, type TestServer } from './helpers/server.js';
  * sources so that its build does not rewrite the dist/ other test files are running.
  */
 const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
 
 let t: TestServer;

@@ -4,17 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { createAccessKey } from './helpers/access-keys.js';
-import { CLI_ARGS } from './helpers/cli.js';
-import { secretValue, trackValue } from './helpers/secrets.js';
-import { createTestServer, type TestServer } from './helpers/server.js';
+import { createAccessKey } from '../helpers/access-keys.js';
+import { CLI_ARGS } from '../helpers/cli.js';
+import { secretValue, trackValue } from '../helpers/secrets.js';
+import { createTestServer, type TestServer } from '../helpers/server.js';
 
 /**
  * The GitHub Action's fetch step (scripts/action/fetch-secrets.mjs), run as action.yml runs
  * it: against a real server with an access key read from SECRETS_TOKEN_FILE, the `secrets`
  * CLI (compiled) as the command, GITHUB_ENV and GITHUB_OUTPUT as files.
  */
-const SCRIPT = fileURLToPath(new URL('../scripts/action/fetch-secrets.mjs', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('../../scripts/action/fetch-secrets.mjs', import.meta.url));
 let t: TestServer;
 let tmp: string;
 let wrapper: string;

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { bearer, createAccessKey } from './helpers/access-keys.js';
-import { backend, createTestApp, type TestApp } from './helpers/app.js';
-import { secretValue } from './helpers/secrets.js';
+import { bearer, createAccessKey } from '../helpers/access-keys.js';
+import { backend, createTestApp, type TestApp } from '../helpers/app.js';
+import { secretValue } from '../helpers/secrets.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const open: TestApp[] = [];

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { expect, it } from 'vitest';
-import { generateOpenApi } from '../scripts/write-openapi.js';
+import { generateOpenApi } from '../../scripts/write-openapi.js';
 
 it('the committed openapi/openapi.json matches the routes (run npm run openapi after changing them)', async () => {
-  const committed = await readFile(new URL('../openapi/openapi.json', import.meta.url), 'utf8');
+  const committed = await readFile(new URL('../../openapi/openapi.json', import.meta.url), 'utf8');
   expect(JSON.parse(committed)).toEqual(JSON.parse(await generateOpenApi()));
 }, 120_000); // builds a whole app on PGlite: slow on a loaded machine
 

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
-import { useTestApp } from './helpers/app.js';
-import { capturedLogs, secretValue } from './helpers/secrets.js';
+import { useTestApp } from '../helpers/app.js';
+import { capturedLogs, secretValue } from '../helpers/secrets.js';
 
 // One access line per request (bench/ showed logging as the largest per-request cost after
 // the sockets): it must still say who asked for what and how it ended, and never carry a value.

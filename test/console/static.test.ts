@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONSOLE_CSP, consoleRoutes } from '../src/http/console.js';
-import { installErrorHandling } from '../src/http/error-handler.js';
-import { createTestApp, type TestApp } from './helpers/app.js';
+import { CONSOLE_CSP, consoleRoutes } from '../../src/http/console.js';
+import { installErrorHandling } from '../../src/http/error-handler.js';
+import { createTestApp, type TestApp } from '../helpers/app.js';
 
-/** How the API process serves the console's files (the browser suite is test/console.e2e.test.ts). */
+/** How the API process serves the console's files (the browser suite is test/process/console.e2e.test.ts). */
 describe('console static files', () => {
   let t: TestApp;
   beforeAll(async () => {

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
-import { secretValue } from './helpers/secrets.js';
-import { useTestServer } from './helpers/server.js';
+import { secretValue } from '../helpers/secrets.js';
+import { useTestServer } from '../helpers/server.js';
 
 const t = useTestServer();
 

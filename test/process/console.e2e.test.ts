@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONSOLE_CSP } from '../src/http/console.js';
-import { secretValue } from './helpers/secrets.js';
-import { createTestServer, type TestServer } from './helpers/server.js';
+import { CONSOLE_CSP } from '../../src/http/console.js';
+import { secretValue } from '../helpers/secrets.js';
+import { createTestServer, type TestServer } from '../helpers/server.js';
 
 /**
  * The web console in a real browser (Debian's Chromium through playwright-core) against a
@@ -17,7 +17,7 @@ import { createTestServer, type TestServer } from './helpers/server.js';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ADMIN = { username: 'root', password: 'console-e2e-password-1234' };
 // Screenshots go to docs/ (committed, shown in the README) with UPDATE_SCREENSHOTS=1, else to a temp dir.
-const SHOT_DIR = process.env.UPDATE_SCREENSHOTS === '1' ? join(import.meta.dirname, '../docs') : undefined;
+const SHOT_DIR = process.env.UPDATE_SCREENSHOTS === '1' ? join(import.meta.dirname, '../../docs') : undefined;
 
 let server: TestServer;
 let context: BrowserContext;

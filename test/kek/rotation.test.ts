@@ -7,8 +7,8 @@ import { setImmediate } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { sealValue } from '../src/crypto/envelope.js';
-import { createKeyring } from '../src/crypto/keyring.js';
+import { sealValue } from '../../src/crypto/envelope.js';
+import { createKeyring } from '../../src/crypto/keyring.js';
 import {
   backend,
   createTestApp,
@@ -16,8 +16,8 @@ import {
   newSchema,
   type TestApp,
   testDatabaseUrl,
-} from './helpers/app.js';
-import { secretValue } from './helpers/secrets.js';
+} from '../helpers/app.js';
+import { secretValue } from '../helpers/secrets.js';
 
 /**
  * Key rotation end to end: rows written under kid A, the ring gains B as active, the
@@ -26,7 +26,7 @@ import { secretValue } from './helpers/secrets.js';
  * schema), as an operator restarting with a new ENCRYPTION_KEYS would.
  */
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const KA = randomBytes(32).toString('base64');
 const KB = randomBytes(32).toString('base64');
 const RING_A = `A:${KA}`;

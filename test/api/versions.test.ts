@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
-import { useTestApp } from './helpers/app.js';
-import { api } from './helpers/http.js';
-import { secretValue } from './helpers/secrets.js';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { useTestApp } from '../helpers/app.js';
+import { api } from '../helpers/http.js';
+import { secretValue } from '../helpers/secrets.js';
 
 const MAX_VERSIONS = 5;
 const t = useTestApp({ env: { MAX_VERSIONS: String(MAX_VERSIONS) }, resetEachTest: true });

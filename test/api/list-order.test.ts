@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest';
-import { createAccessKey } from './helpers/access-keys.js';
-import { useTestApp } from './helpers/app.js';
-import { secretValue } from './helpers/secrets.js';
+import { createAccessKey } from '../helpers/access-keys.js';
+import { useTestApp } from '../helpers/app.js';
+import { secretValue } from '../helpers/secrets.js';
 
 // Regression: the lists selected their keyset column as text under the same name, and
 // ORDER BY <name> binds to the output column, so "9" sorted after "10" once there were

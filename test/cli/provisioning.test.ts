@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { createAccessKey } from './helpers/access-keys.js';
-import { cli, cliStderr, startCli } from './helpers/cli.js';
-import { issuedValues, secretValue } from './helpers/secrets.js';
-import { createTestServer, type TestServer } from './helpers/server.js';
+import { createAccessKey } from '../helpers/access-keys.js';
+import { cli, cliStderr, startCli } from '../helpers/cli.js';
+import { issuedValues, secretValue } from '../helpers/secrets.js';
+import { createTestServer, type TestServer } from '../helpers/server.js';
 
 /** The CLI's provisioning and session commands, and run's credential and environment rules. */
 let t: TestServer;

@@ -8,13 +8,13 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/app.js';
-import { mintAdminToken } from '../src/auth/mint.js';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
-import { openRuntime, type Runtime } from '../src/runtime.js';
-import { freePort, type PgCluster, startCluster } from './helpers/pg-cluster.js';
-import { capturedLogs, secretValue } from './helpers/secrets.js';
+import { buildApp } from '../../src/app.js';
+import { mintAdminToken } from '../../src/auth/mint.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { openRuntime, type Runtime } from '../../src/runtime.js';
+import { freePort, type PgCluster, startCluster } from '../helpers/pg-cluster.js';
+import { capturedLogs, secretValue } from '../helpers/secrets.js';
 
 /**
  * The service through a real PgBouncer in transaction pooling mode (Debian's 1.18, which

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ifMatchSatisfied } from '../src/secrets/etag.js';
-import { useTestApp } from './helpers/app.js';
-import { api } from './helpers/http.js';
-import { secretValue } from './helpers/secrets.js';
+import { ifMatchSatisfied } from '../../src/secrets/etag.js';
+import { useTestApp } from '../helpers/app.js';
+import { api } from '../helpers/http.js';
+import { secretValue } from '../helpers/secrets.js';
 
 const t = useTestApp({ resetEachTest: true });
 

@@ -4,9 +4,9 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { createSecretsClient, SecretsApiError, SecretsUnreachableError } from '../src/client/index.js';
-import { secretValue } from './helpers/secrets.js';
-import { useTestServer } from './helpers/server.js';
+import { createSecretsClient, SecretsApiError, SecretsUnreachableError } from '../../src/client/index.js';
+import { secretValue } from '../helpers/secrets.js';
+import { useTestServer } from '../helpers/server.js';
 
 const t = useTestServer();
 

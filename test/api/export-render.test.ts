@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { expect, it } from 'vitest';
-import { SecretsApiError } from '../src/client/index.js';
-import { toShell } from '../src/secrets/export-format.js';
-import { secretValue, trackValue } from './helpers/secrets.js';
-import { useTestServer } from './helpers/server.js';
+import { SecretsApiError } from '../../src/client/index.js';
+import { toShell } from '../../src/secrets/export-format.js';
+import { secretValue, trackValue } from '../helpers/secrets.js';
+import { useTestServer } from '../helpers/server.js';
 
 const t = useTestServer({ resetEachTest: true });
 

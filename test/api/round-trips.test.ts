@@ -1,8 +1,8 @@
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterEach, expect, it, vi } from 'vitest';
-import { backend, useTestApp } from './helpers/app.js';
-import { secretValue } from './helpers/secrets.js';
+import { backend, useTestApp } from '../helpers/app.js';
+import { secretValue } from '../helpers/secrets.js';
 
 // The issue-10 budget: a value read is one plain SELECT (a named prepared statement, no
 // transaction) plus its share of a group-committed audit insert; a write is one transaction

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { apiKey } from './helpers/access-keys.js';
-import { useTestApp } from './helpers/app.js';
-import { issuedValues, secretValue } from './helpers/secrets.js';
+import { apiKey } from '../helpers/access-keys.js';
+import { useTestApp } from '../helpers/app.js';
+import { issuedValues, secretValue } from '../helpers/secrets.js';
 
 // No background sealing: the tests decide when the chain is sealed.
 const t = useTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' }, resetEachTest: true });

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
-import { useTestApp } from './helpers/app.js';
-import { secretValue } from './helpers/secrets.js';
+import { useTestApp } from '../helpers/app.js';
+import { secretValue } from '../helpers/secrets.js';
 
 const t = useTestApp();
 

@@ -1,8 +1,8 @@
 import { expect, it } from 'vitest';
-import { ALPHABETS } from '../src/secrets/generate.js';
-import { bearer, createAccessKey } from './helpers/access-keys.js';
-import { useTestApp } from './helpers/app.js';
-import { capturedLogs, secretValue } from './helpers/secrets.js';
+import { ALPHABETS } from '../../src/secrets/generate.js';
+import { bearer, createAccessKey } from '../helpers/access-keys.js';
+import { useTestApp } from '../helpers/app.js';
+import { capturedLogs, secretValue } from '../helpers/secrets.js';
 
 /** Server side of the provisioning commands: generate on create, the batch endpoint, 304, whoami. */
 const t = useTestApp({ resetEachTest: true });

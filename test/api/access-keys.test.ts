@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { apiKey, bearer, createAccessKey } from './helpers/access-keys.js';
-import { useTestApp } from './helpers/app.js';
-import { secretValue } from './helpers/secrets.js';
+import { apiKey, bearer, createAccessKey } from '../helpers/access-keys.js';
+import { useTestApp } from '../helpers/app.js';
+import { secretValue } from '../helpers/secrets.js';
 
 const t = useTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' }, resetEachTest: true });
 

@@ -4,14 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { verifyArchiveDir } from '../src/audit/archive.js';
-import { createAuditMaintenance, partitionFor } from '../src/audit/maintenance.js';
-import { createAuditRepository } from '../src/audit/repository.js';
-import type { Database } from '../src/db/database.js';
-import { loadMigrations, migrate } from '../src/db/migrate.js';
-import { openPglite } from '../src/db/pglite.js';
-import { openPostgres } from '../src/db/postgres.js';
-import { createLogger } from '../src/logger.js';
+import { verifyArchiveDir } from '../../src/audit/archive.js';
+import { createAuditMaintenance, partitionFor } from '../../src/audit/maintenance.js';
+import { createAuditRepository } from '../../src/audit/repository.js';
+import type { Database } from '../../src/db/database.js';
+import { loadMigrations, migrate } from '../../src/db/migrate.js';
+import { openPglite } from '../../src/db/pglite.js';
+import { openPostgres } from '../../src/db/postgres.js';
+import { createLogger } from '../../src/logger.js';
 import {
   backend,
   createTestApp,
@@ -19,8 +19,8 @@ import {
   newSchema,
   type TestApp,
   testDatabaseUrl,
-} from './helpers/app.js';
-import { secretValue } from './helpers/secrets.js';
+} from '../helpers/app.js';
+import { secretValue } from '../helpers/secrets.js';
 
 let t: TestApp;
 let archiveRoot: string;
@@ -278,7 +278,7 @@ describe('migration 004', () => {
         `SELECT id::text AS id FROM audit_log WHERE actor = 'admin:v4'`,
       );
       expect(next[0]?.id).toBe('5');
-      const { createAuditSealer } = await import('../src/audit/sealer.js');
+      const { createAuditSealer } = await import('../../src/audit/sealer.js');
       const v = await createAuditSealer(db, createAuditRepository()).verify();
       expect(v).toMatchObject({ intact: true, checked: 5 });
     } finally {

@@ -2,15 +2,15 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { freePort, startCluster } from './helpers/pg-cluster.js';
-import { startService } from './helpers/service-process.js';
+import { freePort, startCluster } from '../helpers/pg-cluster.js';
+import { startService } from '../helpers/service-process.js';
 
 /**
  * Start-up against PostgreSQL: bounded retry with backoff, then a message naming host,
  * port, database and cause (never the password) and exit code 69. Real processes: the
  * compiled service (built by test/global-setup.ts) and a throwaway cluster.
  */
-const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 const keys = () => ({
   ENCRYPTION_KEY: randomBytes(32).toString('base64'),
   JWT_SECRET: randomBytes(48).toString('base64'),
