@@ -20,6 +20,7 @@ import {
   type TestApp,
   testDatabaseUrl,
 } from '../helpers/app.js';
+import { distEntry } from '../helpers/cli.js';
 import { secretValue } from '../helpers/secrets.js';
 
 let t: TestApp;
@@ -208,7 +209,7 @@ describe('retention', () => {
     expect((await verifyArchiveDir(dir))[0]).toMatchObject({ intact: true, rows: 3, seals: 1 });
 
     const offline = (d: string) =>
-      promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/audit-verify-archive.ts', d]).then(
+      promisify(execFile)(process.execPath, [distEntry('cli/audit-verify-archive'), d]).then(
         (r) => ({ code: 0, stdout: r.stdout }),
         (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
       );

@@ -17,6 +17,7 @@ import {
   type TestApp,
   testDatabaseUrl,
 } from '../helpers/app.js';
+import { distEntry } from '../helpers/cli.js';
 import { secretValue } from '../helpers/secrets.js';
 
 /**
@@ -174,7 +175,7 @@ it('a rewrap killed midway (SIGKILL) leaves every value readable, and a second r
   delete env.ENCRYPTION_KEY;
   const run = (args: string[], killAfterBatch?: number) =>
     new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/rewrap.ts', ...args], {
+      const child = spawn(process.execPath, [distEntry('cli/rewrap'), ...args], {
         cwd: ROOT,
         env,
       });

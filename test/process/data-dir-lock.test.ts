@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { mintAdminToken } from '../../src/auth/mint.js';
 import { loadConfig } from '../../src/config.js';
+import { distEntry } from '../helpers/cli.js';
 import { secretValue } from '../helpers/secrets.js';
 import { type ServiceProcess, startService } from '../helpers/service-process.js';
 
@@ -26,7 +27,7 @@ afterAll(async () => {
 
 function runMigrate(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts'], {
+    const child = spawn(process.execPath, [distEntry('cli/migrate')], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
