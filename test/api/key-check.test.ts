@@ -75,7 +75,7 @@ function runMain(env: Record<string, string>) {
       let out = '';
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
-        reject(new Error(`main.ts did not exit or get ready in time:\n${out}`));
+        reject(new Error(`the service did not exit or get ready in time:\n${out}`));
       }, 45_000);
       const onData = (d: Buffer) => {
         out += d.toString();
