@@ -38,6 +38,8 @@ export interface RuntimeOptions {
   pgSchema?: string;
   /** PGlite only: keep the database in memory instead of DATA_DIR. */
   inMemory?: boolean;
+  /** PGlite in memory only: start from this dumped data directory (tests: a migrated snapshot). */
+  pgliteSnapshot?: Blob;
   /** PGlite in DATA_DIR: what this process is, named to a second opener it refuses. */
   role?: string;
   /** PostgreSQL with several hosts: where the host changes are logged. */
@@ -129,7 +131,8 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
       throw err;
     }
   }
-  if (opts.inMemory) return openPglite(undefined);
+  if (opts.inMemory)
+    return openPglite(undefined, opts.pgliteSnapshot ? { loadDataDir: opts.pgliteSnapshot } : {});
   const dir = join(resolve(config.dataDir), 'pglite');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // Exclusive: a second process on the same files would lose acknowledged writes.

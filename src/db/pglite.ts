@@ -22,11 +22,16 @@ function normalise<R>(rows: Record<string, unknown>[]): R[] {
  * no network round trip or parse cost worth a prepared statement cache.
  *
  * Embedded PostgreSQL (WebAssembly), persisted in dataDir, or in memory when dataDir is
- * undefined. It is single-connection: PGlite queues statements and holds other callers
+ * undefined; `loadDataDir` starts it from a dumped data directory (a tarball from
+ * PGlite's dumpDataDir) instead of running initdb, which the tests use to skip the
+ * seconds initdb and the migrations take on every in-memory app. It is single-connection: PGlite queues statements and holds other callers
  * back while a transaction runs, so the same SQL keeps the same isolation guarantees.
  */
-export async function openPglite(dataDir: string | undefined): Promise<Database> {
-  const db = dataDir === undefined ? new PGlite() : new PGlite(dataDir);
+export async function openPglite(
+  dataDir: string | undefined,
+  opts: { loadDataDir?: Blob } = {},
+): Promise<Database> {
+  const db = new PGlite({ ...(dataDir === undefined ? {} : { dataDir }), ...opts });
   await db.waitReady;
   return {
     kind: 'pglite',

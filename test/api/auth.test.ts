@@ -21,7 +21,7 @@ let t: TestApp;
 let value: string;
 beforeAll(async () => {
   // Every test here is a failed authentication from one IP: lift the per-IP failure limit
-  // (it has its own tests in test/rate-limits.test.ts).
+  // (it has its own tests in test/api/rate-limits.test.ts).
   t = await createTestApp({ env: { AUTH_FAILURE_RATE_LIMIT: '100000' } });
 });
 afterAll(async () => t?.close());

@@ -1,16 +1,10 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { describe, expect, it } from 'vitest';
+import { useTestApp } from '../helpers/app.js';
 import { api, counts, UUID } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
 
-let t: TestApp;
-let c: ReturnType<typeof api>;
-beforeAll(async () => {
-  t = await createTestApp();
-  c = api(t);
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+const t = useTestApp({ resetEachTest: true });
+const c = api(t);
 
 describe('POST /api/secrets', () => {
   it('answers 201 with the documented body and stores the value', async () => {

@@ -1,17 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { describe, expect, it } from 'vitest';
+import { useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
 import { secretValue, trackValue } from '../helpers/secrets.js';
 
-let t: TestApp;
-let c: ReturnType<typeof api>;
-beforeAll(async () => {
-  t = await createTestApp();
-  c = api(t);
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+const t = useTestApp({ resetEachTest: true });
+const c = api(t);
 
 /** Every cell of every table in the app's schema, as bytes (bytea as is, anything else as its text). */
 async function everyCell(): Promise<Array<{ where: string; bytes: Buffer }>> {

@@ -10,6 +10,7 @@ import { KeyCheckError } from '../../src/crypto/canary.js';
 import { createLogger } from '../../src/logger.js';
 import { openRuntime } from '../../src/runtime.js';
 import { backend, createTestApp, dropSchema, newSchema, testDatabaseUrl } from '../helpers/app.js';
+import { distEntry } from '../helpers/cli.js';
 import { api } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
 
@@ -62,11 +63,11 @@ describe('a wrong ENCRYPTION_KEY stops start-up', () => {
   );
 });
 
-/** Runs src/main.ts as a real process; resolves with its exit code and output once it exits or logs "ready". */
+/** Runs the compiled service (dist/main.js) as a real process; resolves with its exit code and output once it exits or logs "ready". */
 function runMain(env: Record<string, string>) {
   return new Promise<{ code: number | null; out: string; ready?: Record<string, unknown> }>(
     (resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      const child = spawn(process.execPath, [distEntry('main')], {
         cwd: join(import.meta.dirname, '../..'),
         env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -74,7 +75,7 @@ function runMain(env: Record<string, string>) {
       let out = '';
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
-        reject(new Error(`main.ts did not exit or get ready in time:\n${out}`));
+        reject(new Error(`the service did not exit or get ready in time:\n${out}`));
       }, 45_000);
       const onData = (d: Buffer) => {
         out += d.toString();

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { describe, expect, it } from 'vitest';
+import { createTestApp, useTestApp } from '../helpers/app.js';
 import { secretValue, trackValue } from '../helpers/secrets.js';
 
 const PASSWORD = trackValue('correct-horse-battery-staple-42');
@@ -8,14 +8,10 @@ let ip = 0;
 // Each test logs in from its own address, so the per-address rate limit never couples tests.
 const nextIp = () => `10.0.${Math.floor(++ip / 250)}.${ip % 250}`;
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp({
-    env: { ROOT_ADMIN_USERNAME: 'admin', ROOT_ADMIN_PASSWORD: PASSWORD, LOGIN_RATE_LIMIT: '5' },
-  });
+const t = useTestApp({
+  env: { ROOT_ADMIN_USERNAME: 'admin', ROOT_ADMIN_PASSWORD: PASSWORD, LOGIN_RATE_LIMIT: '5' },
+  resetEachTest: true,
 });
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
 
 const login = (payload: unknown, remoteAddress = nextIp()) =>
   t.app.inject({ method: 'POST', url: LOGIN, payload: payload as object, remoteAddress });

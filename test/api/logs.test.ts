@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { expect, it } from 'vitest';
+import { useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
 import { capturedLogs, secretValue, trackValue } from '../helpers/secrets.js';
 
@@ -8,14 +8,8 @@ import { capturedLogs, secretValue, trackValue } from '../helpers/secrets.js';
  * parser rejects, an oversize value, a 415) and checks no value reaches a log line or an
  * error body. test/setup.ts also scans every line this file's apps wrote.
  */
-let t: TestApp;
-let c: ReturnType<typeof api>;
-beforeAll(async () => {
-  t = await createTestApp({ env: { MAX_VALUE_BYTES: '256' } });
-  c = api(t);
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+const t = useTestApp({ env: { MAX_VALUE_BYTES: '256' }, resetEachTest: true });
+const c = api(t);
 
 const linesSince = (mark: number) => capturedLogs.slice(mark).join('');
 const expectNowhere = (value: string, mark: number, body: string) => {

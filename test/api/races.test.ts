@@ -1,18 +1,12 @@
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { openValue } from '../../src/crypto/envelope.js';
 import { type CryptoColumns, toSealed } from '../../src/db/sealed-columns.js';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { useTestApp } from '../helpers/app.js';
 import { api, counts } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
 
-let t: TestApp;
-let c: ReturnType<typeof api>;
-beforeAll(async () => {
-  t = await createTestApp({ env: { MAX_VERSIONS: '1000' } });
-  c = api(t);
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+const t = useTestApp({ env: { MAX_VERSIONS: '1000' }, resetEachTest: true });
+const c = api(t);
 
 const tally = (codes: number[]) =>
   codes.reduce<Record<number, number>>((m, s) => {

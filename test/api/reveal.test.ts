@@ -1,16 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
 import { api, counts } from '../helpers/http.js';
 import { secretValue, trackValue } from '../helpers/secrets.js';
 
-let t: TestApp;
-let c: ReturnType<typeof api>;
-beforeAll(async () => {
-  t = await createTestApp();
-  c = api(t);
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+const t = useTestApp({ resetEachTest: true });
+const c = api(t);
 
 describe('GET /api/secrets/:key', () => {
   it('returns {key, value} exactly', async () => {

@@ -1,16 +1,10 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { describe, expect, it } from 'vitest';
+import { useTestApp } from '../helpers/app.js';
 import { api, counts, rowOf } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
 
-let t: TestApp;
-let c: ReturnType<typeof api>;
-beforeAll(async () => {
-  t = await createTestApp();
-  c = api(t);
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+const t = useTestApp({ resetEachTest: true });
+const c = api(t);
 
 const meta = async (key: string) =>
   (await c.list()).json().secrets.find((s: { key: string }) => s.key === key) as Record<string, unknown>;

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useTestApp } from '../helpers/app.js';
 import { api, counts, rowOf } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
 
@@ -7,14 +7,8 @@ import { secretValue } from '../helpers/secrets.js';
  * Bad input of every kind: each answer is a 4xx with the error body and a message that
  * says what is wrong, and nothing is stored or changed (checked with plain SQL).
  */
-let t: TestApp;
-let c: ReturnType<typeof api>;
-beforeAll(async () => {
-  t = await createTestApp();
-  c = api(t);
-});
-afterAll(async () => t?.close());
-beforeEach(async () => t.reset());
+const t = useTestApp({ resetEachTest: true });
+const c = api(t);
 
 const KEY_FORMAT =
   'Invalid key format. Use uppercase letters, numbers, and underscores only (e.g., STRIPE_API_KEY)';

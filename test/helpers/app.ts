@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, inject } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { mintAdminToken } from '../../src/auth/mint.js';
 import { type Config, loadConfig } from '../../src/config.js';
@@ -9,6 +10,7 @@ import type { Keyring } from '../../src/crypto/keyring.js';
 import type { Database } from '../../src/db/database.js';
 import { createLogger } from '../../src/logger.js';
 import { openRuntime } from '../../src/runtime.js';
+import { pgliteSnapshot } from './pglite-snapshot.js';
 import { capturedLogs } from './secrets.js';
 
 /**
@@ -80,7 +82,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     ...(backend === 'postgres' ? { DATABASE_URL: testDatabaseUrl } : {}),
     ...(opts.dataDir ? { DATA_DIR: opts.dataDir } : {}),
     // A test file drives one app from one IP with one identity, far faster than any client:
-    // the rate limits have their own tests (test/rate-limits.test.ts), which set them explicitly.
+    // the rate limits have their own tests (test/api/rate-limits.test.ts), which set them explicitly.
     READ_RATE_LIMIT: '1000000',
     AUTH_FAILURE_RATE_LIMIT: '1000000',
     ...opts.env,
@@ -89,9 +91,11 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
   const logger = createLogger('trace', logSink());
   const createdSchema = backend === 'postgres' && !opts.schema;
   const schema = backend === 'postgres' ? (opts.schema ?? (await newSchema())) : undefined;
+  const inMemory = backend === 'pglite' && !opts.dataDir;
   const runtime = await openRuntime(config, logger, {
     ...(schema ? { pgSchema: schema } : {}),
-    inMemory: backend === 'pglite' && !opts.dataDir,
+    inMemory,
+    ...(inMemory ? { pgliteSnapshot: await pgliteSnapshot(inject('pgliteSnapshot')) } : {}),
   });
   const app = await buildApp({ ...runtime, logger });
   await app.ready();
@@ -136,4 +140,36 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
       if (createdSchema && schema) await dropSchema(schema);
     },
   };
+}
+
+export interface UseOptions {
+  /** Empty every data table before each test (TestApp.reset), so tests cannot see each other's rows. */
+  resetEachTest?: boolean;
+}
+
+/**
+ * The per-file fixture every test file uses: builds one app before the file's tests
+ * (beforeAll), closes it after them (afterAll) and, with resetEachTest, empties it before
+ * each test. Returns a handle usable at module level; its fields are the app's once
+ * beforeAll has run (reading one earlier throws, saying so).
+ */
+export function useFixture<T extends TestApp>(build: () => Promise<T>, use: UseOptions = {}): T {
+  let current: T | undefined;
+  beforeAll(async () => {
+    current = await build();
+  });
+  afterAll(async () => current?.close());
+  if (use.resetEachTest) beforeEach(async () => current?.reset());
+  return new Proxy({} as T, {
+    get(_, prop) {
+      if (!current) throw new Error(`test app used before beforeAll built it (reading ${String(prop)})`);
+      return current[prop as keyof T];
+    },
+  });
+}
+
+/** One app on the file's backend for the whole file (see useFixture). */
+export function useTestApp(opts: TestAppOptions & UseOptions = {}): TestApp {
+  const { resetEachTest, ...appOpts } = opts;
+  return useFixture(() => createTestApp(appOpts), { resetEachTest });
 }

@@ -12,7 +12,14 @@ export interface CliResult {
   stderr: string;
 }
 
-export const CLI_ARGS = [fileURLToPath(new URL('../../dist/cli/secrets.js', import.meta.url))];
+/**
+ * A compiled entry point in dist/ (`main`, `cli/rewrap`...): tests start the service and the
+ * operator commands from dist/ as the installed package does, not through tsx, which would
+ * compile the sources again in every process.
+ */
+export const distEntry = (name: string) => fileURLToPath(new URL(`../../dist/${name}.js`, import.meta.url));
+
+export const CLI_ARGS = [distEntry('cli/secrets')];
 
 /** Every stderr any CLI run in this file printed (tests assert no value reached it). */
 export const cliStderr: string[] = [];

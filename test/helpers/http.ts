@@ -1,13 +1,23 @@
 import type { InjectOptions } from 'fastify';
 import type { TestApp } from './app.js';
 
-/** Thin request helpers over app.inject: every call goes through the real HTTP layer. */
+export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
+
+/**
+ * The request helper every test file uses: thin calls over app.inject, so every call goes
+ * through the real HTTP layer, signed in as an admin `sub` unless the call's own headers
+ * say otherwise (an Authorization or x-api-key header of the test's choosing).
+ * Usable at module level: it reads the app only when a request is sent.
+ */
 export function api(t: TestApp, sub = 'test-admin') {
   const send = (o: InjectOptions) =>
     t.app.inject({ ...o, headers: { ...t.auth(sub), ...(o.headers ?? {}) } } as InjectOptions);
   const path = (key: string) => `/api/secrets/${encodeURIComponent(key)}`;
   return {
     send,
+    /** Any route: method, URL, an optional JSON body and extra headers. */
+    req: (method: Method, url: string, payload?: object, headers: Record<string, string> = {}) =>
+      send({ method, url, headers, ...(payload ? { payload } : {}) }),
     create: (body: unknown) => send({ method: 'POST', url: '/api/secrets', payload: body as object }),
     reveal: (key: string) => send({ method: 'GET', url: path(key) }),
     update: (key: string, body: unknown) => send({ method: 'PUT', url: path(key), payload: body as object }),

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { distEntry } from './cli.js';
 import { capturedLogs } from './secrets.js';
 
 /**
- * The real service as a separate process (src/main.ts through tsx), for tests that kill it
+ * The real service as a separate process (dist/main.js, built by the global setup), for tests that kill it
  * or run several. It listens on PORT=0; the port is read from Fastify's "Server listening
  * at" log line. Every line it writes goes to capturedLogs for the hygiene scan.
  */
@@ -18,7 +19,7 @@ export interface ServiceProcess {
 }
 
 export function startService(env: Record<string, string>, timeoutMs = 60_000): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [distEntry('main')], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',

@@ -3,6 +3,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/app.js';
+import { distEntry } from '../helpers/cli.js';
 
 /**
  * Issue 11 item 8 (exp required and bounded by JWT_MAX_TTL; `npm run token -- --ttl` respects
@@ -54,7 +55,7 @@ describe('maximum token lifetime', () => {
   it('npm run token refuses a --ttl above JWT_MAX_TTL', async () => {
     const run = (args: string[], env: Record<string, string> = {}) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/token.ts', ...args], {
+        const child = spawn(process.execPath, [distEntry('cli/token'), ...args], {
           cwd: ROOT,
           env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', JWT_SECRET: t.jwtSecret, ...env },
           stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,194 @@
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { afterEach, expect, it, vi } from 'vitest';
+import { backend, useTestApp } from '../helpers/app.js';
+import { secretValue } from '../helpers/secrets.js';
+
+// The issue-10 budget: a value read is one plain SELECT (a named prepared statement, no
+// transaction) plus its share of a group-committed audit insert; a write is one transaction
+// of at most two statements, its audit row included. Counted at the driver (the calls go
+// through to the real database), so any extra query added on these paths fails here.
+// A wide batch window, so that concurrent reads certainly share a batch.
+// No background sealer: its transactions would be counted with the request's.
+const t = useTestApp({ env: { AUDIT_BATCH_WINDOW_MS: '200', AUDIT_SEAL_INTERVAL_MS: '0' } });
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+interface Sent {
+  text: string;
+  /** The prepared statement's name, when it was sent as one. */
+  name: string | undefined;
+  values: unknown[];
+}
+
+/** pg takes (text, values) or ({ name, text, values }); PGlite takes (text, values). */
+function sent(call: unknown[]): Sent {
+  const [first, second] = call;
+  if (typeof first === 'string') return { text: first, name: undefined, values: (second as unknown[]) ?? [] };
+  const q = first as { text: string; name?: string; values?: unknown[] };
+  return { text: q.text, name: q.name, values: q.values ?? [] };
+}
+
+/** The statements each driver was asked to run while fn ran. */
+async function statementsDuring(fn: () => Promise<unknown>) {
+  if (backend === 'postgres') {
+    const spy = vi.spyOn(pg.Client.prototype, 'query');
+    await fn();
+    const all = spy.mock.calls.map((c) => sent(c as unknown[]));
+    return { all, statements: all.map((s) => s.text), transactions: 0 };
+  }
+  const query = vi.spyOn(PGlite.prototype, 'query');
+  const transaction = vi.spyOn(PGlite.prototype, 'transaction');
+  await fn();
+  const all = query.mock.calls.map((c) => sent(c as unknown[]));
+  return { all, statements: all.map((s) => s.text), transactions: transaction.mock.calls.length };
+}
+
+const firstWord = (s: string) => s.trim().split(/\s+/)[0]?.toUpperCase();
+const isBatch = (s: Sent) => /INSERT INTO audit_log/.test(s.text) && /unnest/.test(s.text);
+const isReveal = (s: Sent) => firstWord(s.text) === 'SELECT' && /FROM secrets s/.test(s.text);
+
+const headers = () => t.auth();
+
+it('reads a value with one plain prepared SELECT and one batched audit insert', async () => {
+  await t.app.inject({
+    method: 'POST',
+    url: '/api/secrets',
+    headers: headers(),
+    payload: { key: 'RT_READ', value: secretValue() },
+  });
+  const h = headers();
+  const { all, transactions } = await statementsDuring(async () => {
+    const r = await t.app.inject({ method: 'GET', url: '/api/secrets/RT_READ', headers: h });
+    expect(r.statusCode).toBe(200);
+  });
+  expect(all).toHaveLength(2);
+  const [read, batch] = all as [Sent, Sent];
+  expect(isReveal(read)).toBe(true);
+  // No lock and no write in the read: a replica could answer it.
+  expect(read.text).not.toMatch(/FOR UPDATE|INSERT|UPDATE|DELETE/i);
+  expect(isBatch(batch)).toBe(true);
+  // The batch carries this read's row and its lastUsed stamp.
+  expect((batch.values[0] as unknown[]).length).toBe(1);
+  expect((batch.values[8] as unknown[]).length).toBe(1);
+  expect(transactions).toBe(0);
+  if (backend === 'postgres') {
+    expect(read.name).toBe('secret_reveal');
+    expect(batch.name).toBe('audit_batch');
+  }
+});
+
+it('concurrent reads share batched inserts: one SELECT each, every row written once', async () => {
+  await t.app.inject({
+    method: 'POST',
+    url: '/api/secrets',
+    headers: headers(),
+    payload: { key: 'RT_MANY', value: secretValue() },
+  });
+  const h = headers();
+  const n = 20;
+  const { all } = await statementsDuring(async () => {
+    const rs = await Promise.all(
+      Array.from({ length: n }, () =>
+        t.app.inject({ method: 'GET', url: '/api/secrets/RT_MANY', headers: h }),
+      ),
+    );
+    for (const r of rs) expect(r.statusCode).toBe(200);
+  });
+  expect(all.filter(isReveal)).toHaveLength(n);
+  const batches = all.filter(isBatch);
+  expect(all).toHaveLength(n + batches.length);
+  expect(batches.reduce((sum, b) => sum + (b.values[0] as unknown[]).length, 0)).toBe(n);
+  expect(batches.length).toBeLessThan(n);
+});
+
+it('creates a secret in one transaction of two statements: the insert and its audit row', async () => {
+  const h = headers();
+  const { statements, transactions } = await statementsDuring(async () => {
+    const r = await t.app.inject({
+      method: 'POST',
+      url: '/api/secrets',
+      headers: h,
+      payload: { key: 'RT_CREATE', value: secretValue() },
+    });
+    expect(r.statusCode).toBe(201);
+  });
+  if (backend === 'postgres') {
+    expect(statements.map(firstWord)).toEqual(['BEGIN', 'WITH', 'INSERT', 'COMMIT']);
+  } else {
+    expect(transactions).toBe(1);
+    expect(statements).toHaveLength(0);
+  }
+});
+
+it('updates a value in one transaction of two statements: the locking read, the update with its audit row', async () => {
+  await t.app.inject({
+    method: 'POST',
+    url: '/api/secrets',
+    headers: headers(),
+    payload: { key: 'RT_UPDATE', value: secretValue() },
+  });
+  const h = headers();
+  const { statements, transactions } = await statementsDuring(async () => {
+    const r = await t.app.inject({
+      method: 'PUT',
+      url: '/api/secrets/RT_UPDATE',
+      headers: h,
+      payload: { value: secretValue() },
+    });
+    expect(r.statusCode).toBe(200);
+  });
+  if (backend === 'postgres') {
+    // BEGIN, the locking SELECT, the versioned UPDATE with its audit row as a CTE, COMMIT.
+    expect(statements.map(firstWord)).toEqual(['BEGIN', 'SELECT', 'WITH', 'COMMIT']);
+    expect(statements[2]).toMatch(/INSERT INTO audit_log/);
+  } else {
+    // PGlite runs the transaction's statements through private methods: one transaction, nothing outside it.
+    expect(transactions).toBe(1);
+    expect(statements).toHaveLength(0);
+  }
+});
+
+it.each([
+  ['soft delete', 'DELETE', '', undefined],
+  ['restore', 'POST', '/restore', undefined],
+  ['purge', 'DELETE', '?purge=true', undefined],
+  ['rollback', 'POST', '/rollback', { version: 1 }],
+] as const)('%s is one transaction of at most two statements', async (name, method, suffix, payload) => {
+  const key = `RT_${name.replace(' ', '_').toUpperCase()}`;
+  await t.app.inject({
+    method: 'POST',
+    url: '/api/secrets',
+    headers: headers(),
+    payload: { key, value: secretValue() },
+  });
+  if (name === 'rollback')
+    await t.app.inject({
+      method: 'PUT',
+      url: `/api/secrets/${key}`,
+      headers: headers(),
+      payload: { value: secretValue() },
+    });
+  if (name === 'restore' || name === 'purge')
+    await t.app.inject({ method: 'DELETE', url: `/api/secrets/${key}`, headers: headers() });
+  const h = headers();
+  const { statements, transactions } = await statementsDuring(async () => {
+    const r = await t.app.inject({
+      method,
+      url: `/api/secrets/${key}${suffix}`,
+      headers: h,
+      ...(payload ? { payload } : {}),
+    });
+    expect(r.statusCode).toBe(200);
+  });
+  if (backend === 'postgres') {
+    expect(statements[0]).toBe('BEGIN');
+    expect(statements[statements.length - 1]).toBe('COMMIT');
+    expect(statements.length - 2).toBeLessThanOrEqual(2);
+    expect(statements.filter((s) => /INSERT INTO audit_log/.test(s))).toHaveLength(1);
+  } else {
+    expect(transactions).toBe(1);
+    expect(statements).toHaveLength(0);
+  }
+});

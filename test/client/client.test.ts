@@ -1,0 +1,72 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { createSecretsClient, SecretsApiError, SecretsUnreachableError } from '../../src/client/index.js';
+import { secretValue } from '../helpers/secrets.js';
+import { useTestServer } from '../helpers/server.js';
+
+const t = useTestServer();
+
+it('the committed client types match openapi/openapi.json (run npm run client:generate)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'client-'));
+  try {
+    const out = join(dir, 'schema.d.ts');
+    execFileSync(
+      'node_modules/.bin/openapi-typescript',
+      ['openapi/openapi.json', '--default-non-nullable', 'false', '-o', out],
+      {
+        stdio: 'pipe',
+      },
+    );
+    expect(await readFile(out, 'utf8')).toBe(await readFile('src/client/schema.d.ts', 'utf8'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('creates, updates, reads, lists (every page) and deletes through the typed client', async () => {
+  const c = t.client;
+  const v1 = secretValue('c1');
+  const v2 = secretValue('c2');
+  expect(await c.setSecret('CLIENT_A', v1)).toBe('created');
+  expect(await c.setSecret('CLIENT_A', v2)).toBe('updated');
+  expect(await c.getSecret('CLIENT_A')).toBe(v2);
+  for (let i = 0; i < 3; i++) await c.setSecret(`CLIENT_P${i}`, secretValue('p'));
+  const { data } = await c.api.GET('/api/secrets', { params: { query: { limit: 2, prefix: 'CLIENT_P' } } });
+  expect(data?.secrets).toHaveLength(2);
+  expect(data?.nextCursor).toBeTruthy();
+  expect((await c.listSecrets({ prefix: 'CLIENT_' })).map((s) => s.key).sort()).toEqual([
+    'CLIENT_A',
+    'CLIENT_P0',
+    'CLIENT_P1',
+    'CLIENT_P2',
+  ]);
+  await c.deleteSecret('CLIENT_A');
+  expect((await c.listSecrets({ prefix: 'CLIENT_A', active: true })).length).toBe(0);
+  expect((await c.listSecrets({ prefix: 'CLIENT_A' }))[0]?.isActive).toBe(false);
+});
+
+it('turns error bodies into SecretsApiError and no answer into SecretsUnreachableError', async () => {
+  const notFound = await t.client.getSecret('CLIENT_MISSING').catch((e) => e);
+  expect(notFound).toBeInstanceOf(SecretsApiError);
+  expect(notFound).toMatchObject({ status: 404, code: 'NOT_FOUND' });
+  const anon = await createSecretsClient({ baseUrl: t.url })
+    .getSecret('X')
+    .catch((e) => e);
+  expect(anon).toMatchObject({ status: 401, code: 'AUTH_INVALID_CREDENTIALS' });
+  const viewer = createSecretsClient({ baseUrl: t.url, token: t.token('v', { role: 'viewer' }) });
+  expect(await viewer.exportSecrets().catch((e) => e)).toMatchObject({ status: 403 });
+  // a port that was just free: nothing listens there
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  const down = await createSecretsClient({ baseUrl: `http://127.0.0.1:${port}` })
+    .getSecret('X')
+    .catch((e) => e);
+  expect(down).toBeInstanceOf(SecretsUnreachableError);
+  expect(down.message).toContain('ECONNREFUSED');
+});

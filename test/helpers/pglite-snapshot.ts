@@ -1,0 +1,45 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import type { Database } from '../../src/db/database.js';
+import { loadMigrations, migrate } from '../../src/db/migrate.js';
+
+/**
+ * A migrated, empty PGlite data directory, dumped once per test run (by the global setup)
+ * and loaded by every in-memory test app: a new PGlite otherwise runs initdb and every
+ * migration in WebAssembly, several seconds per app on this machine, against well under a
+ * second to load the dump. The dump holds the schema only; each app still runs migrate()
+ * (which finds nothing to apply) and stores its own key canaries.
+ */
+export async function buildPgliteSnapshot(): Promise<{ file: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'secrets-pglite-snapshot-'));
+  const file = join(dir, 'migrated.tar');
+  const pg = new PGlite();
+  try {
+    // migrate() needs only transaction(); the rest of Database is never called here.
+    const db = {
+      transaction: (fn) =>
+        pg.transaction((tx) =>
+          fn({
+            query: async (q, p) => (await tx.query(q, p as unknown[])).rows as never,
+            exec: async (q) => void (await tx.exec(q)),
+          }),
+        ),
+    } as Pick<Database, 'transaction'> as Database;
+    await migrate(db, await loadMigrations());
+    const dump = await pg.dumpDataDir('none');
+    await writeFile(file, Buffer.from(await dump.arrayBuffer()));
+  } finally {
+    await pg.close();
+  }
+  return { file, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+let loaded: Promise<Blob> | undefined;
+
+/** The run's snapshot as a Blob (read once per test file). */
+export function pgliteSnapshot(file: string): Promise<Blob> {
+  loaded ??= readFile(file).then((b) => new Blob([b]));
+  return loaded;
+}

@@ -1,0 +1,406 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AxeBuilder } from '@axe-core/playwright';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONSOLE_CSP } from '../../src/http/console.js';
+import { secretValue } from '../helpers/secrets.js';
+import { createTestServer, type TestServer } from '../helpers/server.js';
+
+/**
+ * The web console in a real browser (Debian's Chromium through playwright-core) against a
+ * real listening server on PGlite. Runs in the pglite project only (vitest.config.ts): the
+ * console is the same whatever the backend. Each test opens its own page and makes its own
+ * secrets, so none depends on another's order.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ADMIN = { username: 'root', password: 'console-e2e-password-1234' };
+// Screenshots go to docs/ (committed, shown in the README) with UPDATE_SCREENSHOTS=1, else to a temp dir.
+const SHOT_DIR = process.env.UPDATE_SCREENSHOTS === '1' ? join(import.meta.dirname, '../../docs') : undefined;
+
+let server: TestServer;
+let context: BrowserContext;
+let userDataDir: string;
+let origin: string;
+const requested: string[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}: install it with "apt-get update && apt-get install -y chromium" (.ci/run does), or set CHROMIUM_PATH`,
+    );
+  }
+  server = await createTestServer({
+    env: { ROOT_ADMIN_USERNAME: ADMIN.username, ROOT_ADMIN_PASSWORD: ADMIN.password },
+  });
+  origin = new URL(server.url).origin;
+  userDataDir = mkdtempSync(join(tmpdir(), 'console-e2e-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1280, height: 800 },
+  });
+  context.setDefaultTimeout(15_000);
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+  context.on('request', (r) => requested.push(r.url()));
+});
+
+afterAll(async () => {
+  await context?.close();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  await server?.close();
+});
+
+const api = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: {
+      ...server.auth(),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...headers,
+    },
+    body: body === undefined ? null : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+};
+
+// playwright-core has no web-first assertions (those are @playwright/test's): poll instead.
+const eventually = <T>(read: () => Promise<T>) => expect.poll(read, { timeout: 15_000, interval: 100 });
+
+const uniqueKey = (label: string) => `E2E_${label}_${Math.random().toString(36).slice(2, 8).toUpperCase()}`;
+
+async function openConsole(): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(`${server.url}/console`);
+  return page;
+}
+
+async function signInWithToken(page: Page): Promise<void> {
+  await page.getByLabel('Admin token (JWT)').fill(server.token('console-tester'));
+  await page.getByRole('button', { name: 'Use token' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Secrets' }).waitFor();
+  // The first page of the list has loaded (its request used the token just given).
+  await page.locator('.loading').waitFor({ state: 'detached' });
+}
+
+async function openSecret(page: Page, key: string): Promise<void> {
+  await page.getByLabel('Key prefix').fill(key);
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByRole('button', { name: `Open ${key}` }).click();
+  await page.getByRole('heading', { level: 2, name: key }).waitFor();
+}
+
+async function expectAccessible(page: Page, where: string): Promise<void> {
+  const result = await new AxeBuilder({ page }).analyze();
+  const bad = result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  expect(bad, `axe violations on ${where}`).toEqual([]);
+}
+
+async function shot(page: Page, name: string, fullPage = false): Promise<void> {
+  const png = await page.screenshot({ fullPage });
+  expect(png.subarray(1, 4).toString()).toBe('PNG');
+  writeFileSync(join(SHOT_DIR ?? userDataDir, `console-${name}.png`), png);
+}
+
+// Generous: a browser on a shared 2-core machine; axe over a whole page takes seconds.
+describe('web console', { timeout: 240_000 }, () => {
+  it('is served with its own strict CSP and no inline script', async () => {
+    const res = await fetch(`${server.url}/console`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toBe(CONSOLE_CSP);
+    expect(CONSOLE_CSP).toContain("script-src 'self'");
+    expect(CONSOLE_CSP).not.toContain('unsafe-inline');
+    expect(CONSOLE_CSP).toContain("frame-ancestors 'none'");
+    const html = await res.text();
+    expect(html).toMatch(/<script type="module" crossorigin src="\/console\/assets\/[^"]+\.js"><\/script>/);
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    const asset = /src="(\/console\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    const js = await fetch(`${server.url}${asset}`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-security-policy')).toBe(CONSOLE_CSP);
+    // The API keeps its own headers: the console's policy is scoped to /console.
+    const health = await fetch(`${server.url}/health`);
+    expect(health.headers.get('content-security-policy')).not.toBe(CONSOLE_CSP);
+  });
+
+  it('signs in with the admin login, refuses a wrong password, signs out, and returns to sign-in on a 401', async () => {
+    const page = await openConsole();
+    await page.getByRole('heading', { level: 1, name: 'Secrets console' }).waitFor();
+    await expectAccessible(page, 'sign-in');
+    await page.getByLabel('Username').fill(ADMIN.username);
+    await page.getByLabel('Password').fill('wrong-password');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await eventually(() => page.getByRole('alert').textContent()).toContain('Invalid username or password');
+    await eventually(() => page.getByRole('alert').textContent()).toContain('What to do:');
+
+    await page.getByLabel('Password').fill(ADMIN.password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Secrets' }).waitFor();
+    expect(page.url()).toBe(`${server.url}/console`);
+    const stored = await page.evaluate<string | null>("sessionStorage.getItem('secrets-console-token')");
+    expect(stored).toMatch(/^ey/);
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByText('You signed out.').waitFor();
+    expect(await page.evaluate<number>('sessionStorage.length')).toBe(0);
+
+    // A token the server no longer accepts (expired, re-keyed): the next call sends the person back.
+    await signInWithToken(page);
+    await page.evaluate("sessionStorage.setItem('secrets-console-token', 'not.a.valid-token')");
+    await page.getByRole('button', { name: 'Audit log' }).click();
+    await page.getByText(/Your session ended: .*Sign in again\./).waitFor();
+    await page.getByLabel('Admin token (JWT)').waitFor();
+    await page.close();
+  });
+
+  it('creates, searches, reveals, copies and hides a secret', async () => {
+    const page = await openConsole();
+    await signInWithToken(page);
+    const key = uniqueKey('CREATE');
+    const value = secretValue('console');
+    await page.getByRole('button', { name: 'New secret', exact: true }).click();
+    await page.getByLabel('Key', { exact: true }).fill(key);
+    await page.getByLabel('Value', { exact: true }).fill(value);
+    await page.getByLabel('Description').fill('made in the browser');
+    await page.getByRole('button', { name: 'Create secret' }).click();
+    await page.getByText(`Secret ${key} has been created successfully`).first().waitFor();
+
+    await page.getByLabel('Key prefix').fill(key.slice(0, 10));
+    await page.getByRole('button', { name: 'Search' }).click();
+    const row = page.getByRole('row', { name: new RegExp(key) });
+    await eventually(() => row.textContent()).toContain('made in the browser');
+    await eventually(() => row.textContent()).toContain('Active');
+    await page.getByLabel('Key prefix').fill('NO_SUCH_PREFIX_XYZ');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByText('No secrets match these filters.').waitFor();
+
+    await openSecret(page, key);
+    expect(await page.content()).not.toContain(value);
+    await page.getByRole('button', { name: 'Reveal value' }).click();
+    await eventually(() => page.getByLabel(`Value of ${key}`).textContent()).toBe(value);
+    await page.getByRole('button', { name: 'Copy value' }).click();
+    await page.getByText('Copied to the clipboard.').waitFor();
+    expect(await page.evaluate<string>('navigator.clipboard.readText()')).toBe(value);
+    await page.getByRole('button', { name: 'Hide value' }).click();
+    await eventually(() => page.getByLabel(`Value of ${key}`).count()).toBe(0);
+    expect(await page.content()).not.toContain(value);
+    expect(page.url()).not.toContain(value);
+
+    // "Generate value": the server either creates it (never showing the value) or says why not.
+    const generated = uniqueKey('GEN');
+    await page.getByRole('button', { name: 'New secret', exact: true }).click();
+    await page.getByLabel('Key', { exact: true }).fill(generated);
+    await page.getByLabel('Generate a random value on the server').check();
+    await page.getByLabel('Length').fill('40');
+    await page.getByRole('button', { name: 'Create secret' }).click();
+    const created = page.getByText(`Secret ${generated} has been created successfully`).first();
+    const refused = page.locator('#create-h ~ .error .error-message');
+    await created.or(refused).waitFor();
+    const exists = (await api('GET', `/api/secrets?prefix=${generated}`)).body.secrets as unknown[];
+    if (exists.length === 0) await eventually(() => refused.textContent()).toMatch(/\S/);
+    else await created.waitFor();
+    await page.close();
+  });
+
+  it('shows what changed when a concurrent edit wins (412) and saves after a reload', async () => {
+    const key = uniqueKey('EDIT');
+    expect(
+      (await api('POST', '/api/secrets', { key, value: secretValue(), description: 'one' })).status,
+    ).toBe(201);
+    const page = await openConsole();
+    await signInWithToken(page);
+    await openSecret(page, key);
+    await page.getByText('Edit value or details').click();
+    await page.getByLabel('Description').last().fill('mine');
+
+    // Someone else changes the secret after the console read it.
+    const theirs = secretValue('theirs');
+    expect((await api('PUT', `/api/secrets/${key}`, { description: 'theirs', value: theirs })).status).toBe(
+      200,
+    );
+
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    const conflict = page.locator('.conflict');
+    await page.getByText('Error 412').waitFor();
+    await eventually(() => conflict.textContent()).toContain('description: one → theirs');
+    await eventually(() => conflict.textContent()).toContain('value: version 1 → 2');
+    expect((await api('GET', `/api/secrets?prefix=${key}`)).body.secrets).toMatchObject([
+      { description: 'theirs' },
+    ]);
+
+    await page.getByRole('button', { name: 'Reload current state' }).click();
+    await eventually(() => page.locator('.meta').textContent()).toContain('theirs');
+    await page.getByText('Edit value or details').click();
+    await page.getByLabel('Description').last().fill('mine after all');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText(`Secret ${key} has been updated successfully`).first().waitFor();
+    expect((await api('GET', `/api/secrets?prefix=${key}`)).body.secrets).toMatchObject([
+      { description: 'mine after all', version: 2 },
+    ]);
+    await page.close();
+  });
+
+  it('deletes, restores, rolls back and purges with a typed confirmation', async () => {
+    const key = uniqueKey('LIFE');
+    const first = secretValue('first');
+    expect((await api('POST', '/api/secrets', { key, value: first })).status).toBe(201);
+    expect((await api('PUT', `/api/secrets/${key}`, { value: secretValue('second') })).status).toBe(200);
+    const page = await openConsole();
+    await signInWithToken(page);
+    await openSecret(page, key);
+
+    await page.getByRole('button', { name: 'Roll back to version 1' }).click();
+    await page.getByText(`rolled back to version 1 as version 3`).first().waitFor();
+    expect((await api('GET', `/api/secrets/${key}`)).body.value).toBe(first);
+
+    await page.getByRole('button', { name: 'Delete secret' }).click();
+    await page.getByText(`Secret ${key} has been deleted successfully`).first().waitFor();
+    await eventually(() => page.locator('.meta').textContent()).toContain('Deleted (inactive)');
+    expect((await api('GET', `/api/secrets/${key}`)).status).toBe(404);
+
+    await page.getByRole('button', { name: 'Restore secret' }).click();
+    await page.getByText(`Secret ${key} has been restored successfully`).first().waitFor();
+    expect((await api('GET', `/api/secrets/${key}`)).body.value).toBe(first);
+
+    await page.getByRole('button', { name: 'Delete secret' }).click();
+    const purge = page.getByRole('button', { name: 'Purge permanently' });
+    await eventually(() => purge.isDisabled()).toBe(true);
+    await page.getByLabel(`Type ${key} to erase it`).fill(key.slice(0, -1));
+    await eventually(() => purge.isDisabled()).toBe(true);
+    await page.getByLabel(`Type ${key} to erase it`).fill(key);
+    await purge.click();
+    await page.getByText(`Secret ${key} has been purged permanently`).waitFor();
+    expect((await api('GET', `/api/secrets/${key}/versions`)).status).toBe(404);
+    await page.close();
+  });
+
+  it('creates an access key (token shown once) and revokes it, after which the API refuses it', async () => {
+    const key = uniqueKey('AK');
+    const value = secretValue('ak');
+    expect((await api('POST', '/api/secrets', { key, value })).status).toBe(201);
+    const page = await openConsole();
+    await signInWithToken(page);
+    await page.getByRole('button', { name: 'Access keys', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Access keys' }).waitFor();
+    await page.getByText('New access key').click();
+    const name = `ci-${key.toLowerCase()}`;
+    await page.getByLabel('Name', { exact: true }).fill(name);
+    await page.getByLabel('Secret keys').fill(key);
+    await page.getByRole('button', { name: 'Create access key' }).click();
+    const tokenBox = page.getByLabel('New access key token');
+    await eventually(() => tokenBox.textContent()).toMatch(/^ik_/);
+    await page.getByText('it is shown only once').waitFor();
+    const token = (await tokenBox.textContent()) ?? '';
+    await page.getByRole('button', { name: 'Copy token' }).click();
+    expect(await page.evaluate<string>('navigator.clipboard.readText()')).toBe(token);
+
+    const read = () =>
+      fetch(`${server.url}/api/secrets/${key}`, { headers: { authorization: `Bearer ${token}` } });
+    const ok = await read();
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { value: string }).value).toBe(value);
+
+    await page.getByRole('button', { name: 'I have stored it, hide the token' }).click();
+    await eventually(() => tokenBox.count()).toBe(0);
+    expect(await page.content()).not.toContain(token);
+    const row = page.getByRole('row', { name: new RegExp(name) });
+    await eventually(() => row.textContent()).toContain('active');
+    await row.getByRole('button', { name: `Revoke ${name}` }).click();
+    await page.getByText(`Access key ${name} has been revoked.`).waitFor();
+    await eventually(() => row.textContent()).toContain('revoked');
+    expect((await read()).status).toBe(401);
+    await page.close();
+  });
+
+  it('filters the audit log and verifies the chain', async () => {
+    const key = uniqueKey('AUDIT');
+    expect((await api('POST', '/api/secrets', { key, value: secretValue() })).status).toBe(201);
+    expect((await api('GET', `/api/secrets/${key}`)).status).toBe(200);
+    const page = await openConsole();
+    await signInWithToken(page);
+    await page.getByRole('button', { name: 'Audit log' }).click();
+    await page.getByLabel('Secret key').fill(key);
+    await page.getByRole('button', { name: 'Filter' }).click();
+    const rows = page.locator('tbody tr');
+    await eventually(() => rows.count()).toBe(2);
+    await eventually(() => rows.first().textContent()).toContain('secret.read');
+    await eventually(() => rows.last().textContent()).toContain('secret.create');
+    await page.getByLabel('Action').fill('secret.delete');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.getByText('No audit entries match.').waitFor();
+
+    await page.getByRole('button', { name: 'Verify chain' }).click();
+    await page.getByText(/Chain intact: \d+ rows checked\./).waitFor();
+    await page.close();
+  });
+
+  it('passes axe on every page at desktop and phone width, and asks nothing of another origin', async () => {
+    const key = uniqueKey('TOUR');
+    await api('POST', '/api/secrets', { key, value: secretValue(), description: 'Stripe live key' });
+    await api('PUT', `/api/secrets/${key}`, { value: secretValue() });
+    await api('POST', '/api/access-keys', { name: 'deploy-bot', scopes: ['secrets:read'], keys: ['TOUR_*'] });
+    const page = await openConsole();
+    await signInWithToken(page);
+    await page.getByRole('row', { name: new RegExp(key) }).waitFor();
+    await expectAccessible(page, 'secrets');
+    await shot(page, 'secrets');
+    await openSecret(page, key);
+    await page.getByText('Edit value or details').click();
+    await expectAccessible(page, 'secret detail');
+    await shot(page, 'secret', true);
+    await page.getByRole('button', { name: 'New secret', exact: true }).click();
+    await expectAccessible(page, 'create form');
+
+    // Keyboard only: from the top of the page, Tab reaches the sections and Enter opens one.
+    // (A reload keeps the session: the token is in this tab's sessionStorage.)
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Secrets' }).waitFor();
+    await page.keyboard.press('Tab');
+    await eventually(() => page.evaluate<string>('document.activeElement.textContent')).toBe('Secrets');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Access keys' }).waitFor();
+    for (const [nav, heading] of [
+      ['Access keys', 'Access keys'],
+      ['Audit log', 'Audit log'],
+      ['Encryption keys', 'Encryption keys'],
+    ] as const) {
+      await page.getByRole('button', { name: nav, exact: true }).click();
+      await page.getByRole('heading', { level: 1, name: heading }).waitFor();
+      if (nav === 'Audit log') {
+        await page.getByRole('button', { name: 'Verify chain' }).click();
+        await page.getByText(/Chain intact/).waitFor();
+        await shot(page, 'audit');
+      }
+      if (nav === 'Encryption keys') await page.getByText(/Active key id:/).waitFor();
+      await expectAccessible(page, nav);
+    }
+
+    // Phone width: the page reflows instead of scrolling sideways, and stays accessible.
+    await page.setViewportSize({ width: 375, height: 740 });
+    await page.getByRole('button', { name: 'Secrets', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Secrets' }).waitFor();
+    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
+    expect(overflow).toBeLessThanOrEqual(0);
+    await expectAccessible(page, 'secrets at phone width');
+    await page.close();
+
+    // Every request any test's pages made went to the service's own origin.
+    const foreign = requested.filter((u) => !u.startsWith('data:') && new URL(u).origin !== origin);
+    expect(requested.length).toBeGreaterThan(10);
+    expect(foreign).toEqual([]);
+  });
+});

@@ -1,0 +1,272 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitForPort } from '../../scripts/topology.js';
+import { buildApp } from '../../src/app.js';
+import { mintAdminToken } from '../../src/auth/mint.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { openRuntime, type Runtime } from '../../src/runtime.js';
+import { freePort, type PgCluster, startCluster } from '../helpers/pg-cluster.js';
+import { capturedLogs, secretValue } from '../helpers/secrets.js';
+import { type ServiceProcess, startService } from '../helpers/service-process.js';
+import { call, serviceEnv } from '../reliability/cluster.js';
+
+/**
+ * The service through a real PgBouncer in transaction pooling mode (Debian's 1.18, which
+ * cannot keep named prepared statements across transactions: each transaction may run on
+ * another server connection). With DATABASE_PREPARED_STATEMENTS=false every route works;
+ * with it on, the same load fails, which shows the setting is what makes the difference.
+ * Starts its own PostgreSQL cluster and PgBouncer on free loopback ports (run once, like
+ * the other process suites). PgBouncer must be installed (CI: apt-get install pgbouncer).
+ * Last, three service processes share the one PgBouncer pool (two server connections).
+ */
+
+const PGBOUNCER = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((p) => existsSync(p));
+
+let cluster: PgCluster;
+let bouncer: ChildProcess | undefined;
+let bouncerPort = 0;
+let dir = '';
+
+beforeAll(async () => {
+  if (!PGBOUNCER) {
+    throw new Error(
+      'PgBouncer is not installed: this test runs the service through a real PgBouncer 1.18 in transaction mode. Install it (Debian: apt-get install -y pgbouncer) and run again.',
+    );
+  }
+  cluster = await startCluster();
+  const admin = new pg.Client({ connectionString: cluster.url() });
+  await admin.connect();
+  await admin.query('CREATE DATABASE bouncer');
+  await admin.end();
+
+  dir = mkdtempSync(join(tmpdir(), 'pgbouncer-'));
+  bouncerPort = await freePort();
+  writeFileSync(join(dir, 'users.txt'), '"postgres" ""\n');
+  writeFileSync(
+    join(dir, 'pgbouncer.ini'),
+    `[databases]
+bouncer = host=127.0.0.1 port=${cluster.port} dbname=bouncer
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${bouncerPort}
+unix_socket_dir =
+auth_type = trust
+auth_file = ${join(dir, 'users.txt')}
+pool_mode = transaction
+; Fewer server connections than the app's pool: transactions certainly change connections.
+default_pool_size = 2
+max_client_conn = 200
+logfile = ${join(dir, 'pgbouncer.log')}
+ignore_startup_parameters = extra_float_digits
+`,
+  );
+  // PgBouncer refuses to run as root.
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+    for (const f of ['', 'users.txt', 'pgbouncer.ini']) chownSync(join(dir, f), uid, gid);
+  }
+  bouncer = asRoot
+    ? spawn('runuser', ['-u', 'postgres', '--', PGBOUNCER, join(dir, 'pgbouncer.ini')], { stdio: 'ignore' })
+    : spawn(PGBOUNCER, [join(dir, 'pgbouncer.ini')], { stdio: 'ignore' });
+  await waitForPort(bouncerPort, 15_000, 'PgBouncer');
+}, 120_000);
+
+afterAll(async () => {
+  if (bouncer?.pid && bouncer.exitCode === null) {
+    const exited = new Promise((r) => bouncer?.once('exit', r));
+    bouncer.kill('SIGTERM');
+    await exited;
+  }
+  await cluster?.destroy();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Booted {
+  app: FastifyInstance;
+  runtime: Runtime;
+  auth: () => { authorization: string };
+}
+
+// One set of keys for both apps: the second boots on the first one's data (key canary).
+const KEYS = {
+  ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+  JWT_SECRET: randomBytes(48).toString('base64'),
+};
+
+async function boot(preparedStatements: boolean): Promise<Booted> {
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    ...KEYS,
+    DATABASE_URL: `postgres://postgres@127.0.0.1:${bouncerPort}/bouncer`,
+    DATABASE_POOL_MAX: '10',
+    DATABASE_PREPARED_STATEMENTS: String(preparedStatements),
+    READ_RATE_LIMIT: '1000000',
+    AUDIT_SEAL_INTERVAL_MS: '0',
+  });
+  const logger = createLogger(
+    'info',
+    new Writable({
+      write(chunk, _enc, cb) {
+        capturedLogs.push(chunk.toString());
+        cb();
+      },
+    }),
+  );
+  const runtime = await openRuntime(config, logger);
+  const app = await buildApp({ ...runtime, logger });
+  await app.ready();
+  const token = mintAdminToken(config, runtime.jwtSecret, { sub: 'bouncer', ttlSeconds: 600 });
+  return { app, runtime, auth: () => ({ authorization: `Bearer ${token}` }) };
+}
+
+async function shutdown(b: Booted) {
+  await b.app.close();
+  await b.runtime.close();
+}
+
+describe('through PgBouncer 1.18 in transaction pooling mode', () => {
+  it('with DATABASE_PREPARED_STATEMENTS=false every route works under concurrency', async () => {
+    const b = await boot(false);
+    try {
+      const h = b.auth();
+      const values = new Map<string, string>();
+      await Promise.all(
+        Array.from({ length: 10 }, async (_, i) => {
+          const key = `BOUNCE_${i}`;
+          const value = secretValue('bounce');
+          values.set(key, value);
+          const r = await b.app.inject({
+            method: 'POST',
+            url: '/api/secrets',
+            headers: h,
+            payload: { key, value },
+          });
+          expect(r.statusCode).toBe(201);
+        }),
+      );
+      // Reads, writes, listings, versions, export and render interleaved: 160 requests.
+      const calls = Array.from({ length: 160 }, (_, i) => {
+        const key = `BOUNCE_${i % 10}`;
+        switch (i % 8) {
+          case 0:
+            return b.app.inject({
+              method: 'PUT',
+              url: `/api/secrets/${key}`,
+              headers: h,
+              payload: { description: `d${i}` },
+            });
+          case 1:
+            return b.app.inject({ method: 'GET', url: '/api/secrets?limit=5', headers: h });
+          case 2:
+            return b.app.inject({ method: 'GET', url: `/api/secrets/${key}/versions`, headers: h });
+          case 3:
+            return b.app.inject({ method: 'GET', url: '/api/secrets/export?prefix=BOUNCE_', headers: h });
+          case 4:
+            return b.app.inject({
+              method: 'POST',
+              url: '/api/secrets/render',
+              headers: h,
+              payload: { template: `{{Secrets.${key}}}` },
+            });
+          default:
+            return b.app.inject({ method: 'GET', url: `/api/secrets/${key}`, headers: h });
+        }
+      });
+      const rs = await Promise.all(calls);
+      const statuses = rs.map((r) => r.statusCode);
+      expect(statuses.filter((s) => s !== 200)).toEqual([]);
+      for (const [i, r] of rs.entries()) {
+        if (i % 8 >= 5) expect(r.json().value).toBe(values.get(`BOUNCE_${i % 10}`));
+      }
+      const reads = await b.runtime.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM audit_log WHERE action = 'secret.read' AND outcome = 'success'`,
+      );
+      expect(reads[0]?.n).toBe(60);
+      const verify = await b.app.inject({ method: 'GET', url: '/api/audit/verify', headers: h });
+      expect(verify.statusCode).toBe(200);
+      expect(verify.json().intact).toBe(true);
+    } finally {
+      await shutdown(b);
+    }
+  });
+
+  it('with named prepared statements on, the same pooling breaks reads (the setting is needed)', async () => {
+    const b = await boot(true);
+    try {
+      const h = b.auth();
+      const statuses: number[] = [];
+      // Several rounds of concurrent reads: a statement prepared on one server connection
+      // is missing (or already there) on the next one PgBouncer hands the client.
+      for (let round = 0; round < 5; round++) {
+        const rs = await Promise.all(
+          Array.from({ length: 40 }, () =>
+            b.app.inject({ method: 'GET', url: '/api/secrets/BOUNCE_1', headers: h }),
+          ),
+        );
+        statuses.push(...rs.map((r) => r.statusCode));
+      }
+      expect(statuses.filter((s) => s !== 200).length).toBeGreaterThan(0);
+    } finally {
+      await shutdown(b);
+    }
+  });
+
+  it('three service processes share one PgBouncer pool (two server connections) without an error', async () => {
+    // The same keys as the apps above (the database's key canary was written with them).
+    const { env } = serviceEnv(`postgres://postgres@127.0.0.1:${bouncerPort}/bouncer`);
+    Object.assign(env, KEYS);
+    const token = mintAdminToken(loadConfig({ ...env, NODE_ENV: 'test' }), KEYS.JWT_SECRET, {
+      sub: 'shared',
+      ttlSeconds: 600,
+    });
+    const svcs: ServiceProcess[] = [];
+    try {
+      const extra = { DATABASE_PREPARED_STATEMENTS: 'false', AUDIT_SEAL_INTERVAL_MS: '0' };
+      for (let i = 0; i < 3; i++) svcs.push(await startService({ ...env, ...extra }));
+      const values = new Map<string, string>();
+      // Each instance creates keys; every instance then reads and updates all of them at once.
+      const creates = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => {
+          const key = `SHARED_${i}`;
+          const value = secretValue('shared');
+          values.set(key, value);
+          return call(svcs[i % 3]!.url, token, 'POST', '/api/secrets', { key, value });
+        }),
+      );
+      expect(creates.map((r) => r.status)).toEqual(Array(12).fill(201));
+      const mixed = await Promise.all(
+        Array.from({ length: 150 }, (_, i) => {
+          const key = `SHARED_${i % 12}`;
+          const base = svcs[(i + 1) % 3]!.url;
+          return i % 5 === 0
+            ? call(base, token, 'PUT', `/api/secrets/${key}`, { description: `d${i}` })
+            : i % 5 === 1
+              ? call(base, token, 'GET', '/api/secrets?limit=20')
+              : call(base, token, 'GET', `/api/secrets/${key}`);
+        }),
+      );
+      expect(mixed.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.body.slice(0, 80)}`)).toEqual(
+        [],
+      );
+      for (const [i, r] of mixed.entries()) {
+        if (i % 5 >= 2) expect(JSON.parse(r.body).value).toBe(values.get(`SHARED_${i % 12}`));
+      }
+      const verify = await call(svcs[2]!.url, token, 'GET', '/api/audit/verify', undefined, 30_000);
+      expect(verify.status).toBe(200);
+      expect(JSON.parse(verify.body).intact).toBe(true);
+    } finally {
+      await Promise.all(svcs.map((s) => s.kill('SIGTERM')));
+    }
+  });
+});

@@ -1,0 +1,70 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+import { freePort, startCluster } from '../helpers/pg-cluster.js';
+import { startService } from '../helpers/service-process.js';
+
+/**
+ * Start-up against PostgreSQL: bounded retry with backoff, then a message naming host,
+ * port, database and cause (never the password) and exit code 69. Real processes: the
+ * compiled service (built by test/global-setup.ts) and a throwaway cluster.
+ */
+const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+const keys = () => ({
+  ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+  JWT_SECRET: randomBytes(48).toString('base64'),
+});
+
+it('gives up after DATABASE_CONNECT_TIMEOUT_MS with host, port, database and cause, exit 69', async () => {
+  const port = await freePort();
+  const password = `pw-${randomBytes(8).toString('hex')}`;
+  const child = spawn(process.execPath, [MAIN], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'test',
+      PORT: '0',
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: `postgres://app:${password}@127.0.0.1:${port}/appdb`,
+      DATABASE_CONNECT_TIMEOUT_MS: '1500',
+      ...keys(),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  expect(code).toBe(69);
+  expect(out).toContain(`cannot connect to the database 127.0.0.1:${port}/appdb as app`);
+  expect(out).toContain('ECONNREFUSED');
+  expect(out).toContain('database not reachable yet; retrying'); // it did retry
+  expect(out).toContain('DATABASE_CONNECT_TIMEOUT_MS');
+  expect(out).not.toContain(password);
+  expect(out).not.toMatch(/^\s+at /m); // no stack trace
+}, 60_000);
+
+it('waits for a database that comes up after the service started, then serves', async () => {
+  const cluster = await startCluster();
+  try {
+    await cluster.stop('fast');
+    const starting = startService(
+      { DATABASE_URL: cluster.url(), DATABASE_CONNECT_TIMEOUT_MS: '90000', ...keys() },
+      120_000,
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    await cluster.start();
+    const svc = await starting;
+    try {
+      expect((await fetch(`${svc.url}/ready`)).status).toBe(200);
+    } finally {
+      await svc.kill();
+    }
+  } finally {
+    await cluster.destroy();
+  }
+}, 180_000);
