@@ -81,7 +81,10 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
  * still shows its lines promptly; a SIGKILL loses at most the last buffer. The audit trail
  * is in the database and does not depend on this.
  */
-export function jsonDestination(bufferBytes: number, dest: number | string = 1) {
+export function jsonDestination(
+  bufferBytes: number,
+  dest: number | string = 1,
+): ReturnType<typeof pino.destination> | undefined {
   if (bufferBytes === 0) return undefined;
   return pino.destination({ dest, minLength: bufferBytes, sync: false, periodicFlush: 250 });
 }
