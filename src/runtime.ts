@@ -215,6 +215,8 @@ function openReadRouting(
       preparedStatements: config.databasePreparedStatements,
       // A replica that cannot be reached is skipped quickly: the primary serves.
       connectionTimeoutMillis: 1000,
+      // ...and one that stops answering: a point read or a list page takes milliseconds.
+      queryTimeoutMillis: 2000,
       ...(opts.pgSchema ? { schema: opts.pgSchema } : {}),
     }),
   }));

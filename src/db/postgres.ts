@@ -11,6 +11,12 @@ export interface PostgresOptions {
   schema?: string;
   connectionTimeoutMillis?: number;
   /**
+   * Client-side limit on one statement's answer (pg's query_timeout): the statement fails
+   * and its connection is dropped. Set for replica pools, so a replica that accepts
+   * connections but stops answering costs a read this long before the primary answers it.
+   */
+  queryTimeoutMillis?: number;
+  /**
    * Named prepared statements for the hot statements (default true). PgBouncer in
    * transaction pooling mode before 1.21 hands each transaction another server connection,
    * where a statement prepared on the first does not exist: turn them off there.
@@ -204,6 +210,7 @@ export function openPostgres(opts: PostgresOptions): Database {
       max: opts.max ?? 20,
       // Fail fast when the database is down, so requests get a 503 instead of hanging.
       connectionTimeoutMillis: timeoutMs,
+      ...(opts.queryTimeoutMillis ? { query_timeout: opts.queryTimeoutMillis } : {}),
       idleTimeoutMillis: 30_000,
       ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
     });

@@ -7,6 +7,7 @@ import { buildApp } from '../../src/app.js';
 import { mintAdminToken } from '../../src/auth/mint.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { DatabaseUnavailableError } from '../../src/db/database.js';
+import { openPostgres } from '../../src/db/postgres.js';
 import { createLogger } from '../../src/logger.js';
 import { openDatabase, openRuntime, type Runtime } from '../../src/runtime.js';
 import { type PgCluster, startCluster, startStandby } from '../helpers/pg-cluster.js';
@@ -231,5 +232,19 @@ describe('a DATABASE_URL listing several hosts', () => {
       expect(verify.statusCode).toBe(200);
       expect(verify.json().intact).toBe(true);
     });
+  });
+});
+
+describe('a replica pool (DATABASE_READ_URL)', () => {
+  it('gives up on a statement the replica does not answer within its query timeout, and keeps serving', async () => {
+    // The read router sends a replica's failed read to the primary; this pins that a replica
+    // that stops answering fails the statement instead of hanging the read.
+    const db = openPostgres({ connectionString: standby.url('mh'), max: 2, queryTimeoutMillis: 300 });
+    try {
+      await expect(db.query('SELECT pg_sleep(5)')).rejects.toThrow(/timeout/i);
+      expect(await db.query<{ one: number }>('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    } finally {
+      await db.close();
+    }
   });
 });
