@@ -1,18 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { apiKey, bearer, createAccessKey } from '../helpers/access-keys.js';
 import { useTestApp } from '../helpers/app.js';
+import { api } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
 
 const t = useTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' }, resetEachTest: true });
 
+const admin = api(t);
+
 async function seed(key: string, value = secretValue()) {
-  const r = await t.app.inject({
-    method: 'POST',
-    url: '/api/secrets',
-    headers: t.auth(),
-    payload: { key, value },
-  });
-  expect(r.statusCode).toBe(201);
+  expect((await admin.create({ key, value })).statusCode).toBe(201);
   return value;
 }
 

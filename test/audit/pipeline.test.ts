@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createTestApp, useTestApp } from '../helpers/app.js';
+import { api } from '../helpers/http.js';
 import { issuedValues, secretValue } from '../helpers/secrets.js';
 
 // Issue 10: one row per secret touched, on every route that reveals or changes secret
@@ -24,14 +25,10 @@ const rowsOf = (actor: string) =>
     [actor],
   );
 
+const admin = api(t);
+
 async function create(key: string, value = secretValue()) {
-  const r = await t.app.inject({
-    method: 'POST',
-    url: '/api/secrets',
-    headers: t.auth(),
-    payload: { key, value },
-  });
-  expect(r.statusCode).toBe(201);
+  expect((await admin.create({ key, value })).statusCode).toBe(201);
   return value;
 }
 
