@@ -136,7 +136,8 @@ export async function waitForPort(port: number, ms: number, what: string): Promi
   }
 }
 
-async function sql<R extends pg.QueryResultRow>(url: string, text: string, params: unknown[] = []) {
+/** One statement on its own short-lived connection (tests use it too). */
+export async function sql<R extends pg.QueryResultRow>(url: string, text: string, params: unknown[] = []) {
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
   await c.connect();
   try {

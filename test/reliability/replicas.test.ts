@@ -1,6 +1,5 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTopology, type Topology } from '../../scripts/topology.js';
+import { sql, startTopology, type Topology } from '../../scripts/topology.js';
 import { mintAdminToken } from '../../src/auth/mint.js';
 import { loadConfig } from '../../src/config.js';
 import { capturedLogs, secretValue } from '../helpers/secrets.js';
@@ -24,16 +23,6 @@ let replicaPool: string;
 const inst: string[] = [];
 const tokens = new Map<string, string>();
 let tokenFor: (sub: string) => string;
-
-const sql = async <R extends pg.QueryResultRow>(url: string, text: string, params: unknown[] = []) => {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
-  await c.connect();
-  try {
-    return (await c.query<R>(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-};
 
 const as = (sub: string) => {
   let t = tokens.get(sub);
