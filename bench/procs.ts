@@ -96,13 +96,20 @@ export async function rssMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): Pr
  * users of this shared machine take the cores for a while.
  */
 export async function cpuMs(pid: number): Promise<number> {
+  const { user, system } = await cpuSplitMs(pid);
+  return user + system;
+}
+
+/** The same, split into user and system (kernel: sockets, files) time, ms. */
+export async function cpuSplitMs(pid: number): Promise<{ user: number; system: number }> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // Fields after the ")" that closes the command name; utime and stime are fields 14 and 15.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+    // USER_HZ is 100 on Linux
+    return { user: (Number(f[11]) * 1000) / 100, system: (Number(f[12]) * 1000) / 100 };
   } catch {
-    return 0;
+    return { user: 0, system: 0 };
   }
 }
 

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { mintAdminToken } from '../src/auth/mint.js';
 import { loadConfig } from '../src/config.js';
 import type { LoadResult, LoadSpec } from './load.js';
-import { cpuMs, ROOT, rssMb, runLoad, type Server, sampleRss, startServer } from './procs.js';
+import { cpuMs, cpuSplitMs, ROOT, rssMb, runLoad, type Server, sampleRss, startServer } from './procs.js';
 import { renderReplica, replicaBench } from './replica.js';
 import { renderChart, renderTable } from './report.js';
 import { SCENARIOS } from './scenarios.js';
@@ -94,14 +94,18 @@ interface Measured extends LoadResult {
   peakRssMb: number;
   /** Server CPU time per completed request, in microseconds. */
   cpuUsPerReq: number;
+  /** The kernel's part of it (system time: socket and file writes), in microseconds. */
+  sysUsPerReq: number;
 }
 
 async function measure(server: Server, spec: Omit<LoadSpec, 'url' | 'token'>): Promise<Measured> {
   const rss = sampleRss(server.pid, 250);
-  const cpu0 = await cpuMs(server.pid);
+  const cpu0 = await cpuSplitMs(server.pid);
   // Warm-up requests are served too; count them into the CPU split only through the total.
   const r = await runLoad<LoadResult & { served: number }>({ ...spec, url: server.url, token });
-  const cpu = (await cpuMs(server.pid)) - cpu0;
+  const cpu1 = await cpuSplitMs(server.pid);
+  const sys = cpu1.system - cpu0.system;
+  const cpu = cpu1.user + sys - cpu0.user;
   rss.stop();
   const { served, ...rest } = r;
   return {
@@ -109,6 +113,7 @@ async function measure(server: Server, spec: Omit<LoadSpec, 'url' | 'token'>): P
     served,
     peakRssMb: rss.max(),
     cpuUsPerReq: Math.round((cpu * 1000) / Math.max(1, served)),
+    sysUsPerReq: Math.round((sys * 1000) / Math.max(1, served)),
   };
 }
 
