@@ -61,15 +61,27 @@ export async function metricsPlugin(
   app.addHook('onError', async (_req, _reply, err) => {
     if (err instanceof AppError && err.code === 'DECRYPTION_FAILED') decryptFailures.inc();
   });
-  app.addHook('onResponse', async (req, reply) => {
-    const labels = {
-      method: req.method,
-      // Unmatched URLs share one label, so probing random paths cannot grow the series.
-      route: req.routeOptions.url ?? 'unmatched',
-      status_code: String(reply.statusCode),
-    };
-    requests.inc(labels);
-    duration.observe(labels, reply.elapsedTime / 1000);
+  // The labelled series of each (method, route, status) are looked up once and kept:
+  // prom-client otherwise hashes the label object on every inc/observe. Bounded by the
+  // app's routes and status codes, not by the requests: no key or value is ever a label.
+  const series = new Map<string, { count: () => void; observe: (seconds: number) => void }>();
+  app.addHook('onResponse', (req, reply, done) => {
+    const method = req.method;
+    // Unmatched URLs share one label, so probing random paths cannot grow the series.
+    const route = req.routeOptions.url ?? 'unmatched';
+    const status = reply.statusCode;
+    const id = `${method} ${status} ${route}`;
+    let s = series.get(id);
+    if (!s) {
+      const labels = { method, route, status_code: String(status) };
+      const counter = requests.labels(labels);
+      const histogram = duration.labels(labels);
+      s = { count: () => counter.inc(), observe: (v) => histogram.observe(v) };
+      series.set(id, s);
+    }
+    s.count();
+    s.observe(reply.elapsedTime / 1000);
+    done();
   });
 
   app.decorate('metrics', { contentType: registry.contentType, text: () => registry.metrics() });
