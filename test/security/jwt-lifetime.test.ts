@@ -40,6 +40,17 @@ describe('maximum token lifetime', () => {
     expect((await read(short, short.token('a', { ttlSeconds: 2 * 3600 }))).statusCode).toBe(401);
   });
 
+  it('refuses a token once it has expired, even one it accepted a moment before', async () => {
+    // Verified tokens are remembered (src/auth/jwt.ts); the memory must not outlive exp.
+    const token = t.token('a', { ttlSeconds: 1 });
+    expect((await read(t, token)).statusCode).toBe(200);
+    const exp = claimsOf(token).exp ?? 0;
+    await new Promise((r) => setTimeout(r, Math.max(0, exp * 1000 - Date.now()) + 50));
+    const late = await read(t, token);
+    expect(late.statusCode).toBe(401);
+    expect(late.json().message).toBe('Invalid token: the token has expired');
+  });
+
   it('login issues a 15-minute token', async () => {
     const res = await t.app.inject({
       method: 'POST',
