@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 /**
  * The narrow database surface the repositories speak: parameterised SQL in, rows out.
  * Two implementations share it: PostgreSQL through a pg Pool, and embedded PGlite.
@@ -9,6 +10,23 @@ export interface Queryable {
     params?: readonly unknown[],
     opts?: QueryOptions,
   ): Promise<R[]>;
+}
+
+const shapeNames = new Map<string, string>();
+
+/**
+ * A statement name for SQL assembled from a fixed set of shapes (an UPDATE whose SET list
+ * depends on which fields a patch carries): the same text always gets the same name, so
+ * each shape is parsed and planned once per connection. Only for text built from code, never
+ * from input: every distinct text is one prepared statement on every connection.
+ */
+export function shapeName(prefix: string, sql: string): string {
+  let name = shapeNames.get(sql);
+  if (name === undefined) {
+    name = `${prefix}_${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`;
+    shapeNames.set(sql, name);
+  }
+  return name;
 }
 
 export interface QueryOptions {

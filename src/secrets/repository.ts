@@ -2,7 +2,7 @@ import type { AuditEntry } from '../audit/entry.js';
 import { auditRowCte } from '../audit/repository.js';
 import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { SealedValue } from '../crypto/envelope.js';
-import type { Queryable } from '../db/database.js';
+import { type Queryable, shapeName } from '../db/database.js';
 import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
 
 /** SQL only: no rules, no crypto. Every method takes the Queryable to run on (pool or transaction). */
@@ -114,6 +114,7 @@ export function createSecretsRepository() {
          SELECT s.id, 1, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM s
          RETURNING secret_id`,
         [s.id, s.key, s.description, s.isReserved, s.expiresAt, s.createdBy, ...sealedParams(sealed)],
+        { name: 'secret_create' },
       );
       return rows.length === 1;
     },
@@ -126,6 +127,7 @@ export function createSecretsRepository() {
       const rows = await q.query<SecretRow>(
         `SELECT ${SECRET_COLUMNS} FROM secrets WHERE key = $1${opts.forUpdate ? ' FOR UPDATE' : ''}`,
         [key],
+        { name: opts.forUpdate ? 'secret_by_key_locked' : 'secret_by_key' },
       );
       return rows[0];
     },
@@ -146,6 +148,7 @@ export function createSecretsRepository() {
          FROM secrets LEFT JOIN secret_versions v ON v.secret_id = secrets.id AND v.version = $2
          WHERE secrets.key = $1 FOR UPDATE OF secrets`,
         [key, version],
+        { name: 'secret_lock_with_version' },
       );
       const r = rows[0];
       if (!r) return undefined;
@@ -188,10 +191,10 @@ export function createSecretsRepository() {
       if (patch.description !== undefined) set('description', patch.description);
       if (!patch.version) {
         const cte = auditRowCte(audit, params);
-        const rows = await q.query<{ revision: string }>(
-          `WITH ${cte} UPDATE secrets SET ${sets.join(', ')} WHERE id = $1 RETURNING revision::text AS revision`,
-          params,
-        );
+        const sql = `WITH ${cte} UPDATE secrets SET ${sets.join(', ')} WHERE id = $1 RETURNING revision::text AS revision`;
+        const rows = await q.query<{ revision: string }>(sql, params, {
+          name: shapeName('secret_patch', sql),
+        });
         return rows[0]!.revision;
       }
       set('current_version', patch.version.number);
@@ -200,8 +203,7 @@ export function createSecretsRepository() {
       const p = (i: number) => `$${v + i}`;
       const cte = auditRowCte(audit, params);
       // Version numbers only grow by one, so "the newest keep" is "number > new - keep".
-      const rows = await q.query<{ revision: string }>(
-        `WITH ${cte}, ins AS (
+      const sql = `WITH ${cte}, ins AS (
            INSERT INTO secret_versions (secret_id, version, created_by, ${CRYPTO})
            VALUES ($1, $${v}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)})
            RETURNING secret_id
@@ -209,9 +211,10 @@ export function createSecretsRepository() {
            DELETE FROM secret_versions WHERE secret_id = $1 AND version <= $${v}::int - ${p(10)}::int
          )
          UPDATE secrets SET ${sets.join(', ')} FROM ins WHERE secrets.id = ins.secret_id
-         RETURNING secrets.revision::text AS revision`,
-        params,
-      );
+         RETURNING secrets.revision::text AS revision`;
+      const rows = await q.query<{ revision: string }>(sql, params, {
+        name: shapeName('secret_update', sql),
+      });
       return rows[0]!.revision;
     },
 
@@ -221,6 +224,7 @@ export function createSecretsRepository() {
         `SELECT version, kid, created_at, created_by FROM secret_versions
          WHERE secret_id = $1 ORDER BY version DESC`,
         [id],
+        { name: 'secret_versions_list' },
       );
     },
 
@@ -230,6 +234,7 @@ export function createSecretsRepository() {
         `SELECT ${CRYPTO}
          FROM secret_versions WHERE secret_id = $1 AND version = $2`,
         [id, version],
+        { name: 'secret_version' },
       );
       return rows[0];
     },

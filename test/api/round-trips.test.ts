@@ -130,19 +130,29 @@ it('updates a value in one transaction of two statements: the locking read, the 
     payload: { key: 'RT_UPDATE', value: secretValue() },
   });
   const h = headers();
-  const { statements, transactions } = await statementsDuring(async () => {
-    const r = await t.app.inject({
+  const put = () =>
+    t.app.inject({
       method: 'PUT',
       url: '/api/secrets/RT_UPDATE',
       headers: h,
       payload: { value: secretValue() },
     });
-    expect(r.statusCode).toBe(200);
+  const { all, statements, transactions } = await statementsDuring(async () => {
+    expect((await put()).statusCode).toBe(200);
   });
   if (backend === 'postgres') {
     // BEGIN, the locking SELECT, the versioned UPDATE with its audit row as a CTE, COMMIT.
     expect(statements.map(firstWord)).toEqual(['BEGIN', 'SELECT', 'WITH', 'COMMIT']);
     expect(statements[2]).toMatch(/INSERT INTO audit_log/);
+    // Both are named prepared statements (parsed and planned once per connection), and the
+    // same shape of update keeps its name: a second update sends the same two names.
+    const names = all.slice(1, 3).map((s) => s.name);
+    expect(names[0]).toBe('secret_by_key_locked');
+    expect(names[1]).toMatch(/^secret_update_[0-9a-f]{16}$/);
+    const again = await statementsDuring(async () => {
+      expect((await put()).statusCode).toBe(200);
+    });
+    expect(again.all.slice(1, 3).map((s) => s.name)).toEqual(names);
   } else {
     // PGlite runs the transaction's statements through private methods: one transaction, nothing outside it.
     expect(transactions).toBe(1);
