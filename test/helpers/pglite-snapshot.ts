@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -42,4 +43,20 @@ let loaded: Promise<Blob> | undefined;
 export function pgliteSnapshot(file: string): Promise<Blob> {
   loaded ??= readFile(file).then((b) => new Blob([b]));
   return loaded;
+}
+
+/**
+ * Gives an on-disk test app (DATA_DIR) the migrated snapshot too: when `<dataDir>/pglite`
+ * holds no database yet, the snapshot is loaded into it, so the app's first start skips the
+ * initdb and migrations on disk (about 5 s of WebAssembly each, more on a loaded machine)
+ * and finds its schema current. A fresh DATA_DIR's own initdb and migrations stay covered by
+ * the CLI's `migrate` test and the process suites, which start from empty directories.
+ */
+export async function seedPgliteDir(dataDir: string, file: string): Promise<void> {
+  const dir = join(dataDir, 'pglite');
+  if (existsSync(join(dir, 'PG_VERSION'))) return;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const pg = new PGlite({ dataDir: dir, loadDataDir: await pgliteSnapshot(file) });
+  await pg.waitReady;
+  await pg.close();
 }
