@@ -10,7 +10,7 @@ import type { Keyring } from '../../src/crypto/keyring.js';
 import type { Database } from '../../src/db/database.js';
 import { createLogger } from '../../src/logger.js';
 import { openRuntime } from '../../src/runtime.js';
-import { pgliteSnapshot, seedPgliteDir } from './pglite-snapshot.js';
+import { leasePglite, seedPgliteDir } from './pglite-snapshot.js';
 import { capturedLogs } from './secrets.js';
 
 /**
@@ -96,7 +96,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
   const runtime = await openRuntime(config, logger, {
     ...(schema ? { pgSchema: schema } : {}),
     inMemory,
-    ...(inMemory ? { pgliteSnapshot: await pgliteSnapshot(inject('pgliteSnapshot')) } : {}),
+    ...(inMemory ? { pgliteLease: await leasePglite(inject('pgliteSnapshot')) } : {}),
   });
   const app = await buildApp({ ...runtime, logger });
   await app.ready();
