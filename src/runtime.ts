@@ -9,7 +9,7 @@ import { lockDataDir } from './db/data-dir-lock.js';
 import type { Database } from './db/database.js';
 import { DatabaseUrlError } from './db/hosts.js';
 import { loadMigrations, migrate } from './db/migrate.js';
-import { openPglite } from './db/pglite.js';
+import { openPglite, type PgliteLease } from './db/pglite.js';
 import { openPostgres } from './db/postgres.js';
 import { createReadRouting, type ReadRouting, replicaName } from './db/read-replicas.js';
 import { waitForDatabase } from './db/wait.js';
@@ -40,6 +40,8 @@ export interface RuntimeOptions {
   inMemory?: boolean;
   /** PGlite in memory only: start from this dumped data directory (tests: a migrated snapshot). */
   pgliteSnapshot?: Blob;
+  /** PGlite in memory only: use this lent, already open instance (tests: a pooled one). */
+  pgliteLease?: PgliteLease;
   /** PGlite in DATA_DIR: what this process is, named to a second opener it refuses. */
   role?: string;
   /** PostgreSQL with several hosts: where the host changes are logged. */
@@ -132,7 +134,10 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
     }
   }
   if (opts.inMemory)
-    return openPglite(undefined, opts.pgliteSnapshot ? { loadDataDir: opts.pgliteSnapshot } : {});
+    return openPglite(undefined, {
+      ...(opts.pgliteSnapshot ? { loadDataDir: opts.pgliteSnapshot } : {}),
+      ...(opts.pgliteLease ? { lease: opts.pgliteLease } : {}),
+    });
   const dir = join(resolve(config.dataDir), 'pglite');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // Exclusive: a second process on the same files would lose acknowledged writes.

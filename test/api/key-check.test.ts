@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { KeyCheckError } from '../../src/crypto/canary.js';
 import { createLogger } from '../../src/logger.js';
@@ -12,6 +12,7 @@ import { openRuntime } from '../../src/runtime.js';
 import { backend, createTestApp, dropSchema, newSchema, testDatabaseUrl } from '../helpers/app.js';
 import { distEntry } from '../helpers/cli.js';
 import { api } from '../helpers/http.js';
+import { seedPgliteDir } from '../helpers/pglite-snapshot.js';
 import { secretValue } from '../helpers/secrets.js';
 
 const dirs: string[] = [];
@@ -107,6 +108,9 @@ function runMain(env: Record<string, string>) {
 describe('the real process (src/main.ts)', () => {
   it('starts, then refuses to start with another ENCRYPTION_KEY: non-zero exit and the message', async () => {
     const dataDir = await tempDir();
+    // The embedded database starts from the migrated snapshot (a fresh DATA_DIR's initdb is the
+    // process suites' and the CLI migrate test's to cover); the key check is what this tests.
+    if (backend === 'pglite') await seedPgliteDir(dataDir, inject('pgliteSnapshot'));
     let databaseUrl: string | undefined;
     let dbName: string | undefined;
     if (backend === 'postgres') {

@@ -10,7 +10,7 @@ import type { Keyring } from '../../src/crypto/keyring.js';
 import type { Database } from '../../src/db/database.js';
 import { createLogger } from '../../src/logger.js';
 import { openRuntime } from '../../src/runtime.js';
-import { pgliteSnapshot } from './pglite-snapshot.js';
+import { leasePglite, seedPgliteDir } from './pglite-snapshot.js';
 import { capturedLogs } from './secrets.js';
 
 /**
@@ -69,7 +69,7 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   /** Reuse a PostgreSQL schema (a second app over the same data). */
   schema?: string;
-  /** PGlite: a directory instead of memory (persistence tests). */
+  /** PGlite: a directory instead of memory (persistence tests), seeded from the snapshot. */
   dataDir?: string;
 }
 
@@ -92,10 +92,11 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
   const createdSchema = backend === 'postgres' && !opts.schema;
   const schema = backend === 'postgres' ? (opts.schema ?? (await newSchema())) : undefined;
   const inMemory = backend === 'pglite' && !opts.dataDir;
+  if (opts.dataDir && !config.databaseUrl) await seedPgliteDir(opts.dataDir, inject('pgliteSnapshot'));
   const runtime = await openRuntime(config, logger, {
     ...(schema ? { pgSchema: schema } : {}),
     inMemory,
-    ...(inMemory ? { pgliteSnapshot: await pgliteSnapshot(inject('pgliteSnapshot')) } : {}),
+    ...(inMemory ? { pgliteLease: await leasePglite(inject('pgliteSnapshot')) } : {}),
   });
   const app = await buildApp({ ...runtime, logger });
   await app.ready();

@@ -1,9 +1,11 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database } from '../../src/db/database.js';
 import { loadMigrations, migrate } from '../../src/db/migrate.js';
+import type { PgliteLease } from '../../src/db/pglite.js';
 
 /**
  * A migrated, empty PGlite data directory, dumped once per test run (by the global setup)
@@ -12,22 +14,25 @@ import { loadMigrations, migrate } from '../../src/db/migrate.js';
  * second to load the dump. The dump holds the schema only; each app still runs migrate()
  * (which finds nothing to apply) and stores its own key canaries.
  */
+/** migrate() needs only transaction(); the rest of Database is never called on this. */
+function adapter(pg: PGlite): Database {
+  return {
+    transaction: (fn) =>
+      pg.transaction((tx) =>
+        fn({
+          query: async (q, p) => (await tx.query(q, p as unknown[])).rows as never,
+          exec: async (q) => void (await tx.exec(q)),
+        }),
+      ),
+  } as Pick<Database, 'transaction'> as Database;
+}
+
 export async function buildPgliteSnapshot(): Promise<{ file: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'secrets-pglite-snapshot-'));
   const file = join(dir, 'migrated.tar');
   const pg = new PGlite();
   try {
-    // migrate() needs only transaction(); the rest of Database is never called here.
-    const db = {
-      transaction: (fn) =>
-        pg.transaction((tx) =>
-          fn({
-            query: async (q, p) => (await tx.query(q, p as unknown[])).rows as never,
-            exec: async (q) => void (await tx.exec(q)),
-          }),
-        ),
-    } as Pick<Database, 'transaction'> as Database;
-    await migrate(db, await loadMigrations());
+    await migrate(adapter(pg), await loadMigrations());
     const dump = await pg.dumpDataDir('none');
     await writeFile(file, Buffer.from(await dump.arrayBuffer()));
   } finally {
@@ -42,4 +47,52 @@ let loaded: Promise<Blob> | undefined;
 export function pgliteSnapshot(file: string): Promise<Blob> {
   loaded ??= readFile(file).then((b) => new Blob([b]));
   return loaded;
+}
+
+/**
+ * Gives an on-disk test app (DATA_DIR) the migrated snapshot too: when `<dataDir>/pglite`
+ * holds no database yet, the snapshot is loaded into it, so the app's first start skips the
+ * initdb and migrations on disk (about 5 s of WebAssembly each, more on a loaded machine)
+ * and finds its schema current. A fresh DATA_DIR's own initdb and migrations stay covered by
+ * the CLI's `migrate` test and the process suites, which start from empty directories.
+ */
+export async function seedPgliteDir(dataDir: string, file: string): Promise<void> {
+  const dir = join(dataDir, 'pglite');
+  if (existsSync(join(dir, 'PG_VERSION'))) return;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const pg = new PGlite({ dataDir: dir, loadDataDir: await pgliteSnapshot(file) });
+  await pg.waitReady;
+  await pg.close();
+}
+
+/**
+ * A per-worker pool of in-memory PGlite databases for the test apps. Starting a PGlite costs
+ * about 1.2 s of CPU even from the snapshot, and a run starts well over a hundred; emptying
+ * one and migrating it again costs under 0.1 s. A closed app's database comes back here: its
+ * session is reset (DISCARD ALL), its schema dropped and migrated anew, which leaves exactly
+ * the snapshot's state (the migrations create everything in `public`). A database that fails
+ * the reset (left inside a transaction, closed) is closed and not reused.
+ */
+const idle: PGlite[] = [];
+const MAX_IDLE = 2;
+let migrations: Promise<Awaited<ReturnType<typeof loadMigrations>>> | undefined;
+
+async function recycle(pg: PGlite): Promise<void> {
+  try {
+    if (pg.closed) return;
+    await pg.query('DISCARD ALL');
+    await pg.exec('DROP SCHEMA public CASCADE; CREATE SCHEMA public;');
+    migrations ??= loadMigrations();
+    await migrate(adapter(pg), await migrations);
+    if (idle.length < MAX_IDLE) idle.push(pg);
+    else await pg.close();
+  } catch {
+    await pg.close().catch(() => {});
+  }
+}
+
+export async function leasePglite(file: string): Promise<PgliteLease> {
+  const instance = idle.pop() ?? new PGlite({ loadDataDir: await pgliteSnapshot(file) });
+  // openPglite calls release once, on the app's close.
+  return { instance, release: () => void recycle(instance) };
 }

@@ -54,6 +54,38 @@ async function replicaOn(base: string) {
 }
 
 /** Waits (bounded) until every instance sees the replica serving and fully replayed. */
+/**
+ * pg_reload_conf() only signals: the replica's startup process takes the new
+ * recovery_min_apply_delay when it next gets the CPU, which on a busy machine can be after
+ * the test's first write has already been replayed. Waits until the delay holds back a
+ * commit: a probe transaction (txid_current() commits a record and nothing else) that the
+ * replica has received but still not replayed a second later. A probe replayed at once
+ * came too early; the next one is tried.
+ */
+async function applyDelayInEffect(primary: string, replica: string, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    await sql(primary, 'SELECT txid_current()');
+    const lsn = (await sql<{ lsn: string }>(primary, 'SELECT pg_current_wal_flush_lsn()::text AS lsn'))[0]!
+      .lsn;
+    const state = () =>
+      sql<{ received: boolean; replayed: boolean }>(
+        replica,
+        `SELECT pg_last_wal_receive_lsn() >= $1::pg_lsn AS received, pg_last_wal_replay_lsn() >= $1::pg_lsn AS replayed`,
+        [lsn],
+      ).then((r) => r[0]!);
+    let s = await state();
+    while (!s.received && !s.replayed && Date.now() < deadline) {
+      await sleep(50);
+      s = await state();
+    }
+    if (s.replayed) continue;
+    await sleep(1000);
+    if (!(await state()).replayed) return;
+  }
+  throw new Error('recovery_min_apply_delay did not take effect on the replica');
+}
+
 async function caughtUp(bases: string[], ms = 30_000) {
   const until = Date.now() + ms;
   for (;;) {
@@ -252,6 +284,7 @@ describe('reads from a streaming replica', () => {
     await sql(topo.urls.asyncReplica!, `ALTER SYSTEM SET recovery_min_apply_delay = '1h'`);
     await sql(topo.urls.asyncReplica!, 'SELECT pg_reload_conf()');
     try {
+      await applyDelayInEffect(topo.urls.primary, topo.urls.asyncReplica!);
       const second = secretValue('lag');
       expect((await call(inst[0]!, as('writer'), 'DELETE', `/api/secrets/${keys.del}`)).status).toBe(200);
       const past = new Date(Date.now() - 60_000).toISOString();
