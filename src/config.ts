@@ -186,7 +186,7 @@ export const envSchema = z
     AUDIT_BATCH_WINDOW_MS: z.preprocess(emptyAsUndefined, z.coerce.number().min(0).max(1000).default(1)),
     AUDIT_BATCH_CONCURRENCY: z.preprocess(
       emptyAsUndefined,
-      z.coerce.number().int().min(1).max(64).default(4),
+      z.coerce.number().int().min(1).max(64).default(2),
     ),
     AUDIT_BATCH_MAX_ROWS: z.preprocess(
       emptyAsUndefined,

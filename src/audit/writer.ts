@@ -91,6 +91,14 @@ const STAMP_LAST_USED = `locked AS (
   UPDATE secrets s SET last_used_at = now(), last_used_by = locked.by FROM locked WHERE s.id = locked.id
 )`;
 
+/**
+ * The batch when none of its reads found its secret's stamp due (the usual case: a secret
+ * read all the time is stamped once a minute): the multi-row INSERT alone, without the join
+ * against `secrets` that rewrites stale stamps.
+ */
+const INSERT_ROWS = `INSERT INTO audit_log (${AUDIT_COLUMNS})
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[])`;
+
 const INSERT_BATCH = `WITH used AS (
   SELECT u.id, u.by FROM unnest($9::uuid[], $10::text[]) AS u (id, by)
 ), ${STAMP_LAST_USED}
@@ -205,9 +213,11 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: A
         });
         return;
       }
-      await db.query(INSERT_BATCH, [...columns(rows), [...lastUse.keys()], [...lastUse.values()]], {
-        name: 'audit_batch',
-      });
+      if (lastUse.size === 0) await db.query(INSERT_ROWS, columns(rows), { name: 'audit_rows' });
+      else
+        await db.query(INSERT_BATCH, [...columns(rows), [...lastUse.keys()], [...lastUse.values()]], {
+          name: 'audit_batch',
+        });
       note(rows.length);
       for (const w of batch) w.resolve(true);
     } catch (err) {

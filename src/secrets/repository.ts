@@ -1,5 +1,6 @@
 import type { AuditEntry } from '../audit/entry.js';
 import { auditRowCte } from '../audit/repository.js';
+import { LAST_USED_STAMP_SECONDS } from '../audit/writer.js';
 import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { SealedValue } from '../crypto/envelope.js';
 import { type Queryable, shapeName } from '../db/database.js';
@@ -35,6 +36,8 @@ export interface RevealRow extends CryptoColumns {
   version: number;
   /** False when the secret exists but that version does not (pruned or never written). */
   has_version: boolean;
+  /** The lastUsed stamp is missing or older than LAST_USED_STAMP_SECONDS: this read rewrites it. */
+  stamp_due: boolean;
 }
 
 export interface VersionRow {
@@ -257,6 +260,8 @@ export function createSecretsRepository() {
                 (s.expires_at IS NOT NULL AND s.expires_at <= now()) AS expired,
                 s.revision::text AS revision, COALESCE($2::int, s.current_version) AS version,
                 v.secret_id IS NOT NULL AS has_version,
+                (s.last_used_at IS NULL
+                  OR s.last_used_at < now() - interval '${LAST_USED_STAMP_SECONDS} seconds') AS stamp_due,
                 ${V_CRYPTO}
          FROM secrets s
          LEFT JOIN secret_versions v ON v.secret_id = s.id AND v.version = COALESCE($2::int, s.current_version)

@@ -316,7 +316,9 @@ export function createSecretService({
           ok: true,
           result: { key: row.key, value, etag: secretEtag(row.id, row.revision) },
           touched: [{ key, version: row.version, outcome: 'success' }],
-          lastUse: { secretId: row.id, by: caller.label },
+          // Only a read that finds the stamp due sends one; the batch is then a plain insert
+          // unless some read in it is due (src/audit/writer.ts).
+          lastUse: row.stamp_due ? { secretId: row.id, by: caller.label } : undefined,
           check,
         };
       };

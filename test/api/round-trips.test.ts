@@ -77,6 +77,19 @@ it('reads a value with one plain prepared SELECT and one batched audit insert', 
     expect(read.name).toBe('secret_reveal');
     expect(batch.name).toBe('audit_batch');
   }
+  // Read again within the minute: its stamp is fresh, so its batch is the plain insert.
+  vi.restoreAllMocks();
+  const again = await statementsDuring(async () => {
+    const r = await t.app.inject({ method: 'GET', url: '/api/secrets/RT_READ', headers: h });
+    expect(r.statusCode).toBe(200);
+  });
+  expect(again.all).toHaveLength(2);
+  const plain = again.all[1] as Sent;
+  expect(isBatch(plain)).toBe(true);
+  expect(plain.text).not.toMatch(/UPDATE secrets/);
+  expect(plain.values).toHaveLength(8);
+  expect((plain.values[0] as unknown[]).length).toBe(1);
+  if (backend === 'postgres') expect(plain.name).toBe('audit_rows');
 });
 
 it('concurrent reads share batched inserts: one SELECT each, every row written once', async () => {
@@ -149,9 +162,11 @@ it('updates a value in one transaction of two statements: the locking read, the 
     const names = all.slice(1, 3).map((s) => s.name);
     expect(names[0]).toBe('secret_by_key_locked');
     expect(names[1]).toMatch(/^secret_update_[0-9a-f]{16}$/);
+    vi.restoreAllMocks();
     const again = await statementsDuring(async () => {
       expect((await put()).statusCode).toBe(200);
     });
+    expect(again.all).toHaveLength(4);
     expect(again.all.slice(1, 3).map((s) => s.name)).toEqual(names);
   } else {
     // PGlite runs the transaction's statements through private methods: one transaction, nothing outside it.
