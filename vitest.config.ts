@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
  * Four projects; `npm test` runs them all (see test/README.md):
@@ -28,6 +29,40 @@ const BACKEND_INDEPENDENT = [
   'test/console/static.test.ts',
 ];
 const onPostgres = Boolean(process.env.TEST_DATABASE_URL);
+
+/**
+ * The files that take longest (measured on a fresh clone, test time on a busy 2-core machine),
+ * started first in their project, so the run does not end waiting for one of them alone. A
+ * fresh clone has no timing cache, and Vitest's default order (largest file first) put
+ * process/package.test.ts (a small file, 35 s) last.
+ */
+const SLOW_FIRST = [
+  'test/process/console.e2e.test.ts',
+  'test/reliability/failover.test.ts',
+  'test/reliability/replicas.test.ts',
+  'test/process/package.test.ts',
+  'test/process/data-dir-lock.test.ts',
+  'test/kek/rotation.test.ts',
+  'test/cli/cli.test.ts',
+  'test/api/key-check.test.ts',
+  'test/cli/provisioning.test.ts',
+  'test/reliability/fuzz.test.ts',
+  'test/api/access-keys.test.ts',
+  'test/api/persistence.test.ts',
+];
+class SlowFirstSequencer extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const rank = (f: TestSpecification) => {
+      const i = SLOW_FIRST.findIndex((p) => f.moduleId.endsWith(`/${p}`));
+      return i === -1 ? SLOW_FIRST.length : i;
+    };
+    // Base order groups the files by project; keep the groups, reorder inside each.
+    const groups = new Map<string, TestSpecification[]>();
+    for (const f of sorted) groups.set(f.project.name, [...(groups.get(f.project.name) ?? []), f]);
+    return [...groups.values()].flatMap((g) => g.sort((a, b) => rank(a) - rank(b)));
+  }
+}
 const app = ['test/**/*.test.ts'];
 const notApp = ['**/node_modules/**', ...UNIT, ...PROCESS];
 
@@ -49,6 +84,7 @@ export default defineConfig({
     // per file spent about 2 s importing src/, fastify and PGlite again, ~200 s over a run.
     // The in-process files keep no state between files beyond what test/setup.ts clears.
     isolate: false,
+    sequence: { sequencer: SlowFirstSequencer },
     projects: [
       { extends: true, test: { name: 'unit', include: UNIT } },
       {
