@@ -18,16 +18,6 @@ function normalise<R>(rows: Record<string, unknown>[]): R[] {
 }
 
 /**
- * Statement names (QueryOptions.name) are ignored: PGlite runs in this process, so there is
- * no network round trip or parse cost worth a prepared statement cache.
- *
- * Embedded PostgreSQL (WebAssembly), persisted in dataDir, or in memory when dataDir is
- * undefined; `loadDataDir` starts it from a dumped data directory (a tarball from
- * PGlite's dumpDataDir) instead of running initdb, which the tests use to skip the
- * seconds initdb and the migrations take on every in-memory app. It is single-connection: PGlite queues statements and holds other callers
- * back while a transaction runs, so the same SQL keeps the same isolation guarantees.
- */
-/**
  * An open in-memory PGlite lent to one Database (tests: a per-worker pool that empties and
  * re-migrates it between apps, far cheaper than starting another). Closing the Database
  * calls `release` instead of closing the instance; the Database then answers as closed.
@@ -37,6 +27,16 @@ export interface PgliteLease {
   release(): void;
 }
 
+/**
+ * Statement names (QueryOptions.name) are ignored: PGlite runs in this process, so there is
+ * no network round trip or parse cost worth a prepared statement cache.
+ *
+ * Embedded PostgreSQL (WebAssembly), persisted in dataDir, or in memory when dataDir is
+ * undefined; `loadDataDir` starts it from a dumped data directory (a tarball from
+ * PGlite's dumpDataDir) instead of running initdb, which the tests use to skip the
+ * seconds initdb and the migrations take on every in-memory app. It is single-connection: PGlite queues statements and holds other callers
+ * back while a transaction runs, so the same SQL keeps the same isolation guarantees.
+ */
 export async function openPglite(
   dataDir: string | undefined,
   opts: { loadDataDir?: Blob; lease?: PgliteLease } = {},
