@@ -8,11 +8,12 @@ import { sealValue } from '../../src/crypto/envelope.js';
 import { parseKeyring } from '../../src/crypto/keyring.js';
 import { openDatabase } from '../../src/runtime.js';
 import { createSecretsRepository } from '../../src/secrets/repository.js';
+import { revealBatcher } from '../../src/secrets/reveal-batch.js';
 
 /**
  * The reference servers the service is measured against, same routes, same database:
  * - BENCH_MODE=ceiling runs exactly the SQL of our handlers (the repository's own
- *   statements: the read's plain SELECT and its group-committed audit row through the same
+ *   statements: the read's plain SELECT (shared by concurrent reads) and its group-committed audit row through the same
  *   writer) with no auth, validation, crypto or logging;
  * - BENCH_MODE=floor answers every route with one primary-key SELECT.
  * Configured from the same environment as src/main.ts (DATABASE_URL or DATA_DIR, PORT).
@@ -21,6 +22,7 @@ const mode = process.env.BENCH_MODE === 'floor' ? 'floor' : 'ceiling';
 const config = loadConfig();
 const db = await openDatabase(config);
 const repo = createSecretsRepository();
+const reveals = revealBatcher(repo);
 const audit = createAuditRepository();
 // Every handler writes the audit row ours writes, in the same statement or transaction.
 const who = { actor: 'admin:bench', requestId: 'bench', clientIp: '127.0.0.1' };
@@ -53,7 +55,7 @@ if (mode === 'floor') {
   app.put('/api/secrets/:key', floor);
 } else {
   app.get<KeyReq>('/api/secrets/:key', async (req, reply) => {
-    const row = await repo.reveal(db, req.params.key);
+    const row = await reveals.reveal(db, req.params.key);
     if (!row) return reply.code(404).send({ error: 'NOT_FOUND' });
     await writer.record(
       [{ ...who, action: 'secret.read', key: row.key, version: row.version, outcome: 'success' }],
@@ -88,9 +90,9 @@ if (mode === 'floor') {
         createdBy: 'bench',
         keep: config.maxVersions,
       };
-      await repo.update(
+      await repo.updateLocked(
         tx,
-        cur.id,
+        cur,
         { version },
         { ...who, action: 'secret.update', key: cur.key, version: version.number, outcome: 'success' },
       );

@@ -77,6 +77,18 @@ export function auditRowCte(e: AuditEntry, params: unknown[]): string {
   return `audit_row AS (INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES (${placeholders}) RETURNING 1)`;
 }
 
+/**
+ * Like auditRowCte, but the row is inserted once per row of CTE `from` (a guarded change's
+ * `UPDATE ... RETURNING`): when the change matched nothing, no row is written.
+ */
+export function auditRowAfterCte(e: AuditEntry, params: unknown[], from: string): string {
+  const first = params.length + 1;
+  params.push(...entryParams(e));
+  const types = ['text', 'text', 'text', 'int', 'text', 'text', 'text', 'boolean'];
+  const values = types.map((t, i) => `$${first + i}::${t}`).join(', ');
+  return `audit_row AS (INSERT INTO audit_log (${AUDIT_COLUMNS}) SELECT ${values} FROM ${from} RETURNING 1)`;
+}
+
 export function createAuditRepository() {
   return {
     /** The reusable writer: one row, on the caller's transaction (or the pool). */

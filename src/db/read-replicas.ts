@@ -266,6 +266,9 @@ export function createReadRouting({ primary, replicas, maxLagMs, fences, log, no
       return result;
     },
 
+    /** Whether writes must go through transaction() to raise fences (replicas configured). */
+    fencesWrites: () => tracked.length > 0,
+
     /** For /ready and /metrics: no URL, no credentials, no data. */
     state(): { primaryReads: number; overruled: number; replicas: ReplicaState[] } {
       return {

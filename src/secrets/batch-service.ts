@@ -116,9 +116,9 @@ export function createBatchService(deps: BatchServiceDeps) {
     }
     // Soft-deleted: revived under its own id as a new version, as POST /api/secrets does.
     const next = version(cur, cur.current_version + 1, value, who.label);
-    await repo.update(
+    await repo.updateLocked(
       tx,
-      cur.id,
+      cur,
       { isActive: true, ...meta, version: next },
       auditEntry(who, 'secret.create', e.key, 'success', next.number),
     );
@@ -160,9 +160,9 @@ export function createBatchService(deps: BatchServiceDeps) {
     if (dryRun) return { status: 'updated' as const, version: null };
     const next = valueChanged ? version(cur, cur.current_version + 1, e.value!, who.label) : undefined;
     const v = next?.number ?? cur.current_version;
-    await repo.update(
+    await repo.updateLocked(
       tx,
-      cur.id,
+      cur,
       { isReserved: e.isReserved, expiresAt: e.expiresAt, description: e.description, version: next },
       auditEntry(who, 'secret.update', e.key, 'success', v),
     );

@@ -1,5 +1,5 @@
 import type { AuditEntry } from '../audit/entry.js';
-import { auditRowCte } from '../audit/repository.js';
+import { auditRowAfterCte, auditRowCte } from '../audit/repository.js';
 import { LAST_USED_STAMP_SECONDS } from '../audit/writer.js';
 import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { SealedValue } from '../crypto/envelope.js';
@@ -38,6 +38,15 @@ export interface RevealRow extends CryptoColumns {
   has_version: boolean;
   /** The lastUsed stamp is missing or older than LAST_USED_STAMP_SECONDS: this read rewrites it. */
   stamp_due: boolean;
+}
+
+/** What an update may change; `version` stores a new sealed value as that version. */
+export interface SecretPatch {
+  isActive?: boolean;
+  isReserved?: boolean;
+  expiresAt?: Date | null;
+  description?: string | null;
+  version?: { number: number; sealed: SealedValue; createdBy: string; keep: number } | undefined;
 }
 
 export interface VersionRow {
@@ -167,22 +176,19 @@ export function createSecretsRepository() {
     /**
      * Applies a metadata patch and, when `version` is given, stores a new sealed value as
      * that version, makes it current and prunes versions beyond the newest `keep`, in one
-     * statement. Bumps the revision; returns the new one.
+     * statement with the change's audit row. Guarded: it changes the secret only while its
+     * revision is still `expected`, and then bumps it. Returns the new revision, or
+     * undefined when the secret was changed (or erased) since `expected` was read: then
+     * nothing at all was written, not the version, not the audit row.
      */
     async update(
       q: Queryable,
-      id: string,
-      patch: {
-        isActive?: boolean;
-        isReserved?: boolean;
-        expiresAt?: Date | null;
-        description?: string | null;
-        version?: { number: number; sealed: SealedValue; createdBy: string; keep: number };
-      },
+      cur: { id: string; revision: string },
+      patch: SecretPatch,
       /** The change's audit row, inserted by the same statement. */
       audit: AuditEntry,
-    ): Promise<string> {
-      const params: unknown[] = [id];
+    ): Promise<string | undefined> {
+      const params: unknown[] = [cur.id, cur.revision];
       const sets = ['updated_at = now()', 'revision = secrets.revision + 1'];
       const set = (col: string, v: unknown) => {
         params.push(v);
@@ -192,33 +198,49 @@ export function createSecretsRepository() {
       if (patch.isReserved !== undefined) set('is_reserved', patch.isReserved);
       if (patch.expiresAt !== undefined) set('expires_at', patch.expiresAt);
       if (patch.description !== undefined) set('description', patch.description);
-      if (!patch.version) {
-        const cte = auditRowCte(audit, params);
-        const sql = `WITH ${cte} UPDATE secrets SET ${sets.join(', ')} WHERE id = $1 RETURNING revision::text AS revision`;
-        const rows = await q.query<{ revision: string }>(sql, params, {
-          name: shapeName('secret_patch', sql),
-        });
-        return rows[0]!.revision;
-      }
-      set('current_version', patch.version.number);
-      const v = params.length;
-      params.push(patch.version.createdBy, ...sealedParams(patch.version.sealed), patch.version.keep);
-      const p = (i: number) => `$${v + i}`;
-      const cte = auditRowCte(audit, params);
-      // Version numbers only grow by one, so "the newest keep" is "number > new - keep".
-      const sql = `WITH ${cte}, ins AS (
+      if (patch.version) set('current_version', patch.version.number);
+      // The UPDATE comes first and everything else is written from its RETURNING: when the
+      // guard fails (PostgreSQL re-checks it against a concurrently committed row), the
+      // other parts have no row to write from.
+      const upd = `upd AS (
+           UPDATE secrets SET ${sets.join(', ')} WHERE id = $1 AND revision = $2::bigint
+           RETURNING id, revision::text AS revision
+         )`;
+      const parts = [upd];
+      if (patch.version) {
+        const v = params.length + 1;
+        params.push(patch.version.number, patch.version.createdBy, ...sealedParams(patch.version.sealed));
+        params.push(patch.version.keep);
+        const p = (i: number) => `$${v + i}`;
+        // Version numbers only grow by one, so "the newest keep" is "number > new - keep".
+        parts.push(`ins AS (
            INSERT INTO secret_versions (secret_id, version, created_by, ${CRYPTO})
-           VALUES ($1, $${v}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, ${p(9)})
-           RETURNING secret_id
-         ), pruned AS (
-           DELETE FROM secret_versions WHERE secret_id = $1 AND version <= $${v}::int - ${p(10)}::int
-         )
-         UPDATE secrets SET ${sets.join(', ')} FROM ins WHERE secrets.id = ins.secret_id
-         RETURNING secrets.revision::text AS revision`;
+           SELECT upd.id, ${p(0)}::int, ${p(1)}::text, ${p(2)}::int, ${p(3)}::text, ${p(4)}::bytea,
+                  ${p(5)}::bytea, ${p(6)}::bytea, ${p(7)}::bytea, ${p(8)}::bytea, ${p(9)}::bytea FROM upd
+         )`);
+        parts.push(`pruned AS (
+           DELETE FROM secret_versions USING upd
+           WHERE secret_versions.secret_id = upd.id AND secret_versions.version <= ${p(0)}::int - ${p(10)}::int
+         )`);
+      }
+      parts.push(auditRowAfterCte(audit, params, 'upd'));
+      const sql = `WITH ${parts.join(', ')} SELECT revision FROM upd`;
       const rows = await q.query<{ revision: string }>(sql, params, {
-        name: shapeName('secret_update', sql),
+        name: shapeName(patch.version ? 'secret_update' : 'secret_patch', sql),
       });
-      return rows[0]!.revision;
+      return rows[0]?.revision;
+    },
+
+    /** update() on a row read under its lock (FOR UPDATE), which nothing can have changed. */
+    async updateLocked(
+      q: Queryable,
+      cur: { id: string; revision: string },
+      patch: SecretPatch,
+      audit: AuditEntry,
+    ): Promise<string> {
+      const revision = await this.update(q, cur, patch, audit);
+      if (revision === undefined) throw new Error(`secret ${cur.id} changed under its row lock`);
+      return revision;
     },
 
     /** Version metadata of one secret, newest first (never values). */
@@ -251,25 +273,33 @@ export function createSecretsRepository() {
 
     /**
      * The value read path: one plain SELECT (sent as a named prepared statement), no row
-     * lock and no write, so a replica could answer it. The audit row and the lastUsed stamp
-     * are written by the group-committed audit writer (src/audit/writer.ts).
+     * lock and no write, so a replica could answer it. It reads any number of (key, version)
+     * pairs at once: concurrent reads share one statement (src/secrets/reveal-batch.ts).
+     * Answers are in the order asked; undefined where the key does not exist. The audit row
+     * and the lastUsed stamp are written by the group-committed audit writer
+     * (src/audit/writer.ts).
      */
-    async reveal(q: Queryable, key: string, version?: number): Promise<RevealRow | undefined> {
-      const rows = await q.query<RevealRow>(
-        `SELECT s.id, s.key, s.is_active, s.expires_at,
+    async revealMany(
+      q: Queryable,
+      wanted: readonly { key: string; version: number | null }[],
+    ): Promise<(RevealRow | undefined)[]> {
+      const rows = await q.query<RevealRow & { i: string }>(
+        `SELECT w.i::text AS i, s.id, s.key, s.is_active, s.expires_at,
                 (s.expires_at IS NOT NULL AND s.expires_at <= now()) AS expired,
-                s.revision::text AS revision, COALESCE($2::int, s.current_version) AS version,
+                s.revision::text AS revision, COALESCE(w.version, s.current_version) AS version,
                 v.secret_id IS NOT NULL AS has_version,
                 (s.last_used_at IS NULL
                   OR s.last_used_at < now() - interval '${LAST_USED_STAMP_SECONDS} seconds') AS stamp_due,
                 ${V_CRYPTO}
-         FROM secrets s
-         LEFT JOIN secret_versions v ON v.secret_id = s.id AND v.version = COALESCE($2::int, s.current_version)
-         WHERE s.key = $1`,
-        [key, version ?? null],
+         FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS w (key, version, i)
+         JOIN secrets s ON s.key = w.key
+         LEFT JOIN secret_versions v ON v.secret_id = s.id AND v.version = COALESCE(w.version, s.current_version)`,
+        [wanted.map((w) => w.key), wanted.map((w) => w.version)],
         { name: 'secret_reveal' },
       );
-      return rows[0];
+      const out: (RevealRow | undefined)[] = new Array(wanted.length).fill(undefined);
+      for (const { i, ...row } of rows) out[Number(i) - 1] = row;
+      return out;
     },
 
     /**

@@ -13,6 +13,7 @@ import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { openSealed } from './open-sealed.js';
 import type { RevealRow, SecretRow, SecretsRepository } from './repository.js';
+import { revealBatcher } from './reveal-batch.js';
 
 /** Rules, transactions and crypto for secrets. Knows nothing of HTTP beyond the typed errors. */
 
@@ -155,6 +156,7 @@ export function createSecretService({
   reads,
 }: SecretServiceDeps) {
   const primary: ReadTarget = { db, replica: undefined };
+  const reveals = revealBatcher(repo);
 
   /**
    * Runs a read on the replica chosen for the caller, or the primary. A replica that fails
@@ -186,7 +188,7 @@ export function createSecretService({
   const open = (row: { id: string; key: string }, version: number, sealed: CryptoColumns) =>
     openSealed(keyring, log, { secretId: row.id, key: row.key, version }, sealed);
 
-  /** A locked row checked against If-Match: 404 when absent, 412 when stale. */
+  /** A row (locked, or read for a guarded write) checked against If-Match: 404 when absent, 412 when stale. */
   function checked<R extends SecretRow>(cur: R | undefined, key: string, ifMatch: string | undefined): R {
     if (!cur) throw notFound(key);
     const etag = secretEtag(cur.id, cur.revision);
@@ -267,9 +269,9 @@ export function createSecretService({
             );
           }
           const next = newVersion(cur, input.value, caller.label);
-          await repo.update(
+          await repo.updateLocked(
             tx,
-            cur.id,
+            cur,
             {
               isActive: true,
               isReserved: meta.isReserved,
@@ -298,7 +300,7 @@ export function createSecretService({
        * A value a replica cannot open (a key ring moved on) is read from the primary too.
        */
       const readOn = async (q: Queryable, replica: boolean): Promise<ReadOutcome<Revealed>> => {
-        const row = await repo.reveal(q, key, version);
+        const row = await reveals.reveal(q, key, version);
         const check = replica
           ? { key, revision: row?.revision ?? null, readable: row !== undefined && !unreadable(key, row) }
           : undefined;
@@ -371,7 +373,7 @@ export function createSecretService({
         const cur = checked(await repo.lockWithVersion(tx, key, version), key, ifMatch);
         if (!cur.old) throw versionNotFound(key, version);
         const next = newVersion(cur, open(cur, version, cur.old), caller.label);
-        const revision = await repo.update(tx, cur.id, { version: next }, row(next.number));
+        const revision = await repo.updateLocked(tx, cur, { version: next }, row(next.number));
         return {
           result: { version: next.number, etag: secretEtag(cur.id, revision) },
           version: next.number,
@@ -386,7 +388,7 @@ export function createSecretService({
         const cur = await lockChecked(tx, key, ifMatch);
         const version = cur.current_version;
         if (cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
-        const revision = await repo.update(tx, cur.id, { isActive: true }, row(version));
+        const revision = await repo.updateLocked(tx, cur, { isActive: true }, row(version));
         return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
       });
     },
@@ -397,9 +399,9 @@ export function createSecretService({
       caller: Caller,
       ifMatch?: string,
     ): Promise<{ etag: string }> {
-      return trail.change(caller, 'secret.update', key, async (tx, row) => {
+      // The patch for the row `cur` as read: its new version sealed for cur's next number.
+      const change = (cur: SecretRow) => {
         if (input.value !== undefined) checkValue(input.value);
-        const cur = await lockChecked(tx, key, ifMatch);
         if (input.isActive === false && cur.is_reserved) {
           throw errors.forbidden(
             `Cannot deactivate reserved secret: ${key}`,
@@ -407,21 +409,34 @@ export function createSecretService({
           );
         }
         const next = input.value === undefined ? undefined : newVersion(cur, input.value, caller.label);
-        const version = next?.number ?? cur.current_version;
-        const revision = await repo.update(
-          tx,
-          cur.id,
-          {
-            isActive: input.isActive,
-            isReserved: input.isReserved,
-            expiresAt: input.expiresAt,
-            description: input.description,
-            version: next,
-          },
-          row(version),
-        );
-        return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
-      });
+        const patch = {
+          isActive: input.isActive,
+          isReserved: input.isReserved,
+          expiresAt: input.expiresAt,
+          description: input.description,
+          version: next,
+        };
+        return { patch, version: next?.number ?? cur.current_version };
+      };
+      return trail.changeGuarded(
+        caller,
+        'secret.update',
+        key,
+        // Usually: a plain read, then one statement guarded by the revision it saw.
+        async (q, row) => {
+          const cur = checked(await repo.findByKey(q, key), key, ifMatch);
+          const { patch, version } = change(cur);
+          const revision = await repo.update(q, cur, patch, row(version));
+          return revision === undefined ? undefined : { etag: secretEtag(cur.id, revision) };
+        },
+        // Lost races, or read replicas to fence: under the row lock, in a transaction.
+        async (tx, row) => {
+          const cur = await lockChecked(tx, key, ifMatch);
+          const { patch, version } = change(cur);
+          const revision = await repo.updateLocked(tx, cur, patch, row(version));
+          return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
+        },
+      );
     },
 
     /**
@@ -458,7 +473,7 @@ export function createSecretService({
           }
           // Already deleted: idempotent.
           if (!cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
-          const revision = await repo.update(tx, cur.id, { isActive: false }, row(version));
+          const revision = await repo.updateLocked(tx, cur, { isActive: false }, row(version));
           return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
         },
       );

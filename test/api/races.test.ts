@@ -50,6 +50,11 @@ it('50 concurrent updates of one key all succeed; every version decrypts; the la
   const final = (await c.reveal('HOT')).json().value;
   expect(final).toBe(versions[50]!.value);
   expect(values).toContain(final);
+  // Updates that lost a race wrote nothing and were tried again: one success row per update.
+  const [rows] = await t.db.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM audit_log WHERE key = 'HOT' AND action = 'secret.update'",
+  );
+  expect(rows!.n).toBe(50);
 });
 
 it('concurrent updates mixed with reads never return a value that was not written', async () => {

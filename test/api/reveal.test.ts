@@ -84,6 +84,49 @@ describe('GET /api/secrets/:key', () => {
     expect(again.lastUsedBy).toBe('dashboard');
   });
 
+  it('reads sent together (one shared SELECT) each get their own answer', async () => {
+    const a1 = secretValue();
+    const a2 = secretValue();
+    const b = secretValue();
+    const off = secretValue();
+    await c.create({ key: 'BATCH_A', value: a1 });
+    await c.update('BATCH_A', { value: a2 });
+    await c.create({ key: 'BATCH_B', value: b });
+    await c.create({ key: 'BATCH_OFF', value: off });
+    await c.remove('BATCH_OFF');
+    const get = (url: string) => c.send({ method: 'GET', url });
+    // Asked at once, so they share statements (test/api/round-trips.test.ts counts them):
+    // the same key at two versions, twice the same pair, another key, a missing one, a
+    // deleted one and a version that does not exist.
+    const urls = [
+      '/api/secrets/BATCH_A',
+      '/api/secrets/BATCH_A?version=1',
+      '/api/secrets/BATCH_B',
+      '/api/secrets/BATCH_A',
+      '/api/secrets/BATCH_NONE',
+      '/api/secrets/BATCH_OFF',
+      '/api/secrets/BATCH_A?version=9',
+      '/api/secrets/BATCH_B',
+    ];
+    const rs = await Promise.all(urls.map(get));
+    expect(rs.map((r) => r.statusCode)).toEqual([200, 200, 200, 200, 404, 404, 404, 200]);
+    expect(rs.map((r) => (r.statusCode === 200 ? r.json().value : r.json().message))).toEqual([
+      a2,
+      a1,
+      b,
+      a2,
+      'Secret not found: BATCH_NONE',
+      'Secret not found: BATCH_OFF is inactive',
+      'Secret not found: BATCH_A has no version 9',
+      b,
+    ]);
+    // A write acknowledged before the next reads is seen by all of them.
+    const a3 = secretValue();
+    await c.update('BATCH_A', { value: a3 });
+    const again = await Promise.all(['/api/secrets/BATCH_A', '/api/secrets/BATCH_A'].map(get));
+    expect(again.map((r) => r.json().value)).toEqual([a3, a3]);
+  });
+
   const exact: Array<[string, string]> = [
     ['unicode', 'pässwörd-密码-пароль-كلمة'],
     ['emoji', '🔑🗝️👨‍👩‍👧‍👦 key 🏳️‍🌈'],
