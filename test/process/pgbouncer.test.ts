@@ -201,21 +201,31 @@ describe('through PgBouncer 1.18 in transaction pooling mode', () => {
     }
   });
 
-  it('with named prepared statements on, the same pooling breaks reads (the setting is needed)', async () => {
+  it('with named prepared statements on, the same pooling breaks requests (the setting is needed)', async () => {
     const b = await boot(true);
     try {
       const h = b.auth();
       const statuses: number[] = [];
-      // Several rounds of concurrent reads: a statement prepared on one server connection
-      // is missing (or already there) on the next one PgBouncer hands the client.
+      // Several rounds of concurrent updates and reads, so that named statements go out from
+      // several client connections at once (concurrent reads alone would share one SELECT):
+      // a statement prepared on one server connection is missing (or already there) on the
+      // next one PgBouncer hands the client.
       for (let round = 0; round < 5; round++) {
         const rs = await Promise.all(
-          Array.from({ length: 40 }, () =>
-            b.app.inject({ method: 'GET', url: '/api/secrets/BOUNCE_1', headers: h }),
+          Array.from({ length: 40 }, (_, i) =>
+            i % 2
+              ? b.app.inject({ method: 'GET', url: `/api/secrets/BOUNCE_${i % 10}`, headers: h })
+              : b.app.inject({
+                  method: 'PUT',
+                  url: `/api/secrets/BOUNCE_${i % 10}`,
+                  headers: h,
+                  payload: { value: secretValue('bounce') },
+                }),
           ),
         );
         statuses.push(...rs.map((r) => r.statusCode));
       }
+      expect(statuses).toHaveLength(200);
       expect(statuses.filter((s) => s !== 200).length).toBeGreaterThan(0);
     } finally {
       await shutdown(b);
