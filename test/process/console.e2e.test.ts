@@ -89,7 +89,7 @@ async function openConsole(): Promise<Page> {
 async function signInWithToken(page: Page): Promise<void> {
   await page.getByLabel('Admin token (JWT)').fill(server.token('console-tester'));
   await page.getByRole('button', { name: 'Use token' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Secrets' }).waitFor();
+  await page.getByRole('heading', { level: 1, name: 'Secrets', exact: true }).waitFor();
   // The first page of the list has loaded (its request used the token just given).
   await page.locator('.loading').waitFor({ state: 'detached' });
 }
@@ -148,7 +148,7 @@ describe('web console', { timeout: 240_000 }, () => {
 
     await page.getByLabel('Password').fill(ADMIN.password);
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-    await page.getByRole('heading', { level: 1, name: 'Secrets' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Secrets', exact: true }).waitFor();
     expect(page.url()).toBe(`${server.url}/console`);
     const stored = await page.evaluate<string | null>("sessionStorage.getItem('secrets-console-token')");
     expect(stored).toMatch(/^ey/);
@@ -367,7 +367,7 @@ describe('web console', { timeout: 240_000 }, () => {
     // Keyboard only: from the top of the page, Tab reaches the sections and Enter opens one.
     // (A reload keeps the session: the token is in this tab's sessionStorage.)
     await page.reload();
-    await page.getByRole('heading', { level: 1, name: 'Secrets' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Secrets', exact: true }).waitFor();
     await page.keyboard.press('Tab');
     await eventually(() => page.evaluate<string>('document.activeElement.textContent')).toBe('Secrets');
     await page.keyboard.press('Tab');
@@ -392,7 +392,7 @@ describe('web console', { timeout: 240_000 }, () => {
     // Phone width: the page reflows instead of scrolling sideways, and stays accessible.
     await page.setViewportSize({ width: 375, height: 740 });
     await page.getByRole('button', { name: 'Secrets', exact: true }).click();
-    await page.getByRole('heading', { level: 1, name: 'Secrets' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Secrets', exact: true }).waitFor();
     const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
     expect(overflow).toBeLessThanOrEqual(0);
     await expectAccessible(page, 'secrets at phone width');
