@@ -12,6 +12,7 @@ import {
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
+import { distIsStale } from '../scripts/dist-stale.js';
 import { loadMigrations } from '../src/db/migrate.js';
 import { buildPgliteSnapshot } from './helpers/pglite-snapshot.js';
 
@@ -30,26 +31,8 @@ declare module 'vitest' {
  */
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-function newestMtime(path: string): number {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let newest = st.mtimeMs;
-  for (const name of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, name)));
-  return newest;
-}
-
-/** dist/ is missing or older than a source (so a second vitest step, or one file, skips tsc). */
-function distIsStale(): boolean {
-  const built = join(ROOT, 'dist/main.js');
-  if (!existsSync(built)) return true;
-  const builtAt = statSync(built).mtimeMs;
-  return ['src', 'tsconfig.build.json', 'tsconfig.json', 'package-lock.json'].some(
-    (p) => newestMtime(join(ROOT, p)) > builtAt,
-  );
-}
-
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  if (distIsStale()) execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  if (distIsStale(ROOT)) execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
   project.provide('pgliteSnapshot', await cachedPgliteSnapshot());
   return async () => {};
 }

@@ -1,0 +1,24 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+function newestMtime(path: string): number {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = st.mtimeMs;
+  for (const name of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, name)));
+  return newest;
+}
+
+/**
+ * dist/ is missing or older than a source: the test run's global setup then builds it, and
+ * the benchmark smoke run starts the service under tsx instead. Whoever ran `npm run build`
+ * last (CI does, before both) leaves a dist/ that is not stale.
+ */
+export function distIsStale(root: string): boolean {
+  const built = join(root, 'dist/main.js');
+  if (!existsSync(built)) return true;
+  const builtAt = statSync(built).mtimeMs;
+  return ['src', 'tsconfig.build.json', 'tsconfig.json', 'package-lock.json'].some(
+    (p) => newestMtime(join(root, p)) > builtAt,
+  );
+}
