@@ -21,7 +21,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # The web console (Vite) is built into dist/console beside the compiled server.
 COPY console ./console
-COPY scripts/console-build.ts ./scripts/
+COPY scripts/console-build.ts scripts/dist-stale.ts ./scripts/
 RUN npm run build && npm run console:build && chmod 755 dist/cli/secrets.js
 
 FROM ${NODE_IMAGE} AS prod-deps

@@ -1,6 +1,7 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { newestMtime } from './dist-stale.js';
 
 /**
  * Builds the web console (console/ -> dist/console) with Vite when the build is missing or
@@ -11,14 +12,6 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SOURCES = [join(ROOT, 'console'), join(ROOT, 'package-lock.json')];
 const BUILT = join(ROOT, 'dist/console/index.html');
-
-function newestMtime(path: string): number {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let newest = st.mtimeMs;
-  for (const name of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, name)));
-  return newest;
-}
 
 export function consoleBuildIsStale(): boolean {
   if (!existsSync(BUILT)) return true;
