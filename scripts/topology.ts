@@ -416,23 +416,32 @@ ignore_startup_parameters = extra_float_digits,options
       const { exited, kill } = track(child, `instance ${index}`);
       stopFirst.push(() => kill('SIGTERM'));
       let buf = '';
+      // The last lines it printed, for the error if it exits before it is ready (the log file
+      // goes with the topology's directory when the caller stops it).
+      const tail: string[] = [];
       for (const stream of [child.stdout, child.stderr]) {
         stream?.on('data', (d: Buffer) => {
           out.write(d);
           buf += d.toString();
           const lines = buf.split('\n');
           buf = lines.pop() ?? '';
-          for (const l of lines) opts.onLog?.(index, l);
+          for (const l of lines) {
+            opts.onLog?.(index, l);
+            tail.push(l);
+            if (tail.length > 12) tail.shift();
+          }
         });
       }
       child.once('exit', () => out.end());
       const url = `http://127.0.0.1:${p}`;
       const until = Date.now() + 60_000;
       for (;;) {
-        if (child.exitCode !== null || child.signalCode !== null)
+        if (child.exitCode !== null || child.signalCode !== null) {
+          await new Promise((r) => setImmediate(r));
           throw new Error(
-            `instance ${index} exited before it was ready; see ${join(dir, `instance-${index}.log`)}`,
+            `instance ${index} (port ${p}) exited with ${child.exitCode ?? child.signalCode} before it was ready; its last lines:\n${[...tail, buf].join('\n')}`,
           );
+        }
         const ok = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(1000) })
           .then((r) => r.ok)
           .catch(() => false);

@@ -107,7 +107,9 @@ beforeAll(async () => {
     pgbouncer: false,
     redis: 'own',
     instances: 0,
-    basePort: 58100,
+    // Free ports, not a fixed base: 581xx lies in Linux's ephemeral range (32768-60999), where
+    // any outgoing connection of a suite running beside this one (the benchmark smoke run's
+    // load generator, a pg pool) may already hold it.
     onLog: (_i, line) => capturedLogs.push(line),
   });
   forbid(topo.env.ENCRYPTION_KEY ?? '');
