@@ -23,7 +23,8 @@ export interface ReplicaBenchSettings {
   warmup: number;
   seconds: number;
   pairs: number;
-  basePort: number;
+  /** Fixed ports from here; default free ports (a fixed base may sit in the ephemeral range). */
+  basePort?: number;
   log: (s: string) => void;
 }
 
@@ -92,7 +93,7 @@ export async function replicaBench(s: ReplicaBenchSettings) {
     pgbouncer: false,
     redis: 'own',
     instances: 0,
-    basePort: s.basePort,
+    ...(s.basePort === undefined ? {} : { basePort: s.basePort }),
     env: { LOG_LEVEL: 'warn', AUDIT_SEAL_INTERVAL_MS: '1000' },
     log: s.log,
   });

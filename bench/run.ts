@@ -38,7 +38,7 @@ import {
  *          --only replica     read replicas (issue 14): three instances on one primary vs three that
  *                             also read from an asynchronous replica, read and mixed, --pairs N;
  *                             ratio, replica share of reads, lag seen, PostgreSQL CPU per request
- *                             (bench/replica.ts; starts its own topology on ports 58300..)
+ *                             (bench/replica.ts; starts its own topology on free ports)
  */
 const { values: args } = parseArgs({
   options: {
@@ -434,7 +434,6 @@ try {
       warmup: settings.warmup,
       seconds: settings.seconds,
       pairs: Number(args.pairs),
-      basePort: 58300,
       log,
     });
     results.replica = replica;
