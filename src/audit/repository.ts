@@ -65,28 +65,22 @@ const entryParams = (e: AuditEntry): unknown[] => [
   e.clientRequestId ?? false,
 ];
 
+/** AUDIT_COLUMNS' types, in order (a parameter in INSERT ... SELECT needs its cast). */
+const AUDIT_COLUMN_TYPES = ['text', 'text', 'text', 'int', 'text', 'text', 'text', 'boolean'];
+
 /**
  * A change's audit row as a CTE of the change's own statement (`WITH audit_row AS (...)`),
  * its parameters appended to `params`: the change and its row are one statement, so a write
- * stays at two statements (the locking read and this) in one transaction.
+ * stays at two statements (the read and this). With `after`, the row is inserted once per
+ * row of that CTE (a guarded change's `UPDATE ... RETURNING`): when the change matched
+ * nothing, no row is written.
  */
-export function auditRowCte(e: AuditEntry, params: unknown[]): string {
+export function auditRowCte(e: AuditEntry, params: unknown[], after?: string): string {
   const first = params.length + 1;
   params.push(...entryParams(e));
-  const placeholders = Array.from({ length: 8 }, (_, i) => `$${first + i}`).join(', ');
-  return `audit_row AS (INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES (${placeholders}) RETURNING 1)`;
-}
-
-/**
- * Like auditRowCte, but the row is inserted once per row of CTE `from` (a guarded change's
- * `UPDATE ... RETURNING`): when the change matched nothing, no row is written.
- */
-export function auditRowAfterCte(e: AuditEntry, params: unknown[], from: string): string {
-  const first = params.length + 1;
-  params.push(...entryParams(e));
-  const types = ['text', 'text', 'text', 'int', 'text', 'text', 'text', 'boolean'];
-  const values = types.map((t, i) => `$${first + i}::${t}`).join(', ');
-  return `audit_row AS (INSERT INTO audit_log (${AUDIT_COLUMNS}) SELECT ${values} FROM ${from} RETURNING 1)`;
+  const values = AUDIT_COLUMN_TYPES.map((t, i) => `$${first + i}::${t}`).join(', ');
+  const rows = after === undefined ? `VALUES (${values})` : `SELECT ${values} FROM ${after}`;
+  return `audit_row AS (INSERT INTO audit_log (${AUDIT_COLUMNS}) ${rows} RETURNING 1)`;
 }
 
 export function createAuditRepository() {

@@ -1,5 +1,5 @@
 import type { AuditEntry } from '../audit/entry.js';
-import { auditRowAfterCte, auditRowCte } from '../audit/repository.js';
+import { auditRowCte } from '../audit/repository.js';
 import { LAST_USED_STAMP_SECONDS } from '../audit/writer.js';
 import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { SealedValue } from '../crypto/envelope.js';
@@ -223,7 +223,7 @@ export function createSecretsRepository() {
            WHERE secret_versions.secret_id = upd.id AND secret_versions.version <= ${p(0)}::int - ${p(10)}::int
          )`);
       }
-      parts.push(auditRowAfterCte(audit, params, 'upd'));
+      parts.push(auditRowCte(audit, params, 'upd'));
       const sql = `WITH ${parts.join(', ')} SELECT revision FROM upd`;
       const rows = await q.query<{ revision: string }>(sql, params, {
         name: shapeName(patch.version ? 'secret_update' : 'secret_patch', sql),
