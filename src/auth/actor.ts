@@ -1,7 +1,15 @@
 /** Who is calling: stamped on the request by the authenticate step, used for checks, lastUsedBy and audit. */
 
-export const SCOPES = ['secrets:read', 'secrets:write', 'secrets:delete', 'secrets:list'] as const;
+/**
+ * Access-key scopes (also what workload grants carry). `secrets:inject` is the one scope an
+ * admin JWT does not imply: it lets export, render, batch comparisons and `secrets run`
+ * hand write-only values to a workload (together with `secrets:read`), so that a person
+ * signed in as admin never receives them by accident. An admin may still mint an access key
+ * holding it: the audit trail, not the scope, is the control there (README, Security).
+ */
+export const SCOPES = ['secrets:read', 'secrets:write', 'secrets:delete', 'secrets:list', 'secrets:inject'] as const;
 export type Scope = (typeof SCOPES)[number];
+export const INJECT_SCOPE = 'secrets:inject' satisfies Scope;
 
 export type Actor =
   | { kind: 'admin'; sub: string }
@@ -25,6 +33,8 @@ export function actorLabel(a: Actor): string {
   return a.kind === 'admin' ? a.sub : `access_key:${a.name}`;
 }
 
+/** Admins hold every scope but secrets:inject, which only a credential that names it holds. */
 export function hasScope(a: Actor, scope: Scope): boolean {
-  return a.kind === 'admin' || a.scopes.includes(scope);
+  if (a.kind === 'admin') return scope !== INJECT_SCOPE;
+  return a.scopes.includes(scope);
 }

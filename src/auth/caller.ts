@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { type Actor, actorId, actorLabel } from './actor.js';
+import { type Actor, actorId, actorLabel, hasScope, INJECT_SCOPE } from './actor.js';
 import { type Visibility, visibilityOf } from './visibility.js';
 
 /**
@@ -13,6 +13,8 @@ export interface Caller {
   /** What lastUsedBy and createdBy show: the admin's sub, or `access_key:<name>`. */
   readonly label: string;
   readonly visible: Visibility;
+  /** Holds secrets:inject: export, render and batch comparisons may hand it write-only values. */
+  readonly mayInject: boolean;
   readonly requestId: string;
   /** True when the request id was the client's own X-Request-Id (not generated here). */
   readonly clientRequestId: boolean;
@@ -25,6 +27,7 @@ export function callerOf(req: FastifyRequest, actor: Actor | null): Caller {
     actor: actorId(actor),
     label: actor ? actorLabel(actor) : 'anonymous',
     visible: actor ? visibilityOf(actor) : { kind: 'none' },
+    mayInject: actor ? hasScope(actor, INJECT_SCOPE) : false,
     requestId: req.id,
     clientRequestId: req.headers['x-request-id'] === req.id,
     clientIp: req.ip,
@@ -37,6 +40,8 @@ export function systemCaller(name: string, requestId: string): Caller {
     actor: `system:${name}`,
     label: `system:${name}`,
     visible: { kind: 'all' },
+    // Background work (re-wrap) opens values but hands none out.
+    mayInject: false,
     requestId,
     clientRequestId: false,
     clientIp: '',

@@ -271,7 +271,7 @@ export interface paths {
         put?: never;
         /**
          * Create a secret
-         * @description Encrypts and stores a new secret. A key that exists only soft-deleted is revived with the new value. Send generate in place of value to have the server make a crypto-random value, which is never returned.
+         * @description Encrypts and stores a new secret. A key that exists only soft-deleted is revived with the new value (a write-only one stays write-only). Send generate in place of value to have the server make a crypto-random value, which is never returned; with isWriteOnly:true no person ever sees it.
          */
         post: {
             parameters: {
@@ -390,7 +390,7 @@ export interface paths {
         };
         /**
          * Get a secret value
-         * @description Decrypts and returns the value (or, with ?version=N, a kept older version); records lastUsedAt/lastUsedBy. Inactive or expired secrets answer 404. The ETag header names the current state, for If-Match; with If-None-Match naming it, the answer is 304 without a body (still an audited read).
+         * @description Decrypts and returns the value (or, with ?version=N, a kept older version); records lastUsedAt/lastUsedBy. Inactive or expired secrets answer 404. A write-only secret answers 403 FORBIDDEN to every caller, admins included (audited as denied): workloads receive it through export or render with the secrets:inject scope. The ETag header names the current state, for If-Match; with If-None-Match naming it, the answer is 304 without a body (still an audited read).
          */
         get: {
             parameters: {
@@ -489,7 +489,7 @@ export interface paths {
         };
         /**
          * Update a secret
-         * @description Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. isReserved:false is admin-only (access keys: 403). With If-Match, applies only if the secret is still in that state (else 412).
+         * @description Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. isReserved:false and isWriteOnly:true are admin-only (access keys: 403); isWriteOnly:false on a write-only secret is refused for everyone (403 FORBIDDEN: write-only cannot be undone). With If-Match, applies only if the secret is still in that state (else 412).
          */
         put: {
             parameters: {
@@ -2143,6 +2143,11 @@ export interface components {
             /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
             expiresAt?: unknown | null;
             isReserved?: boolean;
+            /**
+             * @description Write-only: the value is never returned by GET /api/secrets/{key} (403 for everyone, admins included); export and render hand it only to credentials with the secrets:inject scope. Once true it can never be set back to false. Setting it on an existing secret is admin-only.
+             * @default false
+             */
+            isWriteOnly?: boolean;
             /** @description Apply this entry only if the secret is in this state (its ETag); else 412 */
             ifMatch?: string;
         };
@@ -2162,19 +2167,24 @@ export interface components {
             /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
             expiresAt?: string | null;
             isReserved?: boolean;
+            /**
+             * @description Write-only: the value is never returned by GET /api/secrets/{key} (403 for everyone, admins included); export and render hand it only to credentials with the secrets:inject scope. Once true it can never be set back to false. Setting it on an existing secret is admin-only.
+             * @default false
+             */
+            isWriteOnly?: boolean;
             /** @description Apply this entry only if the secret is in this state (its ETag); else 412 */
             ifMatch?: string;
         };
         CreateAccessKeyRequest: {
             name: string;
-            scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list")[];
+            scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list" | "secrets:inject")[];
             /** @description Restrict the key to these secret keys or PREFIX_* patterns; omit for all */
             keys?: string[];
             expiresAt?: unknown | null;
         };
         CreateAccessKeyRequestInput: {
             name: string;
-            scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list")[];
+            scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list" | "secrets:inject")[];
             /** @description Restrict the key to these secret keys or PREFIX_* patterns; omit for all */
             keys?: string[];
             expiresAt?: string | null;
@@ -2196,6 +2206,11 @@ export interface components {
              * @default false
              */
             isReserved?: boolean;
+            /**
+             * @description Write-only: the value is never returned by GET /api/secrets/{key} (403 for everyone, admins included); export and render hand it only to credentials with the secrets:inject scope. Once true it can never be set back to false. Setting it on an existing secret is admin-only.
+             * @default false
+             */
+            isWriteOnly?: boolean;
             /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
             expiresAt?: unknown | null;
             description?: string | null;
@@ -2217,6 +2232,11 @@ export interface components {
              * @default false
              */
             isReserved?: boolean;
+            /**
+             * @description Write-only: the value is never returned by GET /api/secrets/{key} (403 for everyone, admins included); export and render hand it only to credentials with the secrets:inject scope. Once true it can never be set back to false. Setting it on an existing secret is admin-only.
+             * @default false
+             */
+            isWriteOnly?: boolean;
             /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
             expiresAt?: string | null;
             description?: string | null;
@@ -2354,6 +2374,8 @@ export interface components {
             description: string | null;
             isActive: boolean;
             isReserved: boolean;
+            /** @description The value is never returned; only secrets:inject credentials receive it */
+            isWriteOnly: boolean;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -2371,6 +2393,8 @@ export interface components {
             description: string | null;
             isActive: boolean;
             isReserved: boolean;
+            /** @description The value is never returned; only secrets:inject credentials receive it */
+            isWriteOnly: boolean;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -2407,6 +2431,11 @@ export interface components {
             value?: string;
             isActive?: boolean;
             isReserved?: boolean;
+            /**
+             * @description Write-only: the value is never returned by GET /api/secrets/{key} (403 for everyone, admins included); export and render hand it only to credentials with the secrets:inject scope. Once true it can never be set back to false. Setting it on an existing secret is admin-only.
+             * @default false
+             */
+            isWriteOnly?: boolean;
             /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
             expiresAt?: unknown | null;
             description?: string | null;
@@ -2419,6 +2448,11 @@ export interface components {
             value?: string;
             isActive?: boolean;
             isReserved?: boolean;
+            /**
+             * @description Write-only: the value is never returned by GET /api/secrets/{key} (403 for everyone, admins included); export and render hand it only to credentials with the secrets:inject scope. Once true it can never be set back to false. Setting it on an existing secret is admin-only.
+             * @default false
+             */
+            isWriteOnly?: boolean;
             /** @description Expiry (ISO 8601); null for none. Reads after it answer 404. */
             expiresAt?: string | null;
             description?: string | null;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { generateSpec } from './generate.js';
-import { bool, description, expiresAt, keySchema, object, value } from './schemas.js';
+import { bool, description, expiresAt, isWriteOnly, keySchema, object, value } from './schemas.js';
 
 /** POST /api/secrets/batch: many creates and updates in one transaction (secrets import). */
 export const MAX_BATCH = 1000;
@@ -12,6 +12,7 @@ const batchEntry = object({
   description: description.optional(),
   expiresAt: expiresAt.optional(),
   isReserved: bool('isReserved').optional(),
+  isWriteOnly: isWriteOnly().optional(),
   ifMatch: z
     .string({ error: 'ifMatch must be a string (an ETag)' })
     .max(1024, { error: 'ifMatch must be at most 1024 characters' })

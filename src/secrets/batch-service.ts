@@ -15,6 +15,7 @@ import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { generateValue } from './generate.js';
 import { openSealed } from './open-sealed.js';
 import type { SecretRow, SecretsRepository } from './repository.js';
+import { writeOnlyPermanent } from './service.js';
 
 /**
  * The batch write behind `secrets import`: every entry created or updated in one
@@ -96,11 +97,14 @@ export function createBatchService(deps: BatchServiceDeps) {
     dryRun: boolean,
     who: Caller,
   ) {
+    // A revived write-only secret stays write-only: its kept versions must stay unreadable.
+    if (cur) writeOnlyPermanent(e.key, cur.write_only, e.isWriteOnly);
     if (dryRun) return { status: 'created' as const, version: null };
     const value = e.value ?? generateValue(e.generate!);
     checkValue(e.key, value);
     const meta = {
       isReserved: e.isReserved ?? false,
+      writeOnly: e.isWriteOnly ?? false,
       expiresAt: e.expiresAt ?? null,
       description: e.description ?? null,
     };
@@ -119,7 +123,14 @@ export function createBatchService(deps: BatchServiceDeps) {
     await repo.updateLocked(
       tx,
       cur,
-      { isActive: true, ...meta, version: next },
+      {
+        isActive: true,
+        isReserved: meta.isReserved,
+        expiresAt: meta.expiresAt,
+        description: meta.description,
+        ...(meta.writeOnly && !cur.write_only ? { writeOnly: true as const } : {}),
+        version: next,
+      },
       auditEntry(who, 'secret.create', e.key, 'success', next.number),
     );
     return { status: 'created' as const, version: next.number, audited: true };
@@ -138,17 +149,26 @@ export function createBatchService(deps: BatchServiceDeps) {
         `Only an admin can un-reserve ${e.key}`,
         'Leave isReserved out, or use an admin token',
       );
+    writeOnlyPermanent(e.key, cur.write_only, e.isWriteOnly);
+    const makeWriteOnly = e.isWriteOnly === true && !cur.write_only;
+    if (makeWriteOnly && actor.kind === 'access_key')
+      throw errors.denied(
+        `Only an admin can make the existing secret ${e.key} write-only`,
+        'Leave isWriteOnly out, or use an admin token',
+      );
     const metaChanged =
+      makeWriteOnly ||
       (e.description !== undefined && e.description !== cur.description) ||
       (e.expiresAt !== undefined && !sameDate(e.expiresAt, cur.expires_at)) ||
       (e.isReserved !== undefined && e.isReserved !== cur.is_reserved);
     // generate on an existing secret keeps its value (ensure semantics). A value is compared
     // with the stored one only for callers who may read it: otherwise "unchanged" would
-    // confirm a guessed value to a write-only access key.
+    // confirm a guessed value to a write-only access key. A write-only secret's value is
+    // compared only for callers it may be delivered to (secrets:inject), for the same reason.
     let valueChanged = false;
     if (e.value !== undefined) {
       checkValue(e.key, e.value);
-      if (hasScope(actor, 'secrets:read')) {
+      if (hasScope(actor, 'secrets:read') && (!cur.write_only || who.mayInject)) {
         const stored = await repo.findVersion(tx, cur.id, cur.current_version);
         const plain = stored
           ? openSealed(keyring, log, { secretId: cur.id, key: cur.key, version: cur.current_version }, stored)
@@ -163,7 +183,13 @@ export function createBatchService(deps: BatchServiceDeps) {
     await repo.updateLocked(
       tx,
       cur,
-      { isReserved: e.isReserved, expiresAt: e.expiresAt, description: e.description, version: next },
+      {
+        isReserved: e.isReserved,
+        ...(makeWriteOnly ? { writeOnly: true as const } : {}),
+        expiresAt: e.expiresAt,
+        description: e.description,
+        version: next,
+      },
       auditEntry(who, 'secret.update', e.key, 'success', v),
     );
     return { status: 'updated' as const, version: v, audited: true };

@@ -8,9 +8,11 @@ export interface ValueRow extends CryptoColumns {
   id: string;
   key: string;
   version: number;
+  /** Delivered only to callers holding secrets:inject. */
+  write_only: boolean;
 }
 
-const VALUE_COLUMNS = `s.id, s.key, s.current_version AS version,
+const VALUE_COLUMNS = `s.id, s.key, s.current_version AS version, s.write_only,
   ${cryptoColumns('v')}`;
 const READABLE = `s.is_active AND (s.expires_at IS NULL OR s.expires_at > now())`;
 

@@ -58,6 +58,29 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
   const withheld = (touched: Touched[]): Touched[] =>
     touched.map((t) => (t.outcome === 'success' ? { ...t, outcome: 'withheld' } : t));
 
+  /**
+   * Write-only values go only to callers holding secrets:inject. Otherwise the whole request
+   * is refused (403, one `denied` row per write-only secret, nothing read is opened): an
+   * export quietly missing some keys would start a workload without them.
+   */
+  function injectRefused(rows: ValueRow[], caller: Caller, what: string, fix: string) {
+    if (caller.mayInject) return undefined;
+    const locked = rows.filter((r) => r.write_only).map((r) => r.key);
+    if (locked.length === 0) return undefined;
+    const error = withOutcome(
+      errors.denied(
+        `${what} write-only secret(s) this credential may not receive: ${locked.join(', ')}`,
+        `Write-only values are delivered only to access keys holding the secrets:inject scope (with secrets:read); an admin token never receives them. ${fix}`,
+      ),
+      'denied',
+    );
+    return {
+      ok: false as const,
+      error,
+      touched: locked.map((key): Touched => ({ key, outcome: 'denied' })),
+    };
+  }
+
   /** Counts the values about to be returned; over the read limit, every one is refused (rate_limited). */
   async function charged(
     rows: ValueRow[],
@@ -85,6 +108,13 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
     return trail.read(caller, 'secret.export', prefix ?? null, async (): Promise<ReadOutcome<T>> => {
       // Filtered in SQL: rows outside a restricted access key's view are never read.
       const rows = await repo.readableValues(db, prefix, caller.visible);
+      const locked = injectRefused(
+        rows,
+        caller,
+        'The export includes',
+        'Export a prefix that excludes them, or use such an access key',
+      );
+      if (locked) return locked;
       const paid = await charged(rows, charge);
       if (!paid.ok) return paid;
       const opened = openAll(rows);
@@ -134,6 +164,13 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
           return { ok: false, error, touched: refused.map((key) => ({ key, outcome: 'denied' })) };
         }
         const rows = keys.length > 0 ? await repo.readableValuesByKeys(db, keys) : [];
+        const locked = injectRefused(
+          rows,
+          caller,
+          'The template references',
+          'Remove those references, or use such an access key',
+        );
+        if (locked) return locked;
         const paid = await charged(rows, charge);
         if (!paid.ok) return paid;
         const opened = openAll(rows);

@@ -14,6 +14,8 @@ export interface SecretRow {
   description: string | null;
   is_active: boolean;
   is_reserved: boolean;
+  /** Never revealed to anyone; delivered only to secrets:inject (migrations/006). Never cleared. */
+  write_only: boolean;
   expires_at: Date | null;
   current_version: number;
   created_at: Date;
@@ -29,6 +31,7 @@ export interface RevealRow extends CryptoColumns {
   id: string;
   key: string;
   is_active: boolean;
+  write_only: boolean;
   expires_at: Date | null;
   expired: boolean;
   revision: string;
@@ -44,6 +47,8 @@ export interface RevealRow extends CryptoColumns {
 export interface SecretPatch {
   isActive?: boolean;
   isReserved?: boolean;
+  /** Only ever true: the flag cannot be cleared (the service refuses, and a trigger too). */
+  writeOnly?: true;
   expiresAt?: Date | null;
   description?: string | null;
   version?: { number: number; sealed: SealedValue; createdBy: string; keep: number } | undefined;
@@ -57,7 +62,7 @@ export interface VersionRow {
 }
 
 const secretColumns = (t: string) => `${t}.id, ${t}.key, ${t}.description, ${t}.is_active, ${t}.is_reserved,
-  ${t}.expires_at, ${t}.current_version, ${t}.created_at, ${t}.updated_at, ${t}.last_used_at, ${t}.last_used_by,
+  ${t}.write_only, ${t}.expires_at, ${t}.current_version, ${t}.created_at, ${t}.updated_at, ${t}.last_used_at, ${t}.last_used_by,
   ${t}.seq::text AS seq, ${t}.revision::text AS revision`;
 const SECRET_COLUMNS = secretColumns('secrets');
 const CRYPTO = cryptoColumns();
@@ -93,7 +98,7 @@ const LAST_READ_BY = `CASE
 
 /** SECRET_COLUMNS with lastUsedAt/lastUsedBy from LAST_READ_JOIN. */
 const LISTED_COLUMNS = `secrets.id, secrets.key, secrets.description, secrets.is_active, secrets.is_reserved,
-  secrets.expires_at, secrets.current_version, secrets.created_at, secrets.updated_at,
+  secrets.write_only, secrets.expires_at, secrets.current_version, secrets.created_at, secrets.updated_at,
   COALESCE(last_read.at, secrets.last_used_at) AS last_used_at, ${LAST_READ_BY} AS last_used_by,
   secrets.seq::text AS seq, secrets.revision::text AS revision`;
 
@@ -110,6 +115,7 @@ export function createSecretsRepository() {
         key: string;
         description: string | null;
         isReserved: boolean;
+        writeOnly?: boolean;
         expiresAt: Date | null;
         createdBy: string;
       },
@@ -117,15 +123,24 @@ export function createSecretsRepository() {
     ): Promise<boolean> {
       const rows = await q.query(
         `WITH s AS (
-           INSERT INTO secrets (id, key, description, is_reserved, expires_at, current_version)
-           VALUES ($1, $2, $3, $4, $5, 1)
+           INSERT INTO secrets (id, key, description, is_reserved, expires_at, current_version, write_only)
+           VALUES ($1, $2, $3, $4, $5, 1, $15)
            ON CONFLICT (key) DO NOTHING
            RETURNING id
          )
          INSERT INTO secret_versions (secret_id, version, created_by, ${CRYPTO})
          SELECT s.id, 1, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM s
          RETURNING secret_id`,
-        [s.id, s.key, s.description, s.isReserved, s.expiresAt, s.createdBy, ...sealedParams(sealed)],
+        [
+          s.id,
+          s.key,
+          s.description,
+          s.isReserved,
+          s.expiresAt,
+          s.createdBy,
+          ...sealedParams(sealed),
+          s.writeOnly ?? false,
+        ],
         { name: 'secret_create' },
       );
       return rows.length === 1;
@@ -196,6 +211,7 @@ export function createSecretsRepository() {
       };
       if (patch.isActive !== undefined) set('is_active', patch.isActive);
       if (patch.isReserved !== undefined) set('is_reserved', patch.isReserved);
+      if (patch.writeOnly) set('write_only', true);
       if (patch.expiresAt !== undefined) set('expires_at', patch.expiresAt);
       if (patch.description !== undefined) set('description', patch.description);
       if (patch.version) set('current_version', patch.version.number);
@@ -284,7 +300,7 @@ export function createSecretsRepository() {
       wanted: readonly { key: string; version: number | null }[],
     ): Promise<(RevealRow | undefined)[]> {
       const rows = await q.query<RevealRow & { i: string }>(
-        `SELECT w.i::text AS i, s.id, s.key, s.is_active, s.expires_at,
+        `SELECT w.i::text AS i, s.id, s.key, s.is_active, s.write_only, s.expires_at,
                 (s.expires_at IS NOT NULL AND s.expires_at <= now()) AS expired,
                 s.revision::text AS revision, COALESCE(w.version, s.current_version) AS version,
                 v.secret_id IS NOT NULL AS has_version,

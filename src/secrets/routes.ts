@@ -53,7 +53,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
         tags,
         summary: 'Create a secret',
         description:
-          'Encrypts and stores a new secret. A key that exists only soft-deleted is revived with the new value. Send generate in place of value to have the server make a crypto-random value, which is never returned.',
+          'Encrypts and stores a new secret. A key that exists only soft-deleted is revived with the new value (a write-only one stays write-only). Send generate in place of value to have the server make a crypto-random value, which is never returned; with isWriteOnly:true no person ever sees it.',
         body: createBody,
         response: {
           201: z.object({ success: z.literal(true), message: z.string(), id: z.uuid() }),
@@ -84,7 +84,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
         tags,
         summary: 'Get a secret value',
         description:
-          'Decrypts and returns the value (or, with ?version=N, a kept older version); records lastUsedAt/lastUsedBy. Inactive or expired secrets answer 404. The ETag header names the current state, for If-Match; with If-None-Match naming it, the answer is 304 without a body (still an audited read).',
+          'Decrypts and returns the value (or, with ?version=N, a kept older version); records lastUsedAt/lastUsedBy. Inactive or expired secrets answer 404. A write-only secret answers 403 FORBIDDEN to every caller, admins included (audited as denied): workloads receive it through export or render with the secrets:inject scope. The ETag header names the current state, for If-Match; with If-None-Match naming it, the answer is 304 without a body (still an audited read).',
         params: keyParams,
         querystring: revealQuery,
         headers: ifNoneMatchHeaders,
@@ -108,18 +108,22 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
           action: 'secret.update',
           scope: 'secrets:write',
           keyFrom: 'params',
-          // Un-reserving is what makes a secret deletable: no scope implies it.
-          adminOnlyWhen: (req) =>
-            (req.body as { isReserved?: unknown } | undefined)?.isReserved === false
-              ? 'set isReserved to false (un-reserving is admin-only)'
-              : null,
+          // Un-reserving is what makes a secret deletable, and switching a secret to
+          // write-only locks every person out of it: no scope implies either.
+          adminOnlyWhen: (req) => {
+            const body = req.body as { isReserved?: unknown; isWriteOnly?: unknown } | undefined;
+            if (body?.isReserved === false) return 'set isReserved to false (un-reserving is admin-only)';
+            if (body?.isWriteOnly === true)
+              return 'set isWriteOnly to true on an existing secret (admin-only; create it write-only instead)';
+            return null;
+          },
         },
       },
       schema: {
         tags,
         summary: 'Update a secret',
         description:
-          'Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. isReserved:false is admin-only (access keys: 403). With If-Match, applies only if the secret is still in that state (else 412).',
+          'Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. isReserved:false and isWriteOnly:true are admin-only (access keys: 403); isWriteOnly:false on a write-only secret is refused for everyone (403 FORBIDDEN: write-only cannot be undone). With If-Match, applies only if the secret is still in that state (else 412).',
         params: keyParams,
         headers: ifMatchHeaders,
         body: updateBody,

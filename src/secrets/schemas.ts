@@ -35,6 +35,14 @@ export { errorResponse, object };
 
 export const bool = (name: string) => z.boolean({ error: `${name} must be a boolean (true or false)` });
 
+/** The write-only flag, as create, update and batch entries take it. */
+export const isWriteOnly = () =>
+  bool('isWriteOnly').meta({
+    description:
+      'Write-only: the value is never returned by GET /api/secrets/{key} (403 for everyone, admins included); export and render hand it only to credentials with the secrets:inject scope. Once true it can never be set back to false. Setting it on an existing secret is admin-only.',
+    default: false,
+  });
+
 // Values are opaque strings stored byte for byte. An unpaired surrogate cannot be encoded
 // as UTF-8 without being replaced, so it is refused instead of silently altered.
 export const value = (required: boolean) =>
@@ -68,6 +76,7 @@ export const createBody = object({
   isReserved: bool('isReserved')
     .optional()
     .meta({ description: 'Protect the secret from deletion', default: false }),
+  isWriteOnly: isWriteOnly().optional(),
   expiresAt: expiresAt.optional(),
   description: description.optional(),
 })
@@ -84,12 +93,20 @@ export const createBody = object({
   })
   .meta({ id: 'CreateSecretRequest' });
 
-export const UPDATE_FIELDS = ['value', 'isActive', 'isReserved', 'expiresAt', 'description'] as const;
+export const UPDATE_FIELDS = [
+  'value',
+  'isActive',
+  'isReserved',
+  'isWriteOnly',
+  'expiresAt',
+  'description',
+] as const;
 
 export const updateBody = object({
   value: value(false).optional(),
   isActive: bool('isActive').optional(),
   isReserved: bool('isReserved').optional(),
+  isWriteOnly: isWriteOnly().optional(),
   expiresAt: expiresAt.optional(),
   description: description.optional(),
 })
@@ -117,6 +134,9 @@ export const secretMetadata = z
     description: z.string().nullable(),
     isActive: z.boolean(),
     isReserved: z.boolean(),
+    isWriteOnly: z
+      .boolean()
+      .meta({ description: 'The value is never returned; only secrets:inject credentials receive it' }),
     createdAt: z.iso.datetime(),
     updatedAt: z.iso.datetime(),
     expiresAt: z.iso.datetime().nullable(),

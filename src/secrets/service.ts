@@ -23,6 +23,7 @@ export interface SecretMetadata {
   description: string | null;
   isActive: boolean;
   isReserved: boolean;
+  isWriteOnly: boolean;
   createdAt: string;
   updatedAt: string;
   expiresAt: string | null;
@@ -56,6 +57,7 @@ export interface CreateInput {
   key: string;
   value: string;
   isReserved?: boolean | undefined;
+  isWriteOnly?: boolean | undefined;
   expiresAt?: Date | null | undefined;
   description?: string | null | undefined;
 }
@@ -64,6 +66,7 @@ export interface UpdateInput {
   value?: string | undefined;
   isActive?: boolean | undefined;
   isReserved?: boolean | undefined;
+  isWriteOnly?: boolean | undefined;
   expiresAt?: Date | null | undefined;
   description?: string | null | undefined;
 }
@@ -77,6 +80,7 @@ export function toMetadata(r: SecretRow): SecretMetadata {
     description: r.description,
     isActive: r.is_active,
     isReserved: r.is_reserved,
+    isWriteOnly: r.write_only,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
     expiresAt: iso(r.expires_at),
@@ -108,8 +112,36 @@ const readFailed = <T>(error: unknown, key: string, version: number | null = nul
   touched: [{ key, version, outcome: outcomeOf(error) }],
 });
 
-/** Why a found secret cannot be read: inactive, expired or missing version (null: readable). */
+/**
+ * The refusal of a write-only secret's reveal, for every caller (admins too): its value
+ * reaches workloads only through export, render and `secrets run` with secrets:inject.
+ */
+export const writeOnlyRefused = (key: string) =>
+  withOutcome(
+    errors.forbidden(
+      `Secret ${key} is write-only: its value is never returned, to anyone`,
+      'Workloads receive it through GET /api/secrets/export, POST /api/secrets/render or `secrets run` with an access key holding the secrets:inject scope (and secrets:read). To know the value, set a new one with PUT /api/secrets/{key} {"value": ...}',
+    ),
+    'denied',
+  );
+
+/**
+ * Refuses to clear the write-only flag (whoever asks): the kept versions would become
+ * readable. A person who needs to see the value sets a new one.
+ */
+export function writeOnlyPermanent(key: string, current: boolean, wanted: boolean | undefined) {
+  if (current && wanted === false) {
+    throw errors.forbidden(
+      `Secret ${key} is write-only, and write-only cannot be undone`,
+      'Leave isWriteOnly out (or true). To know the value, set a new one with PUT /api/secrets/{key} {"value": ...}; to start over, delete and purge the secret (admin) and create it again',
+    );
+  }
+}
+
+/** Why a found secret cannot be read: write-only, inactive, expired or missing version (null: readable). */
 function unreadable(key: string, row: RevealRow) {
+  // First: whatever its state, the answer to "can I read it" is never.
+  if (row.write_only) return writeOnlyRefused(key);
   if (!row.is_active) {
     return withOutcome(
       errors.notFound(
@@ -254,6 +286,7 @@ export function createSecretService({
             key: input.key,
             description: input.description ?? null,
             isReserved: input.isReserved ?? false,
+            writeOnly: input.isWriteOnly ?? false,
             expiresAt: input.expiresAt ?? null,
             createdBy: caller.label,
           };
@@ -268,6 +301,8 @@ export function createSecretService({
               'Use PUT /api/secrets/{key} to change its value, or choose another key',
             );
           }
+          // Reviving keeps it write-only: its kept versions must stay unreadable.
+          writeOnlyPermanent(input.key, cur.write_only, input.isWriteOnly);
           const next = newVersion(cur, input.value, caller.label);
           await repo.updateLocked(
             tx,
@@ -275,6 +310,7 @@ export function createSecretService({
             {
               isActive: true,
               isReserved: meta.isReserved,
+              ...(meta.writeOnly && !cur.write_only ? { writeOnly: true as const } : {}),
               expiresAt: meta.expiresAt,
               description: meta.description,
               version: next,
@@ -402,6 +438,7 @@ export function createSecretService({
       // The patch for the row `cur` as read: its new version sealed for cur's next number.
       const change = (cur: SecretRow) => {
         if (input.value !== undefined) checkValue(input.value);
+        writeOnlyPermanent(key, cur.write_only, input.isWriteOnly);
         if (input.isActive === false && cur.is_reserved) {
           throw errors.forbidden(
             `Cannot deactivate reserved secret: ${key}`,
@@ -412,6 +449,7 @@ export function createSecretService({
         const patch = {
           isActive: input.isActive,
           isReserved: input.isReserved,
+          ...(input.isWriteOnly && !cur.write_only ? { writeOnly: true as const } : {}),
           expiresAt: input.expiresAt,
           description: input.description,
           version: next,

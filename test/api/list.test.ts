@@ -36,6 +36,7 @@ describe('GET /api/secrets', () => {
           'id',
           'isActive',
           'isReserved',
+          'isWriteOnly',
           'key',
           'lastUsedAt',
           'lastUsedBy',
