@@ -7,7 +7,13 @@
  * signed in as admin never receives them by accident. An admin may still mint an access key
  * holding it: the audit trail, not the scope, is the control there (README, Security).
  */
-export const SCOPES = ['secrets:read', 'secrets:write', 'secrets:delete', 'secrets:list', 'secrets:inject'] as const;
+export const SCOPES = [
+  'secrets:read',
+  'secrets:write',
+  'secrets:delete',
+  'secrets:list',
+  'secrets:inject',
+] as const;
 export type Scope = (typeof SCOPES)[number];
 export const INJECT_SCOPE = 'secrets:inject' satisfies Scope;
 
