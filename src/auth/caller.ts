@@ -13,6 +13,8 @@ export interface Caller {
   /** What lastUsedBy and createdBy show: the admin's sub, or `access_key:<name>`. */
   readonly label: string;
   readonly visible: Visibility;
+  /** An admin JWT: the rules only an admin may pass (making an existing secret write-only). */
+  readonly admin: boolean;
   /** Holds secrets:inject: export, render and batch comparisons may hand it write-only values. */
   readonly mayInject: boolean;
   readonly requestId: string;
@@ -27,6 +29,7 @@ export function callerOf(req: FastifyRequest, actor: Actor | null): Caller {
     actor: actorId(actor),
     label: actor ? actorLabel(actor) : 'anonymous',
     visible: actor ? visibilityOf(actor) : { kind: 'none' },
+    admin: actor?.kind === 'admin',
     mayInject: actor ? hasScope(actor, INJECT_SCOPE) : false,
     requestId: req.id,
     clientRequestId: req.headers['x-request-id'] === req.id,
@@ -40,6 +43,7 @@ export function systemCaller(name: string, requestId: string): Caller {
     actor: `system:${name}`,
     label: `system:${name}`,
     visible: { kind: 'all' },
+    admin: false,
     // Background work (re-wrap) opens values but hands none out.
     mayInject: false,
     requestId,

@@ -151,7 +151,7 @@ export function createBatchService(deps: BatchServiceDeps) {
       );
     writeOnlyPermanent(e.key, cur.write_only, e.isWriteOnly);
     const makeWriteOnly = e.isWriteOnly === true && !cur.write_only;
-    if (makeWriteOnly && actor.kind === 'access_key')
+    if (makeWriteOnly && !who.admin)
       throw errors.denied(
         `Only an admin can make the existing secret ${e.key} write-only`,
         'Leave isWriteOnly out, or use an admin token',

@@ -108,15 +108,13 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
           action: 'secret.update',
           scope: 'secrets:write',
           keyFrom: 'params',
-          // Un-reserving is what makes a secret deletable, and switching a secret to
-          // write-only locks every person out of it: no scope implies either.
-          adminOnlyWhen: (req) => {
-            const body = req.body as { isReserved?: unknown; isWriteOnly?: unknown } | undefined;
-            if (body?.isReserved === false) return 'set isReserved to false (un-reserving is admin-only)';
-            if (body?.isWriteOnly === true)
-              return 'set isWriteOnly to true on an existing secret (admin-only; create it write-only instead)';
-            return null;
-          },
+          // Un-reserving is what makes a secret deletable: no scope implies it. (Making a
+          // readable secret write-only is admin-only too: the service checks it against the
+          // row, so that re-sending isWriteOnly:true for a write-only secret stays harmless.)
+          adminOnlyWhen: (req) =>
+            (req.body as { isReserved?: unknown } | undefined)?.isReserved === false
+              ? 'set isReserved to false (un-reserving is admin-only)'
+              : null,
         },
       },
       schema: {

@@ -439,6 +439,13 @@ export function createSecretService({
       const change = (cur: SecretRow) => {
         if (input.value !== undefined) checkValue(input.value);
         writeOnlyPermanent(key, cur.write_only, input.isWriteOnly);
+        // Switching locks every person out of the value: no access-key scope implies it.
+        if (input.isWriteOnly && !cur.write_only && !caller.admin) {
+          throw errors.denied(
+            `Admin access required: only an admin can make the existing secret ${key} write-only`,
+            'Use an admin token, or create the secret write-only (POST /api/secrets {"isWriteOnly": true})',
+          );
+        }
         if (input.isActive === false && cur.is_reserved) {
           throw errors.forbidden(
             `Cannot deactivate reserved secret: ${key}`,

@@ -355,6 +355,15 @@ describe('the flag: set on create, by an admin on an existing secret, never clea
     });
     expect(byKeyBatch.statusCode).toBe(403);
     expect((await a.reveal('APP_PLAIN')).statusCode).toBe(200);
+    // Re-sending the flag for a secret that already has it changes nothing and is allowed
+    // (an access key's `secrets set --write-only` stays repeatable).
+    const again = await a.send({
+      method: 'PUT',
+      url: '/api/secrets/APP_WO',
+      headers: headersOf('reader'),
+      payload: { value: secretValue(), isWriteOnly: true },
+    });
+    expect(again.statusCode).toBe(200);
 
     const byAdmin = await a.send({
       method: 'PUT',
