@@ -24,7 +24,13 @@ export const EXIT = {
   apiError: 8,
   /** run: a secret would set a deny-listed variable (PATH, NODE_OPTIONS...) without --allow-env. */
   deniedEnv: 9,
+  /** get: the secret is write-only; its value is never returned (run/export with secrets:inject deliver it). */
+  writeOnly: 10,
 } as const;
+
+/** The server's refusal to reveal a write-only secret (403 FORBIDDEN, src/secrets/service.ts). */
+export const isWriteOnlyRefusal = (err: unknown): boolean =>
+  err instanceof SecretsApiError && err.status === 403 && / is write-only/.test(err.message);
 
 export class UsageError extends Error {}
 
@@ -32,6 +38,7 @@ export function exitCodeFor(err: unknown): number {
   if (err instanceof UsageError) return EXIT.usage;
   if (err instanceof SecretsUnreachableError) return EXIT.unreachable;
   if (!(err instanceof SecretsApiError)) return EXIT.failure;
+  if (isWriteOnlyRefusal(err)) return EXIT.writeOnly;
   switch (err.status) {
     case 401:
       return EXIT.unauthenticated;
@@ -64,6 +71,13 @@ export function describeError(err: unknown): string {
  * the wrong advice for someone at a shell.
  */
 function cliHint(err: SecretsApiError): string | undefined {
+  if (isWriteOnlyRefusal(err)) {
+    return / cannot be undone/.test(err.message)
+      ? 'write-only is permanent; to know the value, set a new one: secrets set KEY'
+      : 'a write-only value reaches programs only through secrets run / secrets export with an access key holding secrets:inject (and secrets:read); to know the value, set a new one: secrets set KEY';
+  }
+  if (err.status === 403 && /write-only secret\(s\) this credential may not receive/.test(err.message))
+    return 'use an access key with the scopes secrets:read and secrets:inject (an admin token never receives write-only values), or a --prefix that excludes them';
   switch (err.status) {
     case 401:
       return 'log in with secrets login (or set SECRETS_TOKEN / SECRETS_TOKEN_FILE); an operator mints a token with secrets token --sub NAME';

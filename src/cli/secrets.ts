@@ -17,7 +17,7 @@ import {
   saveProfile,
 } from './credentials.js';
 import { DeniedEnvError, envFromSecrets } from './env-guard.js';
-import { describeError, EXIT, exitCodeFor, UsageError } from './exit-codes.js';
+import { describeError, EXIT, exitCodeFor, isWriteOnlyRefusal, UsageError } from './exit-codes.js';
 import { addOperatorCommands } from './operator.js';
 import { type Format, formatValues, maskForActions, table } from './output.js';
 import { readValue } from './read-value.js';
@@ -64,7 +64,8 @@ Credentials: flag > environment (SECRETS_URL, SECRETS_TOKEN, SECRETS_TOKEN_FILE)
 
 Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 server unreachable, 4 unauthenticated (401),
 5 forbidden (403), 6 not found (404), 7 rate limited (429), 8 other API error,
-9 run refused a secret that would set a deny-listed variable (see --allow-env).
+9 run refused a secret that would set a deny-listed variable (see --allow-env),
+10 get refused: the secret is write-only (run and export deliver it to secrets:inject).
 run exits with its command's code (128+n if signal n ended it).`,
   )
   .exitOverride();
@@ -161,7 +162,11 @@ program
   .argument('[VALUE...]', 'refused: values on the command line are visible in ps and shell history')
   .option('--file <path>', 'read the value from this file instead of stdin')
   .option('--raw', 'keep the bytes exactly (by default one trailing newline is dropped)')
-  .action(async (k: string, extra: string[], o: { file?: string; raw?: boolean }) => {
+  .option(
+    '--write-only',
+    'never return the value again (get refuses it; run/export deliver it to secrets:inject); permanent',
+  )
+  .action(async (k: string, extra: string[], o: { file?: string; raw?: boolean; writeOnly?: boolean }) => {
     const name = key(k);
     if (extra.length) {
       throw new UsageError(
@@ -170,8 +175,8 @@ program
     }
     const c = await client();
     const value = await readValue({ ...o, prompt: `Value for ${name} (not shown): ` });
-    const result = await c.setSecret(name, value);
-    status(`${result} ${name}`);
+    const result = await c.setSecret(name, value, { writeOnly: o.writeOnly ?? false });
+    status(`${result} ${name}${o.writeOnly ? ' (write-only)' : ''}`);
   });
 
 program
@@ -267,7 +272,17 @@ program
       // One ETag per value handed over; each poll is a conditional read (304: unchanged).
       const etags = new Map<string, string>();
       for (const k of Object.keys(env)) {
-        const r = await c.getIfChanged(k);
+        let r: Awaited<ReturnType<typeof c.getIfChanged>>;
+        try {
+          r = await c.getIfChanged(k);
+        } catch (err) {
+          // A conditional read is a reveal, which a write-only secret refuses to everyone.
+          if (!isWriteOnlyRefusal(err)) throw err;
+          warn(
+            `--watch does not follow ${k}: it is write-only (its changes reach the command on the next restart)`,
+          );
+          continue;
+        }
         if (r) etags.set(k, r.etag);
       }
       process.exitCode = await runWatching(command, args, env, drop, {
@@ -343,6 +358,10 @@ program
       .default('base64url'),
   )
   .option('--description <text>', 'description for a newly created secret')
+  .option(
+    '--write-only',
+    'create it write-only: a value no person ever sees (an existing secret is left as it is)',
+  )
   .option('--print', 'print the value (new or existing) on stdout; needs read access')
   .action(
     async (
@@ -352,9 +371,12 @@ program
         alphabet: 'base64url' | 'hex' | 'alnum' | 'ascii';
         description?: string;
         print?: boolean;
+        writeOnly?: boolean;
       },
     ) => {
       const name = key(k);
+      if (o.print && o.writeOnly)
+        throw new UsageError('--print and --write-only contradict: a write-only value is never returned');
       const length = Number(o.length);
       if (!Number.isInteger(length) || length < 16 || length > 4096)
         throw new UsageError('--length must be a whole number from 16 to 4096');
@@ -362,9 +384,16 @@ program
       const result = await c.ensureGenerated(
         name,
         { length, alphabet: o.alphabet },
-        o.description ? { description: o.description } : {},
+        {
+          ...(o.description ? { description: o.description } : {}),
+          ...(o.writeOnly ? { isWriteOnly: true } : {}),
+        },
       );
-      status(result === 'created' ? `created ${name} (generated)` : `${name} exists: unchanged`);
+      status(
+        result === 'created'
+          ? `created ${name} (generated${o.writeOnly ? ', write-only' : ''})`
+          : `${name} exists: unchanged`,
+      );
       if (o.print) {
         const value = await c.getSecret(name);
         maskForActions([value]);

@@ -106,15 +106,24 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       return out;
     },
 
-    /** Creates the secret, or stores a new value when it already exists. */
-    async setSecret(key: string, value: string): Promise<'created' | 'updated'> {
+    /**
+     * Creates the secret, or stores a new value when it already exists. `writeOnly`: create it
+     * write-only (its value is never returned again), or make an existing one so (admin only,
+     * unless it already is).
+     */
+    async setSecret(
+      key: string,
+      value: string,
+      opts: { writeOnly?: boolean } = {},
+    ): Promise<'created' | 'updated'> {
+      const flag = opts.writeOnly ? { isWriteOnly: true } : {};
       try {
-        await unwrap(api.POST('/api/secrets', { body: { key, value } }));
+        await unwrap(api.POST('/api/secrets', { body: { key, value, ...flag } }));
         return 'created';
       } catch (err) {
         if (!(err instanceof SecretsApiError && err.status === 409)) throw err;
       }
-      await unwrap(api.PUT('/api/secrets/{key}', { params: { path: { key } }, body: { value } }));
+      await unwrap(api.PUT('/api/secrets/{key}', { params: { path: { key } }, body: { value, ...flag } }));
       return 'updated';
     },
 
@@ -150,7 +159,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     async ensureGenerated(
       key: string,
       generate: { length?: number; alphabet?: 'base64url' | 'hex' | 'alnum' | 'ascii' } = {},
-      opts: { description?: string } = {},
+      opts: { description?: string; isWriteOnly?: boolean } = {},
     ): Promise<'created' | 'exists'> {
       try {
         await unwrap(api.POST('/api/secrets', { body: { key, generate, ...opts } }));
