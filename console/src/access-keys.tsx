@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { type AccessKey, enc, q, request } from './api';
 import { copyText, ErrorBox, fmt, Loading, localToIso, Notice, Pager, usePage } from './ui';
 
-const SCOPES = ['secrets:read', 'secrets:list', 'secrets:write', 'secrets:delete'] as const;
+const SCOPES = ['secrets:read', 'secrets:list', 'secrets:write', 'secrets:delete', 'secrets:inject'] as const;
 
 /** Access keys: create (token shown once), list with last use, revoke. */
 export function AccessKeysPage() {

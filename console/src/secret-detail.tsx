@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, enc, findSecret, request, type SecretMeta, type VersionMeta } from './api';
-import { copyText, ErrorBox, fmt, isoToLocal, Loading, localToIso, Notice } from './ui';
+import { copyText, ErrorBox, fmt, isoToLocal, Loading, LockBadge, localToIso, Notice } from './ui';
 
 const REVEAL_SECONDS = 20;
 
@@ -31,6 +31,7 @@ function describeChanges(before: SecretMeta, now: SecretMeta): string[] {
     out.push(`status: ${before.isActive ? 'active' : 'deleted'} → ${now.isActive ? 'active' : 'deleted'}`);
   if (before.isReserved !== now.isReserved)
     out.push(`reserved: ${before.isReserved ? 'yes' : 'no'} → ${now.isReserved ? 'yes' : 'no'}`);
+  if (before.isWriteOnly !== now.isWriteOnly) out.push('made write-only');
   if (before.expiresAt !== now.expiresAt)
     out.push(`expires: ${fmt(before.expiresAt)} → ${fmt(now.expiresAt)}`);
   if (out.length === 0) out.push(`updated at ${fmt(now.updatedAt)}`);
@@ -106,6 +107,7 @@ export function SecretDetail(props: {
       <div class="panel-head">
         <h2 id="detail-h" tabIndex={-1} ref={heading}>
           {key}
+          {snap?.meta.isWriteOnly ? <LockBadge /> : null}
         </h2>
         <button type="button" onClick={props.onClose}>
           Close
@@ -155,7 +157,11 @@ export function SecretDetail(props: {
             <dt>Updated</dt>
             <dd>{fmt(m.updatedAt)}</dd>
           </dl>
-          {m.isActive ? <Reveal secretKey={key} /> : null}
+          {m.isWriteOnly ? (
+            <SetNewValue snap={snap} busy={busy} act={act} />
+          ) : m.isActive ? (
+            <Reveal secretKey={key} />
+          ) : null}
           <EditSecret key={snap.etag ?? ''} snap={snap} busy={busy} act={act} />
           <Lifecycle snap={snap} busy={busy} act={act} />
           <Versions snap={snap} busy={busy} act={act} />
@@ -166,6 +172,53 @@ export function SecretDetail(props: {
 }
 
 type Act = (fn: (s: Snapshot) => Promise<{ message: string; gone?: boolean }>) => Promise<void>;
+
+/**
+ * A write-only secret's value panel: no reveal and no copy (the server refuses both to
+ * everyone); the one thing a person can do with the value is replace it.
+ */
+function SetNewValue({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: Act }) {
+  const submit = (e: Event) => {
+    e.preventDefault();
+    const form = e.currentTarget as HTMLFormElement;
+    const value = String(new FormData(form).get('value') ?? '');
+    if (!value) return;
+    void act(async (s) => {
+      const { body } = await request<{ message: string }>('PUT', `/api/secrets/${enc(snap.meta.key)}`, {
+        body: { value },
+        ifMatch: s.etag,
+      });
+      form.reset();
+      return body;
+    });
+  };
+  return (
+    <div class="reveal">
+      <h3>Value</h3>
+      <p class="hint">
+        Write-only: the value can never be read back, by anyone. Workloads receive it through{' '}
+        <code>secrets run</code> or export with an access key holding <code>secrets:inject</code>. To know the
+        value, set a new one.
+      </p>
+      <form onSubmit={submit} aria-busy={busy}>
+        <label>
+          New value
+          <textarea
+            name="value"
+            required
+            rows={2}
+            autocomplete="off"
+            spellcheck={false}
+            class="secret-input"
+          />
+        </label>
+        <button type="submit" disabled={busy}>
+          Set a new value
+        </button>
+      </form>
+    </div>
+  );
+}
 
 /** Reveals the value on request, hides it after REVEAL_SECONDS, and drops it when hidden. */
 function Reveal({ secretKey }: { secretKey: string }) {
@@ -258,6 +311,7 @@ function EditSecret({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: A
     if (isoToLocal(expiresAt) !== isoToLocal(m.expiresAt)) body.expiresAt = expiresAt;
     const reserved = f.get('isReserved') === 'on';
     if (reserved !== m.isReserved) body.isReserved = reserved;
+    if (!m.isWriteOnly && f.get('isWriteOnly') === 'on') body.isWriteOnly = true;
     if (Object.keys(body).length === 0) {
       setLocal('Nothing to save: change a field first.');
       return;
@@ -294,6 +348,12 @@ function EditSecret({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: A
           <input name="isReserved" type="checkbox" defaultChecked={m.isReserved} />
           Reserved (protected from deletion)
         </label>
+        {m.isWriteOnly ? null : (
+          <label class="check">
+            <input name="isWriteOnly" type="checkbox" />
+            Make write-only (admin; permanent: nobody can read the value back afterwards)
+          </label>
+        )}
         <button type="submit" disabled={busy}>
           Save changes
         </button>

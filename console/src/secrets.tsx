@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { q, request, type SecretMeta } from './api';
 import { SecretDetail } from './secret-detail';
-import { ErrorBox, fmt, Loading, localToIso, Notice, Pager, usePage } from './ui';
+import { ErrorBox, fmt, Loading, LockBadge, localToIso, Notice, Pager, usePage } from './ui';
 
 const PAGE_SIZE = 25;
 
@@ -117,6 +117,7 @@ export function SecretsPage() {
                     >
                       {s.key}
                     </button>
+                    {s.isWriteOnly ? <LockBadge /> : null}
                   </th>
                   <td>{s.description ?? ''}</td>
                   <td>{s.isActive ? 'Active' : 'Deleted'}</td>
@@ -154,6 +155,7 @@ function CreateSecret({ onCreated }: { onCreated: (message: string, key: string)
     const expiresAt = localToIso(String(f.get('expiresAt') ?? ''));
     if (expiresAt) body.expiresAt = expiresAt;
     if (f.get('isReserved') === 'on') body.isReserved = true;
+    if (f.get('isWriteOnly') === 'on') body.isWriteOnly = true;
     setBusy(true);
     setError(null);
     try {
@@ -232,6 +234,10 @@ function CreateSecret({ onCreated }: { onCreated: (message: string, key: string)
         <label class="check">
           <input name="isReserved" type="checkbox" />
           Reserved (protected from deletion)
+        </label>
+        <label class="check">
+          <input name="isWriteOnly" type="checkbox" />
+          Write-only (the value can never be read back, not even by admins; permanent)
         </label>
         <button type="submit" disabled={busy}>
           Create secret

@@ -116,3 +116,15 @@ export function usePage<T>(url: string, refresh?: unknown, opts: { keepOnError?:
   }, [load]);
   return { data, loading, error, setError, load };
 }
+
+/**
+ * Marks a write-only secret: its value can be set but never read back (no reveal or copy
+ * anywhere in the console; workloads receive it with the secrets:inject scope).
+ */
+export function LockBadge() {
+  return (
+    <span class="badge lock" title="Write-only: the value can be set but never read back">
+      <span aria-hidden="true">🔒</span> Write-only
+    </span>
+  );
+}

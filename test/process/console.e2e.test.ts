@@ -215,6 +215,41 @@ describe('web console', { timeout: 240_000 }, () => {
     await page.close();
   });
 
+  it('a write-only secret: created from the form, a lock badge, no reveal or copy, "Set a new value"', async () => {
+    const page = await openConsole();
+    await signInWithToken(page);
+    const key = uniqueKey('WO');
+    const value = secretValue('console_wo');
+    await page.getByRole('button', { name: 'New secret', exact: true }).click();
+    await page.getByLabel('Key', { exact: true }).fill(key);
+    await page.getByLabel('Value', { exact: true }).fill(value);
+    await page.getByLabel(/^Write-only/).check();
+    await page.getByRole('button', { name: 'Create secret' }).click();
+    await page.getByText(`Secret ${key} has been created successfully`).first().waitFor();
+
+    await page.getByLabel('Key prefix').fill(key);
+    await page.getByRole('button', { name: 'Search' }).click();
+    await eventually(() => page.getByRole('row', { name: new RegExp(key) }).textContent()).toContain(
+      'Write-only',
+    );
+    await openSecret(page, key);
+    await page.getByRole('button', { name: 'Set a new value' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Reveal value' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Copy value' }).count()).toBe(0);
+    const next = secretValue('console_wo2');
+    await page.getByLabel('New value', { exact: true }).fill(next);
+    await page.getByRole('button', { name: 'Set a new value' }).click();
+    await page.getByText(`Secret ${key} has been updated successfully`).first().waitFor();
+    const [meta] = (await api('GET', `/api/secrets?prefix=${key}`)).body.secrets as {
+      version: number;
+      isWriteOnly: boolean;
+    }[];
+    expect(meta).toMatchObject({ version: 2, isWriteOnly: true });
+    expect(await page.content()).not.toContain(value);
+    expect(await page.content()).not.toContain(next);
+    await page.close();
+  });
+
   it('shows what changed when a concurrent edit wins (412) and saves after a reload', async () => {
     const key = uniqueKey('EDIT');
     expect(
