@@ -1,6 +1,16 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, enc, findSecret, request, type SecretMeta, type VersionMeta } from './api';
-import { copyText, ErrorBox, fmt, isoToLocal, Loading, LockBadge, localToIso, Notice } from './ui';
+import {
+  copyText,
+  ErrorBox,
+  fmt,
+  isoToLocal,
+  Loading,
+  LockBadge,
+  localToIso,
+  Notice,
+  SecretValueField,
+} from './ui';
 
 const REVEAL_SECONDS = 20;
 
@@ -201,17 +211,7 @@ function SetNewValue({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: 
         value, set a new one.
       </p>
       <form onSubmit={submit} aria-busy={busy}>
-        <label>
-          New value
-          <textarea
-            name="value"
-            required
-            rows={2}
-            autocomplete="off"
-            spellcheck={false}
-            class="secret-input"
-          />
-        </label>
+        <SecretValueField label="New value" />
         <button type="submit" disabled={busy}>
           Set a new value
         </button>

@@ -1,7 +1,17 @@
 import { useState } from 'preact/hooks';
 import { q, request, type SecretMeta } from './api';
 import { SecretDetail } from './secret-detail';
-import { ErrorBox, fmt, Loading, LockBadge, localToIso, Notice, Pager, usePage } from './ui';
+import {
+  ErrorBox,
+  fmt,
+  Loading,
+  LockBadge,
+  localToIso,
+  Notice,
+  Pager,
+  SecretValueField,
+  usePage,
+} from './ui';
 
 const PAGE_SIZE = 25;
 
@@ -211,17 +221,7 @@ function CreateSecret({ onCreated }: { onCreated: (message: string, key: string)
             </label>
           </div>
         ) : (
-          <label>
-            Value
-            <textarea
-              name="value"
-              required
-              rows={2}
-              autocomplete="off"
-              spellcheck={false}
-              class="secret-input"
-            />
-          </label>
+          <SecretValueField label="Value" />
         )}
         <label>
           Description

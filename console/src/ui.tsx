@@ -128,3 +128,13 @@ export function LockBadge() {
     </span>
   );
 }
+
+/** A required secret-value field: no autocomplete, no spell check (nothing sent to a dictionary). */
+export function SecretValueField({ label }: { label: string }) {
+  return (
+    <label>
+      {label}
+      <textarea name="value" required rows={2} autocomplete="off" spellcheck={false} class="secret-input" />
+    </label>
+  );
+}
