@@ -174,7 +174,7 @@ describe('PUT /api/secrets/:key with bad input changes nothing', () => {
   };
 
   it.each([
-    ['empty object', {}, /at least one of: value, isActive, isReserved, expiresAt, description/],
+    ['empty object', {}, /at least one of: value, isActive, isReserved, isWriteOnly, expiresAt, description/],
     ['value is a number', { value: 1 }, 'value must be a string'],
     ['value is null', { value: null }, 'value must be a string'],
     ['value is an object', { value: { a: 1 } }, 'value must be a string'],
