@@ -110,6 +110,19 @@ export async function resolveKeys(
   return { keyring, jwtSecret };
 }
 
+/**
+ * One warning per pool when named prepared statements turn out not to survive the pooling
+ * between us and PostgreSQL (PgBouncer before 1.21 in transaction mode): the pool has already
+ * switched to unnamed statements, and the setting that makes it so from the start is named.
+ */
+function preparedStatementsOff(log: Logger, pool: string) {
+  return ({ code }: { code: string }) =>
+    log.warn(
+      { pool, sqlstate: code },
+      'named prepared statements do not survive this database connection (a transaction-pooling PgBouncer before 1.21?): switched to unnamed statements; set DATABASE_PREPARED_STATEMENTS=false to start that way, or max_prepared_statements in PgBouncer 1.21 or later',
+    );
+}
+
 export async function openDatabase(config: Config, opts: RuntimeOptions = {}): Promise<Database> {
   if (config.databaseUrl) {
     const log = opts.log;
@@ -121,6 +134,7 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
         ...(opts.pgSchema ? { schema: opts.pgSchema } : {}),
         ...(log
           ? {
+              onPreparedStatementsOff: preparedStatementsOff(log, 'primary'),
               onHostChange: ({ host, reason }) =>
                 host
                   ? log.info({ host, reason }, 'database host chosen')
@@ -218,6 +232,7 @@ function openReadRouting(
       connectionString: url,
       max: config.databasePoolMax,
       preparedStatements: config.databasePreparedStatements,
+      onPreparedStatementsOff: preparedStatementsOff(log, replicaName(url)),
       // A replica that cannot be reached is skipped quickly: the primary serves.
       connectionTimeoutMillis: 1000,
       // ...and one that stops answering: a point read or a list page takes milliseconds.

@@ -19,12 +19,24 @@ export interface PostgresOptions {
   /**
    * Named prepared statements for the hot statements (default true). PgBouncer in
    * transaction pooling mode before 1.21 hands each transaction another server connection,
-   * where a statement prepared on the first does not exist: turn them off there.
+   * where a statement prepared on the first does not exist: turn them off there. Left on
+   * behind such a pooler, the first statement that meets the mismatch switches this pool to
+   * unnamed statements for good (and re-runs what failed), and onPreparedStatementsOff says so.
    */
   preparedStatements?: boolean;
+  /** Named statements were found not to survive this connection's pooling and were turned off. */
+  onPreparedStatementsOff?: (event: { code: string; message: string }) => void;
   /** Multi-host: told which host the connections go to, and why they moved (never a password). */
   onHostChange?: (event: { host: string | undefined; reason: string }) => void;
 }
+
+/**
+ * SQLSTATE 26000 (prepared statement "x" does not exist) and 42P05 (prepared statement "x"
+ * already exists) on a named statement: the server connection is not the one pg prepared it
+ * on, which is what a transaction-pooling PgBouncer before 1.21 does. Either way the statement
+ * did not run (Parse or Bind failed), so it is safe to send it again unnamed.
+ */
+const PREPARED_MISMATCH = new Set(['26000', '42P05']);
 
 /** SQLSTATE 25006: a write reached a read-only session (a standby, or a demoted primary). */
 const READ_ONLY_SQL_TRANSACTION = '25006';
@@ -221,86 +233,86 @@ export function openPostgres(opts: PostgresOptions): Database {
   const source = list.multi
     ? multiHostSource(list, poolFor, timeoutMs, opts.onHostChange)
     : fixedSource(poolFor(opts.connectionString));
-  const prepared = opts.preparedStatements ?? true;
+  let prepared = opts.preparedStatements ?? true;
+  /**
+   * A named statement failed because the server connection does not hold what pg prepared:
+   * from now on every statement of this pool goes unnamed (one notice, however many requests
+   * were in flight). Detected and adapted to rather than refused at start-up, because no
+   * statement can tell from inside whether a pooler sits between us and PostgreSQL.
+   */
+  const preparedMismatch = (err: unknown, sentNamed: boolean): boolean => {
+    const code = codeOf(err);
+    if (!sentNamed || !code || !PREPARED_MISMATCH.has(code)) return false;
+    if (prepared) {
+      prepared = false;
+      opts.onPreparedStatementsOff?.({ code, message: (err as Error).message });
+    }
+    return true;
+  };
+
+  /** Thrown out of a transaction's statement whose named form did not survive pooling. */
+  class PreparedMismatch extends Error {
+    override name = 'PreparedMismatch';
+    constructor(cause: unknown) {
+      super('a named prepared statement was lost by the connection pooler; the transaction runs again', {
+        cause,
+      });
+    }
+  }
 
   const queryOn =
-    (pick: () => Promise<pg.Pool | pg.PoolClient>, pool: () => pg.Pool | undefined): Queryable['query'] =>
+    (
+      pick: () => Promise<pg.Pool | pg.PoolClient>,
+      pool: () => pg.Pool | undefined,
+      inTransaction?: { mismatch: boolean },
+    ): Queryable['query'] =>
     async <R>(sql: string, params?: readonly unknown[], qo?: QueryOptions) => {
       let c: pg.Pool | pg.PoolClient | undefined;
+      const values = params as unknown[] | undefined;
+      const named = Boolean(qo?.name && prepared);
       try {
         c = await pick();
-        const values = params as unknown[] | undefined;
-        const res =
-          qo?.name && prepared
-            ? await c.query({ name: qo.name, text: sql, ...(values ? { values } : {}) })
-            : await c.query(sql, values);
+        const res = named
+          ? await c.query({ name: qo?.name as string, text: sql, ...(values ? { values } : {}) })
+          : await c.query(sql, values);
         return res.rows as R[];
-      } catch (err) {
+      } catch (first) {
+        let err = first;
+        if (preparedMismatch(first, named)) {
+          // Inside a transaction the failed statement aborted it: the transaction is rolled
+          // back and run again as a whole (below). Outside one, nothing ran: send it unnamed.
+          if (inTransaction) {
+            inTransaction.mismatch = true;
+            throw new PreparedMismatch(first);
+          }
+          try {
+            return (await (c as pg.Pool).query(sql, values)).rows as R[];
+          } catch (again) {
+            err = again;
+          }
+        }
         const p = pool() ?? (c instanceof pg.Pool ? c : undefined);
         if (p) source.failed(p, err);
         return translate(err);
       }
     };
 
-  return {
+  const db: Database = {
     kind: 'postgres',
     query: queryOn(
       () => source.get(),
       () => undefined,
     ),
     async transaction<T>(fn: (tx: Transaction) => Promise<T>, to?: TransactionOptions): Promise<T> {
-      let client: pg.PoolClient;
-      let pool: pg.Pool | undefined;
-      const fail = (err: unknown): never => {
-        if (pool) source.failed(pool, err);
-        return translate(err);
-      };
+      const seen = { mismatch: false };
       try {
-        pool = await source.get();
-        client = await pool.connect();
+        return await runTransaction(fn, to, seen);
       } catch (err) {
-        return fail(err);
-      }
-      const tx: Transaction = {
-        query: queryOn(
-          async () => client,
-          () => pool,
-        ),
-        async exec(sql) {
-          await client.query(sql).catch(fail);
-        },
-      };
-      let broken = false;
-      // A checked-out client whose connection drops between statements emits 'error'; the
-      // pool only listens on idle clients, so without this the process crashed (found by
-      // the fault suite). The next statement then fails and the request answers 503.
-      const onError = () => {
-        broken = true;
-      };
-      client.on('error', onError);
-      try {
-        await client.query('BEGIN').catch(fail);
-        const result = await fn(tx);
-        if (to?.onCommitLsn) {
-          const res = (await client
-            .query('COMMIT; SELECT pg_current_wal_insert_lsn()::text AS lsn')
-            .catch(fail)) as unknown as pg.QueryResult<{ lsn: string }>[];
-          const lsn = res[1]?.rows[0]?.lsn;
-          if (lsn) to.onCommitLsn(lsn);
-        } else {
-          await client.query('COMMIT').catch(fail);
-        }
-        return result;
-      } catch (err) {
-        try {
-          await client.query('ROLLBACK');
-        } catch {
-          broken = true;
-        }
-        throw err;
-      } finally {
-        client.off('error', onError);
-        client.release(broken || undefined);
+        // A named statement inside it met a pooler that lost it: everything the transaction
+        // did was rolled back, and statements are unnamed now, so it runs once more. The flag
+        // (not the error) decides, since fn may have wrapped the error in one of its own.
+        if (!seen.mismatch) throw err;
+        return runTransaction(fn, to, { mismatch: false });
       }
     },
     // Idempotent like the PGlite adapter: pg throws when end() is called twice, and
@@ -315,4 +327,69 @@ export function openPostgres(opts: PostgresOptions): Database {
         : { total: 0, idle: 0, waiting: 0 };
     },
   };
+  return db;
+
+  async function runTransaction<T>(
+    fn: (tx: Transaction) => Promise<T>,
+    to: TransactionOptions | undefined,
+    seen: { mismatch: boolean },
+  ): Promise<T> {
+    let client: pg.PoolClient;
+    let pool: pg.Pool | undefined;
+    const fail = (err: unknown): never => {
+      if (pool) source.failed(pool, err);
+      return translate(err);
+    };
+    try {
+      pool = await source.get();
+      client = await pool.connect();
+    } catch (err) {
+      return fail(err);
+    }
+    const tx: Transaction = {
+      query: queryOn(
+        async () => client,
+        () => pool,
+        seen,
+      ),
+      async exec(sql) {
+        await client.query(sql).catch(fail);
+      },
+    };
+    let broken = false;
+    // A checked-out client whose connection drops between statements emits 'error'; the
+    // pool only listens on idle clients, so without this the process crashed (found by
+    // the fault suite). The next statement then fails and the request answers 503.
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
+    try {
+      await client.query('BEGIN').catch(fail);
+      const result = await fn(tx);
+      // fn may have caught the mismatch and carried on: the transaction is aborted, and a
+      // COMMIT would quietly roll it back while fn's result claimed success.
+      if (seen.mismatch) throw new PreparedMismatch(undefined);
+      if (to?.onCommitLsn) {
+        const res = (await client
+          .query('COMMIT; SELECT pg_current_wal_insert_lsn()::text AS lsn')
+          .catch(fail)) as unknown as pg.QueryResult<{ lsn: string }>[];
+        const lsn = res[1]?.rows[0]?.lsn;
+        if (lsn) to.onCommitLsn(lsn);
+      } else {
+        await client.query('COMMIT').catch(fail);
+      }
+      return result;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch {
+        broken = true;
+      }
+      throw err;
+    } finally {
+      client.off('error', onError);
+      client.release(broken || undefined);
+    }
+  }
 }

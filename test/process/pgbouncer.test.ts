@@ -22,7 +22,8 @@ import { call, serviceEnv } from '../reliability/cluster.js';
  * The service through a real PgBouncer in transaction pooling mode (Debian's 1.18, which
  * cannot keep named prepared statements across transactions: each transaction may run on
  * another server connection). With DATABASE_PREPARED_STATEMENTS=false every route works;
- * with it on, the same load fails, which shows the setting is what makes the difference.
+ * left on, the service meets the mismatch, switches to unnamed statements with one warning
+ * naming the setting, and still no request fails.
  * Starts its own PostgreSQL cluster and PgBouncer on free loopback ports (run once, like
  * the other process suites). PgBouncer must be installed (CI: apt-get install pgbouncer).
  * Last, three service processes share the one PgBouncer pool (two server connections).
@@ -104,11 +105,26 @@ const KEYS = {
   JWT_SECRET: randomBytes(48).toString('base64'),
 };
 
+const bouncerUrl = () => `postgres://postgres@127.0.0.1:${bouncerPort}/bouncer`;
+/** The service's named statements (src/**: `{ name: '...' }` query options). */
+const STATEMENT_NAMES = [
+  'secret_by_key',
+  'secret_by_key_locked',
+  'secret_create',
+  'secret_lock_with_version',
+  'secret_versions_list',
+  'secret_version',
+  'secret_reveal',
+  'audit_rows',
+  'audit_batch',
+  'audit_batch_checked',
+];
+
 async function boot(preparedStatements: boolean): Promise<Booted> {
   const config = loadConfig({
     NODE_ENV: 'test',
     ...KEYS,
-    DATABASE_URL: `postgres://postgres@127.0.0.1:${bouncerPort}/bouncer`,
+    DATABASE_URL: bouncerUrl(),
     DATABASE_POOL_MAX: '10',
     DATABASE_PREPARED_STATEMENTS: String(preparedStatements),
     READ_RATE_LIMIT: '1000000',
@@ -201,32 +217,95 @@ describe('through PgBouncer 1.18 in transaction pooling mode', () => {
     }
   });
 
-  it('with named prepared statements on, the same pooling breaks requests (the setting is needed)', async () => {
-    const b = await boot(true);
+  it('with named prepared statements left on, the service notices, switches to unnamed statements and no request fails', async () => {
+    // The mistake an operator easily makes: DATABASE_PREPARED_STATEMENTS left at its default
+    // behind PgBouncer 1.18. The same load used to answer 500s (concurrent creates and updates)
+    // and a read after a restart answered the audit trail's 503.
+    const warnings = () =>
+      capturedLogs.filter((l) => l.includes('named prepared statements do not survive')).length;
+    const before = warnings();
+    // Make the mismatch certain rather than left to which connection PgBouncer picks: two
+    // transactions held open at once pin both of its server connections, and each prepares
+    // the service's statement names there ("already exists" for the service's first Parse).
+    const plant = Array.from({ length: 2 }, () => new pg.Client({ connectionString: bouncerUrl() }));
+    await Promise.all(plant.map((c) => c.connect()));
+    await Promise.all(plant.map((c) => c.query('BEGIN')));
+    for (const c of plant) {
+      for (const name of STATEMENT_NAMES) await c.query(`PREPARE ${name} AS SELECT 1`);
+    }
+    await Promise.all(plant.map((c) => c.query('COMMIT')));
+    await Promise.all(plant.map((c) => c.end()));
+    let b = await boot(true);
     try {
-      const h = b.auth();
+      let h = b.auth();
+      // 50 concurrent creates of one key: one is created, the others are told it exists.
+      const creates = await Promise.all(
+        Array.from({ length: 50 }, () =>
+          b.app.inject({
+            method: 'POST',
+            url: '/api/secrets',
+            headers: h,
+            payload: { key: 'BOUNCE_ONE', value: secretValue('bounce') },
+          }),
+        ),
+      );
+      const created = creates.map((r) => r.statusCode).sort();
+      expect(created).toEqual([201, ...Array(49).fill(409)]);
+      const more = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          b.app.inject({
+            method: 'POST',
+            url: '/api/secrets',
+            headers: h,
+            payload: { key: `LEFT_${i}`, value: secretValue('bounce') },
+          }),
+        ),
+      );
+      expect(more.map((r) => r.statusCode)).toEqual(Array(10).fill(201));
+      // Rounds of concurrent updates and reads, so named statements go out from several client
+      // connections at once (concurrent reads alone would share one SELECT).
       const statuses: number[] = [];
-      // Several rounds of concurrent updates and reads, so that named statements go out from
-      // several client connections at once (concurrent reads alone would share one SELECT):
-      // a statement prepared on one server connection is missing (or already there) on the
-      // next one PgBouncer hands the client.
+      const last = new Map<string, string>();
       for (let round = 0; round < 5; round++) {
         const rs = await Promise.all(
-          Array.from({ length: 40 }, (_, i) =>
-            i % 2
-              ? b.app.inject({ method: 'GET', url: `/api/secrets/BOUNCE_${i % 10}`, headers: h })
-              : b.app.inject({
-                  method: 'PUT',
-                  url: `/api/secrets/BOUNCE_${i % 10}`,
-                  headers: h,
-                  payload: { value: secretValue('bounce') },
-                }),
-          ),
+          Array.from({ length: 40 }, (_, i) => {
+            const key = `LEFT_${Math.floor(i / 2) % 10}`;
+            if (i % 2) return b.app.inject({ method: 'GET', url: `/api/secrets/${key}`, headers: h });
+            return b.app.inject({
+              method: 'PUT',
+              url: `/api/secrets/${key}`,
+              headers: h,
+              payload: { description: `round ${round}` },
+            });
+          }),
         );
         statuses.push(...rs.map((r) => r.statusCode));
+        for (const [i, r] of rs.entries()) {
+          if (i % 2) last.set(`LEFT_${Math.floor(i / 2) % 10}`, r.json().value);
+        }
       }
+      expect(statuses.filter((s) => s !== 200)).toEqual([]);
       expect(statuses).toHaveLength(200);
-      expect(statuses.filter((s) => s !== 200).length).toBeGreaterThan(0);
+      expect(last.size).toBe(10);
+      // Restarted: the new process's first statements meet the ones the old one left prepared
+      // on PgBouncer's server connections ("already exists").
+      await shutdown(b);
+      b = await boot(true);
+      h = b.auth();
+      const reads = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          b.app.inject({ method: 'GET', url: `/api/secrets/LEFT_${i % 10}`, headers: h }),
+        ),
+      );
+      expect(reads.map((r) => r.statusCode)).toEqual(Array(20).fill(200));
+      expect(reads.map((r) => r.json().value)).toEqual(
+        Array.from({ length: 20 }, (_, i) => last.get(`LEFT_${i % 10}`)),
+      );
+      // Each process said so once (however many requests met it), naming the setting.
+      expect(warnings() - before).toBe(2);
+      expect(capturedLogs.join('')).toContain('DATABASE_PREPARED_STATEMENTS=false');
+      const verify = await b.app.inject({ method: 'GET', url: '/api/audit/verify', headers: h });
+      expect(verify.json().intact).toBe(true);
     } finally {
       await shutdown(b);
     }
