@@ -73,13 +73,23 @@ describe('the database stops during steady load', () => {
       }
     };
     const load = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
+    // Each outage: [down, up). Checked once every request has finished (below), so a request
+    // that started while the database was down is judged however late it ends.
+    const outages: { down: number; up: number }[] = [];
+    const MIN_DURING = 12;
 
     for (let n = 0; n < OUTAGES; n++) {
       await sleep(800);
       await cluster.stop(n % 2 === 0 ? 'immediate' : 'fast');
       const down = Date.now();
-      await sleep(2_500);
+      // At least 2.5 s down, and until MIN_DURING requests that started after the stop have
+      // answered: a busy machine lengthens the outage instead of thinning the sample.
+      while (Date.now() - down < 2_500 || log.filter((r) => r.t0 >= down).length < MIN_DURING) {
+        expect(Date.now() - down, 'too few requests answered during the outage').toBeLessThan(60_000);
+        await sleep(50);
+      }
       const up = Date.now();
+      outages.push({ down, up });
       await cluster.start();
       // Recovery: the same process serves again once the database is back.
       let recovered = false;
@@ -88,21 +98,30 @@ describe('the database stops during steady load', () => {
         if (!recovered) await sleep(100);
       }
       expect(recovered, 'the service did not recover after the database came back').toBe(true);
-      const during = log.filter((r) => r.t0 >= down && r.t1 <= up);
-      expect(during.length).toBeGreaterThan(10);
-      for (const r of during) {
-        expect(r.status, r.body || r.error).toBe(503);
-        expect(JSON.parse(r.body).error).toBe('SERVICE_UNAVAILABLE');
-        expect(r.retryAfter).toMatch(/^\d+$/);
-        expect(r.t1 - r.t0, 'a request during the outage took too long').toBeLessThan(2_000);
-        figures.maxOutageResponseMs = Math.max(figures.maxOutageResponseMs, r.t1 - r.t0);
-      }
-      figures.requestsDuringOutage += during.length;
-      figures.outages++;
     }
     await sleep(500);
     running = false;
     await load;
+
+    // Every request that started while the database was down answered within 2 s, whenever
+    // it ended (one that waited for the database to come back is a hang, not a pass): 503
+    // with Retry-After, or 200 only if it was answered after the restart.
+    for (const { down, up } of outages) {
+      const during = log.filter((r) => r.t0 >= down && r.t0 < up);
+      expect(during.length).toBeGreaterThanOrEqual(MIN_DURING);
+      for (const r of during) {
+        expect(r.t1 - r.t0, `a request during the outage took too long (${r.status} ${r.error ?? ''})`).toBeLessThan(
+          2_000,
+        );
+        figures.maxOutageResponseMs = Math.max(figures.maxOutageResponseMs, r.t1 - r.t0);
+        if (r.status === 200 && r.t1 > up) continue;
+        expect(r.status, r.body || r.error).toBe(503);
+        expect(JSON.parse(r.body).error).toBe('SERVICE_UNAVAILABLE');
+        expect(r.retryAfter).toMatch(/^\d+$/);
+      }
+      figures.requestsDuringOutage += during.length;
+      figures.outages++;
+    }
 
     // Over the whole run: no transport failure, no hang, only 200 or 503 (never a 500).
     expect(log.filter((r) => r.error).map((r) => r.error)).toEqual([]);
