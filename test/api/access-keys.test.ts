@@ -161,7 +161,11 @@ describe('scope matrix', () => {
       status: 'active',
       revokedAt: null,
     });
-    const read = await t.app.inject({ method: 'GET', url: '/api/secrets/APP_A', headers: bearer(victim.token) });
+    const read = await t.app.inject({
+      method: 'GET',
+      url: '/api/secrets/APP_A',
+      headers: bearer(victim.token),
+    });
     expect(read.statusCode, read.body).toBe(200);
   });
 

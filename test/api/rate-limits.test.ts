@@ -5,6 +5,7 @@ import { bearer, createAccessKey } from '../helpers/access-keys.js';
 import { backend, createTestApp, type TestApp } from '../helpers/app.js';
 import { type TestRedis, testRedis } from '../helpers/redis-server.js';
 import { secretValue } from '../helpers/secrets.js';
+
 const open: TestApp[] = [];
 afterEach(async () => {
   for (const t of open.splice(0)) await t.close();

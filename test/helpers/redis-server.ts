@@ -21,7 +21,9 @@ export async function testRedis(): Promise<TestRedis> {
   const given = process.env.TEST_REDIS_URL;
   if (given) return { url: given, stop: async () => {} };
   if (!REDIS_SERVER)
-    throw new Error('redis-server is not installed (Debian: apt-get install -y redis-server), or set TEST_REDIS_URL');
+    throw new Error(
+      'redis-server is not installed (Debian: apt-get install -y redis-server), or set TEST_REDIS_URL',
+    );
   const dir = mkdtempSync(join(tmpdir(), 'test-redis-'));
   const port = await freePort();
   const child: ChildProcess = spawn(

@@ -11,7 +11,11 @@ import { tableDigest } from '../reliability/snapshot.js';
  */
 export const STAMPS = { ignoreColumns: ['last_used_at', 'last_used_by'] };
 
-export async function expectNothingChanged<T>(db: Queryable, what: string, act: () => Promise<T>): Promise<T> {
+export async function expectNothingChanged<T>(
+  db: Queryable,
+  what: string,
+  act: () => Promise<T>,
+): Promise<T> {
   const before = await tableDigest(db, STAMPS);
   const out = await act();
   // Compared table by table, so a failure names the table that changed.

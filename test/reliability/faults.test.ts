@@ -110,9 +110,10 @@ describe('the database stops during steady load', () => {
       const during = log.filter((r) => r.t0 >= down && r.t0 < up);
       expect(during.length).toBeGreaterThanOrEqual(MIN_DURING);
       for (const r of during) {
-        expect(r.t1 - r.t0, `a request during the outage took too long (${r.status} ${r.error ?? ''})`).toBeLessThan(
-          2_000,
-        );
+        expect(
+          r.t1 - r.t0,
+          `a request during the outage took too long (${r.status} ${r.error ?? ''})`,
+        ).toBeLessThan(2_000);
         figures.maxOutageResponseMs = Math.max(figures.maxOutageResponseMs, r.t1 - r.t0);
         if (r.status === 200 && r.t1 > up) continue;
         expect(r.status, r.body || r.error).toBe(503);
