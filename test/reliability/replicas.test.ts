@@ -264,7 +264,7 @@ describe('reads from a streaming replica', () => {
       replicaAfterWrite++;
     }
     (figures.ryow as Record<string, unknown>).replicaReadsAfterOwnWrite = replicaAfterWrite;
-  });
+  }, 300_000);
 
   it('never serves a deleted or expired secret while replay is paused', async () => {
     const keys = {
