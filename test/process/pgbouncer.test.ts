@@ -203,8 +203,53 @@ describe('through PgBouncer 1.18 in transaction pooling mode', () => {
 
   it('with named prepared statements on, the same pooling breaks requests (the setting is needed)', async () => {
     const b = await boot(true);
+    // A transaction held open from outside pins one of PgBouncer's two server connections.
+    const pin = async () => {
+      const c = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${bouncerPort}/bouncer` });
+      await c.connect();
+      await c.query('BEGIN');
+      await c.query('SELECT 1');
+      return c;
+    };
+    const unpin = async (c: pg.Client) => {
+      await c.query('COMMIT');
+      await c.end();
+    };
     try {
       const h = b.auth();
+      // Certain, not left to a race: with the first server connection pinned, the service's
+      // reads prepare their named statements on the second; then the second is pinned and the
+      // first freed, and the same reads (their statements marked prepared on the client side)
+      // reach a server connection that never saw them.
+      const pinned: number[] = [];
+      const pinKey = `PINNED_${randomBytes(3).toString('hex').toUpperCase()}`;
+      const made = await b.app.inject({
+        method: 'POST',
+        url: '/api/secrets',
+        headers: h,
+        payload: { key: pinKey, value: secretValue('pin') },
+      });
+      expect(made.statusCode, made.body).toBe(201);
+      const first = await pin();
+      let second: pg.Client | undefined;
+      try {
+        for (let i = 0; i < 3; i++) {
+          const r = await b.app.inject({ method: 'GET', url: `/api/secrets/${pinKey}`, headers: h });
+          expect(r.statusCode, `${i}: ${r.body}`).toBe(200);
+        }
+        second = await pin();
+      } finally {
+        await unpin(first);
+      }
+      try {
+        for (let i = 0; i < 3; i++)
+          pinned.push(
+            (await b.app.inject({ method: 'GET', url: `/api/secrets/${pinKey}`, headers: h })).statusCode,
+          );
+      } finally {
+        if (second) await unpin(second);
+      }
+      expect(pinned.filter((s) => s !== 200).length, `statuses ${pinned.join(',')}`).toBeGreaterThan(0);
       const statuses: number[] = [];
       // Several rounds of concurrent updates and reads, so that named statements go out from
       // several client connections at once (concurrent reads alone would share one SELECT):
