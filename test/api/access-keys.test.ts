@@ -3,6 +3,7 @@ import { apiKey, bearer, createAccessKey } from '../helpers/access-keys.js';
 import { useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
+import { expectNothingChanged } from '../helpers/unchanged.js';
 
 const t = useTestApp({ env: { AUDIT_SEAL_INTERVAL_MS: '0' }, resetEachTest: true });
 
@@ -121,12 +122,15 @@ describe('scope matrix', () => {
                   ? { value: secretValue() }
                   : { name: 'made-by-key', scopes: ['secrets:read'] }
               : undefined;
-          const res = await t.app.inject({
-            method: e.method,
-            url: e.url.replace('OTHER', other.id),
-            headers: style === 'bearer' ? bearer(k.token) : apiKey(k.token),
-            ...(payload ? { payload } : {}),
-          });
+          const send = () =>
+            t.app.inject({
+              method: e.method,
+              url: e.url.replace('OTHER', other.id),
+              headers: style === 'bearer' ? bearer(k.token) : apiKey(k.token),
+              ...(payload ? { payload } : {}),
+            });
+          // A refusal must leave every row of every table as it was, not only answer 403.
+          const res = allowed ? await send() : await expectNothingChanged(t.db, `refused ${e.name}`, send);
           expect(res.statusCode, res.body).toBe(allowed ? e.ok : 403);
           if (!allowed) {
             expect(res.json()).toMatchObject({ error: 'AUTH_UNAUTHORIZED', statusCode: 403 });
@@ -138,6 +142,32 @@ describe('scope matrix', () => {
       }
     }
   }
+
+  it('a refused revoke of a real access key leaves it active and working', async () => {
+    await seed('APP_A');
+    const victim = await createAccessKey(t, { scopes: ['secrets:read'] });
+    const k = await createAccessKey(t, {
+      scopes: ['secrets:read', 'secrets:write', 'secrets:delete', 'secrets:list'],
+    });
+    for (const headers of [bearer(k.token), apiKey(k.token), bearer(victim.token)]) {
+      const res = await expectNothingChanged(t.db, 'a refused revoke', () =>
+        t.app.inject({ method: 'DELETE', url: `/api/access-keys/${victim.id}`, headers }),
+      );
+      expect(res.statusCode, res.body).toBe(403);
+      expect(res.json().message).toMatch(/Admin access required/);
+    }
+    const listed = (await t.app.inject({ method: 'GET', url: '/api/access-keys', headers: t.auth() })).json();
+    expect(listed.accessKeys.find((a: { id: string }) => a.id === victim.id)).toMatchObject({
+      status: 'active',
+      revokedAt: null,
+    });
+    const read = await t.app.inject({
+      method: 'GET',
+      url: '/api/secrets/APP_A',
+      headers: bearer(victim.token),
+    });
+    expect(read.statusCode, read.body).toBe(200);
+  });
 
   it('admin JWTs keep full access to every endpoint', async () => {
     await seed('APP_A');

@@ -68,11 +68,22 @@ it('concurrent updates mixed with reads never return a value that was not writte
     expect(r.statusCode).toBe(200);
     if (r.json().value !== undefined) expect(allowed.has(r.json().value)).toBe(true);
   }
+  // Which answer is which is known (update, read, update, ...): every read carries a value
+  // (the check above skips none of them) and every update reports success.
+  for (const [i, r] of res.entries()) {
+    if (i % 2 === 1) {
+      expect(Object.keys(r.json())).toEqual(['key', 'value']);
+      expect(allowed.has(r.json().value), 'a read returned a value nobody wrote').toBe(true);
+    } else expect(r.json().success).toBe(true);
+  }
 });
 
 it('concurrent create, delete and revive of one key leave one consistent, readable row', async () => {
   const created = secretValue('first');
-  await c.create({ key: 'CHURN', value: created });
+  const first = await c.create({ key: 'CHURN', value: created });
+  expect(first.statusCode).toBe(201);
+  const originalId = first.json().id;
+  expect(originalId).toMatch(/^[0-9a-f-]{36}$/);
   const values = Array.from({ length: 20 }, (_, i) => secretValue(`churn${i}`));
   const ops = values.flatMap((value) => [c.remove('CHURN'), c.create({ key: 'CHURN', value })]);
   const res = await Promise.all(ops);
@@ -84,10 +95,12 @@ it('concurrent create, delete and revive of one key leave one consistent, readab
   // Every successful revive kept the original id.
   const ids = new Set(revived.map((r) => r.json().id));
   expect(ids.size).toBeLessThanOrEqual(1);
+  for (const r of revived) expect(r.json().id, 'a revive changed the id').toBe(originalId);
   const rows = await t.db.query<{ id: string; is_active: boolean; current_version: number }>(
     `SELECT id, is_active, current_version FROM secrets WHERE key = 'CHURN'`,
   );
   expect(rows).toHaveLength(1);
+  expect(rows[0]!.id).toBe(originalId);
   expect(rows[0]!.current_version).toBe(1 + revived.length);
   const versions = await everyVersion('CHURN');
   expect(versions).toHaveLength(1 + revived.length);

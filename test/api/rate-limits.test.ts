@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, createAccessKey } from '../helpers/access-keys.js';
 import { backend, createTestApp, type TestApp } from '../helpers/app.js';
+import { type TestRedis, testRedis } from '../helpers/redis-server.js';
 import { secretValue } from '../helpers/secrets.js';
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const open: TestApp[] = [];
 afterEach(async () => {
   for (const t of open.splice(0)) await t.close();
@@ -154,16 +154,25 @@ describe('one instance', () => {
 
 describe('two instances sharing Redis', () => {
   const namespace = `test-rl-${randomBytes(6).toString('hex')}:`;
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  // TEST_REDIS_URL (.ci/run starts one on a free port), else a redis-server of this file's own.
+  let server: TestRedis;
+  let redis: Redis;
+  beforeAll(async () => {
+    server = await testRedis();
+    redis = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  });
   afterAll(async () => {
-    const keys = await redis.keys(`${namespace}*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
+    if (redis) {
+      const keys = await redis.keys(`${namespace}*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+    }
+    await server?.stop();
   });
 
   async function pair(env: Record<string, string>) {
     const shared = {
-      REDIS_URL,
+      REDIS_URL: server.url,
       RATE_LIMIT_NAMESPACE: `${namespace}${randomBytes(3).toString('hex')}:`,
       ...env,
     };

@@ -36,13 +36,37 @@ async function statementsDuring(fn: () => Promise<unknown>) {
     const spy = vi.spyOn(pg.Client.prototype, 'query');
     await fn();
     const all = spy.mock.calls.map((c) => sent(c as unknown[]));
-    return { all, statements: all.map((s) => s.text), transactions: 0 };
+    return { all, statements: all.map((s) => s.text), transactions: 0, inTx: [] as string[] };
   }
+  // A PGlite transaction's statements go through the Transaction object its callback gets,
+  // not PGlite.prototype.query: the spy hands the callback a view of it that records them,
+  // so the statement budget is checked on PGlite too, not only the transaction count.
   const query = vi.spyOn(PGlite.prototype, 'query');
-  const transaction = vi.spyOn(PGlite.prototype, 'transaction');
+  const original = PGlite.prototype.transaction;
+  const inTx: string[] = [];
+  type Tx = Parameters<Parameters<PGlite['transaction']>[0]>[0];
+  const recording = (tx: Tx): Tx =>
+    new Proxy(tx, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop) as unknown;
+        if (typeof v !== 'function') return v;
+        if (prop === 'query' || prop === 'exec')
+          return (...args: unknown[]) => {
+            inTx.push(sent(args).text);
+            return (v as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        return (v as (...a: unknown[]) => unknown).bind(target);
+      },
+    });
+  const transaction = vi.spyOn(PGlite.prototype, 'transaction').mockImplementation(function (
+    this: PGlite,
+    cb,
+  ) {
+    return original.call(this, (tx) => cb(recording(tx)));
+  });
   await fn();
   const all = query.mock.calls.map((c) => sent(c as unknown[]));
-  return { all, statements: all.map((s) => s.text), transactions: transaction.mock.calls.length };
+  return { all, statements: all.map((s) => s.text), transactions: transaction.mock.calls.length, inTx };
 }
 
 const firstWord = (s: string) => s.trim().split(/\s+/)[0]?.toUpperCase();
@@ -123,7 +147,7 @@ it('concurrent reads share their SELECTs and batched inserts, every row written 
 
 it('creates a secret in one transaction of two statements: the insert and its audit row', async () => {
   const h = headers();
-  const { statements, transactions } = await statementsDuring(async () => {
+  const { statements, transactions, inTx } = await statementsDuring(async () => {
     const r = await t.app.inject({
       method: 'POST',
       url: '/api/secrets',
@@ -137,6 +161,7 @@ it('creates a secret in one transaction of two statements: the insert and its au
   } else {
     expect(transactions).toBe(1);
     expect(statements).toHaveLength(0);
+    expect(inTx.map(firstWord)).toEqual(['WITH', 'INSERT']);
   }
 });
 
@@ -203,7 +228,7 @@ it.each([
   if (name === 'restore' || name === 'purge')
     await t.app.inject({ method: 'DELETE', url: `/api/secrets/${key}`, headers: headers() });
   const h = headers();
-  const { statements, transactions } = await statementsDuring(async () => {
+  const { statements, transactions, inTx } = await statementsDuring(async () => {
     const r = await t.app.inject({
       method,
       url: `/api/secrets/${key}${suffix}`,
@@ -220,5 +245,8 @@ it.each([
   } else {
     expect(transactions).toBe(1);
     expect(statements).toHaveLength(0);
+    expect(inTx.length).toBeGreaterThanOrEqual(1);
+    expect(inTx.length).toBeLessThanOrEqual(2);
+    expect(inTx.filter((s) => /INSERT INTO audit_log/.test(s))).toHaveLength(1);
   }
 });

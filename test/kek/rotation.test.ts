@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { sealValue } from '../../src/crypto/envelope.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import {
@@ -254,20 +254,61 @@ it('the server keeps answering while a rewrap runs in it (embedded PGlite resolv
   }
   let running = true;
   let servedDuringRewrap = 0;
+  // What happened, in order: each batch's read ('batch') and each turn of the event loop
+  // ('tick', from a setImmediate loop). Counted, not timed.
+  const events: string[] = [];
+  let enoughReads: () => void = () => {};
+  const readsDone = new Promise<void>((resolve) => {
+    enoughReads = resolve;
+  });
+  const query = a.db.query.bind(a.db);
+  const spy = vi.spyOn(a.db, 'query').mockImplementation(async (sql, params) => {
+    if (sql.includes('WHERE v.kid <> $1')) {
+      events.push('batch');
+      // The second batch waits until the reader has been served six times: reads are
+      // answered between batches, whatever the machine's speed.
+      if (events.filter((e) => e === 'batch').length === 2) await readsDone;
+    }
+    return query(sql, params);
+  });
   const reader = (async () => {
     while (running) {
       const r = await call(a, 'GET', '/api/secrets/BUSY_7');
       expect(r.json().value).toBe(value);
       if (running) servedDuringRewrap++;
+      if (servedDuringRewrap > 5) enoughReads();
       await setImmediate();
     }
   })();
-  const r = await call(a, 'POST', '/api/keys/rewrap', { batchSize: 20 });
-  running = false;
-  await reader;
-  expect(r.json()).toMatchObject({ activeKid: 'A', rewrapped: 600, remaining: 0, batches: 30 });
+  const ticker = (async () => {
+    while (running) {
+      events.push('tick');
+      await setImmediate();
+    }
+  })();
+  try {
+    const r = await call(a, 'POST', '/api/keys/rewrap', { batchSize: 20 });
+    running = false;
+    await reader;
+    await ticker;
+    expect(r.json()).toMatchObject({ activeKid: 'A', rewrapped: 600, remaining: 0, batches: 30 });
+  } finally {
+    running = false;
+    enoughReads();
+    spy.mockRestore();
+  }
   // Before the rewrap yielded between batches, the reader's first request waited for the end.
   expect(servedDuringRewrap).toBeGreaterThan(5);
+  // And it yields between every two batches: the event loop turned at least once between
+  // each batch's read and the next (30 batches, then the empty reads that end each pass;
+  // a pass that found nothing ends without a yield).
+  const batchAt = events.flatMap((e, i) => (e === 'batch' ? [i] : []));
+  expect(batchAt.length).toBeGreaterThanOrEqual(31);
+  for (let b = 1; b <= 30; b++) {
+    expect(events.slice(batchAt[b - 1]! + 1, batchAt[b]), `between batch ${b} and ${b + 1}`).toContain(
+      'tick',
+    );
+  }
 }, 90_000);
 
 // A second session holding a row lock needs several connections: PostgreSQL only (PGlite

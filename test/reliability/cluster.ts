@@ -71,6 +71,19 @@ export async function call(
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Lets a storm or an outage run for at least `ms`, and then until `enough()` holds (checked
+ * every 20 ms; fails the test after `capMs`): a busy machine lengthens the phase instead of
+ * thinning the sample a later count relies on.
+ */
+export async function runFor(ms: number, enough: () => boolean, what: string, capMs = 60_000): Promise<void> {
+  const start = Date.now();
+  while (Date.now() - start < ms || !enough()) {
+    if (Date.now() - start > ms + capMs) throw new Error(`${what} did not happen within ${ms + capMs} ms`);
+    await sleep(20);
+  }
+}
+
+/**
  * Storage invariants, in plain SQL: the kept versions are contiguous and end at the current
  * one (the newest MAX_VERSIONS, default 20, are kept: the rest are pruned), nothing half-written.
  */

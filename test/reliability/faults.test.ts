@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PgCluster, startCluster } from '../helpers/pg-cluster.js';
 import { secretValue } from '../helpers/secrets.js';
 import { type ServiceProcess, startService } from '../helpers/service-process.js';
-import { call, expectStorageInvariants, type Outcome, serviceEnv, sleep } from './cluster.js';
+import { call, expectStorageInvariants, type Outcome, runFor, serviceEnv, sleep } from './cluster.js';
 import { scanLogs } from './hygiene.js';
 import { pick, report } from './mode.js';
 
@@ -73,13 +73,24 @@ describe('the database stops during steady load', () => {
       }
     };
     const load = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
+    // Each outage: [down, up). Checked once every request has finished (below), so a request
+    // that started while the database was down is judged however late it ends.
+    const outages: { down: number; up: number }[] = [];
+    const MIN_DURING = 12;
 
     for (let n = 0; n < OUTAGES; n++) {
       await sleep(800);
       await cluster.stop(n % 2 === 0 ? 'immediate' : 'fast');
       const down = Date.now();
-      await sleep(2_500);
+      // At least 2.5 s down, and until MIN_DURING requests that started after the stop have
+      // answered: a busy machine lengthens the outage instead of thinning the sample.
+      await runFor(
+        2_500,
+        () => log.filter((r) => r.t0 >= down).length >= MIN_DURING,
+        'enough answers during the outage',
+      );
       const up = Date.now();
+      outages.push({ down, up });
       await cluster.start();
       // Recovery: the same process serves again once the database is back.
       let recovered = false;
@@ -88,21 +99,31 @@ describe('the database stops during steady load', () => {
         if (!recovered) await sleep(100);
       }
       expect(recovered, 'the service did not recover after the database came back').toBe(true);
-      const during = log.filter((r) => r.t0 >= down && r.t1 <= up);
-      expect(during.length).toBeGreaterThan(10);
-      for (const r of during) {
-        expect(r.status, r.body || r.error).toBe(503);
-        expect(JSON.parse(r.body).error).toBe('SERVICE_UNAVAILABLE');
-        expect(r.retryAfter).toMatch(/^\d+$/);
-        expect(r.t1 - r.t0, 'a request during the outage took too long').toBeLessThan(2_000);
-        figures.maxOutageResponseMs = Math.max(figures.maxOutageResponseMs, r.t1 - r.t0);
-      }
-      figures.requestsDuringOutage += during.length;
-      figures.outages++;
     }
     await sleep(500);
     running = false;
     await load;
+
+    // Every request that started while the database was down answered within 2 s, whenever
+    // it ended (one that waited for the database to come back is a hang, not a pass): 503
+    // with Retry-After, or 200 only if it was answered after the restart.
+    for (const { down, up } of outages) {
+      const during = log.filter((r) => r.t0 >= down && r.t0 < up);
+      expect(during.length).toBeGreaterThanOrEqual(MIN_DURING);
+      for (const r of during) {
+        expect(
+          r.t1 - r.t0,
+          `a request during the outage took too long (${r.status} ${r.error ?? ''})`,
+        ).toBeLessThan(2_000);
+        figures.maxOutageResponseMs = Math.max(figures.maxOutageResponseMs, r.t1 - r.t0);
+        if (r.status === 200 && r.t1 > up) continue;
+        expect(r.status, r.body || r.error).toBe(503);
+        expect(JSON.parse(r.body).error).toBe('SERVICE_UNAVAILABLE');
+        expect(r.retryAfter).toMatch(/^\d+$/);
+      }
+      figures.requestsDuringOutage += during.length;
+      figures.outages++;
+    }
 
     // Over the whole run: no transport failure, no hang, only 200 or 503 (never a 500).
     expect(log.filter((r) => r.error).map((r) => r.error)).toEqual([]);
@@ -131,6 +152,7 @@ describe('the service is SIGKILLed during a write storm', () => {
       svc = await startService(env);
       const base = svc.url;
       let running = true;
+      let ackedThisRound = 0;
       const writer = async (w: number) => {
         for (let i = 0; running; i++) {
           const key = `KILL_${round}_${w}_${i}`;
@@ -141,15 +163,19 @@ describe('the service is SIGKILLed during a write storm', () => {
           const c = await call(base, token, 'POST', '/api/secrets', { key, value: v1 });
           if (c.status !== 201) break;
           a.acked = 1;
+          ackedThisRound++;
           const v2 = secretValue('k');
           a.values.push(v2);
           const u = await call(base, token, 'PUT', `/api/secrets/${key}`, { value: v2 });
           if (u.status !== 200) break;
           a.acked = 2;
+          ackedThisRound++;
         }
       };
       const storm = Promise.all(Array.from({ length: 6 }, (_, w) => writer(w)));
-      await sleep(1_500);
+      // 1.5 s of storm at least, and until 21 writes were acknowledged in this round: the kill
+      // waits for the work a busy machine delays, so the count checked below is always there.
+      await runFor(1_500, () => ackedThisRound > 20, 'enough acknowledged writes before the kill');
       running = false;
       await svc.kill('SIGKILL');
       await storm;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PgCluster, startCluster } from '../helpers/pg-cluster.js';
 import { secretValue } from '../helpers/secrets.js';
 import { type ServiceProcess, startService } from '../helpers/service-process.js';
-import { call, type Outcome, serviceEnv, sleep } from './cluster.js';
+import { call, type Outcome, runFor, serviceEnv, sleep } from './cluster.js';
 import { scanLogs } from './hygiene.js';
 
 /**
@@ -95,7 +95,8 @@ describe('read storms and faults', () => {
       svc = await startService(env);
       if (round === 0) await seedKeys(svc.url);
       const s = storm(svc.url, `kill${round}`, 8);
-      await sleep(1_500);
+      // 1.5 s at least, and until more than 10 reads succeeded (checked below).
+      await runFor(1_500, () => s.reads.filter((r) => r.status === 200).length > 10, 'reads before the kill');
       await svc.kill('SIGKILL');
       svc = undefined;
       const reads = await s.stop();
@@ -124,7 +125,8 @@ describe('read storms and faults', () => {
     await sleep(1_000);
     await cluster.stop('immediate');
     const down = Date.now();
-    await sleep(2_000);
+    // 2 s at least, and until more than 10 reads sent after the stop have been answered.
+    await runFor(2_000, () => s.reads.filter((r) => r.t0 >= down).length > 10, 'answers while down');
     const up = Date.now();
     await cluster.start();
     let recovered = false;

@@ -3,6 +3,7 @@ import { createBulkRepository } from '../../src/secrets/bulk-repository.js';
 import { bearer, createAccessKey } from '../helpers/access-keys.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { secretValue } from '../helpers/secrets.js';
+import { expectNothingChanged } from '../helpers/unchanged.js';
 
 /**
  * Issue 11 item 5: un-reserving and purging are admin-only (access keys: 403, audited as
@@ -35,12 +36,14 @@ const deniedRows = async (action: string, key: string) =>
 it('an access key with secrets:write cannot un-reserve a secret; an admin can', async () => {
   await put('KEEP_ME', true);
   const k = await createAccessKey(t, { scopes: ['secrets:write', 'secrets:delete'] });
-  const res = await t.app.inject({
-    method: 'PUT',
-    url: '/api/secrets/KEEP_ME',
-    headers: bearer(k.token),
-    payload: { isReserved: false },
-  });
+  const res = await expectNothingChanged(t.db, 'a refused un-reserve', () =>
+    t.app.inject({
+      method: 'PUT',
+      url: '/api/secrets/KEEP_ME',
+      headers: bearer(k.token),
+      payload: { isReserved: false },
+    }),
+  );
   expect(res.statusCode).toBe(403);
   expect(res.json().message).toBe(
     `Admin access required: access key "${k.name}" cannot set isReserved to false (un-reserving is admin-only)`,
@@ -72,11 +75,13 @@ it('an access key with secrets:delete can soft-delete but not purge; an admin ca
   const k = await createAccessKey(t, { scopes: ['secrets:delete'] });
   const del = await t.app.inject({ method: 'DELETE', url: '/api/secrets/GONE', headers: bearer(k.token) });
   expect(del.statusCode).toBe(200);
-  const purge = await t.app.inject({
-    method: 'DELETE',
-    url: '/api/secrets/GONE?purge=true',
-    headers: bearer(k.token),
-  });
+  const purge = await expectNothingChanged(t.db, 'a refused purge', () =>
+    t.app.inject({
+      method: 'DELETE',
+      url: '/api/secrets/GONE?purge=true',
+      headers: bearer(k.token),
+    }),
+  );
   expect(purge.statusCode).toBe(403);
   expect(purge.json().message).toBe(
     `Admin access required: access key "${k.name}" cannot purge secrets (permanent erasure is admin-only)`,
@@ -119,8 +124,12 @@ it('one 403 code per meaning: a caller refused is AUTH_UNAUTHORIZED on every rou
   await put('APP_RESERVED', true);
   await put('OTHER_SECRET');
   const k = await createAccessKey(t, { scopes: ['secrets:read', 'secrets:write'], keys: ['APP_*'] });
+  // Each refusal is checked on every row of every table (a new version written despite the
+  // 403 would leave key, is_reserved and is_active as they were).
   const as = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) =>
-    t.app.inject({ method, url, headers: bearer(k.token), ...(payload ? { payload } : {}) });
+    expectNothingChanged(t.db, `refused ${method} ${url}`, () =>
+      t.app.inject({ method, url, headers: bearer(k.token), ...(payload ? { payload } : {}) }),
+    );
   // The caller may not: refused by the guard (scope, patterns, admin-only), by the batch
   // import (patterns, un-reserving) and by render (patterns): the same meaning, one code.
   const refusals = [
@@ -138,11 +147,13 @@ it('one 403 code per meaning: a caller refused is AUTH_UNAUTHORIZED on every rou
     expect(r.json().error, r.body).toBe('AUTH_UNAUTHORIZED');
   }
   // A rule protects the secret whoever asks (the admin included): FORBIDDEN.
-  const reserved = await t.app.inject({
-    method: 'DELETE',
-    url: '/api/secrets/APP_RESERVED',
-    headers: t.auth(),
-  });
+  const reserved = await expectNothingChanged(t.db, 'a refused delete of a reserved secret', () =>
+    t.app.inject({
+      method: 'DELETE',
+      url: '/api/secrets/APP_RESERVED',
+      headers: t.auth(),
+    }),
+  );
   expect(reserved.statusCode).toBe(403);
   expect(reserved.json().error).toBe('FORBIDDEN');
   // Nothing changed.

@@ -209,8 +209,11 @@ describe('the JSON log destination (LOG_BUFFER_BYTES)', () => {
       // Buffered: nothing written yet, well under 4 KiB (read synchronously, in the same
       // tick, so the periodic flush cannot run in between).
       expect(readFileSync(file, 'utf8')).toBe('');
-      // The periodic flush (250 ms) delivers them without more traffic.
-      await new Promise((r) => setTimeout(r, 1_000));
+      // The periodic flush (250 ms) delivers them without more traffic: waited for as the
+      // destination's own 'write' event (sonic-boom emits it once the bytes are written),
+      // not a fixed sleep that a busy machine can outlast.
+      const written = await new Promise<number>((resolve) => dest.once('write', resolve));
+      expect(written).toBeGreaterThan(0);
       const lines = (await readFile(file, 'utf8')).trim().split('\n');
       expect(lines.map((l) => JSON.parse(l).msg)).toEqual(['first', 'second']);
     } finally {
