@@ -18,6 +18,7 @@ import {
 } from './credentials.js';
 import { DeniedEnvError, envFromSecrets } from './env-guard.js';
 import { describeError, EXIT, exitCodeFor, UsageError } from './exit-codes.js';
+import { platformIdToken } from './oidc.js';
 import { addOperatorCommands } from './operator.js';
 import { type Format, formatValues, maskForActions, table } from './output.js';
 import { readValue } from './read-value.js';
@@ -54,13 +55,31 @@ const program = new Command('secrets')
   .addOption(new Option('--profile <name>', 'login profile to use (secrets login)').env('SECRETS_PROFILE'))
   .addOption(new Option('--timeout <ms>', 'per-request timeout in milliseconds').default('30000'))
   .option('-q, --quiet', 'print no status lines (errors still go to stderr)')
+  .addOption(
+    new Option(
+      '--oidc',
+      "no stored credential: exchange the platform's OIDC ID token (GitHub Actions, GitLab CI, Kubernetes) for a short-lived one",
+    ).env('SECRETS_OIDC'),
+  )
+  .addOption(
+    new Option('--oidc-audience <aud>', 'with --oidc: the audience to request (default: the server URL)').env(
+      'SECRETS_OIDC_AUDIENCE',
+    ),
+  )
+  .addOption(
+    new Option('--oidc-trust <name>', 'with --oidc: the trust policy to use, when several match').env(
+      'SECRETS_OIDC_TRUST',
+    ),
+  )
   .enablePositionalOptions()
   .showHelpAfterError('(run with --help for usage)')
   .addHelpText(
     'after',
     `
 Credentials: flag > environment (SECRETS_URL, SECRETS_TOKEN, SECRETS_TOKEN_FILE) > profile
-(secrets login [--profile NAME], stored in ${profilesPath()}).
+(secrets login [--profile NAME], stored in ${profilesPath()}). In CI, --oidc trades the
+platform's ID token (ACTIONS_ID_TOKEN_REQUEST_URL, SECRETS_OIDC_TOKEN_FILE or SECRETS_OIDC_TOKEN)
+for a short-lived credential: nothing to store. Options may come before or after the command.
 
 Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 server unreachable, 4 unauthenticated (401),
 5 forbidden (403), 6 not found (404), 7 rate limited (429), 8 other API error,
@@ -77,11 +96,29 @@ interface GlobalOpts {
   profile?: string;
   timeout: string;
   quiet?: boolean;
+  oidc?: boolean;
+  oidcAudience?: string;
+  oidcTrust?: string;
 }
 
 const DEFAULT_URL = 'http://127.0.0.1:7130';
-const opts = () => program.opts<GlobalOpts>();
-const source = (name: string) => program.getOptionValueSource(name);
+/**
+ * The command being run. Every command accepts the global options too (they are copied
+ * onto it before parsing), so `secrets login --profile ci` works like `secrets --profile ci
+ * login`; given after the command, they win.
+ */
+let active: Command | undefined;
+const given = (name: string) =>
+  active !== undefined && active !== program && active.getOptionValueSource(name) === 'cli';
+const opts = (): GlobalOpts => {
+  const o: Record<string, unknown> = { ...program.opts<GlobalOpts>() };
+  for (const opt of program.options) {
+    const name = opt.attributeName();
+    if (given(name)) o[name] = active?.getOptionValue(name);
+  }
+  return o as unknown as GlobalOpts;
+};
+const source = (name: string) => (given(name) ? 'cli' : program.getOptionValueSource(name));
 
 async function profile(): Promise<Profile | undefined> {
   const name = opts().profile ?? 'default';
@@ -105,7 +142,21 @@ async function connection(): Promise<{ url: string; token: string | undefined }>
     o.url !== undefined
       ? checkUrl(o.url, source('url') === 'cli' ? '--url' : 'SECRETS_URL')
       : checkUrl(p?.url ?? DEFAULT_URL, 'the profile URL');
+  if (o.oidc) token = await workloadToken(url);
   return { url, token };
+}
+
+/** --oidc: the platform's ID token (oidc.ts says where from), exchanged for a workload credential. */
+async function workloadToken(url: string): Promise<string> {
+  const o = opts();
+  const timeoutMs = Number(o.timeout) || 30_000;
+  const { token: idToken } = await platformIdToken(o.oidcAudience ?? url, process.env, timeoutMs);
+  maskForActions([idToken]);
+  const issued = await createSecretsClient({ baseUrl: url, timeoutMs }).exchangeIdToken(idToken, {
+    trust: o.oidcTrust,
+  });
+  maskForActions([issued.accessToken]);
+  return issued.accessToken;
 }
 
 async function client(): Promise<SecretsClient> {
@@ -253,7 +304,7 @@ program
       const env = envFromSecrets(await c.exportSecrets(p), o.allowEnv, warn);
       maskForActions(Object.values(env));
       // The command gets the secrets, not the credential that fetched them (nor where it is).
-      const drop = ['SECRETS_TOKEN', 'SECRETS_TOKEN_FILE'];
+      const drop = ['SECRETS_TOKEN', 'SECRETS_TOKEN_FILE', 'SECRETS_OIDC_TOKEN'];
       if (!o.watch) {
         process.exitCode = await runWithEnv(command, args, env, drop);
         return;
@@ -383,7 +434,8 @@ program
     const name = o.profile ?? 'default';
     const url = checkUrl(o.url ?? DEFAULT_URL, source('url') === 'cli' ? '--url' : 'SECRETS_URL');
     let token: string | undefined;
-    if (o.tokenStdin) token = await readTokenStdin();
+    if (o.oidc) token = await workloadToken(url);
+    else if (o.tokenStdin) token = await readTokenStdin();
     else if (o.tokenFile) token = await readTokenFile(o.tokenFile);
     else if (o.token) token = o.token;
     else if (process.stdin.isTTY) token = await readValue({ prompt: 'Token or access key (not shown): ' });
@@ -426,7 +478,7 @@ program
 function describeWho(who: { kind: string; name: string; scopes: string[] | null; keys: string[] | null }) {
   return who.kind === 'admin'
     ? `admin ${who.name}`
-    : `access key ${who.name} (scopes: ${who.scopes?.join(', ')}; keys: ${who.keys?.join(', ') ?? 'all'})`;
+    : `${who.kind === 'workload' ? 'workload' : 'access key'} ${who.name} (scopes: ${who.scopes?.join(', ')}; keys: ${who.keys?.join(', ') ?? 'all'})`;
 }
 
 /** A dotenv file or a JSON object of strings, as batch entries; refuses what cannot be imported. */
@@ -455,6 +507,19 @@ function parseImport(text: string, file: string): BatchEntry[] {
 }
 
 addOperatorCommands(program);
+
+// The global options, accepted after the command too (hidden from each command's help:
+// the program's help lists them once). Not on `run` after its command: what follows the
+// command is the command's own (passThroughOptions).
+for (const cmd of program.commands) {
+  for (const opt of program.options) {
+    if (opt.long === '--version' || cmd.options.some((o) => o.long === opt.long)) continue;
+    cmd.addOption(new Option(opt.flags, opt.description).hideHelp());
+  }
+}
+program.hook('preAction', (_program, cmd) => {
+  active = cmd;
+});
 
 try {
   await program.parseAsync(process.argv);

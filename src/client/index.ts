@@ -12,6 +12,8 @@ export type { components, paths };
 export type SecretMetadata = components['schemas']['SecretMetadata'];
 export type ErrorBody = components['schemas']['ErrorResponse'];
 export type BatchEntry = components['schemas']['BatchSecretEntryInput'];
+export type TrustPolicy = components['schemas']['TrustPolicy'];
+export type TrustPolicyInput = components['schemas']['TrustPolicyRequest'];
 
 /** The service answered with an error body ({error, message, statusCode, nextActions?}). */
 export class SecretsApiError extends Error {
@@ -195,6 +197,50 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     async render(template: string): Promise<string> {
       const { data } = await unwrap(api.POST('/api/secrets/render', { body: { template } }));
       return data.rendered;
+    },
+
+    /**
+     * RFC 8693 token exchange: trades a platform's OIDC ID token (GitHub Actions, GitLab CI,
+     * Kubernetes) for a short-lived workload credential. Needs no credential of its own.
+     */
+    async exchangeIdToken(
+      idToken: string,
+      opts: { trust?: string | undefined; scope?: string | undefined } = {},
+    ): Promise<{ accessToken: string; expiresIn: number; scope: string }> {
+      const { data } = await unwrap(
+        api.POST('/api/auth/token', {
+          body: {
+            grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+            subject_token: idToken,
+            subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+            ...(opts.trust ? { trust: opts.trust } : {}),
+            ...(opts.scope ? { scope: opts.scope } : {}),
+          },
+        }),
+      );
+      return { accessToken: data.access_token, expiresIn: data.expires_in, scope: data.scope };
+    },
+
+    /** Workload-identity trust policies (admin only). */
+    trusts: {
+      async list(): Promise<TrustPolicy[]> {
+        const { data } = await unwrap(api.GET('/api/auth/trusts'));
+        return data.trusts;
+      },
+      async create(trust: TrustPolicyInput): Promise<TrustPolicy> {
+        const { data } = await unwrap(api.POST('/api/auth/trusts', { body: trust }));
+        return data;
+      },
+      async replace(name: string, trust: TrustPolicyInput): Promise<TrustPolicy> {
+        const { data } = await unwrap(
+          api.PUT('/api/auth/trusts/{name}', { params: { path: { name } }, body: trust }),
+        );
+        return data;
+      },
+      async remove(name: string): Promise<TrustPolicy> {
+        const { data } = await unwrap(api.DELETE('/api/auth/trusts/{name}', { params: { path: { name } } }));
+        return data;
+      },
     },
   };
 }
