@@ -18,6 +18,7 @@ import {
 } from './credentials.js';
 import { DeniedEnvError, envFromSecrets } from './env-guard.js';
 import { describeError, EXIT, exitCodeFor, UsageError } from './exit-codes.js';
+import { httpFetch } from './http-fetch.js';
 import { platformIdToken } from './oidc.js';
 import { addOperatorCommands } from './operator.js';
 import { type Format, formatValues, maskForActions, table } from './output.js';
@@ -102,6 +103,8 @@ interface GlobalOpts {
 }
 
 const DEFAULT_URL = 'http://127.0.0.1:7130';
+/** The client's transport: node:http rather than the runtime's fetch (http-fetch.ts says why). */
+const fetch = httpFetch as typeof globalThis.fetch;
 /**
  * The command being run. Every command accepts the global options too (they are copied
  * onto it before parsing), so `secrets login --profile ci` works like `secrets --profile ci
@@ -152,7 +155,7 @@ async function workloadToken(url: string): Promise<string> {
   const timeoutMs = Number(o.timeout) || 30_000;
   const { token: idToken } = await platformIdToken(o.oidcAudience ?? url, process.env, timeoutMs);
   maskForActions([idToken]);
-  const issued = await createSecretsClient({ baseUrl: url, timeoutMs }).exchangeIdToken(idToken, {
+  const issued = await createSecretsClient({ baseUrl: url, timeoutMs, fetch }).exchangeIdToken(idToken, {
     trust: o.oidcTrust,
   });
   maskForActions([issued.accessToken]);
@@ -161,7 +164,7 @@ async function workloadToken(url: string): Promise<string> {
 
 async function client(): Promise<SecretsClient> {
   const { url, token } = await connection();
-  return createSecretsClient({ baseUrl: url, token, timeoutMs: Number(opts().timeout) || 30_000 });
+  return createSecretsClient({ baseUrl: url, token, timeoutMs: Number(opts().timeout) || 30_000, fetch });
 }
 
 function key(k: string): string {
@@ -444,6 +447,7 @@ program
       baseUrl: url,
       token,
       timeoutMs: Number(o.timeout) || 30_000,
+      fetch,
     }).whoami();
     const path = await saveProfile(name, { url, token });
     status(`logged in to ${url} as ${describeWho(who)}; profile ${name} saved in ${path}`);
