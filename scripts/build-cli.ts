@@ -15,6 +15,7 @@ const OUT = `${ROOT}packages/cli/dist/cli/secrets.js`;
 const result = await build({
   entryPoints: [`${ROOT}src/cli/secrets.ts`],
   outfile: OUT,
+  absWorkingDir: ROOT,
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -40,7 +41,7 @@ const result = await build({
 // The server must not be in the bundle: no module of src/ outside the CLI, the client and
 // the two pure helpers it shares with the server.
 const allowed =
-  /^(src\/cli\/|src\/client\/|src\/secret-names\.ts$|src\/secrets\/export-format\.ts$|node_modules\/)/;
+  /^(src\/cli\/|src\/client\/|src\/secret-names\.ts$|src\/secrets\/export-format\.ts$)|(^|\/)node_modules\//;
 const inputs = Object.keys(result.metafile.inputs).filter((p) => !allowed.test(p));
 if (inputs.length) throw new Error(`the light CLI bundle pulled in server modules: ${inputs.join(', ')}`);
 const pkg = JSON.parse(await readFile(`${ROOT}package.json`, 'utf8')) as { version: string };
@@ -54,7 +55,7 @@ if (light.version !== pkg.version) {
 // The bundled packages' licences travel with the bundle (they ask for their notices to).
 const bundled = new Set(
   Object.keys(result.metafile.inputs)
-    .map((p) => /^node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(p)?.[1])
+    .map((p) => /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(p)?.[1])
     .filter((n): n is string => n !== undefined),
 );
 let notices = 'Third-party software bundled in dist/cli/secrets.js\n';
