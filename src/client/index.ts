@@ -35,6 +35,31 @@ export class SecretsUnreachableError extends Error {
   override name = 'SecretsUnreachableError';
 }
 
+/**
+ * What a network failure code means for someone who typed the URL: a TLS handshake against
+ * a plain-HTTP server, or a port that is not an HTTP server, otherwise read as cryptic codes.
+ */
+export function explainNetworkError(code: string, baseUrl: string): string {
+  const u = new URL(baseUrl);
+  if (
+    /^ERR_SSL_(WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST)$|^EPROTO$/.test(code) &&
+    u.protocol === 'https:'
+  ) {
+    return `${code}: the server does not speak TLS there; if it is plain HTTP, use http://${u.host}${u.pathname.replace(/\/$/, '')}`;
+  }
+  if (/^(HPE_|UND_ERR_SOCKET$|ECONNRESET$)/.test(code) || code === 'socket hang up') {
+    return `${code}: something answered on port ${u.port || (u.protocol === 'https:' ? 443 : 80)}, but not the secrets service over HTTP; check the port (the service's default is 7130)`;
+  }
+  if (code === 'ECONNREFUSED')
+    return `${code}: nothing listens on ${u.host}; is the server running, and is this its port?`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return `${code}: the host name ${u.hostname} does not resolve`;
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
+    return `${code}: the server's TLS certificate is not trusted here; give its CA with NODE_EXTRA_CA_CERTS=/path/ca.pem`;
+  }
+  return code;
+}
+
 export interface SecretsClientOptions {
   /** e.g. http://127.0.0.1:7130 (no trailing /api). */
   baseUrl: string;
@@ -57,7 +82,9 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       } catch (err) {
         const cause = (err as { cause?: { code?: string; message?: string } }).cause;
         const why = cause?.code ?? cause?.message ?? (err as Error).message;
-        throw new SecretsUnreachableError(`cannot reach ${opts.baseUrl}: ${why}`);
+        throw new SecretsUnreachableError(
+          `cannot reach ${opts.baseUrl}: ${explainNetworkError(why, opts.baseUrl)}`,
+        );
       }
     },
   });
