@@ -1,8 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { cli, cliStderr } from '../helpers/cli.js';
+import { CLI_ARGS, cli, cliStderr } from '../helpers/cli.js';
 import { githubClaims, kubernetesClaims, type LocalIssuer, startIssuer } from '../helpers/oidc-issuer.js';
 import { issuedValues, secretValue } from '../helpers/secrets.js';
 import { createTestServer, type TestServer } from '../helpers/server.js';
@@ -133,4 +135,42 @@ it('says what is missing when there is no ID token to exchange', async () => {
   });
   expect(noPermission.code).toBe(2);
   expect(noPermission.stderr).toContain('permissions: id-token: write');
+});
+
+it('action.yml with oidc: true exposes the secret to later steps and leaves no credential behind', async () => {
+  const step = fileURLToPath(new URL('../../scripts/action/fetch-step.sh', import.meta.url));
+  const runnerTemp = await mkdtemp(join(home, 'runner-'));
+  const wrapper = join(runnerTemp, 'secrets-cli');
+  await writeFile(wrapper, `#!/bin/sh\nexec "${process.execPath}" "${CLI_ARGS[0]}" "$@"\n`);
+  await chmod(wrapper, 0o755);
+  const githubEnv = join(home, 'github-env');
+  await writeFile(githubEnv, '');
+  const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      'bash',
+      [step],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          ...actionsEnv(),
+          RUNNER_TEMP: runnerTemp,
+          SECRETS_CLI: wrapper,
+          GITHUB_ENV: githubEnv,
+          INPUT_OIDC: 'true',
+          INPUT_SECRETS: 'X',
+          INPUT_EXPORT_ENV: 'true',
+          INPUT_OUTPUTS: 'false',
+          ACCESS_KEY: '',
+        },
+      },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+  expect(out.stderr).not.toContain('error');
+  expect(out.code).toBe(0);
+  expect(out.stdout).toContain(`::add-mask::${value}`);
+  expect(await readFile(githubEnv, 'utf8')).toMatch(new RegExp(`^X<<(ghadelim_[0-9a-f]+)\n${value}\n\\1\n$`));
+  // The profile holding the short-lived credential went with the step.
+  expect((await readdir(runnerTemp)).filter((f) => f.startsWith('secrets-oidc'))).toEqual([]);
 });
