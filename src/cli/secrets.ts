@@ -4,7 +4,12 @@ import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { Command, Option } from 'commander';
 import { parse as parseDotenv } from 'dotenv';
-import { type BatchEntry, createSecretsClient, type SecretsClient } from '../client/index.js';
+import {
+  type BatchEntry,
+  createSecretsClient,
+  type SecretsClient,
+  type TrustPolicyInput,
+} from '../client/index.js';
 import { isKeyPrefix, isSecretKey } from '../secret-names.js';
 import {
   checkUrl,
@@ -510,17 +515,89 @@ function parseImport(text: string, file: string): BatchEntry[] {
   return entries;
 }
 
+const trust = program
+  .command('trust')
+  .description(
+    'workload-identity trust policies (admin): which CI jobs may exchange their ID token, for what (docs/ci.md)',
+  );
+trust
+  .command('list')
+  .description('list the trust policies')
+  .addOption(formatOption(['table', 'json'], 'table on a terminal, else one name a line'))
+  .action(async (o: { format?: Format }) => {
+    const list = await (await client()).trusts.list();
+    const format = o.format ?? (tty() ? 'table' : undefined);
+    if (format === 'json') process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+    else if (format === 'table')
+      process.stdout.write(
+        table(
+          ['NAME', 'ISSUER', 'SUBJECT', 'SCOPES', 'KEYS', 'TTL'],
+          list.map((x) => [
+            x.name,
+            x.issuer,
+            x.subject,
+            x.scopes.join(','),
+            x.keys?.join(',') ?? 'all',
+            `${x.ttlSeconds}s`,
+          ]),
+        ),
+      );
+    else for (const x of list) process.stdout.write(`${x.name}\n`);
+  });
+trust
+  .command('apply')
+  .description('create the trust policy in a JSON file (- for stdin), or replace the one of that name')
+  .argument(
+    '<FILE>',
+    '{"name", "issuer", "audiences", "subject", "claims"?, "scopes", "keys"?, "ttlSeconds"?}',
+  )
+  .action(async (file: string) => {
+    const text =
+      file === '-'
+        ? await (async () => {
+            const chunks: Buffer[] = [];
+            for await (const ch of process.stdin) chunks.push(ch as Buffer);
+            return Buffer.concat(chunks).toString('utf8');
+          })()
+        : await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+            throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`);
+          });
+    let body: TrustPolicyInput;
+    try {
+      body = JSON.parse(text) as TrustPolicyInput;
+    } catch (err) {
+      throw new UsageError(`${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    const c = await client();
+    const exists =
+      typeof body?.name === 'string' && (await c.trusts.list()).some((x) => x.name === body.name);
+    const saved = exists ? await c.trusts.replace(body.name, body) : await c.trusts.create(body);
+    status(`${exists ? 'replaced' : 'created'} trust ${saved.name}`);
+  });
+trust
+  .command('delete')
+  .description('delete a trust policy: the credentials it issued stop working at once')
+  .argument('<NAME>')
+  .action(async (name: string) => {
+    await (await client()).trusts.remove(name);
+    status(`deleted trust ${name}`);
+  });
+
 addOperatorCommands(program);
 
 // The global options, accepted after the command too (hidden from each command's help:
 // the program's help lists them once). Not on `run` after its command: what follows the
 // command is the command's own (passThroughOptions).
-for (const cmd of program.commands) {
-  for (const opt of program.options) {
-    if (opt.long === '--version' || cmd.options.some((o) => o.long === opt.long)) continue;
-    cmd.addOption(new Option(opt.flags, opt.description).hideHelp());
+const withGlobals = (cmds: readonly Command[]) => {
+  for (const cmd of cmds) {
+    for (const opt of program.options) {
+      if (opt.long === '--version' || cmd.options.some((o) => o.long === opt.long)) continue;
+      cmd.addOption(new Option(opt.flags, opt.description).hideHelp());
+    }
+    withGlobals(cmd.commands);
   }
-}
+};
+withGlobals(program.commands);
 program.hook('preAction', (_program, cmd) => {
   active = cmd;
 });

@@ -174,3 +174,48 @@ it('action.yml with oidc: true exposes the secret to later steps and leaves no c
   // The profile holding the short-lived credential went with the step.
   expect((await readdir(runnerTemp)).filter((f) => f.startsWith('secrets-oidc'))).toEqual([]);
 });
+
+it('secrets trust apply|list|delete manage the policies (admin), and delete stops the issued credentials', async () => {
+  const admin = { HOME: home, SECRETS_URL: t.url, SECRETS_TOKEN: t.token('trust-admin') };
+  const policy = {
+    name: 'k8s-cli',
+    issuer: k8s.issuer,
+    audiences: ['secrets'],
+    subject: 'system:serviceaccount:payments:*',
+    scopes: ['secrets:read'],
+  };
+  const created = await cli(['trust', 'apply', '-'], { env: admin, input: JSON.stringify(policy) });
+  expect(created).toMatchObject({ code: 0 });
+  expect(created.stderr).toContain('created trust k8s-cli');
+  const replaced = await cli(['trust', 'apply', '-'], {
+    env: admin,
+    input: JSON.stringify({ ...policy, ttlSeconds: 300 }),
+  });
+  expect(replaced.stderr).toContain('replaced trust k8s-cli');
+  const list = await cli(['trust', 'list', '--format', 'json'], { env: admin });
+  expect(
+    JSON.parse(list.stdout).map((x: { name: string; ttlSeconds: number }) => `${x.name}:${x.ttlSeconds}`),
+  ).toEqual(['gh-deploy:900', 'k8s-cli:300']);
+  const bad = await cli(['trust', 'apply', '-'], {
+    env: admin,
+    input: JSON.stringify({ ...policy, audiences: [] }),
+  });
+  expect(bad.code).toBe(8);
+  expect(bad.stderr).toContain('at least one audience');
+
+  const pod = {
+    HOME: home,
+    SECRETS_URL: t.url,
+    SECRETS_OIDC_TOKEN: await k8s.sign(kubernetesClaims('secrets')),
+  };
+  const login = await cli(['login', '--oidc', '--profile', 'pod'], { env: pod });
+  expect(login.stderr).toContain('as workload oidc:k8s-cli:system:serviceaccount:payments:deployer');
+  expect((await cli(['get', 'X', '--profile', 'pod'], { env: { HOME: home } })).stdout).toBe(value);
+  expect((await cli(['trust', 'delete', 'k8s-cli'], { env: admin })).stderr).toContain(
+    'deleted trust k8s-cli',
+  );
+  const after = await cli(['get', 'X', '--profile', 'pod'], { env: { HOME: home } });
+  expect(after.code).toBe(4);
+  expect(after.stderr).toContain('was deleted');
+  expect(after.stderr).toContain('run again with --oidc');
+});
