@@ -360,16 +360,7 @@ program
   .option('--dry-run', 'show what would be created or updated (names only) and change nothing')
   .addOption(formatOption(['table', 'json'], 'one line per key'))
   .action(async (file: string, o: { dryRun?: boolean; format?: Format }) => {
-    const text =
-      file === '-'
-        ? await (async () => {
-            const chunks: Buffer[] = [];
-            for await (const ch of process.stdin) chunks.push(ch as Buffer);
-            return Buffer.concat(chunks).toString('utf8');
-          })()
-        : await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-            throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`);
-          });
+    const text = await readInput(file);
     const entries = parseImport(text, file);
     const c = await client();
     const { results } = await c.batch(entries, { dryRun: o.dryRun ?? false });
@@ -490,6 +481,18 @@ function describeWho(who: { kind: string; name: string; scopes: string[] | null;
     : `${who.kind === 'workload' ? 'workload' : 'access key'} ${who.name} (scopes: ${who.scopes?.join(', ')}; keys: ${who.keys?.join(', ') ?? 'all'})`;
 }
 
+/** A file's text, or stdin's for `-`. */
+async function readInput(file: string): Promise<string> {
+  if (file !== '-') {
+    return readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`);
+    });
+  }
+  const chunks: Buffer[] = [];
+  for await (const ch of process.stdin) chunks.push(ch as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** A dotenv file or a JSON object of strings, as batch entries; refuses what cannot be imported. */
 function parseImport(text: string, file: string): BatchEntry[] {
   let pairs: Record<string, unknown>;
@@ -552,16 +555,7 @@ trust
     '{"name", "issuer", "audiences", "subject", "claims"?, "scopes", "keys"?, "ttlSeconds"?}',
   )
   .action(async (file: string) => {
-    const text =
-      file === '-'
-        ? await (async () => {
-            const chunks: Buffer[] = [];
-            for await (const ch of process.stdin) chunks.push(ch as Buffer);
-            return Buffer.concat(chunks).toString('utf8');
-          })()
-        : await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-            throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`);
-          });
+    const text = await readInput(file);
     let body: TrustPolicyInput;
     try {
       body = JSON.parse(text) as TrustPolicyInput;

@@ -3022,6 +3022,7 @@ export interface components {
                 [key: string]: string;
             };
             scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list")[];
+            /** @description The secret keys or PREFIX_* patterns granted; omit for all */
             keys?: string[];
             /** @description Lifetime of the issued credential (default 900) */
             ttlSeconds?: number;
@@ -3039,6 +3040,7 @@ export interface components {
                 [key: string]: string;
             };
             scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list")[];
+            /** @description The secret keys or PREFIX_* patterns granted; omit for all */
             keys?: string[];
             /** @description Lifetime of the issued credential (default 900) */
             ttlSeconds?: number;

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { KEY_PATTERN_RE } from '../access-keys/schemas.js';
-import { SCOPES } from '../auth/actor.js';
+import { grantKeys, grantScopes } from '../access-keys/schemas.js';
 import { strictBody } from '../http/schemas.js';
 
 /** Request and response schemas of /api/auth/trusts and /api/auth/token. */
@@ -57,23 +56,10 @@ export const trustBody = strictBody({
       description:
         'More bindings: claim name -> exact value or * pattern (e.g. repository_id, ref, environment); each must match a string claim',
     }),
-  scopes: z
-    .array(z.enum(SCOPES, { error: `each scope must be one of: ${SCOPES.join(', ')}` }), {
-      error: `scopes is required: an array of ${SCOPES.join(', ')}`,
-    })
-    .min(1, { error: 'scopes must name at least one scope' })
-    .max(SCOPES.length * 2),
-  keys: z
-    .array(
-      z.string().regex(KEY_PATTERN_RE, {
-        error:
-          'each entry of keys must be a secret key (STRIPE_API_KEY) or a prefix pattern ending in * (STRIPE_*)',
-      }),
-      { error: 'keys must be an array of key names or PREFIX_* patterns' },
-    )
-    .min(1, { error: 'keys must not be empty: omit it for access to every key' })
-    .max(100, { error: 'keys may list at most 100 patterns' })
-    .optional(),
+  scopes: grantScopes,
+  keys: grantKeys
+    .optional()
+    .meta({ description: 'The secret keys or PREFIX_* patterns granted; omit for all' }),
   ttlSeconds: z
     .number({ error: `ttlSeconds must be a number of seconds from 60 to ${MAX_TTL_SECONDS}` })
     .int({ error: 'ttlSeconds must be a whole number' })
