@@ -7,7 +7,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
  * parser is built in. Written here because the alternatives (node-fetch, undici's request)
  * either bring their own Request/Response classes, which the typed client (openapi-fetch)
  * does not use, or the same parser. Only what the client sends is supported: a method,
- * headers and an optional text body, one response read whole.
+ * headers and an optional text body, one response read whole; a redirect is an error.
  */
 export async function httpFetch(input: Request, init?: { signal?: AbortSignal }): Promise<Response> {
   const url = new URL(input.url);
@@ -27,6 +27,25 @@ export async function httpFetch(input: Request, init?: { signal?: AbortSignal })
         Object.assign(new TypeError('fetch failed'), { cause: { code: err.code, message: err.message } }),
       );
     const req = send(url, { method: input.method, headers }, (res: IncomingMessage) => {
+      const location = res.headers.location;
+      if (res.statusCode && res.statusCode >= 300 && res.statusCode < 400 && location) {
+        // Not followed: a redirect (typically a proxy's http -> https) could carry the
+        // credential elsewhere; the user is told the URL to use instead.
+        res.resume();
+        const to = new URL(location, url);
+        // The base URL it points to: the same request path, under another origin or prefix.
+        const base = to.pathname.endsWith(url.pathname)
+          ? `${to.origin}${to.pathname.slice(0, to.pathname.length - url.pathname.length)}`
+          : to.origin;
+        reject(
+          Object.assign(new TypeError('fetch failed'), {
+            cause: {
+              message: `it redirects (HTTP ${res.statusCode}) to ${base}: use that base URL instead (redirects are not followed, so the credential goes nowhere else)`,
+            },
+          }),
+        );
+        return;
+      }
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', fail);

@@ -119,3 +119,24 @@ it('every value of every alphabet can be exported as dotenv; ensure --alphabet a
   expect(exported.code).toBe(0);
   expect(exported.stdout.split('\n').filter(Boolean)).toHaveLength(5);
 });
+
+it('a URL that redirects (a proxy sending http to https) names where to, and sends the credential nowhere else', async () => {
+  const { createServer: httpServer } = await import('node:http');
+  let authorizations = 0;
+  const redirector = httpServer((req, res) => {
+    if (req.headers.authorization) authorizations++;
+    res.writeHead(301, { location: `https://secrets.example.com${req.url}` }).end();
+  });
+  await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', r));
+  try {
+    const port = (redirector.address() as AddressInfo).port;
+    const res = await cli(['get', 'X'], {
+      env: { HOME: home, SECRETS_URL: `http://127.0.0.1:${port}`, SECRETS_TOKEN: t.token() },
+    });
+    expect(res.code).toBe(3);
+    expect(res.stderr).toContain('redirects (HTTP 301) to https://secrets.example.com: use that base URL');
+    expect(authorizations).toBe(1);
+  } finally {
+    redirector.close();
+  }
+});
