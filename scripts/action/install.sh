@@ -9,7 +9,7 @@ if [ -n "${CLI_PACKAGE:-}" ]; then
 else
   here="$(cd "$(dirname "$0")/../.." && pwd)"
   dest="${RUNNER_TEMP:-$(mktemp -d)}"
-  (cd "$here" && npm ci --no-audit --no-fund >/dev/null && npm run -s build >/dev/null &&
+  (cd "$here" && npm ci --no-audit --no-fund >/dev/null && npm run -s build >/dev/null && npm run -s build:cli >/dev/null &&
     cd packages/cli && npm pack --ignore-scripts --silent --pack-destination "$dest" >/dev/null)
   npm install --global --no-audit --no-fund "$dest"/secrets-service-cli-*.tgz
 fi

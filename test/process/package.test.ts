@@ -41,7 +41,7 @@ it('npm pack ships dist/; the installed bin and client work from an empty direct
   ]) {
     await cp(join(ROOT, p), join(copy, p));
   }
-  // The build makes the light CLI package too (scripts/build-cli.ts into packages/cli).
+  // The light CLI package, packed below (its prepack runs scripts/build-cli.ts).
   await mkdir(join(copy, 'packages/cli'), { recursive: true });
   await cp(join(ROOT, 'packages/cli/package.json'), join(copy, 'packages/cli/package.json'));
   await cp(join(ROOT, 'packages/cli/README.md'), join(copy, 'packages/cli/README.md'));
