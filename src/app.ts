@@ -38,6 +38,11 @@ import { createLimits } from './http/rate-limits.js';
 import { createKekRepository } from './kek/repository.js';
 import { kekRoutes } from './kek/routes.js';
 import { createKekService } from './kek/service.js';
+import { createIssuerKeys } from './oidc/issuer-keys.js';
+import { memoryReplayGuard, redisReplayGuard } from './oidc/replay.js';
+import { createOidcRepository } from './oidc/repository.js';
+import { tokenExchangeRoutes, trustRoutes } from './oidc/routes.js';
+import { createOidcService } from './oidc/service.js';
 import { batchRoutes } from './secrets/batch-routes.js';
 import { createBatchService } from './secrets/batch-service.js';
 import { createBulkRepository } from './secrets/bulk-repository.js';
@@ -237,6 +242,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logger.info({ auditBatches: auditWriter.stats() }, 'audit batch statistics');
   });
   const accessKeys = createAccessKeyService({ db, repo: createAccessKeysRepository(), trail });
+  const oidc = createOidcService({
+    db,
+    repo: createOidcRepository(),
+    trail,
+    keys: createIssuerKeys({
+      refetchIntervalMs: config.oidcJwksRefetchIntervalMs,
+      allowHttp: config.oidcAllowHttpIssuers,
+    }),
+    replay: deps.redis ? redisReplayGuard(deps.redis, config.rateLimitNamespace) : memoryReplayGuard(),
+    allowHttpIssuers: config.oidcAllowHttpIssuers,
+  });
   const limits = createLimits(app, {
     readPerMinute: config.readRateLimit,
     authFailuresPerMinute: config.authFailureRateLimit,
@@ -289,16 +305,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
-  // Everything under /api except login requires a credential (admin JWT or ik_ access key);
+  await app.register(tokenExchangeRoutes, {
+    oidc,
+    checkFailures: (req) => limits.checkAuthFailures(req),
+    countFailure: (req) => limits.countAuthFailure(req),
+  });
+
+  // Everything under /api except login and the token exchange requires a credential (admin JWT or ik_ access key);
   // the guard authenticates before the body is parsed, so unauthenticated callers learn
   // nothing about the schema, and enforces each route's config.access (src/auth/guard.ts).
   await app.register(async (secured) => {
     documentSecurity(secured);
-    installGuard(secured, { trail, accessKeys, limits });
+    installGuard(secured, { trail, accessKeys, workloads: oidc, limits });
     await secured.register(secretRoutes, { secrets });
     await secured.register(versionRoutes, { secrets });
     await secured.register(kekRoutes, { kek, trail });
     await secured.register(accessKeyRoutes, { accessKeys });
+    await secured.register(trustRoutes, { oidc });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
     await secured.register(bulkRoutes, { bulk, limits });
     await secured.register(batchRoutes, { batch });

@@ -172,6 +172,11 @@ export const envSchema = z
     AUTH_FAILURE_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(20)),
     REDIS_URL: optionalString,
     RATE_LIMIT_NAMESPACE: z.preprocess(emptyAsUndefined, z.string().min(1).default('secrets-rl:')),
+    OIDC_ALLOW_HTTP_ISSUERS: z.preprocess(emptyAsUndefined, bool.default(false)),
+    OIDC_JWKS_REFETCH_INTERVAL_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+    ),
     AUDIT_SEAL_INTERVAL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(1000)),
     AUDIT_PARTITION_INTERVAL: z.preprocess(emptyAsUndefined, z.enum(['day', 'month']).default('day')),
     AUDIT_RETENTION_DAYS: z.preprocess(
@@ -281,6 +286,10 @@ export interface Config {
   /** Rate-limit counters live here when set, shared by every instance. */
   readonly redisUrl: string | undefined;
   readonly rateLimitNamespace: string;
+  /** Workload identity: accept http:// trust issuers (a local test issuer only; off by default). */
+  readonly oidcAllowHttpIssuers: boolean;
+  /** Least time between two refetches of one issuer's JWKS for an unknown kid. */
+  readonly oidcJwksRefetchIntervalMs: number;
   /** How often the audit sealer runs; 0 seals only before /api/audit/verify. */
   readonly auditSealIntervalMs: number;
   /** audit_log partitions: one per UTC day or month. */
@@ -359,6 +368,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authFailureRateLimit: e.AUTH_FAILURE_RATE_LIMIT,
     redisUrl: e.REDIS_URL,
     rateLimitNamespace: e.RATE_LIMIT_NAMESPACE,
+    oidcAllowHttpIssuers: e.OIDC_ALLOW_HTTP_ISSUERS,
+    oidcJwksRefetchIntervalMs: e.OIDC_JWKS_REFETCH_INTERVAL_MS,
     auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
     auditPartitionInterval: e.AUDIT_PARTITION_INTERVAL,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,

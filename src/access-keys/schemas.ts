@@ -7,6 +7,24 @@ import { cursorSchema, limitSchema } from '../pagination.js';
 
 export const KEY_PATTERN_RE = /^([A-Z0-9_]{1,128}|[A-Z0-9_]{0,127}\*)$/;
 
+/** A grant's scopes and key patterns: an access key's, and a workload-identity trust's. */
+export const grantScopes = z
+  .array(z.enum(SCOPES, { error: `each scope must be one of: ${SCOPES.join(', ')}` }), {
+    error: `scopes is required: an array of ${SCOPES.join(', ')}`,
+  })
+  .min(1, { error: 'scopes must name at least one scope' })
+  .max(SCOPES.length * 2);
+export const grantKeys = z
+  .array(
+    z.string().regex(KEY_PATTERN_RE, {
+      error:
+        'each entry of keys must be a secret key (STRIPE_API_KEY) or a prefix pattern ending in * (STRIPE_*)',
+    }),
+    { error: 'keys must be an array of key names or PREFIX_* patterns' },
+  )
+  .min(1, { error: 'keys must not be empty: omit it for access to every key' })
+  .max(100, { error: 'keys may list at most 100 patterns' });
+
 export const createAccessKeyBody = z
   .strictObject(
     {
@@ -17,22 +35,8 @@ export const createAccessKeyBody = z
         .refine((s) => !s.includes('\u0000') && s.isWellFormed(), {
           error: 'name must be text without NUL characters',
         }),
-      scopes: z
-        .array(z.enum(SCOPES, { error: `each scope must be one of: ${SCOPES.join(', ')}` }), {
-          error: `scopes is required: an array of ${SCOPES.join(', ')}`,
-        })
-        .min(1, { error: 'scopes must name at least one scope' })
-        .max(SCOPES.length * 2),
-      keys: z
-        .array(
-          z.string().regex(KEY_PATTERN_RE, {
-            error:
-              'each entry of keys must be a secret key (STRIPE_API_KEY) or a prefix pattern ending in * (STRIPE_*)',
-          }),
-          { error: 'keys must be an array of key names or PREFIX_* patterns' },
-        )
-        .min(1, { error: 'keys must not be empty: omit it for access to every key' })
-        .max(100, { error: 'keys may list at most 100 patterns' })
+      scopes: grantScopes,
+      keys: grantKeys
         .optional()
         .meta({ description: 'Restrict the key to these secret keys or PREFIX_* patterns; omit for all' }),
       expiresAt: isoDateTime('expiresAt').nullable().optional(),

@@ -2,7 +2,7 @@ import type { AuditOutcome } from './outcome.js';
 
 /** One audit row as the writers give it. Never a value: only names, ids and outcomes. */
 export interface AuditEntry {
-  /** `admin:<sub>`, `access_key:<id>`, `system:<name>` or `anonymous`. */
+  /** `admin:<sub>`, `access_key:<id>`, `oidc:<trust>:<sub>`, `system:<name>` or `anonymous`. */
   actor: string;
   action: AuditAction;
   key?: string | null | undefined;
@@ -30,4 +30,9 @@ export type AuditAction =
   | 'access_key.create'
   | 'access_key.list'
   | 'access_key.revoke'
+  | 'oidc_trust.create'
+  | 'oidc_trust.update'
+  | 'oidc_trust.delete'
+  | 'oidc_trust.list'
+  | 'auth.token_exchange'
   | 'auth.failed';

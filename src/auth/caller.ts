@@ -8,7 +8,7 @@ import { type Visibility, visibilityOf } from './visibility.js';
  * the caller may see, and where the request came from.
  */
 export interface Caller {
-  /** `admin:<sub>`, `access_key:<id>` or `anonymous`: the audit row's actor. */
+  /** `admin:<sub>`, `access_key:<id>`, `oidc:<trust>:<sub>` or `anonymous`: the audit row's actor. */
   readonly actor: string;
   /** What lastUsedBy and createdBy show: the admin's sub, or `access_key:<name>`. */
   readonly label: string;

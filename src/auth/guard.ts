@@ -4,6 +4,7 @@ import type { AuditAction } from '../audit/entry.js';
 import type { AuditTrail } from '../audit/trail.js';
 import { AppError, errors } from '../errors.js';
 import type { Limits } from '../http/rate-limits.js';
+import type { OidcService } from '../oidc/service.js';
 import { type Actor, hasScope, type Scope } from './actor.js';
 import { type Caller, callerOf } from './caller.js';
 import { countHeader } from './jwt.js';
@@ -57,6 +58,8 @@ const paramKey = (req: FastifyRequest): string | null => {
 export interface GuardDeps {
   trail: AuditTrail;
   accessKeys: AccessKeyService;
+  /** Workload tokens (iw_, from POST /api/auth/token): accepted wherever an access key is. */
+  workloads: Pick<OidcService, 'authenticate'>;
   limits: Limits;
 }
 
@@ -68,7 +71,9 @@ export interface GuardDeps {
  * and applies the read limit. Every refusal leaves one audit row.
  */
 export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
-  const { trail, accessKeys, limits } = deps;
+  const { trail, accessKeys, workloads, limits } = deps;
+  const byKind = (token: string) =>
+    token.startsWith('iw_') ? workloads.authenticate(token) : accessKeys.authenticate(token);
 
   /** Records the refusal (one row, with the outcome the error maps to) and throws it. */
   async function refuse(req: FastifyRequest, action: AuditAction, key: string | null, err: unknown) {
@@ -94,13 +99,13 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
     }
     if (hasApiKey) {
       if (typeof apiKey !== 'string') throw errors.badToken('send one x-api-key header');
-      return accessKeys.authenticate(apiKey);
+      return byKind(apiKey);
     }
     if (!hasAuth) throw errors.noCredentials();
     // The scheme is matched exactly: anything but "Bearer <token>" is refused rather than guessed at.
     const m = /^Bearer ([A-Za-z0-9_.~+/=-]+)$/.exec(auth);
     if (!m?.[1]) throw errors.badToken('expected the header "Authorization: Bearer <token>"');
-    return m[1].startsWith('ik_') ? accessKeys.authenticate(m[1]) : scope.verifyAdminJwt(m[1]);
+    return m[1].startsWith('ik_') || m[1].startsWith('iw_') ? byKind(m[1]) : scope.verifyAdminJwt(m[1]);
   }
 
   scope.addHook('onRequest', async (req) => {

@@ -18,7 +18,7 @@ export async function whoamiRoutes(app: FastifyInstance) {
         response: {
           200: z
             .object({
-              kind: z.enum(['admin', 'access_key']),
+              kind: z.enum(['admin', 'access_key', 'workload']),
               name: z.string(),
               scopes: z.array(z.string()).nullable(),
               keys: z.array(z.string()).nullable(),
@@ -34,7 +34,7 @@ export async function whoamiRoutes(app: FastifyInstance) {
       return a.kind === 'admin'
         ? { kind: 'admin' as const, name: a.sub, scopes: null, keys: null }
         : {
-            kind: 'access_key' as const,
+            kind: a.workload ? ('workload' as const) : ('access_key' as const),
             name: a.name,
             scopes: [...a.scopes],
             keys: a.patterns ? [...a.patterns] : null,

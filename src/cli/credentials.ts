@@ -114,6 +114,14 @@ export function checkUrl(raw: string, from: string): string {
       `${from} ${JSON.stringify(raw)} is not an http(s) URL: give the scheme and host, e.g. http://127.0.0.1:7130`,
     );
   }
+  // The web console's and the API reference's addresses are what a browser shows; the
+  // CLI needs the base URL they hang off (else every command answers 404: "no such secret").
+  const page = /\/(console|docs)(\/.*)?$/.exec(u.pathname);
+  if (page) {
+    throw new UsageError(
+      `${from} points at the ${page[1] === 'console' ? 'web console' : 'API reference'} (/${page[1]}): give the server's base URL, e.g. ${u.origin}${u.pathname.slice(0, page.index)}`,
+    );
+  }
   if (/\/api\/?$/.test(u.pathname)) {
     throw new UsageError(
       `${from} ends in /api: give the server's base URL, e.g. ${u.origin}${u.pathname.replace(/\/api\/?$/, '')}`,

@@ -80,6 +80,11 @@ function cliHint(err: SecretsApiError): string | undefined {
     return 'use an access key with the scopes secrets:read and secrets:inject (an admin token never receives write-only values), or a --prefix that excludes them';
   switch (err.status) {
     case 401:
+      // Logging in again with the same credential cannot help: say what can.
+      if (/access key was revoked|access key expired/.test(err.message))
+        return 'an admin creates a new access key (the old one cannot be used again); store it with secrets login --token-stdin';
+      if (/workload token|trust policy/.test(err.message))
+        return 'run again with --oidc: each run exchanges a fresh ID token';
       return 'log in with secrets login (or set SECRETS_TOKEN / SECRETS_TOKEN_FILE); an operator mints a token with secrets token --sub NAME';
     case 404:
       if (/inactive/.test(err.message)) return 'restore it by setting a new value: secrets set KEY';

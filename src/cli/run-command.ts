@@ -32,7 +32,13 @@ function start(
   const exited = new Promise<Exit>((resolve) => {
     child.on('error', (err: NodeJS.ErrnoException) => {
       detach();
-      process.stderr.write(`secrets run: cannot start ${command}: ${err.code ?? err.message}\n`);
+      const why =
+        err.code === 'ENOENT'
+          ? `command not found: ${command} (check its name, or give its path; PATH is searched for names without a /)`
+          : err.code === 'EACCES'
+            ? `${command} is not executable (chmod +x it, or run it through its interpreter: secrets run -- sh ${command})`
+            : `cannot start ${command}: ${err.code ?? err.message}`;
+      process.stderr.write(`secrets run: ${why}\n`);
       resolve({ code: err.code === 'ENOENT' ? 127 : 126 });
     });
     child.on('exit', (code, signal) => {

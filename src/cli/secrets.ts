@@ -4,7 +4,12 @@ import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { Command, Option } from 'commander';
 import { parse as parseDotenv } from 'dotenv';
-import { type BatchEntry, createSecretsClient, type SecretsClient } from '../client/index.js';
+import {
+  type BatchEntry,
+  createSecretsClient,
+  type SecretsClient,
+  type TrustPolicyInput,
+} from '../client/index.js';
 import { isKeyPrefix, isSecretKey } from '../secret-names.js';
 import {
   checkUrl,
@@ -18,6 +23,8 @@ import {
 } from './credentials.js';
 import { DeniedEnvError, envFromSecrets } from './env-guard.js';
 import { describeError, EXIT, exitCodeFor, isWriteOnlyRefusal, UsageError } from './exit-codes.js';
+import { httpFetch } from './http-fetch.js';
+import { platformIdToken } from './oidc.js';
 import { addOperatorCommands } from './operator.js';
 import { type Format, formatValues, maskForActions, table } from './output.js';
 import { readValue } from './read-value.js';
@@ -54,13 +61,31 @@ const program = new Command('secrets')
   .addOption(new Option('--profile <name>', 'login profile to use (secrets login)').env('SECRETS_PROFILE'))
   .addOption(new Option('--timeout <ms>', 'per-request timeout in milliseconds').default('30000'))
   .option('-q, --quiet', 'print no status lines (errors still go to stderr)')
+  .addOption(
+    new Option(
+      '--oidc',
+      "no stored credential: exchange the platform's OIDC ID token (GitHub Actions, GitLab CI, Kubernetes) for a short-lived one",
+    ).env('SECRETS_OIDC'),
+  )
+  .addOption(
+    new Option('--oidc-audience <aud>', 'with --oidc: the audience to request (default: the server URL)').env(
+      'SECRETS_OIDC_AUDIENCE',
+    ),
+  )
+  .addOption(
+    new Option('--oidc-trust <name>', 'with --oidc: the trust policy to use, when several match').env(
+      'SECRETS_OIDC_TRUST',
+    ),
+  )
   .enablePositionalOptions()
   .showHelpAfterError('(run with --help for usage)')
   .addHelpText(
     'after',
     `
 Credentials: flag > environment (SECRETS_URL, SECRETS_TOKEN, SECRETS_TOKEN_FILE) > profile
-(secrets login [--profile NAME], stored in ${profilesPath()}).
+(secrets login [--profile NAME], stored in ${profilesPath()}). In CI, --oidc trades the
+platform's ID token (ACTIONS_ID_TOKEN_REQUEST_URL, SECRETS_OIDC_TOKEN_FILE or SECRETS_OIDC_TOKEN)
+for a short-lived credential: nothing to store. Options may come before or after the command.
 
 Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 server unreachable, 4 unauthenticated (401),
 5 forbidden (403), 6 not found (404), 7 rate limited (429), 8 other API error,
@@ -78,11 +103,31 @@ interface GlobalOpts {
   profile?: string;
   timeout: string;
   quiet?: boolean;
+  oidc?: boolean;
+  oidcAudience?: string;
+  oidcTrust?: string;
 }
 
 const DEFAULT_URL = 'http://127.0.0.1:7130';
-const opts = () => program.opts<GlobalOpts>();
-const source = (name: string) => program.getOptionValueSource(name);
+/** The client's transport: node:http rather than the runtime's fetch (http-fetch.ts says why). */
+const fetch = httpFetch as typeof globalThis.fetch;
+/**
+ * The command being run. Every command accepts the global options too (they are copied
+ * onto it before parsing), so `secrets login --profile ci` works like `secrets --profile ci
+ * login`; given after the command, they win.
+ */
+let active: Command | undefined;
+const given = (name: string) =>
+  active !== undefined && active !== program && active.getOptionValueSource(name) === 'cli';
+const opts = (): GlobalOpts => {
+  const o: Record<string, unknown> = { ...program.opts<GlobalOpts>() };
+  for (const opt of program.options) {
+    const name = opt.attributeName();
+    if (given(name)) o[name] = active?.getOptionValue(name);
+  }
+  return o as unknown as GlobalOpts;
+};
+const source = (name: string) => (given(name) ? 'cli' : program.getOptionValueSource(name));
 
 async function profile(): Promise<Profile | undefined> {
   const name = opts().profile ?? 'default';
@@ -106,12 +151,26 @@ async function connection(): Promise<{ url: string; token: string | undefined }>
     o.url !== undefined
       ? checkUrl(o.url, source('url') === 'cli' ? '--url' : 'SECRETS_URL')
       : checkUrl(p?.url ?? DEFAULT_URL, 'the profile URL');
+  if (o.oidc) token = await workloadToken(url);
   return { url, token };
+}
+
+/** --oidc: the platform's ID token (oidc.ts says where from), exchanged for a workload credential. */
+async function workloadToken(url: string): Promise<string> {
+  const o = opts();
+  const timeoutMs = Number(o.timeout) || 30_000;
+  const { token: idToken } = await platformIdToken(o.oidcAudience ?? url, process.env, timeoutMs);
+  maskForActions([idToken]);
+  const issued = await createSecretsClient({ baseUrl: url, timeoutMs, fetch }).exchangeIdToken(idToken, {
+    trust: o.oidcTrust,
+  });
+  maskForActions([issued.accessToken]);
+  return issued.accessToken;
 }
 
 async function client(): Promise<SecretsClient> {
   const { url, token } = await connection();
-  return createSecretsClient({ baseUrl: url, token, timeoutMs: Number(opts().timeout) || 30_000 });
+  return createSecretsClient({ baseUrl: url, token, timeoutMs: Number(opts().timeout) || 30_000, fetch });
 }
 
 function key(k: string): string {
@@ -258,7 +317,7 @@ program
       const env = envFromSecrets(await c.exportSecrets(p), o.allowEnv, warn);
       maskForActions(Object.values(env));
       // The command gets the secrets, not the credential that fetched them (nor where it is).
-      const drop = ['SECRETS_TOKEN', 'SECRETS_TOKEN_FILE'];
+      const drop = ['SECRETS_TOKEN', 'SECRETS_TOKEN_FILE', 'SECRETS_OIDC_TOKEN'];
       if (!o.watch) {
         process.exitCode = await runWithEnv(command, args, env, drop);
         return;
@@ -316,16 +375,7 @@ program
   .option('--dry-run', 'show what would be created or updated (names only) and change nothing')
   .addOption(formatOption(['table', 'json'], 'one line per key'))
   .action(async (file: string, o: { dryRun?: boolean; format?: Format }) => {
-    const text =
-      file === '-'
-        ? await (async () => {
-            const chunks: Buffer[] = [];
-            for await (const ch of process.stdin) chunks.push(ch as Buffer);
-            return Buffer.concat(chunks).toString('utf8');
-          })()
-        : await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-            throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`);
-          });
+    const text = await readInput(file);
     const entries = parseImport(text, file);
     const c = await client();
     const { results } = await c.batch(entries, { dryRun: o.dryRun ?? false });
@@ -412,7 +462,8 @@ program
     const name = o.profile ?? 'default';
     const url = checkUrl(o.url ?? DEFAULT_URL, source('url') === 'cli' ? '--url' : 'SECRETS_URL');
     let token: string | undefined;
-    if (o.tokenStdin) token = await readTokenStdin();
+    if (o.oidc) token = await workloadToken(url);
+    else if (o.tokenStdin) token = await readTokenStdin();
     else if (o.tokenFile) token = await readTokenFile(o.tokenFile);
     else if (o.token) token = o.token;
     else if (process.stdin.isTTY) token = await readValue({ prompt: 'Token or access key (not shown): ' });
@@ -421,6 +472,7 @@ program
       baseUrl: url,
       token,
       timeoutMs: Number(o.timeout) || 30_000,
+      fetch,
     }).whoami();
     const path = await saveProfile(name, { url, token });
     status(`logged in to ${url} as ${describeWho(who)}; profile ${name} saved in ${path}`);
@@ -455,7 +507,19 @@ program
 function describeWho(who: { kind: string; name: string; scopes: string[] | null; keys: string[] | null }) {
   return who.kind === 'admin'
     ? `admin ${who.name}`
-    : `access key ${who.name} (scopes: ${who.scopes?.join(', ')}; keys: ${who.keys?.join(', ') ?? 'all'})`;
+    : `${who.kind === 'workload' ? 'workload' : 'access key'} ${who.name} (scopes: ${who.scopes?.join(', ')}; keys: ${who.keys?.join(', ') ?? 'all'})`;
+}
+
+/** A file's text, or stdin's for `-`. */
+async function readInput(file: string): Promise<string> {
+  if (file !== '-') {
+    return readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`);
+    });
+  }
+  const chunks: Buffer[] = [];
+  for await (const ch of process.stdin) chunks.push(ch as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** A dotenv file or a JSON object of strings, as batch entries; refuses what cannot be imported. */
@@ -483,7 +547,83 @@ function parseImport(text: string, file: string): BatchEntry[] {
   return entries;
 }
 
+const trust = program
+  .command('trust')
+  .description(
+    'workload-identity trust policies (admin): which CI jobs may exchange their ID token, for what (docs/ci.md)',
+  );
+trust
+  .command('list')
+  .description('list the trust policies')
+  .addOption(formatOption(['table', 'json'], 'table on a terminal, else one name a line'))
+  .action(async (o: { format?: Format }) => {
+    const list = await (await client()).trusts.list();
+    const format = o.format ?? (tty() ? 'table' : undefined);
+    if (format === 'json') process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+    else if (format === 'table')
+      process.stdout.write(
+        table(
+          ['NAME', 'ISSUER', 'SUBJECT', 'SCOPES', 'KEYS', 'TTL'],
+          list.map((x) => [
+            x.name,
+            x.issuer,
+            x.subject,
+            x.scopes.join(','),
+            x.keys?.join(',') ?? 'all',
+            `${x.ttlSeconds}s`,
+          ]),
+        ),
+      );
+    else for (const x of list) process.stdout.write(`${x.name}\n`);
+  });
+trust
+  .command('apply')
+  .description('create the trust policy in a JSON file (- for stdin), or replace the one of that name')
+  .argument(
+    '<FILE>',
+    '{"name", "issuer", "audiences", "subject", "claims"?, "scopes", "keys"?, "ttlSeconds"?}',
+  )
+  .action(async (file: string) => {
+    const text = await readInput(file);
+    let body: TrustPolicyInput;
+    try {
+      body = JSON.parse(text) as TrustPolicyInput;
+    } catch (err) {
+      throw new UsageError(`${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    const c = await client();
+    const exists =
+      typeof body?.name === 'string' && (await c.trusts.list()).some((x) => x.name === body.name);
+    const saved = exists ? await c.trusts.replace(body.name, body) : await c.trusts.create(body);
+    status(`${exists ? 'replaced' : 'created'} trust ${saved.name}`);
+  });
+trust
+  .command('delete')
+  .description('delete a trust policy: the credentials it issued stop working at once')
+  .argument('<NAME>')
+  .action(async (name: string) => {
+    await (await client()).trusts.remove(name);
+    status(`deleted trust ${name}`);
+  });
+
 addOperatorCommands(program);
+
+// The global options, accepted after the command too (hidden from each command's help:
+// the program's help lists them once). Not on `run` after its command: what follows the
+// command is the command's own (passThroughOptions).
+const withGlobals = (cmds: readonly Command[]) => {
+  for (const cmd of cmds) {
+    for (const opt of program.options) {
+      if (opt.long === '--version' || cmd.options.some((o) => o.long === opt.long)) continue;
+      cmd.addOption(new Option(opt.flags, opt.description).hideHelp());
+    }
+    withGlobals(cmd.commands);
+  }
+};
+withGlobals(program.commands);
+program.hook('preAction', (_program, cmd) => {
+  active = cmd;
+});
 
 try {
   await program.parseAsync(process.argv);

@@ -12,6 +12,8 @@ export type { components, paths };
 export type SecretMetadata = components['schemas']['SecretMetadata'];
 export type ErrorBody = components['schemas']['ErrorResponse'];
 export type BatchEntry = components['schemas']['BatchSecretEntryInput'];
+export type TrustPolicy = components['schemas']['TrustPolicy'];
+export type TrustPolicyInput = components['schemas']['TrustPolicyRequest'];
 
 /** The service answered with an error body ({error, message, statusCode, nextActions?}). */
 export class SecretsApiError extends Error {
@@ -31,6 +33,31 @@ export class SecretsApiError extends Error {
 /** No HTTP answer at all: connection refused, DNS failure, TLS error, timeout. */
 export class SecretsUnreachableError extends Error {
   override name = 'SecretsUnreachableError';
+}
+
+/**
+ * What a network failure code means for someone who typed the URL: a TLS handshake against
+ * a plain-HTTP server, or a port that is not an HTTP server, otherwise read as cryptic codes.
+ */
+export function explainNetworkError(code: string, baseUrl: string): string {
+  const u = new URL(baseUrl);
+  if (
+    /^ERR_SSL_(WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST)$|^EPROTO$/.test(code) &&
+    u.protocol === 'https:'
+  ) {
+    return `${code}: the server does not speak TLS there; if it is plain HTTP, use http://${u.host}${u.pathname.replace(/\/$/, '')}`;
+  }
+  if (/^(HPE_|UND_ERR_SOCKET$|ECONNRESET$)/.test(code) || code === 'socket hang up') {
+    return `${code}: something answered on port ${u.port || (u.protocol === 'https:' ? 443 : 80)}, but not the secrets service over HTTP; check the port (the service's default is 7130)`;
+  }
+  if (code === 'ECONNREFUSED')
+    return `${code}: nothing listens on ${u.host}; is the server running, and is this its port?`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return `${code}: the host name ${u.hostname} does not resolve`;
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
+    return `${code}: the server's TLS certificate is not trusted here; give its CA with NODE_EXTRA_CA_CERTS=/path/ca.pem`;
+  }
+  return code;
 }
 
 export interface SecretsClientOptions {
@@ -55,7 +82,9 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       } catch (err) {
         const cause = (err as { cause?: { code?: string; message?: string } }).cause;
         const why = cause?.code ?? cause?.message ?? (err as Error).message;
-        throw new SecretsUnreachableError(`cannot reach ${opts.baseUrl}: ${why}`);
+        throw new SecretsUnreachableError(
+          `cannot reach ${opts.baseUrl}: ${explainNetworkError(why, opts.baseUrl)}`,
+        );
       }
     },
   });
@@ -204,6 +233,50 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     async render(template: string): Promise<string> {
       const { data } = await unwrap(api.POST('/api/secrets/render', { body: { template } }));
       return data.rendered;
+    },
+
+    /**
+     * RFC 8693 token exchange: trades a platform's OIDC ID token (GitHub Actions, GitLab CI,
+     * Kubernetes) for a short-lived workload credential. Needs no credential of its own.
+     */
+    async exchangeIdToken(
+      idToken: string,
+      opts: { trust?: string | undefined; scope?: string | undefined } = {},
+    ): Promise<{ accessToken: string; expiresIn: number; scope: string }> {
+      const { data } = await unwrap(
+        api.POST('/api/auth/token', {
+          body: {
+            grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+            subject_token: idToken,
+            subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+            ...(opts.trust ? { trust: opts.trust } : {}),
+            ...(opts.scope ? { scope: opts.scope } : {}),
+          },
+        }),
+      );
+      return { accessToken: data.access_token, expiresIn: data.expires_in, scope: data.scope };
+    },
+
+    /** Workload-identity trust policies (admin only). */
+    trusts: {
+      async list(): Promise<TrustPolicy[]> {
+        const { data } = await unwrap(api.GET('/api/auth/trusts'));
+        return data.trusts;
+      },
+      async create(trust: TrustPolicyInput): Promise<TrustPolicy> {
+        const { data } = await unwrap(api.POST('/api/auth/trusts', { body: trust }));
+        return data;
+      },
+      async replace(name: string, trust: TrustPolicyInput): Promise<TrustPolicy> {
+        const { data } = await unwrap(
+          api.PUT('/api/auth/trusts/{name}', { params: { path: { name } }, body: trust }),
+        );
+        return data;
+      },
+      async remove(name: string): Promise<TrustPolicy> {
+        const { data } = await unwrap(api.DELETE('/api/auth/trusts/{name}', { params: { path: { name } } }));
+        return data;
+      },
     },
   };
 }

@@ -14,8 +14,15 @@ export const ALPHABETS = {
   base64url: `${UPPER}${LOWER}${DIGITS}-_`,
   hex: `${DIGITS}abcdef`,
   alnum: `${UPPER}${LOWER}${DIGITS}`,
-  /** Printable ASCII without space (0x21-0x7e). */
-  ascii: Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i)).join(''),
+  /**
+   * Printable ASCII (0x21-0x7e) without space, ' and \: with those two a value could hold
+   * both a ' and one of " $ ` \, which no dotenv quoting carries exactly
+   * (export-format.ts), so `secrets export` would refuse it. Without them every export
+   * format (dotenv, shell, json) carries every generated value.
+   */
+  ascii: Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i))
+    .filter((c) => c !== "'" && c !== '\\')
+    .join(''),
 } as const;
 export type Alphabet = keyof typeof ALPHABETS;
 

@@ -41,7 +41,11 @@ it('npm pack ships dist/; the installed bin and client work from an empty direct
   ]) {
     await cp(join(ROOT, p), join(copy, p));
   }
-  for (const d of ['src', 'migrations', 'openapi', 'docs']) {
+  // The light CLI package, packed below (its prepack runs scripts/build-cli.ts).
+  await mkdir(join(copy, 'packages/cli'), { recursive: true });
+  await cp(join(ROOT, 'packages/cli/package.json'), join(copy, 'packages/cli/package.json'));
+  await cp(join(ROOT, 'packages/cli/README.md'), join(copy, 'packages/cli/README.md'));
+  for (const d of ['src', 'migrations', 'openapi', 'docs', 'scripts']) {
     await cp(join(ROOT, d), join(copy, d), { recursive: true });
   }
   await symlink(join(ROOT, 'node_modules'), join(copy, 'node_modules'), 'dir');
@@ -88,4 +92,40 @@ const list = await c.listSecrets();
 process.stdout.write(list.map((s) => s.key).join(','));`;
   const imported = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, env });
   expect(imported.stdout).toBe('PACKED_KEY');
+
+  // The light CLI package: packed from packages/cli (its prepack builds the bundle), it
+  // installs as one package with no dependencies, holds no server, and works the same.
+  const lightPacked = await run('npm', ['pack', '--json', '--pack-destination', work], {
+    cwd: join(copy, 'packages/cli'),
+  });
+  const [light] = JSON.parse(lightPacked.stdout) as [{ filename: string; files: { path: string }[] }];
+  expect(light.files.map((f) => f.path).sort()).toEqual([
+    'README.md',
+    'dist/THIRD_PARTY_LICENSES.txt',
+    'dist/cli/secrets.js',
+    'package.json',
+  ]);
+  const ci = join(work, 'ci');
+  await mkdir(ci);
+  await writeFile(join(ci, 'package.json'), JSON.stringify({ name: 'ci', private: true }));
+  await run('npm', ['install', '--no-audit', '--no-fund', '--offline', join(work, light.filename)], {
+    cwd: ci,
+    timeout: 120_000,
+  });
+  const installed = JSON.parse(await readFile(join(ci, 'node_modules/.package-lock.json'), 'utf8')) as {
+    packages: Record<string, unknown>;
+  };
+  expect(Object.keys(installed.packages)).toEqual(['node_modules/secrets-service-cli']);
+  const lv = await run('npx', ['--no-install', 'secrets', '--version'], { cwd: ci });
+  expect(lv.stdout.trim()).toBe(version);
+  const ran = await run('npx', ['--no-install', 'secrets', 'run', '--', 'printenv', 'PACKED_KEY'], {
+    cwd: ci,
+    env,
+  });
+  expect(ran.stdout).toBe('x\n');
+  const serve = await run('npx', ['--no-install', 'secrets', 'serve'], { cwd: ci }).catch(
+    (e: { code: number; stderr: string }) => e,
+  );
+  expect(serve).toMatchObject({ code: 2 });
+  expect((serve as { stderr: string }).stderr).toContain('comes with the server package');
 }, 400_000);

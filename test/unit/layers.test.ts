@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DOMAIN_FOLDERS = ['secrets', 'access-keys', 'audit', 'kek', 'db', 'crypto'];
+const DOMAIN_FOLDERS = ['secrets', 'access-keys', 'oidc', 'audit', 'kek', 'db', 'crypto'];
 /** A feature's HTTP edge: routes.ts, *-routes.ts, schemas.ts, *-schemas.ts. */
 const HTTP_EDGE = /(^|-)(routes|schemas)\.ts$/;
 /** Imports allowed as exceptions, each with its reason (none today). */
@@ -76,7 +76,7 @@ describe('layers', () => {
     expect(resolveSpecifier('src/secrets/service.ts', './etag.js')).toBe('src/secrets/etag.ts');
   });
 
-  it('no file of secrets, access-keys, audit, kek, db or crypto outside the route/schema files imports src/http/', async () => {
+  it('no file of secrets, access-keys, oidc, audit, kek, db or crypto outside the route/schema files imports src/http/', async () => {
     const checked: string[] = [];
     const offending: string[] = [];
     for (const folder of DOMAIN_FOLDERS) {
@@ -94,6 +94,7 @@ describe('layers', () => {
         'src/secrets/service.ts',
         'src/secrets/repository.ts',
         'src/access-keys/service.ts',
+        'src/oidc/service.ts',
         'src/kek/service.ts',
         'src/audit/trail.ts',
       ]),

@@ -1,0 +1,503 @@
+import { randomUUID } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
+import { hashToken } from '../access-keys/token.js';
+import { withOutcome } from '../audit/outcome.js';
+import type { AuditTrail } from '../audit/trail.js';
+import { type Actor, SCOPES, type Scope, workloadId } from '../auth/actor.js';
+import type { Caller } from '../auth/caller.js';
+import type { Database } from '../db/database.js';
+import { AppError, errors } from '../errors.js';
+import type { IssuerKeys } from './issuer-keys.js';
+import type { ReplayGuard } from './replay.js';
+import type { OidcRepository, TrustFields, TrustRow } from './repository.js';
+import {
+  ACCESS_TOKEN_TYPE,
+  DEFAULT_TTL_SECONDS,
+  type TrustInput,
+  type tokenExchangeBody,
+} from './schemas.js';
+import { newWorkloadToken, WORKLOAD_TOKEN_PATTERN } from './token.js';
+
+/** Asymmetric algorithms only: never `none`, never HMAC (a public key is no shared secret). */
+export const ACCEPTED_ALGORITHMS = ['RS256', 'ES256', 'EdDSA', 'Ed25519'];
+/** Clock skew allowed on exp, nbf and iat. */
+export const CLOCK_SKEW_SECONDS = 60;
+
+export interface TrustView {
+  id: string;
+  name: string;
+  issuer: string;
+  audiences: string[];
+  subject: string;
+  claims: Record<string, string>;
+  scopes: string[];
+  keys: string[] | null;
+  ttlSeconds: number;
+  createdBy: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const toView = (r: TrustRow): TrustView => ({
+  id: r.id,
+  name: r.name,
+  issuer: r.issuer,
+  audiences: r.audiences,
+  subject: r.subject,
+  claims: r.claims,
+  scopes: r.scopes,
+  keys: r.key_patterns,
+  ttlSeconds: r.ttl_seconds,
+  createdBy: r.created_by,
+  createdAt: r.created_at.toISOString(),
+  updatedAt: r.updated_at.toISOString(),
+});
+
+/**
+ * `*` matches any run of characters (including none); everything else is literal. Written
+ * here because a glob library would bring `?`, `[...]` and path semantics that a claim
+ * value (`repo:org/repo:ref:refs/heads/main`) must not have.
+ */
+export function matches(pattern: string, value: string): boolean {
+  const parts = pattern.split('*');
+  if (parts.length === 1) return pattern === value;
+  const first = parts[0] as string;
+  const last = parts[parts.length - 1] as string;
+  if (value.length < first.length + last.length || !value.startsWith(first) || !value.endsWith(last)) {
+    return false;
+  }
+  let pos = first.length;
+  const end = value.length - last.length;
+  for (const part of parts.slice(1, -1)) {
+    const at = value.indexOf(part, pos);
+    if (at < 0 || at + part.length > end) return false;
+    pos = at + part.length;
+  }
+  return true;
+}
+
+/** Why the token does not satisfy the trust's bindings, or null when it does. */
+function mismatch(trust: TrustRow, claims: JWTPayload): { reason: string; message: string } | null {
+  const aud = Array.isArray(claims.aud) ? claims.aud : claims.aud === undefined ? [] : [claims.aud];
+  if (!aud.some((a) => trust.audiences.includes(a))) {
+    return {
+      reason: 'audience',
+      message: `its audience ${JSON.stringify(aud)} is not one the trust accepts`,
+    };
+  }
+  if (typeof claims.sub !== 'string' || !matches(trust.subject, claims.sub)) {
+    return { reason: 'subject', message: `its subject ${JSON.stringify(claims.sub)} does not match` };
+  }
+  for (const [name, pattern] of Object.entries(trust.claims)) {
+    const v = claims[name];
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
+      return { reason: `claim:${name}`, message: `it has no string claim ${name}` };
+    }
+    if (!matches(pattern, String(v))) {
+      return { reason: `claim:${name}`, message: `its claim ${name}=${JSON.stringify(v)} does not match` };
+    }
+  }
+  return null;
+}
+
+/** A refusal of the exchange, tagged with its reason for the audit row. */
+class Refusal extends Error {
+  constructor(
+    readonly reason: string,
+    readonly error: AppError,
+  ) {
+    super(error.message);
+  }
+}
+
+const refuse = (reason: string, status: 400 | 401 | 403, message: string, next: string) => {
+  const err =
+    status === 400
+      ? errors.invalidInput(message, next)
+      : status === 401
+        ? new AppError(401, 'AUTH_UNAUTHORIZED', message, next)
+        : errors.denied(message, next);
+  return new Refusal(reason, err);
+};
+
+/** jose's verdicts, as refusals that say what was wrong with the token. */
+function verificationRefusal(err: unknown, issuer: string): Refusal | AppError {
+  if (err instanceof AppError) return err;
+  const next = 'Request a fresh ID token from your platform and exchange it at once';
+  if (err instanceof joseErrors.JWTExpired)
+    return refuse('expired', 401, 'Invalid token: the ID token has expired', next);
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'nbf')
+      return refuse('not_yet_valid', 401, 'Invalid token: the ID token is not valid yet (nbf)', next);
+    if (err.claim === 'iat')
+      return refuse('iat', 401, 'Invalid token: the ID token was issued in the future (iat)', next);
+    return refuse(
+      `claim:${err.claim}`,
+      401,
+      `Invalid token: the ${err.claim} claim ${err.reason === 'missing' ? 'is missing' : 'is not valid'}`,
+      next,
+    );
+  }
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) {
+    return refuse(
+      'algorithm',
+      401,
+      `Invalid token: its algorithm is not accepted (only ${ACCEPTED_ALGORITHMS.join(', ')})`,
+      next,
+    );
+  }
+  if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) {
+    return refuse('unknown_kid', 401, `Invalid token: no key of ${issuer} matches its kid`, next);
+  }
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
+    return refuse('signature', 401, 'Invalid token: the signature does not verify', next);
+  }
+  if (err instanceof joseErrors.JOSEError) {
+    return refuse('malformed', 401, 'Invalid token: the ID token is not a valid signed JWT', next);
+  }
+  throw err;
+}
+
+/** What an exchange's audit row says about the token: never the token itself. */
+const bounded = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v.slice(0, 200)) : 'none');
+function describe(claims: JWTPayload | null, trust: string | null, reason: string | null): string {
+  const parts = [
+    `trust=${trust ?? 'none'}`,
+    `iss=${bounded(claims?.iss)}`,
+    `sub=${bounded(claims?.sub)}`,
+    `jti=${bounded(claims?.jti)}`,
+  ];
+  if (reason) parts.push(`reason=${reason}`);
+  return parts.join(' ');
+}
+
+export function createOidcService(deps: {
+  db: Database;
+  repo: OidcRepository;
+  trail: AuditTrail;
+  keys: IssuerKeys;
+  replay: ReplayGuard;
+  /** OIDC_ALLOW_HTTP_ISSUERS: accept http:// issuers (local test issuers only). */
+  allowHttpIssuers: boolean;
+}) {
+  const { db, repo, trail, keys, replay } = deps;
+
+  function fields(input: TrustInput): TrustFields {
+    let url: URL;
+    try {
+      url = new URL(input.issuer);
+    } catch {
+      throw errors.invalidInput(
+        `issuer is not a URL: ${JSON.stringify(input.issuer)}`,
+        'Give the issuer as its iss claim shows it, e.g. https://token.actions.githubusercontent.com',
+      );
+    }
+    if (url.protocol !== 'https:' && !(deps.allowHttpIssuers && url.protocol === 'http:')) {
+      throw errors.invalidInput(
+        'issuer must be an https:// URL',
+        'Use the https issuer URL (set OIDC_ALLOW_HTTP_ISSUERS=true only for a local test issuer)',
+      );
+    }
+    if (url.search || url.hash || url.username || url.password) {
+      throw errors.invalidInput('issuer must be a plain URL without query, fragment or credentials');
+    }
+    const claims = input.claims ?? {};
+    // A bare "*" subject with no claim bound would admit every workload of the issuer
+    // (every repository on GitHub): the trust must name who it trusts.
+    if (/^\**$/.test(input.subject) && !Object.values(claims).some((v) => !/^\**$/.test(v))) {
+      throw errors.invalidInput(
+        'subject "*" with no claim binding would trust every workload of the issuer',
+        'Bind the subject (e.g. repo:my-org/my-repo:ref:refs/heads/main) or a claim such as repository_id',
+      );
+    }
+    return {
+      name: input.name,
+      issuer: input.issuer,
+      audiences: [...new Set(input.audiences)],
+      subject: input.subject,
+      claims,
+      scopes: [...new Set(input.scopes)],
+      keyPatterns: input.keys === undefined ? null : [...new Set(input.keys)],
+      ttlSeconds: input.ttlSeconds ?? DEFAULT_TTL_SECONDS,
+    };
+  }
+
+  const nameTaken = (name: string) =>
+    errors.conflict(
+      `A trust policy named ${name} already exists`,
+      'Choose another name, or update it with PUT /api/auth/trusts/{name}',
+    );
+  const noTrust = (name: string) =>
+    errors.notFound(`Trust policy not found: ${name}`, 'List trust policies with GET /api/auth/trusts');
+
+  return {
+    async create(input: TrustInput, caller: Caller): Promise<TrustView> {
+      const f = fields(input);
+      const row = await trail.change(caller, 'oidc_trust.create', `oidc_trust:${f.name}`, async (tx) => {
+        const r = await repo.insert(tx, randomUUID(), f, caller.actor);
+        if (!r) throw nameTaken(f.name);
+        return { result: r, version: null };
+      });
+      return toView(row);
+    },
+
+    async update(name: string, input: TrustInput, caller: Caller): Promise<TrustView> {
+      const f = fields(input);
+      const row = await trail.change(caller, 'oidc_trust.update', `oidc_trust:${name}`, async (tx) => {
+        if (f.name !== name && (await repo.get(tx, f.name))) throw nameTaken(f.name);
+        const r = await repo.update(tx, name, f);
+        if (!r) throw noTrust(name);
+        return { result: r, version: null };
+      });
+      return toView(row);
+    },
+
+    async remove(name: string, caller: Caller): Promise<TrustView> {
+      const row = await trail.change(caller, 'oidc_trust.delete', `oidc_trust:${name}`, async (tx) => {
+        const r = await repo.remove(tx, name);
+        if (!r) throw noTrust(name);
+        return { result: r, version: null };
+      });
+      return toView(row);
+    },
+
+    async list(caller: Caller): Promise<TrustView[]> {
+      const rows = await trail.read(caller, 'oidc_trust.list', null, async () => ({
+        ok: true,
+        touched: [],
+        result: await repo.list(db),
+      }));
+      return rows.map(toView);
+    },
+
+    async get(name: string, caller: Caller): Promise<TrustView> {
+      const row = await trail.read(caller, 'oidc_trust.list', `oidc_trust:${name}`, async () => {
+        const r = await repo.get(db, name);
+        return r ? { ok: true, touched: [], result: r } : { ok: false, touched: [], error: noTrust(name) };
+      });
+      return toView(row);
+    },
+
+    /**
+     * RFC 8693 token exchange: verifies the ID token against the issuer of a trust policy,
+     * checks the trust's bindings and the token's single use, and issues a workload token.
+     * Every attempt leaves one audit row (trust, iss/sub/jti, and the reason of a refusal).
+     * `anonymous` is the request's caller before it is known who is asking.
+     */
+    async exchange(
+      input: ReturnType<typeof tokenExchangeBody.parse>,
+      anonymous: Caller,
+    ): Promise<{
+      access_token: string;
+      issued_token_type: typeof ACCESS_TOKEN_TYPE;
+      token_type: 'Bearer';
+      expires_in: number;
+      scope: string;
+    }> {
+      let claims: JWTPayload | null = null;
+      let verified = false;
+      let trustName: string | null = input.trust ?? null;
+      const callerFor = (trust: string | null): Caller =>
+        verified && trust && typeof claims?.sub === 'string'
+          ? { ...anonymous, actor: workloadId(trust, claims.sub), label: workloadId(trust, claims.sub) }
+          : anonymous;
+      try {
+        const token = input.subject_token;
+        try {
+          decodeProtectedHeader(token);
+          claims = decodeJwt(token);
+        } catch {
+          throw refuse(
+            'malformed',
+            401,
+            'Invalid token: subject_token is not a JWT',
+            'Send the ID token your platform issued (three base64url parts)',
+          );
+        }
+        const iss = claims.iss;
+        if (typeof iss !== 'string') {
+          throw refuse(
+            'issuer',
+            401,
+            'Invalid token: the ID token has no iss claim',
+            'Send an OIDC ID token',
+          );
+        }
+        // The unverified iss only picks among configured trusts: keys are fetched from
+        // configured issuers only, never from a URL the caller chose.
+        let candidates = input.trust
+          ? [await repo.get(db, input.trust)].filter((t): t is TrustRow => t !== undefined)
+          : await repo.byIssuer(db, iss);
+        if (input.trust && candidates.length === 0) {
+          throw refuse(
+            'unknown_trust',
+            401,
+            `Invalid token: no trust policy named ${input.trust}`,
+            'Check the trust name (an admin lists them with secrets trust list)',
+          );
+        }
+        candidates = candidates.filter((t) => t.issuer === iss);
+        if (candidates.length === 0) {
+          throw refuse(
+            'issuer',
+            401,
+            `Invalid token: no trust policy accepts tokens from issuer ${JSON.stringify(iss.slice(0, 200))}`,
+            'An admin creates one with POST /api/auth/trusts naming this issuer',
+          );
+        }
+        if (candidates.length === 1) trustName = (candidates[0] as TrustRow).name;
+        try {
+          const r = await jwtVerify(token, keys.resolver(iss), {
+            issuer: iss,
+            algorithms: ACCEPTED_ALGORITHMS,
+            clockTolerance: CLOCK_SKEW_SECONDS,
+            requiredClaims: ['exp', 'iat', 'sub'],
+          });
+          claims = r.payload;
+        } catch (err) {
+          throw verificationRefusal(err, iss);
+        }
+        const now = Date.now() / 1000;
+        if (typeof claims.iat === 'number' && claims.iat > now + CLOCK_SKEW_SECONDS) {
+          throw refuse(
+            'iat',
+            401,
+            'Invalid token: the ID token was issued in the future (iat)',
+            'Check the clocks of the platform and the service',
+          );
+        }
+        verified = true;
+        const verdicts = candidates.map((t) => ({ t, why: mismatch(t, claims as JWTPayload) }));
+        const matching = verdicts.filter((v) => v.why === null).map((v) => v.t);
+        if (matching.length === 0) {
+          const whys = verdicts.map((v) => `trust ${v.t.name}: ${v.why?.message}`).join('; ');
+          throw refuse(
+            verdicts.length === 1 ? (verdicts[0]?.why?.reason ?? 'binding') : 'binding',
+            403,
+            `The ID token matches no trust policy (${whys})`,
+            "Check the trust's audiences, subject and claims against the token's claims",
+          );
+        }
+        if (matching.length > 1) {
+          throw refuse(
+            'ambiguous',
+            400,
+            `The ID token matches several trust policies (${matching.map((t) => t.name).join(', ')})`,
+            'Name the one to use with the trust parameter',
+          );
+        }
+        const trust = matching[0] as TrustRow;
+        trustName = trust.name;
+        let scopes = trust.scopes;
+        if (input.scope !== undefined && input.scope.trim() !== '') {
+          const asked = [...new Set(input.scope.trim().split(/\s+/))];
+          const outside = asked.filter((s) => !trust.scopes.includes(s));
+          if (outside.length) {
+            throw refuse(
+              'scope',
+              403,
+              `scope asks for ${outside.join(', ')}, which trust ${trust.name} does not grant (it grants: ${trust.scopes.join(', ')})`,
+              `Ask for a subset of ${trust.scopes.join(' ')}, or omit scope`,
+            );
+          }
+          scopes = asked;
+        }
+        // Single use: a token seen before (by jti, or by its digest when it has none) is a
+        // replay. Remembered until it expires, after which it is refused as expired anyway.
+        const exp = claims.exp as number;
+        const replayId = `${iss}#${typeof claims.jti === 'string' ? `jti:${claims.jti}` : `sha256:${hashToken(token).toString('hex')}`}`;
+        if (!(await replay.firstUse(replayId, (exp - now + CLOCK_SKEW_SECONDS) * 1000))) {
+          throw refuse(
+            'replay',
+            401,
+            'Invalid token: this ID token was already exchanged (replay)',
+            'Request a fresh ID token for each exchange',
+          );
+        }
+        const issued = newWorkloadToken();
+        const caller = callerFor(trust.name);
+        const sub = claims.sub as string;
+        const expiresAt = await trail.change(
+          caller,
+          'auth.token_exchange',
+          describe(claims, trust.name, null),
+          async (tx) => ({
+            result: await repo.issue(tx, {
+              tokenHash: hashToken(issued),
+              trustId: trust.id,
+              trustName: trust.name,
+              subject: sub,
+              scopes,
+              keyPatterns: trust.key_patterns,
+              ttlSeconds: trust.ttl_seconds,
+            }),
+            version: null,
+          }),
+        );
+        return {
+          access_token: issued,
+          issued_token_type: ACCESS_TOKEN_TYPE,
+          token_type: 'Bearer',
+          expires_in: Math.max(0, Math.round((expiresAt.getTime() - Date.now()) / 1000)),
+          scope: scopes.join(' '),
+        };
+      } catch (err) {
+        if (err instanceof Refusal) {
+          const outcome =
+            err.error.statusCode === 403
+              ? 'denied'
+              : err.error.statusCode === 400
+                ? 'invalid'
+                : 'unauthenticated';
+          await trail.refused(
+            callerFor(trustName),
+            'auth.token_exchange',
+            [describe(claims, trustName, err.reason)],
+            withOutcome(err.error, outcome),
+          );
+          throw err.error;
+        }
+        if (err instanceof AppError && err.statusCode === 503) {
+          await trail.refused(
+            callerFor(trustName),
+            'auth.token_exchange',
+            [describe(claims, trustName, 'issuer_unavailable')],
+            err,
+          );
+        }
+        throw err;
+      }
+    },
+
+    /** Resolves an iw_ workload token to an actor with its trust's grant; 401 otherwise. */
+    async authenticate(token: string): Promise<Actor> {
+      if (!WORKLOAD_TOKEN_PATTERN.test(token)) throw errors.badToken('the workload token is malformed');
+      const row = await repo.authenticate(db, hashToken(token));
+      if (!row) throw errors.badToken('unknown workload token');
+      if (row.trust_id === null) {
+        throw errors.badToken(
+          `the trust policy ${row.trust_name} that issued this workload token was deleted`,
+        );
+      }
+      if (row.expired) {
+        throw new AppError(
+          401,
+          'AUTH_UNAUTHORIZED',
+          `Invalid token: the workload token expired at ${row.expires_at.toISOString()}`,
+          'Exchange a fresh ID token (secrets run --oidc does it for you)',
+        );
+      }
+      const name = workloadId(row.trust_name, row.subject);
+      return {
+        kind: 'access_key',
+        id: name,
+        name,
+        scopes: row.scopes.filter((s): s is Scope => (SCOPES as readonly string[]).includes(s)),
+        patterns: row.key_patterns,
+        workload: { trust: row.trust_name, sub: row.subject },
+      };
+    },
+  };
+}
+
+export type OidcService = ReturnType<typeof createOidcService>;
