@@ -101,3 +101,48 @@ describe('finding 1: a NUL byte poisons no shared audit batch', () => {
     expect(written[0]!.n).toBe(18);
   });
 });
+
+describe('finding 2: text that cannot be stored is a 400 at the edge', () => {
+  it.each([
+    'key',
+    'actor',
+    'action',
+  ])('GET /api/audit with a NUL in %s answers 400 naming the field', async (field) => {
+    for (const bad of ['%00', 'A%00B']) {
+      const res = await t.app.inject({ method: 'GET', url: `/api/audit?${field}=${bad}`, headers: t.auth() });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().message).toContain(field);
+    }
+  });
+
+  it('finds a refusal by the escaped key its row recorded', async () => {
+    const lister = await createAccessKey(t, { scopes: ['secrets:list'] });
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/api/secrets/N%00UL',
+      headers: apiKey(lister.token),
+    });
+    expect(res.statusCode).toBe(403);
+    const found = await t.app.inject({
+      method: 'GET',
+      url: `/api/audit?key=${encodeURIComponent('N\\u0000UL')}`,
+      headers: t.auth(),
+    });
+    expect(found.statusCode).toBe(200);
+    expect(found.json().entries).toHaveLength(1);
+  });
+
+  it('refuses an admin token whose subject cannot be stored (401), leaving its row', async () => {
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/api/secrets',
+      headers: { authorization: `Bearer ${t.token('ad\u0000min')}` },
+    });
+    expect(res.statusCode).toBe(401);
+    const rows = await t.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_log WHERE action = 'auth.failed' AND request_id = $1`,
+      [res.headers['x-request-id']],
+    );
+    expect(rows[0]!.n).toBe(1);
+  });
+});
