@@ -29,6 +29,7 @@ import type { Database } from './db/database.js';
 import type { ReadRouting } from './db/read-replicas.js';
 import { errors } from './errors.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
+import { type BulkGate, createBulkGate } from './http/bulk-gate.js';
 import { consoleRoutes } from './http/console.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { metricsPlugin } from './http/metrics.js';
@@ -52,6 +53,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The group-committed audit writer (its batch statistics feed the benchmark report). */
     auditWriter: AuditWriter;
+    /** Per-caller and pool-share bounds of the bulk routes (src/http/bulk-gate.ts). */
+    bulkGate: BulkGate;
   }
 }
 
@@ -241,6 +244,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     readPerMinute: config.readRateLimit,
     authFailuresPerMinute: config.authFailureRateLimit,
   });
+  const bulkGate = createBulkGate({
+    perCaller: config.bulkInFlightPerCaller,
+    // PGlite has one connection: bulk work takes it in turn with everything else.
+    slots: db.kind === 'pglite' ? 1 : Math.max(1, Math.floor(config.databasePoolMax * config.bulkPoolShare)),
+    trail,
+  });
+  app.decorate('bulkGate', bulkGate);
   const repo = createSecretsRepository();
   const secrets = createSecretService({
     db,
@@ -300,8 +310,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await secured.register(kekRoutes, { kek, trail });
     await secured.register(accessKeyRoutes, { accessKeys });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
-    await secured.register(bulkRoutes, { bulk, limits });
-    await secured.register(batchRoutes, { batch });
+    await secured.register(bulkRoutes, { bulk, limits, gate: bulkGate });
+    await secured.register(batchRoutes, { batch, gate: bulkGate });
     await secured.register(whoamiRoutes);
   });
 

@@ -101,6 +101,17 @@ export function createAuditRepository() {
       );
     },
 
+    /** Many rows in one statement, on the caller's transaction (a batch import's rows). */
+    async appendMany(q: Queryable, entries: readonly AuditEntry[]): Promise<void> {
+      if (entries.length === 0) return;
+      const params = entries.map(entryParams);
+      await q.query(
+        `INSERT INTO audit_log (${AUDIT_COLUMNS}) SELECT * FROM unnest(${AUDIT_COLUMN_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
+        AUDIT_COLUMN_TYPES.map((_, i) => params.map((p) => p[i])),
+        { name: 'audit_rows_append' },
+      );
+    },
+
     /** Newest first, keyset on id; returns up to limit + 1 rows. */
     async list(
       q: Queryable,
