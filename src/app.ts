@@ -122,6 +122,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    // Every connection is bounded in time, so trickling bytes cannot hold sockets open: the
+    // whole request (REQUEST_TIMEOUT_MS) and its headers (HEADERS_TIMEOUT_MS) must arrive in
+    // time, else 408 and the connection is closed; an idle keep-alive connection closes
+    // after KEEP_ALIVE_TIMEOUT_MS. Node checks the first two every connectionsCheckingInterval,
+    // so that is kept well below them (Node's default, 30 s, would stretch a 1 s limit to 31 s).
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: Math.min(config.headersTimeoutMs, config.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(
+        1000,
+        Math.max(50, Math.floor(Math.min(config.headersTimeoutMs, config.requestTimeoutMs) / 4)),
+      ),
+    },
   });
   // The API speaks JSON only. Fastify's built-in text/plain parser would hand a string to
   // the body schema and answer "must be a JSON object"; without it the caller gets a 415
