@@ -68,7 +68,7 @@ export async function bulkRoutes(
         tags,
         summary: 'Render a template',
         description:
-          'Replaces every {{Secrets.NAME}} (name case-insensitive) with the value of the active secret NAME, in one pass: values are never expanded again. Unresolved names answer 400 listing them.',
+          'Replaces every {{Secrets.NAME}} (name case-insensitive) with the value of the active secret NAME, in one pass: values are never expanded again. Unresolved names answer 400 listing them. A template names at most 1000 distinct secrets, and each name counts against the read limit, found or not.',
         body: renderBody,
         response: { 200: renderResponse, 413: errorResponse, ...errs },
       },
