@@ -17,6 +17,7 @@ import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { generateValue } from './generate.js';
 import { openSealed } from './open-sealed.js';
 import type { SecretRow, SecretsRepository } from './repository.js';
+import { revivedReserved } from './service.js';
 
 /**
  * The batch write behind `secrets import`: every entry created or updated in one
@@ -90,7 +91,7 @@ export function createBatchService(deps: BatchServiceDeps) {
         'Read the secret again, then retry the import with its current ETag (or without ifMatch)',
       );
     }
-    if (!cur || !cur.is_active) return create(tx, cur, e, dryRun, who);
+    if (!cur || !cur.is_active) return create(tx, cur, e, dryRun, who, actor);
     return update(tx, cur, e, dryRun, who, actor);
   }
 
@@ -100,7 +101,9 @@ export function createBatchService(deps: BatchServiceDeps) {
     e: BatchEntry,
     dryRun: boolean,
     who: Caller,
+    actor: Actor,
   ) {
+    if (cur) revivedReserved(cur, e.key, e.isReserved, actor.kind === 'admin');
     if (dryRun) return { status: 'created' as const, version: null };
     // Generated (and size-checked) before the transaction began: see apply.
     const value = e.value!;
@@ -124,7 +127,12 @@ export function createBatchService(deps: BatchServiceDeps) {
     await repo.updateLocked(
       tx,
       cur,
-      { isActive: true, ...meta, version: next },
+      {
+        isActive: true,
+        ...meta,
+        isReserved: revivedReserved(cur, e.key, e.isReserved, actor.kind === 'admin'),
+        version: next,
+      },
       auditEntry(who, 'secret.create', e.key, 'success', next.number),
     );
     return { status: 'created' as const, version: next.number, audited: true };
