@@ -121,6 +121,10 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
         ...(opts.pgSchema ? { schema: opts.pgSchema } : {}),
         ...(log
           ? {
+              onPreparedStatementsOff: () =>
+                log.warn(
+                  'named prepared statements do not survive between transactions on this database connection (a transaction-pooling PgBouncer before 1.21?): using unnamed statements from now on; set DATABASE_PREPARED_STATEMENTS=false to start that way',
+                ),
               onHostChange: ({ host, reason }) =>
                 host
                   ? log.info({ host, reason }, 'database host chosen')

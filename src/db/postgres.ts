@@ -22,9 +22,22 @@ export interface PostgresOptions {
    * where a statement prepared on the first does not exist: turn them off there.
    */
   preparedStatements?: boolean;
+  /**
+   * Told once when named statements were found not to survive between transactions (a
+   * transaction-pooling PgBouncer before 1.21) and were turned off for this process.
+   */
+  onPreparedStatementsOff?: () => void;
   /** Multi-host: told which host the connections go to, and why they moved (never a password). */
   onHostChange?: (event: { host: string | undefined; reason: string }) => void;
 }
+
+/**
+ * SQLSTATE of a named statement that does not exist (26000) or already exists (42P05) on the
+ * server connection: what a transaction-pooling proxy that does not track prepared
+ * statements (PgBouncer before 1.21) causes when it hands us another server connection.
+ * Both are raised before the statement runs, so running it again unnamed is safe.
+ */
+const PREPARED_MISMATCH = new Set(['26000', '42P05']);
 
 /** SQLSTATE 25006: a write reached a read-only session (a standby, or a demoted primary). */
 const READ_ONLY_SQL_TRANSACTION = '25006';
@@ -221,21 +234,48 @@ export function openPostgres(opts: PostgresOptions): Database {
   const source = list.multi
     ? multiHostSource(list, poolFor, timeoutMs, opts.onHostChange)
     : fixedSource(poolFor(opts.connectionString));
-  const prepared = opts.preparedStatements ?? true;
+  let prepared = opts.preparedStatements ?? true;
+
+  /**
+   * Behind a proxy that loses named statements between transactions, the first mismatch
+   * turns them off for the process (one warning naming the setting) instead of failing
+   * requests: an autocommit statement is run again unnamed; one inside a transaction cannot
+   * be (the transaction is aborted), so it answers 503 and the caller's retry goes unnamed.
+   */
+  const preparedMismatch = (err: unknown, named: boolean): boolean => {
+    if (!named || !PREPARED_MISMATCH.has(codeOf(err) ?? '')) return false;
+    if (prepared) {
+      prepared = false;
+      opts.onPreparedStatementsOff?.();
+    }
+    return true;
+  };
 
   const queryOn =
-    (pick: () => Promise<pg.Pool | pg.PoolClient>, pool: () => pg.Pool | undefined): Queryable['query'] =>
+    (
+      pick: () => Promise<pg.Pool | pg.PoolClient>,
+      pool: () => pg.Pool | undefined,
+      inTransaction: boolean,
+    ): Queryable['query'] =>
     async <R>(sql: string, params?: readonly unknown[], qo?: QueryOptions) => {
       let c: pg.Pool | pg.PoolClient | undefined;
+      const values = params as unknown[] | undefined;
+      const named = Boolean(qo?.name && prepared);
       try {
         c = await pick();
-        const values = params as unknown[] | undefined;
-        const res =
-          qo?.name && prepared
-            ? await c.query({ name: qo.name, text: sql, ...(values ? { values } : {}) })
-            : await c.query(sql, values);
+        const res = named
+          ? await c.query({ name: qo!.name!, text: sql, ...(values ? { values } : {}) })
+          : await c.query(sql, values);
         return res.rows as R[];
       } catch (err) {
+        if (preparedMismatch(err, named)) {
+          if (inTransaction || !c) throw new DatabaseUnavailableError(err);
+          try {
+            return (await c.query(sql, values)).rows as R[];
+          } catch (again) {
+            return translate(again);
+          }
+        }
         const p = pool() ?? (c instanceof pg.Pool ? c : undefined);
         if (p) source.failed(p, err);
         return translate(err);
@@ -247,6 +287,7 @@ export function openPostgres(opts: PostgresOptions): Database {
     query: queryOn(
       () => source.get(),
       () => undefined,
+      false,
     ),
     async transaction<T>(fn: (tx: Transaction) => Promise<T>, to?: TransactionOptions): Promise<T> {
       let client: pg.PoolClient;
@@ -265,6 +306,7 @@ export function openPostgres(opts: PostgresOptions): Database {
         query: queryOn(
           async () => client,
           () => pool,
+          true,
         ),
         async exec(sql) {
           await client.query(sql).catch(fail);
