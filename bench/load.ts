@@ -14,6 +14,12 @@ export interface LoadSpec {
   connections: number;
   warmupSeconds: number;
   seconds: number;
+  /**
+   * A fixed number of requests instead of `seconds` (the smoke run): it proves the harness
+   * answers, whatever the machine's load, where a time window on a busy machine may close
+   * before the first answer.
+   */
+  requests?: number;
   /** A fixed path instead of the scenario's requests (scale: first/last list page). */
   fixedPath?: string;
 }
@@ -36,9 +42,10 @@ function run(spec: LoadSpec, seconds: number): Promise<autocannon.Result> {
   };
   return autocannon({
     url: spec.url,
-    connections: spec.connections,
-    duration: seconds,
-    timeout: 10,
+    connections: spec.requests ? Math.min(spec.connections, spec.requests) : spec.connections,
+    ...(spec.requests ? { amount: spec.requests } : { duration: seconds }),
+    // A smoke run on a loaded machine may wait long for an answer; it counts answers, not speed.
+    timeout: spec.requests ? 60 : 10,
     requests: [
       {
         setupRequest: (req) => {

@@ -56,9 +56,11 @@ const { values: args } = parseArgs({
 const smoke = args.smoke;
 const parts = new Set(args.only.split(','));
 const settings = smoke
-  ? // Half-second windows: a smoke run proves the harness answers every scenario; its numbers
-    // are not kept, and each window keeps both cores busy (CI runs it beside the process suites).
+  ? // A fixed number of requests per target, sent once the server is ready: a smoke run proves
+    // the harness answers every scenario whatever the machine's load (a time window on a busy
+    // machine could close before the first answer); its numbers are not kept.
     {
+      requests: 200 as number | undefined,
       warmup: 0,
       seconds: 0.5,
       connections: 32,
@@ -68,6 +70,7 @@ const settings = smoke
       soakSeconds: 0,
     }
   : {
+      requests: undefined as number | undefined,
       warmup: 3,
       seconds: 10,
       connections: 32,
@@ -113,7 +116,12 @@ async function measure(server: Server, spec: Omit<LoadSpec, 'url' | 'token'>): P
   const rss = sampleRss(server.pid, 250);
   const cpu0 = await cpuSplitMs(server.pid);
   // Warm-up requests are served too; count them into the CPU split only through the total.
-  const r = await runLoad<LoadResult & { served: number }>({ ...spec, url: server.url, token });
+  const r = await runLoad<LoadResult & { served: number }>({
+    ...spec,
+    ...(settings.requests ? { requests: settings.requests } : {}),
+    url: server.url,
+    token,
+  });
   const cpu1 = await cpuSplitMs(server.pid);
   const sys = cpu1.system - cpu0.system;
   const cpu = cpu1.user + sys - cpu0.user;

@@ -29,6 +29,7 @@ import type { Database } from './db/database.js';
 import type { ReadRouting } from './db/read-replicas.js';
 import { errors } from './errors.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
+import { type BulkGate, createBulkGate } from './http/bulk-gate.js';
 import { consoleRoutes } from './http/console.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { metricsPlugin } from './http/metrics.js';
@@ -57,6 +58,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The group-committed audit writer (its batch statistics feed the benchmark report). */
     auditWriter: AuditWriter;
+    /** Per-caller and pool-share bounds of the bulk routes (src/http/bulk-gate.ts). */
+    bulkGate: BulkGate;
   }
 }
 
@@ -124,6 +127,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    // Every connection is bounded in time, so trickling bytes cannot hold sockets open: the
+    // whole request (REQUEST_TIMEOUT_MS) and its headers (HEADERS_TIMEOUT_MS) must arrive in
+    // time, else 408 and the connection is closed; an idle keep-alive connection closes
+    // after KEEP_ALIVE_TIMEOUT_MS. Node checks the first two every connectionsCheckingInterval,
+    // so that is kept well below them (Node's default, 30 s, would stretch a 1 s limit to 31 s).
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: Math.min(config.headersTimeoutMs, config.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(
+        1000,
+        Math.max(50, Math.floor(Math.min(config.headersTimeoutMs, config.requestTimeoutMs) / 4)),
+      ),
+    },
   });
   // The API speaks JSON only. Fastify's built-in text/plain parser would hand a string to
   // the body schema and answer "must be a JSON object"; without it the caller gets a 415
@@ -257,6 +274,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     readPerMinute: config.readRateLimit,
     authFailuresPerMinute: config.authFailureRateLimit,
   });
+  const bulkGate = createBulkGate({
+    perCaller: config.bulkInFlightPerCaller,
+    // PGlite has one connection: bulk work takes it in turn with everything else.
+    slots: db.kind === 'pglite' ? 1 : Math.max(1, Math.floor(config.databasePoolMax * config.bulkPoolShare)),
+    trail,
+  });
+  app.decorate('bulkGate', bulkGate);
   const repo = createSecretsRepository();
   const secrets = createSecretService({
     db,
@@ -323,8 +347,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await secured.register(accessKeyRoutes, { accessKeys });
     await secured.register(trustRoutes, { oidc });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
-    await secured.register(bulkRoutes, { bulk, limits });
-    await secured.register(batchRoutes, { batch });
+    await secured.register(bulkRoutes, { bulk, limits, gate: bulkGate });
+    await secured.register(batchRoutes, { batch, gate: bulkGate });
     await secured.register(whoamiRoutes);
   });
 

@@ -168,6 +168,23 @@ export const envSchema = z
     ),
     JWT_MAX_TTL: z.preprocess(emptyAsUndefined, duration.default(24 * 3600)),
     METRICS_PORT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).max(65535).optional()),
+    BULK_IN_FLIGHT_PER_CALLER: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).max(1000).default(2),
+    ),
+    BULK_POOL_SHARE: z.preprocess(emptyAsUndefined, z.coerce.number().gt(0).max(1).default(0.5)),
+    REQUEST_TIMEOUT_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).max(3_600_000).default(30_000),
+    ),
+    HEADERS_TIMEOUT_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).max(3_600_000).default(10_000),
+    ),
+    KEEP_ALIVE_TIMEOUT_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).max(3_600_000).default(5_000),
+    ),
     READ_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(600)),
     AUTH_FAILURE_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(20)),
     REDIS_URL: optionalString,
@@ -281,6 +298,16 @@ export interface Config {
   readonly metricsPort: number | undefined;
   /** Value reads per identity per minute. */
   readonly readRateLimit: number;
+  /** Bulk requests (batch, export, render) one caller may have in flight; more answer 429. */
+  readonly bulkInFlightPerCaller: number;
+  /** Share of the database pool bulk requests may use at once; the rest stays for single-key work. */
+  readonly bulkPoolShare: number;
+  /** Longest a whole request (headers and body) may take to arrive; then 408 and close. */
+  readonly requestTimeoutMs: number;
+  /** Longest the request headers may take to arrive. */
+  readonly headersTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open. */
+  readonly keepAliveTimeoutMs: number;
   /** Failed authentications per client IP per minute. */
   readonly authFailureRateLimit: number;
   /** Rate-limit counters live here when set, shared by every instance. */
@@ -365,6 +392,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRenderBytes: e.MAX_RENDER_BYTES,
     metricsPort: e.METRICS_PORT,
     readRateLimit: e.READ_RATE_LIMIT,
+    bulkInFlightPerCaller: e.BULK_IN_FLIGHT_PER_CALLER,
+    bulkPoolShare: e.BULK_POOL_SHARE,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+    keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
     authFailureRateLimit: e.AUTH_FAILURE_RATE_LIMIT,
     redisUrl: e.REDIS_URL,
     rateLimitNamespace: e.RATE_LIMIT_NAMESPACE,

@@ -75,11 +75,11 @@ export const errors = {
       `Unsupported Content-Type ${JSON.stringify(type)}: send the body as application/json`,
       'Set the header Content-Type: application/json',
     ),
-  rateLimited: (retryAfterSeconds: number) =>
+  rateLimited: (retryAfterSeconds: number, why = 'Too many requests') =>
     new AppError(
       429,
       'RATE_LIMITED',
-      `Too many requests: retry in ${retryAfterSeconds} s`,
+      `${why}: retry in ${retryAfterSeconds} s`,
       'Wait for Retry-After seconds',
       {
         'retry-after': String(retryAfterSeconds),

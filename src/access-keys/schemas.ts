@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { SCOPES } from '../auth/actor.js';
 import { isoDateTime } from '../dates.js';
+import { storable } from '../http/schemas.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
 
 /** Request and response schemas of /api/access-keys (they also generate the OpenAPI document). */
@@ -28,13 +29,13 @@ export const grantKeys = z
 export const createAccessKeyBody = z
   .strictObject(
     {
-      name: z
-        .string({ error: 'name is required: a label for the key (e.g. "ci-deploy")' })
-        .min(1, { error: 'name must not be empty' })
-        .max(128, { error: 'name must be at most 128 characters' })
-        .refine((s) => !s.includes('\u0000') && s.isWellFormed(), {
-          error: 'name must be text without NUL characters',
-        }),
+      name: storable(
+        z
+          .string({ error: 'name is required: a label for the key (e.g. "ci-deploy")' })
+          .min(1, { error: 'name must not be empty' })
+          .max(128, { error: 'name must be at most 128 characters' }),
+        'name',
+      ),
       scopes: grantScopes,
       keys: grantKeys
         .optional()

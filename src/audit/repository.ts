@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { recordedOrNull, recordedText } from '../storable-text.js';
 import type { SealedRowContent, StoredSeal } from './chain.js';
 import type { AuditEntry } from './entry.js';
 
@@ -54,14 +55,21 @@ export interface NewSeal {
   hash: Buffer;
 }
 
-const entryParams = (e: AuditEntry): unknown[] => [
-  e.actor,
+/**
+ * An entry's column values in AUDIT_COLUMNS order, as every audit writer sends them (this
+ * single-row append and the group-committed batch, src/audit/writer.ts). The free-text
+ * columns may carry what a refused request sent (a path key, a JWT subject), so they go
+ * through recordedText: a row is always storable, and one caller's bytes cannot fail a
+ * statement that holds other callers' rows.
+ */
+export const entryParams = (e: AuditEntry): unknown[] => [
+  recordedText(e.actor),
   e.action,
-  e.key ?? null,
+  recordedOrNull(e.key),
   e.version ?? null,
   e.outcome,
-  e.requestId ?? null,
-  e.clientIp ?? null,
+  recordedOrNull(e.requestId),
+  recordedOrNull(e.clientIp),
   e.clientRequestId ?? false,
 ];
 
@@ -90,6 +98,17 @@ export function createAuditRepository() {
       await q.query(
         `INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
         entryParams(e),
+      );
+    },
+
+    /** Many rows in one statement, on the caller's transaction (a batch import's rows). */
+    async appendMany(q: Queryable, entries: readonly AuditEntry[]): Promise<void> {
+      if (entries.length === 0) return;
+      const params = entries.map(entryParams);
+      await q.query(
+        `INSERT INTO audit_log (${AUDIT_COLUMNS}) SELECT * FROM unnest(${AUDIT_COLUMN_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
+        AUDIT_COLUMN_TYPES.map((_, i) => params.map((p) => p[i])),
+        { name: 'audit_rows_append' },
       );
     },
 

@@ -3,8 +3,9 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { isoDateTime } from '../dates.js';
 import type { Database } from '../db/database.js';
-import { errorResponses } from '../http/schemas.js';
+import { errorResponses, storable } from '../http/schemas.js';
 import { cursorCodec, cursorSchema, limitSchema, pageOf } from '../pagination.js';
+import { RECORDED_TEXT_MAX } from '../storable-text.js';
 import { rowDigest } from './chain.js';
 import type { AuditRepository, AuditRow } from './repository.js';
 import type { AuditSealer } from './sealer.js';
@@ -30,9 +31,9 @@ const auditEntry = z
 const date = (name: string) => isoDateTime(name).optional();
 
 const auditQuery = z.object({
-  key: z.string().max(200).optional(),
-  actor: z.string().max(300).optional(),
-  action: z.string().max(64).optional(),
+  key: storable(z.string().max(RECORDED_TEXT_MAX), 'key').optional(),
+  actor: storable(z.string().max(300), 'actor').optional(),
+  action: storable(z.string().max(64), 'action').optional(),
   from: date('from'),
   to: date('to'),
   limit: limitSchema,

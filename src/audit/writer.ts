@@ -2,7 +2,9 @@ import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
 import { AppError } from '../errors.js';
 import type { AuditEntry } from './entry.js';
-import { AUDIT_COLUMNS } from './repository.js';
+import { AUDIT_COLUMNS, entryParams } from './repository.js';
+
+const AUDIT_COLUMN_NAMES = AUDIT_COLUMNS.split(', ');
 
 /**
  * Group commit for audit rows written outside a change's own transaction: value reads,
@@ -10,8 +12,9 @@ import { AUDIT_COLUMNS } from './repository.js';
  * batch; the batch is one statement (a multi-row INSERT from unnest, plus the batch's
  * lastUsedAt/lastUsedBy stamps in the same statement), so one round trip and one commit
  * serve every request in it. A request's promise settles only once its rows are committed,
- * so a value never leaves before its row exists; if the batch fails, every waiter fails
- * (503) and returns no value.
+ * so a value never leaves before its row exists. A batch that fails because of one
+ * request's rows is split until that request fails alone (`write`); a batch that fails for
+ * a shared reason (the database is down) fails every waiter (503), returning no value.
  *
  * Hand-written rather than a library: the batching is twenty lines around one SQL
  * statement, and its guarantees (settle after commit, fail every waiter) are the point.
@@ -59,6 +62,17 @@ export interface AuditBatchStats {
   histogram: Record<string, number>;
   failures: number;
 }
+
+/**
+ * Whether a failed statement failed because of some row's content rather than something all
+ * rows share: SQLSTATE class 22 (data exception: a value the column cannot hold), 23
+ * (integrity constraint) and 54 (program limit: an index row too large). Everything else
+ * (connection loss, shutdown, out of memory, a missing table) fails the whole batch.
+ */
+export const rowSpecific = (err: unknown): boolean => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(22|23|54)[0-9A-Z]{3}$/.test(code);
+};
 
 /** The rows could not be committed: the request fails closed (503) and returns nothing. */
 export const auditUnavailable = () =>
@@ -138,16 +152,11 @@ export interface AuditWriterOptions {
   concurrency: number;
 }
 
-const columns = (rows: AuditEntry[]) => [
-  rows.map((r) => r.actor),
-  rows.map((r) => r.action),
-  rows.map((r) => r.key ?? null),
-  rows.map((r) => r.version ?? null),
-  rows.map((r) => r.outcome),
-  rows.map((r) => r.requestId ?? null),
-  rows.map((r) => r.clientIp ?? null),
-  rows.map((r) => r.clientRequestId ?? false),
-];
+/** The rows as one array per column (AUDIT_COLUMNS order), each value as entryParams gives it. */
+const columns = (rows: AuditEntry[]) => {
+  const params = rows.map(entryParams);
+  return AUDIT_COLUMN_NAMES.map((_, i) => params.map((p) => p[i]));
+};
 
 export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: AuditWriterOptions) {
   let queue: Waiter[] = [];
@@ -200,31 +209,54 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: A
     return new Set(stale.map((r) => r.w));
   }
 
-  async function write(batch: Waiter[]): Promise<void> {
+  /** Writes the batch in one statement; throws what the database said. */
+  async function attempt(batch: Waiter[]): Promise<void> {
     const rows = batch.flatMap((w) => w.rows);
+    if (batch.some((w) => w.check)) {
+      const stale = await writeChecked(batch, rows);
+      note(rows.length);
+      batch.forEach((w, i) => {
+        w.resolve(!stale.has(i));
+      });
+      return;
+    }
     const lastUse = new Map<string, string>();
     for (const w of batch) if (w.lastUse) lastUse.set(w.lastUse.secretId, w.lastUse.by);
+    if (lastUse.size === 0) await db.query(INSERT_ROWS, columns(rows), { name: 'audit_rows' });
+    else
+      await db.query(INSERT_BATCH, [...columns(rows), [...lastUse.keys()], [...lastUse.values()]], {
+        name: 'audit_batch',
+      });
+    note(rows.length);
+    for (const w of batch) w.resolve(true);
+  }
+
+  /**
+   * A batch that failed for a reason belonging to some row (rowSpecific) is split in halves
+   * and each half written on its own, down to the one request whose rows cannot be stored:
+   * only that request fails closed, the others' rows are committed as if nothing happened.
+   * A shared cause (connection lost, database down) fails every waiter at once, as before.
+   * The statement is all-or-nothing, so a failed attempt wrote nothing and the halves
+   * cannot duplicate a row.
+   */
+  async function write(batch: Waiter[]): Promise<void> {
     try {
-      if (batch.some((w) => w.check)) {
-        const stale = await writeChecked(batch, rows);
-        note(rows.length);
-        batch.forEach((w, i) => {
-          w.resolve(!stale.has(i));
-        });
+      await attempt(batch);
+    } catch (err) {
+      if (batch.length > 1 && rowSpecific(err)) {
+        const half = Math.ceil(batch.length / 2);
+        await write(batch.slice(0, half));
+        await write(batch.slice(half));
         return;
       }
-      if (lastUse.size === 0) await db.query(INSERT_ROWS, columns(rows), { name: 'audit_rows' });
-      else
-        await db.query(INSERT_BATCH, [...columns(rows), [...lastUse.keys()], [...lastUse.values()]], {
-          name: 'audit_batch',
-        });
-      note(rows.length);
-      for (const w of batch) w.resolve(true);
-    } catch (err) {
       stats.failures += 1;
       // Class and code only: a driver error can quote parameters.
       log.error(
-        { errName: (err as Error).name, errCode: (err as { code?: unknown }).code, rows: rows.length },
+        {
+          errName: (err as Error).name,
+          errCode: (err as { code?: unknown }).code,
+          rows: batch.reduce((n, w) => n + w.rows.length, 0),
+        },
         'audit batch failed; its requests fail closed',
       );
       const failure = auditUnavailable();

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
+import { isStorableText } from '../storable-text.js';
 import type { Actor } from './actor.js';
 
 declare module 'fastify' {
@@ -110,6 +111,10 @@ export const jwtPlugin = fp(async (app: FastifyInstance, opts: { config: Config;
     // Without a subject every holder would share one identity in audit rows and limits.
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
       throw errors.badToken('the token has no subject (sub must be a string)');
+    }
+    // The subject is stored (createdBy, lastUsedBy, audit actor): text the database cannot hold is refused here.
+    if (!isStorableText(payload.sub)) {
+      throw errors.badToken('the token subject must be text without NUL characters or unpaired surrogates');
     }
     if (payload.role !== jwt.adminRole) throw errors.notAdmin();
     return { actor: { kind: 'admin', sub: payload.sub.slice(0, 200) }, exp };

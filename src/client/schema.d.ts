@@ -2281,7 +2281,7 @@ export interface paths {
         put?: never;
         /**
          * Render a template
-         * @description Replaces every {{Secrets.NAME}} (name case-insensitive) with the value of the active secret NAME, in one pass: values are never expanded again. Unresolved names answer 400 listing them.
+         * @description Replaces every {{Secrets.NAME}} (name case-insensitive) with the value of the active secret NAME, in one pass: values are never expanded again. Unresolved names answer 400 listing them. A template names at most 1000 distinct secrets, and each name counts against the read limit, found or not.
          */
         post: {
             parameters: {

@@ -57,6 +57,48 @@ export function sendError(reply: FastifyReply, appErr: AppError) {
     });
 }
 
+/** Unread request body discarded before an error answer; past it the connection is closed instead. */
+export const DRAIN_LIMIT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Sends the error once the request body the client is still sending has been read and
+ * discarded (up to DRAIN_LIMIT_BYTES). An answer sent while the client is still writing (a
+ * 413 decided from Content-Length, a 401 decided from the headers) is followed by Node
+ * closing the socket, and a client that is still sending, such as Node's fetch, then sees a
+ * reset (EPIPE, "fetch failed") instead of the answer. Past the bound the answer goes with
+ * Connection: close; REQUEST_TIMEOUT_MS bounds how long draining can take.
+ */
+function afterBody(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  send: () => FastifyReply,
+): FastifyReply | Promise<FastifyReply> {
+  const raw = req.raw;
+  if (raw.complete || raw.readableEnded || raw.destroyed) return send();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const finish = () => {
+      raw.off('data', onData);
+      raw.off('end', finish);
+      raw.off('error', finish);
+      raw.off('close', finish);
+      resolve(send());
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > DRAIN_LIMIT_BYTES) {
+        reply.header('connection', 'close');
+        finish();
+      }
+    };
+    raw.on('data', onData);
+    raw.once('end', finish);
+    raw.once('error', finish);
+    raw.once('close', finish);
+    raw.resume();
+  });
+}
+
 export function installErrorHandling(app: FastifyInstance) {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const appErr = toAppError(err);
@@ -85,7 +127,7 @@ export function installErrorHandling(app: FastifyInstance) {
     } else {
       req.log.info({ status: appErr.statusCode, error: appErr.code }, 'request rejected');
     }
-    return sendError(reply, appErr);
+    return afterBody(req, reply, () => sendError(reply, appErr));
   });
   app.setNotFoundHandler((req, reply) =>
     sendError(reply, errors.routeNotFound(req.method, req.url.split('?')[0] ?? '')),

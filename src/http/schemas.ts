@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isStorableText } from '../storable-text.js';
 
 /**
  * Schema pieces shared by every feature's routes (they also generate the OpenAPI document):
@@ -6,6 +7,15 @@ import { z } from 'zod';
  * prefix rules are src/secret-names.ts (the CLI uses them too). Feature
  * schemas stay with their feature (src/secrets/schemas.ts, src/access-keys/schemas.ts).
  */
+
+/**
+ * A text field PostgreSQL can store as sent (src/storable-text.ts): NUL or an unpaired
+ * surrogate is a 400 naming the field, never a database error.
+ */
+export const storable = (schema: z.ZodString, name: string) =>
+  schema.refine(isStorableText, {
+    error: `${name} must be text without NUL characters or unpaired surrogates`,
+  });
 
 /** A JSON object body that refuses unknown fields by name. */
 export const strictBody = <T extends z.core.$ZodLooseShape>(shape: T) =>

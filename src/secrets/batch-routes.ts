@@ -1,11 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { BulkGate } from '../http/bulk-gate.js';
 import { batchBody, batchResponse } from './batch-schemas.js';
 import type { BatchService } from './batch-service.js';
 import { errorResponse } from './schemas.js';
 
 /** POST /api/secrets/batch (secrets import): schema, guard from the enclosing scope, one call. */
-export async function batchRoutes(app: FastifyInstance, opts: { batch: BatchService }) {
+export async function batchRoutes(app: FastifyInstance, opts: { batch: BatchService; gate: BulkGate }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.post(
     '/api/secrets/batch',
@@ -31,6 +32,8 @@ export async function batchRoutes(app: FastifyInstance, opts: { batch: BatchServ
       },
     },
     async (req) =>
-      opts.batch.apply(req.body.secrets, { dryRun: req.body.dryRun ?? false }, req.caller, req.actor!),
+      opts.gate.run(req, 'secret.update', () =>
+        opts.batch.apply(req.body.secrets, { dryRun: req.body.dryRun ?? false }, req.caller, req.actor!),
+      ),
   );
 }

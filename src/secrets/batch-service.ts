@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { AuditEntry } from '../audit/entry.js';
 import { outcomeOf } from '../audit/outcome.js';
 import type { AuditRepository } from '../audit/repository.js';
 import { type AuditTrail, auditEntry } from '../audit/trail.js';
@@ -15,7 +17,7 @@ import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { generateValue } from './generate.js';
 import { openSealed } from './open-sealed.js';
 import type { SecretRow, SecretsRepository } from './repository.js';
-import { writeOnlyPermanent } from './service.js';
+import { revivedReserved, writeOnlyPermanent } from './service.js';
 
 /**
  * The batch write behind `secrets import`: every entry created or updated in one
@@ -47,6 +49,9 @@ class EntryError extends Error {
   }
 }
 
+/** Entries prepared between two yields to the event loop. */
+const YIELD_EVERY = 100;
+
 const sameDate = (a: Date | null, b: Date | null) => (a?.getTime() ?? null) === (b?.getTime() ?? null);
 
 export function createBatchService(deps: BatchServiceDeps) {
@@ -73,11 +78,11 @@ export function createBatchService(deps: BatchServiceDeps) {
   async function applyEntry(
     tx: Transaction,
     e: BatchEntry,
+    cur: SecretRow | undefined,
     dryRun: boolean,
     who: Caller,
     actor: Actor,
   ): Promise<{ status: BatchStatus; version: number | null; audited?: boolean }> {
-    const cur = await repo.findByKey(tx, e.key, { forUpdate: true });
     if (e.ifMatch !== undefined && (!cur || !ifMatchSatisfied(e.ifMatch, secretEtag(cur.id, cur.revision)))) {
       throw new AppError(
         412,
@@ -86,7 +91,7 @@ export function createBatchService(deps: BatchServiceDeps) {
         'Read the secret again, then retry the import with its current ETag (or without ifMatch)',
       );
     }
-    if (!cur || !cur.is_active) return create(tx, cur, e, dryRun, who);
+    if (!cur || !cur.is_active) return create(tx, cur, e, dryRun, who, actor);
     return update(tx, cur, e, dryRun, who, actor);
   }
 
@@ -96,12 +101,16 @@ export function createBatchService(deps: BatchServiceDeps) {
     e: BatchEntry,
     dryRun: boolean,
     who: Caller,
+    actor: Actor,
   ) {
-    // A revived write-only secret stays write-only: its kept versions must stay unreadable.
-    if (cur) writeOnlyPermanent(e.key, cur.write_only, e.isWriteOnly);
+    if (cur) {
+      // A revived write-only secret stays write-only: its kept versions must stay unreadable.
+      writeOnlyPermanent(e.key, cur.write_only, e.isWriteOnly);
+      revivedReserved(cur, e.key, e.isReserved, actor.kind === 'admin');
+    }
     if (dryRun) return { status: 'created' as const, version: null };
-    const value = e.value ?? generateValue(e.generate!);
-    checkValue(e.key, value);
+    // Generated (and size-checked) before the transaction began: see apply.
+    const value = e.value!;
     const meta = {
       isReserved: e.isReserved ?? false,
       writeOnly: e.isWriteOnly ?? false,
@@ -125,7 +134,7 @@ export function createBatchService(deps: BatchServiceDeps) {
       cur,
       {
         isActive: true,
-        isReserved: meta.isReserved,
+        isReserved: revivedReserved(cur, e.key, e.isReserved, actor.kind === 'admin'),
         expiresAt: meta.expiresAt,
         description: meta.description,
         ...(meta.writeOnly && !cur.write_only ? { writeOnly: true as const } : {}),
@@ -166,8 +175,7 @@ export function createBatchService(deps: BatchServiceDeps) {
     // confirm a guessed value to a write-only access key. A write-only secret's value is
     // compared only for callers it may be delivered to (secrets:inject), for the same reason.
     let valueChanged = false;
-    if (e.value !== undefined) {
-      checkValue(e.key, e.value);
+    if (e.value !== undefined && e.generate === undefined) {
       if (hasScope(actor, 'secrets:read') && (!cur.write_only || who.mayInject)) {
         const stored = await repo.findVersion(tx, cur.id, cur.current_version);
         const plain = stored
@@ -202,6 +210,19 @@ export function createBatchService(deps: BatchServiceDeps) {
       who: Caller,
       actor: Actor,
     ): Promise<{ dryRun: boolean; results: { key: string; status: BatchStatus }[] }> {
+      /** Nothing was written: records the refusal for its key and the abort for the others. */
+      const recordFailed = async (err: EntryError) => {
+        const failed = outcomeOf(err.cause);
+        try {
+          await trail.note(
+            who,
+            'secret.update',
+            entries.map((e) => ({ key: e.key, outcome: e.key === err.key ? failed : 'aborted' })),
+          );
+        } catch {
+          log.error('audit write for a failed batch failed');
+        }
+      };
       const outside = entries.filter((e) => !maySee(who.visible, e.key)).map((e) => e.key);
       if (outside.length && actor.kind === 'access_key') {
         await trail.note(
@@ -214,22 +235,52 @@ export function createBatchService(deps: BatchServiceDeps) {
           'Import only the keys this access key covers, or use an admin token',
         );
       }
-      // Rows are locked in key order, so two overlapping imports cannot deadlock.
-      const ordered = [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      // CPU work before the transaction, so no connection is held while it runs: values are
+      // generated and size-checked here (a generated value is used only if the key is missing
+      // or deleted; an existing secret keeps its own). Yields between chunks, so other
+      // requests' callbacks run during a 1000-entry import.
+      const prepared: BatchEntry[] = [];
+      try {
+        for (const [i, e] of entries.entries()) {
+          if (i > 0 && i % YIELD_EVERY === 0) await setImmediate();
+          const value = e.value ?? (opts.dryRun ? undefined : generateValue(e.generate!));
+          try {
+            if (value !== undefined) checkValue(e.key, value);
+          } catch (err) {
+            throw new EntryError(e.key, err);
+          }
+          prepared.push(value === undefined ? e : { ...e, value });
+        }
+      } catch (err) {
+        if (err instanceof EntryError) await recordFailed(err);
+        throw err instanceof EntryError ? err.cause : err;
+      }
+      const ordered = prepared.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       const status = new Map<string, BatchStatus>();
       try {
         await trail.transaction(who, async (tx) => {
+          // Every row locked in one statement (in key order, so two overlapping imports
+          // cannot deadlock), the rows not written by their change in one more at the end:
+          // a dry run is four round trips whatever its size, not two per entry.
+          const rows = new Map(
+            (
+              await repo.lockManyByKey(
+                tx,
+                ordered.map((e) => e.key),
+              )
+            ).map((r) => [r.key, r]),
+          );
+          const rowsLeft: AuditEntry[] = [];
           for (const e of ordered) {
             let r: { status: BatchStatus; version: number | null; audited?: boolean };
             try {
-              r = await applyEntry(tx, e, opts.dryRun, who, actor);
+              r = await applyEntry(tx, e, rows.get(e.key), opts.dryRun, who, actor);
             } catch (err) {
               throw new EntryError(e.key, err);
             }
             status.set(e.key, r.status);
             if (!r.audited)
-              await audit.append(
-                tx,
+              rowsLeft.push(
                 auditEntry(
                   who,
                   r.status === 'created' ? 'secret.create' : 'secret.update',
@@ -239,20 +290,11 @@ export function createBatchService(deps: BatchServiceDeps) {
                 ),
               );
           }
+          await audit.appendMany(tx, rowsLeft);
         });
       } catch (err) {
         if (!(err instanceof EntryError)) throw err;
-        // Nothing was written: record the refusal for its key and the abort for the others.
-        const failed = outcomeOf(err.cause);
-        try {
-          await trail.note(
-            who,
-            'secret.update',
-            entries.map((e) => ({ key: e.key, outcome: e.key === err.key ? failed : 'aborted' })),
-          );
-        } catch {
-          log.error('audit write for a failed batch failed');
-        }
+        await recordFailed(err);
         throw err.cause;
       }
       return {

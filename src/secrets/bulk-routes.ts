@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { BulkGate } from '../http/bulk-gate.js';
 import type { Limits } from '../http/rate-limits.js';
 import { errorResponses } from '../http/schemas.js';
 import { exportedSecrets, exportQuery, renderBody, renderResponse } from './bulk-schemas.js';
@@ -12,9 +13,12 @@ import { errorResponse } from './schemas.js';
  * over /api/secrets/:key in the router whatever the registration order (and neither name
  * is a valid key in GET, which only accepts upper case).
  */
-export async function bulkRoutes(app: FastifyInstance, opts: { bulk: BulkService; limits: Limits }) {
+export async function bulkRoutes(
+  app: FastifyInstance,
+  opts: { bulk: BulkService; limits: Limits; gate: BulkGate },
+) {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const { bulk, limits } = opts;
+  const { bulk, limits, gate } = opts;
   // Every value returned counts against READ_RATE_LIMIT, like single reads.
   const charge = (req: FastifyRequest) => (n: number) => limits.readMany(req, n);
   const errs = errorResponses(400, 401, 403, 429, 500, 503);
@@ -44,13 +48,15 @@ export async function bulkRoutes(app: FastifyInstance, opts: { bulk: BulkService
     },
     async (req, reply) => {
       if (req.query.format === 'dotenv') {
-        return reply
-          .type('text/plain; charset=utf-8')
-          .send(await bulk.exportDotenv(req.query.prefix, req.caller, charge(req)));
+        const text = await gate.run(req, 'secret.export', () =>
+          bulk.exportDotenv(req.query.prefix, req.caller, charge(req)),
+        );
+        return reply.type('text/plain; charset=utf-8').send(text);
       }
-      return reply
-        .type('application/json; charset=utf-8')
-        .send(await bulk.exportJson(req.query.prefix, req.caller, charge(req)));
+      const json = await gate.run(req, 'secret.export', () =>
+        bulk.exportJson(req.query.prefix, req.caller, charge(req)),
+      );
+      return reply.type('application/json; charset=utf-8').send(json);
     },
   );
 
@@ -62,11 +68,15 @@ export async function bulkRoutes(app: FastifyInstance, opts: { bulk: BulkService
         tags,
         summary: 'Render a template',
         description:
-          'Replaces every {{Secrets.NAME}} (name case-insensitive) with the value of the active secret NAME, in one pass: values are never expanded again. Unresolved names answer 400 listing them.',
+          'Replaces every {{Secrets.NAME}} (name case-insensitive) with the value of the active secret NAME, in one pass: values are never expanded again. Unresolved names answer 400 listing them. A template names at most 1000 distinct secrets, and each name counts against the read limit, found or not.',
         body: renderBody,
         response: { 200: renderResponse, 413: errorResponse, ...errs },
       },
     },
-    async (req) => ({ rendered: await bulk.render(req.body.template, req.caller, charge(req)) }),
+    async (req) => ({
+      rendered: await gate.run(req, 'secret.render', () =>
+        bulk.render(req.body.template, req.caller, charge(req)),
+      ),
+    }),
   );
 }

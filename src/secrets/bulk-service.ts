@@ -6,6 +6,7 @@ import { maySee } from '../auth/visibility.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
 import { AppError, errors } from '../errors.js';
+import { MAX_BATCH } from './batch-schemas.js';
 import type { BulkRepository, ValueRow } from './bulk-repository.js';
 import { dotenvUnrepresentable, type ExportedSecrets, toDotenv } from './export-format.js';
 import { openSealed } from './open-sealed.js';
@@ -152,6 +153,15 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
     async render(template: string, caller: Caller, charge: Charge): Promise<string> {
       const { keys, invalid } = templateReferences(template);
       return trail.read(caller, 'secret.render', null, async (): Promise<ReadOutcome<string>> => {
+        // Bounded work: a template names at most as many secrets as an import may hold, and
+        // this refusal leaves one audit row, not one per name.
+        if (keys.length + invalid.length > MAX_BATCH) {
+          const error = errors.invalidInput(
+            `The template names ${keys.length + invalid.length} distinct secrets; at most ${MAX_BATCH} are allowed`,
+            'Render it in parts',
+          );
+          return { ok: false, error, touched: [] };
+        }
         const refused = keys.filter((k) => !maySee(caller.visible, k));
         if (refused.length > 0) {
           const error = withOutcome(
@@ -163,6 +173,13 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
           );
           return { ok: false, error, touched: refused.map((key) => ({ key, outcome: 'denied' })) };
         }
+        // Every name counts against the read limit, found or not: probing for names costs
+        // the same as reading them. Over the limit, nothing is read.
+        try {
+          await charge(keys.length);
+        } catch (error) {
+          return { ok: false, error, touched: keys.map((key) => ({ key, outcome: outcomeOf(error) })) };
+        }
         const rows = keys.length > 0 ? await repo.readableValuesByKeys(db, keys) : [];
         const locked = injectRefused(
           rows,
@@ -171,8 +188,6 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
           'Remove those references, or use such an access key',
         );
         if (locked) return locked;
-        const paid = await charged(rows, charge);
-        if (!paid.ok) return paid;
         const opened = openAll(rows);
         const missing = keys.filter((k) => !rows.some((r) => r.key === k));
         const notFound: Touched[] = missing.map((key) => ({ key, outcome: 'not_found' }));

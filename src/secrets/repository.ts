@@ -160,6 +160,18 @@ export function createSecretsRepository() {
     },
 
     /**
+     * The rows of many keys under their locks, in one statement: locked in key order (two
+     * overlapping imports cannot deadlock), one round trip for a whole import.
+     */
+    async lockManyByKey(q: Queryable, keys: readonly string[]): Promise<SecretRow[]> {
+      return q.query<SecretRow>(
+        `SELECT ${SECRET_COLUMNS} FROM secrets WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
+        [keys],
+        { name: 'secrets_by_keys_locked' },
+      );
+    },
+
+    /**
      * The secret's row under its lock together with one stored version's sealed value (its
      * crypto columns null when that version does not exist): a rollback's one read.
      */

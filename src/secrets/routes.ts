@@ -67,7 +67,10 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       const { generate, ...body } = req.body;
       // Exactly one of value and generate is present (createBody checks it).
       const value = body.value ?? generateValue(generate!);
-      const { id } = await secrets.create({ ...body, value }, req.caller);
+      const { id } = await secrets.create(
+        { ...body, value, mayUnreserve: req.actor?.kind === 'admin' },
+        req.caller,
+      );
       return reply
         .code(201)
         .send({ success: true, message: `Secret ${req.body.key} has been created successfully`, id });

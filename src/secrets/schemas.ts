@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isoDateTime } from '../dates.js';
-import { errorResponse, strictBody as object } from '../http/schemas.js';
+import { errorResponse, strictBody as object, storable } from '../http/schemas.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
 import {
   KEY_FORMAT_MESSAGE,
@@ -61,13 +61,12 @@ export const expiresAt = isoDateTime('expiresAt')
   .nullable()
   .meta({ description: 'Expiry (ISO 8601); null for none. Reads after it answer 404.' });
 
-export const description = z
-  .string({ error: 'description must be a string or null' })
-  .max(1024, { error: 'description must be at most 1024 characters' })
-  .refine((s) => !s.includes('\u0000') && s.isWellFormed(), {
-    error: 'description must be text without NUL characters',
-  })
-  .nullable();
+export const description = storable(
+  z
+    .string({ error: 'description must be a string or null' })
+    .max(1024, { error: 'description must be at most 1024 characters' }),
+  'description',
+).nullable();
 
 export const createBody = object({
   key: keyField('Both key and value are required'),

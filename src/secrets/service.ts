@@ -53,11 +53,31 @@ export interface Revealed {
   etag: string;
 }
 
+/**
+ * Whether a soft-deleted secret comes back reserved: as it was, unless the request says
+ * otherwise; un-reserving is admin-only here as on PUT (else reviving would be a way around it).
+ */
+export function revivedReserved(
+  cur: { is_reserved: boolean },
+  key: string,
+  requested: boolean | undefined,
+  mayUnreserve: boolean,
+): boolean {
+  if (cur.is_reserved && requested === false && !mayUnreserve)
+    throw errors.denied(
+      `Only an admin can un-reserve ${key}: it was reserved when deleted, and reviving keeps it reserved`,
+      'Leave isReserved out, or use an admin token',
+    );
+  return requested ?? cur.is_reserved;
+}
+
 export interface CreateInput {
   key: string;
   value: string;
   isReserved?: boolean | undefined;
   isWriteOnly?: boolean | undefined;
+  /** Whether the caller may un-reserve (an admin): reviving a reserved secret keeps it reserved otherwise. */
+  mayUnreserve: boolean;
   expiresAt?: Date | null | undefined;
   description?: string | null | undefined;
 }
@@ -309,7 +329,7 @@ export function createSecretService({
             cur,
             {
               isActive: true,
-              isReserved: meta.isReserved,
+              isReserved: revivedReserved(cur, input.key, input.isReserved, input.mayUnreserve),
               ...(meta.writeOnly && !cur.write_only ? { writeOnly: true as const } : {}),
               expiresAt: meta.expiresAt,
               description: meta.description,

@@ -128,6 +128,7 @@ async function boot(preparedStatements: boolean): Promise<Booted> {
     DATABASE_POOL_MAX: '10',
     DATABASE_PREPARED_STATEMENTS: String(preparedStatements),
     READ_RATE_LIMIT: '1000000',
+    BULK_IN_FLIGHT_PER_CALLER: '1000',
     AUDIT_SEAL_INTERVAL_MS: '0',
   });
   const logger = createLogger(

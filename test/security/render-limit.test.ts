@@ -12,7 +12,8 @@ const VALUE_BYTES = 64 * 1024;
 let t: TestServer;
 
 beforeAll(async () => {
-  t = await createTestServer({ env: { MAX_RENDER_BYTES: String(LIMIT) } });
+  // Four renders by one caller at once: above the default per-caller bulk limit (2).
+  t = await createTestServer({ env: { MAX_RENDER_BYTES: String(LIMIT), BULK_IN_FLIGHT_PER_CALLER: '4' } });
   const prefix = secretValue('big');
   const big = trackValue(`${prefix}${'x'.repeat(VALUE_BYTES - prefix.length)}`);
   const res = await t.app.inject({

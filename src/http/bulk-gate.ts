@@ -1,0 +1,64 @@
+import type { FastifyRequest } from 'fastify';
+import pLimit from 'p-limit';
+import type { AuditAction } from '../audit/entry.js';
+import type { AuditTrail } from '../audit/trail.js';
+import { errors } from '../errors.js';
+
+/**
+ * Fair sharing for the bulk routes (batch import, export, render): each can hold a database
+ * connection for a long statement or many, so without a bound a few callers' bulk requests
+ * take the whole pool and single-key reads wait for a connection until they time out (503).
+ *
+ * - Per caller: at most `perCaller` bulk requests in flight; the next answers 429 with
+ *   Retry-After (audited like every refusal), so one caller cannot queue up unbounded work.
+ * - Per process: at most `slots` bulk requests use the database at once (a share of the
+ *   pool, BULK_POOL_SHARE); the rest wait here, holding no connection, so the remainder
+ *   of the pool is always there for single-key work.
+ *
+ * Counters are per process: the limit is about this process's pool and event loop.
+ */
+export interface BulkGateOptions {
+  perCaller: number;
+  slots: number;
+  trail: AuditTrail;
+}
+
+/** Retry-After for a caller over its bulk limit: a bulk request takes about a second. */
+const BULK_RETRY_AFTER_SECONDS = 1;
+
+export function createBulkGate({ perCaller, slots, trail }: BulkGateOptions) {
+  const inFlight = new Map<string, number>();
+  const limit = pLimit(slots);
+
+  return {
+    /** Runs `work` for the request's caller within both bounds; 429 (audited) over the caller's. */
+    async run<T>(req: FastifyRequest, action: AuditAction, work: () => Promise<T>): Promise<T> {
+      const who = req.caller.actor;
+      const n = inFlight.get(who) ?? 0;
+      if (n >= perCaller) {
+        const err = errors.rateLimited(
+          BULK_RETRY_AFTER_SECONDS,
+          `Too many bulk requests in flight: at most ${perCaller} per caller (BULK_IN_FLIGHT_PER_CALLER)`,
+        );
+        await trail.refused(req.caller, action, [null], err);
+        throw err;
+      }
+      inFlight.set(who, n + 1);
+      try {
+        return await limit(work);
+      } finally {
+        const left = (inFlight.get(who) ?? 1) - 1;
+        if (left === 0) inFlight.delete(who);
+        else inFlight.set(who, left);
+      }
+    },
+
+    /** Bulk requests using the database now, and waiting for a share of the pool. */
+    stats: () => ({ slots, active: limit.activeCount, waiting: limit.pendingCount }),
+
+    /** The caller's bulk requests in flight (admitted, running or waiting for a share). */
+    inFlightOf: (actor: string): number => inFlight.get(actor) ?? 0,
+  };
+}
+
+export type BulkGate = ReturnType<typeof createBulkGate>;

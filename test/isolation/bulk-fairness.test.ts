@@ -1,0 +1,99 @@
+import type { FastifyRequest } from 'fastify';
+import { expect, it, vi } from 'vitest';
+import { apiKey, createAccessKey } from '../helpers/access-keys.js';
+import { useTestApp } from '../helpers/app.js';
+import { secretValue, trackValue } from '../helpers/secrets.js';
+
+/**
+ * Issue 21 finding 4: bulk imports cannot starve everyone. One caller's concurrent 1000-entry
+ * batches are bounded per caller (429 with Retry-After once BULK_IN_FLIGHT_PER_CALLER are in
+ * flight, each refusal audited) and share at most BULK_POOL_SHARE of the pool, so another
+ * caller's reads still get answered. Both backends.
+ *
+ * Deterministic: the test occupies every bulk slot, so the first two batches stay in flight
+ * (waiting for a share of the pool) until the rest have been answered.
+ */
+const t = useTestApp({
+  env: { DATABASE_POOL_MAX: '6', BULK_IN_FLIGHT_PER_CALLER: '2', BULK_POOL_SHARE: '0.5' },
+});
+
+const batchOf = (n: number, tag: string) => ({
+  dryRun: true,
+  secrets: Array.from({ length: n }, (_, i) => ({ key: `BULK_${tag}_${i}`, value: 'x' })),
+});
+
+/**
+ * Occupies every bulk slot of the pool share (as other callers' long bulk work would) until
+ * `release` is called: admitted batches then wait in the gate, holding no connection.
+ */
+function holdSlots(): () => void {
+  const { slots } = t.app.bulkGate.stats();
+  let release!: () => void;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  for (let i = 0; i < slots; i++) {
+    const req = { caller: { actor: `system:holder-${i}` } } as unknown as FastifyRequest;
+    void t.app.bulkGate.run(req, 'secret.export', () => held);
+  }
+  return release;
+}
+
+it('bounds one caller to its in-flight bulk requests (429 + Retry-After, audited) while other callers read', async () => {
+  const value = trackValue(secretValue('fair'));
+  for (const key of ['FAIR_READ']) {
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/secrets',
+      headers: t.auth(),
+      payload: { key, value },
+    });
+    expect(res.statusCode).toBe(201);
+  }
+  const writer = await createAccessKey(t, { scopes: ['secrets:write'] });
+  const actor = `access_key:${writer.id}`;
+  const batch = (i: number) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/api/secrets/batch',
+      headers: apiKey(writer.token),
+      payload: batchOf(1000, String(i)),
+    });
+  const release = holdSlots();
+  const first = [batch(0), batch(1)];
+  await vi.waitFor(() => expect(t.app.bulkGate.inFlightOf(actor)).toBe(2), { timeout: 60_000 });
+  const reads = Array.from({ length: 6 }, () =>
+    t.app.inject({ method: 'GET', url: '/api/secrets/FAIR_READ', headers: t.auth('reader') }),
+  );
+  const refused = await Promise.all(Array.from({ length: 28 }, (_, i) => batch(i + 2)));
+  // Bulk work cannot take the pool from single-key reads: they are answered while every bulk slot is busy.
+  const r = await Promise.all(reads);
+  expect(r.map((x) => x.statusCode)).toEqual(r.map(() => 200));
+  release();
+  const admitted = await Promise.all(first);
+  expect(admitted.map((x) => x.statusCode)).toEqual([200, 200]);
+  expect(refused.map((x) => x.statusCode)).toEqual(refused.map(() => 429));
+  for (const x of refused) {
+    expect(Number(x.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(x.json().message).toContain('BULK_IN_FLIGHT_PER_CALLER');
+  }
+  const rows = await t.db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM audit_log WHERE actor = $1 AND outcome = 'rate_limited'`,
+    [actor],
+  );
+  expect(rows[0]!.n).toBe(28);
+  expect(t.app.bulkGate.inFlightOf(actor)).toBe(0);
+});
+
+it('lets a caller run bulk requests again once its earlier ones finished', async () => {
+  const writer = await createAccessKey(t, { scopes: ['secrets:write'] });
+  for (let i = 0; i < 4; i++) {
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/secrets/batch',
+      headers: apiKey(writer.token),
+      payload: batchOf(10, `SEQ${i}`),
+    });
+    expect(res.statusCode).toBe(200);
+  }
+});
