@@ -133,7 +133,15 @@ export const envSchema = z
       emptyAsUndefined,
       z.coerce.number().int().min(0).max(3_600_000).default(30_000),
     ),
-    DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
+    // Set but empty is a mistake (an unset variable in a script, DATA_DIR=$UNSET): falling
+    // back to ./data would quietly open or create another database in the working directory.
+    DATA_DIR: z
+      .string()
+      .min(1, {
+        message:
+          'is set but empty: unset it to use ./data, or give the directory that holds the embedded database and its generated keys',
+      })
+      .default('./data'),
     ENCRYPTION_KEY: optionalString,
     ENCRYPTION_KEYS: optionalString,
     ENCRYPTION_ACTIVE_KID: optionalString,

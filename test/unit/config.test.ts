@@ -144,6 +144,8 @@ describe('loadConfig', () => {
     [{ MAX_VALUE_BYTES: '0' }, /MAX_VALUE_BYTES/],
     [{ MAX_VALUE_BYTES: 'lots' }, /MAX_VALUE_BYTES/],
     [{ TRUST_PROXY: 'maybe' }, /TRUST_PROXY/],
+    // Set but empty used to fall back to ./data in the working directory, quietly.
+    [{ DATA_DIR: '' }, /DATA_DIR: is set but empty/],
   ])('refuses %j with a message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
