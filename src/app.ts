@@ -68,6 +68,8 @@ export interface AppDeps {
   redis?: Redis | undefined;
   /** Read replicas (DATABASE_READ_URL); without it every read goes to `db`. */
   reads?: ReadRouting | undefined;
+  /** Log successful /health and /ready at debug (a developer's terminal); default: info. */
+  quietProbes?: boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -113,7 +115,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           )(config.trustProxy)
         : config.trustProxy,
     requestIdHeader: false,
-    logController: new OneLineAccessLog(logger),
+    logController: new OneLineAccessLog(logger, { quietProbes: deps.quietProbes ?? false }),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();

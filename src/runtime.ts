@@ -235,8 +235,15 @@ export async function openRuntime(config: Config, log: Logger, opts: RuntimeOpti
     if (config.databaseUrl)
       await waitForDatabase(db, { url: config.databaseUrl, timeoutMs: config.databaseConnectTimeoutMs, log });
     const migrations = await loadMigrations();
-    const { applied } = await migrate(db, migrations);
-    if (applied.length > 0) log.info({ applied }, 'migrations applied');
+    const started = performance.now();
+    const { applied } = await migrate(db, migrations, (pending) =>
+      log.info(
+        { pending: pending.length, from: pending[0], to: pending.at(-1) },
+        `applying ${pending.length} database migration${pending.length === 1 ? '' : 's'}...`,
+      ),
+    );
+    if (applied.length > 0)
+      log.info({ applied, ms: Math.round(performance.now() - started) }, 'migrations applied');
     await checkKeyring(db, keyring);
     const redis = config.redisUrl ? await openRedis(config.redisUrl, log) : undefined;
     const reads = openReadRouting(config, db, redis, log, opts);
