@@ -117,7 +117,10 @@ function runService(env: Record<string, string>) {
   });
   children.push(child);
   let out = '';
-  for (const s of [child.stdout, child.stderr]) s.on('data', (d: Buffer) => (out += d.toString()));
+  for (const s of [child.stdout, child.stderr])
+    s.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
   return new Promise<{ code: number | null; out: string }>((resolve) =>
     child.once('close', (code) => resolve({ code, out })),
   );
