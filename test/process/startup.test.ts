@@ -68,3 +68,40 @@ it('waits for a database that comes up after the service started, then serves', 
     await cluster.destroy();
   }
 }, 180_000);
+
+it('a database that does not exist stops start-up at once (exit 78) with the createdb command', async () => {
+  const cluster = await startCluster();
+  try {
+    const url = new URL(cluster.url());
+    url.pathname = '/no_such_db';
+    const child = spawn(process.execPath, [MAIN], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        NODE_ENV: 'test',
+        PORT: '0',
+        LOG_LEVEL: 'warn',
+        DATABASE_URL: url.toString(),
+        // Long: the refusal must not wait for it (a missing database is not "not up yet").
+        DATABASE_CONNECT_TIMEOUT_MS: '600000',
+        ...keys(),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    for (const s of [child.stdout, child.stderr])
+      s.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(code).toBe(78);
+    expect(out).toContain(`the database "no_such_db" does not exist on ${url.hostname}:${url.port}/no_such_db`);
+    const user = decodeURIComponent(url.username);
+    expect(out).toContain(
+      `create it (createdb -h ${url.hostname} -p ${url.port}${user ? ` -U ${user}` : ''} no_such_db)`,
+    );
+    expect(out).not.toContain('retrying');
+    expect(out).not.toMatch(/^\s+at /m);
+  } finally {
+    await cluster.destroy();
+  }
+}, 120_000);
