@@ -64,7 +64,10 @@ export async function loginRoutes(
     app.log.warn(
       'ROOT_ADMIN_USERNAME/ROOT_ADMIN_PASSWORD are ignored: login needs an HS256 JWT_SECRET to sign with; mint RS256/ES256 tokens where the private key is kept',
     );
-    return loginNotConfigured(app, 'login needs an HS256 JWT_SECRET (this service verifies RS256/ES256 tokens)');
+    return loginNotConfigured(
+      app,
+      'login needs an HS256 JWT_SECRET (this service verifies RS256/ES256 tokens)',
+    );
   }
   app.withTypeProvider<ZodTypeProvider>().post(
     '/api/auth/admin/sessions',

@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
-import { mintAdminToken, parseTtl } from '../auth/mint.js';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { mintAdminToken, parseTtl } from '../auth/mint.js';
 import { loadConfig } from '../config.js';
 
 /**

@@ -94,7 +94,9 @@ it('a database that does not exist stops start-up at once (exit 78) with the cre
       });
     const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
     expect(code).toBe(78);
-    expect(out).toContain(`the database "no_such_db" does not exist on ${url.hostname}:${url.port}/no_such_db`);
+    expect(out).toContain(
+      `the database "no_such_db" does not exist on ${url.hostname}:${url.port}/no_such_db`,
+    );
     const user = decodeURIComponent(url.username);
     expect(out).toContain(
       `create it (createdb -h ${url.hostname} -p ${url.port}${user ? ` -U ${user}` : ''} no_such_db)`,
