@@ -155,7 +155,9 @@ export function SecretDetail(props: {
             <dt>Updated</dt>
             <dd>{fmt(m.updatedAt)}</dd>
           </dl>
-          {m.isActive ? <Reveal secretKey={key} /> : null}
+          {/* Keyed by version: a new value (save, rollback, someone else's change) drops the
+              revealed one, which Copy value would otherwise still copy. */}
+          {m.isActive ? <Reveal key={m.version} secretKey={key} /> : null}
           <EditSecret key={snap.etag ?? ''} snap={snap} busy={busy} act={act} />
           <Lifecycle snap={snap} busy={busy} act={act} />
           <Versions snap={snap} busy={busy} act={act} />

@@ -215,6 +215,33 @@ describe('web console', { timeout: 240_000 }, () => {
     await page.close();
   });
 
+  it('after saving a new value, the revealed value and Copy value are never the old one', async () => {
+    const key = uniqueKey('STALE');
+    const before = secretValue('before');
+    expect((await api('POST', '/api/secrets', { key, value: before })).status).toBe(201);
+    const page = await openConsole();
+    await signInWithToken(page);
+    await openSecret(page, key);
+    await page.getByRole('button', { name: 'Reveal value' }).click();
+    await eventually(() => page.getByLabel(`Value of ${key}`).textContent()).toBe(before);
+
+    const after = secretValue('after');
+    await page.getByText('Edit value or details').click();
+    await page.getByLabel('New value', { exact: false }).fill(after);
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText(`Secret ${key} has been updated successfully`).first().waitFor();
+    await eventually(() => page.locator('.meta').textContent()).toContain('Version2');
+    // The old value is gone from the page; revealing again shows (and copies) the new one.
+    await eventually(() => page.getByLabel(`Value of ${key}`).count()).toBe(0);
+    expect(await page.content()).not.toContain(before);
+    await page.getByRole('button', { name: 'Reveal value' }).click();
+    await eventually(() => page.getByLabel(`Value of ${key}`).textContent()).toBe(after);
+    await page.getByRole('button', { name: 'Copy value' }).click();
+    await page.getByText('Copied to the clipboard.').waitFor();
+    expect(await page.evaluate<string>('navigator.clipboard.readText()')).toBe(after);
+    await page.close();
+  });
+
   it('shows what changed when a concurrent edit wins (412) and saves after a reload', async () => {
     const key = uniqueKey('EDIT');
     expect(
