@@ -6,7 +6,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { distIsStale } from '../scripts/dist-stale.js';
+import { distIsStale } from '../scripts/dist-stale.mjs';
 import { mintAdminToken } from '../src/auth/mint.js';
 import { loadConfig } from '../src/config.js';
 import type { LoadResult, LoadSpec } from './load.js';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -10,6 +10,7 @@ import type { Database } from './db/database.js';
 import { DatabaseUrlError } from './db/hosts.js';
 import { loadMigrations, migrate } from './db/migrate.js';
 import { openPglite, type PgliteLease } from './db/pglite.js';
+import { isEmptyPgliteDir, readPgliteImage } from './db/pglite-image.js';
 import { openPostgres } from './db/postgres.js';
 import { createReadRouting, type ReadRouting, replicaName } from './db/read-replicas.js';
 import { waitForDatabase } from './db/wait.js';
@@ -149,7 +150,7 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
   });
   let db: Database;
   try {
-    db = await openPglite(dir);
+    db = await openEmbedded(dir, opts.log);
   } catch (err) {
     await lock.release();
     throw err;
@@ -164,6 +165,35 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
       }
     },
   };
+}
+
+/**
+ * Opens DATA_DIR's PGlite. An empty directory starts from the install-time image (see
+ * scripts/pglite-image.mjs) rather than PGlite's own initdb: about a third of the time and
+ * of the memory on the first start. An image that does not load (a damaged file) is set
+ * aside with a warning and initdb runs as it did without one.
+ */
+async function openEmbedded(dir: string, log: Logger | undefined): Promise<Database> {
+  if (!isEmptyPgliteDir(dir)) return openPglite(dir);
+  const found = await readPgliteImage();
+  log?.info(
+    { dataDir: dir, image: found?.file ?? null },
+    found
+      ? 'creating the embedded database from the install-time image...'
+      : 'creating the embedded database (initdb, no install-time image; this takes a while once)...',
+  );
+  if (!found) return openPglite(dir);
+  try {
+    return await openPglite(dir, { loadDataDir: found.image });
+  } catch (err) {
+    log?.warn(
+      { image: found.file, errName: (err as Error).name, reason: (err as Error).message },
+      'the install-time database image did not load; running initdb instead',
+    );
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return openPglite(dir);
+  }
 }
 
 /**
