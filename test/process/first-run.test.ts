@@ -1,14 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, expect, inject, it } from 'vitest';
+import { PGlite } from '@electric-sql/pglite';
+import { afterAll, expect, it } from 'vitest';
+import { buildPgliteImage } from '../../scripts/pglite-image.mjs';
 import { distEntry } from '../helpers/cli.js';
 import { freePort } from '../helpers/pg-cluster.js';
-import { seedPgliteDir } from '../helpers/pglite-snapshot.js';
+import { capturedLogs } from '../helpers/secrets.js';
+import { startService } from '../helpers/service-process.js';
 
 /**
  * What a newcomer sees on a terminal (issue 27): the compiled service (dist/main.js) run
@@ -78,7 +81,7 @@ function onTerminal(env: Record<string, string>) {
 
 it('on a terminal: one ready banner with the URLs and the token command, one line per request, probes quiet', async () => {
   const dataDir = await tempDir();
-  await seedPgliteDir(join(dataDir, 'data'), inject('pgliteSnapshot'));
+  await buildPgliteImage(); // npm ci's postinstall made it; a no-op then
   const port = await freePort();
   const svc = onTerminal({ DATA_DIR: join(dataDir, 'data'), PORT: String(port) });
   try {
@@ -93,6 +96,9 @@ it('on a terminal: one ready banner with the URLs and the token command, one lin
     // The last request's line is the event to wait for: the lines are written in order.
     await svc.waitFor(/GET \/console\/ 200/);
     const out = svc.output();
+    // An empty DATA_DIR: created from the install-time image, with a progress line for the migrations.
+    expect(out).toContain('creating the embedded database from the install-time image...');
+    expect(out).toMatch(/applying \d+ database migrations\.\.\./);
     expect(out.match(/Secrets service ready at /g)).toHaveLength(1);
     expect(out).toContain(`Secrets service ready at ${base}\n`);
     expect(out).toContain(`console: ${base}/console\n`);
@@ -150,3 +156,26 @@ it('DATA_DIR set but empty is a configuration error (exit 78) naming the variabl
   expect(out).toContain('DATA_DIR: is set but empty');
   expect(out).not.toMatch(/^\s+at /m);
 }, 60_000);
+
+it('the install-time image holds no table, key or canary: a DATA_DIR made from it stores its own canary and serves', async () => {
+  const file = await buildPgliteImage();
+  const pg = new PGlite({ loadDataDir: new Blob([await readFile(file)]) });
+  try {
+    const tables = await pg.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    );
+    expect(tables.rows[0]?.n).toBe(0);
+  } finally {
+    await pg.close();
+  }
+  // Keys live in DATA_DIR/keys, outside the database; the canary is stored on first start
+  // under the key just generated, and the key check passes: /ready answers.
+  const dataDir = join(await tempDir(), 'data');
+  const svc = await startService({ DATA_DIR: dataDir, NODE_ENV: 'development' });
+  try {
+    expect((await fetch(`${svc.url}/ready`)).status).toBe(200);
+  } finally {
+    await svc.kill();
+  }
+  expect(capturedLogs.join('\n')).toContain('creating the embedded database from the install-time image');
+}, 120_000);
