@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mintAdminToken } from '../src/auth/mint.js';
@@ -181,6 +181,7 @@ export async function embeddedBench(opts: {
       for (const label of order) {
         const dir = join(work, `${label}-${pair}`);
         if (label === 'bare') {
+          await mkdir(dir, { recursive: true });
           const first = await bare(join(dir, 'pglite'), 0);
           const later = await bare(join(dir, 'pglite'), opts.reads);
           add(label, 'first', first.ms);

@@ -11,13 +11,14 @@ interface ListState {
 }
 
 /** The list (prefix search, active filter, keyset paging), create form and one opened secret. */
-export function SecretsPage() {
+export function SecretsPage(props: { opened: string | null; onOpen: (key: string | null) => void }) {
   const [filters, setFilters] = useState({ prefix: '', active: '' });
   // cursors[i] is the cursor of page i (undefined for the first).
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const [notice, setNotice] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
-  const [opened, setOpened] = useState<string | null>(null);
+  // The opened secret is in the URL (/console/secrets/KEY): back, reload and links keep it.
+  const { opened, onOpen: setOpened } = props;
   const cursor = cursors[cursors.length - 1];
 
   const { data, loading, error, load } = usePage<ListState>(

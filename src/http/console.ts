@@ -61,4 +61,14 @@ export async function consoleRoutes(app: FastifyInstance, opts: { root?: string 
     schemaHide: true,
   });
   app.get('/console', { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
+  // The console's own URLs (console/src/route.ts) are pages of the same app: a reload or a
+  // pasted link gets index.html, and the app shows the view the URL names.
+  for (const page of [
+    '/console/secrets',
+    '/console/secrets/:key',
+    '/console/access-keys',
+    '/console/audit',
+    '/console/keys',
+  ])
+    app.get(page, { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
 }

@@ -160,7 +160,7 @@ describe('web console', { timeout: 240_000 }, () => {
     // A token the server no longer accepts (expired, re-keyed): the next call sends the person back.
     await signInWithToken(page);
     await page.evaluate("sessionStorage.setItem('secrets-console-token', 'not.a.valid-token')");
-    await page.getByRole('button', { name: 'Audit log' }).click();
+    await page.getByRole('link', { name: 'Audit log' }).click();
     await page.getByText(/Your session ended: .*Sign in again\./).waitFor();
     await page.getByLabel('Admin token (JWT)').waitFor();
     await page.close();
@@ -242,6 +242,49 @@ describe('web console', { timeout: 240_000 }, () => {
     await page.close();
   });
 
+  it('has real URLs: an opened secret and the audit filters survive reload, back and a pasted link', async () => {
+    const key = uniqueKey('URL');
+    expect((await api('POST', '/api/secrets', { key, value: secretValue() })).status).toBe(201);
+    expect((await api('GET', `/api/secrets/${key}`)).status).toBe(200);
+    const page = await openConsole();
+    await signInWithToken(page);
+    await openSecret(page, key);
+    expect(page.url()).toBe(`${server.url}/console/secrets/${key}`);
+    await page.reload();
+    await page.getByRole('heading', { level: 2, name: key }).waitFor();
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    expect(page.url()).toBe(`${server.url}/console/audit`);
+    await page.goBack();
+    await page.getByRole('heading', { level: 2, name: key }).waitFor();
+    await page.getByRole('button', { name: 'Close' }).click();
+    await eventually(() => page.url()).toBe(`${server.url}/console/secrets`);
+
+    // Audit filters are in the URL; a pasted link shows the same rows, with the fields filled in.
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByLabel('Secret key').fill(key);
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await eventually(() => page.url()).toBe(`${server.url}/console/audit?key=${key}`);
+    // A new tab has no session (the token is in this tab's sessionStorage): sign in there first.
+    const linked = await context.newPage();
+    await linked.goto(`${server.url}/console/audit?key=${key}`);
+    await linked.getByLabel('Admin token (JWT)').fill(server.token('console-tester'));
+    await linked.getByRole('button', { name: 'Use token' }).click();
+    await linked.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    // The same rows as the API's answer for that filter (browsing in the console added some).
+    const entries = (await api('GET', `/api/audit?key=${key}&limit=50`)).body.entries as unknown[];
+    expect(entries.length).toBeGreaterThanOrEqual(2);
+    await eventually(() => linked.locator('tbody tr').count()).toBeGreaterThanOrEqual(entries.length);
+    for (const row of await linked.locator('tbody tr').all()) expect(await row.textContent()).toContain(key);
+    expect(await linked.getByLabel('Secret key').inputValue()).toBe(key);
+    await linked.close();
+    // A console URL fetched directly (a reload, a pasted link) is the console page, with its CSP.
+    const res = await fetch(`${server.url}/console/secrets/${key}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toBe(CONSOLE_CSP);
+    await page.close();
+  });
+
   it('shows what changed when a concurrent edit wins (412) and saves after a reload', async () => {
     const key = uniqueKey('EDIT');
     expect(
@@ -320,7 +363,7 @@ describe('web console', { timeout: 240_000 }, () => {
     expect((await api('POST', '/api/secrets', { key, value })).status).toBe(201);
     const page = await openConsole();
     await signInWithToken(page);
-    await page.getByRole('button', { name: 'Access keys', exact: true }).click();
+    await page.getByRole('link', { name: 'Access keys', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Access keys' }).waitFor();
     await page.getByText('New access key').click();
     const name = `ci-${key.toLowerCase()}`;
@@ -358,7 +401,7 @@ describe('web console', { timeout: 240_000 }, () => {
     expect((await api('GET', `/api/secrets/${key}`)).status).toBe(200);
     const page = await openConsole();
     await signInWithToken(page);
-    await page.getByRole('button', { name: 'Audit log' }).click();
+    await page.getByRole('link', { name: 'Audit log' }).click();
     await page.getByLabel('Secret key').fill(key);
     await page.getByRole('button', { name: 'Filter' }).click();
     const rows = page.locator('tbody tr');
@@ -392,7 +435,10 @@ describe('web console', { timeout: 240_000 }, () => {
     await expectAccessible(page, 'create form');
 
     // Keyboard only: from the top of the page, Tab reaches the sections and Enter opens one.
-    // (A reload keeps the session: the token is in this tab's sessionStorage.)
+    // (A reload keeps the session: the token is in this tab's sessionStorage; and the URL's
+    // view: closed first, so the page starts at the list.)
+    await page.getByRole('button', { name: 'Close', exact: true }).click();
+    await eventually(() => page.url()).toBe(`${server.url}/console/secrets`);
     await page.reload();
     await page.getByRole('heading', { level: 1, name: 'Secrets', exact: true }).waitFor();
     await page.keyboard.press('Tab');
@@ -405,7 +451,7 @@ describe('web console', { timeout: 240_000 }, () => {
       ['Audit log', 'Audit log'],
       ['Encryption keys', 'Encryption keys'],
     ] as const) {
-      await page.getByRole('button', { name: nav, exact: true }).click();
+      await page.getByRole('link', { name: nav, exact: true }).click();
       await page.getByRole('heading', { level: 1, name: heading }).waitFor();
       if (nav === 'Audit log') {
         await page.getByRole('button', { name: 'Verify chain' }).click();
@@ -418,7 +464,7 @@ describe('web console', { timeout: 240_000 }, () => {
 
     // Phone width: the page reflows instead of scrolling sideways, and stays accessible.
     await page.setViewportSize({ width: 375, height: 740 });
-    await page.getByRole('button', { name: 'Secrets', exact: true }).click();
+    await page.getByRole('link', { name: 'Secrets', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Secrets', exact: true }).waitFor();
     const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
     expect(overflow).toBeLessThanOrEqual(0);
