@@ -20,7 +20,7 @@ import { createAuditTrail } from './audit/trail.js';
 import { type AuditWriter, createAuditWriter } from './audit/writer.js';
 import { callerOf } from './auth/caller.js';
 import { installGuard } from './auth/guard.js';
-import { jwtPlugin } from './auth/jwt.js';
+import { jwtAlgorithm, jwtPlugin } from './auth/jwt.js';
 import { loginRoutes } from './auth/login.js';
 import { whoamiRoutes } from './auth/whoami-routes.js';
 import type { Config } from './config.js';
@@ -197,7 +197,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(openapiPlugin);
   // The web console (console/, built by Vite): its own scope, so its CSP header stays its own.
-  await app.register(consoleRoutes);
+  await app.register(consoleRoutes, {
+    loginEnabled: config.rootAdmin !== undefined && jwtAlgorithm(config) === 'HS256',
+  });
   await app.register(rateLimit, {
     global: false,
     errorResponseBuilder: (_req, ctx) => errors.rateLimited(Math.max(1, Math.ceil(ctx.ttl / 1000))),

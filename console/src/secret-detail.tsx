@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, enc, findSecret, request, type SecretMeta, type VersionMeta } from './api';
-import { copyText, ErrorBox, fmt, isoToLocal, Loading, localToIso, Notice } from './ui';
+import { copyText, ErrorBox, fmt, isoToLocal, Loading, localToIso, Notice, SecretValueField } from './ui';
 
 const REVEAL_SECONDS = 20;
 
@@ -280,10 +280,7 @@ function EditSecret({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: A
       <summary>Edit value or details</summary>
       <form onSubmit={submit} aria-busy={busy}>
         {local ? <Notice>{local}</Notice> : null}
-        <label>
-          New value (leave empty to keep the current one)
-          <textarea name="value" rows={2} autocomplete="off" spellcheck={false} class="secret-input" />
-        </label>
+        <SecretValueField name="value" label="New value (leave empty to keep the current one)" />
         <label>
           Description
           <input name="description" defaultValue={m.description ?? ''} maxLength={1024} />

@@ -1,7 +1,8 @@
 import { useState } from 'preact/hooks';
-import { q, request, type SecretMeta } from './api';
+import { isSecretKey, KEY_FORMAT_MESSAGE, KEY_MAX_LENGTH } from '../../src/secret-names';
+import { ApiError, q, request, type SecretMeta } from './api';
 import { SecretDetail } from './secret-detail';
-import { ErrorBox, fmt, Loading, localToIso, Notice, Pager, usePage } from './ui';
+import { ErrorBox, fmt, Loading, localToIso, Notice, Pager, SecretValueField, usePage } from './ui';
 
 const PAGE_SIZE = 25;
 
@@ -146,6 +147,16 @@ function CreateSecret({ onCreated }: { onCreated: (message: string, key: string)
     const form = e.currentTarget as HTMLFormElement;
     const f = new FormData(form);
     const key = String(f.get('key') ?? '').trim();
+    // The API's own rule (src/secret-names.ts), checked here so a bad name is never sent.
+    if (!isSecretKey(key)) {
+      setError(
+        new ApiError(400, {
+          message: KEY_FORMAT_MESSAGE,
+          nextActions: `At most ${KEY_MAX_LENGTH} characters`,
+        }),
+      );
+      return;
+    }
     const body: Record<string, unknown> = { key };
     if (generate) {
       body.generate = { length: Number(f.get('length')), alphabet: String(f.get('alphabet')) };
@@ -179,7 +190,7 @@ function CreateSecret({ onCreated }: { onCreated: (message: string, key: string)
           <input
             name="key"
             required
-            maxLength={128}
+            maxLength={KEY_MAX_LENGTH}
             autocomplete="off"
             spellcheck={false}
             placeholder="STRIPE_API_KEY"
@@ -210,17 +221,7 @@ function CreateSecret({ onCreated }: { onCreated: (message: string, key: string)
             </label>
           </div>
         ) : (
-          <label>
-            Value
-            <textarea
-              name="value"
-              required
-              rows={2}
-              autocomplete="off"
-              spellcheck={false}
-              class="secret-input"
-            />
-          </label>
+          <SecretValueField name="value" label="Value" required />
         )}
         <label>
           Description

@@ -20,6 +20,34 @@ export function ErrorBox({ error }: { error: unknown }) {
   );
 }
 
+/**
+ * A secret value typed into the page: masked like a password while typed (a shoulder or a
+ * screen share sees dots), with a toggle to check what was typed. A textarea, because values
+ * may span lines (PEM keys); the masking is CSS (-webkit-text-security, which Chromium,
+ * Safari and Firefox support), so the value never leaves the field.
+ */
+export function SecretValueField(props: { name: string; label: string; required?: boolean }) {
+  const [shown, setShown] = useState(false);
+  return (
+    <div class="secret-field">
+      <label>
+        {props.label}
+        <textarea
+          name={props.name}
+          required={props.required}
+          rows={2}
+          autocomplete="off"
+          spellcheck={false}
+          class={shown ? 'secret-input' : 'secret-input masked'}
+        />
+      </label>
+      <button type="button" aria-pressed={shown} onClick={() => setShown(!shown)}>
+        {shown ? 'Hide what I typed' : 'Show what I typed'}
+      </button>
+    </div>
+  );
+}
+
 export function Notice({ children }: { children: ComponentChildren }) {
   return <output class="notice">{children}</output>;
 }

@@ -258,13 +258,13 @@ describe('web console', { timeout: 240_000 }, () => {
     await page.goBack();
     await page.getByRole('heading', { level: 2, name: key }).waitFor();
     await page.getByRole('button', { name: 'Close' }).click();
-    await eventually(() => page.url()).toBe(`${server.url}/console/secrets`);
+    await eventually(async () => page.url()).toBe(`${server.url}/console/secrets`);
 
     // Audit filters are in the URL; a pasted link shows the same rows, with the fields filled in.
     await page.getByRole('link', { name: 'Audit log' }).click();
     await page.getByLabel('Secret key').fill(key);
     await page.getByRole('button', { name: 'Filter' }).click();
-    await eventually(() => page.url()).toBe(`${server.url}/console/audit?key=${key}`);
+    await eventually(async () => page.url()).toBe(`${server.url}/console/audit?key=${key}`);
     // A new tab has no session (the token is in this tab's sessionStorage): sign in there first.
     const linked = await context.newPage();
     await linked.goto(`${server.url}/console/audit?key=${key}`);
@@ -282,6 +282,50 @@ describe('web console', { timeout: 240_000 }, () => {
     const res = await fetch(`${server.url}/console/secrets/${key}`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-security-policy')).toBe(CONSOLE_CSP);
+    await page.close();
+  });
+
+  it('masks a typed value (with a show toggle) and checks the key with the API rule before sending', async () => {
+    const page = await openConsole();
+    await signInWithToken(page);
+    const posts: string[] = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST') posts.push(r.url());
+    });
+    await page.getByRole('button', { name: 'New secret', exact: true }).click();
+    const value = page.getByLabel('Value', { exact: true });
+    await value.fill(secretValue('typed'));
+    const masking = () =>
+      value.evaluate((el) => getComputedStyle(el).getPropertyValue('-webkit-text-security'));
+    expect(await masking()).toBe('disc');
+    const toggle = page.getByRole('button', { name: 'Show what I typed' });
+    await toggle.click();
+    expect(await masking()).toBe('none');
+    expect(await page.getByRole('button', { name: 'Hide what I typed' }).getAttribute('aria-pressed')).toBe(
+      'true',
+    );
+
+    await page.getByLabel('Key', { exact: true }).fill('stripe-api-key');
+    await page.getByRole('button', { name: 'Create secret' }).click();
+    await eventually(() => page.locator('#create-h ~ .error .error-message').textContent()).toContain(
+      'Invalid key format. Use uppercase letters, numbers, and underscores only',
+    );
+    expect(posts).toEqual([]); // refused in the form: nothing was sent
+    await page.close();
+  });
+
+  it('offers the username and password form only when the server has a login', async () => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}/console`);
+    await page.getByLabel('Username').waitFor(); // this server sets ROOT_ADMIN_*
+    expect(await (await fetch(`${server.url}/console/config.json`)).json()).toEqual({ login: true });
+    // A server without ROOT_ADMIN_*: its config.json says so (test/console/static.test.ts).
+    await page.route('**/console/config.json', (r) => r.fulfill({ json: { login: false } }));
+    await page.reload();
+    await page.getByRole('heading', { level: 2, name: 'Sign in with an admin token' }).waitFor();
+    expect(await page.getByLabel('Username').count()).toBe(0);
+    expect(await page.getByText('npm run -s token -- --sub NAME').count()).toBe(1);
+    await expectAccessible(page, 'sign-in without login');
     await page.close();
   });
 
@@ -438,7 +482,7 @@ describe('web console', { timeout: 240_000 }, () => {
     // (A reload keeps the session: the token is in this tab's sessionStorage; and the URL's
     // view: closed first, so the page starts at the list.)
     await page.getByRole('button', { name: 'Close', exact: true }).click();
-    await eventually(() => page.url()).toBe(`${server.url}/console/secrets`);
+    await eventually(async () => page.url()).toBe(`${server.url}/console/secrets`);
     await page.reload();
     await page.getByRole('heading', { level: 1, name: 'Secrets', exact: true }).waitFor();
     await page.keyboard.press('Tab');
