@@ -295,8 +295,12 @@ describe('web console', { timeout: 240_000 }, () => {
     await page.getByRole('button', { name: 'New secret', exact: true }).click();
     const value = page.getByLabel('Value', { exact: true });
     await value.fill(secretValue('typed'));
+    // Runs in the page; the test's tsconfig has no DOM types, so the one call is typed here.
+    type Styles = { getComputedStyle(e: unknown): { getPropertyValue(p: string): string } };
     const masking = () =>
-      value.evaluate((el) => getComputedStyle(el).getPropertyValue('-webkit-text-security'));
+      value.evaluate((el) =>
+        (globalThis as unknown as Styles).getComputedStyle(el).getPropertyValue('-webkit-text-security'),
+      );
     expect(await masking()).toBe('disc');
     const toggle = page.getByRole('button', { name: 'Show what I typed' });
     await toggle.click();
