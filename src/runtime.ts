@@ -150,7 +150,7 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
   });
   let db: Database;
   try {
-    db = await openEmbedded(dir, opts.log);
+    db = await openEmbedded(dir, [`shared_buffers = ${config.pgliteSharedBuffers}`], opts.log);
   } catch (err) {
     await lock.release();
     throw err;
@@ -173,8 +173,12 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
  * of the memory on the first start. An image that does not load (a damaged file) is set
  * aside with a warning and initdb runs as it did without one.
  */
-async function openEmbedded(dir: string, log: Logger | undefined): Promise<Database> {
-  if (!isEmptyPgliteDir(dir)) return openPglite(dir);
+async function openEmbedded(
+  dir: string,
+  postgresqlconf: string[],
+  log: Logger | undefined,
+): Promise<Database> {
+  if (!isEmptyPgliteDir(dir)) return openPglite(dir, { postgresqlconf });
   const found = await readPgliteImage();
   log?.info(
     { dataDir: dir, image: found?.file ?? null },
@@ -182,9 +186,9 @@ async function openEmbedded(dir: string, log: Logger | undefined): Promise<Datab
       ? 'creating the embedded database from the install-time image...'
       : 'creating the embedded database (initdb, no install-time image; this takes a while once)...',
   );
-  if (!found) return openPglite(dir);
+  if (!found) return openPglite(dir, { postgresqlconf });
   try {
-    return await openPglite(dir, { loadDataDir: found.image });
+    return await openPglite(dir, { loadDataDir: found.image, postgresqlconf });
   } catch (err) {
     log?.warn(
       { image: found.file, errName: (err as Error).name, reason: (err as Error).message },
@@ -192,7 +196,7 @@ async function openEmbedded(dir: string, log: Logger | undefined): Promise<Datab
     );
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    return openPglite(dir);
+    return openPglite(dir, { postgresqlconf });
   }
 }
 

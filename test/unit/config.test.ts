@@ -23,6 +23,7 @@ describe('loadConfig', () => {
       loginRateLimit: 10,
       rootAdmin: undefined,
       logBufferBytes: 4096,
+      pgliteSharedBuffers: '16MB',
     });
     expect(c.jwt.adminRole).toBe('project_admin');
   });
@@ -146,6 +147,7 @@ describe('loadConfig', () => {
     [{ TRUST_PROXY: 'maybe' }, /TRUST_PROXY/],
     // Set but empty used to fall back to ./data in the working directory, quietly.
     [{ DATA_DIR: '' }, /DATA_DIR: is set but empty/],
+    [{ PGLITE_SHARED_BUFFERS: 'lots' }, /PGLITE_SHARED_BUFFERS: must be a PostgreSQL size/],
   ])('refuses %j with a message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
