@@ -11,7 +11,7 @@ import { buildPgliteImage } from '../../scripts/pglite-image.mjs';
 import { distEntry } from '../helpers/cli.js';
 import { freePort } from '../helpers/pg-cluster.js';
 import { capturedLogs } from '../helpers/secrets.js';
-import { startService } from '../helpers/service-process.js';
+import { runServiceToExit, startService } from '../helpers/service-process.js';
 
 /**
  * What a newcomer sees on a terminal (issue 27): the compiled service (dist/main.js) run
@@ -115,22 +115,7 @@ it('on a terminal: one ready banner with the URLs and the token command, one lin
   }
 }, 120_000);
 
-function runService(env: Record<string, string>) {
-  const child = spawn(process.execPath, [distEntry('main')], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  for (const s of [child.stdout, child.stderr])
-    s.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-  return new Promise<{ code: number | null; out: string }>((resolve) =>
-    child.once('close', (code) => resolve({ code, out })),
-  );
-}
+const runService = (env: Record<string, string>) => runServiceToExit({ NODE_ENV: 'development', ...env });
 
 it('a port in use stops start-up at once with exit 98, before keys or a database are made', async () => {
   const dataDir = join(await tempDir(), 'data');
