@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { type AuditEntry, q, request } from './api';
-import { ErrorBox, fmt, isoToLocal, Loading, localToIso, Pager, usePage } from './ui';
+import { ErrorBox, isoToLocal, Loading, localToIso, Pager, usePage, When } from './ui';
 
 interface Verify {
   intact: boolean;
@@ -117,7 +117,9 @@ export function AuditPage(props: { query: URLSearchParams; onFilter: (q: Record<
               {data.entries.map((a) => (
                 <tr key={a.id}>
                   <th scope="row">{a.id}</th>
-                  <td>{fmt(a.at)}</td>
+                  <td>
+                    <When iso={a.at} />
+                  </td>
                   <td>{a.actor}</td>
                   <td>{a.action}</td>
                   <td>{a.key ?? '—'}</td>

@@ -1,6 +1,16 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, enc, findSecret, request, type SecretMeta, type VersionMeta } from './api';
-import { copyText, ErrorBox, fmt, isoToLocal, Loading, localToIso, Notice, SecretValueField } from './ui';
+import {
+  copyText,
+  ErrorBox,
+  fmt,
+  isoToLocal,
+  Loading,
+  localToIso,
+  Notice,
+  SecretValueField,
+  When,
+} from './ui';
 
 const REVEAL_SECONDS = 20;
 
@@ -145,15 +155,29 @@ export function SecretDetail(props: {
             <dt>Reserved</dt>
             <dd>{m.isReserved ? 'Yes' : 'No'}</dd>
             <dt>Expires</dt>
-            <dd>{fmt(m.expiresAt)}</dd>
+            <dd>
+              <When iso={m.expiresAt} />
+            </dd>
             <dt>Last used</dt>
-            <dd>{m.lastUsedAt ? `${fmt(m.lastUsedAt)} by ${m.lastUsedBy ?? 'unknown'}` : 'Never'}</dd>
+            <dd>
+              {m.lastUsedAt ? (
+                <>
+                  <When iso={m.lastUsedAt} /> by {m.lastUsedBy ?? 'unknown'}
+                </>
+              ) : (
+                'Never'
+              )}
+            </dd>
             <dt>Version</dt>
             <dd>{m.version}</dd>
             <dt>Created</dt>
-            <dd>{fmt(m.createdAt)}</dd>
+            <dd>
+              <When iso={m.createdAt} />
+            </dd>
             <dt>Updated</dt>
-            <dd>{fmt(m.updatedAt)}</dd>
+            <dd>
+              <When iso={m.updatedAt} />
+            </dd>
           </dl>
           {/* Keyed by version: a new value (save, rollback, someone else's change) drops the
               revealed one, which Copy value would otherwise still copy. */}
@@ -392,7 +416,9 @@ function Versions({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: Act
             {snap.versions.map((v) => (
               <tr key={v.version}>
                 <th scope="row">{v.version}</th>
-                <td>{fmt(v.createdAt)}</td>
+                <td>
+                  <When iso={v.createdAt} />
+                </td>
                 <td>{v.createdBy ?? '—'}</td>
                 <td>{v.kid}</td>
                 <td>

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { isSecretKey, KEY_FORMAT_MESSAGE, KEY_MAX_LENGTH } from '../../src/secret-names';
 import { ApiError, q, request, type SecretMeta } from './api';
 import { SecretDetail } from './secret-detail';
-import { ErrorBox, fmt, Loading, localToIso, Notice, Pager, SecretValueField, usePage } from './ui';
+import { ErrorBox, Loading, localToIso, Notice, Pager, SecretValueField, usePage, When } from './ui';
 
 const PAGE_SIZE = 25;
 
@@ -123,8 +123,18 @@ export function SecretsPage(props: { opened: string | null; onOpen: (key: string
                   <td>{s.description ?? ''}</td>
                   <td>{s.isActive ? 'Active' : 'Deleted'}</td>
                   <td>{s.isReserved ? 'Yes' : 'No'}</td>
-                  <td>{fmt(s.expiresAt)}</td>
-                  <td>{s.lastUsedAt ? `${fmt(s.lastUsedAt)} by ${s.lastUsedBy ?? 'unknown'}` : 'Never'}</td>
+                  <td>
+                    <When iso={s.expiresAt} />
+                  </td>
+                  <td>
+                    {s.lastUsedAt ? (
+                      <>
+                        <When iso={s.lastUsedAt} /> by {s.lastUsedBy ?? 'unknown'}
+                      </>
+                    ) : (
+                      'Never'
+                    )}
+                  </td>
                   <td>{s.version}</td>
                 </tr>
               ))}

@@ -64,6 +64,24 @@ export const fmt = (iso: string | null | undefined): string =>
         .replace(/\.\d+Z$/, ' UTC')
     : '—';
 
+/**
+ * A timestamp in the viewer's local time, with UTC (as the API and the audit trail give it)
+ * on hover and in the element's datetime.
+ */
+export function When({ iso }: { iso: string | null | undefined }) {
+  if (!iso) return <>—</>;
+  const d = new Date(iso);
+  const local = d.toLocaleString(undefined, {
+    dateStyle: 'medium',
+    timeStyle: 'short',
+  });
+  return (
+    <time dateTime={iso} title={fmt(iso)}>
+      {local}
+    </time>
+  );
+}
+
 /** A datetime-local value (the person's local time) as ISO 8601 UTC, or null when empty. */
 export const localToIso = (v: string): string | null => (v ? new Date(v).toISOString() : null);
 

@@ -456,6 +456,11 @@ describe('web console', { timeout: 240_000 }, () => {
     await eventually(() => rows.count()).toBe(2);
     await eventually(() => rows.first().textContent()).toContain('secret.read');
     await eventually(() => rows.last().textContent()).toContain('secret.create');
+    // Times in the viewer's local time, UTC on hover (the title) and in datetime.
+    const at = rows.first().locator('time');
+    expect(await at.getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    expect(await at.getAttribute('title')).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+    expect(await at.textContent()).not.toContain('UTC');
     await page.getByLabel('Action').fill('secret.delete');
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.getByText('No audit entries match.').waitFor();
