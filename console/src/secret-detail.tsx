@@ -49,7 +49,8 @@ function describeChanges(before: SecretMeta, now: SecretMeta): string[] {
 
 export function SecretDetail(props: {
   secretKey: string;
-  onChanged: (message: string) => void;
+  /** `closing`: the panel closes (purge), so the list must show the message; else the panel does. */
+  onChanged: (message: string, closing: boolean) => void;
   onClose: () => void;
 }) {
   const key = props.secretKey;
@@ -86,7 +87,7 @@ export function SecretDetail(props: {
     try {
       const { message, gone } = await fn(snap);
       setConflict(null);
-      props.onChanged(message);
+      props.onChanged(message, gone === true);
       if (gone) {
         props.onClose();
         return;

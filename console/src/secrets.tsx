@@ -76,8 +76,9 @@ export function SecretsPage(props: { opened: string | null; onOpen: (key: string
       {opened ? (
         <SecretDetail
           secretKey={opened}
-          onChanged={(message) => {
-            setNotice(message);
+          onChanged={(message, closing) => {
+            // One success message, where the person is looking: the open panel shows its own.
+            setNotice(closing ? message : null);
             void load();
           }}
           onClose={() => setOpened(null)}

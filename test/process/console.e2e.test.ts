@@ -231,6 +231,8 @@ describe('web console', { timeout: 240_000 }, () => {
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.getByText(`Secret ${key} has been updated successfully`).first().waitFor();
     await eventually(() => page.locator('.meta').textContent()).toContain('Version2');
+    // Said once, in the open panel (the list above it said it a second time).
+    expect(await page.getByText(`Secret ${key} has been updated successfully`).count()).toBe(1);
     // The old value is gone from the page; revealing again shows (and copies) the new one.
     await eventually(() => page.getByLabel(`Value of ${key}`).count()).toBe(0);
     expect(await page.content()).not.toContain(before);
