@@ -16,17 +16,20 @@ ARG NODE_IMAGE=node:22-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# npm ci's postinstall builds the embedded database's start-up image with it.
+COPY scripts/pglite-image.mjs scripts/pglite-image.d.mts ./scripts/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # The web console (Vite) is built into dist/console beside the compiled server.
 COPY console ./console
-COPY scripts/console-build.ts scripts/dist-stale.ts ./scripts/
+COPY scripts/console-build.ts scripts/dist-stale.mjs scripts/dist-stale.d.mts ./scripts/
 RUN npm run build && npm run console:build && chmod 755 dist/cli/secrets.js
 
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY scripts/pglite-image.mjs ./scripts/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE}
@@ -42,6 +45,7 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=prod-deps --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
+COPY --chown=root:root scripts/pglite-image.mjs ./scripts/
 COPY --chown=root:root migrations ./migrations
 COPY --chown=root:root package.json ./
 # The code is owned by root and read-only to the service; only DATA_DIR (embedded PGlite) is writable.

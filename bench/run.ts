@@ -6,9 +6,10 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { distIsStale } from '../scripts/dist-stale.js';
+import { distIsStale } from '../scripts/dist-stale.mjs';
 import { mintAdminToken } from '../src/auth/mint.js';
 import { loadConfig } from '../src/config.js';
+import { embeddedBench, renderEmbedded } from './embedded.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import { cpuMs, cpuSplitMs, ROOT, rssMb, runLoad, type Server, sampleRss, startServer } from './procs.js';
 import { renderReplica, replicaBench } from './replica.js';
@@ -39,6 +40,9 @@ import {
  *                             also read from an asynchronous replica, read and mixed, --pairs N;
  *                             ratio, replica share of reads, lag seen, PostgreSQL CPU per request
  *                             (bench/replica.ts; starts its own topology on free ports)
+ *          --only embedded    PGlite start-up and memory (issue 27): first and later start, RSS after
+ *                             start and after --reads N value reads (10,000), against bare PGlite,
+ *                             --pairs N; --compare DIR adds another built tree (bench/embedded.ts)
  */
 const { values: args } = parseArgs({
   options: {
@@ -51,6 +55,8 @@ const { values: args } = parseArgs({
     pairs: { type: 'string', default: '3' },
     label: { type: 'string', default: 'run' },
     'skip-build': { type: 'boolean', default: false },
+    compare: { type: 'string' },
+    reads: { type: 'string', default: '10000' },
   },
 });
 const smoke = args.smoke;
@@ -435,6 +441,20 @@ try {
     }
     backends.push(b);
   }
+  if (parts.has('embedded')) {
+    const trees = [{ label: 'service (this tree)', root: ROOT }];
+    if (args.compare) trees.push({ label: `service (${args.compare})`, root: args.compare });
+    const reads = smoke ? 100 : Number(args.reads);
+    const pairs = smoke ? 1 : Number(args.pairs);
+    const rows = await embeddedBench({ trees, pairs, reads, log });
+    results.embedded = rows;
+    const md = renderEmbedded(rows, reads, pairs, results.loadavgAtStart as number[]);
+    process.stdout.write(md);
+    if (!smoke) {
+      await mkdir(join(ROOT, 'bench/results'), { recursive: true });
+      await writeFile(join(ROOT, `bench/results/embedded-${args.label}.md`), md);
+    }
+  }
   if (parts.has('replica')) {
     const replica = await replicaBench({
       seeded: settings.seeded,
@@ -483,7 +503,7 @@ try {
       );
     }
   }
-  if (parts.size === 1 && (parts.has('floor') || parts.has('replica'))) {
+  if (parts.size === 1 && (parts.has('floor') || parts.has('replica') || parts.has('embedded'))) {
     // The comparison alone: the full results table and files are left as they are.
     failed = false;
   } else {

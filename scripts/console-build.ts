@@ -1,23 +1,16 @@
-import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { newestMtime } from './dist-stale.js';
+import { consoleBuildIsStale as staleUnder } from './dist-stale.mjs';
 
 /**
  * Builds the web console (console/ -> dist/console) with Vite when the build is missing or
- * older than its sources. `npm start` runs it as `prestart` and the test run as vitest's
+ * older than its sources. `npm start` runs it (scripts/start.mjs) and the test run as vitest's
  * globalSetup, so `npm ci && npm start` serves a current console without a committed build
  * (a committed bundle would drift from its sources and bloat every diff).
  */
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SOURCES = [join(ROOT, 'console'), join(ROOT, 'package-lock.json')];
-const BUILT = join(ROOT, 'dist/console/index.html');
 
-export function consoleBuildIsStale(): boolean {
-  if (!existsSync(BUILT)) return true;
-  const built = statSync(BUILT).mtimeMs;
-  return SOURCES.some((s) => existsSync(s) && newestMtime(s) > built);
-}
+export const consoleBuildIsStale = (): boolean => staleUnder(ROOT);
 
 export async function buildConsole(opts: { onlyIfStale?: boolean; quiet?: boolean } = {}): Promise<void> {
   if (opts.onlyIfStale && !consoleBuildIsStale()) return;

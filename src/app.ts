@@ -20,7 +20,7 @@ import { createAuditTrail } from './audit/trail.js';
 import { type AuditWriter, createAuditWriter } from './audit/writer.js';
 import { callerOf } from './auth/caller.js';
 import { installGuard } from './auth/guard.js';
-import { jwtPlugin } from './auth/jwt.js';
+import { jwtAlgorithm, jwtPlugin } from './auth/jwt.js';
 import { loginRoutes } from './auth/login.js';
 import { whoamiRoutes } from './auth/whoami-routes.js';
 import type { Config } from './config.js';
@@ -76,6 +76,8 @@ export interface AppDeps {
   redis?: Redis | undefined;
   /** Read replicas (DATABASE_READ_URL); without it every read goes to `db`. */
   reads?: ReadRouting | undefined;
+  /** Log successful /health and /ready at debug (a developer's terminal); default: info. */
+  quietProbes?: boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -121,7 +123,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           )(config.trustProxy)
         : config.trustProxy,
     requestIdHeader: false,
-    logController: new OneLineAccessLog(logger),
+    logController: new OneLineAccessLog(logger, { quietProbes: deps.quietProbes ?? false }),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -217,7 +219,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(openapiPlugin);
   // The web console (console/, built by Vite): its own scope, so its CSP header stays its own.
-  await app.register(consoleRoutes);
+  await app.register(consoleRoutes, {
+    loginEnabled: config.rootAdmin !== undefined && jwtAlgorithm(config) === 'HS256',
+  });
   await app.register(rateLimit, {
     global: false,
     errorResponseBuilder: (_req, ctx) => errors.rateLimited(Math.max(1, Math.ceil(ctx.ttl / 1000))),

@@ -133,7 +133,25 @@ export const envSchema = z
       emptyAsUndefined,
       z.coerce.number().int().min(0).max(3_600_000).default(30_000),
     ),
-    DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
+    // Set but empty is a mistake (an unset variable in a script, DATA_DIR=$UNSET): falling
+    // back to ./data would quietly open or create another database in the working directory.
+    DATA_DIR: z
+      .string()
+      .min(1, {
+        message:
+          'is set but empty: unset it to use ./data, or give the directory that holds the embedded database and its generated keys',
+      })
+      .default('./data'),
+    // PostgreSQL's buffer pool inside embedded PGlite. Its 128MB default is most of the
+    // process's memory after a few thousand reads; the pages also sit in the OS file cache,
+    // so a smaller pool costs a system call on a miss, not a disk read (docs/benchmarks.md).
+    PGLITE_SHARED_BUFFERS: z.preprocess(
+      emptyAsUndefined,
+      z
+        .string()
+        .regex(/^\d{1,6}(kB|MB|GB)$/, { message: 'must be a PostgreSQL size such as 16MB or 128MB' })
+        .default('16MB'),
+    ),
     ENCRYPTION_KEY: optionalString,
     ENCRYPTION_KEYS: optionalString,
     ENCRYPTION_ACTIVE_KID: optionalString,
@@ -270,6 +288,8 @@ export interface Config {
   /** How long start-up retries the first PostgreSQL connection (0: try once). */
   readonly databaseConnectTimeoutMs: number;
   readonly dataDir: string;
+  /** shared_buffers of the embedded PGlite (e.g. 16MB). */
+  readonly pgliteSharedBuffers: string;
   readonly encryption: {
     readonly key: string | undefined;
     readonly keys: string | undefined;
@@ -371,6 +391,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseReadMaxLagMs: e.DATABASE_READ_MAX_LAG_MS,
     databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     dataDir: e.DATA_DIR,
+    pgliteSharedBuffers: e.PGLITE_SHARED_BUFFERS,
     encryption: { key: e.ENCRYPTION_KEY, keys: e.ENCRYPTION_KEYS, activeKid: e.ENCRYPTION_ACTIVE_KID },
     jwt: {
       secret: e.JWT_SECRET,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -10,6 +10,7 @@ import type { Database } from './db/database.js';
 import { DatabaseUrlError } from './db/hosts.js';
 import { loadMigrations, migrate } from './db/migrate.js';
 import { openPglite, type PgliteLease } from './db/pglite.js';
+import { isEmptyPgliteDir, readPgliteImage } from './db/pglite-image.js';
 import { openPostgres } from './db/postgres.js';
 import { createReadRouting, type ReadRouting, replicaName } from './db/read-replicas.js';
 import { waitForDatabase } from './db/wait.js';
@@ -163,7 +164,7 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
   });
   let db: Database;
   try {
-    db = await openPglite(dir);
+    db = await openEmbedded(dir, [`shared_buffers = ${config.pgliteSharedBuffers}`], opts.log);
   } catch (err) {
     await lock.release();
     throw err;
@@ -178,6 +179,39 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
       }
     },
   };
+}
+
+/**
+ * Opens DATA_DIR's PGlite. An empty directory starts from the install-time image (see
+ * scripts/pglite-image.mjs) rather than PGlite's own initdb: about a third of the time and
+ * of the memory on the first start. An image that does not load (a damaged file) is set
+ * aside with a warning and initdb runs as it did without one.
+ */
+async function openEmbedded(
+  dir: string,
+  postgresqlconf: string[],
+  log: Logger | undefined,
+): Promise<Database> {
+  if (!isEmptyPgliteDir(dir)) return openPglite(dir, { postgresqlconf });
+  const found = await readPgliteImage();
+  log?.info(
+    { dataDir: dir, image: found?.file ?? null },
+    found
+      ? 'creating the embedded database from the install-time image...'
+      : 'creating the embedded database (initdb, no install-time image; this takes a while once)...',
+  );
+  if (!found) return openPglite(dir, { postgresqlconf });
+  try {
+    return await openPglite(dir, { loadDataDir: found.image, postgresqlconf });
+  } catch (err) {
+    log?.warn(
+      { image: found.file, errName: (err as Error).name, reason: (err as Error).message },
+      'the install-time database image did not load; running initdb instead',
+    );
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return openPglite(dir, { postgresqlconf });
+  }
 }
 
 /**
@@ -250,8 +284,15 @@ export async function openRuntime(config: Config, log: Logger, opts: RuntimeOpti
     if (config.databaseUrl)
       await waitForDatabase(db, { url: config.databaseUrl, timeoutMs: config.databaseConnectTimeoutMs, log });
     const migrations = await loadMigrations();
-    const { applied } = await migrate(db, migrations);
-    if (applied.length > 0) log.info({ applied }, 'migrations applied');
+    const started = performance.now();
+    const { applied } = await migrate(db, migrations, (pending) =>
+      log.info(
+        { pending: pending.length, from: pending[0], to: pending.at(-1) },
+        `applying ${pending.length} database migration${pending.length === 1 ? '' : 's'}...`,
+      ),
+    );
+    if (applied.length > 0)
+      log.info({ applied, ms: Math.round(performance.now() - started) }, 'migrations applied');
     await checkKeyring(db, keyring);
     const redis = config.redisUrl ? await openRedis(config.redisUrl, log) : undefined;
     const reads = openReadRouting(config, db, redis, log, opts);

@@ -4,7 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync } from 'n
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { distIsStale } from '../scripts/dist-stale.js';
+import { distIsStale } from '../scripts/dist-stale.mjs';
 import { loadMigrations } from '../src/db/migrate.js';
 import { buildPgliteSnapshot } from './helpers/pglite-snapshot.js';
 

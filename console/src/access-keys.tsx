@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { type AccessKey, enc, q, request } from './api';
-import { copyText, ErrorBox, fmt, Loading, localToIso, Notice, Pager, usePage } from './ui';
+import { copyText, ErrorBox, Loading, localToIso, Notice, Pager, usePage, When } from './ui';
 
 const SCOPES = ['secrets:read', 'secrets:list', 'secrets:write', 'secrets:delete', 'secrets:inject'] as const;
 
@@ -74,10 +74,12 @@ export function AccessKeysPage() {
                   <td>{k.scopes.join(', ')}</td>
                   <td>{k.keys ? k.keys.join(', ') : 'All'}</td>
                   <td>
-                    {fmt(k.createdAt)} by {k.createdBy}
+                    <When iso={k.createdAt} /> by {k.createdBy}
                   </td>
-                  <td>{fmt(k.expiresAt)}</td>
-                  <td>{k.lastUsedAt ? fmt(k.lastUsedAt) : 'Never'}</td>
+                  <td>
+                    <When iso={k.expiresAt} />
+                  </td>
+                  <td>{k.lastUsedAt ? <When iso={k.lastUsedAt} /> : 'Never'}</td>
                   <td>{k.status}</td>
                   <td>
                     {k.status === 'active' ? (

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { type AuditEntry, q, request } from './api';
-import { ErrorBox, fmt, Loading, localToIso, Pager, usePage } from './ui';
+import { ErrorBox, isoToLocal, Loading, localToIso, Pager, usePage, When } from './ui';
 
 interface Verify {
   intact: boolean;
@@ -10,8 +10,12 @@ interface Verify {
 }
 
 /** The audit log with filters and paging, and the hash-chain check. */
-export function AuditPage() {
-  const [filters, setFilters] = useState<Record<string, string>>({});
+const FILTERS = ['key', 'actor', 'action', 'from', 'to'] as const;
+
+/** The filters live in the URL (/console/audit?key=...): back, reload and links keep them. */
+export function AuditPage(props: { query: URLSearchParams; onFilter: (q: Record<string, string>) => void }) {
+  const filters = Object.fromEntries(FILTERS.map((f) => [f, props.query.get(f) ?? '']));
+  const setFilters = props.onFilter;
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const [verify, setVerify] = useState<Verify | null>(null);
   const [verifying, setVerifying] = useState(false);
@@ -19,7 +23,7 @@ export function AuditPage() {
 
   const { data, loading, error, setError } = usePage<{ entries: AuditEntry[]; nextCursor: string | null }>(
     `/api/audit${q({ ...filters, limit: '50', cursor })}`,
-    filters,
+    props.query.toString(),
   );
 
   const search = (e: Event) => {
@@ -65,26 +69,27 @@ export function AuditPage() {
           </output>
         ) : null}
       </div>
-      <form class="filters" onSubmit={search} aria-label="Filter the audit log">
+      {/* Keyed by the query: back and forward show their own filters in the fields. */}
+      <form class="filters" key={props.query.toString()} onSubmit={search} aria-label="Filter the audit log">
         <label>
           Secret key
-          <input name="key" autocomplete="off" />
+          <input name="key" autocomplete="off" defaultValue={filters.key} />
         </label>
         <label>
           Actor
-          <input name="actor" placeholder="admin:root" autocomplete="off" />
+          <input name="actor" placeholder="admin:root" autocomplete="off" defaultValue={filters.actor} />
         </label>
         <label>
           Action
-          <input name="action" placeholder="secret.read" autocomplete="off" />
+          <input name="action" placeholder="secret.read" autocomplete="off" defaultValue={filters.action} />
         </label>
         <label>
           From
-          <input name="from" type="datetime-local" />
+          <input name="from" type="datetime-local" defaultValue={isoToLocal(filters.from || null)} />
         </label>
         <label>
           To
-          <input name="to" type="datetime-local" />
+          <input name="to" type="datetime-local" defaultValue={isoToLocal(filters.to || null)} />
         </label>
         <button type="submit">Filter</button>
       </form>
@@ -112,7 +117,9 @@ export function AuditPage() {
               {data.entries.map((a) => (
                 <tr key={a.id}>
                   <th scope="row">{a.id}</th>
-                  <td>{fmt(a.at)}</td>
+                  <td>
+                    <When iso={a.at} />
+                  </td>
                   <td>{a.actor}</td>
                   <td>{a.action}</td>
                   <td>{a.key ?? '—'}</td>

@@ -4,11 +4,11 @@ import { AccessKeysPage } from './access-keys';
 import { session, setUnauthorizedHandler } from './api';
 import { AuditPage } from './audit';
 import { KeysPage } from './keys';
+import { navigate, onLinkClick, type Page, pageUrl, useRoute } from './route';
 import { SecretsPage } from './secrets';
 import { SignIn } from './sign-in';
 import './style.css';
 
-type Page = 'secrets' | 'access-keys' | 'audit' | 'keys';
 const PAGES: { id: Page; label: string }[] = [
   { id: 'secrets', label: 'Secrets' },
   { id: 'access-keys', label: 'Access keys' },
@@ -19,7 +19,8 @@ const PAGES: { id: Page; label: string }[] = [
 function App() {
   const [signedIn, setSignedIn] = useState(() => session.token !== null);
   const [reason, setReason] = useState<string | null>(null);
-  const [page, setPage] = useState<Page>('secrets');
+  const route = useRoute();
+  const page = route.page;
 
   useEffect(() => {
     setUnauthorizedHandler((message) => {
@@ -53,14 +54,14 @@ function App() {
           <ul>
             {PAGES.map((p) => (
               <li key={p.id}>
-                <button
-                  type="button"
+                <a
+                  href={pageUrl(p.id)}
                   class="nav"
                   aria-current={page === p.id ? 'page' : undefined}
-                  onClick={() => setPage(p.id)}
+                  onClick={onLinkClick}
                 >
                   {p.label}
-                </button>
+                </a>
               </li>
             ))}
           </ul>
@@ -78,9 +79,13 @@ function App() {
         </button>
       </header>
       <main id="main">
-        {page === 'secrets' && <SecretsPage />}
+        {page === 'secrets' && (
+          <SecretsPage opened={route.key} onOpen={(key) => navigate(pageUrl('secrets', key))} />
+        )}
         {page === 'access-keys' && <AccessKeysPage />}
-        {page === 'audit' && <AuditPage />}
+        {page === 'audit' && (
+          <AuditPage query={route.query} onFilter={(query) => navigate(pageUrl('audit', null, query))} />
+        )}
         {page === 'keys' && <KeysPage />}
       </main>
     </>

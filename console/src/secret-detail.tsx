@@ -10,6 +10,7 @@ import {
   localToIso,
   Notice,
   SecretValueField,
+  When,
 } from './ui';
 
 const REVEAL_SECONDS = 20;
@@ -50,7 +51,8 @@ function describeChanges(before: SecretMeta, now: SecretMeta): string[] {
 
 export function SecretDetail(props: {
   secretKey: string;
-  onChanged: (message: string) => void;
+  /** `closing`: the panel closes (purge), so the list must show the message; else the panel does. */
+  onChanged: (message: string, closing: boolean) => void;
   onClose: () => void;
 }) {
   const key = props.secretKey;
@@ -87,7 +89,7 @@ export function SecretDetail(props: {
     try {
       const { message, gone } = await fn(snap);
       setConflict(null);
-      props.onChanged(message);
+      props.onChanged(message, gone === true);
       if (gone) {
         props.onClose();
         return;
@@ -157,20 +159,36 @@ export function SecretDetail(props: {
             <dt>Reserved</dt>
             <dd>{m.isReserved ? 'Yes' : 'No'}</dd>
             <dt>Expires</dt>
-            <dd>{fmt(m.expiresAt)}</dd>
+            <dd>
+              <When iso={m.expiresAt} />
+            </dd>
             <dt>Last used</dt>
-            <dd>{m.lastUsedAt ? `${fmt(m.lastUsedAt)} by ${m.lastUsedBy ?? 'unknown'}` : 'Never'}</dd>
+            <dd>
+              {m.lastUsedAt ? (
+                <>
+                  <When iso={m.lastUsedAt} /> by {m.lastUsedBy ?? 'unknown'}
+                </>
+              ) : (
+                'Never'
+              )}
+            </dd>
             <dt>Version</dt>
             <dd>{m.version}</dd>
             <dt>Created</dt>
-            <dd>{fmt(m.createdAt)}</dd>
+            <dd>
+              <When iso={m.createdAt} />
+            </dd>
             <dt>Updated</dt>
-            <dd>{fmt(m.updatedAt)}</dd>
+            <dd>
+              <When iso={m.updatedAt} />
+            </dd>
           </dl>
+          {/* Reveal is keyed by version: a new value (save, rollback, someone else's change)
+              drops the revealed one, which Copy value would otherwise still copy. */}
           {m.isWriteOnly ? (
             <SetNewValue snap={snap} busy={busy} act={act} />
           ) : m.isActive ? (
-            <Reveal secretKey={key} />
+            <Reveal key={m.version} secretKey={key} />
           ) : null}
           <EditSecret key={snap.etag ?? ''} snap={snap} busy={busy} act={act} />
           <Lifecycle snap={snap} busy={busy} act={act} />
@@ -211,7 +229,7 @@ function SetNewValue({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: 
         value, set a new one.
       </p>
       <form onSubmit={submit} aria-busy={busy}>
-        <SecretValueField label="New value" />
+        <SecretValueField name="value" label="New value" required />
         <button type="submit" disabled={busy}>
           Set a new value
         </button>
@@ -332,10 +350,7 @@ function EditSecret({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: A
       <summary>Edit value or details</summary>
       <form onSubmit={submit} aria-busy={busy}>
         {local ? <Notice>{local}</Notice> : null}
-        <label>
-          New value (leave empty to keep the current one)
-          <textarea name="value" rows={2} autocomplete="off" spellcheck={false} class="secret-input" />
-        </label>
+        <SecretValueField name="value" label="New value (leave empty to keep the current one)" />
         <label>
           Description
           <input name="description" defaultValue={m.description ?? ''} maxLength={1024} />
@@ -453,7 +468,9 @@ function Versions({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: Act
             {snap.versions.map((v) => (
               <tr key={v.version}>
                 <th scope="row">{v.version}</th>
-                <td>{fmt(v.createdAt)}</td>
+                <td>
+                  <When iso={v.createdAt} />
+                </td>
                 <td>{v.createdBy ?? '—'}</td>
                 <td>{v.kid}</td>
                 <td>

@@ -1,9 +1,9 @@
 import { useState } from 'preact/hooks';
-import { q, request, type SecretMeta } from './api';
+import { isSecretKey, KEY_FORMAT_MESSAGE, KEY_MAX_LENGTH } from '../../src/secret-names';
+import { ApiError, q, request, type SecretMeta } from './api';
 import { SecretDetail } from './secret-detail';
 import {
   ErrorBox,
-  fmt,
   Loading,
   LockBadge,
   localToIso,
@@ -11,6 +11,7 @@ import {
   Pager,
   SecretValueField,
   usePage,
+  When,
 } from './ui';
 
 const PAGE_SIZE = 25;
@@ -21,13 +22,14 @@ interface ListState {
 }
 
 /** The list (prefix search, active filter, keyset paging), create form and one opened secret. */
-export function SecretsPage() {
+export function SecretsPage(props: { opened: string | null; onOpen: (key: string | null) => void }) {
   const [filters, setFilters] = useState({ prefix: '', active: '' });
   // cursors[i] is the cursor of page i (undefined for the first).
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const [notice, setNotice] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
-  const [opened, setOpened] = useState<string | null>(null);
+  // The opened secret is in the URL (/console/secrets/KEY): back, reload and links keep it.
+  const { opened, onOpen: setOpened } = props;
   const cursor = cursors[cursors.length - 1];
 
   const { data, loading, error, load } = usePage<ListState>(
@@ -84,8 +86,9 @@ export function SecretsPage() {
       {opened ? (
         <SecretDetail
           secretKey={opened}
-          onChanged={(message) => {
-            setNotice(message);
+          onChanged={(message, closing) => {
+            // One success message, where the person is looking: the open panel shows its own.
+            setNotice(closing ? message : null);
             void load();
           }}
           onClose={() => setOpened(null)}
@@ -132,8 +135,18 @@ export function SecretsPage() {
                   <td>{s.description ?? ''}</td>
                   <td>{s.isActive ? 'Active' : 'Deleted'}</td>
                   <td>{s.isReserved ? 'Yes' : 'No'}</td>
-                  <td>{fmt(s.expiresAt)}</td>
-                  <td>{s.lastUsedAt ? `${fmt(s.lastUsedAt)} by ${s.lastUsedBy ?? 'unknown'}` : 'Never'}</td>
+                  <td>
+                    <When iso={s.expiresAt} />
+                  </td>
+                  <td>
+                    {s.lastUsedAt ? (
+                      <>
+                        <When iso={s.lastUsedAt} /> by {s.lastUsedBy ?? 'unknown'}
+                      </>
+                    ) : (
+                      'Never'
+                    )}
+                  </td>
                   <td>{s.version}</td>
                 </tr>
               ))}
@@ -156,6 +169,16 @@ function CreateSecret({ onCreated }: { onCreated: (message: string, key: string)
     const form = e.currentTarget as HTMLFormElement;
     const f = new FormData(form);
     const key = String(f.get('key') ?? '').trim();
+    // The API's own rule (src/secret-names.ts), checked here so a bad name is never sent.
+    if (!isSecretKey(key)) {
+      setError(
+        new ApiError(400, {
+          message: KEY_FORMAT_MESSAGE,
+          nextActions: `At most ${KEY_MAX_LENGTH} characters`,
+        }),
+      );
+      return;
+    }
     const body: Record<string, unknown> = { key };
     if (generate) {
       body.generate = { length: Number(f.get('length')), alphabet: String(f.get('alphabet')) };
@@ -190,7 +213,7 @@ function CreateSecret({ onCreated }: { onCreated: (message: string, key: string)
           <input
             name="key"
             required
-            maxLength={128}
+            maxLength={KEY_MAX_LENGTH}
             autocomplete="off"
             spellcheck={false}
             placeholder="STRIPE_API_KEY"
@@ -221,7 +244,7 @@ function CreateSecret({ onCreated }: { onCreated: (message: string, key: string)
             </label>
           </div>
         ) : (
-          <SecretValueField label="Value" />
+          <SecretValueField name="value" label="Value" required />
         )}
         <label>
           Description

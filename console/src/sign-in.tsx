@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ApiError, request, session } from './api';
 import { ErrorBox, Notice } from './ui';
 
@@ -6,6 +6,14 @@ import { ErrorBox, Notice } from './ui';
 export function SignIn({ reason, onSignedIn }: { reason: string | null; onSignedIn: () => void }) {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  // The username/password form only where the server has a login (GET /console/config.json).
+  const [loginEnabled, setLoginEnabled] = useState(false);
+  useEffect(() => {
+    fetch('/console/config.json')
+      .then((r): Promise<{ login?: boolean }> | { login?: boolean } => (r.ok ? r.json() : {}))
+      .then((c) => setLoginEnabled(c.login === true))
+      .catch(() => setLoginEnabled(false));
+  }, []);
 
   const login = async (e: Event) => {
     e.preventDefault();
@@ -62,24 +70,26 @@ export function SignIn({ reason, onSignedIn }: { reason: string | null; onSigned
       <h1>Secrets console</h1>
       {reason ? <Notice>{reason}</Notice> : null}
       <ErrorBox error={error} />
-      <section aria-labelledby="login-h">
-        <h2 id="login-h">Sign in as admin</h2>
-        <form onSubmit={login} aria-busy={busy}>
-          <label>
-            Username
-            <input name="username" autocomplete="username" required />
-          </label>
-          <label>
-            Password
-            <input name="password" type="password" autocomplete="current-password" required />
-          </label>
-          <button type="submit" disabled={busy}>
-            Sign in
-          </button>
-        </form>
-      </section>
+      {loginEnabled ? (
+        <section aria-labelledby="login-h">
+          <h2 id="login-h">Sign in as admin</h2>
+          <form onSubmit={login} aria-busy={busy}>
+            <label>
+              Username
+              <input name="username" autocomplete="username" required />
+            </label>
+            <label>
+              Password
+              <input name="password" type="password" autocomplete="current-password" required />
+            </label>
+            <button type="submit" disabled={busy}>
+              Sign in
+            </button>
+          </form>
+        </section>
+      ) : null}
       <section aria-labelledby="token-h">
-        <h2 id="token-h">Or use an admin token</h2>
+        <h2 id="token-h">{loginEnabled ? 'Or use an admin token' : 'Sign in with an admin token'}</h2>
         <form onSubmit={useToken} aria-busy={busy}>
           <label>
             Admin token (JWT)
@@ -89,6 +99,12 @@ export function SignIn({ reason, onSignedIn }: { reason: string | null; onSigned
             Use token
           </button>
         </form>
+        {loginEnabled ? null : (
+          <p class="hint">
+            Mint one on the server with <code>npm run -s token -- --sub NAME</code>. Username and password
+            sign-in appears here when ROOT_ADMIN_USERNAME and ROOT_ADMIN_PASSWORD are set.
+          </p>
+        )}
         <p class="hint">
           The token is kept in this tab's session storage only and is removed when you sign out or close the
           tab.

@@ -20,6 +20,34 @@ export function ErrorBox({ error }: { error: unknown }) {
   );
 }
 
+/**
+ * A secret value typed into the page: masked like a password while typed (a shoulder or a
+ * screen share sees dots), with a toggle to check what was typed. A textarea, because values
+ * may span lines (PEM keys); the masking is CSS (-webkit-text-security, which Chromium,
+ * Safari and Firefox support), so the value never leaves the field.
+ */
+export function SecretValueField(props: { name: string; label: string; required?: boolean }) {
+  const [shown, setShown] = useState(false);
+  return (
+    <div class="secret-field">
+      <label>
+        {props.label}
+        <textarea
+          name={props.name}
+          required={props.required}
+          rows={2}
+          autocomplete="off"
+          spellcheck={false}
+          class={shown ? 'secret-input' : 'secret-input masked'}
+        />
+      </label>
+      <button type="button" aria-pressed={shown} onClick={() => setShown(!shown)}>
+        {shown ? 'Hide what I typed' : 'Show what I typed'}
+      </button>
+    </div>
+  );
+}
+
 export function Notice({ children }: { children: ComponentChildren }) {
   return <output class="notice">{children}</output>;
 }
@@ -35,6 +63,24 @@ export const fmt = (iso: string | null | undefined): string =>
         .replace('T', ' ')
         .replace(/\.\d+Z$/, ' UTC')
     : '—';
+
+/**
+ * A timestamp in the viewer's local time, with UTC (as the API and the audit trail give it)
+ * on hover and in the element's datetime.
+ */
+export function When({ iso }: { iso: string | null | undefined }) {
+  if (!iso) return <>—</>;
+  const d = new Date(iso);
+  const local = d.toLocaleString(undefined, {
+    dateStyle: 'medium',
+    timeStyle: 'short',
+  });
+  return (
+    <time dateTime={iso} title={fmt(iso)}>
+      {local}
+    </time>
+  );
+}
 
 /** A datetime-local value (the person's local time) as ISO 8601 UTC, or null when empty. */
 export const localToIso = (v: string): string | null => (v ? new Date(v).toISOString() : null);
@@ -126,15 +172,5 @@ export function LockBadge() {
     <span class="badge lock" title="Write-only: the value can be set but never read back">
       <span aria-hidden="true">🔒</span> Write-only
     </span>
-  );
-}
-
-/** A required secret-value field: no autocomplete, no spell check (nothing sent to a dictionary). */
-export function SecretValueField({ label }: { label: string }) {
-  return (
-    <label>
-      {label}
-      <textarea name="value" required rows={2} autocomplete="off" spellcheck={false} class="secret-input" />
-    </label>
   );
 }

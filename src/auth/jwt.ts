@@ -24,7 +24,8 @@ function describe(err: unknown): string {
   const code = (err as { code?: string }).code ?? '';
   if (code === 'FAST_JWT_EXPIRED') return 'the token has expired';
   if (code === 'FAST_JWT_INACTIVE') return 'the token is not valid yet (nbf)';
-  if (code === 'FAST_JWT_INVALID_SIGNATURE') return 'the signature does not verify';
+  if (code === 'FAST_JWT_INVALID_SIGNATURE')
+    return 'the signature does not verify (was it minted with a different JWT_SECRET, or in another DATA_DIR, than this server uses?)';
   if (code === 'FAST_JWT_INVALID_ALGORITHM') return 'the token algorithm is not accepted';
   if (code === 'FAST_JWT_INVALID_CLAIM_VALUE') return 'the issuer or audience is not accepted';
   if (code === 'FAST_JWT_MISSING_SIGNATURE') return 'the token is not signed';

@@ -1,8 +1,8 @@
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mintAdminToken, parseTtl } from '../auth/mint.js';
 import { loadConfig } from '../config.js';
-import { createLogger } from '../logger.js';
-import { resolveKeys } from '../runtime.js';
 
 /**
  * npm run token -- --sub ci --ttl 1h
@@ -14,6 +14,21 @@ Prints an admin JWT for this service on stdout.
   --sub   subject recorded as lastUsedBy (default: cli)
   --ttl   lifetime: seconds or 15m, 1h, 7d (default: 1h; at most JWT_MAX_TTL, 24h by default)
   --role  role claim (default: ADMIN_ROLE, project_admin)`;
+
+async function generatedJwtSecret(dataDir: string): Promise<string> {
+  const file = join(resolve(dataDir), 'keys', 'jwt.secret');
+  try {
+    const secret = (await readFile(file, 'utf8')).trim();
+    if (secret) return secret;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  throw new Error(
+    `no JWT secret to sign with: JWT_SECRET is not set and ${file} does not exist (DATA_DIR is ${resolve(dataDir)}). ` +
+      'Run this where the server runs (the same working directory, or the same DATA_DIR), or set JWT_SECRET to the one the server uses; ' +
+      'a server started with npm start generates the file on its first start',
+  );
+}
 
 /** Mints and prints a token; `args` are the flags after the command name. */
 export async function tokenCommand(args: string[]): Promise<void> {
@@ -44,11 +59,10 @@ export async function tokenCommand(args: string[]): Promise<void> {
       );
     }
     if (values.sub.length === 0) throw new Error('--sub must not be empty');
-    // Minting needs only the JWT key: with JWT_SECRET set, nothing else is read (in
-    // production resolveKeys would also demand ENCRYPTION_KEY, which signing never uses).
-    const jwtSecret =
-      config.jwt.secret ??
-      (await resolveKeys(config, createLogger('warn', process.stderr as never))).jwtSecret;
+    // Minting needs only the JWT key: JWT_SECRET, else the one the server generated into
+    // DATA_DIR. Never generate one here: a key made in the wrong directory signs tokens that
+    // the server rejects ("the signature does not verify"), a puzzle for a first-time user.
+    const jwtSecret = config.jwt.secret ?? (await generatedJwtSecret(config.dataDir));
     const token = mintAdminToken(config, jwtSecret, {
       sub: values.sub,
       ttlSeconds,

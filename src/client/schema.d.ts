@@ -107,7 +107,7 @@ export interface paths {
         put?: never;
         /**
          * Admin login
-         * @description Exchanges the root admin credentials for a 15-minute admin JWT.
+         * @description Exchanges the root admin credentials for a 15-minute admin JWT. The route exists only when ROOT_ADMIN_USERNAME and ROOT_ADMIN_PASSWORD are set (and JWT_SECRET signs HS256); otherwise it answers 404 NOT_FOUND saying so.
          */
         post: {
             parameters: {

@@ -43,6 +43,9 @@ export interface HostList {
   password: string | undefined;
   /** host:port,host:port/database as user, never the password. */
   description: string;
+  /** The database and user named in the URL ('' when it names none). */
+  database: string;
+  user: string;
 }
 
 export class DatabaseUrlError extends Error {
@@ -72,6 +75,8 @@ export function parseDatabaseUrl(url: string): HostList {
       multi: false,
       password: undefined,
       description: '(socket)',
+      database: '',
+      user: '',
     };
   }
   const [, scheme, userinfo, authority = '', path = '', query = ''] = m;
@@ -119,6 +124,8 @@ export function parseDatabaseUrl(url: string): HostList {
     multi: hosts.length > 1 || hadAttrs,
     password,
     description: `${where}/${db || '(default database)'}${user ? ` as ${user}` : ''}`,
+    database: db,
+    user,
   };
 }
 

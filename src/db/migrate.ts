@@ -41,7 +41,12 @@ export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
   return out;
 }
 
-export async function migrate(db: Database, migrations?: Migration[]): Promise<{ applied: string[] }> {
+export async function migrate(
+  db: Database,
+  migrations?: Migration[],
+  /** Called once, before the first pending file runs (start-up's progress line). */
+  onPending?: (names: string[]) => void,
+): Promise<{ applied: string[] }> {
   const all = migrations ?? (await loadMigrations());
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_ID]);
@@ -63,6 +68,8 @@ export async function migrate(db: Database, migrations?: Migration[]): Promise<{
         );
       if (m.checksum !== r.checksum) throw new Error(`migration ${r.name} was changed after it was applied`);
     }
+    const pending = all.filter((m) => !done.has(m.version));
+    if (pending.length > 0) onPending?.(pending.map((m) => m.name));
     const applied: string[] = [];
     for (const m of all) {
       if (done.has(m.version)) continue;

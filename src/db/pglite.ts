@@ -39,7 +39,7 @@ export interface PgliteLease {
  */
 export async function openPglite(
   dataDir: string | undefined,
-  opts: { loadDataDir?: Blob; lease?: PgliteLease } = {},
+  opts: { loadDataDir?: Blob; lease?: PgliteLease; postgresqlconf?: string[] } = {},
 ): Promise<Database> {
   const { lease, ...pgliteOpts } = opts;
   const db = lease?.instance ?? new PGlite({ ...(dataDir === undefined ? {} : { dataDir }), ...pgliteOpts });

@@ -26,6 +26,39 @@ export class DatabaseUnreachableError extends Error {
   }
 }
 
+/**
+ * The server answered, and the database named in DATABASE_URL does not exist (SQLSTATE
+ * 3D000). Waiting would not help: start-up stops at once (exit 78, a configuration
+ * problem) with the command that creates it.
+ */
+export class DatabaseMissingError extends Error {
+  constructor(url: string) {
+    let createdb = 'createdb NAME';
+    let name = 'named in DATABASE_URL';
+    try {
+      const parsed = parseDatabaseUrl(url);
+      const host = parsed.hosts[0];
+      name = `"${parsed.database}"`;
+      createdb = [
+        'createdb',
+        ...(host?.host ? ['-h', host.host, '-p', String(host.port)] : []),
+        ...(parsed.user ? ['-U', parsed.user] : []),
+        parsed.database,
+      ].join(' ');
+    } catch {
+      // An unparseable URL never reaches a server; keep the generic wording.
+    }
+    super(
+      `the database ${name} does not exist on ${describeDatabase(url)}\n` +
+        `  create it (${createdb}) or point DATABASE_URL at an existing database`,
+    );
+    this.name = 'DatabaseMissingError';
+  }
+}
+
+const isMissingDatabase = (err: unknown) =>
+  ((err as { cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code) === '3D000';
+
 /** host:port[,host:port...]/database as user, from a connection string; never the password. */
 export function describeDatabase(url: string): string {
   try {
@@ -67,6 +100,7 @@ export async function waitForDatabase(
       if (attempt > 1) opts.log.info({ database: target, attempts: attempt }, 'database reachable');
       return;
     } catch (err) {
+      if (isMissingDatabase(err)) throw new DatabaseMissingError(opts.url);
       const reason = reasonOf(err, password);
       const waited = Date.now() - started;
       if (waited + delay > opts.timeoutMs) throw new DatabaseUnreachableError(target, reason, waited);

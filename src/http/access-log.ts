@@ -52,11 +52,17 @@ export function collectLoggedQuery(app: FastifyInstance) {
  */
 export class OneLineAccessLog extends LogController {
   private readonly access: Logger | undefined;
+  private readonly quietProbes: boolean;
 
-  /** `logger`: the app's root logger (without it, every line goes through the request logger). */
-  constructor(logger?: Logger) {
+  /**
+   * `logger`: the app's root logger (without it, every line goes through the request logger).
+   * `quietProbes`: successful /health and /ready lines go at debug, not info (a developer's
+   * terminal, where a probe every few seconds buries the requests being tried).
+   */
+  constructor(logger?: Logger, opts: { quietProbes?: boolean } = {}) {
     super();
     this.access = logger?.child({}, { redact: [], serializers: { req: same, res: same } });
+    this.quietProbes = opts.quietProbes ?? false;
   }
 
   override incomingRequest(): void {}
@@ -73,8 +79,12 @@ export class OneLineAccessLog extends LogController {
       else reply.log.info(line, 'request completed');
       return;
     }
-    if (!this.access.isLevelEnabled('info')) return;
-    this.access.info(
+    const level =
+      this.quietProbes && reply.statusCode < 400 && PROBES.has(request.routeOptions.url ?? '')
+        ? 'debug'
+        : 'info';
+    if (!this.access.isLevelEnabled(level)) return;
+    this.access[level](
       {
         reqId: request.id,
         req: {
@@ -93,3 +103,4 @@ export class OneLineAccessLog extends LogController {
 }
 
 const same = <T>(x: T): T => x;
+const PROBES: ReadonlySet<string> = new Set(['/health', '/ready']);

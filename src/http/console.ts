@@ -30,7 +30,10 @@ export const CONSOLE_CSP = [
 ].join('; ');
 
 /** Serves the console at /console from the same process as the API (no other origin involved). */
-export async function consoleRoutes(app: FastifyInstance, opts: { root?: string } = {}) {
+export async function consoleRoutes(
+  app: FastifyInstance,
+  opts: { root?: string; loginEnabled?: boolean } = {},
+) {
   const root = opts.root ?? CONSOLE_DIR;
   app.addHook('onSend', async (_req, reply) => {
     reply.header('content-security-policy', CONSOLE_CSP);
@@ -39,6 +42,12 @@ export async function consoleRoutes(app: FastifyInstance, opts: { root?: string 
     reply.header('referrer-policy', 'no-referrer');
     reply.header('cross-origin-opener-policy', 'same-origin');
   });
+  // What the sign-in page should offer: the username/password form only where the login
+  // route exists (ROOT_ADMIN_USERNAME/PASSWORD set), so nobody types a password into a form
+  // that can only answer "not configured". Public: it says no more than the route's 404.
+  app.get('/console/config.json', { schema: { hide: true } }, async () => ({
+    login: opts.loginEnabled === true,
+  }));
   if (!existsSync(`${root}/index.html`)) {
     // `npm start` builds it (prestart); a bare `node dist/main.js` without a build says how.
     app.get('/console', { schema: { hide: true } }, async () => {
@@ -61,4 +70,14 @@ export async function consoleRoutes(app: FastifyInstance, opts: { root?: string 
     schemaHide: true,
   });
   app.get('/console', { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
+  // The console's own URLs (console/src/route.ts) are pages of the same app: a reload or a
+  // pasted link gets index.html, and the app shows the view the URL names.
+  for (const page of [
+    '/console/secrets',
+    '/console/secrets/:key',
+    '/console/access-keys',
+    '/console/audit',
+    '/console/keys',
+  ])
+    app.get(page, { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
 }

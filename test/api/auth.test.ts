@@ -86,14 +86,14 @@ describe('HS256 guard', () => {
     await expectRefused(t, 'Bearer abc', 401, 'AUTH_UNAUTHORIZED', /malformed/);
   });
 
-  it('a bad signature: 401', async () => {
+  it('a bad signature: 401, hinting at another JWT_SECRET or DATA_DIR', async () => {
     const other = createSigner({ key: 'another-secret-that-is-at-least-32-bytes-long', expiresIn: 60_000 });
     await expectRefused(
       t,
       `Bearer ${other({ sub: 'x', role: 'project_admin' })}`,
       401,
       'AUTH_UNAUTHORIZED',
-      /signature/,
+      /signature does not verify \(was it minted with a different JWT_SECRET, or in another DATA_DIR/,
     );
     // A valid token with its payload swapped for one that claims more.
     const [h, , s] = t.token('x', { role: 'viewer' }).split('.');

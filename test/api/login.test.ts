@@ -89,7 +89,7 @@ describe('POST /api/auth/admin/sessions', () => {
 });
 
 describe('login disabled', () => {
-  it('without ROOT_ADMIN_USERNAME/PASSWORD the route does not exist: 404', async () => {
+  it('without ROOT_ADMIN_USERNAME/PASSWORD: 404 whose nextActions says how to enable login, documented', async () => {
     const plain = await createTestApp();
     try {
       const res = await plain.app.inject({
@@ -98,7 +98,18 @@ describe('login disabled', () => {
         payload: { username: 'admin', password: 'x' },
       });
       expect(res.statusCode).toBe(404);
-      expect(res.json()).toMatchObject({ error: 'NOT_FOUND', statusCode: 404 });
+      expect(res.json()).toMatchObject({
+        error: 'NOT_FOUND',
+        statusCode: 404,
+        message: 'Login is not configured on this service',
+        nextActions: expect.stringContaining('set ROOT_ADMIN_USERNAME and ROOT_ADMIN_PASSWORD'),
+      });
+      expect(res.json().nextActions).toContain('npm run -s token -- --sub NAME');
+      // The served document says the route exists only when login is configured.
+      const doc = (await plain.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+      const op = doc.paths[LOGIN].post;
+      expect(op.description).toMatch(/exists only when ROOT_ADMIN_USERNAME and ROOT_ADMIN_PASSWORD are set/);
+      expect(Object.keys(op.responses)).toEqual(['404']);
     } finally {
       await plain.close();
     }

@@ -45,8 +45,13 @@ it('values and metadata survive a restart on the same data', { timeout: 180_000 
     expect((await stat(join(dataDir, 'pglite'))).isDirectory()).toBe(true);
   }
 
-  const second = await createTestApp({ ...where, env: first.env });
+  const second = await createTestApp({ ...where, env: { ...first.env, PGLITE_SHARED_BUFFERS: '24MB' } });
   try {
+    if (dataDir) {
+      // PGlite's buffer pool is PGLITE_SHARED_BUFFERS (default 16MB), not PostgreSQL's 128MB.
+      const [sb] = await second.db.query<{ shared_buffers: string }>('SHOW shared_buffers');
+      expect(sb?.shared_buffers).toBe('24MB');
+    }
     const c2 = api(second, 'reader');
     for (const [key, value] of Object.entries(values)) {
       expect((await c2.reveal(key)).json(), key).toEqual({ key, value });

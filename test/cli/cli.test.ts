@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -212,6 +213,28 @@ it('operator commands: token mints a token the server accepts; migrate and serve
     await rm(dataDir, { recursive: true, force: true });
   }
 }, 240_000); // three child processes, two of them opening PGlite (tens of seconds on a loaded machine)
+
+it('token where no key exists refuses, naming DATA_DIR and JWT_SECRET, and generates nothing', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'secrets-cli-nokeys-'));
+  try {
+    const refused = await cli(['token', '--sub', 'lost'], { env: { DATA_DIR: dataDir } });
+    expect(refused.code).toBe(2);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toContain(`${join(dataDir, 'keys', 'jwt.secret')} does not exist`);
+    expect(refused.stderr).toContain(`DATA_DIR is ${dataDir}`);
+    expect(refused.stderr).toContain('JWT_SECRET');
+    expect(existsSync(join(dataDir, 'keys'))).toBe(false);
+    // The key a server generated there is the one used.
+    await mkdir(join(dataDir, 'keys'), { recursive: true });
+    await writeFile(join(dataDir, 'keys', 'jwt.secret'), `${t.jwtSecret}\n`, { mode: 0o600 });
+    const tok = await cli(['token', '--sub', 'found'], { env: { DATA_DIR: dataDir } });
+    expect(tok.code).toBe(0);
+    const listed = await cli(['list'], { env: { SECRETS_URL: t.url, SECRETS_TOKEN: tok.stdout.trim() } });
+    expect(listed.code).toBe(0);
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
 
 async function listen(server: Server): Promise<{ server: Server; url: string }> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -33,6 +33,20 @@ describe('console static files', () => {
     expect(res.headers['content-security-policy']).toBe(CONSOLE_CSP);
   });
 
+  it('tells the sign-in page whether the username/password login exists', async () => {
+    const res = await t.app.inject({ url: '/console/config.json' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ login: false }); // no ROOT_ADMIN_* on this app
+    const withLogin = await createTestApp({
+      env: { ROOT_ADMIN_USERNAME: 'root', ROOT_ADMIN_PASSWORD: 'pw-static-test-1234' },
+    });
+    try {
+      expect((await withLogin.app.inject({ url: '/console/config.json' })).json()).toEqual({ login: true });
+    } finally {
+      await withLogin.close();
+    }
+  });
+
   it('answers a missing file with the JSON 404 body, and never lists a directory', async () => {
     for (const url of ['/console/assets/nope.js', '/console/../package.json', '/console/nope/index.html']) {
       const res = await t.app.inject({ url });

@@ -78,3 +78,18 @@ export function startService(env: Record<string, string>, timeoutMs = 60_000): P
     );
   });
 }
+
+/** Runs the service until it exits by itself (a start-up refusal): its exit code and all it wrote. */
+export function runServiceToExit(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, [distEntry('main')], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  for (const s of [child.stdout, child.stderr])
+    s.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, out })));
+}

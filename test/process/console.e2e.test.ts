@@ -160,7 +160,7 @@ describe('web console', { timeout: 240_000 }, () => {
     // A token the server no longer accepts (expired, re-keyed): the next call sends the person back.
     await signInWithToken(page);
     await page.evaluate("sessionStorage.setItem('secrets-console-token', 'not.a.valid-token')");
-    await page.getByRole('button', { name: 'Audit log' }).click();
+    await page.getByRole('link', { name: 'Audit log' }).click();
     await page.getByText(/Your session ended: .*Sign in again\./).waitFor();
     await page.getByLabel('Admin token (JWT)').waitFor();
     await page.close();
@@ -250,6 +250,126 @@ describe('web console', { timeout: 240_000 }, () => {
     await page.close();
   });
 
+  it('after saving a new value, the revealed value and Copy value are never the old one', async () => {
+    const key = uniqueKey('STALE');
+    const before = secretValue('before');
+    expect((await api('POST', '/api/secrets', { key, value: before })).status).toBe(201);
+    const page = await openConsole();
+    await signInWithToken(page);
+    await openSecret(page, key);
+    await page.getByRole('button', { name: 'Reveal value' }).click();
+    await eventually(() => page.getByLabel(`Value of ${key}`).textContent()).toBe(before);
+
+    const after = secretValue('after');
+    await page.getByText('Edit value or details').click();
+    await page.getByLabel('New value', { exact: false }).fill(after);
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText(`Secret ${key} has been updated successfully`).first().waitFor();
+    await eventually(() => page.locator('.meta').textContent()).toContain('Version2');
+    // Said once, in the open panel (the list above it said it a second time).
+    expect(await page.getByText(`Secret ${key} has been updated successfully`).count()).toBe(1);
+    // The old value is gone from the page; revealing again shows (and copies) the new one.
+    await eventually(() => page.getByLabel(`Value of ${key}`).count()).toBe(0);
+    expect(await page.content()).not.toContain(before);
+    await page.getByRole('button', { name: 'Reveal value' }).click();
+    await eventually(() => page.getByLabel(`Value of ${key}`).textContent()).toBe(after);
+    await page.getByRole('button', { name: 'Copy value' }).click();
+    await page.getByText('Copied to the clipboard.').waitFor();
+    expect(await page.evaluate<string>('navigator.clipboard.readText()')).toBe(after);
+    await page.close();
+  });
+
+  it('has real URLs: an opened secret and the audit filters survive reload, back and a pasted link', async () => {
+    const key = uniqueKey('URL');
+    expect((await api('POST', '/api/secrets', { key, value: secretValue() })).status).toBe(201);
+    expect((await api('GET', `/api/secrets/${key}`)).status).toBe(200);
+    const page = await openConsole();
+    await signInWithToken(page);
+    await openSecret(page, key);
+    expect(page.url()).toBe(`${server.url}/console/secrets/${key}`);
+    await page.reload();
+    await page.getByRole('heading', { level: 2, name: key }).waitFor();
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    expect(page.url()).toBe(`${server.url}/console/audit`);
+    await page.goBack();
+    await page.getByRole('heading', { level: 2, name: key }).waitFor();
+    await page.getByRole('button', { name: 'Close' }).click();
+    await eventually(async () => page.url()).toBe(`${server.url}/console/secrets`);
+
+    // Audit filters are in the URL; a pasted link shows the same rows, with the fields filled in.
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByLabel('Secret key').fill(key);
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await eventually(async () => page.url()).toBe(`${server.url}/console/audit?key=${key}`);
+    // A new tab has no session (the token is in this tab's sessionStorage): sign in there first.
+    const linked = await context.newPage();
+    await linked.goto(`${server.url}/console/audit?key=${key}`);
+    await linked.getByLabel('Admin token (JWT)').fill(server.token('console-tester'));
+    await linked.getByRole('button', { name: 'Use token' }).click();
+    await linked.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    // The same rows as the API's answer for that filter (browsing in the console added some).
+    const entries = (await api('GET', `/api/audit?key=${key}&limit=50`)).body.entries as unknown[];
+    expect(entries.length).toBeGreaterThanOrEqual(2);
+    await eventually(() => linked.locator('tbody tr').count()).toBeGreaterThanOrEqual(entries.length);
+    for (const row of await linked.locator('tbody tr').all()) expect(await row.textContent()).toContain(key);
+    expect(await linked.getByLabel('Secret key').inputValue()).toBe(key);
+    await linked.close();
+    // A console URL fetched directly (a reload, a pasted link) is the console page, with its CSP.
+    const res = await fetch(`${server.url}/console/secrets/${key}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toBe(CONSOLE_CSP);
+    await page.close();
+  });
+
+  it('masks a typed value (with a show toggle) and checks the key with the API rule before sending', async () => {
+    const page = await openConsole();
+    await signInWithToken(page);
+    const posts: string[] = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST') posts.push(r.url());
+    });
+    await page.getByRole('button', { name: 'New secret', exact: true }).click();
+    const value = page.getByLabel('Value', { exact: true });
+    await value.fill(secretValue('typed'));
+    // Runs in the page; the test's tsconfig has no DOM types, so the one call is typed here.
+    type Styles = { getComputedStyle(e: unknown): { getPropertyValue(p: string): string } };
+    const masking = () =>
+      value.evaluate((el) =>
+        (globalThis as unknown as Styles).getComputedStyle(el).getPropertyValue('-webkit-text-security'),
+      );
+    expect(await masking()).toBe('disc');
+    const toggle = page.getByRole('button', { name: 'Show what I typed' });
+    await toggle.click();
+    expect(await masking()).toBe('none');
+    expect(await page.getByRole('button', { name: 'Hide what I typed' }).getAttribute('aria-pressed')).toBe(
+      'true',
+    );
+
+    await page.getByLabel('Key', { exact: true }).fill('stripe-api-key');
+    await page.getByRole('button', { name: 'Create secret' }).click();
+    await eventually(() => page.locator('#create-h ~ .error .error-message').textContent()).toContain(
+      'Invalid key format. Use uppercase letters, numbers, and underscores only',
+    );
+    expect(posts).toEqual([]); // refused in the form: nothing was sent
+    await page.close();
+  });
+
+  it('offers the username and password form only when the server has a login', async () => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}/console`);
+    await page.getByLabel('Username').waitFor(); // this server sets ROOT_ADMIN_*
+    expect(await (await fetch(`${server.url}/console/config.json`)).json()).toEqual({ login: true });
+    // A server without ROOT_ADMIN_*: its config.json says so (test/console/static.test.ts).
+    await page.route('**/console/config.json', (r) => r.fulfill({ json: { login: false } }));
+    await page.reload();
+    await page.getByRole('heading', { level: 2, name: 'Sign in with an admin token' }).waitFor();
+    expect(await page.getByLabel('Username').count()).toBe(0);
+    expect(await page.getByText('npm run -s token -- --sub NAME').count()).toBe(1);
+    await expectAccessible(page, 'sign-in without login');
+    await page.close();
+  });
+
   it('shows what changed when a concurrent edit wins (412) and saves after a reload', async () => {
     const key = uniqueKey('EDIT');
     expect(
@@ -328,7 +448,7 @@ describe('web console', { timeout: 240_000 }, () => {
     expect((await api('POST', '/api/secrets', { key, value })).status).toBe(201);
     const page = await openConsole();
     await signInWithToken(page);
-    await page.getByRole('button', { name: 'Access keys', exact: true }).click();
+    await page.getByRole('link', { name: 'Access keys', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Access keys' }).waitFor();
     await page.getByText('New access key').click();
     const name = `ci-${key.toLowerCase()}`;
@@ -366,13 +486,18 @@ describe('web console', { timeout: 240_000 }, () => {
     expect((await api('GET', `/api/secrets/${key}`)).status).toBe(200);
     const page = await openConsole();
     await signInWithToken(page);
-    await page.getByRole('button', { name: 'Audit log' }).click();
+    await page.getByRole('link', { name: 'Audit log' }).click();
     await page.getByLabel('Secret key').fill(key);
     await page.getByRole('button', { name: 'Filter' }).click();
     const rows = page.locator('tbody tr');
     await eventually(() => rows.count()).toBe(2);
     await eventually(() => rows.first().textContent()).toContain('secret.read');
     await eventually(() => rows.last().textContent()).toContain('secret.create');
+    // Times in the viewer's local time, UTC on hover (the title) and in datetime.
+    const at = rows.first().locator('time');
+    expect(await at.getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    expect(await at.getAttribute('title')).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+    expect(await at.textContent()).not.toContain('UTC');
     await page.getByLabel('Action').fill('secret.delete');
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.getByText('No audit entries match.').waitFor();
@@ -400,7 +525,10 @@ describe('web console', { timeout: 240_000 }, () => {
     await expectAccessible(page, 'create form');
 
     // Keyboard only: from the top of the page, Tab reaches the sections and Enter opens one.
-    // (A reload keeps the session: the token is in this tab's sessionStorage.)
+    // (A reload keeps the session: the token is in this tab's sessionStorage; and the URL's
+    // view: closed first, so the page starts at the list.)
+    await page.getByRole('button', { name: 'Close', exact: true }).click();
+    await eventually(async () => page.url()).toBe(`${server.url}/console/secrets`);
     await page.reload();
     await page.getByRole('heading', { level: 1, name: 'Secrets', exact: true }).waitFor();
     await page.keyboard.press('Tab');
@@ -413,7 +541,7 @@ describe('web console', { timeout: 240_000 }, () => {
       ['Audit log', 'Audit log'],
       ['Encryption keys', 'Encryption keys'],
     ] as const) {
-      await page.getByRole('button', { name: nav, exact: true }).click();
+      await page.getByRole('link', { name: nav, exact: true }).click();
       await page.getByRole('heading', { level: 1, name: heading }).waitFor();
       if (nav === 'Audit log') {
         await page.getByRole('button', { name: 'Verify chain' }).click();
@@ -426,7 +554,7 @@ describe('web console', { timeout: 240_000 }, () => {
 
     // Phone width: the page reflows instead of scrolling sideways, and stays accessible.
     await page.setViewportSize({ width: 375, height: 740 });
-    await page.getByRole('button', { name: 'Secrets', exact: true }).click();
+    await page.getByRole('link', { name: 'Secrets', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Secrets', exact: true }).waitFor();
     const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
     expect(overflow).toBeLessThanOrEqual(0);

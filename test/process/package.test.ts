@@ -31,13 +31,15 @@ afterAll(async () => {
 
 it('npm pack ships dist/; the installed bin and client work from an empty directory', async () => {
   const copy = join(work, 'project');
-  await mkdir(copy);
+  await mkdir(join(copy, 'scripts'), { recursive: true });
   for (const p of [
     'package.json',
     'package-lock.json',
     'tsconfig.json',
     'tsconfig.build.json',
     'README.md',
+    'scripts/pglite-image.mjs',
+    'scripts/pglite-image.d.mts',
   ]) {
     await cp(join(ROOT, p), join(copy, p));
   }
@@ -61,6 +63,8 @@ it('npm pack ships dist/; the installed bin and client work from an empty direct
       'dist/client/schema.d.ts',
       'dist/main.js',
       'migrations/001_secrets.sql',
+      // dist/db/pglite-image.js imports it; the package's postinstall runs it.
+      'scripts/pglite-image.mjs',
     ]),
   );
   expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);

@@ -1,16 +1,13 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { freePort, startCluster } from '../helpers/pg-cluster.js';
-import { startService } from '../helpers/service-process.js';
+import { runServiceToExit, startService } from '../helpers/service-process.js';
 
 /**
  * Start-up against PostgreSQL: bounded retry with backoff, then a message naming host,
  * port, database and cause (never the password) and exit code 69. Real processes: the
  * compiled service (built by test/global-setup.ts) and a throwaway cluster.
  */
-const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 const keys = () => ({
   ENCRYPTION_KEY: randomBytes(32).toString('base64'),
   JWT_SECRET: randomBytes(48).toString('base64'),
@@ -19,26 +16,14 @@ const keys = () => ({
 it('gives up after DATABASE_CONNECT_TIMEOUT_MS with host, port, database and cause, exit 69', async () => {
   const port = await freePort();
   const password = `pw-${randomBytes(8).toString('hex')}`;
-  const child = spawn(process.execPath, [MAIN], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'test',
-      PORT: '0',
-      LOG_LEVEL: 'warn',
-      DATABASE_URL: `postgres://app:${password}@127.0.0.1:${port}/appdb`,
-      DATABASE_CONNECT_TIMEOUT_MS: '1500',
-      ...keys(),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { code, out } = await runServiceToExit({
+    NODE_ENV: 'test',
+    PORT: '0',
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: `postgres://app:${password}@127.0.0.1:${port}/appdb`,
+    DATABASE_CONNECT_TIMEOUT_MS: '1500',
+    ...keys(),
   });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
   expect(code).toBe(69);
   expect(out).toContain(`cannot connect to the database 127.0.0.1:${port}/appdb as app`);
   expect(out).toContain('ECONNREFUSED');
@@ -68,3 +53,32 @@ it('waits for a database that comes up after the service started, then serves', 
     await cluster.destroy();
   }
 }, 180_000);
+
+it('a database that does not exist stops start-up at once (exit 78) with the createdb command', async () => {
+  const cluster = await startCluster();
+  try {
+    const url = new URL(cluster.url());
+    url.pathname = '/no_such_db';
+    const { code, out } = await runServiceToExit({
+      NODE_ENV: 'test',
+      PORT: '0',
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: url.toString(),
+      // Long: the refusal must not wait for it (a missing database is not "not up yet").
+      DATABASE_CONNECT_TIMEOUT_MS: '600000',
+      ...keys(),
+    });
+    expect(code).toBe(78);
+    expect(out).toContain(
+      `the database "no_such_db" does not exist on ${url.hostname}:${url.port}/no_such_db`,
+    );
+    const user = decodeURIComponent(url.username);
+    expect(out).toContain(
+      `create it (createdb -h ${url.hostname} -p ${url.port}${user ? ` -U ${user}` : ''} no_such_db)`,
+    );
+    expect(out).not.toContain('retrying');
+    expect(out).not.toMatch(/^\s+at /m);
+  } finally {
+    await cluster.destroy();
+  }
+}, 120_000);

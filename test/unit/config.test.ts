@@ -23,6 +23,7 @@ describe('loadConfig', () => {
       loginRateLimit: 10,
       rootAdmin: undefined,
       logBufferBytes: 4096,
+      pgliteSharedBuffers: '16MB',
     });
     expect(c.jwt.adminRole).toBe('project_admin');
   });
@@ -144,6 +145,9 @@ describe('loadConfig', () => {
     [{ MAX_VALUE_BYTES: '0' }, /MAX_VALUE_BYTES/],
     [{ MAX_VALUE_BYTES: 'lots' }, /MAX_VALUE_BYTES/],
     [{ TRUST_PROXY: 'maybe' }, /TRUST_PROXY/],
+    // Set but empty used to fall back to ./data in the working directory, quietly.
+    [{ DATA_DIR: '' }, /DATA_DIR: is set but empty/],
+    [{ PGLITE_SHARED_BUFFERS: 'lots' }, /PGLITE_SHARED_BUFFERS: must be a PostgreSQL size/],
   ])('refuses %j with a message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

@@ -1,0 +1,2 @@
+export function pgliteImageFile(): Promise<string>;
+export function buildPgliteImage(): Promise<string>;

@@ -1,0 +1,166 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { afterAll, expect, it } from 'vitest';
+import { buildPgliteImage } from '../../scripts/pglite-image.mjs';
+import { distEntry } from '../helpers/cli.js';
+import { freePort } from '../helpers/pg-cluster.js';
+import { capturedLogs } from '../helpers/secrets.js';
+import { runServiceToExit, startService } from '../helpers/service-process.js';
+
+/**
+ * What a newcomer sees on a terminal (issue 27): the compiled service (dist/main.js) run
+ * under a pseudo-terminal (util-linux `script`, so stdout.isTTY is true, as for npm start in
+ * a shell), and the refusals that must come before any start-up work.
+ */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.pid) process.kill(-c.pid, 'SIGKILL');
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'secrets-first-run-'));
+  dirs.push(d);
+  return d;
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: terminal colour codes
+const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').replace(/\r/g, '');
+
+/** Runs the service on a pseudo-terminal; `output()` is everything it wrote so far. */
+function onTerminal(env: Record<string, string>) {
+  const child = spawn(
+    'script',
+    ['-qefc', `${JSON.stringify(process.execPath)} ${distEntry('main')}`, '/dev/null'],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', HOST: '127.0.0.1', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true, // its own process group: the test ends script and the service together
+    },
+  );
+  children.push(child);
+  let out = '';
+  const waiters: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      const m = w.re.exec(plain(out));
+      if (m) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      }
+    }
+  };
+  for (const s of [child.stdout, child.stderr])
+    s?.on('data', (d: Buffer) => {
+      out += d.toString();
+      check();
+    });
+  return {
+    output: () => plain(out),
+    waitFor: (re: RegExp) =>
+      new Promise<RegExpExecArray>((resolve) => {
+        waiters.push({ re, resolve });
+        check();
+      }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        if (child.pid) process.kill(-child.pid, 'SIGTERM');
+      }),
+  };
+}
+
+it('on a terminal: one ready banner with the URLs and the token command, one line per request, probes quiet', async () => {
+  const dataDir = await tempDir();
+  await buildPgliteImage(); // npm ci's postinstall made it; a no-op then
+  const port = await freePort();
+  const svc = onTerminal({ DATA_DIR: join(dataDir, 'data'), PORT: String(port) });
+  try {
+    await svc.waitFor(/a token: .*\n/);
+    const base = `http://127.0.0.1:${port}`;
+    for (let i = 0; i < 3; i++) {
+      expect((await fetch(`${base}/health`)).status).toBe(200);
+      expect((await fetch(`${base}/ready`)).status).toBe(200);
+    }
+    expect((await fetch(`${base}/api/secrets/NOPE`)).status).toBe(401);
+    expect((await fetch(`${base}/console/`)).status).toBe(200);
+    // The last request's line is the event to wait for: the lines are written in order.
+    await svc.waitFor(/GET \/console\/ 200/);
+    const out = svc.output();
+    // An empty DATA_DIR: created from the install-time image, with a progress line for the migrations.
+    expect(out).toContain('creating the embedded database from the install-time image...');
+    expect(out).toMatch(/applying \d+ database migrations\.\.\./);
+    expect(out.match(/Secrets service ready at /g)).toHaveLength(1);
+    expect(out).toContain(`Secrets service ready at ${base}\n`);
+    expect(out).toContain(`console: ${base}/console\n`);
+    expect(out).toContain(`a token: DATA_DIR=${join(dataDir, 'data')} npm run -s token -- --sub NAME`);
+    const requestLines = out.split('\n').filter((l) => /\b(GET|POST) \//.test(l));
+    expect(requestLines).toHaveLength(2);
+    expect(requestLines[0]).toMatch(/INFO: GET \/api\/secrets\/NOPE 401 [\d.]+ ms$/);
+    expect(requestLines[1]).toMatch(/INFO: GET \/console\/ 200 [\d.]+ ms$/);
+    expect(out).not.toMatch(/\/health|\/ready/);
+    // No pretty-printed objects spread over several lines (each request took about a dozen).
+    expect(out).not.toMatch(/^\s+(req|res|method|url): /m);
+  } finally {
+    await svc.stop();
+  }
+}, 120_000);
+
+const runService = (env: Record<string, string>) => runServiceToExit({ NODE_ENV: 'development', ...env });
+
+it('a port in use stops start-up at once with exit 98, before keys or a database are made', async () => {
+  const dataDir = join(await tempDir(), 'data');
+  const holder: Server = createServer();
+  const port = await new Promise<number>((resolve) =>
+    holder.listen({ host: '127.0.0.1', port: 0 }, () => resolve((holder.address() as { port: number }).port)),
+  );
+  try {
+    const { code, out } = await runService({ DATA_DIR: dataDir, PORT: String(port) });
+    expect(code).toBe(98);
+    expect(out).toBe(
+      `port ${port} is in use on 127.0.0.1; set PORT to a free port (or stop the process holding it)\n`,
+    );
+    expect(existsSync(dataDir)).toBe(false); // no key generated, no initdb, no migration
+  } finally {
+    holder.close();
+  }
+}, 60_000);
+
+it('DATA_DIR set but empty is a configuration error (exit 78) naming the variable', async () => {
+  const { code, out } = await runService({ DATA_DIR: '' });
+  expect(code).toBe(78);
+  expect(out).toContain('DATA_DIR: is set but empty');
+  expect(out).not.toMatch(/^\s+at /m);
+}, 60_000);
+
+it('the install-time image holds no table, key or canary: a DATA_DIR made from it stores its own canary and serves', async () => {
+  const file = await buildPgliteImage();
+  const pg = new PGlite({ loadDataDir: new Blob([await readFile(file)]) });
+  try {
+    const tables = await pg.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    );
+    expect(tables.rows[0]?.n).toBe(0);
+  } finally {
+    await pg.close();
+  }
+  // Keys live in DATA_DIR/keys, outside the database; the canary is stored on first start
+  // under the key just generated, and the key check passes: /ready answers.
+  const dataDir = join(await tempDir(), 'data');
+  const svc = await startService({ DATA_DIR: dataDir, NODE_ENV: 'development' });
+  try {
+    expect((await fetch(`${svc.url}/ready`)).status).toBe(200);
+  } finally {
+    await svc.kill();
+  }
+  expect(capturedLogs.join('\n')).toContain('creating the embedded database from the install-time image');
+}, 120_000);
