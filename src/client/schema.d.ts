@@ -3045,7 +3045,7 @@ export interface components {
             claims?: {
                 [key: string]: string;
             };
-            scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list")[];
+            scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list" | "secrets:inject")[];
             /** @description The secret keys or PREFIX_* patterns granted; omit for all */
             keys?: string[];
             /** @description Lifetime of the issued credential (default 900) */
@@ -3063,7 +3063,7 @@ export interface components {
             claims?: {
                 [key: string]: string;
             };
-            scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list")[];
+            scopes: ("secrets:read" | "secrets:write" | "secrets:delete" | "secrets:list" | "secrets:inject")[];
             /** @description The secret keys or PREFIX_* patterns granted; omit for all */
             keys?: string[];
             /** @description Lifetime of the issued credential (default 900) */
