@@ -10,6 +10,7 @@ import { distIsStale } from '../scripts/dist-stale.mjs';
 import { mintAdminToken } from '../src/auth/mint.js';
 import { loadConfig } from '../src/config.js';
 import { embeddedBench, renderEmbedded } from './embedded.js';
+import { type IsolationResult, isolationBench, renderIsolation } from './isolation.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import { cpuMs, cpuSplitMs, ROOT, rssMb, runLoad, type Server, sampleRss, startServer } from './procs.js';
 import { renderReplica, replicaBench } from './replica.js';
@@ -43,6 +44,9 @@ import {
  *          --only embedded    PGlite start-up and memory (issue 27): first and later start, RSS after
  *                             start and after --reads N value reads (10,000), against bare PGlite,
  *                             --pairs N; --compare DIR adds another built tree (bench/embedded.ts)
+ *          --only isolation   a benign caller (mixed, 8 connections) alone, then beside hostile and
+ *                             heavy callers, --pairs N turns: its p99 ratio and failures (issue 21;
+ *                             bench/isolation.ts); a benign failure makes the run fail
  */
 const { values: args } = parseArgs({
   options: {
@@ -239,6 +243,34 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 const r2 = (x: number) => Math.round(x * 100) / 100;
+
+/** The benign caller's connections in the isolation part (a serverless-sized client). */
+const ISOLATION_CONNECTIONS = 8;
+
+/** Issue 21: the benign p99 beside hostile and heavy callers, against itself alone (bench/isolation.ts). */
+async function isolation(backend: Backend): Promise<IsolationResult> {
+  const storage = await seeded(backend, settings.seeded);
+  const server = await start(`${backend}-isolation`, SERVICE, storage.env);
+  const hostileToken = mintAdminToken(loadConfig({ ...keys }), keys.JWT_SECRET, {
+    sub: 'hostile',
+    ttlSeconds: 4 * 3600,
+  });
+  try {
+    return await isolationBench({
+      url: server.url,
+      token,
+      hostileToken,
+      seeded: settings.seeded,
+      connections: ISOLATION_CONNECTIONS,
+      seconds: settings.seconds,
+      amount: settings.requests,
+      pairs: smoke ? 1 : Number(args.pairs),
+      log,
+    });
+  } finally {
+    await server.stop();
+  }
+}
 
 async function floorPairs(backend: Backend) {
   const out: Record<string, unknown> = {};
@@ -480,12 +512,34 @@ try {
     const entry: Record<string, unknown> = {};
     (results.backends as Record<string, unknown>)[backend] = entry;
     if (parts.has('floor')) entry.floorPairs = await floorPairs(backend);
+    if (parts.has('isolation')) entry.isolation = await isolation(backend);
     if (parts.has('throughput')) entry.throughput = await throughput(backend);
     if (parts.has('scale')) entry.scale = await scale(backend);
     if (parts.has('soak') && settings.soakSeconds > 0 && backend === 'postgres')
       entry.soak = await soak(backend);
   }
   results.loadavgAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
+  if (parts.has('isolation')) {
+    const all: Record<string, IsolationResult> = {};
+    for (const [b, e] of Object.entries(results.backends as Record<string, { isolation?: IsolationResult }>))
+      if (e.isolation) all[b] = e.isolation;
+    const md = renderIsolation(args.label, all, ISOLATION_CONNECTIONS);
+    process.stdout.write(md);
+    if (!smoke) {
+      await mkdir(join(ROOT, 'bench/results'), { recursive: true });
+      await writeFile(join(ROOT, `bench/results/isolation-${args.label}.md`), md);
+      await writeFile(
+        join(ROOT, `bench/results/isolation-${args.label}.json`),
+        `${JSON.stringify(all, null, 2)}\n`,
+      );
+    }
+    for (const [b, r] of Object.entries(all)) {
+      if (r.benignFailuresUnderLoad > 0) {
+        failed = true;
+        log(`isolation: ${b}: ${r.benignFailuresUnderLoad} benign requests failed beside hostile load`);
+      }
+    }
+  }
   if (parts.has('floor')) {
     const all: Record<string, Record<string, unknown>> = {};
     for (const [b, e] of Object.entries(
@@ -503,9 +557,11 @@ try {
       );
     }
   }
-  if (parts.size === 1 && (parts.has('floor') || parts.has('replica') || parts.has('embedded'))) {
+  if (
+    parts.size === 1 &&
+    (parts.has('floor') || parts.has('replica') || parts.has('embedded') || parts.has('isolation'))
+  ) {
     // The comparison alone: the full results table and files are left as they are.
-    failed = false;
   } else {
     if (args.merge) mergeEarlier(results, JSON.parse(await readFile(args.merge, 'utf8')));
     const table = renderTable(results);
