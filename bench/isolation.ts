@@ -66,7 +66,9 @@ function startHostile(url: string, hostileToken: string, workers = 6, tricklers 
   const count = (k: string) => {
     counts[k] = (counts[k] ?? 0) + 1;
   };
-  const kinds = hostileKinds(hostileToken);
+  // ISOLATION_KINDS=batch,render (name prefixes) narrows the hostile mix, to see which kind costs what.
+  const only = process.env.ISOLATION_KINDS?.split(',').filter(Boolean);
+  const kinds = hostileKinds(hostileToken).filter((k) => !only || only.some((o) => k.name.startsWith(o)));
   let running = true;
   let turn = 0;
   const loops = Array.from({ length: workers }, async () => {
@@ -105,7 +107,7 @@ function startHostile(url: string, hostileToken: string, workers = 6, tricklers 
     const timer = setInterval(() => (s.writable ? s.write('{') : clearInterval(timer)), 500);
     s.on('close', () => clearInterval(timer));
   };
-  for (let i = 0; i < tricklers; i++) trickle();
+  if (!only || only.includes('trickle')) for (let i = 0; i < tricklers; i++) trickle();
   return {
     async stop(): Promise<Record<string, number>> {
       running = false;
