@@ -1,8 +1,7 @@
 import { useState } from 'preact/hooks';
+import { SCOPES, ScopeChecks } from './access-keys';
 import { enc, request, type TrustPolicy } from './api';
 import { ErrorBox, Loading, Notice, usePage, When } from './ui';
-
-const SCOPES = ['secrets:read', 'secrets:list', 'secrets:write', 'secrets:delete', 'secrets:inject'] as const;
 
 /**
  * Workload identity: the OIDC trust policies under which a CI job or a Kubernetes pod trades
@@ -200,15 +199,7 @@ function CreateTrust({ onCreated }: { onCreated: (t: TrustPolicy) => void }) {
             spellcheck={false}
           />
         </label>
-        <fieldset>
-          <legend>Scopes granted</legend>
-          {SCOPES.map((s) => (
-            <label class="check" key={s}>
-              <input type="checkbox" name={s} defaultChecked={s === 'secrets:read'} />
-              {s}
-            </label>
-          ))}
-        </fieldset>
+        <ScopeChecks legend="Scopes granted" />
         <label>
           Secret keys granted (optional: names or PREFIX_* patterns, separated by commas)
           <input name="keys" placeholder="SHOP_*" autocomplete="off" />

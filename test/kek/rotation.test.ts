@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { sealValue } from '../../src/crypto/envelope.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
+import { bearer, createAccessKey } from '../helpers/access-keys.js';
 import {
   backend,
   createTestApp,
@@ -17,7 +18,6 @@ import {
   type TestApp,
   testDatabaseUrl,
 } from '../helpers/app.js';
-import { bearer, createAccessKey } from '../helpers/access-keys.js';
 import { distEntry } from '../helpers/cli.js';
 import { secretValue } from '../helpers/secrets.js';
 
