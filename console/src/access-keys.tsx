@@ -2,7 +2,28 @@ import { useState } from 'preact/hooks';
 import { type AccessKey, enc, q, request } from './api';
 import { copyText, ErrorBox, Loading, localToIso, Notice, Pager, usePage, When } from './ui';
 
-const SCOPES = ['secrets:read', 'secrets:list', 'secrets:write', 'secrets:delete', 'secrets:inject'] as const;
+export const SCOPES = [
+  'secrets:read',
+  'secrets:list',
+  'secrets:write',
+  'secrets:delete',
+  'secrets:inject',
+] as const;
+
+/** The scope checkboxes (secrets:read checked), shared with the trust-policy form's grant. */
+export function ScopeChecks({ legend }: { legend: string }) {
+  return (
+    <fieldset>
+      <legend>{legend}</legend>
+      {SCOPES.map((s) => (
+        <label class="check" key={s}>
+          <input type="checkbox" name={s} defaultChecked={s === 'secrets:read'} />
+          {s}
+        </label>
+      ))}
+    </fieldset>
+  );
+}
 
 /** Access keys: create (token shown once), list with last use, revoke. */
 export function AccessKeysPage() {
@@ -177,15 +198,7 @@ function CreateAccessKey({ onCreated }: { onCreated: (k: AccessKey & { token: st
           Name
           <input name="name" required maxLength={128} placeholder="ci-deploy" autocomplete="off" />
         </label>
-        <fieldset>
-          <legend>Scopes</legend>
-          {SCOPES.map((s) => (
-            <label class="check" key={s}>
-              <input type="checkbox" name={s} defaultChecked={s === 'secrets:read'} />
-              {s}
-            </label>
-          ))}
-        </fieldset>
+        <ScopeChecks legend="Scopes" />
         <label>
           Secret keys (optional: names or PREFIX_* patterns, separated by commas)
           <input name="keys" placeholder="STRIPE_*, DATABASE_URL" autocomplete="off" />

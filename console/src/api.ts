@@ -16,6 +16,7 @@ export type SecretMeta = Schemas['SecretMetadata'];
 export type VersionMeta = Schemas['SecretVersion'];
 export type AccessKey = Schemas['AccessKey'];
 export type AuditEntry = Schemas['AuditEntry'];
+export type TrustPolicy = Schemas['TrustPolicy'];
 /** An error body as it may arrive (a proxy's or a network failure's may lack fields). */
 export type ErrorBody = Partial<Schemas['ErrorResponse']>;
 

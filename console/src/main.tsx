@@ -7,11 +7,13 @@ import { KeysPage } from './keys';
 import { navigate, onLinkClick, type Page, pageUrl, useRoute } from './route';
 import { SecretsPage } from './secrets';
 import { SignIn } from './sign-in';
+import { TrustsPage } from './trusts';
 import './style.css';
 
 const PAGES: { id: Page; label: string }[] = [
   { id: 'secrets', label: 'Secrets' },
   { id: 'access-keys', label: 'Access keys' },
+  { id: 'trusts', label: 'Workload identity' },
   { id: 'audit', label: 'Audit log' },
   { id: 'keys', label: 'Encryption keys' },
 ];
@@ -83,6 +85,7 @@ function App() {
           <SecretsPage opened={route.key} onOpen={(key) => navigate(pageUrl('secrets', key))} />
         )}
         {page === 'access-keys' && <AccessKeysPage />}
+        {page === 'trusts' && <TrustsPage />}
         {page === 'audit' && (
           <AuditPage query={route.query} onFilter={(query) => navigate(pageUrl('audit', null, query))} />
         )}

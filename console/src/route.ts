@@ -1,13 +1,13 @@
 import { useEffect, useState } from 'preact/hooks';
 
 /**
- * The console's URLs: /console/secrets[/KEY], /console/access-keys, /console/audit?filters,
- * /console/keys. Back, reload and a pasted link land on the same view. Written here (the
- * History API and one popstate listener) rather than taken from a router package: five
- * fixed paths with one parameter need no route matching, and the bundle stays small.
+ * The console's URLs: /console/secrets[/KEY], /console/access-keys, /console/trusts,
+ * /console/audit?filters, /console/keys. Back, reload and a pasted link land on the same
+ * view. Written here (the History API and one popstate listener) rather than taken from a
+ * router package: six fixed paths with one parameter need no route matching, and the bundle stays small.
  */
-export type Page = 'secrets' | 'access-keys' | 'audit' | 'keys';
-const PAGES: readonly Page[] = ['secrets', 'access-keys', 'audit', 'keys'];
+export type Page = 'secrets' | 'access-keys' | 'trusts' | 'audit' | 'keys';
+const PAGES: readonly Page[] = ['secrets', 'access-keys', 'trusts', 'audit', 'keys'];
 
 export interface Route {
   page: Page;

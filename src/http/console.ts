@@ -76,6 +76,7 @@ export async function consoleRoutes(
     '/console/secrets',
     '/console/secrets/:key',
     '/console/access-keys',
+    '/console/trusts',
     '/console/audit',
     '/console/keys',
   ])

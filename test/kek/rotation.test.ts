@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { sealValue } from '../../src/crypto/envelope.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
+import { bearer, createAccessKey } from '../helpers/access-keys.js';
 import {
   backend,
   createTestApp,
@@ -215,6 +216,75 @@ it('a rewrap killed midway (SIGKILL) leaves every value readable, and a second r
   // A has left the ring and holds no rows: only B remains to report.
   expect(final.kids).toEqual([{ kid: 'B', rows: 80, active: true, inKeyring: true }]);
   await expectAllReadable(b, expected);
+}, 90_000);
+
+it('a write-only secret is rewrapped like any other: rows under B, still write-only, reveal 403, export to secrets:inject unchanged', async () => {
+  const v1 = secretValue('wo1');
+  const v2 = secretValue('wo2');
+  const a = await appWith(RING_A);
+  expect(
+    (await call(a, 'POST', '/api/secrets', { key: 'ROT_WO', value: v1, isWriteOnly: true })).statusCode,
+  ).toBe(201);
+  expect((await call(a, 'PUT', '/api/secrets/ROT_WO', { value: v2 })).statusCode).toBe(200);
+  await closeApp(a);
+
+  const kidsOf = async (t: TestApp) =>
+    (
+      await t.db.query<{ version: number; kid: string }>(
+        `SELECT v.version, v.kid FROM secret_versions v JOIN secrets s ON s.id = v.secret_id
+         WHERE s.key = 'ROT_WO' ORDER BY v.version`,
+      )
+    ).map((r) => `${r.version}:${r.kid}`);
+  const expectWriteOnly = async (t: TestApp) => {
+    const meta = await call(t, 'GET', '/api/secrets?prefix=ROT_WO');
+    expect(meta.json().secrets).toMatchObject([{ key: 'ROT_WO', isWriteOnly: true }]);
+    const flag = await t.db.query<{ write_only: boolean }>(
+      `SELECT write_only FROM secrets WHERE key = 'ROT_WO'`,
+    );
+    expect(flag).toEqual([{ write_only: true }]);
+    for (const url of ['/api/secrets/ROT_WO', '/api/secrets/ROT_WO?version=1']) {
+      const reveal = await call(t, 'GET', url);
+      expect(reveal.statusCode, url).toBe(403);
+      expect(reveal.json().error).toBe('FORBIDDEN');
+      expect(reveal.body).not.toContain(v1);
+      expect(reveal.body).not.toContain(v2);
+    }
+  };
+  const exported = async (t: TestApp, token: string) => {
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/api/secrets/export?format=json&prefix=ROT_WO',
+      headers: bearer(token),
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json();
+  };
+
+  const b = await appWith(RING_AB);
+  expect(await kidsOf(b)).toEqual(['1:A', '2:A']);
+  const injector = await createAccessKey(b, { scopes: ['secrets:read', 'secrets:inject'] });
+  expect(await exported(b, injector.token)).toEqual({ ROT_WO: v2 });
+
+  const rewrap = await call(b, 'POST', '/api/keys/rewrap');
+  expect(rewrap.statusCode).toBe(200);
+  expect(rewrap.json()).toMatchObject({ activeKid: 'B', rewrapped: 2, failed: 0, remaining: 0 });
+  expect(await kidsOf(b)).toEqual(['1:B', '2:B']);
+  await expectWriteOnly(b);
+  expect(await exported(b, injector.token)).toEqual({ ROT_WO: v2 });
+  // The rewrap's audit row names the secret and carries no value.
+  const rotated = await b.db.query<{ key: string; outcome: string }>(
+    `SELECT key, outcome FROM audit_log WHERE action = 'secret.rotate'`,
+  );
+  expect(rotated).toEqual([{ key: 'ROT_WO', outcome: 'success' }]);
+  const auditText = JSON.stringify(await b.db.query('SELECT * FROM audit_log'));
+  expect(auditText).not.toContain(v1);
+  expect(auditText).not.toContain(v2);
+  await closeApp(b);
+
+  // Kid A has left the ring: the same key still receives the same value, and only that way.
+  const c = await appWith(RING_B);
+  await expectWriteOnly(c);
+  expect(await exported(c, injector.token)).toEqual({ ROT_WO: v2 });
 }, 90_000);
 
 it('bad rewrap requests are 400 and change nothing', async () => {

@@ -480,6 +480,76 @@ describe('web console', { timeout: 240_000 }, () => {
     await page.close();
   });
 
+  it('creates a workload identity trust policy from the form, shows API errors, and deletes it with a typed confirmation', async () => {
+    // The API reads the issuer's discovery document only at exchange time, never at creation,
+    // so an https issuer nobody serves is fine here.
+    const name = `gh-${Math.random().toString(36).slice(2, 8)}`;
+    const page = await openConsole();
+    await signInWithToken(page);
+    await page.getByRole('link', { name: 'Workload identity', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Workload identity' }).waitFor();
+    await eventually(async () => page.url()).toBe(`${server.url}/console/trusts`);
+    await page.getByText('New trust policy').click();
+    await page.getByLabel('Name', { exact: true }).fill(name);
+    await page.getByLabel(/^Issuer/).fill('http://issuer.example.com');
+    await page.getByLabel(/^Audiences/).fill('https://secrets.example.com, ci');
+    await page.getByLabel(/^Subject/).fill('repo:acme/shop:ref:refs/heads/main');
+    await page.getByLabel(/^Claim bindings/).fill('repository_id=123456789\nenvironment=prod');
+    await page.getByLabel('secrets:inject').check();
+    await page.getByLabel(/^Secret keys granted/).fill('SHOP_*');
+    await page.getByLabel(/^Lifetime/).fill('600');
+    await page.getByRole('button', { name: 'Create trust policy' }).click();
+    // The API's own refusal, shown as it is, and nothing created.
+    await page.getByText('issuer must be an https:// URL').waitFor();
+    await page.getByText(/What to do: Use the https issuer URL/).waitFor();
+    expect((await api('GET', `/api/auth/trusts/${name}`)).status).toBe(404);
+    await expectAccessible(page, 'trust policies with an error');
+
+    await page.getByLabel(/^Issuer/).fill('https://token.actions.githubusercontent.com');
+    await page.getByRole('button', { name: 'Create trust policy' }).click();
+    await page.getByText(`Trust policy ${name} has been created.`).waitFor();
+    const row = page.getByRole('row', { name: new RegExp(name) });
+    await eventually(() => row.textContent()).toContain('https://token.actions.githubusercontent.com');
+    const text = (await row.textContent()) ?? '';
+    for (const part of [
+      'https://secrets.example.com, ci',
+      'repo:acme/shop:ref:refs/heads/main',
+      'repository_id=123456789',
+      'environment=prod',
+      'secrets:read, secrets:inject',
+      'SHOP_*',
+      '10 min',
+    ])
+      expect(text).toContain(part);
+    const listed = (await api('GET', '/api/auth/trusts')).body.trusts as Record<string, unknown>[];
+    expect(listed.find((t) => t.name === name)).toMatchObject({
+      issuer: 'https://token.actions.githubusercontent.com',
+      audiences: ['https://secrets.example.com', 'ci'],
+      subject: 'repo:acme/shop:ref:refs/heads/main',
+      claims: { repository_id: '123456789', environment: 'prod' },
+      scopes: ['secrets:read', 'secrets:inject'],
+      keys: ['SHOP_*'],
+      ttlSeconds: 600,
+    });
+    await expectAccessible(page, 'trust policies');
+    // A reload keeps the view (its own URL).
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Workload identity' }).waitFor();
+
+    await page.getByRole('button', { name: `Delete ${name}` }).click();
+    const confirm = page.getByLabel(`Type ${name} to delete it`);
+    const del = page.getByRole('button', { name: 'Delete trust policy' });
+    await confirm.fill(name.slice(0, -1));
+    expect(await del.isDisabled()).toBe(true);
+    await expectAccessible(page, 'delete trust confirmation');
+    await confirm.fill(name);
+    await del.click();
+    await page.getByText(`Trust policy ${name} has been deleted.`).waitFor();
+    await eventually(() => page.getByRole('row', { name: new RegExp(name) }).count()).toBe(0);
+    expect((await api('GET', `/api/auth/trusts/${name}`)).status).toBe(404);
+    await page.close();
+  });
+
   it('filters the audit log and verifies the chain', async () => {
     const key = uniqueKey('AUDIT');
     expect((await api('POST', '/api/secrets', { key, value: secretValue() })).status).toBe(201);
@@ -538,6 +608,7 @@ describe('web console', { timeout: 240_000 }, () => {
     await page.getByRole('heading', { level: 1, name: 'Access keys' }).waitFor();
     for (const [nav, heading] of [
       ['Access keys', 'Access keys'],
+      ['Workload identity', 'Workload identity'],
       ['Audit log', 'Audit log'],
       ['Encryption keys', 'Encryption keys'],
     ] as const) {
