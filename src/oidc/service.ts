@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
+import type { z } from 'zod';
 import { hashToken } from '../access-keys/token.js';
 import { withOutcome } from '../audit/outcome.js';
 import type { AuditTrail } from '../audit/trail.js';
@@ -15,6 +16,7 @@ import {
   DEFAULT_TTL_SECONDS,
   type TrustInput,
   type tokenExchangeBody,
+  type trustView,
 } from './schemas.js';
 import { newWorkloadToken, WORKLOAD_TOKEN_PATTERN } from './token.js';
 
@@ -23,20 +25,8 @@ export const ACCEPTED_ALGORITHMS = ['RS256', 'ES256', 'EdDSA', 'Ed25519'];
 /** Clock skew allowed on exp, nbf and iat. */
 export const CLOCK_SKEW_SECONDS = 60;
 
-export interface TrustView {
-  id: string;
-  name: string;
-  issuer: string;
-  audiences: string[];
-  subject: string;
-  claims: Record<string, string>;
-  scopes: string[];
-  keys: string[] | null;
-  ttlSeconds: number;
-  createdBy: string;
-  createdAt: string;
-  updatedAt: string;
-}
+/** A trust policy as the API shows it (the zod schema is its one definition). */
+export type TrustView = z.output<typeof trustView>;
 
 const toView = (r: TrustRow): TrustView => ({
   id: r.id,
