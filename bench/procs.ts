@@ -35,11 +35,12 @@ export async function startServer(
   nodeArgs: string[],
   env: Record<string, string>,
   logFile: string,
+  cwd: string = ROOT,
 ): Promise<Server> {
   const port = await freePort();
   const out = openSync(logFile, 'a');
   const child: ChildProcess = spawn(process.execPath, nodeArgs, {
-    cwd: ROOT,
+    cwd,
     env: { PATH: process.env.PATH ?? '', ...env, HOST: '127.0.0.1', PORT: String(port) },
     stdio: ['ignore', out, out],
   });

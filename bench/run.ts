@@ -36,7 +36,10 @@ import {
  *                             floor, read and mixed 90/10, --pairs N alternating pairs (default 3),
  *                             ratios of throughput, p99, PostgreSQL CPU and service CPU per request,
  *                             and the audit batch sizes; --label names the markdown it writes;
- *                             --skip-build reuses dist/ as it is
+ *                             --skip-build reuses dist/ as it is; --compare DIR adds another built
+ *                             tree (e.g. an older commit's worktree) to every pair, measured in
+ *                             turn with this tree and the floor (order alternating by pair), so a
+ *                             regression is judged on same-run ratios, not on runs at other loads
  *          --only replica     read replicas (issue 14): three instances on one primary vs three that
  *                             also read from an asynchronous replica, read and mixed, --pairs N;
  *                             ratio, replica share of reads, lag seen, PostgreSQL CPU per request
@@ -158,8 +161,31 @@ async function seeded(backend: Backend, rows: number): Promise<Storage> {
   return s;
 }
 
-async function start(name: string, nodeArgs: readonly string[], env: Record<string, string>) {
-  const server = await startServer(name, [...nodeArgs], env, join(logDir, `${name}.log`));
+/**
+ * Storage seeded by another tree's own harness (`--compare DIR`): its migrations, so an older
+ * build does not meet migrations it does not know.
+ */
+async function seededIn(root: string, backend: Backend): Promise<Storage> {
+  const st = (await import(join(root, 'bench/storage.ts'))) as typeof import('./storage.js');
+  const sd = (await import(join(root, 'bench/seed.ts'))) as typeof import('./seed.js');
+  const s = await st.createStorage(backend, keys);
+  cleanups.push(() => s.drop());
+  const rt = await s.open();
+  try {
+    await sd.seed(rt.db, rt.keyring, 0, settings.seeded);
+  } finally {
+    await rt.close();
+  }
+  return s;
+}
+
+async function start(
+  name: string,
+  nodeArgs: readonly string[],
+  env: Record<string, string>,
+  cwd: string = ROOT,
+) {
+  const server = await startServer(name, [...nodeArgs], env, join(logDir, `${name}.log`), cwd);
   cleanups.push(() => server.stop());
   return server;
 }
@@ -275,11 +301,16 @@ async function isolation(backend: Backend): Promise<IsolationResult> {
 async function floorPairs(backend: Backend) {
   const out: Record<string, unknown> = {};
   for (const scenario of ['read', 'mixed'] as const) {
-    const targets = { service: SERVICE, floor: ['--import', 'tsx', 'bench/targets/floor.ts'] };
+    const targets: Record<string, readonly string[]> = {
+      service: SERVICE,
+      ...(args.compare ? { compare: ['dist/main.js'] } : {}),
+      floor: ['--import', 'tsx', 'bench/targets/floor.ts'],
+    };
     const servers: Record<string, Server> = {};
     const appNames: Record<string, string> = {};
     for (const [name, entry] of Object.entries(targets)) {
-      const storage = await seeded(backend, settings.seeded);
+      const storage =
+        name === 'compare' ? await seededIn(args.compare!, backend) : await seeded(backend, settings.seeded);
       // BENCH_SERVICE_ENV (JSON): extra settings for the service only, e.g. {"AUDIT_SEAL_INTERVAL_MS":"0"}.
       const env: Record<string, string> = {
         ...storage.env,
@@ -299,12 +330,18 @@ async function floorPairs(backend: Backend) {
         name === 'service' && process.env.BENCH_PROFILE_DIR
           ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
           : [];
-      servers[name] = await start(`${backend}-pairs-${scenario}-${name}`, [...profile, ...entry], env);
+      servers[name] = await start(
+        `${backend}-pairs-${scenario}-${name}`,
+        [...profile, ...entry],
+        env,
+        name === 'compare' ? args.compare : ROOT,
+      );
     }
     const pairs: Record<string, unknown>[] = [];
     for (let i = 0; i < Number(args.pairs); i++) {
       const pair: Record<string, Measured & { pgCpuUsPerReq: number | null }> = {};
-      for (const name of ['service', 'floor']) {
+      const names = Object.keys(targets);
+      for (const name of args.compare && i % 2 === 1 ? names.reverse() : names) {
         const seen = new Map<number, number>();
         const pg0 = backend === 'postgres' ? await backendCpu(appNames[name]!, seen) : 0;
         const m = await measure(servers[name]!, {
@@ -324,6 +361,7 @@ async function floorPairs(backend: Backend) {
       }
       const s = pair.service!;
       const f = pair.floor!;
+      const c = pair.compare;
       pairs.push({
         service: s,
         floor: f,
@@ -331,6 +369,15 @@ async function floorPairs(backend: Backend) {
         p99: r2(s.p99 / Math.max(1, f.p99)),
         serviceCpu: r2(s.cpuUsPerReq / Math.max(1, f.cpuUsPerReq)),
         pgCpu: s.pgCpuUsPerReq !== null && f.pgCpuUsPerReq ? r2(s.pgCpuUsPerReq / f.pgCpuUsPerReq) : null,
+        ...(c
+          ? {
+              compare: c,
+              compareThroughput: r2(c.rps / Math.max(1, f.rps)),
+              compareServiceCpu: r2(c.cpuUsPerReq / Math.max(1, f.cpuUsPerReq)),
+              // This tree's service CPU per request over the compared tree's, same pair.
+              cpuVsCompare: r2(s.cpuUsPerReq / Math.max(1, c.cpuUsPerReq)),
+            }
+          : {}),
       });
     }
     for (const srv of Object.values(servers)) await srv.stop();
@@ -354,6 +401,13 @@ async function floorPairs(backend: Backend) {
         p99: r2(median(col('p99'))),
         serviceCpu: r2(median(col('serviceCpu'))),
         pgCpu: col('pgCpu').length ? r2(median(col('pgCpu'))) : null,
+        ...(args.compare
+          ? {
+              compareThroughput: r2(median(col('compareThroughput'))),
+              compareServiceCpu: r2(median(col('compareServiceCpu'))),
+              cpuVsCompare: r2(median(col('cpuVsCompare'))),
+            }
+          : {}),
       },
       batches,
     };
@@ -381,6 +435,10 @@ function renderPairs(label: string, all: Record<string, Record<string, unknown>>
       lines.push(
         `| ${backend} | ${scenario} | ${x.median.throughput} x | ${x.median.p99} x | ${x.median.pgCpu ?? 'in process'}${x.median.pgCpu === null ? '' : ' x'} | ${x.median.serviceCpu} x | ${Math.round(median(x.pairs.map((p) => p.service.rps)))} | ${Math.round(median(x.pairs.map((p) => p.floor.rps)))} | ${b ? `${r2(b.rows / Math.max(1, b.batches))}, ${b.maxRows}, ${b.batches}` : 'n/a'} |`,
       );
+      if (x.median.compareThroughput !== undefined)
+        lines.push(
+          `| ${backend} | ${scenario}, ${args.compare} | ${x.median.compareThroughput} x | | | ${x.median.compareServiceCpu} x | | | this tree's service CPU / req: ${x.median.cpuVsCompare} x the compared tree's |`,
+        );
     }
   }
   return `${lines.join('\n')}\n`;
