@@ -18,8 +18,7 @@ import { auditRoutes } from './audit/routes.js';
 import { createAuditSealer } from './audit/sealer.js';
 import { createAuditTrail } from './audit/trail.js';
 import { type AuditWriter, createAuditWriter } from './audit/writer.js';
-import { callerOf } from './auth/caller.js';
-import { installGuard } from './auth/guard.js';
+import { documentSecurity, installGuard } from './auth/guard.js';
 import { jwtAlgorithm, jwtPlugin } from './auth/jwt.js';
 import { loginRoutes } from './auth/login.js';
 import { whoamiRoutes } from './auth/whoami-routes.js';
@@ -29,13 +28,13 @@ import type { Database } from './db/database.js';
 import type { ReadRouting } from './db/read-replicas.js';
 import { errors } from './errors.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
-import { type BulkGate, createBulkGate } from './http/bulk-gate.js';
 import { consoleRoutes } from './http/console.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { metricsPlugin } from './http/metrics.js';
-import { documentSecurity, openapiPlugin } from './http/openapi.js';
+import { openapiPlugin } from './http/openapi.js';
 import { operationsRoutes } from './http/operations.js';
 import { createLimits } from './http/rate-limits.js';
+import { callerOf } from './identity/caller.js';
 import { createKekRepository } from './kek/repository.js';
 import { kekRoutes } from './kek/routes.js';
 import { createKekService } from './kek/service.js';
@@ -46,6 +45,7 @@ import { tokenExchangeRoutes, trustRoutes } from './oidc/routes.js';
 import { createOidcService } from './oidc/service.js';
 import { batchRoutes } from './secrets/batch-routes.js';
 import { createBatchService } from './secrets/batch-service.js';
+import { type BulkGate, createBulkGate } from './secrets/bulk-gate.js';
 import { createBulkRepository } from './secrets/bulk-repository.js';
 import { bulkRoutes } from './secrets/bulk-routes.js';
 import { createBulkService } from './secrets/bulk-service.js';
@@ -59,7 +59,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The group-committed audit writer (its batch statistics feed the benchmark report). */
     auditWriter: AuditWriter;
-    /** Per-caller and pool-share bounds of the bulk routes (src/http/bulk-gate.ts). */
+    /** Per-caller and pool-share bounds of the bulk routes (src/secrets/bulk-gate.ts). */
     bulkGate: BulkGate;
   }
 }

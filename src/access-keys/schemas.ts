@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { SCOPES } from '../auth/actor.js';
 import { isoDateTime } from '../dates.js';
 import { storable } from '../http/schemas.js';
+import { SCOPES } from '../identity/actor.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
 
 /** Request and response schemas of /api/access-keys (they also generate the OpenAPI document). */

@@ -1,9 +1,9 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { AuditTrail } from '../audit/trail.js';
-import type { Actor, Scope } from '../auth/actor.js';
-import type { Caller } from '../auth/caller.js';
 import type { Database } from '../db/database.js';
 import { errors } from '../errors.js';
+import type { Actor, Scope } from '../identity/actor.js';
+import type { Caller } from '../identity/caller.js';
 import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
 import type { AccessKeyRow, AccessKeysRepository } from './repository.js';
 import { hashToken, newToken, TOKEN_PATTERN, tokenPrefix } from './token.js';

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { Caller } from '../auth/caller.js';
 import type { Database, Queryable, Transaction } from '../db/database.js';
 import type { ReadRouting } from '../db/read-replicas.js';
+import type { Caller } from '../identity/caller.js';
 import type { AuditAction, AuditEntry } from './entry.js';
 import { type AuditOutcome, outcomeOf } from './outcome.js';
 import type { AuditRepository } from './repository.js';

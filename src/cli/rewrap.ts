@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { systemCaller } from '../auth/caller.js';
 import { loadConfig } from '../config.js';
 import { loadMigrations, migrate } from '../db/migrate.js';
+import { systemCaller } from '../identity/caller.js';
 import { checkKeyring } from '../kek/key-check.js';
 import { createKekRepository } from '../kek/repository.js';
 import { createKekService } from '../kek/service.js';

@@ -2,9 +2,9 @@ import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { callerOf } from '../auth/caller.js';
 import { AppError } from '../errors.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
+import { callerOf } from '../identity/caller.js';
 import { tokenExchangeBody, tokenExchangeResponse, trustBody, trustParams, trustView } from './schemas.js';
 import type { OidcService } from './service.js';
 

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import { outcomeOf, withOutcome } from '../audit/outcome.js';
 import type { AuditTrail, ReadOutcome, Touched } from '../audit/trail.js';
-import type { Caller } from '../auth/caller.js';
-import { maySee } from '../auth/visibility.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
 import { AppError, errors } from '../errors.js';
+import type { Caller } from '../identity/caller.js';
+import { maySee } from '../identity/visibility.js';
 import { MAX_BATCH } from './batch-schemas.js';
 import type { BulkRepository, ValueRow } from './bulk-repository.js';
 import { dotenvUnrepresentable, type ExportedSecrets, toDotenv } from './export-format.js';

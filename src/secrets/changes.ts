@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { AuditAction } from '../audit/entry.js';
 import type { AuditOutcome } from '../audit/outcome.js';
 import { auditEntry } from '../audit/trail.js';
-import type { Caller } from '../auth/caller.js';
 import { sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Queryable } from '../db/database.js';
 import { errors } from '../errors.js';
+import type { Caller } from '../identity/caller.js';
 import type { Alongside, SecretPatch, SecretRow, SecretsRepository } from './repository.js';
 
 /**

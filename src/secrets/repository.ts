@@ -1,10 +1,10 @@
 import type { AuditEntry } from '../audit/entry.js';
 import { auditRowCte, createAuditRepository } from '../audit/repository.js';
 import { LAST_USED_STAMP_SECONDS } from '../audit/writer.js';
-import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { SealedValue } from '../crypto/envelope.js';
 import { type Queryable, shapeName } from '../db/database.js';
 import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
+import { type Visibility, visibilitySql } from '../identity/visibility.js';
 
 /** SQL only: no rules, no crypto. Every method takes the Queryable to run on (pool or transaction). */
 

@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
 import { outcomeOf, withOutcome } from '../audit/outcome.js';
 import type { AuditTrail, ReadOutcome } from '../audit/trail.js';
-import type { Caller } from '../auth/caller.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Queryable, Transaction } from '../db/database.js';
 import type { ReadRouting, ReadTarget } from '../db/read-replicas.js';
 import type { CryptoColumns } from '../db/sealed-columns.js';
 import { errors } from '../errors.js';
+import type { Caller } from '../identity/caller.js';
 import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
 import type { ChangeRequest, Changes, CreateRequest } from './changes.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
