@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
-import { AppError } from '../errors.js';
+import { errors } from '../errors.js';
 import type { AuditEntry } from './entry.js';
 import { AUDIT_COLUMNS, entryParams } from './repository.js';
 
@@ -74,23 +74,13 @@ export const rowSpecific = (err: unknown): boolean => {
   return typeof code === 'string' && /^(22|23|54)[0-9A-Z]{3}$/.test(code);
 };
 
-/** The rows could not be committed: the request fails closed (503) and returns nothing. */
-export const auditUnavailable = () =>
-  new AppError(
-    503,
-    'SERVICE_UNAVAILABLE',
-    'Service unavailable: the audit trail could not be written, so nothing was returned',
-    'Retry after the Retry-After delay',
-    { 'retry-after': '2' },
-  );
-
 /**
  * How stale the stored lastUsed stamp in `secrets` may get before a read rewrites it. The
  * second-exact lastUsedAt/lastUsedBy is the newest success read in the audit trail at or
  * after the stamp (the list query, src/secrets/repository.ts), so the stamp only bounds that
  * lookup to the last minute's partitions: a secret read all the time costs one UPDATE a
- * minute instead of one a second. Measured (private PostgreSQL, pg_stat_statements): the
- * batch statement took 1.28 ms per batch with the per-second stamp and 0.32 ms without it.
+ * minute instead of one a second (the measurement: docs/benchmarks.md, "Figures behind
+ * design choices").
  */
 export const LAST_USED_STAMP_SECONDS = 60;
 
@@ -259,7 +249,7 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: A
         },
         'audit batch failed; its requests fail closed',
       );
-      const failure = auditUnavailable();
+      const failure = errors.auditUnavailable();
       for (const w of batch) w.reject(failure);
     }
   }

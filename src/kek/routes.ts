@@ -2,31 +2,22 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/trail.js';
-import { errorResponses } from '../http/schemas.js';
+import { errorResponses, strictBody } from '../http/schemas.js';
 import type { Caller } from '../identity/caller.js';
 import type { KekService, RewrapOptions } from './service.js';
 
 /** Admin endpoints for key rotation. HTTP only; the guard comes from the enclosing scope. */
 
 const BATCH_MESSAGE = 'batchSize must be a whole number from 1 to 5000';
-const rewrapBody = z
-  .strictObject(
-    {
-      batchSize: z
-        .number({ error: BATCH_MESSAGE })
-        .int({ error: BATCH_MESSAGE })
-        .min(1, { error: BATCH_MESSAGE })
-        .max(5000, { error: BATCH_MESSAGE })
-        .optional()
-        .meta({ description: 'Rows per batch (each batch is one short transaction)', default: 500 }),
-    },
-    {
-      error: (iss) =>
-        iss.code === 'unrecognized_keys'
-          ? `Unknown field(s): ${iss.keys.join(', ')}`
-          : 'Request body must be a JSON object',
-    },
-  )
+const rewrapBody = strictBody({
+  batchSize: z
+    .number({ error: BATCH_MESSAGE })
+    .int({ error: BATCH_MESSAGE })
+    .min(1, { error: BATCH_MESSAGE })
+    .max(5000, { error: BATCH_MESSAGE })
+    .optional()
+    .meta({ description: 'Rows per batch (each batch is one short transaction)', default: 500 }),
+})
   // No body at all (curl -X POST) arrives as null: it means "the defaults".
   .nullish()
   .meta({ id: 'RewrapRequest' });

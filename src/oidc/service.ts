@@ -105,7 +105,7 @@ const refuse = (reason: string, status: 400 | 401 | 403, message: string, next: 
     status === 400
       ? errors.invalidInput(message, next)
       : status === 401
-        ? new AppError(401, 'AUTH_UNAUTHORIZED', message, next)
+        ? errors.unauthorized(message, next)
         : errors.denied(message, next);
   return new Refusal(reason, err);
 };
@@ -470,9 +470,7 @@ export function createOidcService(deps: {
         );
       }
       if (row.expired) {
-        throw new AppError(
-          401,
-          'AUTH_UNAUTHORIZED',
+        throw errors.unauthorized(
           `Invalid token: the workload token expired at ${row.expires_at.toISOString()}`,
           'Exchange a fresh ID token (secrets run --oidc does it for you)',
         );

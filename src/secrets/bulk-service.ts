@@ -3,7 +3,7 @@ import { outcomeOf, withOutcome } from '../audit/outcome.js';
 import type { AuditTrail, ReadOutcome, Touched } from '../audit/trail.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
-import { AppError, errors } from '../errors.js';
+import { errors } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
 import { maySee } from '../identity/visibility.js';
 import { MAX_BATCH } from './batch-schemas.js';
@@ -21,7 +21,7 @@ import { renderedBytes, renderTemplate, templateReferences } from './template.js
 
 /**
  * Counts `n` values against the caller's read limit (READ_RATE_LIMIT), or throws 429. Called
- * inside the read's transaction, so a refused read leaves no "success" audit row.
+ * before the values are returned, so a refused read leaves no "success" audit row.
  */
 export type Charge = (n: number) => Promise<void>;
 
@@ -205,12 +205,7 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
         // Counted as references resolve, before anything is built (MAX_RENDER_BYTES).
         const size = renderedBytes(template, opened.values, maxRenderBytes);
         if (size > maxRenderBytes) {
-          const error = new AppError(
-            413,
-            'PAYLOAD_TOO_LARGE',
-            `The rendered template would exceed ${maxRenderBytes} bytes (MAX_RENDER_BYTES)${size > maxRenderBytes * 2 ? '' : `: ${size} bytes`}`,
-            'Reference fewer or smaller secrets per template, or render it in parts',
-          );
+          const error = errors.renderTooLarge(maxRenderBytes, size);
           return { ok: false, error, touched: withheld(opened.touched) };
         }
         return { ok: true, result: renderTemplate(template, opened.values), touched: opened.touched };
