@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { isoDateTime } from '../dates.js';
-import { storable, strictBody } from '../http/schemas.js';
 import { SCOPES } from '../identity/actor.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
+import { storable, strictBody } from '../zod-fields.js';
 
 /** Request and response schemas of /api/access-keys (they also generate the OpenAPI document). */
 

@@ -2,8 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/trail.js';
-import { errorResponses, strictBody } from '../http/schemas.js';
+import { errorResponses } from '../http/schemas.js';
 import type { Caller } from '../identity/caller.js';
+import { strictBody } from '../zod-fields.js';
 import type { KekService, RewrapOptions } from './service.js';
 
 /** Admin endpoints for key rotation. HTTP only; the guard comes from the enclosing scope. */

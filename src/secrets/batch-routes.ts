@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { errorResponse } from '../http/schemas.js';
 import { batchBody, batchResponse } from './batch-schemas.js';
 import type { BatchService } from './batch-service.js';
 import type { BulkGate } from './bulk-gate.js';
-import { errorResponse } from './schemas.js';
 
 /** POST /api/secrets/batch (secrets import): schema, guard from the enclosing scope, one call. */
 export async function batchRoutes(app: FastifyInstance, opts: { batch: BatchService; gate: BulkGate }) {

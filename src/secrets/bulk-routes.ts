@@ -2,11 +2,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Limits } from '../http/rate-limits.js';
-import { errorResponses } from '../http/schemas.js';
+import { errorResponse, errorResponses } from '../http/schemas.js';
 import type { BulkGate } from './bulk-gate.js';
 import { exportedSecrets, exportQuery, renderBody, renderResponse } from './bulk-schemas.js';
 import type { BulkService } from './bulk-service.js';
-import { errorResponse } from './schemas.js';
 
 /**
  * Export and templates. Registered in the secured scope; the static paths take precedence

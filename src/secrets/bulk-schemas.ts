@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { strictBody } from '../http/schemas.js';
 import { KEY_MAX_LENGTH, PREFIX_FORMAT_MESSAGE, PREFIX_PATTERN } from '../secret-names.js';
+import { strictBody } from '../zod-fields.js';
 
 export const exportQuery = z.object({
   format: z

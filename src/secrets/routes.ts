@@ -1,13 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponses } from '../http/schemas.js';
+import { errorResponse, errorResponses } from '../http/schemas.js';
 import { ifNoneMatchHit } from './etag.js';
 import { generateValue } from './generate.js';
 import {
   createBody,
   deleteQuery,
-  errorResponse,
   ifMatchHeaders,
   ifNoneMatchHeaders,
   keyParams,

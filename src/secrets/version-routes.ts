@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponses } from '../http/schemas.js';
-import { errorResponse, ifMatchHeaders, keyParams, rollbackBody, versionsResponse } from './schemas.js';
+import { errorResponse, errorResponses } from '../http/schemas.js';
+import { ifMatchHeaders, keyParams, rollbackBody, versionsResponse } from './schemas.js';
 import type { SecretService } from './service.js';
 
 /** Versions and recovery: history, rollback, restore. HTTP only; one service call per route. */
