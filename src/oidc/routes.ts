@@ -72,7 +72,7 @@ export async function trustRoutes(app: FastifyInstance, opts: { oidc: OidcServic
         response: { 200: trustView, 404: errorResponse, 409: errorResponse, ...errs },
       },
     },
-    async (req) => oidc.update(req.params.name, req.body, req.caller),
+    async (req) => oidc.update({ name: req.params.name, trust: req.body }, req.caller),
   );
 
   r.delete(

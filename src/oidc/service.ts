@@ -231,7 +231,10 @@ export function createOidcService(deps: {
       return toView(row);
     },
 
-    async update(name: string, input: TrustInput, caller: Caller): Promise<TrustView> {
+    async update(
+      { name, trust: input }: { name: string; trust: TrustInput },
+      caller: Caller,
+    ): Promise<TrustView> {
       const f = fields(input);
       const row = await trail.change(caller, 'oidc_trust.update', `oidc_trust:${name}`, async (tx) => {
         if (f.name !== name && (await repo.get(tx, f.name))) throw nameTaken(f.name);

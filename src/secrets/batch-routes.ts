@@ -33,7 +33,10 @@ export async function batchRoutes(app: FastifyInstance, opts: { batch: BatchServ
     },
     async (req) =>
       opts.gate.run(req, 'secret.update', () =>
-        opts.batch.apply(req.body.secrets, { dryRun: req.body.dryRun ?? false }, req.caller, req.actor!),
+        opts.batch.apply(
+          { entries: req.body.secrets, dryRun: req.body.dryRun ?? false, actor: req.actor! },
+          req.caller,
+        ),
       ),
   );
 }

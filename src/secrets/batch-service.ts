@@ -124,11 +124,10 @@ export function createBatchService(deps: BatchServiceDeps) {
   }
 
   return {
+    /** `actor`: the credential behind `who`, for its scopes and patterns (named in refusals). */
     async apply(
-      entries: BatchEntry[],
-      opts: { dryRun: boolean },
+      { entries, dryRun, actor }: { entries: BatchEntry[]; dryRun: boolean; actor: Actor },
       who: Caller,
-      actor: Actor,
     ): Promise<{ dryRun: boolean; results: { key: string; status: BatchStatus }[] }> {
       /** Nothing was written: records the refusal for its key and the abort for the others. */
       const recordFailed = async (err: EntryError) => {
@@ -163,7 +162,7 @@ export function createBatchService(deps: BatchServiceDeps) {
       try {
         for (const [i, e] of entries.entries()) {
           if (i > 0 && i % YIELD_EVERY === 0) await setImmediate();
-          const value = e.value ?? (opts.dryRun ? undefined : generateValue(e.generate!));
+          const value = e.value ?? (dryRun ? undefined : generateValue(e.generate!));
           try {
             if (value !== undefined) changes.checkValue(e.key, value, true);
           } catch (err) {
@@ -195,7 +194,7 @@ export function createBatchService(deps: BatchServiceDeps) {
           for (const e of ordered) {
             let r: { status: BatchStatus; version: number | null; audited?: boolean };
             try {
-              r = await applyEntry(tx, e, rows.get(e.key), opts.dryRun, who, actor, later);
+              r = await applyEntry(tx, e, rows.get(e.key), dryRun, who, actor, later);
             } catch (err) {
               throw new EntryError(e.key, err);
             }
@@ -206,7 +205,7 @@ export function createBatchService(deps: BatchServiceDeps) {
                   who,
                   r.status === 'created' ? 'secret.create' : 'secret.update',
                   e.key,
-                  opts.dryRun ? 'dry_run' : r.status === 'unchanged' ? 'unchanged' : 'success',
+                  dryRun ? 'dry_run' : r.status === 'unchanged' ? 'unchanged' : 'success',
                   r.version,
                 ),
               );
@@ -220,7 +219,7 @@ export function createBatchService(deps: BatchServiceDeps) {
         throw err.cause;
       }
       return {
-        dryRun: opts.dryRun,
+        dryRun: dryRun,
         results: entries.map((e) => ({ key: e.key, status: status.get(e.key)! })),
       };
     },

@@ -48,12 +48,12 @@ export async function bulkRoutes(
     async (req, reply) => {
       if (req.query.format === 'dotenv') {
         const text = await gate.run(req, 'secret.export', () =>
-          bulk.exportDotenv(req.query.prefix, req.caller, charge(req)),
+          bulk.exportDotenv({ prefix: req.query.prefix, charge: charge(req) }, req.caller),
         );
         return reply.type('text/plain; charset=utf-8').send(text);
       }
       const json = await gate.run(req, 'secret.export', () =>
-        bulk.exportJson(req.query.prefix, req.caller, charge(req)),
+        bulk.exportJson({ prefix: req.query.prefix, charge: charge(req) }, req.caller),
       );
       return reply.type('application/json; charset=utf-8').send(json);
     },
@@ -74,7 +74,7 @@ export async function bulkRoutes(
     },
     async (req) => ({
       rendered: await gate.run(req, 'secret.render', () =>
-        bulk.render(req.body.template, req.caller, charge(req)),
+        bulk.render({ template: req.body.template, charge: charge(req) }, req.caller),
       ),
     }),
   );

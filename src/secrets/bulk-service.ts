@@ -25,6 +25,12 @@ import { renderedBytes, renderTemplate, templateReferences } from './template.js
  */
 export type Charge = (n: number) => Promise<void>;
 
+/** What an export reads: the secrets under `prefix` (all when absent), charged to the caller's read limit. */
+export interface ExportInput {
+  prefix?: string | undefined;
+  charge: Charge;
+}
+
 export interface BulkServiceDeps {
   db: Database;
   repo: BulkRepository;
@@ -133,11 +139,11 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
 
   return {
     /** format json: { KEY: value } in key order. */
-    exportJson: (prefix: string | undefined, caller: Caller, charge: Charge) =>
+    exportJson: ({ prefix, charge }: ExportInput, caller: Caller) =>
       exportValues(prefix, caller, charge, (v) => v),
 
     /** format dotenv: KEY='value' lines that the dotenv package parses back to the same values. */
-    exportDotenv: (prefix: string | undefined, caller: Caller, charge: Charge) =>
+    exportDotenv: ({ prefix, charge }: ExportInput, caller: Caller) =>
       exportValues(prefix, caller, charge, (values) => {
         const bad = dotenvUnrepresentable(values);
         if (bad.length > 0) {
@@ -150,7 +156,10 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
       }),
 
     /** One audit row per referenced secret (a template without references leaves one row, key null). */
-    async render(template: string, caller: Caller, charge: Charge): Promise<string> {
+    async render(
+      { template, charge }: { template: string; charge: Charge },
+      caller: Caller,
+    ): Promise<string> {
       const { keys, invalid } = templateReferences(template);
       return trail.read(caller, 'secret.render', null, async (): Promise<ReadOutcome<string>> => {
         // Bounded work: a template names at most as many secrets as an import may hold, and

@@ -91,7 +91,10 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req, reply) => {
-      const { key, value, etag } = await secrets.reveal(req.params.key, req.caller, req.query.version);
+      const { key, value, etag } = await secrets.reveal(
+        { key: req.params.key, version: req.query.version },
+        req.caller,
+      );
       reply.header('etag', etag);
       // The read is audited like any other (the caller learns the value is unchanged).
       if (ifNoneMatchHit(req.headers['if-none-match'], etag)) return reply.code(304).send(undefined as never);
@@ -124,7 +127,10 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req, reply) => {
-      const { etag } = await secrets.update(req.params.key, req.body, req.caller, req.headers['if-match']);
+      const { etag } = await secrets.update(
+        { key: req.params.key, ifMatch: req.headers['if-match'], changes: req.body },
+        req.caller,
+      );
       reply.header('etag', etag);
       return { success: true as const, message: `Secret ${req.params.key} has been updated successfully` };
     },
@@ -158,10 +164,10 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
     },
     async (req, reply) => {
       const { key } = req.params;
-      const { etag } = await secrets.remove(key, req.caller, {
-        ifMatch: req.headers['if-match'],
-        purge: req.query.purge,
-      });
+      const { etag } = await secrets.remove(
+        { key, ifMatch: req.headers['if-match'], purge: req.query.purge },
+        req.caller,
+      );
       if (etag) reply.header('etag', etag);
       return {
         success: true as const,

@@ -250,7 +250,10 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
      * read's audit row (with its outcome, and the lastUsed stamp) is group-committed and
      * awaited before anything is returned.
      */
-    async reveal(key: string, caller: Caller, version?: number): Promise<Revealed> {
+    async reveal(
+      { key, version }: { key: string; version?: number | undefined },
+      caller: Caller,
+    ): Promise<Revealed> {
       /**
        * One read on q. From a replica the outcome carries what it saw, which the primary
        * confirms when the audit row commits (src/audit/writer.ts): a secret deleted,
@@ -295,7 +298,7 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
     },
 
     /** Version metadata, newest first; works for inactive secrets too (it reveals no value). */
-    async versions(key: string, caller: Caller) {
+    async versions({ key }: { key: string }, caller: Caller) {
       return trail.read(caller, 'secret.versions', key, async (): Promise<ReadOutcome<VersionsView>> => {
         const cur = await repo.findByKey(db, key);
         if (!cur) return readFailed(notFound(key), key);
@@ -325,7 +328,10 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
      * Stores the value of an older version as a new version. The old value is opened and
      * sealed again under the new number (its AAD names the version), never copied.
      */
-    async rollback(key: string, version: number, ifMatch: string | undefined, caller: Caller) {
+    async rollback(
+      { key, version, ifMatch }: { key: string; version: number; ifMatch?: string | undefined },
+      caller: Caller,
+    ) {
       return trail.change(caller, 'secret.rollback', key, async (tx) => {
         // One locking read brings the secret and the old version's sealed value.
         const cur = checked(await repo.lockWithVersion(tx, key, version), key, ifMatch);
@@ -341,7 +347,10 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
     },
 
     /** Reactivates a soft-deleted secret with its history; restoring an active one changes nothing. */
-    async restore(key: string, ifMatch: string | undefined, caller: Caller): Promise<{ etag: string }> {
+    async restore(
+      { key, ifMatch }: { key: string; ifMatch?: string | undefined },
+      caller: Caller,
+    ): Promise<{ etag: string }> {
       return trail.change(caller, 'secret.restore', key, async (tx) => {
         const cur = await lockChecked(tx, key, ifMatch);
         const version = cur.current_version;
@@ -352,10 +361,8 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
     },
 
     async update(
-      key: string,
-      input: ChangeRequest,
+      { key, ifMatch, changes: input }: { key: string; ifMatch?: string | undefined; changes: ChangeRequest },
       caller: Caller,
-      ifMatch?: string,
     ): Promise<{ etag: string }> {
       return trail.changeGuarded(
         caller,
@@ -391,9 +398,8 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
      * non-reserved secret and all its versions. Returns the new ETag (none after a purge).
      */
     async remove(
-      key: string,
+      { key, ...opts }: { key: string; ifMatch?: string | undefined; purge?: boolean | undefined },
       caller: Caller,
-      opts: { ifMatch?: string | undefined; purge?: boolean | undefined } = {},
     ): Promise<{ etag: string | undefined }> {
       const action = opts.purge ? 'secret.purge' : 'secret.delete';
       return trail.change<{ etag: string | undefined }>(caller, action, key, async (tx) => {
