@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import { outcomeOf, withOutcome } from '../audit/outcome.js';
 import type { AuditTrail, ReadOutcome } from '../audit/trail.js';
 import type { Keyring } from '../crypto/keyring.js';
@@ -13,23 +14,12 @@ import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { openSealed } from './open-sealed.js';
 import type { RevealRow, SecretRow, SecretsRepository } from './repository.js';
 import { revealBatcher } from './reveal-batch.js';
+import type { secretMetadata } from './schemas.js';
 
 /** Rules, transactions and crypto for secrets. Knows nothing of HTTP beyond the typed errors. */
 
-export interface SecretMetadata {
-  id: string;
-  key: string;
-  description: string | null;
-  isActive: boolean;
-  isReserved: boolean;
-  isWriteOnly: boolean;
-  createdAt: string;
-  updatedAt: string;
-  expiresAt: string | null;
-  lastUsedAt: string | null;
-  lastUsedBy: string | null;
-  version: number;
-}
+/** A secret's metadata as the API shows it: the type of its schema (src/secrets/schemas.ts). */
+export type SecretMetadata = z.output<typeof secretMetadata>;
 
 export interface VersionsView {
   etag: string;

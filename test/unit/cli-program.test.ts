@@ -16,7 +16,10 @@ async function parse(argv: string[]) {
   const program = buildProgram();
   let out = '';
   const silence = (c: ReturnType<typeof buildProgram>) => {
-    c.exitOverride().configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (out += s) });
+    const write = (s: string) => {
+      out += s;
+    };
+    c.exitOverride().configureOutput({ writeOut: write, writeErr: write });
     for (const sub of c.commands) silence(sub);
   };
   silence(program);
