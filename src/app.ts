@@ -107,9 +107,23 @@ function staticHeaders(
   return out;
 }
 
-/** Builds the whole HTTP application from its dependencies; reads no environment, opens nothing. */
+/**
+ * Builds the whole HTTP application from its dependencies; reads no environment, opens
+ * nothing. The table of contents: the server and its per-request hooks, the plugins every
+ * route shares, the services, the routes, and the audit trail's background jobs.
+ */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const { config, db, keyring, logger } = deps;
+  const app = createServer(deps);
+  await registerSharedPlugins(app, deps);
+  const services = createServices(app, deps);
+  await registerRoutes(app, deps, services);
+  scheduleAuditJobs(app, deps, services);
+  return app;
+}
+
+/** The fastify server: limits, request ids, the access log, JSON only, security headers. */
+function createServer(deps: AppDeps): FastifyInstance {
+  const { config, logger } = deps;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // JSON escaping can make a body up to six times the size of the value it carries.
@@ -209,6 +223,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       }
     });
   }
+  return app;
+}
+
+/** Metrics, the OpenAPI document, the console, rate limiting and JWT: shared by every route. */
+async function registerSharedPlugins(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  const { config, db } = deps;
   // Not encapsulated, so its hooks see every route; /metrics itself needs no token (scrapers).
   // With METRICS_PORT set, /metrics is served only by the separate listener (src/main.ts).
   await app.register(fastifyPlugin(metricsPlugin), {
@@ -236,7 +256,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       : {}),
   });
   await app.register(jwtPlugin, { config, jwtSecret: deps.jwtSecret });
+}
 
+/** The services, each built once from its repository and the audit trail. */
+function createServices(app: FastifyInstance, deps: AppDeps) {
+  const { config, db, keyring, logger } = deps;
   const audit = createAuditRepository();
   const sealer = createAuditSealer(db, audit);
   const maintenance = createAuditMaintenance(db, audit, {
@@ -312,7 +336,30 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     keyring,
     log: logger,
   });
+  return {
+    audit,
+    sealer,
+    maintenance,
+    trail,
+    accessKeys,
+    oidc,
+    limits,
+    bulkGate,
+    changes,
+    secrets,
+    kek,
+    bulk,
+    batch,
+  };
+}
 
+type Services = ReturnType<typeof createServices>;
+
+/** Operations, login and token exchange in the open; everything else behind the guard. */
+async function registerRoutes(app: FastifyInstance, deps: AppDeps, services: Services): Promise<void> {
+  const { config, db } = deps;
+  const { audit, sealer, trail, accessKeys, oidc, limits, bulkGate, changes, secrets, kek, bulk, batch } =
+    services;
   await app.register(operationsRoutes, { db, migrationCount: deps.migrationCount, reads: deps.reads });
 
   await app.register(loginRoutes, {
@@ -352,9 +399,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await secured.register(batchRoutes, { batch, gate: bulkGate });
     await secured.register(whoamiRoutes);
   });
+}
 
-  // Sealing the chain and partition upkeep in the background (src/audit/jobs.ts): started when
-  // the app is ready (one maintenance round before it serves), stopped when it closes.
+/**
+ * Sealing the chain and partition upkeep in the background (src/audit/jobs.ts): started when
+ * the app is ready (one maintenance round before it serves), stopped when it closes.
+ */
+function scheduleAuditJobs(app: FastifyInstance, deps: AppDeps, { sealer, maintenance }: Services): void {
+  const { config, logger } = deps;
   const jobs = createAuditJobs({
     sealer,
     maintenance,
@@ -364,6 +416,4 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.addHook('onReady', jobs.start);
   app.addHook('onClose', jobs.stop);
-
-  return app;
 }
