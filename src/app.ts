@@ -50,6 +50,7 @@ import { createBulkRepository } from './secrets/bulk-repository.js';
 import { bulkRoutes } from './secrets/bulk-routes.js';
 import { createBulkService } from './secrets/bulk-service.js';
 import { createChanges } from './secrets/changes.js';
+import { readMarks } from './secrets/read-marks.js';
 import { createSecretsRepository } from './secrets/repository.js';
 import { secretRoutes } from './secrets/routes.js';
 import { createSecretService } from './secrets/service.js';
@@ -275,6 +276,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     windowMs: config.auditBatchWindowMs,
     maxRows: config.auditBatchMaxRows,
     concurrency: db.kind === 'pglite' ? 1 : config.auditBatchConcurrency,
+    marks: readMarks,
   });
   const trail = createAuditTrail({ db, repo: audit, writer: auditWriter, log: logger, reads: deps.reads });
   app.decorate('auditWriter', auditWriter);

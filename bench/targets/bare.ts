@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config.js';
 import { sealValue } from '../../src/crypto/envelope.js';
 import { parseKeyring } from '../../src/crypto/keyring.js';
 import { openDatabase } from '../../src/runtime.js';
+import { readMarks } from '../../src/secrets/read-marks.js';
 import { createSecretsRepository } from '../../src/secrets/repository.js';
 import { revealBatcher } from '../../src/secrets/reveal-batch.js';
 
@@ -30,6 +31,7 @@ const writer = createAuditWriter({
   windowMs: config.auditBatchWindowMs,
   maxRows: config.auditBatchMaxRows,
   concurrency: db.kind === 'pglite' ? 1 : config.auditBatchConcurrency,
+  marks: readMarks,
 });
 // One sealed value made at start and stored again and again: the ceiling does no crypto per request.
 const keyring = parseKeyring({ key: config.encryption.key });

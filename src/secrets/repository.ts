@@ -1,10 +1,10 @@
 import type { AuditEntry } from '../audit/entry.js';
 import { auditRowCte, createAuditRepository } from '../audit/repository.js';
-import { LAST_USED_STAMP_SECONDS } from '../audit/writer.js';
 import type { SealedValue } from '../crypto/envelope.js';
 import { type Queryable, shapeName } from '../db/database.js';
 import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
 import { type Visibility, visibilitySql } from '../identity/visibility.js';
+import { LAST_USED_STAMP_SECONDS } from './read-marks.js';
 
 /** SQL only: no rules, no crypto. Every method takes the Queryable to run on (pool or transaction). */
 
@@ -89,7 +89,7 @@ const V_CRYPTO = cryptoColumns('v');
 /**
  * lastUsedAt/lastUsedBy to the second without a write per read: the audit writer rewrites
  * the stored stamp (secrets.last_used_at/by) at most once a minute per secret
- * (LAST_USED_STAMP_SECONDS in src/audit/writer.ts), and the newest success read at or after
+ * (LAST_USED_STAMP_SECONDS in src/secrets/read-marks.ts), and the newest success read at or after
  * that stamp comes from the audit trail. Every read that sets or skips the stamp leaves such
  * a row (the stamping read's own row has at >= the stamp), so the newest of them is the last
  * use. The lookup walks audit_log_key_idx backwards, and `at >= stamp` lets PostgreSQL
