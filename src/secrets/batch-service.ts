@@ -11,7 +11,7 @@ import { type Actor, hasScope } from '../identity/actor.js';
 import type { Caller } from '../identity/caller.js';
 import { maySee } from '../identity/visibility.js';
 import type { BatchEntry } from './batch-schemas.js';
-import type { Changes } from './changes.js';
+import { type Changes, changesMetadata } from './changes.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { generateValue } from './generate.js';
 import { openSealed } from './open-sealed.js';
@@ -49,8 +49,6 @@ class EntryError extends Error {
 
 /** Entries prepared between two yields to the event loop. */
 const YIELD_EVERY = 100;
-
-const sameDate = (a: Date | null, b: Date | null) => (a?.getTime() ?? null) === (b?.getTime() ?? null);
 
 export function createBatchService(deps: BatchServiceDeps) {
   const { repo, audit, trail, changes, keyring, log } = deps;
@@ -90,11 +88,7 @@ export function createBatchService(deps: BatchServiceDeps) {
     }
     // Planned first, so that a refused entry is refused even when it would change nothing.
     const plan = changes.planChange(who, { kind: 'update', cur, request: e }, { named: true });
-    const metaChanged =
-      (e.isWriteOnly === true && !cur.write_only) ||
-      (e.description !== undefined && e.description !== cur.description) ||
-      (e.expiresAt !== undefined && !sameDate(e.expiresAt, cur.expires_at)) ||
-      (e.isReserved !== undefined && e.isReserved !== cur.is_reserved);
+    const metaChanged = changesMetadata(cur, e);
     // generate on an existing secret keeps its value (ensure semantics). A value is compared
     // with the stored one only for callers who may read it: otherwise "unchanged" would
     // confirm a guessed value to a write-only access key. A write-only secret's value is

@@ -147,6 +147,23 @@ export function writeOnlyPermanent(key: string, current: boolean, wanted: boolea
 /** A new secret's revision (the column's default, migrations/002). */
 const FIRST_REVISION = '1';
 
+const sameDate = (a: Date | null, b: Date | null) => (a?.getTime() ?? null) === (b?.getTime() ?? null);
+
+/**
+ * Whether an update's metadata differs from the row (its value aside): a batch entry that
+ * changes nothing is `unchanged` and writes nothing. Every metadata field a request can
+ * set is compared here.
+ */
+export function changesMetadata(cur: SecretRow, request: ChangeRequest): boolean {
+  return (
+    (request.isWriteOnly === true && !cur.write_only) ||
+    (request.isActive !== undefined && request.isActive !== cur.is_active) ||
+    (request.description !== undefined && request.description !== cur.description) ||
+    (request.expiresAt !== undefined && !sameDate(request.expiresAt, cur.expires_at)) ||
+    (request.isReserved !== undefined && request.isReserved !== cur.is_reserved)
+  );
+}
+
 export interface ChangesDeps {
   repo: SecretsRepository;
   keyring: Keyring;
