@@ -5,7 +5,7 @@
 // It holds no table of the service, so no key, canary or row: every DATA_DIR generates its
 // own keys, and the migrations run on top of it at start-up as on any database.
 // Plain JavaScript: it runs at install time, before anything is compiled, and in
-// production installs without the TypeScript tools. src/db/pglite-image.ts uses the same file.
+// production installs without the TypeScript tools. src/runtime.ts uses the same file.
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

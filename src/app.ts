@@ -18,8 +18,7 @@ import { auditRoutes } from './audit/routes.js';
 import { createAuditSealer } from './audit/sealer.js';
 import { createAuditTrail } from './audit/trail.js';
 import { type AuditWriter, createAuditWriter } from './audit/writer.js';
-import { callerOf } from './auth/caller.js';
-import { installGuard } from './auth/guard.js';
+import { documentSecurity, installGuard } from './auth/guard.js';
 import { jwtAlgorithm, jwtPlugin } from './auth/jwt.js';
 import { loginRoutes } from './auth/login.js';
 import { whoamiRoutes } from './auth/whoami-routes.js';
@@ -29,13 +28,13 @@ import type { Database } from './db/database.js';
 import type { ReadRouting } from './db/read-replicas.js';
 import { errors } from './errors.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
-import { type BulkGate, createBulkGate } from './http/bulk-gate.js';
 import { consoleRoutes } from './http/console.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { metricsPlugin } from './http/metrics.js';
-import { documentSecurity, openapiPlugin } from './http/openapi.js';
+import { openapiPlugin } from './http/openapi.js';
 import { operationsRoutes } from './http/operations.js';
 import { createLimits } from './http/rate-limits.js';
+import { callerOf } from './identity/caller.js';
 import { createKekRepository } from './kek/repository.js';
 import { kekRoutes } from './kek/routes.js';
 import { createKekService } from './kek/service.js';
@@ -46,9 +45,12 @@ import { tokenExchangeRoutes, trustRoutes } from './oidc/routes.js';
 import { createOidcService } from './oidc/service.js';
 import { batchRoutes } from './secrets/batch-routes.js';
 import { createBatchService } from './secrets/batch-service.js';
+import { type BulkGate, createBulkGate } from './secrets/bulk-gate.js';
 import { createBulkRepository } from './secrets/bulk-repository.js';
 import { bulkRoutes } from './secrets/bulk-routes.js';
 import { createBulkService } from './secrets/bulk-service.js';
+import { createChanges } from './secrets/changes.js';
+import { readMarks } from './secrets/read-marks.js';
 import { createSecretsRepository } from './secrets/repository.js';
 import { secretRoutes } from './secrets/routes.js';
 import { createSecretService } from './secrets/service.js';
@@ -58,7 +60,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The group-committed audit writer (its batch statistics feed the benchmark report). */
     auditWriter: AuditWriter;
-    /** Per-caller and pool-share bounds of the bulk routes (src/http/bulk-gate.ts). */
+    /** Per-caller and pool-share bounds of the bulk routes (src/secrets/bulk-gate.ts). */
     bulkGate: BulkGate;
   }
 }
@@ -106,9 +108,23 @@ function staticHeaders(
   return out;
 }
 
-/** Builds the whole HTTP application from its dependencies; reads no environment, opens nothing. */
+/**
+ * Builds the whole HTTP application from its dependencies; reads no environment, opens
+ * nothing. The table of contents: the server and its per-request hooks, the plugins every
+ * route shares, the services, the routes, and the audit trail's background jobs.
+ */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const { config, db, keyring, logger } = deps;
+  const app = createServer(deps);
+  await registerSharedPlugins(app, deps);
+  const services = createServices(app, deps);
+  await registerRoutes(app, deps, services);
+  scheduleAuditJobs(app, deps, services);
+  return app;
+}
+
+/** The fastify server: limits, request ids, the access log, JSON only, security headers. */
+function createServer(deps: AppDeps): FastifyInstance {
+  const { config, logger } = deps;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // JSON escaping can make a body up to six times the size of the value it carries.
@@ -167,9 +183,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // scripts are 'self' with no 'unsafe-inline'; styles allow inline (Swagger UI sets them).
   // A route may set its own, stricter CSP with reply.header(), which replaces this one.
   // helmet computes the headers (its defaults and this policy); they do not depend on the
-  // request, so they are computed once and each response gets the same list. Running
-  // helmet's thirteen middlewares per request was measured at several % of the read path's
-  // CPU (and @fastify/helmet, rebuilding them per request, at about 6 % before that).
+  // request, so they are computed once and each response gets the same list, not rebuilt
+  // by helmet's middlewares on every request (the read path is most requests).
   const securityHeaders = staticHeaders(
     helmet({
       contentSecurityPolicy: {
@@ -209,6 +224,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       }
     });
   }
+  return app;
+}
+
+/** Metrics, the OpenAPI document, the console, rate limiting and JWT: shared by every route. */
+async function registerSharedPlugins(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  const { config, db } = deps;
   // Not encapsulated, so its hooks see every route; /metrics itself needs no token (scrapers).
   // With METRICS_PORT set, /metrics is served only by the separate listener (src/main.ts).
   await app.register(fastifyPlugin(metricsPlugin), {
@@ -236,7 +257,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       : {}),
   });
   await app.register(jwtPlugin, { config, jwtSecret: deps.jwtSecret });
+}
 
+/** The services, each built once from its repository and the audit trail. */
+function createServices(app: FastifyInstance, deps: AppDeps) {
+  const { config, db, keyring, logger } = deps;
   const audit = createAuditRepository();
   const sealer = createAuditSealer(db, audit);
   const maintenance = createAuditMaintenance(db, audit, {
@@ -251,6 +276,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     windowMs: config.auditBatchWindowMs,
     maxRows: config.auditBatchMaxRows,
     concurrency: db.kind === 'pglite' ? 1 : config.auditBatchConcurrency,
+    marks: readMarks,
   });
   const trail = createAuditTrail({ db, repo: audit, writer: auditWriter, log: logger, reads: deps.reads });
   app.decorate('auditWriter', auditWriter);
@@ -286,16 +312,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.decorate('bulkGate', bulkGate);
   const repo = createSecretsRepository();
-  const secrets = createSecretService({
-    db,
+  // The one door every change to a secret goes through (single, batch, rotation).
+  const changes = createChanges({
     repo,
-    trail,
     keyring,
-    log: logger,
     maxValueBytes: config.maxValueBytes,
     maxVersions: config.maxVersions,
-    reads: deps.reads,
   });
+  const secrets = createSecretService({ db, repo, trail, changes, keyring, log: logger, reads: deps.reads });
   const kek = createKekService({ db, repo: createKekRepository(), keyring, log: logger });
   const bulk = createBulkService({
     db,
@@ -310,12 +334,34 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     repo,
     audit,
     trail,
+    changes,
     keyring,
     log: logger,
-    maxValueBytes: config.maxValueBytes,
-    maxVersions: config.maxVersions,
   });
+  return {
+    audit,
+    sealer,
+    maintenance,
+    trail,
+    accessKeys,
+    oidc,
+    limits,
+    bulkGate,
+    changes,
+    secrets,
+    kek,
+    bulk,
+    batch,
+  };
+}
 
+type Services = ReturnType<typeof createServices>;
+
+/** Operations, login and token exchange in the open; everything else behind the guard. */
+async function registerRoutes(app: FastifyInstance, deps: AppDeps, services: Services): Promise<void> {
+  const { config, db } = deps;
+  const { audit, sealer, trail, accessKeys, oidc, limits, bulkGate, changes, secrets, kek, bulk, batch } =
+    services;
   await app.register(operationsRoutes, { db, migrationCount: deps.migrationCount, reads: deps.reads });
 
   await app.register(loginRoutes, {
@@ -347,7 +393,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     installGuard(secured, { trail, accessKeys, workloads: oidc, limits });
     await secured.register(secretRoutes, { secrets });
     await secured.register(versionRoutes, { secrets });
-    await secured.register(kekRoutes, { kek, trail });
+    await secured.register(kekRoutes, { kek, trail, recordFor: changes.rotated });
     await secured.register(accessKeyRoutes, { accessKeys });
     await secured.register(trustRoutes, { oidc });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
@@ -355,9 +401,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await secured.register(batchRoutes, { batch, gate: bulkGate });
     await secured.register(whoamiRoutes);
   });
+}
 
-  // Sealing the chain and partition upkeep in the background (src/audit/jobs.ts): started when
-  // the app is ready (one maintenance round before it serves), stopped when it closes.
+/**
+ * Sealing the chain and partition upkeep in the background (src/audit/jobs.ts): started when
+ * the app is ready (one maintenance round before it serves), stopped when it closes.
+ */
+function scheduleAuditJobs(app: FastifyInstance, deps: AppDeps, { sealer, maintenance }: Services): void {
+  const { config, logger } = deps;
   const jobs = createAuditJobs({
     sealer,
     maintenance,
@@ -367,6 +418,4 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.addHook('onReady', jobs.start);
   app.addHook('onClose', jobs.stop);
-
-  return app;
 }

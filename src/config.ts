@@ -267,94 +267,6 @@ export const envSchema = z
 
 export type Env = z.output<typeof envSchema>;
 
-export interface Config {
-  readonly nodeEnv: Env['NODE_ENV'];
-  readonly host: string;
-  readonly port: number;
-  readonly logLevel: Env['LOG_LEVEL'];
-  /** JSON log lines are written to stdout in chunks of about this many bytes (0: each line at once). */
-  readonly logBufferBytes: number;
-  readonly databaseUrl: string | undefined;
-  readonly databasePoolMax: number;
-  /** Named prepared statements on the hot path; false behind PgBouncer < 1.21 in transaction mode. */
-  readonly databasePreparedStatements: boolean;
-  /**
-   * Streaming replicas that serve value reads and metadata lists (one URL, a comma list of
-   * URLs, or a multi-host URL: one pool per host); undefined: the primary serves everything.
-   */
-  readonly databaseReadUrls: readonly string[];
-  /** A replica further behind the primary than this (or of unknown lag) serves nothing. */
-  readonly databaseReadMaxLagMs: number;
-  /** How long start-up retries the first PostgreSQL connection (0: try once). */
-  readonly databaseConnectTimeoutMs: number;
-  readonly dataDir: string;
-  /** shared_buffers of the embedded PGlite (e.g. 16MB). */
-  readonly pgliteSharedBuffers: string;
-  readonly encryption: {
-    readonly key: string | undefined;
-    readonly keys: string | undefined;
-    readonly activeKid: string | undefined;
-  };
-  readonly jwt: {
-    readonly secret: string | undefined;
-    readonly publicKey: string | undefined;
-    readonly algorithm: 'HS256' | 'RS256' | 'ES256' | undefined;
-    readonly issuer: string | undefined;
-    readonly audience: string | undefined;
-    readonly adminRole: string;
-    /** Longest accepted token lifetime, in seconds (exp - now). */
-    readonly maxTtlSeconds: number;
-  };
-  readonly rootAdmin: { readonly username: string; readonly password: string } | undefined;
-  readonly maxValueBytes: number;
-  /** How many versions of each secret are kept; older ones are pruned when a version is added. */
-  readonly maxVersions: number;
-  readonly loginRateLimit: number;
-  /** false, a hop count, or the proxies' addresses/CIDRs. */
-  readonly trustProxy: TrustProxy;
-  /** The largest rendered template, in bytes of UTF-8. */
-  readonly maxRenderBytes: number;
-  /** When set, /metrics is served on this port only (not on PORT). */
-  readonly metricsPort: number | undefined;
-  /** Value reads per identity per minute. */
-  readonly readRateLimit: number;
-  /** Bulk requests (batch, export, render) one caller may have in flight; more answer 429. */
-  readonly bulkInFlightPerCaller: number;
-  /** Share of the database pool bulk requests may use at once; the rest stays for single-key work. */
-  readonly bulkPoolShare: number;
-  /** Longest a whole request (headers and body) may take to arrive; then 408 and close. */
-  readonly requestTimeoutMs: number;
-  /** Longest the request headers may take to arrive. */
-  readonly headersTimeoutMs: number;
-  /** How long an idle keep-alive connection stays open. */
-  readonly keepAliveTimeoutMs: number;
-  /** Failed authentications per client IP per minute. */
-  readonly authFailureRateLimit: number;
-  /** Rate-limit counters live here when set, shared by every instance. */
-  readonly redisUrl: string | undefined;
-  readonly rateLimitNamespace: string;
-  /** Workload identity: accept http:// trust issuers (a local test issuer only; off by default). */
-  readonly oidcAllowHttpIssuers: boolean;
-  /** Least time between two refetches of one issuer's JWKS for an unknown kid. */
-  readonly oidcJwksRefetchIntervalMs: number;
-  /** How often the audit sealer runs; 0 seals only before /api/audit/verify. */
-  readonly auditSealIntervalMs: number;
-  /** audit_log partitions: one per UTC day or month. */
-  readonly auditPartitionInterval: 'day' | 'month';
-  /** Archive and drop sealed partitions older than this many days; 0 keeps everything. */
-  readonly auditRetentionDays: number;
-  /** Where archived partitions are written (JSON Lines and a manifest). */
-  readonly auditArchiveDir: string;
-  /** How often partitions are created ahead and expired ones archived; 0 only at start-up. */
-  readonly auditMaintenanceIntervalMs: number;
-  /** Group commit: how long the first audit row of a batch waits for others to join it. */
-  readonly auditBatchWindowMs: number;
-  /** Group commit: a batch is written as soon as it holds this many rows. */
-  readonly auditBatchMaxRows: number;
-  /** Group commit: batches in flight at once on PostgreSQL (PGlite: always 1). */
-  readonly auditBatchConcurrency: number;
-}
-
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -377,20 +289,36 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`),
     );
   }
-  const e = parsed.data;
-  return deepFreeze({
+  return deepFreeze(configFrom(parsed.data));
+}
+
+/**
+ * The configuration object from the validated environment: each setting is written here
+ * once beside its variable's schema in envSchema, and the Config type is what this returns.
+ */
+function configFrom(e: Env) {
+  return {
     nodeEnv: e.NODE_ENV,
     host: e.HOST,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
+    /** JSON log lines are written to stdout in chunks of about this many bytes (0: each line at once). */
     logBufferBytes: e.LOG_BUFFER_BYTES,
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
+    /** Named prepared statements on the hot path; false behind PgBouncer < 1.21 in transaction mode. */
     databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS,
+    /**
+     * Streaming replicas that serve value reads and metadata lists (one URL, a comma list of
+     * URLs, or a multi-host URL: one pool per host); undefined: the primary serves everything.
+     */
     databaseReadUrls: e.DATABASE_READ_URL ?? [],
+    /** A replica further behind the primary than this (or of unknown lag) serves nothing. */
     databaseReadMaxLagMs: e.DATABASE_READ_MAX_LAG_MS,
+    /** How long start-up retries the first PostgreSQL connection (0: try once). */
     databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     dataDir: e.DATA_DIR,
+    /** shared_buffers of the embedded PGlite (e.g. 16MB). */
     pgliteSharedBuffers: e.PGLITE_SHARED_BUFFERS,
     encryption: { key: e.ENCRYPTION_KEY, keys: e.ENCRYPTION_KEYS, activeKid: e.ENCRYPTION_ACTIVE_KID },
     jwt: {
@@ -400,6 +328,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,
       adminRole: e.ADMIN_ROLE,
+      /** Longest accepted token lifetime, in seconds (exp - now). */
       maxTtlSeconds: e.JWT_MAX_TTL,
     },
     rootAdmin:
@@ -407,29 +336,65 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ? { username: e.ROOT_ADMIN_USERNAME, password: e.ROOT_ADMIN_PASSWORD }
         : undefined,
     maxValueBytes: e.MAX_VALUE_BYTES,
+    /** How many versions of each secret are kept; older ones are pruned when a version is added. */
     maxVersions: e.MAX_VERSIONS,
     loginRateLimit: e.LOGIN_RATE_LIMIT,
+    /** false, a hop count, or the proxies' addresses/CIDRs. */
     trustProxy: e.TRUST_PROXY,
+    /** The largest rendered template, in bytes of UTF-8. */
     maxRenderBytes: e.MAX_RENDER_BYTES,
+    /** When set, /metrics is served on this port only (not on PORT). */
     metricsPort: e.METRICS_PORT,
+    /** Value reads per identity per minute. */
     readRateLimit: e.READ_RATE_LIMIT,
+    /** Bulk requests (batch, export, render) one caller may have in flight; more answer 429. */
     bulkInFlightPerCaller: e.BULK_IN_FLIGHT_PER_CALLER,
+    /** Share of the database pool bulk requests may use at once; the rest stays for single-key work. */
     bulkPoolShare: e.BULK_POOL_SHARE,
+    /** Longest a whole request (headers and body) may take to arrive; then 408 and close. */
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    /** Longest the request headers may take to arrive. */
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+    /** How long an idle keep-alive connection stays open. */
     keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
+    /** Failed authentications per client IP per minute. */
     authFailureRateLimit: e.AUTH_FAILURE_RATE_LIMIT,
+    /** Rate-limit counters live here when set, shared by every instance. */
     redisUrl: e.REDIS_URL,
     rateLimitNamespace: e.RATE_LIMIT_NAMESPACE,
+    /** Workload identity: accept http:// trust issuers (a local test issuer only; off by default). */
     oidcAllowHttpIssuers: e.OIDC_ALLOW_HTTP_ISSUERS,
+    /** Least time between two refetches of one issuer's JWKS for an unknown kid. */
     oidcJwksRefetchIntervalMs: e.OIDC_JWKS_REFETCH_INTERVAL_MS,
+    /** How often the audit sealer runs; 0 seals only before /api/audit/verify. */
     auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
+    /** audit_log partitions: one per UTC day or month. */
     auditPartitionInterval: e.AUDIT_PARTITION_INTERVAL,
+    /** Archive and drop sealed partitions older than this many days; 0 keeps everything. */
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+    /** Where archived partitions are written (JSON Lines and a manifest). */
     auditArchiveDir: e.AUDIT_ARCHIVE_DIR ?? join(e.DATA_DIR, 'audit-archive'),
+    /** How often partitions are created ahead and expired ones archived; 0 only at start-up. */
     auditMaintenanceIntervalMs: e.AUDIT_MAINTENANCE_INTERVAL_MS,
+    /** Group commit: how long the first audit row of a batch waits for others to join it. */
     auditBatchWindowMs: e.AUDIT_BATCH_WINDOW_MS,
+    /** Group commit: a batch is written as soon as it holds this many rows. */
     auditBatchMaxRows: e.AUDIT_BATCH_MAX_ROWS,
+    /** Group commit: batches in flight at once on PostgreSQL (PGlite: always 1). */
     auditBatchConcurrency: e.AUDIT_BATCH_CONCURRENCY,
-  });
+  };
 }
+
+/** Read-only at the top and in its nested groups (encryption, jwt, rootAdmin); lists read-only too. */
+type Settings<T> = {
+  readonly [K in keyof T]: T[K] extends readonly (infer U)[]
+    ? readonly U[]
+    : T[K] extends TrustProxy
+      ? T[K]
+      : T[K] extends object | undefined
+        ? Readonly<T[K]>
+        : T[K];
+};
+
+/** The service's configuration, validated and frozen (loadConfig). */
+export type Config = Settings<ReturnType<typeof configFrom>>;

@@ -66,6 +66,14 @@ export const errors = {
       'Read the secret again (its current ETag is in the ETag header), re-apply your change and retry with that ETag',
       { etag: currentEtag },
     ),
+  /** A batch entry's ifMatch: the secret changed since, or does not exist. */
+  entryPreconditionFailed: (key: string, exists: boolean) =>
+    new AppError(
+      412,
+      'PRECONDITION_FAILED',
+      `Precondition failed: ${key} ${exists ? 'changed since the ETag given in ifMatch' : 'does not exist'}`,
+      'Read the secret again, then retry the import with its current ETag (or without ifMatch)',
+    ),
   payloadTooLarge: (message: string) =>
     new AppError(413, 'PAYLOAD_TOO_LARGE', message, 'Store a smaller value or raise MAX_VALUE_BYTES'),
   unsupportedMediaType: (type: string) =>
@@ -85,6 +93,17 @@ export const errors = {
         'retry-after': String(retryAfterSeconds),
       },
     ),
+  /** The rendered template is over MAX_RENDER_BYTES (the size is named when it is not far over). */
+  renderTooLarge: (maxBytes: number, size: number) =>
+    new AppError(
+      413,
+      'PAYLOAD_TOO_LARGE',
+      `The rendered template would exceed ${maxBytes} bytes (MAX_RENDER_BYTES)${size > maxBytes * 2 ? '' : `: ${size} bytes`}`,
+      'Reference fewer or smaller secrets per template, or render it in parts',
+    ),
+  /** 401 for a presented token that is not (or no longer) valid, with its own next step. */
+  unauthorized: (message: string, nextActions: string) =>
+    new AppError(401, 'AUTH_UNAUTHORIZED', message, nextActions),
   integrity: (key: string) =>
     new AppError(
       500,
@@ -108,5 +127,25 @@ export const errors = {
       {
         'retry-after': '2',
       },
+    ),
+  /** The audit rows could not be committed: the request fails closed and returns nothing. */
+  auditUnavailable: () =>
+    new AppError(
+      503,
+      'SERVICE_UNAVAILABLE',
+      'Service unavailable: the audit trail could not be written, so nothing was returned',
+      'Retry after the Retry-After delay',
+      { 'retry-after': '2' },
+    ),
+  /** A part the service needs is missing or unreachable (503 with its own message). */
+  dependencyUnavailable: (message: string, nextActions: string) =>
+    new AppError(503, 'SERVICE_UNAVAILABLE', message, nextActions),
+  /** The OIDC issuer's keys could not be fetched to verify a token. */
+  issuerUnavailable: (issuer: string, why: string) =>
+    new AppError(
+      503,
+      'ISSUER_UNAVAILABLE',
+      `The identity provider ${issuer} could not be reached to verify the token: ${why}`,
+      'Retry shortly; if it persists, check that the trust policy issuer is right and reachable from the service',
     ),
 };

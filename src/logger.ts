@@ -75,8 +75,8 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
 
 /**
  * JSON lines to stdout, gathered into writes of about `bufferBytes` (pino's own sonic-boom
- * buffer) instead of one write(2) per line: a CPU profile of the read path showed the
- * access log's per-line write as about 9 % of the service's busy time. Flushed every 250 ms
+ * buffer) instead of one write(2) per line: a write per line was a visible share of the
+ * read path's CPU (docs/benchmarks.md, "Figures behind design choices"). Flushed every 250 ms
  * and on exit (pino registers the flush for asynchronous destinations), so a quiet service
  * still shows its lines promptly; a SIGKILL loses at most the last buffer. The audit trail
  * is in the database and does not depend on this.

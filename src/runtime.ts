@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+// One level below the repository root from src (tsx) and dist (compiled) alike.
+import { pgliteImageFile } from '../scripts/pglite-image.mjs';
 import { type Config, ConfigError } from './config.js';
 import { type Keyring, parseKeyring } from './crypto/keyring.js';
 import { lockDataDir } from './db/data-dir-lock.js';
@@ -10,7 +13,6 @@ import type { Database } from './db/database.js';
 import { DatabaseUrlError } from './db/hosts.js';
 import { loadMigrations, migrate } from './db/migrate.js';
 import { openPglite, type PgliteLease } from './db/pglite.js';
-import { isEmptyPgliteDir, readPgliteImage } from './db/pglite-image.js';
 import { openPostgres } from './db/postgres.js';
 import { createReadRouting, type ReadRouting, replicaName } from './db/read-replicas.js';
 import { waitForDatabase } from './db/wait.js';
@@ -179,6 +181,23 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
       }
     },
   };
+}
+
+/** True when `dir` holds no PGlite database yet (initdb has never run there). */
+const isEmptyPgliteDir = (dir: string) => !existsSync(join(dir, 'PG_VERSION'));
+
+/**
+ * The data-directory image built at install time (scripts/pglite-image.mjs), or undefined
+ * when there is none (installed with --ignore-scripts, or another PGlite version since):
+ * the caller then lets PGlite run initdb as before.
+ */
+async function readPgliteImage(): Promise<{ file: string; image: Blob } | undefined> {
+  try {
+    const file = await pgliteImageFile();
+    return { file, image: new Blob([await readFile(file)]) };
+  } catch {
+    return undefined;
+  }
 }
 
 /**

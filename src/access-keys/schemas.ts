@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { SCOPES } from '../auth/actor.js';
 import { isoDateTime } from '../dates.js';
-import { storable } from '../http/schemas.js';
+import { SCOPES } from '../identity/actor.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
+import { storable, strictBody } from '../zod-fields.js';
 
 /** Request and response schemas of /api/access-keys (they also generate the OpenAPI document). */
 
@@ -26,30 +26,20 @@ export const grantKeys = z
   .min(1, { error: 'keys must not be empty: omit it for access to every key' })
   .max(100, { error: 'keys may list at most 100 patterns' });
 
-export const createAccessKeyBody = z
-  .strictObject(
-    {
-      name: storable(
-        z
-          .string({ error: 'name is required: a label for the key (e.g. "ci-deploy")' })
-          .min(1, { error: 'name must not be empty' })
-          .max(128, { error: 'name must be at most 128 characters' }),
-        'name',
-      ),
-      scopes: grantScopes,
-      keys: grantKeys
-        .optional()
-        .meta({ description: 'Restrict the key to these secret keys or PREFIX_* patterns; omit for all' }),
-      expiresAt: isoDateTime('expiresAt').nullable().optional(),
-    },
-    {
-      error: (iss) =>
-        iss.code === 'unrecognized_keys'
-          ? `Unknown field(s): ${iss.keys.join(', ')}`
-          : 'Request body must be a JSON object',
-    },
-  )
-  .meta({ id: 'CreateAccessKeyRequest' });
+export const createAccessKeyBody = strictBody({
+  name: storable(
+    z
+      .string({ error: 'name is required: a label for the key (e.g. "ci-deploy")' })
+      .min(1, { error: 'name must not be empty' })
+      .max(128, { error: 'name must be at most 128 characters' }),
+    'name',
+  ),
+  scopes: grantScopes,
+  keys: grantKeys
+    .optional()
+    .meta({ description: 'Restrict the key to these secret keys or PREFIX_* patterns; omit for all' }),
+  expiresAt: isoDateTime('expiresAt').nullable().optional(),
+}).meta({ id: 'CreateAccessKeyRequest' });
 
 export const accessKeyView = z
   .object({

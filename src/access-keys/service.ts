@@ -1,26 +1,17 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
+import type { z } from 'zod';
 import type { AuditTrail } from '../audit/trail.js';
-import type { Actor, Scope } from '../auth/actor.js';
-import type { Caller } from '../auth/caller.js';
 import type { Database } from '../db/database.js';
 import { errors } from '../errors.js';
+import type { Actor, Scope } from '../identity/actor.js';
+import type { Caller } from '../identity/caller.js';
 import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
 import type { AccessKeyRow, AccessKeysRepository } from './repository.js';
+import type { accessKeyView } from './schemas.js';
 import { hashToken, newToken, TOKEN_PATTERN, tokenPrefix } from './token.js';
 
-export interface AccessKeyView {
-  id: string;
-  name: string;
-  tokenPrefix: string;
-  scopes: string[];
-  keys: string[] | null;
-  createdBy: string;
-  createdAt: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-  lastUsedAt: string | null;
-  status: 'active' | 'revoked' | 'expired';
-}
+/** An access key as the API shows it: the type of its schema (src/access-keys/schemas.ts). */
+export type AccessKeyView = z.output<typeof accessKeyView>;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 

@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
-import type { Caller } from '../auth/caller.js';
 import type { Database, Queryable, Transaction } from '../db/database.js';
 import type { ReadRouting } from '../db/read-replicas.js';
+import { errors } from '../errors.js';
+import type { Caller } from '../identity/caller.js';
 import type { AuditAction, AuditEntry } from './entry.js';
 import { type AuditOutcome, outcomeOf } from './outcome.js';
 import type { AuditRepository } from './repository.js';
-import { type AuditWriter, auditUnavailable, type LastUse, type ReplicaCheck } from './writer.js';
+import type { AuditWriter, LastUse, ReplicaCheck } from './writer.js';
 
 /**
  * The audited-operation API: every service call that reveals or changes secret material,
@@ -104,7 +105,7 @@ export function createAuditTrail({ db, repo, writer, log, reads }: AuditTrailDep
           touched.map((t) => auditEntry(caller, action, t.key, t.outcome, t.version ?? null)),
         );
       } catch {
-        throw auditUnavailable();
+        throw errors.auditUnavailable();
       }
     },
 
@@ -130,8 +131,8 @@ export function createAuditTrail({ db, repo, writer, log, reads }: AuditTrailDep
      * A change without a transaction of its own: `attempt` reads the row without a lock, then
      * writes it in one statement guarded by the revision it read, the success row inside that
      * statement (autocommit: the change and its row commit together). Two statements and two
-     * round trips, against four for BEGIN, a locking read, the write and COMMIT; measured on
-     * the mixed benchmark, the round trips were most of an update's cost in both processes.
+     * round trips, against four for BEGIN, a locking read, the write and COMMIT: the round
+     * trips are most of an update's cost.
      * `attempt` returns undefined when the guard failed (a concurrent change committed
      * between its read and its write, so nothing was written); it is tried again, and after
      * GUARDED_TRIES losses `locked` runs through change(), under the row lock, so a hot key
@@ -192,10 +193,10 @@ export function createAuditTrail({ db, repo, writer, log, reads }: AuditTrailDep
         committed = await writer.record(rows, done.ok ? done.lastUse : undefined, done.check);
       } catch {
         // Fail closed: whatever was read is dropped here.
-        throw auditUnavailable();
+        throw errors.auditUnavailable();
       }
       if (!committed) {
-        if (!again) throw auditUnavailable();
+        if (!again) throw errors.auditUnavailable();
         return api.read(caller, action, fallbackKey, again);
       }
       if (!done.ok) throw done.error;

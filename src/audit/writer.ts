@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
-import { AppError } from '../errors.js';
+import { errors } from '../errors.js';
 import type { AuditEntry } from './entry.js';
 import { AUDIT_COLUMNS, entryParams } from './repository.js';
 
@@ -10,7 +10,7 @@ const AUDIT_COLUMN_NAMES = AUDIT_COLUMNS.split(', ');
  * Group commit for audit rows written outside a change's own transaction: value reads,
  * listings, exports, renders and refusals. Concurrent requests hand their rows to one
  * batch; the batch is one statement (a multi-row INSERT from unnest, plus the batch's
- * lastUsedAt/lastUsedBy stamps in the same statement), so one round trip and one commit
+ * lastUsedAt/lastUsedBy stamps through the ReadMarks hook), so one round trip and one commit
  * serve every request in it. A request's promise settles only once its rows are committed,
  * so a value never leaves before its row exists. A batch that fails because of one
  * request's rows is split until that request fails alone (`write`); a batch that fails for
@@ -46,6 +46,18 @@ export interface ReplicaCheck {
   readable: boolean;
 }
 
+/**
+ * The narrow hook through which a read's batch stamps lastUsedAt/lastUsedBy and confirms
+ * replica reads, in the batch's own statement: SQL owned by the secrets module
+ * (src/secrets/read-marks.ts), so that audit knows its rows and not the secrets table.
+ */
+export interface ReadMarks {
+  /** CTEs that stamp the secrets named by a preceding `used (id, by)` CTE. */
+  stampLastUsed: string;
+  /** A SELECT of the `w` of `checks` (rows w, key, rev, readable) the primary contradicts. */
+  staleReads: (checks: string) => string;
+}
+
 interface Waiter {
   rows: AuditEntry[];
   lastUse: LastUse | undefined;
@@ -74,37 +86,6 @@ export const rowSpecific = (err: unknown): boolean => {
   return typeof code === 'string' && /^(22|23|54)[0-9A-Z]{3}$/.test(code);
 };
 
-/** The rows could not be committed: the request fails closed (503) and returns nothing. */
-export const auditUnavailable = () =>
-  new AppError(
-    503,
-    'SERVICE_UNAVAILABLE',
-    'Service unavailable: the audit trail could not be written, so nothing was returned',
-    'Retry after the Retry-After delay',
-    { 'retry-after': '2' },
-  );
-
-/**
- * How stale the stored lastUsed stamp in `secrets` may get before a read rewrites it. The
- * second-exact lastUsedAt/lastUsedBy is the newest success read in the audit trail at or
- * after the stamp (the list query, src/secrets/repository.ts), so the stamp only bounds that
- * lookup to the last minute's partitions: a secret read all the time costs one UPDATE a
- * minute instead of one a second. Measured (private PostgreSQL, pg_stat_statements): the
- * batch statement took 1.28 ms per batch with the per-second stamp and 0.32 ms without it.
- */
-export const LAST_USED_STAMP_SECONDS = 60;
-
-// Only stamps older than LAST_USED_STAMP_SECONDS (or never written) are rewritten, so a hot
-// key does not rewrite its row on every batch; rows are locked in id order so that two
-// instances' batches never deadlock on each other. Stamps the secrets named by a `used` CTE.
-const STAMP_LAST_USED = `locked AS (
-  SELECT s.id, used.by FROM secrets s JOIN used ON used.id = s.id
-  WHERE s.last_used_at IS NULL OR s.last_used_at < now() - interval '${LAST_USED_STAMP_SECONDS} seconds'
-  ORDER BY s.id FOR UPDATE OF s
-), stamped AS (
-  UPDATE secrets s SET last_used_at = now(), last_used_by = locked.by FROM locked WHERE s.id = locked.id
-)`;
-
 /**
  * The batch when none of its reads found its secret's stamp due (the usual case: a secret
  * read all the time is stamped once a minute): the multi-row INSERT alone, without the join
@@ -113,28 +94,24 @@ const STAMP_LAST_USED = `locked AS (
 const INSERT_ROWS = `INSERT INTO audit_log (${AUDIT_COLUMNS})
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[])`;
 
-const INSERT_BATCH = `WITH used AS (
+const insertBatch = (marks: ReadMarks) => `WITH used AS (
   SELECT u.id, u.by FROM unnest($9::uuid[], $10::text[]) AS u (id, by)
-), ${STAMP_LAST_USED}
+), ${marks.stampLastUsed}
 INSERT INTO audit_log (${AUDIT_COLUMNS})
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[])`;
 
 /**
  * The same batch when some of its reads came from a replica. `stale` lists the waiters
- * (by index) whose replica answer the primary contradicts: the secret's revision moved, or
- * a value served as readable is, on the primary and by the primary's clock, inactive or
- * expired. Their rows and stamps are left out, and the statement returns their indexes.
- * One statement and one round trip still; the check reads secrets by key (its unique index).
+ * (by index) whose replica answer the primary contradicts (ReadMarks.staleReads). Their
+ * rows and stamps are left out, and the statement returns their indexes. One statement and
+ * one round trip still.
  */
-const INSERT_BATCH_CHECKED = `WITH stale AS (
-  SELECT e.w FROM unnest($11::int[], $12::text[], $13::bigint[], $14::boolean[]) AS e (w, key, rev, readable)
-  LEFT JOIN secrets s ON s.key = e.key
-  WHERE s.revision IS DISTINCT FROM e.rev
-     OR (e.readable AND NOT (s.is_active AND (s.expires_at IS NULL OR s.expires_at > now())))
+const insertBatchChecked = (marks: ReadMarks) => `WITH stale AS (
+${marks.staleReads('unnest($11::int[], $12::text[], $13::bigint[], $14::boolean[]) AS e (w, key, rev, readable)')}
 ), used AS (
   SELECT DISTINCT ON (u.id) u.id, u.by FROM unnest($9::uuid[], $10::text[], $16::int[]) AS u (id, by, w)
   WHERE u.w NOT IN (SELECT w FROM stale)
-), ${STAMP_LAST_USED}, inserted AS (
+), ${marks.stampLastUsed}, inserted AS (
   INSERT INTO audit_log (${AUDIT_COLUMNS})
   SELECT a, b, c, d, e, f, g, h
   FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[], $15::int[])
@@ -150,6 +127,8 @@ export interface AuditWriterOptions {
   maxRows: number;
   /** Batches in flight at once (1 on PGlite, whose one connection runs them in turn anyway). */
   concurrency: number;
+  /** What a read's batch writes and checks on the secrets (src/secrets/read-marks.ts). */
+  marks: ReadMarks;
 }
 
 /** The rows as one array per column (AUDIT_COLUMNS order), each value as entryParams gives it. */
@@ -158,7 +137,9 @@ const columns = (rows: AuditEntry[]) => {
   return AUDIT_COLUMN_NAMES.map((_, i) => params.map((p) => p[i]));
 };
 
-export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: AuditWriterOptions) {
+export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, marks }: AuditWriterOptions) {
+  const INSERT_BATCH = insertBatch(marks);
+  const INSERT_BATCH_CHECKED = insertBatchChecked(marks);
   let queue: Waiter[] = [];
   let queuedRows = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -259,7 +240,7 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: A
         },
         'audit batch failed; its requests fail closed',
       );
-      const failure = auditUnavailable();
+      const failure = errors.auditUnavailable();
       for (const w of batch) w.reject(failure);
     }
   }

@@ -4,11 +4,11 @@ import type { AuditAction } from '../audit/entry.js';
 import type { AuditTrail } from '../audit/trail.js';
 import { AppError, errors } from '../errors.js';
 import type { Limits } from '../http/rate-limits.js';
+import { type Actor, hasScope, type Scope } from '../identity/actor.js';
+import { type Caller, callerOf } from '../identity/caller.js';
+import { maySee } from '../identity/visibility.js';
 import type { OidcService } from '../oidc/service.js';
-import { type Actor, hasScope, type Scope } from './actor.js';
-import { type Caller, callerOf } from './caller.js';
 import { countHeader } from './jwt.js';
-import { maySee } from './visibility.js';
 
 /** What a route declares about itself in `config.access`; the guard enforces it. */
 export interface RouteAccess {
@@ -181,5 +181,19 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
         throw err;
       }
     }
+  });
+}
+
+/**
+ * Documents each route of a guarded scope with the credentials it takes, derived from the
+ * guard's own rule (no `config.access` means admin-only): an admin JWT
+ * always, an access key (bearer or x-api-key) where the guard lets one in.
+ */
+export function documentSecurity(scope: FastifyInstance) {
+  scope.addHook('onRoute', (route) => {
+    route.schema = {
+      ...route.schema,
+      security: acceptsAccessKeys(route.config) ? [{ bearerAuth: [] }, { apiKey: [] }] : [{ bearerAuth: [] }],
+    };
   });
 }

@@ -3,8 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
+import type { Actor } from '../identity/actor.js';
 import { isStorableText } from '../storable-text.js';
-import type { Actor } from './actor.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -2,8 +2,8 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 
 /**
  * A `fetch` for the CLI's client over node:http(s). Node 20's own fetch (undici) compiles its
- * HTTP parser (WebAssembly) on the first request of every process: measured with farm-bench
- * it added about 250 ms to each CLI run, several times what the CLI itself costs. node:http's
+ * HTTP parser (WebAssembly) on the first request of every process, which costs each CLI run
+ * more than the CLI itself (docs/benchmarks.md, "Figures behind design choices"). node:http's
  * parser is built in. Written here because the alternatives (node-fetch, undici's request)
  * either bring their own Request/Response classes, which the typed client (openapi-fetch)
  * does not use, or the same parser. Only what the client sends is supported: a method,

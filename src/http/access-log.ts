@@ -42,7 +42,7 @@ export function collectLoggedQuery(app: FastifyInstance) {
  * One access line per request, written when it completes, instead of Fastify's two
  * ("incoming request" + "request completed"): the one line carries the request (method,
  * url, remote address), the status and the time, at half the logging cost on the hot path
- * (bench/ measured logging as the largest per-request CPU cost after the sockets).
+ * (logging is among the largest per-request costs; docs/benchmarks.md).
  *
  * A completed request's line is built here from named primitive fields only (the URL
  * through safeUrl, never headers or a body), so it is written by a child logger without

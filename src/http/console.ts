@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
-import { AppError } from '../errors.js';
+import { errors } from '../errors.js';
 
 /**
  * The web console's built files (`npm run console:build`, Vite, sources in console/). The
@@ -51,9 +51,7 @@ export async function consoleRoutes(
   if (!existsSync(`${root}/index.html`)) {
     // `npm start` builds it (prestart); a bare `node dist/main.js` without a build says how.
     app.get('/console', { schema: { hide: true } }, async () => {
-      throw new AppError(
-        503,
-        'SERVICE_UNAVAILABLE',
+      throw errors.dependencyUnavailable(
         'The web console has not been built',
         'Run npm run console:build (npm start does it automatically), then reload',
       );

@@ -3,7 +3,6 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
-import { acceptsAccessKeys } from '../auth/guard.js';
 
 /**
  * components.schemas in name order. fastify-type-provider-zod lists them in the order the
@@ -53,17 +52,3 @@ export const openapiPlugin = fastifyPlugin(async (app: FastifyInstance) => {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 });
-
-/**
- * Documents each route of a guarded scope with the credentials it takes, derived from the
- * guard's own rule (src/auth/guard.ts: no `config.access` means admin-only): an admin JWT
- * always, an access key (bearer or x-api-key) where the guard lets one in.
- */
-export function documentSecurity(scope: FastifyInstance) {
-  scope.addHook('onRoute', (route) => {
-    route.schema = {
-      ...route.schema,
-      security: acceptsAccessKeys(route.config) ? [{ bearerAuth: [] }, { apiKey: [] }] : [{ bearerAuth: [] }],
-    };
-  });
-}

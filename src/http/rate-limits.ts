@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { type Actor, actorId } from '../auth/actor.js';
 import { errors } from '../errors.js';
+import { type Actor, actorId } from '../identity/actor.js';
 
 /**
  * Per-identity limits built on @fastify/rate-limit's manual limiters, so they share its

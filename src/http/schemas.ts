@@ -1,30 +1,12 @@
 import { z } from 'zod';
-import { isStorableText } from '../storable-text.js';
 
 /**
  * Schema pieces shared by every feature's routes (they also generate the OpenAPI document):
- * the error body, the strict request body and the unlogged-query mark. The secret key and
+ * the error body and the unlogged-query mark (the strict body and storable text fields,
+ * which services may use too, are src/zod-fields.ts). The secret key and
  * prefix rules are src/secret-names.ts (the CLI uses them too). Feature
  * schemas stay with their feature (src/secrets/schemas.ts, src/access-keys/schemas.ts).
  */
-
-/**
- * A text field PostgreSQL can store as sent (src/storable-text.ts): NUL or an unpaired
- * surrogate is a 400 naming the field, never a database error.
- */
-export const storable = (schema: z.ZodString, name: string) =>
-  schema.refine(isStorableText, {
-    error: `${name} must be text without NUL characters or unpaired surrogates`,
-  });
-
-/** A JSON object body that refuses unknown fields by name. */
-export const strictBody = <T extends z.core.$ZodLooseShape>(shape: T) =>
-  z.strictObject(shape, {
-    error: (iss) =>
-      iss.code === 'unrecognized_keys'
-        ? `Unknown field(s): ${iss.keys.join(', ')}`
-        : 'Request body must be a JSON object',
-  });
 
 /** The InsForge error body every 4xx/5xx carries (rendered by src/http/error-handler.ts). */
 export const errorResponse = z

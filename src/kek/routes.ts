@@ -3,29 +3,22 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/trail.js';
 import { errorResponses } from '../http/schemas.js';
-import type { KekService } from './service.js';
+import type { Caller } from '../identity/caller.js';
+import { strictBody } from '../zod-fields.js';
+import type { KekService, RewrapOptions } from './service.js';
 
 /** Admin endpoints for key rotation. HTTP only; the guard comes from the enclosing scope. */
 
 const BATCH_MESSAGE = 'batchSize must be a whole number from 1 to 5000';
-const rewrapBody = z
-  .strictObject(
-    {
-      batchSize: z
-        .number({ error: BATCH_MESSAGE })
-        .int({ error: BATCH_MESSAGE })
-        .min(1, { error: BATCH_MESSAGE })
-        .max(5000, { error: BATCH_MESSAGE })
-        .optional()
-        .meta({ description: 'Rows per batch (each batch is one short transaction)', default: 500 }),
-    },
-    {
-      error: (iss) =>
-        iss.code === 'unrecognized_keys'
-          ? `Unknown field(s): ${iss.keys.join(', ')}`
-          : 'Request body must be a JSON object',
-    },
-  )
+const rewrapBody = strictBody({
+  batchSize: z
+    .number({ error: BATCH_MESSAGE })
+    .int({ error: BATCH_MESSAGE })
+    .min(1, { error: BATCH_MESSAGE })
+    .max(5000, { error: BATCH_MESSAGE })
+    .optional()
+    .meta({ description: 'Rows per batch (each batch is one short transaction)', default: 500 }),
+})
   // No body at all (curl -X POST) arrives as null: it means "the defaults".
   .nullish()
   .meta({ id: 'RewrapRequest' });
@@ -55,7 +48,15 @@ const keyStatus = z.object({
   pendingRewrap: z.number().int().meta({ description: 'Rows not yet under the active kid' }),
 });
 
-export async function kekRoutes(app: FastifyInstance, opts: { kek: KekService; trail: AuditTrail }) {
+export async function kekRoutes(
+  app: FastifyInstance,
+  opts: {
+    kek: KekService;
+    trail: AuditTrail;
+    /** Where a batch records the secrets it touched: the secrets' door (changes.rotated). */
+    recordFor: (caller: Caller) => NonNullable<RewrapOptions['record']>;
+  },
+) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const errs = errorResponses(400, 401, 403, 503);
   const tags = ['Keys'];
@@ -87,15 +88,16 @@ export async function kekRoutes(app: FastifyInstance, opts: { kek: KekService; t
       },
     },
     async (req) => {
-      // The rewrap commits batch by batch; each batch's secrets are audited once it has
-      // committed (one row per secret, success or decrypt_failed). A run that touches nothing
-      // leaves one row (key null) so the attempt is still on record.
+      // The rewrap commits batch by batch, each batch's secrets audited in its transaction
+      // (one row per secret, success or decrypt_failed). A run that touches nothing leaves
+      // one row (key null) so the attempt is still on record.
       let touchedAny = false;
+      const recorded = opts.recordFor(req.caller);
       const result = await opts.kek.rewrap({
         ...(req.body?.batchSize ? { batchSize: req.body.batchSize } : {}),
-        onTouched: async (touched) => {
+        record: async (q, touched) => {
           touchedAny = true;
-          await opts.trail.note(req.caller, 'secret.rotate', touched);
+          await recorded(q, touched);
         },
       });
       if (!touchedAny)

@@ -1,5 +1,5 @@
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey, errors as joseErrors } from 'jose';
-import { AppError } from '../errors.js';
+import { errors } from '../errors.js';
 
 /**
  * Each trusted issuer's signing keys: discovery (`/.well-known/openid-configuration` ->
@@ -21,15 +21,6 @@ const MIN_MAX_AGE_MS = 60_000;
 const MAX_MAX_AGE_MS = 24 * 3600_000;
 const FETCH_TIMEOUT_MS = 5000;
 const MAX_DOCUMENT_BYTES = 256 * 1024;
-
-export function issuerUnavailable(issuer: string, why: string): AppError {
-  return new AppError(
-    503,
-    'ISSUER_UNAVAILABLE',
-    `The identity provider ${issuer} could not be reached to verify the token: ${why}`,
-    'Retry shortly; if it persists, check that the trust policy issuer is right and reachable from the service',
-  );
-}
 
 interface Entry {
   keys: JWTVerifyGetKey;
@@ -61,10 +52,10 @@ export function createIssuerKeys(opts: {
     try {
       u = new URL(url);
     } catch {
-      throw issuerUnavailable(issuer, `its ${what} is not a URL`);
+      throw errors.issuerUnavailable(issuer, `its ${what} is not a URL`);
     }
     if (u.protocol !== 'https:' && !(opts.allowHttp && u.protocol === 'http:')) {
-      throw issuerUnavailable(issuer, `its ${what} ${u.origin} is not https`);
+      throw errors.issuerUnavailable(issuer, `its ${what} ${u.origin} is not https`);
     }
     return u;
   }
@@ -80,21 +71,21 @@ export function createIssuerKeys(opts: {
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code;
       const name = (err as Error).name;
-      throw issuerUnavailable(
+      throw errors.issuerUnavailable(
         issuer,
         `fetching its ${what} failed (${name === 'TimeoutError' ? `no answer in ${FETCH_TIMEOUT_MS} ms` : (cause ?? name)})`,
       );
     }
     if (!res.ok) {
       await res.body?.cancel();
-      throw issuerUnavailable(issuer, `its ${what} answered HTTP ${res.status}`);
+      throw errors.issuerUnavailable(issuer, `its ${what} answered HTTP ${res.status}`);
     }
     const text = await res.text();
-    if (text.length > MAX_DOCUMENT_BYTES) throw issuerUnavailable(issuer, `its ${what} is too large`);
+    if (text.length > MAX_DOCUMENT_BYTES) throw errors.issuerUnavailable(issuer, `its ${what} is too large`);
     try {
       return { body: JSON.parse(text) as unknown, res };
     } catch {
-      throw issuerUnavailable(issuer, `its ${what} is not JSON`);
+      throw errors.issuerUnavailable(issuer, `its ${what} is not JSON`);
     }
   }
 
@@ -108,20 +99,20 @@ export function createIssuerKeys(opts: {
     const d = discovery as { issuer?: unknown; jwks_uri?: unknown };
     // OpenID Connect Discovery 1.0 §4.3: the document must name the issuer it was fetched for.
     if (d.issuer !== issuer) {
-      throw issuerUnavailable(
+      throw errors.issuerUnavailable(
         issuer,
         `its discovery document names a different issuer (${String(d.issuer)})`,
       );
     }
     if (typeof d.jwks_uri !== 'string')
-      throw issuerUnavailable(issuer, 'its discovery document has no jwks_uri');
+      throw errors.issuerUnavailable(issuer, 'its discovery document has no jwks_uri');
     const jwksUrl = checkUrl(issuer, 'jwks_uri', d.jwks_uri);
     const { body, res } = await getJson(issuer, 'JWKS', jwksUrl);
     let keys: JWTVerifyGetKey;
     try {
       keys = createLocalJWKSet(body as JSONWebKeySet);
     } catch {
-      throw issuerUnavailable(issuer, 'its JWKS is not a valid key set');
+      throw errors.issuerUnavailable(issuer, 'its JWKS is not a valid key set');
     }
     const t = now();
     const entry = { keys, fetchedAt: t, expiresAt: t + maxAgeOf(res.headers.get('cache-control')) };

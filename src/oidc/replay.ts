@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { AppError } from '../errors.js';
+import { errors } from '../errors.js';
 
 /**
  * Remembers the ID tokens already exchanged (by issuer and `jti`) until they expire, so a
@@ -40,9 +40,7 @@ export function redisReplayGuard(redis: Redis, namespace: string): ReplayGuard {
         r = await redis.set(`${namespace}jti:${id}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
       } catch {
         // Replay protection is an access control: without its store the exchange fails closed.
-        throw new AppError(
-          503,
-          'SERVICE_UNAVAILABLE',
+        throw errors.dependencyUnavailable(
           'Token exchange is unavailable: the replay store (Redis) cannot be reached',
           'Retry shortly; check REDIS_URL',
         );

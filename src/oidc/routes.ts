@@ -2,9 +2,9 @@ import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { callerOf } from '../auth/caller.js';
 import { AppError } from '../errors.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
+import { callerOf } from '../identity/caller.js';
 import { tokenExchangeBody, tokenExchangeResponse, trustBody, trustParams, trustView } from './schemas.js';
 import type { OidcService } from './service.js';
 
@@ -72,7 +72,7 @@ export async function trustRoutes(app: FastifyInstance, opts: { oidc: OidcServic
         response: { 200: trustView, 404: errorResponse, 409: errorResponse, ...errs },
       },
     },
-    async (req) => oidc.update(req.params.name, req.body, req.caller),
+    async (req) => oidc.update({ name: req.params.name, trust: req.body }, req.caller),
   );
 
   r.delete(

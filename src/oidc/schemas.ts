@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { grantKeys, grantScopes } from '../access-keys/schemas.js';
-import { strictBody } from '../http/schemas.js';
+import { strictBody } from '../zod-fields.js';
 
 /** Request and response schemas of /api/auth/trusts and /api/auth/token. */
 

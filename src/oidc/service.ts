@@ -4,10 +4,10 @@ import type { z } from 'zod';
 import { hashToken } from '../access-keys/token.js';
 import { withOutcome } from '../audit/outcome.js';
 import type { AuditTrail } from '../audit/trail.js';
-import { type Actor, SCOPES, type Scope, workloadId } from '../auth/actor.js';
-import type { Caller } from '../auth/caller.js';
 import type { Database } from '../db/database.js';
 import { AppError, errors } from '../errors.js';
+import { type Actor, SCOPES, type Scope, workloadId } from '../identity/actor.js';
+import type { Caller } from '../identity/caller.js';
 import type { IssuerKeys } from './issuer-keys.js';
 import type { ReplayGuard } from './replay.js';
 import type { OidcRepository, TrustFields, TrustRow } from './repository.js';
@@ -105,7 +105,7 @@ const refuse = (reason: string, status: 400 | 401 | 403, message: string, next: 
     status === 400
       ? errors.invalidInput(message, next)
       : status === 401
-        ? new AppError(401, 'AUTH_UNAUTHORIZED', message, next)
+        ? errors.unauthorized(message, next)
         : errors.denied(message, next);
   return new Refusal(reason, err);
 };
@@ -231,7 +231,10 @@ export function createOidcService(deps: {
       return toView(row);
     },
 
-    async update(name: string, input: TrustInput, caller: Caller): Promise<TrustView> {
+    async update(
+      { name, trust: input }: { name: string; trust: TrustInput },
+      caller: Caller,
+    ): Promise<TrustView> {
       const f = fields(input);
       const row = await trail.change(caller, 'oidc_trust.update', `oidc_trust:${name}`, async (tx) => {
         if (f.name !== name && (await repo.get(tx, f.name))) throw nameTaken(f.name);
@@ -470,9 +473,7 @@ export function createOidcService(deps: {
         );
       }
       if (row.expired) {
-        throw new AppError(
-          401,
-          'AUTH_UNAUTHORIZED',
+        throw errors.unauthorized(
           `Invalid token: the workload token expired at ${row.expires_at.toISOString()}`,
           'Exchange a fresh ID token (secrets run --oidc does it for you)',
         );

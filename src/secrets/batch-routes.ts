@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { BulkGate } from '../http/bulk-gate.js';
+import { errorResponse } from '../http/schemas.js';
 import { batchBody, batchResponse } from './batch-schemas.js';
 import type { BatchService } from './batch-service.js';
-import { errorResponse } from './schemas.js';
+import type { BulkGate } from './bulk-gate.js';
 
 /** POST /api/secrets/batch (secrets import): schema, guard from the enclosing scope, one call. */
 export async function batchRoutes(app: FastifyInstance, opts: { batch: BatchService; gate: BulkGate }) {
@@ -33,7 +33,10 @@ export async function batchRoutes(app: FastifyInstance, opts: { batch: BatchServ
     },
     async (req) =>
       opts.gate.run(req, 'secret.update', () =>
-        opts.batch.apply(req.body.secrets, { dryRun: req.body.dryRun ?? false }, req.caller, req.actor!),
+        opts.batch.apply(
+          { entries: req.body.secrets, dryRun: req.body.dryRun ?? false, actor: req.actor! },
+          req.caller,
+        ),
       ),
   );
 }

@@ -1,6 +1,6 @@
-import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { Queryable } from '../db/database.js';
 import { type CryptoColumns, cryptoColumns } from '../db/sealed-columns.js';
+import { type Visibility, visibilitySql } from '../identity/visibility.js';
 
 /** SQL for the many-at-once reads (export, templates). Every method takes the Queryable to run on. */
 

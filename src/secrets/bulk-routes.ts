@@ -1,12 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { BulkGate } from '../http/bulk-gate.js';
 import type { Limits } from '../http/rate-limits.js';
-import { errorResponses } from '../http/schemas.js';
+import { errorResponse, errorResponses } from '../http/schemas.js';
+import type { BulkGate } from './bulk-gate.js';
 import { exportedSecrets, exportQuery, renderBody, renderResponse } from './bulk-schemas.js';
 import type { BulkService } from './bulk-service.js';
-import { errorResponse } from './schemas.js';
 
 /**
  * Export and templates. Registered in the secured scope; the static paths take precedence
@@ -49,12 +48,12 @@ export async function bulkRoutes(
     async (req, reply) => {
       if (req.query.format === 'dotenv') {
         const text = await gate.run(req, 'secret.export', () =>
-          bulk.exportDotenv(req.query.prefix, req.caller, charge(req)),
+          bulk.exportDotenv({ prefix: req.query.prefix, charge: charge(req) }, req.caller),
         );
         return reply.type('text/plain; charset=utf-8').send(text);
       }
       const json = await gate.run(req, 'secret.export', () =>
-        bulk.exportJson(req.query.prefix, req.caller, charge(req)),
+        bulk.exportJson({ prefix: req.query.prefix, charge: charge(req) }, req.caller),
       );
       return reply.type('application/json; charset=utf-8').send(json);
     },
@@ -75,7 +74,7 @@ export async function bulkRoutes(
     },
     async (req) => ({
       rendered: await gate.run(req, 'secret.render', () =>
-        bulk.render(req.body.template, req.caller, charge(req)),
+        bulk.render({ template: req.body.template, charge: charge(req) }, req.caller),
       ),
     }),
   );

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { KEY_MAX_LENGTH, PREFIX_FORMAT_MESSAGE, PREFIX_PATTERN } from '../secret-names.js';
+import { strictBody } from '../zod-fields.js';
 
 export const exportQuery = z.object({
   format: z
@@ -17,21 +18,11 @@ export const exportedSecrets = z
   .record(z.string(), z.string())
   .meta({ id: 'ExportedSecrets', description: 'Active, unexpired secrets: key -> value, in key order' });
 
-export const renderBody = z
-  .strictObject(
-    {
-      template: z
-        .string({ error: 'template is required and must be a string' })
-        .max(1024 * 1024, { error: 'template must be at most 1 MiB' })
-        .meta({ example: 'postgres://app:{{Secrets.DB_PASSWORD}}@db/app' }),
-    },
-    {
-      error: (iss) =>
-        iss.code === 'unrecognized_keys'
-          ? `Unknown field(s): ${iss.keys.join(', ')}`
-          : 'Request body must be a JSON object',
-    },
-  )
-  .meta({ id: 'RenderTemplateRequest' });
+export const renderBody = strictBody({
+  template: z
+    .string({ error: 'template is required and must be a string' })
+    .max(1024 * 1024, { error: 'template must be at most 1 MiB' })
+    .meta({ example: 'postgres://app:{{Secrets.DB_PASSWORD}}@db/app' }),
+}).meta({ id: 'RenderTemplateRequest' });
 
 export const renderResponse = z.object({ rendered: z.string() }).meta({ id: 'RenderTemplateResponse' });

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import { outcomeOf, withOutcome } from '../audit/outcome.js';
 import type { AuditTrail, ReadOutcome, Touched } from '../audit/trail.js';
-import type { Caller } from '../auth/caller.js';
-import { maySee } from '../auth/visibility.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
-import { AppError, errors } from '../errors.js';
+import { errors } from '../errors.js';
+import type { Caller } from '../identity/caller.js';
+import { maySee } from '../identity/visibility.js';
 import { MAX_BATCH } from './batch-schemas.js';
 import type { BulkRepository, ValueRow } from './bulk-repository.js';
 import { dotenvUnrepresentable, type ExportedSecrets, toDotenv } from './export-format.js';
@@ -21,9 +21,15 @@ import { renderedBytes, renderTemplate, templateReferences } from './template.js
 
 /**
  * Counts `n` values against the caller's read limit (READ_RATE_LIMIT), or throws 429. Called
- * inside the read's transaction, so a refused read leaves no "success" audit row.
+ * before the values are returned, so a refused read leaves no "success" audit row.
  */
 export type Charge = (n: number) => Promise<void>;
+
+/** What an export reads: the secrets under `prefix` (all when absent), charged to the caller's read limit. */
+export interface ExportInput {
+  prefix?: string | undefined;
+  charge: Charge;
+}
 
 export interface BulkServiceDeps {
   db: Database;
@@ -133,11 +139,11 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
 
   return {
     /** format json: { KEY: value } in key order. */
-    exportJson: (prefix: string | undefined, caller: Caller, charge: Charge) =>
+    exportJson: ({ prefix, charge }: ExportInput, caller: Caller) =>
       exportValues(prefix, caller, charge, (v) => v),
 
     /** format dotenv: KEY='value' lines that the dotenv package parses back to the same values. */
-    exportDotenv: (prefix: string | undefined, caller: Caller, charge: Charge) =>
+    exportDotenv: ({ prefix, charge }: ExportInput, caller: Caller) =>
       exportValues(prefix, caller, charge, (values) => {
         const bad = dotenvUnrepresentable(values);
         if (bad.length > 0) {
@@ -150,7 +156,10 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
       }),
 
     /** One audit row per referenced secret (a template without references leaves one row, key null). */
-    async render(template: string, caller: Caller, charge: Charge): Promise<string> {
+    async render(
+      { template, charge }: { template: string; charge: Charge },
+      caller: Caller,
+    ): Promise<string> {
       const { keys, invalid } = templateReferences(template);
       return trail.read(caller, 'secret.render', null, async (): Promise<ReadOutcome<string>> => {
         // Bounded work: a template names at most as many secrets as an import may hold, and
@@ -205,12 +214,7 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
         // Counted as references resolve, before anything is built (MAX_RENDER_BYTES).
         const size = renderedBytes(template, opened.values, maxRenderBytes);
         if (size > maxRenderBytes) {
-          const error = new AppError(
-            413,
-            'PAYLOAD_TOO_LARGE',
-            `The rendered template would exceed ${maxRenderBytes} bytes (MAX_RENDER_BYTES)${size > maxRenderBytes * 2 ? '' : `: ${size} bytes`}`,
-            'Reference fewer or smaller secrets per template, or render it in parts',
-          );
+          const error = errors.renderTooLarge(maxRenderBytes, size);
           return { ok: false, error, touched: withheld(opened.touched) };
         }
         return { ok: true, result: renderTemplate(template, opened.values), touched: opened.touched };

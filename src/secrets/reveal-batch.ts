@@ -12,10 +12,9 @@ interface Wanted {
 
 /**
  * Value reads that arrive together share one SELECT (DataLoader's batching, one loader per
- * connection pool: the primary, each replica). A read's statement used to be most of its
- * cost in both processes: measured on the read path, the service spent about half of its CPU
- * per read sending it, waking PostgreSQL and parsing a RowDescription and DataRow back, and
- * PostgreSQL as much again. Shared, those costs are paid once per batch.
+ * connection pool: the primary, each replica). A read's statement is most of its cost in
+ * both processes (sending it, waking PostgreSQL, parsing a RowDescription and DataRow back);
+ * shared, those costs are paid once per batch.
  *
  * The batch is dispatched by setImmediate: after every request that this turn of the event
  * loop read off its sockets has asked, and never later, so a lone read waits for nothing and

@@ -1,13 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponses } from '../http/schemas.js';
+import { errorResponse, errorResponses } from '../http/schemas.js';
 import { ifNoneMatchHit } from './etag.js';
 import { generateValue } from './generate.js';
 import {
   createBody,
   deleteQuery,
-  errorResponse,
   ifMatchHeaders,
   ifNoneMatchHeaders,
   keyParams,
@@ -67,10 +66,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       const { generate, ...body } = req.body;
       // Exactly one of value and generate is present (createBody checks it).
       const value = body.value ?? generateValue(generate!);
-      const { id } = await secrets.create(
-        { ...body, value, mayUnreserve: req.actor?.kind === 'admin' },
-        req.caller,
-      );
+      const { id } = await secrets.create({ ...body, value }, req.caller);
       return reply
         .code(201)
         .send({ success: true, message: `Secret ${req.body.key} has been created successfully`, id });
@@ -95,7 +91,10 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req, reply) => {
-      const { key, value, etag } = await secrets.reveal(req.params.key, req.caller, req.query.version);
+      const { key, value, etag } = await secrets.reveal(
+        { key: req.params.key, version: req.query.version },
+        req.caller,
+      );
       reply.header('etag', etag);
       // The read is audited like any other (the caller learns the value is unchanged).
       if (ifNoneMatchHit(req.headers['if-none-match'], etag)) return reply.code(304).send(undefined as never);
@@ -111,13 +110,9 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
           action: 'secret.update',
           scope: 'secrets:write',
           keyFrom: 'params',
-          // Un-reserving is what makes a secret deletable: no scope implies it. (Making a
-          // readable secret write-only is admin-only too: the service checks it against the
-          // row, so that re-sending isWriteOnly:true for a write-only secret stays harmless.)
-          adminOnlyWhen: (req) =>
-            (req.body as { isReserved?: unknown } | undefined)?.isReserved === false
-              ? 'set isReserved to false (un-reserving is admin-only)'
-              : null,
+          // Un-reserving and making a readable secret write-only are admin-only: the one
+          // rule for every path checks them against the row (src/secrets/changes.ts), so
+          // re-sending isReserved:false or isWriteOnly:true as it already is stays harmless.
         },
       },
       schema: {
@@ -132,7 +127,10 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       },
     },
     async (req, reply) => {
-      const { etag } = await secrets.update(req.params.key, req.body, req.caller, req.headers['if-match']);
+      const { etag } = await secrets.update(
+        { key: req.params.key, ifMatch: req.headers['if-match'], changes: req.body },
+        req.caller,
+      );
       reply.header('etag', etag);
       return { success: true as const, message: `Secret ${req.params.key} has been updated successfully` };
     },
@@ -166,10 +164,10 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
     },
     async (req, reply) => {
       const { key } = req.params;
-      const { etag } = await secrets.remove(key, req.caller, {
-        ifMatch: req.headers['if-match'],
-        purge: req.query.purge,
-      });
+      const { etag } = await secrets.remove(
+        { key, ifMatch: req.headers['if-match'], purge: req.query.purge },
+        req.caller,
+      );
       if (etag) reply.header('etag', etag);
       return {
         success: true as const,

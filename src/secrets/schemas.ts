@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { isoDateTime } from '../dates.js';
-import { errorResponse, strictBody as object, storable } from '../http/schemas.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
 import {
   KEY_FORMAT_MESSAGE,
@@ -9,6 +8,7 @@ import {
   PREFIX_FORMAT_MESSAGE,
   PREFIX_PATTERN,
 } from '../secret-names.js';
+import { strictBody as object, storable } from '../zod-fields.js';
 import { generateSpec } from './generate.js';
 
 /**
@@ -30,8 +30,8 @@ const keyField = (missing: string) =>
 
 export const keySchema = keyField('key is required');
 
-// Re-exported for this feature's route and schema files; other features import ../http/schemas.js.
-export { errorResponse, object };
+// Re-exported for this feature's schema files.
+export { object };
 
 export const bool = (name: string) => z.boolean({ error: `${name} must be a boolean (true or false)` });
 

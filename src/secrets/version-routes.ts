@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponses } from '../http/schemas.js';
-import { errorResponse, ifMatchHeaders, keyParams, rollbackBody, versionsResponse } from './schemas.js';
+import { errorResponse, errorResponses } from '../http/schemas.js';
+import { ifMatchHeaders, keyParams, rollbackBody, versionsResponse } from './schemas.js';
 import type { SecretService } from './service.js';
 
 /** Versions and recovery: history, rollback, restore. HTTP only; one service call per route. */
@@ -26,7 +26,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
       },
     },
     async (req, reply) => {
-      const { etag, body } = await secrets.versions(req.params.key, req.caller);
+      const { etag, body } = await secrets.versions({ key: req.params.key }, req.caller);
       reply.header('etag', etag);
       return body;
     },
@@ -55,9 +55,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
     async (req, reply) => {
       const { key } = req.params;
       const { version, etag } = await secrets.rollback(
-        key,
-        req.body.version,
-        req.headers['if-match'],
+        { key, version: req.body.version, ifMatch: req.headers['if-match'] },
         req.caller,
       );
       reply.header('etag', etag);
@@ -88,7 +86,10 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
       },
     },
     async (req, reply) => {
-      const { etag } = await secrets.restore(req.params.key, req.headers['if-match'], req.caller);
+      const { etag } = await secrets.restore(
+        { key: req.params.key, ifMatch: req.headers['if-match'] },
+        req.caller,
+      );
       reply.header('etag', etag);
       return { success: true as const, message: `Secret ${req.params.key} has been restored successfully` };
     },

@@ -125,3 +125,74 @@ describe('layers', () => {
     expect(offending).toEqual([]);
   });
 });
+
+/** Every project file `file` reaches through any chain of imports (itself excluded), with one path to each. */
+async function reachable(file: string): Promise<Map<string, string[]>> {
+  const paths = new Map<string, string[]>([[file, [file]]]);
+  const queue = [file];
+  while (queue.length) {
+    const at = queue.shift()!;
+    let source: string;
+    try {
+      source = await readFile(join(ROOT, at), 'utf8');
+    } catch {
+      continue; // not a .ts file of the project (a .mjs script, a generated declaration)
+    }
+    for (const spec of importedSpecifiers(source)) {
+      const target = resolveSpecifier(at, spec);
+      if (target === null || paths.has(target)) continue;
+      paths.set(target, [...paths.get(at)!, target]);
+      queue.push(target);
+    }
+  }
+  paths.delete(file);
+  return paths;
+}
+
+describe('layers, indirectly', () => {
+  it('no domain file outside the route/schema files reaches src/http/ or src/auth/ through any chain of imports', async () => {
+    const offending: string[] = [];
+    let checked = 0;
+    for (const folder of DOMAIN_FOLDERS) {
+      for (const file of await tsFiles(`src/${folder}`)) {
+        if (HTTP_EDGE.test(posix.basename(file))) continue;
+        checked++;
+        for (const [target, path] of await reachable(file)) {
+          if (target.startsWith('src/http/') || target.startsWith('src/auth/'))
+            offending.push(path.join(' -> '));
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(30);
+    expect(offending).toEqual([]);
+  });
+
+  it('identity (actor, caller, visibility) is at the bottom: it reaches nothing of the project outside src/identity/', async () => {
+    const files = await tsFiles('src/identity');
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'src/identity/actor.ts',
+        'src/identity/caller.ts',
+        'src/identity/visibility.ts',
+      ]),
+    );
+    const offending: string[] = [];
+    for (const file of files) {
+      for (const [target, path] of await reachable(file)) {
+        if (!target.startsWith('src/identity/')) offending.push(path.join(' -> '));
+      }
+    }
+    expect(offending).toEqual([]);
+  });
+
+  it('the walk follows chains: a file reaches what its imports import', async () => {
+    // batch-routes.ts imports batch-schemas.ts, which imports schemas.ts, which imports src/zod-fields.ts.
+    const from = await reachable('src/secrets/batch-routes.ts');
+    expect(from.get('src/zod-fields.ts')).toEqual([
+      'src/secrets/batch-routes.ts',
+      'src/secrets/batch-schemas.ts',
+      'src/secrets/schemas.ts',
+      'src/zod-fields.ts',
+    ]);
+  });
+});

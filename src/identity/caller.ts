@@ -1,4 +1,3 @@
-import type { FastifyRequest } from 'fastify';
 import { type Actor, actorId, actorLabel, hasScope, INJECT_SCOPE } from './actor.js';
 import { type Visibility, visibilityOf } from './visibility.js';
 
@@ -23,17 +22,39 @@ export interface Caller {
   readonly clientIp: string;
 }
 
+/** Where a request came from, as the HTTP layer saw it. */
+export interface Origin {
+  requestId: string;
+  /** True when the request id was the client's own X-Request-Id. */
+  clientRequestId: boolean;
+  clientIp: string;
+}
+
+/** The request as far as a caller needs it (a FastifyRequest is one). */
+export interface RequestLike {
+  id: string;
+  ip: string;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
 /** The caller for a request, authenticated (`actor`) or not (null: anonymous, sees nothing). */
-export function callerOf(req: FastifyRequest, actor: Actor | null): Caller {
+export function callerOf(req: RequestLike, actor: Actor | null): Caller {
+  return callerFor(actor, {
+    requestId: req.id,
+    clientRequestId: req.headers['x-request-id'] === req.id,
+    clientIp: req.ip,
+  });
+}
+
+/** The caller for an authenticated `actor`, or for nobody (null: anonymous, sees nothing). */
+export function callerFor(actor: Actor | null, origin: Origin): Caller {
   return {
     actor: actorId(actor),
     label: actor ? actorLabel(actor) : 'anonymous',
     visible: actor ? visibilityOf(actor) : { kind: 'none' },
     admin: actor?.kind === 'admin',
     mayInject: actor ? hasScope(actor, INJECT_SCOPE) : false,
-    requestId: req.id,
-    clientRequestId: req.headers['x-request-id'] === req.id,
-    clientIp: req.ip,
+    ...origin,
   };
 }
 
