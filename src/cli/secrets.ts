@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { Command, Option } from 'commander';
 import {
@@ -22,6 +21,7 @@ import {
 } from './credentials.js';
 import { DeniedEnvError, envFromSecrets } from './env-guard.js';
 import { describeError, EXIT, exitCodeFor, isWriteOnlyRefusal, UsageError } from './exit-codes.js';
+import { readFile } from './fs.js';
 import { httpFetch } from './http-fetch.js';
 import { platformIdToken } from './oidc.js';
 import { addOperatorCommands } from './operator.js';
@@ -628,15 +628,19 @@ program.hook('preAction', (_program, cmd) => {
   active = cmd;
 });
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  const e = err as { code?: string; exitCode?: number };
-  if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
-    // commander already printed the message or the help text
-    process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
-  } else {
-    process.stderr.write(`secrets: ${describeError(err)}\n`);
-    process.exitCode = err instanceof DeniedEnvError ? EXIT.deniedEnv : exitCodeFor(err);
+// No top-level await: the light CLI is bundled as CommonJS (scripts/build-cli.ts says why).
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
+      // commander already printed the message or the help text
+      process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    } else {
+      process.stderr.write(`secrets: ${describeError(err)}\n`);
+      process.exitCode = err instanceof DeniedEnvError ? EXIT.deniedEnv : exitCodeFor(err);
+    }
   }
 }
+void main();
