@@ -613,7 +613,8 @@ addOperatorCommands(program);
 
 // The global options, accepted after the command too (hidden from each command's help:
 // the program's help lists them once). Not on `run` after its command: what follows the
-// command is the command's own (passThroughOptions).
+// command is the command's own (passThroughOptions). Added to the command being run (and
+// its subcommands) as it is dispatched, not to all thirty at start: a few ms of each start.
 const withGlobals = (cmds: readonly Command[]) => {
   for (const cmd of cmds) {
     for (const opt of program.options) {
@@ -623,7 +624,7 @@ const withGlobals = (cmds: readonly Command[]) => {
     withGlobals(cmd.commands);
   }
 };
-withGlobals(program.commands);
+program.hook('preSubcommand', (_program, sub) => withGlobals([sub]));
 program.hook('preAction', (_program, cmd) => {
   active = cmd;
 });
