@@ -48,7 +48,9 @@ export const trustBody = strictBody({
     .record(z.string().regex(CLAIM_KEY_RE), pattern('each claim value'), {
       // zod's own message for a bad record key is "Invalid key in record": name the key.
       error: (iss) =>
-        iss.code === 'invalid_key' ? `claim ${JSON.stringify(iss.input)}: ${CLAIM_KEY_ERROR}` : undefined,
+        iss.code === 'invalid_key'
+          ? `claim ${JSON.stringify(String(iss.input).slice(0, 80))}: ${CLAIM_KEY_ERROR}`
+          : undefined,
     })
     .optional()
     .refine((c) => c === undefined || Object.keys(c).length <= 20, {
