@@ -9,6 +9,7 @@ import pg from 'pg';
 import { distIsStale } from '../scripts/dist-stale.mjs';
 import { mintAdminToken } from '../src/auth/mint.js';
 import { loadConfig } from '../src/config.js';
+import { cliStartBench, renderCliStart } from './cli-start.js';
 import { embeddedBench, renderEmbedded } from './embedded.js';
 import { type IsolationResult, isolationBench, renderIsolation } from './isolation.js';
 import type { LoadResult, LoadSpec } from './load.js';
@@ -47,6 +48,9 @@ import {
  *          --only embedded    PGlite start-up and memory (issue 27): first and later start, RSS after
  *                             start and after --reads N value reads (10,000), against bare PGlite,
  *                             --pairs N; --compare DIR adds another built tree (bench/embedded.ts)
+ *          --only cli         the light CLI's start-up (issue 25): `secrets run -- true` against
+ *                             `node -e 0`, --runs N rounds (default 30), order rotated each round;
+ *                             --compare BUNDLE adds another CLI build (bench/cli-start.ts)
  *          --only isolation   a benign caller (mixed, 8 connections) alone, then beside hostile and
  *                             heavy callers, --pairs N turns: its p99 ratio and failures (issue 21;
  *                             bench/isolation.ts); a benign failure makes the run fail
@@ -64,6 +68,7 @@ const { values: args } = parseArgs({
     'skip-build': { type: 'boolean', default: false },
     compare: { type: 'string' },
     reads: { type: 'string', default: '10000' },
+    runs: { type: 'string', default: '30' },
   },
 });
 const smoke = args.smoke;
@@ -545,6 +550,17 @@ try {
       await writeFile(join(ROOT, `bench/results/embedded-${args.label}.md`), md);
     }
   }
+  if (parts.has('cli')) {
+    const runs = smoke ? 2 : Number(args.runs);
+    const rows = await cliStartBench({ runs, compare: args.compare, skipBuild: args['skip-build'], log });
+    results.cliStart = rows;
+    const md = renderCliStart(rows, runs, results.loadavgAtStart as number[]);
+    process.stdout.write(md);
+    if (!smoke) {
+      await mkdir(join(ROOT, 'bench/results'), { recursive: true });
+      await writeFile(join(ROOT, `bench/results/cli-start-${args.label}.md`), md);
+    }
+  }
   if (parts.has('replica')) {
     const replica = await replicaBench({
       seeded: settings.seeded,
@@ -617,7 +633,11 @@ try {
   }
   if (
     parts.size === 1 &&
-    (parts.has('floor') || parts.has('replica') || parts.has('embedded') || parts.has('isolation'))
+    (parts.has('floor') ||
+      parts.has('replica') ||
+      parts.has('embedded') ||
+      parts.has('isolation') ||
+      parts.has('cli'))
   ) {
     // The comparison alone: the full results table and files are left as they are.
   } else {

@@ -1,4 +1,4 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -7,10 +7,16 @@ import { build } from 'esbuild';
  * (commander, dotenv, openapi-fetch, the typed client) bundled into one file with no runtime
  * dependencies, and without the server: operator.ts (serve, migrate, token, rewrap, which
  * import the server lazily) is replaced by operator-light.ts. The bundle sits at
- * dist/cli/secrets.js so that the CLI's `../../package.json` is the light package's own.
+ * dist/cli/secrets.cjs so that the CLI's `../../package.json` is the light package's own.
+ * CommonJS, not ESM: Node runs a CommonJS entry without its ESM loader (which also loads
+ * node:fs/promises, readline and the fs watchers to read the one file), a few ms of CPU of
+ * every start (docs/benchmarks.md).
  */
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const OUT = `${ROOT}packages/cli/dist/cli/secrets.js`;
+const DIST = `${ROOT}packages/cli/dist`;
+const OUT = `${DIST}/cli/secrets.cjs`;
+// A stale file (an older build's name) would ship in the package too.
+await rm(DIST, { recursive: true, force: true });
 
 const result = await build({
   entryPoints: [`${ROOT}src/cli/secrets.ts`],
@@ -18,15 +24,16 @@ const result = await build({
   absWorkingDir: ROOT,
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
   minify: true,
   legalComments: 'none',
   metafile: true,
   logLevel: 'warning',
-  // commander and dotenv are CommonJS: give the ESM bundle a require for their node: built-ins.
+  // The one import.meta in the CLI (its package.json, by URL), as CommonJS has it.
+  define: { 'import.meta.url': '__import_meta_url' },
   banner: {
-    js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    js: "'use strict'; const __import_meta_url = require('node:url').pathToFileURL(__filename).href;",
   },
   plugins: [
     {
@@ -58,7 +65,7 @@ const bundled = new Set(
     .map((p) => /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(p)?.[1])
     .filter((n): n is string => n !== undefined),
 );
-let notices = 'Third-party software bundled in dist/cli/secrets.js\n';
+let notices = 'Third-party software bundled in dist/cli/secrets.cjs\n';
 for (const name of [...bundled].sort()) {
   const dir = `${ROOT}node_modules/${name}`;
   const { version, license } = JSON.parse(await readFile(`${dir}/package.json`, 'utf8')) as {

@@ -11,13 +11,18 @@ export const SCOPES = [
 ] as const;
 
 /** The scope checkboxes (secrets:read checked), shared with the trust-policy form's grant. */
-export function ScopeChecks({ legend }: { legend: string }) {
+/** The scope checkboxes; `checked` preselects (an edit form), else secrets:read alone. */
+export function ScopeChecks({ legend, checked }: { legend: string; checked?: readonly string[] }) {
   return (
     <fieldset>
       <legend>{legend}</legend>
       {SCOPES.map((s) => (
         <label class="check" key={s}>
-          <input type="checkbox" name={s} defaultChecked={s === 'secrets:read'} />
+          <input
+            type="checkbox"
+            name={s}
+            defaultChecked={checked ? checked.includes(s) : s === 'secrets:read'}
+          />
           {s}
         </label>
       ))}

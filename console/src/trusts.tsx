@@ -6,13 +6,15 @@ import { ErrorBox, Loading, Notice, usePage, When } from './ui';
 /**
  * Workload identity: the OIDC trust policies under which a CI job or a Kubernetes pod trades
  * its platform's ID token for a short-lived credential (POST /api/auth/token). List, create,
- * delete with a typed confirmation. The form checks nothing the API checks (no required or
- * type=url attributes either): it sends what was typed and shows the API's own message, so the
- * two can never disagree. It only splits the lists and the name=value claim lines.
+ * edit (the API's PUT replaces the policy: one form serves both), delete with a typed
+ * confirmation. The form checks nothing the API checks (no required or type=url attributes
+ * either): it sends what was typed and shows the API's own message, so the two can never
+ * disagree. It only splits the lists and the name=value claim lines.
  */
 export function TrustsPage() {
   const [notice, setNotice] = useState<string | null>(null);
   const [deleting, setDeleting] = useState<string | null>(null);
+  const [editing, setEditing] = useState<TrustPolicy | null>(null);
   // Not paged by the API (trust policies are few): one GET.
   const { data, loading, error, setError, load } = usePage<{ trusts: TrustPolicy[] }>(
     '/api/auth/trusts',
@@ -29,16 +31,40 @@ export function TrustsPage() {
         from the issuer, carry one of the audiences and match the subject and every claim binding.
       </p>
       {notice ? <Notice>{notice}</Notice> : null}
-      <CreateTrust
-        onCreated={(t) => {
-          setNotice(`Trust policy ${t.name} has been created.`);
-          void load();
-        }}
-      />
+      <details class="panel">
+        <summary>New trust policy</summary>
+        <TrustForm
+          onSaved={(t) => {
+            setNotice(`Trust policy ${t.name} has been created.`);
+            void load();
+          }}
+        />
+      </details>
       <h2>Trust policies</h2>
       <ErrorBox error={error} />
       {loading ? <Loading what="trust policies" /> : null}
       {!loading && data?.trusts.length === 0 ? <p class="empty">No trust policies yet.</p> : null}
+      {editing ? (
+        <section class="panel" aria-labelledby="edit-trust-h">
+          <h3 id="edit-trust-h">Edit trust policy {editing.name}</h3>
+          <p class="hint">
+            Saving replaces the whole policy: a field left empty takes its default (no claim bindings, every
+            secret key, 900 s). Credentials already issued keep the grant they were issued with until they
+            expire.
+          </p>
+          <TrustForm
+            // A fresh form (its default values) for each policy opened.
+            key={`${editing.id}/${editing.updatedAt}`}
+            trust={editing}
+            onCancel={() => setEditing(null)}
+            onSaved={(t) => {
+              setEditing(null);
+              setNotice(`Trust policy ${t.name} has been saved.`);
+              void load();
+            }}
+          />
+        </section>
+      ) : null}
       {deleting ? (
         <DeleteTrust
           name={deleting}
@@ -98,9 +124,27 @@ export function TrustsPage() {
                     <When iso={t.createdAt} /> by {t.createdBy}
                   </td>
                   <td>
-                    <button type="button" class="danger" onClick={() => setDeleting(t.name)}>
-                      Delete {t.name}
-                    </button>
+                    <div class="row">
+                      <button
+                        type="button"
+                        onClick={() => {
+                          setDeleting(null);
+                          setEditing(t);
+                        }}
+                      >
+                        Edit {t.name}
+                      </button>
+                      <button
+                        type="button"
+                        class="danger"
+                        onClick={() => {
+                          setEditing(null);
+                          setDeleting(t.name);
+                        }}
+                      >
+                        Delete {t.name}
+                      </button>
+                    </div>
                   </td>
                 </tr>
               ))}
@@ -121,7 +165,12 @@ const list = (v: FormDataEntryValue | null) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-function CreateTrust({ onCreated }: { onCreated: (t: TrustPolicy) => void }) {
+/**
+ * The trust policy form: empty, it creates (POST); given `trust`, it starts from that policy
+ * and replaces it (PUT /api/auth/trusts/{name}; the name itself may change).
+ */
+function TrustForm(props: { trust?: TrustPolicy; onSaved: (t: TrustPolicy) => void; onCancel?: () => void }) {
+  const { trust } = props;
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const submit = async (e: Event) => {
@@ -154,9 +203,11 @@ function CreateTrust({ onCreated }: { onCreated: (t: TrustPolicy) => void }) {
     setBusy(true);
     setError(null);
     try {
-      const { body: res } = await request<TrustPolicy>('POST', '/api/auth/trusts', { body });
-      form.reset();
-      onCreated(res);
+      const { body: res } = trust
+        ? await request<TrustPolicy>('PUT', `/api/auth/trusts/${enc(trust.name)}`, { body })
+        : await request<TrustPolicy>('POST', '/api/auth/trusts', { body });
+      if (!trust) form.reset();
+      props.onSaved(res);
     } catch (err) {
       setError(err);
     } finally {
@@ -164,21 +215,30 @@ function CreateTrust({ onCreated }: { onCreated: (t: TrustPolicy) => void }) {
     }
   };
   return (
-    <details class="panel">
-      <summary>New trust policy</summary>
+    <>
       <ErrorBox error={error} />
       <form onSubmit={submit} aria-busy={busy}>
         <label>
           Name
-          <input name="name" placeholder="github-deploy" autocomplete="off" />
+          <input name="name" placeholder="github-deploy" autocomplete="off" defaultValue={trust?.name} />
         </label>
         <label>
           Issuer (https URL, exactly as the tokens' iss claim)
-          <input name="issuer" placeholder="https://token.actions.githubusercontent.com" autocomplete="off" />
+          <input
+            name="issuer"
+            placeholder="https://token.actions.githubusercontent.com"
+            autocomplete="off"
+            defaultValue={trust?.issuer}
+          />
         </label>
         <label>
           Audiences (separated by commas)
-          <input name="audiences" placeholder="https://secrets.example.com" autocomplete="off" />
+          <input
+            name="audiences"
+            placeholder="https://secrets.example.com"
+            autocomplete="off"
+            defaultValue={trust?.audiences.join(', ')}
+          />
         </label>
         <label>
           Subject (exact, or a pattern where * matches any run of characters)
@@ -187,32 +247,53 @@ function CreateTrust({ onCreated }: { onCreated: (t: TrustPolicy) => void }) {
             placeholder="repo:acme/shop:ref:refs/heads/main"
             autocomplete="off"
             spellcheck={false}
+            defaultValue={trust?.subject}
           />
         </label>
         <label>
-          Claim bindings (optional: one name=value a line)
+          Claim bindings (optional: one name=value a line; a nested claim as a path from "/", e.g.
+          /kubernetes.io/namespace=payments)
           <textarea
             name="claims"
             rows={2}
             placeholder="repository_id=123456789"
             autocomplete="off"
             spellcheck={false}
+            defaultValue={
+              trust
+                ? Object.entries(trust.claims)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join('\n')
+                : undefined
+            }
           />
         </label>
-        <ScopeChecks legend="Scopes granted" />
+        <ScopeChecks legend="Scopes granted" {...(trust ? { checked: trust.scopes } : {})} />
         <label>
           Secret keys granted (optional: names or PREFIX_* patterns, separated by commas)
-          <input name="keys" placeholder="SHOP_*" autocomplete="off" />
+          <input name="keys" placeholder="SHOP_*" autocomplete="off" defaultValue={trust?.keys?.join(', ')} />
         </label>
         <label>
           Lifetime of the issued credential in seconds (optional: 60 to 3600, default 900)
-          <input name="ttlSeconds" inputMode="numeric" autocomplete="off" />
+          <input
+            name="ttlSeconds"
+            inputMode="numeric"
+            autocomplete="off"
+            defaultValue={trust ? String(trust.ttlSeconds) : undefined}
+          />
         </label>
-        <button type="submit" disabled={busy}>
-          Create trust policy
-        </button>
+        <div class="row">
+          <button type="submit" disabled={busy}>
+            {trust ? 'Save trust policy' : 'Create trust policy'}
+          </button>
+          {props.onCancel ? (
+            <button type="button" onClick={props.onCancel}>
+              Cancel
+            </button>
+          ) : null}
+        </div>
       </form>
-    </details>
+    </>
   );
 }
 

@@ -1,7 +1,7 @@
-import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { UsageError } from './exit-codes.js';
+import { chmod, mkdir, readFile, rename, stat, writeFile } from './fs.js';
 
 /**
  * Where the CLI's credential comes from, and the login profiles.

@@ -1,32 +1,32 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { ClientFetch, ClientResponse } from '../client/index.js';
 
 /**
  * A `fetch` for the CLI's client over node:http(s). Node 20's own fetch (undici) compiles its
  * HTTP parser (WebAssembly) on the first request of every process, which costs each CLI run
  * more than the CLI itself (docs/benchmarks.md, "Figures behind design choices"). node:http's
  * parser is built in. Written here because the alternatives (node-fetch, undici's request)
- * either bring their own Request/Response classes, which the typed client (openapi-fetch)
- * does not use, or the same parser. Only what the client sends is supported: a method,
- * headers and an optional text body, one response read whole; a redirect is an error.
+ * either bring their own Request/Response classes or the same parser. Only what the client
+ * sends is supported: a method, headers and an optional text body, one response read whole;
+ * a redirect is an error. It answers with a plain object, not a WHATWG Response: Node's
+ * Request/Headers/Response classes live in undici too, and touching any of them loads it
+ * (about 17 ms of each start, measured in docs/benchmarks.md).
  */
-export async function httpFetch(input: Request, init?: { signal?: AbortSignal }): Promise<Response> {
-  const url = new URL(input.url);
-  const body = input.body ? Buffer.from(await input.arrayBuffer()) : undefined;
-  const headers: Record<string, string> = {};
-  input.headers.forEach((v, k) => {
-    headers[k] = v;
-  });
+export const httpFetch: ClientFetch = async (href, init) => {
+  const url = new URL(href);
+  const body = init.body === undefined ? undefined : Buffer.from(init.body);
+  const headers: Record<string, string> = { ...init.headers };
   if (body) headers['content-length'] = String(body.length);
-  const signal = init?.signal ?? input.signal;
+  const signal = init.signal;
   // node:https (and TLS with it) is loaded only for an https URL: it is most of the start-up
   // cost of a request to a plain-HTTP local server.
   const send = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
-  return new Promise<Response>((resolve, reject) => {
+  return new Promise<ClientResponse>((resolve, reject) => {
     const fail = (err: Error & { code?: string }) =>
       reject(
         Object.assign(new TypeError('fetch failed'), { cause: { code: err.code, message: err.message } }),
       );
-    const req = send(url, { method: input.method, headers }, (res: IncomingMessage) => {
+    const req = send(url, { method: init.method, headers }, (res: IncomingMessage) => {
       const location = res.headers.location;
       if (res.statusCode && res.statusCode >= 300 && res.statusCode < 400 && location) {
         // Not followed: a redirect (typically a proxy's http -> https) could carry the
@@ -50,20 +50,26 @@ export async function httpFetch(input: Request, init?: { signal?: AbortSignal })
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', fail);
       res.on('end', () => {
-        const out = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) {
-          if (Array.isArray(v)) for (const x of v) out.append(k, x);
-          else if (v !== undefined) out.set(k, v);
-        }
         const status = res.statusCode ?? 502;
-        const nullBody = status === 204 || status === 304;
-        resolve(
-          new Response(nullBody ? null : Buffer.concat(chunks), {
-            status,
-            statusText: res.statusMessage ?? '',
-            headers: out,
-          }),
-        );
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({
+          ok: status >= 200 && status < 300,
+          status,
+          statusText: res.statusMessage ?? '',
+          headers: {
+            get: (name) => {
+              const v = res.headers[name.toLowerCase()];
+              return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+            },
+            forEach: (cb) => {
+              for (const [k, v] of Object.entries(res.headers)) {
+                if (Array.isArray(v)) for (const x of v) cb(x, k);
+                else if (v !== undefined) cb(v, k);
+              }
+            },
+          },
+          text: async () => text,
+        });
       });
     });
     req.on('error', fail);
@@ -79,4 +85,4 @@ export async function httpFetch(input: Request, init?: { signal?: AbortSignal })
     }
     req.end(body);
   });
-}
+};

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { UsageError } from './exit-codes.js';
+import { readFile } from './fs.js';
 
 /**
  * Where `--oidc` gets the platform's ID token, in this order:

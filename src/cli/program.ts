@@ -1,8 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { Command, Option } from 'commander';
-import { parse as parseDotenv } from 'dotenv';
 import {
   type BatchEntry,
   createSecretsClient,
@@ -22,6 +20,7 @@ import {
 } from './credentials.js';
 import { DeniedEnvError, envFromSecrets } from './env-guard.js';
 import { describeError, EXIT, exitCodeFor, isWriteOnlyRefusal, UsageError } from './exit-codes.js';
+import { readFile } from './fs.js';
 import { httpFetch } from './http-fetch.js';
 import { platformIdToken } from './oidc.js';
 import { addOperatorCommands } from './operator.js';
@@ -116,7 +115,7 @@ export function buildProgram(): Command {
 
   const DEFAULT_URL = 'http://127.0.0.1:7130';
   /** The client's transport: node:http rather than the runtime's fetch (http-fetch.ts says why). */
-  const fetch = httpFetch as typeof globalThis.fetch;
+  const fetch = httpFetch;
   /**
    * The command being run. Every command accepts the global options too (they are copied
    * onto it before parsing), so `secrets login --profile ci` works like `secrets --profile ci
@@ -392,7 +391,7 @@ export function buildProgram(): Command {
     .addOption(formatOption(['table', 'json'], 'one line per key'))
     .action(async (file: string, o: { dryRun?: boolean; format?: Format }) => {
       const text = await readInput(file);
-      const entries = parseImport(text, file);
+      const entries = await parseImport(text, file);
       const c = await client();
       const { results } = await c.batch(entries, { dryRun: o.dryRun ?? false });
       const verb = (s: string) => (o.dryRun ? `would be ${s}` : s);
@@ -537,7 +536,7 @@ export function buildProgram(): Command {
   }
 
   /** A dotenv file or a JSON object of strings, as batch entries; refuses what cannot be imported. */
-  function parseImport(text: string, file: string): BatchEntry[] {
+  async function parseImport(text: string, file: string): Promise<BatchEntry[]> {
     let pairs: Record<string, unknown>;
     if (file.endsWith('.json') || /^\s*\{/.test(text)) {
       try {
@@ -547,7 +546,11 @@ export function buildProgram(): Command {
       }
       if (typeof pairs !== 'object' || pairs === null || Array.isArray(pairs))
         throw new UsageError(`${file}: expected a JSON object {"KEY": "value", ...}`);
-    } else pairs = parseDotenv(text);
+    } else {
+      // Loaded here, not at start: dotenv loads node:crypto, which no other command needs.
+      const { parse } = await import('dotenv');
+      pairs = parse(text);
+    }
     const problems: string[] = [];
     const entries: BatchEntry[] = [];
     for (const [k, v] of Object.entries(pairs)) {
@@ -634,7 +637,9 @@ export function buildProgram(): Command {
       withGlobals(cmd.commands);
     }
   };
-  withGlobals(program.commands);
+  // Added to the command being run (and its subcommands) as it is dispatched, not to all
+  // thirty at start.
+  program.hook('preSubcommand', (_program, sub) => withGlobals([sub]));
   program.hook('preAction', (_program, cmd) => {
     active = cmd;
   });

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { UsageError } from './exit-codes.js';
+import { readFile } from './fs.js';
 
 /**
  * Reads a secret value from a file or stdin (never argv: argv is visible to every local

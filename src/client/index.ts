@@ -60,38 +60,139 @@ export function explainNetworkError(code: string, baseUrl: string): string {
   return code;
 }
 
+/** What the client's methods read of a response: a WHATWG `Response` has all of it. */
+export interface ClientResponse {
+  ok: boolean;
+  status: number;
+  statusText: string;
+  headers: { get(name: string): string | null; forEach(cb: (value: string, name: string) => void): void };
+  text(): Promise<string>;
+}
+
+/** What the client's methods send: a URL string and a plain init. The runtime's `fetch` is one. */
+export type ClientFetch = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal },
+) => Promise<ClientResponse>;
+
 export interface SecretsClientOptions {
   /** e.g. http://127.0.0.1:7130 (no trailing /api). */
   baseUrl: string;
   /** An admin JWT, sent as Authorization: Bearer. */
   token?: string | undefined;
-  fetch?: typeof fetch;
+  /**
+   * The transport (default: the runtime's `fetch`). The methods build no `Request`,
+   * `Headers` or `Response` of their own: the light CLI passes node:http here and so never
+   * loads Node's undici (about 17 ms of every start).
+   */
+  fetch?: ClientFetch | undefined;
   /** Per-request timeout in milliseconds (default 30 s). */
   timeoutMs?: number;
 }
 
+type Init = {
+  params?: {
+    path?: Record<string, string>;
+    query?: Record<string, unknown>;
+    header?: Record<string, string>;
+  };
+  body?: unknown;
+  parseAs?: 'json' | 'text';
+};
+
 export function createSecretsClient(opts: SecretsClientOptions) {
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const baseFetch = opts.fetch ?? globalThis.fetch;
-  const api: Client<paths> = createClient<paths>({
-    baseUrl: opts.baseUrl.replace(/\/+$/, ''),
-    headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
-    fetch: async (req: Request) => {
-      try {
-        return await baseFetch(req, { signal: AbortSignal.timeout(timeoutMs) });
-      } catch (err) {
-        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-        const why = cause?.code ?? cause?.message ?? (err as Error).message;
-        throw new SecretsUnreachableError(
-          `cannot reach ${opts.baseUrl}: ${explainNetworkError(why, opts.baseUrl)}`,
-        );
+  const baseUrl = opts.baseUrl.replace(/\/+$/, '');
+  const baseFetch: ClientFetch = opts.fetch ?? ((url, init) => globalThis.fetch(url, init));
+  const auth: Record<string, string> = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
+
+  async function transport(url: string, init: Parameters<ClientFetch>[1]): Promise<ClientResponse> {
+    try {
+      return await baseFetch(url, init);
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (err as Error).message;
+      throw new SecretsUnreachableError(
+        `cannot reach ${opts.baseUrl}: ${explainNetworkError(why, opts.baseUrl)}`,
+      );
+    }
+  }
+
+  /**
+   * The methods' requests: the same typed calls as openapi-fetch's (`call.GET(path, init)`,
+   * checked against the OpenAPI paths at compile time), sent as a plain URL and init through
+   * `transport` and answered as openapi-fetch answers ({data} or {error}, and the response).
+   * Written here because openapi-fetch builds a WHATWG Request and Headers for every call.
+   */
+  function send(method: string) {
+    return async (path: string, init: Init = {}) => {
+      const { params = {}, body, parseAs = 'json' } = init;
+      const url = new URL(
+        baseUrl +
+          path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(params.path?.[name] ?? '')),
+      );
+      for (const [k, v] of Object.entries(params.query ?? {}))
+        if (v !== undefined) url.searchParams.set(k, String(v));
+      const headers: Record<string, string> = { ...auth, ...params.header };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const response = await transport(url.href, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const text = response.status === 204 || response.status === 304 ? '' : await response.text();
+      if (!response.ok) {
+        let error: unknown = text;
+        try {
+          error = JSON.parse(text);
+        } catch {
+          // not JSON: the text as it came
+        }
+        return { error, response };
       }
-    },
-  });
+      return { data: parseAs === 'text' ? text : text ? JSON.parse(text) : undefined, response };
+    };
+  }
+  const call = {
+    GET: send('GET') as unknown as Client<paths>['GET'],
+    POST: send('POST') as unknown as Client<paths>['POST'],
+    PUT: send('PUT') as unknown as Client<paths>['PUT'],
+    DELETE: send('DELETE') as unknown as Client<paths>['DELETE'],
+  };
+
+  let raw: Client<paths> | undefined;
+  /** openapi-fetch over the same transport, made on first use of `api`. */
+  function rawClient(): Client<paths> {
+    raw ??= createClient<paths>({
+      baseUrl,
+      headers: auth,
+      fetch: async (req: Request) => {
+        const res = await transport(req.url, {
+          method: req.method,
+          headers: Object.fromEntries(req.headers),
+          ...(req.body ? { body: await req.text() } : {}),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        if (res instanceof Response) return res;
+        const headers = new Headers();
+        res.headers.forEach((v, k) => {
+          headers.append(k, v);
+        });
+        const nullBody = res.status === 204 || res.status === 304;
+        return new Response(nullBody ? null : await res.text(), {
+          status: res.status,
+          statusText: res.statusText,
+          headers,
+        });
+      },
+    });
+    return raw;
+  }
 
   async function unwrap<T>(
-    p: Promise<{ data?: T; error?: unknown; response: Response }>,
-  ): Promise<{ data: T; response: Response }> {
+    p: Promise<{ data?: T; error?: unknown; response: ClientResponse }>,
+  ): Promise<{ data: T; response: ClientResponse }> {
     const { data, error, response } = await p;
     if (response.ok || response.status === 304) return { data: data as T, response };
     const body = (error ?? {}) as Partial<ErrorBody>;
@@ -106,10 +207,13 @@ export function createSecretsClient(opts: SecretsClientOptions) {
   }
 
   return {
-    api,
+    /** The raw openapi-fetch client: every path and body typed. */
+    get api(): Client<paths> {
+      return rawClient();
+    },
 
     async getSecret(key: string): Promise<string> {
-      const { data } = await unwrap(api.GET('/api/secrets/{key}', { params: { path: { key } } }));
+      const { data } = await unwrap(call.GET('/api/secrets/{key}', { params: { path: { key } } }));
       return data.value;
     },
 
@@ -119,7 +223,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       let cursor: string | undefined;
       do {
         const { data } = await unwrap(
-          api.GET('/api/secrets', {
+          call.GET('/api/secrets', {
             params: {
               query: {
                 ...(opts.prefix ? { prefix: opts.prefix } : {}),
@@ -147,23 +251,23 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     ): Promise<'created' | 'updated'> {
       const flag = opts.writeOnly ? { isWriteOnly: true } : {};
       try {
-        await unwrap(api.POST('/api/secrets', { body: { key, value, ...flag } }));
+        await unwrap(call.POST('/api/secrets', { body: { key, value, ...flag } }));
         return 'created';
       } catch (err) {
         if (!(err instanceof SecretsApiError && err.status === 409)) throw err;
       }
-      await unwrap(api.PUT('/api/secrets/{key}', { params: { path: { key } }, body: { value, ...flag } }));
+      await unwrap(call.PUT('/api/secrets/{key}', { params: { path: { key } }, body: { value, ...flag } }));
       return 'updated';
     },
 
     async deleteSecret(key: string): Promise<void> {
-      await unwrap(api.DELETE('/api/secrets/{key}', { params: { path: { key } } }));
+      await unwrap(call.DELETE('/api/secrets/{key}', { params: { path: { key } } }));
     },
 
     /** Active, unexpired secrets as {KEY: value}, read by the server in one snapshot. */
     async exportSecrets(prefix?: string): Promise<Record<string, string>> {
       const { data } = await unwrap(
-        api.GET('/api/secrets/export', {
+        call.GET('/api/secrets/export', {
           params: { query: { format: 'json', ...(prefix ? { prefix } : {}) } },
         }),
       );
@@ -173,7 +277,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     /** The dotenv text as the server quotes it. */
     async exportDotenv(prefix?: string): Promise<string> {
       const { data } = await unwrap(
-        api.GET('/api/secrets/export', {
+        call.GET('/api/secrets/export', {
           params: { query: { format: 'dotenv', ...(prefix ? { prefix } : {}) } },
           parseAs: 'text',
         }),
@@ -191,7 +295,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       opts: { description?: string; isWriteOnly?: boolean } = {},
     ): Promise<'created' | 'exists'> {
       try {
-        await unwrap(api.POST('/api/secrets', { body: { key, generate, ...opts } }));
+        await unwrap(call.POST('/api/secrets', { body: { key, generate, ...opts } }));
         return 'created';
       } catch (err) {
         if (err instanceof SecretsApiError && err.status === 409) return 'exists';
@@ -205,14 +309,14 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       opts: { dryRun?: boolean } = {},
     ): Promise<{ dryRun: boolean; results: { key: string; status: 'created' | 'updated' | 'unchanged' }[] }> {
       const { data } = await unwrap(
-        api.POST('/api/secrets/batch', { body: { secrets, dryRun: opts.dryRun ?? false } }),
+        call.POST('/api/secrets/batch', { body: { secrets, dryRun: opts.dryRun ?? false } }),
       );
       return data;
     },
 
     /** Who the credential is. */
     async whoami() {
-      const { data } = await unwrap(api.GET('/api/auth/whoami'));
+      const { data } = await unwrap(call.GET('/api/auth/whoami'));
       return data;
     },
 
@@ -222,7 +326,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
      */
     async getIfChanged(key: string, etag?: string): Promise<{ value: string; etag: string } | undefined> {
       const { data, response } = await unwrap(
-        api.GET('/api/secrets/{key}', {
+        call.GET('/api/secrets/{key}', {
           params: { path: { key }, header: etag ? { 'if-none-match': etag } : {} },
         }),
       );
@@ -231,7 +335,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     },
 
     async render(template: string): Promise<string> {
-      const { data } = await unwrap(api.POST('/api/secrets/render', { body: { template } }));
+      const { data } = await unwrap(call.POST('/api/secrets/render', { body: { template } }));
       return data.rendered;
     },
 
@@ -244,7 +348,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       opts: { trust?: string | undefined; scope?: string | undefined } = {},
     ): Promise<{ accessToken: string; expiresIn: number; scope: string }> {
       const { data } = await unwrap(
-        api.POST('/api/auth/token', {
+        call.POST('/api/auth/token', {
           body: {
             grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
             subject_token: idToken,
@@ -260,21 +364,21 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     /** Workload-identity trust policies (admin only). */
     trusts: {
       async list(): Promise<TrustPolicy[]> {
-        const { data } = await unwrap(api.GET('/api/auth/trusts'));
+        const { data } = await unwrap(call.GET('/api/auth/trusts'));
         return data.trusts;
       },
       async create(trust: TrustPolicyInput): Promise<TrustPolicy> {
-        const { data } = await unwrap(api.POST('/api/auth/trusts', { body: trust }));
+        const { data } = await unwrap(call.POST('/api/auth/trusts', { body: trust }));
         return data;
       },
       async replace(name: string, trust: TrustPolicyInput): Promise<TrustPolicy> {
         const { data } = await unwrap(
-          api.PUT('/api/auth/trusts/{name}', { params: { path: { name } }, body: trust }),
+          call.PUT('/api/auth/trusts/{name}', { params: { path: { name } }, body: trust }),
         );
         return data;
       },
       async remove(name: string): Promise<TrustPolicy> {
-        const { data } = await unwrap(api.DELETE('/api/auth/trusts/{name}', { params: { path: { name } } }));
+        const { data } = await unwrap(call.DELETE('/api/auth/trusts/{name}', { params: { path: { name } } }));
         return data;
       },
     },

@@ -3041,7 +3041,7 @@ export interface components {
             audiences: string[];
             /** @description The sub to accept: exact, or a pattern where * matches any run of characters */
             subject: string;
-            /** @description More bindings: claim name -> exact value or * pattern (e.g. repository_id, ref, environment); each must match a string claim */
+            /** @description More bindings: claim -> exact value or * pattern; each must match a string (or number, boolean) claim. The claim is a top-level name (e.g. repository_id, ref, environment) or, for a nested claim, a JSON Pointer (RFC 6901) starting with "/" (e.g. /kubernetes.io/namespace) */
             claims?: {
                 [key: string]: string;
             };
@@ -3059,7 +3059,7 @@ export interface components {
             audiences: string[];
             /** @description The sub to accept: exact, or a pattern where * matches any run of characters */
             subject: string;
-            /** @description More bindings: claim name -> exact value or * pattern (e.g. repository_id, ref, environment); each must match a string claim */
+            /** @description More bindings: claim -> exact value or * pattern; each must match a string (or number, boolean) claim. The claim is a top-level name (e.g. repository_id, ref, environment) or, for a nested claim, a JSON Pointer (RFC 6901) starting with "/" (e.g. /kubernetes.io/namespace) */
             claims?: {
                 [key: string]: string;
             };

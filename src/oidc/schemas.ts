@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { grantKeys, grantScopes } from '../access-keys/schemas.js';
 import { strictBody } from '../zod-fields.js';
+import { CLAIM_KEY_ERROR, CLAIM_KEY_RE } from './claim-path.js';
 
 /** Request and response schemas of /api/auth/trusts and /api/auth/token. */
 
@@ -44,17 +45,20 @@ export const trustBody = strictBody({
     description: 'The sub to accept: exact, or a pattern where * matches any run of characters',
   }),
   claims: z
-    .record(
-      z.string().regex(/^[A-Za-z0-9_.:/-]{1,128}$/, { error: 'claim names are 1-128 characters' }),
-      pattern('each claim value'),
-    )
+    .record(z.string().regex(CLAIM_KEY_RE), pattern('each claim value'), {
+      // zod's own message for a bad record key is "Invalid key in record": name the key.
+      error: (iss) =>
+        iss.code === 'invalid_key'
+          ? `claim ${JSON.stringify(String(iss.input).slice(0, 80))}: ${CLAIM_KEY_ERROR}`
+          : undefined,
+    })
     .optional()
     .refine((c) => c === undefined || Object.keys(c).length <= 20, {
       error: 'claims may bind at most 20 claims',
     })
     .meta({
       description:
-        'More bindings: claim name -> exact value or * pattern (e.g. repository_id, ref, environment); each must match a string claim',
+        'More bindings: claim -> exact value or * pattern; each must match a string (or number, boolean) claim. The claim is a top-level name (e.g. repository_id, ref, environment) or, for a nested claim, a JSON Pointer (RFC 6901) starting with "/" (e.g. /kubernetes.io/namespace)',
     }),
   scopes: grantScopes,
   keys: grantKeys

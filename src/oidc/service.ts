@@ -8,6 +8,7 @@ import type { Database } from '../db/database.js';
 import { AppError, errors } from '../errors.js';
 import { type Actor, SCOPES, type Scope, workloadId } from '../identity/actor.js';
 import type { Caller } from '../identity/caller.js';
+import { claimAt } from './claim-path.js';
 import type { IssuerKeys } from './issuer-keys.js';
 import type { ReplayGuard } from './replay.js';
 import type { OidcRepository, TrustFields, TrustRow } from './repository.js';
@@ -79,7 +80,7 @@ function mismatch(trust: TrustRow, claims: JWTPayload): { reason: string; messag
     return { reason: 'subject', message: `its subject ${JSON.stringify(claims.sub)} does not match` };
   }
   for (const [name, pattern] of Object.entries(trust.claims)) {
-    const v = claims[name];
+    const v = claimAt(claims, name);
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
       return { reason: `claim:${name}`, message: `it has no string claim ${name}` };
     }

@@ -176,6 +176,12 @@ describe('trust policies', () => {
       [{ ...base, scopes: ['secrets:admin'] }, 'each scope must be one of'],
       [{ ...base, keys: ['lower'] }, 'prefix pattern'],
       [{ ...base, extra: 1 }, 'Unknown field'],
+      [{ ...base, claims: { '/kubernetes.io//namespace': 'x' } }, 'claim "/kubernetes.io//namespace": '],
+      [{ ...base, claims: { '/': 'x' } }, 'JSON Pointer'],
+      [{ ...base, claims: { '/kubernetes.io/a~2b': 'x' } }, 'JSON Pointer'],
+      [{ ...base, claims: { '/a/b/c/d/e/f/g/h/i': 'x' } }, 'JSON Pointer'],
+      [{ ...base, claims: { '/kubernetes.io/name space': 'x' } }, 'JSON Pointer'],
+      [{ ...base, claims: { '': 'x' } }, 'JSON Pointer'],
     ] as const) {
       const r = await t.app.inject({ method: 'POST', url: '/api/auth/trusts', headers: t.auth(), payload });
       expect(r.statusCode, JSON.stringify(payload)).toBe(400);
@@ -329,6 +335,71 @@ describe('token exchange', () => {
       await k8s.sign(kubernetesClaims('secrets-service', { sub: 'system:serviceaccount:default:deployer' })),
     );
     expect(wrongNs.statusCode).toBe(403);
+  });
+
+  it('binds nested claims by JSON Pointer (Kubernetes: namespace, service account), refusing a mismatch', async () => {
+    await trust({
+      name: 'k8s-nested',
+      issuer: k8s.issuer,
+      audiences: ['secrets-service'],
+      subject: 'system:serviceaccount:*',
+      claims: { '/kubernetes.io/namespace': 'payments', '/kubernetes.io/serviceaccount/name': 'deploy*' },
+      scopes: ['secrets:read'],
+    });
+    const listed = await admin.req('GET', '/api/auth/trusts/k8s-nested');
+    expect(listed.json().claims).toEqual({
+      '/kubernetes.io/namespace': 'payments',
+      '/kubernetes.io/serviceaccount/name': 'deploy*',
+    });
+    const ok = await exchange(await k8s.sign(kubernetesClaims()));
+    expect(ok.statusCode, ok.body).toBe(200);
+
+    const otherNs = kubernetesClaims('secrets-service', { sub: 'system:serviceaccount:billing:deployer' });
+    otherNs['kubernetes.io'].namespace = 'billing';
+    const wrongNs = await exchange(await k8s.sign(otherNs));
+    expect(wrongNs.statusCode).toBe(403);
+    expect(wrongNs.json().message).toContain('/kubernetes.io/namespace="billing" does not match');
+
+    const otherSa = kubernetesClaims();
+    otherSa['kubernetes.io'].serviceaccount.name = 'builder';
+    expect((await exchange(await k8s.sign(otherSa))).statusCode).toBe(403);
+
+    // The nested object itself, or a path that stops short of a string, is no string claim.
+    const flat = kubernetesClaims();
+    (flat as Record<string, unknown>)['kubernetes.io'] = { namespace: { name: 'payments' } };
+    const noString = await exchange(await k8s.sign(flat));
+    expect(noString.statusCode).toBe(403);
+    expect(noString.json().message).toContain('no string claim /kubernetes.io/namespace');
+    const rows = await exchangeRows();
+    expect(rows.map((r) => r.outcome)).toEqual(['success', 'denied', 'denied', 'denied']);
+  });
+
+  it('reads "~1" in a pointer as "/" and a digit segment as an array index; a top-level name stays literal', async () => {
+    await trust({
+      name: 'gh-pointer',
+      issuer: gh.issuer,
+      audiences: ['secrets-service'],
+      subject: 'repo:acme/shop:*',
+      claims: {
+        '/ci~1meta/groups/1': 'deployers',
+        // a top-level claim whose name has dots: not split into a path
+        'acme.team': 'payments',
+      },
+      scopes: ['secrets:read'],
+    });
+    const claims = (groups: string[]) =>
+      githubClaims('secrets-service', { 'ci/meta': { groups }, 'acme.team': 'payments' });
+    expect((await exchange(await gh.sign(claims(['readers', 'deployers'])))).statusCode).toBe(200);
+    const denied = await exchange(await gh.sign(claims(['deployers', 'readers'])));
+    expect(denied.statusCode).toBe(403);
+    expect(denied.json().message).toContain('/ci~1meta/groups/1="readers" does not match');
+    const nested = githubClaims('secrets-service', {
+      'ci/meta': { groups: ['x', 'deployers'] },
+      acme: { team: 'payments' },
+    });
+    const notLiteral = await exchange(await gh.sign(nested));
+    expect(notLiteral.statusCode).toBe(403);
+    expect(notLiteral.json().message).toContain('no string claim acme.team');
   });
 
   it('picks the matching trust among several of one issuer, and asks for a name when two match', async () => {

@@ -480,7 +480,7 @@ describe('web console', { timeout: 240_000 }, () => {
     await page.close();
   });
 
-  it('creates a workload identity trust policy from the form, shows API errors, and deletes it with a typed confirmation', async () => {
+  it('creates a workload identity trust policy from the form, shows API errors, edits it in the same form, and deletes it with a typed confirmation', async () => {
     // The API reads the issuer's discovery document only at exchange time, never at creation,
     // so an https issuer nobody serves is fine here.
     const name = `gh-${Math.random().toString(36).slice(2, 8)}`;
@@ -535,6 +535,62 @@ describe('web console', { timeout: 240_000 }, () => {
     // A reload keeps the view (its own URL).
     await page.reload();
     await page.getByRole('heading', { level: 1, name: 'Workload identity' }).waitFor();
+
+    // Edit: the same form, filled with the policy; saving replaces it (PUT).
+    await page.getByRole('button', { name: `Edit ${name}` }).click();
+    const edit = page.getByRole('region', { name: `Edit trust policy ${name}` });
+    expect(await edit.getByLabel('Name', { exact: true }).inputValue()).toBe(name);
+    expect(await edit.getByLabel(/^Audiences/).inputValue()).toBe('https://secrets.example.com, ci');
+    // One line a binding, in the order the API lists them.
+    expect((await edit.getByLabel(/^Claim bindings/).inputValue()).split('\n').sort()).toEqual([
+      'environment=prod',
+      'repository_id=123456789',
+    ]);
+    expect(await edit.getByLabel('secrets:inject').isChecked()).toBe(true);
+    expect(await edit.getByLabel(/^Lifetime/).inputValue()).toBe('600');
+    await expectAccessible(page, 'edit trust policy');
+    // A bad path: the API's message, and the policy unchanged.
+    await edit
+      .getByLabel(/^Claim bindings/)
+      .fill('repository_id=123456789\n/kubernetes.io//namespace=payments');
+    await edit.getByRole('button', { name: 'Save trust policy' }).click();
+    await edit
+      .getByText(/JSON Pointer/)
+      .first()
+      .waitFor();
+    expect((await api('GET', `/api/auth/trusts/${name}`)).body.claims).toEqual({
+      repository_id: '123456789',
+      environment: 'prod',
+    });
+    await edit.getByLabel(/^Subject/).fill('repo:acme/shop:environment:production');
+    await edit
+      .getByLabel(/^Claim bindings/)
+      .fill('repository_id=123456789\n/kubernetes.io/namespace=payments');
+    await edit.getByLabel('secrets:inject').uncheck();
+    await edit.getByLabel(/^Secret keys granted/).fill('');
+    await edit.getByLabel(/^Lifetime/).fill('1200');
+    await edit.getByRole('button', { name: 'Save trust policy' }).click();
+    await page.getByText(`Trust policy ${name} has been saved.`).waitFor();
+    expect(await edit.count()).toBe(0);
+    expect((await api('GET', `/api/auth/trusts/${name}`)).body).toMatchObject({
+      issuer: 'https://token.actions.githubusercontent.com',
+      audiences: ['https://secrets.example.com', 'ci'],
+      subject: 'repo:acme/shop:environment:production',
+      claims: { repository_id: '123456789', '/kubernetes.io/namespace': 'payments' },
+      scopes: ['secrets:read'],
+      keys: null,
+      ttlSeconds: 1200,
+    });
+    await eventually(() => row.textContent()).toContain('/kubernetes.io/namespace=payments');
+    expect(await row.textContent()).toContain('20 min');
+    // Cancel closes the form and sends nothing.
+    await page.getByRole('button', { name: `Edit ${name}` }).click();
+    await edit.getByLabel(/^Subject/).fill('repo:someone/else:*');
+    await edit.getByRole('button', { name: 'Cancel' }).click();
+    expect(await edit.count()).toBe(0);
+    expect((await api('GET', `/api/auth/trusts/${name}`)).body.subject).toBe(
+      'repo:acme/shop:environment:production',
+    );
 
     await page.getByRole('button', { name: `Delete ${name}` }).click();
     const confirm = page.getByLabel(`Type ${name} to delete it`);

@@ -106,7 +106,7 @@ process.stdout.write(list.map((s) => s.key).join(','));`;
   expect(light.files.map((f) => f.path).sort()).toEqual([
     'README.md',
     'dist/THIRD_PARTY_LICENSES.txt',
-    'dist/cli/secrets.js',
+    'dist/cli/secrets.cjs',
     'package.json',
   ]);
   const ci = join(work, 'ci');
