@@ -19,12 +19,15 @@ import { createAuditSealer } from './audit/sealer.js';
 import { createAuditTrail } from './audit/trail.js';
 import { type AuditWriter, createAuditWriter } from './audit/writer.js';
 import { callerOf } from './auth/caller.js';
-import { installGuard } from './auth/guard.js';
+import { installGuard, type RouteAccess, routeAccess } from './auth/guard.js';
 import { jwtAlgorithm, jwtPlugin } from './auth/jwt.js';
 import { loginRoutes } from './auth/login.js';
 import { whoamiRoutes } from './auth/whoami-routes.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
+import { createEnvironmentsRepository } from './environments/repository.js';
+import { environmentRoutes } from './environments/routes.js';
+import { createEnvironmentService } from './environments/service.js';
 import type { Database } from './db/database.js';
 import type { ReadRouting } from './db/read-replicas.js';
 import { errors } from './errors.js';
@@ -105,6 +108,17 @@ function staticHeaders(
   if (out.length === 0) throw new Error('helmet set no headers');
   return out;
 }
+
+/**
+ * An onRoute hook marking every route of a scope as addressing an environment (the guard
+ * checks the caller covers it; src/auth/guard.ts). Routes that declare no access stay
+ * admin-only: the default is kept, the environment added to it.
+ */
+const addressing =
+  (environment: 'default' | 'param') =>
+  (route: { config?: { access?: RouteAccess } }): void => {
+    route.config = { ...route.config, access: { ...routeAccess(route.config), environment } };
+  };
 
 /** Builds the whole HTTP application from its dependencies; reads no environment, opens nothing. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -263,6 +277,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logger.info({ auditBatches: auditWriter.stats() }, 'audit batch statistics');
   });
   const accessKeys = createAccessKeyService({ db, repo: createAccessKeysRepository(), trail });
+  const environments = createEnvironmentService({
+    db,
+    repo: createEnvironmentsRepository(),
+    audit,
+    trail,
+  });
   const oidc = createOidcService({
     db,
     repo: createOidcRepository(),
@@ -344,15 +364,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // nothing about the schema, and enforces each route's config.access (src/auth/guard.ts).
   await app.register(async (secured) => {
     documentSecurity(secured);
-    installGuard(secured, { trail, accessKeys, workloads: oidc, limits });
-    await secured.register(secretRoutes, { secrets });
-    await secured.register(versionRoutes, { secrets });
+    installGuard(secured, { trail, accessKeys, workloads: oidc, limits, environments });
+    // The InsForge API is the default environment: its routes address `default`.
+    await secured.register(async (inDefault) => {
+      inDefault.addHook('onRoute', addressing('default'));
+      await inDefault.register(secretRoutes, { secrets });
+      await inDefault.register(versionRoutes, { secrets });
+      await inDefault.register(bulkRoutes, { bulk, limits, gate: bulkGate });
+      await inDefault.register(batchRoutes, { batch, gate: bulkGate });
+    });
     await secured.register(kekRoutes, { kek, trail });
     await secured.register(accessKeyRoutes, { accessKeys });
+    await secured.register(environmentRoutes, { environments });
     await secured.register(trustRoutes, { oidc });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
-    await secured.register(bulkRoutes, { bulk, limits, gate: bulkGate });
-    await secured.register(batchRoutes, { batch, gate: bulkGate });
     await secured.register(whoamiRoutes);
   });
 

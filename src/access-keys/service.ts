@@ -1,8 +1,9 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { AuditTrail } from '../audit/trail.js';
-import type { Actor, Scope } from '../auth/actor.js';
+import { type Actor, environmentGrant, type Scope } from '../auth/actor.js';
 import type { Caller } from '../auth/caller.js';
 import type { Database } from '../db/database.js';
+import { grantedEnvironments, requireEnvironments } from '../environments/grants.js';
 import { errors } from '../errors.js';
 import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
 import type { AccessKeyRow, AccessKeysRepository } from './repository.js';
@@ -14,6 +15,7 @@ export interface AccessKeyView {
   tokenPrefix: string;
   scopes: string[];
   keys: string[] | null;
+  environments: string[];
   createdBy: string;
   createdAt: string;
   expiresAt: string | null;
@@ -31,6 +33,7 @@ export function toView(r: AccessKeyRow, now = new Date()): AccessKeyView {
     tokenPrefix: r.token_prefix,
     scopes: r.scopes,
     keys: r.key_patterns,
+    environments: r.environments,
     createdBy: r.created_by,
     createdAt: r.created_at.toISOString(),
     expiresAt: iso(r.expires_at),
@@ -55,10 +58,12 @@ export function createAccessKeyService(deps: {
         name: string;
         scopes: Scope[];
         keys?: string[] | undefined;
+        environments?: string[] | undefined;
         expiresAt?: Date | null | undefined;
       },
       caller: Caller,
     ): Promise<AccessKeyView & { token: string }> {
+      const envs = grantedEnvironments(input.environments);
       if (input.expiresAt && input.expiresAt <= new Date()) {
         throw errors.invalidInput(
           'expiresAt must be in the future',
@@ -68,6 +73,7 @@ export function createAccessKeyService(deps: {
       const token = newToken();
       const id = randomUUID();
       const row = await trail.change(caller, 'access_key.create', `access_key:${id}`, async (tx) => {
+        await requireEnvironments(tx, envs);
         const r = await repo.insert(tx, {
           id,
           name: input.name,
@@ -75,6 +81,7 @@ export function createAccessKeyService(deps: {
           tokenHash: hashToken(token),
           scopes: [...new Set(input.scopes)],
           keyPatterns: input.keys === undefined ? null : [...new Set(input.keys)],
+          environments: envs,
           createdBy: caller.actor,
           expiresAt: input.expiresAt ?? null,
         });
@@ -125,6 +132,7 @@ export function createAccessKeyService(deps: {
         name: row.name,
         scopes: row.scopes as Scope[],
         patterns: row.key_patterns,
+        environments: environmentGrant(row.environments),
       };
     },
   };

@@ -6,7 +6,8 @@ import type { AuditEntry } from './entry.js';
 /** SQL only. Every method takes the Queryable to run on, so a change and its row share a transaction. */
 
 /** The columns every audit writer inserts (the single-row append and the group-committed batch). */
-export const AUDIT_COLUMNS = 'actor, action, key, version, outcome, request_id, client_ip, client_request_id';
+export const AUDIT_COLUMNS =
+  'actor, action, key, version, outcome, request_id, client_ip, client_request_id, environment';
 
 export interface AuditRow extends SealedRowContent {
   at: Date;
@@ -19,7 +20,7 @@ const usText = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"
 /** A seal's day bound as JS's toISOString renders it (bounds are whole days), NULL stays NULL. */
 const msText = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 export const ROW_CONTENT = `id::text AS id, ${usText('at')} AS at_text, actor, action, key, version, outcome,
-  request_id, client_ip, client_request_id, xid::text AS xid`;
+  request_id, client_ip, client_request_id, xid::text AS xid, environment`;
 const SEAL_COLUMNS = `seq::text AS seq, xid_from::text AS xid_from, xid_to::text AS xid_to,
   ${msText('at_lo')} AS at_lo, ${msText('at_hi')} AS at_hi, first_id::text AS first_id, last_id::text AS last_id,
   row_count, row_digests, prev_hash, hash`;
@@ -71,10 +72,11 @@ export const entryParams = (e: AuditEntry): unknown[] => [
   recordedOrNull(e.requestId),
   recordedOrNull(e.clientIp),
   e.clientRequestId ?? false,
+  recordedOrNull(e.environment),
 ];
 
 /** AUDIT_COLUMNS' types, in order (a parameter in INSERT ... SELECT needs its cast). */
-const AUDIT_COLUMN_TYPES = ['text', 'text', 'text', 'int', 'text', 'text', 'text', 'boolean'];
+const AUDIT_COLUMN_TYPES = ['text', 'text', 'text', 'int', 'text', 'text', 'text', 'boolean', 'text'];
 
 /**
  * A change's audit row as a CTE of the change's own statement (`WITH audit_row AS (...)`),
@@ -96,7 +98,7 @@ export function createAuditRepository() {
     /** The reusable writer: one row, on the caller's transaction (or the pool). */
     async append(q: Queryable, e: AuditEntry): Promise<void> {
       await q.query(
-        `INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        `INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
         entryParams(e),
       );
     },
@@ -121,6 +123,8 @@ export function createAuditRepository() {
         key?: string | undefined;
         actor?: string | undefined;
         action?: string | undefined;
+        /** Rows of this environment; `default` includes secret rows from before environments. */
+        environment?: string | undefined;
         from?: Date | undefined;
         to?: Date | undefined;
       },
@@ -135,6 +139,9 @@ export function createAuditRepository() {
       if (f.key !== undefined) add('key = ?', f.key);
       if (f.actor !== undefined) add('actor = ?', f.actor);
       if (f.action !== undefined) add('action = ?', f.action);
+      if (f.environment === 'default')
+        add(`(environment = ? OR (environment IS NULL AND action LIKE 'secret.%'))`, f.environment);
+      else if (f.environment !== undefined) add('environment = ?', f.environment);
       if (f.from !== undefined) add('at >= ?', f.from);
       if (f.to !== undefined) add('at < ?', f.to);
       return q.query<AuditRow>(

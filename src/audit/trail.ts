@@ -54,6 +54,7 @@ export function auditEntry(
     requestId: caller.requestId,
     clientIp: caller.clientIp,
     clientRequestId: caller.clientRequestId,
+    environment: caller.environment,
   };
 }
 

@@ -42,6 +42,8 @@ export interface LastUse {
  */
 export interface ReplicaCheck {
   key: string;
+  /** The secret's environment (absent: default). */
+  environment?: string | undefined;
   revision: string | null;
   readable: boolean;
 }
@@ -110,14 +112,16 @@ const STAMP_LAST_USED = `locked AS (
  * read all the time is stamped once a minute): the multi-row INSERT alone, without the join
  * against `secrets` that rewrites stale stamps.
  */
+const ROW_ARRAYS =
+  '$1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[], $9::text[]';
 const INSERT_ROWS = `INSERT INTO audit_log (${AUDIT_COLUMNS})
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[])`;
+SELECT * FROM unnest(${ROW_ARRAYS})`;
 
 const INSERT_BATCH = `WITH used AS (
-  SELECT u.id, u.by FROM unnest($9::uuid[], $10::text[]) AS u (id, by)
+  SELECT u.id, u.by FROM unnest($10::uuid[], $11::text[]) AS u (id, by)
 ), ${STAMP_LAST_USED}
 INSERT INTO audit_log (${AUDIT_COLUMNS})
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[])`;
+SELECT * FROM unnest(${ROW_ARRAYS})`;
 
 /**
  * The same batch when some of its reads came from a replica. `stale` lists the waiters
@@ -127,18 +131,19 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], 
  * One statement and one round trip still; the check reads secrets by key (its unique index).
  */
 const INSERT_BATCH_CHECKED = `WITH stale AS (
-  SELECT e.w FROM unnest($11::int[], $12::text[], $13::bigint[], $14::boolean[]) AS e (w, key, rev, readable)
-  LEFT JOIN secrets s ON s.key = e.key
+  SELECT e.w FROM unnest($12::int[], $13::text[], $14::bigint[], $15::boolean[], $18::text[])
+    AS e (w, key, rev, readable, env)
+  LEFT JOIN secrets s ON s.environment = e.env AND s.key = e.key
   WHERE s.revision IS DISTINCT FROM e.rev
      OR (e.readable AND NOT (s.is_active AND (s.expires_at IS NULL OR s.expires_at > now())))
 ), used AS (
-  SELECT DISTINCT ON (u.id) u.id, u.by FROM unnest($9::uuid[], $10::text[], $16::int[]) AS u (id, by, w)
+  SELECT DISTINCT ON (u.id) u.id, u.by FROM unnest($10::uuid[], $11::text[], $17::int[]) AS u (id, by, w)
   WHERE u.w NOT IN (SELECT w FROM stale)
 ), ${STAMP_LAST_USED}, inserted AS (
   INSERT INTO audit_log (${AUDIT_COLUMNS})
-  SELECT a, b, c, d, e, f, g, h
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[], $15::int[])
-    AS r (a, b, c, d, e, f, g, h, w)
+  SELECT a, b, c, d, e, f, g, h, i
+  FROM unnest(${ROW_ARRAYS}, $16::int[])
+    AS r (a, b, c, d, e, f, g, h, i, w)
   WHERE r.w NOT IN (SELECT w FROM stale)
 )
 SELECT w FROM stale`;
@@ -203,6 +208,7 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: A
         checks.map((c) => c.readable),
         rowWaiter,
         used.map((u) => u.i),
+        checks.map((c) => c.environment ?? 'default'),
       ],
       { name: 'audit_batch_checked' },
     );

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { type Actor, actorId, actorLabel, hasScope, INJECT_SCOPE } from './actor.js';
+import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import { type Visibility, visibilityOf } from './visibility.js';
 
 /**
@@ -21,6 +22,23 @@ export interface Caller {
   /** True when the request id was the client's own X-Request-Id (not generated here). */
   readonly clientRequestId: boolean;
   readonly clientIp: string;
+  /**
+   * The environment the request addresses (/api/secrets...: default; /api/environments/:env/...:
+   * that one), written to its audit rows; null for routes outside environments. Set from the
+   * route (its config.access.environment) before authentication, so refusals carry it too.
+   */
+  readonly environment: string | null;
+  /** The environments the caller covers: null for every one (admins, `*` grants). */
+  readonly environments: readonly string[] | null;
+}
+
+/** The environment a route addresses (config.access.environment, src/auth/guard.ts). */
+function environmentOf(req: FastifyRequest): string | null {
+  const where = req.routeOptions.config.access?.environment;
+  if (where === 'default') return DEFAULT_ENVIRONMENT;
+  if (where !== 'param') return null;
+  const env = (req.params as { env?: unknown } | undefined)?.env;
+  return typeof env === 'string' ? env : null;
 }
 
 /** The caller for a request, authenticated (`actor`) or not (null: anonymous, sees nothing). */
@@ -34,8 +52,13 @@ export function callerOf(req: FastifyRequest, actor: Actor | null): Caller {
     requestId: req.id,
     clientRequestId: req.headers['x-request-id'] === req.id,
     clientIp: req.ip,
+    environment: environmentOf(req),
+    environments: actor ? (actor.kind === 'admin' ? null : actor.environments) : [],
   };
 }
+
+/** The same caller addressing another environment (compare and promote touch two). */
+export const inEnvironment = (caller: Caller, environment: string): Caller => ({ ...caller, environment });
 
 /** A caller for work that no HTTP request started (CLI, background jobs). */
 export function systemCaller(name: string, requestId: string): Caller {
@@ -49,5 +72,7 @@ export function systemCaller(name: string, requestId: string): Caller {
     requestId,
     clientRequestId: false,
     clientIp: '',
+    environment: null,
+    environments: null,
   };
 }

@@ -4,9 +4,10 @@ import type { z } from 'zod';
 import { hashToken } from '../access-keys/token.js';
 import { withOutcome } from '../audit/outcome.js';
 import type { AuditTrail } from '../audit/trail.js';
-import { type Actor, SCOPES, type Scope, workloadId } from '../auth/actor.js';
+import { type Actor, environmentGrant, SCOPES, type Scope, workloadId } from '../auth/actor.js';
 import type { Caller } from '../auth/caller.js';
 import type { Database } from '../db/database.js';
+import { grantedEnvironments, requireEnvironments } from '../environments/grants.js';
 import { AppError, errors } from '../errors.js';
 import type { IssuerKeys } from './issuer-keys.js';
 import type { ReplayGuard } from './replay.js';
@@ -37,6 +38,7 @@ const toView = (r: TrustRow): TrustView => ({
   claims: r.claims,
   scopes: r.scopes,
   keys: r.key_patterns,
+  environments: r.environments,
   ttlSeconds: r.ttl_seconds,
   createdBy: r.created_by,
   createdAt: r.created_at.toISOString(),
@@ -208,6 +210,7 @@ export function createOidcService(deps: {
       claims,
       scopes: [...new Set(input.scopes)],
       keyPatterns: input.keys === undefined ? null : [...new Set(input.keys)],
+      environments: grantedEnvironments(input.environments),
       ttlSeconds: input.ttlSeconds ?? DEFAULT_TTL_SECONDS,
     };
   }
@@ -224,6 +227,7 @@ export function createOidcService(deps: {
     async create(input: TrustInput, caller: Caller): Promise<TrustView> {
       const f = fields(input);
       const row = await trail.change(caller, 'oidc_trust.create', `oidc_trust:${f.name}`, async (tx) => {
+        await requireEnvironments(tx, f.environments);
         const r = await repo.insert(tx, randomUUID(), f, caller.actor);
         if (!r) throw nameTaken(f.name);
         return { result: r, version: null };
@@ -235,6 +239,7 @@ export function createOidcService(deps: {
       const f = fields(input);
       const row = await trail.change(caller, 'oidc_trust.update', `oidc_trust:${name}`, async (tx) => {
         if (f.name !== name && (await repo.get(tx, f.name))) throw nameTaken(f.name);
+        await requireEnvironments(tx, f.environments);
         const r = await repo.update(tx, name, f);
         if (!r) throw noTrust(name);
         return { result: r, version: null };
@@ -419,6 +424,7 @@ export function createOidcService(deps: {
               subject: sub,
               scopes,
               keyPatterns: trust.key_patterns,
+              environments: trust.environments,
               ttlSeconds: trust.ttl_seconds,
             }),
             version: null,
@@ -484,6 +490,7 @@ export function createOidcService(deps: {
         name,
         scopes: row.scopes.filter((s): s is Scope => (SCOPES as readonly string[]).includes(s)),
         patterns: row.key_patterns,
+        environments: environmentGrant(row.environments),
         workload: { trust: row.trust_name, sub: row.subject },
       };
     },

@@ -125,7 +125,7 @@ export function createSecretsRepository() {
         `WITH s AS (
            INSERT INTO secrets (id, key, description, is_reserved, expires_at, current_version, write_only)
            VALUES ($1, $2, $3, $4, $5, 1, $15)
-           ON CONFLICT (key) DO NOTHING
+           ON CONFLICT (environment, key) DO NOTHING
            RETURNING id
          )
          INSERT INTO secret_versions (secret_id, version, created_by, ${CRYPTO})

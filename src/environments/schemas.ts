@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { ENVIRONMENT_NAME_RE, ENVIRONMENT_NAME_RULE } from '../environment-names.js';
+import { storable, strictBody } from '../http/schemas.js';
+import { cursorSchema, limitSchema } from '../pagination.js';
+
+/** Request and response schemas of /api/environments (they also generate the OpenAPI document). */
+
+export const environmentName = z
+  .string({ error: `name is required: ${ENVIRONMENT_NAME_RULE}` })
+  .regex(ENVIRONMENT_NAME_RE, { error: `an environment name must be ${ENVIRONMENT_NAME_RULE}` })
+  .meta({ example: 'staging' });
+
+export const envParams = z.object({ env: environmentName });
+
+const description = storable(
+  z.string().max(1000, { error: 'description must be at most 1000 characters' }),
+  'description',
+).nullable();
+
+export const createEnvironmentBody = strictBody({
+  name: environmentName,
+  description: description.optional(),
+}).meta({ id: 'CreateEnvironmentRequest' });
+
+export const updateEnvironmentBody = strictBody({
+  description: z.union([description, z.undefined()]).refine((d) => d !== undefined, {
+    error: 'description is required (null clears it)',
+  }),
+}).meta({ id: 'UpdateEnvironmentRequest' });
+
+export const environmentView = z
+  .object({
+    name: z.string(),
+    description: z.string().nullable(),
+    createdAt: z.iso.datetime(),
+    updatedAt: z.iso.datetime(),
+    secrets: z
+      .object({ active: z.number().int(), inactive: z.number().int() })
+      .optional()
+      .meta({ description: 'How many secrets it holds (admins only)' }),
+  })
+  .meta({ id: 'Environment' });
+
+export const environmentListQuery = z.object({ limit: limitSchema, cursor: cursorSchema });
