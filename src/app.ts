@@ -25,6 +25,7 @@ import { loginRoutes } from './auth/login.js';
 import { whoamiRoutes } from './auth/whoami-routes.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
+import { createCompareService } from './environments/compare.js';
 import { createEnvironmentsRepository } from './environments/repository.js';
 import { environmentRoutes } from './environments/routes.js';
 import { createEnvironmentService } from './environments/service.js';
@@ -375,7 +376,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
     await secured.register(kekRoutes, { kek, trail });
     await secured.register(accessKeyRoutes, { accessKeys });
-    await secured.register(environmentRoutes, { environments });
+    await secured.register(environmentRoutes, {
+      environments,
+      compare: createCompareService({ db, trail, keyring, log: logger, exists: environments.exists }),
+    });
     await secured.register(trustRoutes, { oidc });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
     await secured.register(whoamiRoutes);

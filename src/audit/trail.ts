@@ -29,7 +29,15 @@ export interface Touched {
   key: string | null;
   version?: number | null | undefined;
   outcome: AuditOutcome;
+  /** The secret's environment when it is not the one the caller addresses (compare reads two). */
+  environment?: string | undefined;
 }
+
+/** The row of one touched secret. */
+const touchedEntry = (caller: Caller, action: AuditAction, t: Touched): AuditEntry => {
+  const e = auditEntry(caller, action, t.key, t.outcome, t.version ?? null);
+  return t.environment === undefined ? e : { ...e, environment: t.environment };
+};
 
 export type ReadOutcome<T> = {
   touched: Touched[];
@@ -102,7 +110,7 @@ export function createAuditTrail({ db, repo, writer, log, reads }: AuditTrailDep
     async note(caller: Caller, action: AuditAction, touched: readonly Touched[]): Promise<void> {
       try {
         await writer.record(
-          touched.map((t) => auditEntry(caller, action, t.key, t.outcome, t.version ?? null)),
+          touched.map((t) => touchedEntry(caller, action, t)),
         );
       } catch {
         throw auditUnavailable();
@@ -186,7 +194,7 @@ export function createAuditTrail({ db, repo, writer, log, reads }: AuditTrailDep
         throw err;
       }
       const rows = done.touched.length
-        ? done.touched.map((t) => auditEntry(caller, action, t.key, t.outcome, t.version ?? null))
+        ? done.touched.map((t) => touchedEntry(caller, action, t))
         : [auditEntry(caller, action, fallbackKey, done.ok ? 'success' : outcomeOf(done.error))];
       let committed: boolean;
       try {

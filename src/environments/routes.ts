@@ -3,12 +3,16 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponse, errorResponses } from '../http/schemas.js';
 import {
+  compareParams,
+  compareQuery,
+  compareResponse,
   createEnvironmentBody,
   environmentListQuery,
   environmentView,
   envParams,
   updateEnvironmentBody,
 } from './schemas.js';
+import type { CompareService } from './compare.js';
 import type { EnvironmentService } from './service.js';
 
 /**
@@ -16,9 +20,12 @@ import type { EnvironmentService } from './service.js';
  * environments it covers), changes for admins. The guard answers 403 for an environment the
  * access key does not cover and 404 for one that does not exist (config.access.environment).
  */
-export async function environmentRoutes(app: FastifyInstance, opts: { environments: EnvironmentService }) {
+export async function environmentRoutes(
+  app: FastifyInstance,
+  opts: { environments: EnvironmentService; compare: CompareService },
+) {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const { environments } = opts;
+  const { environments, compare } = opts;
   const tags = ['Environments'];
   const errs = errorResponses(400, 401, 403, 429, 503);
 
@@ -109,5 +116,24 @@ export async function environmentRoutes(app: FastifyInstance, opts: { environmen
       const { erased } = await environments.remove(req.params.env, req.caller);
       return { success: true as const, message: `Environment ${req.params.env} has been deleted`, erased };
     },
+  );
+
+  r.get(
+    '/api/environments/:env/compare/:other',
+    {
+      config: {
+        access: { action: 'environment.compare', scope: 'secrets:read', environment: 'param', readLimit: true },
+      },
+      schema: {
+        tags,
+        summary: 'Compare two environments',
+        description:
+          'Keys only in env (only_in_a), only in other (only_in_b), or in both with equal or different values; never a value. Values are compared on the server, each one counting as a read (audited as environment.compare). Write-only values are compared only for a credential holding secrets:inject. The ETags are what POST .../promote/... names for compare-and-set. Only active, unexpired secrets the caller may see take part; at most 1000 per side (narrow with prefix).',
+        params: compareParams,
+        querystring: compareQuery,
+        response: { 200: compareResponse, 404: errorResponse, ...errs },
+      },
+    },
+    async (req) => compare.compare(req.params.env, req.params.other, req.query, req.caller),
   );
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ENVIRONMENT_NAME_RE, ENVIRONMENT_NAME_RULE } from '../environment-names.js';
 import { storable, strictBody } from '../http/schemas.js';
+import { KEY_MAX_LENGTH, PREFIX_FORMAT_MESSAGE, PREFIX_PATTERN } from '../secret-names.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
 
 /** Request and response schemas of /api/environments (they also generate the OpenAPI document). */
@@ -42,3 +43,29 @@ export const environmentView = z
   .meta({ id: 'Environment' });
 
 export const environmentListQuery = z.object({ limit: limitSchema, cursor: cursorSchema });
+
+export const compareParams = z.object({ env: environmentName, other: environmentName });
+
+export const compareQuery = z.object({
+  prefix: z
+    .string()
+    .max(KEY_MAX_LENGTH, { error: `prefix must be at most ${KEY_MAX_LENGTH} characters` })
+    .regex(PREFIX_PATTERN, { error: PREFIX_FORMAT_MESSAGE })
+    .optional(),
+});
+
+export const compareResponse = z
+  .object({
+    a: z.string(),
+    b: z.string(),
+    keys: z.array(
+      z.object({
+        key: z.string(),
+        status: z.enum(['only_in_a', 'only_in_b', 'equal', 'different', 'not_compared']),
+        reason: z.enum(['write_only', 'unreadable']).optional(),
+        etagA: z.string().optional(),
+        etagB: z.string().optional(),
+      }),
+    ),
+  })
+  .meta({ id: 'EnvironmentComparison' });
