@@ -45,7 +45,17 @@ export function createAccessKeysRepository() {
       const rows = await q.query<AccessKeyRow>(
         `INSERT INTO access_keys (id, name, token_prefix, token_hash, scopes, key_patterns, created_by, expires_at, environments)
          VALUES ($1, $2, $3, $4, $5::text[], $6::text[], $7, $8, $9::text[]) RETURNING ${COLUMNS}`,
-        [k.id, k.name, k.tokenPrefix, k.tokenHash, k.scopes, k.keyPatterns, k.createdBy, k.expiresAt, k.environments],
+        [
+          k.id,
+          k.name,
+          k.tokenPrefix,
+          k.tokenHash,
+          k.scopes,
+          k.keyPatterns,
+          k.createdBy,
+          k.expiresAt,
+          k.environments,
+        ],
       );
       return rows[0] as AccessKeyRow;
     },

@@ -2,8 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { isoDateTime } from '../dates.js';
-import { ENVIRONMENT_NAME_RE, ENVIRONMENT_NAME_RULE } from '../environment-names.js';
 import type { Database } from '../db/database.js';
+import { ENVIRONMENT_NAME_RE, ENVIRONMENT_NAME_RULE } from '../environment-names.js';
 import { errorResponses, storable } from '../http/schemas.js';
 import { cursorCodec, cursorSchema, limitSchema, pageOf } from '../pagination.js';
 import { RECORDED_TEXT_MAX } from '../storable-text.js';
@@ -21,7 +21,8 @@ const auditEntry = z
     version: z.number().int().nullable(),
     outcome: z.string(),
     environment: z.string().nullable().meta({
-      description: 'The environment of the secret touched; null for rows without one (access keys, sign-in failures)',
+      description:
+        'The environment of the secret touched; null for rows without one (access keys, sign-in failures)',
     }),
     requestId: z.string().nullable(),
     clientIp: z.string().nullable(),

@@ -109,9 +109,7 @@ export function createAuditTrail({ db, repo, writer, log, reads }: AuditTrailDep
     /** Rows for work already committed (a batched job's items); group-committed and awaited. */
     async note(caller: Caller, action: AuditAction, touched: readonly Touched[]): Promise<void> {
       try {
-        await writer.record(
-          touched.map((t) => touchedEntry(caller, action, t)),
-        );
+        await writer.record(touched.map((t) => touchedEntry(caller, action, t)));
       } catch {
         throw auditUnavailable();
       }

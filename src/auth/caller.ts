@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import { type Actor, actorId, actorLabel, hasScope, INJECT_SCOPE } from './actor.js';
 import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
+import { type Actor, actorId, actorLabel, hasScope, INJECT_SCOPE } from './actor.js';
 import { type Visibility, visibilityOf } from './visibility.js';
 
 /**

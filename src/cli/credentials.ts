@@ -13,6 +13,8 @@ import { UsageError } from './exit-codes.js';
 export interface Profile {
   url: string;
   token: string;
+  /** The environment commands address when neither --env nor SECRETS_ENV says (absent: default). */
+  environment?: string;
 }
 
 interface ProfilesFile {

@@ -14,6 +14,8 @@ export type ErrorBody = components['schemas']['ErrorResponse'];
 export type BatchEntry = components['schemas']['BatchSecretEntryInput'];
 export type TrustPolicy = components['schemas']['TrustPolicy'];
 export type TrustPolicyInput = components['schemas']['TrustPolicyRequest'];
+export type Environment = components['schemas']['Environment'];
+export type EnvironmentComparison = components['schemas']['EnvironmentComparison'];
 
 /** The service answered with an error body ({error, message, statusCode, nextActions?}). */
 export class SecretsApiError extends Error {
@@ -68,6 +70,21 @@ export interface SecretsClientOptions {
   fetch?: typeof fetch;
   /** Per-request timeout in milliseconds (default 30 s). */
   timeoutMs?: number;
+  /**
+   * The environment the secret methods address (default: `default`, the /api/secrets API).
+   * Every environment has the same surface under /api/environments/{env}/secrets, so the
+   * methods stay typed against /api/secrets and the path is moved on the way out.
+   */
+  environment?: string | undefined;
+}
+
+/** /api/secrets... as the same request in another environment (the default one is left alone). */
+export function inEnvironment(url: string, environment: string | undefined): string {
+  if (environment === undefined || environment === 'default') return url;
+  const u = new URL(url);
+  if (u.pathname === '/api/secrets' || u.pathname.startsWith('/api/secrets/'))
+    u.pathname = `/api/environments/${encodeURIComponent(environment)}${u.pathname.slice('/api'.length)}`;
+  return u.toString();
 }
 
 export function createSecretsClient(opts: SecretsClientOptions) {
@@ -76,7 +93,9 @@ export function createSecretsClient(opts: SecretsClientOptions) {
   const api: Client<paths> = createClient<paths>({
     baseUrl: opts.baseUrl.replace(/\/+$/, ''),
     headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
-    fetch: async (req: Request) => {
+    fetch: async (original: Request) => {
+      const url = inEnvironment(original.url, opts.environment);
+      const req = url === original.url ? original : new Request(url, original);
       try {
         return await baseFetch(req, { signal: AbortSignal.timeout(timeoutMs) });
       } catch (err) {
@@ -255,6 +274,40 @@ export function createSecretsClient(opts: SecretsClientOptions) {
         }),
       );
       return { accessToken: data.access_token, expiresIn: data.expires_in, scope: data.scope };
+    },
+
+    /** Environments (changes are admin only; an access key lists those it covers). */
+    environments: {
+      async list(): Promise<Environment[]> {
+        const out: Environment[] = [];
+        let cursor: string | undefined;
+        do {
+          const { data } = await unwrap(
+            api.GET('/api/environments', { params: { query: cursor ? { cursor } : {} } }),
+          );
+          out.push(...data.environments);
+          cursor = data.nextCursor ?? undefined;
+        } while (cursor);
+        return out;
+      },
+      async create(name: string, description?: string): Promise<Environment> {
+        const { data } = await unwrap(
+          api.POST('/api/environments', { body: { name, ...(description ? { description } : {}) } }),
+        );
+        return data;
+      },
+      async remove(name: string): Promise<void> {
+        await unwrap(api.DELETE('/api/environments/{env}', { params: { path: { env: name } } }));
+      },
+      /** Keys only in a, only in b, equal or different: never values. */
+      async compare(a: string, b: string, opts: { prefix?: string } = {}): Promise<EnvironmentComparison> {
+        const { data } = await unwrap(
+          api.GET('/api/environments/{env}/compare/{other}', {
+            params: { path: { env: a, other: b }, query: opts.prefix ? { prefix: opts.prefix } : {} },
+          }),
+        );
+        return data;
+      },
     },
 
     /** Workload-identity trust policies (admin only). */

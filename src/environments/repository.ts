@@ -40,11 +40,7 @@ export function createEnvironmentsRepository() {
      * One environment; `lock` 'share' keeps it from being deleted until the transaction ends
      * (a create in it), 'update' excludes every such create (its deletion).
      */
-    async find(
-      q: Queryable,
-      name: string,
-      lock?: 'share' | 'update',
-    ): Promise<EnvironmentRow | undefined> {
+    async find(q: Queryable, name: string, lock?: 'share' | 'update'): Promise<EnvironmentRow | undefined> {
       const suffix = lock === 'share' ? ' FOR KEY SHARE' : lock === 'update' ? ' FOR UPDATE' : '';
       const rows = await q.query<EnvironmentRow>(
         `SELECT ${COLUMNS} FROM environments WHERE name = $1${suffix}`,
@@ -64,7 +60,10 @@ export function createEnvironmentsRepository() {
     },
 
     /** Undefined when the name is taken. */
-    async insert(q: Queryable, e: { name: string; description: string | null }): Promise<EnvironmentRow | undefined> {
+    async insert(
+      q: Queryable,
+      e: { name: string; description: string | null },
+    ): Promise<EnvironmentRow | undefined> {
       const rows = await q.query<EnvironmentRow>(
         `INSERT INTO environments (name, description) VALUES ($1, $2)
          ON CONFLICT (name) DO NOTHING RETURNING ${COLUMNS}`,
@@ -73,7 +72,11 @@ export function createEnvironmentsRepository() {
       return rows[0];
     },
 
-    async update(q: Queryable, name: string, description: string | null): Promise<EnvironmentRow | undefined> {
+    async update(
+      q: Queryable,
+      name: string,
+      description: string | null,
+    ): Promise<EnvironmentRow | undefined> {
       const rows = await q.query<EnvironmentRow>(
         `UPDATE environments SET description = $2, updated_at = now() WHERE name = $1 RETURNING ${COLUMNS}`,
         [name, description],

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponse, errorResponses } from '../http/schemas.js';
+import type { CompareService } from './compare.js';
 import {
   compareParams,
   compareQuery,
@@ -12,7 +13,6 @@ import {
   envParams,
   updateEnvironmentBody,
 } from './schemas.js';
-import type { CompareService } from './compare.js';
 import type { EnvironmentService } from './service.js';
 
 /**
@@ -122,7 +122,12 @@ export async function environmentRoutes(
     '/api/environments/:env/compare/:other',
     {
       config: {
-        access: { action: 'environment.compare', scope: 'secrets:read', environment: 'param', readLimit: true },
+        access: {
+          action: 'environment.compare',
+          scope: 'secrets:read',
+          environment: 'param',
+          readLimit: true,
+        },
       },
       schema: {
         tags,

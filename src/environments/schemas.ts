@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { ENVIRONMENT_NAME_RE, ENVIRONMENT_NAME_RULE } from '../environment-names.js';
 import { storable, strictBody } from '../http/schemas.js';
-import { KEY_MAX_LENGTH, PREFIX_FORMAT_MESSAGE, PREFIX_PATTERN } from '../secret-names.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
+import { KEY_MAX_LENGTH, PREFIX_FORMAT_MESSAGE, PREFIX_PATTERN } from '../secret-names.js';
 
 /** Request and response schemas of /api/environments (they also generate the OpenAPI document). */
 

@@ -66,16 +66,21 @@ export function createEnvironmentService(deps: {
     },
 
     async create(input: { name: string; description?: string | null | undefined }, caller: Caller) {
-      const row = await trail.change(inEnvironment(caller, input.name), 'environment.create', null, async (tx) => {
-        const r = await repo.insert(tx, { name: input.name, description: input.description ?? null });
-        if (!r) {
-          throw errors.conflict(
-            `Environment already exists: ${input.name}`,
-            'Choose another name, or change its description with PATCH /api/environments/{env}',
-          );
-        }
-        return { result: r, version: null };
-      });
+      const row = await trail.change(
+        inEnvironment(caller, input.name),
+        'environment.create',
+        null,
+        async (tx) => {
+          const r = await repo.insert(tx, { name: input.name, description: input.description ?? null });
+          if (!r) {
+            throw errors.conflict(
+              `Environment already exists: ${input.name}`,
+              'Choose another name, or change its description with PATCH /api/environments/{env}',
+            );
+          }
+          return { result: r, version: null };
+        },
+      );
       return toView(row);
     },
 
@@ -110,7 +115,9 @@ export function createEnvironmentService(deps: {
           );
         }
         const erased = await repo.delete(tx, name);
-        const rows: AuditEntry[] = erased.map((e) => auditEntry(caller, 'secret.purge', e.key, 'success', e.version));
+        const rows: AuditEntry[] = erased.map((e) =>
+          auditEntry(caller, 'secret.purge', e.key, 'success', e.version),
+        );
         await audit.appendMany(tx, rows);
         return { result: { erased: erased.length }, version: null };
       });

@@ -121,7 +121,16 @@ export function createOidcRepository() {
         `INSERT INTO workload_tokens (token_hash, trust_id, trust_name, subject, scopes, key_patterns, expires_at, environments)
          VALUES ($1, $2, $3, $4, $5::text[], $6::text[], now() + make_interval(secs => $7), $8::text[])
          RETURNING expires_at`,
-        [t.tokenHash, t.trustId, t.trustName, t.subject, t.scopes, t.keyPatterns, t.ttlSeconds, t.environments],
+        [
+          t.tokenHash,
+          t.trustId,
+          t.trustName,
+          t.subject,
+          t.scopes,
+          t.keyPatterns,
+          t.ttlSeconds,
+          t.environments,
+        ],
       );
       return (rows[0] as { expires_at: Date }).expires_at;
     },

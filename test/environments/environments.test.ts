@@ -52,9 +52,9 @@ describe('environments', () => {
     const patched = await a.req('PATCH', '/api/environments/staging', { description: 'the dress rehearsal' });
     expect(patched.statusCode).toBe(200);
     expect(patched.json().description).toBe('the dress rehearsal');
-    expect((await a.req('PATCH', '/api/environments/staging', { description: null })).json().description).toBe(
-      null,
-    );
+    expect(
+      (await a.req('PATCH', '/api/environments/staging', { description: null })).json().description,
+    ).toBe(null);
 
     const created_ = await auditRows('environment.create');
     expect(created_.map((r) => [r.environment, r.outcome])).toEqual([
@@ -141,7 +141,11 @@ describe('access-key environment grants', () => {
     expect(all.json().environments).toEqual(['*']);
     const listed = await a.req('GET', '/api/access-keys');
     expect(
-      Object.fromEntries(listed.json().accessKeys.map((k: { name: string; environments: string[] }) => [k.name, k.environments])),
+      Object.fromEntries(
+        listed
+          .json()
+          .accessKeys.map((k: { name: string; environments: string[] }) => [k.name, k.environments]),
+      ),
     ).toEqual({ plain: ['default'], named: ['staging', 'default'], all: ['*'] });
   });
 
@@ -154,7 +158,11 @@ describe('access-key environment grants', () => {
     expect(unknown.statusCode).toBe(400);
     expect(unknown.json().message).toBe('Unknown environment(s): prodution');
     for (const environments of [[], ['Prod'], 'staging', [1]]) {
-      const r = await a.req('POST', '/api/access-keys', { name: 'bad', scopes: ['secrets:read'], environments });
+      const r = await a.req('POST', '/api/access-keys', {
+        name: 'bad',
+        scopes: ['secrets:read'],
+        environments,
+      });
       expect(r.statusCode, JSON.stringify(environments)).toBe(400);
     }
     expect((await a.req('GET', '/api/access-keys')).json().accessKeys).toEqual([]);
@@ -163,7 +171,10 @@ describe('access-key environment grants', () => {
   it('a key sees only the environments it covers, and learns nothing of the others', async () => {
     await a.req('POST', '/api/environments', { name: 'staging' });
     await a.req('POST', '/api/environments', { name: 'production' });
-    const staging = await createAccessKey(t, { scopes: ['secrets:read', 'secrets:list'], environments: ['staging'] });
+    const staging = await createAccessKey(t, {
+      scopes: ['secrets:read', 'secrets:list'],
+      environments: ['staging'],
+    });
     for (const h of [bearer(staging.token), apiKey(staging.token)]) {
       const req = as(h);
       const list = await req('GET', '/api/environments');
@@ -178,7 +189,9 @@ describe('access-key environment grants', () => {
       const none = await req('GET', '/api/environments/nowhere');
       expect(prod.statusCode).toBe(403);
       expect(none.statusCode).toBe(403);
-      expect(prod.json().message).toBe(`Access key "${staging.name}" does not cover the environment production`);
+      expect(prod.json().message).toBe(
+        `Access key "${staging.name}" does not cover the environment production`,
+      );
       expect(none.json().message).toBe(`Access key "${staging.name}" does not cover the environment nowhere`);
       // The InsForge API is the default environment: not covered either.
       const def = await req('GET', '/api/secrets');
@@ -196,7 +209,9 @@ describe('access-key environment grants', () => {
     // A key from before environments (default only) keeps exactly what it had.
     const old = await createAccessKey(t, { scopes: ['secrets:list'] });
     expect((await a.req('GET', '/api/secrets', undefined, bearer(old.token))).statusCode).toBe(200);
-    expect((await a.req('GET', '/api/environments/staging', undefined, bearer(old.token))).statusCode).toBe(403);
+    expect((await a.req('GET', '/api/environments/staging', undefined, bearer(old.token))).statusCode).toBe(
+      403,
+    );
   });
 });
 

@@ -15,7 +15,14 @@ import { openPglite } from '../../src/db/pglite.js';
 import { openPostgres } from '../../src/db/postgres.js';
 import { cryptoColumns, sealedParams } from '../../src/db/sealed-columns.js';
 import { bearer } from '../helpers/access-keys.js';
-import { backend, createTestApp, dropSchema, newSchema, type TestApp, testDatabaseUrl } from '../helpers/app.js';
+import {
+  backend,
+  createTestApp,
+  dropSchema,
+  newSchema,
+  type TestApp,
+  testDatabaseUrl,
+} from '../helpers/app.js';
 import { secretValue } from '../helpers/secrets.js';
 
 /**
@@ -68,7 +75,8 @@ describe('migration 007 on a populated database', () => {
       client_request_id: false,
       xid: '900',
     };
-    const before = '["7","2026-01-02T03:04:05.123456Z","admin:a","secret.read","K",2,"success","r","127.0.0.1",false,"900"]';
+    const before =
+      '["7","2026-01-02T03:04:05.123456Z","admin:a","secret.read","K",2,"success","r","127.0.0.1",false,"900"]';
     expect(canonicalRow(row)).toBe(before);
     expect(canonicalRow({ ...row, environment: null })).toBe(before);
     expect(canonicalRow({ ...row, environment: 'staging' })).toBe(`${before.slice(0, -1)},"staging"]`);
@@ -104,7 +112,11 @@ describe('migration 007 on a populated database', () => {
     ] as const) {
       await db.query(
         `INSERT INTO secret_versions (secret_id, version, created_by, ${cryptoColumns()}) VALUES ($1, $2, 'old', $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [id, version, ...sealedParams(sealValue(keyring, { secretId: id, key: 'LEGACY_KEY', version }, value))],
+        [
+          id,
+          version,
+          ...sealedParams(sealValue(keyring, { secretId: id, key: 'LEGACY_KEY', version }, value)),
+        ],
       );
     }
     const goneId = randomUUID();
@@ -114,7 +126,12 @@ describe('migration 007 on a populated database', () => {
     );
     await db.query(
       `INSERT INTO secret_versions (secret_id, version, ${cryptoColumns()}) VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [goneId, ...sealedParams(sealValue(keyring, { secretId: goneId, key: 'LEGACY_GONE', version: 1 }, secretValue('gone')))],
+      [
+        goneId,
+        ...sealedParams(
+          sealValue(keyring, { secretId: goneId, key: 'LEGACY_GONE', version: 1 }, secretValue('gone')),
+        ),
+      ],
     );
     // An access key of that time, and its audit history, sealed.
     const token = newToken();
@@ -175,7 +192,16 @@ describe('migration 007 on a populated database', () => {
     expect((await get('/api/secrets/LEGACY_KEY', key)).json().value).toBe(v2);
     const keys = (await get('/api/access-keys')).json().accessKeys as { environments: string[] }[];
     expect(keys.map((k) => k.environments)).toEqual([['default']]);
-    expect((await app.app.inject({ method: 'POST', url: '/api/environments', headers: h, payload: { name: 'staging' } })).statusCode).toBe(201);
+    expect(
+      (
+        await app.app.inject({
+          method: 'POST',
+          url: '/api/environments',
+          headers: h,
+          payload: { name: 'staging' },
+        })
+      ).statusCode,
+    ).toBe(201);
     expect((await get('/api/environments/staging', key)).statusCode).toBe(403);
 
     // The seals made before the migration are untouched and the whole chain verifies,
@@ -192,7 +218,9 @@ describe('migration 007 on a populated database', () => {
     expect(envs[1]?.environment).toBe('default');
 
     // Tampering with an old row's content is still detected.
-    await app.db.query(`UPDATE audit_log SET actor = 'admin:forged' WHERE request_id = 'req-old' AND action = 'secret.read'`);
+    await app.db.query(
+      `UPDATE audit_log SET actor = 'admin:forged' WHERE request_id = 'req-old' AND action = 'secret.read'`,
+    );
     expect((await get('/api/audit/verify')).json().intact).toBe(false);
   });
 });
