@@ -181,7 +181,8 @@ async function workloadToken(url: string): Promise<string> {
 
 /** The environment to address: --env or SECRETS_ENV, else the profile's, else default. */
 async function environment(): Promise<string | undefined> {
-  const given = opts().env ?? (await profile())?.environment;
+  // An empty SECRETS_ENV (a CI template with nothing filled in) means "not set".
+  const given = opts().env || (await profile())?.environment;
   if (given !== undefined && !isEnvironmentName(given))
     throw new UsageError(`invalid environment ${JSON.stringify(given)}: ${ENVIRONMENT_NAME_RULE}`);
   return given;
