@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import helmet from 'helmet';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { createAccessKeysRepository } from './access-keys/repository.js';
 import { accessKeyRoutes } from './access-keys/routes.js';
 import { createAccessKeyService } from './access-keys/service.js';
@@ -30,6 +31,7 @@ import type { ReadRouting } from './db/read-replicas.js';
 import { createCompareService } from './environments/compare.js';
 import { createEnvironmentsRepository } from './environments/repository.js';
 import { environmentRoutes } from './environments/routes.js';
+import { environmentName, envParams } from './environments/schemas.js';
 import { createEnvironmentService } from './environments/service.js';
 import { errors } from './errors.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
@@ -117,8 +119,17 @@ function staticHeaders(
  */
 const addressing =
   (environment: 'default' | 'param') =>
-  (route: { config?: { access?: RouteAccess } }): void => {
+  (route: { config?: { access?: RouteAccess }; schema?: FastifySchema }): void => {
     route.config = { ...route.config, access: { ...routeAccess(route.config), environment } };
+    if (environment === 'param' && route.schema) {
+      // The path's :env, validated and documented like the route's own parameters.
+      const params = route.schema.params;
+      route.schema = {
+        ...route.schema,
+        tags: ['Environment secrets'],
+        params: params instanceof z.ZodObject ? params.extend({ env: environmentName }) : envParams,
+      };
+    }
   };
 
 /** Builds the whole HTTP application from its dependencies; reads no environment, opens nothing. */

@@ -33,7 +33,7 @@ export interface Caller {
 }
 
 /** The environment a route addresses (config.access.environment, src/auth/guard.ts). */
-function environmentOf(req: FastifyRequest): string | null {
+function routeEnvironment(req: FastifyRequest): string | null {
   const where = req.routeOptions.config.access?.environment;
   if (where === 'default') return DEFAULT_ENVIRONMENT;
   if (where !== 'param') return null;
@@ -52,10 +52,13 @@ export function callerOf(req: FastifyRequest, actor: Actor | null): Caller {
     requestId: req.id,
     clientRequestId: req.headers['x-request-id'] === req.id,
     clientIp: req.ip,
-    environment: environmentOf(req),
+    environment: routeEnvironment(req),
     environments: actor ? (actor.kind === 'admin' ? null : actor.environments) : [],
   };
 }
+
+/** The environment a secret operation works in: the caller's, or default (work no route started). */
+export const environmentOf = (caller: Caller): string => caller.environment ?? DEFAULT_ENVIRONMENT;
 
 /** The same caller addressing another environment (compare and promote touch two). */
 export const inEnvironment = (caller: Caller, environment: string): Caller => ({ ...caller, environment });

@@ -3,13 +3,18 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { BulkGate } from '../http/bulk-gate.js';
 import { batchBody, batchResponse } from './batch-schemas.js';
 import type { BatchService } from './batch-service.js';
+import { DEFAULT_BASE, type Mount } from './mount.js';
 import { errorResponse } from './schemas.js';
 
 /** POST /api/secrets/batch (secrets import): schema, guard from the enclosing scope, one call. */
-export async function batchRoutes(app: FastifyInstance, opts: { batch: BatchService; gate: BulkGate }) {
+export async function batchRoutes(
+  app: FastifyInstance,
+  opts: { batch: BatchService; gate: BulkGate } & Mount,
+) {
+  const base = opts.base ?? DEFAULT_BASE;
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.post(
-    '/api/secrets/batch',
+    `${base}/batch`,
     {
       config: { access: { action: 'secret.update', scope: 'secrets:write' } },
       schema: {

@@ -6,6 +6,7 @@ import type { Limits } from '../http/rate-limits.js';
 import { errorResponses } from '../http/schemas.js';
 import { exportedSecrets, exportQuery, renderBody, renderResponse } from './bulk-schemas.js';
 import type { BulkService } from './bulk-service.js';
+import { DEFAULT_BASE, type Mount } from './mount.js';
 import { errorResponse } from './schemas.js';
 
 /**
@@ -15,8 +16,9 @@ import { errorResponse } from './schemas.js';
  */
 export async function bulkRoutes(
   app: FastifyInstance,
-  opts: { bulk: BulkService; limits: Limits; gate: BulkGate },
+  opts: { bulk: BulkService; limits: Limits; gate: BulkGate } & Mount,
 ) {
+  const base = opts.base ?? DEFAULT_BASE;
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { bulk, limits, gate } = opts;
   // Every value returned counts against READ_RATE_LIMIT, like single reads.
@@ -25,7 +27,7 @@ export async function bulkRoutes(
   const tags = ['Secrets'];
 
   r.get(
-    '/api/secrets/export',
+    `${base}/export`,
     {
       config: { access: { action: 'secret.export', scope: 'secrets:read' } },
       schema: {
@@ -61,7 +63,7 @@ export async function bulkRoutes(
   );
 
   r.post(
-    '/api/secrets/render',
+    `${base}/render`,
     {
       config: { access: { action: 'secret.render', scope: 'secrets:read' } },
       schema: {
