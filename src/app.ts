@@ -55,6 +55,8 @@ import { createBatchService } from './secrets/batch-service.js';
 import { createBulkRepository } from './secrets/bulk-repository.js';
 import { bulkRoutes } from './secrets/bulk-routes.js';
 import { createBulkService } from './secrets/bulk-service.js';
+import { createChanges } from './secrets/changes.js';
+import { DEFAULT_BASE, ENVIRONMENT_BASE } from './secrets/mount.js';
 import { createSecretsRepository } from './secrets/repository.js';
 import { secretRoutes } from './secrets/routes.js';
 import { createSecretService } from './secrets/service.js';
@@ -318,16 +320,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.decorate('bulkGate', bulkGate);
   const repo = createSecretsRepository();
-  const secrets = createSecretService({
-    db,
+  // The one door every change to a secret goes through (single, batch, rotation).
+  const changes = createChanges({
     repo,
-    trail,
     keyring,
-    log: logger,
     maxValueBytes: config.maxValueBytes,
     maxVersions: config.maxVersions,
-    reads: deps.reads,
   });
+  const secrets = createSecretService({ db, repo, trail, changes, keyring, log: logger, reads: deps.reads });
   const kek = createKekService({ db, repo: createKekRepository(), keyring, log: logger });
   const bulk = createBulkService({
     db,
@@ -342,10 +342,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     repo,
     audit,
     trail,
+    changes,
     keyring,
     log: logger,
-    maxValueBytes: config.maxValueBytes,
-    maxVersions: config.maxVersions,
   });
 
   await app.register(operationsRoutes, { db, migrationCount: deps.migrationCount, reads: deps.reads });
@@ -377,15 +376,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (secured) => {
     documentSecurity(secured);
     installGuard(secured, { trail, accessKeys, workloads: oidc, limits, environments });
-    // The InsForge API is the default environment: its routes address `default`.
-    await secured.register(async (inDefault) => {
-      inDefault.addHook('onRoute', addressing('default'));
-      await inDefault.register(secretRoutes, { secrets });
-      await inDefault.register(versionRoutes, { secrets });
-      await inDefault.register(bulkRoutes, { bulk, limits, gate: bulkGate });
-      await inDefault.register(batchRoutes, { batch, gate: bulkGate });
-    });
-    await secured.register(kekRoutes, { kek, trail });
+    // One set of secret routes, mounted twice: the InsForge API is the default environment,
+    // and every other environment has the same surface under /api/environments/:env/secrets.
+    for (const [where, base] of [
+      ['default', DEFAULT_BASE],
+      ['param', ENVIRONMENT_BASE],
+    ] as const) {
+      await secured.register(async (scope) => {
+        scope.addHook('onRoute', addressing(where));
+        await scope.register(secretRoutes, { secrets, base });
+        await scope.register(versionRoutes, { secrets, base });
+        await scope.register(bulkRoutes, { bulk, limits, gate: bulkGate, base });
+        await scope.register(batchRoutes, { batch, gate: bulkGate, base });
+      });
+    }
+    await secured.register(kekRoutes, { kek, trail, recordFor: changes.rotated });
     await secured.register(accessKeyRoutes, { accessKeys });
     await secured.register(environmentRoutes, {
       environments,

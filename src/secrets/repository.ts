@@ -1,5 +1,5 @@
 import type { AuditEntry } from '../audit/entry.js';
-import { auditRowCte } from '../audit/repository.js';
+import { auditRowCte, createAuditRepository } from '../audit/repository.js';
 import { LAST_USED_STAMP_SECONDS } from '../audit/writer.js';
 import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { SealedValue } from '../crypto/envelope.js';
@@ -60,6 +60,24 @@ export interface VersionRow {
   created_at: Date;
   created_by: string | null;
 }
+
+/**
+ * What every changed secret writes beside its change (built by `alongside` in
+ * src/secrets/changes.ts), in the change's own statement: one CTE per field
+ * (alongsideCtes), or on the change's transaction after its statement (appendAlongside: a
+ * new secret's insert, a rotation batch). A new per-change row is one field here and one
+ * line in each of the two.
+ */
+export interface Alongside {
+  audit: AuditEntry;
+}
+
+/** The Alongside rows as CTEs of the change's statement, inserted once per row of `after`. */
+function alongsideCtes(side: Alongside, params: unknown[], after?: string): string[] {
+  return [auditRowCte(side.audit, params, after)];
+}
+
+const auditRows = createAuditRepository();
 
 const secretColumns = (t: string) => `${t}.id, ${t}.key, ${t}.description, ${t}.is_active, ${t}.is_reserved,
   ${t}.write_only, ${t}.expires_at, ${t}.current_version, ${t}.created_at, ${t}.updated_at, ${t}.last_used_at, ${t}.last_used_by,
@@ -212,8 +230,8 @@ export function createSecretsRepository() {
       q: Queryable,
       cur: { id: string; revision: string },
       patch: SecretPatch,
-      /** The change's audit row, inserted by the same statement. */
-      audit: AuditEntry,
+      /** What the change writes beside it (its audit row...), inserted by the same statement. */
+      side: Alongside,
     ): Promise<string | undefined> {
       const params: unknown[] = [cur.id, cur.revision];
       const sets = ['updated_at = now()', 'revision = secrets.revision + 1'];
@@ -251,24 +269,12 @@ export function createSecretsRepository() {
            WHERE secret_versions.secret_id = upd.id AND secret_versions.version <= ${p(0)}::int - ${p(10)}::int
          )`);
       }
-      parts.push(auditRowCte(audit, params, 'upd'));
+      parts.push(...alongsideCtes(side, params, 'upd'));
       const sql = `WITH ${parts.join(', ')} SELECT revision FROM upd`;
       const rows = await q.query<{ revision: string }>(sql, params, {
         name: shapeName(patch.version ? 'secret_update' : 'secret_patch', sql),
       });
       return rows[0]?.revision;
-    },
-
-    /** update() on a row read under its lock (FOR UPDATE), which nothing can have changed. */
-    async updateLocked(
-      q: Queryable,
-      cur: { id: string; revision: string },
-      patch: SecretPatch,
-      audit: AuditEntry,
-    ): Promise<string> {
-      const revision = await this.update(q, cur, patch, audit);
-      if (revision === undefined) throw new Error(`secret ${cur.id} changed under its row lock`);
-      return revision;
     },
 
     /** Version metadata of one secret, newest first (never values). */
@@ -293,10 +299,19 @@ export function createSecretsRepository() {
     },
 
     /** Erases a secret and records it; ON DELETE CASCADE removes its versions in the same statement. */
-    async purge(q: Queryable, id: string, audit: AuditEntry): Promise<void> {
+    async purge(q: Queryable, id: string, side: Alongside): Promise<void> {
       const params: unknown[] = [id];
-      const cte = auditRowCte(audit, params);
-      await q.query(`WITH ${cte} DELETE FROM secrets WHERE id = $1`, params);
+      const ctes = alongsideCtes(side, params);
+      await q.query(`WITH ${ctes.join(', ')} DELETE FROM secrets WHERE id = $1`, params);
+    },
+
+    /** The Alongside rows of changes whose own statement has run, on their transaction. */
+    async appendAlongside(q: Queryable, sides: readonly Alongside[]): Promise<void> {
+      if (sides.length === 0) return;
+      await auditRows.appendMany(
+        q,
+        sides.map((s) => s.audit),
+      );
     },
 
     /**

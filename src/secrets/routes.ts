@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { errorResponses } from '../http/schemas.js';
 import { ifNoneMatchHit } from './etag.js';
 import { generateValue } from './generate.js';
+import { DEFAULT_BASE, type Mount } from './mount.js';
 import {
   createBody,
   deleteQuery,
@@ -20,14 +21,15 @@ import {
 import type { SecretService } from './service.js';
 
 /** HTTP only: schema, guard (from the enclosing scope) and one service call per route. */
-export async function secretRoutes(app: FastifyInstance, opts: { secrets: SecretService }) {
+export async function secretRoutes(app: FastifyInstance, opts: { secrets: SecretService } & Mount) {
+  const base = opts.base ?? DEFAULT_BASE;
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { secrets } = opts;
   const errs = errorResponses(400, 401, 403, 404, 429, 503);
   const tags = ['Secrets'];
 
   r.get(
-    '/api/secrets',
+    base,
     {
       config: { access: { action: 'secret.list', scope: 'secrets:list' } },
       schema: {
@@ -46,7 +48,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   );
 
   r.post(
-    '/api/secrets',
+    base,
     {
       config: { access: { action: 'secret.create', scope: 'secrets:write', keyFrom: 'body' } },
       schema: {
@@ -67,10 +69,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       const { generate, ...body } = req.body;
       // Exactly one of value and generate is present (createBody checks it).
       const value = body.value ?? generateValue(generate!);
-      const { id } = await secrets.create(
-        { ...body, value, mayUnreserve: req.actor?.kind === 'admin' },
-        req.caller,
-      );
+      const { id } = await secrets.create({ ...body, value }, req.caller);
       return reply
         .code(201)
         .send({ success: true, message: `Secret ${req.body.key} has been created successfully`, id });
@@ -78,7 +77,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   );
 
   r.get(
-    '/api/secrets/:key',
+    `${base}/:key`,
     {
       config: {
         access: { action: 'secret.read', scope: 'secrets:read', keyFrom: 'params', readLimit: true },
@@ -104,20 +103,16 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   );
 
   r.put(
-    '/api/secrets/:key',
+    `${base}/:key`,
     {
       config: {
         access: {
           action: 'secret.update',
           scope: 'secrets:write',
           keyFrom: 'params',
-          // Un-reserving is what makes a secret deletable: no scope implies it. (Making a
-          // readable secret write-only is admin-only too: the service checks it against the
-          // row, so that re-sending isWriteOnly:true for a write-only secret stays harmless.)
-          adminOnlyWhen: (req) =>
-            (req.body as { isReserved?: unknown } | undefined)?.isReserved === false
-              ? 'set isReserved to false (un-reserving is admin-only)'
-              : null,
+          // Un-reserving and making a readable secret write-only are admin-only: the one
+          // rule for every path checks them against the row (src/secrets/changes.ts), so
+          // re-sending isReserved:false or isWriteOnly:true as it already is stays harmless.
         },
       },
       schema: {
@@ -139,7 +134,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   );
 
   r.delete(
-    '/api/secrets/:key',
+    `${base}/:key`,
     {
       config: {
         access: {
