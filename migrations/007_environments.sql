@@ -22,6 +22,8 @@ ALTER TABLE secrets ADD COLUMN environment text NOT NULL DEFAULT 'default';
 -- Uniqueness becomes (environment, key); the read path's lookup uses this index (one probe).
 ALTER TABLE secrets DROP CONSTRAINT secrets_key_key;
 ALTER TABLE secrets ADD CONSTRAINT secrets_environment_key_key UNIQUE (environment, key);
+-- A list is newest first within one environment (a small environment beside a large one).
+CREATE INDEX secrets_environment_seq_idx ON secrets (environment, seq);
 
 -- New audit rows name the environment of the secret they touch (NULL: no environment, such
 -- as access-key changes; rows written before this migration keep NULL, and their sealed

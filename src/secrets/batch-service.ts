@@ -5,7 +5,7 @@ import { outcomeOf } from '../audit/outcome.js';
 import type { AuditRepository } from '../audit/repository.js';
 import { type AuditTrail, auditEntry } from '../audit/trail.js';
 import { type Actor, hasScope } from '../auth/actor.js';
-import type { Caller } from '../auth/caller.js';
+import { type Caller, environmentOf } from '../auth/caller.js';
 import { maySee } from '../auth/visibility.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Transaction } from '../db/database.js';
@@ -186,6 +186,7 @@ export function createBatchService(deps: BatchServiceDeps) {
             (
               await repo.lockManyByKey(
                 tx,
+                environmentOf(who),
                 ordered.map((e) => e.key),
               )
             ).map((r) => [r.key, r]),

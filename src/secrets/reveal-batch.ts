@@ -1,6 +1,5 @@
 import DataLoader from 'dataloader';
 import type { Queryable } from '../db/database.js';
-import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import type { RevealRow, SecretsRepository } from './repository.js';
 
 /** Reads sent in one statement at most (a bound on the statement's arrays, not on waiting). */
@@ -57,12 +56,7 @@ export function revealBatcher(repo: Pick<SecretsRepository, 'revealMany'>) {
 
   return {
     /** The row for key in environment (at version, or its current one); undefined when it does not exist there. */
-    reveal(
-      q: Queryable,
-      key: string,
-      version?: number,
-      environment: string = DEFAULT_ENVIRONMENT,
-    ): Promise<RevealRow | undefined> {
+    reveal(q: Queryable, environment: string, key: string, version?: number): Promise<RevealRow | undefined> {
       return loaderFor(q).load({ environment, key, version: version ?? null });
     },
   };
