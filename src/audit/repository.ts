@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import { recordedOrNull, recordedText } from '../storable-text.js';
 import type { SealedRowContent, StoredSeal } from './chain.js';
 import type { AuditEntry } from './entry.js';
@@ -6,8 +7,7 @@ import type { AuditEntry } from './entry.js';
 /** SQL only. Every method takes the Queryable to run on, so a change and its row share a transaction. */
 
 /** The columns every audit writer inserts (the single-row append and the group-committed batch). */
-export const AUDIT_COLUMNS =
-  'actor, action, key, version, outcome, request_id, client_ip, client_request_id, environment';
+export const AUDIT_COLUMNS = 'actor, action, key, version, outcome, request_id, client_ip, client_request_id';
 
 export interface AuditRow extends SealedRowContent {
   at: Date;
@@ -72,11 +72,19 @@ export const entryParams = (e: AuditEntry): unknown[] => [
   recordedOrNull(e.requestId),
   recordedOrNull(e.clientIp),
   e.clientRequestId ?? false,
-  recordedOrNull(e.environment),
 ];
 
+/**
+ * The environment column as stored: null for `default` (as on every row written before
+ * environments existed, so the default environment's rows, their statements and their
+ * sealed content are what they were), the name otherwise. Rows that carry one are written
+ * with the extra column (`environment`) and one more parameter.
+ */
+export const storedEnvironment = (e: AuditEntry): string | null =>
+  e.environment == null || e.environment === DEFAULT_ENVIRONMENT ? null : recordedText(e.environment);
+
 /** AUDIT_COLUMNS' types, in order (a parameter in INSERT ... SELECT needs its cast). */
-const AUDIT_COLUMN_TYPES = ['text', 'text', 'text', 'int', 'text', 'text', 'text', 'boolean', 'text'];
+const AUDIT_COLUMN_TYPES = ['text', 'text', 'text', 'int', 'text', 'text', 'text', 'boolean'];
 
 /**
  * A change's audit row as a CTE of the change's own statement (`WITH audit_row AS (...)`),
@@ -87,19 +95,28 @@ const AUDIT_COLUMN_TYPES = ['text', 'text', 'text', 'int', 'text', 'text', 'text
  */
 export function auditRowCte(e: AuditEntry, params: unknown[], after?: string): string {
   const first = params.length + 1;
-  params.push(...entryParams(e));
-  const values = AUDIT_COLUMN_TYPES.map((t, i) => `$${first + i}::${t}`).join(', ');
+  const env = storedEnvironment(e);
+  params.push(...entryParams(e), ...(env === null ? [] : [env]));
+  const types = env === null ? AUDIT_COLUMN_TYPES : [...AUDIT_COLUMN_TYPES, 'text'];
+  const values = types.map((t, i) => `$${first + i}::${t}`).join(', ');
   const rows = after === undefined ? `VALUES (${values})` : `SELECT ${values} FROM ${after}`;
-  return `audit_row AS (INSERT INTO audit_log (${AUDIT_COLUMNS}) ${rows} RETURNING 1)`;
+  return `audit_row AS (INSERT INTO audit_log (${columnsFor(env !== null)}) ${rows} RETURNING 1)`;
 }
+
+/** The inserted columns: AUDIT_COLUMNS, and the environment when some row names one. */
+export const columnsFor = (withEnvironment: boolean) =>
+  withEnvironment ? `${AUDIT_COLUMNS}, environment` : AUDIT_COLUMNS;
 
 export function createAuditRepository() {
   return {
     /** The reusable writer: one row, on the caller's transaction (or the pool). */
     async append(q: Queryable, e: AuditEntry): Promise<void> {
+      const env = storedEnvironment(e);
       await q.query(
-        `INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        entryParams(e),
+        env === null
+          ? `INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+          : `INSERT INTO audit_log (${columnsFor(true)}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        env === null ? entryParams(e) : [...entryParams(e), env],
       );
     },
 
@@ -107,10 +124,13 @@ export function createAuditRepository() {
     async appendMany(q: Queryable, entries: readonly AuditEntry[]): Promise<void> {
       if (entries.length === 0) return;
       const params = entries.map(entryParams);
+      const envs = entries.map(storedEnvironment);
+      const withEnv = envs.some((e) => e !== null);
+      const types = withEnv ? [...AUDIT_COLUMN_TYPES, 'text'] : AUDIT_COLUMN_TYPES;
       await q.query(
-        `INSERT INTO audit_log (${AUDIT_COLUMNS}) SELECT * FROM unnest(${AUDIT_COLUMN_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
-        AUDIT_COLUMN_TYPES.map((_, i) => params.map((p) => p[i])),
-        { name: 'audit_rows_append' },
+        `INSERT INTO audit_log (${columnsFor(withEnv)}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
+        [...AUDIT_COLUMN_TYPES.map((_, i) => params.map((p) => p[i])), ...(withEnv ? [envs] : [])],
+        { name: withEnv ? 'audit_rows_append_env' : 'audit_rows_append' },
       );
     },
 
@@ -139,8 +159,10 @@ export function createAuditRepository() {
       if (f.key !== undefined) add('key = ?', f.key);
       if (f.actor !== undefined) add('actor = ?', f.actor);
       if (f.action !== undefined) add('action = ?', f.action);
-      if (f.environment === 'default')
-        add(`(environment = ? OR (environment IS NULL AND action LIKE 'secret.%'))`, f.environment);
+      // default's rows are stored without a name (storedEnvironment): its secret rows, and
+      // the compare rows of its side.
+      if (f.environment === DEFAULT_ENVIRONMENT)
+        where.push(`(environment IS NULL AND (action LIKE 'secret.%' OR action = 'environment.compare'))`);
       else if (f.environment !== undefined) add('environment = ?', f.environment);
       if (f.from !== undefined) add('at >= ?', f.from);
       if (f.to !== undefined) add('at < ?', f.to);

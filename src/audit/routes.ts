@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { isoDateTime } from '../dates.js';
 import type { Database } from '../db/database.js';
-import { ENVIRONMENT_NAME_RE, ENVIRONMENT_NAME_RULE } from '../environment-names.js';
+import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME_RE, ENVIRONMENT_NAME_RULE } from '../environment-names.js';
 import { errorResponses, storable } from '../http/schemas.js';
 import { cursorCodec, cursorSchema, limitSchema, pageOf } from '../pagination.js';
 import { RECORDED_TEXT_MAX } from '../storable-text.js';
@@ -57,7 +57,10 @@ const toEntry = (r: AuditRow) => ({
   key: r.key,
   version: r.version,
   outcome: r.outcome,
-  environment: r.environment ?? (r.action.startsWith('secret.') ? 'default' : null),
+  // Stored without a name for default (storedEnvironment in ./repository.ts).
+  environment:
+    r.environment ??
+    (r.action.startsWith('secret.') || r.action === 'environment.compare' ? DEFAULT_ENVIRONMENT : null),
   requestId: r.request_id,
   clientIp: r.client_ip,
   sealed: r.sealed,

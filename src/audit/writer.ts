@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
+import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import { AppError } from '../errors.js';
 import type { AuditEntry } from './entry.js';
-import { AUDIT_COLUMNS, entryParams } from './repository.js';
+import { AUDIT_COLUMNS, columnsFor, entryParams, storedEnvironment } from './repository.js';
 
 const AUDIT_COLUMN_NAMES = AUDIT_COLUMNS.split(', ');
 
@@ -113,15 +114,29 @@ const STAMP_LAST_USED = `locked AS (
  * against `secrets` that rewrites stale stamps.
  */
 const ROW_ARRAYS =
-  '$1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[], $9::text[]';
+  '$1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[]';
 const INSERT_ROWS = `INSERT INTO audit_log (${AUDIT_COLUMNS})
 SELECT * FROM unnest(${ROW_ARRAYS})`;
 
 const INSERT_BATCH = `WITH used AS (
-  SELECT u.id, u.by FROM unnest($10::uuid[], $11::text[]) AS u (id, by)
+  SELECT u.id, u.by FROM unnest($9::uuid[], $10::text[]) AS u (id, by)
 ), ${STAMP_LAST_USED}
 INSERT INTO audit_log (${AUDIT_COLUMNS})
 SELECT * FROM unnest(${ROW_ARRAYS})`;
+
+/**
+ * The same two when some row names an environment other than default (storedEnvironment in
+ * src/audit/repository.ts): the environment column as one more array, the last parameter.
+ * A batch of default's rows only (the InsForge API) sends the statements above, unchanged.
+ */
+const INSERT_ROWS_ENV = `INSERT INTO audit_log (${columnsFor(true)})
+SELECT * FROM unnest(${ROW_ARRAYS}, $9::text[])`;
+
+const INSERT_BATCH_ENV = `WITH used AS (
+  SELECT u.id, u.by FROM unnest($9::uuid[], $10::text[]) AS u (id, by)
+), ${STAMP_LAST_USED}
+INSERT INTO audit_log (${columnsFor(true)})
+SELECT * FROM unnest(${ROW_ARRAYS}, $11::text[])`;
 
 /**
  * The same batch when some of its reads came from a replica. `stale` lists the waiters
@@ -131,19 +146,19 @@ SELECT * FROM unnest(${ROW_ARRAYS})`;
  * One statement and one round trip still; the check reads secrets by key (its unique index).
  */
 const INSERT_BATCH_CHECKED = `WITH stale AS (
-  SELECT e.w FROM unnest($12::int[], $13::text[], $14::bigint[], $15::boolean[], $18::text[])
+  SELECT e.w FROM unnest($11::int[], $12::text[], $13::bigint[], $14::boolean[], $17::text[])
     AS e (w, key, rev, readable, env)
   LEFT JOIN secrets s ON s.environment = e.env AND s.key = e.key
   WHERE s.revision IS DISTINCT FROM e.rev
      OR (e.readable AND NOT (s.is_active AND (s.expires_at IS NULL OR s.expires_at > now())))
 ), used AS (
-  SELECT DISTINCT ON (u.id) u.id, u.by FROM unnest($10::uuid[], $11::text[], $17::int[]) AS u (id, by, w)
+  SELECT DISTINCT ON (u.id) u.id, u.by FROM unnest($9::uuid[], $10::text[], $16::int[]) AS u (id, by, w)
   WHERE u.w NOT IN (SELECT w FROM stale)
 ), ${STAMP_LAST_USED}, inserted AS (
-  INSERT INTO audit_log (${AUDIT_COLUMNS})
+  INSERT INTO audit_log (${columnsFor(true)})
   SELECT a, b, c, d, e, f, g, h, i
-  FROM unnest(${ROW_ARRAYS}, $16::int[])
-    AS r (a, b, c, d, e, f, g, h, i, w)
+  FROM unnest(${ROW_ARRAYS}, $15::int[], $18::text[])
+    AS r (a, b, c, d, e, f, g, h, w, i)
   WHERE r.w NOT IN (SELECT w FROM stale)
 )
 SELECT w FROM stale`;
@@ -208,7 +223,8 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: A
         checks.map((c) => c.readable),
         rowWaiter,
         used.map((u) => u.i),
-        checks.map((c) => c.environment ?? 'default'),
+        checks.map((c) => c.environment ?? DEFAULT_ENVIRONMENT),
+        rows.map(storedEnvironment),
       ],
       { name: 'audit_batch_checked' },
     );
@@ -228,11 +244,17 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency }: A
     }
     const lastUse = new Map<string, string>();
     for (const w of batch) if (w.lastUse) lastUse.set(w.lastUse.secretId, w.lastUse.by);
-    if (lastUse.size === 0) await db.query(INSERT_ROWS, columns(rows), { name: 'audit_rows' });
-    else
-      await db.query(INSERT_BATCH, [...columns(rows), [...lastUse.keys()], [...lastUse.values()]], {
-        name: 'audit_batch',
-      });
+    const envs = rows.map(storedEnvironment);
+    const withEnv = envs.some((e) => e !== null);
+    if (lastUse.size === 0) {
+      if (withEnv) await db.query(INSERT_ROWS_ENV, [...columns(rows), envs], { name: 'audit_rows_env' });
+      else await db.query(INSERT_ROWS, columns(rows), { name: 'audit_rows' });
+    } else {
+      const used = [[...lastUse.keys()], [...lastUse.values()]];
+      if (withEnv)
+        await db.query(INSERT_BATCH_ENV, [...columns(rows), ...used, envs], { name: 'audit_batch_env' });
+      else await db.query(INSERT_BATCH, [...columns(rows), ...used], { name: 'audit_batch' });
+    }
     note(rows.length);
     for (const w of batch) w.resolve(true);
   }

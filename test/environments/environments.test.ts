@@ -204,7 +204,8 @@ describe('access-key environment grants', () => {
     expect(denied.slice(0, 3)).toEqual([
       { action: 'environment.list', outcome: 'denied', environment: 'production' },
       { action: 'environment.list', outcome: 'denied', environment: 'nowhere' },
-      { action: 'secret.list', outcome: 'denied', environment: 'default' },
+      // default's rows are stored as before environments: without a name.
+      { action: 'secret.list', outcome: 'denied', environment: null },
     ]);
     // A key from before environments (default only) keeps exactly what it had.
     const old = await createAccessKey(t, { scopes: ['secrets:list'] });
