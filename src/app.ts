@@ -29,6 +29,7 @@ import type { Keyring } from './crypto/keyring.js';
 import type { Database } from './db/database.js';
 import type { ReadRouting } from './db/read-replicas.js';
 import { createCompareService } from './environments/compare.js';
+import { createPromoteService } from './environments/promote.js';
 import { createEnvironmentsRepository } from './environments/repository.js';
 import { environmentRoutes } from './environments/routes.js';
 import { environmentName, envParams } from './environments/schemas.js';
@@ -329,9 +330,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   const secrets = createSecretService({ db, repo, trail, changes, keyring, log: logger, reads: deps.reads });
   const kek = createKekService({ db, repo: createKekRepository(), keyring, log: logger });
+  const bulkRepo = createBulkRepository();
   const bulk = createBulkService({
     db,
-    repo: createBulkRepository(),
+    repo: bulkRepo,
     trail,
     keyring,
     log: logger,
@@ -395,6 +397,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await secured.register(environmentRoutes, {
       environments,
       compare: createCompareService({ db, trail, keyring, log: logger, exists: environments.exists }),
+      promote: createPromoteService({
+        db,
+        bulk: bulkRepo,
+        batch,
+        trail,
+        keyring,
+        log: logger,
+        exists: environments.exists,
+      }),
+      gate: bulkGate,
     });
     await secured.register(trustRoutes, { oidc });
     await secured.register(auditRoutes, { db, repo: audit, sealer });

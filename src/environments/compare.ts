@@ -60,6 +60,25 @@ async function readSide(
   );
 }
 
+/**
+ * The second environment of a compare or promote passes the checks the guard applies to the
+ * first (the path's :env): covered by the credential (403 before anything is looked up), then
+ * existing (404).
+ */
+export async function checkSecondEnvironment(
+  b: string,
+  caller: Caller,
+  exists: (name: string) => Promise<boolean>,
+): Promise<void> {
+  if (caller.environments !== null && !caller.environments.includes(b)) {
+    throw errors.denied(
+      `This credential does not cover the environment ${b}`,
+      'Use an access key whose environments include both, or an admin token',
+    );
+  }
+  if (b !== DEFAULT_ENVIRONMENT && !(await exists(b))) throw environmentNotFound(b);
+}
+
 export function createCompareService(deps: {
   db: Database;
   trail: AuditTrail;
@@ -69,16 +88,7 @@ export function createCompareService(deps: {
 }) {
   const { db, trail, keyring, log, exists } = deps;
 
-  /** The second environment passes the same checks the guard applies to the first. */
-  async function checkOther(b: string, caller: Caller) {
-    if (caller.environments !== null && !caller.environments.includes(b)) {
-      throw errors.denied(
-        `This credential does not cover the environment ${b}`,
-        'Use an access key whose environments include both, or an admin token',
-      );
-    }
-    if (b !== DEFAULT_ENVIRONMENT && !(await exists(b))) throw environmentNotFound(b);
-  }
+  const checkOther = (b: string, caller: Caller) => checkSecondEnvironment(b, caller, exists);
 
   return {
     async compare(

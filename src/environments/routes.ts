@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { BulkGate } from '../http/bulk-gate.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
 import type { CompareService } from './compare.js';
+import type { PromoteService } from './promote.js';
 import {
   compareParams,
   compareQuery,
@@ -11,6 +13,8 @@ import {
   environmentListQuery,
   environmentView,
   envParams,
+  promoteBody,
+  promoteResponse,
   updateEnvironmentBody,
 } from './schemas.js';
 import type { EnvironmentService } from './service.js';
@@ -22,10 +26,15 @@ import type { EnvironmentService } from './service.js';
  */
 export async function environmentRoutes(
   app: FastifyInstance,
-  opts: { environments: EnvironmentService; compare: CompareService },
+  opts: {
+    environments: EnvironmentService;
+    compare: CompareService;
+    promote: PromoteService;
+    gate: BulkGate;
+  },
 ) {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const { environments, compare } = opts;
+  const { environments, compare, promote, gate } = opts;
   const tags = ['Environments'];
   const errs = errorResponses(400, 401, 403, 429, 503);
 
@@ -140,5 +149,38 @@ export async function environmentRoutes(
       },
     },
     async (req) => compare.compare(req.params.env, req.params.other, req.query, req.caller),
+  );
+
+  r.post(
+    '/api/environments/:env/promote/:other',
+    {
+      config: {
+        access: {
+          action: 'environment.promote',
+          scope: 'secrets:write',
+          environment: 'param',
+          readLimit: true,
+        },
+      },
+      schema: {
+        tags,
+        summary: 'Promote secrets to another environment',
+        description:
+          "Copies the current values of the named keys from env to other as one batch import into other: all or nothing, each entry compare-and-set on the target (targetEtag: the ETag seen there, compare's etagB, or null when it must hold no active secret of that key; else 412 and nothing is written). Values never leave the server; each is an audited read of env (environment.promote). Needs secrets:read and secrets:write and both environments covered. A write-only value stays write-only.",
+        params: compareParams,
+        body: promoteBody,
+        response: {
+          200: promoteResponse,
+          404: errorResponse,
+          412: errorResponse,
+          413: errorResponse,
+          ...errs,
+        },
+      },
+    },
+    async (req) =>
+      gate.run(req, 'environment.promote', () =>
+        promote.promote(req.params.env, req.params.other, req.body.secrets, req.caller, req.actor!),
+      ),
   );
 }

@@ -2,7 +2,14 @@ import { z } from 'zod';
 import { ENVIRONMENT_NAME_RE, ENVIRONMENT_NAME_RULE } from '../environment-names.js';
 import { storable, strictBody } from '../http/schemas.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
-import { KEY_MAX_LENGTH, PREFIX_FORMAT_MESSAGE, PREFIX_PATTERN } from '../secret-names.js';
+import {
+  KEY_FORMAT_MESSAGE,
+  KEY_MAX_LENGTH,
+  KEY_PATTERN,
+  PREFIX_FORMAT_MESSAGE,
+  PREFIX_PATTERN,
+} from '../secret-names.js';
+import { MAX_BATCH } from '../secrets/batch-schemas.js';
 
 /** Request and response schemas of /api/environments (they also generate the OpenAPI document). */
 
@@ -69,3 +76,47 @@ export const compareResponse = z
     ),
   })
   .meta({ id: 'EnvironmentComparison' });
+
+export const promoteBody = strictBody({
+  secrets: z
+    .array(
+      strictBody({
+        key: z
+          .string({ error: 'key is required' })
+          .max(KEY_MAX_LENGTH, { error: `key must be at most ${KEY_MAX_LENGTH} characters` })
+          .regex(KEY_PATTERN, { error: KEY_FORMAT_MESSAGE }),
+        targetEtag: z
+          .string({
+            error: 'targetEtag is required: the target ETag from compare (etagB), or null for "absent"',
+          })
+          .max(1024, { error: 'targetEtag must be at most 1024 characters' })
+          .nullable()
+          .meta({
+            description:
+              "Compare-and-set on the target: the ETag seen there (compare's etagB), or null when it must hold no active secret of that key",
+          }),
+      }),
+      { error: 'secrets must be an array of {key, targetEtag}' },
+    )
+    .min(1, { error: 'secrets must name at least one key' })
+    .max(MAX_BATCH, { error: `secrets holds at most ${MAX_BATCH} entries` })
+    .check((ctx) => {
+      const seen = new Set<string>();
+      const dup = new Set<string>();
+      for (const e of ctx.value) (seen.has(e.key) ? dup : seen).add(e.key);
+      if (dup.size)
+        ctx.issues.push({
+          code: 'custom',
+          input: ctx.value,
+          message: `each key may appear once; repeated: ${[...dup].join(', ')}`,
+        });
+    }),
+}).meta({ id: 'PromoteRequest' });
+
+export const promoteResponse = z
+  .object({
+    from: z.string(),
+    to: z.string(),
+    results: z.array(z.object({ key: z.string(), status: z.enum(['created', 'updated', 'unchanged']) })),
+  })
+  .meta({ id: 'PromoteResponse' });

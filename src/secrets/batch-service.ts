@@ -73,6 +73,7 @@ export function createBatchService(deps: BatchServiceDeps) {
     if (e.ifMatch !== undefined && (!cur || !ifMatchSatisfied(e.ifMatch, secretEtag(cur.id, cur.revision)))) {
       throw errors.entryPreconditionFailed(e.key, cur !== undefined);
     }
+    if (e.ifNoneMatch === '*' && cur?.is_active) throw errors.entryExists(e.key);
     if (!cur || !cur.is_active) {
       // Generated (and size-checked) before the transaction began: see apply. A dry run may
       // not have one (a generated value is made only when it is written).
