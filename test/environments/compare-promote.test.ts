@@ -14,7 +14,7 @@ const send = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object, hea
   t.app.inject({ method, url, headers, ...(payload ? { payload } : {}) });
 const put = async (env: string, key: string, value: string, extra: object = {}) =>
   expect((await send('POST', base(env), { key, value, ...extra })).statusCode).toBe(201);
-const valueOf = async (env: string, key: string) => (await send('GET', `${base(env)}/${key}`)).json().value;
+const valueIn = async (env: string, key: string) => (await send('GET', `${base(env)}/${key}`)).json().value;
 
 async function twoEnvironments() {
   for (const name of ['staging', 'production'])
@@ -124,7 +124,7 @@ describe('promote', () => {
     });
     for (const v of issuedValues) expect(res.body).not.toContain(v);
     for (const key of ['DIFFERS', 'NEW_ONE'])
-      expect(await valueOf('production', key)).toBe(await valueOf('staging', key));
+      expect(await valueIn('production', key)).toBe(await valueIn('staging', key));
     const after = await compare('staging', 'production');
     expect(after.byKey.DIFFERS.status).toBe('equal');
     expect(after.byKey.NEW_ONE.status).toBe('equal');
@@ -143,22 +143,22 @@ describe('promote', () => {
   it('is all or nothing: a stale target ETag, or a key that appeared, writes nothing at all', async () => {
     await twoEnvironments();
     const before = {
-      DIFFERS: await valueOf('production', 'DIFFERS'),
-      SAME: await valueOf('production', 'SAME'),
+      DIFFERS: await valueIn('production', 'DIFFERS'),
+      SAME: await valueIn('production', 'SAME'),
     };
     const { byKey } = await compare('staging', 'production');
     await send('PUT', `${base('staging')}/SAME`, { value: secretValue('changed') });
     // Someone changes the target after the comparison.
     await send('PUT', `${base('production')}/DIFFERS`, { value: secretValue('meanwhile') });
-    const meanwhile = await valueOf('production', 'DIFFERS');
+    const meanwhile = await valueIn('production', 'DIFFERS');
     const stale = await promote('staging', 'production', [
       { key: 'SAME', targetEtag: byKey.SAME.etagB },
       { key: 'DIFFERS', targetEtag: byKey.DIFFERS.etagB },
     ]);
     expect(stale.statusCode).toBe(412);
     expect(stale.json().message).toContain('DIFFERS');
-    expect(await valueOf('production', 'SAME')).toBe(before.SAME);
-    expect(await valueOf('production', 'DIFFERS')).toBe(meanwhile);
+    expect(await valueIn('production', 'SAME')).toBe(before.SAME);
+    expect(await valueIn('production', 'DIFFERS')).toBe(meanwhile);
     // "Absent" on the target, but it exists: refused too.
     const exists = await promote('staging', 'production', [
       { key: 'NEW_ONE', targetEtag: null },
@@ -179,7 +179,7 @@ describe('promote', () => {
     await put('production', 'HOT', secretValue('hot-p'));
     for (let round = 0; round < 8; round++) {
       const { byKey } = await compare('staging', 'production');
-      const oldDiffers = await valueOf('production', 'DIFFERS');
+      const oldDiffers = await valueIn('production', 'DIFFERS');
       const written = secretValue(`w${round}`);
       const [promoted, wrote] = await Promise.all([
         promote('staging', 'production', [
@@ -189,16 +189,16 @@ describe('promote', () => {
         send('PUT', `${base('production')}/HOT`, { value: written }),
       ]);
       expect(wrote.statusCode).toBe(200);
-      const differs = await valueOf('production', 'DIFFERS');
+      const differs = await valueIn('production', 'DIFFERS');
       if (promoted.statusCode === 200) {
         // The promote committed first: both entries were written, then the writer's value.
-        expect(differs).toBe(await valueOf('staging', 'DIFFERS'));
-        expect(await valueOf('production', 'HOT')).toBe(written);
+        expect(differs).toBe(await valueIn('staging', 'DIFFERS'));
+        expect(await valueIn('production', 'HOT')).toBe(written);
       } else {
         // The writer won: nothing of the promote was written.
         expect(promoted.statusCode).toBe(412);
         expect(differs).toBe(oldDiffers);
-        expect(await valueOf('production', 'HOT')).toBe(written);
+        expect(await valueIn('production', 'HOT')).toBe(written);
       }
       // Make them differ again for the next round.
       await send('PUT', `${base('staging')}/DIFFERS`, { value: secretValue(`s${round}`) });
