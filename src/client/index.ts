@@ -299,6 +299,19 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       async remove(name: string): Promise<void> {
         await unwrap(api.DELETE('/api/environments/{env}', { params: { path: { env: name } } }));
       },
+      /**
+       * Copies the keys' values from `from` to `to` as one batch, compare-and-set on the target
+       * (targetEtag: the ETag seen there, from compare, or null for "absent"). All or nothing.
+       */
+      async promote(from: string, to: string, secrets: { key: string; targetEtag: string | null }[]) {
+        const { data } = await unwrap(
+          api.POST('/api/environments/{env}/promote/{other}', {
+            params: { path: { env: from, other: to } },
+            body: { secrets },
+          }),
+        );
+        return data;
+      },
       /** Keys only in a, only in b, equal or different: never values. */
       async compare(a: string, b: string, opts: { prefix?: string } = {}): Promise<EnvironmentComparison> {
         const { data } = await unwrap(
