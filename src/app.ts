@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import helmet from 'helmet';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { createAccessKeysRepository } from './access-keys/repository.js';
 import { accessKeyRoutes } from './access-keys/routes.js';
 import { createAccessKeyService } from './access-keys/service.js';
@@ -18,7 +19,7 @@ import { auditRoutes } from './audit/routes.js';
 import { createAuditSealer } from './audit/sealer.js';
 import { createAuditTrail } from './audit/trail.js';
 import { type AuditWriter, createAuditWriter } from './audit/writer.js';
-import { documentSecurity, installGuard } from './auth/guard.js';
+import { documentSecurity, installGuard, type RouteAccess, routeAccess } from './auth/guard.js';
 import { jwtAlgorithm, jwtPlugin } from './auth/jwt.js';
 import { loginRoutes } from './auth/login.js';
 import { whoamiRoutes } from './auth/whoami-routes.js';
@@ -26,6 +27,12 @@ import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Database } from './db/database.js';
 import type { ReadRouting } from './db/read-replicas.js';
+import { createCompareService } from './environments/compare.js';
+import { createPromoteService } from './environments/promote.js';
+import { createEnvironmentsRepository } from './environments/repository.js';
+import { environmentRoutes } from './environments/routes.js';
+import { environmentName, envParams } from './environments/schemas.js';
+import { createEnvironmentService } from './environments/service.js';
 import { errors } from './errors.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
 import { consoleRoutes } from './http/console.js';
@@ -50,6 +57,7 @@ import { createBulkRepository } from './secrets/bulk-repository.js';
 import { bulkRoutes } from './secrets/bulk-routes.js';
 import { createBulkService } from './secrets/bulk-service.js';
 import { createChanges } from './secrets/changes.js';
+import { DEFAULT_BASE, ENVIRONMENT_BASE } from './secrets/mount.js';
 import { readMarks } from './secrets/read-marks.js';
 import { createSecretsRepository } from './secrets/repository.js';
 import { secretRoutes } from './secrets/routes.js';
@@ -107,6 +115,26 @@ function staticHeaders(
   if (out.length === 0) throw new Error('helmet set no headers');
   return out;
 }
+
+/**
+ * An onRoute hook marking every route of a scope as addressing an environment (the guard
+ * checks the caller covers it; src/auth/guard.ts). Routes that declare no access stay
+ * admin-only: the default is kept, the environment added to it.
+ */
+const addressing =
+  (environment: 'default' | 'param') =>
+  (route: { config?: { access?: RouteAccess }; schema?: FastifySchema }): void => {
+    route.config = { ...route.config, access: { ...routeAccess(route.config), environment } };
+    if (environment === 'param' && route.schema) {
+      // The path's :env, validated and documented like the route's own parameters.
+      const params = route.schema.params;
+      route.schema = {
+        ...route.schema,
+        tags: ['Environment secrets'],
+        params: params instanceof z.ZodObject ? params.extend({ env: environmentName }) : envParams,
+      };
+    }
+  };
 
 /**
  * Builds the whole HTTP application from its dependencies; reads no environment, opens
@@ -289,6 +317,12 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     logger.info({ auditBatches: auditWriter.stats() }, 'audit batch statistics');
   });
   const accessKeys = createAccessKeyService({ db, repo: createAccessKeysRepository(), trail });
+  const environments = createEnvironmentService({
+    db,
+    repo: createEnvironmentsRepository(),
+    audit,
+    trail,
+  });
   const oidc = createOidcService({
     db,
     repo: createOidcRepository(),
@@ -321,9 +355,10 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
   });
   const secrets = createSecretService({ db, repo, trail, changes, keyring, log: logger, reads: deps.reads });
   const kek = createKekService({ db, repo: createKekRepository(), keyring, log: logger });
+  const bulkRepo = createBulkRepository();
   const bulk = createBulkService({
     db,
-    repo: createBulkRepository(),
+    repo: bulkRepo,
     trail,
     keyring,
     log: logger,
@@ -338,12 +373,25 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     keyring,
     log: logger,
   });
+  const compare = createCompareService({ db, trail, keyring, log: logger, exists: environments.exists });
+  const promote = createPromoteService({
+    db,
+    bulk: bulkRepo,
+    batch,
+    trail,
+    keyring,
+    log: logger,
+    exists: environments.exists,
+  });
   return {
     audit,
     sealer,
     maintenance,
     trail,
     accessKeys,
+    environments,
+    compare,
+    promote,
     oidc,
     limits,
     bulkGate,
@@ -360,8 +408,9 @@ type Services = ReturnType<typeof createServices>;
 /** Operations, login and token exchange in the open; everything else behind the guard. */
 async function registerRoutes(app: FastifyInstance, deps: AppDeps, services: Services): Promise<void> {
   const { config, db } = deps;
-  const { audit, sealer, trail, accessKeys, oidc, limits, bulkGate, changes, secrets, kek, bulk, batch } =
+  const { audit, sealer, trail, accessKeys, environments, compare, promote, oidc, limits, bulkGate } =
     services;
+  const { changes, secrets, kek, bulk, batch } = services;
   await app.register(operationsRoutes, { db, migrationCount: deps.migrationCount, reads: deps.reads });
 
   await app.register(loginRoutes, {
@@ -390,15 +439,26 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, services: Ser
   // nothing about the schema, and enforces each route's config.access (src/auth/guard.ts).
   await app.register(async (secured) => {
     documentSecurity(secured);
-    installGuard(secured, { trail, accessKeys, workloads: oidc, limits });
-    await secured.register(secretRoutes, { secrets });
-    await secured.register(versionRoutes, { secrets });
+    installGuard(secured, { trail, accessKeys, workloads: oidc, limits, environments });
+    // One set of secret routes, mounted twice: the InsForge API is the default environment,
+    // and every other environment has the same surface under /api/environments/:env/secrets.
+    for (const [where, base] of [
+      ['default', DEFAULT_BASE],
+      ['param', ENVIRONMENT_BASE],
+    ] as const) {
+      await secured.register(async (scope) => {
+        scope.addHook('onRoute', addressing(where));
+        await scope.register(secretRoutes, { secrets, base });
+        await scope.register(versionRoutes, { secrets, base });
+        await scope.register(bulkRoutes, { bulk, limits, gate: bulkGate, base });
+        await scope.register(batchRoutes, { batch, gate: bulkGate, base });
+      });
+    }
     await secured.register(kekRoutes, { kek, trail, recordFor: changes.rotated });
     await secured.register(accessKeyRoutes, { accessKeys });
+    await secured.register(environmentRoutes, { environments, compare, promote, gate: bulkGate });
     await secured.register(trustRoutes, { oidc });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
-    await secured.register(bulkRoutes, { bulk, limits, gate: bulkGate });
-    await secured.register(batchRoutes, { batch, gate: bulkGate });
     await secured.register(whoamiRoutes);
   });
 }

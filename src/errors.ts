@@ -67,6 +67,13 @@ export const errors = {
       { etag: currentEtag },
     ),
   /** A batch entry's ifMatch: the secret changed since, or does not exist. */
+  entryExists: (key: string) =>
+    new AppError(
+      412,
+      'PRECONDITION_FAILED',
+      `Precondition failed: ${key} exists (ifNoneMatch "*" asked for none)`,
+      'Read it (or compare again) and retry with its current ETag in ifMatch',
+    ),
   entryPreconditionFailed: (key: string, exists: boolean) =>
     new AppError(
       412,

@@ -55,7 +55,7 @@ if (mode === 'floor') {
   app.put('/api/secrets/:key', floor);
 } else {
   app.get<KeyReq>('/api/secrets/:key', async (req, reply) => {
-    const row = await reveals.reveal(db, req.params.key);
+    const row = await reveals.reveal(db, 'default', req.params.key);
     if (!row) return reply.code(404).send({ error: 'NOT_FOUND' });
     await writer.record(
       [{ ...who, action: 'secret.read', key: row.key, version: row.version, outcome: 'success' }],
@@ -64,14 +64,22 @@ if (mode === 'floor') {
     return { key: row.key, value: row.ciphertext.toString('base64') };
   });
   app.get('/api/secrets', async () => {
-    const rows = await repo.list(db, { limit: 50, visible: { kind: 'all' } });
+    const rows = await repo.list(db, { environment: 'default', limit: 50, visible: { kind: 'all' } });
     await writer.record([{ ...who, action: 'secret.list', outcome: 'success' }]);
     return { secrets: rows.slice(0, 50).map((r) => ({ id: r.id, key: r.key })), nextCursor: null };
   });
   app.post('/api/secrets', async (req, reply) => {
     const key = JSON.parse(req.body as string).key as string;
     const id = randomUUID();
-    const meta = { id, key, description: null, isReserved: false, expiresAt: null, createdBy: 'bench' };
+    const meta = {
+      id,
+      environment: 'default',
+      key,
+      description: null,
+      isReserved: false,
+      expiresAt: null,
+      createdBy: 'bench',
+    };
     const created = await db.transaction(async (tx) => {
       if (!(await repo.insertNew(tx, meta, sealed))) return false;
       await repo.appendAlongside(tx, [
@@ -84,7 +92,7 @@ if (mode === 'floor') {
   });
   app.put<KeyReq>('/api/secrets/:key', async (req, reply) => {
     const found = await db.transaction(async (tx) => {
-      const cur = await repo.findByKey(tx, req.params.key, { forUpdate: true });
+      const cur = await repo.findByKey(tx, 'default', req.params.key, { forUpdate: true });
       if (!cur) return false;
       const version = {
         number: cur.current_version + 1,

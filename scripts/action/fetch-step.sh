@@ -7,6 +7,8 @@
 # - otherwise the access-key input, written to an owner-only file for the same lifetime.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+# The environment input: every CLI call below addresses it (secrets --env, via SECRETS_ENV).
+if [ -n "${INPUT_ENVIRONMENT:-}" ]; then export SECRETS_ENV="$INPUT_ENVIRONMENT"; fi
 if [ "${INPUT_OIDC:-false}" = "true" ]; then
   cfg="$(mktemp -d "${RUNNER_TEMP:-/tmp}/secrets-oidc.XXXXXX")"
   trap 'rm -rf "$cfg"' EXIT

@@ -10,6 +10,8 @@ export interface AccessKeyRow {
   token_hash: Buffer;
   scopes: string[];
   key_patterns: string[] | null;
+  /** Environment names, or ['*']. */
+  environments: string[];
   created_by: string;
   created_at: Date;
   expires_at: Date | null;
@@ -21,7 +23,7 @@ export interface AuthKeyRow extends AccessKeyRow {
   expired: boolean;
 }
 
-const COLUMNS = `id, seq::text AS seq, name, token_prefix, token_hash, scopes, key_patterns, created_by,
+const COLUMNS = `id, seq::text AS seq, name, token_prefix, token_hash, scopes, key_patterns, environments, created_by,
   created_at, expires_at, revoked_at, last_used_at`;
 
 export function createAccessKeysRepository() {
@@ -35,14 +37,25 @@ export function createAccessKeysRepository() {
         tokenHash: Buffer;
         scopes: string[];
         keyPatterns: string[] | null;
+        environments: string[];
         createdBy: string;
         expiresAt: Date | null;
       },
     ): Promise<AccessKeyRow> {
       const rows = await q.query<AccessKeyRow>(
-        `INSERT INTO access_keys (id, name, token_prefix, token_hash, scopes, key_patterns, created_by, expires_at)
-         VALUES ($1, $2, $3, $4, $5::text[], $6::text[], $7, $8) RETURNING ${COLUMNS}`,
-        [k.id, k.name, k.tokenPrefix, k.tokenHash, k.scopes, k.keyPatterns, k.createdBy, k.expiresAt],
+        `INSERT INTO access_keys (id, name, token_prefix, token_hash, scopes, key_patterns, created_by, expires_at, environments)
+         VALUES ($1, $2, $3, $4, $5::text[], $6::text[], $7, $8, $9::text[]) RETURNING ${COLUMNS}`,
+        [
+          k.id,
+          k.name,
+          k.tokenPrefix,
+          k.tokenHash,
+          k.scopes,
+          k.keyPatterns,
+          k.createdBy,
+          k.expiresAt,
+          k.environments,
+        ],
       );
       return rows[0] as AccessKeyRow;
     },

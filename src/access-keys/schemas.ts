@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isoDateTime } from '../dates.js';
+import { ALL_ENVIRONMENTS, ENVIRONMENT_NAME_RULE, isEnvironmentName } from '../environment-names.js';
 import { SCOPES } from '../identity/actor.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
 import { storable, strictBody } from '../zod-fields.js';
@@ -26,6 +27,21 @@ export const grantKeys = z
   .min(1, { error: 'keys must not be empty: omit it for access to every key' })
   .max(100, { error: 'keys may list at most 100 patterns' });
 
+/** A grant's environments: names, or ["*"] for every environment (omitted: default only). */
+export const grantEnvironments = z
+  .array(
+    z.string().refine((e) => e === ALL_ENVIRONMENTS || isEnvironmentName(e), {
+      error: `each entry of environments must be an environment name (${ENVIRONMENT_NAME_RULE}) or "*"`,
+    }),
+    { error: 'environments must be an array of environment names, or ["*"]' },
+  )
+  .min(1, { error: 'environments must not be empty: omit it for the default environment only' })
+  .max(100, { error: 'environments may list at most 100 names' })
+  .meta({
+    description:
+      'The environments the grant covers: names, or ["*"] for every environment. Omitted: ["default"] (the /api/secrets API).',
+  });
+
 export const createAccessKeyBody = strictBody({
   name: storable(
     z
@@ -38,6 +54,7 @@ export const createAccessKeyBody = strictBody({
   keys: grantKeys
     .optional()
     .meta({ description: 'Restrict the key to these secret keys or PREFIX_* patterns; omit for all' }),
+  environments: grantEnvironments.optional(),
   expiresAt: isoDateTime('expiresAt').nullable().optional(),
 }).meta({ id: 'CreateAccessKeyRequest' });
 
@@ -48,6 +65,7 @@ export const accessKeyView = z
     tokenPrefix: z.string().meta({ description: 'The first characters of the token, for recognising it' }),
     scopes: z.array(z.string()),
     keys: z.array(z.string()).nullable(),
+    environments: z.array(z.string()).meta({ description: 'Environment names, or ["*"] for every one' }),
     createdBy: z.string(),
     createdAt: z.iso.datetime(),
     expiresAt: z.iso.datetime().nullable(),

@@ -2,8 +2,9 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { z } from 'zod';
 import type { AuditTrail } from '../audit/trail.js';
 import type { Database } from '../db/database.js';
+import { grantedEnvironments, requireEnvironments } from '../environments/grants.js';
 import { errors } from '../errors.js';
-import type { Actor, Scope } from '../identity/actor.js';
+import { type Actor, environmentGrant, type Scope } from '../identity/actor.js';
 import type { Caller } from '../identity/caller.js';
 import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
 import type { AccessKeyRow, AccessKeysRepository } from './repository.js';
@@ -22,6 +23,7 @@ export function toView(r: AccessKeyRow, now = new Date()): AccessKeyView {
     tokenPrefix: r.token_prefix,
     scopes: r.scopes,
     keys: r.key_patterns,
+    environments: r.environments,
     createdBy: r.created_by,
     createdAt: r.created_at.toISOString(),
     expiresAt: iso(r.expires_at),
@@ -46,10 +48,12 @@ export function createAccessKeyService(deps: {
         name: string;
         scopes: Scope[];
         keys?: string[] | undefined;
+        environments?: string[] | undefined;
         expiresAt?: Date | null | undefined;
       },
       caller: Caller,
     ): Promise<AccessKeyView & { token: string }> {
+      const envs = grantedEnvironments(input.environments);
       if (input.expiresAt && input.expiresAt <= new Date()) {
         throw errors.invalidInput(
           'expiresAt must be in the future',
@@ -59,6 +63,7 @@ export function createAccessKeyService(deps: {
       const token = newToken();
       const id = randomUUID();
       const row = await trail.change(caller, 'access_key.create', `access_key:${id}`, async (tx) => {
+        await requireEnvironments(tx, envs);
         const r = await repo.insert(tx, {
           id,
           name: input.name,
@@ -66,6 +71,7 @@ export function createAccessKeyService(deps: {
           tokenHash: hashToken(token),
           scopes: [...new Set(input.scopes)],
           keyPatterns: input.keys === undefined ? null : [...new Set(input.keys)],
+          environments: envs,
           createdBy: caller.actor,
           expiresAt: input.expiresAt ?? null,
         });
@@ -116,6 +122,7 @@ export function createAccessKeyService(deps: {
         name: row.name,
         scopes: row.scopes as Scope[],
         patterns: row.key_patterns,
+        environments: environmentGrant(row.environments),
       };
     },
   };

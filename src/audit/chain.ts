@@ -19,11 +19,19 @@ export interface SealedRowContent {
   client_ip: string | null;
   client_request_id: boolean;
   xid: string;
+  /**
+   * The secret's environment (issue 23). Rows written before environments existed have
+   * none, and their canonical content is what it was, so their seals still verify.
+   */
+  environment?: string | null | undefined;
 }
 
-/** The canonical content of a row: a JSON array in a fixed field order. */
+/**
+ * The canonical content of a row: a JSON array in a fixed field order, the environment
+ * appended only when the row has one (rows from before environments keep their old form).
+ */
 export function canonicalRow(r: SealedRowContent): string {
-  return JSON.stringify([
+  const fields: unknown[] = [
     r.id,
     r.at_text,
     r.actor,
@@ -35,7 +43,9 @@ export function canonicalRow(r: SealedRowContent): string {
     r.client_ip,
     r.client_request_id,
     r.xid,
-  ]);
+  ];
+  if (r.environment != null) fields.push(r.environment);
+  return JSON.stringify(fields);
 }
 
 export const rowDigest = (r: SealedRowContent): Buffer =>

@@ -12,6 +12,8 @@ export interface AuditEntry {
   clientIp?: string | null | undefined;
   /** True when requestId is the client's own X-Request-Id. */
   clientRequestId?: boolean | undefined;
+  /** The environment of the secret touched (null: none, such as access-key changes). */
+  environment?: string | null | undefined;
 }
 
 export type AuditAction =
@@ -34,5 +36,11 @@ export type AuditAction =
   | 'oidc_trust.update'
   | 'oidc_trust.delete'
   | 'oidc_trust.list'
+  | 'environment.create'
+  | 'environment.update'
+  | 'environment.delete'
+  | 'environment.list'
+  | 'environment.compare'
+  | 'environment.promote'
   | 'auth.token_exchange'
   | 'auth.failed';

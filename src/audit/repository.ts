@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import { recordedOrNull, recordedText } from '../storable-text.js';
 import type { SealedRowContent, StoredSeal } from './chain.js';
 import type { AuditEntry } from './entry.js';
@@ -19,7 +20,7 @@ const usText = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"
 /** A seal's day bound as JS's toISOString renders it (bounds are whole days), NULL stays NULL. */
 const msText = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 export const ROW_CONTENT = `id::text AS id, ${usText('at')} AS at_text, actor, action, key, version, outcome,
-  request_id, client_ip, client_request_id, xid::text AS xid`;
+  request_id, client_ip, client_request_id, xid::text AS xid, environment`;
 const SEAL_COLUMNS = `seq::text AS seq, xid_from::text AS xid_from, xid_to::text AS xid_to,
   ${msText('at_lo')} AS at_lo, ${msText('at_hi')} AS at_hi, first_id::text AS first_id, last_id::text AS last_id,
   row_count, row_digests, prev_hash, hash`;
@@ -73,6 +74,15 @@ export const entryParams = (e: AuditEntry): unknown[] => [
   e.clientRequestId ?? false,
 ];
 
+/**
+ * The environment column as stored: null for `default` (as on every row written before
+ * environments existed, so the default environment's rows, their statements and their
+ * sealed content are what they were), the name otherwise. Rows that carry one are written
+ * with the extra column (`environment`) and one more parameter.
+ */
+export const storedEnvironment = (e: AuditEntry): string | null =>
+  e.environment == null || e.environment === DEFAULT_ENVIRONMENT ? null : recordedText(e.environment);
+
 /** AUDIT_COLUMNS' types, in order (a parameter in INSERT ... SELECT needs its cast). */
 const AUDIT_COLUMN_TYPES = ['text', 'text', 'text', 'int', 'text', 'text', 'text', 'boolean'];
 
@@ -85,19 +95,28 @@ const AUDIT_COLUMN_TYPES = ['text', 'text', 'text', 'int', 'text', 'text', 'text
  */
 export function auditRowCte(e: AuditEntry, params: unknown[], after?: string): string {
   const first = params.length + 1;
-  params.push(...entryParams(e));
-  const values = AUDIT_COLUMN_TYPES.map((t, i) => `$${first + i}::${t}`).join(', ');
+  const env = storedEnvironment(e);
+  params.push(...entryParams(e), ...(env === null ? [] : [env]));
+  const types = env === null ? AUDIT_COLUMN_TYPES : [...AUDIT_COLUMN_TYPES, 'text'];
+  const values = types.map((t, i) => `$${first + i}::${t}`).join(', ');
   const rows = after === undefined ? `VALUES (${values})` : `SELECT ${values} FROM ${after}`;
-  return `audit_row AS (INSERT INTO audit_log (${AUDIT_COLUMNS}) ${rows} RETURNING 1)`;
+  return `audit_row AS (INSERT INTO audit_log (${columnsFor(env !== null)}) ${rows} RETURNING 1)`;
 }
+
+/** The inserted columns: AUDIT_COLUMNS, and the environment when some row names one. */
+export const columnsFor = (withEnvironment: boolean) =>
+  withEnvironment ? `${AUDIT_COLUMNS}, environment` : AUDIT_COLUMNS;
 
 export function createAuditRepository() {
   return {
     /** The reusable writer: one row, on the caller's transaction (or the pool). */
     async append(q: Queryable, e: AuditEntry): Promise<void> {
+      const env = storedEnvironment(e);
       await q.query(
-        `INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        entryParams(e),
+        env === null
+          ? `INSERT INTO audit_log (${AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+          : `INSERT INTO audit_log (${columnsFor(true)}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        env === null ? entryParams(e) : [...entryParams(e), env],
       );
     },
 
@@ -105,10 +124,13 @@ export function createAuditRepository() {
     async appendMany(q: Queryable, entries: readonly AuditEntry[]): Promise<void> {
       if (entries.length === 0) return;
       const params = entries.map(entryParams);
+      const envs = entries.map(storedEnvironment);
+      const withEnv = envs.some((e) => e !== null);
+      const types = withEnv ? [...AUDIT_COLUMN_TYPES, 'text'] : AUDIT_COLUMN_TYPES;
       await q.query(
-        `INSERT INTO audit_log (${AUDIT_COLUMNS}) SELECT * FROM unnest(${AUDIT_COLUMN_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
-        AUDIT_COLUMN_TYPES.map((_, i) => params.map((p) => p[i])),
-        { name: 'audit_rows_append' },
+        `INSERT INTO audit_log (${columnsFor(withEnv)}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
+        [...AUDIT_COLUMN_TYPES.map((_, i) => params.map((p) => p[i])), ...(withEnv ? [envs] : [])],
+        { name: withEnv ? 'audit_rows_append_env' : 'audit_rows_append' },
       );
     },
 
@@ -121,6 +143,8 @@ export function createAuditRepository() {
         key?: string | undefined;
         actor?: string | undefined;
         action?: string | undefined;
+        /** Rows of this environment; `default` includes secret rows from before environments. */
+        environment?: string | undefined;
         from?: Date | undefined;
         to?: Date | undefined;
       },
@@ -135,6 +159,11 @@ export function createAuditRepository() {
       if (f.key !== undefined) add('key = ?', f.key);
       if (f.actor !== undefined) add('actor = ?', f.actor);
       if (f.action !== undefined) add('action = ?', f.action);
+      // default's rows are stored without a name (storedEnvironment): its secret rows, and
+      // the compare rows of its side.
+      if (f.environment === DEFAULT_ENVIRONMENT)
+        where.push(`(environment IS NULL AND (action LIKE 'secret.%' OR action = 'environment.compare'))`);
+      else if (f.environment !== undefined) add('environment = ?', f.environment);
       if (f.from !== undefined) add('at >= ?', f.from);
       if (f.to !== undefined) add('at < ?', f.to);
       return q.query<AuditRow>(

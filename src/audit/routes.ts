@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { isoDateTime } from '../dates.js';
 import type { Database } from '../db/database.js';
+import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME_RE, ENVIRONMENT_NAME_RULE } from '../environment-names.js';
 import { errorResponses } from '../http/schemas.js';
 import { cursorCodec, cursorSchema, limitSchema, pageOf } from '../pagination.js';
 import { RECORDED_TEXT_MAX } from '../storable-text.js';
@@ -20,6 +21,10 @@ const auditEntry = z
     key: z.string().nullable(),
     version: z.number().int().nullable(),
     outcome: z.string(),
+    environment: z.string().nullable().meta({
+      description:
+        'The environment of the secret touched; null for rows without one (access keys, sign-in failures)',
+    }),
     requestId: z.string().nullable(),
     clientIp: z.string().nullable(),
     sealed: z.boolean().meta({ description: 'Whether a seal of the hash chain covers the row yet' }),
@@ -35,6 +40,10 @@ const auditQuery = z.object({
   key: storable(z.string().max(RECORDED_TEXT_MAX), 'key').optional(),
   actor: storable(z.string().max(300), 'actor').optional(),
   action: storable(z.string().max(64), 'action').optional(),
+  environment: z
+    .string()
+    .regex(ENVIRONMENT_NAME_RE, { error: `environment must be ${ENVIRONMENT_NAME_RULE}` })
+    .optional(),
   from: date('from'),
   to: date('to'),
   limit: limitSchema,
@@ -49,6 +58,10 @@ const toEntry = (r: AuditRow) => ({
   key: r.key,
   version: r.version,
   outcome: r.outcome,
+  // Stored without a name for default (storedEnvironment in ./repository.ts).
+  environment:
+    r.environment ??
+    (r.action.startsWith('secret.') || r.action === 'environment.compare' ? DEFAULT_ENVIRONMENT : null),
   requestId: r.request_id,
   clientIp: r.client_ip,
   sealed: r.sealed,
@@ -73,7 +86,7 @@ export async function auditRoutes(
         tags,
         summary: 'Read the audit log',
         description:
-          'Newest first, filtered by key, actor, action and time [from, to); follow nextCursor for more.',
+          'Newest first, filtered by key, actor, action, environment and time [from, to); follow nextCursor for more. Secret rows written before environments existed belong to default.',
         querystring: auditQuery,
         response: {
           200: z.object({ entries: z.array(auditEntry), nextCursor: z.string().nullable() }),
@@ -90,6 +103,7 @@ export async function auditRoutes(
         key: q.key,
         actor: q.actor,
         action: q.action,
+        environment: q.environment,
         from: q.from,
         to: q.to,
       });

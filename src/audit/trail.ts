@@ -30,7 +30,15 @@ export interface Touched {
   key: string | null;
   version?: number | null | undefined;
   outcome: AuditOutcome;
+  /** The secret's environment when it is not the one the caller addresses (compare reads two). */
+  environment?: string | undefined;
 }
+
+/** The row of one touched secret. */
+const touchedEntry = (caller: Caller, action: AuditAction, t: Touched): AuditEntry => {
+  const e = auditEntry(caller, action, t.key, t.outcome, t.version ?? null);
+  return t.environment === undefined ? e : { ...e, environment: t.environment };
+};
 
 export type ReadOutcome<T> = {
   touched: Touched[];
@@ -55,6 +63,7 @@ export function auditEntry(
     requestId: caller.requestId,
     clientIp: caller.clientIp,
     clientRequestId: caller.clientRequestId,
+    environment: caller.environment,
   };
 }
 
@@ -101,9 +110,7 @@ export function createAuditTrail({ db, repo, writer, log, reads }: AuditTrailDep
     /** Rows for work already committed (a batched job's items); group-committed and awaited. */
     async note(caller: Caller, action: AuditAction, touched: readonly Touched[]): Promise<void> {
       try {
-        await writer.record(
-          touched.map((t) => auditEntry(caller, action, t.key, t.outcome, t.version ?? null)),
-        );
+        await writer.record(touched.map((t) => touchedEntry(caller, action, t)));
       } catch {
         throw errors.auditUnavailable();
       }
@@ -186,7 +193,7 @@ export function createAuditTrail({ db, repo, writer, log, reads }: AuditTrailDep
         throw err;
       }
       const rows = done.touched.length
-        ? done.touched.map((t) => auditEntry(caller, action, t.key, t.outcome, t.version ?? null))
+        ? done.touched.map((t) => touchedEntry(caller, action, t))
         : [auditEntry(caller, action, fallbackKey, done.ok ? 'success' : outcomeOf(done.error))];
       let committed: boolean;
       try {

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.js';
+import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import { errors } from '../errors.js';
 import type { AuditEntry } from './entry.js';
-import { AUDIT_COLUMNS, entryParams } from './repository.js';
+import { AUDIT_COLUMNS, columnsFor, entryParams, storedEnvironment } from './repository.js';
 
 const AUDIT_COLUMN_NAMES = AUDIT_COLUMNS.split(', ');
 
@@ -42,6 +43,8 @@ export interface LastUse {
  */
 export interface ReplicaCheck {
   key: string;
+  /** The secret's environment (absent: default). */
+  environment?: string | undefined;
   revision: string | null;
   readable: boolean;
 }
@@ -54,7 +57,7 @@ export interface ReplicaCheck {
 export interface ReadMarks {
   /** CTEs that stamp the secrets named by a preceding `used (id, by)` CTE. */
   stampLastUsed: string;
-  /** A SELECT of the `w` of `checks` (rows w, key, rev, readable) the primary contradicts. */
+  /** A SELECT of the `w` of `checks` (rows w, key, rev, readable, env) the primary contradicts. */
   staleReads: (checks: string) => string;
 }
 
@@ -91,14 +94,30 @@ export const rowSpecific = (err: unknown): boolean => {
  * read all the time is stamped once a minute): the multi-row INSERT alone, without the join
  * against `secrets` that rewrites stale stamps.
  */
+const ROW_ARRAYS =
+  '$1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[]';
 const INSERT_ROWS = `INSERT INTO audit_log (${AUDIT_COLUMNS})
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[])`;
+SELECT * FROM unnest(${ROW_ARRAYS})`;
 
 const insertBatch = (marks: ReadMarks) => `WITH used AS (
   SELECT u.id, u.by FROM unnest($9::uuid[], $10::text[]) AS u (id, by)
 ), ${marks.stampLastUsed}
 INSERT INTO audit_log (${AUDIT_COLUMNS})
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[])`;
+SELECT * FROM unnest(${ROW_ARRAYS})`;
+
+/**
+ * The same two when some row names an environment other than default (storedEnvironment in
+ * src/audit/repository.ts): the environment column as one more array, the last parameter.
+ * A batch of default's rows only (the InsForge API) sends the statements above, unchanged.
+ */
+const INSERT_ROWS_ENV = `INSERT INTO audit_log (${columnsFor(true)})
+SELECT * FROM unnest(${ROW_ARRAYS}, $9::text[])`;
+
+const insertBatchEnv = (marks: ReadMarks) => `WITH used AS (
+  SELECT u.id, u.by FROM unnest($9::uuid[], $10::text[]) AS u (id, by)
+), ${marks.stampLastUsed}
+INSERT INTO audit_log (${columnsFor(true)})
+SELECT * FROM unnest(${ROW_ARRAYS}, $11::text[])`;
 
 /**
  * The same batch when some of its reads came from a replica. `stale` lists the waiters
@@ -107,15 +126,15 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], 
  * one round trip still.
  */
 const insertBatchChecked = (marks: ReadMarks) => `WITH stale AS (
-${marks.staleReads('unnest($11::int[], $12::text[], $13::bigint[], $14::boolean[]) AS e (w, key, rev, readable)')}
+${marks.staleReads('unnest($11::int[], $12::text[], $13::bigint[], $14::boolean[], $17::text[]) AS e (w, key, rev, readable, env)')}
 ), used AS (
   SELECT DISTINCT ON (u.id) u.id, u.by FROM unnest($9::uuid[], $10::text[], $16::int[]) AS u (id, by, w)
   WHERE u.w NOT IN (SELECT w FROM stale)
 ), ${marks.stampLastUsed}, inserted AS (
-  INSERT INTO audit_log (${AUDIT_COLUMNS})
-  SELECT a, b, c, d, e, f, g, h
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::boolean[], $15::int[])
-    AS r (a, b, c, d, e, f, g, h, w)
+  INSERT INTO audit_log (${columnsFor(true)})
+  SELECT a, b, c, d, e, f, g, h, i
+  FROM unnest(${ROW_ARRAYS}, $15::int[], $18::text[])
+    AS r (a, b, c, d, e, f, g, h, w, i)
   WHERE r.w NOT IN (SELECT w FROM stale)
 )
 SELECT w FROM stale`;
@@ -139,6 +158,7 @@ const columns = (rows: AuditEntry[]) => {
 
 export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, marks }: AuditWriterOptions) {
   const INSERT_BATCH = insertBatch(marks);
+  const INSERT_BATCH_ENV = insertBatchEnv(marks);
   const INSERT_BATCH_CHECKED = insertBatchChecked(marks);
   let queue: Waiter[] = [];
   let queuedRows = 0;
@@ -184,6 +204,8 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, mar
         checks.map((c) => c.readable),
         rowWaiter,
         used.map((u) => u.i),
+        checks.map((c) => c.environment ?? DEFAULT_ENVIRONMENT),
+        rows.map(storedEnvironment),
       ],
       { name: 'audit_batch_checked' },
     );
@@ -203,11 +225,17 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, mar
     }
     const lastUse = new Map<string, string>();
     for (const w of batch) if (w.lastUse) lastUse.set(w.lastUse.secretId, w.lastUse.by);
-    if (lastUse.size === 0) await db.query(INSERT_ROWS, columns(rows), { name: 'audit_rows' });
-    else
-      await db.query(INSERT_BATCH, [...columns(rows), [...lastUse.keys()], [...lastUse.values()]], {
-        name: 'audit_batch',
-      });
+    const envs = rows.map(storedEnvironment);
+    const withEnv = envs.some((e) => e !== null);
+    if (lastUse.size === 0) {
+      if (withEnv) await db.query(INSERT_ROWS_ENV, [...columns(rows), envs], { name: 'audit_rows_env' });
+      else await db.query(INSERT_ROWS, columns(rows), { name: 'audit_rows' });
+    } else {
+      const used = [[...lastUse.keys()], [...lastUse.values()]];
+      if (withEnv)
+        await db.query(INSERT_BATCH_ENV, [...columns(rows), ...used, envs], { name: 'audit_batch_env' });
+      else await db.query(INSERT_BATCH, [...columns(rows), ...used], { name: 'audit_batch' });
+    }
     note(rows.length);
     for (const w of batch) w.resolve(true);
   }

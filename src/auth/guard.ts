@@ -2,9 +2,12 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AccessKeyService } from '../access-keys/service.js';
 import type { AuditAction } from '../audit/entry.js';
 import type { AuditTrail } from '../audit/trail.js';
+import { DEFAULT_ENVIRONMENT, isEnvironmentName } from '../environment-names.js';
+import type { EnvironmentService } from '../environments/service.js';
+import { environmentNotFound } from '../environments/service.js';
 import { AppError, errors } from '../errors.js';
 import type { Limits } from '../http/rate-limits.js';
-import { type Actor, hasScope, type Scope } from '../identity/actor.js';
+import { type Actor, coversEnvironment, hasScope, type Scope } from '../identity/actor.js';
 import { type Caller, callerOf } from '../identity/caller.js';
 import { maySee } from '../identity/visibility.js';
 import type { OidcService } from '../oidc/service.js';
@@ -27,6 +30,12 @@ export interface RouteAccess {
    * are validated): the irreversible operations no access-key scope implies.
    */
   adminOnlyWhen?: (req: FastifyRequest) => string | null;
+  /**
+   * The environment the route addresses: 'default' (the /api/secrets API) or 'param' (the
+   * :env path parameter). The guard refuses an access key that does not cover it (403,
+   * before anything about it is looked up) and answers 404 for one that does not exist.
+   */
+  environment?: 'default' | 'param';
 }
 
 declare module 'fastify' {
@@ -61,6 +70,8 @@ export interface GuardDeps {
   /** Workload tokens (iw_, from POST /api/auth/token): accepted wherever an access key is. */
   workloads: Pick<OidcService, 'authenticate'>;
   limits: Limits;
+  /** Whether a named environment exists (for the 404 of /api/environments/:env/...). */
+  environments: Pick<EnvironmentService, 'exists'>;
 }
 
 /**
@@ -71,7 +82,7 @@ export interface GuardDeps {
  * and applies the read limit. Every refusal leaves one audit row.
  */
 export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
-  const { trail, accessKeys, workloads, limits } = deps;
+  const { trail, accessKeys, workloads, limits, environments } = deps;
   const byKind = (token: string) =>
     token.startsWith('iw_') ? workloads.authenticate(token) : accessKeys.authenticate(token);
 
@@ -127,9 +138,30 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
     }
     req.actor = actor;
     req.caller = callerOf(req, actor);
-    if (actor.kind === 'admin') return;
     const deny = (err: AppError) =>
       access.action ? refuse(req, access.action, paramKey(req), err) : Promise.reject(err);
+    const env = req.caller.environment;
+    if (env !== null && env !== DEFAULT_ENVIRONMENT) {
+      // Coverage first, so a credential learns nothing about an environment it does not
+      // cover, not even whether it exists.
+      if (actor.kind === 'access_key' && !coversEnvironment(actor, env)) {
+        return deny(
+          errors.denied(
+            `Access key "${actor.name}" does not cover the environment ${env}`,
+            'Use an access key whose environments include it, or an admin token',
+          ),
+        );
+      }
+      if (!isEnvironmentName(env) || !(await environments.exists(env))) return deny(environmentNotFound(env));
+    } else if (env === DEFAULT_ENVIRONMENT && actor.kind === 'access_key' && !coversEnvironment(actor, env)) {
+      return deny(
+        errors.denied(
+          `Access key "${actor.name}" does not cover the default environment (/api/secrets)`,
+          'Use the /api/environments/{env}/secrets routes of an environment it covers, or an access key that covers default',
+        ),
+      );
+    }
+    if (actor.kind === 'admin') return;
     if (access.adminOnly) {
       return deny(
         errors.denied(

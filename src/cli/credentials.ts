@@ -13,6 +13,8 @@ import { chmod, mkdir, readFile, rename, stat, writeFile } from './fs.js';
 export interface Profile {
   url: string;
   token: string;
+  /** The environment commands address when neither --env nor SECRETS_ENV says (absent: default). */
+  environment?: string;
 }
 
 interface ProfilesFile {

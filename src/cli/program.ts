@@ -7,6 +7,7 @@ import {
   type SecretsClient,
   type TrustPolicyInput,
 } from '../client/index.js';
+import { ENVIRONMENT_NAME_RULE, isEnvironmentName } from '../environment-names.js';
 import { isKeyPrefix, isSecretKey } from '../secret-names.js';
 import {
   checkUrl,
@@ -63,6 +64,12 @@ export function buildProgram(): Command {
     )
     .option('--token-stdin', 'read the token from stdin (one line)')
     .addOption(new Option('--profile <name>', 'login profile to use (secrets login)').env('SECRETS_PROFILE'))
+    .addOption(
+      new Option(
+        '--env <name>',
+        "environment to address (default: the profile's, else default, the /api/secrets API)",
+      ).env('SECRETS_ENV'),
+    )
     .addOption(new Option('--timeout <ms>', 'per-request timeout in milliseconds').default('30000'))
     .option('-q, --quiet', 'print no status lines (errors still go to stderr)')
     .addOption(
@@ -87,6 +94,9 @@ export function buildProgram(): Command {
     .addHelpText(
       'after',
       `
+  Environments: --env NAME (or SECRETS_ENV, or the profile's, stored by secrets login --env NAME)
+  makes every command address that environment; without it, default (the /api/secrets API).
+
   Credentials: flag > environment (SECRETS_URL, SECRETS_TOKEN, SECRETS_TOKEN_FILE) > profile
   (secrets login [--profile NAME], stored in ${profilesPath()}). In CI, --oidc trades the
   platform's ID token (ACTIONS_ID_TOKEN_REQUEST_URL, SECRETS_OIDC_TOKEN_FILE or SECRETS_OIDC_TOKEN)
@@ -106,6 +116,7 @@ export function buildProgram(): Command {
     tokenFile?: string;
     tokenStdin?: boolean;
     profile?: string;
+    env?: string;
     timeout: string;
     quiet?: boolean;
     oidc?: boolean;
@@ -181,9 +192,30 @@ export function buildProgram(): Command {
     return issued.accessToken;
   }
 
+  /** The environment to address: --env or SECRETS_ENV, else the profile's, else default. */
+  async function environment(): Promise<string | undefined> {
+    // An empty SECRETS_ENV (a CI template with nothing filled in) means "not set".
+    const given = opts().env || (await profile())?.environment;
+    if (given !== undefined && !isEnvironmentName(given))
+      throw new UsageError(`invalid environment ${JSON.stringify(given)}: ${ENVIRONMENT_NAME_RULE}`);
+    return given;
+  }
+
   async function client(): Promise<SecretsClient> {
     const { url, token } = await connection();
-    return createSecretsClient({ baseUrl: url, token, timeoutMs: Number(opts().timeout) || 30_000, fetch });
+    return createSecretsClient({
+      baseUrl: url,
+      token,
+      timeoutMs: Number(opts().timeout) || 30_000,
+      fetch,
+      environment: await environment(),
+    });
+  }
+
+  function envName(name: string): string {
+    if (!isEnvironmentName(name))
+      throw new UsageError(`invalid environment ${JSON.stringify(name)}: ${ENVIRONMENT_NAME_RULE}`);
+    return name;
   }
 
   function key(k: string): string {
@@ -487,8 +519,11 @@ export function buildProgram(): Command {
         timeoutMs: Number(o.timeout) || 30_000,
         fetch,
       }).whoami();
-      const path = await saveProfile(name, { url, token });
-      status(`logged in to ${url} as ${describeWho(who)}; profile ${name} saved in ${path}`);
+      const env = o.env === undefined ? undefined : envName(o.env);
+      const path = await saveProfile(name, { url, token, ...(env ? { environment: env } : {}) });
+      status(
+        `logged in to ${url} as ${describeWho(who)}${env ? ` (environment ${env})` : ''}; profile ${name} saved in ${path}`,
+      );
     });
 
   program
@@ -621,6 +656,78 @@ export function buildProgram(): Command {
     .action(async (name: string) => {
       await (await client()).trusts.remove(name);
       status(`deleted trust ${name}`);
+    });
+
+  const env = program
+    .command('env')
+    .description(
+      'environments: separate secrets for development, staging and production (docs/environments.md)',
+    );
+  env
+    .command('list')
+    .description('list the environments (an access key sees those it covers)')
+    .addOption(formatOption(['table', 'json'], 'table on a terminal, else one name a line'))
+    .action(async (o: { format?: Format }) => {
+      const list = await (await client()).environments.list();
+      const format = o.format ?? (tty() ? 'table' : undefined);
+      if (format === 'json') process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+      else if (format === 'table')
+        process.stdout.write(
+          table(
+            ['NAME', 'DESCRIPTION', 'CREATED'],
+            list.map((x) => [x.name, x.description ?? '', x.createdAt]),
+          ),
+        );
+      else for (const x of list) process.stdout.write(`${x.name}\n`);
+    });
+  env
+    .command('create')
+    .description('create an environment (admin)')
+    .argument('<NAME>', 'a lowercase slug, e.g. staging')
+    .option('--description <text>', 'what it is for')
+    .action(async (name: string, o: { description?: string }) => {
+      await (await client()).environments.create(envName(name), o.description);
+      status(`created environment ${name}`);
+    });
+  env
+    .command('delete')
+    .description('delete an environment that holds no active secret (admin); default cannot be deleted')
+    .argument('<NAME>')
+    .action(async (name: string) => {
+      await (await client()).environments.remove(envName(name));
+      status(`deleted environment ${name}`);
+    });
+  env
+    .command('compare')
+    .description(
+      'which keys differ between two environments (never values): only in A, only in B, equal, different',
+    )
+    .argument('<A>')
+    .argument('<B>')
+    .option('--prefix <prefix>', 'only keys starting with this')
+    .addOption(formatOption(['table', 'json'], 'table on a terminal, else "STATUS KEY" lines'))
+    .action(async (a: string, b: string, o: { prefix?: string; format?: Format }) => {
+      const p = prefix(o.prefix);
+      const result = await (await client()).environments.compare(
+        envName(a),
+        envName(b),
+        p ? { prefix: p } : {},
+      );
+      const format = o.format ?? (tty() ? 'table' : undefined);
+      const label = (s: string) =>
+        s === 'only_in_a' ? `only in ${a}` : s === 'only_in_b' ? `only in ${b}` : s.replace('_', ' ');
+      if (format === 'json') process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else if (format === 'table')
+        process.stdout.write(
+          table(
+            ['KEY', 'STATUS'],
+            result.keys.map((k) => [
+              k.key,
+              `${label(k.status)}${k.reason ? ` (${k.reason.replace('_', '-')})` : ''}`,
+            ]),
+          ),
+        );
+      else for (const k of result.keys) process.stdout.write(`${k.status} ${k.key}\n`);
     });
 
   addOperatorCommands(program);

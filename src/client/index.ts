@@ -14,6 +14,8 @@ export type ErrorBody = components['schemas']['ErrorResponse'];
 export type BatchEntry = components['schemas']['BatchSecretEntryInput'];
 export type TrustPolicy = components['schemas']['TrustPolicy'];
 export type TrustPolicyInput = components['schemas']['TrustPolicyRequest'];
+export type Environment = components['schemas']['Environment'];
+export type EnvironmentComparison = components['schemas']['EnvironmentComparison'];
 
 /** The service answered with an error body ({error, message, statusCode, nextActions?}). */
 export class SecretsApiError extends Error {
@@ -88,6 +90,21 @@ export interface SecretsClientOptions {
   fetch?: ClientFetch | undefined;
   /** Per-request timeout in milliseconds (default 30 s). */
   timeoutMs?: number;
+  /**
+   * The environment the secret methods address (default: `default`, the /api/secrets API).
+   * Every environment has the same surface under /api/environments/{env}/secrets, so the
+   * methods stay typed against /api/secrets and the path is moved on the way out.
+   */
+  environment?: string | undefined;
+}
+
+/** /api/secrets... as the same request in another environment (the default one is left alone). */
+export function inEnvironment(url: string, environment: string | undefined): string {
+  if (environment === undefined || environment === 'default') return url;
+  const u = new URL(url);
+  if (u.pathname === '/api/secrets' || u.pathname.startsWith('/api/secrets/'))
+    u.pathname = `/api/environments/${encodeURIComponent(environment)}${u.pathname.slice('/api'.length)}`;
+  return u.toString();
 }
 
 type Init = {
@@ -108,7 +125,8 @@ export function createSecretsClient(opts: SecretsClientOptions) {
 
   async function transport(url: string, init: Parameters<ClientFetch>[1]): Promise<ClientResponse> {
     try {
-      return await baseFetch(url, init);
+      // Another environment: the same request under /api/environments/{env}/secrets.
+      return await baseFetch(inEnvironment(url, opts.environment), init);
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (err as Error).message;
@@ -359,6 +377,53 @@ export function createSecretsClient(opts: SecretsClientOptions) {
         }),
       );
       return { accessToken: data.access_token, expiresIn: data.expires_in, scope: data.scope };
+    },
+
+    /** Environments (changes are admin only; an access key lists those it covers). */
+    environments: {
+      async list(): Promise<Environment[]> {
+        const out: Environment[] = [];
+        let cursor: string | undefined;
+        do {
+          const { data } = await unwrap(
+            call.GET('/api/environments', { params: { query: cursor ? { cursor } : {} } }),
+          );
+          out.push(...data.environments);
+          cursor = data.nextCursor ?? undefined;
+        } while (cursor);
+        return out;
+      },
+      async create(name: string, description?: string): Promise<Environment> {
+        const { data } = await unwrap(
+          call.POST('/api/environments', { body: { name, ...(description ? { description } : {}) } }),
+        );
+        return data;
+      },
+      async remove(name: string): Promise<void> {
+        await unwrap(call.DELETE('/api/environments/{env}', { params: { path: { env: name } } }));
+      },
+      /**
+       * Copies the keys' values from `from` to `to` as one batch, compare-and-set on the target
+       * (targetEtag: the ETag seen there, from compare, or null for "absent"). All or nothing.
+       */
+      async promote(from: string, to: string, secrets: { key: string; targetEtag: string | null }[]) {
+        const { data } = await unwrap(
+          call.POST('/api/environments/{env}/promote/{other}', {
+            params: { path: { env: from, other: to } },
+            body: { secrets },
+          }),
+        );
+        return data;
+      },
+      /** Keys only in a, only in b, equal or different: never values. */
+      async compare(a: string, b: string, opts: { prefix?: string } = {}): Promise<EnvironmentComparison> {
+        const { data } = await unwrap(
+          call.GET('/api/environments/{env}/compare/{other}', {
+            params: { path: { env: a, other: b }, query: opts.prefix ? { prefix: opts.prefix } : {} },
+          }),
+        );
+        return data;
+      },
     },
 
     /** Workload-identity trust policies (admin only). */

@@ -26,6 +26,8 @@ export type Actor =
       scopes: readonly Scope[];
       /** The secret names this access key reaches: null for every key; otherwise exact names or PREFIX_* patterns. */
       patterns: readonly string[] | null;
+      /** The environments it covers: names, or null for every one (`*`). */
+      environments: readonly string[] | null;
       /**
        * Set for a workload credential (iw_, from an OIDC token exchange): it acts as an access
        * key with its trust's grant and is named `oidc:<trust>:<sub>` in audit rows.
@@ -53,4 +55,14 @@ export function actorLabel(a: Actor): string {
 export function hasScope(a: Actor, scope: Scope): boolean {
   if (a.kind === 'admin') return scope !== INJECT_SCOPE;
   return a.scopes.includes(scope);
+}
+
+/** A stored environment list (names, or `*` among them) as an actor carries it: null for every one. */
+export const environmentGrant = (stored: readonly string[]): readonly string[] | null =>
+  stored.includes('*') ? null : stored;
+
+/** Whether the actor may address environment `env` at all (admins: every one). */
+export function coversEnvironment(a: Actor, env: string): boolean {
+  if (a.kind === 'admin' || a.environments === null) return true;
+  return a.environments.includes(env);
 }

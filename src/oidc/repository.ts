@@ -11,6 +11,8 @@ export interface TrustRow {
   claims: Record<string, string>;
   scopes: string[];
   key_patterns: string[] | null;
+  /** Environment names, or ['*']. */
+  environments: string[];
   ttl_seconds: number;
   created_by: string;
   created_at: Date;
@@ -23,11 +25,12 @@ export interface WorkloadTokenRow {
   subject: string;
   scopes: string[];
   key_patterns: string[] | null;
+  environments: string[];
   expires_at: Date;
   expired: boolean;
 }
 
-const COLUMNS = `id, name, issuer, audiences, subject, claims, scopes, key_patterns, ttl_seconds,
+const COLUMNS = `id, name, issuer, audiences, subject, claims, scopes, key_patterns, environments, ttl_seconds,
   created_by, created_at, updated_at`;
 
 export interface TrustFields {
@@ -38,6 +41,7 @@ export interface TrustFields {
   claims: Record<string, string>;
   scopes: string[];
   keyPatterns: string[] | null;
+  environments: string[];
   ttlSeconds: number;
 }
 
@@ -50,14 +54,15 @@ const fieldParams = (t: TrustFields) => [
   t.scopes,
   t.keyPatterns,
   t.ttlSeconds,
+  t.environments,
 ];
 
 export function createOidcRepository() {
   return {
     async insert(q: Queryable, id: string, t: TrustFields, createdBy: string): Promise<TrustRow | undefined> {
       const rows = await q.query<TrustRow>(
-        `INSERT INTO oidc_trusts (id, name, issuer, audiences, subject, claims, scopes, key_patterns, ttl_seconds, created_by)
-         VALUES ($9, $1, $2, $3::text[], $4, $5::jsonb, $6::text[], $7::text[], $8, $10)
+        `INSERT INTO oidc_trusts (id, name, issuer, audiences, subject, claims, scopes, key_patterns, ttl_seconds, environments, created_by)
+         VALUES ($10, $1, $2, $3::text[], $4, $5::jsonb, $6::text[], $7::text[], $8, $9::text[], $11)
          ON CONFLICT (name) DO NOTHING RETURNING ${COLUMNS}`,
         [...fieldParams(t), id, createdBy],
       );
@@ -67,8 +72,8 @@ export function createOidcRepository() {
     async update(q: Queryable, name: string, t: TrustFields): Promise<TrustRow | undefined> {
       const rows = await q.query<TrustRow>(
         `UPDATE oidc_trusts SET name = $1, issuer = $2, audiences = $3::text[], subject = $4, claims = $5::jsonb,
-           scopes = $6::text[], key_patterns = $7::text[], ttl_seconds = $8, updated_at = now()
-         WHERE name = $9 RETURNING ${COLUMNS}`,
+           scopes = $6::text[], key_patterns = $7::text[], ttl_seconds = $8, environments = $9::text[], updated_at = now()
+         WHERE name = $10 RETURNING ${COLUMNS}`,
         [...fieldParams(t), name],
       );
       return rows[0];
@@ -107,22 +112,32 @@ export function createOidcRepository() {
         subject: string;
         scopes: string[];
         keyPatterns: string[] | null;
+        environments: string[];
         ttlSeconds: number;
       },
     ): Promise<Date> {
       await q.query(`DELETE FROM workload_tokens WHERE expires_at < now() - interval '1 day'`);
       const rows = await q.query<{ expires_at: Date }>(
-        `INSERT INTO workload_tokens (token_hash, trust_id, trust_name, subject, scopes, key_patterns, expires_at)
-         VALUES ($1, $2, $3, $4, $5::text[], $6::text[], now() + make_interval(secs => $7))
+        `INSERT INTO workload_tokens (token_hash, trust_id, trust_name, subject, scopes, key_patterns, expires_at, environments)
+         VALUES ($1, $2, $3, $4, $5::text[], $6::text[], now() + make_interval(secs => $7), $8::text[])
          RETURNING expires_at`,
-        [t.tokenHash, t.trustId, t.trustName, t.subject, t.scopes, t.keyPatterns, t.ttlSeconds],
+        [
+          t.tokenHash,
+          t.trustId,
+          t.trustName,
+          t.subject,
+          t.scopes,
+          t.keyPatterns,
+          t.ttlSeconds,
+          t.environments,
+        ],
       );
       return (rows[0] as { expires_at: Date }).expires_at;
     },
 
     async authenticate(q: Queryable, tokenHash: Buffer): Promise<WorkloadTokenRow | undefined> {
       const rows = await q.query<WorkloadTokenRow>(
-        `SELECT trust_id, trust_name, subject, scopes, key_patterns, expires_at, expires_at <= now() AS expired
+        `SELECT trust_id, trust_name, subject, scopes, key_patterns, environments, expires_at, expires_at <= now() AS expired
          FROM workload_tokens WHERE token_hash = $1`,
         [tokenHash],
       );

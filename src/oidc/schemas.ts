@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { grantKeys, grantScopes } from '../access-keys/schemas.js';
+import { grantEnvironments, grantKeys, grantScopes } from '../access-keys/schemas.js';
 import { strictBody } from '../zod-fields.js';
 import { CLAIM_KEY_ERROR, CLAIM_KEY_RE } from './claim-path.js';
 
@@ -64,6 +64,7 @@ export const trustBody = strictBody({
   keys: grantKeys
     .optional()
     .meta({ description: 'The secret keys or PREFIX_* patterns granted; omit for all' }),
+  environments: grantEnvironments.optional(),
   ttlSeconds: z
     .number({ error: `ttlSeconds must be a number of seconds from 60 to ${MAX_TTL_SECONDS}` })
     .int({ error: 'ttlSeconds must be a whole number' })
@@ -85,6 +86,7 @@ export const trustView = z
     claims: z.record(z.string(), z.string()),
     scopes: z.array(z.string()),
     keys: z.array(z.string()).nullable(),
+    environments: z.array(z.string()).meta({ description: 'Environment names, or ["*"] for every one' }),
     ttlSeconds: z.number().int(),
     createdBy: z.string(),
     createdAt: z.iso.datetime(),

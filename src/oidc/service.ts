@@ -5,8 +5,9 @@ import { hashToken } from '../access-keys/token.js';
 import { withOutcome } from '../audit/outcome.js';
 import type { AuditTrail } from '../audit/trail.js';
 import type { Database } from '../db/database.js';
+import { grantedEnvironments, requireEnvironments } from '../environments/grants.js';
 import { AppError, errors } from '../errors.js';
-import { type Actor, SCOPES, type Scope, workloadId } from '../identity/actor.js';
+import { type Actor, environmentGrant, SCOPES, type Scope, workloadId } from '../identity/actor.js';
 import type { Caller } from '../identity/caller.js';
 import { claimAt } from './claim-path.js';
 import type { IssuerKeys } from './issuer-keys.js';
@@ -38,6 +39,7 @@ const toView = (r: TrustRow): TrustView => ({
   claims: r.claims,
   scopes: r.scopes,
   keys: r.key_patterns,
+  environments: r.environments,
   ttlSeconds: r.ttl_seconds,
   createdBy: r.created_by,
   createdAt: r.created_at.toISOString(),
@@ -209,6 +211,7 @@ export function createOidcService(deps: {
       claims,
       scopes: [...new Set(input.scopes)],
       keyPatterns: input.keys === undefined ? null : [...new Set(input.keys)],
+      environments: grantedEnvironments(input.environments),
       ttlSeconds: input.ttlSeconds ?? DEFAULT_TTL_SECONDS,
     };
   }
@@ -225,6 +228,7 @@ export function createOidcService(deps: {
     async create(input: TrustInput, caller: Caller): Promise<TrustView> {
       const f = fields(input);
       const row = await trail.change(caller, 'oidc_trust.create', `oidc_trust:${f.name}`, async (tx) => {
+        await requireEnvironments(tx, f.environments);
         const r = await repo.insert(tx, randomUUID(), f, caller.actor);
         if (!r) throw nameTaken(f.name);
         return { result: r, version: null };
@@ -239,6 +243,7 @@ export function createOidcService(deps: {
       const f = fields(input);
       const row = await trail.change(caller, 'oidc_trust.update', `oidc_trust:${name}`, async (tx) => {
         if (f.name !== name && (await repo.get(tx, f.name))) throw nameTaken(f.name);
+        await requireEnvironments(tx, f.environments);
         const r = await repo.update(tx, name, f);
         if (!r) throw noTrust(name);
         return { result: r, version: null };
@@ -423,6 +428,7 @@ export function createOidcService(deps: {
               subject: sub,
               scopes,
               keyPatterns: trust.key_patterns,
+              environments: trust.environments,
               ttlSeconds: trust.ttl_seconds,
             }),
             version: null,
@@ -486,6 +492,7 @@ export function createOidcService(deps: {
         name,
         scopes: row.scopes.filter((s): s is Scope => (SCOPES as readonly string[]).includes(s)),
         patterns: row.key_patterns,
+        environments: environmentGrant(row.environments),
         workload: { trust: row.trust_name, sub: row.subject },
       };
     },

@@ -4,12 +4,17 @@ import { errorResponse } from '../http/schemas.js';
 import { batchBody, batchResponse } from './batch-schemas.js';
 import type { BatchService } from './batch-service.js';
 import type { BulkGate } from './bulk-gate.js';
+import { DEFAULT_BASE, type Mount } from './mount.js';
 
 /** POST /api/secrets/batch (secrets import): schema, guard from the enclosing scope, one call. */
-export async function batchRoutes(app: FastifyInstance, opts: { batch: BatchService; gate: BulkGate }) {
+export async function batchRoutes(
+  app: FastifyInstance,
+  opts: { batch: BatchService; gate: BulkGate } & Mount,
+) {
+  const base = opts.base ?? DEFAULT_BASE;
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.post(
-    '/api/secrets/batch',
+    `${base}/batch`,
     {
       config: { access: { action: 'secret.update', scope: 'secrets:write' } },
       schema: {

@@ -18,9 +18,18 @@ const batchEntry = object({
     .max(1024, { error: 'ifMatch must be at most 1024 characters' })
     .optional()
     .meta({ description: 'Apply this entry only if the secret is in this state (its ETag); else 412' }),
+  ifNoneMatch: z.literal('*', { error: 'ifNoneMatch must be "*"' }).optional().meta({
+    description: 'Apply this entry only if no active secret has the key (a deleted one is revived); else 412',
+  }),
 })
   .check((ctx) => {
     const e = ctx.value;
+    if (e.ifMatch !== undefined && e.ifNoneMatch !== undefined)
+      ctx.issues.push({
+        code: 'custom',
+        input: e,
+        message: `${e.key}: give ifMatch or ifNoneMatch, not both`,
+      });
     if ((e.value === undefined) === (e.generate === undefined))
       ctx.issues.push({
         code: 'custom',

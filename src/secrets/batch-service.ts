@@ -8,7 +8,7 @@ import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Transaction } from '../db/database.js';
 import { errors } from '../errors.js';
 import { type Actor, hasScope } from '../identity/actor.js';
-import type { Caller } from '../identity/caller.js';
+import { type Caller, environmentOf } from '../identity/caller.js';
 import { maySee } from '../identity/visibility.js';
 import type { BatchEntry } from './batch-schemas.js';
 import { type Changes, changesMetadata } from './changes.js';
@@ -71,6 +71,7 @@ export function createBatchService(deps: BatchServiceDeps) {
     if (e.ifMatch !== undefined && (!cur || !ifMatchSatisfied(e.ifMatch, secretEtag(cur.id, cur.revision)))) {
       throw errors.entryPreconditionFailed(e.key, cur !== undefined);
     }
+    if (e.ifNoneMatch === '*' && cur?.is_active) throw errors.entryExists(e.key);
     if (!cur || !cur.is_active) {
       // Generated (and size-checked) before the transaction began: see apply. A dry run may
       // not have one (a generated value is made only when it is written).
@@ -179,6 +180,7 @@ export function createBatchService(deps: BatchServiceDeps) {
             (
               await repo.lockManyByKey(
                 tx,
+                environmentOf(who),
                 ordered.map((e) => e.key),
               )
             ).map((r) => [r.key, r]),

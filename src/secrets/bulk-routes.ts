@@ -6,6 +6,7 @@ import { errorResponse, errorResponses } from '../http/schemas.js';
 import type { BulkGate } from './bulk-gate.js';
 import { exportedSecrets, exportQuery, renderBody, renderResponse } from './bulk-schemas.js';
 import type { BulkService } from './bulk-service.js';
+import { DEFAULT_BASE, type Mount } from './mount.js';
 
 /**
  * Export and templates. Registered in the secured scope; the static paths take precedence
@@ -14,8 +15,9 @@ import type { BulkService } from './bulk-service.js';
  */
 export async function bulkRoutes(
   app: FastifyInstance,
-  opts: { bulk: BulkService; limits: Limits; gate: BulkGate },
+  opts: { bulk: BulkService; limits: Limits; gate: BulkGate } & Mount,
 ) {
+  const base = opts.base ?? DEFAULT_BASE;
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { bulk, limits, gate } = opts;
   // Every value returned counts against READ_RATE_LIMIT, like single reads.
@@ -24,7 +26,7 @@ export async function bulkRoutes(
   const tags = ['Secrets'];
 
   r.get(
-    '/api/secrets/export',
+    `${base}/export`,
     {
       config: { access: { action: 'secret.export', scope: 'secrets:read' } },
       schema: {
@@ -60,7 +62,7 @@ export async function bulkRoutes(
   );
 
   r.post(
-    '/api/secrets/render',
+    `${base}/render`,
     {
       config: { access: { action: 'secret.render', scope: 'secrets:read' } },
       schema: {

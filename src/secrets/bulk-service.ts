@@ -4,7 +4,7 @@ import type { AuditTrail, ReadOutcome, Touched } from '../audit/trail.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
 import { errors } from '../errors.js';
-import type { Caller } from '../identity/caller.js';
+import { type Caller, environmentOf } from '../identity/caller.js';
 import { maySee } from '../identity/visibility.js';
 import { MAX_BATCH } from './batch-schemas.js';
 import type { BulkRepository, ValueRow } from './bulk-repository.js';
@@ -114,7 +114,7 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
   ): Promise<T> {
     return trail.read(caller, 'secret.export', prefix ?? null, async (): Promise<ReadOutcome<T>> => {
       // Filtered in SQL: rows outside a restricted access key's view are never read.
-      const rows = await repo.readableValues(db, prefix, caller.visible);
+      const rows = await repo.readableValues(db, prefix, caller.visible, environmentOf(caller));
       const locked = injectRefused(
         rows,
         caller,
@@ -189,7 +189,8 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
         } catch (error) {
           return { ok: false, error, touched: keys.map((key) => ({ key, outcome: outcomeOf(error) })) };
         }
-        const rows = keys.length > 0 ? await repo.readableValuesByKeys(db, keys) : [];
+        // Within the environment the template is rendered in.
+        const rows = keys.length > 0 ? await repo.readableValuesByKeys(db, keys, environmentOf(caller)) : [];
         const locked = injectRefused(
           rows,
           caller,

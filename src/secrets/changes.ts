@@ -5,8 +5,10 @@ import { auditEntry } from '../audit/trail.js';
 import { sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Queryable } from '../db/database.js';
+import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
+import { environmentNotFound } from '../environments/service.js';
 import { errors } from '../errors.js';
-import type { Caller } from '../identity/caller.js';
+import { type Caller, environmentOf } from '../identity/caller.js';
 import type { Alongside, SecretPatch, SecretRow, SecretsRepository } from './repository.js';
 
 /**
@@ -319,6 +321,11 @@ export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: Cha
     } = {},
   ): Promise<Written> {
     if (plan.kind === 'insert') {
+      // The environment enters here: a new secret is created in the caller's environment,
+      // whose row is held until the change commits (a named one may be deleted meanwhile).
+      const environment = environmentOf(caller);
+      if (environment !== DEFAULT_ENVIRONMENT && !(await repo.holdEnvironment(q, environment)))
+        throw environmentNotFound(environment);
       const id = randomUUID();
       const sealed = sealValue(keyring, { secretId: id, key: plan.key, version: 1 }, plan.value);
       // A statement of its own after the insert (q is the change's transaction): an insert
@@ -326,7 +333,7 @@ export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: Cha
       // transaction. A batch collects them in `later` and writes them in one statement.
       const ok = await repo.insertNew(
         q,
-        { id, key: plan.key, ...plan.meta, createdBy: caller.label },
+        { id, environment, key: plan.key, ...plan.meta, createdBy: caller.label },
         sealed,
       );
       if (ok) {

@@ -31,10 +31,11 @@ const STAMP_LAST_USED = `locked AS (
 /**
  * A replica's answer the primary contradicts: the secret's revision moved, or a value served
  * as readable is, on the primary and by the primary's clock, inactive or expired. Reads
- * secrets by key (its unique index).
+ * secrets by (environment, key) (its unique index); `checks` has columns w, key, rev,
+ * readable and env.
  */
 const staleReads = (checks: string) => `  SELECT e.w FROM ${checks}
-  LEFT JOIN secrets s ON s.key = e.key
+  LEFT JOIN secrets s ON s.environment = e.env AND s.key = e.key
   WHERE s.revision IS DISTINCT FROM e.rev
      OR (e.readable AND NOT (s.is_active AND (s.expires_at IS NULL OR s.expires_at > now())))`;
 

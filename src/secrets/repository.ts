@@ -99,12 +99,13 @@ const V_CRYPTO = cryptoColumns('v');
 const LAST_READ_JOIN = `LEFT JOIN LATERAL (
   SELECT a.at, a.actor FROM audit_log a
   WHERE secrets.last_used_at IS NOT NULL AND a.key = secrets.key AND a.at >= secrets.last_used_at
+    AND coalesce(a.environment, 'default') = secrets.environment
     AND a.action = 'secret.read' AND a.outcome = 'success'
   ORDER BY a.id DESC LIMIT 1
 ) last_read ON true`;
 
 /**
- * The audit actor as lastUsedBy shows it (actorLabel in src/auth/actor.ts, in SQL):
+ * The audit actor as lastUsedBy shows it (actorLabel in src/identity/actor.ts, in SQL):
  * admin:<sub> is the sub, access_key:<id> is access_key:<name>, anything else as it is.
  */
 const LAST_READ_BY = `CASE
@@ -130,6 +131,8 @@ export function createSecretsRepository() {
       q: Queryable,
       s: {
         id: string;
+        /** The environment it is created in (its row is held by the caller: holdEnvironment). */
+        environment: string;
         key: string;
         description: string | null;
         isReserved: boolean;
@@ -141,9 +144,9 @@ export function createSecretsRepository() {
     ): Promise<boolean> {
       const rows = await q.query(
         `WITH s AS (
-           INSERT INTO secrets (id, key, description, is_reserved, expires_at, current_version, write_only)
-           VALUES ($1, $2, $3, $4, $5, 1, $15)
-           ON CONFLICT (key) DO NOTHING
+           INSERT INTO secrets (id, key, description, is_reserved, expires_at, current_version, write_only, environment)
+           VALUES ($1, $2, $3, $4, $5, 1, $15, $16)
+           ON CONFLICT (environment, key) DO NOTHING
            RETURNING id
          )
          INSERT INTO secret_versions (secret_id, version, created_by, ${CRYPTO})
@@ -158,20 +161,34 @@ export function createSecretsRepository() {
           s.createdBy,
           ...sealedParams(sealed),
           s.writeOnly ?? false,
+          s.environment,
         ],
         { name: 'secret_create' },
       );
       return rows.length === 1;
     },
 
+    /**
+     * Keeps a named environment from being deleted until the caller's transaction ends (its
+     * deletion locks the row exclusively, then counts its active secrets): a create in it
+     * holds it. False when it does not exist (deleted meanwhile). `default` needs no hold.
+     */
+    async holdEnvironment(q: Queryable, environment: string): Promise<boolean> {
+      const rows = await q.query('SELECT 1 FROM environments WHERE name = $1 FOR KEY SHARE', [environment], {
+        name: 'environment_hold',
+      });
+      return rows.length === 1;
+    },
+
     async findByKey(
       q: Queryable,
+      environment: string,
       key: string,
       opts: { forUpdate?: boolean } = {},
     ): Promise<SecretRow | undefined> {
       const rows = await q.query<SecretRow>(
-        `SELECT ${SECRET_COLUMNS} FROM secrets WHERE key = $1${opts.forUpdate ? ' FOR UPDATE' : ''}`,
-        [key],
+        `SELECT ${SECRET_COLUMNS} FROM secrets WHERE environment = $2 AND key = $1${opts.forUpdate ? ' FOR UPDATE' : ''}`,
+        [key, environment],
         { name: opts.forUpdate ? 'secret_by_key_locked' : 'secret_by_key' },
       );
       return rows[0];
@@ -181,10 +198,10 @@ export function createSecretsRepository() {
      * The rows of many keys under their locks, in one statement: locked in key order (two
      * overlapping imports cannot deadlock), one round trip for a whole import.
      */
-    async lockManyByKey(q: Queryable, keys: readonly string[]): Promise<SecretRow[]> {
+    async lockManyByKey(q: Queryable, environment: string, keys: readonly string[]): Promise<SecretRow[]> {
       return q.query<SecretRow>(
-        `SELECT ${SECRET_COLUMNS} FROM secrets WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
-        [keys],
+        `SELECT ${SECRET_COLUMNS} FROM secrets WHERE environment = $2 AND key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
+        [keys, environment],
         { name: 'secrets_by_keys_locked' },
       );
     },
@@ -195,6 +212,7 @@ export function createSecretsRepository() {
      */
     async lockWithVersion(
       q: Queryable,
+      environment: string,
       key: string,
       version: number,
     ): Promise<(SecretRow & { old: CryptoColumns | null }) | undefined> {
@@ -203,8 +221,8 @@ export function createSecretsRepository() {
                 v.secret_id IS NOT NULL AS has_old,
                 ${V_CRYPTO}
          FROM secrets LEFT JOIN secret_versions v ON v.secret_id = secrets.id AND v.version = $2
-         WHERE secrets.key = $1 FOR UPDATE OF secrets`,
-        [key, version],
+         WHERE secrets.environment = $3 AND secrets.key = $1 FOR UPDATE OF secrets`,
+        [key, version, environment],
         { name: 'secret_lock_with_version' },
       );
       const r = rows[0];
@@ -324,7 +342,7 @@ export function createSecretsRepository() {
      */
     async revealMany(
       q: Queryable,
-      wanted: readonly { key: string; version: number | null }[],
+      wanted: readonly { environment: string; key: string; version: number | null }[],
     ): Promise<(RevealRow | undefined)[]> {
       const rows = await q.query<RevealRow & { i: string }>(
         `SELECT w.i::text AS i, s.id, s.key, s.is_active, s.write_only, s.expires_at,
@@ -334,10 +352,10 @@ export function createSecretsRepository() {
                 (s.last_used_at IS NULL
                   OR s.last_used_at < now() - interval '${LAST_USED_STAMP_SECONDS} seconds') AS stamp_due,
                 ${V_CRYPTO}
-         FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS w (key, version, i)
-         JOIN secrets s ON s.key = w.key
+         FROM unnest($1::text[], $2::int[], $3::text[]) WITH ORDINALITY AS w (key, version, env, i)
+         JOIN secrets s ON s.environment = w.env AND s.key = w.key
          LEFT JOIN secret_versions v ON v.secret_id = s.id AND v.version = COALESCE(w.version, s.current_version)`,
-        [wanted.map((w) => w.key), wanted.map((w) => w.version)],
+        [wanted.map((w) => w.key), wanted.map((w) => w.version), wanted.map((w) => w.environment)],
         { name: 'secret_reveal' },
       );
       const out: (RevealRow | undefined)[] = new Array(wanted.length).fill(undefined);
@@ -353,6 +371,7 @@ export function createSecretsRepository() {
     async list(
       q: Queryable,
       opts: {
+        environment: string;
         limit: number;
         beforeSeq?: string | undefined;
         prefix?: string | undefined;
@@ -361,8 +380,8 @@ export function createSecretsRepository() {
         visible: Visibility;
       },
     ): Promise<SecretRow[]> {
-      const params: unknown[] = [opts.limit + 1];
-      const where: string[] = [];
+      const params: unknown[] = [opts.limit + 1, opts.environment];
+      const where: string[] = ['secrets.environment = $2'];
       if (opts.beforeSeq !== undefined) {
         params.push(opts.beforeSeq);
         where.push(`seq < $${params.length}::bigint`);
@@ -379,7 +398,7 @@ export function createSecretsRepository() {
       if (visible) where.push(visible);
       return q.query<SecretRow>(
         `SELECT ${LISTED_COLUMNS} FROM secrets ${LAST_READ_JOIN}
-         ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         WHERE ${where.join(' AND ')}
          ORDER BY secrets.seq DESC LIMIT $1`,
         params,
       );

@@ -6,6 +6,7 @@ import type { RevealRow, SecretsRepository } from './repository.js';
 export const REVEAL_BATCH_MAX = 128;
 
 interface Wanted {
+  environment: string;
   key: string;
   version: number | null;
 }
@@ -20,7 +21,7 @@ interface Wanted {
  * loop read off its sockets has asked, and never later, so a lone read waits for nothing and
  * no timer is involved. Nothing is cached: each batch is a fresh SELECT sent after every read
  * in it arrived, so a read sees every write acknowledged before it was received. Equal
- * (key, version) pairs in one batch are asked once and answered from the same row.
+ * (environment, key, version) triples in one batch are asked once and answered from the same row.
  */
 export function revealBatcher(repo: Pick<SecretsRepository, 'revealMany'>) {
   const loaders = new WeakMap<Queryable, DataLoader<Wanted, RevealRow | undefined, string>>();
@@ -30,7 +31,7 @@ export function revealBatcher(repo: Pick<SecretsRepository, 'revealMany'>) {
     if (!loader) {
       loader = new DataLoader(
         async (wanted: readonly Wanted[]) => {
-          const ids = wanted.map((w) => `${w.version ?? ''}:${w.key}`);
+          const ids = wanted.map((w) => `${w.version ?? ''}:${w.environment}:${w.key}`);
           const first = new Map<string, number>();
           const distinct: Wanted[] = [];
           ids.forEach((id, i) => {
@@ -53,9 +54,9 @@ export function revealBatcher(repo: Pick<SecretsRepository, 'revealMany'>) {
   };
 
   return {
-    /** The row for key (at version, or its current one); undefined when the key does not exist. */
-    reveal(q: Queryable, key: string, version?: number): Promise<RevealRow | undefined> {
-      return loaderFor(q).load({ key, version: version ?? null });
+    /** The row for key in environment (at version, or its current one); undefined when it does not exist there. */
+    reveal(q: Queryable, environment: string, key: string, version?: number): Promise<RevealRow | undefined> {
+      return loaderFor(q).load({ environment, key, version: version ?? null });
     },
   };
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { errorResponse, errorResponses } from '../http/schemas.js';
 import { ifNoneMatchHit } from './etag.js';
 import { generateValue } from './generate.js';
+import { DEFAULT_BASE, type Mount } from './mount.js';
 import {
   createBody,
   deleteQuery,
@@ -19,14 +20,15 @@ import {
 import type { SecretService } from './service.js';
 
 /** HTTP only: schema, guard (from the enclosing scope) and one service call per route. */
-export async function secretRoutes(app: FastifyInstance, opts: { secrets: SecretService }) {
+export async function secretRoutes(app: FastifyInstance, opts: { secrets: SecretService } & Mount) {
+  const base = opts.base ?? DEFAULT_BASE;
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { secrets } = opts;
   const errs = errorResponses(400, 401, 403, 404, 429, 503);
   const tags = ['Secrets'];
 
   r.get(
-    '/api/secrets',
+    base,
     {
       config: { access: { action: 'secret.list', scope: 'secrets:list' } },
       schema: {
@@ -45,7 +47,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   );
 
   r.post(
-    '/api/secrets',
+    base,
     {
       config: { access: { action: 'secret.create', scope: 'secrets:write', keyFrom: 'body' } },
       schema: {
@@ -74,7 +76,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   );
 
   r.get(
-    '/api/secrets/:key',
+    `${base}/:key`,
     {
       config: {
         access: { action: 'secret.read', scope: 'secrets:read', keyFrom: 'params', readLimit: true },
@@ -103,7 +105,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   );
 
   r.put(
-    '/api/secrets/:key',
+    `${base}/:key`,
     {
       config: {
         access: {
@@ -137,7 +139,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   );
 
   r.delete(
-    '/api/secrets/:key',
+    `${base}/:key`,
     {
       config: {
         access: {

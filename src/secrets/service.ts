@@ -7,7 +7,7 @@ import type { Database, Queryable, Transaction } from '../db/database.js';
 import type { ReadRouting, ReadTarget } from '../db/read-replicas.js';
 import type { CryptoColumns } from '../db/sealed-columns.js';
 import { errors } from '../errors.js';
-import type { Caller } from '../identity/caller.js';
+import { type Caller, environmentOf } from '../identity/caller.js';
 import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
 import type { ChangeRequest, Changes, CreateRequest } from './changes.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
@@ -172,8 +172,8 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
   }
 
   /** The secret's row under its lock, checked against If-Match. */
-  const lockChecked = async (tx: Transaction, key: string, ifMatch: string | undefined) =>
-    checked(await repo.findByKey(tx, key, { forUpdate: true }), key, ifMatch);
+  const lockChecked = async (tx: Transaction, caller: Caller, key: string, ifMatch: string | undefined) =>
+    checked(await repo.findByKey(tx, environmentOf(caller), key, { forUpdate: true }), key, ifMatch);
 
   return {
     /** Metadata of the secrets the caller may see; one audit row (its prefix as key). */
@@ -193,6 +193,7 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
         touched: [],
         result: await onRoute(caller, (q) =>
           repo.list(q, {
+            environment: environmentOf(caller),
             limit,
             beforeSeq,
             prefix: opts.prefix,
@@ -216,7 +217,7 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
             return { result: { id: made.id, revived: false }, version: 1, audited: true };
 
           // The key exists. Active: conflict. Soft-deleted: revive it under its own id, as a new version.
-          const cur = await repo.findByKey(tx, input.key, { forUpdate: true });
+          const cur = await repo.findByKey(tx, environmentOf(caller), input.key, { forUpdate: true });
           if (!cur) throw errors.conflict(`Secret already exists: ${input.key}`, 'Retry the request');
           if (cur.is_active) {
             throw errors.conflict(
@@ -251,9 +252,14 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
        * A value a replica cannot open (a key ring moved on) is read from the primary too.
        */
       const readOn = async (q: Queryable, replica: boolean): Promise<ReadOutcome<Revealed>> => {
-        const row = await reveals.reveal(q, key, version);
+        const row = await reveals.reveal(q, environmentOf(caller), key, version);
         const check = replica
-          ? { key, revision: row?.revision ?? null, readable: row !== undefined && !unreadable(key, row) }
+          ? {
+              key,
+              environment: environmentOf(caller),
+              revision: row?.revision ?? null,
+              readable: row !== undefined && !unreadable(key, row),
+            }
           : undefined;
         if (!row) return { ...readFailed(notFound(key), key), check };
         const refused = unreadable(key, row);
@@ -290,7 +296,7 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
     /** Version metadata, newest first; works for inactive secrets too (it reveals no value). */
     async versions({ key }: { key: string }, caller: Caller) {
       return trail.read(caller, 'secret.versions', key, async (): Promise<ReadOutcome<VersionsView>> => {
-        const cur = await repo.findByKey(db, key);
+        const cur = await repo.findByKey(db, environmentOf(caller), key);
         if (!cur) return readFailed(notFound(key), key);
         const rows = await repo.listVersions(db, cur.id);
         return {
@@ -324,7 +330,11 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
     ) {
       return trail.change(caller, 'secret.rollback', key, async (tx) => {
         // One locking read brings the secret and the old version's sealed value.
-        const cur = checked(await repo.lockWithVersion(tx, key, version), key, ifMatch);
+        const cur = checked(
+          await repo.lockWithVersion(tx, environmentOf(caller), key, version),
+          key,
+          ifMatch,
+        );
         if (!cur.old) throw versionNotFound(key, version);
         const value = open(cur, version, cur.old);
         const w = await changes.change(tx, caller, 'secret.rollback', { kind: 'rollback', cur, value });
@@ -342,7 +352,7 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
       caller: Caller,
     ): Promise<{ etag: string }> {
       return trail.change(caller, 'secret.restore', key, async (tx) => {
-        const cur = await lockChecked(tx, key, ifMatch);
+        const cur = await lockChecked(tx, caller, key, ifMatch);
         const version = cur.current_version;
         if (cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
         const w = await changes.change(tx, caller, 'secret.restore', { kind: 'restore', cur });
@@ -360,7 +370,7 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
         key,
         // Usually: a plain read, then one statement guarded by the revision it saw.
         async (q) => {
-          const cur = checked(await repo.findByKey(q, key), key, ifMatch);
+          const cur = checked(await repo.findByKey(q, environmentOf(caller), key), key, ifMatch);
           const w = await changes.change(
             q,
             caller,
@@ -372,7 +382,7 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
         },
         // Lost races, or read replicas to fence: under the row lock, in a transaction.
         async (tx) => {
-          const cur = await lockChecked(tx, key, ifMatch);
+          const cur = await lockChecked(tx, caller, key, ifMatch);
           const w = await changes.change(tx, caller, 'secret.update', {
             kind: 'update',
             cur,
@@ -393,7 +403,7 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
     ): Promise<{ etag: string | undefined }> {
       const action = opts.purge ? 'secret.purge' : 'secret.delete';
       return trail.change<{ etag: string | undefined }>(caller, action, key, async (tx) => {
-        const cur = await lockChecked(tx, key, opts.ifMatch);
+        const cur = await lockChecked(tx, caller, key, opts.ifMatch);
         const version = cur.current_version;
         if (opts.purge) {
           await changes.change(tx, caller, action, { kind: 'purge', cur });

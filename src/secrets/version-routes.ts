@@ -2,18 +2,20 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponse, errorResponses } from '../http/schemas.js';
+import { DEFAULT_BASE, type Mount } from './mount.js';
 import { ifMatchHeaders, keyParams, rollbackBody, versionsResponse } from './schemas.js';
 import type { SecretService } from './service.js';
 
 /** Versions and recovery: history, rollback, restore. HTTP only; one service call per route. */
-export async function versionRoutes(app: FastifyInstance, opts: { secrets: SecretService }) {
+export async function versionRoutes(app: FastifyInstance, opts: { secrets: SecretService } & Mount) {
+  const base = opts.base ?? DEFAULT_BASE;
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { secrets } = opts;
   const errs = errorResponses(400, 401, 403, 404, 503);
   const tags = ['Versions'];
 
   r.get(
-    '/api/secrets/:key/versions',
+    `${base}/:key/versions`,
     {
       config: { access: { action: 'secret.versions', scope: 'secrets:read', keyFrom: 'params' } },
       schema: {
@@ -33,7 +35,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
   );
 
   r.post(
-    '/api/secrets/:key/rollback',
+    `${base}/:key/rollback`,
     {
       config: { access: { action: 'secret.rollback', scope: 'secrets:write', keyFrom: 'params' } },
       schema: {
@@ -68,7 +70,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
   );
 
   r.post(
-    '/api/secrets/:key/restore',
+    `${base}/:key/restore`,
     {
       config: { access: { action: 'secret.restore', scope: 'secrets:write', keyFrom: 'params' } },
       schema: {

@@ -9,7 +9,13 @@ export interface CreatedKey {
 /** Creates an access key through the API as an admin. */
 export async function createAccessKey(
   t: TestApp,
-  body: { name?: string; scopes: string[]; keys?: string[]; expiresAt?: string | null },
+  body: {
+    name?: string;
+    scopes: string[];
+    keys?: string[];
+    environments?: string[];
+    expiresAt?: string | null;
+  },
 ): Promise<CreatedKey> {
   const name = body.name ?? `k-${Math.random().toString(36).slice(2, 8)}`;
   const res = await t.app.inject({

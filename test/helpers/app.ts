@@ -35,7 +35,7 @@ export interface TestApp {
   token(sub?: string, opts?: { ttlSeconds?: number; role?: string; extra?: Record<string, unknown> }): string;
   /** Authorization header object for an admin. */
   auth(sub?: string): { authorization: string };
-  /** Empties every data table (keeps the schema and the key canaries). */
+  /** Empties every data table (keeps the schema, the key canaries and the default environment). */
   reset(): Promise<void>;
   close(): Promise<void>;
 }
@@ -129,6 +129,8 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
       for (let attempt = 1; ; attempt++) {
         try {
           await runtime.db.query(`TRUNCATE ${tables.map((t) => t.tablename).join(', ')} CASCADE`);
+          // The one row a migration seeds that the service relies on: default always exists.
+          await runtime.db.query(`INSERT INTO environments (name, description) VALUES ('default', NULL)`);
           return;
         } catch (err) {
           if ((err as { code?: unknown }).code !== '40P01' || attempt >= 5) throw err;

@@ -1,0 +1,128 @@
+import type { AuditEntry } from '../audit/entry.js';
+import type { AuditRepository } from '../audit/repository.js';
+import { type AuditTrail, auditEntry } from '../audit/trail.js';
+import type { Database } from '../db/database.js';
+import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
+import { errors } from '../errors.js';
+import { type Caller, inEnvironment } from '../identity/caller.js';
+import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
+import type { EnvironmentRow, EnvironmentsRepository } from './repository.js';
+
+export interface EnvironmentView {
+  name: string;
+  description: string | null;
+  createdAt: string;
+  updatedAt: string;
+  /** Admins only: how many secrets it holds (an access key may not see them all). */
+  secrets?: { active: number; inactive: number };
+}
+
+const toView = (r: EnvironmentRow): EnvironmentView => ({
+  name: r.name,
+  description: r.description,
+  createdAt: r.created_at.toISOString(),
+  updatedAt: r.updated_at.toISOString(),
+});
+
+export const environmentNotFound = (name: string) =>
+  errors.notFound(
+    `Environment not found: ${name}`,
+    'List the environments with GET /api/environments, or create it with POST /api/environments',
+  );
+
+const cursors = cursorCodec('e1');
+
+/** Rules and transactions for environments; each change and its audit row commit together. */
+export function createEnvironmentService(deps: {
+  db: Database;
+  repo: EnvironmentsRepository;
+  audit: AuditRepository;
+  trail: AuditTrail;
+}) {
+  const { db, repo, audit, trail } = deps;
+  return {
+    /** Whether it exists (the guard's 404 for /api/environments/:env/...). */
+    async exists(name: string): Promise<boolean> {
+      return name === DEFAULT_ENVIRONMENT || (await repo.find(db, name)) !== undefined;
+    },
+
+    /** The environments the caller covers, oldest first (default leads). */
+    async list(opts: { limit?: number | undefined; cursor?: string | undefined }, caller: Caller) {
+      const limit = Math.min(opts.limit ?? MAX_PAGE, MAX_PAGE);
+      const afterSeq = opts.cursor === undefined ? undefined : cursors.decode(opts.cursor);
+      const rows = await trail.read(caller, 'environment.list', null, async () => ({
+        ok: true,
+        touched: [],
+        result: await repo.list(db, { limit, afterSeq, names: caller.environments }),
+      }));
+      const { page, nextCursor } = pageOf(rows, limit, (r) => r.seq, cursors.encode);
+      return { environments: page.map(toView), nextCursor };
+    },
+
+    async get(name: string, caller: Caller): Promise<EnvironmentView> {
+      const row = await repo.find(db, name);
+      if (!row) throw environmentNotFound(name);
+      return caller.admin ? { ...toView(row), secrets: await repo.counts(db, name) } : toView(row);
+    },
+
+    async create(input: { name: string; description?: string | null | undefined }, caller: Caller) {
+      const row = await trail.change(
+        inEnvironment(caller, input.name),
+        'environment.create',
+        null,
+        async (tx) => {
+          const r = await repo.insert(tx, { name: input.name, description: input.description ?? null });
+          if (!r) {
+            throw errors.conflict(
+              `Environment already exists: ${input.name}`,
+              'Choose another name, or change its description with PATCH /api/environments/{env}',
+            );
+          }
+          return { result: r, version: null };
+        },
+      );
+      return toView(row);
+    },
+
+    async update(name: string, input: { description: string | null }, caller: Caller) {
+      const row = await trail.change(caller, 'environment.update', null, async (tx) => {
+        const r = await repo.update(tx, name, input.description);
+        if (!r) throw environmentNotFound(name);
+        return { result: r, version: null };
+      });
+      return toView(row);
+    },
+
+    /**
+     * Deletes an environment that holds no active secret; its soft-deleted secrets are erased
+     * with it (one secret.purge row each). `default` is never deleted.
+     */
+    async remove(name: string, caller: Caller): Promise<{ erased: number }> {
+      return trail.change(caller, 'environment.delete', null, async (tx) => {
+        if (name === DEFAULT_ENVIRONMENT) {
+          throw errors.forbidden(
+            'The default environment cannot be deleted: it is the /api/secrets API',
+            'Delete its secrets one by one if you mean to empty it',
+          );
+        }
+        // Excludes creates in it (they hold a KEY SHARE lock) until this commits.
+        if (!(await repo.find(tx, name, 'update'))) throw environmentNotFound(name);
+        const { active } = await repo.counts(tx, name);
+        if (active > 0) {
+          throw errors.conflict(
+            `Environment ${name} still holds ${active} active secret${active === 1 ? '' : 's'}: it cannot be deleted`,
+            `Delete them first (DELETE /api/environments/${name}/secrets/{key}, or promote what you need to another environment), then delete the environment`,
+          );
+        }
+        const erased = await repo.delete(tx, name);
+        const rows: AuditEntry[] = erased.map((e) =>
+          auditEntry(caller, 'secret.purge', e.key, 'success', e.version),
+        );
+        await audit.appendMany(tx, rows);
+        return { result: { erased: erased.length }, version: null };
+      });
+    },
+  };
+}
+
+export type EnvironmentService = ReturnType<typeof createEnvironmentService>;
