@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -10,7 +10,7 @@ import type { Database } from './db/database.js';
 import { DatabaseUrlError } from './db/hosts.js';
 import { loadMigrations, migrate } from './db/migrate.js';
 import { openPglite, type PgliteLease } from './db/pglite.js';
-import { isEmptyPgliteDir, readPgliteImage } from './db/pglite-image.js';
+import { copyPgliteImage, findPgliteImage, isEmptyPgliteDir } from './db/pglite-image.js';
 import { openPostgres } from './db/postgres.js';
 import { createReadRouting, type ReadRouting, replicaName } from './db/read-replicas.js';
 import { waitForDatabase } from './db/wait.js';
@@ -182,10 +182,13 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
 }
 
 /**
- * Opens DATA_DIR's PGlite. An empty directory starts from the install-time image (see
- * scripts/pglite-image.mjs) rather than PGlite's own initdb: about a third of the time and
- * of the memory on the first start. An image that does not load (a damaged file) is set
- * aside with a warning and initdb runs as it did without one.
+ * Opens DATA_DIR's PGlite. An empty directory starts as a copy of the install-time image (see
+ * scripts/pglite-image.mjs), already migrated, rather than PGlite's own initdb and every
+ * migration: a first start then costs a later start plus the copy, and the process does not
+ * keep initdb's memory. The migrator then runs as on any database and finds nothing to do,
+ * or what the image lacks. The copy is made beside the directory and renamed onto it, so an
+ * interrupted one leaves the directory empty; one that fails or does not open (a damaged
+ * image) is set aside with a warning and initdb runs as it did without an image.
  */
 async function openEmbedded(
   dir: string,
@@ -193,21 +196,26 @@ async function openEmbedded(
   log: Logger | undefined,
 ): Promise<Database> {
   if (!isEmptyPgliteDir(dir)) return openPglite(dir, { postgresqlconf });
-  const found = await readPgliteImage();
+  const found = await findPgliteImage(await loadMigrations()).catch(() => undefined);
   log?.info(
-    { dataDir: dir, image: found?.file ?? null },
+    { dataDir: dir, image: found?.dir ?? null, imageMigrations: found?.migrations ?? null },
     found
       ? 'creating the embedded database from the install-time image...'
       : 'creating the embedded database (initdb, no install-time image; this takes a while once)...',
   );
   if (!found) return openPglite(dir, { postgresqlconf });
+  const copy = `${dir}.new`;
   try {
-    return await openPglite(dir, { loadDataDir: found.image, postgresqlconf });
+    await rm(copy, { recursive: true, force: true });
+    await copyPgliteImage(found.dir, copy);
+    await rename(copy, dir);
+    return await openPglite(dir, { postgresqlconf });
   } catch (err) {
     log?.warn(
-      { image: found.file, errName: (err as Error).name, reason: (err as Error).message },
+      { image: found.dir, errName: (err as Error).name, reason: (err as Error).message },
       'the install-time database image did not load; running initdb instead',
     );
+    await rm(copy, { recursive: true, force: true });
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true, mode: 0o700 });
     return openPglite(dir, { postgresqlconf });
