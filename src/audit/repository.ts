@@ -120,7 +120,10 @@ export function createAuditRepository() {
         beforeId?: string | undefined;
         key?: string | undefined;
         actor?: string | undefined;
-        action?: string | undefined;
+        /** Any of these actions. */
+        action?: string[] | undefined;
+        /** None of these actions. */
+        excludeAction?: string[] | undefined;
         from?: Date | undefined;
         to?: Date | undefined;
       },
@@ -134,7 +137,8 @@ export function createAuditRepository() {
       if (f.beforeId !== undefined) add('id < ?::bigint', f.beforeId);
       if (f.key !== undefined) add('key = ?', f.key);
       if (f.actor !== undefined) add('actor = ?', f.actor);
-      if (f.action !== undefined) add('action = ?', f.action);
+      if (f.action !== undefined) add('action = ANY(?::text[])', f.action);
+      if (f.excludeAction !== undefined) add('action <> ALL(?::text[])', f.excludeAction);
       if (f.from !== undefined) add('at >= ?', f.from);
       if (f.to !== undefined) add('at < ?', f.to);
       return q.query<AuditRow>(

@@ -1990,14 +1990,17 @@ export interface paths {
         };
         /**
          * Read the audit log
-         * @description Newest first, filtered by key, actor, action and time [from, to); follow nextCursor for more.
+         * @description Newest first, filtered by key, actor, action (or actions left out) and time [from, to); follow nextCursor for more.
          */
         get: {
             parameters: {
                 query?: {
                     key?: string;
                     actor?: string;
+                    /** @description Only these actions (one, or several comma-separated) */
                     action?: string;
+                    /** @description Leave out these actions (comma-separated), e.g. the listing that browsing records */
+                    excludeAction?: string;
                     from?: string;
                     to?: string;
                     limit?: number;
