@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { buildPgliteImage, copyPgliteImage } from '../../scripts/pglite-image.mjs';
+import { mintAdminToken } from '../../src/auth/mint.js';
+import { loadConfig } from '../../src/config.js';
 import { loadMigrations } from '../../src/db/migrate.js';
 import { distEntry } from '../helpers/cli.js';
 import { freePort } from '../helpers/pg-cluster.js';
@@ -30,6 +32,12 @@ async function tempDir(): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'secrets-first-run-'));
   dirs.push(d);
   return d;
+}
+
+/** An admin token for the service started on `dataDir`, signed with the JWT secret it generated there. */
+async function adminToken(dataDir: string): Promise<string> {
+  const secret = (await readFile(join(dataDir, 'keys/jwt.secret'), 'utf8')).trim();
+  return mintAdminToken(loadConfig({ JWT_SECRET: secret }), secret, { sub: 'first-run', ttlSeconds: 300 });
 }
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal colour codes
@@ -92,6 +100,10 @@ it('on a terminal: one ready banner with the URLs and the token command, one lin
       expect((await fetch(`${base}/ready`)).status).toBe(200);
     }
     expect((await fetch(`${base}/api/secrets/NOPE`)).status).toBe(401);
+    // Refused requests: a bad query (400) and an unknown route (404), each still one line.
+    const auth = { authorization: `Bearer ${await adminToken(join(dataDir, 'data'))}` };
+    expect((await fetch(`${base}/api/audit?from=yesterday`, { headers: auth })).status).toBe(400);
+    expect((await fetch(`${base}/api/nothing-here`)).status).toBe(404);
     expect((await fetch(`${base}/console/`)).status).toBe(200);
     // The last request's line is the event to wait for: the lines are written in order.
     await svc.waitFor(/GET \/console\/ 200/);
@@ -104,9 +116,15 @@ it('on a terminal: one ready banner with the URLs and the token command, one lin
     expect(out).toContain(`console: ${base}/console\n`);
     expect(out).toContain(`a token: DATA_DIR=${join(dataDir, 'data')} npm run -s token -- --sub NAME`);
     const requestLines = out.split('\n').filter((l) => /\b(GET|POST) \//.test(l));
-    expect(requestLines).toHaveLength(2);
-    expect(requestLines[0]).toMatch(/INFO: GET \/api\/secrets\/NOPE 401 [\d.]+ ms$/);
-    expect(requestLines[1]).toMatch(/INFO: GET \/console\/ 200 [\d.]+ ms$/);
+    expect(requestLines).toHaveLength(4);
+    // A refused request's one line ends with the error code the body carries.
+    expect(requestLines[0]).toMatch(/INFO: GET \/api\/secrets\/NOPE 401 [\d.]+ ms AUTH_INVALID_CREDENTIALS$/);
+    expect(requestLines[1]).toMatch(/INFO: GET \/api\/audit\?from=yesterday 400 [\d.]+ ms INVALID_INPUT$/);
+    expect(requestLines[2]).toMatch(/INFO: GET \/api\/nothing-here 404 [\d.]+ ms NOT_FOUND$/);
+    expect(requestLines[3]).toMatch(/INFO: GET \/console\/ 200 [\d.]+ ms$/);
+    // ...and no second line about it: everything after the banner is those four lines.
+    const afterBanner = out.slice(out.indexOf('a token: ')).split('\n').slice(1);
+    expect(afterBanner.filter((l) => l.trim() !== '')).toEqual(requestLines);
     expect(out).not.toMatch(/\/health|\/ready/);
     // No pretty-printed objects spread over several lines (each request took about a dozen).
     expect(out).not.toMatch(/^\s+(req|res|method|url): /m);
