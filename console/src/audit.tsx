@@ -90,12 +90,7 @@ export function AuditPage(props: { query: URLSearchParams; onFilter: (q: Record<
         </label>
         <label>
           Action
-          <input
-            name="action"
-            placeholder="secret.read,secret.update"
-            autocomplete="off"
-            defaultValue={filters.action}
-          />
+          <input name="action" placeholder="secret.read" autocomplete="off" defaultValue={filters.action} />
         </label>
         <label>
           From
