@@ -137,7 +137,9 @@ export async function buildPgliteImage(opts = {}) {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   try {
     const dir = await buildPgliteImage();
-    process.stdout.write(`embedded database image: ${dir}\n`);
+    // On stderr: `npm run build` runs this too, and `npm pack --json` (its prepack builds)
+    // reads the JSON from stdout.
+    process.stderr.write(`embedded database image: ${dir}\n`);
   } catch (err) {
     // Never fail an install for it: without the image the first start runs initdb instead.
     process.stderr.write(
