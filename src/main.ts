@@ -157,7 +157,7 @@ async function prettyDestination(nodeEnv: string) {
       translateTime: 'SYS:HH:MM:ss.l',
       // One line per request (src/http/access-log.ts's fields folded into the message);
       // pretty-printed as objects, each request took about a dozen lines.
-      ignore: 'pid,hostname,service,reqId,req,res,responseTime',
+      ignore: 'pid,hostname,service,reqId,req,res,responseTime,rejected',
       singleLine: true,
       messageFormat: (log, messageKey) => {
         const req = log.req as { method?: string; url?: string } | undefined;
@@ -165,7 +165,8 @@ async function prettyDestination(nodeEnv: string) {
         const msg = String(log[messageKey] ?? '');
         if (!req || !res) return msg;
         const ms = typeof log.responseTime === 'number' ? ` ${log.responseTime.toFixed(1)} ms` : '';
-        return `${req.method} ${req.url} ${res.statusCode}${ms}${msg === 'request completed' ? '' : ` ${msg}`}`;
+        const rejected = typeof log.rejected === 'string' ? ` ${log.rejected}` : '';
+        return `${req.method} ${req.url} ${res.statusCode}${ms}${rejected}${msg === 'request completed' ? '' : ` ${msg}`}`;
       },
     });
   } catch {

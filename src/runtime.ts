@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 // One level below the repository root from src (tsx) and dist (compiled) alike.
-import { pgliteImageFile } from '../scripts/pglite-image.mjs';
+import { copyPgliteImage, findPgliteImage } from '../scripts/pglite-image.mjs';
 import { type Config, ConfigError } from './config.js';
 import { type Keyring, parseKeyring } from './crypto/keyring.js';
 import { lockDataDir } from './db/data-dir-lock.js';
@@ -187,24 +187,13 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
 const isEmptyPgliteDir = (dir: string) => !existsSync(join(dir, 'PG_VERSION'));
 
 /**
- * The data-directory image built at install time (scripts/pglite-image.mjs), or undefined
- * when there is none (installed with --ignore-scripts, or another PGlite version since):
- * the caller then lets PGlite run initdb as before.
- */
-async function readPgliteImage(): Promise<{ file: string; image: Blob } | undefined> {
-  try {
-    const file = await pgliteImageFile();
-    return { file, image: new Blob([await readFile(file)]) };
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Opens DATA_DIR's PGlite. An empty directory starts from the install-time image (see
- * scripts/pglite-image.mjs) rather than PGlite's own initdb: about a third of the time and
- * of the memory on the first start. An image that does not load (a damaged file) is set
- * aside with a warning and initdb runs as it did without one.
+ * Opens DATA_DIR's PGlite. An empty directory starts as a copy of the install-time image (see
+ * scripts/pglite-image.mjs), already migrated, rather than PGlite's own initdb and every
+ * migration: a first start then costs a later start plus the copy, and the process does not
+ * keep initdb's memory. The migrator then runs as on any database and finds nothing to do,
+ * or what the image lacks. The copy is made beside the directory and renamed onto it, so an
+ * interrupted one leaves the directory empty; one that fails or does not open (a damaged
+ * image) is set aside with a warning and initdb runs as it did without an image.
  */
 async function openEmbedded(
   dir: string,
@@ -212,21 +201,26 @@ async function openEmbedded(
   log: Logger | undefined,
 ): Promise<Database> {
   if (!isEmptyPgliteDir(dir)) return openPglite(dir, { postgresqlconf });
-  const found = await readPgliteImage();
+  const found = await findPgliteImage(await loadMigrations()).catch(() => undefined);
   log?.info(
-    { dataDir: dir, image: found?.file ?? null },
+    { dataDir: dir, image: found?.dir ?? null, imageMigrations: found?.migrations ?? null },
     found
       ? 'creating the embedded database from the install-time image...'
       : 'creating the embedded database (initdb, no install-time image; this takes a while once)...',
   );
   if (!found) return openPglite(dir, { postgresqlconf });
+  const copy = `${dir}.new`;
   try {
-    return await openPglite(dir, { loadDataDir: found.image, postgresqlconf });
+    await rm(copy, { recursive: true, force: true });
+    await copyPgliteImage(found.dir, copy);
+    await rename(copy, dir);
+    return await openPglite(dir, { postgresqlconf });
   } catch (err) {
     log?.warn(
-      { image: found.file, errName: (err as Error).name, reason: (err as Error).message },
+      { image: found.dir, errName: (err as Error).name, reason: (err as Error).message },
       'the install-time database image did not load; running initdb instead',
     );
+    await rm(copy, { recursive: true, force: true });
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true, mode: 0o700 });
     return openPglite(dir, { postgresqlconf });

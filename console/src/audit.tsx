@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
 import { type AuditEntry, q, request } from './api';
+import { BROWSING_ACTIONS } from './audit-actions';
 import { ErrorBox, isoToLocal, Loading, localToIso, Pager, usePage, When } from './ui';
 
 interface Verify {
@@ -10,7 +11,7 @@ interface Verify {
 }
 
 /** The audit log with filters and paging, and the hash-chain check. */
-const FILTERS = ['key', 'actor', 'action', 'from', 'to'] as const;
+const FILTERS = ['key', 'actor', 'action', 'from', 'to', 'show'] as const;
 
 /** The filters live in the URL (/console/audit?key=...): back, reload and links keep them. */
 export function AuditPage(props: { query: URLSearchParams; onFilter: (q: Record<string, string>) => void }) {
@@ -20,11 +21,18 @@ export function AuditPage(props: { query: URLSearchParams; onFilter: (q: Record<
   const [verify, setVerify] = useState<Verify | null>(null);
   const [verifying, setVerifying] = useState(false);
   const cursor = cursors[cursors.length - 1];
+  const showAll = filters.show === 'all';
+  const hideBrowsing = !showAll && filters.action === '';
+  const { show: _show, ...apiFilters } = filters;
 
   const { data, loading, error, setError } = usePage<{ entries: AuditEntry[]; nextCursor: string | null }>(
-    `/api/audit${q({ ...filters, limit: '50', cursor })}`,
+    `/api/audit${q({ ...apiFilters, excludeAction: hideBrowsing ? BROWSING_ACTIONS.join(',') : '', limit: '50', cursor })}`,
     props.query.toString(),
   );
+  const withShow = (show: string) => {
+    setCursors([undefined]);
+    setFilters({ ...filters, show });
+  };
 
   const search = (e: Event) => {
     e.preventDefault();
@@ -37,6 +45,7 @@ export function AuditPage(props: { query: URLSearchParams; onFilter: (q: Record<
       action: text('action'),
       from: localToIso(text('from')) ?? '',
       to: localToIso(text('to')) ?? '',
+      show: filters.show ?? '',
     });
   };
 
@@ -93,6 +102,26 @@ export function AuditPage(props: { query: URLSearchParams; onFilter: (q: Record<
         </label>
         <button type="submit">Filter</button>
       </form>
+      <p class="scope">
+        {hideBrowsing ? (
+          <>
+            Showing value reads and changes: listing entries ({BROWSING_ACTIONS.join(', ')}) are hidden here,
+            not removed.{' '}
+            <button type="button" class="link" onClick={() => withShow('all')}>
+              Show every entry
+            </button>
+          </>
+        ) : filters.action === '' ? (
+          <>
+            Showing every entry.{' '}
+            <button type="button" class="link" onClick={() => withShow('')}>
+              Hide listing entries
+            </button>
+          </>
+        ) : (
+          <>Showing the actions filtered for.</>
+        )}
+      </p>
       <ErrorBox error={error} />
       {loading ? <Loading what="the audit log" /> : null}
       {!loading && data?.entries.length === 0 ? <p class="empty">No audit entries match.</p> : null}

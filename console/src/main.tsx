@@ -8,6 +8,7 @@ import { navigate, onLinkClick, type Page, pageUrl, useRoute } from './route';
 import { SecretsPage } from './secrets';
 import { SignIn } from './sign-in';
 import { TrustsPage } from './trusts';
+import { labelTableCells } from './ui';
 import './style.css';
 
 const PAGES: { id: Page; label: string }[] = [
@@ -96,4 +97,7 @@ function App() {
 }
 
 const root = document.getElementById('app');
-if (root) render(<App />, root);
+if (root) {
+  render(<App />, root);
+  labelTableCells(root);
+}

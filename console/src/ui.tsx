@@ -174,3 +174,24 @@ export function LockBadge() {
     </span>
   );
 }
+
+/**
+ * At phone width the tables become one card per row (style.css), each cell preceded by its
+ * column's name, which CSS reads from the cell's data-label. The names are copied here from
+ * each table's header row, once for every table the pages render, so no table has to repeat
+ * them cell by cell.
+ */
+export function labelTableCells(root: HTMLElement) {
+  const label = () => {
+    for (const table of root.querySelectorAll('table')) {
+      const names = [...table.querySelectorAll('thead th')].map((th) => th.textContent?.trim() ?? '');
+      for (const row of table.querySelectorAll('tbody tr'))
+        [...row.children].forEach((cell, i) => {
+          const name = names[i];
+          if (name && cell.getAttribute('data-label') !== name) cell.setAttribute('data-label', name);
+        });
+    }
+  };
+  label();
+  new MutationObserver(label).observe(root, { childList: true, subtree: true });
+}

@@ -142,7 +142,10 @@ export function createAuditRepository() {
         beforeId?: string | undefined;
         key?: string | undefined;
         actor?: string | undefined;
-        action?: string | undefined;
+        /** Any of these actions. */
+        action?: string[] | undefined;
+        /** None of these actions. */
+        excludeAction?: string[] | undefined;
         /** Rows of this environment; `default` includes secret rows from before environments. */
         environment?: string | undefined;
         from?: Date | undefined;
@@ -158,7 +161,8 @@ export function createAuditRepository() {
       if (f.beforeId !== undefined) add('id < ?::bigint', f.beforeId);
       if (f.key !== undefined) add('key = ?', f.key);
       if (f.actor !== undefined) add('actor = ?', f.actor);
-      if (f.action !== undefined) add('action = ?', f.action);
+      if (f.action !== undefined) add('action = ANY(?::text[])', f.action);
+      if (f.excludeAction !== undefined) add('action <> ALL(?::text[])', f.excludeAction);
       // default's rows are stored without a name (storedEnvironment): its secret rows, and
       // the compare rows of its side.
       if (f.environment === DEFAULT_ENVIRONMENT)

@@ -36,10 +36,35 @@ const auditEntry = z
 
 const date = (name: string) => isoDateTime(name).optional();
 
+const ACTIONS_MAX = 20;
+/** One action name or several, comma-separated (action names hold no comma). */
+const actionList = (name: string, description: string, example: string) =>
+  storable(z.string().max(ACTIONS_MAX * 65), name)
+    .transform((s) =>
+      s
+        .split(',')
+        .map((a) => a.trim())
+        .filter((a) => a !== ''),
+    )
+    .refine((list) => list.length > 0 && list.length <= ACTIONS_MAX && list.every((a) => a.length <= 64), {
+      error: `${name} must be 1 to ${ACTIONS_MAX} action names of at most 64 characters, comma-separated`,
+    })
+    .optional()
+    .meta({ description, example });
+
 const auditQuery = z.object({
   key: storable(z.string().max(RECORDED_TEXT_MAX), 'key').optional(),
   actor: storable(z.string().max(300), 'actor').optional(),
-  action: storable(z.string().max(64), 'action').optional(),
+  action: actionList(
+    'action',
+    'Only these actions (one, or several comma-separated)',
+    'secret.read,secret.update',
+  ),
+  excludeAction: actionList(
+    'excludeAction',
+    'Leave out these actions (comma-separated), e.g. the listing that browsing records',
+    'secret.list,secret.versions',
+  ),
   environment: z
     .string()
     .regex(ENVIRONMENT_NAME_RE, { error: `environment must be ${ENVIRONMENT_NAME_RULE}` })
@@ -86,7 +111,7 @@ export async function auditRoutes(
         tags,
         summary: 'Read the audit log',
         description:
-          'Newest first, filtered by key, actor, action, environment and time [from, to); follow nextCursor for more. Secret rows written before environments existed belong to default.',
+          'Newest first, filtered by key, actor, action (or actions left out), environment and time [from, to); follow nextCursor for more. Secret rows written before environments existed belong to default.',
         querystring: auditQuery,
         response: {
           200: z.object({ entries: z.array(auditEntry), nextCursor: z.string().nullable() }),
@@ -103,6 +128,7 @@ export async function auditRoutes(
         key: q.key,
         actor: q.actor,
         action: q.action,
+        excludeAction: q.excludeAction,
         environment: q.environment,
         from: q.from,
         to: q.to,

@@ -10,9 +10,13 @@ try {
   const config = loadConfig();
   const db = await openDatabase(config, { role: 'migrate' });
   try {
-    const { applied } = await migrate(db, await loadMigrations());
+    const migrations = await loadMigrations();
+    const { applied } = await migrate(db, migrations);
+    // An empty DATA_DIR was just made from the install-time image, which is migrated already.
     process.stdout.write(
-      applied.length ? `applied: ${applied.join(', ')}\n` : 'nothing to apply: the schema is up to date\n',
+      applied.length
+        ? `applied: ${applied.join(', ')}\n`
+        : `nothing to apply: the schema is up to date (${migrations.length} migrations, the newest ${migrations.at(-1)?.name})\n`,
     );
     // The audit partitions ahead of time, as the server's maintenance job makes them.
     const created = await createAuditMaintenance(db, createAuditRepository(), {

@@ -4147,14 +4147,17 @@ export interface paths {
         };
         /**
          * Read the audit log
-         * @description Newest first, filtered by key, actor, action, environment and time [from, to); follow nextCursor for more. Secret rows written before environments existed belong to default.
+         * @description Newest first, filtered by key, actor, action (or actions left out), environment and time [from, to); follow nextCursor for more. Secret rows written before environments existed belong to default.
          */
         get: {
             parameters: {
                 query?: {
                     key?: string;
                     actor?: string;
+                    /** @description Only these actions (one, or several comma-separated) */
                     action?: string;
+                    /** @description Leave out these actions (comma-separated), e.g. the listing that browsing records */
+                    excludeAction?: string;
                     environment?: string;
                     from?: string;
                     to?: string;

@@ -96,6 +96,7 @@ export class OneLineAccessLog extends LogController {
         },
         res: { statusCode: reply.statusCode },
         responseTime: reply.elapsedTime,
+        ...(rejections.has(request) ? { rejected: rejections.get(request) } : {}),
       },
       'request completed',
     );
@@ -103,4 +104,12 @@ export class OneLineAccessLog extends LogController {
 }
 
 const same = <T>(x: T): T => x;
+
+/**
+ * A request refused with a 4xx by the error handler: its error code goes on the request's
+ * one access line (`rejected`) rather than on a line of its own, so a terminal shows one
+ * line for it as for any request.
+ */
+const rejections = new WeakMap<FastifyRequest, string>();
+export const noteRejection = (request: FastifyRequest, code: string) => rejections.set(request, code);
 const PROBES: ReadonlySet<string> = new Set(['/health', '/ready']);

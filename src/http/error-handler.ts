@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { DatabaseUnavailableError } from '../db/database.js';
 import { AppError, errors } from '../errors.js';
+import { noteRejection } from './access-log.js';
 
 /**
  * The one place errors become responses. Known failures keep their status and clear
@@ -125,11 +126,13 @@ export function installErrorHandling(app: FastifyInstance) {
         'request failed',
       );
     } else {
-      req.log.info({ status: appErr.statusCode, error: appErr.code }, 'request rejected');
+      noteRejection(req, appErr.code);
     }
     return afterBody(req, reply, () => sendError(reply, appErr));
   });
-  app.setNotFoundHandler((req, reply) =>
-    sendError(reply, errors.routeNotFound(req.method, req.url.split('?')[0] ?? '')),
-  );
+  app.setNotFoundHandler((req, reply) => {
+    const notFound = errors.routeNotFound(req.method, req.url.split('?')[0] ?? '');
+    noteRejection(req, notFound.code);
+    return sendError(reply, notFound);
+  });
 }

@@ -47,8 +47,13 @@ it('logs refused requests too, without the credentials', async () => {
   });
   expect(r.statusCode).toBe(401);
   const lines = linesFor('log-test-2');
-  expect(lines.filter((l) => l.msg === 'request completed')).toHaveLength(1);
-  expect(lines.find((l) => l.msg === 'request completed')).toMatchObject({ res: { statusCode: 401 } });
+  // One line, which carries the refusal's error code (no second "request rejected" line).
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatchObject({
+    msg: 'request completed',
+    res: { statusCode: 401 },
+    rejected: r.json().error,
+  });
   expect(JSON.stringify(lines)).not.toContain('not.a.token');
 });
 

@@ -286,4 +286,49 @@ describe('GET /api/audit', () => {
     const badCursor = await t.app.inject({ method: 'GET', url: '/api/audit?cursor=xyz', headers: t.auth() });
     expect(badCursor.statusCode).toBe(400);
   });
+
+  it('takes several actions, or actions to leave out, without removing a row from the trail', async () => {
+    await seed('AUD_L1');
+    for (const url of ['/api/secrets', '/api/secrets/AUD_L1', '/api/secrets/AUD_L1/versions', '/api/secrets'])
+      expect((await t.app.inject({ method: 'GET', url, headers: t.auth('carol') })).statusCode).toBe(200);
+    const actions = async (qs: string) => {
+      const r = await t.app.inject({ method: 'GET', url: `/api/audit?${qs}`, headers: t.auth() });
+      expect(r.statusCode, r.body).toBe(200);
+      return (r.json() as { entries: { action: string }[] }).entries.map((e) => e.action);
+    };
+    const all = await actions('actor=admin:carol');
+    expect(all).toEqual(['secret.list', 'secret.versions', 'secret.read', 'secret.list']);
+    expect(await actions('actor=admin:carol&action=secret.read,secret.versions')).toEqual([
+      'secret.versions',
+      'secret.read',
+    ]);
+    // Spaces and a trailing comma, as a person types them.
+    expect(await actions('actor=admin:carol&action=secret.list%2C%20')).toEqual([
+      'secret.list',
+      'secret.list',
+    ]);
+    expect(await actions('actor=admin:carol&excludeAction=secret.list,secret.versions')).toEqual([
+      'secret.read',
+    ]);
+    expect(await actions('excludeAction=secret.list,secret.versions&action=secret.create')).toEqual([
+      'secret.create',
+    ]);
+    // Leaving rows out of a page removes none from the log: the unfiltered view still has them.
+    expect(await actions('actor=admin:carol')).toEqual(all);
+
+    const before = await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_log');
+    for (const [qs, field] of [
+      ['action=', 'action'],
+      ['excludeAction=%2C%2C', 'excludeAction'],
+      [`action=${Array.from({ length: 21 }, (_, i) => `a${i}`).join(',')}`, 'action'],
+      [`excludeAction=${'x'.repeat(65)}`, 'excludeAction'],
+      ['action=secret.read%00', 'action'],
+    ] as const) {
+      const r = await t.app.inject({ method: 'GET', url: `/api/audit?${qs}`, headers: t.auth() });
+      expect(r.statusCode, qs).toBe(400);
+      expect(r.json().message, qs).toContain(field);
+    }
+    // Reading the audit log writes no audit row, refused or not.
+    expect(await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_log')).toEqual(before);
+  });
 });

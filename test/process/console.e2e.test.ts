@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BROWSING_ACTIONS } from '../../console/src/audit-actions.js';
 import { CONSOLE_CSP } from '../../src/http/console.js';
 import { secretValue } from '../helpers/secrets.js';
 import { createTestServer, type TestServer } from '../helpers/server.js';
@@ -308,8 +309,11 @@ describe('web console', { timeout: 240_000 }, () => {
     await linked.getByLabel('Admin token (JWT)').fill(server.token('console-tester'));
     await linked.getByRole('button', { name: 'Use token' }).click();
     await linked.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
-    // The same rows as the API's answer for that filter (browsing in the console added some).
-    const entries = (await api('GET', `/api/audit?key=${key}&limit=50`)).body.entries as unknown[];
+    // The same rows as the API's answer for that filter without the listing entries, which
+    // the view hides by default (browsing in the console added some).
+    const entries = (
+      await api('GET', `/api/audit?key=${key}&excludeAction=${BROWSING_ACTIONS.join(',')}&limit=50`)
+    ).body.entries as unknown[];
     expect(entries.length).toBeGreaterThanOrEqual(2);
     await eventually(() => linked.locator('tbody tr').count()).toBeGreaterThanOrEqual(entries.length);
     for (const row of await linked.locator('tbody tr').all()) expect(await row.textContent()).toContain(key);
@@ -606,6 +610,39 @@ describe('web console', { timeout: 240_000 }, () => {
     await page.close();
   });
 
+  it('opens the audit log on value reads and changes: listing entries hidden, not removed, one click away', async () => {
+    const key = uniqueKey('BROWSE');
+    expect((await api('POST', '/api/secrets', { key, value: secretValue() })).status).toBe(201);
+    const page = await openConsole();
+    await signInWithToken(page); // the list it shows writes secret.list rows
+    await openSecret(page, key); // another list (the search), the value's versions
+    await page.getByRole('button', { name: 'Reveal value' }).click(); // a value read
+    await page.locator('.secret-value').waitFor();
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    await page.getByText('listing entries').waitFor();
+    const actions = () => page.locator('tbody tr td:nth-child(4)').allTextContents();
+    await eventually(actions).toContain('secret.read');
+    for (const hidden of BROWSING_ACTIONS) expect(await actions()).not.toContain(hidden);
+    // Every entry, one click away, with its own URL; the log itself lost nothing.
+    await page.getByRole('button', { name: 'Show every entry' }).click();
+    await eventually(async () => page.url()).toBe(`${server.url}/console/audit?show=all`);
+    await eventually(actions).toContain('secret.list');
+    expect(await actions()).toContain('secret.versions');
+    expect(await actions()).toContain('secret.read');
+    const listed = (await api('GET', `/api/audit?action=secret.list&limit=50`)).body.entries as unknown[];
+    expect(listed.length).toBeGreaterThanOrEqual(2);
+    // An action filter is taken as asked, listing actions included.
+    await page.getByRole('button', { name: 'Hide listing entries' }).click();
+    await eventually(async () => page.url()).toBe(`${server.url}/console/audit`);
+    await page.getByLabel('Action').fill('secret.list, secret.versions');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await eventually(async () => new Set(await actions())).toEqual(
+      new Set(['secret.list', 'secret.versions']),
+    );
+    await page.close();
+  });
+
   it('filters the audit log and verifies the chain', async () => {
     const key = uniqueKey('AUDIT');
     expect((await api('POST', '/api/secrets', { key, value: secretValue() })).status).toBe(201);
@@ -642,11 +679,9 @@ describe('web console', { timeout: 240_000 }, () => {
     await signInWithToken(page);
     await page.getByRole('row', { name: new RegExp(key) }).waitFor();
     await expectAccessible(page, 'secrets');
-    await shot(page, 'secrets');
     await openSecret(page, key);
     await page.getByText('Edit value or details').click();
     await expectAccessible(page, 'secret detail');
-    await shot(page, 'secret', true);
     await page.getByRole('button', { name: 'New secret', exact: true }).click();
     await expectAccessible(page, 'create form');
 
@@ -673,24 +708,121 @@ describe('web console', { timeout: 240_000 }, () => {
       if (nav === 'Audit log') {
         await page.getByRole('button', { name: 'Verify chain' }).click();
         await page.getByText(/Chain intact/).waitFor();
-        await shot(page, 'audit');
       }
       if (nav === 'Encryption keys') await page.getByText(/Active key id:/).waitFor();
       await expectAccessible(page, nav);
     }
 
-    // Phone width: the page reflows instead of scrolling sideways, and stays accessible.
+    // Phone width: every page reflows instead of scrolling sideways (the page, or a table in
+    // it), its controls lie within the screen, and it stays accessible.
     await page.setViewportSize({ width: 375, height: 740 });
+    const fitsThePhone = async (where: string, controls: string[]) => {
+      const overflow = await page.evaluate<number>(
+        'document.documentElement.scrollWidth - window.innerWidth',
+      );
+      expect(overflow, `${where} scrolls sideways`).toBeLessThanOrEqual(0);
+      const tables = await page.evaluate<number[]>(
+        "[...document.querySelectorAll('.table-wrap')].map((e) => e.scrollWidth - e.clientWidth)",
+      );
+      for (const t of tables) expect(t, `a table on ${where} scrolls sideways`).toBeLessThanOrEqual(0);
+      for (const name of ['Sign out', ...controls]) {
+        const box = await page.getByRole('button', { name, exact: true }).first().boundingBox();
+        expect(box, `${name} on ${where}`).not.toBeNull();
+        expect((box?.x ?? -1) >= 0 && (box?.x ?? 0) + (box?.width ?? 0) <= 375, `${name} on ${where}`).toBe(
+          true,
+        );
+      }
+      for (const nav of ['Secrets', 'Access keys', 'Workload identity', 'Audit log', 'Encryption keys']) {
+        const box = await page.getByRole('link', { name: nav, exact: true }).boundingBox();
+        expect(
+          (box?.x ?? -1) >= 0 && (box?.x ?? 0) + (box?.width ?? 0) <= 375,
+          `${nav} link on ${where}`,
+        ).toBe(true);
+      }
+      await expectAccessible(page, `${where} at phone width`);
+    };
     await page.getByRole('link', { name: 'Secrets', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Secrets', exact: true }).waitFor();
-    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
-    expect(overflow).toBeLessThanOrEqual(0);
-    await expectAccessible(page, 'secrets at phone width');
+    await page.getByRole('button', { name: `Open ${key}` }).waitFor();
+    await fitsThePhone('secrets', ['Search', 'New secret', `Open ${key}`]);
+    await openSecret(page, key);
+    await fitsThePhone('secret detail', ['Reveal value', 'Delete secret', 'Close']);
+    await page.getByRole('link', { name: 'Access keys', exact: true }).click();
+    await page.getByRole('button', { name: 'Revoke deploy-bot' }).first().waitFor();
+    await fitsThePhone('access keys', ['Revoke deploy-bot']);
+    await page.getByRole('link', { name: 'Audit log', exact: true }).click();
+    await page.locator('tbody tr').first().waitFor();
+    await fitsThePhone('audit log', ['Verify chain', 'Filter', 'Show every entry']);
+    await page.getByRole('link', { name: 'Encryption keys', exact: true }).click();
+    await page.getByText(/Active key id:/).waitFor();
+    await fitsThePhone('encryption keys', []);
     await page.close();
 
     // Every request any test's pages made went to the service's own origin.
     const foreign = requested.filter((u) => !u.startsWith('data:') && new URL(u).origin !== origin);
     expect(requested.length).toBeGreaterThan(10);
     expect(foreign).toEqual([]);
+  });
+
+  it('takes the README screenshots of a service with realistic names (docs/ with UPDATE_SCREENSHOTS=1)', async () => {
+    // Its own service, so the pictures show a plausible project rather than the other tests' fixtures.
+    const demo = await createTestServer();
+    try {
+      const as = (sub: string) => ({ ...demo.auth(sub), 'content-type': 'application/json' });
+      const call = async (method: string, path: string, body?: unknown, sub = 'alice') => {
+        const res = await fetch(`${demo.url}${path}`, {
+          method,
+          headers: as(sub),
+          body: body === undefined ? null : JSON.stringify(body),
+        });
+        expect(res.status, `${method} ${path}`).toBeLessThan(300);
+        return res.json() as Promise<Record<string, unknown>>;
+      };
+      const year = new Date().getUTCFullYear() + 1;
+      for (const [key, description, extra] of [
+        ['STRIPE_SECRET_KEY', 'Stripe live secret key (payments service)', {}],
+        ['DATABASE_URL', 'Primary PostgreSQL of the orders service', {}],
+        [
+          'GITHUB_DEPLOY_TOKEN',
+          'Fine-grained token for the release workflow',
+          { expiresAt: `${year}-03-31T00:00:00Z` },
+        ],
+        ['SENDGRID_API_KEY', 'Transactional e-mail', {}],
+        ['SLACK_WEBHOOK_URL', 'Alerts to #ops', {}],
+        ['AWS_SECRET_ACCESS_KEY', 'S3 backups (IAM user backup-writer)', { isReserved: true }],
+      ] as const)
+        await call('POST', '/api/secrets', { key, value: secretValue(), description, ...extra });
+      await call('PUT', '/api/secrets/STRIPE_SECRET_KEY', { value: secretValue() }, 'bob');
+      const made = await call('POST', '/api/access-keys', {
+        name: 'checkout-service',
+        scopes: ['secrets:read'],
+        keys: ['STRIPE_*', 'DATABASE_URL'],
+      });
+      for (const key of ['STRIPE_SECRET_KEY', 'DATABASE_URL']) {
+        const read = await fetch(`${demo.url}/api/secrets/${key}`, {
+          headers: { authorization: `Bearer ${made.token as string}` },
+        });
+        expect(read.status).toBe(200);
+      }
+      await call('GET', '/api/secrets/SLACK_WEBHOOK_URL', undefined, 'bob');
+
+      const page = await context.newPage();
+      await page.goto(`${demo.url}/console`);
+      await page.getByLabel('Admin token (JWT)').fill(demo.token('alice'));
+      await page.getByRole('button', { name: 'Use token' }).click();
+      await page.getByRole('button', { name: 'Open STRIPE_SECRET_KEY' }).waitFor();
+      await shot(page, 'secrets');
+      await openSecret(page, 'STRIPE_SECRET_KEY');
+      await page.getByText('Edit value or details').click();
+      await shot(page, 'secret', true);
+      await page.getByRole('link', { name: 'Audit log', exact: true }).click();
+      await page.getByRole('button', { name: 'Verify chain' }).click();
+      await page.getByText(/Chain intact/).waitFor();
+      await eventually(() => page.locator('tbody tr').count()).toBeGreaterThan(5);
+      await shot(page, 'audit');
+      await page.close();
+    } finally {
+      await demo.close();
+    }
   });
 });

@@ -5,9 +5,11 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
 import { afterAll, expect, it } from 'vitest';
-import { buildPgliteImage } from '../../scripts/pglite-image.mjs';
+import { buildPgliteImage, copyPgliteImage } from '../../scripts/pglite-image.mjs';
+import { mintAdminToken } from '../../src/auth/mint.js';
+import { loadConfig } from '../../src/config.js';
+import { loadMigrations } from '../../src/db/migrate.js';
 import { distEntry } from '../helpers/cli.js';
 import { freePort } from '../helpers/pg-cluster.js';
 import { capturedLogs } from '../helpers/secrets.js';
@@ -30,6 +32,12 @@ async function tempDir(): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'secrets-first-run-'));
   dirs.push(d);
   return d;
+}
+
+/** An admin token for the service started on `dataDir`, signed with the JWT secret it generated there. */
+async function adminToken(dataDir: string): Promise<string> {
+  const secret = (await readFile(join(dataDir, 'keys/jwt.secret'), 'utf8')).trim();
+  return mintAdminToken(loadConfig({ JWT_SECRET: secret }), secret, { sub: 'first-run', ttlSeconds: 300 });
 }
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal colour codes
@@ -92,21 +100,31 @@ it('on a terminal: one ready banner with the URLs and the token command, one lin
       expect((await fetch(`${base}/ready`)).status).toBe(200);
     }
     expect((await fetch(`${base}/api/secrets/NOPE`)).status).toBe(401);
+    // Refused requests: a bad query (400) and an unknown route (404), each still one line.
+    const auth = { authorization: `Bearer ${await adminToken(join(dataDir, 'data'))}` };
+    expect((await fetch(`${base}/api/audit?from=yesterday`, { headers: auth })).status).toBe(400);
+    expect((await fetch(`${base}/api/nothing-here`)).status).toBe(404);
     expect((await fetch(`${base}/console/`)).status).toBe(200);
     // The last request's line is the event to wait for: the lines are written in order.
     await svc.waitFor(/GET \/console\/ 200/);
     const out = svc.output();
-    // An empty DATA_DIR: created from the install-time image, with a progress line for the migrations.
+    // An empty DATA_DIR: created from the install-time image, which is migrated already.
     expect(out).toContain('creating the embedded database from the install-time image...');
-    expect(out).toMatch(/applying \d+ database migrations\.\.\./);
+    expect(out).not.toContain('database migration');
     expect(out.match(/Secrets service ready at /g)).toHaveLength(1);
     expect(out).toContain(`Secrets service ready at ${base}\n`);
     expect(out).toContain(`console: ${base}/console\n`);
     expect(out).toContain(`a token: DATA_DIR=${join(dataDir, 'data')} npm run -s token -- --sub NAME`);
     const requestLines = out.split('\n').filter((l) => /\b(GET|POST) \//.test(l));
-    expect(requestLines).toHaveLength(2);
-    expect(requestLines[0]).toMatch(/INFO: GET \/api\/secrets\/NOPE 401 [\d.]+ ms$/);
-    expect(requestLines[1]).toMatch(/INFO: GET \/console\/ 200 [\d.]+ ms$/);
+    expect(requestLines).toHaveLength(4);
+    // A refused request's one line ends with the error code the body carries.
+    expect(requestLines[0]).toMatch(/INFO: GET \/api\/secrets\/NOPE 401 [\d.]+ ms AUTH_INVALID_CREDENTIALS$/);
+    expect(requestLines[1]).toMatch(/INFO: GET \/api\/audit\?from=yesterday 400 [\d.]+ ms INVALID_INPUT$/);
+    expect(requestLines[2]).toMatch(/INFO: GET \/api\/nothing-here 404 [\d.]+ ms NOT_FOUND$/);
+    expect(requestLines[3]).toMatch(/INFO: GET \/console\/ 200 [\d.]+ ms$/);
+    // ...and no second line about it: everything after the banner is those four lines.
+    const afterBanner = out.slice(out.indexOf('a token: ')).split('\n').slice(1);
+    expect(afterBanner.filter((l) => l.trim() !== '')).toEqual(requestLines);
     expect(out).not.toMatch(/\/health|\/ready/);
     // No pretty-printed objects spread over several lines (each request took about a dozen).
     expect(out).not.toMatch(/^\s+(req|res|method|url): /m);
@@ -142,25 +160,46 @@ it('DATA_DIR set but empty is a configuration error (exit 78) naming the variabl
   expect(out).not.toMatch(/^\s+at /m);
 }, 60_000);
 
-it('the install-time image holds no table, key or canary: a DATA_DIR made from it stores its own canary and serves', async () => {
-  const file = await buildPgliteImage();
-  const pg = new PGlite({ loadDataDir: new Blob([await readFile(file)]) });
-  try {
-    const tables = await pg.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
-    );
-    expect(tables.rows[0]?.n).toBe(0);
-  } finally {
-    await pg.close();
+it('DATA_DIRs made from the install-time image each store their own key canary and serve', async () => {
+  await buildPgliteImage(); // npm ci's postinstall made it; a no-op then
+  // Keys live in DATA_DIR/keys, outside the database, generated on first start; the canary
+  // is stored under them. Were a canary in the image, the second directory's key (another
+  // one) would fail the key check and /ready would not answer 200.
+  const keys: string[] = [];
+  for (const name of ['one', 'two']) {
+    const dataDir = join(await tempDir(), name);
+    const from = capturedLogs.length;
+    const svc = await startService({ DATA_DIR: dataDir, NODE_ENV: 'development' });
+    try {
+      expect((await fetch(`${svc.url}/ready`)).status).toBe(200);
+    } finally {
+      await svc.kill();
+    }
+    const logs = capturedLogs.slice(from).join('\n');
+    expect(logs).toContain('creating the embedded database from the install-time image');
+    expect(logs).toContain('generated encryption.key');
+    expect(logs).not.toContain('database migration');
+    keys.push(await readFile(join(dataDir, 'keys/encryption.key'), 'utf8'));
   }
-  // Keys live in DATA_DIR/keys, outside the database; the canary is stored on first start
-  // under the key just generated, and the key check passes: /ready answers.
-  const dataDir = join(await tempDir(), 'data');
+  expect(keys[0]).not.toBe(keys[1]);
+}, 180_000);
+
+it('a database made before the newest migration: one progress line names what is applied', async () => {
+  // An embedded database as an older release left it: migrated up to the one before last.
+  const work = await tempDir();
+  const migrations = await loadMigrations();
+  const older = await buildPgliteImage({ cache: join(work, 'cache'), migrations: migrations.slice(0, -1) });
+  const dataDir = join(work, 'data');
+  await copyPgliteImage(older, join(dataDir, 'pglite'));
+  const from = capturedLogs.length;
   const svc = await startService({ DATA_DIR: dataDir, NODE_ENV: 'development' });
   try {
     expect((await fetch(`${svc.url}/ready`)).status).toBe(200);
   } finally {
     await svc.kill();
   }
-  expect(capturedLogs.join('\n')).toContain('creating the embedded database from the install-time image');
-}, 120_000);
+  const logs = capturedLogs.slice(from).join('\n');
+  expect(logs).not.toContain('creating the embedded database');
+  expect(logs.match(/applying 1 database migration\.\.\./g)).toHaveLength(1);
+  expect(logs).toContain(`"applied":["${migrations.at(-1)?.name}"]`);
+}, 180_000);

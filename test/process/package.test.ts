@@ -40,6 +40,8 @@ it('npm pack ships dist/; the installed bin and client work from an empty direct
     'README.md',
     'scripts/pglite-image.mjs',
     'scripts/pglite-image.d.mts',
+    'scripts/migrator.mjs',
+    'scripts/migrator.d.mts',
   ]) {
     await cp(join(ROOT, p), join(copy, p));
   }
@@ -63,8 +65,10 @@ it('npm pack ships dist/; the installed bin and client work from an empty direct
       'dist/client/schema.d.ts',
       'dist/main.js',
       'migrations/001_secrets.sql',
-      // dist/db/pglite-image.js imports it; the package's postinstall runs it.
+      // dist/runtime.js imports it; the package's postinstall runs it.
       'scripts/pglite-image.mjs',
+      // dist/db/migrate.js imports it, and so does the postinstall's image.
+      'scripts/migrator.mjs',
     ]),
   );
   expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);

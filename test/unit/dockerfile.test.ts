@@ -44,3 +44,33 @@ describe('Dockerfile build stage', () => {
     for (const name of run) expect(scripts, `npm run ${name}`).toHaveProperty([name]);
   });
 });
+
+describe('Dockerfile, every stage', () => {
+  // The plain-JavaScript scripts (the install-time database image and the migrator it runs)
+  // are run by npm ci's postinstall and imported by dist/: a stage that copies one without
+  // what it imports fails its npm ci or its start.
+  const stages = dockerfile.split(/^FROM /m).slice(1);
+  it('copies the local imports of every .mjs script it copies, and the migrations with the image script', () => {
+    let checked = 0;
+    for (const stage of stages) {
+      const paths = [...stage.matchAll(/^COPY (?!--from)(?:--\S+ )*(.+)$/gm)].flatMap((m) =>
+        (m[1] ?? '')
+          .trim()
+          .split(/\s+/)
+          .slice(0, -1)
+          .map((p) => normalize(p.replace(/\/$/, ''))),
+      );
+      for (const script of paths.filter((p) => p.startsWith('scripts/') && p.endsWith('.mjs'))) {
+        checked++;
+        const text = readFileSync(join(ROOT, script), 'utf8');
+        for (const m of text.matchAll(/from '(\.{1,2}\/[^']+)'/g)) {
+          const target = normalize(join(dirname(script), m[1] ?? ''));
+          expect(paths, `${script} imports ${target}, which the stage does not copy`).toContain(target);
+        }
+        if (script === 'scripts/pglite-image.mjs')
+          expect(paths, 'the image needs the migrations').toContain('migrations');
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(3);
+  });
+});
