@@ -46,9 +46,9 @@ const result = await build({
 });
 
 // The server must not be in the bundle: no module of src/ outside the CLI, the client and
-// the two pure helpers it shares with the server.
+// the pure helpers it shares with the server.
 const allowed =
-  /^(src\/cli\/|src\/client\/|src\/secret-names\.ts$|src\/secrets\/export-format\.ts$)|(^|\/)node_modules\//;
+  /^(src\/cli\/|src\/client\/|src\/secret-names\.ts$|src\/environment-names\.ts$|src\/secrets\/export-format\.ts$)|(^|\/)node_modules\//;
 const inputs = Object.keys(result.metafile.inputs).filter((p) => !allowed.test(p));
 if (inputs.length) throw new Error(`the light CLI bundle pulled in server modules: ${inputs.join(', ')}`);
 const pkg = JSON.parse(await readFile(`${ROOT}package.json`, 'utf8')) as { version: string };
