@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import pino from 'pino';
-import { createAuditRepository } from '../../src/audit/repository.js';
 import { createAuditWriter } from '../../src/audit/writer.js';
 import { loadConfig } from '../../src/config.js';
 import { sealValue } from '../../src/crypto/envelope.js';
@@ -23,7 +22,6 @@ const config = loadConfig();
 const db = await openDatabase(config);
 const repo = createSecretsRepository();
 const reveals = revealBatcher(repo);
-const audit = createAuditRepository();
 // Every handler writes the audit row ours writes, in the same statement or transaction.
 const who = { actor: 'admin:bench', requestId: 'bench', clientIp: '127.0.0.1' };
 const writer = createAuditWriter({
@@ -73,9 +71,13 @@ if (mode === 'floor') {
     const id = randomUUID();
     const meta = { id, key, description: null, isReserved: false, expiresAt: null, createdBy: 'bench' };
     const created = await db.transaction(async (tx) => {
-      if (!(await repo.insertNew(tx, meta, sealed))) return false;
-      await audit.append(tx, { ...who, action: 'secret.create', key, version: 1, outcome: 'success' });
-      return true;
+      return repo.insertNew(tx, meta, sealed, {
+        ...who,
+        action: 'secret.create',
+        key,
+        version: 1,
+        outcome: 'success',
+      });
     });
     if (!created) return reply.code(409).send({ error: 'CONFLICT' });
     return reply.code(201).send({ success: true, id });

@@ -88,7 +88,7 @@ export function auditRowCte(e: AuditEntry, params: unknown[], after?: string): s
   params.push(...entryParams(e));
   const values = AUDIT_COLUMN_TYPES.map((t, i) => `$${first + i}::${t}`).join(', ');
   const rows = after === undefined ? `VALUES (${values})` : `SELECT ${values} FROM ${after}`;
-  return `audit_row AS (INSERT INTO audit_log (${AUDIT_COLUMNS}) ${rows} RETURNING 1)`;
+  return `audit_row AS (INSERT INTO audit_log (${AUDIT_COLUMNS}) ${rows} RETURNING id)`;
 }
 
 export function createAuditRepository() {

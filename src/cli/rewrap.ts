@@ -61,6 +61,7 @@ try {
     const trail = createAuditTrail({ db, repo: createAuditRepository(), writer, log });
     const caller = systemCaller('rewrap-cli', randomUUID());
     const result = await kek.rewrap({
+      actor: caller.actor,
       batchSize,
       onTouched: (touched) => trail.note(caller, 'secret.rotate', touched),
       onBatch: async ({ batches, rewrapped }) => {

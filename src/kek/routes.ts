@@ -92,6 +92,7 @@ export async function kekRoutes(app: FastifyInstance, opts: { kek: KekService; t
       // leaves one row (key null) so the attempt is still on record.
       let touchedAny = false;
       const result = await opts.kek.rewrap({
+        actor: req.caller.actor,
         ...(req.body?.batchSize ? { batchSize: req.body.batchSize } : {}),
         onTouched: async (touched) => {
           touchedAny = true;

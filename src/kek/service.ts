@@ -32,6 +32,8 @@ export interface RewrapResult {
 
 export interface RewrapOptions {
   batchSize?: number;
+  /** Who runs it (an audit actor), named by the secret.rewrapped events; default system:rewrap. */
+  actor?: string;
   /** Called after each committed batch (progress output; tests use it to stop midway). */
   onBatch?: (progress: { batches: number; rewrapped: number }) => void | Promise<void>;
   /**
@@ -84,7 +86,7 @@ export function createKekService(deps: { db: Database; repo: KekRepository; keyr
               failedNow.push({ key: row.key, version: row.version, outcome: 'decrypt_failed' });
             }
           }
-          const stored = await repo.storeRewrapped(db, out);
+          const stored = await repo.storeRewrapped(db, out, opts.actor ?? 'system:rewrap');
           const n = stored.length;
           rewrapped += n;
           if (opts.onTouched) {

@@ -120,12 +120,19 @@ export function createBatchService(deps: BatchServiceDeps) {
     if (!cur) {
       const id = randomUUID();
       const sealed = sealValue(keyring, { secretId: id, key: e.key, version: 1 }, value);
-      if (!(await repo.insertNew(tx, { id, key: e.key, ...meta, createdBy: who.label }, sealed)))
+      if (
+        !(await repo.insertNew(
+          tx,
+          { id, key: e.key, ...meta, createdBy: who.label },
+          sealed,
+          auditEntry(who, 'secret.create', e.key, 'success', 1),
+        ))
+      )
         throw errors.conflict(
           `Secret already exists: ${e.key} (created concurrently)`,
           'Run the import again',
         );
-      return { status: 'created' as const, version: 1 };
+      return { status: 'created' as const, version: 1, audited: true };
     }
     // Soft-deleted: revived under its own id as a new version, as POST /api/secrets does.
     const next = version(cur, cur.current_version + 1, value, who.label);

@@ -5,6 +5,7 @@ import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { SealedValue } from '../crypto/envelope.js';
 import { type Queryable, shapeName } from '../db/database.js';
 import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
+import { eventTypeOf, outboxCte } from '../events/outbox.js';
 
 /** SQL only: no rules, no crypto. Every method takes the Queryable to run on (pool or transaction). */
 
@@ -120,27 +121,36 @@ export function createSecretsRepository() {
         createdBy: string;
       },
       sealed: SealedValue,
+      /** The change's audit row, inserted by the same statement (with its event) when the key was new. */
+      audit: AuditEntry,
     ): Promise<boolean> {
+      const params: unknown[] = [
+        s.id,
+        s.key,
+        s.description,
+        s.isReserved,
+        s.expiresAt,
+        s.createdBy,
+        ...sealedParams(sealed),
+        s.writeOnly ?? false,
+      ];
+      const auditRow = auditRowCte(audit, params, 's');
+      const event = outboxCte(
+        { type: 'secret.created', key: s.key, version: 1, actor: audit.actor },
+        params,
+        's',
+      );
       const rows = await q.query(
         `WITH s AS (
            INSERT INTO secrets (id, key, description, is_reserved, expires_at, current_version, write_only)
            VALUES ($1, $2, $3, $4, $5, 1, $15)
            ON CONFLICT (key) DO NOTHING
-           RETURNING id
-         )
+           RETURNING id, revision
+         ), ${auditRow}, ${event}
          INSERT INTO secret_versions (secret_id, version, created_by, ${CRYPTO})
          SELECT s.id, 1, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM s
          RETURNING secret_id`,
-        [
-          s.id,
-          s.key,
-          s.description,
-          s.isReserved,
-          s.expiresAt,
-          s.createdBy,
-          ...sealedParams(sealed),
-          s.writeOnly ?? false,
-        ],
+        params,
         { name: 'secret_create' },
       );
       return rows.length === 1;
@@ -252,6 +262,15 @@ export function createSecretsRepository() {
          )`);
       }
       parts.push(auditRowCte(audit, params, 'upd'));
+      const type = eventTypeOf(audit.action, patch);
+      if (type)
+        parts.push(
+          outboxCte(
+            { type, key: audit.key ?? '', version: audit.version ?? null, actor: audit.actor },
+            params,
+            'upd',
+          ),
+        );
       const sql = `WITH ${parts.join(', ')} SELECT revision FROM upd`;
       const rows = await q.query<{ revision: string }>(sql, params, {
         name: shapeName(patch.version ? 'secret_update' : 'secret_patch', sql),
@@ -296,7 +315,12 @@ export function createSecretsRepository() {
     async purge(q: Queryable, id: string, audit: AuditEntry): Promise<void> {
       const params: unknown[] = [id];
       const cte = auditRowCte(audit, params);
-      await q.query(`WITH ${cte} DELETE FROM secrets WHERE id = $1`, params);
+      const event = outboxCte(
+        { type: 'secret.purged', key: audit.key ?? '', version: audit.version ?? null, actor: audit.actor },
+        params,
+        undefined,
+      );
+      await q.query(`WITH ${cte}, ${event} DELETE FROM secrets WHERE id = $1`, params);
     },
 
     /**

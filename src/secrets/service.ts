@@ -310,7 +310,8 @@ export function createSecretService({
             expiresAt: input.expiresAt ?? null,
             createdBy: caller.label,
           };
-          if (await repo.insertNew(tx, meta, sealed)) return { result: { id, revived: false }, version: 1 };
+          if (await repo.insertNew(tx, meta, sealed, row(1)))
+            return { result: { id, revived: false }, version: 1, audited: true };
 
           // The key exists. Active: conflict. Soft-deleted: revive it under its own id, as a new version.
           const cur = await repo.findByKey(tx, input.key, { forUpdate: true });
