@@ -34,6 +34,7 @@ CREATE TABLE webhook_subscriptions (
   disabled_reason text,
   -- Failed attempts since the last success; at WEBHOOK_DISABLE_AFTER_FAILURES it is disabled.
   consecutive_failures integer NOT NULL DEFAULT 0,
+  failing_since timestamptz,
   created_by text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now(),

@@ -28,6 +28,11 @@ import type { Keyring } from './crypto/keyring.js';
 import type { Database } from './db/database.js';
 import type { ReadRouting } from './db/read-replicas.js';
 import { errors } from './errors.js';
+import { createDispatcher, type Dispatcher } from './events/dispatcher.js';
+import { createEventsRepository } from './events/repository.js';
+import { eventStreamRoutes, webhookRoutes } from './events/routes.js';
+import { createEventStreams } from './events/stream.js';
+import { createWebhookService } from './events/webhooks.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
 import { type BulkGate, createBulkGate } from './http/bulk-gate.js';
 import { consoleRoutes } from './http/console.js';
@@ -60,6 +65,8 @@ declare module 'fastify' {
     auditWriter: AuditWriter;
     /** Per-caller and pool-share bounds of the bulk routes (src/http/bulk-gate.ts). */
     bulkGate: BulkGate;
+    /** Webhook delivery (src/events/dispatcher.ts): tests and benchmarks drive and read it. */
+    webhookDispatcher: Dispatcher;
   }
 }
 
@@ -316,6 +323,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxVersions: config.maxVersions,
   });
 
+  const eventsRepo = createEventsRepository();
+  const webhooks = createWebhookService({ db, repo: eventsRepo, trail, keyring, config: config.events });
+  const dispatcher = createDispatcher({ db, repo: eventsRepo, keyring, log: logger, config: config.events });
+  const streams = createEventStreams({
+    db,
+    repo: eventsRepo,
+    pollMs: config.events.pollMs > 0 ? config.events.pollMs : 250,
+    heartbeatMs: config.events.heartbeatMs,
+  });
+  app.decorate('webhookDispatcher', dispatcher);
+
   await app.register(operationsRoutes, { db, migrationCount: deps.migrationCount, reads: deps.reads });
 
   await app.register(loginRoutes, {
@@ -354,6 +372,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await secured.register(bulkRoutes, { bulk, limits, gate: bulkGate });
     await secured.register(batchRoutes, { batch, gate: bulkGate });
     await secured.register(whoamiRoutes);
+    await secured.register(webhookRoutes, { webhooks });
+    await secured.register(eventStreamRoutes, { streams, trail });
   });
 
   // Sealing the chain and partition upkeep in the background (src/audit/jobs.ts): started when
@@ -367,6 +387,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.addHook('onReady', jobs.start);
   app.addHook('onClose', jobs.stop);
+  // Webhook delivery and the expiring-secret sweep, on timers like the audit jobs; stopped
+  // (awaiting requests in flight, each bounded by WEBHOOK_TIMEOUT_MS) before the database closes.
+  app.addHook('onReady', async () => dispatcher.start());
+  app.addHook('onClose', dispatcher.stop);
 
   return app;
 }

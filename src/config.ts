@@ -212,6 +212,36 @@ export const envSchema = z
       emptyAsUndefined,
       z.coerce.number().int().min(0).max(3_600_000).default(30_000),
     ),
+    WEBHOOK_ALLOW_HTTP: z.preprocess(emptyAsUndefined, bool.default(false)),
+    WEBHOOK_ALLOW_PRIVATE: z.preprocess(emptyAsUndefined, bool.default(false)),
+    WEBHOOK_POLL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(250)),
+    WEBHOOK_TIMEOUT_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(100).max(60_000).default(10_000),
+    ),
+    WEBHOOK_RETRY_BASE_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(5_000)),
+    WEBHOOK_RETRY_MAX_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce
+        .number()
+        .int()
+        .min(1)
+        .default(6 * 3_600_000),
+    ),
+    WEBHOOK_MAX_ATTEMPTS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(100).default(12)),
+    WEBHOOK_DISABLE_AFTER_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce
+        .number()
+        .int()
+        .min(0)
+        .default(5 * 86_400_000),
+    ),
+    WEBHOOK_DISABLE_MIN_FAILURES: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(20)),
+    WEBHOOK_SECRET_GRACE: z.preprocess(emptyAsUndefined, duration.default(86_400)),
+    EVENTS_EXPIRING_BEFORE: z.preprocess(emptyAsUndefined, duration.default(7 * 86_400)),
+    EVENTS_RETENTION_DAYS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(7)),
+    EVENTS_HEARTBEAT_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(10).default(15_000)),
     AUDIT_SEAL_INTERVAL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(1000)),
     AUDIT_PARTITION_INTERVAL: z.preprocess(emptyAsUndefined, z.enum(['day', 'month']).default('day')),
     AUDIT_RETENTION_DAYS: z.preprocess(
@@ -266,6 +296,25 @@ export const envSchema = z
   });
 
 export type Env = z.output<typeof envSchema>;
+
+export interface EventsConfig {
+  /** WEBHOOK_ALLOW_HTTP: accept http:// destinations (default: https only). */
+  readonly allowHttp: boolean;
+  /** WEBHOOK_ALLOW_PRIVATE: accept loopback, private, link-local and metadata addresses. */
+  readonly allowPrivate: boolean;
+  /** How often an instance looks for due deliveries and expiring secrets; 0: it delivers nothing. */
+  readonly pollMs: number;
+  readonly timeoutMs: number;
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  readonly maxAttempts: number;
+  readonly disableAfterMs: number;
+  readonly disableMinFailures: number;
+  readonly secretGraceSeconds: number;
+  readonly expiringBeforeSeconds: number;
+  readonly retentionDays: number;
+  readonly heartbeatMs: number;
+}
 
 export interface Config {
   readonly nodeEnv: Env['NODE_ENV'];
@@ -338,6 +387,8 @@ export interface Config {
   /** Least time between two refetches of one issuer's JWKS for an unknown kid. */
   readonly oidcJwksRefetchIntervalMs: number;
   /** How often the audit sealer runs; 0 seals only before /api/audit/verify. */
+  /** Change events and webhooks (docs/events.md). */
+  readonly events: EventsConfig;
   readonly auditSealIntervalMs: number;
   /** audit_log partitions: one per UTC day or month. */
   readonly auditPartitionInterval: 'day' | 'month';
@@ -423,6 +474,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitNamespace: e.RATE_LIMIT_NAMESPACE,
     oidcAllowHttpIssuers: e.OIDC_ALLOW_HTTP_ISSUERS,
     oidcJwksRefetchIntervalMs: e.OIDC_JWKS_REFETCH_INTERVAL_MS,
+    events: {
+      allowHttp: e.WEBHOOK_ALLOW_HTTP,
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+      pollMs: e.WEBHOOK_POLL_MS,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
+      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      disableAfterMs: e.WEBHOOK_DISABLE_AFTER_MS,
+      disableMinFailures: e.WEBHOOK_DISABLE_MIN_FAILURES,
+      secretGraceSeconds: e.WEBHOOK_SECRET_GRACE,
+      expiringBeforeSeconds: e.EVENTS_EXPIRING_BEFORE,
+      retentionDays: e.EVENTS_RETENTION_DAYS,
+      heartbeatMs: e.EVENTS_HEARTBEAT_MS,
+    },
     auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
     auditPartitionInterval: e.AUDIT_PARTITION_INTERVAL,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,

@@ -34,5 +34,12 @@ export type AuditAction =
   | 'oidc_trust.update'
   | 'oidc_trust.delete'
   | 'oidc_trust.list'
+  | 'webhook.create'
+  | 'webhook.update'
+  | 'webhook.delete'
+  | 'webhook.list'
+  | 'webhook.rotate'
+  | 'webhook.redeliver'
+  | 'events.stream'
   | 'auth.token_exchange'
   | 'auth.failed';
