@@ -14,6 +14,11 @@ export type ErrorBody = components['schemas']['ErrorResponse'];
 export type BatchEntry = components['schemas']['BatchSecretEntryInput'];
 export type TrustPolicy = components['schemas']['TrustPolicy'];
 export type TrustPolicyInput = components['schemas']['TrustPolicyRequest'];
+export type Webhook = components['schemas']['Webhook'];
+export type CreatedWebhook = components['schemas']['CreatedWebhook'];
+export type WebhookInput = components['schemas']['CreateWebhookRequest'];
+export type WebhookPatch = components['schemas']['UpdateWebhookRequest'];
+export type WebhookDelivery = components['schemas']['WebhookDelivery'];
 
 /** The service answered with an error body ({error, message, statusCode, nextActions?}). */
 export class SecretsApiError extends Error {
@@ -276,6 +281,45 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       async remove(name: string): Promise<TrustPolicy> {
         const { data } = await unwrap(api.DELETE('/api/auth/trusts/{name}', { params: { path: { name } } }));
         return data;
+      },
+    },
+
+    /** Webhook subscriptions (admin only; docs/events.md). */
+    webhooks: {
+      async list(): Promise<Webhook[]> {
+        const { data } = await unwrap(api.GET('/api/webhooks'));
+        return data.webhooks;
+      },
+      /** The answer holds the signing secret (whsec_...): the only time it is shown. */
+      async create(input: WebhookInput): Promise<CreatedWebhook> {
+        const { data } = await unwrap(api.POST('/api/webhooks', { body: input }));
+        return data;
+      },
+      async update(id: string, patch: WebhookPatch): Promise<Webhook> {
+        const { data } = await unwrap(
+          api.PATCH('/api/webhooks/{id}', { params: { path: { id } }, body: patch }),
+        );
+        return data;
+      },
+      async remove(id: string): Promise<void> {
+        await unwrap(api.DELETE('/api/webhooks/{id}', { params: { path: { id } } }));
+      },
+      async rotateSecret(id: string): Promise<{ secret: string; previousSecretRetiresAt: string }> {
+        const { data } = await unwrap(
+          api.POST('/api/webhooks/{id}/rotate-secret', { params: { path: { id } } }),
+        );
+        return data;
+      },
+      async deliveries(id: string): Promise<WebhookDelivery[]> {
+        const { data } = await unwrap(api.GET('/api/webhooks/{id}/deliveries', { params: { path: { id } } }));
+        return data.deliveries;
+      },
+      async redeliver(id: string, deliveryId: string): Promise<void> {
+        await unwrap(
+          api.POST('/api/webhooks/{id}/deliveries/{deliveryId}/redeliver', {
+            params: { path: { id, deliveryId } },
+          }),
+        );
       },
     },
   };

@@ -28,6 +28,8 @@ export interface Receiver {
   /** The most requests for one webhook-id in flight at the same time. */
   maxConcurrentPerId: number;
   mode: 'up' | 'down' | 'hold';
+  /** Milliseconds to wait before answering (widens the window two senders could overlap in). */
+  delayMs: number;
   /** Secrets any one of which must verify a request. */
   secrets: string[];
   /** Resolves once `n` deliveries were accepted. */
@@ -62,6 +64,7 @@ export async function startReceiver(secrets: string[] = []): Promise<Receiver> {
     refused: 0,
     maxConcurrentPerId: 0,
     mode: 'up',
+    delayMs: 0,
     secrets,
     waitFor: (n) =>
       new Promise((resolve) => {
@@ -91,6 +94,7 @@ export async function startReceiver(secrets: string[] = []): Promise<Receiver> {
         res.writeHead(503).end();
         return;
       }
+      if (r.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, r.delayMs));
       if (r.mode === 'hold') {
         await new Promise<void>((resolve) => {
           releaseHeld.push(resolve);
