@@ -54,6 +54,7 @@ import { createBatchService } from './secrets/batch-service.js';
 import { createBulkRepository } from './secrets/bulk-repository.js';
 import { bulkRoutes } from './secrets/bulk-routes.js';
 import { createBulkService } from './secrets/bulk-service.js';
+import { createChanges } from './secrets/changes.js';
 import { createSecretsRepository } from './secrets/repository.js';
 import { secretRoutes } from './secrets/routes.js';
 import { createSecretService } from './secrets/service.js';
@@ -293,16 +294,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.decorate('bulkGate', bulkGate);
   const repo = createSecretsRepository();
-  const secrets = createSecretService({
-    db,
+  // The one door every change to a secret goes through (single, batch, rotation).
+  const changes = createChanges({
     repo,
-    trail,
     keyring,
-    log: logger,
     maxValueBytes: config.maxValueBytes,
     maxVersions: config.maxVersions,
-    reads: deps.reads,
   });
+  const secrets = createSecretService({ db, repo, trail, changes, keyring, log: logger, reads: deps.reads });
   const kek = createKekService({ db, repo: createKekRepository(), keyring, log: logger });
   const bulk = createBulkService({
     db,
@@ -317,10 +316,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     repo,
     audit,
     trail,
+    changes,
     keyring,
     log: logger,
-    maxValueBytes: config.maxValueBytes,
-    maxVersions: config.maxVersions,
   });
 
   const eventsRepo = createEventsRepository();
@@ -365,7 +363,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     installGuard(secured, { trail, accessKeys, workloads: oidc, limits });
     await secured.register(secretRoutes, { secrets });
     await secured.register(versionRoutes, { secrets });
-    await secured.register(kekRoutes, { kek, trail });
+    await secured.register(kekRoutes, { kek, trail, recordFor: changes.rotated });
     await secured.register(accessKeyRoutes, { accessKeys });
     await secured.register(trustRoutes, { oidc });
     await secured.register(auditRoutes, { db, repo: audit, sealer });

@@ -66,6 +66,14 @@ export const errors = {
       'Read the secret again (its current ETag is in the ETag header), re-apply your change and retry with that ETag',
       { etag: currentEtag },
     ),
+  /** A batch entry's ifMatch: the secret changed since, or does not exist. */
+  entryPreconditionFailed: (key: string, exists: boolean) =>
+    new AppError(
+      412,
+      'PRECONDITION_FAILED',
+      `Precondition failed: ${key} ${exists ? 'changed since the ETag given in ifMatch' : 'does not exist'}`,
+      'Read the secret again, then retry the import with its current ETag (or without ifMatch)',
+    ),
   payloadTooLarge: (message: string) =>
     new AppError(413, 'PAYLOAD_TOO_LARGE', message, 'Store a smaller value or raise MAX_VALUE_BYTES'),
   unsupportedMediaType: (type: string) =>

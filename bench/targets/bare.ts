@@ -71,13 +71,11 @@ if (mode === 'floor') {
     const id = randomUUID();
     const meta = { id, key, description: null, isReserved: false, expiresAt: null, createdBy: 'bench' };
     const created = await db.transaction(async (tx) => {
-      return repo.insertNew(tx, meta, sealed, {
-        ...who,
-        action: 'secret.create',
-        key,
-        version: 1,
-        outcome: 'success',
-      });
+      if (!(await repo.insertNew(tx, meta, sealed))) return false;
+      await repo.appendAlongside(tx, [
+        { audit: { ...who, action: 'secret.create', key, version: 1, outcome: 'success' } },
+      ]);
+      return true;
     });
     if (!created) return reply.code(409).send({ error: 'CONFLICT' });
     return reply.code(201).send({ success: true, id });
@@ -92,11 +90,19 @@ if (mode === 'floor') {
         createdBy: 'bench',
         keep: config.maxVersions,
       };
-      await repo.updateLocked(
+      await repo.update(
         tx,
         cur,
         { version },
-        { ...who, action: 'secret.update', key: cur.key, version: version.number, outcome: 'success' },
+        {
+          audit: {
+            ...who,
+            action: 'secret.update',
+            key: cur.key,
+            version: version.number,
+            outcome: 'success',
+          },
+        },
       );
       return true;
     });

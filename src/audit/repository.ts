@@ -91,6 +91,14 @@ export function auditRowCte(e: AuditEntry, params: unknown[], after?: string): s
   return `audit_row AS (INSERT INTO audit_log (${AUDIT_COLUMNS}) ${rows} RETURNING id)`;
 }
 
+/** Many rows' INSERT (no RETURNING), its parameters appended to `params`: appendMany's statement, for a caller that adds to it. */
+export function auditRowsInsert(entries: readonly AuditEntry[], params: unknown[]): string {
+  const first = params.length + 1;
+  const rows = entries.map(entryParams);
+  params.push(...AUDIT_COLUMN_TYPES.map((_, i) => rows.map((p) => p[i])));
+  return `INSERT INTO audit_log (${AUDIT_COLUMNS}) SELECT * FROM unnest(${AUDIT_COLUMN_TYPES.map((t, i) => `$${first + i}::${t}[]`).join(', ')})`;
+}
+
 export function createAuditRepository() {
   return {
     /** The reusable writer: one row, on the caller's transaction (or the pool). */

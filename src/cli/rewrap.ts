@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { createAuditRepository } from '../audit/repository.js';
-import { createAuditTrail } from '../audit/trail.js';
-import { createAuditWriter } from '../audit/writer.js';
 import { systemCaller } from '../auth/caller.js';
 import { loadConfig } from '../config.js';
 import { loadMigrations, migrate } from '../db/migrate.js';
@@ -12,6 +9,8 @@ import { createKekRepository } from '../kek/repository.js';
 import { createKekService } from '../kek/service.js';
 import { createLogger } from '../logger.js';
 import { openDatabase, resolveKeys } from '../runtime.js';
+import { createChanges } from '../secrets/changes.js';
+import { createSecretsRepository } from '../secrets/repository.js';
 
 /**
  * npm run rewrap -- [--batch-size 500] [--pause-ms 0]
@@ -55,21 +54,23 @@ try {
     // The same check as the server: every kid in the ring must be the one the data was written with.
     await checkKeyring(db, keyring);
     const kek = createKekService({ db, repo: createKekRepository(), keyring, log });
-    // The command line's rewrap is audited like the HTTP one: a row per secret per batch,
-    // with the actor system:rewrap-cli (no request, so a generated request id).
-    const writer = createAuditWriter({ db, log, windowMs: 0, maxRows: 1000, concurrency: 1 });
-    const trail = createAuditTrail({ db, repo: createAuditRepository(), writer, log });
+    // The command line's rewrap is audited like the HTTP one, through the same door: a row
+    // per secret per batch, with the actor system:rewrap-cli (no request: a generated id).
+    const changes = createChanges({
+      repo: createSecretsRepository(),
+      keyring,
+      maxValueBytes: config.maxValueBytes,
+      maxVersions: config.maxVersions,
+    });
     const caller = systemCaller('rewrap-cli', randomUUID());
     const result = await kek.rewrap({
-      actor: caller.actor,
       batchSize,
-      onTouched: (touched) => trail.note(caller, 'secret.rotate', touched),
+      record: changes.rotated(caller),
       onBatch: async ({ batches, rewrapped }) => {
         process.stderr.write(`rewrap: batch ${batches}, ${rewrapped} rows moved to ${keyring.activeKid}\n`);
         if (pauseMs > 0) await sleep(pauseMs);
       },
     });
-    await writer.flush();
     process.stdout.write(`${JSON.stringify(result)}\n`);
     if (result.remaining > 0) process.exitCode = 1;
   } finally {

@@ -50,6 +50,8 @@ export function eventTypeOf(action: AuditAction, patch: PatchShape | undefined):
       return 'secret.restored';
     case 'secret.rollback':
       return 'secret.rolled_back';
+    case 'secret.rotate':
+      return 'secret.rewrapped';
     case 'secret.update':
       if (!patch || patch.version) return 'secret.updated';
       if (patch.isActive === false) return 'secret.deleted';
@@ -62,6 +64,58 @@ export function eventTypeOf(action: AuditAction, patch: PatchShape | undefined):
   }
 }
 
+/** A changed secret's event, as the door (src/secrets/changes.ts `alongside`) hands it on. */
+export interface ChangeEvent {
+  type: EventType;
+  key: string;
+  version: number | null;
+  actor: string;
+  secretId: string;
+}
+
+/** The event of one changed secret (none for an action that is not a change of a secret). */
+export function changeEvent(c: {
+  action: AuditAction;
+  patch?: PatchShape | undefined;
+  key: string;
+  version: number | null;
+  actor: string;
+  secretId: string;
+}): ChangeEvent | undefined {
+  const type = eventTypeOf(c.action, c.patch);
+  return type && { type, key: c.key, version: c.version, actor: c.actor, secretId: c.secretId };
+}
+
+/**
+ * The events of changes whose own statement has run (a new secret, a rotation batch), on
+ * their transaction, with the audit rows they name, in one statement: `auditInsert` is the
+ * audit rows' INSERT (returning id and key), and each event is joined to its row by key
+ * (the caller passes events of distinct keys). The ETag is read from the secret's row.
+ */
+export function appendEventsSql(
+  auditInsert: string,
+  events: readonly ChangeEvent[],
+  params: unknown[],
+): string {
+  const first = params.length + 1;
+  params.push(
+    events.map((e) => e.type),
+    events.map((e) => e.key),
+    events.map((e) => e.version),
+    events.map((e) => e.secretId),
+    events.map((e) => e.actor),
+  );
+  const p = (i: number) => `$${first + i}`;
+  return `WITH audit_rows AS (${auditInsert} RETURNING id, key)
+    INSERT INTO change_events (type, key, version, etag, actor, audit_id)
+    SELECT e.type, e.key, e.version, '"' || s.id::text || '.' || s.revision::text || '"', e.actor, a.id
+    FROM unnest(${p(0)}::text[], ${p(1)}::text[], ${p(2)}::int[], ${p(3)}::uuid[], ${p(4)}::text[])
+      WITH ORDINALITY AS e (type, key, version, secret_id, actor, n)
+    JOIN audit_rows a ON a.key = e.key
+    JOIN secrets s ON s.id = e.secret_id
+    ORDER BY e.n`;
+}
+
 /**
  * The event of a change as a CTE of the change's own statement (`outbox AS (...)`), its
  * parameters appended to `params`. `row` names the CTE with the changed secret's `id` and
@@ -70,7 +124,7 @@ export function eventTypeOf(action: AuditAction, patch: PatchShape | undefined):
  * guarded change that matched nothing writes no event either.
  */
 export function outboxCte(
-  ev: { type: EventType; key: string; version: number | null; actor: string },
+  ev: Pick<ChangeEvent, 'type' | 'key' | 'version' | 'actor'>,
   params: unknown[],
   row: string | undefined,
   audit = 'audit_row',

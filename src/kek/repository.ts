@@ -52,12 +52,7 @@ export function createKekRepository() {
      * deadlock; skipped rows are picked up by the next pass. Byte arrays travel as hex
      * text so the same SQL runs on pg and PGlite.
      */
-    async storeRewrapped(
-      q: Queryable,
-      rows: Rewrapped[],
-      /** Who runs the rewrap: the secret.rewrapped events (one per secret) name it. */
-      actor: string,
-    ): Promise<{ secretId: string; version: number }[]> {
+    async storeRewrapped(q: Queryable, rows: Rewrapped[]): Promise<{ secretId: string; version: number }[]> {
       if (rows.length === 0) return [];
       return q.query<{ secretId: string; version: number }>(
         `WITH u AS (
@@ -74,10 +69,6 @@ export function createKekRepository() {
            FROM u JOIN locked l ON l.secret_id = u.secret_id AND l.version = u.version
            WHERE v.secret_id = u.secret_id AND v.version = u.version AND v.kid = u.from_kid
            RETURNING v.secret_id, v.version
-         ), events AS (
-           INSERT INTO change_events (type, key, version, etag, actor)
-           SELECT 'secret.rewrapped', s.key, s.current_version, '"' || s.id::text || '.' || s.revision::text || '"', $8
-           FROM secrets s WHERE s.id IN (SELECT secret_id FROM upd) ORDER BY s.key
          )
          SELECT secret_id::text AS "secretId", version FROM upd`,
         [
@@ -88,7 +79,6 @@ export function createKekRepository() {
           rows.map((r) => hex(r.sealed.wrappedDek)),
           rows.map((r) => hex(r.sealed.dekIv)),
           rows.map((r) => hex(r.sealed.dekTag)),
-          actor,
         ],
       );
     },

@@ -2,8 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/trail.js';
+import type { Caller } from '../auth/caller.js';
 import { errorResponses } from '../http/schemas.js';
-import type { KekService } from './service.js';
+import type { KekService, RewrapOptions } from './service.js';
 
 /** Admin endpoints for key rotation. HTTP only; the guard comes from the enclosing scope. */
 
@@ -55,7 +56,15 @@ const keyStatus = z.object({
   pendingRewrap: z.number().int().meta({ description: 'Rows not yet under the active kid' }),
 });
 
-export async function kekRoutes(app: FastifyInstance, opts: { kek: KekService; trail: AuditTrail }) {
+export async function kekRoutes(
+  app: FastifyInstance,
+  opts: {
+    kek: KekService;
+    trail: AuditTrail;
+    /** Where a batch records the secrets it touched: the secrets' door (changes.rotated). */
+    recordFor: (caller: Caller) => NonNullable<RewrapOptions['record']>;
+  },
+) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const errs = errorResponses(400, 401, 403, 503);
   const tags = ['Keys'];
@@ -87,16 +96,16 @@ export async function kekRoutes(app: FastifyInstance, opts: { kek: KekService; t
       },
     },
     async (req) => {
-      // The rewrap commits batch by batch; each batch's secrets are audited once it has
-      // committed (one row per secret, success or decrypt_failed). A run that touches nothing
-      // leaves one row (key null) so the attempt is still on record.
+      // The rewrap commits batch by batch, each batch's secrets audited in its transaction
+      // (one row per secret, success or decrypt_failed). A run that touches nothing leaves
+      // one row (key null) so the attempt is still on record.
       let touchedAny = false;
+      const recorded = opts.recordFor(req.caller);
       const result = await opts.kek.rewrap({
-        actor: req.caller.actor,
         ...(req.body?.batchSize ? { batchSize: req.body.batchSize } : {}),
-        onTouched: async (touched) => {
+        record: async (q, touched) => {
           touchedAny = true;
-          await opts.trail.note(req.caller, 'secret.rotate', touched);
+          await recorded(q, touched);
         },
       });
       if (!touchedAny)

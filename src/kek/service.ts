@@ -2,14 +2,14 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { IntegrityError, rewrapValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
-import type { Database } from '../db/database.js';
+import type { Database, Queryable } from '../db/database.js';
 import { toSealed } from '../db/sealed-columns.js';
 import type { KekRepository, Rewrapped } from './repository.js';
 
 /**
  * Key rotation: moves every stored data key to the active kid, online.
  *
- * Each batch is one read and one conditional UPDATE (its own short transaction), so readers
+ * Each batch is one read and one conditional UPDATE (with its audit rows, one short transaction), so readers
  * and writers are never blocked for longer than one statement. Values are never decrypted
  * or re-encrypted: only the DEK is unwrapped with its old KEK and wrapped with the active
  * one. The work is resumable by construction: it only ever selects rows whose kid is not
@@ -30,19 +30,24 @@ export interface RewrapResult {
   durationMs: number;
 }
 
+/** A secret a rewrap batch touched: the version it rewrapped, or the one that failed its check. */
+export interface RewrapTouched {
+  key: string;
+  secretId: string;
+  version: number;
+  outcome: 'success' | 'decrypt_failed';
+}
+
 export interface RewrapOptions {
   batchSize?: number;
-  /** Who runs it (an audit actor), named by the secret.rewrapped events; default system:rewrap. */
-  actor?: string;
   /** Called after each committed batch (progress output; tests use it to stop midway). */
   onBatch?: (progress: { batches: number; rewrapped: number }) => void | Promise<void>;
   /**
-   * Called after each committed batch with the secrets it touched (by name): rewrapped, or
-   * failed their integrity check. The HTTP route audits them (one row per secret per batch).
+   * Records the secrets a batch touched (rewrapped, or failed their integrity check), one
+   * per secret, on the batch's own transaction: they commit with the batch or not at all.
+   * The callers pass the secrets' door (`changes.rotated` in src/secrets/changes.ts).
    */
-  onTouched?: (
-    touched: { key: string; version: number; outcome: 'success' | 'decrypt_failed' }[],
-  ) => Promise<void>;
+  record?: (q: Queryable, touched: RewrapTouched[]) => Promise<void>;
 }
 
 export function createKekService(deps: { db: Database; repo: KekRepository; keyring: Keyring; log: Logger }) {
@@ -63,7 +68,7 @@ export function createKekService(deps: { db: Database; repo: KekRepository; keyr
           const rows = await repo.nextToRewrap(db, activeKid, after, batchSize);
           if (rows.length === 0) break;
           const out: Rewrapped[] = [];
-          const failedNow: { key: string; version: number; outcome: 'decrypt_failed' }[] = [];
+          const failedNow: RewrapTouched[] = [];
           for (const row of rows) {
             const identity = { secretId: row.secret_id, key: row.key, version: row.version };
             try {
@@ -83,24 +88,34 @@ export function createKekService(deps: { db: Database; repo: KekRepository; keyr
                 );
               }
               failedRows.add(`${row.secret_id}/${row.version}`);
-              failedNow.push({ key: row.key, version: row.version, outcome: 'decrypt_failed' });
+              failedNow.push({
+                key: row.key,
+                secretId: row.secret_id,
+                version: row.version,
+                outcome: 'decrypt_failed',
+              });
             }
           }
-          const stored = await repo.storeRewrapped(db, out, opts.actor ?? 'system:rewrap');
+          const record = opts.record;
+          const stored = record
+            ? await db.transaction(async (tx) => {
+                const done = await repo.storeRewrapped(tx, out);
+                const keyOf = new Map(rows.map((r) => [`${r.secret_id}/${r.version}`, r.key]));
+                const ok = done.map((v) => ({
+                  key: keyOf.get(`${v.secretId}/${v.version}`) ?? '',
+                  secretId: v.secretId,
+                  version: v.version,
+                  outcome: 'success' as const,
+                }));
+                // One row per secret: a batch holding several versions of one secret names it once.
+                const seen = new Set<string>();
+                const touched = [...ok, ...failedNow].filter((t) => !seen.has(t.key) && seen.add(t.key));
+                if (touched.length) await record(tx, touched);
+                return done;
+              })
+            : await repo.storeRewrapped(db, out);
           const n = stored.length;
           rewrapped += n;
-          if (opts.onTouched) {
-            const keyOf = new Map(rows.map((r) => [`${r.secret_id}/${r.version}`, r.key]));
-            const done = stored.map((v) => ({
-              key: keyOf.get(`${v.secretId}/${v.version}`) ?? '',
-              version: v.version,
-              outcome: 'success' as const,
-            }));
-            // One row per secret: a batch holding several versions of one secret names it once.
-            const seen = new Set<string>();
-            const touched = [...done, ...failedNow].filter((t) => !seen.has(t.key) && seen.add(t.key));
-            if (touched.length) await opts.onTouched(touched);
-          }
           if (n > 0) progressed = true;
           batches++;
           const last = rows[rows.length - 1]!;

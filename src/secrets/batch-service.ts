@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { AuditEntry } from '../audit/entry.js';
@@ -8,16 +7,15 @@ import { type AuditTrail, auditEntry } from '../audit/trail.js';
 import { type Actor, hasScope } from '../auth/actor.js';
 import type { Caller } from '../auth/caller.js';
 import { maySee } from '../auth/visibility.js';
-import { sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Transaction } from '../db/database.js';
-import { AppError, errors } from '../errors.js';
+import { errors } from '../errors.js';
 import type { BatchEntry } from './batch-schemas.js';
+import type { Changes } from './changes.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { generateValue } from './generate.js';
 import { openSealed } from './open-sealed.js';
-import type { SecretRow, SecretsRepository } from './repository.js';
-import { revivedReserved, writeOnlyPermanent } from './service.js';
+import type { Alongside, SecretRow, SecretsRepository } from './repository.js';
 
 /**
  * The batch write behind `secrets import`: every entry created or updated in one
@@ -33,10 +31,10 @@ export interface BatchServiceDeps {
   repo: SecretsRepository;
   audit: AuditRepository;
   trail: AuditTrail;
+  /** The one door every change goes through (src/secrets/changes.ts). */
+  changes: Changes;
   keyring: Keyring;
   log: Logger;
-  maxValueBytes: number;
-  maxVersions: number;
 }
 
 /** Thrown inside the transaction so the refusal can be audited against the key that caused it. */
@@ -55,26 +53,13 @@ const YIELD_EVERY = 100;
 const sameDate = (a: Date | null, b: Date | null) => (a?.getTime() ?? null) === (b?.getTime() ?? null);
 
 export function createBatchService(deps: BatchServiceDeps) {
-  const { repo, audit, trail, keyring, log, maxValueBytes, maxVersions } = deps;
+  const { repo, audit, trail, changes, keyring, log } = deps;
 
-  function checkValue(key: string, value: string) {
-    const bytes = Buffer.byteLength(value, 'utf8');
-    if (bytes > maxValueBytes)
-      throw errors.payloadTooLarge(
-        `${key}: value is ${bytes} bytes of UTF-8; the limit is ${maxValueBytes} bytes`,
-      );
-  }
-
-  function version(cur: { id: string; key: string }, number: number, value: string, by: string) {
-    return {
-      number,
-      createdBy: by,
-      keep: maxVersions,
-      sealed: sealValue(keyring, { secretId: cur.id, key: cur.key, version: number }, value),
-    };
-  }
-
-  /** Applies one entry under the row lock; returns its status and the version it leaves current. */
+  /**
+   * One entry under its row lock, through the same door as the single-key routes: planned
+   * by the same rules (refusals are thrown before any dry-run answer), written with its
+   * audit row in one statement. Returns its status and the version it leaves current.
+   */
   async function applyEntry(
     tx: Transaction,
     e: BatchEntry,
@@ -82,98 +67,31 @@ export function createBatchService(deps: BatchServiceDeps) {
     dryRun: boolean,
     who: Caller,
     actor: Actor,
+    /** New secrets' audit rows (and whatever else each change writes), written at the batch's end. */
+    later: Alongside[],
   ): Promise<{ status: BatchStatus; version: number | null; audited?: boolean }> {
     if (e.ifMatch !== undefined && (!cur || !ifMatchSatisfied(e.ifMatch, secretEtag(cur.id, cur.revision)))) {
-      throw new AppError(
-        412,
-        'PRECONDITION_FAILED',
-        `Precondition failed: ${e.key} ${cur ? 'changed since the ETag given in ifMatch' : 'does not exist'}`,
-        'Read the secret again, then retry the import with its current ETag (or without ifMatch)',
-      );
+      throw errors.entryPreconditionFailed(e.key, cur !== undefined);
     }
-    if (!cur || !cur.is_active) return create(tx, cur, e, dryRun, who, actor);
-    return update(tx, cur, e, dryRun, who, actor);
-  }
-
-  async function create(
-    tx: Transaction,
-    cur: SecretRow | undefined,
-    e: BatchEntry,
-    dryRun: boolean,
-    who: Caller,
-    actor: Actor,
-  ) {
-    if (cur) {
-      // A revived write-only secret stays write-only: its kept versions must stay unreadable.
-      writeOnlyPermanent(e.key, cur.write_only, e.isWriteOnly);
-      revivedReserved(cur, e.key, e.isReserved, actor.kind === 'admin');
-    }
-    if (dryRun) return { status: 'created' as const, version: null };
-    // Generated (and size-checked) before the transaction began: see apply.
-    const value = e.value!;
-    const meta = {
-      isReserved: e.isReserved ?? false,
-      writeOnly: e.isWriteOnly ?? false,
-      expiresAt: e.expiresAt ?? null,
-      description: e.description ?? null,
-    };
-    if (!cur) {
-      const id = randomUUID();
-      const sealed = sealValue(keyring, { secretId: id, key: e.key, version: 1 }, value);
-      if (
-        !(await repo.insertNew(
-          tx,
-          { id, key: e.key, ...meta, createdBy: who.label },
-          sealed,
-          auditEntry(who, 'secret.create', e.key, 'success', 1),
-        ))
-      )
+    if (!cur || !cur.is_active) {
+      // Generated (and size-checked) before the transaction began: see apply. A dry run may
+      // not have one (a generated value is made only when it is written).
+      const request = { ...e, value: e.value ?? '' };
+      const op = cur ? { kind: 'revive' as const, cur, request } : { kind: 'create' as const, request };
+      const plan = changes.planChange(who, op, { named: true });
+      if (dryRun) return { status: 'created', version: null };
+      const w = await changes.writeChange(tx, who, 'secret.create', plan, { later });
+      if (w.revision === undefined)
         throw errors.conflict(
           `Secret already exists: ${e.key} (created concurrently)`,
           'Run the import again',
         );
-      return { status: 'created' as const, version: 1, audited: true };
+      return { status: 'created', version: w.version, audited: true };
     }
-    // Soft-deleted: revived under its own id as a new version, as POST /api/secrets does.
-    const next = version(cur, cur.current_version + 1, value, who.label);
-    await repo.updateLocked(
-      tx,
-      cur,
-      {
-        isActive: true,
-        isReserved: revivedReserved(cur, e.key, e.isReserved, actor.kind === 'admin'),
-        expiresAt: meta.expiresAt,
-        description: meta.description,
-        ...(meta.writeOnly && !cur.write_only ? { writeOnly: true as const } : {}),
-        version: next,
-      },
-      auditEntry(who, 'secret.create', e.key, 'success', next.number),
-    );
-    return { status: 'created' as const, version: next.number, audited: true };
-  }
-
-  async function update(
-    tx: Transaction,
-    cur: SecretRow,
-    e: BatchEntry,
-    dryRun: boolean,
-    who: Caller,
-    actor: Actor,
-  ) {
-    if (e.isReserved === false && cur.is_reserved && actor.kind === 'access_key')
-      throw errors.denied(
-        `Only an admin can un-reserve ${e.key}`,
-        'Leave isReserved out, or use an admin token',
-      );
-    writeOnlyPermanent(e.key, cur.write_only, e.isWriteOnly);
-    const makeWriteOnly = e.isWriteOnly === true && !cur.write_only;
-    if (makeWriteOnly && !who.admin)
-      throw errors.denied(
-        `Only an admin can make the existing secret ${e.key} write-only`,
-        'Leave isWriteOnly out, or use an admin token',
-      );
+    // Planned first, so that a refused entry is refused even when it would change nothing.
+    const plan = changes.planChange(who, { kind: 'update', cur, request: e }, { named: true });
     const metaChanged =
-      makeWriteOnly ||
+      (e.isWriteOnly === true && !cur.write_only) ||
       (e.description !== undefined && e.description !== cur.description) ||
       (e.expiresAt !== undefined && !sameDate(e.expiresAt, cur.expires_at)) ||
       (e.isReserved !== undefined && e.isReserved !== cur.is_reserved);
@@ -191,23 +109,18 @@ export function createBatchService(deps: BatchServiceDeps) {
         valueChanged = plain !== e.value;
       } else valueChanged = true;
     }
-    if (!metaChanged && !valueChanged) return { status: 'unchanged' as const, version: cur.current_version };
-    if (dryRun) return { status: 'updated' as const, version: null };
-    const next = valueChanged ? version(cur, cur.current_version + 1, e.value!, who.label) : undefined;
-    const v = next?.number ?? cur.current_version;
-    await repo.updateLocked(
-      tx,
-      cur,
-      {
-        isReserved: e.isReserved,
-        ...(makeWriteOnly ? { writeOnly: true as const } : {}),
-        expiresAt: e.expiresAt,
-        description: e.description,
-        version: next,
-      },
-      auditEntry(who, 'secret.update', e.key, 'success', v),
-    );
-    return { status: 'updated' as const, version: v, audited: true };
+    if (!metaChanged && !valueChanged) return { status: 'unchanged', version: cur.current_version };
+    if (dryRun) return { status: 'updated', version: null };
+    // An unchanged value is not stored again as a new version.
+    const write = valueChanged
+      ? plan
+      : changes.planChange(
+          who,
+          { kind: 'update', cur, request: { ...e, value: undefined } },
+          { named: true },
+        );
+    const w = await changes.writeChange(tx, who, 'secret.update', write);
+    return { status: 'updated', version: w.version, audited: true };
   }
 
   return {
@@ -252,7 +165,7 @@ export function createBatchService(deps: BatchServiceDeps) {
           if (i > 0 && i % YIELD_EVERY === 0) await setImmediate();
           const value = e.value ?? (opts.dryRun ? undefined : generateValue(e.generate!));
           try {
-            if (value !== undefined) checkValue(e.key, value);
+            if (value !== undefined) changes.checkValue(e.key, value, true);
           } catch (err) {
             throw new EntryError(e.key, err);
           }
@@ -278,10 +191,11 @@ export function createBatchService(deps: BatchServiceDeps) {
             ).map((r) => [r.key, r]),
           );
           const rowsLeft: AuditEntry[] = [];
+          const later: Alongside[] = [];
           for (const e of ordered) {
             let r: { status: BatchStatus; version: number | null; audited?: boolean };
             try {
-              r = await applyEntry(tx, e, rows.get(e.key), opts.dryRun, who, actor);
+              r = await applyEntry(tx, e, rows.get(e.key), opts.dryRun, who, actor, later);
             } catch (err) {
               throw new EntryError(e.key, err);
             }
@@ -297,6 +211,7 @@ export function createBatchService(deps: BatchServiceDeps) {
                 ),
               );
           }
+          await repo.appendAlongside(tx, later);
           await audit.appendMany(tx, rowsLeft);
         });
       } catch (err) {

@@ -1,11 +1,11 @@
 import type { AuditEntry } from '../audit/entry.js';
-import { auditRowCte } from '../audit/repository.js';
+import { auditRowCte, auditRowsInsert, createAuditRepository } from '../audit/repository.js';
 import { LAST_USED_STAMP_SECONDS } from '../audit/writer.js';
 import { type Visibility, visibilitySql } from '../auth/visibility.js';
 import type { SealedValue } from '../crypto/envelope.js';
 import { type Queryable, shapeName } from '../db/database.js';
 import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
-import { eventTypeOf, outboxCte } from '../events/outbox.js';
+import { appendEventsSql, type ChangeEvent, outboxCte } from '../events/outbox.js';
 
 /** SQL only: no rules, no crypto. Every method takes the Queryable to run on (pool or transaction). */
 
@@ -61,6 +61,29 @@ export interface VersionRow {
   created_at: Date;
   created_by: string | null;
 }
+
+/**
+ * What every changed secret writes beside its change (built by `alongside` in
+ * src/secrets/changes.ts), in the change's own statement: one CTE per field
+ * (alongsideCtes), or on the change's transaction after its statement (appendAlongside: a
+ * new secret's insert, a rotation batch). A new per-change row is one field here and one
+ * line in each of the two.
+ */
+export interface Alongside {
+  audit: AuditEntry;
+  /** The change's event (the outbox): none for a failed rotation's row. */
+  event?: ChangeEvent | undefined;
+}
+
+/** The Alongside rows as CTEs of the change's statement, inserted once per row of `after`. */
+function alongsideCtes(side: Alongside, params: unknown[], after?: string): string[] {
+  return [
+    auditRowCte(side.audit, params, after),
+    ...(side.event ? [outboxCte(side.event, params, after)] : []),
+  ];
+}
+
+const auditRows = createAuditRepository();
 
 const secretColumns = (t: string) => `${t}.id, ${t}.key, ${t}.description, ${t}.is_active, ${t}.is_reserved,
   ${t}.write_only, ${t}.expires_at, ${t}.current_version, ${t}.created_at, ${t}.updated_at, ${t}.last_used_at, ${t}.last_used_by,
@@ -121,36 +144,27 @@ export function createSecretsRepository() {
         createdBy: string;
       },
       sealed: SealedValue,
-      /** The change's audit row, inserted by the same statement (with its event) when the key was new. */
-      audit: AuditEntry,
     ): Promise<boolean> {
-      const params: unknown[] = [
-        s.id,
-        s.key,
-        s.description,
-        s.isReserved,
-        s.expiresAt,
-        s.createdBy,
-        ...sealedParams(sealed),
-        s.writeOnly ?? false,
-      ];
-      const auditRow = auditRowCte(audit, params, 's');
-      const event = outboxCte(
-        { type: 'secret.created', key: s.key, version: 1, actor: audit.actor },
-        params,
-        's',
-      );
       const rows = await q.query(
         `WITH s AS (
            INSERT INTO secrets (id, key, description, is_reserved, expires_at, current_version, write_only)
            VALUES ($1, $2, $3, $4, $5, 1, $15)
            ON CONFLICT (key) DO NOTHING
-           RETURNING id, revision
-         ), ${auditRow}, ${event}
+           RETURNING id
+         )
          INSERT INTO secret_versions (secret_id, version, created_by, ${CRYPTO})
          SELECT s.id, 1, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM s
          RETURNING secret_id`,
-        params,
+        [
+          s.id,
+          s.key,
+          s.description,
+          s.isReserved,
+          s.expiresAt,
+          s.createdBy,
+          ...sealedParams(sealed),
+          s.writeOnly ?? false,
+        ],
         { name: 'secret_create' },
       );
       return rows.length === 1;
@@ -222,8 +236,8 @@ export function createSecretsRepository() {
       q: Queryable,
       cur: { id: string; revision: string },
       patch: SecretPatch,
-      /** The change's audit row, inserted by the same statement. */
-      audit: AuditEntry,
+      /** What the change writes beside it (its audit row...), inserted by the same statement. */
+      side: Alongside,
     ): Promise<string | undefined> {
       const params: unknown[] = [cur.id, cur.revision];
       const sets = ['updated_at = now()', 'revision = secrets.revision + 1'];
@@ -261,33 +275,12 @@ export function createSecretsRepository() {
            WHERE secret_versions.secret_id = upd.id AND secret_versions.version <= ${p(0)}::int - ${p(10)}::int
          )`);
       }
-      parts.push(auditRowCte(audit, params, 'upd'));
-      const type = eventTypeOf(audit.action, patch);
-      if (type)
-        parts.push(
-          outboxCte(
-            { type, key: audit.key ?? '', version: audit.version ?? null, actor: audit.actor },
-            params,
-            'upd',
-          ),
-        );
+      parts.push(...alongsideCtes(side, params, 'upd'));
       const sql = `WITH ${parts.join(', ')} SELECT revision FROM upd`;
       const rows = await q.query<{ revision: string }>(sql, params, {
         name: shapeName(patch.version ? 'secret_update' : 'secret_patch', sql),
       });
       return rows[0]?.revision;
-    },
-
-    /** update() on a row read under its lock (FOR UPDATE), which nothing can have changed. */
-    async updateLocked(
-      q: Queryable,
-      cur: { id: string; revision: string },
-      patch: SecretPatch,
-      audit: AuditEntry,
-    ): Promise<string> {
-      const revision = await this.update(q, cur, patch, audit);
-      if (revision === undefined) throw new Error(`secret ${cur.id} changed under its row lock`);
-      return revision;
     },
 
     /** Version metadata of one secret, newest first (never values). */
@@ -312,15 +305,38 @@ export function createSecretsRepository() {
     },
 
     /** Erases a secret and records it; ON DELETE CASCADE removes its versions in the same statement. */
-    async purge(q: Queryable, id: string, audit: AuditEntry): Promise<void> {
+    async purge(q: Queryable, id: string, side: Alongside): Promise<void> {
       const params: unknown[] = [id];
-      const cte = auditRowCte(audit, params);
-      const event = outboxCte(
-        { type: 'secret.purged', key: audit.key ?? '', version: audit.version ?? null, actor: audit.actor },
+      const ctes = alongsideCtes(side, params);
+      await q.query(`WITH ${ctes.join(', ')} DELETE FROM secrets WHERE id = $1`, params);
+    },
+
+    /** The Alongside rows of changes whose own statement has run, on their transaction. */
+    async appendAlongside(q: Queryable, sides: readonly Alongside[]): Promise<void> {
+      if (sides.length === 0) return;
+      const events = sides.flatMap((s) => (s.event ? [s.event] : []));
+      if (events.length === 0) {
+        await auditRows.appendMany(
+          q,
+          sides.map((s) => s.audit),
+        );
+        return;
+      }
+      // Events are joined to their audit rows by key: with a key twice, one side at a time.
+      if (new Set(sides.map((s) => s.audit.key)).size < sides.length) {
+        for (const s of sides) await this.appendAlongside(q, [s]);
+        return;
+      }
+      const params: unknown[] = [];
+      const sql = appendEventsSql(
+        auditRowsInsert(
+          sides.map((s) => s.audit),
+          params,
+        ),
+        events,
         params,
-        undefined,
       );
-      await q.query(`WITH ${cte}, ${event} DELETE FROM secrets WHERE id = $1`, params);
+      await q.query(sql, params, { name: 'alongside_append' });
     },
 
     /**

@@ -67,10 +67,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
       const { generate, ...body } = req.body;
       // Exactly one of value and generate is present (createBody checks it).
       const value = body.value ?? generateValue(generate!);
-      const { id } = await secrets.create(
-        { ...body, value, mayUnreserve: req.actor?.kind === 'admin' },
-        req.caller,
-      );
+      const { id } = await secrets.create({ ...body, value }, req.caller);
       return reply
         .code(201)
         .send({ success: true, message: `Secret ${req.body.key} has been created successfully`, id });
@@ -111,13 +108,9 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
           action: 'secret.update',
           scope: 'secrets:write',
           keyFrom: 'params',
-          // Un-reserving is what makes a secret deletable: no scope implies it. (Making a
-          // readable secret write-only is admin-only too: the service checks it against the
-          // row, so that re-sending isWriteOnly:true for a write-only secret stays harmless.)
-          adminOnlyWhen: (req) =>
-            (req.body as { isReserved?: unknown } | undefined)?.isReserved === false
-              ? 'set isReserved to false (un-reserving is admin-only)'
-              : null,
+          // Un-reserving and making a readable secret write-only are admin-only: the one
+          // rule for every path checks them against the row (src/secrets/changes.ts), so
+          // re-sending isReserved:false or isWriteOnly:true as it already is stays harmless.
         },
       },
       schema: {

@@ -1,15 +1,14 @@
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { outcomeOf, withOutcome } from '../audit/outcome.js';
 import type { AuditTrail, ReadOutcome } from '../audit/trail.js';
 import type { Caller } from '../auth/caller.js';
-import { sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Queryable, Transaction } from '../db/database.js';
 import type { ReadRouting, ReadTarget } from '../db/read-replicas.js';
 import type { CryptoColumns } from '../db/sealed-columns.js';
 import { errors } from '../errors.js';
 import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
+import type { ChangeRequest, Changes, CreateRequest } from './changes.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { openSealed } from './open-sealed.js';
 import type { RevealRow, SecretRow, SecretsRepository } from './repository.js';
@@ -53,43 +52,7 @@ export interface Revealed {
   etag: string;
 }
 
-/**
- * Whether a soft-deleted secret comes back reserved: as it was, unless the request says
- * otherwise; un-reserving is admin-only here as on PUT (else reviving would be a way around it).
- */
-export function revivedReserved(
-  cur: { is_reserved: boolean },
-  key: string,
-  requested: boolean | undefined,
-  mayUnreserve: boolean,
-): boolean {
-  if (cur.is_reserved && requested === false && !mayUnreserve)
-    throw errors.denied(
-      `Only an admin can un-reserve ${key}: it was reserved when deleted, and reviving keeps it reserved`,
-      'Leave isReserved out, or use an admin token',
-    );
-  return requested ?? cur.is_reserved;
-}
-
-export interface CreateInput {
-  key: string;
-  value: string;
-  isReserved?: boolean | undefined;
-  isWriteOnly?: boolean | undefined;
-  /** Whether the caller may un-reserve (an admin): reviving a reserved secret keeps it reserved otherwise. */
-  mayUnreserve: boolean;
-  expiresAt?: Date | null | undefined;
-  description?: string | null | undefined;
-}
-
-export interface UpdateInput {
-  value?: string | undefined;
-  isActive?: boolean | undefined;
-  isReserved?: boolean | undefined;
-  isWriteOnly?: boolean | undefined;
-  expiresAt?: Date | null | undefined;
-  description?: string | null | undefined;
-}
+export type { ChangeRequest as UpdateInput, CreateRequest as CreateInput } from './changes.js';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -145,19 +108,6 @@ export const writeOnlyRefused = (key: string) =>
     'denied',
   );
 
-/**
- * Refuses to clear the write-only flag (whoever asks): the kept versions would become
- * readable. A person who needs to see the value sets a new one.
- */
-export function writeOnlyPermanent(key: string, current: boolean, wanted: boolean | undefined) {
-  if (current && wanted === false) {
-    throw errors.forbidden(
-      `Secret ${key} is write-only, and write-only cannot be undone`,
-      'Leave isWriteOnly out (or true). To know the value, set a new one with PUT /api/secrets/{key} {"value": ...}; to start over, delete and purge the secret (admin) and create it again',
-    );
-  }
-}
-
 /** Why a found secret cannot be read: write-only, inactive, expired or missing version (null: readable). */
 function unreadable(key: string, row: RevealRow) {
   // First: whatever its state, the answer to "can I read it" is never.
@@ -188,25 +138,15 @@ export interface SecretServiceDeps {
   db: Database;
   repo: SecretsRepository;
   trail: AuditTrail;
+  /** The one door every change goes through (src/secrets/changes.ts). */
+  changes: Changes;
   keyring: Keyring;
   log: Logger;
-  maxValueBytes: number;
-  /** Versions kept per secret (MAX_VERSIONS); older ones are pruned when one is added. */
-  maxVersions: number;
   /** Read replicas (DATABASE_READ_URL): where value reads and lists go. Default: the primary. */
   reads?: Pick<ReadRouting, 'route' | 'served' | 'failed' | 'overruled'> | undefined;
 }
 
-export function createSecretService({
-  db,
-  repo,
-  trail,
-  keyring,
-  log,
-  maxValueBytes,
-  maxVersions,
-  reads,
-}: SecretServiceDeps) {
+export function createSecretService({ db, repo, trail, changes, keyring, log, reads }: SecretServiceDeps) {
   const primary: ReadTarget = { db, replica: undefined };
   const reveals = revealBatcher(repo);
 
@@ -230,13 +170,6 @@ export function createSecretService({
     return run(db, false);
   }
 
-  function checkValue(value: string) {
-    const bytes = Buffer.byteLength(value, 'utf8');
-    if (bytes > maxValueBytes) {
-      throw errors.payloadTooLarge(`value is ${bytes} bytes of UTF-8; the limit is ${maxValueBytes} bytes`);
-    }
-  }
-
   const open = (row: { id: string; key: string }, version: number, sealed: CryptoColumns) =>
     openSealed(keyring, log, { secretId: row.id, key: row.key, version }, sealed);
 
@@ -251,16 +184,6 @@ export function createSecretService({
   /** The secret's row under its lock, checked against If-Match. */
   const lockChecked = async (tx: Transaction, key: string, ifMatch: string | undefined) =>
     checked(await repo.findByKey(tx, key, { forUpdate: true }), key, ifMatch);
-
-  function newVersion(cur: SecretRow, value: string, actor: string) {
-    const number = cur.current_version + 1;
-    return {
-      number,
-      createdBy: actor,
-      keep: maxVersions,
-      sealed: sealValue(keyring, { secretId: cur.id, key: cur.key, version: number }, value),
-    };
-  }
 
   return {
     /** Metadata of the secrets the caller may see; one audit row (its prefix as key). */
@@ -292,26 +215,15 @@ export function createSecretService({
       return { secrets: page.map(toMetadata), nextCursor };
     },
 
-    async create(input: CreateInput, caller: Caller): Promise<{ id: string; revived: boolean }> {
+    async create(input: CreateRequest, caller: Caller): Promise<{ id: string; revived: boolean }> {
       return trail.change<{ id: string; revived: boolean }>(
         caller,
         'secret.create',
         input.key,
-        async (tx, row) => {
-          checkValue(input.value);
-          const id = randomUUID();
-          const sealed = sealValue(keyring, { secretId: id, key: input.key, version: 1 }, input.value);
-          const meta = {
-            id,
-            key: input.key,
-            description: input.description ?? null,
-            isReserved: input.isReserved ?? false,
-            writeOnly: input.isWriteOnly ?? false,
-            expiresAt: input.expiresAt ?? null,
-            createdBy: caller.label,
-          };
-          if (await repo.insertNew(tx, meta, sealed, row(1)))
-            return { result: { id, revived: false }, version: 1, audited: true };
+        async (tx) => {
+          const made = await changes.change(tx, caller, 'secret.create', { kind: 'create', request: input });
+          if (made.revision !== undefined)
+            return { result: { id: made.id, revived: false }, version: 1, audited: true };
 
           // The key exists. Active: conflict. Soft-deleted: revive it under its own id, as a new version.
           const cur = await repo.findByKey(tx, input.key, { forUpdate: true });
@@ -322,23 +234,12 @@ export function createSecretService({
               'Use PUT /api/secrets/{key} to change its value, or choose another key',
             );
           }
-          // Reviving keeps it write-only: its kept versions must stay unreadable.
-          writeOnlyPermanent(input.key, cur.write_only, input.isWriteOnly);
-          const next = newVersion(cur, input.value, caller.label);
-          await repo.updateLocked(
-            tx,
+          const revived = await changes.change(tx, caller, 'secret.create', {
+            kind: 'revive',
             cur,
-            {
-              isActive: true,
-              isReserved: revivedReserved(cur, input.key, input.isReserved, input.mayUnreserve),
-              ...(meta.writeOnly && !cur.write_only ? { writeOnly: true as const } : {}),
-              expiresAt: meta.expiresAt,
-              description: meta.description,
-              version: next,
-            },
-            row(next.number),
-          );
-          return { result: { id: cur.id, revived: true }, version: next.number, audited: true };
+            request: input,
+          });
+          return { result: { id: cur.id, revived: true }, version: revived.version, audited: true };
         },
       );
     },
@@ -425,15 +326,15 @@ export function createSecretService({
      * sealed again under the new number (its AAD names the version), never copied.
      */
     async rollback(key: string, version: number, ifMatch: string | undefined, caller: Caller) {
-      return trail.change(caller, 'secret.rollback', key, async (tx, row) => {
+      return trail.change(caller, 'secret.rollback', key, async (tx) => {
         // One locking read brings the secret and the old version's sealed value.
         const cur = checked(await repo.lockWithVersion(tx, key, version), key, ifMatch);
         if (!cur.old) throw versionNotFound(key, version);
-        const next = newVersion(cur, open(cur, version, cur.old), caller.label);
-        const revision = await repo.updateLocked(tx, cur, { version: next }, row(next.number));
+        const value = open(cur, version, cur.old);
+        const w = await changes.change(tx, caller, 'secret.rollback', { kind: 'rollback', cur, value });
         return {
-          result: { version: next.number, etag: secretEtag(cur.id, revision) },
-          version: next.number,
+          result: { version: w.version, etag: secretEtag(cur.id, w.revision!) },
+          version: w.version,
           audited: true,
         };
       });
@@ -441,66 +342,46 @@ export function createSecretService({
 
     /** Reactivates a soft-deleted secret with its history; restoring an active one changes nothing. */
     async restore(key: string, ifMatch: string | undefined, caller: Caller): Promise<{ etag: string }> {
-      return trail.change(caller, 'secret.restore', key, async (tx, row) => {
+      return trail.change(caller, 'secret.restore', key, async (tx) => {
         const cur = await lockChecked(tx, key, ifMatch);
         const version = cur.current_version;
         if (cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
-        const revision = await repo.updateLocked(tx, cur, { isActive: true }, row(version));
-        return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
+        const w = await changes.change(tx, caller, 'secret.restore', { kind: 'restore', cur });
+        return { result: { etag: secretEtag(cur.id, w.revision!) }, version, audited: true };
       });
     },
 
     async update(
       key: string,
-      input: UpdateInput,
+      input: ChangeRequest,
       caller: Caller,
       ifMatch?: string,
     ): Promise<{ etag: string }> {
-      // The patch for the row `cur` as read: its new version sealed for cur's next number.
-      const change = (cur: SecretRow) => {
-        if (input.value !== undefined) checkValue(input.value);
-        writeOnlyPermanent(key, cur.write_only, input.isWriteOnly);
-        // Switching locks every person out of the value: no access-key scope implies it.
-        if (input.isWriteOnly && !cur.write_only && !caller.admin) {
-          throw errors.denied(
-            `Admin access required: only an admin can make the existing secret ${key} write-only`,
-            'Use an admin token, or create the secret write-only (POST /api/secrets {"isWriteOnly": true})',
-          );
-        }
-        if (input.isActive === false && cur.is_reserved) {
-          throw errors.forbidden(
-            `Cannot deactivate reserved secret: ${key}`,
-            'Set isReserved to false first, then deactivate or delete it',
-          );
-        }
-        const next = input.value === undefined ? undefined : newVersion(cur, input.value, caller.label);
-        const patch = {
-          isActive: input.isActive,
-          isReserved: input.isReserved,
-          ...(input.isWriteOnly && !cur.write_only ? { writeOnly: true as const } : {}),
-          expiresAt: input.expiresAt,
-          description: input.description,
-          version: next,
-        };
-        return { patch, version: next?.number ?? cur.current_version };
-      };
       return trail.changeGuarded(
         caller,
         'secret.update',
         key,
         // Usually: a plain read, then one statement guarded by the revision it saw.
-        async (q, row) => {
+        async (q) => {
           const cur = checked(await repo.findByKey(q, key), key, ifMatch);
-          const { patch, version } = change(cur);
-          const revision = await repo.update(q, cur, patch, row(version));
-          return revision === undefined ? undefined : { etag: secretEtag(cur.id, revision) };
+          const w = await changes.change(
+            q,
+            caller,
+            'secret.update',
+            { kind: 'update', cur, request: input },
+            { guarded: true },
+          );
+          return w.revision === undefined ? undefined : { etag: secretEtag(cur.id, w.revision) };
         },
         // Lost races, or read replicas to fence: under the row lock, in a transaction.
-        async (tx, row) => {
+        async (tx) => {
           const cur = await lockChecked(tx, key, ifMatch);
-          const { patch, version } = change(cur);
-          const revision = await repo.updateLocked(tx, cur, patch, row(version));
-          return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
+          const w = await changes.change(tx, caller, 'secret.update', {
+            kind: 'update',
+            cur,
+            request: input,
+          });
+          return { result: { etag: secretEtag(cur.id, w.revision!) }, version: w.version, audited: true };
         },
       );
     },
@@ -514,35 +395,20 @@ export function createSecretService({
       caller: Caller,
       opts: { ifMatch?: string | undefined; purge?: boolean | undefined } = {},
     ): Promise<{ etag: string | undefined }> {
-      return trail.change<{ etag: string | undefined }>(
-        caller,
-        opts.purge ? 'secret.purge' : 'secret.delete',
-        key,
-        async (tx, row) => {
-          const cur = await lockChecked(tx, key, opts.ifMatch);
-          const version = cur.current_version;
-          if (cur.is_reserved) {
-            throw errors.forbidden(
-              `Cannot delete reserved secret: ${key}`,
-              'Set isReserved to false with PUT first',
-            );
-          }
-          if (opts.purge) {
-            if (cur.is_active) {
-              throw errors.conflict(
-                `Cannot purge active secret: ${key}`,
-                'Delete it first (DELETE /api/secrets/{key}), then purge it',
-              );
-            }
-            await repo.purge(tx, cur.id, row(version));
-            return { result: { etag: undefined }, version, audited: true };
-          }
-          // Already deleted: idempotent.
-          if (!cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
-          const revision = await repo.updateLocked(tx, cur, { isActive: false }, row(version));
-          return { result: { etag: secretEtag(cur.id, revision) }, version, audited: true };
-        },
-      );
+      const action = opts.purge ? 'secret.purge' : 'secret.delete';
+      return trail.change<{ etag: string | undefined }>(caller, action, key, async (tx) => {
+        const cur = await lockChecked(tx, key, opts.ifMatch);
+        const version = cur.current_version;
+        if (opts.purge) {
+          await changes.change(tx, caller, action, { kind: 'purge', cur });
+          return { result: { etag: undefined }, version, audited: true };
+        }
+        // Already deleted: idempotent (a reserved one is refused all the same).
+        const plan = changes.planChange(caller, { kind: 'delete', cur });
+        if (!cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
+        const w = await changes.writeChange(tx, caller, action, plan);
+        return { result: { etag: secretEtag(cur.id, w.revision!) }, version, audited: true };
+      });
     },
   };
 }
