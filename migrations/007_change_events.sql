@@ -32,7 +32,7 @@ CREATE TABLE webhook_subscriptions (
   key_prefixes text[] NOT NULL DEFAULT '{}',
   enabled boolean NOT NULL DEFAULT true,
   disabled_reason text,
-  -- Failed attempts since the last success; at WEBHOOK_DISABLE_AFTER_FAILURES it is disabled.
+  -- Failed attempts since the last success, and since when (WEBHOOK_DISABLE_* disable it).
   consecutive_failures integer NOT NULL DEFAULT 0,
   failing_since timestamptz,
   created_by text NOT NULL,
