@@ -22,7 +22,7 @@ import { signatureHeader } from './signing.js';
 
 /** Requests in flight per instance, and per subscription batch. */
 const MAX_IN_FLIGHT = 32;
-const PER_SUBSCRIPTION = 4;
+const PER_SUBSCRIPTION = 16;
 /** Bytes of a receiver's answer read at most (only its status matters). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
