@@ -77,6 +77,8 @@ export interface SecretsClientOptions {
 
 export function createSecretsClient(opts: SecretsClientOptions) {
   const timeoutMs = opts.timeoutMs ?? 30_000;
+  const base = opts.baseUrl.replace(/\/+$/, '');
+  const token = opts.token;
   const baseFetch = opts.fetch ?? globalThis.fetch;
   const api: Client<paths> = createClient<paths>({
     baseUrl: opts.baseUrl.replace(/\/+$/, ''),
@@ -282,6 +284,48 @@ export function createSecretsClient(opts: SecretsClientOptions) {
         const { data } = await unwrap(api.DELETE('/api/auth/trusts/{name}', { params: { path: { name } } }));
         return data;
       },
+    },
+
+    /**
+     * The live change events (GET /api/events, Server-Sent Events) the credential may see,
+     * from `lastEventId` (else from now), until `signal` aborts or the connection drops (the
+     * iteration then ends; resume with the last id seen). Throws SecretsApiError when refused.
+     */
+    async *events(opts: { lastEventId?: string | undefined; signal?: AbortSignal } = {}): AsyncGenerator<{
+      id: string;
+      type: string;
+      data: { type: string; id: string; timestamp: string; data: Record<string, unknown> };
+    }> {
+      const res = await baseFetch(`${base}/api/events`, {
+        headers: {
+          accept: 'text/event-stream',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(opts.lastEventId ? { 'last-event-id': opts.lastEventId } : {}),
+        },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      if (!res.ok || !res.body)
+        await unwrap(Promise.resolve({ error: await res.json().catch(() => ({})), response: res }));
+      const decoder = new TextDecoder();
+      let buf = '';
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          buf += decoder.decode(chunk, { stream: true });
+          for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+            const block = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const f: Record<string, string> = {};
+            for (const line of block.split('\n')) {
+              const at = line.indexOf(': ');
+              if (at > 0) f[line.slice(0, at)] = line.slice(at + 2);
+            }
+            if (f.id && f.event && f.data) yield { id: f.id, type: f.event, data: JSON.parse(f.data) };
+          }
+        }
+      } catch (err) {
+        if (opts.signal?.aborted) return;
+        throw new SecretsUnreachableError(`event stream from ${base} dropped: ${(err as Error).message}`);
+      }
     },
 
     /** Webhook subscriptions (admin only; docs/events.md). */
