@@ -360,8 +360,12 @@ program
           void (async () => {
             while (!ac.signal.aborted) {
               try {
-                for await (const e of c.events({ lastEventId, signal: ac.signal })) {
+                const open = (position: string) => {
+                  lastEventId ??= position;
+                  if (!connected) status('secrets run: following changes live (GET /api/events)');
                   connected = true;
+                };
+                for await (const e of c.events({ lastEventId, signal: ac.signal, onOpen: open })) {
                   lastEventId = e.id;
                   const key = e.data.data.key;
                   if (typeof key === 'string' && etags.has(key)) wake();

@@ -291,7 +291,14 @@ export function createSecretsClient(opts: SecretsClientOptions) {
      * from `lastEventId` (else from now), until `signal` aborts or the connection drops (the
      * iteration then ends; resume with the last id seen). Throws SecretsApiError when refused.
      */
-    async *events(opts: { lastEventId?: string | undefined; signal?: AbortSignal } = {}): AsyncGenerator<{
+    async *events(
+      opts: {
+        lastEventId?: string | undefined;
+        signal?: AbortSignal;
+        /** Called once the stream is open, with its start position (an id to resume from). */
+        onOpen?: (position: string) => void;
+      } = {},
+    ): AsyncGenerator<{
       id: string;
       type: string;
       data: { type: string; id: string; timestamp: string; data: Record<string, unknown> };
@@ -320,6 +327,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
               if (at > 0) f[line.slice(0, at)] = line.slice(at + 2);
             }
             if (f.id && f.event && f.data) yield { id: f.id, type: f.event, data: JSON.parse(f.data) };
+            else if (f.id) opts.onOpen?.(f.id);
           }
         }
       } catch (err) {

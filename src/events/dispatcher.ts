@@ -134,6 +134,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     );
   }
 
+  /** One attempt; its result is recorded with the rest of its batch. */
   async function deliver(d: ClaimedDelivery, secrets: string[]) {
     const body = JSON.stringify(eventPayload(d.event));
     const timestamp = Math.floor(Date.now() / 1000);
@@ -158,17 +159,8 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       stats.delivered++;
       stats.latenciesMs.push(Date.now() - d.event.at.getTime());
       if (stats.latenciesMs.length > 100_000) stats.latenciesMs.splice(0, 50_000);
-    } else stats.failed++;
-    const sub = await repo.record(db, {
-      id: d.id,
-      attempt: d.attempts,
-      ok,
-      status: out.status,
-      latencyMs,
-      error,
-      retryMs,
-    });
-    if (!ok) {
+    } else {
+      stats.failed++;
       log.warn(
         {
           webhook: d.subscription_id,
@@ -180,27 +172,22 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
         },
         'webhook delivery failed',
       );
-      if (sub && (await repo.disableIfFailing(db, sub, config.disableMinFailures, config.disableAfterMs)))
-        log.error({ webhook: sub }, 'webhook subscription disabled after a long run of failures');
     }
+    return { id: d.id, attempt: d.attempts, ok, status: out.status, latencyMs, error, retryMs };
   }
 
   async function runBatch(subscriptionId: string, items: ClaimedDelivery[]) {
     try {
       const secrets = await signingSecrets(subscriptionId);
-      await Promise.all(
-        items.map((d) =>
-          deliver(d, secrets).catch((err: Error) => {
-            // The claim's lease expires and the delivery is tried again.
-            log.error(
-              { webhook: subscriptionId, delivery: d.id, err: err.message },
-              'webhook delivery not recorded',
-            );
-          }),
-        ),
-      );
+      const results = await Promise.all(items.map((d) => deliver(d, secrets)));
+      // One statement for the batch; if it fails, the claims' leases expire and the
+      // deliveries are tried again (at least once).
+      const failing = await repo.record(db, results);
+      for (const sub of failing)
+        if (await repo.disableIfFailing(db, sub, config.disableMinFailures, config.disableAfterMs))
+          log.error({ webhook: sub }, 'webhook subscription disabled after a long run of failures');
     } catch (err) {
-      log.error({ webhook: subscriptionId, err: (err as Error).message }, 'webhook batch failed');
+      log.error({ webhook: subscriptionId, err: (err as Error).message }, 'webhook batch not recorded');
     } finally {
       inFlight -= items.length;
     }

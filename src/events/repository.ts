@@ -276,13 +276,15 @@ export function createEventsRepository() {
     },
 
     /**
-     * Records an attempt. Success: delivered, and the subscription's failure run ends.
-     * Failure: due again after `retryMs` (failed for good when null) and the run grows.
-     * Applies only while the claim is still ours (same attempt number); returns whether it did.
+     * Records attempts (a subscription's batch, in one statement). Success: delivered, and
+     * the subscription's failure run ends. Failure: due again after `retryMs` (failed for
+     * good when null) and the run grows by the batch's failures. An attempt applies only
+     * while its claim is still ours (same attempt number). Returns the subscription ids
+     * whose run grew.
      */
     async record(
       q: Queryable,
-      r: {
+      rs: readonly {
         id: string;
         attempt: number;
         ok: boolean;
@@ -290,31 +292,47 @@ export function createEventsRepository() {
         latencyMs: number;
         error: string | null;
         retryMs: number | null;
-      },
-    ): Promise<string | undefined> {
-      const rows = await q.query<{ subscription_id: string }>(
-        `WITH d AS (
-           UPDATE webhook_deliveries
-           SET status = CASE WHEN $3 THEN 'delivered' WHEN $7::int IS NULL THEN 'failed' ELSE 'pending' END,
+      }[],
+    ): Promise<string[]> {
+      const rows = await q.query<{ subscription_id: string; failed: number }>(
+        `WITH r AS (
+           SELECT * FROM unnest($1::bigint[], $2::int[], $3::boolean[], $4::int[], $5::int[], $6::text[], $7::int[])
+             AS t(id, attempt, ok, status, latency_ms, error, retry_ms)
+         ), d AS (
+           UPDATE webhook_deliveries w
+           SET status = CASE WHEN r.ok THEN 'delivered' WHEN r.retry_ms IS NULL THEN 'failed' ELSE 'pending' END,
                lease_until = NULL,
-               done_at = CASE WHEN $3 OR $7::int IS NULL THEN now() END,
-               next_at = CASE WHEN $3 OR $7::int IS NULL THEN next_at
-                         ELSE now() + $7::int * interval '1 millisecond' END
-           WHERE id = $1::bigint AND attempts = $2 AND status = 'pending'
-           RETURNING id, subscription_id
+               done_at = CASE WHEN r.ok OR r.retry_ms IS NULL THEN now() END,
+               next_at = CASE WHEN r.ok OR r.retry_ms IS NULL THEN w.next_at
+                         ELSE now() + r.retry_ms * interval '1 millisecond' END
+           FROM r WHERE w.id = r.id AND w.attempts = r.attempt AND w.status = 'pending'
+           RETURNING w.id, w.subscription_id, r.attempt, r.ok, r.status, r.latency_ms, r.error
          ), a AS (
            INSERT INTO webhook_attempts (delivery_id, attempt, response_status, latency_ms, error)
-           SELECT d.id, $2, $4, $5, $6 FROM d
+           SELECT id, attempt, status, latency_ms, error FROM d
+         ), per AS (
+           SELECT subscription_id, count(*) FILTER (WHERE NOT ok)::int AS failed,
+                  bool_or(ok) AS any_ok FROM d GROUP BY subscription_id
          ), s AS (
            UPDATE webhook_subscriptions w
-           SET consecutive_failures = CASE WHEN $3 THEN 0 ELSE w.consecutive_failures + 1 END,
-               failing_since = CASE WHEN $3 THEN NULL ELSE COALESCE(w.failing_since, now()) END
-           FROM d WHERE w.id = d.subscription_id
+           SET consecutive_failures = CASE WHEN per.failed = 0 THEN 0
+                                           WHEN per.any_ok THEN per.failed
+                                           ELSE w.consecutive_failures + per.failed END,
+               failing_since = CASE WHEN per.failed = 0 THEN NULL ELSE COALESCE(w.failing_since, now()) END
+           FROM per WHERE w.id = per.subscription_id
          )
-         SELECT subscription_id FROM d`,
-        [r.id, r.attempt, r.ok, r.status, r.latencyMs, r.error, r.retryMs],
+         SELECT subscription_id, failed FROM per`,
+        [
+          rs.map((r) => r.id),
+          rs.map((r) => r.attempt),
+          rs.map((r) => r.ok),
+          rs.map((r) => r.status),
+          rs.map((r) => r.latencyMs),
+          rs.map((r) => r.error),
+          rs.map((r) => r.retryMs),
+        ],
       );
-      return rows[0]?.subscription_id;
+      return rows.filter((r) => r.failed > 0).map((r) => r.subscription_id);
     },
 
     /**

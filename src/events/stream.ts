@@ -76,7 +76,9 @@ export function createEventStreams(deps: {
             resolve();
           };
         });
-      sink.write(`retry: ${Math.max(1000, deps.pollMs)}\n\n`);
+      // The start position as an id-only frame (no event is dispatched): a client that
+      // reconnects before any event resumes from here, not from its reconnection.
+      sink.write(`retry: ${Math.max(1000, deps.pollMs)}\nid: ${pos.xid}-${pos.seq}\n\n`);
       let lastBeat = Date.now();
       try {
         while (!stop) {
