@@ -327,11 +327,12 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
     log(`  ${backend} events pair ${i + 1}: none ${a.rps} req/s, one subscription ${b.rps} req/s`);
   }
   // The backlog drains, then sequential writes show the delay without one.
-  const drainUntil = Date.now() + 120_000;
+  // (until nothing arrived for 10 s, at most 3 minutes)
+  const drainUntil = Date.now() + 180_000;
   let last = -1;
   while (Date.now() < drainUntil && receiver.delays.length !== last) {
     last = receiver.delays.length;
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, 10_000));
   }
   const loaded = percentiles(receiver.delays);
   receiver.delays.length = 0;
@@ -343,7 +344,9 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
     });
     await new Promise((r) => setTimeout(r, 20));
   }
-  await new Promise((r) => setTimeout(r, 2000));
+  const lightUntil = Date.now() + 60_000;
+  while (receiver.delays.length < (smoke ? 5 : 200) && Date.now() < lightUntil)
+    await new Promise((r) => setTimeout(r, 500));
   const light = percentiles(receiver.delays);
   await none.stop();
   await one.stop();

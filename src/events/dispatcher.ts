@@ -22,7 +22,7 @@ import { signatureHeader } from './signing.js';
 
 /** Requests in flight per instance, and per subscription batch. */
 const MAX_IN_FLIGHT = 32;
-const PER_SUBSCRIPTION = 16;
+const PER_SUBSCRIPTION = 32;
 /** Bytes of a receiver's answer read at most (only its status matters). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
@@ -48,6 +48,13 @@ interface Outcome {
   status: number | null;
   error: string | null;
 }
+
+/**
+ * Kept-alive connections: every new connection resolves through guardedLookup, so reuse
+ * never skips the address check (a connection is only ever to a checked address).
+ */
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
+const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
 
 /** One POST: no redirects followed, connection only to checked addresses, bounded in time and bytes. */
 function post(
@@ -80,7 +87,7 @@ function post(
           ...headers,
         },
         lookup: guardedLookup(rules) as never,
-        agent: false,
+        agent: url.protocol === 'https:' ? httpsAgent : httpAgent,
       },
       (res) => {
         let read = 0;
@@ -88,10 +95,8 @@ function post(
           read += chunk.length;
           if (read > MAX_RESPONSE_BYTES) res.destroy();
         });
-        const done = () => {
-          finish({ status: res.statusCode ?? null, error: null });
-          req.destroy();
-        };
+        // Read to the end (so the connection can be reused), at most MAX_RESPONSE_BYTES.
+        const done = () => finish({ status: res.statusCode ?? null, error: null });
         res.on('end', done);
         res.on('close', done);
         res.on('error', done);
