@@ -1,4 +1,5 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 
 /**
  * A `fetch` for the CLI's client over node:http(s). Node 20's own fetch (undici) compiles its
@@ -46,15 +47,30 @@ export async function httpFetch(input: Request, init?: { signal?: AbortSignal })
         );
         return;
       }
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', fail);
-      res.on('end', () => {
+      const headersOf = () => {
         const out = new Headers();
         for (const [k, v] of Object.entries(res.headers)) {
           if (Array.isArray(v)) for (const x of v) out.append(k, x);
           else if (v !== undefined) out.set(k, v);
         }
+        return out;
+      };
+      // An event stream (GET /api/events) is handed over as it arrives, not read whole.
+      if (res.statusCode === 200 && String(res.headers['content-type']).startsWith('text/event-stream')) {
+        resolve(
+          new Response(Readable.toWeb(res) as ReadableStream, {
+            status: 200,
+            statusText: res.statusMessage ?? '',
+            headers: headersOf(),
+          }),
+        );
+        return;
+      }
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', fail);
+      res.on('end', () => {
+        const out = headersOf();
         const status = res.statusCode ?? 502;
         const nullBody = status === 204 || status === 304;
         resolve(

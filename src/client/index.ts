@@ -303,14 +303,16 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       type: string;
       data: { type: string; id: string; timestamp: string; data: Record<string, unknown> };
     }> {
-      const res = await baseFetch(`${base}/api/events`, {
-        headers: {
-          accept: 'text/event-stream',
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...(opts.lastEventId ? { 'last-event-id': opts.lastEventId } : {}),
-        },
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      });
+      const res = await baseFetch(
+        new Request(`${base}/api/events`, {
+          headers: {
+            accept: 'text/event-stream',
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+            ...(opts.lastEventId ? { 'last-event-id': opts.lastEventId } : {}),
+          },
+        }),
+        opts.signal ? { signal: opts.signal } : {},
+      );
       if (!res.ok || !res.body)
         await unwrap(Promise.resolve({ error: await res.json().catch(() => ({})), response: res }));
       const decoder = new TextDecoder();

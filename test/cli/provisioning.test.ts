@@ -318,14 +318,15 @@ it('run --watch hears a change from the event stream without waiting for its pol
   const live = startCli(['run', '--watch', '--interval', '3600', '--', process.execPath, '-e', watcher], {
     env,
   });
-  await waitFor(live.child, `v:${first}`);
-  await new Promise<void>((resolve) => {
+  const following = new Promise<void>((resolve) => {
     let seen = '';
     live.child.stderr?.on('data', (d: Buffer) => {
       seen += d.toString();
       if (seen.includes('following changes live')) resolve();
     });
   });
+  await waitFor(live.child, `v:${first}`);
+  await following;
   await t.client.setSecret('WATCHED', second);
   await waitFor(live.child, `v:${second}`);
   live.child.kill('SIGTERM');
