@@ -66,7 +66,9 @@ CREATE TABLE webhook_deliveries (
   id bigserial PRIMARY KEY,
   subscription_id uuid NOT NULL REFERENCES webhook_subscriptions (id) ON DELETE CASCADE,
   event_seq bigint NOT NULL REFERENCES change_events (seq) ON DELETE CASCADE,
-  key text,
+  -- The ordering scope: the event's key ('' for events without one), so that the
+  -- "earlier pending delivery of this key" check is one index probe.
+  key text NOT NULL,
   status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
   attempts integer NOT NULL DEFAULT 0,
   next_at timestamptz NOT NULL DEFAULT now(),
@@ -76,6 +78,8 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_order_idx ON webhook_deliveries (subscription_id, key, event_seq, id)
+  WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_next_idx ON webhook_deliveries (subscription_id, event_seq, id)
   WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_log_idx ON webhook_deliveries (subscription_id, id);
 
@@ -105,7 +109,7 @@ CREATE TABLE expiry_notices (
 CREATE FUNCTION change_events_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO webhook_deliveries (subscription_id, event_seq, key)
-  SELECT s.id, e.seq, e.key
+  SELECT s.id, e.seq, COALESCE(e.key, '')
   FROM new_events e JOIN webhook_subscriptions s
     ON s.enabled AND e.type = ANY (s.event_types)
    AND (e.subscription_id IS NULL OR e.subscription_id <> s.id)

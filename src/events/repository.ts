@@ -199,7 +199,7 @@ export function createEventsRepository() {
         where = 'AND d.id < $3::bigint';
       }
       return q.query<DeliveryLogRow>(
-        `SELECT d.id::text AS id, e.id AS event_id, e.type AS event_type, d.key, d.status, d.attempts,
+        `SELECT d.id::text AS id, e.id AS event_id, e.type AS event_type, e.key, d.status, d.attempts,
                 d.next_at, d.created_at, d.done_at, a.response_status, a.latency_ms, a.error
          FROM webhook_deliveries d JOIN change_events e ON e.seq = d.event_seq
          LEFT JOIN LATERAL (
@@ -247,7 +247,7 @@ export function createEventsRepository() {
                AND NOT EXISTS (
                  SELECT 1 FROM webhook_deliveries p
                  WHERE p.subscription_id = d.subscription_id AND p.status = 'pending'
-                   AND (p.key = d.key OR (p.key IS NULL AND d.key IS NULL))
+                   AND p.key = d.key
                    AND (p.event_seq, p.id) < (d.event_seq, d.id))
              ORDER BY d.event_seq, d.id
              LIMIT $2
