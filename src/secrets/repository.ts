@@ -307,8 +307,15 @@ export function createSecretsRepository() {
     /** Erases a secret and records it; ON DELETE CASCADE removes its versions in the same statement. */
     async purge(q: Queryable, id: string, side: Alongside): Promise<void> {
       const params: unknown[] = [id];
-      const ctes = alongsideCtes(side, params);
-      await q.query(`WITH ${ctes.join(', ')} DELETE FROM secrets WHERE id = $1`, params);
+      // The change events keep the name (a record like the audit log's, dropped after
+      // EVENTS_RETENTION_DAYS) but not the id: earlier events lose their ETag, and the
+      // expiry notices of the id go (rare and admin-only, so a scan of the events is fine).
+      const ctes = [
+        ...alongsideCtes(side, params),
+        `purged_etags AS (UPDATE change_events SET etag = NULL WHERE starts_with(etag, '"' || $1::uuid::text || '.'))`,
+        'purged_notices AS (DELETE FROM expiry_notices WHERE secret_id = $1::uuid)',
+      ];
+      await q.query(`WITH ${ctes.join(', ')} DELETE FROM secrets WHERE id = $1::uuid`, params);
     },
 
     /** The Alongside rows of changes whose own statement has run, on their transaction. */
