@@ -11,13 +11,20 @@ import { mintAdminToken } from '../src/auth/mint.js';
 import { loadConfig } from '../src/config.js';
 import { cliStartBench, renderCliStart } from './cli-start.js';
 import { embeddedBench, renderEmbedded } from './embedded.js';
+import {
+  type EventsPair,
+  type EventsResult,
+  percentiles,
+  renderEvents,
+  startBenchReceiver,
+} from './events.js';
 import { type IsolationResult, isolationBench, renderIsolation } from './isolation.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import { cpuMs, cpuSplitMs, ROOT, rssMb, runLoad, type Server, sampleRss, startServer } from './procs.js';
 import { renderReplica, replicaBench } from './replica.js';
 import { renderChart, renderTable } from './report.js';
 import { SCENARIOS } from './scenarios.js';
-import { seed } from './seed.js';
+import { seed, seededKey } from './seed.js';
 import {
   type Backend,
   BENCH_DATABASE_URL,
@@ -51,6 +58,9 @@ import {
  *          --only cli         the light CLI's start-up (issue 25): `secrets run -- true` against
  *                             `node -e 0`, --runs N rounds (default 30), order rotated each round;
  *                             --compare BUNDLE adds another CLI build (bench/cli-start.ts)
+ *          --only events      change events (issue 26): update throughput of an instance with one
+ *                             webhook subscription against one with none, --pairs N alternating,
+ *                             and the commit-to-delivery delay p50/p99 (bench/events.ts)
  *          --only isolation   a benign caller (mixed, 8 connections) alone, then beside hostile and
  *                             heavy callers, --pairs N turns: its p99 ratio and failures (issue 21;
  *                             bench/isolation.ts); a benign failure makes the run fail
@@ -301,6 +311,83 @@ async function isolation(backend: Backend): Promise<IsolationResult> {
   } finally {
     await server.stop();
   }
+}
+
+/** Issue 26: writes with one webhook subscription against none, side by side (bench/events.ts). */
+async function eventsPairs(backend: Backend): Promise<EventsResult> {
+  const receiver = startBenchReceiver();
+  const hook = await receiver.listen();
+  cleanups.push(() => receiver.close());
+  const env = { WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_POLL_MS: '50' };
+  const none = await start(`${backend}-events-none`, SERVICE, {
+    ...(await seeded(backend, settings.seeded)).env,
+    ...env,
+  });
+  const one = await start(`${backend}-events-one`, SERVICE, {
+    ...(await seeded(backend, settings.seeded)).env,
+    ...env,
+  });
+  const sub = await fetch(`${one.url}/api/webhooks`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ url: hook }),
+  });
+  if (sub.status !== 201)
+    throw new Error(`creating the subscription failed: ${sub.status} ${await sub.text()}`);
+  const spec = {
+    scenario: 'update' as const,
+    seeded: settings.seeded,
+    connections: settings.connections,
+    warmupSeconds: settings.warmup,
+    seconds: settings.seconds,
+  };
+  const pairs: EventsPair[] = [];
+  const n = smoke ? 1 : Number(args.pairs);
+  for (let i = 0; i < n; i++) {
+    // Alternating which goes first, so a drift in background load hits both alike.
+    const order = i % 2 === 0 ? ([none, one] as const) : ([one, none] as const);
+    const got: Record<string, Measured> = {};
+    for (const s of order) got[s.name] = await measure(s, spec);
+    const a = got[none.name]!;
+    const b = got[one.name]!;
+    pairs.push({
+      none: { rps: a.rps, p99: a.p99 },
+      one: { rps: b.rps, p99: b.p99 },
+      ratio: r2(b.rps / Math.max(1, a.rps)),
+    });
+    log(`  ${backend} events pair ${i + 1}: none ${a.rps} req/s, one subscription ${b.rps} req/s`);
+  }
+  // The backlog drains, then sequential writes show the delay without one.
+  // (until nothing arrived for 10 s, at most 3 minutes)
+  const drainUntil = Date.now() + 180_000;
+  let last = -1;
+  while (Date.now() < drainUntil && receiver.delays.length !== last) {
+    last = receiver.delays.length;
+    await new Promise((r) => setTimeout(r, 10_000));
+  }
+  const loaded = percentiles(receiver.delays);
+  receiver.delays.length = 0;
+  for (let i = 0; i < (smoke ? 5 : 200); i++) {
+    await fetch(`${one.url}/api/secrets/${seededKey(i % settings.seeded)}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ value: `light-${i}` }),
+    });
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const lightUntil = Date.now() + 60_000;
+  while (receiver.delays.length < (smoke ? 5 : 200) && Date.now() < lightUntil)
+    await new Promise((r) => setTimeout(r, 500));
+  const light = percentiles(receiver.delays);
+  await none.stop();
+  await one.stop();
+  return {
+    pairs,
+    medianRatio: median(pairs.map((p) => p.ratio)),
+    loaded,
+    light,
+    delivered: loaded.count + light.count,
+  };
 }
 
 async function floorPairs(backend: Backend) {
@@ -587,6 +674,7 @@ try {
     (results.backends as Record<string, unknown>)[backend] = entry;
     if (parts.has('floor')) entry.floorPairs = await floorPairs(backend);
     if (parts.has('isolation')) entry.isolation = await isolation(backend);
+    if (parts.has('events')) entry.events = await eventsPairs(backend);
     if (parts.has('throughput')) entry.throughput = await throughput(backend);
     if (parts.has('scale')) entry.scale = await scale(backend);
     if (parts.has('soak') && settings.soakSeconds > 0 && backend === 'postgres')
@@ -614,6 +702,21 @@ try {
       }
     }
   }
+  if (parts.has('events')) {
+    const all: Record<string, EventsResult> = {};
+    for (const [b, e] of Object.entries(results.backends as Record<string, { events?: EventsResult }>))
+      if (e.events) all[b] = e.events;
+    const md = renderEvents(args.label, all);
+    process.stdout.write(md);
+    if (!smoke) {
+      await mkdir(join(ROOT, 'bench/results'), { recursive: true });
+      await writeFile(join(ROOT, `bench/results/events-${args.label}.md`), md);
+      await writeFile(
+        join(ROOT, `bench/results/events-${args.label}.json`),
+        `${JSON.stringify(all, null, 2)}\n`,
+      );
+    }
+  }
   if (parts.has('floor')) {
     const all: Record<string, Record<string, unknown>> = {};
     for (const [b, e] of Object.entries(
@@ -637,7 +740,8 @@ try {
       parts.has('replica') ||
       parts.has('embedded') ||
       parts.has('isolation') ||
-      parts.has('cli'))
+      parts.has('cli') ||
+      parts.has('events'))
   ) {
     // The comparison alone: the full results table and files are left as they are.
   } else {

@@ -34,6 +34,11 @@ import { environmentRoutes } from './environments/routes.js';
 import { environmentName, envParams } from './environments/schemas.js';
 import { createEnvironmentService } from './environments/service.js';
 import { errors } from './errors.js';
+import { createDispatcher, type Dispatcher } from './events/dispatcher.js';
+import { createEventsRepository } from './events/repository.js';
+import { eventStreamRoutes, webhookRoutes } from './events/routes.js';
+import { createEventStreams } from './events/stream.js';
+import { createWebhookService } from './events/webhooks.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
 import { consoleRoutes } from './http/console.js';
 import { installErrorHandling } from './http/error-handler.js';
@@ -70,6 +75,8 @@ declare module 'fastify' {
     auditWriter: AuditWriter;
     /** Per-caller and pool-share bounds of the bulk routes (src/secrets/bulk-gate.ts). */
     bulkGate: BulkGate;
+    /** Webhook delivery (src/events/dispatcher.ts): tests and benchmarks drive and read it. */
+    webhookDispatcher: Dispatcher;
   }
 }
 
@@ -147,6 +154,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const services = createServices(app, deps);
   await registerRoutes(app, deps, services);
   scheduleAuditJobs(app, deps, services);
+  scheduleEventJobs(app, services);
   return app;
 }
 
@@ -383,8 +391,21 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     log: logger,
     exists: environments.exists,
   });
+  const eventsRepo = createEventsRepository();
+  const webhooks = createWebhookService({ db, repo: eventsRepo, trail, keyring, config: config.events });
+  const dispatcher = createDispatcher({ db, repo: eventsRepo, keyring, log: logger, config: config.events });
+  const streams = createEventStreams({
+    db,
+    repo: eventsRepo,
+    pollMs: config.events.pollMs > 0 ? config.events.pollMs : 250,
+    heartbeatMs: config.events.heartbeatMs,
+  });
+  app.decorate('webhookDispatcher', dispatcher);
   return {
     audit,
+    webhooks,
+    dispatcher,
+    streams,
     sealer,
     maintenance,
     trail,
@@ -410,7 +431,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, services: Ser
   const { config, db } = deps;
   const { audit, sealer, trail, accessKeys, environments, compare, promote, oidc, limits, bulkGate } =
     services;
-  const { changes, secrets, kek, bulk, batch } = services;
+  const { changes, secrets, kek, bulk, batch, webhooks, streams } = services;
   await app.register(operationsRoutes, { db, migrationCount: deps.migrationCount, reads: deps.reads });
 
   await app.register(loginRoutes, {
@@ -460,6 +481,8 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, services: Ser
     await secured.register(trustRoutes, { oidc });
     await secured.register(auditRoutes, { db, repo: audit, sealer });
     await secured.register(whoamiRoutes);
+    await secured.register(webhookRoutes, { webhooks });
+    await secured.register(eventStreamRoutes, { streams, trail });
   });
 }
 
@@ -478,4 +501,14 @@ function scheduleAuditJobs(app: FastifyInstance, deps: AppDeps, { sealer, mainte
   });
   app.addHook('onReady', jobs.start);
   app.addHook('onClose', jobs.stop);
+}
+
+/**
+ * Webhook delivery and the expiring-secret sweep (src/events/dispatcher.ts), on timers like
+ * the audit jobs; stopped (awaiting requests in flight, each bounded by WEBHOOK_TIMEOUT_MS)
+ * before the database closes.
+ */
+function scheduleEventJobs(app: FastifyInstance, { dispatcher }: Services): void {
+  app.addHook('onReady', async () => dispatcher.start());
+  app.addHook('onClose', dispatcher.stop);
 }

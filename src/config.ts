@@ -212,6 +212,36 @@ export const envSchema = z
       emptyAsUndefined,
       z.coerce.number().int().min(0).max(3_600_000).default(30_000),
     ),
+    WEBHOOK_ALLOW_HTTP: z.preprocess(emptyAsUndefined, bool.default(false)),
+    WEBHOOK_ALLOW_PRIVATE: z.preprocess(emptyAsUndefined, bool.default(false)),
+    WEBHOOK_POLL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(250)),
+    WEBHOOK_TIMEOUT_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(100).max(60_000).default(10_000),
+    ),
+    WEBHOOK_RETRY_BASE_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(5_000)),
+    WEBHOOK_RETRY_MAX_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce
+        .number()
+        .int()
+        .min(1)
+        .default(6 * 3_600_000),
+    ),
+    WEBHOOK_MAX_ATTEMPTS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(100).default(12)),
+    WEBHOOK_DISABLE_AFTER_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce
+        .number()
+        .int()
+        .min(0)
+        .default(5 * 86_400_000),
+    ),
+    WEBHOOK_DISABLE_MIN_FAILURES: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(20)),
+    WEBHOOK_SECRET_GRACE: z.preprocess(emptyAsUndefined, duration.default(86_400)),
+    EVENTS_EXPIRING_BEFORE: z.preprocess(emptyAsUndefined, duration.default(7 * 86_400)),
+    EVENTS_RETENTION_DAYS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(7)),
+    EVENTS_HEARTBEAT_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(10).default(15_000)),
     AUDIT_SEAL_INTERVAL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(1000)),
     AUDIT_PARTITION_INTERVAL: z.preprocess(emptyAsUndefined, z.enum(['day', 'month']).default('day')),
     AUDIT_RETENTION_DAYS: z.preprocess(
@@ -366,6 +396,22 @@ function configFrom(e: Env) {
     oidcAllowHttpIssuers: e.OIDC_ALLOW_HTTP_ISSUERS,
     /** Least time between two refetches of one issuer's JWKS for an unknown kid. */
     oidcJwksRefetchIntervalMs: e.OIDC_JWKS_REFETCH_INTERVAL_MS,
+    /** Change events and webhooks (docs/events.md). */
+    events: {
+      allowHttp: e.WEBHOOK_ALLOW_HTTP,
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+      pollMs: e.WEBHOOK_POLL_MS,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
+      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      disableAfterMs: e.WEBHOOK_DISABLE_AFTER_MS,
+      disableMinFailures: e.WEBHOOK_DISABLE_MIN_FAILURES,
+      secretGraceSeconds: e.WEBHOOK_SECRET_GRACE,
+      expiringBeforeSeconds: e.EVENTS_EXPIRING_BEFORE,
+      retentionDays: e.EVENTS_RETENTION_DAYS,
+      heartbeatMs: e.EVENTS_HEARTBEAT_MS,
+    },
     /** How often the audit sealer runs; 0 seals only before /api/audit/verify. */
     auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
     /** audit_log partitions: one per UTC day or month. */
@@ -398,3 +444,5 @@ type Settings<T> = {
 
 /** The service's configuration, validated and frozen (loadConfig). */
 export type Config = Settings<ReturnType<typeof configFrom>>;
+/** Change events and webhooks: delivery, retries, SSRF switches, the stream (docs/events.md). */
+export type EventsConfig = Config['events'];

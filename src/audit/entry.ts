@@ -42,5 +42,12 @@ export type AuditAction =
   | 'environment.list'
   | 'environment.compare'
   | 'environment.promote'
+  | 'webhook.create'
+  | 'webhook.update'
+  | 'webhook.delete'
+  | 'webhook.list'
+  | 'webhook.rotate'
+  | 'webhook.redeliver'
+  | 'events.stream'
   | 'auth.token_exchange'
   | 'auth.failed';

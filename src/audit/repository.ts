@@ -100,7 +100,18 @@ export function auditRowCte(e: AuditEntry, params: unknown[], after?: string): s
   const types = env === null ? AUDIT_COLUMN_TYPES : [...AUDIT_COLUMN_TYPES, 'text'];
   const values = types.map((t, i) => `$${first + i}::${t}`).join(', ');
   const rows = after === undefined ? `VALUES (${values})` : `SELECT ${values} FROM ${after}`;
-  return `audit_row AS (INSERT INTO audit_log (${columnsFor(env !== null)}) ${rows} RETURNING 1)`;
+  return `audit_row AS (INSERT INTO audit_log (${columnsFor(env !== null)}) ${rows} RETURNING id)`;
+}
+
+/** Many rows' INSERT (no RETURNING), its parameters appended to `params`: appendMany's statement, for a caller that adds to it. */
+export function auditRowsInsert(entries: readonly AuditEntry[], params: unknown[]): string {
+  const first = params.length + 1;
+  const rows = entries.map(entryParams);
+  const envs = entries.map(storedEnvironment);
+  const withEnv = envs.some((e) => e !== null);
+  const types = withEnv ? [...AUDIT_COLUMN_TYPES, 'text'] : AUDIT_COLUMN_TYPES;
+  params.push(...AUDIT_COLUMN_TYPES.map((_, i) => rows.map((p) => p[i])), ...(withEnv ? [envs] : []));
+  return `INSERT INTO audit_log (${columnsFor(withEnv)}) SELECT * FROM unnest(${types.map((t, i) => `$${first + i}::${t}[]`).join(', ')})`;
 }
 
 /** The inserted columns: AUDIT_COLUMNS, and the environment when some row names one. */

@@ -46,6 +46,30 @@ export const httpFetch: ClientFetch = async (href, init) => {
         );
         return;
       }
+      const headersOf: ClientResponse['headers'] = {
+        get: (name) => {
+          const v = res.headers[name.toLowerCase()];
+          return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+        },
+        forEach: (cb) => {
+          for (const [k, v] of Object.entries(res.headers)) {
+            if (Array.isArray(v)) for (const x of v) cb(x, k);
+            else if (v !== undefined) cb(v, k);
+          }
+        },
+      };
+      // An event stream (GET /api/events) is handed over as it arrives, not read whole.
+      if (res.statusCode === 200 && String(res.headers['content-type']).startsWith('text/event-stream')) {
+        resolve({
+          ok: true,
+          status: 200,
+          statusText: res.statusMessage ?? '',
+          headers: headersOf,
+          body: res,
+          text: () => Promise.reject(new Error('an event stream is read through body, not text()')),
+        });
+        return;
+      }
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', fail);
@@ -56,18 +80,7 @@ export const httpFetch: ClientFetch = async (href, init) => {
           ok: status >= 200 && status < 300,
           status,
           statusText: res.statusMessage ?? '',
-          headers: {
-            get: (name) => {
-              const v = res.headers[name.toLowerCase()];
-              return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
-            },
-            forEach: (cb) => {
-              for (const [k, v] of Object.entries(res.headers)) {
-                if (Array.isArray(v)) for (const x of v) cb(x, k);
-                else if (v !== undefined) cb(v, k);
-              }
-            },
-          },
+          headers: headersOf,
           text: async () => text,
         });
       });

@@ -347,7 +347,10 @@ export function buildProgram(): Command {
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
     )
-    .option('--watch', 'restart the command when a value it received changes (polls with If-None-Match)')
+    .option(
+      '--watch',
+      'restart the command when a value it received changes (told by GET /api/events, else polls with If-None-Match)',
+    )
     .option('--interval <seconds>', 'with --watch: seconds between polls', '10')
     .option('--signal <SIGNAL>', 'with --watch: send this signal (e.g. SIGHUP) instead of restarting')
     .argument('<command>', 'the command (put -- before it)')
@@ -395,6 +398,35 @@ export function buildProgram(): Command {
           intervalMs,
           signal: signal as NodeJS.Signals | undefined,
           warn: (line) => status(`secrets run: ${line}`),
+          // The event stream wakes the check as soon as a followed key changes; without it
+          // (an older server, a key without secrets:list, a dropped connection) polling goes on.
+          subscribe: (wake) => {
+            const ac = new AbortController();
+            let connected = false;
+            let lastEventId: string | undefined;
+            void (async () => {
+              while (!ac.signal.aborted) {
+                try {
+                  const open = (position: string) => {
+                    lastEventId ??= position;
+                    if (!connected) status('secrets run: following changes live (GET /api/events)');
+                    connected = true;
+                  };
+                  for await (const e of c.events({ lastEventId, signal: ac.signal, onOpen: open })) {
+                    lastEventId = e.id;
+                    const key = e.data.data.key;
+                    if (typeof key === 'string' && etags.has(key)) wake();
+                  }
+                } catch {
+                  // Refused or dropped: poll meanwhile, try the stream again later.
+                }
+                connected = false;
+                if (!ac.signal.aborted)
+                  await new Promise((r) => setTimeout(r, Math.max(intervalMs, 5000)).unref());
+              }
+            })();
+            return { connected: () => connected, stop: () => ac.abort() };
+          },
           changed: async () => {
             let changed = false;
             for (const [k, etag] of etags) {

@@ -80,7 +80,16 @@ export interface WatchOptions {
   /** The new secrets when a value changed since the last call, else null. */
   changed: () => Promise<Record<string, string> | null>;
   warn: (line: string) => void;
+  /**
+   * Live change notices (the event stream): `wake` asks `changed` at once. While the
+   * stream is connected the interval poll runs only every POLL_WHILE_LIVE-th tick, as a
+   * safety net; without it (refused, dropped) it polls every interval.
+   */
+  subscribe?: (wake: () => void) => { connected(): boolean; stop(): void };
 }
+
+/** With a live stream, the poll runs on every this-many-th interval only. */
+const POLL_WHILE_LIVE = 6;
 
 /**
  * run --watch: like runWithEnv, and every intervalMs asks `changed`; on a change it
@@ -95,11 +104,14 @@ export async function runWatching(
   opts: WatchOptions,
 ): Promise<number> {
   let env = secrets;
+  let check: () => void = () => {};
+  const live = opts.subscribe?.(() => check());
   for (;;) {
     const { child, exited } = start(command, args, env, dropEnv);
     let restarting = false;
     let busy = false;
-    const timer = setInterval(async () => {
+    let tick = 0;
+    check = async () => {
       if (busy || restarting) return;
       busy = true;
       try {
@@ -119,9 +131,16 @@ export async function runWatching(
       } finally {
         busy = false;
       }
+    };
+    const timer = setInterval(() => {
+      tick++;
+      if (!live?.connected() || tick % POLL_WHILE_LIVE === 0) check();
     }, opts.intervalMs);
     const exit = await exited;
     clearInterval(timer);
-    if (!restarting) return leave(exit);
+    if (!restarting) {
+      live?.stop();
+      return leave(exit);
+    }
   }
 }

@@ -16,6 +16,11 @@ export type TrustPolicy = components['schemas']['TrustPolicy'];
 export type TrustPolicyInput = components['schemas']['TrustPolicyRequest'];
 export type Environment = components['schemas']['Environment'];
 export type EnvironmentComparison = components['schemas']['EnvironmentComparison'];
+export type Webhook = components['schemas']['Webhook'];
+export type CreatedWebhook = components['schemas']['CreatedWebhook'];
+export type WebhookInput = components['schemas']['CreateWebhookRequest'];
+export type WebhookPatch = components['schemas']['UpdateWebhookRequest'];
+export type WebhookDelivery = components['schemas']['WebhookDelivery'];
 
 /** The service answered with an error body ({error, message, statusCode, nextActions?}). */
 export class SecretsApiError extends Error {
@@ -69,6 +74,8 @@ export interface ClientResponse {
   statusText: string;
   headers: { get(name: string): string | null; forEach(cb: (value: string, name: string) => void): void };
   text(): Promise<string>;
+  /** The body as it arrives: read by the event stream only (the runtime's fetch has it too). */
+  body?: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array> | null;
 }
 
 /** What the client's methods send: a URL string and a plain init. The runtime's `fetch` is one. */
@@ -177,6 +184,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     POST: send('POST') as unknown as Client<paths>['POST'],
     PUT: send('PUT') as unknown as Client<paths>['PUT'],
     DELETE: send('DELETE') as unknown as Client<paths>['DELETE'],
+    PATCH: send('PATCH') as unknown as Client<paths>['PATCH'],
   };
 
   let raw: Client<paths> | undefined;
@@ -445,6 +453,106 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       async remove(name: string): Promise<TrustPolicy> {
         const { data } = await unwrap(call.DELETE('/api/auth/trusts/{name}', { params: { path: { name } } }));
         return data;
+      },
+    },
+
+    /**
+     * The live change events (GET /api/events, Server-Sent Events) the credential may see,
+     * from `lastEventId` (else from now), until `signal` aborts or the connection drops (the
+     * iteration then ends; resume with the last id seen). Throws SecretsApiError when refused.
+     */
+    async *events(
+      opts: {
+        lastEventId?: string | undefined;
+        signal?: AbortSignal;
+        /** Called once the stream is open, with its start position (an id to resume from). */
+        onOpen?: (position: string) => void;
+      } = {},
+    ): AsyncGenerator<{
+      id: string;
+      type: string;
+      data: { type: string; id: string; timestamp: string; data: Record<string, unknown> };
+    }> {
+      const res = await transport(`${baseUrl}/api/events`, {
+        method: 'GET',
+        headers: {
+          ...auth,
+          accept: 'text/event-stream',
+          ...(opts.lastEventId ? { 'last-event-id': opts.lastEventId } : {}),
+        },
+        signal: opts.signal ?? new AbortController().signal,
+      });
+      if (!res.ok || !res.body) {
+        const text = await res.text().catch(() => '');
+        let error: unknown = {};
+        try {
+          error = JSON.parse(text);
+        } catch {
+          // not JSON: the status alone
+        }
+        await unwrap(Promise.resolve({ error, response: res }));
+      }
+      const decoder = new TextDecoder();
+      let buf = '';
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          buf += decoder.decode(chunk, { stream: true });
+          for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+            const block = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const f: Record<string, string> = {};
+            for (const line of block.split('\n')) {
+              const at = line.indexOf(': ');
+              if (at > 0) f[line.slice(0, at)] = line.slice(at + 2);
+            }
+            if (f.id && f.event && f.data) yield { id: f.id, type: f.event, data: JSON.parse(f.data) };
+            else if (f.id) opts.onOpen?.(f.id);
+          }
+        }
+      } catch (err) {
+        if (opts.signal?.aborted) return;
+        throw new SecretsUnreachableError(`event stream from ${baseUrl} dropped: ${(err as Error).message}`);
+      }
+    },
+
+    /** Webhook subscriptions (admin only; docs/events.md). */
+    webhooks: {
+      async list(): Promise<Webhook[]> {
+        const { data } = await unwrap(call.GET('/api/webhooks'));
+        return data.webhooks;
+      },
+      /** The answer holds the signing secret (whsec_...): the only time it is shown. */
+      async create(input: WebhookInput): Promise<CreatedWebhook> {
+        const { data } = await unwrap(call.POST('/api/webhooks', { body: input }));
+        return data;
+      },
+      async update(id: string, patch: WebhookPatch): Promise<Webhook> {
+        const { data } = await unwrap(
+          call.PATCH('/api/webhooks/{id}', { params: { path: { id } }, body: patch }),
+        );
+        return data;
+      },
+      async remove(id: string): Promise<void> {
+        await unwrap(call.DELETE('/api/webhooks/{id}', { params: { path: { id } } }));
+      },
+      async rotateSecret(id: string): Promise<{ secret: string; previousSecretRetiresAt: string }> {
+        const { data } = await unwrap(
+          call.POST('/api/webhooks/{id}/rotate-secret', { params: { path: { id } } }),
+        );
+        return data;
+      },
+      async deliveries(id: string): Promise<WebhookDelivery[]> {
+        const { data } = await unwrap(
+          call.GET('/api/webhooks/{id}/deliveries', { params: { path: { id } } }),
+        );
+        return data.deliveries;
+      },
+      async redeliver(id: string, deliveryId: string): Promise<void> {
+        await unwrap(
+          call.POST('/api/webhooks/{id}/deliveries/{deliveryId}/redeliver', {
+            params: { path: { id, deliveryId } },
+          }),
+        );
       },
     },
   };

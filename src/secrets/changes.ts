@@ -8,6 +8,7 @@ import type { Queryable } from '../db/database.js';
 import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import { environmentNotFound } from '../environments/service.js';
 import { errors } from '../errors.js';
+import { changeEvent, type PatchShape } from '../events/outbox.js';
 import { type Caller, environmentOf } from '../identity/caller.js';
 import type { Alongside, SecretPatch, SecretRow, SecretsRepository } from './repository.js';
 
@@ -82,6 +83,8 @@ export interface Changed {
   secretId: string;
   /** The version the change leaves current (the rotated version, for a rotation). */
   version: number | null;
+  /** What a patch changed (its event type depends on it: a PUT that only reserves is secret.reserved). */
+  patch?: PatchShape | undefined;
 }
 
 /**
@@ -91,7 +94,11 @@ export interface Changed {
  * appendAlongside in src/secrets/repository.ts).
  */
 export function alongside(c: Changed, outcome: AuditOutcome = 'success'): Alongside {
-  return { audit: auditEntry(c.caller, c.action, c.key, outcome, c.version) };
+  return {
+    audit: auditEntry(c.caller, c.action, c.key, outcome, c.version),
+    // The change's event (the outbox, src/events/outbox.ts): exactly when the change commits.
+    event: outcome === 'success' ? changeEvent({ ...c, actor: c.caller.actor }) : undefined,
+  };
 }
 
 /** The result of writeChange: the secret's id and new revision (undefined when a guard lost). */
@@ -370,7 +377,7 @@ export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: Cha
             },
           };
     const version = patch.version?.number ?? cur.current_version;
-    const side = alongside({ caller, action, key: plan.key, secretId: cur.id, version });
+    const side = alongside({ caller, action, key: plan.key, secretId: cur.id, version, patch });
     const revision = await repo.update(q, cur, patch, side);
     if (revision === undefined && !opts.guarded)
       throw new Error(`secret ${cur.id} changed under its row lock`);

@@ -1,8 +1,9 @@
 import type { AuditEntry } from '../audit/entry.js';
-import { auditRowCte, createAuditRepository } from '../audit/repository.js';
+import { auditRowCte, auditRowsInsert, createAuditRepository } from '../audit/repository.js';
 import type { SealedValue } from '../crypto/envelope.js';
 import { type Queryable, shapeName } from '../db/database.js';
 import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
+import { appendEventsSql, type ChangeEvent, outboxCte } from '../events/outbox.js';
 import { type Visibility, visibilitySql } from '../identity/visibility.js';
 import { LAST_USED_STAMP_SECONDS } from './read-marks.js';
 
@@ -70,11 +71,16 @@ export interface VersionRow {
  */
 export interface Alongside {
   audit: AuditEntry;
+  /** The change's event (the outbox): none for a failed rotation's row. */
+  event?: ChangeEvent | undefined;
 }
 
 /** The Alongside rows as CTEs of the change's statement, inserted once per row of `after`. */
 function alongsideCtes(side: Alongside, params: unknown[], after?: string): string[] {
-  return [auditRowCte(side.audit, params, after)];
+  return [
+    auditRowCte(side.audit, params, after),
+    ...(side.event ? [outboxCte(side.event, params, after)] : []),
+  ];
 }
 
 const auditRows = createAuditRepository();
@@ -319,17 +325,43 @@ export function createSecretsRepository() {
     /** Erases a secret and records it; ON DELETE CASCADE removes its versions in the same statement. */
     async purge(q: Queryable, id: string, side: Alongside): Promise<void> {
       const params: unknown[] = [id];
-      const ctes = alongsideCtes(side, params);
-      await q.query(`WITH ${ctes.join(', ')} DELETE FROM secrets WHERE id = $1`, params);
+      // The change events keep the name (a record like the audit log's, dropped after
+      // EVENTS_RETENTION_DAYS) but not the id: earlier events lose their ETag, and the
+      // expiry notices of the id go (rare and admin-only, so a scan of the events is fine).
+      const ctes = [
+        ...alongsideCtes(side, params),
+        `purged_etags AS (UPDATE change_events SET etag = NULL WHERE starts_with(etag, '"' || $1::uuid::text || '.'))`,
+        'purged_notices AS (DELETE FROM expiry_notices WHERE secret_id = $1::uuid)',
+      ];
+      await q.query(`WITH ${ctes.join(', ')} DELETE FROM secrets WHERE id = $1::uuid`, params);
     },
 
     /** The Alongside rows of changes whose own statement has run, on their transaction. */
     async appendAlongside(q: Queryable, sides: readonly Alongside[]): Promise<void> {
       if (sides.length === 0) return;
-      await auditRows.appendMany(
-        q,
-        sides.map((s) => s.audit),
+      const events = sides.flatMap((s) => (s.event ? [s.event] : []));
+      if (events.length === 0) {
+        await auditRows.appendMany(
+          q,
+          sides.map((s) => s.audit),
+        );
+        return;
+      }
+      // Events are joined to their audit rows by key: with a key twice, one side at a time.
+      if (new Set(sides.map((s) => s.audit.key)).size < sides.length) {
+        for (const s of sides) await this.appendAlongside(q, [s]);
+        return;
+      }
+      const params: unknown[] = [];
+      const sql = appendEventsSql(
+        auditRowsInsert(
+          sides.map((s) => s.audit),
+          params,
+        ),
+        events,
+        params,
       );
+      await q.query(sql, params, { name: 'alongside_append' });
     },
 
     /**

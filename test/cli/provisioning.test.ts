@@ -311,6 +311,28 @@ it('run --watch restarts the command with the new value, or sends --signal inste
   expect((await cli(['run', '--watch', '--signal', 'NOPE', '--', 'true'], { env })).code).toBe(2);
 });
 
+it('run --watch hears a change from the event stream without waiting for its poll', async () => {
+  const [first, second] = [secretValue('s1'), secretValue('s2')];
+  await t.client.setSecret('WATCHED', first);
+  // An hour between polls: only the stream (GET /api/events) can tell it in time.
+  const live = startCli(['run', '--watch', '--interval', '3600', '--', process.execPath, '-e', watcher], {
+    env,
+  });
+  const following = new Promise<void>((resolve) => {
+    let seen = '';
+    live.child.stderr?.on('data', (d: Buffer) => {
+      seen += d.toString();
+      if (seen.includes('following changes live')) resolve();
+    });
+  });
+  await waitFor(live.child, `v:${first}`);
+  await following;
+  await t.client.setSecret('WATCHED', second);
+  await waitFor(live.child, `v:${second}`);
+  live.child.kill('SIGTERM');
+  expect((await live.done).stderr).toContain('a secret changed: restarting the command');
+});
+
 it('token in production needs only JWT_SECRET (no ENCRYPTION_KEY), and the server accepts it', async () => {
   const minted = await cli(['token', '--sub', 'prod-ci', '--ttl', '5m'], {
     env: { NODE_ENV: 'production', JWT_SECRET: t.jwtSecret, DATA_DIR: join(tmp, 'no-data-dir') },

@@ -276,6 +276,12 @@ it('a write-only secret is rewrapped like any other: rows under B, still write-o
     `SELECT key, outcome FROM audit_log WHERE action = 'secret.rotate'`,
   );
   expect(rotated).toEqual([{ key: 'ROT_WO', outcome: 'success' }]);
+  // And one change event (both versions were rewrapped in one batch), naming that row and its version.
+  const events = await b.db.query<{ type: string; key: string; version: number; action: string }>(
+    `SELECT e.type, e.key, e.version, a.action FROM change_events e JOIN audit_log a ON a.id = e.audit_id
+     WHERE e.type = 'secret.rewrapped'`,
+  );
+  expect(events).toEqual([{ type: 'secret.rewrapped', key: 'ROT_WO', version: 1, action: 'secret.rotate' }]);
   const auditText = JSON.stringify(await b.db.query('SELECT * FROM audit_log'));
   expect(auditText).not.toContain(v1);
   expect(auditText).not.toContain(v2);

@@ -5,13 +5,23 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * The layering rule of docs/architecture.md: the domain layers (services, repositories,
- * audit, key rotation, database, crypto) never import the HTTP layer (src/http/). A
+ * audit, key rotation, change events, database, crypto) never import the HTTP layer (src/http/). A
  * feature's HTTP edge (its route and schema files) may. Reads the import lines of every
  * file, so a new file is checked without being listed here.
  */
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DOMAIN_FOLDERS = ['secrets', 'access-keys', 'oidc', 'environments', 'audit', 'kek', 'db', 'crypto'];
+const DOMAIN_FOLDERS = [
+  'secrets',
+  'access-keys',
+  'oidc',
+  'environments',
+  'audit',
+  'kek',
+  'events',
+  'db',
+  'crypto',
+];
 /** A feature's HTTP edge: routes.ts, *-routes.ts, schemas.ts, *-schemas.ts. */
 const HTTP_EDGE = /(^|-)(routes|schemas)\.ts$/;
 /** Imports allowed as exceptions, each with its reason (none today). */
@@ -76,7 +86,7 @@ describe('layers', () => {
     expect(resolveSpecifier('src/secrets/service.ts', './etag.js')).toBe('src/secrets/etag.ts');
   });
 
-  it('no file of secrets, access-keys, oidc, audit, kek, db or crypto outside the route/schema files imports src/http/', async () => {
+  it('no file of secrets, access-keys, oidc, audit, kek, events, db or crypto outside the route/schema files imports src/http/', async () => {
     const checked: string[] = [];
     const offending: string[] = [];
     for (const folder of DOMAIN_FOLDERS) {

@@ -1,0 +1,292 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { Logger } from 'pino';
+import type { EventsConfig } from '../config.js';
+import { openValue } from '../crypto/envelope.js';
+import type { Keyring } from '../crypto/keyring.js';
+import type { Database } from '../db/database.js';
+import { toSealed } from '../db/sealed-columns.js';
+import { guardedLookup, refusedLiteral } from './destination.js';
+import type { ClaimedDelivery, EventRow, EventsRepository } from './repository.js';
+import { signatureHeader } from './signing.js';
+
+/**
+ * Webhook delivery on a timer, in every instance (src/app.ts starts and stops it with the
+ * app, like the audit jobs). Each round claims due deliveries in one statement (FOR UPDATE
+ * SKIP LOCKED plus a lease, src/events/repository.ts `claim`), so instances never send the
+ * same delivery at the same time; then it sends them without waiting: a round never waits
+ * for a receiver. A subscription's claimed batch runs on its own, and the next round skips
+ * subscriptions that still have one in flight here, so one slow receiver holds up only its
+ * own deliveries, never another subscription's (nor request handling).
+ */
+
+/** Requests in flight per instance, and per subscription batch. */
+const MAX_IN_FLIGHT = 32;
+const PER_SUBSCRIPTION = 32;
+/** Bytes of a receiver's answer read at most (only its status matters). */
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/** What a change event looks like on the wire (webhooks and the live stream): never a value. */
+export function eventPayload(e: EventRow) {
+  return {
+    type: e.type,
+    id: e.id,
+    timestamp: e.at.toISOString(),
+    data: e.subscription_id
+      ? { subscriptionId: e.subscription_id, actor: e.actor }
+      : { key: e.key, version: e.version, etag: e.etag, actor: e.actor, auditId: e.audit_id },
+  };
+}
+
+/** Exponential backoff with jitter: base x 3^(n-1), capped, times 0.8..1.2. */
+export function retryDelayMs(attempt: number, cfg: Pick<EventsConfig, 'retryBaseMs' | 'retryMaxMs'>): number {
+  const raw = Math.min(cfg.retryBaseMs * 3 ** Math.max(0, attempt - 1), cfg.retryMaxMs);
+  return Math.round(raw * (0.8 + Math.random() * 0.4));
+}
+
+interface Outcome {
+  status: number | null;
+  error: string | null;
+}
+
+/**
+ * Kept-alive connections: every new connection resolves through guardedLookup, so reuse
+ * never skips the address check (a connection is only ever to a checked address).
+ */
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
+const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
+
+/** One POST: no redirects followed, connection only to checked addresses, bounded in time and bytes. */
+function post(
+  url: URL,
+  body: string,
+  headers: Record<string, string>,
+  rules: { allowHttp: boolean; allowPrivate: boolean },
+  timeoutMs: number,
+): Promise<Outcome> {
+  const literal = refusedLiteral(url, rules);
+  if (literal) return Promise.resolve({ status: null, error: literal });
+  if (url.protocol === 'http:' && !rules.allowHttp)
+    return Promise.resolve({ status: null, error: 'http is not allowed (WEBHOOK_ALLOW_HTTP)' });
+  const send = url.protocol === 'https:' ? https.request : http.request;
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (o: Outcome) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(o);
+    };
+    const req = send(
+      url,
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          ...headers,
+        },
+        lookup: guardedLookup(rules) as never,
+        agent: url.protocol === 'https:' ? httpsAgent : httpAgent,
+      },
+      (res) => {
+        let read = 0;
+        res.on('data', (chunk: Buffer) => {
+          read += chunk.length;
+          if (read > MAX_RESPONSE_BYTES) res.destroy();
+        });
+        // Read to the end (so the connection can be reused), at most MAX_RESPONSE_BYTES.
+        const done = () => finish({ status: res.statusCode ?? null, error: null });
+        res.on('end', done);
+        res.on('close', done);
+        res.on('error', done);
+      },
+    );
+    const timer = setTimeout(() => {
+      finish({ status: null, error: `no answer within ${timeoutMs} ms` });
+      req.destroy();
+    }, timeoutMs);
+    req.on('error', (err: NodeJS.ErrnoException) => finish({ status: null, error: err.code ?? err.message }));
+    req.end(body);
+  });
+}
+
+export interface DispatcherDeps {
+  db: Database;
+  repo: EventsRepository;
+  keyring: Keyring;
+  log: Logger;
+  config: EventsConfig;
+}
+
+export function createDispatcher({ db, repo, keyring, log, config }: DispatcherDeps) {
+  const rules = { allowHttp: config.allowHttp, allowPrivate: config.allowPrivate };
+  // A claim outlives any attempt: the request is cut at timeoutMs, the lease runs longer.
+  const leaseMs = config.timeoutMs * 2 + 10_000;
+  const busy = new Map<string, Promise<void>>();
+  let inFlight = 0;
+  let claiming: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let jobsTimer: NodeJS.Timeout | undefined;
+  let jobsRunning: Promise<unknown> = Promise.resolve();
+  let stopped = true;
+  const stats = { delivered: 0, failed: 0, latenciesMs: [] as number[] };
+
+  async function signingSecrets(subscriptionId: string): Promise<string[]> {
+    const rows = await repo.signingSecrets(db, subscriptionId);
+    return rows.map((r) =>
+      openValue(keyring, { secretId: subscriptionId, key: 'webhook', version: r.generation }, toSealed(r)),
+    );
+  }
+
+  /** One attempt; its result is recorded with the rest of its batch. */
+  async function deliver(d: ClaimedDelivery, secrets: string[]) {
+    const body = JSON.stringify(eventPayload(d.event));
+    const timestamp = Math.floor(Date.now() / 1000);
+    const started = performance.now();
+    const out = await post(
+      new URL(d.url),
+      body,
+      {
+        'webhook-id': d.event.id,
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': signatureHeader(secrets, d.event.id, timestamp, body),
+        'user-agent': 'secrets-service-webhooks',
+      },
+      rules,
+      config.timeoutMs,
+    );
+    const latencyMs = Math.round(performance.now() - started);
+    const ok = out.status !== null && out.status >= 200 && out.status < 300;
+    const error = ok ? null : (out.error ?? `answered ${out.status}`);
+    const retryMs = ok || d.attempts >= config.maxAttempts ? null : retryDelayMs(d.attempts, config);
+    if (ok) {
+      stats.delivered++;
+      stats.latenciesMs.push(Date.now() - d.event.at.getTime());
+      if (stats.latenciesMs.length > 100_000) stats.latenciesMs.splice(0, 50_000);
+    } else {
+      stats.failed++;
+      log.warn(
+        {
+          webhook: d.subscription_id,
+          delivery: d.id,
+          attempt: d.attempts,
+          status: out.status,
+          error,
+          retryMs,
+        },
+        'webhook delivery failed',
+      );
+    }
+    return { id: d.id, attempt: d.attempts, ok, status: out.status, latencyMs, error, retryMs };
+  }
+
+  async function runBatch(subscriptionId: string, items: ClaimedDelivery[]) {
+    try {
+      const secrets = await signingSecrets(subscriptionId);
+      const results = await Promise.all(items.map((d) => deliver(d, secrets)));
+      // One statement for the batch; if it fails, the claims' leases expire and the
+      // deliveries are tried again (at least once).
+      const failing = await repo.record(db, results);
+      for (const sub of failing)
+        if (await repo.disableIfFailing(db, sub, config.disableMinFailures, config.disableAfterMs))
+          log.error({ webhook: sub }, 'webhook subscription disabled after a long run of failures');
+    } catch (err) {
+      log.error({ webhook: subscriptionId, err: (err as Error).message }, 'webhook batch not recorded');
+    } finally {
+      inFlight -= items.length;
+    }
+  }
+
+  async function claimRound() {
+    const free = MAX_IN_FLIGHT - inFlight;
+    if (free <= 0 || stopped) return;
+    let claimed: ClaimedDelivery[];
+    try {
+      claimed = await repo.claim(db, {
+        busy: [...busy.keys()],
+        perSub: PER_SUBSCRIPTION,
+        limit: free,
+        leaseMs,
+      });
+    } catch (err) {
+      log.warn(
+        { errCode: (err as { code?: unknown }).code },
+        'webhook claim failed; retrying on the next round',
+      );
+      return;
+    }
+    const bySub = new Map<string, ClaimedDelivery[]>();
+    for (const d of claimed) {
+      const list = bySub.get(d.subscription_id) ?? [];
+      list.push(d);
+      bySub.set(d.subscription_id, list);
+    }
+    for (const [sub, items] of bySub) {
+      inFlight += items.length;
+      const run = runBatch(sub, items).finally(() => {
+        busy.delete(sub);
+        nudge();
+      });
+      busy.set(sub, run);
+    }
+  }
+
+  /** Claims now (unless a claim is running): called by the timer and when a batch ends. */
+  function nudge() {
+    if (stopped || claiming) return;
+    claiming = claimRound().finally(() => {
+      claiming = undefined;
+    });
+  }
+
+  /** secret.expiring notices and pruning of old events. */
+  async function sweep() {
+    try {
+      await repo.noteExpiring(db, config.expiringBeforeSeconds);
+      await repo.prune(db, config.retentionDays);
+    } catch (err) {
+      log.warn(
+        { errCode: (err as { code?: unknown }).code },
+        'event sweep failed; retrying on the next round',
+      );
+    }
+  }
+
+  return {
+    stats,
+    sweep,
+    /** One claim round, awaited (tests and benchmarks); the batches it starts run on. */
+    async deliverNow() {
+      const was = stopped;
+      stopped = false;
+      await claimRound();
+      stopped = was;
+    },
+    /** Waits for every batch in flight here. */
+    async idle() {
+      while (busy.size > 0 || claiming) await Promise.all([...busy.values(), claiming]);
+    },
+    start() {
+      if (config.pollMs <= 0) return;
+      stopped = false;
+      timer = setInterval(nudge, config.pollMs);
+      timer.unref();
+      jobsRunning = sweep();
+      jobsTimer = setInterval(() => {
+        jobsRunning = sweep();
+      }, 60_000);
+      jobsTimer.unref();
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      clearInterval(jobsTimer);
+      await claiming;
+      await Promise.all(busy.values());
+      await jobsRunning;
+    },
+  };
+}
+
+export type Dispatcher = ReturnType<typeof createDispatcher>;

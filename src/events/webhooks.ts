@@ -1,0 +1,226 @@
+import { randomUUID } from 'node:crypto';
+import type { AuditTrail } from '../audit/trail.js';
+import type { EventsConfig } from '../config.js';
+import { sealValue } from '../crypto/envelope.js';
+import type { Keyring } from '../crypto/keyring.js';
+import type { Database } from '../db/database.js';
+import { errors } from '../errors.js';
+import type { Caller } from '../identity/caller.js';
+import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
+import { checkDestination, parseDestination } from './destination.js';
+import { EVENT_TYPES } from './outbox.js';
+import type { DeliveryLogRow, EventsRepository, SubscriptionRow } from './repository.js';
+import { newSigningSecret } from './signing.js';
+
+/** Webhook subscriptions: admin only, every change audited and committed with its row. */
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export function toView(r: SubscriptionRow) {
+  return {
+    id: r.id,
+    url: r.url,
+    description: r.description,
+    eventTypes: r.event_types,
+    keyPrefixes: r.key_prefixes,
+    enabled: r.enabled,
+    disabledReason: r.disabled_reason,
+    consecutiveFailures: r.consecutive_failures,
+    createdBy: r.created_by,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+    previousSecretRetiresAt: iso(r.previous_retires_at),
+  };
+}
+
+function toDelivery(r: DeliveryLogRow) {
+  return {
+    id: r.id,
+    eventId: r.event_id,
+    eventType: r.event_type,
+    key: r.key,
+    status: r.status as 'pending' | 'delivered' | 'failed',
+    attempts: r.attempts,
+    nextAttemptAt: r.status === 'pending' ? r.next_at.toISOString() : null,
+    createdAt: r.created_at.toISOString(),
+    doneAt: iso(r.done_at),
+    lastResponseStatus: r.response_status,
+    lastLatencyMs: r.latency_ms,
+    lastError: r.error,
+  };
+}
+
+const cursors = cursorCodec('w1');
+const deliveryCursors = cursorCodec('d1');
+
+const notFound = (id: string) =>
+  errors.notFound(`Webhook not found: ${id}`, 'List webhooks with GET /api/webhooks');
+
+/** The sealing identity of a subscription's signing secret, generation n. */
+const identity = (id: string, generation: number) => ({ secretId: id, key: 'webhook', version: generation });
+
+export function createWebhookService(deps: {
+  db: Database;
+  repo: EventsRepository;
+  trail: AuditTrail;
+  keyring: Keyring;
+  config: EventsConfig;
+}) {
+  const { db, repo, trail, keyring, config } = deps;
+  const rules = { allowHttp: config.allowHttp, allowPrivate: config.allowPrivate };
+
+  async function destination(raw: string): Promise<string> {
+    const url = parseDestination(raw, rules);
+    await checkDestination(url, rules);
+    return url.toString();
+  }
+
+  return {
+    async create(
+      input: {
+        url: string;
+        eventTypes?: string[] | undefined;
+        keyPrefixes?: string[] | undefined;
+        description?: string | null | undefined;
+      },
+      caller: Caller,
+    ) {
+      const url = await destination(input.url);
+      const id = randomUUID();
+      const secret = newSigningSecret();
+      const row = await trail.change(caller, 'webhook.create', `webhook:${id}`, async (tx) => ({
+        result: await repo.insertSubscription(
+          tx,
+          {
+            id,
+            url,
+            description: input.description ?? null,
+            eventTypes: [...new Set(input.eventTypes ?? EVENT_TYPES)],
+            keyPrefixes: [...new Set(input.keyPrefixes ?? [])],
+            createdBy: caller.actor,
+          },
+          sealValue(keyring, identity(id, 1), secret),
+        ),
+        version: null,
+      }));
+      return { ...toView(row), secret };
+    },
+
+    async list(opts: { limit?: number | undefined; cursor?: string | undefined }, caller: Caller) {
+      const limit = Math.min(opts.limit ?? MAX_PAGE, MAX_PAGE);
+      const beforeSeq = opts.cursor === undefined ? undefined : cursors.decode(opts.cursor);
+      const rows = await trail.read(caller, 'webhook.list', null, async () => ({
+        ok: true,
+        touched: [],
+        result: await repo.listSubscriptions(db, { limit, beforeSeq }),
+      }));
+      const { page, nextCursor } = pageOf(rows, limit, (r) => r.seq, cursors.encode);
+      return { webhooks: page.map(toView), nextCursor };
+    },
+
+    async get(id: string, caller: Caller) {
+      const row = await trail.read(caller, 'webhook.list', `webhook:${id}`, async () => {
+        const r = await repo.findSubscription(db, id);
+        return r
+          ? { ok: true as const, touched: [], result: r }
+          : {
+              ok: false as const,
+              touched: [{ key: `webhook:${id}`, outcome: 'not_found' as const }],
+              error: notFound(id),
+            };
+      });
+      return toView(row);
+    },
+
+    async update(
+      id: string,
+      input: {
+        url?: string | undefined;
+        eventTypes?: string[] | undefined;
+        keyPrefixes?: string[] | undefined;
+        description?: string | null | undefined;
+        enabled?: boolean | undefined;
+      },
+      caller: Caller,
+    ) {
+      const url = input.url === undefined ? undefined : await destination(input.url);
+      const row = await trail.change(caller, 'webhook.update', `webhook:${id}`, async (tx) => {
+        const r = await repo.updateSubscription(tx, id, {
+          ...input,
+          url,
+          eventTypes: input.eventTypes && [...new Set(input.eventTypes)],
+          keyPrefixes: input.keyPrefixes && [...new Set(input.keyPrefixes)],
+        });
+        if (!r) throw notFound(id);
+        return { result: r, version: null };
+      });
+      return toView(row);
+    },
+
+    async remove(id: string, caller: Caller) {
+      await trail.change(caller, 'webhook.delete', `webhook:${id}`, async (tx) => {
+        if (!(await repo.deleteSubscription(tx, id))) throw notFound(id);
+        return { result: undefined, version: null };
+      });
+    },
+
+    /** A new signing secret; the current one keeps signing alongside it for the grace period. */
+    async rotate(id: string, caller: Caller) {
+      const secret = newSigningSecret();
+      return trail.change(caller, 'webhook.rotate', `webhook:${id}`, async (tx) => {
+        // The row lock serialises rotations of one subscription (generation numbers).
+        const rows = await tx.query(`SELECT id FROM webhook_subscriptions WHERE id = $1 FOR UPDATE`, [id]);
+        if (rows.length === 0) throw notFound(id);
+        const generation = await repo.nextGeneration(tx, id);
+        await repo.rotate(
+          tx,
+          id,
+          generation,
+          sealValue(keyring, identity(id, generation), secret),
+          config.secretGraceSeconds,
+        );
+        const r = (await repo.findSubscription(tx, id))!;
+        return {
+          result: { secret, previousSecretRetiresAt: r.previous_retires_at!.toISOString() },
+          version: generation,
+        };
+      });
+    },
+
+    async deliveries(
+      id: string,
+      opts: { limit?: number | undefined; cursor?: string | undefined },
+      caller: Caller,
+    ) {
+      const limit = Math.min(opts.limit ?? 100, MAX_PAGE);
+      const beforeId = opts.cursor === undefined ? undefined : deliveryCursors.decode(opts.cursor);
+      const rows = await trail.read(caller, 'webhook.list', `webhook:${id}`, async () => {
+        if (!(await repo.findSubscription(db, id)))
+          return {
+            ok: false as const,
+            touched: [{ key: `webhook:${id}`, outcome: 'not_found' as const }],
+            error: notFound(id),
+          };
+        return { ok: true as const, touched: [], result: await repo.deliveries(db, id, { limit, beforeId }) };
+      });
+      const { page, nextCursor } = pageOf(rows, limit, (r) => r.id, deliveryCursors.encode);
+      return { deliveries: page.map(toDelivery), nextCursor };
+    },
+
+    /** Queues a delivery's event again (same webhook-id: receivers deduplicate on it). */
+    async redeliver(id: string, deliveryId: string, caller: Caller) {
+      const newId = await trail.change(caller, 'webhook.redeliver', `webhook:${id}`, async (tx) => {
+        const d = await repo.redeliver(tx, id, deliveryId);
+        if (!d)
+          throw errors.notFound(
+            `Delivery not found: ${deliveryId} of webhook ${id}`,
+            `List its deliveries with GET /api/webhooks/${id}/deliveries`,
+          );
+        return { result: d, version: null };
+      });
+      return { id: newId };
+    },
+  };
+}
+
+export type WebhookService = ReturnType<typeof createWebhookService>;
