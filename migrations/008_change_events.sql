@@ -16,7 +16,10 @@ CREATE TABLE change_events (
   subscription_id uuid,
   -- The writing transaction: the live stream releases events in xid order only below the
   -- oldest running transaction (pg_snapshot_xmin), so a resumed stream never skips one.
-  xid xid8 NOT NULL DEFAULT pg_current_xact_id()
+  xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  -- The changed secret's environment (migrations/007): the stream shows a credential only
+  -- the environments it covers, and receivers tell staging's STRIPE_KEY from production's.
+  environment text NOT NULL DEFAULT 'default'
 );
 CREATE INDEX change_events_xid_idx ON change_events (xid, seq);
 CREATE INDEX change_events_at_idx ON change_events (at);

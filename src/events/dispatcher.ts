@@ -34,7 +34,14 @@ export function eventPayload(e: EventRow) {
     timestamp: e.at.toISOString(),
     data: e.subscription_id
       ? { subscriptionId: e.subscription_id, actor: e.actor }
-      : { key: e.key, version: e.version, etag: e.etag, actor: e.actor, auditId: e.audit_id },
+      : {
+          key: e.key,
+          environment: e.environment,
+          version: e.version,
+          etag: e.etag,
+          actor: e.actor,
+          auditId: e.audit_id,
+        },
   };
 }
 

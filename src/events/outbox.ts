@@ -71,6 +71,8 @@ export interface ChangeEvent {
   version: number | null;
   actor: string;
   secretId: string;
+  /** The changed secret's environment (rewrap batches read it from the secret's row). */
+  environment: string;
 }
 
 /** The event of one changed secret (none for an action that is not a change of a secret). */
@@ -81,9 +83,19 @@ export function changeEvent(c: {
   version: number | null;
   actor: string;
   secretId: string;
+  environment: string;
 }): ChangeEvent | undefined {
   const type = eventTypeOf(c.action, c.patch);
-  return type && { type, key: c.key, version: c.version, actor: c.actor, secretId: c.secretId };
+  return (
+    type && {
+      type,
+      key: c.key,
+      version: c.version,
+      actor: c.actor,
+      secretId: c.secretId,
+      environment: c.environment,
+    }
+  );
 }
 
 /**
@@ -107,8 +119,9 @@ export function appendEventsSql(
   );
   const p = (i: number) => `$${first + i}`;
   return `WITH audit_rows AS (${auditInsert} RETURNING id, key)
-    INSERT INTO change_events (type, key, version, etag, actor, audit_id)
-    SELECT e.type, e.key, e.version, '"' || s.id::text || '.' || s.revision::text || '"', e.actor, a.id
+    INSERT INTO change_events (type, key, version, etag, actor, audit_id, environment)
+    SELECT e.type, e.key, e.version, '"' || s.id::text || '.' || s.revision::text || '"', e.actor, a.id,
+      s.environment
     FROM unnest(${p(0)}::text[], ${p(1)}::text[], ${p(2)}::int[], ${p(3)}::uuid[], ${p(4)}::text[])
       WITH ORDINALITY AS e (type, key, version, secret_id, actor, n)
     JOIN audit_rows a ON a.key = e.key
@@ -124,17 +137,18 @@ export function appendEventsSql(
  * guarded change that matched nothing writes no event either.
  */
 export function outboxCte(
-  ev: Pick<ChangeEvent, 'type' | 'key' | 'version' | 'actor'>,
+  ev: Pick<ChangeEvent, 'type' | 'key' | 'version' | 'actor' | 'environment'>,
   params: unknown[],
   row: string | undefined,
   audit = 'audit_row',
 ): string {
   const first = params.length + 1;
-  params.push(ev.type, ev.key, ev.version, ev.actor);
+  params.push(ev.type, ev.key, ev.version, ev.actor, ev.environment);
   const etag = row ? `'"' || ${row}.id::text || '.' || ${row}.revision::text || '"'` : 'NULL::text';
   const from = row ? `${row}, ${audit}` : audit;
   return `outbox AS (
-    INSERT INTO change_events (type, key, version, etag, actor, audit_id)
-    SELECT $${first}::text, $${first + 1}::text, $${first + 2}::int, ${etag}, $${first + 3}::text, ${audit}.id
+    INSERT INTO change_events (type, key, version, etag, actor, audit_id, environment)
+    SELECT $${first}::text, $${first + 1}::text, $${first + 2}::int, ${etag}, $${first + 3}::text, ${audit}.id,
+      $${first + 4}::text
     FROM ${from} RETURNING 1)`;
 }

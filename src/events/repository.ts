@@ -34,6 +34,7 @@ export interface EventRow {
   audit_id: string | null;
   subscription_id: string | null;
   xid: string;
+  environment: string;
 }
 
 export interface ClaimedDelivery {
@@ -64,7 +65,7 @@ const SUB_COLUMNS = `s.id, s.url, s.description, s.event_types, s.key_prefixes, 
   (SELECT max(w.retires_at) FROM webhook_secrets w
     WHERE w.subscription_id = s.id AND w.retires_at > now()) AS previous_retires_at`;
 export const EVENT_COLUMNS = `e.seq::text AS seq, e.id, e.type, e.at, e.key, e.version, e.etag, e.actor,
-  e.audit_id::text AS audit_id, e.subscription_id, e.xid::text AS xid`;
+  e.audit_id::text AS audit_id, e.subscription_id, e.xid::text AS xid, e.environment`;
 const CRYPTO = cryptoColumns();
 
 export interface NewSubscription {
@@ -373,7 +374,7 @@ export function createEventsRepository() {
     async noteExpiring(q: Queryable, beforeSeconds: number): Promise<number> {
       const rows = await q.query<{ n: number }>(
         `WITH due AS (
-           SELECT id, key, current_version, revision, expires_at FROM secrets
+           SELECT id, key, environment, current_version, revision, expires_at FROM secrets
            WHERE is_active AND expires_at > now() AND expires_at <= now() + $1 * interval '1 second'
          ), noted AS (
            INSERT INTO expiry_notices (secret_id, expires_at)
@@ -381,9 +382,9 @@ export function createEventsRepository() {
            ON CONFLICT DO NOTHING
            RETURNING secret_id, expires_at
          ), ev AS (
-           INSERT INTO change_events (type, key, version, etag, actor)
+           INSERT INTO change_events (type, key, version, etag, actor, environment)
            SELECT 'secret.expiring', due.key, due.current_version,
-                  '"' || due.id::text || '.' || due.revision::text || '"', 'system:expiry'
+                  '"' || due.id::text || '.' || due.revision::text || '"', 'system:expiry', due.environment
            FROM noted JOIN due ON due.id = noted.secret_id AND due.expires_at = noted.expires_at
            ORDER BY due.key
            RETURNING 1

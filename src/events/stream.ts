@@ -47,8 +47,13 @@ export function createEventStreams(deps: {
   const { db, repo } = deps;
   const open = new Set<() => void>();
 
+  // A credential sees the keys it may see, in the environments it covers (events about a
+  // subscription, without a key, are for admins).
   const visible = (caller: Caller, e: EventRow) =>
-    e.key === null ? caller.admin : maySee(caller.visible, e.key);
+    e.key === null
+      ? caller.admin
+      : (caller.environments === null || caller.environments.includes(e.environment)) &&
+        maySee(caller.visible, e.key);
 
   return {
     /** The position a new stream starts at: now (what commits from here on). */

@@ -97,7 +97,10 @@ export function alongside(c: Changed, outcome: AuditOutcome = 'success'): Alongs
   return {
     audit: auditEntry(c.caller, c.action, c.key, outcome, c.version),
     // The change's event (the outbox, src/events/outbox.ts): exactly when the change commits.
-    event: outcome === 'success' ? changeEvent({ ...c, actor: c.caller.actor }) : undefined,
+    event:
+      outcome === 'success'
+        ? changeEvent({ ...c, actor: c.caller.actor, environment: environmentOf(c.caller) })
+        : undefined,
   };
 }
 

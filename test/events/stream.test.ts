@@ -105,6 +105,59 @@ describe('GET /api/events', () => {
     ]);
   });
 
+  it('names the environment of each event and shows a key only the environments it covers', async () => {
+    for (const name of ['ev-staging', 'ev-production']) {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/api/environments',
+        headers: admin(),
+        payload: { name },
+      });
+      expect(res.statusCode).toBe(201);
+    }
+    const createIn = async (env: string, key: string) => {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: `/api/environments/${env}/secrets`,
+        headers: admin(),
+        payload: { key, value: 'v-env' },
+      });
+      expect(res.statusCode).toBe(201);
+    };
+    const k = await createAccessKey(t, { scopes: ['secrets:list'], environments: ['ev-staging'] });
+    const scoped = await open({ 'x-api-key': k.token });
+    opened.push(scoped);
+    await scoped.until((f) => f.some((x) => x.comment === 'heartbeat'));
+    const all = await open(admin());
+    opened.push(all);
+    await all.until((f) => f.some((x) => x.comment === 'heartbeat'));
+    await create('ENV_DEFAULT_ONLY');
+    await createIn('ev-production', 'ENV_PROD_ONLY');
+    await createIn('ev-staging', 'ENV_SHARED');
+    await createIn('ev-production', 'ENV_SHARED');
+    await createIn('ev-staging', 'ENV_MARKER');
+    await scoped.until(() => scoped.events().some((f) => JSON.parse(f.data!).data.key === 'ENV_MARKER'));
+    const seen = scoped.events().map((f) => JSON.parse(f.data!).data as { key: string; environment: string });
+    expect(seen.map((d) => [d.environment, d.key])).toEqual([
+      ['ev-staging', 'ENV_SHARED'],
+      ['ev-staging', 'ENV_MARKER'],
+    ]);
+    // The admin's stream has all five, each with its environment.
+    await all.until(() => all.events().some((f) => JSON.parse(f.data!).data.key === 'ENV_MARKER'));
+    expect(
+      all.events().map((f) => {
+        const d = JSON.parse(f.data!).data as { key: string; environment: string };
+        return `${d.environment}/${d.key}`;
+      }),
+    ).toEqual([
+      'default/ENV_DEFAULT_ONLY',
+      'ev-production/ENV_PROD_ONLY',
+      'ev-staging/ENV_SHARED',
+      'ev-production/ENV_SHARED',
+      'ev-staging/ENV_MARKER',
+    ]);
+  });
+
   it('refuses a malformed Last-Event-ID and callers without secrets:list', async () => {
     const bad = await fetch(`${t.url}/api/events`, { headers: { ...admin(), 'last-event-id': 'nope' } });
     expect(bad.status).toBe(400);
