@@ -361,7 +361,7 @@ export function createSecretsRepository() {
         events,
         params,
       );
-      await q.query(sql, params, { name: 'alongside_append' });
+      await q.query(sql, params, { name: shapeName('alongside_append', sql) });
     },
 
     /**

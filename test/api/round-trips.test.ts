@@ -9,8 +9,10 @@ import { secretValue } from '../helpers/secrets.js';
 // of at most two statements, its audit row included. Counted at the driver (the calls go
 // through to the real database), so any extra query added on these paths fails here.
 // A wide batch window, so that concurrent reads certainly share a batch.
-// No background sealer: its transactions would be counted with the request's.
-const t = useTestApp({ env: { AUDIT_BATCH_WINDOW_MS: '200', AUDIT_SEAL_INTERVAL_MS: '0' } });
+// No background sealer nor webhook delivery: their statements would be counted with the request's.
+const t = useTestApp({
+  env: { AUDIT_BATCH_WINDOW_MS: '200', AUDIT_SEAL_INTERVAL_MS: '0', WEBHOOK_POLL_MS: '0' },
+});
 afterEach(() => {
   vi.restoreAllMocks();
 });
@@ -145,7 +147,7 @@ it('concurrent reads share their SELECTs and batched inserts, every row written 
   expect(batches.length).toBeLessThan(n);
 });
 
-it('creates a secret in one transaction of two statements: the insert and its audit row', async () => {
+it('creates a secret in one transaction of two statements: the insert, then its audit row and event', async () => {
   const h = headers();
   const { statements, transactions, inTx } = await statementsDuring(async () => {
     const r = await t.app.inject({
@@ -156,13 +158,19 @@ it('creates a secret in one transaction of two statements: the insert and its au
     });
     expect(r.statusCode).toBe(201);
   });
+  // The second statement writes the audit row and the change event (the outbox) together.
+  let second: string;
   if (backend === 'postgres') {
-    expect(statements.map(firstWord)).toEqual(['BEGIN', 'WITH', 'INSERT', 'COMMIT']);
+    expect(statements.map(firstWord)).toEqual(['BEGIN', 'WITH', 'WITH', 'COMMIT']);
+    second = statements[2]!;
   } else {
     expect(transactions).toBe(1);
     expect(statements).toHaveLength(0);
-    expect(inTx.map(firstWord)).toEqual(['WITH', 'INSERT']);
+    expect(inTx.map(firstWord)).toEqual(['WITH', 'WITH']);
+    second = inTx[1]!;
   }
+  expect(second).toMatch(/INSERT INTO audit_log/);
+  expect(second).toMatch(/INSERT INTO change_events/);
 });
 
 it('updates a value in two statements without a transaction: a plain read, the guarded update with its audit row', async () => {
