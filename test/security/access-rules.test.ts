@@ -70,6 +70,33 @@ it('an access key with secrets:write cannot un-reserve a secret; an admin can', 
   expect(admin.statusCode).toBe(200);
 });
 
+it('the one un-reserve rule: isReserved:false on a secret that is not reserved is no un-reserve, for a key as in a batch', async () => {
+  await put('PLAIN');
+  const k = await createAccessKey(t, { scopes: ['secrets:write'] });
+  const res = await t.app.inject({
+    method: 'PUT',
+    url: '/api/secrets/PLAIN',
+    headers: bearer(k.token),
+    payload: { isReserved: false, description: 'by the key' },
+  });
+  expect(res.statusCode).toBe(200);
+  const row = await t.db.query<{ is_reserved: boolean; description: string | null }>(
+    `SELECT is_reserved, description FROM secrets WHERE key = 'PLAIN'`,
+  );
+  expect(row[0]).toEqual({ is_reserved: false, description: 'by the key' });
+  expect(await deniedRows('secret.update', 'PLAIN')).toBe(0);
+  // A key that does not exist is not found, whatever the flag says.
+  const missing = await expectNothingChanged(t.db, 'an update of a missing key', () =>
+    t.app.inject({
+      method: 'PUT',
+      url: '/api/secrets/NO_SUCH_KEY',
+      headers: bearer(k.token),
+      payload: { isReserved: false },
+    }),
+  );
+  expect(missing.statusCode).toBe(404);
+});
+
 it('an access key with secrets:delete can soft-delete but not purge; an admin can purge', async () => {
   await put('GONE');
   const k = await createAccessKey(t, { scopes: ['secrets:delete'] });
