@@ -761,6 +761,33 @@ export function buildProgram(): Command {
         );
       else for (const k of result.keys) process.stdout.write(`${k.status} ${k.key}\n`);
     });
+  env
+    .command('promote')
+    .description(
+      "copy these keys' values from FROM to TO (admin): one all-or-nothing batch, each key only if TO still holds what compare saw there",
+    )
+    .argument('<FROM>')
+    .argument('<TO>')
+    .argument('<KEY...>', 'the keys to promote')
+    .action(async (from: string, to: string, keys: string[]) => {
+      const c = await client();
+      const wanted = [...new Set(keys.map(key))];
+      // What TO holds now (its ETag, or nothing): the compare-and-set condition of each key.
+      const seen = new Map(
+        (await c.environments.compare(envName(from), envName(to))).keys.map((k) => [k.key, k]),
+      );
+      const missing = wanted.filter((k) => {
+        const s = seen.get(k)?.status;
+        return s === undefined || s === 'only_in_b';
+      });
+      if (missing.length > 0) throw new UsageError(`not in ${from}: ${missing.join(', ')}`);
+      const { results } = await c.environments.promote(
+        from,
+        to,
+        wanted.map((k) => ({ key: k, targetEtag: seen.get(k)?.etagB ?? null })),
+      );
+      for (const r of results) status(`${r.status} ${r.key} in ${to}`);
+    });
 
   addOperatorCommands(program);
 

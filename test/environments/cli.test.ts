@@ -35,9 +35,11 @@ it('secrets env create|list|compare|delete', async () => {
   expect((await cli(['env', 'create', 'Bad Name'], { env })).code).toBe(2);
 
   const same = secretValue('same');
+  const differs: Record<string, string> = {};
   for (const e of ['staging', 'production']) {
     await cli(['set', 'SHARED', '--env', e], { env, input: same });
-    await cli(['set', 'DIFFERS', '--env', e], { env, input: secretValue(e) });
+    differs[e] = secretValue(e);
+    await cli(['set', 'DIFFERS', '--env', e], { env, input: differs[e] });
   }
   await cli(['set', 'ONLY_STAGING', '--env', 'staging'], { env, input: secretValue() });
   const compared = await cli(['env', 'compare', 'staging', 'production'], { env });
@@ -46,6 +48,19 @@ it('secrets env create|list|compare|delete', async () => {
     stdout: 'different DIFFERS\nonly_in_a ONLY_STAGING\nequal SHARED\n',
   });
   for (const v of issuedValues) expect(compared.stdout).not.toContain(v);
+
+  // Promote: one batch, each key compared-and-set against what production held.
+  const promoted = await cli(['env', 'promote', 'staging', 'production', 'DIFFERS', 'ONLY_STAGING'], { env });
+  expect(promoted).toMatchObject({ code: 0, stdout: '' });
+  expect(promoted.stderr).toContain('updated DIFFERS in production');
+  expect(promoted.stderr).toContain('created ONLY_STAGING in production');
+  expect((await cli(['get', 'DIFFERS', '--env', 'production'], { env })).stdout).toBe(differs.staging);
+  const notThere = await cli(['env', 'promote', 'staging', 'production', 'NOT_A_KEY'], { env });
+  expect(notThere.code).toBe(2);
+  expect(notThere.stderr).toContain('not in staging: NOT_A_KEY');
+  expect((await cli(['env', 'compare', 'staging', 'production'], { env })).stdout).toBe(
+    'equal DIFFERS\nequal ONLY_STAGING\nequal SHARED\n',
+  );
 
   const busy = await cli(['env', 'delete', 'staging'], { env });
   expect(busy.code).toBe(8);
