@@ -8,7 +8,7 @@ import {
   PREFIX_FORMAT_MESSAGE,
   PREFIX_PATTERN,
 } from '../secret-names.js';
-import { MAX_BATCH } from '../secrets/batch-schemas.js';
+import { eachKeyOnce, MAX_BATCH } from '../secrets/batch-schemas.js';
 import { storable, strictBody } from '../zod-fields.js';
 
 /** Request and response schemas of /api/environments (they also generate the OpenAPI document). */
@@ -100,17 +100,7 @@ export const promoteBody = strictBody({
     )
     .min(1, { error: 'secrets must name at least one key' })
     .max(MAX_BATCH, { error: `secrets holds at most ${MAX_BATCH} entries` })
-    .check((ctx) => {
-      const seen = new Set<string>();
-      const dup = new Set<string>();
-      for (const e of ctx.value) (seen.has(e.key) ? dup : seen).add(e.key);
-      if (dup.size)
-        ctx.issues.push({
-          code: 'custom',
-          input: ctx.value,
-          message: `each key may appear once; repeated: ${[...dup].join(', ')}`,
-        });
-    }),
+    .check(eachKeyOnce),
 }).meta({ id: 'PromoteRequest' });
 
 export const promoteResponse = z

@@ -5,6 +5,19 @@ import { bool, description, expiresAt, isWriteOnly, keySchema, object, value } f
 /** POST /api/secrets/batch: many creates and updates in one transaction (secrets import). */
 export const MAX_BATCH = 1000;
 
+/** A list of entries may name each key once: the repeats are named (batch import, promote). */
+export function eachKeyOnce(ctx: z.core.ParsePayload<{ key: string }[]>): void {
+  const seen = new Set<string>();
+  const dup = new Set<string>();
+  for (const e of ctx.value) (seen.has(e.key) ? dup : seen).add(e.key);
+  if (dup.size)
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value,
+      message: `each key may appear once; repeated: ${[...dup].join(', ')}`,
+    });
+}
+
 const batchEntry = object({
   key: keySchema,
   value: value(false).optional(),
@@ -44,17 +57,7 @@ export const batchBody = object({
     .array(batchEntry, { error: 'secrets must be an array of {key, value | generate, ...}' })
     .min(1, { error: 'secrets must hold at least one entry' })
     .max(MAX_BATCH, { error: `secrets holds at most ${MAX_BATCH} entries: split the import` })
-    .check((ctx) => {
-      const seen = new Set<string>();
-      const dup = new Set<string>();
-      for (const e of ctx.value) (seen.has(e.key) ? dup : seen).add(e.key);
-      if (dup.size)
-        ctx.issues.push({
-          code: 'custom',
-          input: ctx.value,
-          message: `each key may appear once; repeated: ${[...dup].join(', ')}`,
-        });
-    }),
+    .check(eachKeyOnce),
   dryRun: bool('dryRun')
     .optional()
     .meta({ description: 'Report what would change without changing anything', default: false }),
