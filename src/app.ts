@@ -392,8 +392,15 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     exists: environments.exists,
   });
   const eventsRepo = createEventsRepository();
-  const webhooks = createWebhookService({ db, repo: eventsRepo, trail, keyring, config: config.events });
   const dispatcher = createDispatcher({ db, repo: eventsRepo, keyring, log: logger, config: config.events });
+  const webhooks = createWebhookService({
+    db,
+    repo: eventsRepo,
+    trail,
+    keyring,
+    config: config.events,
+    onEnabled: dispatcher.wake,
+  });
   const streams = createEventStreams({
     db,
     repo: eventsRepo,

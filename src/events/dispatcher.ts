@@ -20,9 +20,16 @@ import { signatureHeader } from './signing.js';
  * own deliveries, never another subscription's (nor request handling).
  */
 
-/** Requests in flight per instance, and per subscription batch. */
-const MAX_IN_FLIGHT = 32;
-const PER_SUBSCRIPTION = 32;
+/**
+ * Deliveries claimed per instance at a time, per subscription batch, and requests in flight
+ * per subscription batch. A batch is large (one claim and one record for many events) while
+ * the requests of one subscription stay bounded.
+ */
+const MAX_IN_FLIGHT = 512;
+const PER_SUBSCRIPTION = 256;
+const CONCURRENCY = 32;
+/** Polling while no subscription is enabled anywhere: from pollMs, doubling up to this. */
+const IDLE_MAX_MS = 30_000;
 /** Bytes of a receiver's answer read at most (only its status matters). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
@@ -60,8 +67,8 @@ interface Outcome {
  * Kept-alive connections: every new connection resolves through guardedLookup, so reuse
  * never skips the address check (a connection is only ever to a checked address).
  */
-const httpAgent = new http.Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
-const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 
 /** One POST: no redirects followed, connection only to checked addresses, bounded in time and bytes. */
 function post(
@@ -188,13 +195,41 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     return { id: d.id, attempt: d.attempts, ok, status: out.status, latencyMs, error, retryMs };
   }
 
+  /**
+   * A subscription's batch: its keys run side by side (at most CONCURRENCY requests at a
+   * time), each key's deliveries one after another in event order. After a failure the
+   * key's later deliveries are given back unattempted, so they wait behind its retry.
+   */
   async function runBatch(subscriptionId: string, items: ClaimedDelivery[]) {
     try {
       const secrets = await signingSecrets(subscriptionId);
-      const results = await Promise.all(items.map((d) => deliver(d, secrets)));
-      // One statement for the batch; if it fails, the claims' leases expire and the
-      // deliveries are tried again (at least once).
+      const byKey = new Map<string, ClaimedDelivery[]>();
+      for (const d of items) {
+        const k = d.event.key ?? '';
+        const list = byKey.get(k);
+        if (list) list.push(d);
+        else byKey.set(k, [d]);
+      }
+      const queues = [...byKey.values()];
+      const results: Awaited<ReturnType<typeof deliver>>[] = [];
+      const released: { id: string; attempt: number }[] = [];
+      const worker = async () => {
+        for (let queue = queues.shift(); queue; queue = queues.shift()) {
+          for (let i = 0; i < queue.length; i++) {
+            const r = await deliver(queue[i]!, secrets);
+            results.push(r);
+            if (!r.ok) {
+              for (const d of queue.slice(i + 1)) released.push({ id: d.id, attempt: d.attempts });
+              break;
+            }
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(CONCURRENCY, queues.length) }, worker));
+      // One statement for the batch's attempts; if it fails, the claims' leases expire and
+      // the deliveries are tried again (at least once).
       const failing = await repo.record(db, results);
+      await repo.release(db, released);
       for (const sub of failing)
         if (await repo.disableIfFailing(db, sub, config.disableMinFailures, config.disableAfterMs))
           log.error({ webhook: sub }, 'webhook subscription disabled after a long run of failures');
@@ -205,17 +240,22 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     }
   }
 
+  /** Whether the last claim saw no enabled subscription, and the idle poll interval then. */
+  let idleMs = 0;
+
   async function claimRound() {
     const free = MAX_IN_FLIGHT - inFlight;
     if (free <= 0 || stopped) return;
     let claimed: ClaimedDelivery[];
     try {
-      claimed = await repo.claim(db, {
+      const got = await repo.claim(db, {
         busy: [...busy.keys()],
-        perSub: PER_SUBSCRIPTION,
+        perSub: Math.min(PER_SUBSCRIPTION, free),
         limit: free,
         leaseMs,
       });
+      claimed = got.claimed;
+      idleMs = got.anySubscription ? 0 : Math.min(IDLE_MAX_MS, Math.max(config.pollMs, idleMs * 2));
     } catch (err) {
       log.warn(
         { errCode: (err as { code?: unknown }).code },
@@ -247,6 +287,24 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     });
   }
 
+  /**
+   * The poll: every pollMs while a subscription is enabled somewhere; while none is, the
+   * interval doubles up to IDLE_MAX_MS (a subscription created or enabled through this
+   * instance wakes it at once: `wake`; another instance's is seen at the next poll).
+   */
+  function schedule() {
+    if (stopped) return;
+    clearTimeout(timer);
+    timer = setTimeout(
+      () => {
+        nudge();
+        void Promise.resolve(claiming).finally(schedule);
+      },
+      Math.max(config.pollMs, idleMs),
+    );
+    timer.unref();
+  }
+
   /** secret.expiring notices and pruning of old events. */
   async function sweep() {
     try {
@@ -274,11 +332,18 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     async idle() {
       while (busy.size > 0 || claiming) await Promise.all([...busy.values(), claiming]);
     },
+    /** A subscription was created or enabled here: poll at the normal pace again, now. */
+    wake() {
+      idleMs = 0;
+      if (timer && !stopped) {
+        nudge();
+        void Promise.resolve(claiming).finally(schedule);
+      }
+    },
     start() {
       if (config.pollMs <= 0) return;
       stopped = false;
-      timer = setInterval(nudge, config.pollMs);
-      timer.unref();
+      schedule();
       jobsRunning = sweep();
       jobsTimer = setInterval(() => {
         jobsRunning = sweep();
@@ -287,7 +352,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     },
     async stop() {
       stopped = true;
-      clearInterval(timer);
+      clearTimeout(timer);
       clearInterval(jobsTimer);
       await claiming;
       await Promise.all(busy.values());

@@ -226,54 +226,85 @@ export function createEventsRepository() {
     },
 
     /**
-     * Claims due deliveries: at most `perSub` for each enabled subscription not in `busy`,
-     * at most `limit` in all, each the oldest pending one of its (subscription, key) so that
-     * a key's events go out in order. SKIP LOCKED lets instances claim side by side; the
-     * lease (and the attempt number) marks the claim until the result is recorded.
+     * Claims due deliveries: up to `perSub` for each enabled subscription not in `busy`, at
+     * most `limit` in all, in event order. A key's deliveries are claimed only in order: one
+     * is claimed only if every earlier pending delivery of its (subscription, key) is
+     * claimed with it, so a batch may hold several of one key (the dispatcher sends those one
+     * after another) but never one whose predecessor waits for a retry or is in flight
+     * elsewhere. SKIP LOCKED lets instances claim side by side (a row another claim holds
+     * is left out, and so then is every later one of its key); the lease (and the attempt
+     * number) marks the claim until the result is recorded. `anySubscription` says whether
+     * any subscription is enabled at all (the dispatcher idles longer when none is).
      */
     async claim(
       q: Queryable,
       f: { busy: string[]; perSub: number; limit: number; leaseMs: number },
-    ): Promise<ClaimedDelivery[]> {
+    ): Promise<{ claimed: ClaimedDelivery[]; anySubscription: boolean }> {
       const rows = await q.query<
-        EventRow & { delivery_id: string; delivery_subscription: string; attempts: number; url: string }
+        EventRow & {
+          delivery_id: string | null;
+          delivery_subscription: string;
+          attempts: number;
+          url: string;
+          any_sub: boolean;
+        }
       >(
         `WITH subs AS (
            SELECT id, url FROM webhook_subscriptions WHERE enabled AND NOT (id = ANY ($1::uuid[]))
-         ), due AS (
-           SELECT x.id FROM subs CROSS JOIN LATERAL (
-             SELECT d.id FROM webhook_deliveries d
+         ), cand AS (
+           SELECT x.* FROM subs CROSS JOIN LATERAL (
+             SELECT d.id, d.subscription_id, d.key, d.event_seq FROM webhook_deliveries d
              WHERE d.subscription_id = subs.id AND d.status = 'pending' AND d.next_at <= now()
                AND (d.lease_until IS NULL OR d.lease_until < now())
-               AND NOT EXISTS (
-                 SELECT 1 FROM webhook_deliveries p
-                 WHERE p.subscription_id = d.subscription_id AND p.status = 'pending'
-                   AND p.key = d.key
-                   AND (p.event_seq, p.id) < (d.event_seq, d.id))
              ORDER BY d.event_seq, d.id
              LIMIT $2
              FOR UPDATE OF d SKIP LOCKED
            ) x
+         ), due AS (
+           SELECT c.id FROM cand c
+           WHERE NOT EXISTS (
+             SELECT 1 FROM webhook_deliveries p
+             WHERE p.subscription_id = c.subscription_id AND p.status = 'pending' AND p.key = c.key
+               AND (p.event_seq, p.id) < (c.event_seq, c.id)
+               AND NOT EXISTS (SELECT 1 FROM cand c2 WHERE c2.id = p.id))
+           ORDER BY c.event_seq, c.id
            LIMIT $3
          ), claimed AS (
            UPDATE webhook_deliveries d
            SET lease_until = now() + $4 * interval '1 millisecond', attempts = d.attempts + 1
            FROM due WHERE d.id = due.id
            RETURNING d.id, d.subscription_id, d.event_seq, d.attempts
+         ), got AS (
+           SELECT c.id::text AS delivery_id, c.subscription_id AS delivery_subscription, c.attempts, s.url,
+                  ${EVENT_COLUMNS}
+           FROM claimed c JOIN subs s ON s.id = c.subscription_id JOIN change_events e ON e.seq = c.event_seq
          )
-         SELECT c.id::text AS delivery_id, c.subscription_id AS delivery_subscription, c.attempts, s.url,
-                ${EVENT_COLUMNS}
-         FROM claimed c JOIN subs s ON s.id = c.subscription_id JOIN change_events e ON e.seq = c.event_seq
-         ORDER BY e.seq`,
+         SELECT got.*, h.any_sub
+         FROM (SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE enabled) AS any_sub) h
+         LEFT JOIN got ON true
+         ORDER BY got.seq::bigint`,
         [f.busy, f.perSub, f.limit, f.leaseMs],
       );
-      return rows.map(({ delivery_id, delivery_subscription, attempts, url, ...event }) => ({
-        id: delivery_id,
-        subscription_id: delivery_subscription,
-        attempts,
-        url,
-        event,
-      }));
+      const anySubscription = rows[0]?.any_sub ?? false;
+      const claimed: ClaimedDelivery[] = [];
+      for (const { delivery_id, delivery_subscription, attempts, url, any_sub: _, ...event } of rows)
+        if (delivery_id !== null)
+          claimed.push({ id: delivery_id, subscription_id: delivery_subscription, attempts, url, event });
+      return { claimed, anySubscription };
+    },
+
+    /**
+     * Gives claims back unattempted (a later delivery of a key whose earlier one just
+     * failed in the same batch): pending as before, the claim's attempt not counted.
+     */
+    async release(q: Queryable, rs: readonly { id: string; attempt: number }[]): Promise<void> {
+      if (rs.length === 0) return;
+      await q.query(
+        `UPDATE webhook_deliveries w SET lease_until = NULL, attempts = w.attempts - 1
+         FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
+         WHERE w.id = r.id AND w.attempts = r.attempt AND w.status = 'pending'`,
+        [rs.map((r) => r.id), rs.map((r) => r.attempt)],
+      );
     },
 
     /**
@@ -403,6 +434,12 @@ export function createEventsRepository() {
         [retentionDays],
       );
       await q.query(`DELETE FROM expiry_notices WHERE expires_at < now() - interval '1 day'`);
+      // Deliveries a fan-out queued for a subscription deleted while it ran (there is no
+      // foreign key: migrations/010_events_fanout.sql); never claimed, only in the way here.
+      await q.query(
+        `DELETE FROM webhook_deliveries d WHERE d.status = 'pending'
+           AND NOT EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.id = d.subscription_id)`,
+      );
     },
 
     /**

@@ -65,6 +65,8 @@ export function createWebhookService(deps: {
   trail: AuditTrail;
   keyring: Keyring;
   config: EventsConfig;
+  /** A subscription was created or enabled: the dispatcher stops idling (dispatcher.ts `wake`). */
+  onEnabled?: () => void;
 }) {
   const { db, repo, trail, keyring, config } = deps;
   const rules = { allowHttp: config.allowHttp, allowPrivate: config.allowPrivate };
@@ -103,6 +105,7 @@ export function createWebhookService(deps: {
         ),
         version: null,
       }));
+      deps.onEnabled?.();
       return { ...toView(row), secret };
     },
 
@@ -154,6 +157,7 @@ export function createWebhookService(deps: {
         if (!r) throw notFound(id);
         return { result: r, version: null };
       });
+      if (row.enabled) deps.onEnabled?.();
       return toView(row);
     },
 
