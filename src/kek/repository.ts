@@ -83,6 +83,57 @@ export function createKekRepository() {
       );
     },
 
+    /**
+     * Webhook signing secrets not under `activeKid` (sealed like values, identity
+     * (subscription id, 'webhook', generation): src/events/webhooks.ts), after the keyset
+     * position. A plain read, like nextToRewrap.
+     */
+    async nextWebhookSecretsToRewrap(
+      q: Queryable,
+      activeKid: string,
+      after: { subscriptionId: string; generation: number },
+      limit: number,
+    ): Promise<(CryptoColumns & { subscription_id: string; generation: number })[]> {
+      return q.query<CryptoColumns & { subscription_id: string; generation: number }>(
+        `SELECT subscription_id, generation, ${cryptoColumns()} FROM webhook_secrets
+         WHERE kid <> $1 AND (subscription_id, generation) > ($2::uuid, $3::int)
+         ORDER BY subscription_id, generation
+         LIMIT $4`,
+        [activeKid, after.subscriptionId, after.generation, limit],
+      );
+    },
+
+    /**
+     * Stores re-wrapped webhook signing secrets in one statement, each only if it still has
+     * the kid it was read with (a concurrent rewrap or a deleted subscription leaves it be).
+     * Returns how many it changed.
+     */
+    async storeRewrappedWebhookSecrets(
+      q: Queryable,
+      rows: { subscriptionId: string; generation: number; fromKid: string; sealed: SealedValue }[],
+    ): Promise<number> {
+      if (rows.length === 0) return 0;
+      const done = await q.query(
+        `UPDATE webhook_secrets w
+         SET kid = u.kid, wrapped_dek = decode(u.wrapped_dek, 'hex'),
+             dek_iv = decode(u.dek_iv, 'hex'), dek_tag = decode(u.dek_tag, 'hex')
+         FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+           AS u(subscription_id, generation, from_kid, kid, wrapped_dek, dek_iv, dek_tag)
+         WHERE w.subscription_id = u.subscription_id AND w.generation = u.generation AND w.kid = u.from_kid
+         RETURNING 1`,
+        [
+          rows.map((r) => r.subscriptionId),
+          rows.map((r) => r.generation),
+          rows.map((r) => r.fromKid),
+          rows.map((r) => r.sealed.kid),
+          rows.map((r) => hex(r.sealed.wrappedDek)),
+          rows.map((r) => hex(r.sealed.dekIv)),
+          rows.map((r) => hex(r.sealed.dekTag)),
+        ],
+      );
+      return done.length;
+    },
+
     /** Stores a kid's canary unless it has one already (the first start wins). */
     async insertCanary(q: Queryable, sealed: SealedValue): Promise<void> {
       await q.query(
@@ -96,14 +147,22 @@ export function createKekRepository() {
       return q.query<CryptoColumns>(`SELECT ${cryptoColumns()} FROM crypto_canaries`);
     },
 
-    /** Whether any stored version is still sealed under `kid`. */
+    /** Whether any stored version (or webhook signing secret) is still sealed under `kid`. */
     async kidInUse(q: Queryable, kid: string): Promise<boolean> {
-      return (await q.query('SELECT 1 FROM secret_versions WHERE kid = $1 LIMIT 1', [kid])).length > 0;
+      const rows = await q.query(
+        `SELECT 1 FROM secret_versions WHERE kid = $1
+         UNION ALL SELECT 1 FROM webhook_secrets WHERE kid = $1 LIMIT 1`,
+        [kid],
+      );
+      return rows.length > 0;
     },
 
+    /** Sealed rows per kid: secret versions and webhook signing secrets. */
     async rowsPerKid(q: Queryable): Promise<{ kid: string; rows: number }[]> {
       return q.query<{ kid: string; rows: number }>(
-        'SELECT kid, count(*)::int AS rows FROM secret_versions GROUP BY kid ORDER BY kid',
+        `SELECT kid, count(*)::int AS rows FROM (
+           SELECT kid FROM secret_versions UNION ALL SELECT kid FROM webhook_secrets
+         ) k GROUP BY kid ORDER BY kid`,
       );
     },
   };

@@ -53,6 +53,43 @@ export interface RewrapOptions {
 export function createKekService(deps: { db: Database; repo: KekRepository; keyring: Keyring; log: Logger }) {
   const { db, repo, keyring, log } = deps;
 
+  /**
+   * Webhook signing secrets (src/events/webhooks.ts) are sealed like values: their data keys
+   * move to the active kid too, in batches, so a retired KEK holds nothing. Not audited per
+   * row: they are no secret's change (the run itself is, by its caller).
+   */
+  async function rewrapWebhookSecrets(activeKid: string, batchSize: number, failed: Set<string>) {
+    let moved = 0;
+    let after = { subscriptionId: FIRST.secretId, generation: 0 };
+    for (;;) {
+      const rows = await repo.nextWebhookSecretsToRewrap(db, activeKid, after, batchSize);
+      if (rows.length === 0) return moved;
+      const out = [];
+      for (const row of rows) {
+        const identity = { secretId: row.subscription_id, key: 'webhook', version: row.generation };
+        try {
+          out.push({
+            subscriptionId: row.subscription_id,
+            generation: row.generation,
+            fromKid: row.kid,
+            sealed: rewrapValue(keyring, identity, toSealed(row), activeKid),
+          });
+        } catch (err) {
+          if (!(err instanceof IntegrityError)) throw err;
+          log.error(
+            { webhook: row.subscription_id, generation: row.generation, kid: row.kid, reason: err.message },
+            'rewrap: a webhook signing secret failed its integrity check',
+          );
+          failed.add(`webhook:${row.subscription_id}/${row.generation}`);
+        }
+      }
+      moved += await repo.storeRewrappedWebhookSecrets(db, out);
+      const last = rows[rows.length - 1]!;
+      after = { subscriptionId: last.subscription_id, generation: last.generation };
+      await yieldToEventLoop();
+    }
+  }
+
   return {
     async rewrap(opts: RewrapOptions = {}): Promise<RewrapResult> {
       const started = performance.now();
@@ -127,6 +164,7 @@ export function createKekService(deps: { db: Database; repo: KekRepository; keyr
         }
         if (!progressed) break;
       }
+      rewrapped += await rewrapWebhookSecrets(activeKid, batchSize, failedRows);
       const remaining = (await repo.rowsPerKid(db))
         .filter((r) => r.kid !== activeKid)
         .reduce((sum, r) => sum + r.rows, 0);

@@ -1,0 +1,108 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { backend, createTestApp, dropSchema, newSchema, type TestApp } from '../helpers/app.js';
+import { secretValue } from '../helpers/secrets.js';
+import { type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+
+/**
+ * Webhook signing secrets are sealed like values, so key rotation must move them too: after
+ * the ring gains B, POST /api/keys/rewrap re-wraps them, kid A leaves the ring, and
+ * deliveries still carry signatures a receiver verifies with the whsec_ it was given.
+ */
+
+const KA = randomBytes(32).toString('base64');
+const KB = randomBytes(32).toString('base64');
+
+let dataDir: string | undefined;
+let schema: string | undefined;
+const open: TestApp[] = [];
+let receiver: Receiver | undefined;
+
+beforeEach(async () => {
+  if (backend === 'postgres') schema = await newSchema();
+  else dataDir = await mkdtemp(join(tmpdir(), 'webhook-rewrap-'));
+});
+afterEach(async () => {
+  for (const a of open.splice(0)) await a.close();
+  await receiver?.close();
+  if (schema) await dropSchema(schema);
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  schema = dataDir = receiver = undefined;
+});
+
+async function appWith(keys: string): Promise<TestApp> {
+  const a = await createTestApp({
+    env: {
+      ENCRYPTION_KEY: '',
+      ENCRYPTION_KEYS: keys,
+      WEBHOOK_ALLOW_HTTP: 'true',
+      WEBHOOK_ALLOW_PRIVATE: 'true',
+      WEBHOOK_POLL_MS: '0',
+    },
+    ...(schema ? { schema } : {}),
+    ...(dataDir ? { dataDir } : {}),
+  });
+  open.push(a);
+  return a;
+}
+async function closeApp(a: TestApp) {
+  open.splice(open.indexOf(a), 1);
+  await a.close();
+}
+const call = (a: TestApp, method: 'GET' | 'POST' | 'PUT', url: string, payload?: object) =>
+  a.app.inject({ method, url, headers: a.auth(), ...(payload ? { payload } : {}) });
+
+async function deliverAll(a: TestApp) {
+  for (let i = 0; i < 50; i++) {
+    await a.app.webhookDispatcher.deliverNow();
+    await a.app.webhookDispatcher.idle();
+    const [{ n }] = await a.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`,
+    );
+    if (n === 0) return;
+  }
+}
+
+it('rewrap moves webhook signing secrets to the new key: old key removed, deliveries still verify', async () => {
+  receiver = await startReceiver();
+  const a = await appWith(`A:${KA}`);
+  const created = await call(a, 'POST', '/api/webhooks', { url: receiver.url });
+  expect(created.statusCode, created.body).toBe(201);
+  const { id, secret } = created.json() as { id: string; secret: string };
+  // A rotated subscription holds two generations, both sealed under A.
+  const rotated = await call(a, 'POST', `/api/webhooks/${id}/rotate-secret`);
+  expect(rotated.statusCode, rotated.body).toBe(200);
+  const newer = (rotated.json() as { secret: string }).secret;
+  await closeApp(a);
+
+  // With webhook secrets still under A, dropping A is refused at start-up.
+  await expect(appWith(`B:${KB}`)).rejects.toThrow(/Stored values still use key id\(s\) "A"/);
+
+  const ab = await appWith(`A:${KA},B:${KB}`);
+  const status = (await call(ab, 'GET', '/api/keys/status')).json();
+  expect(status.pendingRewrap).toBe(2);
+  const rewrap = await call(ab, 'POST', '/api/keys/rewrap');
+  expect(rewrap.statusCode, rewrap.body).toBe(200);
+  expect(rewrap.json()).toMatchObject({ activeKid: 'B', rewrapped: 2, failed: 0, remaining: 0 });
+  const kids = await ab.db.query<{ kid: string }>(`SELECT DISTINCT kid FROM webhook_secrets`);
+  expect(kids.map((k) => k.kid)).toEqual(['B']);
+  await closeApp(ab);
+
+  // Kid A is gone. Changes are delivered signed with both generations (the rotation's grace
+  // period), and each generation alone verifies them.
+  const b = await appWith(`B:${KB}`);
+  for (const [key, verifyWith] of [
+    ['APP_OLD_SECRET', secret],
+    ['APP_NEW_SECRET', newer],
+  ] as const) {
+    receiver.secrets.splice(0, receiver.secrets.length, verifyWith);
+    const res = await call(b, 'POST', '/api/secrets', { key, value: secretValue() });
+    expect(res.statusCode).toBe(201);
+    await deliverAll(b);
+  }
+  expect(receiver.rejected).toBe(0);
+  expect(receiver.received.map((r) => r.body.data.key)).toEqual(['APP_OLD_SECRET', 'APP_NEW_SECRET']);
+}, 60_000);
