@@ -28,6 +28,7 @@ import { addOperatorCommands } from './operator.js';
 import { type Format, formatValues, maskForActions, table } from './output.js';
 import { readValue } from './read-value.js';
 import { runWatching, runWithEnv } from './run-command.js';
+import { addWebhookCommands } from './webhooks.js';
 
 /**
  * The `secrets` CLI. API commands talk to a running server through the typed client. The
@@ -805,6 +806,8 @@ export function buildProgram(): Command {
   };
   // Added to the command being run (and its subcommands) as it is dispatched, not to all
   // thirty at start.
+  addWebhookCommands(program, { client, status, tty });
+
   program.hook('preSubcommand', (_program, sub) => withGlobals([sub]));
   program.hook('preAction', (_program, cmd) => {
     active = cmd;

@@ -59,10 +59,10 @@ async function deliverAll(a: TestApp) {
   for (let i = 0; i < 50; i++) {
     await a.app.webhookDispatcher.deliverNow();
     await a.app.webhookDispatcher.idle();
-    const [{ n }] = await a.db.query<{ n: number }>(
+    const rows = await a.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`,
     );
-    if (n === 0) return;
+    if (rows[0]?.n === 0) return;
   }
 }
 
