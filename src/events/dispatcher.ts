@@ -28,6 +28,8 @@ import { signatureHeader } from './signing.js';
 const MAX_IN_FLIGHT = 512;
 const PER_SUBSCRIPTION = 256;
 const CONCURRENCY = 32;
+/** Time kept between the end of a batch's last request and its lease running out. */
+const LEASE_MARGIN_MS = 5_000;
 /** Polling while no subscription is enabled anywhere: from pollMs, doubling up to this. */
 const IDLE_MAX_MS = 30_000;
 /** Bytes of a receiver's answer read at most (only its status matters). */
@@ -200,7 +202,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * time), each key's deliveries one after another in event order. After a failure the
    * key's later deliveries are given back unattempted, so they wait behind its retry.
    */
-  async function runBatch(subscriptionId: string, items: ClaimedDelivery[]) {
+  async function runBatch(subscriptionId: string, items: ClaimedDelivery[], claimedAt: number) {
     try {
       const secrets = await signingSecrets(subscriptionId);
       const byKey = new Map<string, ClaimedDelivery[]>();
@@ -216,6 +218,13 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       const worker = async () => {
         for (let queue = queues.shift(); queue; queue = queues.shift()) {
           for (let i = 0; i < queue.length; i++) {
+            // A request is started only if it ends (at the latest, cut at timeoutMs) well
+            // before the claim's lease does: past the lease another instance may claim the
+            // delivery, and it must never find one of ours still in flight. The rest go back.
+            if (performance.now() - claimedAt + config.timeoutMs > leaseMs - LEASE_MARGIN_MS) {
+              for (const d of queue.slice(i)) released.push({ id: d.id, attempt: d.attempts });
+              break;
+            }
             const r = await deliver(queue[i]!, secrets);
             results.push(r);
             if (!r.ok) {
@@ -247,6 +256,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     const free = MAX_IN_FLIGHT - inFlight;
     if (free <= 0 || stopped) return;
     let claimed: ClaimedDelivery[];
+    const claimedAt = performance.now();
     try {
       const got = await repo.claim(db, {
         busy: [...busy.keys()],
@@ -271,7 +281,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     }
     for (const [sub, items] of bySub) {
       inFlight += items.length;
-      const run = runBatch(sub, items).finally(() => {
+      const run = runBatch(sub, items, claimedAt).finally(() => {
         busy.delete(sub);
         nudge();
       });
