@@ -429,7 +429,13 @@ export function createEventsRepository() {
     /** Drops events older than the retention that no delivery still waits for, and old notices. */
     async prune(q: Queryable, retentionDays: number): Promise<void> {
       await q.query(
-        `DELETE FROM change_events e WHERE e.at < now() - $1 * interval '1 day'
+        // The bound comes from the oldest event still kept, read in seq order from the start
+        // (events are inserted in time order; no index on the time).
+        `DELETE FROM change_events e
+         WHERE e.seq < COALESCE(
+             (SELECT k.seq FROM change_events k WHERE k.at >= now() - $1 * interval '1 day' ORDER BY k.seq LIMIT 1),
+             (SELECT max(k.seq) + 1 FROM change_events k))
+           AND e.at < now() - $1 * interval '1 day'
            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = e.seq AND d.status = 'pending')`,
         [retentionDays],
       );
