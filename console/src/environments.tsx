@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useId, useState } from 'preact/hooks';
 import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME_RULE } from '../../src/environment-names';
 import { enc, listAll, q, request, type Schemas } from './api';
 import { ActionForm, Field, TypedConfirm, useAction } from './forms';
@@ -33,10 +33,13 @@ function EnvironmentSelect(props: {
   envs: Environment[] | null;
   onChange?: (env: string) => void;
 }) {
+  const id = useId();
+  // A label beside the select (not around it), so its name is the label alone, not the options too.
   return (
-    <label>
-      {props.label}
+    <div class="field">
+      <label for={id}>{props.label}</label>
       <select
+        id={id}
         name={props.name}
         value={props.value}
         defaultValue={props.defaultValue}
@@ -48,7 +51,7 @@ function EnvironmentSelect(props: {
           </option>
         ))}
       </select>
-    </label>
+    </div>
   );
 }
 

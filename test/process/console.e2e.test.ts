@@ -696,8 +696,10 @@ describe('web console', { timeout: 240_000 }, () => {
     await eventually(() => page.evaluate<string>('document.activeElement.textContent')).toBe('Secrets');
     await page.keyboard.press('Tab');
     await page.keyboard.press('Enter');
-    await page.getByRole('heading', { level: 1, name: 'Access keys' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Environments' }).waitFor();
     for (const [nav, heading] of [
+      ['Environments', 'Environments'],
+      ['Webhooks', 'Webhooks'],
       ['Access keys', 'Access keys'],
       ['Workload identity', 'Workload identity'],
       ['Audit log', 'Audit log'],
@@ -732,7 +734,15 @@ describe('web console', { timeout: 240_000 }, () => {
           true,
         );
       }
-      for (const nav of ['Secrets', 'Access keys', 'Workload identity', 'Audit log', 'Encryption keys']) {
+      for (const nav of [
+        'Secrets',
+        'Environments',
+        'Webhooks',
+        'Access keys',
+        'Workload identity',
+        'Audit log',
+        'Encryption keys',
+      ]) {
         const box = await page.getByRole('link', { name: nav, exact: true }).boundingBox();
         expect(
           (box?.x ?? -1) >= 0 && (box?.x ?? 0) + (box?.width ?? 0) <= 375,
@@ -747,6 +757,12 @@ describe('web console', { timeout: 240_000 }, () => {
     await fitsThePhone('secrets', ['Search', 'New secret', `Open ${key}`]);
     await openSecret(page, key);
     await fitsThePhone('secret detail', ['Reveal value', 'Delete secret', 'Close']);
+    await page.getByRole('link', { name: 'Environments', exact: true }).click();
+    await page.getByRole('button', { name: 'Compare', exact: true }).waitFor();
+    await fitsThePhone('environments', ['Compare']);
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await page.getByText('No webhooks yet.').waitFor();
+    await fitsThePhone('webhooks', []);
     await page.getByRole('link', { name: 'Access keys', exact: true }).click();
     await page.getByRole('button', { name: 'Revoke deploy-bot' }).first().waitFor();
     await fitsThePhone('access keys', ['Revoke deploy-bot']);
