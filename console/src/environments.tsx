@@ -28,8 +28,7 @@ const names = (envs: Environment[] | null, current: string) => {
 function EnvironmentSelect(props: {
   label: string;
   name?: string;
-  value?: string;
-  defaultValue?: string;
+  value: string;
   envs: Environment[] | null;
   onChange?: (env: string) => void;
 }) {
@@ -42,10 +41,9 @@ function EnvironmentSelect(props: {
         id={id}
         name={props.name}
         value={props.value}
-        defaultValue={props.defaultValue}
         onChange={(e) => props.onChange?.(e.currentTarget.value)}
       >
-        {names(props.envs, props.value ?? props.defaultValue ?? DEFAULT_ENVIRONMENT).map((n) => (
+        {names(props.envs, props.value).map((n) => (
           <option key={n} value={n}>
             {n}
           </option>
@@ -134,6 +132,7 @@ export function EnvironmentsPage(props: {
             Only an environment without active secrets can be deleted. Its deleted (inactive) secrets are
             erased with it, permanently.
           </p>
+          <Holds key={`${deleting}/${del.error ? 'refused' : ''}`} name={deleting} />
           <ErrorBox error={del.error} />
           <TypedConfirm
             word={deleting}
@@ -164,8 +163,6 @@ export function EnvironmentsPage(props: {
         columns={[
           { label: 'Name', cell: (e) => <Link href={secretsUrl(e.name)}>{e.name}</Link> },
           { label: 'Description', cell: (e) => e.description ?? '' },
-          { label: 'Active secrets', cell: (e) => e.secrets?.active ?? '—' },
-          { label: 'Deleted secrets', cell: (e) => e.secrets?.inactive ?? '—' },
           { label: 'Created', cell: (e) => <When iso={e.createdAt} /> },
           {
             label: 'Action',
@@ -192,6 +189,18 @@ export function EnvironmentsPage(props: {
   );
 }
 
+/** What an environment holds (GET /api/environments/NAME gives admins the counts). */
+function Holds({ name }: { name: string }) {
+  const { data } = usePage<Environment>(`/api/environments/${enc(name)}`);
+  if (!data?.secrets) return null;
+  const { active, inactive } = data.secrets;
+  return (
+    <p>
+      Secrets in {name}: {active} active, {inactive} deleted.
+    </p>
+  );
+}
+
 type Row = Comparison['keys'][number];
 
 const STATUS: Record<Row['status'], (c: Comparison) => string> = {
@@ -208,6 +217,11 @@ const promotable = (r: Row) =>
   r.status === 'different' ||
   (r.status === 'not_compared' && r.etagA !== undefined);
 
+const SIDES = [
+  ['a', 'From (a)'],
+  ['b', 'To (b)'],
+] as const;
+
 function CompareSection(props: {
   envs: Environment[] | null;
   query: URLSearchParams;
@@ -217,6 +231,13 @@ function CompareSection(props: {
   const b = props.query.get('b') ?? '';
   const prefix = props.query.get('prefix') ?? '';
   const others = (props.envs ?? []).filter((e) => e.name !== DEFAULT_ENVIRONMENT);
+  // The pair picked in the selects (the URL's, else the first two environments beside default).
+  const [pick, setPick] = useState<{ a?: string; b?: string }>({});
+  useEffect(() => setPick({}), [props.query]);
+  const picked = {
+    a: pick.a ?? (a || others[0]?.name || DEFAULT_ENVIRONMENT),
+    b: pick.b ?? (b || others[1]?.name || DEFAULT_ENVIRONMENT),
+  };
   return (
     <section aria-labelledby="compare-h">
       <h2 id="compare-h">Compare and promote</h2>
@@ -235,18 +256,16 @@ function CompareSection(props: {
           props.onCompare({ a: get('a'), b: get('b'), prefix: get('prefix').toUpperCase() });
         }}
       >
-        <EnvironmentSelect
-          label="From (a)"
-          name="a"
-          defaultValue={a || others[0]?.name || DEFAULT_ENVIRONMENT}
-          envs={props.envs}
-        />
-        <EnvironmentSelect
-          label="To (b)"
-          name="b"
-          defaultValue={b || others[1]?.name || DEFAULT_ENVIRONMENT}
-          envs={props.envs}
-        />
+        {SIDES.map(([side, label]) => (
+          <EnvironmentSelect
+            key={side}
+            label={label}
+            name={side}
+            value={picked[side]}
+            envs={props.envs}
+            onChange={(v) => setPick({ ...pick, [side]: v })}
+          />
+        ))}
         <Field label="Key prefix (optional)" name="prefix" defaultValue={prefix} placeholder="STRIPE_" />
         <button type="submit">Compare</button>
       </form>

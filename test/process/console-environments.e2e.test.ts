@@ -162,9 +162,11 @@ describe('console environments and webhooks', { timeout: 240_000 }, () => {
     await expectAccessible(page, 'environments with a comparison');
     await b.shot(page, 'environments', true);
 
-    // A reload shows the same comparison (the pair is in the URL).
+    // A reload shows the same comparison (the pair is in the URL), the selects naming it.
     await page.reload();
     await eventually(() => row('STRIPE_API_KEY').textContent()).toContain('Different');
+    await eventually(() => compare.getByLabel('From (a)').inputValue()).toBe('staging');
+    expect(await compare.getByLabel('To (b)').inputValue()).toBe('production');
 
     // Equal and production-only keys cannot be promoted from staging.
     expect(await page.getByLabel('Promote SENTRY_DSN').count()).toBe(0);
@@ -236,6 +238,7 @@ describe('console environments and webhooks', { timeout: 240_000 }, () => {
 
     await page.reload();
     await page.getByRole('button', { name: 'Delete preview' }).click();
+    await page.getByText('Secrets in preview: 1 active, 0 deleted.').waitFor();
     const del = page.getByRole('button', { name: 'Delete environment' });
     await page.getByLabel('Type preview to delete it').fill('preview');
     await del.click();
