@@ -9,13 +9,13 @@ import { ErrorBox, Loading, Notice, usePage, When } from './ui';
 type Environment = Schemas['Environment'];
 type Comparison = Schemas['EnvironmentComparison'];
 
-/** Every environment the caller sees (few: one request in practice), reloaded when `refresh` changes. */
-export function useEnvironments(refresh?: unknown) {
+/** Every environment the caller sees (few: one request in practice). */
+function useEnvironments() {
   const [envs, setEnvs] = useState<Environment[] | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
     listAll<Environment, 'environments'>('/api/environments', 'environments').then(setEnvs, setError);
-  }, [refresh]);
+  }, []);
   return { envs, error };
 }
 
@@ -69,9 +69,9 @@ export function EnvironmentSwitcher({ env, onChange }: { env: string; onChange: 
 }
 
 /**
- * Environments: list (with how many secrets each holds), create, delete (typed confirmation;
- * the API refuses one that still holds active secrets, 409, and says so), and compare two of
- * them with promote. The compared pair is in the URL (?a=staging&b=production).
+ * Environments: list, create, delete (typed confirmation, beside what it holds; the API
+ * refuses one that still holds active secrets, 409, and says so), and compare two of them
+ * with promote. The compared pair is in the URL (?a=staging&b=production).
  */
 export function EnvironmentsPage(props: {
   query: URLSearchParams;
