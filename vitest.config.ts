@@ -38,6 +38,7 @@ const onPostgres = Boolean(process.env.TEST_DATABASE_URL);
  */
 const SLOW_FIRST = [
   'test/process/console.e2e.test.ts',
+  'test/process/console-environments.e2e.test.ts',
   'test/reliability/failover.test.ts',
   'test/reliability/replicas.test.ts',
   'test/process/package.test.ts',

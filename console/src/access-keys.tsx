@@ -1,6 +1,8 @@
 import { useState } from 'preact/hooks';
-import { type AccessKey, enc, q, request } from './api';
-import { copyText, ErrorBox, Loading, localToIso, Notice, Pager, usePage, When } from './ui';
+import { type AccessKey, enc, request } from './api';
+import { ActionForm, Check, type CredentialKind, Field, type FormFields, ShownOnce } from './forms';
+import { type Column, PagedTable, usePagedList } from './table';
+import { LastUsed, localToIso, Notice, When } from './ui';
 
 export const SCOPES = [
   'secrets:read',
@@ -10,37 +12,36 @@ export const SCOPES = [
   'secrets:inject',
 ] as const;
 
-/** The scope checkboxes (secrets:read checked), shared with the trust-policy form's grant. */
 /** The scope checkboxes; `checked` preselects (an edit form), else secrets:read alone. */
 export function ScopeChecks({ legend, checked }: { legend: string; checked?: readonly string[] }) {
   return (
     <fieldset>
       <legend>{legend}</legend>
       {SCOPES.map((s) => (
-        <label class="check" key={s}>
-          <input
-            type="checkbox"
-            name={s}
-            defaultChecked={checked ? checked.includes(s) : s === 'secrets:read'}
-          />
-          {s}
-        </label>
+        <Check
+          key={s}
+          label={s}
+          name={s}
+          defaultChecked={checked ? checked.includes(s) : s === 'secrets:read'}
+        />
       ))}
     </fieldset>
   );
 }
 
+const ACCESS_KEY_TOKEN: CredentialKind = {
+  what: 'token',
+  valueLabel: 'New access key token',
+  warning:
+    'Copy this token now: it is shown only once and the service keeps only its hash. Anyone holding it can use the API with these scopes.',
+};
+
 /** Access keys: create (token shown once), list with last use, revoke. */
 export function AccessKeysPage() {
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const [notice, setNotice] = useState<string | null>(null);
   const [created, setCreated] = useState<(AccessKey & { token: string }) | null>(null);
-  const cursor = cursors[cursors.length - 1];
-
-  const { data, loading, error, setError, load } = usePage<{
-    accessKeys: AccessKey[];
-    nextCursor: string | null;
-  }>(`/api/access-keys${q({ limit: '50', cursor })}`, undefined, { keepOnError: true });
+  const list = usePagedList<AccessKey>('/api/access-keys', 'accessKeys', {}, { keepOnError: true });
+  const { setError, load } = list;
 
   const revoke = async (k: AccessKey) => {
     setError(null);
@@ -61,7 +62,15 @@ export function AccessKeysPage() {
         secret keys.
       </p>
       {notice ? <Notice>{notice}</Notice> : null}
-      {created ? <CreatedToken created={created} onDone={() => setCreated(null)} /> : null}
+      {created ? (
+        // The new token, shown once; dismissing it drops it from memory.
+        <ShownOnce
+          kind={ACCESS_KEY_TOKEN}
+          title={`Access key ${created.name} created`}
+          value={created.token}
+          onDone={() => setCreated(null)}
+        />
+      ) : null}
       <CreateAccessKey
         onCreated={(k) => {
           setNotice(null);
@@ -70,152 +79,71 @@ export function AccessKeysPage() {
         }}
       />
       <h2>Keys</h2>
-      <ErrorBox error={error} />
-      {loading ? <Loading what="access keys" /> : null}
-      {!loading && data?.accessKeys.length === 0 ? <p class="empty">No access keys yet.</p> : null}
-      {data && data.accessKeys.length > 0 ? (
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">Access keys</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Token starts with</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Secret keys</th>
-                <th scope="col">Created</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Status</th>
-                <th scope="col">Action</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.accessKeys.map((k) => (
-                <tr key={k.id}>
-                  <th scope="row">{k.name}</th>
-                  <td>
-                    <code>{k.tokenPrefix}</code>
-                  </td>
-                  <td>{k.scopes.join(', ')}</td>
-                  <td>{k.keys ? k.keys.join(', ') : 'All'}</td>
-                  <td>
-                    <When iso={k.createdAt} /> by {k.createdBy}
-                  </td>
-                  <td>
-                    <When iso={k.expiresAt} />
-                  </td>
-                  <td>{k.lastUsedAt ? <When iso={k.lastUsedAt} /> : 'Never'}</td>
-                  <td>{k.status}</td>
-                  <td>
-                    {k.status === 'active' ? (
-                      <button type="button" class="danger" onClick={() => revoke(k)}>
-                        Revoke {k.name}
-                      </button>
-                    ) : (
-                      '—'
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      <Pager
-        label="Access key pages"
-        cursors={cursors}
-        setCursors={setCursors}
-        nextCursor={data?.nextCursor}
+      <PagedTable
+        noun="access keys"
+        list={list}
+        empty="No access keys yet."
+        columns={ACCESS_KEY_COLUMNS(revoke)}
       />
     </>
   );
 }
 
-/** The new token, shown once; dismissing it drops it from memory. */
-function CreatedToken({ created, onDone }: { created: AccessKey & { token: string }; onDone: () => void }) {
-  const [copied, setCopied] = useState<string | null>(null);
-  return (
-    <section class="panel token-once" aria-labelledby="token-h" role="alert">
-      <h2 id="token-h">Access key {created.name} created</h2>
-      <p class="warning">
-        Copy this token now: it is shown only once and the service keeps only its hash. Anyone holding it can
-        use the API with these scopes.
-      </p>
-      <output class="secret-value" aria-label="New access key token">
-        {created.token}
-      </output>
-      <div class="row">
-        <button
-          type="button"
-          onClick={async () =>
-            setCopied((await copyText(created.token)) ? 'Copied to the clipboard.' : 'Copy failed.')
-          }
-        >
-          Copy token
+const ACCESS_KEY_COLUMNS = (revoke: (k: AccessKey) => void): Column<AccessKey>[] => [
+  { label: 'Name', cell: (k) => k.name },
+  { label: 'Token starts with', cell: (k) => <code>{k.tokenPrefix}</code> },
+  { label: 'Scopes', cell: (k) => k.scopes.join(', ') },
+  { label: 'Secret keys', cell: (k) => (k.keys ? k.keys.join(', ') : 'All') },
+  {
+    label: 'Created',
+    cell: (k) => (
+      <>
+        <When iso={k.createdAt} /> by {k.createdBy}
+      </>
+    ),
+  },
+  { label: 'Expires', cell: (k) => <When iso={k.expiresAt} /> },
+  { label: 'Last used', cell: (k) => <LastUsed meta={k} /> },
+  { label: 'Status', cell: (k) => k.status },
+  {
+    label: 'Action',
+    cell: (k) =>
+      k.status === 'active' ? (
+        <button type="button" class="danger" onClick={() => revoke(k)}>
+          Revoke {k.name}
         </button>
-        <button type="button" onClick={onDone}>
-          I have stored it, hide the token
-        </button>
-      </div>
-      {copied ? <Notice>{copied}</Notice> : null}
-    </section>
-  );
-}
+      ) : (
+        '—'
+      ),
+  },
+];
 
 function CreateAccessKey({ onCreated }: { onCreated: (k: AccessKey & { token: string }) => void }) {
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    const form = e.currentTarget as HTMLFormElement;
-    const f = new FormData(form);
-    const keys = String(f.get('keys') ?? '')
-      .split(/[\s,]+/)
-      .filter(Boolean);
-    const expiresAt = localToIso(String(f.get('expiresAt') ?? ''));
+  const submit = async (f: FormFields) => {
+    const keys = f.list('keys');
+    const expiresAt = localToIso(f.text('expiresAt'));
     const body: Record<string, unknown> = {
-      name: String(f.get('name') ?? ''),
-      scopes: SCOPES.filter((s) => f.get(s) === 'on'),
+      name: f.raw('name'),
+      scopes: SCOPES.filter((s) => f.checked(s)),
       ...(keys.length ? { keys } : {}),
       ...(expiresAt ? { expiresAt } : {}),
     };
-    setBusy(true);
-    setError(null);
-    try {
-      const { body: res } = await request<AccessKey & { token: string }>('POST', '/api/access-keys', {
-        body,
-      });
-      form.reset();
-      onCreated(res);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    onCreated((await request<AccessKey & { token: string }>('POST', '/api/access-keys', { body })).body);
   };
   return (
     <details class="panel">
       <summary>New access key</summary>
-      <ErrorBox error={error} />
-      <form onSubmit={submit} aria-busy={busy}>
-        <label>
-          Name
-          <input name="name" required maxLength={128} placeholder="ci-deploy" autocomplete="off" />
-        </label>
+      <ActionForm onSubmit={submit}>
+        <Field label="Name" name="name" required maxLength={128} placeholder="ci-deploy" />
         <ScopeChecks legend="Scopes" />
-        <label>
-          Secret keys (optional: names or PREFIX_* patterns, separated by commas)
-          <input name="keys" placeholder="STRIPE_*, DATABASE_URL" autocomplete="off" />
-        </label>
-        <label>
-          Expires at (your local time, optional)
-          <input name="expiresAt" type="datetime-local" />
-        </label>
-        <button type="submit" disabled={busy}>
-          Create access key
-        </button>
-      </form>
+        <Field
+          label="Secret keys (optional: names or PREFIX_* patterns, separated by commas)"
+          name="keys"
+          placeholder="STRIPE_*, DATABASE_URL"
+        />
+        <Field label="Expires at (your local time, optional)" name="expiresAt" type="datetime-local" />
+        <button type="submit">Create access key</button>
+      </ActionForm>
     </details>
   );
 }

@@ -5,13 +5,14 @@
  */
 
 import type { components } from '../../src/client/schema';
+import { DEFAULT_ENVIRONMENT } from '../../src/environment-names';
 
 /**
  * The API's types come from the generated client schema (src/client/schema.d.ts, from
  * openapi/openapi.json, from the routes' zod schemas): one declaration, so the console
  * cannot drift from what the service sends. Type-only imports: nothing reaches the bundle.
  */
-type Schemas = components['schemas'];
+export type Schemas = components['schemas'];
 export type SecretMeta = Schemas['SecretMetadata'];
 export type VersionMeta = Schemas['SecretVersion'];
 export type AccessKey = Schemas['AccessKey'];
@@ -119,17 +120,34 @@ export const q = (params: Record<string, string | undefined | null>): string => 
 
 export const enc = encodeURIComponent;
 
+/**
+ * Where an environment's secrets are: the default environment is the InsForge API
+ * (/api/secrets), every other one the same routes under /api/environments/ENV/secrets.
+ */
+export const secretsBase = (env: string): string =>
+  env === DEFAULT_ENVIRONMENT ? '/api/secrets' : `/api/environments/${enc(env)}/secrets`;
+
 /** Finds one secret's metadata by exact key (the list API filters by prefix). */
-export async function findSecret(key: string): Promise<SecretMeta | null> {
+export async function findSecret(base: string, key: string): Promise<SecretMeta | null> {
+  const found = await listAll<SecretMeta, 'secrets'>(base, 'secrets', { prefix: key });
+  return found.find((s) => s.key === key) ?? null;
+}
+
+/** Every item of a paged list (environments: few; one key's prefix matches), following nextCursor. */
+export async function listAll<T, F extends string>(
+  path: string,
+  field: F,
+  params: Record<string, string> = {},
+): Promise<T[]> {
+  const out: T[] = [];
   let cursor: string | undefined;
   for (;;) {
-    const { body } = await request<{ secrets: SecretMeta[]; nextCursor: string | null }>(
+    const { body } = await request<Record<F, T[]> & { nextCursor: string | null }>(
       'GET',
-      `/api/secrets${q({ prefix: key, limit: '1000', cursor })}`,
+      `${path}${q({ ...params, limit: '1000', cursor })}`,
     );
-    const hit = body.secrets.find((s) => s.key === key);
-    if (hit) return hit;
-    if (!body.nextCursor) return null;
+    out.push(...body[field]);
+    if (!body.nextCursor) return out;
     cursor = body.nextCursor;
   }
 }

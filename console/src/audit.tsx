@@ -1,7 +1,9 @@
 import { useState } from 'preact/hooks';
-import { type AuditEntry, q, request } from './api';
+import { type AuditEntry, request } from './api';
 import { BROWSING_ACTIONS } from './audit-actions';
-import { ErrorBox, isoToLocal, Loading, localToIso, Pager, usePage, When } from './ui';
+import { useAction } from './forms';
+import { type Column, PagedTable, usePagedList } from './table';
+import { isoToLocal, Loading, localToIso, When } from './ui';
 
 interface Verify {
   intact: boolean;
@@ -13,24 +15,36 @@ interface Verify {
 /** The audit log with filters and paging, and the hash-chain check. */
 const FILTERS = ['key', 'actor', 'action', 'from', 'to', 'show'] as const;
 
+const AUDIT_COLUMNS: Column<AuditEntry>[] = [
+  { label: '#', cell: (a) => a.id },
+  { label: 'At', cell: (a) => <When iso={a.at} /> },
+  { label: 'Actor', cell: (a) => a.actor },
+  { label: 'Action', cell: (a) => a.action },
+  { label: 'Key', cell: (a) => a.key ?? '—' },
+  { label: 'Version', cell: (a) => a.version ?? '—' },
+  { label: 'Outcome', cell: (a) => a.outcome },
+  { label: 'Client', cell: (a) => a.clientIp ?? '—' },
+  { label: 'Sealed', cell: (a) => (a.sealed ? 'Yes' : 'No') },
+];
+
 /** The filters live in the URL (/console/audit?key=...): back, reload and links keep them. */
 export function AuditPage(props: { query: URLSearchParams; onFilter: (q: Record<string, string>) => void }) {
   const filters = Object.fromEntries(FILTERS.map((f) => [f, props.query.get(f) ?? '']));
   const setFilters = props.onFilter;
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const [verify, setVerify] = useState<Verify | null>(null);
-  const [verifying, setVerifying] = useState(false);
-  const cursor = cursors[cursors.length - 1];
+  const verifying = useAction((err) => list.setError(err));
   const showAll = filters.show === 'all';
   const hideBrowsing = !showAll && filters.action === '';
   const { show: _show, ...apiFilters } = filters;
 
-  const { data, loading, error, setError } = usePage<{ entries: AuditEntry[]; nextCursor: string | null }>(
-    `/api/audit${q({ ...apiFilters, excludeAction: hideBrowsing ? BROWSING_ACTIONS.join(',') : '', limit: '50', cursor })}`,
-    props.query.toString(),
+  const list = usePagedList<AuditEntry>(
+    '/api/audit',
+    'entries',
+    { ...apiFilters, excludeAction: hideBrowsing ? BROWSING_ACTIONS.join(',') : '' },
+    { refresh: props.query.toString() },
   );
   const withShow = (show: string) => {
-    setCursors([undefined]);
+    list.first();
     setFilters({ ...filters, show });
   };
 
@@ -38,7 +52,7 @@ export function AuditPage(props: { query: URLSearchParams; onFilter: (q: Record<
     e.preventDefault();
     const f = new FormData(e.currentTarget as HTMLFormElement);
     const text = (n: string) => String(f.get(n) ?? '').trim();
-    setCursors([undefined]);
+    list.first();
     setFilters({
       key: text('key'),
       actor: text('actor'),
@@ -49,27 +63,20 @@ export function AuditPage(props: { query: URLSearchParams; onFilter: (q: Record<
     });
   };
 
-  const runVerify = async () => {
-    setVerifying(true);
-    setError(null);
-    setVerify(null);
-    try {
+  const runVerify = () =>
+    verifying.run(async () => {
+      setVerify(null);
       setVerify((await request<Verify>('GET', '/api/audit/verify')).body);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setVerifying(false);
-    }
-  };
+    });
 
   return (
     <>
       <h1>Audit log</h1>
       <div class="verify">
-        <button type="button" onClick={runVerify} disabled={verifying}>
+        <button type="button" onClick={runVerify} disabled={verifying.busy}>
           Verify chain
         </button>
-        {verifying ? <Loading what="the verification" /> : null}
+        {verifying.busy ? <Loading what="the verification" /> : null}
         {verify ? (
           <output class={verify.intact ? 'ok' : 'error'}>
             {verify.intact
@@ -122,47 +129,7 @@ export function AuditPage(props: { query: URLSearchParams; onFilter: (q: Record<
           <>Showing the actions filtered for.</>
         )}
       </p>
-      <ErrorBox error={error} />
-      {loading ? <Loading what="the audit log" /> : null}
-      {!loading && data?.entries.length === 0 ? <p class="empty">No audit entries match.</p> : null}
-      {data && data.entries.length > 0 ? (
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">Audit entries, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">#</th>
-                <th scope="col">At</th>
-                <th scope="col">Actor</th>
-                <th scope="col">Action</th>
-                <th scope="col">Key</th>
-                <th scope="col">Version</th>
-                <th scope="col">Outcome</th>
-                <th scope="col">Client</th>
-                <th scope="col">Sealed</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.entries.map((a) => (
-                <tr key={a.id}>
-                  <th scope="row">{a.id}</th>
-                  <td>
-                    <When iso={a.at} />
-                  </td>
-                  <td>{a.actor}</td>
-                  <td>{a.action}</td>
-                  <td>{a.key ?? '—'}</td>
-                  <td>{a.version ?? '—'}</td>
-                  <td>{a.outcome}</td>
-                  <td>{a.clientIp ?? '—'}</td>
-                  <td>{a.sealed ? 'Yes' : 'No'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      <Pager label="Audit pages" cursors={cursors} setCursors={setCursors} nextCursor={data?.nextCursor} />
+      <PagedTable noun="audit entries" list={list} empty="No audit entries match." columns={AUDIT_COLUMNS} />
     </>
   );
 }

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { request } from './api';
+import { DataTable } from './table';
 import { ErrorBox, Loading } from './ui';
 
 interface KeyStatus {
@@ -31,29 +32,17 @@ export function KeysPage() {
               ? 'Every stored version is wrapped by the active key.'
               : `${data.pendingRewrap} stored versions still use an older key: run npm run rewrap (or POST /api/keys/rewrap).`}
           </p>
-          <div class="table-wrap">
-            <table>
-              <caption class="sr-only">Key-encryption keys</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Key id</th>
-                  <th scope="col">Stored versions</th>
-                  <th scope="col">Active</th>
-                  <th scope="col">In keyring</th>
-                </tr>
-              </thead>
-              <tbody>
-                {data.kids.map((k) => (
-                  <tr key={k.kid}>
-                    <th scope="row">{k.kid}</th>
-                    <td>{k.rows}</td>
-                    <td>{k.active ? 'Yes' : 'No'}</td>
-                    <td>{k.inKeyring ? 'Yes' : 'No (cannot decrypt these rows)'}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            caption="Key-encryption keys"
+            rows={data.kids}
+            rowKey={(k) => k.kid}
+            columns={[
+              { label: 'Key id', cell: (k) => k.kid },
+              { label: 'Stored versions', cell: (k) => k.rows },
+              { label: 'Active', cell: (k) => (k.active ? 'Yes' : 'No') },
+              { label: 'In keyring', cell: (k) => (k.inKeyring ? 'Yes' : 'No (cannot decrypt these rows)') },
+            ]}
+          />
         </>
       ) : null}
     </>

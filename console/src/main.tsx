@@ -3,16 +3,20 @@ import { useEffect, useState } from 'preact/hooks';
 import { AccessKeysPage } from './access-keys';
 import { session, setUnauthorizedHandler } from './api';
 import { AuditPage } from './audit';
+import { EnvironmentsPage } from './environments';
 import { KeysPage } from './keys';
-import { navigate, onLinkClick, type Page, pageUrl, useRoute } from './route';
+import { navigate, onLinkClick, type Page, pageUrl, secretsUrl, useRoute } from './route';
 import { SecretsPage } from './secrets';
 import { SignIn } from './sign-in';
 import { TrustsPage } from './trusts';
 import { labelTableCells } from './ui';
+import { WebhooksPage } from './webhooks';
 import './style.css';
 
 const PAGES: { id: Page; label: string }[] = [
   { id: 'secrets', label: 'Secrets' },
+  { id: 'environments', label: 'Environments' },
+  { id: 'webhooks', label: 'Webhooks' },
   { id: 'access-keys', label: 'Access keys' },
   { id: 'trusts', label: 'Workload identity' },
   { id: 'audit', label: 'Audit log' },
@@ -24,6 +28,11 @@ function App() {
   const [reason, setReason] = useState<string | null>(null);
   const route = useRoute();
   const page = route.page;
+  // The Secrets link returns to the environment last shown there.
+  const [secretsEnv, setSecretsEnv] = useState(route.env);
+  useEffect(() => {
+    if (page === 'secrets') setSecretsEnv(route.env);
+  }, [page, route.env]);
 
   useEffect(() => {
     setUnauthorizedHandler((message) => {
@@ -58,7 +67,7 @@ function App() {
             {PAGES.map((p) => (
               <li key={p.id}>
                 <a
-                  href={pageUrl(p.id)}
+                  href={p.id === 'secrets' ? secretsUrl(secretsEnv) : pageUrl(p.id)}
                   class="nav"
                   aria-current={page === p.id ? 'page' : undefined}
                   onClick={onLinkClick}
@@ -83,7 +92,23 @@ function App() {
       </header>
       <main id="main">
         {page === 'secrets' && (
-          <SecretsPage opened={route.key} onOpen={(key) => navigate(pageUrl('secrets', key))} />
+          <SecretsPage
+            // A fresh page (filters, paging, forms) for each environment.
+            key={route.env}
+            env={route.env}
+            opened={route.item}
+            onOpen={(key) => navigate(secretsUrl(route.env, key))}
+            onEnv={(env) => navigate(secretsUrl(env))}
+          />
+        )}
+        {page === 'environments' && (
+          <EnvironmentsPage
+            query={route.query}
+            onCompare={(query) => navigate(pageUrl('environments', null, query))}
+          />
+        )}
+        {page === 'webhooks' && (
+          <WebhooksPage opened={route.item} onOpen={(id) => navigate(pageUrl('webhooks', id))} />
         )}
         {page === 'access-keys' && <AccessKeysPage />}
         {page === 'trusts' && <TrustsPage />}

@@ -1,10 +1,12 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, enc, findSecret, request, type SecretMeta, type VersionMeta } from './api';
+import { CopyButton, TypedConfirm } from './forms';
+import { DataTable } from './table';
 import {
-  copyText,
   ErrorBox,
   fmt,
   isoToLocal,
+  LastUsed,
   Loading,
   LockBadge,
   localToIso,
@@ -16,19 +18,22 @@ import {
 const REVEAL_SECONDS = 20;
 
 interface Snapshot {
+  /** The secret's URL in its environment (/api/secrets/KEY or /api/environments/ENV/secrets/KEY). */
+  path: string;
   meta: SecretMeta;
   versions: VersionMeta[];
   /** The ETag of the state shown: every change is sent with If-Match so it never overwrites a newer one. */
   etag: string | null;
 }
 
-async function loadSnapshot(key: string): Promise<Snapshot> {
+async function loadSnapshot(base: string, key: string): Promise<Snapshot> {
+  const path = `${base}/${enc(key)}`;
   const [meta, v] = await Promise.all([
-    findSecret(key),
-    request<{ versions: VersionMeta[] }>('GET', `/api/secrets/${enc(key)}/versions`),
+    findSecret(base, key),
+    request<{ versions: VersionMeta[] }>('GET', `${path}/versions`),
   ]);
   if (!meta) throw new ApiError(404, { message: `Secret not found: ${key}` });
-  return { meta, versions: v.body.versions, etag: v.etag };
+  return { path, meta, versions: v.body.versions, etag: v.etag };
 }
 
 /** What another writer changed between two states of one secret, in words. */
@@ -51,11 +56,14 @@ function describeChanges(before: SecretMeta, now: SecretMeta): string[] {
 
 export function SecretDetail(props: {
   secretKey: string;
+  /** The environment's secrets (api.ts secretsBase). */
+  base: string;
   /** `closing`: the panel closes (purge), so the list must show the message; else the panel does. */
   onChanged: (message: string, closing: boolean) => void;
   onClose: () => void;
 }) {
   const key = props.secretKey;
+  const base = props.base;
   const [snap, setSnap] = useState<Snapshot | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [notice, setNotice] = useState<string | null>(null);
@@ -66,11 +74,11 @@ export function SecretDetail(props: {
   const reload = useCallback(async () => {
     setError(null);
     try {
-      setSnap(await loadSnapshot(key));
+      setSnap(await loadSnapshot(base, key));
     } catch (err) {
       setError(err);
     }
-  }, [key]);
+  }, [base, key]);
 
   useEffect(() => {
     setSnap(null);
@@ -100,7 +108,7 @@ export function SecretDetail(props: {
       setError(err);
       if (err instanceof ApiError && err.status === 412) {
         try {
-          const now = await findSecret(key);
+          const now = await findSecret(base, key);
           setConflict(
             now ? describeChanges(snap.meta, now) : ['the secret no longer exists (it was purged)'],
           );
@@ -164,13 +172,7 @@ export function SecretDetail(props: {
             </dd>
             <dt>Last used</dt>
             <dd>
-              {m.lastUsedAt ? (
-                <>
-                  <When iso={m.lastUsedAt} /> by {m.lastUsedBy ?? 'unknown'}
-                </>
-              ) : (
-                'Never'
-              )}
+              <LastUsed meta={m} />
             </dd>
             <dt>Version</dt>
             <dd>{m.version}</dd>
@@ -188,7 +190,7 @@ export function SecretDetail(props: {
           {m.isWriteOnly ? (
             <SetNewValue snap={snap} busy={busy} act={act} />
           ) : m.isActive ? (
-            <Reveal key={m.version} secretKey={key} />
+            <Reveal key={m.version} secretKey={key} path={snap.path} />
           ) : null}
           <EditSecret key={snap.etag ?? ''} snap={snap} busy={busy} act={act} />
           <Lifecycle snap={snap} busy={busy} act={act} />
@@ -201,6 +203,10 @@ export function SecretDetail(props: {
 
 type Act = (fn: (s: Snapshot) => Promise<{ message: string; gone?: boolean }>) => Promise<void>;
 
+/** One change sent with the shown state's ETag (If-Match); the API's message is what act shows. */
+const send = (act: Act, method: string, path: string, body?: unknown) =>
+  act(async (s) => (await request<{ message: string }>(method, path, { body, ifMatch: s.etag })).body);
+
 /**
  * A write-only secret's value panel: no reveal and no copy (the server refuses both to
  * everyone); the one thing a person can do with the value is replace it.
@@ -212,7 +218,7 @@ function SetNewValue({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: 
     const value = String(new FormData(form).get('value') ?? '');
     if (!value) return;
     void act(async (s) => {
-      const { body } = await request<{ message: string }>('PUT', `/api/secrets/${enc(snap.meta.key)}`, {
+      const { body } = await request<{ message: string }>('PUT', snap.path, {
         body: { value },
         ifMatch: s.etag,
       });
@@ -239,17 +245,15 @@ function SetNewValue({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: 
 }
 
 /** Reveals the value on request, hides it after REVEAL_SECONDS, and drops it when hidden. */
-function Reveal({ secretKey }: { secretKey: string }) {
+function Reveal({ secretKey, path }: { secretKey: string; path: string }) {
   const [value, setValue] = useState<string | null>(null);
   const [left, setLeft] = useState(0);
   const [error, setError] = useState<unknown>(null);
-  const [copied, setCopied] = useState<string | null>(null);
 
   useEffect(() => {
     if (value === null) return;
     if (left <= 0) {
       setValue(null);
-      setCopied(null);
       return;
     }
     const t = setTimeout(() => setLeft(left - 1), 1000);
@@ -262,7 +266,7 @@ function Reveal({ secretKey }: { secretKey: string }) {
   const reveal = async () => {
     setError(null);
     try {
-      const { body } = await request<{ value: string }>('GET', `/api/secrets/${enc(secretKey)}`);
+      const { body } = await request<{ value: string }>('GET', path);
       setValue(body.value);
       setLeft(REVEAL_SECONDS);
     } catch (err) {
@@ -287,25 +291,11 @@ function Reveal({ secretKey }: { secretKey: string }) {
             Hides in {left} s.
           </p>
           <div class="row">
-            <button
-              type="button"
-              onClick={async () =>
-                setCopied((await copyText(value)) ? 'Copied to the clipboard.' : 'Copy failed.')
-              }
-            >
-              Copy value
-            </button>
-            <button
-              type="button"
-              onClick={() => {
-                setValue(null);
-                setCopied(null);
-              }}
-            >
+            <CopyButton text={value} label="Copy value" />
+            <button type="button" onClick={() => setValue(null)}>
               Hide value
             </button>
           </div>
-          {copied ? <Notice>{copied}</Notice> : null}
         </>
       )}
     </div>
@@ -336,7 +326,7 @@ function EditSecret({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: A
     }
     setLocal(null);
     void act(async (s) => {
-      const { body: res } = await request<{ message: string }>('PUT', `/api/secrets/${enc(m.key)}`, {
+      const { body: res } = await request<{ message: string }>('PUT', snap.path, {
         body,
         ifMatch: s.etag,
       });
@@ -379,21 +369,13 @@ function EditSecret({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: A
 
 function Lifecycle({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: Act }) {
   const m = snap.meta;
-  const [typed, setTyped] = useState('');
-  const path = `/api/secrets/${enc(m.key)}`;
+  const path = snap.path;
   if (m.isActive) {
     return (
       <div class="lifecycle">
         <h3>Delete</h3>
         <p class="hint">Deleting makes the secret unreadable; you can restore it later.</p>
-        <button
-          type="button"
-          class="danger"
-          disabled={busy}
-          onClick={() =>
-            act(async (s) => (await request<{ message: string }>('DELETE', path, { ifMatch: s.etag })).body)
-          }
-        >
+        <button type="button" class="danger" disabled={busy} onClick={() => send(act, 'DELETE', path)}>
           Delete secret
         </button>
       </div>
@@ -402,109 +384,58 @@ function Lifecycle({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: Ac
   return (
     <div class="lifecycle">
       <h3>Restore or purge</h3>
-      <button
-        type="button"
-        disabled={busy}
-        onClick={() =>
-          act(
-            async (s) =>
-              (await request<{ message: string }>('POST', `${path}/restore`, { ifMatch: s.etag })).body,
-          )
-        }
-      >
+      <button type="button" disabled={busy} onClick={() => send(act, 'POST', `${path}/restore`)}>
         Restore secret
       </button>
-      <form
-        class="purge"
-        onSubmit={(e) => {
-          e.preventDefault();
-          if (typed !== m.key) return;
-          void act(async (s) => {
+      <TypedConfirm
+        word={m.key}
+        label={`Type ${m.key} to erase it and all its versions permanently`}
+        action="Purge permanently"
+        busy={busy}
+        onConfirm={() =>
+          act(async (s) => {
             const res = await request<{ message: string }>('DELETE', `${path}?purge=true`, {
               ifMatch: s.etag,
             });
-            setTyped('');
             return { message: res.body.message, gone: true };
-          });
-        }}
-      >
-        <label>
-          Type {m.key} to erase it and all its versions permanently
-          <input
-            name="confirm"
-            value={typed}
-            onInput={(e) => setTyped(e.currentTarget.value)}
-            autocomplete="off"
-            spellcheck={false}
-          />
-        </label>
-        <button type="submit" class="danger" disabled={busy || typed !== m.key}>
-          Purge permanently
-        </button>
-      </form>
+          })
+        }
+      />
     </div>
   );
 }
 
 function Versions({ snap, busy, act }: { snap: Snapshot; busy: boolean; act: Act }) {
-  const key = snap.meta.key;
   return (
     <div class="versions">
       <h3>Versions</h3>
       {snap.versions.length === 0 ? <p class="empty">No versions kept.</p> : null}
-      <div class="table-wrap">
-        <table>
-          <caption class="sr-only">Versions of {key}, newest first</caption>
-          <thead>
-            <tr>
-              <th scope="col">Version</th>
-              <th scope="col">Created</th>
-              <th scope="col">By</th>
-              <th scope="col">Key id</th>
-              <th scope="col">Action</th>
-            </tr>
-          </thead>
-          <tbody>
-            {snap.versions.map((v) => (
-              <tr key={v.version}>
-                <th scope="row">{v.version}</th>
-                <td>
-                  <When iso={v.createdAt} />
-                </td>
-                <td>{v.createdBy ?? '—'}</td>
-                <td>{v.kid}</td>
-                <td>
-                  {v.current ? (
-                    'Current'
-                  ) : (
-                    <button
-                      type="button"
-                      disabled={busy}
-                      onClick={() =>
-                        act(
-                          async (s) =>
-                            (
-                              await request<{ message: string }>(
-                                'POST',
-                                `/api/secrets/${enc(key)}/rollback`,
-                                {
-                                  body: { version: v.version },
-                                  ifMatch: s.etag,
-                                },
-                              )
-                            ).body,
-                        )
-                      }
-                    >
-                      Roll back to version {v.version}
-                    </button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        caption={`Versions of ${snap.meta.key}, newest first`}
+        rows={snap.versions}
+        rowKey={(v) => v.version}
+        columns={[
+          { label: 'Version', cell: (v) => v.version },
+          { label: 'Created', cell: (v) => <When iso={v.createdAt} /> },
+          { label: 'By', cell: (v) => v.createdBy ?? '—' },
+          { label: 'Key id', cell: (v) => v.kid },
+          {
+            label: 'Action',
+            cell: (v) =>
+              v.current ? (
+                'Current'
+              ) : (
+                <button
+                  type="button"
+                  disabled={busy}
+                  onClick={() => send(act, 'POST', `${snap.path}/rollback`, { version: v.version })}
+                >
+                  Roll back to version {v.version}
+                </button>
+              ),
+          },
+        ]}
+      />
     </div>
   );
 }

@@ -1,46 +1,38 @@
 import { useState } from 'preact/hooks';
 import { isSecretKey, KEY_FORMAT_MESSAGE, KEY_MAX_LENGTH } from '../../src/secret-names';
-import { ApiError, q, request, type SecretMeta } from './api';
+import { ApiError, request, type SecretMeta, secretsBase } from './api';
+import { EnvironmentSwitcher } from './environments';
+import { ActionForm, Check, Field, type FormFields } from './forms';
 import { SecretDetail } from './secret-detail';
-import {
-  ErrorBox,
-  Loading,
-  LockBadge,
-  localToIso,
-  Notice,
-  Pager,
-  SecretValueField,
-  usePage,
-  When,
-} from './ui';
+import { type Column, PagedTable, usePagedList } from './table';
+import { LastUsed, LockBadge, localToIso, Notice, SecretValueField, When } from './ui';
 
 const PAGE_SIZE = 25;
 
-interface ListState {
-  secrets: SecretMeta[];
-  nextCursor: string | null;
-}
-
-/** The list (prefix search, active filter, keyset paging), create form and one opened secret. */
-export function SecretsPage(props: { opened: string | null; onOpen: (key: string | null) => void }) {
+/**
+ * The list (prefix search, active filter, keyset paging), create form and one opened secret,
+ * in one environment (the switcher above the list; the URL's ?env=).
+ */
+export function SecretsPage(props: {
+  env: string;
+  opened: string | null;
+  onOpen: (key: string | null) => void;
+  onEnv: (env: string) => void;
+}) {
   const [filters, setFilters] = useState({ prefix: '', active: '' });
-  // cursors[i] is the cursor of page i (undefined for the first).
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const [notice, setNotice] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
   // The opened secret is in the URL (/console/secrets/KEY): back, reload and links keep it.
-  const { opened, onOpen: setOpened } = props;
-  const cursor = cursors[cursors.length - 1];
-
-  const { data, loading, error, load } = usePage<ListState>(
-    `/api/secrets${q({ prefix: filters.prefix, active: filters.active, limit: String(PAGE_SIZE), cursor })}`,
-    filters,
-  );
+  const { opened, onOpen: setOpened, env } = props;
+  const base = secretsBase(env);
+  // A search sent again with the same filters reloads (refresh: a new object).
+  const list = usePagedList<SecretMeta>(base, 'secrets', filters, { refresh: filters, pageSize: PAGE_SIZE });
+  const load = list.load;
 
   const search = (e: Event) => {
     e.preventDefault();
     const f = new FormData(e.currentTarget as HTMLFormElement);
-    setCursors([undefined]);
+    list.first();
     setFilters({
       prefix: String(f.get('prefix') ?? '')
         .trim()
@@ -52,6 +44,7 @@ export function SecretsPage(props: { opened: string | null; onOpen: (key: string
   return (
     <>
       <h1>Secrets</h1>
+      <EnvironmentSwitcher env={env} onChange={props.onEnv} />
       {notice ? <Notice>{notice}</Notice> : null}
       <div class="toolbar">
         <form class="filters" onSubmit={search} aria-label="Search secrets">
@@ -75,6 +68,7 @@ export function SecretsPage(props: { opened: string | null; onOpen: (key: string
       </div>
       {creating ? (
         <CreateSecret
+          base={base}
           onCreated={(message, key) => {
             setNotice(message);
             setCreating(false);
@@ -86,6 +80,7 @@ export function SecretsPage(props: { opened: string | null; onOpen: (key: string
       {opened ? (
         <SecretDetail
           secretKey={opened}
+          base={base}
           onChanged={(message, closing) => {
             // One success message, where the person is looking: the open panel shows its own.
             setNotice(closing ? message : null);
@@ -94,145 +89,103 @@ export function SecretsPage(props: { opened: string | null; onOpen: (key: string
           onClose={() => setOpened(null)}
         />
       ) : null}
-      <ErrorBox error={error} />
-      {loading ? <Loading what="secrets" /> : null}
-      {!loading && data && data.secrets.length === 0 ? (
-        <p class="empty">
-          {filters.prefix || filters.active
-            ? 'No secrets match these filters.'
-            : 'No secrets yet: create one.'}
-        </p>
-      ) : null}
-      {data && data.secrets.length > 0 ? (
-        <div class="table-wrap">
-          <table class="secrets">
-            <caption class="sr-only">Secrets, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Key</th>
-                <th scope="col">Description</th>
-                <th scope="col">Status</th>
-                <th scope="col">Reserved</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Version</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.secrets.map((s) => (
-                <tr key={s.id}>
-                  <th scope="row">
-                    <button
-                      type="button"
-                      class="link"
-                      aria-label={`Open ${s.key}`}
-                      onClick={() => setOpened(s.key)}
-                    >
-                      {s.key}
-                    </button>
-                    {s.isWriteOnly ? <LockBadge /> : null}
-                  </th>
-                  <td>{s.description ?? ''}</td>
-                  <td>{s.isActive ? 'Active' : 'Deleted'}</td>
-                  <td>{s.isReserved ? 'Yes' : 'No'}</td>
-                  <td>
-                    <When iso={s.expiresAt} />
-                  </td>
-                  <td>
-                    {s.lastUsedAt ? (
-                      <>
-                        <When iso={s.lastUsedAt} /> by {s.lastUsedBy ?? 'unknown'}
-                      </>
-                    ) : (
-                      'Never'
-                    )}
-                  </td>
-                  <td>{s.version}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
-      <Pager label="Secrets pages" cursors={cursors} setCursors={setCursors} nextCursor={data?.nextCursor} />
+      <PagedTable
+        noun="secrets"
+        caption={`Secrets in ${env}, newest first`}
+        class="secrets"
+        list={list}
+        empty={
+          filters.prefix || filters.active ? 'No secrets match these filters.' : 'No secrets yet: create one.'
+        }
+        columns={SECRET_COLUMNS(setOpened)}
+      />
     </>
   );
 }
 
-function CreateSecret({ onCreated }: { onCreated: (message: string, key: string) => void }) {
-  const [generate, setGenerate] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+const SECRET_COLUMNS = (open: (key: string) => void): Column<SecretMeta>[] => [
+  {
+    label: 'Key',
+    cell: (s) => (
+      <>
+        <button type="button" class="link" aria-label={`Open ${s.key}`} onClick={() => open(s.key)}>
+          {s.key}
+        </button>
+        {s.isWriteOnly ? <LockBadge /> : null}
+      </>
+    ),
+  },
+  { label: 'Description', cell: (s) => s.description ?? '' },
+  { label: 'Status', cell: (s) => (s.isActive ? 'Active' : 'Deleted') },
+  { label: 'Reserved', cell: (s) => (s.isReserved ? 'Yes' : 'No') },
+  { label: 'Expires', cell: (s) => <When iso={s.expiresAt} /> },
+  { label: 'Last used', cell: (s) => <LastUsed meta={s} /> },
+  { label: 'Version', cell: (s) => s.version },
+];
 
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    const form = e.currentTarget as HTMLFormElement;
-    const f = new FormData(form);
-    const key = String(f.get('key') ?? '').trim();
+function CreateSecret({
+  base,
+  onCreated,
+}: {
+  base: string;
+  onCreated: (message: string, key: string) => void;
+}) {
+  const [generate, setGenerate] = useState(false);
+
+  const submit = async (f: FormFields) => {
+    const key = f.text('key');
     // The API's own rule (src/secret-names.ts), checked here so a bad name is never sent.
-    if (!isSecretKey(key)) {
-      setError(
-        new ApiError(400, {
-          message: KEY_FORMAT_MESSAGE,
-          nextActions: `At most ${KEY_MAX_LENGTH} characters`,
-        }),
-      );
-      return;
-    }
+    if (!isSecretKey(key))
+      throw new ApiError(400, {
+        message: KEY_FORMAT_MESSAGE,
+        nextActions: `At most ${KEY_MAX_LENGTH} characters`,
+      });
     const body: Record<string, unknown> = { key };
-    if (generate) {
-      body.generate = { length: Number(f.get('length')), alphabet: String(f.get('alphabet')) };
-    } else body.value = String(f.get('value') ?? '');
-    const description = String(f.get('description') ?? '');
+    if (generate) body.generate = { length: Number(f.text('length')), alphabet: f.text('alphabet') };
+    else body.value = f.raw('value');
+    const description = f.raw('description');
     if (description) body.description = description;
-    const expiresAt = localToIso(String(f.get('expiresAt') ?? ''));
+    const expiresAt = localToIso(f.text('expiresAt'));
     if (expiresAt) body.expiresAt = expiresAt;
-    if (f.get('isReserved') === 'on') body.isReserved = true;
-    if (f.get('isWriteOnly') === 'on') body.isWriteOnly = true;
-    setBusy(true);
-    setError(null);
-    try {
-      const { body: res } = await request<{ message: string }>('POST', '/api/secrets', { body });
-      form.reset();
-      setGenerate(false);
-      onCreated(res.message, key);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    if (f.checked('isReserved')) body.isReserved = true;
+    if (f.checked('isWriteOnly')) body.isWriteOnly = true;
+    const { body: res } = await request<{ message: string }>('POST', base, { body });
+    setGenerate(false);
+    onCreated(res.message, key);
   };
 
   return (
     <section class="panel" aria-labelledby="create-h">
       <h2 id="create-h">New secret</h2>
-      <ErrorBox error={error} />
-      <form onSubmit={submit} aria-busy={busy}>
-        <label>
-          Key
-          <input
-            name="key"
-            required
-            maxLength={KEY_MAX_LENGTH}
-            autocomplete="off"
-            spellcheck={false}
-            placeholder="STRIPE_API_KEY"
-            aria-describedby="key-hint"
-          />
-        </label>
+      <ActionForm onSubmit={submit}>
+        <Field
+          label="Key"
+          name="key"
+          required
+          maxLength={KEY_MAX_LENGTH}
+          spellcheck={false}
+          placeholder="STRIPE_API_KEY"
+          aria-describedby="key-hint"
+        />
         <p id="key-hint" class="hint">
           Uppercase letters, digits and underscores.
         </p>
-        <label class="check">
-          <input type="checkbox" checked={generate} onChange={(e) => setGenerate(e.currentTarget.checked)} />
-          Generate a random value on the server
-        </label>
+        <Check
+          label="Generate a random value on the server"
+          checked={generate}
+          onChange={(e) => setGenerate(e.currentTarget.checked)}
+        />
         {generate ? (
           <div class="row">
-            <label>
-              Length
-              <input name="length" type="number" min={16} max={4096} defaultValue="32" required />
-            </label>
+            <Field
+              label="Length"
+              name="length"
+              type="number"
+              min={16}
+              max={4096}
+              defaultValue="32"
+              required
+            />
             <label>
               Alphabet
               <select name="alphabet" defaultValue="base64url">
@@ -246,26 +199,15 @@ function CreateSecret({ onCreated }: { onCreated: (message: string, key: string)
         ) : (
           <SecretValueField name="value" label="Value" required />
         )}
-        <label>
-          Description
-          <input name="description" maxLength={1024} />
-        </label>
-        <label>
-          Expires at (your local time, optional)
-          <input name="expiresAt" type="datetime-local" />
-        </label>
-        <label class="check">
-          <input name="isReserved" type="checkbox" />
-          Reserved (protected from deletion)
-        </label>
-        <label class="check">
-          <input name="isWriteOnly" type="checkbox" />
-          Write-only (the value can never be read back, not even by admins; permanent)
-        </label>
-        <button type="submit" disabled={busy}>
-          Create secret
-        </button>
-      </form>
+        <Field label="Description" name="description" maxLength={1024} />
+        <Field label="Expires at (your local time, optional)" name="expiresAt" type="datetime-local" />
+        <Check label="Reserved (protected from deletion)" name="isReserved" />
+        <Check
+          label="Write-only (the value can never be read back, not even by admins; permanent)"
+          name="isWriteOnly"
+        />
+        <button type="submit">Create secret</button>
+      </ActionForm>
     </section>
   );
 }

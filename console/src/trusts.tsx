@@ -1,7 +1,9 @@
 import { useState } from 'preact/hooks';
 import { SCOPES, ScopeChecks } from './access-keys';
 import { enc, request, type TrustPolicy } from './api';
-import { ErrorBox, Loading, Notice, usePage, When } from './ui';
+import { ActionForm, Field, FormButtons, type FormFields, TypedConfirm, useAction } from './forms';
+import { ListView } from './table';
+import { ErrorBox, Notice, usePage, When } from './ui';
 
 /**
  * Workload identity: the OIDC trust policies under which a CI job or a Kubernetes pod trades
@@ -16,11 +18,9 @@ export function TrustsPage() {
   const [deleting, setDeleting] = useState<string | null>(null);
   const [editing, setEditing] = useState<TrustPolicy | null>(null);
   // Not paged by the API (trust policies are few): one GET.
-  const { data, loading, error, setError, load } = usePage<{ trusts: TrustPolicy[] }>(
-    '/api/auth/trusts',
-    undefined,
-    { keepOnError: true },
-  );
+  const { data, loading, error, load } = usePage<{ trusts: TrustPolicy[] }>('/api/auth/trusts', undefined, {
+    keepOnError: true,
+  });
 
   return (
     <>
@@ -41,9 +41,6 @@ export function TrustsPage() {
         />
       </details>
       <h2>Trust policies</h2>
-      <ErrorBox error={error} />
-      {loading ? <Loading what="trust policies" /> : null}
-      {!loading && data?.trusts.length === 0 ? <p class="empty">No trust policies yet.</p> : null}
       {editing ? (
         <section class="panel" aria-labelledby="edit-trust-h">
           <h3 id="edit-trust-h">Edit trust policy {editing.name}</h3>
@@ -74,96 +71,75 @@ export function TrustsPage() {
             setNotice(`Trust policy ${deleting} has been deleted.`);
             void load();
           }}
-          onError={setError}
         />
       ) : null}
-      {data && data.trusts.length > 0 ? (
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">Trust policies</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Issuer</th>
-                <th scope="col">Audiences</th>
-                <th scope="col">Subject</th>
-                <th scope="col">Claims</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Secret keys</th>
-                <th scope="col">Lifetime</th>
-                <th scope="col">Created</th>
-                <th scope="col">Action</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.trusts.map((t) => (
-                <tr key={t.id}>
-                  <th scope="row">{t.name}</th>
-                  <td>
-                    <code>{t.issuer}</code>
-                  </td>
-                  <td>{t.audiences.join(', ')}</td>
-                  <td>
-                    <code>{t.subject}</code>
-                  </td>
-                  <td>
-                    {Object.keys(t.claims).length === 0
-                      ? '—'
-                      : Object.entries(t.claims).map(([k, v]) => (
-                          <div key={k}>
-                            <code>
-                              {k}={v}
-                            </code>
-                          </div>
-                        ))}
-                  </td>
-                  <td>{t.scopes.join(', ')}</td>
-                  <td>{t.keys ? t.keys.join(', ') : 'All'}</td>
-                  <td>{lifetime(t.ttlSeconds)}</td>
-                  <td>
-                    <When iso={t.createdAt} /> by {t.createdBy}
-                  </td>
-                  <td>
-                    <div class="row">
-                      <button
-                        type="button"
-                        onClick={() => {
-                          setDeleting(null);
-                          setEditing(t);
-                        }}
-                      >
-                        Edit {t.name}
-                      </button>
-                      <button
-                        type="button"
-                        class="danger"
-                        onClick={() => {
-                          setEditing(null);
-                          setDeleting(t.name);
-                        }}
-                      >
-                        Delete {t.name}
-                      </button>
+      <ListView
+        noun="trust policies"
+        list={{ loading, error }}
+        rows={data?.trusts}
+        empty="No trust policies yet."
+        columns={[
+          { label: 'Name', cell: (t) => t.name },
+          { label: 'Issuer', cell: (t) => <code>{t.issuer}</code> },
+          { label: 'Audiences', cell: (t) => t.audiences.join(', ') },
+          { label: 'Subject', cell: (t) => <code>{t.subject}</code> },
+          {
+            label: 'Claims',
+            cell: (t) =>
+              Object.keys(t.claims).length === 0
+                ? '—'
+                : Object.entries(t.claims).map(([k, v]) => (
+                    <div key={k}>
+                      <code>
+                        {k}={v}
+                      </code>
                     </div>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
+                  )),
+          },
+          { label: 'Scopes', cell: (t) => t.scopes.join(', ') },
+          { label: 'Secret keys', cell: (t) => (t.keys ? t.keys.join(', ') : 'All') },
+          { label: 'Lifetime', cell: (t) => lifetime(t.ttlSeconds) },
+          {
+            label: 'Created',
+            cell: (t) => (
+              <>
+                <When iso={t.createdAt} /> by {t.createdBy}
+              </>
+            ),
+          },
+          {
+            label: 'Action',
+            cell: (t) => (
+              <div class="row">
+                <button
+                  type="button"
+                  onClick={() => {
+                    setDeleting(null);
+                    setEditing(t);
+                  }}
+                >
+                  Edit {t.name}
+                </button>
+                <button
+                  type="button"
+                  class="danger"
+                  onClick={() => {
+                    setEditing(null);
+                    setDeleting(t.name);
+                  }}
+                >
+                  Delete {t.name}
+                </button>
+              </div>
+            ),
+          },
+        ]}
+      />
     </>
   );
 }
 
 const lifetime = (s: number) => (s % 60 === 0 ? `${s / 60} min` : `${s} s`);
-
-/** Splits a comma- or newline-separated field; empty entries dropped. */
-const list = (v: FormDataEntryValue | null) =>
-  String(v ?? '')
-    .split(/[\n,]+/)
-    .map((s) => s.trim())
-    .filter(Boolean);
 
 /**
  * The trust policy form: empty, it creates (POST); given `trust`, it starts from that policy
@@ -171,141 +147,97 @@ const list = (v: FormDataEntryValue | null) =>
  */
 function TrustForm(props: { trust?: TrustPolicy; onSaved: (t: TrustPolicy) => void; onCancel?: () => void }) {
   const { trust } = props;
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    const form = e.currentTarget as HTMLFormElement;
-    const f = new FormData(form);
+  const submit = async (f: FormFields) => {
     const claims: Record<string, string> = {};
-    for (const line of String(f.get('claims') ?? '').split('\n')) {
+    for (const line of f.raw('claims').split('\n')) {
       if (!line.trim()) continue;
       const at = line.indexOf('=');
-      if (at < 1) {
-        setError(new Error(`Each claim binding is one line "name=value": ${JSON.stringify(line.trim())}`));
-        return;
-      }
+      if (at < 1)
+        throw new Error(`Each claim binding is one line "name=value": ${JSON.stringify(line.trim())}`);
       claims[line.slice(0, at).trim()] = line.slice(at + 1).trim();
     }
-    const keys = list(f.get('keys'));
-    const ttl = String(f.get('ttlSeconds') ?? '').trim();
+    const keys = f.list('keys');
+    const ttl = f.text('ttlSeconds');
     const body: Record<string, unknown> = {
-      name: String(f.get('name') ?? ''),
-      issuer: String(f.get('issuer') ?? '').trim(),
-      audiences: list(f.get('audiences')),
-      subject: String(f.get('subject') ?? '').trim(),
+      name: f.raw('name'),
+      issuer: f.text('issuer'),
+      audiences: f.list('audiences'),
+      subject: f.text('subject'),
       ...(Object.keys(claims).length ? { claims } : {}),
-      scopes: SCOPES.filter((s) => f.get(s) === 'on'),
+      scopes: SCOPES.filter((s) => f.checked(s)),
       ...(keys.length ? { keys } : {}),
       // A non-number goes as typed so the API's message about ttlSeconds is the one shown.
       ...(ttl ? { ttlSeconds: Number.isFinite(Number(ttl)) ? Number(ttl) : ttl } : {}),
     };
-    setBusy(true);
-    setError(null);
-    try {
-      const { body: res } = trust
-        ? await request<TrustPolicy>('PUT', `/api/auth/trusts/${enc(trust.name)}`, { body })
-        : await request<TrustPolicy>('POST', '/api/auth/trusts', { body });
-      if (!trust) form.reset();
-      props.onSaved(res);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    const { body: res } = trust
+      ? await request<TrustPolicy>('PUT', `/api/auth/trusts/${enc(trust.name)}`, { body })
+      : await request<TrustPolicy>('POST', '/api/auth/trusts', { body });
+    props.onSaved(res);
   };
   return (
-    <>
-      <ErrorBox error={error} />
-      <form onSubmit={submit} aria-busy={busy}>
-        <label>
-          Name
-          <input name="name" placeholder="github-deploy" autocomplete="off" defaultValue={trust?.name} />
-        </label>
-        <label>
-          Issuer (https URL, exactly as the tokens' iss claim)
-          <input
-            name="issuer"
-            placeholder="https://token.actions.githubusercontent.com"
-            autocomplete="off"
-            defaultValue={trust?.issuer}
-          />
-        </label>
-        <label>
-          Audiences (separated by commas)
-          <input
-            name="audiences"
-            placeholder="https://secrets.example.com"
-            autocomplete="off"
-            defaultValue={trust?.audiences.join(', ')}
-          />
-        </label>
-        <label>
-          Subject (exact, or a pattern where * matches any run of characters)
-          <input
-            name="subject"
-            placeholder="repo:acme/shop:ref:refs/heads/main"
-            autocomplete="off"
-            spellcheck={false}
-            defaultValue={trust?.subject}
-          />
-        </label>
-        <label>
-          Claim bindings (optional: one name=value a line; a nested claim as a path from "/", e.g.
-          /kubernetes.io/namespace=payments)
-          <textarea
-            name="claims"
-            rows={2}
-            placeholder="repository_id=123456789"
-            autocomplete="off"
-            spellcheck={false}
-            defaultValue={
-              trust
-                ? Object.entries(trust.claims)
-                    .map(([k, v]) => `${k}=${v}`)
-                    .join('\n')
-                : undefined
-            }
-          />
-        </label>
-        <ScopeChecks legend="Scopes granted" {...(trust ? { checked: trust.scopes } : {})} />
-        <label>
-          Secret keys granted (optional: names or PREFIX_* patterns, separated by commas)
-          <input name="keys" placeholder="SHOP_*" autocomplete="off" defaultValue={trust?.keys?.join(', ')} />
-        </label>
-        <label>
-          Lifetime of the issued credential in seconds (optional: 60 to 3600, default 900)
-          <input
-            name="ttlSeconds"
-            inputMode="numeric"
-            autocomplete="off"
-            defaultValue={trust ? String(trust.ttlSeconds) : undefined}
-          />
-        </label>
-        <div class="row">
-          <button type="submit" disabled={busy}>
-            {trust ? 'Save trust policy' : 'Create trust policy'}
-          </button>
-          {props.onCancel ? (
-            <button type="button" onClick={props.onCancel}>
-              Cancel
-            </button>
-          ) : null}
-        </div>
-      </form>
-    </>
+    <ActionForm onSubmit={submit} keep={trust !== undefined}>
+      <Field label="Name" name="name" placeholder="github-deploy" defaultValue={trust?.name} />
+      <Field
+        label="Issuer (https URL, exactly as the tokens' iss claim)"
+        name="issuer"
+        placeholder="https://token.actions.githubusercontent.com"
+        defaultValue={trust?.issuer}
+      />
+      <Field
+        label="Audiences (separated by commas)"
+        name="audiences"
+        placeholder="https://secrets.example.com"
+        defaultValue={trust?.audiences.join(', ')}
+      />
+      <Field
+        label="Subject (exact, or a pattern where * matches any run of characters)"
+        name="subject"
+        placeholder="repo:acme/shop:ref:refs/heads/main"
+        spellcheck={false}
+        defaultValue={trust?.subject}
+      />
+      <label>
+        Claim bindings (optional: one name=value a line; a nested claim as a path from "/", e.g.
+        /kubernetes.io/namespace=payments)
+        <textarea
+          name="claims"
+          rows={2}
+          placeholder="repository_id=123456789"
+          autocomplete="off"
+          spellcheck={false}
+          defaultValue={
+            trust
+              ? Object.entries(trust.claims)
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join('\n')
+              : undefined
+          }
+        />
+      </label>
+      <ScopeChecks legend="Scopes granted" {...(trust ? { checked: trust.scopes } : {})} />
+      <Field
+        label="Secret keys granted (optional: names or PREFIX_* patterns, separated by commas)"
+        name="keys"
+        placeholder="SHOP_*"
+        defaultValue={trust?.keys?.join(', ')}
+      />
+      <Field
+        label="Lifetime of the issued credential in seconds (optional: 60 to 3600, default 900)"
+        name="ttlSeconds"
+        inputMode="numeric"
+        defaultValue={trust ? String(trust.ttlSeconds) : undefined}
+      />
+      <FormButtons
+        submit={trust ? 'Save trust policy' : 'Create trust policy'}
+        {...(props.onCancel ? { onCancel: props.onCancel } : {})}
+      />
+    </ActionForm>
   );
 }
 
 /** Deleting refuses every later exchange under the trust: typed confirmation, as for purge. */
-function DeleteTrust(props: {
-  name: string;
-  onCancel: () => void;
-  onDeleted: () => void;
-  onError: (e: unknown) => void;
-}) {
-  const [typed, setTyped] = useState('');
-  const [busy, setBusy] = useState(false);
+function DeleteTrust(props: { name: string; onCancel: () => void; onDeleted: () => void }) {
+  const { busy, error, run } = useAction();
   return (
     <section class="panel" aria-labelledby="delete-trust-h">
       <h3 id="delete-trust-h">Delete trust policy {props.name}</h3>
@@ -313,42 +245,18 @@ function DeleteTrust(props: {
         Workloads can no longer exchange tokens under this policy. Credentials already issued under it are
         refused from then on.
       </p>
-      <form
-        class="purge"
-        onSubmit={async (e) => {
-          e.preventDefault();
-          if (typed !== props.name) return;
-          setBusy(true);
-          props.onError(null);
-          try {
-            await request('DELETE', `/api/auth/trusts/${enc(props.name)}`);
+      <ErrorBox error={error} />
+      <TypedConfirm
+        word={props.name}
+        label={`Type ${props.name} to delete it`}
+        action="Delete trust policy"
+        busy={busy}
+        onCancel={props.onCancel}
+        onConfirm={async () => {
+          if (await run(async () => void (await request('DELETE', `/api/auth/trusts/${enc(props.name)}`))))
             props.onDeleted();
-          } catch (err) {
-            props.onError(err);
-          } finally {
-            setBusy(false);
-          }
         }}
-      >
-        <label>
-          Type {props.name} to delete it
-          <input
-            name="confirm"
-            value={typed}
-            onInput={(e) => setTyped(e.currentTarget.value)}
-            autocomplete="off"
-            spellcheck={false}
-          />
-        </label>
-        <div class="row">
-          <button type="submit" class="danger" disabled={busy || typed !== props.name}>
-            Delete trust policy
-          </button>
-          <button type="button" onClick={props.onCancel}>
-            Cancel
-          </button>
-        </div>
-      </form>
+      />
     </section>
   );
 }

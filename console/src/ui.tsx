@@ -82,6 +82,17 @@ export function When({ iso }: { iso: string | null | undefined }) {
   );
 }
 
+/** When a secret was last read and by whom, or Never. */
+export function LastUsed({ meta }: { meta: { lastUsedAt: string | null; lastUsedBy?: string | null } }) {
+  if (!meta.lastUsedAt) return <>Never</>;
+  return (
+    <>
+      <When iso={meta.lastUsedAt} />
+      {meta.lastUsedBy === undefined ? null : ` by ${meta.lastUsedBy ?? 'unknown'}`}
+    </>
+  );
+}
+
 /** A datetime-local value (the person's local time) as ISO 8601 UTC, or null when empty. */
 export const localToIso = (v: string): string | null => (v ? new Date(v).toISOString() : null);
 

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import { errors } from '../errors.js';
+import { CONSOLE_PAGES, CONSOLE_PAGES_WITH_ITEM } from './console-pages.js';
 
 /**
  * The web console's built files (`npm run console:build`, Vite, sources in console/). The
@@ -70,13 +71,11 @@ export async function consoleRoutes(
   app.get('/console', { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
   // The console's own URLs (console/src/route.ts) are pages of the same app: a reload or a
   // pasted link gets index.html, and the app shows the view the URL names.
-  for (const page of [
-    '/console/secrets',
-    '/console/secrets/:key',
-    '/console/access-keys',
-    '/console/trusts',
-    '/console/audit',
-    '/console/keys',
-  ])
-    app.get(page, { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
+  for (const page of CONSOLE_PAGES) {
+    app.get(`/console/${page}`, { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
+    if (CONSOLE_PAGES_WITH_ITEM.includes(page))
+      app.get(`/console/${page}/:item`, { schema: { hide: true } }, (_req, reply) =>
+        reply.sendFile('index.html'),
+      );
+  }
 }

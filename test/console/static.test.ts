@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_CSP, consoleRoutes } from '../../src/http/console.js';
+import { CONSOLE_PAGES, CONSOLE_PAGES_WITH_ITEM } from '../../src/http/console-pages.js';
 import { installErrorHandling } from '../../src/http/error-handler.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 
@@ -31,6 +32,25 @@ describe('console static files', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/css/);
     expect(res.headers['content-security-policy']).toBe(CONSOLE_CSP);
+  });
+
+  it('answers every console page (and an item of those that open one) with index.html, so a reload lands on it', async () => {
+    const index = (await t.app.inject({ url: '/console' })).body;
+    const urls = CONSOLE_PAGES.flatMap((p) => [
+      `/console/${p}`,
+      ...(CONSOLE_PAGES_WITH_ITEM.includes(p) ? [`/console/${p}/SOME_ITEM?env=staging`] : []),
+    ]);
+    expect(urls).toEqual(
+      expect.arrayContaining(['/console/environments', '/console/webhooks/SOME_ITEM?env=staging']),
+    );
+    for (const url of urls) {
+      const res = await t.app.inject({ url });
+      expect(res.statusCode, url).toBe(200);
+      expect(res.body, url).toBe(index);
+      expect(res.headers['content-security-policy'], url).toBe(CONSOLE_CSP);
+    }
+    // A page without items has no item path.
+    expect((await t.app.inject({ url: '/console/keys/x' })).statusCode).toBe(404);
   });
 
   it('tells the sign-in page whether the username/password login exists', async () => {

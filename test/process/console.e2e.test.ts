@@ -1,83 +1,33 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { AxeBuilder } from '@axe-core/playwright';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BROWSING_ACTIONS } from '../../console/src/audit-actions.js';
 import { CONSOLE_CSP } from '../../src/http/console.js';
+import { eventually, expectAccessible, useConsoleBrowser } from '../helpers/console-browser.js';
 import { secretValue } from '../helpers/secrets.js';
 import { createTestServer, type TestServer } from '../helpers/server.js';
 
 /**
  * The web console in a real browser (Debian's Chromium through playwright-core) against a
- * real listening server on PGlite. Runs in the pglite project only (vitest.config.ts): the
- * console is the same whatever the backend. Each test opens its own page and makes its own
- * secrets, so none depends on another's order.
+ * real listening server on PGlite (test/helpers/console-browser.ts). Runs in the process
+ * project only (vitest.config.ts): the console is the same whatever the backend. Each test
+ * opens its own page and makes its own secrets, so none depends on another's order.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ADMIN = { username: 'root', password: 'console-e2e-password-1234' };
-// Screenshots go to docs/ (committed, shown in the README) with UPDATE_SCREENSHOTS=1, else to a temp dir.
-const SHOT_DIR = process.env.UPDATE_SCREENSHOTS === '1' ? join(import.meta.dirname, '../../docs') : undefined;
+const b = useConsoleBrowser({ ROOT_ADMIN_USERNAME: ADMIN.username, ROOT_ADMIN_PASSWORD: ADMIN.password });
 
 let server: TestServer;
 let context: BrowserContext;
-let userDataDir: string;
 let origin: string;
 const requested: string[] = [];
 
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}: install it with "apt-get update && apt-get install -y chromium" (.ci/run does), or set CHROMIUM_PATH`,
-    );
-  }
-  server = await createTestServer({
-    env: { ROOT_ADMIN_USERNAME: ADMIN.username, ROOT_ADMIN_PASSWORD: ADMIN.password },
-  });
+beforeAll(() => {
+  ({ server, context } = b);
   origin = new URL(server.url).origin;
-  userDataDir = mkdtempSync(join(tmpdir(), 'console-e2e-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1280, height: 800 },
-  });
-  context.setDefaultTimeout(15_000);
-  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
   context.on('request', (r) => requested.push(r.url()));
 });
 
-afterAll(async () => {
-  await context?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
-  await server?.close();
-});
-
-const api = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: {
-      ...server.auth(),
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...headers,
-    },
-    body: body === undefined ? null : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-};
-
-// playwright-core has no web-first assertions (those are @playwright/test's): poll instead.
-const eventually = <T>(read: () => Promise<T>) => expect.poll(read, { timeout: 15_000, interval: 100 });
+const api = (method: string, path: string, body?: unknown) => b.api(method, path, body);
+const shot = (page: Page, name: string, fullPage = false) => b.shot(page, name, fullPage);
 
 const uniqueKey = (label: string) => `E2E_${label}_${Math.random().toString(36).slice(2, 8).toUpperCase()}`;
 
@@ -100,20 +50,6 @@ async function openSecret(page: Page, key: string): Promise<void> {
   await page.getByRole('button', { name: 'Search' }).click();
   await page.getByRole('button', { name: `Open ${key}` }).click();
   await page.getByRole('heading', { level: 2, name: key }).waitFor();
-}
-
-async function expectAccessible(page: Page, where: string): Promise<void> {
-  const result = await new AxeBuilder({ page }).analyze();
-  const bad = result.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  expect(bad, `axe violations on ${where}`).toEqual([]);
-}
-
-async function shot(page: Page, name: string, fullPage = false): Promise<void> {
-  const png = await page.screenshot({ fullPage });
-  expect(png.subarray(1, 4).toString()).toBe('PNG');
-  writeFileSync(join(SHOT_DIR ?? userDataDir, `console-${name}.png`), png);
 }
 
 // Generous: a browser on a shared 2-core machine; axe over a whole page takes seconds.
@@ -696,8 +632,10 @@ describe('web console', { timeout: 240_000 }, () => {
     await eventually(() => page.evaluate<string>('document.activeElement.textContent')).toBe('Secrets');
     await page.keyboard.press('Tab');
     await page.keyboard.press('Enter');
-    await page.getByRole('heading', { level: 1, name: 'Access keys' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Environments' }).waitFor();
     for (const [nav, heading] of [
+      ['Environments', 'Environments'],
+      ['Webhooks', 'Webhooks'],
       ['Access keys', 'Access keys'],
       ['Workload identity', 'Workload identity'],
       ['Audit log', 'Audit log'],
@@ -732,7 +670,15 @@ describe('web console', { timeout: 240_000 }, () => {
           true,
         );
       }
-      for (const nav of ['Secrets', 'Access keys', 'Workload identity', 'Audit log', 'Encryption keys']) {
+      for (const nav of [
+        'Secrets',
+        'Environments',
+        'Webhooks',
+        'Access keys',
+        'Workload identity',
+        'Audit log',
+        'Encryption keys',
+      ]) {
         const box = await page.getByRole('link', { name: nav, exact: true }).boundingBox();
         expect(
           (box?.x ?? -1) >= 0 && (box?.x ?? 0) + (box?.width ?? 0) <= 375,
@@ -747,6 +693,12 @@ describe('web console', { timeout: 240_000 }, () => {
     await fitsThePhone('secrets', ['Search', 'New secret', `Open ${key}`]);
     await openSecret(page, key);
     await fitsThePhone('secret detail', ['Reveal value', 'Delete secret', 'Close']);
+    await page.getByRole('link', { name: 'Environments', exact: true }).click();
+    await page.getByRole('button', { name: 'Compare', exact: true }).waitFor();
+    await fitsThePhone('environments', ['Compare']);
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await page.getByText('No webhooks yet.').waitFor();
+    await fitsThePhone('webhooks', []);
     await page.getByRole('link', { name: 'Access keys', exact: true }).click();
     await page.getByRole('button', { name: 'Revoke deploy-bot' }).first().waitFor();
     await fitsThePhone('access keys', ['Revoke deploy-bot']);
