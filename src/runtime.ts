@@ -183,6 +183,19 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
   };
 }
 
+/**
+ * The image's rows that carry its build time where this database's first start belongs: the
+ * default environment's created_at (migrations/007, `now()` when the image was made, maybe
+ * weeks before). Stamped when a copy first opens. An image made before 007 has no such row
+ * (the migrator makes it at this start, with this start's time). schema_migrations keeps the
+ * image's applied_at: when each migration really ran.
+ */
+const STAMP_FIRST_START = `DO $$ BEGIN
+  IF to_regclass('environments') IS NOT NULL THEN
+    UPDATE environments SET created_at = now(), updated_at = now() WHERE name = 'default';
+  END IF;
+END $$`;
+
 /** True when `dir` holds no PGlite database yet (initdb has never run there). */
 const isEmptyPgliteDir = (dir: string) => !existsSync(join(dir, 'PG_VERSION'));
 
@@ -214,7 +227,14 @@ async function openEmbedded(
     await rm(copy, { recursive: true, force: true });
     await copyPgliteImage(found.dir, copy);
     await rename(copy, dir);
-    return await openPglite(dir, { postgresqlconf });
+    const db = await openPglite(dir, { postgresqlconf });
+    try {
+      await db.query(STAMP_FIRST_START);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+    return db;
   } catch (err) {
     log?.warn(
       { image: found.dir, errName: (err as Error).name, reason: (err as Error).message },

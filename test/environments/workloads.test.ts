@@ -3,6 +3,7 @@ import { bearer } from '../helpers/access-keys.js';
 import { useTestApp } from '../helpers/app.js';
 import { githubClaims, type LocalIssuer, startIssuer } from '../helpers/oidc-issuer.js';
 import { secretValue } from '../helpers/secrets.js';
+import { expectNothingChanged } from '../helpers/unchanged.js';
 
 /**
  * Workload identity and environments: a trust policy's grant names the environments it
@@ -103,5 +104,63 @@ describe('trust policies name environments', () => {
         )
       ).statusCode,
     ).toBe(200);
+  });
+});
+
+describe('a CI credential for staging', () => {
+  it('cannot touch production: no write, delete, batch, render or export there, and nothing changes', async () => {
+    for (const name of ['staging', 'production'])
+      expect((await send('POST', '/api/environments', { name })).statusCode).toBe(201);
+    const prod = secretValue('prod');
+    expect(
+      (await send('POST', '/api/environments/production/secrets', { key: 'DEPLOY_KEY', value: prod }))
+        .statusCode,
+    ).toBe(201);
+    expect(
+      (
+        await send(
+          'POST',
+          '/api/auth/trusts',
+          trustBody({
+            scopes: ['secrets:read', 'secrets:write', 'secrets:delete', 'secrets:list'],
+            environments: ['staging'],
+          }),
+        )
+      ).statusCode,
+    ).toBe(201);
+    const h = bearer(await workloadToken());
+    const p = '/api/environments/production/secrets';
+    const attempts = [
+      ['POST', p, { key: 'NEW_KEY', value: 'x-new' }],
+      ['PUT', `${p}/DEPLOY_KEY`, { value: 'x-changed' }],
+      ['DELETE', `${p}/DEPLOY_KEY`, undefined],
+      ['DELETE', `${p}/DEPLOY_KEY?purge=true`, undefined],
+      ['POST', `${p}/DEPLOY_KEY/rollback`, { version: 1 }],
+      ['POST', `${p}/batch`, { secrets: [{ key: 'DEPLOY_KEY', value: 'x-batch' }] }],
+      ['POST', `${p}/render`, { template: '{{Secrets.DEPLOY_KEY}}' }],
+      ['GET', `${p}/export?format=json`, undefined],
+      ['GET', `${p}/DEPLOY_KEY`, undefined],
+    ] as const;
+    await expectNothingChanged(t.db, 'a staging workload in production', async () => {
+      for (const [method, url, payload] of attempts) {
+        const res = await t.app.inject({ method, url, headers: h, ...(payload ? { payload } : {}) });
+        expect(res.statusCode, `${method} ${url}`).toBe(403);
+        expect(res.body).not.toContain(prod);
+        expect(res.json().message).toMatch(
+          /^Access key "oidc:gh-deploy:[^"]+" does not cover the environment production$/,
+        );
+      }
+    });
+    // The same credential writes in staging.
+    const own = await t.app.inject({
+      method: 'POST',
+      url: '/api/environments/staging/secrets',
+      headers: h,
+      payload: { key: 'DEPLOY_KEY', value: secretValue('staging') },
+    });
+    expect(own.statusCode).toBe(201);
+    expect(
+      await t.db.query(`SELECT environment FROM secrets WHERE key = 'DEPLOY_KEY' ORDER BY environment`),
+    ).toEqual([{ environment: 'production' }, { environment: 'staging' }]);
   });
 });

@@ -166,12 +166,21 @@ it('DATA_DIRs made from the install-time image each store their own key canary a
   // is stored under them. Were a canary in the image, the second directory's key (another
   // one) would fail the key check and /ready would not answer 200.
   const keys: string[] = [];
+  // The image was made before this point (npm ci, or the line above); the default
+  // environment's row in it carries that time, which is not when this database came to be.
+  const started = Date.now();
   for (const name of ['one', 'two']) {
     const dataDir = join(await tempDir(), name);
     const from = capturedLogs.length;
     const svc = await startService({ DATA_DIR: dataDir, NODE_ENV: 'development' });
     try {
       expect((await fetch(`${svc.url}/ready`)).status).toBe(200);
+      const res = await fetch(`${svc.url}/api/environments/default`, {
+        headers: { authorization: `Bearer ${await adminToken(dataDir)}` },
+      });
+      const env = (await res.json()) as { createdAt: string; updatedAt: string };
+      expect(Date.parse(env.createdAt)).toBeGreaterThanOrEqual(started);
+      expect(env.updatedAt).toBe(env.createdAt);
     } finally {
       await svc.kill();
     }

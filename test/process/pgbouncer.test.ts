@@ -312,6 +312,53 @@ describe('through PgBouncer 1.18 in transaction pooling mode', () => {
     }
   });
 
+  it('environments: created, written and read apart under concurrency, with and without named statements', async () => {
+    for (const prepared of [false, true]) {
+      const b = await boot(prepared);
+      try {
+        const h = b.auth();
+        const env = `bounce-${prepared}`;
+        const inject = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object) =>
+          b.app.inject({ method, url, headers: h, ...(payload ? { payload } : {}) });
+        expect((await inject('POST', '/api/environments', { name: env })).statusCode).toBe(201);
+        const base = { default: '/api/secrets', named: `/api/environments/${env}/secrets` };
+        const values = new Map<string, string>();
+        // The same keys in both environments, created side by side.
+        const creates = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => {
+            const where = i % 2 === 0 ? 'default' : 'named';
+            const key = `ENV_BOUNCE_${prepared ? 'N' : 'U'}_${i >> 1}`;
+            const value = secretValue('bounce-env');
+            values.set(`${where} ${key}`, value);
+            return inject('POST', base[where], { key, value });
+          }),
+        );
+        expect(creates.map((r) => r.statusCode)).toEqual(Array(10).fill(201));
+        const reads = await Promise.all(
+          Array.from({ length: 60 }, (_, i) => {
+            const where = i % 2 === 0 ? 'default' : 'named';
+            const key = `ENV_BOUNCE_${prepared ? 'N' : 'U'}_${i % 5}`;
+            return i % 6 === 1
+              ? inject('PUT', `${base[where]}/${key}`, { description: `d${i}` })
+              : inject('GET', `${base[where]}/${key}`);
+          }),
+        );
+        expect(reads.filter((r) => r.statusCode !== 200).map((r) => `${r.statusCode} ${r.body}`)).toEqual([]);
+        for (const [i, r] of reads.entries()) {
+          if (i % 6 === 1) continue;
+          const where = i % 2 === 0 ? 'default' : 'named';
+          expect(r.json().value).toBe(values.get(`${where} ENV_BOUNCE_${prepared ? 'N' : 'U'}_${i % 5}`));
+        }
+        const audit = await inject('GET', `/api/audit?environment=${env}&action=secret.create`);
+        expect(audit.json().entries).toHaveLength(5);
+        const verify = await inject('GET', '/api/audit/verify');
+        expect(verify.json().intact).toBe(true);
+      } finally {
+        await shutdown(b);
+      }
+    }
+  });
+
   it('three service processes share one PgBouncer pool (two server connections) without an error', async () => {
     // The same keys as the apps above (the database's key canary was written with them).
     const { env } = serviceEnv(`postgres://postgres@127.0.0.1:${bouncerPort}/bouncer`);

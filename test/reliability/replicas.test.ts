@@ -383,6 +383,130 @@ describe('reads from a streaming replica', () => {
     }
   });
 
+  it('environments: the same key in staging and default read apart, checked by (environment, key), and a staging key reaches default by no path', async () => {
+    const admin = as('env-admin');
+    expect((await call(inst[0]!, admin, 'POST', '/api/environments', { name: 'staging' })).status).toBe(201);
+    const values = { default: secretValue('env-default'), staging: secretValue('env-staging') };
+    const url = { default: '/api/secrets', staging: '/api/environments/staging/secrets' };
+    for (const env of ['default', 'staging'] as const)
+      expect(
+        (await call(inst[0]!, admin, 'POST', url[env], { key: 'ENV_KEY', value: values[env] })).status,
+      ).toBe(201);
+    // Same key, same revision (1) in both: a staleness check that looked at the wrong
+    // environment's row would find nothing wrong below.
+    expect(
+      await sql(
+        topo.urls.primary,
+        `SELECT environment, revision::int FROM secrets WHERE key = 'ENV_KEY' ORDER BY environment`,
+      ),
+    ).toEqual([
+      { environment: 'default', revision: 1 },
+      { environment: 'staging', revision: 1 },
+    ]);
+    await caughtUp(inst);
+
+    // Read apart through the replica: each environment's value and list.
+    for (const env of ['default', 'staging'] as const) {
+      const r = await onReplica(inst[1]!, () =>
+        call(inst[1]!, as('env-reader'), 'GET', `${url[env]}/ENV_KEY`),
+      );
+      expect(r.status, env).toBe(200);
+      expect(JSON.parse(r.body)).toEqual({ key: 'ENV_KEY', value: values[env] });
+    }
+    const listed = await onReplica(inst[1]!, () => call(inst[1]!, as('env-reader'), 'GET', url.staging));
+    expect((JSON.parse(listed.body) as { secrets: { key: string }[] }).secrets.map((s) => s.key)).toEqual([
+      'ENV_KEY',
+    ]);
+
+    // An access key limited to staging: staging through the replica, default by no route.
+    const made = await call(inst[0]!, admin, 'POST', '/api/access-keys', {
+      name: 'staging-only',
+      scopes: ['secrets:read', 'secrets:list', 'secrets:write'],
+      environments: ['staging'],
+    });
+    expect(made.status).toBe(201);
+    const key = forbid(JSON.parse(made.body).token as string);
+    await caughtUp(inst);
+    const own = await onReplica(inst[1]!, () => call(inst[1]!, key, 'GET', `${url.staging}/ENV_KEY`));
+    expect(JSON.parse(own.body).value).toBe(values.staging);
+    for (const base of inst) {
+      const before = await readsByPool(base);
+      for (const path of [
+        '/api/secrets/ENV_KEY',
+        '/api/secrets/ENV_MISSING',
+        '/api/secrets/ENV_KEY?version=1',
+        '/api/secrets',
+        '/api/secrets/export?format=json',
+        '/api/environments/default/secrets/ENV_KEY',
+      ]) {
+        const r = await call(base, key, 'GET', path);
+        expect(r.status, path).toBe(403);
+        expect(r.body, path).not.toContain(values.default);
+        expect(JSON.parse(r.body).message, path).toBe(
+          'Access key "staging-only" does not cover the default environment (/api/secrets)',
+        );
+      }
+      // Refused before any lookup: neither pool answered a read for them (the read of
+      // staging above, through onReplica, shows the count moves when one does).
+      const after = await readsByPool(base);
+      expect(after.replica + after.primary - before.replica - before.primary).toBe(0);
+      const rendered = await call(base, key, 'POST', '/api/environments/staging/secrets/render', {
+        template: '{{Secrets.ENV_KEY}}',
+      });
+      expect(JSON.parse(rendered.body).rendered).toBe(values.staging);
+    }
+
+    // A fresh write in staging, with the replica an hour behind and an instance that
+    // tolerates it: the primary's check compares staging's row, so the stale staging value
+    // is overruled, while default's (unchanged, same key, same old revision) is served.
+    const lenient = (
+      await topo.startInstance({
+        DATABASE_READ_URL: topo.urls.asyncReplica!,
+        DATABASE_READ_MAX_LAG_MS: '3600000',
+      })
+    ).url;
+    await caughtUp([...inst, lenient]);
+    await sql(topo.urls.asyncReplica!, `ALTER SYSTEM SET recovery_min_apply_delay = '1h'`);
+    await sql(topo.urls.asyncReplica!, 'SELECT pg_reload_conf()');
+    try {
+      await applyDelayInEffect(topo.urls.primary, topo.urls.asyncReplica!);
+      const fresh = secretValue('env-staging2');
+      expect((await call(inst[0]!, admin, 'PUT', `${url.staging}/ENV_KEY`, { value: fresh })).status).toBe(
+        200,
+      );
+      expect(
+        await sql(
+          topo.urls.asyncReplica!,
+          `SELECT environment, revision::int FROM secrets WHERE key = 'ENV_KEY' ORDER BY environment`,
+        ),
+      ).toEqual([
+        { environment: 'default', revision: 1 },
+        { environment: 'staging', revision: 1 },
+      ]);
+      const before = await readsByPool(lenient);
+      for (let round = 0; round < 5; round++) {
+        // Another caller than the writer: no read-your-writes fence sends it to the primary.
+        for (const who of [as('env-reader'), key]) {
+          const s = await call(lenient, who, 'GET', `${url.staging}/ENV_KEY`);
+          expect(s.status).toBe(200);
+          expect(JSON.parse(s.body).value).toBe(fresh);
+        }
+        const d = await call(lenient, as('env-reader'), 'GET', `${url.default}/ENV_KEY`);
+        expect(JSON.parse(d.body).value).toBe(values.default);
+      }
+      const after = await readsByPool(lenient);
+      // Staging's ten reads were answered by the primary (overruled or routed there), default's
+      // five by the replica, not overruled.
+      expect(after.overruled - before.overruled).toBeGreaterThanOrEqual(1);
+      expect(after.primary - before.primary).toBeGreaterThanOrEqual(10);
+      expect(after.replica - before.replica - (after.overruled - before.overruled)).toBeGreaterThanOrEqual(5);
+    } finally {
+      await sql(topo.urls.asyncReplica!, 'ALTER SYSTEM RESET recovery_min_apply_delay');
+      await sql(topo.urls.asyncReplica!, 'SELECT pg_reload_conf()');
+    }
+    await caughtUp(inst);
+  }, 120_000);
+
   it('replica down: reads are served by the primary, /ready stays ready', async () => {
     const value = secretValue('down');
     expect((await create(inst[0]!, 'writer', 'DOWN_KEY', value)).status).toBe(201);
