@@ -17,6 +17,13 @@ import { generateSpec } from './generate.js';
  * error body passes them to the caller as they are.
  */
 
+/** The optional key prefix that narrows a listing, an export or a comparison. */
+export const keyPrefix = z
+  .string()
+  .max(KEY_MAX_LENGTH, { error: `prefix must be at most ${KEY_MAX_LENGTH} characters` })
+  .regex(PREFIX_PATTERN, { error: PREFIX_FORMAT_MESSAGE })
+  .optional();
+
 const keyField = (missing: string) =>
   z
     .string({ error: (iss) => (iss.input === undefined ? missing : 'key must be a string') })

@@ -8,7 +8,7 @@ import type { ReadRouting, ReadTarget } from '../db/read-replicas.js';
 import type { CryptoColumns } from '../db/sealed-columns.js';
 import { errors } from '../errors.js';
 import { type Caller, environmentOf } from '../identity/caller.js';
-import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
+import { cursorCodec, type PageQuery } from '../pagination.js';
 import type { ChangeRequest, Changes, CreateRequest } from './changes.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { openSealed } from './open-sealed.js';
@@ -64,7 +64,7 @@ export function toMetadata(r: SecretRow): SecretMetadata {
 }
 
 // The list cursor is opaque to clients: base64url of a versioned keyset position.
-const cursors = cursorCodec('v1');
+const cursors = cursorCodec('v1', (r: { seq: string }) => r.seq);
 
 const versionNotFound = (key: string, version: number) =>
   errors.notFound(
@@ -178,31 +178,23 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
   return {
     /** Metadata of the secrets the caller may see; one audit row (its prefix as key). */
     async list(
-      opts: {
-        limit?: number | undefined;
-        cursor?: string | undefined;
-        prefix?: string | undefined;
-        active?: boolean | undefined;
-      },
+      opts: PageQuery & { prefix?: string | undefined; active?: boolean | undefined },
       caller: Caller,
     ) {
-      const limit = Math.min(opts.limit ?? MAX_PAGE, MAX_PAGE);
-      const beforeSeq = opts.cursor === undefined ? undefined : cursors.decode(opts.cursor);
-      const rows = await trail.read(caller, 'secret.list', opts.prefix ?? null, async () => ({
-        ok: true,
-        touched: [],
-        result: await onRoute(caller, (q) =>
-          repo.list(q, {
-            environment: environmentOf(caller),
-            limit,
-            beforeSeq,
-            prefix: opts.prefix,
-            active: opts.active,
-            visible: caller.visible,
-          }),
+      const { page, nextCursor } = await cursors.page(opts, (limit, beforeSeq) =>
+        trail.lookup(caller, 'secret.list', opts.prefix ?? null, () =>
+          onRoute(caller, (q) =>
+            repo.list(q, {
+              environment: environmentOf(caller),
+              limit,
+              beforeSeq,
+              prefix: opts.prefix,
+              active: opts.active,
+              visible: caller.visible,
+            }),
+          ),
         ),
-      }));
-      const { page, nextCursor } = pageOf(rows, limit, (r) => r.seq, cursors.encode);
+      );
       return { secrets: page.map(toMetadata), nextCursor };
     },
 
