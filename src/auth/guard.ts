@@ -151,7 +151,8 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
           ),
         );
       }
-      if (!isEnvironmentName(env) || !(await environments.exists(env))) return deny(errors.environmentNotFound(env));
+      if (!isEnvironmentName(env) || !(await environments.exists(env)))
+        return deny(errors.environmentNotFound(env));
     } else if (env === DEFAULT_ENVIRONMENT && actor.kind === 'access_key' && !coversEnvironment(actor, env)) {
       return deny(
         errors.denied(

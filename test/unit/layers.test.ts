@@ -206,7 +206,8 @@ describe('layers, indirectly', () => {
       const source = await readFile(join(ROOT, file), 'utf8');
       for (const spec of importedSpecifiers(source)) {
         const target = resolveSpecifier(file, spec);
-        if (target?.startsWith('scripts/') || target?.startsWith('bench/')) offending.push(`${file} -> ${target}`);
+        if (target?.startsWith('scripts/') || target?.startsWith('bench/'))
+          offending.push(`${file} -> ${target}`);
       }
     }
     expect(offending).toEqual([]);
