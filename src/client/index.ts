@@ -92,7 +92,7 @@ export interface SecretsClientOptions {
   /**
    * The transport (default: the runtime's `fetch`). The methods build no `Request`,
    * `Headers` or `Response` of their own: the light CLI passes node:http here and so never
-   * loads Node's undici (about 17 ms of every start).
+   * loads Node's undici (a cost on every start: docs/benchmarks.md).
    */
   fetch?: ClientFetch | undefined;
   /** Per-request timeout in milliseconds (default 30 s). */
