@@ -75,6 +75,17 @@ export const description = storable(
   'description',
 ).nullable();
 
+/**
+ * The metadata one entry of a batch import may set (src/secrets/batch-schemas.ts): kept
+ * here beside createBody and updateBody, so that a new field is added in this file only.
+ */
+export const entryMetadata = {
+  description: description.optional(),
+  expiresAt: expiresAt.optional(),
+  isReserved: bool('isReserved').optional(),
+  isWriteOnly: isWriteOnly().optional(),
+};
+
 export const createBody = object({
   key: keyField('Both key and value are required'),
   value: value(true).optional(),

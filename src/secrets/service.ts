@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import type { z } from 'zod';
 import { outcomeOf, withOutcome } from '../audit/outcome.js';
 import type { AuditTrail, ReadOutcome } from '../audit/trail.js';
 import type { Keyring } from '../crypto/keyring.js';
@@ -12,14 +11,12 @@ import { cursorCodec, type PageQuery } from '../pagination.js';
 import type { ChangeRequest, Changes, CreateRequest } from './changes.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { openSealed } from './open-sealed.js';
-import type { RevealRow, SecretRow, SecretsRepository } from './repository.js';
+import { type RevealRow, type SecretRow, type SecretsRepository, toMetadata } from './repository.js';
 import { revealBatcher } from './reveal-batch.js';
-import type { secretMetadata } from './schemas.js';
 
 /** Rules, transactions and crypto for secrets. Knows nothing of HTTP beyond the typed errors. */
 
-/** A secret's metadata as the API shows it: the type of its schema (src/secrets/schemas.ts). */
-export type SecretMetadata = z.output<typeof secretMetadata>;
+export type { SecretMetadata } from './repository.js';
 
 export interface VersionsView {
   etag: string;
@@ -45,23 +42,6 @@ export interface Revealed {
 export type { ChangeRequest as UpdateInput, CreateRequest as CreateInput } from './changes.js';
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
-
-export function toMetadata(r: SecretRow): SecretMetadata {
-  return {
-    id: r.id,
-    key: r.key,
-    description: r.description,
-    isActive: r.is_active,
-    isReserved: r.is_reserved,
-    isWriteOnly: r.write_only,
-    createdAt: r.created_at.toISOString(),
-    updatedAt: r.updated_at.toISOString(),
-    expiresAt: iso(r.expires_at),
-    lastUsedAt: iso(r.last_used_at),
-    lastUsedBy: r.last_used_by,
-    version: r.current_version,
-  };
-}
 
 // The list cursor is opaque to clients: base64url of a versioned keyset position.
 const cursors = cursorCodec('v1', (r: { seq: string }) => r.seq);
