@@ -9,8 +9,8 @@ import { DEFAULT_BASE, type Mount } from './mount.js';
 import {
   createBody,
   deleteQuery,
-  ifMatchHeaders,
   ifNoneMatchHeaders,
+  keyedChange,
   keyParams,
   listQuery,
   revealQuery,
@@ -106,8 +106,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
         summary: 'Update a secret',
         description:
           'Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. isReserved:false and isWriteOnly:true are admin-only (access keys: 403); isWriteOnly:false on a write-only secret is refused for everyone (403 FORBIDDEN: write-only cannot be undone). With If-Match, applies only if the secret is still in that state (else 412).',
-        params: keyParams,
-        headers: ifMatchHeaders,
+        ...keyedChange,
         body: updateBody,
         response: { 200: successResponse, 412: errorResponse, 413: errorResponse },
       },
@@ -139,9 +138,8 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
         summary: 'Delete a secret (soft), or purge it',
         description:
           'Marks the secret inactive (restore it with POST /api/secrets/{key}/restore). Reserved secrets cannot be deleted. Deleting an inactive secret succeeds. ?purge=true erases an inactive, non-reserved secret and all its versions irreversibly (admin only: access keys get 403). Accepts If-Match.',
-        params: keyParams,
+        ...keyedChange,
         querystring: deleteQuery,
-        headers: ifMatchHeaders,
         response: { 200: successResponse, 409: errorResponse, 412: errorResponse },
       },
     ),

@@ -203,6 +203,9 @@ export const ifMatchHeaders = z.looseObject({
   }),
 });
 
+/** The route schema of a change to one secret: its key in the path, If-Match in the headers. */
+export const keyedChange = { params: keyParams, headers: ifMatchHeaders };
+
 export const ifNoneMatchHeaders = z.looseObject({
   'if-none-match': z.string().max(1024).optional().meta({
     description: 'The ETag of the value you hold: 304 Not Modified (no body) while it is current',

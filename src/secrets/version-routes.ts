@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { changed, routeOptions } from '../http/route-options.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
 import { DEFAULT_BASE, type Mount } from './mount.js';
-import { ifMatchHeaders, keyParams, rollbackBody, versionsResponse } from './schemas.js';
+import { keyedChange, keyParams, rollbackBody, versionsResponse } from './schemas.js';
 import type { SecretService } from './service.js';
 
 /** Versions and recovery: history, rollback, restore. HTTP only; one service call per route. */
@@ -41,8 +41,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
         summary: 'Roll back to an older version',
         description:
           'Stores the value of a kept version as a new version (history is never rewritten). Accepts If-Match.',
-        params: keyParams,
-        headers: ifMatchHeaders,
+        ...keyedChange,
         body: rollbackBody,
         response: {
           200: z.object({ success: z.literal(true), message: z.string(), version: z.number().int() }),
@@ -70,8 +69,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
         summary: 'Restore a soft-deleted secret',
         description:
           'Reactivates a soft-deleted secret with its value and history. Restoring an active secret changes nothing. Accepts If-Match.',
-        params: keyParams,
-        headers: ifMatchHeaders,
+        ...keyedChange,
         response: { 200: z.object({ success: z.literal(true), message: z.string() }), 412: errorResponse },
       },
     ),
