@@ -17,7 +17,8 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # npm ci's postinstall builds the embedded database's migrated start-up image with these.
-COPY scripts/pglite-image.mjs scripts/pglite-image.d.mts scripts/migrator.mjs scripts/migrator.d.mts ./scripts/
+COPY scripts/pglite-image.mjs ./scripts/
+COPY src/db/pglite-image.mjs src/db/pglite-image.d.mts src/db/migrator.mjs src/db/migrator.d.mts ./src/db/
 COPY migrations ./migrations
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
@@ -30,7 +31,8 @@ RUN npm run build && npm run console:build && chmod 755 dist/cli/secrets.js
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-COPY scripts/pglite-image.mjs scripts/migrator.mjs ./scripts/
+COPY scripts/pglite-image.mjs ./scripts/
+COPY src/db/pglite-image.mjs src/db/migrator.mjs ./src/db/
 COPY migrations ./migrations
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
@@ -47,7 +49,6 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=prod-deps --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
-COPY --chown=root:root scripts/pglite-image.mjs scripts/migrator.mjs ./scripts/
 COPY --chown=root:root migrations ./migrations
 COPY --chown=root:root package.json ./
 # The code is owned by root and read-only to the service; only DATA_DIR (embedded PGlite) is writable.

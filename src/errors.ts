@@ -49,6 +49,11 @@ export const errors = {
   /** 403 for "a rule protects this secret, whoever asks" (reserved): FORBIDDEN, as InsForge's reserved delete. */
   forbidden: (message: string, nextActions?: string) => new AppError(403, 'FORBIDDEN', message, nextActions),
   notFound: (message: string, nextActions?: string) => new AppError(404, 'NOT_FOUND', message, nextActions),
+  environmentNotFound: (name: string) =>
+    errors.notFound(
+      `Environment not found: ${name}`,
+      'List the environments with GET /api/environments, or create it with POST /api/environments',
+    ),
   routeNotFound: (method: string, url: string) =>
     new AppError(404, 'NOT_FOUND', `Route ${method} ${url} not found`, 'See GET /docs for the API reference'),
   /**

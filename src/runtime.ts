@@ -4,8 +4,6 @@ import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-// One level below the repository root from src (tsx) and dist (compiled) alike.
-import { copyPgliteImage, findPgliteImage } from '../scripts/pglite-image.mjs';
 import { type Config, ConfigError } from './config.js';
 import { type Keyring, parseKeyring } from './crypto/keyring.js';
 import { lockDataDir } from './db/data-dir-lock.js';
@@ -13,6 +11,8 @@ import type { Database } from './db/database.js';
 import { DatabaseUrlError } from './db/hosts.js';
 import { loadMigrations, migrate } from './db/migrate.js';
 import { openPglite, type PgliteLease } from './db/pglite.js';
+// One level below the repository root from src (tsx) and dist (compiled) alike.
+import { copyPgliteImage, findPgliteImage } from './db/pglite-image.mjs';
 import { openPostgres } from './db/postgres.js';
 import { createReadRouting, type ReadRouting, replicaName } from './db/read-replicas.js';
 import { waitForDatabase } from './db/wait.js';
@@ -201,7 +201,7 @@ const isEmptyPgliteDir = (dir: string) => !existsSync(join(dir, 'PG_VERSION'));
 
 /**
  * Opens DATA_DIR's PGlite. An empty directory starts as a copy of the install-time image (see
- * scripts/pglite-image.mjs), already migrated, rather than PGlite's own initdb and every
+ * src/db/pglite-image.mjs), already migrated, rather than PGlite's own initdb and every
  * migration: a first start then costs a later start plus the copy, and the process does not
  * keep initdb's memory. The migrator then runs as on any database and finds nothing to do,
  * or what the image lacks. The copy is made beside the directory and renamed onto it, so an

@@ -15,6 +15,10 @@ export const storable = (schema: z.ZodString, name: string) =>
     error: `${name} must be text without NUL characters or unpaired surrogates`,
   });
 
+/** A credential the service keeps only hashed or sealed: returned once, in the response that makes it. */
+export const shownOnce = (what: string) =>
+  z.string().meta({ description: `${what}: shown only in this response` });
+
 /** A JSON object body that refuses unknown fields by name. */
 export const strictBody = <T extends z.core.$ZodLooseShape>(shape: T) =>
   z.strictObject(shape, {

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { newestFirst } from '../db/rows.js';
 
 /** SQL only. Every method takes the Queryable to run on. */
 
@@ -83,20 +84,8 @@ export function createAccessKeysRepository() {
     },
 
     /** Newest first, keyset on seq; up to limit + 1 rows. */
-    async list(
-      q: Queryable,
-      opts: { limit: number; beforeSeq?: string | undefined },
-    ): Promise<AccessKeyRow[]> {
-      const params: unknown[] = [opts.limit + 1];
-      let where = '';
-      if (opts.beforeSeq !== undefined) {
-        params.push(opts.beforeSeq);
-        where = 'WHERE seq < $2::bigint';
-      }
-      return q.query<AccessKeyRow>(
-        `SELECT ${COLUMNS} FROM access_keys ${where} ORDER BY access_keys.seq DESC LIMIT $1`,
-        params,
-      );
+    list(q: Queryable, page: { limit: number; beforeSeq?: string | undefined }): Promise<AccessKeyRow[]> {
+      return newestFirst(q, `SELECT ${COLUMNS} FROM access_keys`, 'access_keys.seq', page);
     },
 
     /** Revokes (idempotently: the first revocation time is kept). Undefined when there is no such key. */

@@ -3,7 +3,7 @@ import { isoDateTime } from '../dates.js';
 import { ALL_ENVIRONMENTS, ENVIRONMENT_NAME_RULE, isEnvironmentName } from '../environment-names.js';
 import { SCOPES } from '../identity/actor.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
-import { storable, strictBody } from '../zod-fields.js';
+import { shownOnce, storable, strictBody } from '../zod-fields.js';
 
 /** Request and response schemas of /api/access-keys (they also generate the OpenAPI document). */
 
@@ -76,7 +76,7 @@ export const accessKeyView = z
   .meta({ id: 'AccessKey' });
 
 export const createdAccessKey = accessKeyView
-  .extend({ token: z.string().meta({ description: 'The secret token: shown only in this response' }) })
+  .extend({ token: shownOnce('The secret token') })
   .meta({ id: 'CreatedAccessKey' });
 
 export const accessKeyParams = z.object({ id: z.uuid({ error: 'id must be an access key id (a UUID)' }) });

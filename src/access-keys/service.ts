@@ -6,7 +6,7 @@ import { grantedEnvironments, requireEnvironments } from '../environments/grants
 import { errors } from '../errors.js';
 import { type Actor, environmentGrant, type Scope } from '../identity/actor.js';
 import type { Caller } from '../identity/caller.js';
-import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
+import { cursorCodec, type PageQuery } from '../pagination.js';
 import type { AccessKeyRow, AccessKeysRepository } from './repository.js';
 import type { accessKeyView } from './schemas.js';
 import { hashToken, newToken, TOKEN_PATTERN, tokenPrefix } from './token.js';
@@ -33,7 +33,7 @@ export function toView(r: AccessKeyRow, now = new Date()): AccessKeyView {
   };
 }
 
-const cursors = cursorCodec('k1');
+const cursors = cursorCodec('k1', (r: { seq: string }) => r.seq);
 
 /** Rules and transactions for access keys; each change and its audit row commit together. */
 export function createAccessKeyService(deps: {
@@ -80,15 +80,10 @@ export function createAccessKeyService(deps: {
       return { ...toView(row), token };
     },
 
-    async list(opts: { limit?: number | undefined; cursor?: string | undefined }, caller: Caller) {
-      const limit = Math.min(opts.limit ?? MAX_PAGE, MAX_PAGE);
-      const beforeSeq = opts.cursor === undefined ? undefined : cursors.decode(opts.cursor);
-      const rows = await trail.read(caller, 'access_key.list', null, async () => ({
-        ok: true,
-        touched: [],
-        result: await repo.list(db, { limit, beforeSeq }),
-      }));
-      const { page, nextCursor } = pageOf(rows, limit, (r) => r.seq, cursors.encode);
+    async list(query: PageQuery, caller: Caller) {
+      const { page, nextCursor } = await cursors.page(query, (limit, beforeSeq) =>
+        trail.lookup(caller, 'access_key.list', null, () => repo.list(db, { limit, beforeSeq })),
+      );
       return { accessKeys: page.map((r) => toView(r)), nextCursor };
     },
 

@@ -5,7 +5,7 @@ import { isoDateTime } from '../dates.js';
 import type { Database } from '../db/database.js';
 import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME_RE, ENVIRONMENT_NAME_RULE } from '../environment-names.js';
 import { errorResponses } from '../http/schemas.js';
-import { cursorCodec, cursorSchema, limitSchema, pageOf } from '../pagination.js';
+import { cursorCodec, cursorSchema, limitSchema } from '../pagination.js';
 import { RECORDED_TEXT_MAX } from '../storable-text.js';
 import { storable } from '../zod-fields.js';
 import { rowDigest } from './chain.js';
@@ -93,7 +93,7 @@ const toEntry = (r: AuditRow) => ({
   hash: r.sealed ? rowDigest(r).toString('hex') : null,
 });
 
-const cursors = cursorCodec('a1');
+const cursors = cursorCodec('a1', (r: { id: string }) => r.id);
 
 /** GET /api/audit and /api/audit/verify: admin JWT only (the guard's default for routes without config.access). */
 export async function auditRoutes(
@@ -121,19 +121,22 @@ export async function auditRoutes(
     },
     async (req) => {
       const q = req.query;
-      const limit = q.limit ?? 100;
-      const rows = await opts.repo.list(opts.db, {
-        limit,
-        beforeId: q.cursor === undefined ? undefined : cursors.decode(q.cursor),
-        key: q.key,
-        actor: q.actor,
-        action: q.action,
-        excludeAction: q.excludeAction,
-        environment: q.environment,
-        from: q.from,
-        to: q.to,
-      });
-      const { page, nextCursor } = pageOf(rows, limit, (r) => r.id, cursors.encode);
+      const { page, nextCursor } = await cursors.page(
+        q,
+        (limit, beforeId) =>
+          opts.repo.list(opts.db, {
+            limit,
+            beforeId,
+            key: q.key,
+            actor: q.actor,
+            action: q.action,
+            excludeAction: q.excludeAction,
+            environment: q.environment,
+            from: q.from,
+            to: q.to,
+          }),
+        100,
+      );
       return { entries: page.map(toEntry), nextCursor };
     },
   );

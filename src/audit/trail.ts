@@ -209,6 +209,11 @@ export function createAuditTrail({ db, repo, writer, log, reads }: AuditTrailDep
       if (!done.ok) throw done.error;
       return done.result;
     },
+
+    /** A read that names no secret and is not refused (a listing): audited as one success row. */
+    lookup<T>(caller: Caller, action: AuditAction, key: string | null, fetch: () => Promise<T>): Promise<T> {
+      return api.read(caller, action, key, async () => ({ ok: true, touched: [], result: await fetch() }));
+    },
   };
   return api;
 }

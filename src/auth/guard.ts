@@ -4,7 +4,6 @@ import type { AuditAction } from '../audit/entry.js';
 import type { AuditTrail } from '../audit/trail.js';
 import { DEFAULT_ENVIRONMENT, isEnvironmentName } from '../environment-names.js';
 import type { EnvironmentService } from '../environments/service.js';
-import { environmentNotFound } from '../environments/service.js';
 import { AppError, errors } from '../errors.js';
 import type { Limits } from '../http/rate-limits.js';
 import { type Actor, coversEnvironment, hasScope, type Scope } from '../identity/actor.js';
@@ -152,7 +151,8 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
           ),
         );
       }
-      if (!isEnvironmentName(env) || !(await environments.exists(env))) return deny(environmentNotFound(env));
+      if (!isEnvironmentName(env) || !(await environments.exists(env)))
+        return deny(errors.environmentNotFound(env));
     } else if (env === DEFAULT_ENVIRONMENT && actor.kind === 'access_key' && !coversEnvironment(actor, env)) {
       return deny(
         errors.denied(

@@ -11,8 +11,8 @@ import { promisify } from 'node:util';
 /**
  * The node:fs/promises functions the CLI uses, made from node:fs's own: node:fs/promises also
  * loads readline, the fs watchers and the file-handle streams, none of which the CLI uses
- * (about 1 ms of CPU of each start of the light CLI, which runs without the ESM loader that
- * would load them anyway; measured with process.cpuUsage).
+ * (CPU on each start of the light CLI, which runs without the ESM loader that would load
+ * them anyway; the figure is in docs/benchmarks.md).
  */
 export const readFile = promisify(readFileCb);
 export const writeFile = promisify(writeFileCb);

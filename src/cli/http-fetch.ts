@@ -10,7 +10,7 @@ import type { ClientFetch, ClientResponse } from '../client/index.js';
  * sends is supported: a method, headers and an optional text body, one response read whole;
  * a redirect is an error. It answers with a plain object, not a WHATWG Response: Node's
  * Request/Headers/Response classes live in undici too, and touching any of them loads it
- * (about 17 ms of each start, measured in docs/benchmarks.md).
+ * (a cost on each start: docs/benchmarks.md).
  */
 export const httpFetch: ClientFetch = async (href, init) => {
   const url = new URL(href);

@@ -49,3 +49,24 @@ export function table(headers: string[], rows: string[][]): string {
       .trimEnd();
   return `${[line(headers), ...rows.map(line)].join('\n')}\n`;
 }
+
+/**
+ * A list as the user asked: JSON, a table (`columns`: each header with its cell), or else
+ * one `line` an item (what scripts read).
+ */
+export function listing<T>(
+  list: readonly T[],
+  format: Format | undefined,
+  columns: Record<string, (item: T) => string>,
+  line: (item: T) => string,
+): string {
+  if (format === 'json') return `${JSON.stringify(list, null, 2)}\n`;
+  if (format === 'table') {
+    const cells = Object.values(columns);
+    return table(
+      Object.keys(columns),
+      list.map((x) => cells.map((cell) => cell(x))),
+    );
+  }
+  return list.map((x) => `${line(x)}\n`).join('');
+}

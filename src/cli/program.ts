@@ -25,7 +25,7 @@ import { readFile } from './fs.js';
 import { httpFetch } from './http-fetch.js';
 import { platformIdToken } from './oidc.js';
 import { addOperatorCommands } from './operator.js';
-import { type Format, formatValues, maskForActions, table } from './output.js';
+import { type Format, formatValues, listing, maskForActions, table } from './output.js';
 import { readValue } from './read-value.js';
 import { runWatching, runWithEnv } from './run-command.js';
 import { addWebhookCommands } from './webhooks.js';
@@ -299,21 +299,20 @@ export function buildProgram(): Command {
         ...(o.all ? {} : { active: true }),
       });
       const format = o.json ? 'json' : (o.format ?? (tty() ? 'table' : undefined));
-      if (format === 'json') process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
-      else if (format === 'table')
-        process.stdout.write(
-          table(
-            ['KEY', 'ACTIVE', 'VERSION', 'UPDATED', 'EXPIRES'],
-            list.map((s) => [
-              s.key,
-              s.isActive ? 'yes' : 'no',
-              String(s.version ?? ''),
-              s.updatedAt,
-              s.expiresAt ?? '-',
-            ]),
-          ),
-        );
-      else for (const s of list) process.stdout.write(`${s.key}${s.isActive ? '' : '\t(inactive)'}\n`);
+      process.stdout.write(
+        listing(
+          list,
+          format,
+          {
+            KEY: (s) => s.key,
+            ACTIVE: (s) => (s.isActive ? 'yes' : 'no'),
+            VERSION: (s) => String(s.version ?? ''),
+            UPDATED: (s) => s.updatedAt,
+            EXPIRES: (s) => s.expiresAt ?? '-',
+          },
+          (s) => `${s.key}${s.isActive ? '' : '\t(inactive)'}`,
+        ),
+      );
     });
 
   program
@@ -643,23 +642,21 @@ export function buildProgram(): Command {
     .addOption(formatOption(['table', 'json'], 'table on a terminal, else one name a line'))
     .action(async (o: { format?: Format }) => {
       const list = await (await client()).trusts.list();
-      const format = o.format ?? (tty() ? 'table' : undefined);
-      if (format === 'json') process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
-      else if (format === 'table')
-        process.stdout.write(
-          table(
-            ['NAME', 'ISSUER', 'SUBJECT', 'SCOPES', 'KEYS', 'TTL'],
-            list.map((x) => [
-              x.name,
-              x.issuer,
-              x.subject,
-              x.scopes.join(','),
-              x.keys?.join(',') ?? 'all',
-              `${x.ttlSeconds}s`,
-            ]),
-          ),
-        );
-      else for (const x of list) process.stdout.write(`${x.name}\n`);
+      process.stdout.write(
+        listing(
+          list,
+          o.format ?? (tty() ? 'table' : undefined),
+          {
+            NAME: (x) => x.name,
+            ISSUER: (x) => x.issuer,
+            SUBJECT: (x) => x.subject,
+            SCOPES: (x) => x.scopes.join(','),
+            KEYS: (x) => x.keys?.join(',') ?? 'all',
+            TTL: (x) => `${x.ttlSeconds}s`,
+          },
+          (x) => x.name,
+        ),
+      );
     });
   trust
     .command('apply')
@@ -702,16 +699,14 @@ export function buildProgram(): Command {
     .addOption(formatOption(['table', 'json'], 'table on a terminal, else one name a line'))
     .action(async (o: { format?: Format }) => {
       const list = await (await client()).environments.list();
-      const format = o.format ?? (tty() ? 'table' : undefined);
-      if (format === 'json') process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
-      else if (format === 'table')
-        process.stdout.write(
-          table(
-            ['NAME', 'DESCRIPTION', 'CREATED'],
-            list.map((x) => [x.name, x.description ?? '', x.createdAt]),
-          ),
-        );
-      else for (const x of list) process.stdout.write(`${x.name}\n`);
+      process.stdout.write(
+        listing(
+          list,
+          o.format ?? (tty() ? 'table' : undefined),
+          { NAME: (x) => x.name, DESCRIPTION: (x) => x.description ?? '', CREATED: (x) => x.createdAt },
+          (x) => x.name,
+        ),
+      );
     });
   env
     .command('create')

@@ -92,7 +92,7 @@ export interface SecretsClientOptions {
   /**
    * The transport (default: the runtime's `fetch`). The methods build no `Request`,
    * `Headers` or `Response` of their own: the light CLI passes node:http here and so never
-   * loads Node's undici (about 17 ms of every start).
+   * loads Node's undici (a cost on every start: docs/benchmarks.md).
    */
   fetch?: ClientFetch | undefined;
   /** Per-request timeout in milliseconds (default 30 s). */
@@ -232,6 +232,10 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     );
   }
 
+  /** The body of a successful answer (else the SecretsApiError unwrap throws). */
+  const dataOf = async <T>(p: Promise<{ data?: T; error?: unknown; response: ClientResponse }>): Promise<T> =>
+    (await unwrap(p)).data;
+
   return {
     /** The raw openapi-fetch client: every path and body typed. */
     get api(): Client<paths> {
@@ -239,8 +243,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     },
 
     async getSecret(key: string): Promise<string> {
-      const { data } = await unwrap(call.GET('/api/secrets/{key}', { params: { path: { key } } }));
-      return data.value;
+      return (await dataOf(call.GET('/api/secrets/{key}', { params: { path: { key } } }))).value;
     },
 
     /** Every page of the list (metadata only, never values). */
@@ -334,16 +337,12 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       secrets: BatchEntry[],
       opts: { dryRun?: boolean } = {},
     ): Promise<{ dryRun: boolean; results: { key: string; status: 'created' | 'updated' | 'unchanged' }[] }> {
-      const { data } = await unwrap(
-        call.POST('/api/secrets/batch', { body: { secrets, dryRun: opts.dryRun ?? false } }),
-      );
-      return data;
+      return dataOf(call.POST('/api/secrets/batch', { body: { secrets, dryRun: opts.dryRun ?? false } }));
     },
 
     /** Who the credential is. */
     async whoami() {
-      const { data } = await unwrap(call.GET('/api/auth/whoami'));
-      return data;
+      return dataOf(call.GET('/api/auth/whoami'));
     },
 
     /**
@@ -361,8 +360,7 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     },
 
     async render(template: string): Promise<string> {
-      const { data } = await unwrap(call.POST('/api/secrets/render', { body: { template } }));
-      return data.rendered;
+      return (await dataOf(call.POST('/api/secrets/render', { body: { template } }))).rendered;
     },
 
     /**
@@ -402,10 +400,9 @@ export function createSecretsClient(opts: SecretsClientOptions) {
         return out;
       },
       async create(name: string, description?: string): Promise<Environment> {
-        const { data } = await unwrap(
+        return dataOf(
           call.POST('/api/environments', { body: { name, ...(description ? { description } : {}) } }),
         );
-        return data;
       },
       async remove(name: string): Promise<void> {
         await unwrap(call.DELETE('/api/environments/{env}', { params: { path: { env: name } } }));
@@ -415,44 +412,36 @@ export function createSecretsClient(opts: SecretsClientOptions) {
        * (targetEtag: the ETag seen there, from compare, or null for "absent"). All or nothing.
        */
       async promote(from: string, to: string, secrets: { key: string; targetEtag: string | null }[]) {
-        const { data } = await unwrap(
+        return dataOf(
           call.POST('/api/environments/{env}/promote/{other}', {
             params: { path: { env: from, other: to } },
             body: { secrets },
           }),
         );
-        return data;
       },
       /** Keys only in a, only in b, equal or different: never values. */
       async compare(a: string, b: string, opts: { prefix?: string } = {}): Promise<EnvironmentComparison> {
-        const { data } = await unwrap(
+        return dataOf(
           call.GET('/api/environments/{env}/compare/{other}', {
             params: { path: { env: a, other: b }, query: opts.prefix ? { prefix: opts.prefix } : {} },
           }),
         );
-        return data;
       },
     },
 
     /** Workload-identity trust policies (admin only). */
     trusts: {
       async list(): Promise<TrustPolicy[]> {
-        const { data } = await unwrap(call.GET('/api/auth/trusts'));
-        return data.trusts;
+        return (await dataOf(call.GET('/api/auth/trusts'))).trusts;
       },
       async create(trust: TrustPolicyInput): Promise<TrustPolicy> {
-        const { data } = await unwrap(call.POST('/api/auth/trusts', { body: trust }));
-        return data;
+        return dataOf(call.POST('/api/auth/trusts', { body: trust }));
       },
       async replace(name: string, trust: TrustPolicyInput): Promise<TrustPolicy> {
-        const { data } = await unwrap(
-          call.PUT('/api/auth/trusts/{name}', { params: { path: { name } }, body: trust }),
-        );
-        return data;
+        return dataOf(call.PUT('/api/auth/trusts/{name}', { params: { path: { name } }, body: trust }));
       },
       async remove(name: string): Promise<TrustPolicy> {
-        const { data } = await unwrap(call.DELETE('/api/auth/trusts/{name}', { params: { path: { name } } }));
-        return data;
+        return dataOf(call.DELETE('/api/auth/trusts/{name}', { params: { path: { name } } }));
       },
     },
 
@@ -518,34 +507,24 @@ export function createSecretsClient(opts: SecretsClientOptions) {
     /** Webhook subscriptions (admin only; docs/events.md). */
     webhooks: {
       async list(): Promise<Webhook[]> {
-        const { data } = await unwrap(call.GET('/api/webhooks'));
-        return data.webhooks;
+        return (await dataOf(call.GET('/api/webhooks'))).webhooks;
       },
       /** The answer holds the signing secret (whsec_...): the only time it is shown. */
       async create(input: WebhookInput): Promise<CreatedWebhook> {
-        const { data } = await unwrap(call.POST('/api/webhooks', { body: input }));
-        return data;
+        return dataOf(call.POST('/api/webhooks', { body: input }));
       },
       async update(id: string, patch: WebhookPatch): Promise<Webhook> {
-        const { data } = await unwrap(
-          call.PATCH('/api/webhooks/{id}', { params: { path: { id } }, body: patch }),
-        );
-        return data;
+        return dataOf(call.PATCH('/api/webhooks/{id}', { params: { path: { id } }, body: patch }));
       },
       async remove(id: string): Promise<void> {
         await unwrap(call.DELETE('/api/webhooks/{id}', { params: { path: { id } } }));
       },
       async rotateSecret(id: string): Promise<{ secret: string; previousSecretRetiresAt: string }> {
-        const { data } = await unwrap(
-          call.POST('/api/webhooks/{id}/rotate-secret', { params: { path: { id } } }),
-        );
-        return data;
+        return dataOf(call.POST('/api/webhooks/{id}/rotate-secret', { params: { path: { id } } }));
       },
       async deliveries(id: string): Promise<WebhookDelivery[]> {
-        const { data } = await unwrap(
-          call.GET('/api/webhooks/{id}/deliveries', { params: { path: { id } } }),
-        );
-        return data.deliveries;
+        return (await dataOf(call.GET('/api/webhooks/{id}/deliveries', { params: { path: { id } } })))
+          .deliveries;
       },
       async redeliver(id: string, deliveryId: string): Promise<void> {
         await unwrap(

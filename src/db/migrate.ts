@@ -1,11 +1,11 @@
 import type { Database } from './database.js';
 
 /**
- * The migrator itself is plain JavaScript in scripts/migrator.mjs (forward-only numbered SQL
+ * The migrator itself is plain JavaScript in ./migrator.mjs (forward-only numbered SQL
  * files, one transaction under an advisory lock, checksums of applied files): the
- * install-time image of the embedded database (scripts/pglite-image.mjs) is migrated by the
- * same code before anything is compiled. Two levels below the repository root from src/db
- * (tsx) and dist/db (compiled) alike.
+ * install-time image of the embedded database (./pglite-image.mjs) is migrated by the
+ * same code before anything is compiled. The build copies both into dist/db/; they find the
+ * migrations two levels up from src/db (tsx) and dist/db (compiled) alike.
  */
 export {
   loadMigrations,
@@ -13,7 +13,7 @@ export {
   type Migration,
   migrate,
   migrationPrefixKeys,
-} from '../../scripts/migrator.mjs';
+} from './migrator.mjs';
 
 /** True when every known migration is applied (for /ready). */
 export async function migrationsApplied(db: Database, expected: number): Promise<boolean> {

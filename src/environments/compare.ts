@@ -10,7 +10,6 @@ import type { Caller } from '../identity/caller.js';
 import { type Visibility, visibilitySql } from '../identity/visibility.js';
 import { secretEtag } from '../secrets/etag.js';
 import { openSealed } from '../secrets/open-sealed.js';
-import { environmentNotFound } from './service.js';
 
 /**
  * GET /api/environments/:a/compare/:b: which keys are only in a, only in b, or in both with
@@ -76,7 +75,7 @@ export async function checkSecondEnvironment(
       'Use an access key whose environments include both, or an admin token',
     );
   }
-  if (b !== DEFAULT_ENVIRONMENT && !(await exists(b))) throw environmentNotFound(b);
+  if (b !== DEFAULT_ENVIRONMENT && !(await exists(b))) throw errors.environmentNotFound(b);
 }
 
 export function createCompareService(deps: {

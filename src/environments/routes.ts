@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponse, errorResponses } from '../http/schemas.js';
+import { routeOptions } from '../http/route-options.js';
+import { errorResponse } from '../http/schemas.js';
 import type { BulkGate } from '../secrets/bulk-gate.js';
 import type { CompareService } from './compare.js';
 import type { PromoteService } from './promote.js';
@@ -35,80 +36,70 @@ export async function environmentRoutes(
 ) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { environments, compare, promote, gate } = opts;
-  const tags = ['Environments'];
-  const errs = errorResponses(400, 401, 403, 429, 503);
+  const { route, admin } = routeOptions(['Environments']);
 
   r.get(
     '/api/environments',
-    {
-      config: { access: { action: 'environment.list' } },
-      schema: {
-        tags,
+    route(
+      { action: 'environment.list' },
+      {
         summary: 'List environments',
         description:
           'Oldest first (default leads). An access key sees only the environments it covers. Follow nextCursor for more.',
         querystring: environmentListQuery,
         response: {
           200: z.object({ environments: z.array(environmentView), nextCursor: z.string().nullable() }),
-          ...errs,
         },
       },
-    },
+    ),
     async (req) => environments.list(req.query, req.caller),
   );
 
   r.post(
     '/api/environments',
-    {
-      config: { access: { action: 'environment.create', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'Create an environment',
-        description:
-          'Its secrets live under /api/environments/{env}/secrets, the same API as /api/secrets (which is the default environment).',
-        body: createEnvironmentBody,
-        response: { 201: environmentView, 409: errorResponse, ...errs },
-      },
-    },
+    admin('environment.create', {
+      summary: 'Create an environment',
+      description:
+        'Its secrets live under /api/environments/{env}/secrets, the same API as /api/secrets (which is the default environment).',
+      body: createEnvironmentBody,
+      response: { 201: environmentView, 409: errorResponse },
+    }),
     async (req, reply) => reply.code(201).send(await environments.create(req.body, req.caller)),
   );
 
   r.get(
     '/api/environments/:env',
-    {
-      config: { access: { action: 'environment.list', environment: 'param' } },
-      schema: {
-        tags,
+    route(
+      { action: 'environment.list', environment: 'param' },
+      {
         summary: 'Get an environment',
         params: envParams,
-        response: { 200: environmentView, 404: errorResponse, ...errs },
+        response: { 200: environmentView, 404: errorResponse },
       },
-    },
+    ),
     async (req) => environments.get(req.params.env, req.caller),
   );
 
   r.patch(
     '/api/environments/:env',
-    {
-      config: { access: { action: 'environment.update', adminOnly: true, environment: 'param' } },
-      schema: {
-        tags,
+    route(
+      { action: 'environment.update', adminOnly: true, environment: 'param' },
+      {
         summary: 'Change an environment’s description',
         params: envParams,
         body: updateEnvironmentBody,
-        response: { 200: environmentView, 404: errorResponse, ...errs },
+        response: { 200: environmentView, 404: errorResponse },
       },
-    },
+    ),
     async (req) =>
       environments.update(req.params.env, { description: req.body.description ?? null }, req.caller),
   );
 
   r.delete(
     '/api/environments/:env',
-    {
-      config: { access: { action: 'environment.delete', adminOnly: true, environment: 'param' } },
-      schema: {
-        tags,
+    route(
+      { action: 'environment.delete', adminOnly: true, environment: 'param' },
+      {
         summary: 'Delete an environment',
         description:
           'Only an environment without active secrets can be deleted (409 says how many it holds); its soft-deleted secrets are erased with it. default cannot be deleted (403).',
@@ -117,10 +108,9 @@ export async function environmentRoutes(
           200: z.object({ success: z.literal(true), message: z.string(), erased: z.number().int() }),
           404: errorResponse,
           409: errorResponse,
-          ...errs,
         },
       },
-    },
+    ),
     async (req) => {
       const { erased } = await environments.remove(req.params.env, req.caller);
       return { success: true as const, message: `Environment ${req.params.env} has been deleted`, erased };
@@ -129,55 +119,33 @@ export async function environmentRoutes(
 
   r.get(
     '/api/environments/:env/compare/:other',
-    {
-      config: {
-        access: {
-          action: 'environment.compare',
-          scope: 'secrets:read',
-          environment: 'param',
-          readLimit: true,
-        },
-      },
-      schema: {
-        tags,
+    route(
+      { action: 'environment.compare', scope: 'secrets:read', environment: 'param', readLimit: true },
+      {
         summary: 'Compare two environments',
         description:
           'Keys only in env (only_in_a), only in other (only_in_b), or in both with equal or different values; never a value. Values are compared on the server, each one counting as a read (audited as environment.compare). Write-only values are compared only for a credential holding secrets:inject. The ETags are what POST .../promote/... names for compare-and-set. Only active, unexpired secrets the caller may see take part; at most 1000 per side (narrow with prefix).',
         params: compareParams,
         querystring: compareQuery,
-        response: { 200: compareResponse, 404: errorResponse, ...errs },
+        response: { 200: compareResponse, 404: errorResponse },
       },
-    },
+    ),
     async (req) => compare.compare(req.params.env, req.params.other, req.query, req.caller),
   );
 
   r.post(
     '/api/environments/:env/promote/:other',
-    {
-      config: {
-        access: {
-          action: 'environment.promote',
-          scope: 'secrets:write',
-          environment: 'param',
-          readLimit: true,
-        },
-      },
-      schema: {
-        tags,
+    route(
+      { action: 'environment.promote', scope: 'secrets:write', environment: 'param', readLimit: true },
+      {
         summary: 'Promote secrets to another environment',
         description:
           "Copies the current values of the named keys from env to other as one batch import into other: all or nothing, each entry compare-and-set on the target (targetEtag: the ETag seen there, compare's etagB, or null when it must hold no active secret of that key; else 412 and nothing is written). Values never leave the server; each is an audited read of env (environment.promote). Needs secrets:read and secrets:write and both environments covered. A write-only value stays write-only.",
         params: compareParams,
         body: promoteBody,
-        response: {
-          200: promoteResponse,
-          404: errorResponse,
-          412: errorResponse,
-          413: errorResponse,
-          ...errs,
-        },
+        response: { 200: promoteResponse, 404: errorResponse, 412: errorResponse, 413: errorResponse },
       },
-    },
+    ),
     async (req) =>
       gate.run(req, 'environment.promote', () =>
         promote.promote(req.params.env, req.params.other, req.body.secrets, req.caller, req.actor!),

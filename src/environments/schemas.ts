@@ -1,14 +1,9 @@
 import { z } from 'zod';
 import { ENVIRONMENT_NAME_RE, ENVIRONMENT_NAME_RULE } from '../environment-names.js';
 import { cursorSchema, limitSchema } from '../pagination.js';
-import {
-  KEY_FORMAT_MESSAGE,
-  KEY_MAX_LENGTH,
-  KEY_PATTERN,
-  PREFIX_FORMAT_MESSAGE,
-  PREFIX_PATTERN,
-} from '../secret-names.js';
+import { KEY_FORMAT_MESSAGE, KEY_MAX_LENGTH, KEY_PATTERN } from '../secret-names.js';
 import { eachKeyOnce, MAX_BATCH } from '../secrets/batch-schemas.js';
+import { keyPrefix } from '../secrets/schemas.js';
 import { storable, strictBody } from '../zod-fields.js';
 
 /** Request and response schemas of /api/environments (they also generate the OpenAPI document). */
@@ -53,13 +48,7 @@ export const environmentListQuery = z.object({ limit: limitSchema, cursor: curso
 
 export const compareParams = z.object({ env: environmentName, other: environmentName });
 
-export const compareQuery = z.object({
-  prefix: z
-    .string()
-    .max(KEY_MAX_LENGTH, { error: `prefix must be at most ${KEY_MAX_LENGTH} characters` })
-    .regex(PREFIX_PATTERN, { error: PREFIX_FORMAT_MESSAGE })
-    .optional(),
-});
+export const compareQuery = z.object({ prefix: keyPrefix });
 
 export const compareResponse = z
   .object({

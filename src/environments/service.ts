@@ -5,7 +5,7 @@ import type { Database } from '../db/database.js';
 import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import { errors } from '../errors.js';
 import { type Caller, inEnvironment } from '../identity/caller.js';
-import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
+import { cursorCodec, type PageQuery } from '../pagination.js';
 import type { EnvironmentRow, EnvironmentsRepository } from './repository.js';
 
 export interface EnvironmentView {
@@ -24,13 +24,7 @@ const toView = (r: EnvironmentRow): EnvironmentView => ({
   updatedAt: r.updated_at.toISOString(),
 });
 
-export const environmentNotFound = (name: string) =>
-  errors.notFound(
-    `Environment not found: ${name}`,
-    'List the environments with GET /api/environments, or create it with POST /api/environments',
-  );
-
-const cursors = cursorCodec('e1');
+const cursors = cursorCodec('e1', (r: { seq: string }) => r.seq);
 
 /** Rules and transactions for environments; each change and its audit row commit together. */
 export function createEnvironmentService(deps: {
@@ -47,21 +41,18 @@ export function createEnvironmentService(deps: {
     },
 
     /** The environments the caller covers, oldest first (default leads). */
-    async list(opts: { limit?: number | undefined; cursor?: string | undefined }, caller: Caller) {
-      const limit = Math.min(opts.limit ?? MAX_PAGE, MAX_PAGE);
-      const afterSeq = opts.cursor === undefined ? undefined : cursors.decode(opts.cursor);
-      const rows = await trail.read(caller, 'environment.list', null, async () => ({
-        ok: true,
-        touched: [],
-        result: await repo.list(db, { limit, afterSeq, names: caller.environments }),
-      }));
-      const { page, nextCursor } = pageOf(rows, limit, (r) => r.seq, cursors.encode);
+    async list(query: PageQuery, caller: Caller) {
+      const { page, nextCursor } = await cursors.page(query, (limit, afterSeq) =>
+        trail.lookup(caller, 'environment.list', null, () =>
+          repo.list(db, { limit, afterSeq, names: caller.environments }),
+        ),
+      );
       return { environments: page.map(toView), nextCursor };
     },
 
     async get(name: string, caller: Caller): Promise<EnvironmentView> {
       const row = await repo.find(db, name);
-      if (!row) throw environmentNotFound(name);
+      if (!row) throw errors.environmentNotFound(name);
       return caller.admin ? { ...toView(row), secrets: await repo.counts(db, name) } : toView(row);
     },
 
@@ -87,7 +78,7 @@ export function createEnvironmentService(deps: {
     async update(name: string, input: { description: string | null }, caller: Caller) {
       const row = await trail.change(caller, 'environment.update', null, async (tx) => {
         const r = await repo.update(tx, name, input.description);
-        if (!r) throw environmentNotFound(name);
+        if (!r) throw errors.environmentNotFound(name);
         return { result: r, version: null };
       });
       return toView(row);
@@ -106,7 +97,7 @@ export function createEnvironmentService(deps: {
           );
         }
         // Excludes creates in it (they hold a KEY SHARE lock) until this commits.
-        if (!(await repo.find(tx, name, 'update'))) throw environmentNotFound(name);
+        if (!(await repo.find(tx, name, 'update'))) throw errors.environmentNotFound(name);
         const { active } = await repo.counts(tx, name);
         if (active > 0) {
           throw errors.conflict(

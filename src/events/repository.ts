@@ -1,5 +1,6 @@
 import type { SealedValue } from '../crypto/envelope.js';
 import type { Queryable } from '../db/database.js';
+import { columnsOf, newestFirst } from '../db/rows.js';
 import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
 
 /** SQL only for change events, webhook subscriptions and their deliveries. */
@@ -113,16 +114,12 @@ export function createEventsRepository() {
     },
 
     /** Newest first, keyset on seq; up to limit + 1 rows. */
-    async listSubscriptions(q: Queryable, f: { limit: number; beforeSeq?: string | undefined }) {
-      const params: unknown[] = [f.limit + 1];
-      let where = '';
-      if (f.beforeSeq !== undefined) {
-        params.push(f.beforeSeq);
-        where = 'WHERE s.seq < $2::bigint';
-      }
-      return q.query<SubscriptionRow>(
-        `SELECT ${SUB_COLUMNS} FROM webhook_subscriptions s ${where} ORDER BY s.seq DESC LIMIT $1`,
-        params,
+    listSubscriptions(q: Queryable, page: { limit: number; beforeSeq?: string | undefined }) {
+      return newestFirst<SubscriptionRow>(
+        q,
+        `SELECT ${SUB_COLUMNS} FROM webhook_subscriptions s`,
+        's.seq',
+        page,
       );
     },
 
@@ -354,15 +351,7 @@ export function createEventsRepository() {
            FROM per WHERE w.id = per.subscription_id
          )
          SELECT subscription_id, failed FROM per`,
-        [
-          rs.map((r) => r.id),
-          rs.map((r) => r.attempt),
-          rs.map((r) => r.ok),
-          rs.map((r) => r.status),
-          rs.map((r) => r.latencyMs),
-          rs.map((r) => r.error),
-          rs.map((r) => r.retryMs),
-        ],
+        columnsOf(rs, 'id', 'attempt', 'ok', 'status', 'latencyMs', 'error', 'retryMs'),
       );
       return rows.filter((r) => r.failed > 0).map((r) => r.subscription_id);
     },

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/trail.js';
+import { routeOptions } from '../http/route-options.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
 import {
   createdWebhook,
@@ -21,85 +22,61 @@ import type { WebhookService } from './webhooks.js';
 export async function webhookRoutes(app: FastifyInstance, opts: { webhooks: WebhookService }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { webhooks } = opts;
-  const tags = ['Webhooks'];
-  const errs = errorResponses(400, 401, 403, 429, 503);
+  const { admin } = routeOptions(['Webhooks']);
 
   r.post(
     '/api/webhooks',
-    {
-      config: { access: { action: 'webhook.create', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'Create a webhook subscription',
-        description:
-          'Change events are POSTed to the url, signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature). The signing secret (whsec_...) is in this response only; the service keeps it sealed. Destinations on loopback, private, link-local or metadata addresses are refused unless WEBHOOK_ALLOW_PRIVATE is set.',
-        body: createWebhookBody,
-        response: { 201: createdWebhook, ...errs },
-      },
-    },
+    admin('webhook.create', {
+      summary: 'Create a webhook subscription',
+      description:
+        'Change events are POSTed to the url, signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature). The signing secret (whsec_...) is in this response only; the service keeps it sealed. Destinations on loopback, private, link-local or metadata addresses are refused unless WEBHOOK_ALLOW_PRIVATE is set.',
+      body: createWebhookBody,
+      response: { 201: createdWebhook },
+    }),
     async (req, reply) => reply.code(201).send(await webhooks.create(req.body, req.caller)),
   );
 
   r.get(
     '/api/webhooks',
-    {
-      config: { access: { action: 'webhook.list', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'List webhook subscriptions',
-        description: 'Newest first; never the signing secrets.',
-        querystring: listQuery,
-        response: {
-          200: z.object({ webhooks: z.array(webhookView), nextCursor: z.string().nullable() }),
-          ...errs,
-        },
-      },
-    },
+    admin('webhook.list', {
+      summary: 'List webhook subscriptions',
+      description: 'Newest first; never the signing secrets.',
+      querystring: listQuery,
+      response: { 200: z.object({ webhooks: z.array(webhookView), nextCursor: z.string().nullable() }) },
+    }),
     async (req) => webhooks.list(req.query, req.caller),
   );
 
   r.get(
     '/api/webhooks/:id',
-    {
-      config: { access: { action: 'webhook.list', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'Show a webhook subscription',
-        params: webhookParams,
-        response: { 200: webhookView, 404: errorResponse, ...errs },
-      },
-    },
+    admin('webhook.list', {
+      summary: 'Show a webhook subscription',
+      params: webhookParams,
+      response: { 200: webhookView, 404: errorResponse },
+    }),
     async (req) => webhooks.get(req.params.id, req.caller),
   );
 
   r.patch(
     '/api/webhooks/:id',
-    {
-      config: { access: { action: 'webhook.update', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'Change a webhook subscription',
-        description: 'enabled: true re-enables a disabled subscription and clears its failure run.',
-        params: webhookParams,
-        body: updateWebhookBody,
-        response: { 200: webhookView, 404: errorResponse, ...errs },
-      },
-    },
+    admin('webhook.update', {
+      summary: 'Change a webhook subscription',
+      description: 'enabled: true re-enables a disabled subscription and clears its failure run.',
+      params: webhookParams,
+      body: updateWebhookBody,
+      response: { 200: webhookView, 404: errorResponse },
+    }),
     async (req) => webhooks.update(req.params.id, req.body, req.caller),
   );
 
   r.delete(
     '/api/webhooks/:id',
-    {
-      config: { access: { action: 'webhook.delete', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'Delete a webhook subscription',
-        description: 'Its pending deliveries and its delivery log go with it.',
-        params: webhookParams,
-        response: { 200: z.object({ success: z.literal(true) }), 404: errorResponse, ...errs },
-      },
-    },
+    admin('webhook.delete', {
+      summary: 'Delete a webhook subscription',
+      description: 'Its pending deliveries and its delivery log go with it.',
+      params: webhookParams,
+      response: { 200: z.object({ success: z.literal(true) }), 404: errorResponse },
+    }),
     async (req) => {
       await webhooks.remove(req.params.id, req.caller);
       return { success: true as const };
@@ -108,52 +85,39 @@ export async function webhookRoutes(app: FastifyInstance, opts: { webhooks: Webh
 
   r.post(
     '/api/webhooks/:id/rotate-secret',
-    {
-      config: { access: { action: 'webhook.rotate', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'Rotate the signing secret',
-        description:
-          'Returns a new whsec_ secret (only here). The previous one keeps signing alongside it until previousSecretRetiresAt (WEBHOOK_SECRET_GRACE): meanwhile webhook-signature carries both signatures.',
-        params: webhookParams,
-        response: { 200: rotatedSecret, 404: errorResponse, ...errs },
-      },
-    },
+    admin('webhook.rotate', {
+      summary: 'Rotate the signing secret',
+      description:
+        'Returns a new whsec_ secret (only here). The previous one keeps signing alongside it until previousSecretRetiresAt (WEBHOOK_SECRET_GRACE): meanwhile webhook-signature carries both signatures.',
+      params: webhookParams,
+      response: { 200: rotatedSecret, 404: errorResponse },
+    }),
     async (req) => webhooks.rotate(req.params.id, req.caller),
   );
 
   r.get(
     '/api/webhooks/:id/deliveries',
-    {
-      config: { access: { action: 'webhook.list', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'The delivery log',
-        description: 'Newest first: status, attempts, the last response code, latency and error.',
-        params: webhookParams,
-        querystring: listQuery,
-        response: {
-          200: z.object({ deliveries: z.array(deliveryView), nextCursor: z.string().nullable() }),
-          404: errorResponse,
-          ...errs,
-        },
+    admin('webhook.list', {
+      summary: 'The delivery log',
+      description: 'Newest first: status, attempts, the last response code, latency and error.',
+      params: webhookParams,
+      querystring: listQuery,
+      response: {
+        200: z.object({ deliveries: z.array(deliveryView), nextCursor: z.string().nullable() }),
+        404: errorResponse,
       },
-    },
+    }),
     async (req) => webhooks.deliveries(req.params.id, req.query, req.caller),
   );
 
   r.post(
     '/api/webhooks/:id/deliveries/:deliveryId/redeliver',
-    {
-      config: { access: { action: 'webhook.redeliver', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'Send a delivery again',
-        description: 'Queues its event again, with the same webhook-id (receivers deduplicate on it).',
-        params: deliveryParams,
-        response: { 202: z.object({ id: z.string() }), 404: errorResponse, ...errs },
-      },
-    },
+    admin('webhook.redeliver', {
+      summary: 'Send a delivery again',
+      description: 'Queues its event again, with the same webhook-id (receivers deduplicate on it).',
+      params: deliveryParams,
+      response: { 202: z.object({ id: z.string() }), 404: errorResponse },
+    }),
     async (req, reply) =>
       reply.code(202).send(await webhooks.redeliver(req.params.id, req.params.deliveryId, req.caller)),
   );
@@ -193,11 +157,9 @@ export async function eventStreamRoutes(
     },
     async (req, reply) => {
       const given = req.headers['last-event-id'] ?? req.query.lastEventId;
-      const from = await trail.read(req.caller, 'events.stream', null, async () => ({
-        ok: true,
-        touched: [],
-        result: given === undefined ? await streams.now() : parsePosition(given),
-      }));
+      const from = await trail.lookup(req.caller, 'events.stream', null, async () =>
+        given === undefined ? streams.now() : parsePosition(given),
+      );
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { cursorSchema, limitSchema } from '../pagination.js';
-import { storable, strictBody } from '../zod-fields.js';
+import { shownOnce, storable, strictBody } from '../zod-fields.js';
 import { EVENT_TYPES } from './outbox.js';
 
 /** Request and response schemas of /api/webhooks and /api/events (they also generate the OpenAPI document). */
@@ -77,15 +77,13 @@ export const webhookView = z
 
 export const createdWebhook = webhookView
   .extend({
-    secret: z.string().meta({ description: 'The signing secret (whsec_...): shown only in this response' }),
+    secret: shownOnce('The signing secret (whsec_...)'),
   })
   .meta({ id: 'CreatedWebhook' });
 
 export const rotatedSecret = z
   .object({
-    secret: z
-      .string()
-      .meta({ description: 'The new signing secret (whsec_...): shown only in this response' }),
+    secret: shownOnce('The new signing secret (whsec_...)'),
     previousSecretRetiresAt: z.iso.datetime(),
   })
   .meta({ id: 'RotatedWebhookSecret' });

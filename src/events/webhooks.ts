@@ -6,7 +6,7 @@ import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
 import { errors } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
-import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
+import { cursorCodec, type PageQuery } from '../pagination.js';
 import { checkDestination, parseDestination } from './destination.js';
 import { EVENT_TYPES } from './outbox.js';
 import type { DeliveryLogRow, EventsRepository, SubscriptionRow } from './repository.js';
@@ -50,8 +50,8 @@ function toDelivery(r: DeliveryLogRow) {
   };
 }
 
-const cursors = cursorCodec('w1');
-const deliveryCursors = cursorCodec('d1');
+const cursors = cursorCodec('w1', (r: { seq: string }) => r.seq);
+const deliveryCursors = cursorCodec('d1', (r: { id: string }) => r.id);
 
 const notFound = (id: string) =>
   errors.notFound(`Webhook not found: ${id}`, 'List webhooks with GET /api/webhooks');
@@ -109,15 +109,10 @@ export function createWebhookService(deps: {
       return { ...toView(row), secret };
     },
 
-    async list(opts: { limit?: number | undefined; cursor?: string | undefined }, caller: Caller) {
-      const limit = Math.min(opts.limit ?? MAX_PAGE, MAX_PAGE);
-      const beforeSeq = opts.cursor === undefined ? undefined : cursors.decode(opts.cursor);
-      const rows = await trail.read(caller, 'webhook.list', null, async () => ({
-        ok: true,
-        touched: [],
-        result: await repo.listSubscriptions(db, { limit, beforeSeq }),
-      }));
-      const { page, nextCursor } = pageOf(rows, limit, (r) => r.seq, cursors.encode);
+    async list(query: PageQuery, caller: Caller) {
+      const { page, nextCursor } = await cursors.page(query, (limit, beforeSeq) =>
+        trail.lookup(caller, 'webhook.list', null, () => repo.listSubscriptions(db, { limit, beforeSeq })),
+      );
       return { webhooks: page.map(toView), nextCursor };
     },
 
@@ -191,23 +186,25 @@ export function createWebhookService(deps: {
       });
     },
 
-    async deliveries(
-      id: string,
-      opts: { limit?: number | undefined; cursor?: string | undefined },
-      caller: Caller,
-    ) {
-      const limit = Math.min(opts.limit ?? 100, MAX_PAGE);
-      const beforeId = opts.cursor === undefined ? undefined : deliveryCursors.decode(opts.cursor);
-      const rows = await trail.read(caller, 'webhook.list', `webhook:${id}`, async () => {
-        if (!(await repo.findSubscription(db, id)))
-          return {
-            ok: false as const,
-            touched: [{ key: `webhook:${id}`, outcome: 'not_found' as const }],
-            error: notFound(id),
-          };
-        return { ok: true as const, touched: [], result: await repo.deliveries(db, id, { limit, beforeId }) };
-      });
-      const { page, nextCursor } = pageOf(rows, limit, (r) => r.id, deliveryCursors.encode);
+    async deliveries(id: string, query: PageQuery, caller: Caller) {
+      const { page, nextCursor } = await deliveryCursors.page(
+        query,
+        (limit, beforeId) =>
+          trail.read(caller, 'webhook.list', `webhook:${id}`, async () => {
+            if (!(await repo.findSubscription(db, id)))
+              return {
+                ok: false as const,
+                touched: [{ key: `webhook:${id}`, outcome: 'not_found' as const }],
+                error: notFound(id),
+              };
+            return {
+              ok: true as const,
+              touched: [],
+              result: await repo.deliveries(db, id, { limit, beforeId }),
+            };
+          }),
+        100,
+      );
       return { deliveries: page.map(toDelivery), nextCursor };
     },
 

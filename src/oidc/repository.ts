@@ -2,17 +2,21 @@ import type { Queryable } from '../db/database.js';
 
 /** SQL only. Every method takes the Queryable to run on. */
 
-export interface TrustRow {
-  id: string;
+/** What binds a workload to a trust and what it is granted: named alike in SQL and in code. */
+interface TrustBinding {
   name: string;
   issuer: string;
   audiences: string[];
   subject: string;
   claims: Record<string, string>;
   scopes: string[];
-  key_patterns: string[] | null;
   /** Environment names, or ['*']. */
   environments: string[];
+}
+
+export interface TrustRow extends TrustBinding {
+  id: string;
+  key_patterns: string[] | null;
   ttl_seconds: number;
   created_by: string;
   created_at: Date;
@@ -33,15 +37,9 @@ export interface WorkloadTokenRow {
 const COLUMNS = `id, name, issuer, audiences, subject, claims, scopes, key_patterns, environments, ttl_seconds,
   created_by, created_at, updated_at`;
 
-export interface TrustFields {
-  name: string;
-  issuer: string;
-  audiences: string[];
-  subject: string;
-  claims: Record<string, string>;
-  scopes: string[];
+/** What a caller gives for a trust. */
+export interface TrustFields extends TrustBinding {
   keyPatterns: string[] | null;
-  environments: string[];
   ttlSeconds: number;
 }
 

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
+import { routeOptions } from '../http/route-options.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
 import { callerOf } from '../identity/caller.js';
 import { tokenExchangeBody, tokenExchangeResponse, trustBody, trustParams, trustView } from './schemas.js';
@@ -12,81 +13,60 @@ import type { OidcService } from './service.js';
 export async function trustRoutes(app: FastifyInstance, opts: { oidc: OidcService }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { oidc } = opts;
-  const tags = ['Workload identity'];
-  const errs = errorResponses(400, 401, 403, 429, 503);
+  const { admin } = routeOptions(['Workload identity']);
 
   r.post(
     '/api/auth/trusts',
-    {
-      config: { access: { action: 'oidc_trust.create', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'Create a trust policy',
-        description:
-          'Lets workloads whose OIDC ID tokens (GitHub Actions, GitLab CI, Kubernetes) match the bindings exchange them at POST /api/auth/token for a short-lived credential with this grant.',
-        body: trustBody,
-        response: { 201: trustView, 409: errorResponse, ...errs },
-      },
-    },
+    admin('oidc_trust.create', {
+      summary: 'Create a trust policy',
+      description:
+        'Lets workloads whose OIDC ID tokens (GitHub Actions, GitLab CI, Kubernetes) match the bindings exchange them at POST /api/auth/token for a short-lived credential with this grant.',
+      body: trustBody,
+      response: { 201: trustView, 409: errorResponse },
+    }),
     async (req, reply) => reply.code(201).send(await oidc.create(req.body, req.caller)),
   );
 
   r.get(
     '/api/auth/trusts',
-    {
-      config: { access: { action: 'oidc_trust.list', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'List trust policies',
-        response: { 200: z.object({ trusts: z.array(trustView) }), ...errs },
-      },
-    },
+    admin('oidc_trust.list', {
+      summary: 'List trust policies',
+      response: { 200: z.object({ trusts: z.array(trustView) }) },
+    }),
     async (req) => ({ trusts: await oidc.list(req.caller) }),
   );
 
   r.get(
     '/api/auth/trusts/:name',
-    {
-      config: { access: { action: 'oidc_trust.list', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'Read a trust policy',
-        params: trustParams,
-        response: { 200: trustView, 404: errorResponse, ...errs },
-      },
-    },
+    admin('oidc_trust.list', {
+      summary: 'Read a trust policy',
+      params: trustParams,
+      response: { 200: trustView, 404: errorResponse },
+    }),
     async (req) => oidc.get(req.params.name, req.caller),
   );
 
   r.put(
     '/api/auth/trusts/:name',
-    {
-      config: { access: { action: 'oidc_trust.update', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'Replace a trust policy',
-        description:
-          'Applies to later exchanges; credentials already issued keep the grant they were issued with until they expire (at most 1 hour).',
-        params: trustParams,
-        body: trustBody,
-        response: { 200: trustView, 404: errorResponse, 409: errorResponse, ...errs },
-      },
-    },
+    admin('oidc_trust.update', {
+      summary: 'Replace a trust policy',
+      description:
+        'Applies to later exchanges; credentials already issued keep the grant they were issued with until they expire (at most 1 hour).',
+      params: trustParams,
+      body: trustBody,
+      response: { 200: trustView, 404: errorResponse, 409: errorResponse },
+    }),
     async (req) => oidc.update({ name: req.params.name, trust: req.body }, req.caller),
   );
 
   r.delete(
     '/api/auth/trusts/:name',
-    {
-      config: { access: { action: 'oidc_trust.delete', adminOnly: true } },
-      schema: {
-        tags,
-        summary: 'Delete a trust policy',
-        description: 'Takes effect at once: credentials it issued are refused from the next request on.',
-        params: trustParams,
-        response: { 200: trustView, 404: errorResponse, ...errs },
-      },
-    },
+    admin('oidc_trust.delete', {
+      summary: 'Delete a trust policy',
+      description: 'Takes effect at once: credentials it issued are refused from the next request on.',
+      params: trustParams,
+      response: { 200: trustView, 404: errorResponse },
+    }),
     async (req) => oidc.remove(req.params.name, req.caller),
   );
 }

@@ -261,11 +261,7 @@ export function createOidcService(deps: {
     },
 
     async list(caller: Caller): Promise<TrustView[]> {
-      const rows = await trail.read(caller, 'oidc_trust.list', null, async () => ({
-        ok: true,
-        touched: [],
-        result: await repo.list(db),
-      }));
+      const rows = await trail.lookup(caller, 'oidc_trust.list', null, () => repo.list(db));
       return rows.map(toView);
     },
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { generateSpec } from './generate.js';
-import { bool, description, expiresAt, isWriteOnly, keySchema, object, value } from './schemas.js';
+import { bool, entryMetadata, keySchema, object, value } from './schemas.js';
 
 /** POST /api/secrets/batch: many creates and updates in one transaction (secrets import). */
 export const MAX_BATCH = 1000;
@@ -22,10 +22,7 @@ const batchEntry = object({
   key: keySchema,
   value: value(false).optional(),
   generate: generateSpec.optional(),
-  description: description.optional(),
-  expiresAt: expiresAt.optional(),
-  isReserved: bool('isReserved').optional(),
-  isWriteOnly: isWriteOnly().optional(),
+  ...entryMetadata,
   ifMatch: z
     .string({ error: 'ifMatch must be a string (an ETag)' })
     .max(1024, { error: 'ifMatch must be at most 1024 characters' })

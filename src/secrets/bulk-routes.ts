@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Limits } from '../http/rate-limits.js';
+import { routeOptions } from '../http/route-options.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
 import type { BulkGate } from './bulk-gate.js';
 import { exportedSecrets, exportQuery, renderBody, renderResponse } from './bulk-schemas.js';
@@ -22,15 +23,13 @@ export async function bulkRoutes(
   const { bulk, limits, gate } = opts;
   // Every value returned counts against READ_RATE_LIMIT, like single reads.
   const charge = (req: FastifyRequest) => (n: number) => limits.readMany(req, n);
-  const errs = errorResponses(400, 401, 403, 429, 500, 503);
-  const tags = ['Secrets'];
+  const { route } = routeOptions(['Secrets'], errorResponses(400, 401, 403, 429, 500, 503));
 
   r.get(
     `${base}/export`,
-    {
-      config: { access: { action: 'secret.export', scope: 'secrets:read' } },
-      schema: {
-        tags,
+    route(
+      { action: 'secret.export', scope: 'secrets:read' },
+      {
         summary: 'Export secret values',
         description:
           'All active, unexpired secrets (optionally under a prefix) with their values, read in one snapshot. dotenv output is quoted so that dotenv parsers give back the exact values; a value no dotenv quoting can carry answers 400 (use json).',
@@ -43,10 +42,9 @@ export async function bulkRoutes(
               'text/plain': { schema: z.string() },
             },
           },
-          ...errs,
         },
       },
-    },
+    ),
     async (req, reply) => {
       if (req.query.format === 'dotenv') {
         const text = await gate.run(req, 'secret.export', () =>
@@ -63,17 +61,16 @@ export async function bulkRoutes(
 
   r.post(
     `${base}/render`,
-    {
-      config: { access: { action: 'secret.render', scope: 'secrets:read' } },
-      schema: {
-        tags,
+    route(
+      { action: 'secret.render', scope: 'secrets:read' },
+      {
         summary: 'Render a template',
         description:
           'Replaces every {{Secrets.NAME}} (name case-insensitive) with the value of the active secret NAME, in one pass: values are never expanded again. Unresolved names answer 400 listing them. A template names at most 1000 distinct secrets, and each name counts against the read limit, found or not.',
         body: renderBody,
-        response: { 200: renderResponse, 413: errorResponse, ...errs },
+        response: { 200: renderResponse, 413: errorResponse },
       },
-    },
+    ),
     async (req) => ({
       rendered: await gate.run(req, 'secret.render', () =>
         bulk.render({ template: req.body.template, charge: charge(req) }, req.caller),

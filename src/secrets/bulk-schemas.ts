@@ -1,17 +1,13 @@
 import { z } from 'zod';
-import { KEY_MAX_LENGTH, PREFIX_FORMAT_MESSAGE, PREFIX_PATTERN } from '../secret-names.js';
 import { strictBody } from '../zod-fields.js';
+import { keyPrefix } from './schemas.js';
 
 export const exportQuery = z.object({
   format: z
     .enum(['dotenv', 'json'], { error: 'format must be dotenv or json' })
     .default('json')
     .meta({ description: 'dotenv: KEY=\'value\' lines (text/plain); json: {"KEY": "value"}' }),
-  prefix: z
-    .string()
-    .max(KEY_MAX_LENGTH, { error: `prefix must be at most ${KEY_MAX_LENGTH} characters` })
-    .regex(PREFIX_PATTERN, { error: PREFIX_FORMAT_MESSAGE })
-    .optional(),
+  prefix: keyPrefix,
 });
 
 export const exportedSecrets = z

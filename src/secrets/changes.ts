@@ -6,7 +6,6 @@ import { sealValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Queryable } from '../db/database.js';
 import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
-import { environmentNotFound } from '../environments/service.js';
 import { errors } from '../errors.js';
 import { changeEvent, type PatchShape } from '../events/outbox.js';
 import { type Caller, environmentOf } from '../identity/caller.js';
@@ -335,7 +334,7 @@ export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: Cha
       // whose row is held until the change commits (a named one may be deleted meanwhile).
       const environment = environmentOf(caller);
       if (environment !== DEFAULT_ENVIRONMENT && !(await repo.holdEnvironment(q, environment)))
-        throw environmentNotFound(environment);
+        throw errors.environmentNotFound(environment);
       const id = randomUUID();
       const sealed = sealValue(keyring, { secretId: id, key: plan.key, version: 1 }, plan.value);
       // A statement of its own after the insert (q is the change's transaction): an insert

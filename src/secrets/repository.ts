@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { AuditEntry } from '../audit/entry.js';
 import { auditRowCte, auditRowsInsert, createAuditRepository } from '../audit/repository.js';
 import type { SealedValue } from '../crypto/envelope.js';
@@ -6,6 +7,7 @@ import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-co
 import { appendEventsSql, type ChangeEvent, outboxCte } from '../events/outbox.js';
 import { type Visibility, visibilitySql } from '../identity/visibility.js';
 import { LAST_USED_STAMP_SECONDS } from './read-marks.js';
+import type { secretMetadata } from './schemas.js';
 
 /** SQL only: no rules, no crypto. Every method takes the Queryable to run on (pool or transaction). */
 
@@ -26,6 +28,32 @@ export interface SecretRow {
   seq: string;
   /** Bumped by every change; names the state in the ETag. bigint, so a string. */
   revision: string;
+}
+
+/** A secret's metadata as the API shows it: the type of its schema (src/secrets/schemas.ts). */
+export type SecretMetadata = z.output<typeof secretMetadata>;
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/**
+ * A row as the API shows it. Beside the row and its column lists, so that a new column is
+ * read, written and shown from this one file.
+ */
+export function toMetadata(r: SecretRow): SecretMetadata {
+  return {
+    id: r.id,
+    key: r.key,
+    description: r.description,
+    isActive: r.is_active,
+    isReserved: r.is_reserved,
+    isWriteOnly: r.write_only,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+    expiresAt: iso(r.expires_at),
+    lastUsedAt: iso(r.last_used_at),
+    lastUsedBy: r.last_used_by,
+    version: r.current_version,
+  };
 }
 
 export interface RevealRow extends CryptoColumns {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { changed, routeOptions } from '../http/route-options.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
 import { ifNoneMatchHit } from './etag.js';
 import { generateValue } from './generate.js';
@@ -8,8 +9,8 @@ import { DEFAULT_BASE, type Mount } from './mount.js';
 import {
   createBody,
   deleteQuery,
-  ifMatchHeaders,
   ifNoneMatchHeaders,
+  keyedChange,
   keyParams,
   listQuery,
   revealQuery,
@@ -24,34 +25,28 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   const base = opts.base ?? DEFAULT_BASE;
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { secrets } = opts;
-  const errs = errorResponses(400, 401, 403, 404, 429, 503);
-  const tags = ['Secrets'];
+  const { route } = routeOptions(['Secrets'], errorResponses(400, 401, 403, 404, 429, 503));
 
   r.get(
     base,
-    {
-      config: { access: { action: 'secret.list', scope: 'secrets:list' } },
-      schema: {
-        tags,
+    route(
+      { action: 'secret.list', scope: 'secrets:list' },
+      {
         summary: 'List secrets',
         description:
           'Metadata of all secrets, inactive ones included, newest first; never values. Without limit at most 1000 are returned; follow nextCursor for the next page.',
         querystring: listQuery,
-        response: {
-          200: z.object({ secrets: z.array(secretMetadata), nextCursor: z.string().nullable() }),
-          ...errs,
-        },
+        response: { 200: z.object({ secrets: z.array(secretMetadata), nextCursor: z.string().nullable() }) },
       },
-    },
+    ),
     async (req) => secrets.list(req.query, req.caller),
   );
 
   r.post(
     base,
-    {
-      config: { access: { action: 'secret.create', scope: 'secrets:write', keyFrom: 'body' } },
-      schema: {
-        tags,
+    route(
+      { action: 'secret.create', scope: 'secrets:write', keyFrom: 'body' },
+      {
         summary: 'Create a secret',
         description:
           'Encrypts and stores a new secret. A key that exists only soft-deleted is revived with the new value (a write-only one stays write-only). Send generate in place of value to have the server make a crypto-random value, which is never returned; with isWriteOnly:true no person ever sees it.',
@@ -60,10 +55,9 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
           201: z.object({ success: z.literal(true), message: z.string(), id: z.uuid() }),
           409: errorResponse,
           413: errorResponse,
-          ...errs,
         },
       },
-    },
+    ),
     async (req, reply) => {
       const { generate, ...body } = req.body;
       // Exactly one of value and generate is present (createBody checks it).
@@ -77,21 +71,18 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
 
   r.get(
     `${base}/:key`,
-    {
-      config: {
-        access: { action: 'secret.read', scope: 'secrets:read', keyFrom: 'params', readLimit: true },
-      },
-      schema: {
-        tags,
+    route(
+      { action: 'secret.read', scope: 'secrets:read', keyFrom: 'params', readLimit: true },
+      {
         summary: 'Get a secret value',
         description:
           'Decrypts and returns the value (or, with ?version=N, a kept older version); records lastUsedAt/lastUsedBy. Inactive or expired secrets answer 404. A write-only secret answers 403 FORBIDDEN to every caller, admins included (audited as denied): workloads receive it through export or render with the secrets:inject scope. The ETag header names the current state, for If-Match; with If-None-Match naming it, the answer is 304 without a body (still an audited read).',
         params: keyParams,
         querystring: revealQuery,
         headers: ifNoneMatchHeaders,
-        response: { 200: z.object({ key: z.string(), value: z.string() }), 500: errorResponse, ...errs },
+        response: { 200: z.object({ key: z.string(), value: z.string() }), 500: errorResponse },
       },
-    },
+    ),
     async (req, reply) => {
       const { key, value, etag } = await secrets.reveal(
         { key: req.params.key, version: req.query.version },
@@ -106,77 +97,61 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
 
   r.put(
     `${base}/:key`,
-    {
-      config: {
-        access: {
-          action: 'secret.update',
-          scope: 'secrets:write',
-          keyFrom: 'params',
-          // Un-reserving and making a readable secret write-only are admin-only: the one
-          // rule for every path checks them against the row (src/secrets/changes.ts), so
-          // re-sending isReserved:false or isWriteOnly:true as it already is stays harmless.
-        },
-      },
-      schema: {
-        tags,
+    route(
+      // Un-reserving and making a readable secret write-only are admin-only: the one rule for
+      // every path checks them against the row (src/secrets/changes.ts), so re-sending
+      // isReserved:false or isWriteOnly:true as it already is stays harmless.
+      { action: 'secret.update', scope: 'secrets:write', keyFrom: 'params' },
+      {
         summary: 'Update a secret',
         description:
           'Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. isReserved:false and isWriteOnly:true are admin-only (access keys: 403); isWriteOnly:false on a write-only secret is refused for everyone (403 FORBIDDEN: write-only cannot be undone). With If-Match, applies only if the secret is still in that state (else 412).',
-        params: keyParams,
-        headers: ifMatchHeaders,
+        ...keyedChange,
         body: updateBody,
-        response: { 200: successResponse, 412: errorResponse, 413: errorResponse, ...errs },
+        response: { 200: successResponse, 412: errorResponse, 413: errorResponse },
       },
-    },
+    ),
     async (req, reply) => {
+      const { key } = req.params;
       const { etag } = await secrets.update(
-        { key: req.params.key, ifMatch: req.headers['if-match'], changes: req.body },
+        { key, ifMatch: req.headers['if-match'], changes: req.body },
         req.caller,
       );
-      reply.header('etag', etag);
-      return { success: true as const, message: `Secret ${req.params.key} has been updated successfully` };
+      return changed(reply, etag, `Secret ${key} has been updated successfully`);
     },
   );
 
   r.delete(
     `${base}/:key`,
-    {
-      config: {
-        access: {
-          action: 'secret.delete',
-          scope: 'secrets:delete',
-          keyFrom: 'params',
-          // Purge erases every version for good: secrets:delete covers soft delete only.
-          adminOnlyWhen: (req) =>
-            (req.query as { purge?: unknown } | undefined)?.purge === true
-              ? 'purge secrets (permanent erasure is admin-only)'
-              : null,
-        },
+    route(
+      {
+        action: 'secret.delete',
+        scope: 'secrets:delete',
+        keyFrom: 'params',
+        // Purge erases every version for good: secrets:delete covers soft delete only.
+        adminOnlyWhen: (req) =>
+          (req.query as { purge?: unknown } | undefined)?.purge === true
+            ? 'purge secrets (permanent erasure is admin-only)'
+            : null,
       },
-      schema: {
-        tags,
+      {
         summary: 'Delete a secret (soft), or purge it',
         description:
           'Marks the secret inactive (restore it with POST /api/secrets/{key}/restore). Reserved secrets cannot be deleted. Deleting an inactive secret succeeds. ?purge=true erases an inactive, non-reserved secret and all its versions irreversibly (admin only: access keys get 403). Accepts If-Match.',
-        params: keyParams,
+        ...keyedChange,
         querystring: deleteQuery,
-        headers: ifMatchHeaders,
-        response: { 200: successResponse, 409: errorResponse, 412: errorResponse, ...errs },
+        response: { 200: successResponse, 409: errorResponse, 412: errorResponse },
       },
-    },
+    ),
     async (req, reply) => {
       const { key } = req.params;
-      const { etag } = await secrets.remove(
-        { key, ifMatch: req.headers['if-match'], purge: req.query.purge },
-        req.caller,
+      const { purge } = req.query;
+      const { etag } = await secrets.remove({ key, ifMatch: req.headers['if-match'], purge }, req.caller);
+      return changed(
+        reply,
+        etag,
+        purge ? `Secret ${key} has been purged permanently` : `Secret ${key} has been deleted successfully`,
       );
-      if (etag) reply.header('etag', etag);
-      return {
-        success: true as const,
-        message: req.query.purge
-          ? `Secret ${key} has been purged permanently`
-          : `Secret ${key} has been deleted successfully`,
-      };
     },
   );
 }

@@ -17,6 +17,13 @@ import { generateSpec } from './generate.js';
  * error body passes them to the caller as they are.
  */
 
+/** The optional key prefix that narrows a listing, an export or a comparison. */
+export const keyPrefix = z
+  .string()
+  .max(KEY_MAX_LENGTH, { error: `prefix must be at most ${KEY_MAX_LENGTH} characters` })
+  .regex(PREFIX_PATTERN, { error: PREFIX_FORMAT_MESSAGE })
+  .optional();
+
 const keyField = (missing: string) =>
   z
     .string({ error: (iss) => (iss.input === undefined ? missing : 'key must be a string') })
@@ -67,6 +74,17 @@ export const description = storable(
     .max(1024, { error: 'description must be at most 1024 characters' }),
   'description',
 ).nullable();
+
+/**
+ * The metadata one entry of a batch import may set (src/secrets/batch-schemas.ts): kept
+ * here beside createBody and updateBody, so that a new field is added in this file only.
+ */
+export const entryMetadata = {
+  description: description.optional(),
+  expiresAt: expiresAt.optional(),
+  isReserved: bool('isReserved').optional(),
+  isWriteOnly: isWriteOnly().optional(),
+};
 
 export const createBody = object({
   key: keyField('Both key and value are required'),
@@ -184,6 +202,9 @@ export const ifMatchHeaders = z.looseObject({
       'Compare-and-set: the ETag of the state you read; 412 PRECONDITION_FAILED (with the current ETag) when the secret changed since',
   }),
 });
+
+/** The route schema of a change to one secret: its key in the path, If-Match in the headers. */
+export const keyedChange = { params: keyParams, headers: ifMatchHeaders };
 
 export const ifNoneMatchHeaders = z.looseObject({
   'if-none-match': z.string().max(1024).optional().meta({

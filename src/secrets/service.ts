@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import type { z } from 'zod';
 import { outcomeOf, withOutcome } from '../audit/outcome.js';
 import type { AuditTrail, ReadOutcome } from '../audit/trail.js';
 import type { Keyring } from '../crypto/keyring.js';
@@ -8,18 +7,16 @@ import type { ReadRouting, ReadTarget } from '../db/read-replicas.js';
 import type { CryptoColumns } from '../db/sealed-columns.js';
 import { errors } from '../errors.js';
 import { type Caller, environmentOf } from '../identity/caller.js';
-import { cursorCodec, MAX_PAGE, pageOf } from '../pagination.js';
+import { cursorCodec, type PageQuery } from '../pagination.js';
 import type { ChangeRequest, Changes, CreateRequest } from './changes.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { openSealed } from './open-sealed.js';
-import type { RevealRow, SecretRow, SecretsRepository } from './repository.js';
+import { type RevealRow, type SecretRow, type SecretsRepository, toMetadata } from './repository.js';
 import { revealBatcher } from './reveal-batch.js';
-import type { secretMetadata } from './schemas.js';
 
 /** Rules, transactions and crypto for secrets. Knows nothing of HTTP beyond the typed errors. */
 
-/** A secret's metadata as the API shows it: the type of its schema (src/secrets/schemas.ts). */
-export type SecretMetadata = z.output<typeof secretMetadata>;
+export type { SecretMetadata } from './repository.js';
 
 export interface VersionsView {
   etag: string;
@@ -46,25 +43,8 @@ export type { ChangeRequest as UpdateInput, CreateRequest as CreateInput } from 
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-export function toMetadata(r: SecretRow): SecretMetadata {
-  return {
-    id: r.id,
-    key: r.key,
-    description: r.description,
-    isActive: r.is_active,
-    isReserved: r.is_reserved,
-    isWriteOnly: r.write_only,
-    createdAt: r.created_at.toISOString(),
-    updatedAt: r.updated_at.toISOString(),
-    expiresAt: iso(r.expires_at),
-    lastUsedAt: iso(r.last_used_at),
-    lastUsedBy: r.last_used_by,
-    version: r.current_version,
-  };
-}
-
 // The list cursor is opaque to clients: base64url of a versioned keyset position.
-const cursors = cursorCodec('v1');
+const cursors = cursorCodec('v1', (r: { seq: string }) => r.seq);
 
 const versionNotFound = (key: string, version: number) =>
   errors.notFound(
@@ -178,31 +158,23 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
   return {
     /** Metadata of the secrets the caller may see; one audit row (its prefix as key). */
     async list(
-      opts: {
-        limit?: number | undefined;
-        cursor?: string | undefined;
-        prefix?: string | undefined;
-        active?: boolean | undefined;
-      },
+      opts: PageQuery & { prefix?: string | undefined; active?: boolean | undefined },
       caller: Caller,
     ) {
-      const limit = Math.min(opts.limit ?? MAX_PAGE, MAX_PAGE);
-      const beforeSeq = opts.cursor === undefined ? undefined : cursors.decode(opts.cursor);
-      const rows = await trail.read(caller, 'secret.list', opts.prefix ?? null, async () => ({
-        ok: true,
-        touched: [],
-        result: await onRoute(caller, (q) =>
-          repo.list(q, {
-            environment: environmentOf(caller),
-            limit,
-            beforeSeq,
-            prefix: opts.prefix,
-            active: opts.active,
-            visible: caller.visible,
-          }),
+      const { page, nextCursor } = await cursors.page(opts, (limit, beforeSeq) =>
+        trail.lookup(caller, 'secret.list', opts.prefix ?? null, () =>
+          onRoute(caller, (q) =>
+            repo.list(q, {
+              environment: environmentOf(caller),
+              limit,
+              beforeSeq,
+              prefix: opts.prefix,
+              active: opts.active,
+              visible: caller.visible,
+            }),
+          ),
         ),
-      }));
-      const { page, nextCursor } = pageOf(rows, limit, (r) => r.seq, cursors.encode);
+      );
       return { secrets: page.map(toMetadata), nextCursor };
     },
 

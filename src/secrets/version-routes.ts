@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { changed, routeOptions } from '../http/route-options.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
 import { DEFAULT_BASE, type Mount } from './mount.js';
-import { ifMatchHeaders, keyParams, rollbackBody, versionsResponse } from './schemas.js';
+import { keyedChange, keyParams, rollbackBody, versionsResponse } from './schemas.js';
 import type { SecretService } from './service.js';
 
 /** Versions and recovery: history, rollback, restore. HTTP only; one service call per route. */
@@ -11,22 +12,20 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
   const base = opts.base ?? DEFAULT_BASE;
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { secrets } = opts;
-  const errs = errorResponses(400, 401, 403, 404, 503);
-  const tags = ['Versions'];
+  const { route } = routeOptions(['Versions'], errorResponses(400, 401, 403, 404, 503));
 
   r.get(
     `${base}/:key/versions`,
-    {
-      config: { access: { action: 'secret.versions', scope: 'secrets:read', keyFrom: 'params' } },
-      schema: {
-        tags,
+    route(
+      { action: 'secret.versions', scope: 'secrets:read', keyFrom: 'params' },
+      {
         summary: 'List the versions of a secret',
         description:
           'Metadata of every kept version, newest first (never values); inactive secrets included. The ETag header names the current state.',
         params: keyParams,
-        response: { 200: versionsResponse, ...errs },
+        response: { 200: versionsResponse },
       },
-    },
+    ),
     async (req, reply) => {
       const { etag, body } = await secrets.versions({ key: req.params.key }, req.caller);
       reply.header('etag', etag);
@@ -36,64 +35,48 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
 
   r.post(
     `${base}/:key/rollback`,
-    {
-      config: { access: { action: 'secret.rollback', scope: 'secrets:write', keyFrom: 'params' } },
-      schema: {
-        tags,
+    route(
+      { action: 'secret.rollback', scope: 'secrets:write', keyFrom: 'params' },
+      {
         summary: 'Roll back to an older version',
         description:
           'Stores the value of a kept version as a new version (history is never rewritten). Accepts If-Match.',
-        params: keyParams,
-        headers: ifMatchHeaders,
+        ...keyedChange,
         body: rollbackBody,
         response: {
           200: z.object({ success: z.literal(true), message: z.string(), version: z.number().int() }),
           412: errorResponse,
           500: errorResponse,
-          ...errs,
         },
       },
-    },
+    ),
     async (req, reply) => {
       const { key } = req.params;
       const { version, etag } = await secrets.rollback(
         { key, version: req.body.version, ifMatch: req.headers['if-match'] },
         req.caller,
       );
-      reply.header('etag', etag);
-      return {
-        success: true as const,
-        message: `Secret ${key} has been rolled back to version ${req.body.version} as version ${version}`,
-        version,
-      };
+      const message = `Secret ${key} has been rolled back to version ${req.body.version} as version ${version}`;
+      return { ...changed(reply, etag, message), version };
     },
   );
 
   r.post(
     `${base}/:key/restore`,
-    {
-      config: { access: { action: 'secret.restore', scope: 'secrets:write', keyFrom: 'params' } },
-      schema: {
-        tags,
+    route(
+      { action: 'secret.restore', scope: 'secrets:write', keyFrom: 'params' },
+      {
         summary: 'Restore a soft-deleted secret',
         description:
           'Reactivates a soft-deleted secret with its value and history. Restoring an active secret changes nothing. Accepts If-Match.',
-        params: keyParams,
-        headers: ifMatchHeaders,
-        response: {
-          200: z.object({ success: z.literal(true), message: z.string() }),
-          412: errorResponse,
-          ...errs,
-        },
+        ...keyedChange,
+        response: { 200: z.object({ success: z.literal(true), message: z.string() }), 412: errorResponse },
       },
-    },
+    ),
     async (req, reply) => {
-      const { etag } = await secrets.restore(
-        { key: req.params.key, ifMatch: req.headers['if-match'] },
-        req.caller,
-      );
-      reply.header('etag', etag);
-      return { success: true as const, message: `Secret ${req.params.key} has been restored successfully` };
+      const { key } = req.params;
+      const { etag } = await secrets.restore({ key, ifMatch: req.headers['if-match'] }, req.caller);
+      return changed(reply, etag, `Secret ${key} has been restored successfully`);
     },
   );
 }

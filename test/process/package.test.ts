@@ -39,9 +39,6 @@ it('npm pack ships dist/; the installed bin and client work from an empty direct
     'tsconfig.build.json',
     'README.md',
     'scripts/pglite-image.mjs',
-    'scripts/pglite-image.d.mts',
-    'scripts/migrator.mjs',
-    'scripts/migrator.d.mts',
   ]) {
     await cp(join(ROOT, p), join(copy, p));
   }
@@ -65,10 +62,12 @@ it('npm pack ships dist/; the installed bin and client work from an empty direct
       'dist/client/schema.d.ts',
       'dist/main.js',
       'migrations/001_secrets.sql',
-      // dist/runtime.js imports it; the package's postinstall runs it.
+      // The package's postinstall runs it; it loads dist/db/pglite-image.mjs.
       'scripts/pglite-image.mjs',
-      // dist/db/migrate.js imports it, and so does the postinstall's image.
-      'scripts/migrator.mjs',
+      // dist/runtime.js imports it, and so does the postinstall.
+      'dist/db/pglite-image.mjs',
+      // dist/db/migrate.js imports it, and so does the image.
+      'dist/db/migrator.mjs',
     ]),
   );
   expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);

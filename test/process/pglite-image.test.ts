@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildPgliteImage, copyPgliteImage, findPgliteImage } from '../../scripts/pglite-image.mjs';
 import type { Database } from '../../src/db/database.js';
 import { loadMigrations, type Migration, migrate } from '../../src/db/migrate.js';
+import { buildPgliteImage, copyPgliteImage, findPgliteImage } from '../../src/db/pglite-image.mjs';
 
 /**
- * The embedded database's install-time image (scripts/pglite-image.mjs): a data directory
+ * The embedded database's install-time image (src/db/pglite-image.mjs): a data directory
  * copied from it must be the database the migrations make from scratch, with the migrator's
  * bookkeeping to match, so the service's migrator finds nothing to do on it, or exactly what
  * the image lacks. Embedded only (PGlite data directories), so it runs once, in this project.

@@ -46,9 +46,10 @@ describe('Dockerfile build stage', () => {
 });
 
 describe('Dockerfile, every stage', () => {
-  // The plain-JavaScript scripts (the install-time database image and the migrator it runs)
-  // are run by npm ci's postinstall and imported by dist/: a stage that copies one without
-  // what it imports fails its npm ci or its start.
+  // The plain-JavaScript modules (the install-time database image and the migrator it runs,
+  // src/db/*.mjs, and the postinstall entry scripts/pglite-image.mjs that loads them) run at
+  // npm ci, before anything is compiled: a stage that copies one without what it imports
+  // fails its npm ci.
   const stages = dockerfile.split(/^FROM /m).slice(1);
   it('copies the local imports of every .mjs script it copies, and the migrations with the image script', () => {
     let checked = 0;
@@ -60,14 +61,18 @@ describe('Dockerfile, every stage', () => {
           .slice(0, -1)
           .map((p) => normalize(p.replace(/\/$/, ''))),
       );
-      for (const script of paths.filter((p) => p.startsWith('scripts/') && p.endsWith('.mjs'))) {
+      for (const script of paths.filter((p) => p.endsWith('.mjs'))) {
         checked++;
         const text = readFileSync(join(ROOT, script), 'utf8');
-        for (const m of text.matchAll(/from '(\.{1,2}\/[^']+)'/g)) {
+        // Static imports, and the source file the postinstall entry loads by URL.
+        const imports = [...text.matchAll(/(?:from |new URL\()'(\.{1,2}\/[^']+\.mjs)'/g)].filter(
+          (m) => !(m[1] ?? '').startsWith('../dist/'),
+        );
+        for (const m of imports) {
           const target = normalize(join(dirname(script), m[1] ?? ''));
           expect(paths, `${script} imports ${target}, which the stage does not copy`).toContain(target);
         }
-        if (script === 'scripts/pglite-image.mjs')
+        if (script.endsWith('pglite-image.mjs'))
           expect(paths, 'the image needs the migrations').toContain('migrations');
       }
     }

@@ -200,6 +200,29 @@ describe('layers, indirectly', () => {
     expect(offending).toEqual([]);
   });
 
+  it('nothing under src/ imports scripts/ or bench/ (code both need lives in src/, e.g. src/db/migrator.mjs)', async () => {
+    const offending: string[] = [];
+    for (const file of await tsFiles('src')) {
+      const source = await readFile(join(ROOT, file), 'utf8');
+      for (const spec of importedSpecifiers(source)) {
+        const target = resolveSpecifier(file, spec);
+        if (target?.startsWith('scripts/') || target?.startsWith('bench/'))
+          offending.push(`${file} -> ${target}`);
+      }
+    }
+    expect(offending).toEqual([]);
+  });
+
+  it('secrets does not reach environments (environments builds on secrets, not the other way)', async () => {
+    const offending: string[] = [];
+    for (const file of await tsFiles('src/secrets')) {
+      for (const [target, path] of await reachable(file)) {
+        if (target.startsWith('src/environments/')) offending.push(path.join(' -> '));
+      }
+    }
+    expect(offending).toEqual([]);
+  });
+
   it('the walk follows chains: a file reaches what its imports import', async () => {
     // batch-routes.ts imports batch-schemas.ts, which imports schemas.ts, which imports src/zod-fields.ts.
     const from = await reachable('src/secrets/batch-routes.ts');

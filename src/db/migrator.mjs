@@ -1,5 +1,5 @@
 // The schema migrator, in plain JavaScript: the service uses it through src/db/migrate.ts,
-// and `npm ci`'s postinstall (scripts/pglite-image.mjs) uses the very same code to build
+// and `npm ci`'s postinstall (scripts/pglite-image.mjs, through src/db/pglite-image.mjs) uses the very same code to build
 // the embedded database's migrated start-up image before anything is compiled and in
 // production installs without the TypeScript tools. One runner, so the bookkeeping a
 // database started from the image carries is exactly what the service's migrator writes.
@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.meta.url));
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 const LOCK_ID = 7130_0001; // arbitrary, fixed: the advisory lock every instance agrees on
 
 export async function loadMigrations(dir = MIGRATIONS_DIR) {

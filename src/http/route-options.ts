@@ -1,0 +1,35 @@
+import type { FastifyContextConfig, FastifyReply, FastifySchema } from 'fastify';
+import { errorResponses } from './schemas.js';
+
+type Access = NonNullable<FastifyContextConfig['access']>;
+/** A route's schema without what the feature's routes share (its tags and error responses). */
+type Spec = Omit<FastifySchema, 'tags' | 'response'> & { response: Record<number, unknown> };
+
+/** The error responses of a route that authenticates, validates and is rate limited. */
+const standardErrors = errorResponses(400, 401, 403, 429, 503);
+
+/**
+ * The options of one feature's routes, written once per feature: its OpenAPI tags and the
+ * error responses every route of it can give are added to each route's own schema, and the
+ * access rule goes where the guard reads it (config.access). Each route then states only
+ * what is its own: `r.get(url, route({ action, scope }, { summary, params, response }), handler)`.
+ */
+export function routeOptions<E extends Record<string, unknown> = typeof standardErrors>(
+  tags: string[],
+  errs: E = standardErrors as unknown as E,
+) {
+  const route = <S extends Spec>(access: Access, schema: S) => ({
+    config: { access },
+    schema: { tags, ...schema, response: { ...schema.response, ...errs } },
+  });
+  /** An admin-only route (access keys get 403), audited as `action`. */
+  const admin = <S extends Spec>(action: Access['action'], schema: S) =>
+    route({ action, adminOnly: true }, schema);
+  return { route, admin };
+}
+
+/** The answer of a change that names the new state in the ETag header (none when it is gone). */
+export function changed(reply: FastifyReply, etag: string | undefined, message: string) {
+  if (etag) reply.header('etag', etag);
+  return { success: true as const, message };
+}
