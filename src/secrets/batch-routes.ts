@@ -17,6 +17,7 @@ export async function batchRoutes(
     `${base}/batch`,
     {
       config: { access: { action: 'secret.update', scope: 'secrets:write' } },
+      ...opts.gate.hooks('secret.update'),
       schema: {
         tags: ['Secrets'],
         summary: 'Create or update many secrets at once',

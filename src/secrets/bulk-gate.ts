@@ -29,27 +29,62 @@ const BULK_RETRY_AFTER_SECONDS = 1;
 export function createBulkGate({ perCaller, slots, trail }: BulkGateOptions) {
   const inFlight = new Map<string, number>();
   const limit = pLimit(slots);
+  /** Requests admitted before their body was read (admit), until they finish. */
+  const admitted = new WeakMap<FastifyRequest, () => void>();
+
+  /** Counts one more bulk request for the caller, or refuses it (429, audited). */
+  async function reserve(req: FastifyRequest, action: AuditAction): Promise<() => void> {
+    const who = req.caller.actor;
+    const n = inFlight.get(who) ?? 0;
+    if (n >= perCaller) {
+      const err = errors.rateLimited(
+        BULK_RETRY_AFTER_SECONDS,
+        `Too many bulk requests in flight: at most ${perCaller} per caller (BULK_IN_FLIGHT_PER_CALLER)`,
+      );
+      await trail.refused(req.caller, action, [null], err);
+      throw err;
+    }
+    inFlight.set(who, n + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = (inFlight.get(who) ?? 1) - 1;
+      if (left === 0) inFlight.delete(who);
+      else inFlight.set(who, left);
+    };
+  }
 
   return {
+    /**
+     * Route hooks that admit a bulk request before its body is read (preParsing, after the
+     * guard identified the caller): a caller over its limit is refused without its body
+     * being parsed or validated, so a flood of refused 1000-entry bodies costs little. The
+     * admission is released when the work ends (run) or the request does (onResponse,
+     * onRequestAbort: a body the schema refused never reaches run).
+     */
+    hooks(action: AuditAction) {
+      const release = async (req: FastifyRequest) => {
+        admitted.get(req)?.();
+        admitted.delete(req);
+      };
+      return {
+        preParsing: async (req: FastifyRequest) => {
+          admitted.set(req, await reserve(req, action));
+        },
+        onResponse: release,
+        onRequestAbort: release,
+      };
+    },
+
     /** Runs `work` for the request's caller within both bounds; 429 (audited) over the caller's. */
     async run<T>(req: FastifyRequest, action: AuditAction, work: () => Promise<T>): Promise<T> {
-      const who = req.caller.actor;
-      const n = inFlight.get(who) ?? 0;
-      if (n >= perCaller) {
-        const err = errors.rateLimited(
-          BULK_RETRY_AFTER_SECONDS,
-          `Too many bulk requests in flight: at most ${perCaller} per caller (BULK_IN_FLIGHT_PER_CALLER)`,
-        );
-        await trail.refused(req.caller, action, [null], err);
-        throw err;
-      }
-      inFlight.set(who, n + 1);
+      const release = admitted.get(req) ?? (await reserve(req, action));
+      admitted.delete(req);
       try {
         return await limit(work);
       } finally {
-        const left = (inFlight.get(who) ?? 1) - 1;
-        if (left === 0) inFlight.delete(who);
-        else inFlight.set(who, left);
+        release();
       }
     },
 

@@ -29,6 +29,7 @@ export async function bulkRoutes(
     `${base}/export`,
     {
       config: { access: { action: 'secret.export', scope: 'secrets:read' } },
+      ...gate.hooks('secret.export'),
       schema: {
         tags,
         summary: 'Export secret values',
@@ -65,6 +66,7 @@ export async function bulkRoutes(
     `${base}/render`,
     {
       config: { access: { action: 'secret.render', scope: 'secrets:read' } },
+      ...gate.hooks('secret.render'),
       schema: {
         tags,
         summary: 'Render a template',

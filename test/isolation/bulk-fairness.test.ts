@@ -97,3 +97,46 @@ it('lets a caller run bulk requests again once its earlier ones finished', async
     expect(res.statusCode).toBe(200);
   }
 });
+
+it('refuses an over-limit bulk request before its body is read, and releases admissions the schema refused', async () => {
+  const writer = await createAccessKey(t, { scopes: ['secrets:write', 'secrets:read'] });
+  const actor = `access_key:${writer.id}`;
+  const release = holdSlots();
+  const first = [0, 1].map((i) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/api/secrets/batch',
+      headers: apiKey(writer.token),
+      payload: batchOf(100, `EARLY${i}`),
+    }),
+  );
+  await vi.waitFor(() => expect(t.app.bulkGate.inFlightOf(actor)).toBe(2), { timeout: 60_000 });
+  // Not even JSON: a body that is parsed would be a 400. Over the limit it is never parsed.
+  for (const url of ['/api/secrets/batch', '/api/secrets/render']) {
+    const res = await t.app.inject({
+      method: 'POST',
+      url,
+      headers: { ...apiKey(writer.token), 'content-type': 'application/json' },
+      payload: '{"secrets": [',
+    });
+    expect(res.statusCode).toBe(429);
+    expect(res.json().message).toContain('BULK_IN_FLIGHT_PER_CALLER');
+    const rows = await t.db.query<{ outcome: string }>('SELECT outcome FROM audit_log WHERE request_id = $1', [
+      res.headers['x-request-id'],
+    ]);
+    expect(rows.map((r) => r.outcome)).toEqual(['rate_limited']);
+  }
+  release();
+  expect((await Promise.all(first)).map((r) => r.statusCode)).toEqual([200, 200]);
+  // Admitted, then refused by the parser or the schema: the admission is given back.
+  for (const payload of ['{"secrets": [', JSON.stringify({ secrets: 'no' })]) {
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/secrets/batch',
+      headers: { ...apiKey(writer.token), 'content-type': 'application/json' },
+      payload,
+    });
+    expect(res.statusCode).toBe(400);
+  }
+  await vi.waitFor(() => expect(t.app.bulkGate.inFlightOf(actor)).toBe(0));
+});

@@ -148,7 +148,7 @@ describe('finding 2: text that cannot be stored is a 400 at the edge', () => {
 });
 
 describe('a refusal by the route schema or the body parser leaves exactly one row', () => {
-  const rowsOf = (requestId: string | string[] | undefined) =>
+  const rowsOf = (requestId: unknown) =>
     t.db.query<{ key: string | null; action: string; outcome: string; actor: string }>(
       'SELECT key, action, outcome, actor FROM audit_log WHERE request_id = $1',
       [requestId],
