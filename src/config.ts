@@ -242,6 +242,10 @@ export const envSchema = z
     EVENTS_EXPIRING_BEFORE: z.preprocess(emptyAsUndefined, duration.default(7 * 86_400)),
     EVENTS_RETENTION_DAYS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(7)),
     EVENTS_HEARTBEAT_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(10).default(15_000)),
+    EVENT_STREAMS_PER_CALLER: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).max(1000).default(5),
+    ),
     AUDIT_SEAL_INTERVAL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(1000)),
     AUDIT_PARTITION_INTERVAL: z.preprocess(emptyAsUndefined, z.enum(['day', 'month']).default('day')),
     AUDIT_RETENTION_DAYS: z.preprocess(
@@ -411,6 +415,8 @@ function configFrom(e: Env) {
       expiringBeforeSeconds: e.EVENTS_EXPIRING_BEFORE,
       retentionDays: e.EVENTS_RETENTION_DAYS,
       heartbeatMs: e.EVENTS_HEARTBEAT_MS,
+      /** Open GET /api/events streams one caller may hold per instance; more answer 429. */
+      streamsPerCaller: e.EVENT_STREAMS_PER_CALLER,
     },
     /** How often the audit sealer runs; 0 seals only before /api/audit/verify. */
     auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
