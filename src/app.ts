@@ -347,12 +347,17 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
   const limits = createLimits(app, {
     readPerMinute: config.readRateLimit,
     authFailuresPerMinute: config.authFailureRateLimit,
+    batchEntriesPerMinute: config.batchEntryRateLimit,
   });
   const bulkGate = createBulkGate({
     perCaller: config.bulkInFlightPerCaller,
     // PGlite has one connection: bulk work takes it in turn with everything else.
     slots: db.kind === 'pglite' ? 1 : Math.max(1, Math.floor(config.databasePoolMax * config.bulkPoolShare)),
     trail,
+    entries: {
+      peek: (req) => limits.peekBatchEntries(req),
+      charge: (req, n) => limits.chargeBatchEntries(req, n),
+    },
   });
   app.decorate('bulkGate', bulkGate);
   const repo = createSecretsRepository();

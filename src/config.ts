@@ -191,6 +191,7 @@ export const envSchema = z
       z.coerce.number().int().min(1).max(1000).default(2),
     ),
     BULK_POOL_SHARE: z.preprocess(emptyAsUndefined, z.coerce.number().gt(0).max(1).default(0.5)),
+    BATCH_ENTRY_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(10_000)),
     REQUEST_TIMEOUT_MS: z.preprocess(
       emptyAsUndefined,
       z.coerce.number().int().min(1).max(3_600_000).default(30_000),
@@ -385,6 +386,8 @@ function configFrom(e: Env) {
     bulkInFlightPerCaller: e.BULK_IN_FLIGHT_PER_CALLER,
     /** Share of the database pool bulk requests may use at once; the rest stays for single-key work. */
     bulkPoolShare: e.BULK_POOL_SHARE,
+    /** Batch-import entries per identity per minute; a batch that does not fit is refused whole (429). */
+    batchEntryRateLimit: e.BATCH_ENTRY_RATE_LIMIT,
     /** Longest a whole request (headers and body) may take to arrive; then 408 and close. */
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     /** Longest the request headers may take to arrive. */
