@@ -185,9 +185,7 @@ describe('GET /api/events', () => {
     await vi.waitFor(() => expect(t.app.eventStreams.stats().joined).toBeGreaterThanOrEqual(4));
     // The outbox range queries sent while the streams are open, counted at the driver.
     const spy =
-      backend === 'postgres'
-        ? vi.spyOn(pg.Client.prototype, 'query')
-        : vi.spyOn(PGlite.prototype, 'query');
+      backend === 'postgres' ? vi.spyOn(pg.Client.prototype, 'query') : vi.spyOn(PGlite.prototype, 'query');
     const before = t.app.eventStreams.stats().polls;
     await vi.waitFor(() => expect(t.app.eventStreams.stats().polls - before).toBeGreaterThanOrEqual(5), {
       timeout: 60_000,
@@ -195,7 +193,9 @@ describe('GET /api/events', () => {
     const polls = t.app.eventStreams.stats().polls - before;
     const text = (c: unknown[]) =>
       typeof c[0] === 'string' ? c[0] : ((c[0] as { text?: string } | undefined)?.text ?? '');
-    const rangeQueries = spy.mock.calls.filter((c) => text(c as unknown[]).includes('FROM change_events e, h'));
+    const rangeQueries = spy.mock.calls.filter((c) =>
+      text(c as unknown[]).includes('FROM change_events e, h'),
+    );
     // One per poll (one poll may straddle the window's edges), not one per stream per poll.
     expect(rangeQueries.length).toBeGreaterThanOrEqual(polls - 1);
     expect(rangeQueries.length).toBeLessThanOrEqual(polls + 1);

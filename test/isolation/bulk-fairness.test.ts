@@ -126,9 +126,10 @@ it('refuses an over-limit bulk request before its body is read, and releases adm
     });
     expect(res.statusCode).toBe(429);
     expect(res.json().message).toContain('BULK_IN_FLIGHT_PER_CALLER');
-    const rows = await t.db.query<{ outcome: string }>('SELECT outcome FROM audit_log WHERE request_id = $1', [
-      res.headers['x-request-id'],
-    ]);
+    const rows = await t.db.query<{ outcome: string }>(
+      'SELECT outcome FROM audit_log WHERE request_id = $1',
+      [res.headers['x-request-id']],
+    );
     expect(rows.map((r) => r.outcome)).toEqual(['rate_limited']);
   }
   release();
@@ -168,9 +169,10 @@ it('rates imported entries per caller (BATCH_ENTRY_RATE_LIMIT): a batch that doe
   const unread = await send(writer.token, '{"secrets": [');
   expect(unread.statusCode).toBe(429);
   for (const res of [tooMany, unread]) {
-    const rows = await t.db.query<{ outcome: string }>('SELECT outcome FROM audit_log WHERE request_id = $1', [
-      res.headers['x-request-id'],
-    ]);
+    const rows = await t.db.query<{ outcome: string }>(
+      'SELECT outcome FROM audit_log WHERE request_id = $1',
+      [res.headers['x-request-id']],
+    );
     expect(rows.map((r) => r.outcome)).toEqual(['rate_limited']);
   }
   // Another caller's budget is its own.

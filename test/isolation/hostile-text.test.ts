@@ -157,7 +157,13 @@ describe('a refusal by the route schema or the body parser leaves exactly one ro
   it.each([
     ['GET', '/api/secrets/%00', undefined, '\\u0000', 'secret.read'],
     ['GET', `/api/secrets/${'K'.repeat(200)}`, undefined, 'K'.repeat(200), 'secret.read'],
-    ['GET', `/api/secrets/${'%00'.repeat(80)}`, undefined, `${'\\u0000'.repeat(40)}...[80 chars]`, 'secret.read'],
+    [
+      'GET',
+      `/api/secrets/${'%00'.repeat(80)}`,
+      undefined,
+      `${'\\u0000'.repeat(40)}...[80 chars]`,
+      'secret.read',
+    ],
     ['PUT', '/api/secrets/A%00B', { value: 'x' }, 'A\\u0000B', 'secret.update'],
     ['POST', '/api/secrets', { key: 'N\u0000UL', value: 'x' }, 'N\\u0000UL', 'secret.create'],
     ['POST', '/api/secrets', { value: 'no key' }, null, 'secret.create'],
