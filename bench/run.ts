@@ -63,7 +63,8 @@ import {
  *                             and the commit-to-delivery delay p50/p99 (bench/events.ts)
  *          --only isolation   a benign caller (mixed, 8 connections) alone, then beside hostile and
  *                             heavy callers, --pairs N turns: its p99 ratio and failures (issue 21;
- *                             bench/isolation.ts); a benign failure makes the run fail
+ *                             bench/isolation.ts); a benign failure makes the run fail;
+ *                             --compare DIR runs another built tree's turns too, alternating
  */
 const { values: args } = parseArgs({
   options: {
@@ -288,29 +289,67 @@ const r2 = (x: number) => Math.round(x * 100) / 100;
 /** The benign caller's connections in the isolation part (a serverless-sized client). */
 const ISOLATION_CONNECTIONS = 8;
 
-/** Issue 21: the benign p99 beside hostile and heavy callers, against itself alone (bench/isolation.ts). */
+/** The compared tree's isolation figures (--compare DIR), by backend. */
+const isolationCompared: Record<string, IsolationResult> = {};
+
+/**
+ * Issue 21: the benign p99 beside hostile and heavy callers, against itself alone
+ * (bench/isolation.ts). With --compare DIR, the other tree's built service runs the same
+ * turns on its own seeded storage, pair by pair in alternating order, so the two trees'
+ * ratios come from the same minutes of the machine's load.
+ */
 async function isolation(backend: Backend): Promise<IsolationResult> {
-  const storage = await seeded(backend, settings.seeded);
-  const server = await start(`${backend}-isolation`, SERVICE, storage.env);
   const hostileToken = mintAdminToken(loadConfig({ ...keys }), keys.JWT_SECRET, {
     sub: 'hostile',
     ttlSeconds: 4 * 3600,
   });
-  try {
-    return await isolationBench({
-      url: server.url,
-      token,
-      hostileToken,
-      seeded: settings.seeded,
-      connections: ISOLATION_CONNECTIONS,
-      seconds: settings.seconds,
-      amount: settings.requests,
-      pairs: smoke ? 1 : Number(args.pairs),
-      log,
+  const trees: { name: string; server: Server }[] = [];
+  const storage = await seeded(backend, settings.seeded);
+  trees.push({ name: 'this', server: await start(`${backend}-isolation`, SERVICE, storage.env) });
+  if (args.compare) {
+    const other = await seededIn(args.compare, backend);
+    trees.push({
+      name: 'compare',
+      server: await start(`${backend}-isolation-compare`, ['dist/main.js'], other.env, args.compare),
     });
-  } finally {
-    await server.stop();
   }
+  const pairs: Record<string, IsolationResult[]> = { this: [], compare: [] };
+  const pairCount = smoke ? 1 : Number(args.pairs);
+  try {
+    for (let i = 0; i < pairCount; i++) {
+      for (const tree of i % 2 === 1 ? [...trees].reverse() : trees) {
+        if (trees.length > 1) log(`  ${tree.name === 'this' ? 'this tree' : args.compare}:`);
+        pairs[tree.name]!.push(
+          await isolationBench({
+            url: tree.server.url,
+            token,
+            hostileToken,
+            seeded: settings.seeded,
+            connections: ISOLATION_CONNECTIONS,
+            seconds: settings.seconds,
+            amount: settings.requests,
+            pairs: 1,
+            log,
+          }),
+        );
+      }
+    }
+  } finally {
+    for (const t of trees) await t.server.stop();
+  }
+  if (args.compare) isolationCompared[`${backend} (${args.compare})`] = mergeIsolation(pairs.compare!);
+  return mergeIsolation(pairs.this!);
+}
+
+/** One result from single-pair runs: every pair, the median ratio, all failures. */
+function mergeIsolation(runs: IsolationResult[]): IsolationResult {
+  const all = runs.flatMap((r) => r.pairs);
+  const ratios = all.map((p) => p.p99Ratio).sort((a, b) => a - b);
+  return {
+    pairs: all,
+    medianP99Ratio: ratios[Math.floor(ratios.length / 2)] ?? 0,
+    benignFailuresUnderLoad: runs.reduce((n, r) => n + r.benignFailuresUnderLoad, 0),
+  };
 }
 
 /** Issue 26: writes with one webhook subscription against none, side by side (bench/events.ts). */
@@ -685,6 +724,7 @@ try {
     const all: Record<string, IsolationResult> = {};
     for (const [b, e] of Object.entries(results.backends as Record<string, { isolation?: IsolationResult }>))
       if (e.isolation) all[b] = e.isolation;
+    Object.assign(all, isolationCompared);
     const md = renderIsolation(args.label, all, ISOLATION_CONNECTIONS);
     process.stdout.write(md);
     if (!smoke) {

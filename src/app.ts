@@ -37,7 +37,7 @@ import { errors } from './errors.js';
 import { createDispatcher, type Dispatcher } from './events/dispatcher.js';
 import { createEventsRepository } from './events/repository.js';
 import { eventStreamRoutes, webhookRoutes } from './events/routes.js';
-import { createEventStreams } from './events/stream.js';
+import { createEventStreams, type EventStreams } from './events/stream.js';
 import { createWebhookService } from './events/webhooks.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
 import { consoleRoutes } from './http/console.js';
@@ -77,6 +77,8 @@ declare module 'fastify' {
     bulkGate: BulkGate;
     /** Webhook delivery (src/events/dispatcher.ts): tests and benchmarks drive and read it. */
     webhookDispatcher: Dispatcher;
+    /** GET /api/events streams (src/events/stream.ts): tests read its shared poller's counts. */
+    eventStreams: EventStreams;
   }
 }
 
@@ -345,12 +347,17 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
   const limits = createLimits(app, {
     readPerMinute: config.readRateLimit,
     authFailuresPerMinute: config.authFailureRateLimit,
+    batchEntriesPerMinute: config.batchEntryRateLimit,
   });
   const bulkGate = createBulkGate({
     perCaller: config.bulkInFlightPerCaller,
     // PGlite has one connection: bulk work takes it in turn with everything else.
     slots: db.kind === 'pglite' ? 1 : Math.max(1, Math.floor(config.databasePoolMax * config.bulkPoolShare)),
     trail,
+    entries: {
+      peek: (req) => limits.peekBatchEntries(req),
+      charge: (req, n) => limits.chargeBatchEntries(req, n),
+    },
   });
   app.decorate('bulkGate', bulkGate);
   const repo = createSecretsRepository();
@@ -406,8 +413,10 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     repo: eventsRepo,
     pollMs: config.events.pollMs > 0 ? config.events.pollMs : 250,
     heartbeatMs: config.events.heartbeatMs,
+    perCaller: config.events.streamsPerCaller,
   });
   app.decorate('webhookDispatcher', dispatcher);
+  app.decorate('eventStreams', streams);
   return {
     audit,
     webhooks,

@@ -191,6 +191,7 @@ export const envSchema = z
       z.coerce.number().int().min(1).max(1000).default(2),
     ),
     BULK_POOL_SHARE: z.preprocess(emptyAsUndefined, z.coerce.number().gt(0).max(1).default(0.5)),
+    BATCH_ENTRY_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(10_000)),
     REQUEST_TIMEOUT_MS: z.preprocess(
       emptyAsUndefined,
       z.coerce.number().int().min(1).max(3_600_000).default(30_000),
@@ -242,6 +243,10 @@ export const envSchema = z
     EVENTS_EXPIRING_BEFORE: z.preprocess(emptyAsUndefined, duration.default(7 * 86_400)),
     EVENTS_RETENTION_DAYS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(7)),
     EVENTS_HEARTBEAT_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(10).default(15_000)),
+    EVENT_STREAMS_PER_CALLER: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).max(1000).default(5),
+    ),
     AUDIT_SEAL_INTERVAL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(1000)),
     AUDIT_PARTITION_INTERVAL: z.preprocess(emptyAsUndefined, z.enum(['day', 'month']).default('day')),
     AUDIT_RETENTION_DAYS: z.preprocess(
@@ -381,6 +386,8 @@ function configFrom(e: Env) {
     bulkInFlightPerCaller: e.BULK_IN_FLIGHT_PER_CALLER,
     /** Share of the database pool bulk requests may use at once; the rest stays for single-key work. */
     bulkPoolShare: e.BULK_POOL_SHARE,
+    /** Batch-import entries per identity per minute; a batch that does not fit is refused whole (429). */
+    batchEntryRateLimit: e.BATCH_ENTRY_RATE_LIMIT,
     /** Longest a whole request (headers and body) may take to arrive; then 408 and close. */
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     /** Longest the request headers may take to arrive. */
@@ -411,6 +418,8 @@ function configFrom(e: Env) {
       expiringBeforeSeconds: e.EVENTS_EXPIRING_BEFORE,
       retentionDays: e.EVENTS_RETENTION_DAYS,
       heartbeatMs: e.EVENTS_HEARTBEAT_MS,
+      /** Open GET /api/events streams one caller may hold per instance; more answer 429. */
+      streamsPerCaller: e.EVENT_STREAMS_PER_CALLER,
     },
     /** How often the audit sealer runs; 0 seals only before /api/audit/verify. */
     auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,

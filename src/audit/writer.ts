@@ -24,8 +24,10 @@ const AUDIT_COLUMN_NAMES = AUDIT_COLUMNS.split(', ');
  * queued), then its batch is sent. At most `concurrency` batches are in flight; when all are
  * busy, new rows queue and go out as soon as one finishes, so batches grow with load
  * instead of the number of statements, and commit latency (WAL flush) overlaps across the
- * batches in flight. On PGlite's single connection a batch is one statement in its queue
- * like any other, so other work is not starved.
+ * batches in flight. A request with more rows than `maxRows` is written at once as its own
+ * statement, outside the slots, so one caller's large row set never delays the batches that
+ * other callers' single rows wait in. On PGlite's single connection a batch is one statement
+ * in its queue like any other, so other work is not starved.
  */
 
 /** A read's lastUsedAt/lastUsedBy stamp, written with the batch that holds its audit row. */
@@ -173,7 +175,7 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, mar
     stats.histogram[bucket] = (stats.histogram[bucket] ?? 0) + 1;
   }
 
-  /** Takes waiters up to maxRows rows (a waiter is never split; one larger than maxRows goes alone). */
+  /** Takes waiters up to maxRows rows (a waiter is never split; one larger than maxRows never queues). */
   function take(): Waiter[] {
     let n = 0;
     let i = 0;
@@ -274,6 +276,8 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, mar
   }
 
   const inFlight = new Set<Promise<void>>();
+  /** Oversized requests' statements, written apart from the batches (record). */
+  const alone = new Set<Promise<void>>();
 
   /** Sends one batch from the queue; when it settles, whatever queued meanwhile goes at once. */
   function launch() {
@@ -312,6 +316,14 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, mar
     record(rows: AuditEntry[], lastUse?: LastUse, check?: ReplicaCheck): Promise<boolean> {
       if (rows.length === 0) return Promise.resolve(true);
       return new Promise<boolean>((resolve, reject) => {
+        if (rows.length > maxRows) {
+          // A request with more rows than a batch holds (an export of many secrets, a refused
+          // import) is its own statement at once, outside the `concurrency` slots: the small
+          // rows of other requests never queue behind it.
+          const p = write([{ rows, lastUse, check, resolve, reject }]).finally(() => alone.delete(p));
+          alone.add(p);
+          return;
+        }
         queue.push({ rows, lastUse, check, resolve, reject });
         queuedRows += rows.length;
         schedule();
@@ -321,8 +333,8 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, mar
     /** Writes whatever is queued and waits for it (shutdown). */
     async flush(): Promise<void> {
       flushNow();
-      while (inFlight.size > 0 || queue.length > 0) {
-        await Promise.all([...inFlight]);
+      while (inFlight.size > 0 || queue.length > 0 || alone.size > 0) {
+        await Promise.all([...inFlight, ...alone]);
         flushNow();
       }
     },

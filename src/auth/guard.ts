@@ -5,6 +5,7 @@ import type { AuditTrail } from '../audit/trail.js';
 import { DEFAULT_ENVIRONMENT, isEnvironmentName } from '../environment-names.js';
 import type { EnvironmentService } from '../environments/service.js';
 import { AppError, errors } from '../errors.js';
+import { toAppError } from '../http/error-handler.js';
 import type { Limits } from '../http/rate-limits.js';
 import { type Actor, coversEnvironment, hasScope, type Scope } from '../identity/actor.js';
 import { type Caller, callerOf } from '../identity/caller.js';
@@ -57,6 +58,18 @@ export const routeAccess = (config: { access?: RouteAccess } | undefined): Route
 /** Whether an access key may call the route at all (its scope and patterns are checked per request). */
 export const acceptsAccessKeys = (config: { access?: RouteAccess } | undefined): boolean =>
   routeAccess(config).adminOnly !== true;
+
+/**
+ * The key a refused request named, as sent (path parameter, else the body's `key`), for its
+ * audit row: whatever it holds, the audit repository records it escaped and bounded
+ * (src/storable-text.ts), so a key the schema refused (NUL, over-long) still names the attempt.
+ */
+const sentKey = (req: FastifyRequest): string | null => {
+  const fromParams = (req.params as { key?: unknown } | undefined)?.key;
+  if (typeof fromParams === 'string') return fromParams;
+  const fromBody = (req.body as { key?: unknown } | null | undefined)?.key;
+  return typeof fromBody === 'string' ? fromBody : null;
+};
 
 const paramKey = (req: FastifyRequest): string | null => {
   const k = (req.params as { key?: unknown } | undefined)?.key;
@@ -213,6 +226,21 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
         throw err;
       }
     }
+  });
+
+  // A request the guard let in but the framework refused before any service ran (the route
+  // schema: a NUL or over-long key, a missing field; the body: not JSON, too large) leaves
+  // its one row too, with the key it sent escaped and bounded. Refusals of the guard and the
+  // services are AppErrors that already left theirs. The global handler then answers.
+  scope.setErrorHandler(async (err: unknown, req: FastifyRequest) => {
+    const action = routeAccess(req.routeOptions.config).action;
+    if (action && req.actor && !(err instanceof AppError)) {
+      const appErr = toAppError(err);
+      if (appErr.statusCode >= 400 && appErr.statusCode < 500) {
+        await trail.refused(req.caller, action, [sentKey(req)], appErr);
+      }
+    }
+    throw err;
   });
 }
 

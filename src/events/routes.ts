@@ -15,7 +15,7 @@ import {
   webhookParams,
   webhookView,
 } from './schemas.js';
-import { type EventStreams, parsePosition } from './stream.js';
+import { type EventStreams, type Position, parsePosition } from './stream.js';
 import type { WebhookService } from './webhooks.js';
 
 /** Webhook subscriptions: admin JWT only (the guard enforces config.access.adminOnly). */
@@ -157,9 +157,22 @@ export async function eventStreamRoutes(
     },
     async (req, reply) => {
       const given = req.headers['last-event-id'] ?? req.query.lastEventId;
-      const from = await trail.lookup(req.caller, 'events.stream', null, async () =>
-        given === undefined ? streams.now() : parsePosition(given),
-      );
+      let release: () => void;
+      try {
+        release = streams.admit(req.caller);
+      } catch (err) {
+        await trail.refused(req.caller, 'events.stream', [null], err);
+        throw err;
+      }
+      let from: Position;
+      try {
+        from = await trail.lookup(req.caller, 'events.stream', null, async () =>
+          given === undefined ? streams.now() : parsePosition(given),
+        );
+      } catch (err) {
+        release();
+        throw err;
+      }
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -175,6 +188,7 @@ export async function eventStreamRoutes(
       } catch (err) {
         req.log.warn({ errCode: (err as { code?: unknown }).code }, 'event stream ended by an error');
       } finally {
+        release();
         res.end();
       }
     },

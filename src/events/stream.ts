@@ -11,7 +11,10 @@ import type { EventRow, EventsRepository } from './repository.js';
  * oldest running transaction (repository `eventsAfter`), so a client that reconnects with
  * Last-Event-ID gets every event after the one it saw, none twice, none skipped. A caller
  * sees only the keys it may see (an access key's patterns); webhook.* events only admins.
- * Each connection polls the outbox on its own (one indexed range query per interval).
+ * One shared poller per instance reads the outbox (one indexed range query per interval,
+ * however many streams are open) and fans each event out to every stream; a resuming stream
+ * first catches up by its own bounded queries, then joins. A caller may hold at most
+ * EVENT_STREAMS_PER_CALLER streams open on an instance.
  */
 
 const POSITION = /^(\d{1,20})-(\d{1,19})$/;
@@ -38,14 +41,44 @@ export interface StreamSink {
   closed: Promise<void>;
 }
 
+/** Orders two stream positions (xid, then seq). */
+const after = (a: Position, b: Position): boolean => {
+  const ax = BigInt(a.xid);
+  const bx = BigInt(b.xid);
+  return ax !== bx ? ax > bx : BigInt(a.seq) > BigInt(b.seq);
+};
+
+/** Retry-After for a caller at its open-stream limit: a stream is long-lived, so not soon. */
+const STREAMS_RETRY_AFTER_SECONDS = 30;
+
+interface Subscriber {
+  caller: Caller;
+  /** The last event position this stream passed (sent, or skipped as not visible). */
+  pos: Position;
+  sink: StreamSink;
+  stopped: boolean;
+  finish: (err?: unknown) => void;
+}
+
 export function createEventStreams(deps: {
   db: Database;
   repo: EventsRepository;
   pollMs: number;
   heartbeatMs: number;
+  /** Streams one caller may hold open on this instance (EVENT_STREAMS_PER_CALLER). */
+  perCaller: number;
 }) {
   const { db, repo } = deps;
-  const open = new Set<() => void>();
+  const open = new Set<Subscriber>();
+  /** Streams fed by the shared poller (caught up with it). */
+  const joined = new Set<Subscriber>();
+  const perCaller = new Map<string, number>();
+  /** The shared poller: where it has read up to, whether it runs, how to wake it early. */
+  let feedPos: Position = { xid: '0', seq: '0' };
+  let feeding = false;
+  let wakeFeed: () => void = () => {};
+  let closing = false;
+  const stats = { polls: 0 };
 
   // A credential sees the keys it may see, in the environments it covers (events about a
   // subscription, without a key, are for admins).
@@ -55,6 +88,70 @@ export function createEventStreams(deps: {
       : (caller.environments === null || caller.environments.includes(e.environment)) &&
         maySee(caller.visible, e.key);
 
+  /** Sends `e` to `s` if it is past where `s` is (each event once, in order) and `s` may see it. */
+  function deliver(s: Subscriber, e: EventRow) {
+    const p = { xid: e.xid, seq: e.seq };
+    if (!after(p, s.pos)) return;
+    s.pos = p;
+    if (!visible(s.caller, e)) return;
+    s.sink.write(`id: ${e.xid}-${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(eventPayload(e))}\n\n`);
+  }
+
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wakeFeed = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+
+  /**
+   * The one poller of this instance: one indexed range query per interval, whatever the
+   * number of open streams, each row fanned out to every joined stream (deliver filters by
+   * the stream's own position and caller). Runs while some stream is joined. A failed query
+   * ends every joined stream (as one stream's failed poll ended it before); clients resume
+   * with Last-Event-ID.
+   */
+  async function feed() {
+    feeding = true;
+    try {
+      while (joined.size > 0 && !closing) {
+        stats.polls += 1;
+        const { rows } = await repo.eventsAfter(db, feedPos, BATCH);
+        for (const e of rows) {
+          for (const s of joined) deliver(s, e);
+          feedPos = { xid: e.xid, seq: e.seq };
+        }
+        if (rows.length < BATCH && joined.size > 0 && !closing) await pause(deps.pollMs);
+      }
+    } catch (err) {
+      for (const s of joined) s.finish(err);
+      joined.clear();
+    } finally {
+      feeding = false;
+    }
+  }
+
+  /**
+   * Brings `s` up to the shared feed, then joins it. A stream that starts at or past the
+   * feed's position joins at once (the feed sends only what is past it); one that resumes
+   * from further back (Last-Event-ID) first reads what it missed by its own bounded queries.
+   */
+  async function join(s: Subscriber) {
+    while (!s.stopped && feeding && after(feedPos, s.pos)) {
+      const { rows } = await repo.eventsAfter(db, s.pos, BATCH);
+      for (const e of rows) deliver(s, e);
+      if (rows.length === 0 && after(feedPos, s.pos)) await new Promise((r) => setTimeout(r, deps.pollMs));
+    }
+    if (s.stopped) return;
+    joined.add(s);
+    if (!feeding) {
+      feedPos = s.pos;
+      void feed();
+    }
+  }
+
   return {
     /** The position a new stream starts at: now (what commits from here on). */
     async now(): Promise<Position> {
@@ -62,54 +159,71 @@ export function createEventStreams(deps: {
       return { xid: r.horizon, seq: '0' };
     },
 
+    /**
+     * Counts one more open stream for the caller, or throws 429 over EVENT_STREAMS_PER_CALLER.
+     * Returns the release, to call once when the stream ends (or never starts).
+     */
+    admit(caller: Caller): () => void {
+      const who = caller.actor;
+      const n = perCaller.get(who) ?? 0;
+      if (n >= deps.perCaller) {
+        throw errors.rateLimited(
+          STREAMS_RETRY_AFTER_SECONDS,
+          `Too many open event streams: at most ${deps.perCaller} per caller (EVENT_STREAMS_PER_CALLER); close one first`,
+        );
+      }
+      perCaller.set(who, n + 1);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        const left = (perCaller.get(who) ?? 1) - 1;
+        if (left === 0) perCaller.delete(who);
+        else perCaller.set(who, left);
+      };
+    },
+
     /** Streams until the client leaves or the app closes. */
     async run(caller: Caller, from: Position, sink: StreamSink): Promise<void> {
-      let pos = from;
-      let stop = false;
-      let wake: () => void = () => {};
-      const end = () => {
-        stop = true;
-        wake();
+      let finish: (err?: unknown) => void = () => {};
+      const done = new Promise<void>((resolve, reject) => {
+        finish = (err) => (err === undefined ? resolve() : reject(err));
+      });
+      const s: Subscriber = {
+        caller,
+        pos: from,
+        sink,
+        stopped: false,
+        finish: (err) => {
+          s.stopped = true;
+          finish(err);
+        },
       };
-      open.add(end);
-      void sink.closed.then(end);
-      const pause = (ms: number) =>
-        new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, ms);
-          wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
+      open.add(s);
+      void sink.closed.then(() => s.finish());
       // The start position as an id-only frame (no event is dispatched): a client that
       // reconnects before any event resumes from here, not from its reconnection.
-      sink.write(`retry: ${Math.max(1000, deps.pollMs)}\nid: ${pos.xid}-${pos.seq}\n\n`);
-      let lastBeat = Date.now();
+      sink.write(`retry: ${Math.max(1000, deps.pollMs)}\nid: ${from.xid}-${from.seq}\n\n`);
+      const heartbeat = setInterval(() => sink.write(': heartbeat\n\n'), deps.heartbeatMs);
       try {
-        while (!stop) {
-          const { rows } = await repo.eventsAfter(db, pos, BATCH);
-          for (const e of rows) {
-            pos = { xid: e.xid, seq: e.seq };
-            if (!visible(caller, e)) continue;
-            sink.write(
-              `id: ${e.xid}-${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(eventPayload(e))}\n\n`,
-            );
-          }
-          if (Date.now() - lastBeat >= deps.heartbeatMs) {
-            sink.write(': heartbeat\n\n');
-            lastBeat = Date.now();
-          }
-          if (rows.length < BATCH && !stop) await pause(Math.min(deps.pollMs, deps.heartbeatMs));
-        }
+        await join(s);
+        await done;
       } finally {
-        open.delete(end);
+        clearInterval(heartbeat);
+        joined.delete(s);
+        open.delete(s);
       }
     },
 
     /** Ends every open stream (the app is closing). */
     closeAll() {
-      for (const end of open) end();
+      closing = true;
+      for (const s of open) s.finish();
+      wakeFeed();
     },
+
+    /** The shared poller's queries so far, and the streams it feeds. */
+    stats: () => ({ polls: stats.polls, joined: joined.size, open: open.size }),
   };
 }
 

@@ -9,7 +9,7 @@ import { type Actor, actorId } from '../identity/actor.js';
  */
 export function createLimits(
   app: FastifyInstance,
-  opts: { readPerMinute: number; authFailuresPerMinute: number },
+  opts: { readPerMinute: number; authFailuresPerMinute: number; batchEntriesPerMinute: number },
 ) {
   const reads = app.createRateLimit({
     max: opts.readPerMinute,
@@ -21,7 +21,17 @@ export function createLimits(
     timeWindow: 60_000,
     keyGenerator: (req: FastifyRequest) => `authfail:${req.ip}`,
   });
+  const batchEntries = app.createRateLimit({
+    max: opts.batchEntriesPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (req: FastifyRequest) => `batch:${actorId(req.actor as Actor | null)}`,
+  });
   const retryAfter = (ttlMs: number) => Math.max(1, Math.ceil(ttlMs / 1000));
+  const overBatchEntries = (ttlMs: number) =>
+    errors.rateLimited(
+      retryAfter(ttlMs > 0 ? ttlMs : 60_000),
+      `Too many entries imported: at most ${opts.batchEntriesPerMinute} per identity per minute (BATCH_ENTRY_RATE_LIMIT)`,
+    );
 
   return {
     /** Counts one value read for the caller's identity; 429 once over the limit. */
@@ -58,6 +68,18 @@ export function createLimits(
 
     async countAuthFailure(req: FastifyRequest): Promise<void> {
       await authFailures(req);
+    },
+    /** Batch-import entries (BATCH_ENTRY_RATE_LIMIT): 429 when none are left (a peek, before the body is read). */
+    async peekBatchEntries(req: FastifyRequest): Promise<void> {
+      const r = await batchEntries(req, { increment: false });
+      if (!r.isAllowed && (r.isExceeded || r.remaining <= 0) && r.ttl > 0) throw overBatchEntries(r.ttl);
+    },
+    /** Counts `n` imported entries; 429 without counting when fewer than `n` are left (as readMany). */
+    async chargeBatchEntries(req: FastifyRequest, n: number): Promise<void> {
+      if (n <= 0) return;
+      const peek = await batchEntries(req, { increment: false });
+      if (!peek.isAllowed && (peek.isExceeded || peek.remaining < n)) throw overBatchEntries(peek.ttl);
+      await Promise.all(Array.from({ length: n }, () => batchEntries(req)));
     },
   };
 }

@@ -17,6 +17,7 @@ export async function batchRoutes(
     `${base}/batch`,
     {
       config: { access: { action: 'secret.update', scope: 'secrets:write' } },
+      ...opts.gate.hooks('secret.update', { rated: true }),
       schema: {
         tags: ['Secrets'],
         summary: 'Create or update many secrets at once',
@@ -37,11 +38,15 @@ export async function batchRoutes(
       },
     },
     async (req) =>
-      opts.gate.run(req, 'secret.update', () =>
-        opts.batch.apply(
-          { entries: req.body.secrets, dryRun: req.body.dryRun ?? false, actor: req.actor! },
-          req.caller,
-        ),
+      opts.gate.run(
+        req,
+        'secret.update',
+        () =>
+          opts.batch.apply(
+            { entries: req.body.secrets, dryRun: req.body.dryRun ?? false, actor: req.actor! },
+            req.caller,
+          ),
+        req.body.secrets.length,
       ),
   );
 }

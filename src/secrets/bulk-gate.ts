@@ -21,35 +21,100 @@ export interface BulkGateOptions {
   perCaller: number;
   slots: number;
   trail: AuditTrail;
+  /**
+   * A per-caller rate in units of work (batch-import entries, BATCH_ENTRY_RATE_LIMIT), for
+   * the routes that name their units: `peek` refuses a caller with none left before its body
+   * is read, `charge` counts a request's units once its body is validated (429 when they do
+   * not fit).
+   */
+  entries?: {
+    peek: (req: FastifyRequest) => Promise<void>;
+    charge: (req: FastifyRequest, n: number) => Promise<void>;
+  };
 }
 
 /** Retry-After for a caller over its bulk limit: a bulk request takes about a second. */
 const BULK_RETRY_AFTER_SECONDS = 1;
 
-export function createBulkGate({ perCaller, slots, trail }: BulkGateOptions) {
+export function createBulkGate({ perCaller, slots, trail, entries }: BulkGateOptions) {
   const inFlight = new Map<string, number>();
   const limit = pLimit(slots);
+  /** Requests admitted before their body was read (admit), until they finish. */
+  const admitted = new WeakMap<FastifyRequest, () => void>();
+
+  /** Runs a limit's check; its refusal leaves the request's one audit row. */
+  async function refusing(req: FastifyRequest, action: AuditAction, check: () => Promise<void>) {
+    try {
+      await check();
+    } catch (err) {
+      await trail.refused(req.caller, action, [null], err);
+      throw err;
+    }
+  }
+
+  /** Counts one more bulk request for the caller, or refuses it (429, audited). */
+  async function reserve(req: FastifyRequest, action: AuditAction): Promise<() => void> {
+    const who = req.caller.actor;
+    const n = inFlight.get(who) ?? 0;
+    if (n >= perCaller) {
+      const err = errors.rateLimited(
+        BULK_RETRY_AFTER_SECONDS,
+        `Too many bulk requests in flight: at most ${perCaller} per caller (BULK_IN_FLIGHT_PER_CALLER)`,
+      );
+      await trail.refused(req.caller, action, [null], err);
+      throw err;
+    }
+    inFlight.set(who, n + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = (inFlight.get(who) ?? 1) - 1;
+      if (left === 0) inFlight.delete(who);
+      else inFlight.set(who, left);
+    };
+  }
 
   return {
-    /** Runs `work` for the request's caller within both bounds; 429 (audited) over the caller's. */
-    async run<T>(req: FastifyRequest, action: AuditAction, work: () => Promise<T>): Promise<T> {
-      const who = req.caller.actor;
-      const n = inFlight.get(who) ?? 0;
-      if (n >= perCaller) {
-        const err = errors.rateLimited(
-          BULK_RETRY_AFTER_SECONDS,
-          `Too many bulk requests in flight: at most ${perCaller} per caller (BULK_IN_FLIGHT_PER_CALLER)`,
-        );
-        await trail.refused(req.caller, action, [null], err);
-        throw err;
-      }
-      inFlight.set(who, n + 1);
+    /**
+     * Route hooks that admit a bulk request before its body is read (preParsing, after the
+     * guard identified the caller): a caller over its limit is refused without its body
+     * being parsed or validated, so a flood of refused 1000-entry bodies costs little. The
+     * admission is released when the work ends (run) or the request does (onResponse,
+     * onRequestAbort: a body the schema refused never reaches run).
+     */
+    hooks(action: AuditAction, opts: { rated?: boolean } = {}) {
+      const release = async (req: FastifyRequest) => {
+        admitted.get(req)?.();
+        admitted.delete(req);
+      };
+      return {
+        preParsing: async (req: FastifyRequest) => {
+          if (opts.rated && entries) await refusing(req, action, () => entries.peek(req));
+          admitted.set(req, await reserve(req, action));
+        },
+        onResponse: release,
+        onRequestAbort: release,
+      };
+    },
+
+    /**
+     * Runs `work` for the request's caller within both bounds; 429 (audited) over the caller's.
+     * `units`: the request's size in the rated unit (entries), charged before the work.
+     */
+    async run<T>(
+      req: FastifyRequest,
+      action: AuditAction,
+      work: () => Promise<T>,
+      units?: number,
+    ): Promise<T> {
+      const release = admitted.get(req) ?? (await reserve(req, action));
+      admitted.delete(req);
       try {
+        if (units !== undefined && entries) await refusing(req, action, () => entries.charge(req, units));
         return await limit(work);
       } finally {
-        const left = (inFlight.get(who) ?? 1) - 1;
-        if (left === 0) inFlight.delete(who);
-        else inFlight.set(who, left);
+        release();
       }
     },
 

@@ -27,24 +27,27 @@ export async function bulkRoutes(
 
   r.get(
     `${base}/export`,
-    route(
-      { action: 'secret.export', scope: 'secrets:read' },
-      {
-        summary: 'Export secret values',
-        description:
-          'All active, unexpired secrets (optionally under a prefix) with their values, read in one snapshot. dotenv output is quoted so that dotenv parsers give back the exact values; a value no dotenv quoting can carry answers 400 (use json).',
-        querystring: exportQuery,
-        response: {
-          200: {
-            description: 'The secrets',
-            content: {
-              'application/json': { schema: exportedSecrets },
-              'text/plain': { schema: z.string() },
+    {
+      ...route(
+        { action: 'secret.export', scope: 'secrets:read' },
+        {
+          summary: 'Export secret values',
+          description:
+            'All active, unexpired secrets (optionally under a prefix) with their values, read in one snapshot. dotenv output is quoted so that dotenv parsers give back the exact values; a value no dotenv quoting can carry answers 400 (use json).',
+          querystring: exportQuery,
+          response: {
+            200: {
+              description: 'The secrets',
+              content: {
+                'application/json': { schema: exportedSecrets },
+                'text/plain': { schema: z.string() },
+              },
             },
           },
         },
-      },
-    ),
+      ),
+      ...gate.hooks('secret.export'),
+    },
     async (req, reply) => {
       if (req.query.format === 'dotenv') {
         const text = await gate.run(req, 'secret.export', () =>
@@ -61,16 +64,19 @@ export async function bulkRoutes(
 
   r.post(
     `${base}/render`,
-    route(
-      { action: 'secret.render', scope: 'secrets:read' },
-      {
-        summary: 'Render a template',
-        description:
-          'Replaces every {{Secrets.NAME}} (name case-insensitive) with the value of the active secret NAME, in one pass: values are never expanded again. Unresolved names answer 400 listing them. A template names at most 1000 distinct secrets, and each name counts against the read limit, found or not.',
-        body: renderBody,
-        response: { 200: renderResponse, 413: errorResponse },
-      },
-    ),
+    {
+      ...route(
+        { action: 'secret.render', scope: 'secrets:read' },
+        {
+          summary: 'Render a template',
+          description:
+            'Replaces every {{Secrets.NAME}} (name case-insensitive) with the value of the active secret NAME, in one pass: values are never expanded again. Unresolved names answer 400 listing them. A template names at most 1000 distinct secrets, and each name counts against the read limit, found or not.',
+          body: renderBody,
+          response: { 200: renderResponse, 413: errorResponse },
+        },
+      ),
+      ...gate.hooks('secret.render'),
+    },
     async (req) => ({
       rendered: await gate.run(req, 'secret.render', () =>
         bulk.render({ template: req.body.template, charge: charge(req) }, req.caller),

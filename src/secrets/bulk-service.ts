@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { outcomeOf, withOutcome } from '../audit/outcome.js';
+import { type AuditOutcome, outcomeOf, withOutcome } from '../audit/outcome.js';
 import type { AuditTrail, ReadOutcome, Touched } from '../audit/trail.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
@@ -24,6 +24,12 @@ import { renderedBytes, renderTemplate, templateReferences } from './template.js
  * before the values are returned, so a refused read leaves no "success" audit row.
  */
 export type Charge = (n: number) => Promise<void>;
+
+/**
+ * The longest key the one row of a refused render gives its names in (within the audit
+ * trail's RECORDED_TEXT_MAX, with room for the "+N more" tail).
+ */
+const RENDER_REFUSAL_NAMES_MAX = 200;
 
 /** What an export reads: the secrets under `prefix` (all when absent), charged to the caller's read limit. */
 export interface ExportInput {
@@ -61,6 +67,24 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
     }
     return error === undefined ? { values, touched } : { values, touched: withheld(touched), error };
   }
+
+  /**
+   * The one row of a render refused for the names it gave (unresolved, not visible, over the
+   * read limit), however many it gave: the name itself when there is one, else their count
+   * and as many names as fit a bounded key (RENDER_REFUSAL_NAMES_MAX characters).
+   */
+  const namesRow = (names: readonly string[], outcome: AuditOutcome): Touched => {
+    if (names.length === 1) return { key: names[0]!, outcome };
+    let key = `${names.length} names:`;
+    let i = 0;
+    for (; i < names.length; i++) {
+      const next = `${i === 0 ? ' ' : ', '}${names[i]}`;
+      if (key.length + next.length > RENDER_REFUSAL_NAMES_MAX) break;
+      key += next;
+    }
+    if (i < names.length) key += `, +${names.length - i} more`;
+    return { key, outcome };
+  };
 
   const withheld = (touched: Touched[]): Touched[] =>
     touched.map((t) => (t.outcome === 'success' ? { ...t, outcome: 'withheld' } : t));
@@ -155,7 +179,11 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
         return toDotenv(values);
       }),
 
-    /** One audit row per referenced secret (a template without references leaves one row, key null). */
+    /**
+     * One audit row per referenced secret (a template without references leaves one row, key
+     * null). A render refused for its names (unresolved, not visible, over the read limit)
+     * leaves one row however many it names (namesRow).
+     */
     async render(
       { template, charge }: { template: string; charge: Charge },
       caller: Caller,
@@ -180,14 +208,14 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
             ),
             'denied',
           );
-          return { ok: false, error, touched: refused.map((key) => ({ key, outcome: 'denied' })) };
+          return { ok: false, error, touched: [namesRow(refused, 'denied')] };
         }
         // Every name counts against the read limit, found or not: probing for names costs
         // the same as reading them. Over the limit, nothing is read.
         try {
           await charge(keys.length);
         } catch (error) {
-          return { ok: false, error, touched: keys.map((key) => ({ key, outcome: outcomeOf(error) })) };
+          return { ok: false, error, touched: [namesRow(keys, outcomeOf(error))] };
         }
         // Within the environment the template is rendered in.
         const rows = keys.length > 0 ? await repo.readableValuesByKeys(db, keys, environmentOf(caller)) : [];
@@ -198,20 +226,18 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
           'Remove those references, or use such an access key',
         );
         if (locked) return locked;
-        const opened = openAll(rows);
-        const missing = keys.filter((k) => !rows.some((r) => r.key === k));
-        const notFound: Touched[] = missing.map((key) => ({ key, outcome: 'not_found' }));
-        if (opened.error !== undefined) {
-          return { ok: false, error: opened.error, touched: [...opened.touched, ...notFound] };
-        }
-        const unresolved = [...invalid, ...missing];
+        // Unresolved references refuse the render before any value is opened: one row.
+        const found = new Set(rows.map((r) => r.key));
+        const unresolved = [...invalid, ...keys.filter((k) => !found.has(k))];
         if (unresolved.length > 0) {
           const error = errors.invalidInput(
             `Unresolved secret reference(s): ${unresolved.join(', ')}`,
             'Create the missing secrets (or reactivate them, or clear their expiry), or fix the names; see GET /api/secrets',
           );
-          return { ok: false, error, touched: [...withheld(opened.touched), ...notFound] };
+          return { ok: false, error, touched: [namesRow(unresolved, 'not_found')] };
         }
+        const opened = openAll(rows);
+        if (opened.error !== undefined) return { ok: false, error: opened.error, touched: opened.touched };
         // Counted as references resolve, before anything is built (MAX_RENDER_BYTES).
         const size = renderedBytes(template, opened.values, maxRenderBytes);
         if (size > maxRenderBytes) {

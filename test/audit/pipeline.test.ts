@@ -141,19 +141,29 @@ describe('one row per secret touched', () => {
     ]);
   });
 
-  it('a render with a missing reference names each secret: found ones withheld, missing ones not_found', async () => {
+  it('a render refused for unresolved references leaves one row: the missing name, or their count and a bounded list', async () => {
     await create('PIPE_R1');
-    const r = await t.app.inject({
-      method: 'POST',
-      url: '/api/secrets/render',
-      headers: t.auth('renderer'),
-      payload: { template: '{{Secrets.PIPE_R1}} {{Secrets.PIPE_R_MISSING}}' },
-    });
-    expect(r.statusCode).toBe(400);
+    const render = (template: string) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/api/secrets/render',
+        headers: t.auth('renderer'),
+        payload: { template },
+      });
+    const one = await render('{{Secrets.PIPE_R1}} {{Secrets.PIPE_R_MISSING}}');
+    expect(one.statusCode).toBe(400);
+    // Nothing was opened, so nothing is withheld: one row naming the missing secret.
     expect((await rowsOf('admin:renderer')).map((x) => [x.key, x.outcome])).toEqual([
-      ['PIPE_R1', 'withheld'],
       ['PIPE_R_MISSING', 'not_found'],
     ]);
+    const names = Array.from({ length: 300 }, (_, i) => `PIPE_GONE_${i}`);
+    const many = await render(['{{Secrets.PIPE_R1}}', ...names.map((n) => `{{Secrets.${n}}}`)].join(' '));
+    expect(many.statusCode).toBe(400);
+    const rows = (await rowsOf('admin:renderer')).slice(1);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.outcome).toBe('not_found');
+    expect(rows[0]!.key).toMatch(/^300 names: PIPE_GONE_0, PIPE_GONE_1, .*, \+\d+ more$/);
+    expect(rows[0]!.key!.length).toBeLessThanOrEqual(256);
   });
 
   it('records refused changes: 404, 409, 412', async () => {

@@ -1,9 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAccessKey } from '../helpers/access-keys.js';
+import { backend } from '../helpers/app.js';
 import { useTestServer } from '../helpers/server.js';
 
 const t = useTestServer({
-  env: { AUDIT_SEAL_INTERVAL_MS: '0', WEBHOOK_POLL_MS: '0', EVENTS_HEARTBEAT_MS: '50' },
+  env: {
+    AUDIT_SEAL_INTERVAL_MS: '0',
+    WEBHOOK_POLL_MS: '0',
+    EVENTS_HEARTBEAT_MS: '50',
+    EVENT_STREAMS_PER_CALLER: '4',
+  },
 });
 
 interface Frame {
@@ -48,6 +56,7 @@ async function open(headers: Record<string, string>) {
 const admin = () => ({ authorization: `Bearer ${t.token('alice')}` });
 const opened: { close(): void }[] = [];
 afterEach(() => {
+  vi.restoreAllMocks();
   for (const s of opened.splice(0)) s.close();
 });
 
@@ -165,5 +174,70 @@ describe('GET /api/events', () => {
     const k = await createAccessKey(t, { scopes: ['secrets:read'] });
     const denied = await fetch(`${t.url}/api/events`, { headers: { 'x-api-key': k.token } });
     expect(denied.status).toBe(403);
+  });
+
+  it('one shared poll per interval feeds every open stream, however many are open', async () => {
+    const streams = await Promise.all(
+      Array.from({ length: 4 }, () => open({ authorization: `Bearer ${t.token('many')}` })),
+    );
+    opened.push(...streams);
+    for (const s of streams) await s.until((f) => f.some((x) => x.comment === 'heartbeat'));
+    await vi.waitFor(() => expect(t.app.eventStreams.stats().joined).toBeGreaterThanOrEqual(4));
+    // The outbox range queries sent while the streams are open, counted at the driver.
+    const spy =
+      backend === 'postgres' ? vi.spyOn(pg.Client.prototype, 'query') : vi.spyOn(PGlite.prototype, 'query');
+    const before = t.app.eventStreams.stats().polls;
+    await vi.waitFor(() => expect(t.app.eventStreams.stats().polls - before).toBeGreaterThanOrEqual(5), {
+      timeout: 60_000,
+    });
+    const polls = t.app.eventStreams.stats().polls - before;
+    const text = (c: unknown[]) =>
+      typeof c[0] === 'string' ? c[0] : ((c[0] as { text?: string } | undefined)?.text ?? '');
+    const rangeQueries = spy.mock.calls.filter((c) =>
+      text(c as unknown[]).includes('FROM change_events e, h'),
+    );
+    // One per poll (one poll may straddle the window's edges), not one per stream per poll.
+    expect(rangeQueries.length).toBeGreaterThanOrEqual(polls - 1);
+    expect(rangeQueries.length).toBeLessThanOrEqual(polls + 1);
+    // And every one of them still gets the events.
+    await create('SHARED_FEED');
+    for (const s of streams)
+      await s.until(() => s.events().some((f) => JSON.parse(f.data!).data.key === 'SHARED_FEED'));
+  });
+
+  it('refuses a caller over EVENT_STREAMS_PER_CALLER with 429 (audited); other callers keep streaming', async () => {
+    const capped = { authorization: `Bearer ${t.token('capped')}` };
+    const streams = await Promise.all(Array.from({ length: 4 }, () => open(capped)));
+    opened.push(...streams);
+    expect(streams.map((s) => s.res.status)).toEqual([200, 200, 200, 200]);
+    const over = await fetch(`${t.url}/api/events`, { headers: capped });
+    expect(over.status).toBe(429);
+    expect(Number(over.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await over.json()) as { message: string }).message).toContain('EVENT_STREAMS_PER_CALLER');
+    const rows = await t.db.query<{ action: string; outcome: string }>(
+      'SELECT action, outcome FROM audit_log WHERE request_id = $1',
+      [over.headers.get('x-request-id')],
+    );
+    expect(rows).toEqual([{ action: 'events.stream', outcome: 'rate_limited' }]);
+
+    const other = await open({ authorization: `Bearer ${t.token('other-caller')}` });
+    opened.push(other);
+    expect(other.res.status).toBe(200);
+    await create('OTHER_CALLER_SEES');
+    await other.until(() => other.events().some((f) => JSON.parse(f.data!).data.key === 'OTHER_CALLER_SEES'));
+    await streams[0]!.until(() =>
+      streams[0]!.events().some((f) => JSON.parse(f.data!).data.key === 'OTHER_CALLER_SEES'),
+    );
+
+    // A closed stream gives its place back.
+    streams[0]!.close();
+    await vi.waitFor(
+      async () => {
+        const again = await open(capped);
+        opened.push(again);
+        expect(again.res.status).toBe(200);
+      },
+      { timeout: 30_000, interval: 100 },
+    );
   });
 });

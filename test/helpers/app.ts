@@ -85,6 +85,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     // the rate limits have their own tests (test/api/rate-limits.test.ts), which set them explicitly.
     READ_RATE_LIMIT: '1000000',
     AUTH_FAILURE_RATE_LIMIT: '1000000',
+    BATCH_ENTRY_RATE_LIMIT: '1000000',
     ...opts.env,
   };
   const config = loadConfig(env);

@@ -14,7 +14,12 @@ import { secretValue, trackValue } from '../helpers/secrets.js';
  * (waiting for a share of the pool) until the rest have been answered.
  */
 const t = useTestApp({
-  env: { DATABASE_POOL_MAX: '6', BULK_IN_FLIGHT_PER_CALLER: '2', BULK_POOL_SHARE: '0.5' },
+  env: {
+    DATABASE_POOL_MAX: '6',
+    BULK_IN_FLIGHT_PER_CALLER: '2',
+    BULK_POOL_SHARE: '0.5',
+    BATCH_ENTRY_RATE_LIMIT: '2500',
+  },
 });
 
 const batchOf = (n: number, tag: string) => ({
@@ -96,4 +101,80 @@ it('lets a caller run bulk requests again once its earlier ones finished', async
     });
     expect(res.statusCode).toBe(200);
   }
+});
+
+it('refuses an over-limit bulk request before its body is read, and releases admissions the schema refused', async () => {
+  const writer = await createAccessKey(t, { scopes: ['secrets:write', 'secrets:read'] });
+  const actor = `access_key:${writer.id}`;
+  const release = holdSlots();
+  const first = [0, 1].map((i) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/api/secrets/batch',
+      headers: apiKey(writer.token),
+      payload: batchOf(100, `EARLY${i}`),
+    }),
+  );
+  await vi.waitFor(() => expect(t.app.bulkGate.inFlightOf(actor)).toBe(2), { timeout: 60_000 });
+  // Not even JSON: a body that is parsed would be a 400. Over the limit it is never parsed.
+  for (const url of ['/api/secrets/batch', '/api/secrets/render']) {
+    const res = await t.app.inject({
+      method: 'POST',
+      url,
+      headers: { ...apiKey(writer.token), 'content-type': 'application/json' },
+      payload: '{"secrets": [',
+    });
+    expect(res.statusCode).toBe(429);
+    expect(res.json().message).toContain('BULK_IN_FLIGHT_PER_CALLER');
+    const rows = await t.db.query<{ outcome: string }>(
+      'SELECT outcome FROM audit_log WHERE request_id = $1',
+      [res.headers['x-request-id']],
+    );
+    expect(rows.map((r) => r.outcome)).toEqual(['rate_limited']);
+  }
+  release();
+  expect((await Promise.all(first)).map((r) => r.statusCode)).toEqual([200, 200]);
+  // Admitted, then refused by the parser or the schema: the admission is given back.
+  for (const payload of ['{"secrets": [', JSON.stringify({ secrets: 'no' })]) {
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/secrets/batch',
+      headers: { ...apiKey(writer.token), 'content-type': 'application/json' },
+      payload,
+    });
+    expect(res.statusCode).toBe(400);
+  }
+  await vi.waitFor(() => expect(t.app.bulkGate.inFlightOf(actor)).toBe(0));
+});
+
+it('rates imported entries per caller (BATCH_ENTRY_RATE_LIMIT): a batch that does not fit is refused whole, then refused unread', async () => {
+  const writer = await createAccessKey(t, { scopes: ['secrets:write'] });
+  const other = await createAccessKey(t, { scopes: ['secrets:write'] });
+  const send = (token: string, payload: unknown) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/api/secrets/batch',
+      headers: { ...apiKey(token), 'content-type': 'application/json' },
+      payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+    });
+  expect((await send(writer.token, batchOf(1000, 'RATE_A'))).statusCode).toBe(200);
+  expect((await send(writer.token, batchOf(1000, 'RATE_A2'))).statusCode).toBe(200);
+  // 500 left: 1000 do not fit.
+  const tooMany = await send(writer.token, batchOf(1000, 'RATE_B'));
+  expect(tooMany.statusCode).toBe(429);
+  expect(tooMany.json().message).toContain('BATCH_ENTRY_RATE_LIMIT');
+  expect(Number(tooMany.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+  expect((await send(writer.token, batchOf(500, 'RATE_C'))).statusCode).toBe(200);
+  // Nothing left this minute: refused before the body is read (not JSON, yet no 400).
+  const unread = await send(writer.token, '{"secrets": [');
+  expect(unread.statusCode).toBe(429);
+  for (const res of [tooMany, unread]) {
+    const rows = await t.db.query<{ outcome: string }>(
+      'SELECT outcome FROM audit_log WHERE request_id = $1',
+      [res.headers['x-request-id']],
+    );
+    expect(rows.map((r) => r.outcome)).toEqual(['rate_limited']);
+  }
+  // Another caller's budget is its own.
+  expect((await send(other.token, batchOf(1000, 'RATE_D'))).statusCode).toBe(200);
 });

@@ -146,3 +146,56 @@ describe('finding 2: text that cannot be stored is a 400 at the edge', () => {
     expect(rows[0]!.n).toBe(1);
   });
 });
+
+describe('a refusal by the route schema or the body parser leaves exactly one row', () => {
+  const rowsOf = (requestId: unknown) =>
+    t.db.query<{ key: string | null; action: string; outcome: string; actor: string }>(
+      'SELECT key, action, outcome, actor FROM audit_log WHERE request_id = $1',
+      [requestId],
+    );
+
+  it.each([
+    ['GET', '/api/secrets/%00', undefined, '\\u0000', 'secret.read'],
+    ['GET', `/api/secrets/${'K'.repeat(200)}`, undefined, 'K'.repeat(200), 'secret.read'],
+    [
+      'GET',
+      `/api/secrets/${'%00'.repeat(80)}`,
+      undefined,
+      `${'\\u0000'.repeat(40)}...[80 chars]`,
+      'secret.read',
+    ],
+    ['PUT', '/api/secrets/A%00B', { value: 'x' }, 'A\\u0000B', 'secret.update'],
+    ['POST', '/api/secrets', { key: 'N\u0000UL', value: 'x' }, 'N\\u0000UL', 'secret.create'],
+    ['POST', '/api/secrets', { value: 'no key' }, null, 'secret.create'],
+  ] as const)('admin %s %s: a 400 and one row with the key escaped and bounded', async (method, url, payload, key, action) => {
+    const res = await t.app.inject({
+      method,
+      url,
+      headers: t.auth('schema-refused'),
+      ...(payload ? { payload } : {}),
+    });
+    expect(res.statusCode).toBe(400);
+    const rows = await rowsOf(res.headers['x-request-id']);
+    expect(rows).toEqual([{ key, action, outcome: 'invalid', actor: 'admin:schema-refused' }]);
+  });
+
+  it('a body that is not JSON leaves one row, an access key refused by its scope still one', async () => {
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/secrets',
+      headers: { ...t.auth('schema-refused'), 'content-type': 'application/json' },
+      payload: '{"key": ',
+    });
+    expect(res.statusCode).toBe(400);
+    expect(await rowsOf(res.headers['x-request-id'])).toHaveLength(1);
+    const lister = await createAccessKey(t, { scopes: ['secrets:list'] });
+    const denied = await t.app.inject({
+      method: 'PUT',
+      url: '/api/secrets/%00',
+      headers: apiKey(lister.token),
+      payload: { value: 'x' },
+    });
+    expect(denied.statusCode).toBe(403);
+    expect(await rowsOf(denied.headers['x-request-id'])).toHaveLength(1);
+  });
+});

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { mintAdminToken } from '../../src/auth/mint.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -41,6 +41,22 @@ async function sql(target: PgCluster, text: string) {
   } finally {
     await c.end();
   }
+}
+
+/**
+ * Waits until a new session on `target` runs with default_transaction_read_only = `want`:
+ * the server reloaded its configuration and signalled its sessions, which apply it before
+ * their next statement. Waited for as a condition, not a fixed time (a loaded machine can
+ * take longer than any guess).
+ */
+async function readOnlyIs(target: PgCluster, want: 'on' | 'off') {
+  await vi.waitFor(
+    async () =>
+      expect(await sql(target, 'SHOW default_transaction_read_only')).toEqual([
+        { default_transaction_read_only: want },
+      ]),
+    { timeout: 60_000, interval: 50 },
+  );
 }
 
 beforeAll(async () => {
@@ -121,7 +137,7 @@ describe('a DATABASE_URL listing several hosts', () => {
           `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
            WHERE datname = 'mh' AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
         );
-        await new Promise((r) => setTimeout(r, 300));
+        await readOnlyIs(primary, 'on');
         const err = await db.query('SELECT 1').catch((e: unknown) => e);
         expect(err).toBeInstanceOf(DatabaseUnavailableError);
       } finally {
@@ -189,7 +205,7 @@ describe('a DATABASE_URL listing several hosts', () => {
       await sql(primary, 'ALTER SYSTEM SET default_transaction_read_only = on');
       await sql(primary, 'SELECT pg_reload_conf()');
       try {
-        await new Promise((r) => setTimeout(r, 300)); // the reload reaches every backend
+        await readOnlyIs(primary, 'on');
         const r = await create('MH_RO', secretValue('mh'));
         expect(r.statusCode).toBe(503);
         expect(r.headers['retry-after']).toMatch(/^\d+$/);
