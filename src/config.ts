@@ -20,7 +20,7 @@ export function parseDuration(text: string): number {
   return n * unit;
 }
 
-const duration = z.string().transform((s, ctx) => {
+const durationText = z.string().transform((s, ctx) => {
   try {
     return parseDuration(s);
   } catch (err) {
@@ -99,171 +99,408 @@ const readUrls = z.string().transform((s, ctx) => {
   }
 });
 
-const bool = z
+const boolText = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
+/* Schema helpers: an empty variable counts as unset, then the default (if any) applies. */
+const unsetIfEmpty = <S extends z.ZodType>(schema: S) => z.preprocess(emptyAsUndefined, schema);
 
-export const envSchema = z
-  .object({
-    NODE_ENV: z.preprocess(
-      emptyAsUndefined,
-      z.enum(['development', 'production', 'test']).default('development'),
-    ),
-    HOST: z.preprocess(emptyAsUndefined, z.string().default('127.0.0.1')),
-    PORT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).max(65535).default(7130)),
-    LOG_LEVEL: z.preprocess(
-      emptyAsUndefined,
-      z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    ),
-    LOG_BUFFER_BYTES: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(0).max(65_536).default(4096),
-    ),
-    DATABASE_URL: optionalString,
-    DATABASE_POOL_MAX: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(1000).default(20)),
-    DATABASE_PREPARED_STATEMENTS: z.preprocess(emptyAsUndefined, bool.default(true)),
-    DATABASE_READ_URL: z.preprocess(emptyAsUndefined, readUrls.optional()),
-    DATABASE_READ_MAX_LAG_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(10).max(3_600_000).default(1000),
-    ),
-    DATABASE_CONNECT_TIMEOUT_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(0).max(3_600_000).default(30_000),
-    ),
-    // Set but empty is a mistake (an unset variable in a script, DATA_DIR=$UNSET): falling
-    // back to ./data would quietly open or create another database in the working directory.
-    DATA_DIR: z
+interface IntRange {
+  min: number;
+  max?: number;
+}
+/** A whole number in [min, max]; without a default the setting may stay unset. */
+function int(o: IntRange & { default: number }): z.ZodType<number, unknown>;
+function int(o: IntRange): z.ZodType<number | undefined, unknown>;
+function int(o: IntRange & { default?: number }): z.ZodType {
+  let n = z.coerce.number().int().min(o.min);
+  if (o.max !== undefined) n = n.max(o.max);
+  return unsetIfEmpty(o.default === undefined ? n.optional() : n.default(o.default));
+}
+/** A number (not necessarily whole) in (gt, max] or [min, max]. */
+function num(o: ({ min: number } | { gt: number }) & { max: number; default: number }) {
+  const n = z.coerce.number();
+  return unsetIfEmpty(('gt' in o ? n.gt(o.gt) : n.min(o.min)).max(o.max).default(o.default));
+}
+const bool = (fallback: boolean) => unsetIfEmpty(boolText.default(fallback));
+/** 900, 15m, 1h or 7d, read as seconds. */
+const duration = (fallbackSeconds: number) => unsetIfEmpty(durationText.default(fallbackSeconds));
+function oneOf<const V extends readonly [string, ...string[]]>(values: V, fallback: V[number]) {
+  return unsetIfEmpty(z.enum(values).default(fallback));
+}
+const text = (fallback: string) => unsetIfEmpty(z.string().min(1).default(fallback));
+const optionalText = unsetIfEmpty(z.string().optional());
+
+/**
+ * One setting: the variable(s) it is read from, their schemas, its one-line doc, and how the
+ * configuration value is made from the validated variables (the whole environment is passed
+ * for settings whose default depends on another one).
+ */
+interface Setting<Out> {
+  readonly vars: Readonly<Record<string, z.ZodType>>;
+  readonly doc: string;
+  readonly read: (env: Readonly<Record<string, unknown>>) => Out;
+}
+
+function setting<S extends z.ZodType>(name: string, schema: S, doc: string): Setting<z.output<S>>;
+function setting<S extends z.ZodType, Out>(
+  name: string,
+  schema: S,
+  doc: string,
+  finish: (value: z.output<S>, env: Readonly<Record<string, unknown>>) => Out,
+): Setting<Out>;
+function setting(
+  name: string,
+  schema: z.ZodType,
+  doc: string,
+  finish: (value: unknown, env: Readonly<Record<string, unknown>>) => unknown = (v) => v,
+): Setting<unknown> {
+  return { vars: { [name]: schema }, doc, read: (env) => finish(env[name], env) };
+}
+
+/** A setting read from several variables at once. */
+function combined<V extends Record<string, z.ZodType>, Out>(
+  vars: V,
+  doc: string,
+  read: (values: { [K in keyof V]: z.output<V[K]> }) => Out,
+): Setting<Out> {
+  return { vars, doc, read: (env) => read(env as { [K in keyof V]: z.output<V[K]> }) };
+}
+
+type SettingTree = { readonly [name: string]: Setting<unknown> | SettingTree };
+
+/**
+ * Every setting, written once: its variable, schema, default and doc, at its place in the
+ * Config object. envSchema, the Config type and the README's table all follow from it
+ * (test/unit/config.test.ts checks the README).
+ */
+const settings = {
+  nodeEnv: setting(
+    'NODE_ENV',
+    oneOf(['development', 'production', 'test'], 'development'),
+    'production refuses to start without ENCRYPTION_KEY and JWT_SECRET',
+  ),
+  host: setting('HOST', unsetIfEmpty(z.string().default('127.0.0.1')), 'listen address'),
+  port: setting('PORT', int({ min: 0, max: 65535, default: 7130 }), 'HTTP port'),
+  logLevel: setting(
+    'LOG_LEVEL',
+    oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    'pino level',
+  ),
+  logBufferBytes: setting(
+    'LOG_BUFFER_BYTES',
+    int({ min: 0, max: 65_536, default: 4096 }),
+    'JSON log lines are written to stdout in chunks of about this many bytes (0: each line at once)',
+  ),
+  databaseUrl: setting(
+    'DATABASE_URL',
+    optionalText,
+    'PostgreSQL primary; unset: embedded PGlite in DATA_DIR',
+  ),
+  databasePoolMax: setting(
+    'DATABASE_POOL_MAX',
+    int({ min: 1, max: 1000, default: 20 }),
+    'pg pool size per instance (and per read replica)',
+  ),
+  databasePreparedStatements: setting(
+    'DATABASE_PREPARED_STATEMENTS',
+    bool(true),
+    'named prepared statements on the hot path; false behind PgBouncer < 1.21 in transaction mode',
+  ),
+  databaseReadUrls: setting(
+    'DATABASE_READ_URL',
+    unsetIfEmpty(readUrls.optional()),
+    'streaming replicas for value reads and lists (a URL, a comma list, or a multi-host URL: one pool per host); none: the primary serves everything',
+    (urls) => urls ?? [],
+  ),
+  databaseReadMaxLagMs: setting(
+    'DATABASE_READ_MAX_LAG_MS',
+    int({ min: 10, max: 3_600_000, default: 1000 }),
+    'a replica further behind the primary than this (or of unknown lag) serves nothing',
+  ),
+  databaseConnectTimeoutMs: setting(
+    'DATABASE_CONNECT_TIMEOUT_MS',
+    int({ min: 0, max: 3_600_000, default: 30_000 }),
+    'how long start-up retries the first PostgreSQL connection (0: try once)',
+  ),
+  // Set but empty is a mistake (an unset variable in a script, DATA_DIR=$UNSET): falling
+  // back to ./data would quietly open or create another database in the working directory.
+  dataDir: setting(
+    'DATA_DIR',
+    z
       .string()
       .min(1, {
         message:
           'is set but empty: unset it to use ./data, or give the directory that holds the embedded database and its generated keys',
       })
       .default('./data'),
-    // PostgreSQL's buffer pool inside embedded PGlite. Its 128MB default is most of the
-    // process's memory after a few thousand reads; the pages also sit in the OS file cache,
-    // so a smaller pool costs a system call on a miss, not a disk read (docs/benchmarks.md).
-    PGLITE_SHARED_BUFFERS: z.preprocess(
-      emptyAsUndefined,
+    'PGlite files and (outside production) generated keys',
+  ),
+  // PostgreSQL's buffer pool inside embedded PGlite. Its 128MB default is most of the
+  // process's memory after a few thousand reads; the pages also sit in the OS file cache,
+  // so a smaller pool costs a system call on a miss, not a disk read (docs/benchmarks.md).
+  pgliteSharedBuffers: setting(
+    'PGLITE_SHARED_BUFFERS',
+    unsetIfEmpty(
       z
         .string()
         .regex(/^\d{1,6}(kB|MB|GB)$/, { message: 'must be a PostgreSQL size such as 16MB or 128MB' })
         .default('16MB'),
     ),
-    ENCRYPTION_KEY: optionalString,
-    ENCRYPTION_KEYS: optionalString,
-    ENCRYPTION_ACTIVE_KID: optionalString,
-    JWT_SECRET: optionalString,
-    JWT_PUBLIC_KEY: optionalString,
-    JWT_ALGORITHM: z.preprocess(emptyAsUndefined, z.enum(['HS256', 'RS256', 'ES256']).optional()),
-    JWT_ISSUER: optionalString,
-    JWT_AUDIENCE: optionalString,
-    ADMIN_ROLE: z.preprocess(emptyAsUndefined, z.string().min(1).default('project_admin')),
-    ROOT_ADMIN_USERNAME: optionalString,
-    ROOT_ADMIN_PASSWORD: optionalString,
-    MAX_VALUE_BYTES: z.preprocess(
-      emptyAsUndefined,
-      z.coerce
-        .number()
-        .int()
-        .min(1)
-        .max(1024 * 1024)
-        .default(64 * 1024),
+    'shared_buffers of the embedded PGlite (e.g. 16MB)',
+  ),
+  encryption: {
+    key: setting('ENCRYPTION_KEY', optionalText, '32-byte key-encryption key, base64 or hex (kid k1)'),
+    keys: setting(
+      'ENCRYPTION_KEYS',
+      optionalText,
+      'keyring kid:key,kid:key for rotation; the last is active',
     ),
-    MAX_VERSIONS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(1000).default(20)),
-    LOGIN_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(10)),
-    TRUST_PROXY: z.preprocess(emptyAsUndefined, trustProxy.default(false)),
-    MAX_RENDER_BYTES: z.preprocess(
-      emptyAsUndefined,
-      z.coerce
-        .number()
-        .int()
-        .min(1024)
-        .max(64 * 1024 * 1024)
-        .default(1024 * 1024),
+    activeKid: setting('ENCRYPTION_ACTIVE_KID', optionalText, 'which kid seals new values'),
+  },
+  jwt: {
+    secret: setting('JWT_SECRET', optionalText, 'HS256 secret, at least 32 bytes'),
+    publicKey: setting(
+      'JWT_PUBLIC_KEY',
+      optionalText,
+      'PEM public key for RS256/ES256 (\\n escapes allowed)',
+      (pem) => pem?.replace(/\\n/g, '\n'),
     ),
-    JWT_MAX_TTL: z.preprocess(emptyAsUndefined, duration.default(24 * 3600)),
-    METRICS_PORT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).max(65535).optional()),
-    BULK_IN_FLIGHT_PER_CALLER: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1).max(1000).default(2),
+    algorithm: setting(
+      'JWT_ALGORITHM',
+      unsetIfEmpty(z.enum(['HS256', 'RS256', 'ES256']).optional()),
+      'the one accepted algorithm',
     ),
-    BULK_POOL_SHARE: z.preprocess(emptyAsUndefined, z.coerce.number().gt(0).max(1).default(0.5)),
-    REQUEST_TIMEOUT_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1).max(3_600_000).default(30_000),
+    issuer: setting('JWT_ISSUER', optionalText, 'when set, tokens must carry this iss'),
+    audience: setting('JWT_AUDIENCE', optionalText, 'when set, tokens must carry this aud'),
+    adminRole: setting('ADMIN_ROLE', text('project_admin'), 'the role claim that grants admin access'),
+    maxTtlSeconds: setting(
+      'JWT_MAX_TTL',
+      duration(24 * 3600),
+      'longest accepted token lifetime, in seconds (exp - now)',
     ),
-    HEADERS_TIMEOUT_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1).max(3_600_000).default(10_000),
+  },
+  rootAdmin: combined(
+    { ROOT_ADMIN_USERNAME: optionalText, ROOT_ADMIN_PASSWORD: optionalText },
+    'enable POST /api/auth/admin/sessions (both or neither)',
+    (v) =>
+      v.ROOT_ADMIN_USERNAME !== undefined && v.ROOT_ADMIN_PASSWORD !== undefined
+        ? { username: v.ROOT_ADMIN_USERNAME, password: v.ROOT_ADMIN_PASSWORD }
+        : undefined,
+  ),
+  maxValueBytes: setting(
+    'MAX_VALUE_BYTES',
+    int({ min: 1, max: 1024 * 1024, default: 64 * 1024 }),
+    'largest value, in bytes of UTF-8',
+  ),
+  maxVersions: setting(
+    'MAX_VERSIONS',
+    int({ min: 1, max: 1000, default: 20 }),
+    'versions kept per secret; older ones are pruned when a version is added',
+  ),
+  loginRateLimit: setting(
+    'LOGIN_RATE_LIMIT',
+    int({ min: 1, default: 10 }),
+    'login attempts per minute per client IP',
+  ),
+  trustProxy: setting(
+    'TRUST_PROXY',
+    unsetIfEmpty(trustProxy.default(false)),
+    "false, a hop count, or the proxies' addresses/CIDRs",
+  ),
+  maxRenderBytes: setting(
+    'MAX_RENDER_BYTES',
+    int({ min: 1024, max: 64 * 1024 * 1024, default: 1024 * 1024 }),
+    'the largest rendered template, in bytes of UTF-8',
+  ),
+  metricsPort: setting(
+    'METRICS_PORT',
+    int({ min: 0, max: 65535 }),
+    'when set, /metrics is served on this port only (not on PORT)',
+  ),
+  readRateLimit: setting(
+    'READ_RATE_LIMIT',
+    int({ min: 1, default: 600 }),
+    'value reads per identity per minute',
+  ),
+  bulkInFlightPerCaller: setting(
+    'BULK_IN_FLIGHT_PER_CALLER',
+    int({ min: 1, max: 1000, default: 2 }),
+    'bulk requests (batch, export, render) one caller may have in flight; more answer 429',
+  ),
+  bulkPoolShare: setting(
+    'BULK_POOL_SHARE',
+    num({ gt: 0, max: 1, default: 0.5 }),
+    'share of the database pool bulk requests may use at once; the rest stays for single-key work',
+  ),
+  requestTimeoutMs: setting(
+    'REQUEST_TIMEOUT_MS',
+    int({ min: 1, max: 3_600_000, default: 30_000 }),
+    'longest a whole request (headers and body) may take to arrive; then 408 and close',
+  ),
+  headersTimeoutMs: setting(
+    'HEADERS_TIMEOUT_MS',
+    int({ min: 1, max: 3_600_000, default: 10_000 }),
+    'longest the request headers may take to arrive',
+  ),
+  keepAliveTimeoutMs: setting(
+    'KEEP_ALIVE_TIMEOUT_MS',
+    int({ min: 1, max: 3_600_000, default: 5_000 }),
+    'how long an idle keep-alive connection stays open',
+  ),
+  authFailureRateLimit: setting(
+    'AUTH_FAILURE_RATE_LIMIT',
+    int({ min: 1, default: 20 }),
+    'failed authentications per client IP per minute',
+  ),
+  redisUrl: setting(
+    'REDIS_URL',
+    optionalText,
+    'rate-limit counters live here when set, shared by every instance',
+  ),
+  rateLimitNamespace: setting('RATE_LIMIT_NAMESPACE', text('secrets-rl:'), 'Redis key prefix'),
+  oidcAllowHttpIssuers: setting(
+    'OIDC_ALLOW_HTTP_ISSUERS',
+    bool(false),
+    'workload identity: accept http:// trust issuers (a local test issuer only)',
+  ),
+  oidcJwksRefetchIntervalMs: setting(
+    'OIDC_JWKS_REFETCH_INTERVAL_MS',
+    int({ min: 0, max: 3_600_000, default: 30_000 }),
+    "least time between two refetches of one issuer's JWKS for an unknown kid",
+  ),
+  /** Change events and webhooks (docs/events.md). */
+  events: {
+    allowHttp: setting('WEBHOOK_ALLOW_HTTP', bool(false), 'accept http:// webhook destinations'),
+    allowPrivate: setting(
+      'WEBHOOK_ALLOW_PRIVATE',
+      bool(false),
+      'accept webhook destinations on loopback, private, link-local or metadata addresses',
     ),
-    KEEP_ALIVE_TIMEOUT_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1).max(3_600_000).default(5_000),
+    pollMs: setting(
+      'WEBHOOK_POLL_MS',
+      int({ min: 0, default: 250 }),
+      'how often an instance claims due deliveries (0: this instance delivers none)',
     ),
-    READ_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(600)),
-    AUTH_FAILURE_RATE_LIMIT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(20)),
-    REDIS_URL: optionalString,
-    RATE_LIMIT_NAMESPACE: z.preprocess(emptyAsUndefined, z.string().min(1).default('secrets-rl:')),
-    OIDC_ALLOW_HTTP_ISSUERS: z.preprocess(emptyAsUndefined, bool.default(false)),
-    OIDC_JWKS_REFETCH_INTERVAL_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+    timeoutMs: setting(
+      'WEBHOOK_TIMEOUT_MS',
+      int({ min: 100, max: 60_000, default: 10_000 }),
+      'per delivery attempt',
     ),
-    WEBHOOK_ALLOW_HTTP: z.preprocess(emptyAsUndefined, bool.default(false)),
-    WEBHOOK_ALLOW_PRIVATE: z.preprocess(emptyAsUndefined, bool.default(false)),
-    WEBHOOK_POLL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(250)),
-    WEBHOOK_TIMEOUT_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(100).max(60_000).default(10_000),
+    retryBaseMs: setting('WEBHOOK_RETRY_BASE_MS', int({ min: 1, default: 5_000 }), 'first retry backoff'),
+    retryMaxMs: setting(
+      'WEBHOOK_RETRY_MAX_MS',
+      int({ min: 1, default: 6 * 3_600_000 }),
+      'largest retry backoff',
     ),
-    WEBHOOK_RETRY_BASE_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(5_000)),
-    WEBHOOK_RETRY_MAX_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce
-        .number()
-        .int()
-        .min(1)
-        .default(6 * 3_600_000),
+    maxAttempts: setting(
+      'WEBHOOK_MAX_ATTEMPTS',
+      int({ min: 1, max: 100, default: 12 }),
+      'delivery attempts before a delivery fails',
     ),
-    WEBHOOK_MAX_ATTEMPTS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(100).default(12)),
-    WEBHOOK_DISABLE_AFTER_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce
-        .number()
-        .int()
-        .min(0)
-        .default(5 * 86_400_000),
+    disableAfterMs: setting(
+      'WEBHOOK_DISABLE_AFTER_MS',
+      int({ min: 0, default: 5 * 86_400_000 }),
+      'a subscription failing this long (and WEBHOOK_DISABLE_MIN_FAILURES times) is disabled',
     ),
-    WEBHOOK_DISABLE_MIN_FAILURES: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(20)),
-    WEBHOOK_SECRET_GRACE: z.preprocess(emptyAsUndefined, duration.default(86_400)),
-    EVENTS_EXPIRING_BEFORE: z.preprocess(emptyAsUndefined, duration.default(7 * 86_400)),
-    EVENTS_RETENTION_DAYS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).default(7)),
-    EVENTS_HEARTBEAT_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(10).default(15_000)),
-    AUDIT_SEAL_INTERVAL_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).default(1000)),
-    AUDIT_PARTITION_INTERVAL: z.preprocess(emptyAsUndefined, z.enum(['day', 'month']).default('day')),
-    AUDIT_RETENTION_DAYS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(0).max(36500).default(0),
+    disableMinFailures: setting(
+      'WEBHOOK_DISABLE_MIN_FAILURES',
+      int({ min: 1, default: 20 }),
+      'failures in a row before a subscription may be disabled',
     ),
-    AUDIT_ARCHIVE_DIR: optionalString,
-    AUDIT_MAINTENANCE_INTERVAL_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(0).default(3_600_000),
+    secretGraceSeconds: setting(
+      'WEBHOOK_SECRET_GRACE',
+      duration(86_400),
+      'how long a rotated-out signing secret keeps signing',
     ),
-    AUDIT_BATCH_WINDOW_MS: z.preprocess(emptyAsUndefined, z.coerce.number().min(0).max(1000).default(1)),
-    AUDIT_BATCH_CONCURRENCY: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1).max(64).default(2),
+    expiringBeforeSeconds: setting(
+      'EVENTS_EXPIRING_BEFORE',
+      duration(7 * 86_400),
+      'secret.expiring is emitted this long before expiresAt',
     ),
-    AUDIT_BATCH_MAX_ROWS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1).max(10_000).default(128),
+    retentionDays: setting(
+      'EVENTS_RETENTION_DAYS',
+      int({ min: 1, default: 7 }),
+      'change events are kept this long',
     ),
-  })
-  .superRefine((env, ctx) => {
+    heartbeatMs: setting(
+      'EVENTS_HEARTBEAT_MS',
+      int({ min: 10, default: 15_000 }),
+      'heartbeat of GET /api/events',
+    ),
+  },
+  auditSealIntervalMs: setting(
+    'AUDIT_SEAL_INTERVAL_MS',
+    int({ min: 0, default: 1000 }),
+    'how often the audit sealer runs; 0 seals only before /api/audit/verify',
+  ),
+  auditPartitionInterval: setting(
+    'AUDIT_PARTITION_INTERVAL',
+    oneOf(['day', 'month'], 'day'),
+    'audit_log partitions: one per UTC day or month',
+  ),
+  auditRetentionDays: setting(
+    'AUDIT_RETENTION_DAYS',
+    int({ min: 0, max: 36500, default: 0 }),
+    'archive and drop sealed partitions older than this many days; 0 keeps everything',
+  ),
+  auditArchiveDir: setting(
+    'AUDIT_ARCHIVE_DIR',
+    optionalText,
+    'where archived partitions are written (JSON Lines and a manifest); default DATA_DIR/audit-archive',
+    (dir, env) => dir ?? join(env.DATA_DIR as string, 'audit-archive'),
+  ),
+  auditMaintenanceIntervalMs: setting(
+    'AUDIT_MAINTENANCE_INTERVAL_MS',
+    int({ min: 0, default: 3_600_000 }),
+    'how often partitions are created ahead and expired ones archived; 0 only at start-up',
+  ),
+  auditBatchWindowMs: setting(
+    'AUDIT_BATCH_WINDOW_MS',
+    num({ min: 0, max: 1000, default: 1 }),
+    'group commit: how long the first audit row of a batch waits for others to join it',
+  ),
+  auditBatchMaxRows: setting(
+    'AUDIT_BATCH_MAX_ROWS',
+    int({ min: 1, max: 10_000, default: 128 }),
+    'group commit: a batch is written as soon as it holds this many rows',
+  ),
+  auditBatchConcurrency: setting(
+    'AUDIT_BATCH_CONCURRENCY',
+    int({ min: 1, max: 64, default: 2 }),
+    'group commit: batches in flight at once on PostgreSQL (PGlite: always 1)',
+  ),
+} satisfies SettingTree;
+
+function isSetting(node: Setting<unknown> | SettingTree): node is Setting<unknown> {
+  return typeof node.read === 'function';
+}
+
+function leaves(tree: SettingTree): Setting<unknown>[] {
+  return Object.values(tree).flatMap((node) => (isSetting(node) ? [node] : leaves(node)));
+}
+
+/** Every environment variable the service reads, with its doc (the README's table lists them). */
+export const settingVariables: readonly { name: string; doc: string }[] = leaves(settings).flatMap((s) =>
+  Object.keys(s.vars).map((name) => ({ name, doc: s.doc })),
+);
+
+/** The variables as they are after validation, for the cross-field checks below. */
+interface CheckedEnv {
+  readonly DATABASE_URL?: string;
+  readonly DATABASE_READ_URL?: string[];
+  readonly JWT_SECRET?: string;
+  readonly JWT_PUBLIC_KEY?: string;
+  readonly JWT_ALGORITHM?: string;
+  readonly ROOT_ADMIN_USERNAME?: string;
+  readonly ROOT_ADMIN_PASSWORD?: string;
+}
+
+export const envSchema = z
+  .object(Object.assign({}, ...leaves(settings).map((s) => s.vars)) as Record<string, z.ZodType>)
+  .superRefine((parsed, ctx) => {
+    const env = parsed as CheckedEnv;
     if (env.JWT_SECRET !== undefined && Buffer.byteLength(env.JWT_SECRET) < 32) {
       ctx.addIssue({
         code: 'custom',
@@ -295,8 +532,6 @@ export const envSchema = z
     }
   });
 
-export type Env = z.output<typeof envSchema>;
-
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -319,117 +554,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`),
     );
   }
-  return deepFreeze(configFrom(parsed.data));
+  return deepFreeze(build(settings, parsed.data) as Config);
 }
 
-/**
- * The configuration object from the validated environment: each setting is written here
- * once beside its variable's schema in envSchema, and the Config type is what this returns.
- */
-function configFrom(e: Env) {
-  return {
-    nodeEnv: e.NODE_ENV,
-    host: e.HOST,
-    port: e.PORT,
-    logLevel: e.LOG_LEVEL,
-    /** JSON log lines are written to stdout in chunks of about this many bytes (0: each line at once). */
-    logBufferBytes: e.LOG_BUFFER_BYTES,
-    databaseUrl: e.DATABASE_URL,
-    databasePoolMax: e.DATABASE_POOL_MAX,
-    /** Named prepared statements on the hot path; false behind PgBouncer < 1.21 in transaction mode. */
-    databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS,
-    /**
-     * Streaming replicas that serve value reads and metadata lists (one URL, a comma list of
-     * URLs, or a multi-host URL: one pool per host); undefined: the primary serves everything.
-     */
-    databaseReadUrls: e.DATABASE_READ_URL ?? [],
-    /** A replica further behind the primary than this (or of unknown lag) serves nothing. */
-    databaseReadMaxLagMs: e.DATABASE_READ_MAX_LAG_MS,
-    /** How long start-up retries the first PostgreSQL connection (0: try once). */
-    databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
-    dataDir: e.DATA_DIR,
-    /** shared_buffers of the embedded PGlite (e.g. 16MB). */
-    pgliteSharedBuffers: e.PGLITE_SHARED_BUFFERS,
-    encryption: { key: e.ENCRYPTION_KEY, keys: e.ENCRYPTION_KEYS, activeKid: e.ENCRYPTION_ACTIVE_KID },
-    jwt: {
-      secret: e.JWT_SECRET,
-      publicKey: e.JWT_PUBLIC_KEY?.replace(/\\n/g, '\n'),
-      algorithm: e.JWT_ALGORITHM,
-      issuer: e.JWT_ISSUER,
-      audience: e.JWT_AUDIENCE,
-      adminRole: e.ADMIN_ROLE,
-      /** Longest accepted token lifetime, in seconds (exp - now). */
-      maxTtlSeconds: e.JWT_MAX_TTL,
-    },
-    rootAdmin:
-      e.ROOT_ADMIN_USERNAME !== undefined && e.ROOT_ADMIN_PASSWORD !== undefined
-        ? { username: e.ROOT_ADMIN_USERNAME, password: e.ROOT_ADMIN_PASSWORD }
-        : undefined,
-    maxValueBytes: e.MAX_VALUE_BYTES,
-    /** How many versions of each secret are kept; older ones are pruned when a version is added. */
-    maxVersions: e.MAX_VERSIONS,
-    loginRateLimit: e.LOGIN_RATE_LIMIT,
-    /** false, a hop count, or the proxies' addresses/CIDRs. */
-    trustProxy: e.TRUST_PROXY,
-    /** The largest rendered template, in bytes of UTF-8. */
-    maxRenderBytes: e.MAX_RENDER_BYTES,
-    /** When set, /metrics is served on this port only (not on PORT). */
-    metricsPort: e.METRICS_PORT,
-    /** Value reads per identity per minute. */
-    readRateLimit: e.READ_RATE_LIMIT,
-    /** Bulk requests (batch, export, render) one caller may have in flight; more answer 429. */
-    bulkInFlightPerCaller: e.BULK_IN_FLIGHT_PER_CALLER,
-    /** Share of the database pool bulk requests may use at once; the rest stays for single-key work. */
-    bulkPoolShare: e.BULK_POOL_SHARE,
-    /** Longest a whole request (headers and body) may take to arrive; then 408 and close. */
-    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
-    /** Longest the request headers may take to arrive. */
-    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
-    /** How long an idle keep-alive connection stays open. */
-    keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
-    /** Failed authentications per client IP per minute. */
-    authFailureRateLimit: e.AUTH_FAILURE_RATE_LIMIT,
-    /** Rate-limit counters live here when set, shared by every instance. */
-    redisUrl: e.REDIS_URL,
-    rateLimitNamespace: e.RATE_LIMIT_NAMESPACE,
-    /** Workload identity: accept http:// trust issuers (a local test issuer only; off by default). */
-    oidcAllowHttpIssuers: e.OIDC_ALLOW_HTTP_ISSUERS,
-    /** Least time between two refetches of one issuer's JWKS for an unknown kid. */
-    oidcJwksRefetchIntervalMs: e.OIDC_JWKS_REFETCH_INTERVAL_MS,
-    /** Change events and webhooks (docs/events.md). */
-    events: {
-      allowHttp: e.WEBHOOK_ALLOW_HTTP,
-      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
-      pollMs: e.WEBHOOK_POLL_MS,
-      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
-      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
-      retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
-      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
-      disableAfterMs: e.WEBHOOK_DISABLE_AFTER_MS,
-      disableMinFailures: e.WEBHOOK_DISABLE_MIN_FAILURES,
-      secretGraceSeconds: e.WEBHOOK_SECRET_GRACE,
-      expiringBeforeSeconds: e.EVENTS_EXPIRING_BEFORE,
-      retentionDays: e.EVENTS_RETENTION_DAYS,
-      heartbeatMs: e.EVENTS_HEARTBEAT_MS,
-    },
-    /** How often the audit sealer runs; 0 seals only before /api/audit/verify. */
-    auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
-    /** audit_log partitions: one per UTC day or month. */
-    auditPartitionInterval: e.AUDIT_PARTITION_INTERVAL,
-    /** Archive and drop sealed partitions older than this many days; 0 keeps everything. */
-    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
-    /** Where archived partitions are written (JSON Lines and a manifest). */
-    auditArchiveDir: e.AUDIT_ARCHIVE_DIR ?? join(e.DATA_DIR, 'audit-archive'),
-    /** How often partitions are created ahead and expired ones archived; 0 only at start-up. */
-    auditMaintenanceIntervalMs: e.AUDIT_MAINTENANCE_INTERVAL_MS,
-    /** Group commit: how long the first audit row of a batch waits for others to join it. */
-    auditBatchWindowMs: e.AUDIT_BATCH_WINDOW_MS,
-    /** Group commit: a batch is written as soon as it holds this many rows. */
-    auditBatchMaxRows: e.AUDIT_BATCH_MAX_ROWS,
-    /** Group commit: batches in flight at once on PostgreSQL (PGlite: always 1). */
-    auditBatchConcurrency: e.AUDIT_BATCH_CONCURRENCY,
-  };
+function build(tree: SettingTree, env: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(tree).map(([path, node]) => [path, isSetting(node) ? node.read(env) : build(node, env)]),
+  );
 }
+
+/** The plain values a setting tree stands for. */
+type Values<T> = { [K in keyof T]: T[K] extends Setting<infer O> ? O : Values<T[K]> };
 
 /** Read-only at the top and in its nested groups (encryption, jwt, rootAdmin); lists read-only too. */
 type Settings<T> = {
@@ -443,6 +578,6 @@ type Settings<T> = {
 };
 
 /** The service's configuration, validated and frozen (loadConfig). */
-export type Config = Settings<ReturnType<typeof configFrom>>;
+export type Config = Settings<Values<typeof settings>>;
 /** Change events and webhooks: delivery, retries, SSRF switches, the stream (docs/events.md). */
 export type EventsConfig = Config['events'];
