@@ -20,14 +20,19 @@ export function parseDuration(text: string): number {
   return n * unit;
 }
 
-const durationText = z.string().transform((s, ctx) => {
-  try {
-    return parseDuration(s);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
+/** A variable read by a parser that throws with the message to show. */
+function parsedBy<T>(parse: (text: string) => T) {
+  return z.string().transform((s, ctx) => {
+    try {
+      return parse(s);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+const durationText = parsedBy(parseDuration);
 
 /**
  * TRUST_PROXY: false, a hop count, or a comma list of proxy addresses/CIDRs (what Fastify's
@@ -90,14 +95,7 @@ export function splitReadUrls(raw: string): string[] {
   return urls;
 }
 
-const readUrls = z.string().transform((s, ctx) => {
-  try {
-    return splitReadUrls(s);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
+const readUrls = parsedBy(splitReadUrls);
 
 const boolText = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -133,99 +131,78 @@ const text = (fallback: string) => unsetIfEmpty(z.string().min(1).default(fallba
 const optionalText = unsetIfEmpty(z.string().optional());
 
 /**
- * One setting: the variable(s) it is read from, their schemas, its one-line doc, and how the
- * configuration value is made from the validated variables (the whole environment is passed
+ * One setting: the variable(s) it is read from, their schemas, and how the configuration value is made from the validated variables (the whole environment is passed
  * for settings whose default depends on another one).
  */
 interface Setting<Out> {
   readonly vars: Readonly<Record<string, z.ZodType>>;
-  readonly doc: string;
   readonly read: (env: Readonly<Record<string, unknown>>) => Out;
 }
 
-function setting<S extends z.ZodType>(name: string, schema: S, doc: string): Setting<z.output<S>>;
+function setting<S extends z.ZodType>(name: string, schema: S): Setting<z.output<S>>;
 function setting<S extends z.ZodType, Out>(
   name: string,
   schema: S,
-  doc: string,
   finish: (value: z.output<S>, env: Readonly<Record<string, unknown>>) => Out,
 ): Setting<Out>;
 function setting(
   name: string,
   schema: z.ZodType,
-  doc: string,
   finish: (value: unknown, env: Readonly<Record<string, unknown>>) => unknown = (v) => v,
 ): Setting<unknown> {
-  return { vars: { [name]: schema }, doc, read: (env) => finish(env[name], env) };
+  return { vars: { [name]: schema }, read: (env) => finish(env[name], env) };
 }
 
 /** A setting read from several variables at once. */
 function combined<V extends Record<string, z.ZodType>, Out>(
   vars: V,
-  doc: string,
   read: (values: { [K in keyof V]: z.output<V[K]> }) => Out,
 ): Setting<Out> {
-  return { vars, doc, read: (env) => read(env as { [K in keyof V]: z.output<V[K]> }) };
+  return { vars, read: (env) => read(env as { [K in keyof V]: z.output<V[K]> }) };
 }
 
 type SettingTree = { readonly [name: string]: Setting<unknown> | SettingTree };
 
 /**
- * Every setting, written once: its variable, schema, default and doc, at its place in the
- * Config object. envSchema, the Config type and the README's table all follow from it
+ * Every setting, written once at its place in the Config object: its variable, its schema and
+ * default, and its one-line doc (the comment above it, which Config's property carries too). envSchema, the Config type and the README's table all follow from it
  * (test/unit/config.test.ts checks the README).
  */
 const settings = {
-  nodeEnv: setting(
-    'NODE_ENV',
-    oneOf(['development', 'production', 'test'], 'development'),
-    'production refuses to start without ENCRYPTION_KEY and JWT_SECRET',
-  ),
-  host: setting('HOST', unsetIfEmpty(z.string().default('127.0.0.1')), 'listen address'),
-  port: setting('PORT', int({ min: 0, max: 65535, default: 7130 }), 'HTTP port'),
+  /** Production refuses to start without ENCRYPTION_KEY and JWT_SECRET. */
+  nodeEnv: setting('NODE_ENV', oneOf(['development', 'production', 'test'], 'development')),
+  /** Listen address. */
+  host: setting('HOST', unsetIfEmpty(z.string().default('127.0.0.1'))),
+  /** HTTP port. */
+  port: setting('PORT', int({ min: 0, max: 65535, default: 7130 })),
+  /** The pino level. */
   logLevel: setting(
     'LOG_LEVEL',
     oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
-    'pino level',
   ),
-  logBufferBytes: setting(
-    'LOG_BUFFER_BYTES',
-    int({ min: 0, max: 65_536, default: 4096 }),
-    'JSON log lines are written to stdout in chunks of about this many bytes (0: each line at once)',
-  ),
-  databaseUrl: setting(
-    'DATABASE_URL',
-    optionalText,
-    'PostgreSQL primary; unset: embedded PGlite in DATA_DIR',
-  ),
-  databasePoolMax: setting(
-    'DATABASE_POOL_MAX',
-    int({ min: 1, max: 1000, default: 20 }),
-    'pg pool size per instance (and per read replica)',
-  ),
-  databasePreparedStatements: setting(
-    'DATABASE_PREPARED_STATEMENTS',
-    bool(true),
-    'named prepared statements on the hot path; false behind PgBouncer < 1.21 in transaction mode',
-  ),
-  databaseReadUrls: setting(
-    'DATABASE_READ_URL',
-    unsetIfEmpty(readUrls.optional()),
-    'streaming replicas for value reads and lists (a URL, a comma list, or a multi-host URL: one pool per host); none: the primary serves everything',
-    (urls) => urls ?? [],
-  ),
-  databaseReadMaxLagMs: setting(
-    'DATABASE_READ_MAX_LAG_MS',
-    int({ min: 10, max: 3_600_000, default: 1000 }),
-    'a replica further behind the primary than this (or of unknown lag) serves nothing',
-  ),
+  /** JSON log lines are written to stdout in chunks of about this many bytes (0: each line at once). */
+  logBufferBytes: setting('LOG_BUFFER_BYTES', int({ min: 0, max: 65_536, default: 4096 })),
+  /** PostgreSQL primary; unset: embedded PGlite in DATA_DIR. */
+  databaseUrl: setting('DATABASE_URL', optionalText),
+  /** The pg pool size per instance (and per read replica). */
+  databasePoolMax: setting('DATABASE_POOL_MAX', int({ min: 1, max: 1000, default: 20 })),
+  /** Named prepared statements on the hot path; false behind PgBouncer < 1.21 in transaction mode. */
+  databasePreparedStatements: setting('DATABASE_PREPARED_STATEMENTS', bool(true)),
+  /**
+   * Streaming replicas that serve value reads and metadata lists (one URL, a comma list of
+   * URLs, or a multi-host URL: one pool per host); none: the primary serves everything.
+   */
+  databaseReadUrls: setting('DATABASE_READ_URL', unsetIfEmpty(readUrls.optional()), (urls) => urls ?? []),
+  /** A replica further behind the primary than this (or of unknown lag) serves nothing. */
+  databaseReadMaxLagMs: setting('DATABASE_READ_MAX_LAG_MS', int({ min: 10, max: 3_600_000, default: 1000 })),
+  /** How long start-up retries the first PostgreSQL connection (0: try once). */
   databaseConnectTimeoutMs: setting(
     'DATABASE_CONNECT_TIMEOUT_MS',
     int({ min: 0, max: 3_600_000, default: 30_000 }),
-    'how long start-up retries the first PostgreSQL connection (0: try once)',
   ),
   // Set but empty is a mistake (an unset variable in a script, DATA_DIR=$UNSET): falling
   // back to ./data would quietly open or create another database in the working directory.
+  /** PGlite files and (outside production) generated keys. */
   dataDir: setting(
     'DATA_DIR',
     z
@@ -235,11 +212,11 @@ const settings = {
           'is set but empty: unset it to use ./data, or give the directory that holds the embedded database and its generated keys',
       })
       .default('./data'),
-    'PGlite files and (outside production) generated keys',
   ),
   // PostgreSQL's buffer pool inside embedded PGlite. Its 128MB default is most of the
   // process's memory after a few thousand reads; the pages also sit in the OS file cache,
   // so a smaller pool costs a system call on a miss, not a disk read (docs/benchmarks.md).
+  /** The shared_buffers of the embedded PGlite (e.g. 16MB). */
   pgliteSharedBuffers: setting(
     'PGLITE_SHARED_BUFFERS',
     unsetIfEmpty(
@@ -248,229 +225,126 @@ const settings = {
         .regex(/^\d{1,6}(kB|MB|GB)$/, { message: 'must be a PostgreSQL size such as 16MB or 128MB' })
         .default('16MB'),
     ),
-    'shared_buffers of the embedded PGlite (e.g. 16MB)',
   ),
   encryption: {
-    key: setting('ENCRYPTION_KEY', optionalText, '32-byte key-encryption key, base64 or hex (kid k1)'),
-    keys: setting(
-      'ENCRYPTION_KEYS',
-      optionalText,
-      'keyring kid:key,kid:key for rotation; the last is active',
-    ),
-    activeKid: setting('ENCRYPTION_ACTIVE_KID', optionalText, 'which kid seals new values'),
+    /** 32-byte key-encryption key, base64 or hex (kid k1). */
+    key: setting('ENCRYPTION_KEY', optionalText),
+    /** Keyring kid:key,kid:key for rotation; the last is active. */
+    keys: setting('ENCRYPTION_KEYS', optionalText),
+    /** Which kid seals new values. */
+    activeKid: setting('ENCRYPTION_ACTIVE_KID', optionalText),
   },
   jwt: {
-    secret: setting('JWT_SECRET', optionalText, 'HS256 secret, at least 32 bytes'),
-    publicKey: setting(
-      'JWT_PUBLIC_KEY',
-      optionalText,
-      'PEM public key for RS256/ES256 (\\n escapes allowed)',
-      (pem) => pem?.replace(/\\n/g, '\n'),
-    ),
-    algorithm: setting(
-      'JWT_ALGORITHM',
-      unsetIfEmpty(z.enum(['HS256', 'RS256', 'ES256']).optional()),
-      'the one accepted algorithm',
-    ),
-    issuer: setting('JWT_ISSUER', optionalText, 'when set, tokens must carry this iss'),
-    audience: setting('JWT_AUDIENCE', optionalText, 'when set, tokens must carry this aud'),
-    adminRole: setting('ADMIN_ROLE', text('project_admin'), 'the role claim that grants admin access'),
-    maxTtlSeconds: setting(
-      'JWT_MAX_TTL',
-      duration(24 * 3600),
-      'longest accepted token lifetime, in seconds (exp - now)',
-    ),
+    /** HS256 secret, at least 32 bytes. */
+    secret: setting('JWT_SECRET', optionalText),
+    /** PEM public key for RS256/ES256 (`\\n` escapes are read as newlines). */
+    publicKey: setting('JWT_PUBLIC_KEY', optionalText, (pem) => pem?.replace(/\\n/g, '\n')),
+    /** The one accepted algorithm. */
+    algorithm: setting('JWT_ALGORITHM', unsetIfEmpty(z.enum(['HS256', 'RS256', 'ES256']).optional())),
+    /** When set, tokens must carry this iss. */
+    issuer: setting('JWT_ISSUER', optionalText),
+    /** When set, tokens must carry this aud. */
+    audience: setting('JWT_AUDIENCE', optionalText),
+    /** The role claim that grants admin access. */
+    adminRole: setting('ADMIN_ROLE', text('project_admin')),
+    /** Longest accepted token lifetime, in seconds (exp - now). */
+    maxTtlSeconds: setting('JWT_MAX_TTL', duration(24 * 3600)),
   },
-  rootAdmin: combined(
-    { ROOT_ADMIN_USERNAME: optionalText, ROOT_ADMIN_PASSWORD: optionalText },
-    'enable POST /api/auth/admin/sessions (both or neither)',
-    (v) =>
-      v.ROOT_ADMIN_USERNAME !== undefined && v.ROOT_ADMIN_PASSWORD !== undefined
-        ? { username: v.ROOT_ADMIN_USERNAME, password: v.ROOT_ADMIN_PASSWORD }
-        : undefined,
+  /** Enable POST /api/auth/admin/sessions (both or neither). */
+  rootAdmin: combined({ ROOT_ADMIN_USERNAME: optionalText, ROOT_ADMIN_PASSWORD: optionalText }, (v) =>
+    v.ROOT_ADMIN_USERNAME !== undefined && v.ROOT_ADMIN_PASSWORD !== undefined
+      ? { username: v.ROOT_ADMIN_USERNAME, password: v.ROOT_ADMIN_PASSWORD }
+      : undefined,
   ),
-  maxValueBytes: setting(
-    'MAX_VALUE_BYTES',
-    int({ min: 1, max: 1024 * 1024, default: 64 * 1024 }),
-    'largest value, in bytes of UTF-8',
-  ),
-  maxVersions: setting(
-    'MAX_VERSIONS',
-    int({ min: 1, max: 1000, default: 20 }),
-    'versions kept per secret; older ones are pruned when a version is added',
-  ),
-  loginRateLimit: setting(
-    'LOGIN_RATE_LIMIT',
-    int({ min: 1, default: 10 }),
-    'login attempts per minute per client IP',
-  ),
-  trustProxy: setting(
-    'TRUST_PROXY',
-    unsetIfEmpty(trustProxy.default(false)),
-    "false, a hop count, or the proxies' addresses/CIDRs",
-  ),
+  /** Largest value, in bytes of UTF-8. */
+  maxValueBytes: setting('MAX_VALUE_BYTES', int({ min: 1, max: 1024 * 1024, default: 64 * 1024 })),
+  /** Versions kept per secret; older ones are pruned when a version is added. */
+  maxVersions: setting('MAX_VERSIONS', int({ min: 1, max: 1000, default: 20 })),
+  /** Login attempts per minute per client IP. */
+  loginRateLimit: setting('LOGIN_RATE_LIMIT', int({ min: 1, default: 10 })),
+  /** False, a hop count, or the proxies' addresses/CIDRs. */
+  trustProxy: setting('TRUST_PROXY', unsetIfEmpty(trustProxy.default(false))),
+  /** The largest rendered template, in bytes of UTF-8. */
   maxRenderBytes: setting(
     'MAX_RENDER_BYTES',
     int({ min: 1024, max: 64 * 1024 * 1024, default: 1024 * 1024 }),
-    'the largest rendered template, in bytes of UTF-8',
   ),
-  metricsPort: setting(
-    'METRICS_PORT',
-    int({ min: 0, max: 65535 }),
-    'when set, /metrics is served on this port only (not on PORT)',
-  ),
-  readRateLimit: setting(
-    'READ_RATE_LIMIT',
-    int({ min: 1, default: 600 }),
-    'value reads per identity per minute',
-  ),
-  bulkInFlightPerCaller: setting(
-    'BULK_IN_FLIGHT_PER_CALLER',
-    int({ min: 1, max: 1000, default: 2 }),
-    'bulk requests (batch, export, render) one caller may have in flight; more answer 429',
-  ),
-  bulkPoolShare: setting(
-    'BULK_POOL_SHARE',
-    num({ gt: 0, max: 1, default: 0.5 }),
-    'share of the database pool bulk requests may use at once; the rest stays for single-key work',
-  ),
-  requestTimeoutMs: setting(
-    'REQUEST_TIMEOUT_MS',
-    int({ min: 1, max: 3_600_000, default: 30_000 }),
-    'longest a whole request (headers and body) may take to arrive; then 408 and close',
-  ),
-  headersTimeoutMs: setting(
-    'HEADERS_TIMEOUT_MS',
-    int({ min: 1, max: 3_600_000, default: 10_000 }),
-    'longest the request headers may take to arrive',
-  ),
-  keepAliveTimeoutMs: setting(
-    'KEEP_ALIVE_TIMEOUT_MS',
-    int({ min: 1, max: 3_600_000, default: 5_000 }),
-    'how long an idle keep-alive connection stays open',
-  ),
-  authFailureRateLimit: setting(
-    'AUTH_FAILURE_RATE_LIMIT',
-    int({ min: 1, default: 20 }),
-    'failed authentications per client IP per minute',
-  ),
-  redisUrl: setting(
-    'REDIS_URL',
-    optionalText,
-    'rate-limit counters live here when set, shared by every instance',
-  ),
-  rateLimitNamespace: setting('RATE_LIMIT_NAMESPACE', text('secrets-rl:'), 'Redis key prefix'),
-  oidcAllowHttpIssuers: setting(
-    'OIDC_ALLOW_HTTP_ISSUERS',
-    bool(false),
-    'workload identity: accept http:// trust issuers (a local test issuer only)',
-  ),
+  /** When set, /metrics is served on this port only (not on PORT). */
+  metricsPort: setting('METRICS_PORT', int({ min: 0, max: 65535 })),
+  /** Value reads per identity per minute. */
+  readRateLimit: setting('READ_RATE_LIMIT', int({ min: 1, default: 600 })),
+  /** Bulk requests (batch, export, render) one caller may have in flight; more answer 429. */
+  bulkInFlightPerCaller: setting('BULK_IN_FLIGHT_PER_CALLER', int({ min: 1, max: 1000, default: 2 })),
+  /** Share of the database pool bulk requests may use at once; the rest stays for single-key work. */
+  bulkPoolShare: setting('BULK_POOL_SHARE', num({ gt: 0, max: 1, default: 0.5 })),
+  /** Longest a whole request (headers and body) may take to arrive; then 408 and close. */
+  requestTimeoutMs: setting('REQUEST_TIMEOUT_MS', int({ min: 1, max: 3_600_000, default: 30_000 })),
+  /** Longest the request headers may take to arrive. */
+  headersTimeoutMs: setting('HEADERS_TIMEOUT_MS', int({ min: 1, max: 3_600_000, default: 10_000 })),
+  /** How long an idle keep-alive connection stays open. */
+  keepAliveTimeoutMs: setting('KEEP_ALIVE_TIMEOUT_MS', int({ min: 1, max: 3_600_000, default: 5_000 })),
+  /** Failed authentications per client IP per minute. */
+  authFailureRateLimit: setting('AUTH_FAILURE_RATE_LIMIT', int({ min: 1, default: 20 })),
+  /** Rate-limit counters live here when set, shared by every instance. */
+  redisUrl: setting('REDIS_URL', optionalText),
+  /** Redis key prefix. */
+  rateLimitNamespace: setting('RATE_LIMIT_NAMESPACE', text('secrets-rl:')),
+  /** Workload identity: accept http:// trust issuers (a local test issuer only). */
+  oidcAllowHttpIssuers: setting('OIDC_ALLOW_HTTP_ISSUERS', bool(false)),
+  /** Least time between two refetches of one issuer's JWKS for an unknown kid. */
   oidcJwksRefetchIntervalMs: setting(
     'OIDC_JWKS_REFETCH_INTERVAL_MS',
     int({ min: 0, max: 3_600_000, default: 30_000 }),
-    "least time between two refetches of one issuer's JWKS for an unknown kid",
   ),
   /** Change events and webhooks (docs/events.md). */
   events: {
-    allowHttp: setting('WEBHOOK_ALLOW_HTTP', bool(false), 'accept http:// webhook destinations'),
-    allowPrivate: setting(
-      'WEBHOOK_ALLOW_PRIVATE',
-      bool(false),
-      'accept webhook destinations on loopback, private, link-local or metadata addresses',
-    ),
-    pollMs: setting(
-      'WEBHOOK_POLL_MS',
-      int({ min: 0, default: 250 }),
-      'how often an instance claims due deliveries (0: this instance delivers none)',
-    ),
-    timeoutMs: setting(
-      'WEBHOOK_TIMEOUT_MS',
-      int({ min: 100, max: 60_000, default: 10_000 }),
-      'per delivery attempt',
-    ),
-    retryBaseMs: setting('WEBHOOK_RETRY_BASE_MS', int({ min: 1, default: 5_000 }), 'first retry backoff'),
-    retryMaxMs: setting(
-      'WEBHOOK_RETRY_MAX_MS',
-      int({ min: 1, default: 6 * 3_600_000 }),
-      'largest retry backoff',
-    ),
-    maxAttempts: setting(
-      'WEBHOOK_MAX_ATTEMPTS',
-      int({ min: 1, max: 100, default: 12 }),
-      'delivery attempts before a delivery fails',
-    ),
-    disableAfterMs: setting(
-      'WEBHOOK_DISABLE_AFTER_MS',
-      int({ min: 0, default: 5 * 86_400_000 }),
-      'a subscription failing this long (and WEBHOOK_DISABLE_MIN_FAILURES times) is disabled',
-    ),
-    disableMinFailures: setting(
-      'WEBHOOK_DISABLE_MIN_FAILURES',
-      int({ min: 1, default: 20 }),
-      'failures in a row before a subscription may be disabled',
-    ),
-    secretGraceSeconds: setting(
-      'WEBHOOK_SECRET_GRACE',
-      duration(86_400),
-      'how long a rotated-out signing secret keeps signing',
-    ),
-    expiringBeforeSeconds: setting(
-      'EVENTS_EXPIRING_BEFORE',
-      duration(7 * 86_400),
-      'secret.expiring is emitted this long before expiresAt',
-    ),
-    retentionDays: setting(
-      'EVENTS_RETENTION_DAYS',
-      int({ min: 1, default: 7 }),
-      'change events are kept this long',
-    ),
-    heartbeatMs: setting(
-      'EVENTS_HEARTBEAT_MS',
-      int({ min: 10, default: 15_000 }),
-      'heartbeat of GET /api/events',
-    ),
+    /** Accept http:// webhook destinations. */
+    allowHttp: setting('WEBHOOK_ALLOW_HTTP', bool(false)),
+    /** Accept webhook destinations on loopback, private, link-local or metadata addresses. */
+    allowPrivate: setting('WEBHOOK_ALLOW_PRIVATE', bool(false)),
+    /** How often an instance claims due deliveries (0: this instance delivers none). */
+    pollMs: setting('WEBHOOK_POLL_MS', int({ min: 0, default: 250 })),
+    /** Per delivery attempt. */
+    timeoutMs: setting('WEBHOOK_TIMEOUT_MS', int({ min: 100, max: 60_000, default: 10_000 })),
+    /** First retry backoff. */
+    retryBaseMs: setting('WEBHOOK_RETRY_BASE_MS', int({ min: 1, default: 5_000 })),
+    /** Largest retry backoff. */
+    retryMaxMs: setting('WEBHOOK_RETRY_MAX_MS', int({ min: 1, default: 6 * 3_600_000 })),
+    /** Delivery attempts before a delivery fails. */
+    maxAttempts: setting('WEBHOOK_MAX_ATTEMPTS', int({ min: 1, max: 100, default: 12 })),
+    /** A subscription failing this long (and WEBHOOK_DISABLE_MIN_FAILURES times) is disabled. */
+    disableAfterMs: setting('WEBHOOK_DISABLE_AFTER_MS', int({ min: 0, default: 5 * 86_400_000 })),
+    /** Failures in a row before a subscription may be disabled. */
+    disableMinFailures: setting('WEBHOOK_DISABLE_MIN_FAILURES', int({ min: 1, default: 20 })),
+    /** How long a rotated-out signing secret keeps signing. */
+    secretGraceSeconds: setting('WEBHOOK_SECRET_GRACE', duration(86_400)),
+    /** Secret.expiring is emitted this long before expiresAt. */
+    expiringBeforeSeconds: setting('EVENTS_EXPIRING_BEFORE', duration(7 * 86_400)),
+    /** Change events are kept this long. */
+    retentionDays: setting('EVENTS_RETENTION_DAYS', int({ min: 1, default: 7 })),
+    /** Heartbeat of GET /api/events. */
+    heartbeatMs: setting('EVENTS_HEARTBEAT_MS', int({ min: 10, default: 15_000 })),
   },
-  auditSealIntervalMs: setting(
-    'AUDIT_SEAL_INTERVAL_MS',
-    int({ min: 0, default: 1000 }),
-    'how often the audit sealer runs; 0 seals only before /api/audit/verify',
-  ),
-  auditPartitionInterval: setting(
-    'AUDIT_PARTITION_INTERVAL',
-    oneOf(['day', 'month'], 'day'),
-    'audit_log partitions: one per UTC day or month',
-  ),
-  auditRetentionDays: setting(
-    'AUDIT_RETENTION_DAYS',
-    int({ min: 0, max: 36500, default: 0 }),
-    'archive and drop sealed partitions older than this many days; 0 keeps everything',
-  ),
+  /** How often the audit sealer runs; 0 seals only before /api/audit/verify. */
+  auditSealIntervalMs: setting('AUDIT_SEAL_INTERVAL_MS', int({ min: 0, default: 1000 })),
+  /** Audit_log partitions: one per UTC day or month. */
+  auditPartitionInterval: setting('AUDIT_PARTITION_INTERVAL', oneOf(['day', 'month'], 'day')),
+  /** Archive and drop sealed partitions older than this many days; 0 keeps everything. */
+  auditRetentionDays: setting('AUDIT_RETENTION_DAYS', int({ min: 0, max: 36500, default: 0 })),
+  /** Where archived partitions are written (JSON Lines and a manifest); default DATA_DIR/audit-archive. */
   auditArchiveDir: setting(
     'AUDIT_ARCHIVE_DIR',
     optionalText,
-    'where archived partitions are written (JSON Lines and a manifest); default DATA_DIR/audit-archive',
     (dir, env) => dir ?? join(env.DATA_DIR as string, 'audit-archive'),
   ),
-  auditMaintenanceIntervalMs: setting(
-    'AUDIT_MAINTENANCE_INTERVAL_MS',
-    int({ min: 0, default: 3_600_000 }),
-    'how often partitions are created ahead and expired ones archived; 0 only at start-up',
-  ),
-  auditBatchWindowMs: setting(
-    'AUDIT_BATCH_WINDOW_MS',
-    num({ min: 0, max: 1000, default: 1 }),
-    'group commit: how long the first audit row of a batch waits for others to join it',
-  ),
-  auditBatchMaxRows: setting(
-    'AUDIT_BATCH_MAX_ROWS',
-    int({ min: 1, max: 10_000, default: 128 }),
-    'group commit: a batch is written as soon as it holds this many rows',
-  ),
-  auditBatchConcurrency: setting(
-    'AUDIT_BATCH_CONCURRENCY',
-    int({ min: 1, max: 64, default: 2 }),
-    'group commit: batches in flight at once on PostgreSQL (PGlite: always 1)',
-  ),
+  /** How often partitions are created ahead and expired ones archived; 0 only at start-up. */
+  auditMaintenanceIntervalMs: setting('AUDIT_MAINTENANCE_INTERVAL_MS', int({ min: 0, default: 3_600_000 })),
+  /** Group commit: how long the first audit row of a batch waits for others to join it. */
+  auditBatchWindowMs: setting('AUDIT_BATCH_WINDOW_MS', num({ min: 0, max: 1000, default: 1 })),
+  /** Group commit: a batch is written as soon as it holds this many rows. */
+  auditBatchMaxRows: setting('AUDIT_BATCH_MAX_ROWS', int({ min: 1, max: 10_000, default: 128 })),
+  /** Group commit: batches in flight at once on PostgreSQL (PGlite: always 1). */
+  auditBatchConcurrency: setting('AUDIT_BATCH_CONCURRENCY', int({ min: 1, max: 64, default: 2 })),
 } satisfies SettingTree;
 
 function isSetting(node: Setting<unknown> | SettingTree): node is Setting<unknown> {
@@ -481,10 +355,8 @@ function leaves(tree: SettingTree): Setting<unknown>[] {
   return Object.values(tree).flatMap((node) => (isSetting(node) ? [node] : leaves(node)));
 }
 
-/** Every environment variable the service reads, with its doc (the README's table lists them). */
-export const settingVariables: readonly { name: string; doc: string }[] = leaves(settings).flatMap((s) =>
-  Object.keys(s.vars).map((name) => ({ name, doc: s.doc })),
-);
+/** Every environment variable the service reads (the README's configuration table lists them). */
+export const settingVariables: readonly string[] = leaves(settings).flatMap((s) => Object.keys(s.vars));
 
 /** The variables as they are after validation, for the cross-field checks below. */
 interface CheckedEnv {
