@@ -27,6 +27,7 @@ import { platformIdToken } from './oidc.js';
 import { addOperatorCommands } from './operator.js';
 import { type Format, formatValues, listing, maskForActions, table } from './output.js';
 import { readValue } from './read-value.js';
+import { deleteCommand, listAction } from './resource-commands.js';
 import { runWatching, runWithEnv } from './run-command.js';
 import { addWebhookCommands } from './webhooks.js';
 
@@ -636,28 +637,20 @@ export function buildProgram(): Command {
     .description(
       'workload-identity trust policies (admin): which CI jobs may exchange their ID token, for what (docs/ci.md)',
     );
-  trust
-    .command('list')
-    .description('list the trust policies')
-    .addOption(formatOption(['table', 'json'], 'table on a terminal, else one name a line'))
-    .action(async (o: { format?: Format }) => {
-      const list = await (await client()).trusts.list();
-      process.stdout.write(
-        listing(
-          list,
-          o.format ?? (tty() ? 'table' : undefined),
-          {
-            NAME: (x) => x.name,
-            ISSUER: (x) => x.issuer,
-            SUBJECT: (x) => x.subject,
-            SCOPES: (x) => x.scopes.join(','),
-            KEYS: (x) => x.keys?.join(',') ?? 'all',
-            TTL: (x) => `${x.ttlSeconds}s`,
-          },
-          (x) => x.name,
-        ),
-      );
-    });
+  listAction(trust.command('list').description('list the trust policies'), {
+    lines: 'one name a line',
+    tty,
+    fetch: async () => (await client()).trusts.list(),
+    columns: {
+      NAME: (x) => x.name,
+      ISSUER: (x) => x.issuer,
+      SUBJECT: (x) => x.subject,
+      SCOPES: (x) => x.scopes.join(','),
+      KEYS: (x) => x.keys?.join(',') ?? 'all',
+      TTL: (x) => `${x.ttlSeconds}s`,
+    },
+    line: (x) => x.name,
+  });
   trust
     .command('apply')
     .description('create the trust policy in a JSON file (- for stdin), or replace the one of that name')
@@ -679,35 +672,26 @@ export function buildProgram(): Command {
       const saved = exists ? await c.trusts.replace(body.name, body) : await c.trusts.create(body);
       status(`${exists ? 'replaced' : 'created'} trust ${saved.name}`);
     });
-  trust
-    .command('delete')
-    .description('delete a trust policy: the credentials it issued stop working at once')
-    .argument('<NAME>')
-    .action(async (name: string) => {
-      await (await client()).trusts.remove(name);
-      status(`deleted trust ${name}`);
-    });
+  deleteCommand(trust, {
+    description: 'delete a trust policy: the credentials it issued stop working at once',
+    argument: '<NAME>',
+    noun: 'trust',
+    remove: async (name) => (await client()).trusts.remove(name),
+    status,
+  });
 
   const env = program
     .command('env')
     .description(
       'environments: separate secrets for development, staging and production (docs/environments.md)',
     );
-  env
-    .command('list')
-    .description('list the environments (an access key sees those it covers)')
-    .addOption(formatOption(['table', 'json'], 'table on a terminal, else one name a line'))
-    .action(async (o: { format?: Format }) => {
-      const list = await (await client()).environments.list();
-      process.stdout.write(
-        listing(
-          list,
-          o.format ?? (tty() ? 'table' : undefined),
-          { NAME: (x) => x.name, DESCRIPTION: (x) => x.description ?? '', CREATED: (x) => x.createdAt },
-          (x) => x.name,
-        ),
-      );
-    });
+  listAction(env.command('list').description('list the environments (an access key sees those it covers)'), {
+    lines: 'one name a line',
+    tty,
+    fetch: async () => (await client()).environments.list(),
+    columns: { NAME: (x) => x.name, DESCRIPTION: (x) => x.description ?? '', CREATED: (x) => x.createdAt },
+    line: (x) => x.name,
+  });
   env
     .command('create')
     .description('create an environment (admin)')
@@ -717,14 +701,13 @@ export function buildProgram(): Command {
       await (await client()).environments.create(envName(name), o.description);
       status(`created environment ${name}`);
     });
-  env
-    .command('delete')
-    .description('delete an environment that holds no active secret (admin); default cannot be deleted')
-    .argument('<NAME>')
-    .action(async (name: string) => {
-      await (await client()).environments.remove(envName(name));
-      status(`deleted environment ${name}`);
-    });
+  deleteCommand(env, {
+    description: 'delete an environment that holds no active secret (admin); default cannot be deleted',
+    argument: '<NAME>',
+    noun: 'environment',
+    remove: async (name) => (await client()).environments.remove(envName(name)),
+    status,
+  });
   env
     .command('compare')
     .description(

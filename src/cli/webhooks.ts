@@ -1,8 +1,9 @@
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import type { SecretsClient, WebhookPatch } from '../client/index.js';
 import { isKeyPrefix } from '../secret-names.js';
 import { UsageError } from './exit-codes.js';
-import { type Format, maskForActions, table } from './output.js';
+import { maskForActions } from './output.js';
+import { deleteCommand, listAction } from './resource-commands.js';
 
 /**
  * `secrets webhooks ...`: webhook subscriptions (admin; docs/events.md). The signing secret
@@ -35,39 +36,24 @@ function prefixes(list: string[] | undefined): string[] | undefined {
 const json = (x: unknown) => process.stdout.write(`${JSON.stringify(x, null, 2)}\n`);
 
 export function addWebhookCommands(program: Command, { client, status, tty }: WebhookCommandDeps): void {
-  const format = () =>
-    new Option(
-      '--format <format>',
-      'output format: table, json (default: table on a terminal, else one id a line)',
-    ).choices(['table', 'json']);
   const webhooks = program
     .command('webhooks')
     .description('webhook subscriptions (admin): signed change events sent to your URL (docs/events.md)');
 
-  webhooks
-    .command('list')
-    .description('list the webhook subscriptions')
-    .addOption(format())
-    .action(async (o: { format?: Format }) => {
-      const list = await (await client()).webhooks.list();
-      const f = o.format ?? (tty() ? 'table' : undefined);
-      if (f === 'json') json(list);
-      else if (f === 'table')
-        process.stdout.write(
-          table(
-            ['ID', 'URL', 'ENABLED', 'EVENTS', 'PREFIXES', 'FAILURES'],
-            list.map((w) => [
-              w.id,
-              w.url,
-              w.enabled ? 'yes' : `no${w.disabledReason ? ` (${w.disabledReason})` : ''}`,
-              w.eventTypes.length > 3 ? `${w.eventTypes.length} types` : w.eventTypes.join(','),
-              w.keyPrefixes.join(',') || 'all',
-              String(w.consecutiveFailures),
-            ]),
-          ),
-        );
-      else for (const w of list) process.stdout.write(`${w.id}\n`);
-    });
+  listAction(webhooks.command('list').description('list the webhook subscriptions'), {
+    lines: 'one id a line',
+    tty,
+    fetch: async () => (await client()).webhooks.list(),
+    columns: {
+      ID: (w) => w.id,
+      URL: (w) => w.url,
+      ENABLED: (w) => (w.enabled ? 'yes' : `no${w.disabledReason ? ` (${w.disabledReason})` : ''}`),
+      EVENTS: (w) => (w.eventTypes.length > 3 ? `${w.eventTypes.length} types` : w.eventTypes.join(',')),
+      PREFIXES: (w) => w.keyPrefixes.join(',') || 'all',
+      FAILURES: (w) => String(w.consecutiveFailures),
+    },
+    line: (w) => w.id,
+  });
 
   webhooks
     .command('create')
@@ -156,43 +142,36 @@ export function addWebhookCommands(program: Command, { client, status, tty }: We
       status(`rotated webhook ${id}: the previous secret signs too until ${r.previousSecretRetiresAt}`);
     });
 
-  webhooks
-    .command('delete')
-    .description('delete a subscription and its pending deliveries')
-    .argument('<ID>')
-    .action(async (id: string) => {
-      await (await client()).webhooks.remove(webhookId(id));
-      status(`deleted webhook ${id}`);
-    });
+  deleteCommand(webhooks, {
+    description: 'delete a subscription and its pending deliveries',
+    argument: '<ID>',
+    noun: 'webhook',
+    remove: async (id) => (await client()).webhooks.remove(webhookId(id)),
+    status,
+  });
 
-  webhooks
-    .command('deliveries')
-    .description("a subscription's delivery log, newest first: status, attempts, last answer")
-    .argument('<ID>')
-    .addOption(format())
-    .action(async (id: string, o: { format?: Format }) => {
-      const list = await (await client()).webhooks.deliveries(webhookId(id));
-      const f = o.format ?? (tty() ? 'table' : undefined);
-      if (f === 'json') json(list);
-      else if (f === 'table')
-        process.stdout.write(
-          table(
-            ['ID', 'EVENT', 'KEY', 'STATUS', 'ATTEMPTS', 'LAST', 'LATENCY', 'CREATED'],
-            list.map((d) => [
-              d.id,
-              d.eventType,
-              d.key ?? '',
-              d.status,
-              String(d.attempts),
-              d.lastResponseStatus !== null ? String(d.lastResponseStatus) : (d.lastError ?? ''),
-              d.lastLatencyMs !== null ? `${d.lastLatencyMs}ms` : '',
-              d.createdAt,
-            ]),
-          ),
-        );
-      else
-        for (const d of list) process.stdout.write(`${d.id}\t${d.status}\t${d.eventType}\t${d.key ?? ''}\n`);
-    });
+  listAction(
+    webhooks
+      .command('deliveries')
+      .description("a subscription's delivery log, newest first: status, attempts, last answer")
+      .argument('<ID>'),
+    {
+      lines: 'one id a line',
+      tty,
+      fetch: async (id) => (await client()).webhooks.deliveries(webhookId(id)),
+      columns: {
+        ID: (d) => d.id,
+        EVENT: (d) => d.eventType,
+        KEY: (d) => d.key ?? '',
+        STATUS: (d) => d.status,
+        ATTEMPTS: (d) => String(d.attempts),
+        LAST: (d) => (d.lastResponseStatus !== null ? String(d.lastResponseStatus) : (d.lastError ?? '')),
+        LATENCY: (d) => (d.lastLatencyMs !== null ? `${d.lastLatencyMs}ms` : ''),
+        CREATED: (d) => d.createdAt,
+      },
+      line: (d) => `${d.id}\t${d.status}\t${d.eventType}\t${d.key ?? ''}`,
+    },
+  );
 
   webhooks
     .command('redeliver')

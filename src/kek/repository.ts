@@ -71,15 +71,7 @@ export function createKekRepository() {
            RETURNING v.secret_id, v.version
          )
          SELECT secret_id::text AS "secretId", version FROM upd`,
-        [
-          rows.map((r) => r.secretId),
-          rows.map((r) => r.version),
-          rows.map((r) => r.fromKid),
-          rows.map((r) => r.sealed.kid),
-          rows.map((r) => hex(r.sealed.wrappedDek)),
-          rows.map((r) => hex(r.sealed.dekIv)),
-          rows.map((r) => hex(r.sealed.dekTag)),
-        ],
+        [rows.map((r) => r.secretId), rows.map((r) => r.version), ...rewrapColumns(rows)],
       );
     },
 
@@ -121,15 +113,7 @@ export function createKekRepository() {
            AS u(subscription_id, generation, from_kid, kid, wrapped_dek, dek_iv, dek_tag)
          WHERE w.subscription_id = u.subscription_id AND w.generation = u.generation AND w.kid = u.from_kid
          RETURNING 1`,
-        [
-          rows.map((r) => r.subscriptionId),
-          rows.map((r) => r.generation),
-          rows.map((r) => r.fromKid),
-          rows.map((r) => r.sealed.kid),
-          rows.map((r) => hex(r.sealed.wrappedDek)),
-          rows.map((r) => hex(r.sealed.dekIv)),
-          rows.map((r) => hex(r.sealed.dekTag)),
-        ],
+        [rows.map((r) => r.subscriptionId), rows.map((r) => r.generation), ...rewrapColumns(rows)],
       );
       return done.length;
     },
@@ -169,3 +153,14 @@ export function createKekRepository() {
 }
 
 export type KekRepository = ReturnType<typeof createKekRepository>;
+
+/** The unnest parameters every re-wrapped row shares: the kid it was read with and its new sealed key. */
+function rewrapColumns(rows: { fromKid: string; sealed: SealedValue }[]) {
+  return [
+    rows.map((r) => r.fromKid),
+    rows.map((r) => r.sealed.kid),
+    rows.map((r) => hex(r.sealed.wrappedDek)),
+    rows.map((r) => hex(r.sealed.dekIv)),
+    rows.map((r) => hex(r.sealed.dekTag)),
+  ];
+}

@@ -1,9 +1,9 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { IntegrityError, rewrapValue } from '../crypto/envelope.js';
+import { IntegrityError, rewrapValue, type SealedValue, type ValueIdentity } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Queryable } from '../db/database.js';
-import { toSealed } from '../db/sealed-columns.js';
+import { type CryptoColumns, toSealed } from '../db/sealed-columns.js';
 import type { KekRepository, Rewrapped } from './repository.js';
 
 /**
@@ -54,6 +54,25 @@ export function createKekService(deps: { db: Database; repo: KekRepository; keyr
   const { db, repo, keyring, log } = deps;
 
   /**
+   * A stored data key re-wrapped to `activeKid`, or undefined when it fails its integrity
+   * check (then `onFailure` hears why; any other error is thrown).
+   */
+  function rewrapRow(
+    identity: ValueIdentity,
+    row: CryptoColumns,
+    activeKid: string,
+    onFailure: (reason: string) => void,
+  ): SealedValue | undefined {
+    try {
+      return rewrapValue(keyring, identity, toSealed(row), activeKid);
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err;
+      onFailure(err.message);
+      return undefined;
+    }
+  }
+
+  /**
    * Webhook signing secrets (src/events/webhooks.ts) are sealed like values: their data keys
    * move to the active kid too, in batches, so a retired KEK holds nothing. Not audited per
    * row: they are no secret's change (the run itself is, by its caller).
@@ -67,20 +86,20 @@ export function createKekService(deps: { db: Database; repo: KekRepository; keyr
       const out = [];
       for (const row of rows) {
         const identity = { secretId: row.subscription_id, key: 'webhook', version: row.generation };
-        try {
+        const sealed = rewrapRow(identity, row, activeKid, (reason) => {
+          log.error(
+            { webhook: row.subscription_id, generation: row.generation, kid: row.kid, reason },
+            'rewrap: a webhook signing secret failed its integrity check',
+          );
+          failed.add(`webhook:${row.subscription_id}/${row.generation}`);
+        });
+        if (sealed) {
           out.push({
             subscriptionId: row.subscription_id,
             generation: row.generation,
             fromKid: row.kid,
-            sealed: rewrapValue(keyring, identity, toSealed(row), activeKid),
+            sealed,
           });
-        } catch (err) {
-          if (!(err instanceof IntegrityError)) throw err;
-          log.error(
-            { webhook: row.subscription_id, generation: row.generation, kid: row.kid, reason: err.message },
-            'rewrap: a webhook signing secret failed its integrity check',
-          );
-          failed.add(`webhook:${row.subscription_id}/${row.generation}`);
         }
       }
       moved += await repo.storeRewrappedWebhookSecrets(db, out);
@@ -108,30 +127,18 @@ export function createKekService(deps: { db: Database; repo: KekRepository; keyr
           const failedNow: RewrapTouched[] = [];
           for (const row of rows) {
             const identity = { secretId: row.secret_id, key: row.key, version: row.version };
-            try {
-              out.push({
-                secretId: row.secret_id,
-                version: row.version,
-                fromKid: row.kid,
-                sealed: rewrapValue(keyring, identity, toSealed(row), activeKid),
-              });
-            } catch (err) {
-              if (!(err instanceof IntegrityError)) throw err;
-              // Left as it is (still readable by nobody); reported, never logged with data.
+            // A failed row is left as it is (still readable by nobody); reported, never logged with data.
+            const sealed = rewrapRow(identity, row, activeKid, (reason) => {
               if (!failedRows.has(`${row.secret_id}/${row.version}`)) {
                 log.error(
-                  { secretKey: row.key, version: row.version, kid: row.kid, reason: err.message },
+                  { secretKey: row.key, version: row.version, kid: row.kid, reason },
                   'rewrap: stored data key failed its integrity check',
                 );
               }
               failedRows.add(`${row.secret_id}/${row.version}`);
-              failedNow.push({
-                key: row.key,
-                secretId: row.secret_id,
-                version: row.version,
-                outcome: 'decrypt_failed',
-              });
-            }
+              failedNow.push({ ...identity, outcome: 'decrypt_failed' });
+            });
+            if (sealed) out.push({ secretId: row.secret_id, version: row.version, fromKid: row.kid, sealed });
           }
           const record = opts.record;
           const stored = record

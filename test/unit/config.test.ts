@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, loadConfig, settingVariables } from '../../src/config.js';
 import { createLogger, jsonDestination } from '../../src/logger.js';
 import { resolveKeys } from '../../src/runtime.js';
 
@@ -228,5 +228,26 @@ describe('the JSON log destination (LOG_BUFFER_BYTES)', () => {
 
   it('0 turns buffering off (pino writes each line at once)', () => {
     expect(jsonDestination(0)).toBeUndefined();
+  });
+});
+
+describe('the README configuration table', () => {
+  /** The variables named in the first column of the rows under "## Configuration". */
+  function documented(): string[] {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.split(/^## Configuration$/m)[1]?.split(/^## /m)[0] ?? '';
+    const rows = section.split('\n').filter((l) => l.startsWith('| `'));
+    return rows.flatMap((row) =>
+      [...(row.split('|')[1] ?? '').matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1] ?? ''),
+    );
+  }
+
+  it('names every setting the service reads, and nothing else', () => {
+    const names = settingVariables;
+    const inReadme = documented();
+    expect(inReadme.length).toBeGreaterThan(0);
+    expect(names.filter((n) => !inReadme.includes(n))).toEqual([]);
+    expect(inReadme.filter((n) => !names.includes(n))).toEqual([]);
+    expect(new Set(inReadme).size).toBe(inReadme.length);
   });
 });
