@@ -456,9 +456,8 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
       const backlogAtEnd = kind === 'one' ? Math.max(0, oneWrites + m.served - receiver.delays.length) : 0;
       const pgCpu = backend === 'postgres' ? (await backendCpu(appNames[kind]!, seen[kind]!)) - pg0 : null;
       // The statistics collector publishes a backend's counters within a second or so.
-      const x1 = x0
-        ? (await new Promise((r) => setTimeout(r, 1500)), await dbCounters(dbNames[kind]!))
-        : null;
+      if (x0) await new Promise((r) => setTimeout(r, 1500));
+      const x1 = x0 ? await dbCounters(dbNames[kind]!) : null;
       if (kind === 'one') oneWrites += m.served;
       const per = (ms: number) => Math.round((ms * 1000) / Math.max(1, m.served));
       got[kind] = {
