@@ -432,6 +432,12 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
   const drain = async () => {
     const t0 = Date.now();
     while (backlog() > 0 && Date.now() - t0 < 300_000) await new Promise((r) => setTimeout(r, 100));
+    // Requests in flight when a window closed wrote events the load generator did not count:
+    // wait, too, until nothing has arrived for 500 ms.
+    for (let seen = -1; seen !== receiver.delays.length && Date.now() - t0 < 300_000; ) {
+      seen = receiver.delays.length;
+      await new Promise((r) => setTimeout(r, 500));
+    }
     return { ms: Date.now() - t0, left: backlog() };
   };
   const seen: Record<string, Map<number, number>> = { none: new Map(), fanout: new Map(), one: new Map() };
