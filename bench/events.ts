@@ -11,15 +11,49 @@ import type { AddressInfo } from 'node:net';
  * load and then under a light one (sequential writes).
  */
 
-export interface EventsPair {
-  none: { rps: number; p99: number };
-  one: { rps: number; p99: number };
-  ratio: number;
+export type EventsKind = 'none' | 'fanout' | 'one';
+
+/** One instance's measured window. CPU figures: microseconds per write served (warm-up included). */
+export interface EventsWindow {
+  rps: number;
+  p99: number;
+  served: number;
+  /** Service process CPU (user + system) per write. */
+  serviceCpuUs: number;
+  /** Its kernel share. */
+  serviceSysUs: number;
+  /** PostgreSQL backends' CPU per write (their application_name); null for PGlite (in process). */
+  pgCpuUs: number | null;
+  /** PostgreSQL: rows inserted, updated or deleted in its schema per write. */
+  pgRows?: number | null;
+  /** The part of pgRows in webhook_deliveries and webhook_attempts. */
+  pgWebhookRows?: number | null;
+  /** This bench process's CPU per write: the receiver's work, on the same 2 cores. */
+  benchCpuUs: number;
+  /** `one` only: events written to it and not yet at the receiver when its window closed. */
+  backlogAtEnd?: number;
 }
+
+export interface EventsPair {
+  none: EventsWindow;
+  /** One enabled subscription, no delivery on that instance (WEBHOOK_POLL_MS=0). */
+  fanout: EventsWindow;
+  one: EventsWindow;
+  /** one / none, req/s. */
+  ratio: number;
+  /** fanout / none, req/s. */
+  fanoutRatio: number;
+  /** Time spent waiting for `one`'s backlog to drain before the other two were measured. */
+  drainMs: number;
+}
+
+type Cpu = { serviceCpuUs: number | null; pgCpuUs: number | null; benchCpuUs: number | null };
 
 export interface EventsResult {
   pairs: EventsPair[];
   medianRatio: number;
+  medianFanoutRatio: number;
+  medianCpu: Record<EventsKind, Cpu>;
   /** Webhook delay under the saturating update load (ms). */
   loaded: { count: number; p50: number; p99: number };
   /** Webhook delay for sequential writes (ms). */
@@ -64,16 +98,25 @@ export function renderEvents(label: string, all: Record<string, EventsResult>): 
   const lines = [
     `### Change events (${label}): update throughput with one webhook subscription vs none, same run`,
     '',
-    '| backend | pair | none req/s | one subscription req/s | ratio | p99 none / one (ms) |',
-    '| --- | --- | --- | --- | --- | --- |',
+    'none: no subscription; fan-out: one enabled subscription, no delivery on that instance',
+    '(WEBHOOK_POLL_MS=0); one: the same, delivering. `none` and `fan-out` are measured only after',
+    "`one`'s backlog has drained. CPU: microseconds per write (service process / PostgreSQL",
+    'backends / bench process = receiver).',
+    '',
+    '| backend | pair | none req/s | one subscription req/s | ratio | p99 none / one (ms) | fan-out req/s | fan-out ratio | service CPU/write none / fan-out / one (us) | PG CPU/write none / fan-out / one (us) | receiver CPU/write (us) | backlog after one | drain (ms) | PG rows/write none / fan-out / one | of which webhook tables |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
+  const pg = (x: number | null) => (x === null ? 'in process' : String(x));
   for (const [b, r] of Object.entries(all)) {
     r.pairs.forEach((p, i) => {
       lines.push(
-        `| ${b} | ${i + 1} | ${p.none.rps} | ${p.one.rps} | ${p.ratio} | ${p.none.p99} / ${p.one.p99} |`,
+        `| ${b} | ${i + 1} | ${p.none.rps} | ${p.one.rps} | ${p.ratio} | ${p.none.p99} / ${p.one.p99} | ${p.fanout.rps} | ${p.fanoutRatio} | ${p.none.serviceCpuUs} / ${p.fanout.serviceCpuUs} / ${p.one.serviceCpuUs} | ${pg(p.none.pgCpuUs)} / ${pg(p.fanout.pgCpuUs)} / ${pg(p.one.pgCpuUs)} | ${p.one.benchCpuUs} | ${p.one.backlogAtEnd ?? ''} | ${p.drainMs} | ${p.none.pgRows ?? ''} / ${p.fanout.pgRows ?? ''} / ${p.one.pgRows ?? ''} | ${p.none.pgWebhookRows ?? ''} / ${p.fanout.pgWebhookRows ?? ''} / ${p.one.pgWebhookRows ?? ''} |`,
       );
     });
-    lines.push(`| ${b} | **median** | | | **${r.medianRatio}** | |`);
+    const c = r.medianCpu;
+    lines.push(
+      `| ${b} | **median** | | | **${r.medianRatio}** | | | **${r.medianFanoutRatio}** | ${c.none.serviceCpuUs} / ${c.fanout.serviceCpuUs} / ${c.one.serviceCpuUs} | ${c.none.pgCpuUs ?? 'in process'} / ${c.fanout.pgCpuUs ?? 'in process'} / ${c.one.pgCpuUs ?? 'in process'} | ${c.one.benchCpuUs} | | | | |`,
+    );
   }
   lines.push(
     '',

@@ -12,8 +12,10 @@ import { loadConfig } from '../src/config.js';
 import { cliStartBench, renderCliStart } from './cli-start.js';
 import { embeddedBench, renderEmbedded } from './embedded.js';
 import {
+  type EventsKind,
   type EventsPair,
   type EventsResult,
+  type EventsWindow,
   percentiles,
   renderEvents,
   startBenchReceiver,
@@ -279,6 +281,26 @@ async function backendCpu(appName: string, seen: Map<number, number>): Promise<n
   return [...seen.values()].reduce((a, b) => a + b, 0);
 }
 
+/**
+ * Rows inserted, updated or deleted so far in one instance's schema (the bench gives each
+ * its own), all tables and the webhook tables (deliveries, attempts) alone.
+ */
+async function dbCounters(schema: string): Promise<{ rows: number; webhookRows: number }> {
+  const c = new pg.Client({ connectionString: BENCH_DATABASE_URL });
+  await c.connect();
+  try {
+    const r = await c.query<{ r: string; w: string }>(
+      `SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) AS r,
+              sum(n_tup_ins + n_tup_upd + n_tup_del) FILTER (WHERE relname LIKE 'webhook_%') AS w
+       FROM pg_stat_user_tables WHERE schemaname = $1`,
+      [schema],
+    );
+    return { rows: Number(r.rows[0]?.r ?? 0), webhookRows: Number(r.rows[0]?.w ?? 0) };
+  } finally {
+    await c.end();
+  }
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -352,27 +374,50 @@ function mergeIsolation(runs: IsolationResult[]): IsolationResult {
   };
 }
 
-/** Issue 26: writes with one webhook subscription against none, side by side (bench/events.ts). */
+/**
+ * Issue 26: writes with one webhook subscription against none, side by side (bench/events.ts).
+ * Three instances on their own seeded storage: `none` (no subscription), `fanout` (one
+ * enabled subscription, WEBHOOK_POLL_MS=0: the trigger queues a delivery row in every
+ * writer's transaction but nothing delivers them) and `one` (the same, delivering to the
+ * receiver in this process). Before `none` or `fanout` is measured, `one`'s backlog drains
+ * (the receiver has every event written to it), so no delivery work runs in their windows.
+ */
 async function eventsPairs(backend: Backend): Promise<EventsResult> {
   const receiver = startBenchReceiver();
   const hook = await receiver.listen();
   cleanups.push(() => receiver.close());
   const env = { WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_POLL_MS: '50' };
-  const none = await start(`${backend}-events-none`, SERVICE, {
-    ...(await seeded(backend, settings.seeded)).env,
-    ...env,
-  });
-  const one = await start(`${backend}-events-one`, SERVICE, {
-    ...(await seeded(backend, settings.seeded)).env,
-    ...env,
-  });
-  const sub = await fetch(`${one.url}/api/webhooks`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ url: hook }),
-  });
-  if (sub.status !== 201)
-    throw new Error(`creating the subscription failed: ${sub.status} ${await sub.text()}`);
+  const appNames: Record<string, string> = {};
+  const dbNames: Record<string, string> = {};
+  const instance = async (kind: EventsKind, extra: Record<string, string>) => {
+    const storageEnv: Record<string, string> = { ...(await seeded(backend, settings.seeded)).env };
+    appNames[kind] = `bench-events-${kind}-${randomBytes(3).toString('hex')}`;
+    if (storageEnv.DATABASE_URL) {
+      const url = new URL(storageEnv.DATABASE_URL);
+      dbNames[kind] = /search_path=(\w+)/.exec(url.searchParams.get('options') ?? '')?.[1] ?? '';
+      url.searchParams.set('application_name', appNames[kind]);
+      storageEnv.DATABASE_URL = url.toString();
+    }
+    const profile =
+      process.env.BENCH_PROFILE_DIR && kind === 'one'
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
+        : [];
+    return start(`${backend}-events-${kind}`, [...profile, ...SERVICE], { ...storageEnv, ...env, ...extra });
+  };
+  const servers: Record<EventsKind, Server> = {
+    none: await instance('none', {}),
+    fanout: await instance('fanout', { WEBHOOK_POLL_MS: '0' }),
+    one: await instance('one', {}),
+  };
+  for (const kind of ['fanout', 'one'] as const) {
+    const sub = await fetch(`${servers[kind].url}/api/webhooks`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: hook }),
+    });
+    if (sub.status !== 201)
+      throw new Error(`creating the subscription failed: ${sub.status} ${await sub.text()}`);
+  }
   const spec = {
     scenario: 'update' as const,
     seeded: settings.seeded,
@@ -380,34 +425,88 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
     warmupSeconds: settings.warmup,
     seconds: settings.seconds,
   };
+  // Writes served by `one` (warm-up included: each is one event for its subscription).
+  let oneWrites = 0;
+  const backlog = () => Math.max(0, oneWrites - receiver.delays.length);
+  /** Waits until `one` has delivered everything written to it (at most 5 minutes). */
+  const drain = async () => {
+    const t0 = Date.now();
+    while (backlog() > 0 && Date.now() - t0 < 300_000) await new Promise((r) => setTimeout(r, 100));
+    // Requests in flight when a window closed wrote events the load generator did not count:
+    // wait, too, until nothing has arrived for 500 ms.
+    for (let seen = -1; seen !== receiver.delays.length && Date.now() - t0 < 300_000; ) {
+      seen = receiver.delays.length;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return { ms: Date.now() - t0, left: backlog() };
+  };
+  const seen: Record<string, Map<number, number>> = { none: new Map(), fanout: new Map(), one: new Map() };
   const pairs: EventsPair[] = [];
   const n = smoke ? 1 : Number(args.pairs);
   for (let i = 0; i < n; i++) {
-    // Alternating which goes first, so a drift in background load hits both alike.
-    const order = i % 2 === 0 ? ([none, one] as const) : ([one, none] as const);
-    const got: Record<string, Measured> = {};
-    for (const s of order) got[s.name] = await measure(s, spec);
-    const a = got[none.name]!;
-    const b = got[one.name]!;
+    // Alternating the order, so a drift in background load hits every instance alike.
+    const kinds: EventsKind[] = i % 2 === 0 ? ['none', 'fanout', 'one'] : ['one', 'fanout', 'none'];
+    const got: Partial<Record<EventsKind, EventsWindow>> = {};
+    let drainMs = 0;
+    for (const kind of kinds) {
+      if (kind !== 'one') {
+        const d = await drain();
+        drainMs += d.ms;
+        if (d.left > 0) log(`  ${backend}: backlog of ${d.left} not drained after 5 minutes`);
+      }
+      const pg0 = backend === 'postgres' ? await backendCpu(appNames[kind]!, seen[kind]!) : 0;
+      const x0 = backend === 'postgres' ? await dbCounters(dbNames[kind]!) : null;
+      const bench0 = process.cpuUsage();
+      const m = await measure(servers[kind], spec);
+      const bench = process.cpuUsage(bench0);
+      const backlogAtEnd = kind === 'one' ? Math.max(0, oneWrites + m.served - receiver.delays.length) : 0;
+      const pgCpu = backend === 'postgres' ? (await backendCpu(appNames[kind]!, seen[kind]!)) - pg0 : null;
+      // The statistics collector publishes a backend's counters within a second or so.
+      if (x0) await new Promise((r) => setTimeout(r, 1500));
+      const x1 = x0 ? await dbCounters(dbNames[kind]!) : null;
+      if (kind === 'one') oneWrites += m.served;
+      const per = (ms: number) => Math.round((ms * 1000) / Math.max(1, m.served));
+      got[kind] = {
+        rps: m.rps,
+        p99: m.p99,
+        served: m.served,
+        serviceCpuUs: m.cpuUsPerReq,
+        serviceSysUs: m.sysUsPerReq,
+        pgCpuUs: pgCpu === null ? null : per(pgCpu),
+        // Rows written per write: in all tables, and in webhook_deliveries/attempts alone.
+        pgWebhookRows: x0 && x1 ? r2((x1.webhookRows - x0.webhookRows) / Math.max(1, m.served)) : null,
+        pgRows: x0 && x1 ? r2((x1.rows - x0.rows) / Math.max(1, m.served)) : null,
+        // The receiver runs in this process (the load generator does not): in production
+        // this work is on the receiver's machine, here it takes a share of the same 2 cores.
+        benchCpuUs: per((bench.user + bench.system) / 1000),
+        ...(kind === 'one' ? { backlogAtEnd } : {}),
+      };
+    }
+    const a = got.none!;
+    const f = got.fanout!;
+    const b = got.one!;
     pairs.push({
-      none: { rps: a.rps, p99: a.p99 },
-      one: { rps: b.rps, p99: b.p99 },
+      none: a,
+      fanout: f,
+      one: b,
       ratio: r2(b.rps / Math.max(1, a.rps)),
+      fanoutRatio: r2(f.rps / Math.max(1, a.rps)),
+      drainMs,
     });
-    log(`  ${backend} events pair ${i + 1}: none ${a.rps} req/s, one subscription ${b.rps} req/s`);
+    log(
+      `  ${backend} events pair ${i + 1}: none ${a.rps}, fan-out only ${f.rps}, one ${b.rps} req/s; ` +
+        `service CPU/write ${a.serviceCpuUs}/${f.serviceCpuUs}/${b.serviceCpuUs} us; ` +
+        `PG CPU/write ${a.pgCpuUs}/${f.pgCpuUs}/${b.pgCpuUs} us; webhook rows/write ${a.pgWebhookRows}/${f.pgWebhookRows}/${b.pgWebhookRows}; ` +
+        `rows/write ${a.pgRows}/${f.pgRows}/${b.pgRows}; receiver CPU/write ${b.benchCpuUs} us; backlog after one's window ${b.backlogAtEnd}; drain ${drainMs} ms`,
+    );
   }
   // The backlog drains, then sequential writes show the delay without one.
-  // (until nothing arrived for 10 s, at most 3 minutes)
-  const drainUntil = Date.now() + 180_000;
-  let last = -1;
-  while (Date.now() < drainUntil && receiver.delays.length !== last) {
-    last = receiver.delays.length;
-    await new Promise((r) => setTimeout(r, 10_000));
-  }
+  await drain();
   const loaded = percentiles(receiver.delays);
   receiver.delays.length = 0;
+  oneWrites = 0;
   for (let i = 0; i < (smoke ? 5 : 200); i++) {
-    await fetch(`${one.url}/api/secrets/${seededKey(i % settings.seeded)}`, {
+    await fetch(`${servers.one.url}/api/secrets/${seededKey(i % settings.seeded)}`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ value: `light-${i}` }),
@@ -418,11 +517,24 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
   while (receiver.delays.length < (smoke ? 5 : 200) && Date.now() < lightUntil)
     await new Promise((r) => setTimeout(r, 500));
   const light = percentiles(receiver.delays);
-  await none.stop();
-  await one.stop();
+  for (const s of Object.values(servers)) await s.stop();
+  const col = (f: (p: EventsPair) => number | null | undefined) =>
+    pairs.map(f).filter((x): x is number => typeof x === 'number');
+  const med = (xs: number[]) => (xs.length ? median(xs) : null);
   return {
     pairs,
     medianRatio: median(pairs.map((p) => p.ratio)),
+    medianFanoutRatio: median(pairs.map((p) => p.fanoutRatio)),
+    medianCpu: Object.fromEntries(
+      (['none', 'fanout', 'one'] as const).map((k) => [
+        k,
+        {
+          serviceCpuUs: med(col((p) => p[k].serviceCpuUs)),
+          pgCpuUs: med(col((p) => p[k].pgCpuUs)),
+          benchCpuUs: med(col((p) => p[k].benchCpuUs)),
+        },
+      ]),
+    ) as EventsResult['medianCpu'],
     loaded,
     light,
     delivered: loaded.count + light.count,
