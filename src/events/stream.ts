@@ -2,6 +2,7 @@ import type { Database } from '../db/database.js';
 import { errors } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
 import { maySee } from '../identity/visibility.js';
+import { perCallerSlots } from '../per-caller-slots.js';
 import { eventPayload } from './dispatcher.js';
 import type { EventRow, EventsRepository } from './repository.js';
 
@@ -72,7 +73,7 @@ export function createEventStreams(deps: {
   const open = new Set<Subscriber>();
   /** Streams fed by the shared poller (caught up with it). */
   const joined = new Set<Subscriber>();
-  const perCaller = new Map<string, number>();
+  const perCaller = perCallerSlots(deps.perCaller);
   /** The shared poller: where it has read up to, whether it runs, how to wake it early. */
   let feedPos: Position = { xid: '0', seq: '0' };
   let feeding = false;
@@ -164,23 +165,14 @@ export function createEventStreams(deps: {
      * Returns the release, to call once when the stream ends (or never starts).
      */
     admit(caller: Caller): () => void {
-      const who = caller.actor;
-      const n = perCaller.get(who) ?? 0;
-      if (n >= deps.perCaller) {
+      const release = perCaller.take(caller.actor);
+      if (!release) {
         throw errors.rateLimited(
           STREAMS_RETRY_AFTER_SECONDS,
           `Too many open event streams: at most ${deps.perCaller} per caller (EVENT_STREAMS_PER_CALLER); close one first`,
         );
       }
-      perCaller.set(who, n + 1);
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        const left = (perCaller.get(who) ?? 1) - 1;
-        if (left === 0) perCaller.delete(who);
-        else perCaller.set(who, left);
-      };
+      return release;
     },
 
     /** Streams until the client leaves or the app closes. */

@@ -3,6 +3,7 @@ import pLimit from 'p-limit';
 import type { AuditAction } from '../audit/entry.js';
 import type { AuditTrail } from '../audit/trail.js';
 import { errors } from '../errors.js';
+import { perCallerSlots } from '../per-caller-slots.js';
 
 /**
  * Fair sharing for the bulk routes (batch import, export, render): each can hold a database
@@ -37,7 +38,7 @@ export interface BulkGateOptions {
 const BULK_RETRY_AFTER_SECONDS = 1;
 
 export function createBulkGate({ perCaller, slots, trail, entries }: BulkGateOptions) {
-  const inFlight = new Map<string, number>();
+  const inFlight = perCallerSlots(perCaller);
   const limit = pLimit(slots);
   /** Requests admitted before their body was read (admit), until they finish. */
   const admitted = new WeakMap<FastifyRequest, () => void>();
@@ -54,25 +55,14 @@ export function createBulkGate({ perCaller, slots, trail, entries }: BulkGateOpt
 
   /** Counts one more bulk request for the caller, or refuses it (429, audited). */
   async function reserve(req: FastifyRequest, action: AuditAction): Promise<() => void> {
-    const who = req.caller.actor;
-    const n = inFlight.get(who) ?? 0;
-    if (n >= perCaller) {
-      const err = errors.rateLimited(
-        BULK_RETRY_AFTER_SECONDS,
-        `Too many bulk requests in flight: at most ${perCaller} per caller (BULK_IN_FLIGHT_PER_CALLER)`,
-      );
-      await trail.refused(req.caller, action, [null], err);
-      throw err;
-    }
-    inFlight.set(who, n + 1);
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      const left = (inFlight.get(who) ?? 1) - 1;
-      if (left === 0) inFlight.delete(who);
-      else inFlight.set(who, left);
-    };
+    const release = inFlight.take(req.caller.actor);
+    if (release) return release;
+    const err = errors.rateLimited(
+      BULK_RETRY_AFTER_SECONDS,
+      `Too many bulk requests in flight: at most ${perCaller} per caller (BULK_IN_FLIGHT_PER_CALLER)`,
+    );
+    await trail.refused(req.caller, action, [null], err);
+    throw err;
   }
 
   return {
@@ -122,7 +112,7 @@ export function createBulkGate({ perCaller, slots, trail, entries }: BulkGateOpt
     stats: () => ({ slots, active: limit.activeCount, waiting: limit.pendingCount }),
 
     /** The caller's bulk requests in flight (admitted, running or waiting for a share). */
-    inFlightOf: (actor: string): number => inFlight.get(actor) ?? 0,
+    inFlightOf: (actor: string): number => inFlight.heldBy(actor),
   };
 }
 
