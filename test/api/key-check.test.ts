@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { KeyCheckError } from '../../src/crypto/canary.js';
 import { createLogger } from '../../src/logger.js';
@@ -64,45 +64,46 @@ describe('a wrong ENCRYPTION_KEY stops start-up', () => {
   );
 });
 
-/** Runs the compiled service (dist/main.js) as a real process; resolves with its exit code and output once it exits or logs "ready". */
+/** Children of runMain still running when a test ends (it failed or timed out): killed after it. */
+const running = new Set<ChildProcess>();
+afterEach(() => {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+});
+
+/**
+ * Runs the compiled service (dist/main.js) as a real process; resolves with its exit code and
+ * output once it exits, or once it logs "ready" (then stopped with SIGTERM and awaited). It
+ * waits for those events, not for a clock: a start-up on a loaded machine may take many times
+ * its usual second, and the test's own timeout is the bound (a child left then is killed).
+ */
 function runMain(env: Record<string, string>) {
-  return new Promise<{ code: number | null; out: string; ready?: Record<string, unknown> }>(
-    (resolve, reject) => {
-      const child = spawn(process.execPath, [distEntry('main')], {
-        cwd: join(import.meta.dirname, '../..'),
-        env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`the service did not exit or get ready in time:\n${out}`));
-      }, 45_000);
-      const onData = (d: Buffer) => {
-        out += d.toString();
-        for (const line of out.split('\n')) {
-          if (!line.includes('secrets service ready')) continue;
-          const ready = JSON.parse(line);
-          child.kill('SIGTERM');
-          child.once('exit', (code) => {
-            clearTimeout(timer);
-            resolve({ code, out, ready });
-          });
-          child.stdout.off('data', onData);
-          return;
-        }
-      };
-      child.stdout.on('data', onData);
-      child.stderr.on('data', (d: Buffer) => {
-        out += d.toString();
-      });
-      child.once('exit', (code) => {
-        if (out.includes('secrets service ready')) return;
-        clearTimeout(timer);
-        resolve({ code, out });
-      });
-    },
-  );
+  return new Promise<{ code: number | null; out: string; ready?: Record<string, unknown> }>((resolve) => {
+    const child = spawn(process.execPath, [distEntry('main')], {
+      cwd: join(import.meta.dirname, '../..'),
+      env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    running.add(child);
+    let out = '';
+    let ready: Record<string, unknown> | undefined;
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (ready) return;
+      const line = out.split('\n').find((l) => l.includes('secrets service ready'));
+      if (!line) return;
+      ready = JSON.parse(line) as Record<string, unknown>;
+      child.kill('SIGTERM');
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.once('close', (code) => {
+      running.delete(child);
+      resolve({ code, out, ...(ready ? { ready } : {}) });
+    });
+  });
 }
 
 describe('the real process (src/main.ts)', () => {
@@ -134,12 +135,16 @@ describe('the real process (src/main.ts)', () => {
       expect(good.ready, good.out).toMatchObject({ backend, startupMs: expect.any(Number) });
       expect(good.code).toBe(0);
 
-      const bad = await runMain({ ...base, ENCRYPTION_KEY: randomBytes(32).toString('base64') });
+      // Side by side: a malformed key is refused before the database is opened, so it does
+      // not contend for the DATA_DIR with the wrong key's run.
+      const [bad, malformed] = await Promise.all([
+        runMain({ ...base, ENCRYPTION_KEY: randomBytes(32).toString('base64') }),
+        runMain({ ...base, ENCRYPTION_KEY: 'too-short' }),
+      ]);
       expect(bad.ready).toBeUndefined();
       expect(bad.code).not.toBe(0);
       expect(bad.out).toMatch(WRONG_KEY);
 
-      const malformed = await runMain({ ...base, ENCRYPTION_KEY: 'too-short' });
       expect(malformed.code).not.toBe(0);
       expect(malformed.out).toMatch(/ENCRYPTION_KEY must be 32 bytes .*openssl rand -base64 32/);
     } finally {
