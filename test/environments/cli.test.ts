@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { createAccessKey } from '../helpers/access-keys.js';
 import { cli, cliStderr } from '../helpers/cli.js';
+import { api } from '../helpers/http.js';
 import { issuedValues, secretValue } from '../helpers/secrets.js';
 import { createTestServer, type TestServer } from '../helpers/server.js';
 
@@ -24,24 +25,45 @@ afterAll(async () => {
 });
 beforeEach(async () => t.reset());
 
+/**
+ * Set-up the CLI is not under test for, through the API: each CLI command is a Node process
+ * (a few tenths of a second of CPU, seconds on a loaded machine), so the file starts only the
+ * ones whose behaviour it checks.
+ */
+async function createEnv(name: string) {
+  const r = await api(t).req('POST', '/api/environments', { name });
+  expect(r.statusCode, r.body).toBe(201);
+}
+async function put(envName: string, key: string, value: string) {
+  const r = await api(t).req('POST', `/api/environments/${envName}/secrets`, { key, value });
+  expect(r.statusCode, r.body).toBe(201);
+}
+
 it('secrets env create|list|compare|delete', async () => {
   expect(await cli(['env', 'create', 'staging', '--description', 'pre-prod'], { env })).toMatchObject({
     code: 0,
   });
   expect((await cli(['env', 'create', 'production'], { env })).code).toBe(0);
-  expect((await cli(['env', 'list'], { env })).stdout).toBe('default\nstaging\nproduction\n');
-  const listed = JSON.parse((await cli(['env', 'list', '--format', 'json'], { env })).stdout);
-  expect(listed[1]).toMatchObject({ name: 'staging', description: 'pre-prod' });
-  expect((await cli(['env', 'create', 'Bad Name'], { env })).code).toBe(2);
+  // Reads and a refused create (it changes nothing; the last listing below shows that too),
+  // side by side.
+  const [plain, asJson, bad] = await Promise.all([
+    cli(['env', 'list'], { env }),
+    cli(['env', 'list', '--format', 'json'], { env }),
+    cli(['env', 'create', 'Bad Name'], { env }),
+  ]);
+  expect(plain.stdout).toBe('default\nstaging\nproduction\n');
+  expect(JSON.parse(asJson.stdout)[1]).toMatchObject({ name: 'staging', description: 'pre-prod' });
+  expect(bad.code).toBe(2);
 
+  // The values to compare are written through the API: `set --env` is the next test's subject.
   const same = secretValue('same');
   const differs: Record<string, string> = {};
   for (const e of ['staging', 'production']) {
-    await cli(['set', 'SHARED', '--env', e], { env, input: same });
     differs[e] = secretValue(e);
-    await cli(['set', 'DIFFERS', '--env', e], { env, input: differs[e] });
+    await put(e, 'SHARED', same);
+    await put(e, 'DIFFERS', differs[e]);
   }
-  await cli(['set', 'ONLY_STAGING', '--env', 'staging'], { env, input: secretValue() });
+  await put('staging', 'ONLY_STAGING', secretValue());
   const compared = await cli(['env', 'compare', 'staging', 'production'], { env });
   expect(compared).toMatchObject({
     code: 0,
@@ -54,8 +76,11 @@ it('secrets env create|list|compare|delete', async () => {
   expect(promoted).toMatchObject({ code: 0, stdout: '' });
   expect(promoted.stderr).toContain('updated DIFFERS in production');
   expect(promoted.stderr).toContain('created ONLY_STAGING in production');
-  expect((await cli(['get', 'DIFFERS', '--env', 'production'], { env })).stdout).toBe(differs.staging);
-  const notThere = await cli(['env', 'promote', 'staging', 'production', 'NOT_A_KEY'], { env });
+  const [got, notThere] = await Promise.all([
+    cli(['get', 'DIFFERS', '--env', 'production'], { env }),
+    cli(['env', 'promote', 'staging', 'production', 'NOT_A_KEY'], { env }),
+  ]);
+  expect(got.stdout).toBe(differs.staging);
   expect(notThere.code).toBe(2);
   expect(notThere.stderr).toContain('not in staging: NOT_A_KEY');
   expect((await cli(['env', 'compare', 'staging', 'production'], { env })).stdout).toBe(
@@ -65,29 +90,45 @@ it('secrets env create|list|compare|delete', async () => {
   const busy = await cli(['env', 'delete', 'staging'], { env });
   expect(busy.code).toBe(8);
   expect(busy.stderr).toContain('still holds 3 active secrets');
-  for (const k of ['SHARED', 'DIFFERS', 'ONLY_STAGING'])
-    await cli(['delete', k, '--env', 'staging'], { env });
+  for (const k of ['SHARED', 'DIFFERS', 'ONLY_STAGING']) {
+    const removed = await api(t).req('DELETE', `/api/environments/staging/secrets/${k}`);
+    expect(removed.statusCode, removed.body).toBe(200);
+  }
   expect((await cli(['env', 'delete', 'staging'], { env })).code).toBe(0);
   expect((await cli(['env', 'list'], { env })).stdout).toBe('default\nproduction\n');
 });
 
 it('--env, SECRETS_ENV and the login profile pick the environment of every command', async () => {
-  await cli(['env', 'create', 'staging'], { env });
+  await createEnv('staging');
   const [def, stg] = [secretValue('default'), secretValue('staging')];
-  await cli(['set', 'APP_KEY'], { env, input: def });
-  await cli(['set', 'APP_KEY', '--env', 'staging'], { env, input: stg });
-  expect((await cli(['get', 'APP_KEY'], { env })).stdout).toBe(def);
-  expect((await cli(['get', 'APP_KEY', '--env', 'staging'], { env })).stdout).toBe(stg);
-  expect((await cli(['--env', 'staging', 'get', 'APP_KEY'], { env })).stdout).toBe(stg);
-  expect((await cli(['get', 'APP_KEY'], { env: { ...env, SECRETS_ENV: 'staging' } })).stdout).toBe(stg);
+  // Each command is its own process reading only what the ones before it wrote: the two
+  // writes, then every read, side by side.
+  const sets = await Promise.all([
+    cli(['set', 'APP_KEY'], { env, input: def }),
+    cli(['set', 'APP_KEY', '--env', 'staging'], { env, input: stg }),
+  ]);
+  expect(sets.map((r) => r.code)).toEqual([0, 0]);
+  const [plain, flag, flagFirst, fromEnv, emptyEnv, exported, run, nowhere, badName] = await Promise.all([
+    cli(['get', 'APP_KEY'], { env }),
+    cli(['get', 'APP_KEY', '--env', 'staging'], { env }),
+    cli(['--env', 'staging', 'get', 'APP_KEY'], { env }),
+    cli(['get', 'APP_KEY'], { env: { ...env, SECRETS_ENV: 'staging' } }),
+    cli(['get', 'APP_KEY'], { env: { ...env, SECRETS_ENV: '' } }),
+    cli(['export', '--format', 'json', '--env', 'staging'], { env }),
+    cli(['run', '--env', 'staging', '--', 'sh', '-c', 'printf %s "$APP_KEY"'], { env }),
+    cli(['get', 'APP_KEY', '--env', 'nowhere'], { env }),
+    cli(['get', 'APP_KEY', '--env', 'No'], { env }),
+  ]);
+  expect(plain.stdout).toBe(def);
+  expect(flag.stdout).toBe(stg);
+  expect(flagFirst.stdout).toBe(stg);
+  expect(fromEnv.stdout).toBe(stg);
   // An empty SECRETS_ENV is no setting.
-  expect((await cli(['get', 'APP_KEY'], { env: { ...env, SECRETS_ENV: '' } })).stdout).toBe(def);
-  const exported = await cli(['export', '--format', 'json', '--env', 'staging'], { env });
+  expect(emptyEnv.stdout).toBe(def);
   expect(JSON.parse(exported.stdout)).toEqual({ APP_KEY: stg });
-  const run = await cli(['run', '--env', 'staging', '--', 'sh', '-c', 'printf %s "$APP_KEY"'], { env });
   expect(run).toMatchObject({ code: 0, stdout: stg });
-  expect((await cli(['get', 'APP_KEY', '--env', 'nowhere'], { env })).code).toBe(6);
-  expect((await cli(['get', 'APP_KEY', '--env', 'No'], { env })).code).toBe(2);
+  expect(nowhere.code).toBe(6);
+  expect(badName.code).toBe(2);
 
   // The profile remembers an environment; a flag still wins.
   const { SECRETS_TOKEN: token, ...noToken } = env;
@@ -98,19 +139,26 @@ it('--env, SECRETS_ENV and the login profile pick the environment of every comma
   expect(login.code, login.stderr).toBe(0);
   const profiles = JSON.parse(await readFile(join(home, 'secrets-service', 'profiles.json'), 'utf8'));
   expect(profiles.profiles.default.environment).toBe('staging');
-  expect((await cli(['get', 'APP_KEY'], { env: noToken })).stdout).toBe(stg);
-  expect((await cli(['get', 'APP_KEY', '--env', 'default'], { env: noToken })).stdout).toBe(def);
+  const [profiled, overridden] = await Promise.all([
+    cli(['get', 'APP_KEY'], { env: noToken }),
+    cli(['get', 'APP_KEY', '--env', 'default'], { env: noToken }),
+  ]);
+  expect(profiled.stdout).toBe(stg);
+  expect(overridden.stdout).toBe(def);
 });
 
 it('an access key for staging gets exit code 5 for production, naming nothing there', async () => {
-  await cli(['env', 'create', 'staging'], { env });
-  await cli(['env', 'create', 'production'], { env });
-  await cli(['set', 'PROD_ONLY', '--env', 'production'], { env, input: secretValue() });
+  await createEnv('staging');
+  await createEnv('production');
+  await put('production', 'PROD_ONLY', secretValue());
   const k = await createAccessKey(t, { scopes: ['secrets:read', 'secrets:list'], environments: ['staging'] });
   const keyEnv = { SECRETS_URL: t.url, SECRETS_TOKEN: k.token, XDG_CONFIG_HOME: home };
-  const list = await cli(['list', '--env', 'production'], { env: keyEnv });
+  const [list, envs] = await Promise.all([
+    cli(['list', '--env', 'production'], { env: keyEnv }),
+    cli(['env', 'list'], { env: keyEnv }),
+  ]);
   expect(list.code).toBe(5);
   expect(list.stderr).toContain('does not cover the environment production');
   expect(list.stderr).not.toContain('PROD_ONLY');
-  expect((await cli(['env', 'list'], { env: keyEnv })).stdout).toBe('staging\n');
+  expect(envs.stdout).toBe('staging\n');
 });
