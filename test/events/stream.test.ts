@@ -182,7 +182,9 @@ describe('GET /api/events', () => {
     );
     opened.push(...streams);
     for (const s of streams) await s.until((f) => f.some((x) => x.comment === 'heartbeat'));
-    await vi.waitFor(() => expect(t.app.eventStreams.stats().joined).toBeGreaterThanOrEqual(4));
+    await vi.waitFor(() => expect(t.app.eventStreams.stats().joined).toBeGreaterThanOrEqual(4), {
+      timeout: 60_000,
+    });
     // The outbox range queries sent while the streams are open, counted at the driver.
     const spy =
       backend === 'postgres' ? vi.spyOn(pg.Client.prototype, 'query') : vi.spyOn(PGlite.prototype, 'query');

@@ -144,7 +144,7 @@ it('refuses an over-limit bulk request before its body is read, and releases adm
     });
     expect(res.statusCode).toBe(400);
   }
-  await vi.waitFor(() => expect(t.app.bulkGate.inFlightOf(actor)).toBe(0));
+  await vi.waitFor(() => expect(t.app.bulkGate.inFlightOf(actor)).toBe(0), { timeout: 60_000 });
 });
 
 it('rates imported entries per caller (BATCH_ENTRY_RATE_LIMIT): a batch that does not fit is refused whole, then refused unread', async () => {

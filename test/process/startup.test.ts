@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { freePort, startCluster } from '../helpers/pg-cluster.js';
+import { capturedLogs } from '../helpers/secrets.js';
 import { runServiceToExit, startService } from '../helpers/service-process.js';
 
 /**
@@ -37,11 +38,19 @@ it('waits for a database that comes up after the service started, then serves', 
   const cluster = await startCluster();
   try {
     await cluster.stop('fast');
+    const retrying = () =>
+      capturedLogs.filter((l) => l.includes('database not reachable yet; retrying')).length;
+    const before = retrying();
     const starting = startService(
       { DATABASE_URL: cluster.url(), DATABASE_CONNECT_TIMEOUT_MS: '90000', ...keys() },
       120_000,
     );
-    await new Promise((r) => setTimeout(r, 2000));
+    // The database comes up once the service has met it down and said it is retrying: an
+    // event, not a fixed sleep (on a loaded machine the start-up alone takes longer than one).
+    await Promise.race([
+      starting,
+      vi.waitFor(() => expect(retrying()).toBeGreaterThan(before), { timeout: 120_000, interval: 50 }),
+    ]);
     await cluster.start();
     const svc = await starting;
     try {
