@@ -32,6 +32,8 @@ export interface LoadResult {
   errors: number;
   non2xx: number;
   timeouts: number;
+  /** CPU time (user + system) this load generator used in its measured window, ms. */
+  cpuMs?: number;
 }
 
 function run(spec: LoadSpec, seconds: number): Promise<autocannon.Result> {
@@ -65,7 +67,9 @@ function run(spec: LoadSpec, seconds: number): Promise<autocannon.Result> {
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec;
 const warm = spec.warmupSeconds > 0 ? await run(spec, spec.warmupSeconds) : undefined;
+const cpu0 = process.cpuUsage();
 const r = await run(spec, spec.seconds);
+const cpu = process.cpuUsage(cpu0);
 const result: LoadResult & { served: number } = {
   // Everything the server answered, warm-up included: the denominator of its CPU per request.
   served: r.requests.total + (warm?.requests.total ?? 0),
@@ -76,5 +80,6 @@ const result: LoadResult & { served: number } = {
   errors: r.errors,
   non2xx: r.non2xx,
   timeouts: r.timeouts,
+  cpuMs: Math.round((cpu.user + cpu.system) / 1000),
 };
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -20,7 +20,14 @@ import {
   renderEvents,
   startBenchReceiver,
 } from './events.js';
-import { type IsolationResult, isolationBench, renderIsolation } from './isolation.js';
+import {
+  type CpuProbe,
+  hostileCosts,
+  type IsolationResult,
+  isolationBench,
+  type KindCost,
+  renderIsolation,
+} from './isolation.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import { cpuMs, cpuSplitMs, ROOT, rssMb, runLoad, type Server, sampleRss, startServer } from './procs.js';
 import { renderReplica, replicaBench } from './replica.js';
@@ -311,6 +318,9 @@ const r2 = (x: number) => Math.round(x * 100) / 100;
 /** The benign caller's connections in the isolation part (a serverless-sized client). */
 const ISOLATION_CONNECTIONS = 8;
 
+/** Requests of each hostile kind sent to measure its CPU cost (bench/isolation.ts hostileCosts). */
+const ISOLATION_COST_REQUESTS = Number(process.env.ISOLATION_COST_REQUESTS ?? 200);
+
 /** The compared tree's isolation figures (--compare DIR), by backend. */
 const isolationCompared: Record<string, IsolationResult> = {};
 
@@ -325,17 +335,38 @@ async function isolation(backend: Backend): Promise<IsolationResult> {
     sub: 'hostile',
     ttlSeconds: 4 * 3600,
   });
-  const trees: { name: string; server: Server }[] = [];
+  const trees: { name: string; server: Server; cpu: CpuProbe }[] = [];
+  // Each tree's PostgreSQL backends carry an application name, so their CPU can be read.
+  const named = (env: Record<string, string>, appName: string) => {
+    if (!env.DATABASE_URL) return env;
+    const url = new URL(env.DATABASE_URL);
+    url.searchParams.set('application_name', appName);
+    return { ...env, DATABASE_URL: url.toString() };
+  };
+  const probe = (server: Server, appName: string): CpuProbe => {
+    const seen = new Map<number, number>();
+    return async () => ({
+      service: await cpuMs(server.pid),
+      postgres: backend === 'postgres' ? await backendCpu(appName, seen) : null,
+    });
+  };
   const storage = await seeded(backend, settings.seeded);
-  trees.push({ name: 'this', server: await start(`${backend}-isolation`, SERVICE, storage.env) });
+  const thisApp = `bench-isolation-${randomBytes(3).toString('hex')}`;
+  const thisServer = await start(`${backend}-isolation`, SERVICE, named(storage.env, thisApp));
+  trees.push({ name: 'this', server: thisServer, cpu: probe(thisServer, thisApp) });
   if (args.compare) {
     const other = await seededIn(args.compare, backend);
-    trees.push({
-      name: 'compare',
-      server: await start(`${backend}-isolation-compare`, ['dist/main.js'], other.env, args.compare),
-    });
+    const otherApp = `bench-isolation-${randomBytes(3).toString('hex')}`;
+    const server = await start(
+      `${backend}-isolation-compare`,
+      ['dist/main.js'],
+      named(other.env, otherApp),
+      args.compare,
+    );
+    trees.push({ name: 'compare', server, cpu: probe(server, otherApp) });
   }
   const pairs: Record<string, IsolationResult[]> = { this: [], compare: [] };
+  const costs: Record<string, KindCost[]> = {};
   const pairCount = smoke ? 1 : Number(args.pairs);
   try {
     for (let i = 0; i < pairCount; i++) {
@@ -352,15 +383,29 @@ async function isolation(backend: Backend): Promise<IsolationResult> {
             amount: settings.requests,
             pairs: 1,
             log,
+            cpu: tree.cpu,
           }),
         );
       }
     }
+    // What each hostile kind costs per request, in CPU: the load-independent figure.
+    if (!smoke)
+      for (const tree of trees)
+        costs[tree.name] = await hostileCosts({
+          url: tree.server.url,
+          hostileToken,
+          cpu: tree.cpu,
+          amount: ISOLATION_COST_REQUESTS,
+        });
   } finally {
     for (const t of trees) await t.server.stop();
   }
-  if (args.compare) isolationCompared[`${backend} (${args.compare})`] = mergeIsolation(pairs.compare!);
-  return mergeIsolation(pairs.this!);
+  const merged = (name: string) => ({
+    ...mergeIsolation(pairs[name]!),
+    ...(costs[name] ? { costs: costs[name] } : {}),
+  });
+  if (args.compare) isolationCompared[`${backend} (${args.compare})`] = merged('compare');
+  return merged('this');
 }
 
 /** One result from single-pair runs: every pair, the median ratio, all failures. */

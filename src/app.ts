@@ -348,6 +348,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     readPerMinute: config.readRateLimit,
     authFailuresPerMinute: config.authFailureRateLimit,
     batchEntriesPerMinute: config.batchEntryRateLimit,
+    refusalsPerMinute: config.refusalRateLimit,
   });
   const bulkGate = createBulkGate({
     perCaller: config.bulkInFlightPerCaller,

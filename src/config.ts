@@ -285,6 +285,11 @@ const settings = {
   headersTimeoutMs: setting('HEADERS_TIMEOUT_MS', int({ min: 1, max: 3_600_000, default: 10_000 })),
   /** How long an idle keep-alive connection stays open. */
   keepAliveTimeoutMs: setting('KEEP_ALIVE_TIMEOUT_MS', int({ min: 1, max: 3_600_000, default: 5_000 })),
+  /**
+   * Refused requests (400, 403, 413, 415, 429) per authenticated identity per minute; past
+   * it, the identity's requests are answered 429 before their body is read.
+   */
+  refusalRateLimit: setting('REFUSAL_RATE_LIMIT', int({ min: 1, default: 120 })),
   /** Failed authentications per client IP per minute. */
   authFailureRateLimit: setting('AUTH_FAILURE_RATE_LIMIT', int({ min: 1, default: 20 })),
   /** Rate-limit counters live here when set, shared by every instance. */

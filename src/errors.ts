@@ -10,6 +10,11 @@ export class AppError extends Error {
     message: string,
     readonly nextActions?: string,
     readonly headers?: Record<string, string>,
+    /**
+     * The most unread request body read and discarded before this answer (default: the error
+     * handler's DRAIN_LIMIT_BYTES); a longer body gets the answer with the connection closed.
+     */
+    readonly drainBytes?: number,
   ) {
     super(message);
     this.name = 'AppError';
@@ -104,6 +109,19 @@ export const errors = {
       {
         'retry-after': String(retryAfterSeconds),
       },
+    ),
+  /**
+   * An identity refused too often this window (REFUSAL_RATE_LIMIT): answered before its body
+   * is read, and a body over 64 KB is not read at all (the connection is closed instead).
+   */
+  tooManyRefusals: (retryAfterSeconds: number, perMinute: number) =>
+    new AppError(
+      429,
+      'RATE_LIMITED',
+      `Too many refused requests: at most ${perMinute} per identity per minute (REFUSAL_RATE_LIMIT): retry in ${retryAfterSeconds} s`,
+      'Fix the requests that were refused (see their messages), then wait for Retry-After seconds',
+      { 'retry-after': String(retryAfterSeconds) },
+      64 * 1024,
     ),
   /** The rendered template is over MAX_RENDER_BYTES (the size is named when it is not far over). */
   renderTooLarge: (maxBytes: number, size: number) =>

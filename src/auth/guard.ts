@@ -51,6 +51,9 @@ declare module 'fastify' {
   }
 }
 
+/** The answers that count against REFUSAL_RATE_LIMIT (src/http/rate-limits.ts). */
+const COUNTED_REFUSALS: ReadonlySet<number> = new Set([400, 403, 413, 415, 429]);
+
 /** The one default: a route that declares no `config.access` is admin-only (denied by default). */
 const ADMIN_ONLY: RouteAccess = { adminOnly: true };
 export const routeAccess = (config: { access?: RouteAccess } | undefined): RouteAccess =>
@@ -104,6 +107,9 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
     throw err;
   }
 
+  /** Requests answered by the refusal limit itself: not counted again. */
+  const overLimit = new WeakSet<FastifyRequest>();
+
   async function identify(req: FastifyRequest): Promise<Actor> {
     const auth = req.headers.authorization;
     const apiKey = req.headers['x-api-key'];
@@ -152,6 +158,15 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
     req.caller = callerOf(req, actor);
     const deny = (err: AppError) =>
       access.action ? refuse(req, access.action, paramKey(req), err) : Promise.reject(err);
+    // An identity refused too often this minute is answered before anything else is done
+    // for it (its body is not read): one peek at a counter. Only the answer that crossed
+    // the limit leaves an audit row; the rest of the window is refused without one.
+    const over = await limits.overRefusals(req);
+    if (over) {
+      overLimit.add(req);
+      if (over.audit) return deny(over.error);
+      throw over.error;
+    }
     const env = req.caller.environment;
     if (env !== null && env !== DEFAULT_ENVIRONMENT) {
       // Coverage first, so a credential learns nothing about an environment it does not
@@ -226,6 +241,16 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
         throw err;
       }
     }
+  });
+
+  // Every refusal of an authenticated caller counts against REFUSAL_RATE_LIMIT: bad input,
+  // denials, bodies too large, other limits. Not 404/409/412: a missing secret, a conflict
+  // or a stale ETag are ordinary answers to well-behaved callers.
+  scope.addHook('onResponse', (req, reply, done) => {
+    if (req.actor && COUNTED_REFUSALS.has(reply.statusCode) && !overLimit.has(req)) {
+      limits.countRefusal(req).catch((err: unknown) => req.log.warn({ err }, 'refusal not counted'));
+    }
+    done();
   });
 
   // A request the guard let in but the framework refused before any service ran (the route

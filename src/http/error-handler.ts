@@ -73,9 +73,15 @@ function afterBody(
   req: FastifyRequest,
   reply: FastifyReply,
   send: () => FastifyReply,
+  limit: number = DRAIN_LIMIT_BYTES,
 ): FastifyReply | Promise<FastifyReply> {
   const raw = req.raw;
   if (raw.complete || raw.readableEnded || raw.destroyed) return send();
+  // A body announced longer than the bound is not read at all.
+  if (Number(raw.headers['content-length'] ?? 0) > limit) {
+    reply.header('connection', 'close');
+    return send();
+  }
   return new Promise((resolve) => {
     let seen = 0;
     const finish = () => {
@@ -87,7 +93,7 @@ function afterBody(
     };
     const onData = (chunk: Buffer) => {
       seen += chunk.length;
-      if (seen > DRAIN_LIMIT_BYTES) {
+      if (seen > limit) {
         reply.header('connection', 'close');
         finish();
       }
@@ -128,7 +134,7 @@ export function installErrorHandling(app: FastifyInstance) {
     } else {
       noteRejection(req, appErr.code);
     }
-    return afterBody(req, reply, () => sendError(reply, appErr));
+    return afterBody(req, reply, () => sendError(reply, appErr), appErr.drainBytes);
   });
   app.setNotFoundHandler((req, reply) => {
     const notFound = errors.routeNotFound(req.method, req.url.split('?')[0] ?? '');

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { errors } from '../errors.js';
+import { type AppError, errors } from '../errors.js';
 import { type Actor, actorId } from '../identity/actor.js';
 
 /**
@@ -9,7 +9,12 @@ import { type Actor, actorId } from '../identity/actor.js';
  */
 export function createLimits(
   app: FastifyInstance,
-  opts: { readPerMinute: number; authFailuresPerMinute: number; batchEntriesPerMinute: number },
+  opts: {
+    readPerMinute: number;
+    authFailuresPerMinute: number;
+    batchEntriesPerMinute: number;
+    refusalsPerMinute: number;
+  },
 ) {
   const reads = app.createRateLimit({
     max: opts.readPerMinute,
@@ -25,6 +30,11 @@ export function createLimits(
     max: opts.batchEntriesPerMinute,
     timeWindow: 60_000,
     keyGenerator: (req: FastifyRequest) => `batch:${actorId(req.actor as Actor | null)}`,
+  });
+  const refusals = app.createRateLimit({
+    max: opts.refusalsPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (req: FastifyRequest) => `refused:${actorId(req.actor as Actor | null)}`,
   });
   const retryAfter = (ttlMs: number) => Math.max(1, Math.ceil(ttlMs / 1000));
   const overBatchEntries = (ttlMs: number) =>
@@ -68,6 +78,24 @@ export function createLimits(
 
     async countAuthFailure(req: FastifyRequest): Promise<void> {
       await authFailures(req);
+    },
+    /**
+     * Before an authenticated caller's body is read: the 429 to answer once the identity has
+     * been refused REFUSAL_RATE_LIMIT times this minute, else null. `audit` is true for the
+     * one answer that crossed the limit (it is counted, so the rest of the window is refused
+     * without counting): one audit row per identity and window, not one per refusal.
+     */
+    async overRefusals(req: FastifyRequest): Promise<{ error: AppError; audit: boolean } | null> {
+      const peek = await refusals(req, { increment: false });
+      if (peek.isAllowed || peek.remaining > 0 || peek.ttl <= 0) return null;
+      const error = errors.tooManyRefusals(retryAfter(peek.ttl), opts.refusalsPerMinute);
+      if (peek.isExceeded) return { error, audit: false };
+      await refusals(req);
+      return { error, audit: true };
+    },
+    /** Counts one refused request of the authenticated caller (REFUSAL_RATE_LIMIT). */
+    async countRefusal(req: FastifyRequest): Promise<void> {
+      await refusals(req);
     },
     /** Batch-import entries (BATCH_ENTRY_RATE_LIMIT): 429 when none are left (a peek, before the body is read). */
     async peekBatchEntries(req: FastifyRequest): Promise<void> {

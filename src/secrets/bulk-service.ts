@@ -31,6 +31,20 @@ export type Charge = (n: number) => Promise<void>;
  */
 const RENDER_REFUSAL_NAMES_MAX = 200;
 
+/** Rows opened (decrypted) between two yields to the event loop (openAll). */
+export const OPEN_CHUNK = 100;
+
+/** Lets every callback already queued run (I/O included) before continuing. */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Calls `each` on every item, yielding to the event loop between chunks of `chunk` items. */
+export async function inChunks<T>(items: readonly T[], each: (item: T) => void, chunk = OPEN_CHUNK) {
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0 && i % chunk === 0) await yieldToEventLoop();
+    each(items[i]!);
+  }
+}
+
 /** What an export reads: the secrets under `prefix` (all when absent), charged to the caller's read limit. */
 export interface ExportInput {
   prefix?: string | undefined;
@@ -48,12 +62,19 @@ export interface BulkServiceDeps {
 }
 
 export function createBulkService({ db, repo, trail, keyring, log, maxRenderBytes }: BulkServiceDeps) {
-  /** Opens every row; the first failure fails them all (the others are then withheld). */
-  function openAll(rows: ValueRow[]): { values: Map<string, string>; touched: Touched[]; error?: unknown } {
+  /**
+   * Opens every row; the first failure fails them all (the others are then withheld).
+   * Between chunks of OPEN_CHUNK rows it yields to the event loop, so a large export or
+   * render does not hold it: other requests (and, on PGlite, their statements, which run on
+   * this same thread) are served between chunks.
+   */
+  async function openAll(
+    rows: ValueRow[],
+  ): Promise<{ values: Map<string, string>; touched: Touched[]; error?: unknown }> {
     const values = new Map<string, string>();
     const touched: Touched[] = [];
     let error: unknown;
-    for (const row of rows) {
+    await inChunks(rows, (row) => {
       try {
         values.set(
           row.key,
@@ -64,7 +85,7 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
         error ??= err;
         touched.push({ key: row.key, version: row.version, outcome: outcomeOf(err) });
       }
-    }
+    });
     return error === undefined ? { values, touched } : { values, touched: withheld(touched), error };
   }
 
@@ -148,7 +169,7 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
       if (locked) return locked;
       const paid = await charged(rows, charge);
       if (!paid.ok) return paid;
-      const opened = openAll(rows);
+      const opened = await openAll(rows);
       if (opened.error !== undefined) return { ok: false, error: opened.error, touched: opened.touched };
       // A null-prototype object: a key can never collide with Object.prototype members.
       const out: ExportedSecrets = Object.create(null);
@@ -236,7 +257,7 @@ export function createBulkService({ db, repo, trail, keyring, log, maxRenderByte
           );
           return { ok: false, error, touched: [namesRow(unresolved, 'not_found')] };
         }
-        const opened = openAll(rows);
+        const opened = await openAll(rows);
         if (opened.error !== undefined) return { ok: false, error: opened.error, touched: opened.touched };
         // Counted as references resolve, before anything is built (MAX_RENDER_BYTES).
         const size = renderedBytes(template, opened.values, maxRenderBytes);

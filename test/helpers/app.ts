@@ -86,6 +86,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     READ_RATE_LIMIT: '1000000',
     AUTH_FAILURE_RATE_LIMIT: '1000000',
     BATCH_ENTRY_RATE_LIMIT: '1000000',
+    REFUSAL_RATE_LIMIT: '1000000',
     ...opts.env,
   };
   const config = loadConfig(env);
