@@ -151,7 +151,7 @@ export function renderEvents(label: string, all: Record<string, EventsResult>): 
     );
   lines.push(
     '',
-    'Delivery alone (the fan-out instance\'s queued deliveries sent by a fresh instance, no writes beside it), CPU per event delivered:',
+    "Delivery alone (the fan-out instance's queued deliveries sent by a fresh instance, no writes beside it), CPU per event delivered:",
     '',
     '| backend | build | events | service (us) | PostgreSQL (us) | receiver (us) | wall (ms) |',
     '| --- | --- | --- | --- | --- | --- | --- |',

@@ -296,7 +296,15 @@ export function createEventsRepository() {
       );
       const anySubscription = rows[0]?.any_sub ?? false;
       const claimed: ClaimedDelivery[] = [];
-      for (const { delivery_id, delivery_subscription, attempts, url, secrets_tag, any_sub: _, ...event } of rows)
+      for (const {
+        delivery_id,
+        delivery_subscription,
+        attempts,
+        url,
+        secrets_tag,
+        any_sub: _,
+        ...event
+      } of rows)
         if (delivery_id !== null)
           claimed.push({
             id: delivery_id,

@@ -81,10 +81,10 @@ it('wakes at once when a subscription is enabled through this instance', async (
   const id = res.json().id as string;
   expect((await admin.req('PATCH', `/api/webhooks/${id}`, { enabled: false })).statusCode).toBe(200);
   // Idle until the interval has doubled a few times (awaited, not timed).
-  await vi.waitFor(
-    () => expect(t.app.webhookDispatcher.pollIntervalMs).toBeGreaterThanOrEqual(POLL_MS * 8),
-    { timeout: 60_000, interval: 20 },
-  );
+  await vi.waitFor(() => expect(t.app.webhookDispatcher.pollIntervalMs).toBeGreaterThanOrEqual(POLL_MS * 8), {
+    timeout: 60_000,
+    interval: 20,
+  });
   expect((await admin.req('PATCH', `/api/webhooks/${id}`, { enabled: true })).statusCode).toBe(200);
   expect(t.app.webhookDispatcher.pollIntervalMs).toBe(POLL_MS);
   expect((await admin.create({ key: 'APP_WOKEN', value: secretValue() })).statusCode).toBe(201);
