@@ -570,10 +570,16 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
     });
     const d0 = await cpu();
     const tD = Date.now();
-    // Until `until` events arrived (never the whole backlog: no idle tail in the figures).
-    while (receiver.delays.length - d0.n < until && Date.now() - tD < 300_000) {
+    // Until `until` events arrived (a part of the backlog, so no idle tail in the figures),
+    // or nothing more arrived for a second (the backlog ran out first).
+    for (let seen = d0.n, quietSince = Date.now(); receiver.delays.length - d0.n < until; ) {
+      if (Date.now() - quietSince > 1000 || Date.now() - tD > 300_000) break;
       await new Promise((r) => setTimeout(r, 100));
       await receiver.sync();
+      if (receiver.delays.length !== seen) {
+        seen = receiver.delays.length;
+        quietSince = Date.now();
+      }
     }
     const d1 = await cpu();
     await drainer.stop();
