@@ -1,10 +1,10 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 /**
- * Issue 26: what change events cost writes, and how soon a webhook arrives. Two service
- * instances on their own seeded databases, one with no subscription and one with a webhook
- * subscription to a receiver in this process; the `update` scenario runs on each in turn
+ * Issue 26: what change events cost writes, and how soon a webhook arrives. Three service
+ * instances on their own seeded databases (no subscription; one not delivering; one with a
+ * webhook subscription to a receiver in a child process); the `update` scenario runs on each in turn
  * (pairs, alternating), and the ratio of their rates is reported per pair and as a median.
  * The delay is taken at the receiver: arrival time minus the event's timestamp (set when
  * the event row is inserted, just before its transaction commits), under the saturating
@@ -28,7 +28,7 @@ export interface EventsWindow {
   pgRows?: number | null;
   /** The part of pgRows in webhook_deliveries and webhook_attempts. */
   pgWebhookRows?: number | null;
-  /** This bench process's CPU per write: the receiver's work, on the same 2 cores. */
+  /** The receiver process's CPU per write: its work, on the same 2 cores. */
   benchCpuUs: number;
   /** `one` only: events written to it and not yet at the receiver when its window closed. */
   backlogAtEnd?: number;
@@ -58,33 +58,55 @@ export interface EventsResult {
   loaded: { count: number; p50: number; p99: number };
   /** Webhook delay for sequential writes (ms). */
   light: { count: number; p50: number; p99: number };
+  /**
+   * A backlog (the fan-out instance's queued deliveries) sent by a fresh instance with no
+   * writes beside it: CPU per event delivered (microseconds; pgUs null for PGlite).
+   */
+  deliveryCost?: { events: number; serviceUs: number; pgUs: number | null; receiverUs: number; ms: number };
+  /** The same for another build (BENCH_DRAIN_BASE), on the first part of the same backlog. */
+  deliveryCostBase?: EventsResult['deliveryCost'];
   delivered: number;
 }
 
+/**
+ * The receiver in a child process (bench/targets/webhook-receiver.mjs): a bare server
+ * answering 204 that notes each event's delay. `delays` fills in batches (every 100 ms);
+ * `sync` brings it up to date. Its CPU is the child's (`pid`), not the bench process's.
+ */
 export function startBenchReceiver() {
   const delays: number[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => {
-      body += c;
-    });
-    req.on('end', () => {
-      const arrived = Date.now();
-      try {
-        delays.push(arrived - Date.parse((JSON.parse(body) as { timestamp: string }).timestamp));
-      } catch {
-        // not an event
-      }
-      res.writeHead(204).end();
-    });
+  const child = fork(fileURLToPath(new URL('./targets/webhook-receiver.mjs', import.meta.url)), [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: [],
+  });
+  let flushed: (() => void) | undefined;
+  let listening: ((port: number) => void) | undefined;
+  child.on('message', (m: { kind: string; delays?: number[]; port?: number }) => {
+    if (m.delays) for (const d of m.delays) delays.push(d);
+    if (m.kind === 'flushed') flushed?.();
+    if (m.kind === 'listening') listening?.(m.port!);
   });
   return {
     delays,
+    pid: child.pid!,
     async listen(): Promise<string> {
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      return `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const port = await new Promise<number>((resolve) => {
+        listening = resolve;
+      });
+      return `http://127.0.0.1:${port}/hook`;
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    /** Every delay the child has noted so far is in `delays`. */
+    sync: () =>
+      new Promise<void>((resolve) => {
+        flushed = resolve;
+        child.send('flush');
+      }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.disconnect();
+      }),
   };
 }
 
@@ -101,7 +123,7 @@ export function renderEvents(label: string, all: Record<string, EventsResult>): 
     'none: no subscription; fan-out: one enabled subscription, no delivery on that instance',
     '(WEBHOOK_POLL_MS=0); one: the same, delivering. `none` and `fan-out` are measured only after',
     "`one`'s backlog has drained. CPU: microseconds per write (service process / PostgreSQL",
-    'backends / bench process = receiver).',
+    'backends / receiver process).',
     '',
     '| backend | pair | none req/s | one subscription req/s | ratio | p99 none / one (ms) | fan-out req/s | fan-out ratio | service CPU/write none / fan-out / one (us) | PG CPU/write none / fan-out / one (us) | receiver CPU/write (us) | backlog after one | drain (ms) | PG rows/write none / fan-out / one | of which webhook tables |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
@@ -127,5 +149,21 @@ export function renderEvents(label: string, all: Record<string, EventsResult>): 
     lines.push(
       `| ${b} | ${r.loaded.p50} / ${r.loaded.p99} (${r.loaded.count}) | ${r.light.p50} / ${r.light.p99} (${r.light.count}) |`,
     );
+  lines.push(
+    '',
+    "Delivery alone (the fan-out instance's queued deliveries sent by a fresh instance, no writes beside it), CPU per event delivered:",
+    '',
+    '| backend | build | events | service (us) | PostgreSQL (us) | receiver (us) | wall (ms) |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  );
+  for (const [b, r] of Object.entries(all))
+    for (const [build, c] of [
+      ['base (BENCH_DRAIN_BASE)', r.deliveryCostBase],
+      ['this', r.deliveryCost],
+    ] as const)
+      if (c)
+        lines.push(
+          `| ${b} | ${build} | ${c.events} | ${c.serviceUs} | ${c.pgUs ?? 'in process'} | ${c.receiverUs} | ${c.ms} |`,
+        );
   return `${lines.join('\n')}\n`;
 }

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -434,8 +434,10 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
   const env = { WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_POLL_MS: '50' };
   const appNames: Record<string, string> = {};
   const dbNames: Record<string, string> = {};
+  const storageEnvs: Record<string, Record<string, string>> = {};
   const instance = async (kind: EventsKind, extra: Record<string, string>) => {
     const storageEnv: Record<string, string> = { ...(await seeded(backend, settings.seeded)).env };
+    storageEnvs[kind] = storageEnv;
     appNames[kind] = `bench-events-${kind}-${randomBytes(3).toString('hex')}`;
     if (storageEnv.DATABASE_URL) {
       const url = new URL(storageEnv.DATABASE_URL);
@@ -472,16 +474,23 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
   };
   // Writes served by `one` (warm-up included: each is one event for its subscription).
   let oneWrites = 0;
+  /** Writes served by `fanout`: each queued a delivery that nothing sent. */
+  let fanoutWrites = 0;
   const backlog = () => Math.max(0, oneWrites - receiver.delays.length);
   /** Waits until `one` has delivered everything written to it (at most 5 minutes). */
   const drain = async () => {
     const t0 = Date.now();
-    while (backlog() > 0 && Date.now() - t0 < 300_000) await new Promise((r) => setTimeout(r, 100));
+    await receiver.sync();
+    while (backlog() > 0 && Date.now() - t0 < 300_000) {
+      await new Promise((r) => setTimeout(r, 100));
+      await receiver.sync();
+    }
     // Requests in flight when a window closed wrote events the load generator did not count:
     // wait, too, until nothing has arrived for 500 ms.
     for (let seen = -1; seen !== receiver.delays.length && Date.now() - t0 < 300_000; ) {
       seen = receiver.delays.length;
       await new Promise((r) => setTimeout(r, 500));
+      await receiver.sync();
     }
     return { ms: Date.now() - t0, left: backlog() };
   };
@@ -501,15 +510,17 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
       }
       const pg0 = backend === 'postgres' ? await backendCpu(appNames[kind]!, seen[kind]!) : 0;
       const x0 = backend === 'postgres' ? await dbCounters(dbNames[kind]!) : null;
-      const bench0 = process.cpuUsage();
+      const recv0 = await cpuSplitMs(receiver.pid);
       const m = await measure(servers[kind], spec);
-      const bench = process.cpuUsage(bench0);
+      const recv1 = await cpuSplitMs(receiver.pid);
+      await receiver.sync();
       const backlogAtEnd = kind === 'one' ? Math.max(0, oneWrites + m.served - receiver.delays.length) : 0;
       const pgCpu = backend === 'postgres' ? (await backendCpu(appNames[kind]!, seen[kind]!)) - pg0 : null;
       // The statistics collector publishes a backend's counters within a second or so.
       if (x0) await new Promise((r) => setTimeout(r, 1500));
       const x1 = x0 ? await dbCounters(dbNames[kind]!) : null;
       if (kind === 'one') oneWrites += m.served;
+      if (kind === 'fanout') fanoutWrites += m.served;
       const per = (ms: number) => Math.round((ms * 1000) / Math.max(1, m.served));
       got[kind] = {
         rps: m.rps,
@@ -521,9 +532,9 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
         // Rows written per write: in all tables, and in webhook_deliveries/attempts alone.
         pgWebhookRows: x0 && x1 ? r2((x1.webhookRows - x0.webhookRows) / Math.max(1, m.served)) : null,
         pgRows: x0 && x1 ? r2((x1.rows - x0.rows) / Math.max(1, m.served)) : null,
-        // The receiver runs in this process (the load generator does not): in production
-        // this work is on the receiver's machine, here it takes a share of the same 2 cores.
-        benchCpuUs: per((bench.user + bench.system) / 1000),
+        // The receiver runs in a process of its own: in production this work is on the
+        // receiver's machine, here it takes a share of the same 2 cores.
+        benchCpuUs: per(recv1.user + recv1.system - recv0.user - recv0.system),
         ...(kind === 'one' ? { backlogAtEnd } : {}),
       };
     }
@@ -559,9 +570,133 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
     await new Promise((r) => setTimeout(r, 20));
   }
   const lightUntil = Date.now() + 60_000;
-  while (receiver.delays.length < (smoke ? 5 : 200) && Date.now() < lightUntil)
+  while (receiver.delays.length < (smoke ? 5 : 200) && Date.now() < lightUntil) {
     await new Promise((r) => setTimeout(r, 500));
+    await receiver.sync();
+  }
   const light = percentiles(receiver.delays);
+  // Delivery alone, no writes beside it: the fan-out instance queued a delivery for every
+  // write it served and sent none. A fresh delivering instance on its storage sends them
+  // (full batches), and the CPU it, its PostgreSQL backends and the receiver spend per
+  // event delivered is the cost of a delivery, measured in CPU time, not in a rate that
+  // other work on the machine moves.
+  await servers.fanout.stop();
+  receiver.delays.length = 0;
+  const seenDrain = new Map<number, number>();
+  /**
+   * Starts a delivering instance of `root`'s build on the fan-out storage and measures it
+   * until nothing more arrives (or `until` events arrived), then stops it.
+   */
+  const drainWith = async (label: string, root: string, until: number) => {
+    const app = `bench-events-drain-${randomBytes(3).toString('hex')}`;
+    const drainEnv: Record<string, string> = { ...storageEnvs.fanout!, ...env };
+    if (drainEnv.DATABASE_URL) {
+      const url = new URL(drainEnv.DATABASE_URL);
+      url.searchParams.set('application_name', app);
+      drainEnv.DATABASE_URL = url.toString();
+    }
+    const profile =
+      process.env.BENCH_PROFILE_DIR && label === 'this'
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
+        : [];
+    const drainer = await start(
+      `${backend}-events-drain-${label}`,
+      [...profile, join(root, 'dist/main.js')],
+      drainEnv,
+      root,
+    );
+    await receiver.sync();
+    seenDrain.clear();
+    const cpu = async () => ({
+      svc: await cpuSplitMs(drainer.pid),
+      recv: await cpuSplitMs(receiver.pid),
+      pg: backend === 'postgres' ? await backendCpu(app, seenDrain) : 0,
+      n: receiver.delays.length,
+    });
+    const d0 = await cpu();
+    const tD = Date.now();
+    // Until `until` events arrived (a part of the backlog, so no idle tail in the figures),
+    // or nothing more arrived for a second (the backlog ran out first).
+    for (let seen = d0.n, quietSince = Date.now(); receiver.delays.length - d0.n < until; ) {
+      if (Date.now() - quietSince > 1000 || Date.now() - tD > 300_000) break;
+      await new Promise((r) => setTimeout(r, 100));
+      await receiver.sync();
+      if (receiver.delays.length !== seen) {
+        seen = receiver.delays.length;
+        quietSince = Date.now();
+      }
+    }
+    const d1 = await cpu();
+    await drainer.stop();
+    const sent = Math.max(1, d1.n - d0.n);
+    const perEvent = (ms: number) => Math.round((ms * 1000) / sent);
+    const cost = {
+      events: d1.n - d0.n,
+      serviceUs: perEvent(d1.svc.user + d1.svc.system - d0.svc.user - d0.svc.system),
+      pgUs: backend === 'postgres' ? perEvent(d1.pg - d0.pg) : null,
+      receiverUs: perEvent(d1.recv.user + d1.recv.system - d0.recv.user - d0.recv.system),
+      ms: Date.now() - tD,
+    };
+    log(
+      `  ${backend} delivery alone (${label}): ${cost.events} events; per event service ${cost.serviceUs} us, ` +
+        `PG ${cost.pgUs} us, receiver ${cost.receiverUs} us`,
+    );
+    return cost;
+  };
+  // BENCH_DRAIN_BASE=<another built tree> (PostgreSQL): that build and this one take turns
+  // (base, this, base, this) on parts of the same backlog, so both costs come from one run.
+  // (Its migration list must be a prefix of this one's; the newer rows are hidden from it
+  // while it runs.) Each turn sends a fifth of the backlog; the last fifth stays queued.
+  const base = process.env.BENCH_DRAIN_BASE;
+  const turns: [string, string][] =
+    base && backend === 'postgres'
+      ? [
+          ['base', base],
+          ['this', ROOT],
+          ['base', base],
+          ['this', ROOT],
+        ]
+      : [['this', ROOT]];
+  const part = Math.max(1, Math.floor((fanoutWrites * 0.8) / turns.length));
+  const costs: Record<string, NonNullable<EventsResult['deliveryCost']>[]> = { base: [], this: [] };
+  for (const [label, root] of turns) {
+    let hidden: pg.QueryResult | undefined;
+    if (label === 'base') {
+      const known = (await readdir(join(base!, 'migrations'))).filter((f) => f.endsWith('.sql')).length;
+      const c = new pg.Client({ connectionString: storageEnvs.fanout!.DATABASE_URL });
+      await c.connect();
+      hidden = await c.query('DELETE FROM schema_migrations WHERE version > $1 RETURNING *', [known]);
+      await c.end();
+    }
+    costs[label]!.push(await drainWith(label, root, part));
+    if (hidden) {
+      const c = new pg.Client({ connectionString: storageEnvs.fanout!.DATABASE_URL });
+      await c.connect();
+      for (const r of hidden.rows)
+        await c.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+          r.version,
+          r.name,
+          r.checksum,
+        ]);
+      await c.end();
+    }
+  }
+  /** Turns of one build added up: events, CPU per event over all of them. */
+  const total = (cs: NonNullable<EventsResult['deliveryCost']>[]) => {
+    if (cs.length === 0) return undefined;
+    const events = cs.reduce((n, c) => n + c.events, 0);
+    const w = (f: (c: (typeof cs)[number]) => number | null) =>
+      Math.round(cs.reduce((n, c) => n + (f(c) ?? 0) * c.events, 0) / Math.max(1, events));
+    return {
+      events,
+      serviceUs: w((c) => c.serviceUs),
+      pgUs: cs[0]!.pgUs === null ? null : w((c) => c.pgUs),
+      receiverUs: w((c) => c.receiverUs),
+      ms: cs.reduce((n, c) => n + c.ms, 0),
+    };
+  };
+  const deliveryCost = total(costs.this!);
+  const deliveryCostBase = total(costs.base!);
   for (const s of Object.values(servers)) await s.stop();
   const col = (f: (p: EventsPair) => number | null | undefined) =>
     pairs.map(f).filter((x): x is number => typeof x === 'number');
@@ -582,6 +717,8 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
     ) as EventsResult['medianCpu'],
     loaded,
     light,
+    deliveryCost,
+    ...(deliveryCostBase ? { deliveryCostBase } : {}),
     delivered: loaded.count + light.count,
   };
 }

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { Logger } from 'pino';
@@ -8,7 +9,7 @@ import type { Database } from '../db/database.js';
 import { toSealed } from '../db/sealed-columns.js';
 import { guardedLookup, refusedLiteral } from './destination.js';
 import type { ClaimedDelivery, EventRow, EventsRepository } from './repository.js';
-import { signatureHeader } from './signing.js';
+import { signatureHeader, signingKey } from './signing.js';
 
 /**
  * Webhook delivery on a timer, in every instance (src/app.ts starts and stops it with the
@@ -141,6 +142,8 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   const leaseMs = config.timeoutMs * 2 + 10_000;
   const busy = new Map<string, Promise<void>>();
   let inFlight = 0;
+  /** A claim round found no room (MAX_IN_FLIGHT): the next batch to end claims at once. */
+  let starved = false;
   let claiming: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let jobsTimer: NodeJS.Timeout | undefined;
@@ -148,15 +151,30 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   let stopped = true;
   const stats = { delivered: 0, failed: 0, latenciesMs: [] as number[] };
 
-  async function signingSecrets(subscriptionId: string): Promise<string[]> {
+  /**
+   * Opened signing keys per subscription, with the claim's tag of the generations that sign
+   * (src/events/repository.ts `claim`): read and opened again only when the tag changes (a
+   * rotation, a retirement), not once per batch.
+   */
+  const keys = new Map<string, { tag: string; keys: KeyObject[] }>();
+
+  async function signingKeys(subscriptionId: string, tag: string): Promise<KeyObject[]> {
+    const known = keys.get(subscriptionId);
+    if (known && known.tag === tag) return known.keys;
     const rows = await repo.signingSecrets(db, subscriptionId);
-    return rows.map((r) =>
-      openValue(keyring, { secretId: subscriptionId, key: 'webhook', version: r.generation }, toSealed(r)),
+    const opened = rows.map((r) =>
+      signingKey(
+        openValue(keyring, { secretId: subscriptionId, key: 'webhook', version: r.generation }, toSealed(r)),
+      ),
     );
+    // Forget subscriptions gone from the claims (deleted, disabled): the map stays small.
+    if (keys.size > 1000) keys.clear();
+    keys.set(subscriptionId, { tag, keys: opened });
+    return opened;
   }
 
   /** One attempt; its result is recorded with the rest of its batch. */
-  async function deliver(d: ClaimedDelivery, secrets: string[]) {
+  async function deliver(d: ClaimedDelivery, secrets: readonly KeyObject[]) {
     const body = JSON.stringify(eventPayload(d.event));
     const timestamp = Math.floor(Date.now() / 1000);
     const started = performance.now();
@@ -204,7 +222,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    */
   async function runBatch(subscriptionId: string, items: ClaimedDelivery[], claimedAt: number) {
     try {
-      const secrets = await signingSecrets(subscriptionId);
+      const secrets = await signingKeys(subscriptionId, items[0]!.secrets_tag);
       const byKey = new Map<string, ClaimedDelivery[]>();
       for (const d of items) {
         const k = d.event.key ?? '';
@@ -254,13 +272,18 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
 
   async function claimRound() {
     const free = MAX_IN_FLIGHT - inFlight;
-    if (free <= 0 || stopped) return;
+    if (stopped) return;
+    if (free <= 0) {
+      starved = true;
+      return;
+    }
     let claimed: ClaimedDelivery[];
     const claimedAt = performance.now();
+    const perSub = Math.min(PER_SUBSCRIPTION, free);
     try {
       const got = await repo.claim(db, {
         busy: [...busy.keys()],
-        perSub: Math.min(PER_SUBSCRIPTION, free),
+        perSub,
         limit: free,
         leaseMs,
       });
@@ -281,9 +304,17 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     }
     for (const [sub, items] of bySub) {
       inFlight += items.length;
+      // A full batch: more are probably due, claim again as soon as it ends. Otherwise the
+      // next poll claims what arrived meanwhile: under a steady stream of writes a batch
+      // then holds a poll interval's events, so the claim, record and their round trips
+      // are shared by many events instead of a few (the delay grows by at most pollMs).
+      const full = items.length >= perSub;
       const run = runBatch(sub, items, claimedAt).finally(() => {
         busy.delete(sub);
-        nudge();
+        if (full || starved) {
+          starved = false;
+          nudge();
+        }
       });
       busy.set(sub, run);
     }
@@ -331,6 +362,10 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   return {
     stats,
     sweep,
+    /** The poll's interval now: pollMs, or longer while idle (tests read it). */
+    get pollIntervalMs() {
+      return Math.max(config.pollMs, idleMs);
+    },
     /** One claim round, awaited (tests and benchmarks); the batches it starts run on. */
     async deliverNow() {
       const was = stopped;

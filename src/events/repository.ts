@@ -43,6 +43,11 @@ export interface ClaimedDelivery {
   subscription_id: string;
   attempts: number;
   url: string;
+  /**
+   * The subscription's signing secrets that sign now, as generations and retirement times:
+   * the same tag, the same secrets (the dispatcher keeps them opened between claims).
+   */
+  secrets_tag: string;
   event: EventRow;
 }
 
@@ -164,6 +169,7 @@ export function createEventsRepository() {
          WHERE subscription_id = $1 AND (retires_at IS NULL OR retires_at > now())
          ORDER BY generation DESC`,
         [id],
+        { name: 'webhook_signing_secrets' },
       );
     },
 
@@ -188,7 +194,10 @@ export function createEventsRepository() {
       );
     },
 
-    /** The delivery log, newest first, each with its latest attempt. */
+    /**
+     * The delivery log, newest first, each with its latest attempt's outcome (kept on the
+     * delivery's row; webhook_attempts holds the history of deliveries that ever failed).
+     */
     async deliveries(q: Queryable, id: string, f: { limit: number; beforeId?: string | undefined }) {
       const params: unknown[] = [id, f.limit + 1];
       let where = '';
@@ -198,12 +207,8 @@ export function createEventsRepository() {
       }
       return q.query<DeliveryLogRow>(
         `SELECT d.id::text AS id, e.id AS event_id, e.type AS event_type, e.key, d.status, d.attempts,
-                d.next_at, d.created_at, d.done_at, a.response_status, a.latency_ms, a.error
+                d.next_at, d.created_at, d.done_at, d.response_status, d.latency_ms, d.error
          FROM webhook_deliveries d JOIN change_events e ON e.seq = d.event_seq
-         LEFT JOIN LATERAL (
-           SELECT response_status, latency_ms, error FROM webhook_attempts
-           WHERE delivery_id = d.id ORDER BY attempt DESC LIMIT 1
-         ) a ON true
          WHERE d.subscription_id = $1 ${where}
          ORDER BY d.id DESC LIMIT $2`,
         params,
@@ -243,11 +248,17 @@ export function createEventsRepository() {
           delivery_subscription: string;
           attempts: number;
           url: string;
+          secrets_tag: string;
           any_sub: boolean;
         }
       >(
         `WITH subs AS (
-           SELECT id, url FROM webhook_subscriptions WHERE enabled AND NOT (id = ANY ($1::uuid[]))
+           SELECT s.id, s.url,
+                  (SELECT string_agg(w.generation::text || ':' || COALESCE(w.retires_at::text, ''), ','
+                                     ORDER BY w.generation DESC)
+                   FROM webhook_secrets w
+                   WHERE w.subscription_id = s.id AND (w.retires_at IS NULL OR w.retires_at > now())) AS secrets_tag
+           FROM webhook_subscriptions s WHERE s.enabled AND NOT (s.id = ANY ($1::uuid[]))
          ), cand AS (
            SELECT x.* FROM subs CROSS JOIN LATERAL (
              SELECT d.id, d.subscription_id, d.key, d.event_seq FROM webhook_deliveries d
@@ -273,7 +284,7 @@ export function createEventsRepository() {
            RETURNING d.id, d.subscription_id, d.event_seq, d.attempts
          ), got AS (
            SELECT c.id::text AS delivery_id, c.subscription_id AS delivery_subscription, c.attempts, s.url,
-                  ${EVENT_COLUMNS}
+                  COALESCE(s.secrets_tag, '') AS secrets_tag, ${EVENT_COLUMNS}
            FROM claimed c JOIN subs s ON s.id = c.subscription_id JOIN change_events e ON e.seq = c.event_seq
          )
          SELECT got.*, h.any_sub
@@ -281,12 +292,28 @@ export function createEventsRepository() {
          LEFT JOIN got ON true
          ORDER BY got.seq::bigint`,
         [f.busy, f.perSub, f.limit, f.leaseMs],
+        { name: 'webhook_claim' },
       );
       const anySubscription = rows[0]?.any_sub ?? false;
       const claimed: ClaimedDelivery[] = [];
-      for (const { delivery_id, delivery_subscription, attempts, url, any_sub: _, ...event } of rows)
+      for (const {
+        delivery_id,
+        delivery_subscription,
+        attempts,
+        url,
+        secrets_tag,
+        any_sub: _,
+        ...event
+      } of rows)
         if (delivery_id !== null)
-          claimed.push({ id: delivery_id, subscription_id: delivery_subscription, attempts, url, event });
+          claimed.push({
+            id: delivery_id,
+            subscription_id: delivery_subscription,
+            attempts,
+            url,
+            secrets_tag,
+            event,
+          });
       return { claimed, anySubscription };
     },
 
@@ -301,11 +328,15 @@ export function createEventsRepository() {
          FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
          WHERE w.id = r.id AND w.attempts = r.attempt AND w.status = 'pending'`,
         [rs.map((r) => r.id), rs.map((r) => r.attempt)],
+        { name: 'webhook_release' },
       );
     },
 
     /**
-     * Records attempts (a subscription's batch, in one statement). Success: delivered, and
+     * Records attempts (a subscription's batch, in one statement). The outcome goes on the
+     * delivery's row (the log shows it); webhook_attempts keeps a row per attempt only for
+     * deliveries that failed at least once (a first-try success is its delivery row, one
+     * row less for almost every event). Success: delivered, and
      * the subscription's failure run ends. Failure: due again after `retryMs` (failed for
      * good when null) and the run grows by the batch's failures. An attempt applies only
      * while its claim is still ours (same attempt number). Returns the subscription ids
@@ -333,12 +364,13 @@ export function createEventsRepository() {
                lease_until = NULL,
                done_at = CASE WHEN r.ok OR r.retry_ms IS NULL THEN now() END,
                next_at = CASE WHEN r.ok OR r.retry_ms IS NULL THEN w.next_at
-                         ELSE now() + r.retry_ms * interval '1 millisecond' END
+                         ELSE now() + r.retry_ms * interval '1 millisecond' END,
+               response_status = r.status, latency_ms = r.latency_ms, error = r.error
            FROM r WHERE w.id = r.id AND w.attempts = r.attempt AND w.status = 'pending'
            RETURNING w.id, w.subscription_id, r.attempt, r.ok, r.status, r.latency_ms, r.error
          ), a AS (
            INSERT INTO webhook_attempts (delivery_id, attempt, response_status, latency_ms, error)
-           SELECT id, attempt, status, latency_ms, error FROM d
+           SELECT id, attempt, status, latency_ms, error FROM d WHERE NOT d.ok OR d.attempt > 1
          ), per AS (
            SELECT subscription_id, count(*) FILTER (WHERE NOT ok)::int AS failed,
                   bool_or(ok) AS any_ok FROM d GROUP BY subscription_id
@@ -349,9 +381,13 @@ export function createEventsRepository() {
                                            ELSE w.consecutive_failures + per.failed END,
                failing_since = CASE WHEN per.failed = 0 THEN NULL ELSE COALESCE(w.failing_since, now()) END
            FROM per WHERE w.id = per.subscription_id
+             -- An all-success batch of a subscription with no failure run changes nothing:
+             -- no row version for it (one per batch otherwise).
+             AND (per.failed > 0 OR w.consecutive_failures <> 0 OR w.failing_since IS NOT NULL)
          )
          SELECT subscription_id, failed FROM per`,
         columnsOf(rs, 'id', 'attempt', 'ok', 'status', 'latencyMs', 'error', 'retryMs'),
+        { name: 'webhook_record' },
       );
       return rows.filter((r) => r.failed > 0).map((r) => r.subscription_id);
     },
