@@ -1,15 +1,8 @@
-import type {
-  FastifyContextConfig,
-  FastifyInstance,
-  FastifyRequest,
-  FastifySchema,
-  RouteOptions,
-} from 'fastify';
+import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
 import { z } from 'zod';
-import { routeOptions } from './route-options.js';
+import { type Access, type ParsedRequest, routeOptions } from './route-options.js';
 import { errorResponse } from './schemas.js';
 
-type Access = NonNullable<FastifyContextConfig['access']>;
 type Action = NonNullable<Access['action']>;
 type Verb = 'create' | 'list' | 'update' | 'delete' | 'revoke';
 
@@ -36,13 +29,8 @@ interface Doc {
   body?: z.ZodType;
   querystring?: z.ZodType;
 }
-type Field<D, K extends string> = D extends Record<K, infer T extends z.ZodType> ? z.output<T> : undefined;
 /** The request a route's handler gets: body and query as its schemas parse them, and the path parameter. */
-export type ResourceRequest<D, P extends z.ZodType> = FastifyRequest & {
-  body: Field<D, 'body'>;
-  query: Field<D, 'querystring'>;
-  params: z.output<P>;
-};
+export type ResourceRequest<D, P extends z.ZodType> = ParsedRequest<D> & { params: z.output<P> };
 
 /**
  * The routes of a resource that admins manage (access keys, trust policies, webhooks,
