@@ -3,9 +3,9 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { routeOptions } from '../http/route-options.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
+import { keyedChanges } from './change-routes.js';
 import { ifNoneMatchHit } from './etag.js';
 import { generateValue } from './generate.js';
-import { keyedChanges } from './keyed-change.js';
 import { DEFAULT_BASE, type Mount } from './mount.js';
 import {
   createBody,

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { routeOptions } from '../http/route-options.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
-import { keyedChanges } from './keyed-change.js';
+import { keyedChanges } from './change-routes.js';
 import { DEFAULT_BASE, type Mount } from './mount.js';
 import { keyParams, rollbackBody, versionsResponse } from './schemas.js';
 import type { SecretService } from './service.js';
