@@ -3,7 +3,7 @@ import { afterEach, expect, it } from 'vitest';
 import type { TestApp } from '../helpers/app.js';
 import { appsOverSameData } from '../helpers/same-data.js';
 import { secretValue } from '../helpers/secrets.js';
-import { type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import { deliversToReceiver, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
 
 /**
  * Webhook signing secrets are sealed like values, so key rotation must move them too: after
@@ -20,7 +20,6 @@ afterEach(async () => {
   receiver = undefined;
 });
 const { appWith, closeApp, call } = appsOverSameData('webhook-rewrap');
-const webhookEnv = { WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_POLL_MS: '0' };
 
 async function deliverAll(a: TestApp) {
   for (let i = 0; i < 50; i++) {
@@ -35,7 +34,7 @@ async function deliverAll(a: TestApp) {
 
 it('rewrap moves webhook signing secrets to the new key: old key removed, deliveries still verify', async () => {
   receiver = await startReceiver();
-  const a = await appWith(`A:${KA}`, webhookEnv);
+  const a = await appWith(`A:${KA}`, deliversToReceiver);
   const created = await call(a, 'POST', '/api/webhooks', { url: receiver.url });
   expect(created.statusCode, created.body).toBe(201);
   const { id, secret } = created.json() as { id: string; secret: string };
@@ -46,9 +45,11 @@ it('rewrap moves webhook signing secrets to the new key: old key removed, delive
   await closeApp(a);
 
   // With webhook secrets still under A, dropping A is refused at start-up.
-  await expect(appWith(`B:${KB}`, webhookEnv)).rejects.toThrow(/Stored values still use key id\(s\) "A"/);
+  await expect(appWith(`B:${KB}`, deliversToReceiver)).rejects.toThrow(
+    /Stored values still use key id\(s\) "A"/,
+  );
 
-  const ab = await appWith(`A:${KA},B:${KB}`, webhookEnv);
+  const ab = await appWith(`A:${KA},B:${KB}`, deliversToReceiver);
   const status = (await call(ab, 'GET', '/api/keys/status')).json();
   expect(status.pendingRewrap).toBe(2);
   const rewrap = await call(ab, 'POST', '/api/keys/rewrap');
@@ -60,7 +61,7 @@ it('rewrap moves webhook signing secrets to the new key: old key removed, delive
 
   // Kid A is gone. Changes are delivered signed with both generations (the rotation's grace
   // period), and each generation alone verifies them.
-  const b = await appWith(`B:${KB}`, webhookEnv);
+  const b = await appWith(`B:${KB}`, deliversToReceiver);
   for (const [key, verifyWith] of [
     ['APP_OLD_SECRET', secret],
     ['APP_NEW_SECRET', newer],
