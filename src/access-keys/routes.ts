@@ -1,8 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { z } from 'zod';
-import { routeOptions } from '../http/route-options.js';
-import { errorResponse } from '../http/schemas.js';
+import { resourceRoutes } from '../http/resource-routes.js';
 import {
   accessKeyListQuery,
   accessKeyParams,
@@ -13,43 +10,46 @@ import {
 import type { AccessKeyService } from './service.js';
 
 /** Access-key management: admin JWT only (the guard enforces config.access.adminOnly). */
-export async function accessKeyRoutes(app: FastifyInstance, opts: { accessKeys: AccessKeyService }) {
-  const r = app.withTypeProvider<ZodTypeProvider>();
-  const { accessKeys } = opts;
-  const { admin } = routeOptions(['Access keys']);
+export async function accessKeyRoutes(
+  app: FastifyInstance,
+  { accessKeys }: { accessKeys: AccessKeyService },
+) {
+  const keys = resourceRoutes(app, {
+    tags: ['Access keys'],
+    path: '/api/access-keys',
+    noun: 'access_key',
+    params: accessKeyParams,
+    view: accessKeyView,
+  });
 
-  r.post(
-    '/api/access-keys',
-    admin('access_key.create', {
+  keys.create(
+    {
       summary: 'Create an access key',
       description:
         'Creates a scoped key (ik_...). The token is in this response only; the service keeps only its SHA-256.',
       body: createAccessKeyBody,
-      response: { 201: createdAccessKey },
-    }),
-    async (req, reply) => reply.code(201).send(await accessKeys.create(req.body, req.caller)),
+      answer: createdAccessKey,
+    },
+    (req) => accessKeys.create(req.body, req.caller),
   );
 
-  r.get(
-    '/api/access-keys',
-    admin('access_key.list', {
+  keys.list(
+    {
       summary: 'List access keys',
       description: 'Newest first, revoked and expired ones included; never the tokens.',
       querystring: accessKeyListQuery,
-      response: { 200: z.object({ accessKeys: z.array(accessKeyView), nextCursor: z.string().nullable() }) },
-    }),
-    async (req) => accessKeys.list(req.query, req.caller),
+      field: 'accessKeys',
+      paged: true,
+    },
+    (req) => accessKeys.list(req.query, req.caller),
   );
 
-  r.delete(
-    '/api/access-keys/:id',
-    admin('access_key.revoke', {
+  keys.revoke(
+    {
       summary: 'Revoke an access key',
       description:
         'Takes effect immediately: the next request with the key gets 401. Revoking twice succeeds.',
-      params: accessKeyParams,
-      response: { 200: accessKeyView, 404: errorResponse },
-    }),
-    async (req) => accessKeys.revoke(req.params.id, req.caller),
+    },
+    (req) => accessKeys.revoke(req.params.id, req.caller),
   );
 }

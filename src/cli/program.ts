@@ -27,7 +27,7 @@ import { platformIdToken } from './oidc.js';
 import { addOperatorCommands } from './operator.js';
 import { type Format, formatValues, listing, maskForActions, table } from './output.js';
 import { readValue } from './read-value.js';
-import { deleteCommand, listAction } from './resource-commands.js';
+import { resourceCommands } from './resource-commands.js';
 import { runWatching, runWithEnv } from './run-command.js';
 import { addWebhookCommands } from './webhooks.js';
 
@@ -243,6 +243,7 @@ export function buildProgram(): Command {
 
   /** table on a terminal, plain lines otherwise, unless --format says. */
   const tty = () => process.stdout.isTTY === true;
+  const resources = resourceCommands({ client, tty, status });
 
   program
     .command('get')
@@ -637,19 +638,16 @@ export function buildProgram(): Command {
     .description(
       'workload-identity trust policies (admin): which CI jobs may exchange their ID token, for what (docs/ci.md)',
     );
-  listAction(trust.command('list').description('list the trust policies'), {
-    lines: 'one name a line',
-    tty,
-    fetch: async () => (await client()).trusts.list(),
+  resources.list(trust.command('list').description('list the trust policies'), {
+    fetch: (c) => c.trusts.list(),
     columns: {
-      NAME: (x) => x.name,
-      ISSUER: (x) => x.issuer,
-      SUBJECT: (x) => x.subject,
+      NAME: 'name',
+      ISSUER: 'issuer',
+      SUBJECT: 'subject',
       SCOPES: (x) => x.scopes.join(','),
       KEYS: (x) => x.keys?.join(',') ?? 'all',
       TTL: (x) => `${x.ttlSeconds}s`,
     },
-    line: (x) => x.name,
   });
   trust
     .command('apply')
@@ -672,12 +670,11 @@ export function buildProgram(): Command {
       const saved = exists ? await c.trusts.replace(body.name, body) : await c.trusts.create(body);
       status(`${exists ? 'replaced' : 'created'} trust ${saved.name}`);
     });
-  deleteCommand(trust, {
+  resources.delete(trust, {
     description: 'delete a trust policy: the credentials it issued stop working at once',
     argument: '<NAME>',
     noun: 'trust',
-    remove: async (name) => (await client()).trusts.remove(name),
-    status,
+    remove: (c, name) => c.trusts.remove(name),
   });
 
   const env = program
@@ -685,13 +682,13 @@ export function buildProgram(): Command {
     .description(
       'environments: separate secrets for development, staging and production (docs/environments.md)',
     );
-  listAction(env.command('list').description('list the environments (an access key sees those it covers)'), {
-    lines: 'one name a line',
-    tty,
-    fetch: async () => (await client()).environments.list(),
-    columns: { NAME: (x) => x.name, DESCRIPTION: (x) => x.description ?? '', CREATED: (x) => x.createdAt },
-    line: (x) => x.name,
-  });
+  resources.list(
+    env.command('list').description('list the environments (an access key sees those it covers)'),
+    {
+      fetch: (c) => c.environments.list(),
+      columns: { NAME: 'name', DESCRIPTION: (x) => x.description ?? '', CREATED: 'createdAt' },
+    },
+  );
   env
     .command('create')
     .description('create an environment (admin)')
@@ -701,12 +698,11 @@ export function buildProgram(): Command {
       await (await client()).environments.create(envName(name), o.description);
       status(`created environment ${name}`);
     });
-  deleteCommand(env, {
+  resources.delete(env, {
     description: 'delete an environment that holds no active secret (admin); default cannot be deleted',
     argument: '<NAME>',
     noun: 'environment',
-    remove: async (name) => (await client()).environments.remove(envName(name)),
-    status,
+    remove: (c, name) => c.environments.remove(envName(name)),
   });
   env
     .command('compare')

@@ -13,45 +13,67 @@ export const listFormat = (lines: string) =>
     `output format: table, json (default: table on a terminal, else ${lines})`,
   ).choices(['table', 'json']);
 
-/**
- * Makes `cmd` (named, described, with its arguments) a listing: `fetch` gets the arguments,
- * and the items are printed as `columns` (table), JSON, or `line` each.
- */
-export function listAction<T>(
-  cmd: Command,
-  o: {
-    lines: string;
-    tty: () => boolean;
-    fetch: (...args: string[]) => Promise<readonly T[]>;
-    columns: Record<string, (item: T) => string>;
-    line: (item: T) => string;
-  },
-): Command {
-  return cmd.addOption(listFormat(o.lines)).action(async (...args: unknown[]) => {
-    const n = cmd.registeredArguments.length;
-    const { format } = args[n] as { format?: Format };
-    const list = await o.fetch(...(args.slice(0, n) as string[]));
-    process.stdout.write(listing(list, format ?? (o.tty() ? 'table' : undefined), o.columns, o.line));
-  });
-}
+/** A table column: a text field shown as it is, or how to show the item. */
+export type Column<T> = { [K in keyof T]: T[K] extends string ? K : never }[keyof T] | ((item: T) => string);
 
-/** `<group> delete <ARG>`: removes one and says `deleted <noun> <arg>`. */
-export function deleteCommand(
-  group: Command,
-  o: {
-    description: string;
-    argument: string;
-    noun: string;
-    remove: (id: string) => Promise<unknown>;
-    status: (line: string) => void;
-  },
-): Command {
-  return group
-    .command('delete')
-    .description(o.description)
-    .argument(o.argument)
-    .action(async (id: string) => {
-      await o.remove(id);
-      o.status(`deleted ${o.noun} ${id}`);
-    });
+/**
+ * The listing and delete commands of the CLI's resource groups, bound to the CLI's client,
+ * terminal and status line.
+ */
+export function resourceCommands<C>(deps: {
+  client: () => Promise<C>;
+  tty: () => boolean;
+  status: (line: string) => void;
+}) {
+  return {
+    /**
+     * Makes `cmd` (named, described, with its arguments) a listing: `fetch` gets the client
+     * and the arguments, and the items are printed as `columns` (table), JSON, or one line
+     * each: the first column, the field that names an item, or `line` where a line says more.
+     */
+    list<T>(
+      cmd: Command,
+      o: {
+        fetch: (client: C, ...args: string[]) => Promise<readonly T[]>;
+        line?: (item: T) => string;
+        columns: Record<string, Column<T>>;
+      },
+    ): Command {
+      const cells = Object.fromEntries(
+        Object.entries(o.columns).map(([name, c]) => [
+          name,
+          typeof c === 'function' ? c : (x: T) => x[c] as string,
+        ]),
+      );
+      const key = Object.values(o.columns)[0];
+      if (typeof key !== 'string') throw new Error(`${cmd.name()}: the first column must be a field`);
+      const line = o.line ?? ((x: T) => x[key] as string);
+      return cmd.addOption(listFormat(`one ${key} a line`)).action(async (...args: unknown[]) => {
+        const n = cmd.registeredArguments.length;
+        const { format } = args[n] as { format?: Format };
+        const list = await o.fetch(await deps.client(), ...(args.slice(0, n) as string[]));
+        process.stdout.write(listing(list, format ?? (deps.tty() ? 'table' : undefined), cells, line));
+      });
+    },
+
+    /** `<group> delete <ARG>`: removes one and says `deleted <noun> <arg>`. */
+    delete(
+      group: Command,
+      o: {
+        description: string;
+        argument: string;
+        noun: string;
+        remove: (client: C, id: string) => Promise<unknown>;
+      },
+    ): Command {
+      return group
+        .command('delete')
+        .description(o.description)
+        .argument(o.argument)
+        .action(async (id: string) => {
+          await o.remove(await deps.client(), id);
+          deps.status(`deleted ${o.noun} ${id}`);
+        });
+    },
+  };
 }

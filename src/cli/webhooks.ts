@@ -1,9 +1,9 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { SecretsClient, WebhookPatch } from '../client/index.js';
 import { isKeyPrefix } from '../secret-names.js';
 import { UsageError } from './exit-codes.js';
 import { maskForActions } from './output.js';
-import { deleteCommand, listAction } from './resource-commands.js';
+import { resourceCommands } from './resource-commands.js';
 
 /**
  * `secrets webhooks ...`: webhook subscriptions (admin; docs/events.md). The signing secret
@@ -33,75 +33,78 @@ function prefixes(list: string[] | undefined): string[] | undefined {
   return list;
 }
 
+/** What --event, --prefix and --description set, for create and update alike. */
+interface SubscriptionFlags {
+  event?: string[];
+  prefix?: string[];
+  description?: string;
+}
+
+/** The flags of what create and update set alike (subscriptionFields); `help` says what giving them means. */
+const eventOption = (help: string) => new Option('--event <type>', help).argParser(collect);
+const prefixOption = (help: string) => new Option('--prefix <prefix>', help).argParser(collect);
+const descriptionOption = () => new Option('--description <text>', 'what it is for');
+
+const subscriptionFields = (o: SubscriptionFlags) => ({
+  ...(o.event ? { eventTypes: o.event as never } : {}),
+  ...(o.prefix ? { keyPrefixes: prefixes(o.prefix) } : {}),
+  ...(o.description !== undefined ? { description: o.description } : {}),
+});
+
 const json = (x: unknown) => process.stdout.write(`${JSON.stringify(x, null, 2)}\n`);
 
 export function addWebhookCommands(program: Command, { client, status, tty }: WebhookCommandDeps): void {
+  const resources = resourceCommands({ client, tty, status });
   const webhooks = program
     .command('webhooks')
     .description('webhook subscriptions (admin): signed change events sent to your URL (docs/events.md)');
 
-  listAction(webhooks.command('list').description('list the webhook subscriptions'), {
-    lines: 'one id a line',
-    tty,
-    fetch: async () => (await client()).webhooks.list(),
+  resources.list(webhooks.command('list').description('list the webhook subscriptions'), {
+    fetch: (c) => c.webhooks.list(),
     columns: {
-      ID: (w) => w.id,
-      URL: (w) => w.url,
+      ID: 'id',
+      URL: 'url',
       ENABLED: (w) => (w.enabled ? 'yes' : `no${w.disabledReason ? ` (${w.disabledReason})` : ''}`),
       EVENTS: (w) => (w.eventTypes.length > 3 ? `${w.eventTypes.length} types` : w.eventTypes.join(',')),
       PREFIXES: (w) => w.keyPrefixes.join(',') || 'all',
       FAILURES: (w) => String(w.consecutiveFailures),
     },
-    line: (w) => w.id,
   });
 
   webhooks
     .command('create')
     .description('subscribe a URL; prints the signing secret (whsec_...) once: store it in the receiver')
     .argument('<URL>', "the receiver's https:// URL")
-    .option('--event <type>', 'an event type to send (repeatable; default: all)', collect)
-    .option('--prefix <prefix>', 'only keys starting with this (repeatable; default: every key)', collect)
-    .option('--description <text>', 'what it is for')
+    .addOption(eventOption('an event type to send (repeatable; default: all)'))
+    .addOption(prefixOption('only keys starting with this (repeatable; default: every key)'))
+    .addOption(descriptionOption())
     .option('--json', 'print the whole answer as JSON (the secret included)')
-    .action(
-      async (
-        url: string,
-        o: { event?: string[]; prefix?: string[]; description?: string; json?: boolean },
-      ) => {
-        const created = await (await client()).webhooks.create({
-          url,
-          ...(o.event ? { eventTypes: o.event as never } : {}),
-          ...(o.prefix ? { keyPrefixes: prefixes(o.prefix) } : {}),
-          ...(o.description !== undefined ? { description: o.description } : {}),
-        });
-        maskForActions([created.secret]);
-        if (o.json) json(created);
-        else process.stdout.write(`${created.secret}\n`);
-        status(`created webhook ${created.id}: the signing secret is shown only now`);
-      },
-    );
+    .action(async (url: string, o: SubscriptionFlags & { json?: boolean }) => {
+      const created = await (await client()).webhooks.create({ url, ...subscriptionFields(o) });
+      maskForActions([created.secret]);
+      if (o.json) json(created);
+      else process.stdout.write(`${created.secret}\n`);
+      status(`created webhook ${created.id}: the signing secret is shown only now`);
+    });
 
   webhooks
     .command('update')
     .description('change a subscription: URL, event types, prefixes, description, enabled')
     .argument('<ID>')
     .option('--url <url>', 'a new receiver URL')
-    .option('--event <type>', 'the event types to send (repeatable; replaces the list)', collect)
-    .option('--prefix <prefix>', 'the key prefixes (repeatable; replaces the list)', collect)
+    .addOption(eventOption('the event types to send (repeatable; replaces the list)'))
+    .addOption(prefixOption('the key prefixes (repeatable; replaces the list)'))
     .option('--all-keys', 'send events of every key (clears the prefixes)')
-    .option('--description <text>', 'what it is for')
+    .addOption(descriptionOption())
     .option('--enable', 'enable it (also after it was disabled for failing)')
     .option('--disable', 'disable it: nothing is queued for it until enabled')
     .option('--json', 'print the subscription as JSON')
     .action(
       async (
         id: string,
-        o: {
+        o: SubscriptionFlags & {
           url?: string;
-          event?: string[];
-          prefix?: string[];
           allKeys?: boolean;
-          description?: string;
           enable?: boolean;
           disable?: boolean;
           json?: boolean;
@@ -111,10 +114,8 @@ export function addWebhookCommands(program: Command, { client, status, tty }: We
         if (o.allKeys && o.prefix) throw new UsageError('--all-keys and --prefix exclude each other');
         const patch: WebhookPatch = {
           ...(o.url !== undefined ? { url: o.url } : {}),
-          ...(o.event ? { eventTypes: o.event as never } : {}),
-          ...(o.prefix ? { keyPrefixes: prefixes(o.prefix) } : {}),
+          ...subscriptionFields(o),
           ...(o.allKeys ? { keyPrefixes: [] } : {}),
-          ...(o.description !== undefined ? { description: o.description } : {}),
           ...(o.enable ? { enabled: true } : o.disable ? { enabled: false } : {}),
         };
         if (Object.keys(patch).length === 0)
@@ -142,34 +143,31 @@ export function addWebhookCommands(program: Command, { client, status, tty }: We
       status(`rotated webhook ${id}: the previous secret signs too until ${r.previousSecretRetiresAt}`);
     });
 
-  deleteCommand(webhooks, {
+  resources.delete(webhooks, {
     description: 'delete a subscription and its pending deliveries',
     argument: '<ID>',
     noun: 'webhook',
-    remove: async (id) => (await client()).webhooks.remove(webhookId(id)),
-    status,
+    remove: (c, id) => c.webhooks.remove(webhookId(id)),
   });
 
-  listAction(
+  resources.list(
     webhooks
       .command('deliveries')
       .description("a subscription's delivery log, newest first: status, attempts, last answer")
       .argument('<ID>'),
     {
-      lines: 'one id a line',
-      tty,
-      fetch: async (id) => (await client()).webhooks.deliveries(webhookId(id)),
+      fetch: (c, id) => c.webhooks.deliveries(webhookId(id)),
+      line: (d) => `${d.id}\t${d.status}\t${d.eventType}\t${d.key ?? ''}`,
       columns: {
-        ID: (d) => d.id,
-        EVENT: (d) => d.eventType,
+        ID: 'id',
+        EVENT: 'eventType',
         KEY: (d) => d.key ?? '',
-        STATUS: (d) => d.status,
+        STATUS: 'status',
         ATTEMPTS: (d) => String(d.attempts),
         LAST: (d) => (d.lastResponseStatus !== null ? String(d.lastResponseStatus) : (d.lastError ?? '')),
         LATENCY: (d) => (d.lastLatencyMs !== null ? `${d.lastLatencyMs}ms` : ''),
-        CREATED: (d) => d.createdAt,
+        CREATED: 'createdAt',
       },
-      line: (d) => `${d.id}\t${d.status}\t${d.eventType}\t${d.key ?? ''}`,
     },
   );
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { routeOptions } from '../http/route-options.js';
+import { resourceRoutes } from '../http/resource-routes.js';
 import { errorResponse } from '../http/schemas.js';
 import type { BulkGate } from '../secrets/bulk-gate.js';
 import type { CompareService } from './compare.js';
@@ -36,81 +36,53 @@ export async function environmentRoutes(
 ) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { environments, compare, promote, gate } = opts;
-  const { route, admin } = routeOptions(['Environments']);
+  const envs = resourceRoutes(app, {
+    tags: ['Environments'],
+    path: '/api/environments',
+    noun: 'environment',
+    params: envParams,
+    view: environmentView,
+    readable: true,
+    oneAccess: { environment: 'param' },
+  });
 
-  r.get(
-    '/api/environments',
-    route(
-      { action: 'environment.list' },
-      {
-        summary: 'List environments',
-        description:
-          'Oldest first (default leads). An access key sees only the environments it covers. Follow nextCursor for more.',
-        querystring: environmentListQuery,
-        response: {
-          200: z.object({ environments: z.array(environmentView), nextCursor: z.string().nullable() }),
-        },
-      },
-    ),
-    async (req) => environments.list(req.query, req.caller),
+  envs.list(
+    {
+      summary: 'List environments',
+      description:
+        'Oldest first (default leads). An access key sees only the environments it covers. Follow nextCursor for more.',
+      querystring: environmentListQuery,
+      field: 'environments',
+      paged: true,
+    },
+    (req) => environments.list(req.query, req.caller),
   );
 
-  r.post(
-    '/api/environments',
-    admin('environment.create', {
+  envs.create(
+    {
       summary: 'Create an environment',
       description:
         'Its secrets live under /api/environments/{env}/secrets, the same API as /api/secrets (which is the default environment).',
       body: createEnvironmentBody,
-      response: { 201: environmentView, 409: errorResponse },
-    }),
-    async (req, reply) => reply.code(201).send(await environments.create(req.body, req.caller)),
+      conflict: true,
+    },
+    (req) => environments.create(req.body, req.caller),
   );
 
-  r.get(
-    '/api/environments/:env',
-    route(
-      { action: 'environment.list', environment: 'param' },
-      {
-        summary: 'Get an environment',
-        params: envParams,
-        response: { 200: environmentView, 404: errorResponse },
-      },
-    ),
-    async (req) => environments.get(req.params.env, req.caller),
+  envs.get({ summary: 'Get an environment' }, (req) => environments.get(req.params.env, req.caller));
+
+  envs.update({ summary: 'Change an environment’s description', body: updateEnvironmentBody }, (req) =>
+    environments.update(req.params.env, { description: req.body.description ?? null }, req.caller),
   );
 
-  r.patch(
-    '/api/environments/:env',
-    route(
-      { action: 'environment.update', adminOnly: true, environment: 'param' },
-      {
-        summary: 'Change an environment’s description',
-        params: envParams,
-        body: updateEnvironmentBody,
-        response: { 200: environmentView, 404: errorResponse },
-      },
-    ),
-    async (req) =>
-      environments.update(req.params.env, { description: req.body.description ?? null }, req.caller),
-  );
-
-  r.delete(
-    '/api/environments/:env',
-    route(
-      { action: 'environment.delete', adminOnly: true, environment: 'param' },
-      {
-        summary: 'Delete an environment',
-        description:
-          'Only an environment without active secrets can be deleted (409 says how many it holds); its soft-deleted secrets are erased with it. default cannot be deleted (403).',
-        params: envParams,
-        response: {
-          200: z.object({ success: z.literal(true), message: z.string(), erased: z.number().int() }),
-          404: errorResponse,
-          409: errorResponse,
-        },
-      },
-    ),
+  envs.delete(
+    {
+      summary: 'Delete an environment',
+      description:
+        'Only an environment without active secrets can be deleted (409 says how many it holds); its soft-deleted secrets are erased with it. default cannot be deleted (403).',
+      answer: z.object({ success: z.literal(true), message: z.string(), erased: z.number().int() }),
+      conflict: true,
+    },
     async (req) => {
       const { erased } = await environments.remove(req.params.env, req.caller);
       return { success: true as const, message: `Environment ${req.params.env} has been deleted`, erased };
@@ -119,7 +91,7 @@ export async function environmentRoutes(
 
   r.get(
     '/api/environments/:env/compare/:other',
-    route(
+    envs.route(
       { action: 'environment.compare', scope: 'secrets:read', environment: 'param', readLimit: true },
       {
         summary: 'Compare two environments',
@@ -135,7 +107,7 @@ export async function environmentRoutes(
 
   r.post(
     '/api/environments/:env/promote/:other',
-    route(
+    envs.route(
       { action: 'environment.promote', scope: 'secrets:write', environment: 'param', readLimit: true },
       {
         summary: 'Promote secrets to another environment',

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/trail.js';
-import { routeOptions } from '../http/route-options.js';
+import { resourceRoutes } from '../http/resource-routes.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
 import {
   createdWebhook,
@@ -22,61 +22,55 @@ import type { WebhookService } from './webhooks.js';
 export async function webhookRoutes(app: FastifyInstance, opts: { webhooks: WebhookService }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { webhooks } = opts;
-  const { admin } = routeOptions(['Webhooks']);
+  const subscriptions = resourceRoutes(app, {
+    tags: ['Webhooks'],
+    path: '/api/webhooks',
+    noun: 'webhook',
+    params: webhookParams,
+    view: webhookView,
+  });
 
-  r.post(
-    '/api/webhooks',
-    admin('webhook.create', {
+  subscriptions.create(
+    {
       summary: 'Create a webhook subscription',
       description:
         'Change events are POSTed to the url, signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature). The signing secret (whsec_...) is in this response only; the service keeps it sealed. Destinations on loopback, private, link-local or metadata addresses are refused unless WEBHOOK_ALLOW_PRIVATE is set.',
       body: createWebhookBody,
-      response: { 201: createdWebhook },
-    }),
-    async (req, reply) => reply.code(201).send(await webhooks.create(req.body, req.caller)),
+      answer: createdWebhook,
+    },
+    (req) => webhooks.create(req.body, req.caller),
   );
 
-  r.get(
-    '/api/webhooks',
-    admin('webhook.list', {
+  subscriptions.list(
+    {
       summary: 'List webhook subscriptions',
       description: 'Newest first; never the signing secrets.',
       querystring: listQuery,
-      response: { 200: z.object({ webhooks: z.array(webhookView), nextCursor: z.string().nullable() }) },
-    }),
-    async (req) => webhooks.list(req.query, req.caller),
+      field: 'webhooks',
+      paged: true,
+    },
+    (req) => webhooks.list(req.query, req.caller),
   );
 
-  r.get(
-    '/api/webhooks/:id',
-    admin('webhook.list', {
-      summary: 'Show a webhook subscription',
-      params: webhookParams,
-      response: { 200: webhookView, 404: errorResponse },
-    }),
-    async (req) => webhooks.get(req.params.id, req.caller),
+  subscriptions.get({ summary: 'Show a webhook subscription' }, (req) =>
+    webhooks.get(req.params.id, req.caller),
   );
 
-  r.patch(
-    '/api/webhooks/:id',
-    admin('webhook.update', {
+  subscriptions.update(
+    {
       summary: 'Change a webhook subscription',
       description: 'enabled: true re-enables a disabled subscription and clears its failure run.',
-      params: webhookParams,
       body: updateWebhookBody,
-      response: { 200: webhookView, 404: errorResponse },
-    }),
-    async (req) => webhooks.update(req.params.id, req.body, req.caller),
+    },
+    (req) => webhooks.update(req.params.id, req.body, req.caller),
   );
 
-  r.delete(
-    '/api/webhooks/:id',
-    admin('webhook.delete', {
+  subscriptions.delete(
+    {
       summary: 'Delete a webhook subscription',
       description: 'Its pending deliveries and its delivery log go with it.',
-      params: webhookParams,
-      response: { 200: z.object({ success: z.literal(true) }), 404: errorResponse },
-    }),
+      answer: z.object({ success: z.literal(true) }),
+    },
     async (req) => {
       await webhooks.remove(req.params.id, req.caller);
       return { success: true as const };
@@ -85,7 +79,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: { webhooks: Webh
 
   r.post(
     '/api/webhooks/:id/rotate-secret',
-    admin('webhook.rotate', {
+    subscriptions.admin('webhook.rotate', {
       summary: 'Rotate the signing secret',
       description:
         'Returns a new whsec_ secret (only here). The previous one keeps signing alongside it until previousSecretRetiresAt (WEBHOOK_SECRET_GRACE): meanwhile webhook-signature carries both signatures.',
@@ -97,7 +91,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: { webhooks: Webh
 
   r.get(
     '/api/webhooks/:id/deliveries',
-    admin('webhook.list', {
+    subscriptions.admin('webhook.list', {
       summary: 'The delivery log',
       description: 'Newest first: status, attempts, the last response code, latency and error.',
       params: webhookParams,
@@ -112,7 +106,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: { webhooks: Webh
 
   r.post(
     '/api/webhooks/:id/deliveries/:deliveryId/redeliver',
-    admin('webhook.redeliver', {
+    subscriptions.admin('webhook.redeliver', {
       summary: 'Send a delivery again',
       description: 'Queues its event again, with the same webhook-id (receivers deduplicate on it).',
       params: deliveryParams,

@@ -1,9 +1,10 @@
-import type { FastifyContextConfig, FastifyReply, FastifySchema } from 'fastify';
+import type { FastifyContextConfig, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
+import type { z } from 'zod';
 import { errorResponses } from './schemas.js';
 
-type Access = NonNullable<FastifyContextConfig['access']>;
+export type Access = NonNullable<FastifyContextConfig['access']>;
 /** A route's schema without what the feature's routes share (its tags and error responses). */
-type Spec = Omit<FastifySchema, 'tags' | 'response'> & { response: Record<number, unknown> };
+export type Spec = Omit<FastifySchema, 'tags' | 'response'> & { response: Record<number, unknown> };
 
 /** The error responses of a route that authenticates, validates and is rate limited. */
 const standardErrors = errorResponses(400, 401, 403, 429, 503);
@@ -27,6 +28,14 @@ export function routeOptions<E extends Record<string, unknown> = typeof standard
     route({ action, adminOnly: true }, schema);
   return { route, admin };
 }
+
+/** What a schema field parses to (undefined where the route has none). */
+type Parsed<S, K extends string> = S extends Record<K, infer T extends z.ZodType> ? z.output<T> : undefined;
+/**
+ * The request of a route a helper registers for a feature: its body and query as the route's
+ * schema `S` parses them (the helper's `run` is typed with it, where fastify cannot infer it).
+ */
+export type ParsedRequest<S> = FastifyRequest & { body: Parsed<S, 'body'>; query: Parsed<S, 'querystring'> };
 
 /** The answer of a change that names the new state in the ETag header (none when it is gone). */
 export function changed(reply: FastifyReply, etag: string | undefined, message: string) {

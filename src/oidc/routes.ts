@@ -1,73 +1,57 @@
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { z } from 'zod';
 import { AppError } from '../errors.js';
-import { routeOptions } from '../http/route-options.js';
-import { errorResponse, errorResponses } from '../http/schemas.js';
+import { resourceRoutes } from '../http/resource-routes.js';
+import { errorResponses } from '../http/schemas.js';
 import { callerOf } from '../identity/caller.js';
 import { tokenExchangeBody, tokenExchangeResponse, trustBody, trustParams, trustView } from './schemas.js';
 import type { OidcService } from './service.js';
 
 /** Trust policy management: admin JWT only (the guard enforces config.access.adminOnly). */
-export async function trustRoutes(app: FastifyInstance, opts: { oidc: OidcService }) {
-  const r = app.withTypeProvider<ZodTypeProvider>();
-  const { oidc } = opts;
-  const { admin } = routeOptions(['Workload identity']);
+export async function trustRoutes(app: FastifyInstance, { oidc }: { oidc: OidcService }) {
+  const trusts = resourceRoutes(app, {
+    tags: ['Workload identity'],
+    path: '/api/auth/trusts',
+    noun: 'oidc_trust',
+    params: trustParams,
+    view: trustView,
+  });
 
-  r.post(
-    '/api/auth/trusts',
-    admin('oidc_trust.create', {
+  trusts.create(
+    {
       summary: 'Create a trust policy',
       description:
         'Lets workloads whose OIDC ID tokens (GitHub Actions, GitLab CI, Kubernetes) match the bindings exchange them at POST /api/auth/token for a short-lived credential with this grant.',
       body: trustBody,
-      response: { 201: trustView, 409: errorResponse },
-    }),
-    async (req, reply) => reply.code(201).send(await oidc.create(req.body, req.caller)),
+      conflict: true,
+    },
+    (req) => oidc.create(req.body, req.caller),
   );
 
-  r.get(
-    '/api/auth/trusts',
-    admin('oidc_trust.list', {
-      summary: 'List trust policies',
-      response: { 200: z.object({ trusts: z.array(trustView) }) },
-    }),
-    async (req) => ({ trusts: await oidc.list(req.caller) }),
-  );
+  trusts.list({ summary: 'List trust policies', field: 'trusts' }, async (req) => ({
+    trusts: await oidc.list(req.caller),
+  }));
 
-  r.get(
-    '/api/auth/trusts/:name',
-    admin('oidc_trust.list', {
-      summary: 'Read a trust policy',
-      params: trustParams,
-      response: { 200: trustView, 404: errorResponse },
-    }),
-    async (req) => oidc.get(req.params.name, req.caller),
-  );
+  trusts.get({ summary: 'Read a trust policy' }, (req) => oidc.get(req.params.name, req.caller));
 
-  r.put(
-    '/api/auth/trusts/:name',
-    admin('oidc_trust.update', {
+  trusts.replace(
+    {
       summary: 'Replace a trust policy',
       description:
         'Applies to later exchanges; credentials already issued keep the grant they were issued with until they expire (at most 1 hour).',
-      params: trustParams,
       body: trustBody,
-      response: { 200: trustView, 404: errorResponse, 409: errorResponse },
-    }),
-    async (req) => oidc.update({ name: req.params.name, trust: req.body }, req.caller),
+      conflict: true,
+    },
+    (req) => oidc.update({ name: req.params.name, trust: req.body }, req.caller),
   );
 
-  r.delete(
-    '/api/auth/trusts/:name',
-    admin('oidc_trust.delete', {
+  trusts.delete(
+    {
       summary: 'Delete a trust policy',
       description: 'Takes effect at once: credentials it issued are refused from the next request on.',
-      params: trustParams,
-      response: { 200: trustView, 404: errorResponse },
-    }),
-    async (req) => oidc.remove(req.params.name, req.caller),
+    },
+    (req) => oidc.remove(req.params.name, req.caller),
   );
 }
 

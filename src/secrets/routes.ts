@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { changed, routeOptions } from '../http/route-options.js';
+import { routeOptions } from '../http/route-options.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
+import { keyedChanges } from './change-routes.js';
 import { ifNoneMatchHit } from './etag.js';
 import { generateValue } from './generate.js';
 import { DEFAULT_BASE, type Mount } from './mount.js';
@@ -10,12 +11,10 @@ import {
   createBody,
   deleteQuery,
   ifNoneMatchHeaders,
-  keyedChange,
   keyParams,
   listQuery,
   revealQuery,
   secretMetadata,
-  successResponse,
   updateBody,
 } from './schemas.js';
 import type { SecretService } from './service.js';
@@ -26,6 +25,7 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { secrets } = opts;
   const { route } = routeOptions(['Secrets'], errorResponses(400, 401, 403, 404, 429, 503));
+  const change = keyedChanges(app, route, base);
 
   r.get(
     base,
@@ -95,63 +95,44 @@ export async function secretRoutes(app: FastifyInstance, opts: { secrets: Secret
     },
   );
 
-  r.put(
-    `${base}/:key`,
-    route(
-      // Un-reserving and making a readable secret write-only are admin-only: the one rule for
-      // every path checks them against the row (src/secrets/changes.ts), so re-sending
-      // isReserved:false or isWriteOnly:true as it already is stays harmless.
-      { action: 'secret.update', scope: 'secrets:write', keyFrom: 'params' },
-      {
-        summary: 'Update a secret',
-        description:
-          'Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. isReserved:false and isWriteOnly:true are admin-only (access keys: 403); isWriteOnly:false on a write-only secret is refused for everyone (403 FORBIDDEN: write-only cannot be undone). With If-Match, applies only if the secret is still in that state (else 412).',
-        ...keyedChange,
-        body: updateBody,
-        response: { 200: successResponse, 412: errorResponse, 413: errorResponse },
-      },
-    ),
-    async (req, reply) => {
-      const { key } = req.params;
-      const { etag } = await secrets.update(
-        { key, ifMatch: req.headers['if-match'], changes: req.body },
-        req.caller,
-      );
-      return changed(reply, etag, `Secret ${key} has been updated successfully`);
+  // Un-reserving and making a readable secret write-only are admin-only: the one rule for
+  // every path checks them against the row (src/secrets/changes.ts), so re-sending
+  // isReserved:false or isWriteOnly:true as it already is stays harmless.
+  change(
+    'PUT',
+    '/:key',
+    { action: 'secret.update', scope: 'secrets:write' },
+    {
+      summary: 'Update a secret',
+      description:
+        'Changes the value (stored as a new version) and/or metadata. expiresAt null clears the expiry. isReserved:false and isWriteOnly:true are admin-only (access keys: 403); isWriteOnly:false on a write-only secret is refused for everyone (403 FORBIDDEN: write-only cannot be undone). With If-Match, applies only if the secret is still in that state (else 412).',
+      body: updateBody,
+      response: { 413: errorResponse },
+      change: (target, req) => secrets.update({ ...target, changes: req.body }, req.caller),
+      done: 'updated successfully',
     },
   );
 
-  r.delete(
-    `${base}/:key`,
-    route(
-      {
-        action: 'secret.delete',
-        scope: 'secrets:delete',
-        keyFrom: 'params',
-        // Purge erases every version for good: secrets:delete covers soft delete only.
-        adminOnlyWhen: (req) =>
-          (req.query as { purge?: unknown } | undefined)?.purge === true
-            ? 'purge secrets (permanent erasure is admin-only)'
-            : null,
-      },
-      {
-        summary: 'Delete a secret (soft), or purge it',
-        description:
-          'Marks the secret inactive (restore it with POST /api/secrets/{key}/restore). Reserved secrets cannot be deleted. Deleting an inactive secret succeeds. ?purge=true erases an inactive, non-reserved secret and all its versions irreversibly (admin only: access keys get 403). Accepts If-Match.',
-        ...keyedChange,
-        querystring: deleteQuery,
-        response: { 200: successResponse, 409: errorResponse, 412: errorResponse },
-      },
-    ),
-    async (req, reply) => {
-      const { key } = req.params;
-      const { purge } = req.query;
-      const { etag } = await secrets.remove({ key, ifMatch: req.headers['if-match'], purge }, req.caller);
-      return changed(
-        reply,
-        etag,
-        purge ? `Secret ${key} has been purged permanently` : `Secret ${key} has been deleted successfully`,
-      );
+  change(
+    'DELETE',
+    '/:key',
+    {
+      action: 'secret.delete',
+      scope: 'secrets:delete',
+      // Purge erases every version for good: secrets:delete covers soft delete only.
+      adminOnlyWhen: (req) =>
+        (req.query as { purge?: unknown } | undefined)?.purge === true
+          ? 'purge secrets (permanent erasure is admin-only)'
+          : null,
+    },
+    {
+      summary: 'Delete a secret (soft), or purge it',
+      description:
+        'Marks the secret inactive (restore it with POST /api/secrets/{key}/restore). Reserved secrets cannot be deleted. Deleting an inactive secret succeeds. ?purge=true erases an inactive, non-reserved secret and all its versions irreversibly (admin only: access keys get 403). Accepts If-Match.',
+      querystring: deleteQuery,
+      response: { 409: errorResponse },
+      change: (target, req) => secrets.remove({ ...target, purge: req.query.purge }, req.caller),
+      done: (req) => (req.query.purge ? 'purged permanently' : 'deleted successfully'),
     },
   );
 }

@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { changed, routeOptions } from '../http/route-options.js';
+import { routeOptions } from '../http/route-options.js';
 import { errorResponse, errorResponses } from '../http/schemas.js';
+import { keyedChanges } from './change-routes.js';
 import { DEFAULT_BASE, type Mount } from './mount.js';
-import { keyedChange, keyParams, rollbackBody, versionsResponse } from './schemas.js';
+import { keyParams, rollbackBody, versionsResponse } from './schemas.js';
 import type { SecretService } from './service.js';
 
 /** Versions and recovery: history, rollback, restore. HTTP only; one service call per route. */
@@ -13,6 +14,7 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { secrets } = opts;
   const { route } = routeOptions(['Versions'], errorResponses(400, 401, 403, 404, 503));
+  const change = keyedChanges(app, route, base);
 
   r.get(
     `${base}/:key/versions`,
@@ -33,50 +35,34 @@ export async function versionRoutes(app: FastifyInstance, opts: { secrets: Secre
     },
   );
 
-  r.post(
-    `${base}/:key/rollback`,
-    route(
-      { action: 'secret.rollback', scope: 'secrets:write', keyFrom: 'params' },
-      {
-        summary: 'Roll back to an older version',
-        description:
-          'Stores the value of a kept version as a new version (history is never rewritten). Accepts If-Match.',
-        ...keyedChange,
-        body: rollbackBody,
-        response: {
-          200: z.object({ success: z.literal(true), message: z.string(), version: z.number().int() }),
-          412: errorResponse,
-          500: errorResponse,
-        },
+  change(
+    'POST',
+    '/:key/rollback',
+    { action: 'secret.rollback', scope: 'secrets:write' },
+    {
+      summary: 'Roll back to an older version',
+      description:
+        'Stores the value of a kept version as a new version (history is never rewritten). Accepts If-Match.',
+      body: rollbackBody,
+      response: {
+        200: z.object({ success: z.literal(true), message: z.string(), version: z.number().int() }),
+        500: errorResponse,
       },
-    ),
-    async (req, reply) => {
-      const { key } = req.params;
-      const { version, etag } = await secrets.rollback(
-        { key, version: req.body.version, ifMatch: req.headers['if-match'] },
-        req.caller,
-      );
-      const message = `Secret ${key} has been rolled back to version ${req.body.version} as version ${version}`;
-      return { ...changed(reply, etag, message), version };
+      change: (target, req) => secrets.rollback({ ...target, version: req.body.version }, req.caller),
+      done: (req, { version }) => `rolled back to version ${req.body.version} as version ${version}`,
     },
   );
 
-  r.post(
-    `${base}/:key/restore`,
-    route(
-      { action: 'secret.restore', scope: 'secrets:write', keyFrom: 'params' },
-      {
-        summary: 'Restore a soft-deleted secret',
-        description:
-          'Reactivates a soft-deleted secret with its value and history. Restoring an active secret changes nothing. Accepts If-Match.',
-        ...keyedChange,
-        response: { 200: z.object({ success: z.literal(true), message: z.string() }), 412: errorResponse },
-      },
-    ),
-    async (req, reply) => {
-      const { key } = req.params;
-      const { etag } = await secrets.restore({ key, ifMatch: req.headers['if-match'] }, req.caller);
-      return changed(reply, etag, `Secret ${key} has been restored successfully`);
+  change(
+    'POST',
+    '/:key/restore',
+    { action: 'secret.restore', scope: 'secrets:write' },
+    {
+      summary: 'Restore a soft-deleted secret',
+      description:
+        'Reactivates a soft-deleted secret with its value and history. Restoring an active secret changes nothing. Accepts If-Match.',
+      change: (target, req) => secrets.restore(target, req.caller),
+      done: 'restored successfully',
     },
   );
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
 import { secretValue } from '../helpers/secrets.js';
 import { createTestServer, type TestServer } from '../helpers/server.js';
-import { type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import { deliversToReceiver, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
 
 /**
  * `secrets webhooks ...` against a real server: create prints the whsec_ once, a receiver
@@ -16,9 +16,7 @@ beforeAll(async () => {
   t = await createTestServer({
     env: {
       AUDIT_SEAL_INTERVAL_MS: '0',
-      WEBHOOK_ALLOW_HTTP: 'true',
-      WEBHOOK_ALLOW_PRIVATE: 'true',
-      WEBHOOK_POLL_MS: '0',
+      ...deliversToReceiver,
     },
   });
   receiver = await startReceiver();

@@ -1,6 +1,7 @@
 import { expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
+import { deliversToReceiver } from '../helpers/webhook-receiver.js';
 
 /**
  * The retention sweep: events older than EVENTS_RETENTION_DAYS go, with their finished
@@ -10,9 +11,7 @@ import { api } from '../helpers/http.js';
 const t = useTestApp({
   env: {
     AUDIT_SEAL_INTERVAL_MS: '0',
-    WEBHOOK_ALLOW_HTTP: 'true',
-    WEBHOOK_ALLOW_PRIVATE: 'true',
-    WEBHOOK_POLL_MS: '0',
+    ...deliversToReceiver,
     EVENTS_RETENTION_DAYS: '7',
   },
 });

@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, expect, it } from 'vitest';
-import { backend, createTestApp, dropSchema, newSchema, type TestApp } from '../helpers/app.js';
+import { afterEach, expect, it } from 'vitest';
+import type { TestApp } from '../helpers/app.js';
+import { appsOverSameData } from '../helpers/same-data.js';
 import { secretValue } from '../helpers/secrets.js';
-import { type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import { deliversToReceiver, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
 
 /**
  * Webhook signing secrets are sealed like values, so key rotation must move them too: after
@@ -16,44 +14,12 @@ import { type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
 const KA = randomBytes(32).toString('base64');
 const KB = randomBytes(32).toString('base64');
 
-let dataDir: string | undefined;
-let schema: string | undefined;
-const open: TestApp[] = [];
 let receiver: Receiver | undefined;
-
-beforeEach(async () => {
-  if (backend === 'postgres') schema = await newSchema();
-  else dataDir = await mkdtemp(join(tmpdir(), 'webhook-rewrap-'));
-});
 afterEach(async () => {
-  for (const a of open.splice(0)) await a.close();
   await receiver?.close();
-  if (schema) await dropSchema(schema);
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  schema = dataDir = receiver = undefined;
+  receiver = undefined;
 });
-
-async function appWith(keys: string): Promise<TestApp> {
-  const a = await createTestApp({
-    env: {
-      ENCRYPTION_KEY: '',
-      ENCRYPTION_KEYS: keys,
-      WEBHOOK_ALLOW_HTTP: 'true',
-      WEBHOOK_ALLOW_PRIVATE: 'true',
-      WEBHOOK_POLL_MS: '0',
-    },
-    ...(schema ? { schema } : {}),
-    ...(dataDir ? { dataDir } : {}),
-  });
-  open.push(a);
-  return a;
-}
-async function closeApp(a: TestApp) {
-  open.splice(open.indexOf(a), 1);
-  await a.close();
-}
-const call = (a: TestApp, method: 'GET' | 'POST' | 'PUT', url: string, payload?: object) =>
-  a.app.inject({ method, url, headers: a.auth(), ...(payload ? { payload } : {}) });
+const { appWith, closeApp, call } = appsOverSameData('webhook-rewrap');
 
 async function deliverAll(a: TestApp) {
   for (let i = 0; i < 50; i++) {
@@ -68,7 +34,7 @@ async function deliverAll(a: TestApp) {
 
 it('rewrap moves webhook signing secrets to the new key: old key removed, deliveries still verify', async () => {
   receiver = await startReceiver();
-  const a = await appWith(`A:${KA}`);
+  const a = await appWith(`A:${KA}`, deliversToReceiver);
   const created = await call(a, 'POST', '/api/webhooks', { url: receiver.url });
   expect(created.statusCode, created.body).toBe(201);
   const { id, secret } = created.json() as { id: string; secret: string };
@@ -79,9 +45,11 @@ it('rewrap moves webhook signing secrets to the new key: old key removed, delive
   await closeApp(a);
 
   // With webhook secrets still under A, dropping A is refused at start-up.
-  await expect(appWith(`B:${KB}`)).rejects.toThrow(/Stored values still use key id\(s\) "A"/);
+  await expect(appWith(`B:${KB}`, deliversToReceiver)).rejects.toThrow(
+    /Stored values still use key id\(s\) "A"/,
+  );
 
-  const ab = await appWith(`A:${KA},B:${KB}`);
+  const ab = await appWith(`A:${KA},B:${KB}`, deliversToReceiver);
   const status = (await call(ab, 'GET', '/api/keys/status')).json();
   expect(status.pendingRewrap).toBe(2);
   const rewrap = await call(ab, 'POST', '/api/keys/rewrap');
@@ -93,7 +61,7 @@ it('rewrap moves webhook signing secrets to the new key: old key removed, delive
 
   // Kid A is gone. Changes are delivered signed with both generations (the rotation's grace
   // period), and each generation alone verifies them.
-  const b = await appWith(`B:${KB}`);
+  const b = await appWith(`B:${KB}`, deliversToReceiver);
   for (const [key, verifyWith] of [
     ['APP_OLD_SECRET', secret],
     ['APP_NEW_SECRET', newer],

@@ -2,16 +2,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { backend, createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
-import { type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import { deliversToReceiver, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
 
 // The dispatcher's timer is off (WEBHOOK_POLL_MS=0): each test drives delivery rounds
 // itself, so nothing depends on timing. Retries are due within milliseconds.
 const t = useTestApp({
   env: {
     AUDIT_SEAL_INTERVAL_MS: '0',
-    WEBHOOK_ALLOW_HTTP: 'true',
-    WEBHOOK_ALLOW_PRIVATE: 'true',
-    WEBHOOK_POLL_MS: '0',
+    ...deliversToReceiver,
     WEBHOOK_RETRY_BASE_MS: '1',
     WEBHOOK_RETRY_MAX_MS: '5',
     WEBHOOK_DISABLE_MIN_FAILURES: '10',
@@ -442,9 +440,7 @@ if (backend === 'postgres') {
     beforeAll(async () => {
       const env = {
         AUDIT_SEAL_INTERVAL_MS: '0',
-        WEBHOOK_ALLOW_HTTP: 'true',
-        WEBHOOK_ALLOW_PRIVATE: 'true',
-        WEBHOOK_POLL_MS: '0',
+        ...deliversToReceiver,
       };
       a = await createTestApp({ env });
       b = await createTestApp({ schema: a.schema!, env: a.env });

@@ -15,8 +15,8 @@ import { copyPgliteImage, findPgliteImage } from '../../src/db/pglite-image.mjs'
  * second to load the dump. The dump holds the schema only; each app still runs migrate()
  * (which finds nothing to apply) and stores its own key canaries.
  */
-/** migrate() needs only transaction(); the rest of Database is never called on this. */
-function adapter(pg: PGlite): Database {
+/** A PGlite as migrate() sees it: migrate() needs only transaction(); the rest of Database is never called on this. */
+export function migratable(pg: PGlite): Database {
   return {
     transaction: (fn) =>
       pg.transaction((tx) =>
@@ -33,7 +33,7 @@ export async function buildPgliteSnapshot(): Promise<{ file: string; remove(): P
   const file = join(dir, 'migrated.tar');
   const pg = new PGlite();
   try {
-    await migrate(adapter(pg), await loadMigrations());
+    await migrate(migratable(pg), await loadMigrations());
     const dump = await pg.dumpDataDir('none');
     await writeFile(file, Buffer.from(await dump.arrayBuffer()));
   } finally {
@@ -96,7 +96,7 @@ async function recycle(pg: PGlite): Promise<void> {
     await pg.query('DISCARD ALL');
     await pg.exec('DROP SCHEMA public CASCADE; CREATE SCHEMA public;');
     migrations ??= loadMigrations();
-    await migrate(adapter(pg), await migrations);
+    await migrate(migratable(pg), await migrations);
     if (idle.length < MAX_IDLE) idle.push(pg);
     else await pg.close();
   } catch {

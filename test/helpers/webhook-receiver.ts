@@ -8,6 +8,16 @@ import { Webhook } from 'standardwebhooks';
  * hold requests until released; it records what it accepted and how many requests for one
  * webhook-id were in flight at once.
  */
+/**
+ * The settings of an app that delivers to a test receiver: plain http to loopback allowed,
+ * and no poller (a test delivers with webhookDispatcher.deliverNow(), so nothing waits on time).
+ */
+export const deliversToReceiver = {
+  WEBHOOK_ALLOW_HTTP: 'true',
+  WEBHOOK_ALLOW_PRIVATE: 'true',
+  WEBHOOK_POLL_MS: '0',
+};
+
 export interface Received {
   id: string;
   timestamp: string;

@@ -6,19 +6,13 @@ import { join } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { afterEach, beforeEach, expect, it, vi } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { sealValue } from '../../src/crypto/envelope.js';
 import { createKeyring } from '../../src/crypto/keyring.js';
 import { bearer, createAccessKey } from '../helpers/access-keys.js';
-import {
-  backend,
-  createTestApp,
-  dropSchema,
-  newSchema,
-  type TestApp,
-  testDatabaseUrl,
-} from '../helpers/app.js';
+import { backend, createTestApp, type TestApp, testDatabaseUrl } from '../helpers/app.js';
 import { distEntry } from '../helpers/cli.js';
+import { appsOverSameData, ringEnv } from '../helpers/same-data.js';
 import { secretValue } from '../helpers/secrets.js';
 
 /**
@@ -35,37 +29,7 @@ const RING_A = `A:${KA}`;
 const RING_AB = `A:${KA},B:${KB}`;
 const RING_B = `B:${KB}`;
 
-let dataDir: string | undefined;
-let schema: string | undefined;
-const open: TestApp[] = [];
-
-beforeEach(async () => {
-  if (backend === 'postgres') schema = await newSchema();
-  else dataDir = await mkdtemp(join(tmpdir(), 'rotation-'));
-});
-afterEach(async () => {
-  for (const a of open.splice(0)) await a.close();
-  if (schema) await dropSchema(schema);
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  schema = dataDir = undefined;
-});
-
-const ringEnv = (keys: string) => ({ ENCRYPTION_KEY: '', ENCRYPTION_KEYS: keys });
-async function appWith(keys: string): Promise<TestApp> {
-  const a = await createTestApp({
-    env: ringEnv(keys),
-    ...(schema ? { schema } : {}),
-    ...(dataDir ? { dataDir } : {}),
-  });
-  open.push(a);
-  return a;
-}
-async function closeApp(a: TestApp) {
-  open.splice(open.indexOf(a), 1);
-  await a.close();
-}
-const call = (a: TestApp, method: 'GET' | 'POST' | 'PUT', url: string, payload?: object) =>
-  a.app.inject({ method, url, headers: a.auth(), ...(payload ? { payload } : {}) });
+const { appWith, closeApp, closeAfter, call, data } = appsOverSameData('rotation');
 
 /**
  * N secrets under ring A, every third with a second version. Returns key -> [v1, current].
@@ -184,9 +148,11 @@ it('a rewrap killed midway (SIGKILL) leaves every value readable, and a second r
     LOG_LEVEL: 'warn',
     ENCRYPTION_KEYS: RING_AB,
     JWT_SECRET: randomBytes(48).toString('base64'),
-    ...(schema
-      ? { DATABASE_URL: `${testDatabaseUrl}?options=${encodeURIComponent(`-c search_path=${schema}`)}` }
-      : { DATA_DIR: dataDir!, DATABASE_URL: '' }),
+    ...(data().schema
+      ? {
+          DATABASE_URL: `${testDatabaseUrl}?options=${encodeURIComponent(`-c search_path=${data().schema}`)}`,
+        }
+      : { DATA_DIR: data().dataDir!, DATABASE_URL: '' }),
   } as Record<string, string>;
   delete env.ENCRYPTION_KEY;
   const run = (args: string[], killAfterBatch?: number) =>
@@ -221,6 +187,7 @@ it('a rewrap killed midway (SIGKILL) leaves every value readable, and a second r
   // waited for, never refused), while an app checks a copy of the directory as the kill left
   // it: the lock wait and the second process's start-up overlap the check instead of
   // following it, and on a loaded machine each takes many seconds.
+  const { dataDir, schema } = data();
   let rerunning: ReturnType<typeof run> | undefined;
   let checkDir: string | undefined;
   if (dataDir) {
@@ -229,12 +196,13 @@ it('a rewrap killed midway (SIGKILL) leaves every value readable, and a second r
     rerunning = run(['--batch-size', '5']);
   }
   try {
-    const mid = await createTestApp({
-      env: ringEnv(RING_AB),
-      ...(schema ? { schema } : {}),
-      ...(checkDir ? { dataDir: checkDir } : {}),
-    });
-    open.push(mid);
+    const mid = closeAfter(
+      await createTestApp({
+        env: ringEnv(RING_AB),
+        ...(schema ? { schema } : {}),
+        ...(checkDir ? { dataDir: checkDir } : {}),
+      }),
+    );
     const status = (await call(mid, 'GET', '/api/keys/status')).json();
     const rowsOf = (kid: string) => status.kids.find((k: { kid: string }) => k.kid === kid).rows;
     expect(rowsOf('B')).toBe(5);
@@ -355,8 +323,7 @@ it('bad rewrap requests are 400 and change nothing', async () => {
 it('the server keeps answering while a rewrap runs in it (embedded PGlite resolves without I/O)', async () => {
   // One in-memory app whose ring has A active and B too; rows are sealed under B directly,
   // so the rewrap (to A) has work without reopening the database.
-  const a = await createTestApp({ env: { ...ringEnv(RING_AB), ENCRYPTION_ACTIVE_KID: 'A' } });
-  open.push(a);
+  const a = closeAfter(await createTestApp({ env: { ...ringEnv(RING_AB), ENCRYPTION_ACTIVE_KID: 'A' } }));
   const ringB = createKeyring(new Map([['B', a.keyring.get('B')!]]), 'B');
   const value = secretValue('busy');
   const ids = Array.from({ length: 600 }, () => randomUUID());
@@ -435,7 +402,10 @@ if (backend === 'postgres') {
   it('rewrap skips a row locked by another transaction instead of waiting; the next run moves it', async () => {
     const expected = await seed(3); // 4 rows: ROT_0 has two versions
     const a = await appWith(RING_AB);
-    const other = new pg.Client({ connectionString: testDatabaseUrl, options: `-c search_path=${schema}` });
+    const other = new pg.Client({
+      connectionString: testDatabaseUrl,
+      options: `-c search_path=${data().schema}`,
+    });
     await other.connect();
     try {
       await other.query('BEGIN');

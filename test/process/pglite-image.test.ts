@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Database } from '../../src/db/database.js';
 import { loadMigrations, type Migration, migrate } from '../../src/db/migrate.js';
 import { buildPgliteImage, copyPgliteImage, findPgliteImage } from '../../src/db/pglite-image.mjs';
+import { migratable } from '../helpers/pglite-snapshot.js';
 
 /**
  * The embedded database's install-time image (src/db/pglite-image.mjs): a data directory
@@ -30,19 +30,6 @@ afterAll(async () => {
   for (const pg of opened) if (!pg.closed) await pg.close();
   if (work) await rm(work, { recursive: true, force: true });
 });
-
-/** migrate() needs only transaction(). */
-function asDatabase(pg: PGlite): Database {
-  return {
-    transaction: (fn) =>
-      pg.transaction((tx) =>
-        fn({
-          query: async (q, p) => (await tx.query(q, p as unknown[])).rows as never,
-          exec: async (q) => void (await tx.exec(q)),
-        }),
-      ),
-  } as Pick<Database, 'transaction'> as Database;
-}
 
 async function open(dir: string): Promise<PGlite> {
   const pg = new PGlite({ dataDir: dir });
@@ -136,7 +123,7 @@ async function schemaDump(pg: PGlite): Promise<Record<string, unknown[]>> {
 it('a data directory copied from the image is the database the migrations make from scratch', async () => {
   expect(existsSync(join(image, 'PG_VERSION'))).toBe(true);
   const scratch = await open(join(work, 'scratch'));
-  expect((await migrate(asDatabase(scratch), migrations)).applied).toEqual(migrations.map((m) => m.name));
+  expect((await migrate(migratable(scratch), migrations)).applied).toEqual(migrations.map((m) => m.name));
   const copied = await fromImage('copied');
 
   const fromScratch = await schemaDump(scratch);
@@ -149,7 +136,7 @@ it('a data directory copied from the image is the database the migrations make f
 
   // The service's migrator finds nothing to do on it, and no row of a secret, key or audit.
   const onStart: string[][] = [];
-  expect((await migrate(asDatabase(copied), migrations, (p) => onStart.push(p))).applied).toEqual([]);
+  expect((await migrate(migratable(copied), migrations, (p) => onStart.push(p))).applied).toEqual([]);
   expect(onStart).toEqual([]);
   for (const table of ['secrets', 'secret_versions', 'crypto_canaries', 'access_keys', 'audit_log'])
     expect((await copied.query(`SELECT 1 FROM ${table}`)).rows, table).toEqual([]);
@@ -165,7 +152,7 @@ it('an image lacking a migration added since is used, and the migrator applies o
   const found = await findPgliteImage([...migrations, added], cache);
   expect(found).toEqual({ dir: image, migrations: migrations.length });
   const pg = await fromImage('added', found?.dir);
-  const { applied } = await migrate(asDatabase(pg), [...migrations, added]);
+  const { applied } = await migrate(migratable(pg), [...migrations, added]);
   expect(applied).toEqual([added.name]);
   expect((await pg.query('SELECT version FROM schema_migrations WHERE version = 9999')).rows).toHaveLength(1);
 }, 120_000);
