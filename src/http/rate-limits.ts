@@ -16,26 +16,18 @@ export function createLimits(
     refusalsPerMinute: number;
   },
 ) {
-  const reads = app.createRateLimit({
-    max: opts.readPerMinute,
-    timeWindow: 60_000,
-    keyGenerator: (req: FastifyRequest) => `read:${actorId(req.actor as Actor | null)}`,
-  });
-  const authFailures = app.createRateLimit({
-    max: opts.authFailuresPerMinute,
-    timeWindow: 60_000,
-    keyGenerator: (req: FastifyRequest) => `authfail:${req.ip}`,
-  });
-  const batchEntries = app.createRateLimit({
-    max: opts.batchEntriesPerMinute,
-    timeWindow: 60_000,
-    keyGenerator: (req: FastifyRequest) => `batch:${actorId(req.actor as Actor | null)}`,
-  });
-  const refusals = app.createRateLimit({
-    max: opts.refusalsPerMinute,
-    timeWindow: 60_000,
-    keyGenerator: (req: FastifyRequest) => `refused:${actorId(req.actor as Actor | null)}`,
-  });
+  /** One limiter a minute wide: `max` per key, the key named by `prefix` and `of` the request. */
+  const perMinute = (max: number, prefix: string, of: (req: FastifyRequest) => string) =>
+    app.createRateLimit({
+      max,
+      timeWindow: 60_000,
+      keyGenerator: (req: FastifyRequest) => `${prefix}:${of(req)}`,
+    });
+  const byIdentity = (req: FastifyRequest) => actorId(req.actor as Actor | null);
+  const reads = perMinute(opts.readPerMinute, 'read', byIdentity);
+  const authFailures = perMinute(opts.authFailuresPerMinute, 'authfail', (req) => req.ip);
+  const batchEntries = perMinute(opts.batchEntriesPerMinute, 'batch', byIdentity);
+  const refusals = perMinute(opts.refusalsPerMinute, 'refused', byIdentity);
   const retryAfter = (ttlMs: number) => Math.max(1, Math.ceil(ttlMs / 1000));
   const overBatchEntries = (ttlMs: number) =>
     errors.rateLimited(
