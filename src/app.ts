@@ -491,7 +491,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, services: Ser
         await scope.register(batchRoutes, { batch, gate: bulkGate, base });
       });
     }
-    await secured.register(kekRoutes, { kek, trail, recordFor: changes.rotated });
+    await secured.register(kekRoutes, { kek, trail, recordFor: (caller) => changes.rotated(caller) });
     await secured.register(accessKeyRoutes, { accessKeys });
     await secured.register(environmentRoutes, { environments, compare, promote, gate: bulkGate });
     await secured.register(trustRoutes, { oidc });
