@@ -38,7 +38,7 @@ import { createDispatcher, type Dispatcher } from './events/dispatcher.js';
 import { EventsRepository } from './events/repository.js';
 import { eventStreamRoutes, webhookRoutes } from './events/routes.js';
 import { createEventStreams, type EventStreams } from './events/stream.js';
-import { createWebhookService } from './events/webhooks.js';
+import { WebhookService } from './events/webhooks.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
 import { consoleRoutes } from './http/console.js';
 import { installErrorHandling } from './http/error-handler.js';
@@ -400,7 +400,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
   });
   const eventsRepo = new EventsRepository();
   const dispatcher = createDispatcher({ db, repo: eventsRepo, keyring, log: logger, config: config.events });
-  const webhooks = createWebhookService({
+  const webhooks = new WebhookService({
     db,
     repo: eventsRepo,
     trail,

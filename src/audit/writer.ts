@@ -227,7 +227,7 @@ export class AuditWriter {
     return { ...this.counts, histogram: { ...this.counts.histogram } };
   }
 
-  private note(n: number) {
+  private counted(n: number) {
     const stats = this.counts;
     stats.batches += 1;
     stats.rows += n;
@@ -282,7 +282,7 @@ export class AuditWriter {
     const rows = batch.flatMap((w) => w.rows);
     if (batch.some((w) => w.check)) {
       const stale = await this.writeChecked(batch, rows);
-      this.note(rows.length);
+      this.counted(rows.length);
       batch.forEach((w, i) => {
         w.resolve(!stale.has(i));
       });
@@ -301,7 +301,7 @@ export class AuditWriter {
         await db.query(this.insertBatchEnv, [...columns(rows), ...used, envs], { name: 'audit_batch_env' });
       else await db.query(this.insertBatch, [...columns(rows), ...used], { name: 'audit_batch' });
     }
-    this.note(rows.length);
+    this.counted(rows.length);
     for (const w of batch) w.resolve(true);
   }
 
