@@ -55,7 +55,7 @@ if (mode === 'floor') {
   app.put('/api/secrets/:key', floor);
 } else {
   app.get<KeyReq>('/api/secrets/:key', async (req, reply) => {
-    const row = await reveals.reveal(db, 'default', req.params.key);
+    const row = await reveals.revealRow(db, 'default', req.params.key);
     if (!row) return reply.code(404).send({ error: 'NOT_FOUND' });
     await writer.record(
       [{ ...who, action: 'secret.read', key: row.key, version: row.version, outcome: 'success' }],

@@ -402,8 +402,11 @@ export class Changes {
     return { id: cur.id, revision, version };
   }
 
-  /** planChange then writeChange: the door for a change that needs no look at the plan. */
-  async change(
+  /**
+   * planChange then writeChange: the door for a change that needs no look at the plan. Named
+   * apart from the trail's `change`, which wraps it, so a reader of a call knows which it is.
+   */
+  async planAndWrite(
     q: Queryable,
     caller: Caller,
     action: AuditAction,

@@ -29,7 +29,12 @@ export class RevealBatcher {
   constructor(private readonly repo: SecretsRepository) {}
 
   /** The row for key in environment (at version, or its current one); undefined when it does not exist there. */
-  reveal(q: Queryable, environment: string, key: string, version?: number): Promise<RevealRow | undefined> {
+  revealRow(
+    q: Queryable,
+    environment: string,
+    key: string,
+    version?: number,
+  ): Promise<RevealRow | undefined> {
     return this.loaderFor(q).load({ environment, key, version: version ?? null });
   }
 

@@ -168,7 +168,7 @@ export class SecretService {
       'secret.create',
       input.key,
       async (tx) => {
-        const made = await this.changes.change(tx, caller, 'secret.create', {
+        const made = await this.changes.planAndWrite(tx, caller, 'secret.create', {
           kind: 'create',
           request: input,
         });
@@ -184,7 +184,7 @@ export class SecretService {
             'Use PUT /api/secrets/{key} to change its value, or choose another key',
           );
         }
-        const revived = await this.changes.change(tx, caller, 'secret.create', {
+        const revived = await this.changes.planAndWrite(tx, caller, 'secret.create', {
           kind: 'revive',
           cur,
           request: input,
@@ -260,7 +260,11 @@ export class SecretService {
       );
       if (!cur.old) throw versionNotFound(key, version);
       const value = this.open(cur, version, cur.old);
-      const w = await this.changes.change(tx, caller, 'secret.rollback', { kind: 'rollback', cur, value });
+      const w = await this.changes.planAndWrite(tx, caller, 'secret.rollback', {
+        kind: 'rollback',
+        cur,
+        value,
+      });
       return {
         result: { version: w.version, etag: secretEtag(cur.id, w.revision!) },
         version: w.version,
@@ -278,7 +282,7 @@ export class SecretService {
       const cur = await this.lockChecked(tx, caller, key, ifMatch);
       const version = cur.current_version;
       if (cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
-      const w = await this.changes.change(tx, caller, 'secret.restore', { kind: 'restore', cur });
+      const w = await this.changes.planAndWrite(tx, caller, 'secret.restore', { kind: 'restore', cur });
       return { result: { etag: secretEtag(cur.id, w.revision!) }, version, audited: true };
     });
   }
@@ -294,7 +298,7 @@ export class SecretService {
       // Usually: a plain read, then one statement guarded by the revision it saw.
       async (q) => {
         const cur = checked(await this.repo.findByKey(q, environmentOf(caller), key), key, ifMatch);
-        const w = await this.changes.change(
+        const w = await this.changes.planAndWrite(
           q,
           caller,
           'secret.update',
@@ -306,7 +310,7 @@ export class SecretService {
       // Lost races, or read replicas to fence: under the row lock, in a transaction.
       async (tx) => {
         const cur = await this.lockChecked(tx, caller, key, ifMatch);
-        const w = await this.changes.change(tx, caller, 'secret.update', {
+        const w = await this.changes.planAndWrite(tx, caller, 'secret.update', {
           kind: 'update',
           cur,
           request: input,
@@ -329,7 +333,7 @@ export class SecretService {
       const cur = await this.lockChecked(tx, caller, key, opts.ifMatch);
       const version = cur.current_version;
       if (opts.purge) {
-        await this.changes.change(tx, caller, action, { kind: 'purge', cur });
+        await this.changes.planAndWrite(tx, caller, action, { kind: 'purge', cur });
         return { result: { etag: undefined }, version, audited: true };
       }
       // Already deleted: idempotent (a reserved one is refused all the same).
@@ -353,7 +357,7 @@ export class SecretService {
     key: string,
     version: number | undefined,
   ): Promise<ReadOutcome<Revealed>> {
-    const row = await this.reveals.reveal(q, environmentOf(caller), key, version);
+    const row = await this.reveals.revealRow(q, environmentOf(caller), key, version);
     const check = replica
       ? {
           key,
