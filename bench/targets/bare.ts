@@ -100,7 +100,7 @@ if (mode === 'floor') {
         createdBy: 'bench',
         keep: config.maxVersions,
       };
-      await repo.update(
+      await repo.updateRow(
         tx,
         cur,
         { version },

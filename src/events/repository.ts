@@ -305,7 +305,7 @@ export class EventsRepository {
    * while its claim is still ours (same attempt number). Returns the subscription ids
    * whose run grew.
    */
-  async record(
+  async recordAttempts(
     q: Queryable,
     rs: readonly {
       id: string;

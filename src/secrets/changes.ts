@@ -396,7 +396,7 @@ export class Changes {
           };
     const version = patch.version?.number ?? cur.current_version;
     const side = alongside({ caller, action, key: plan.key, secretId: cur.id, version, patch });
-    const revision = await this.repo.update(q, cur, patch, side);
+    const revision = await this.repo.updateRow(q, cur, patch, side);
     if (revision === undefined && !opts.guarded)
       throw new Error(`secret ${cur.id} changed under its row lock`);
     return { id: cur.id, revision, version };

@@ -277,7 +277,7 @@ export class SecretsRepository {
    * undefined when the secret was changed (or erased) since `expected` was read: then
    * nothing at all was written, not the version, not the audit row.
    */
-  async update(
+  async updateRow(
     q: Queryable,
     cur: { id: string; revision: string },
     patch: SecretPatch,
