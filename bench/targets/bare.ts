@@ -64,7 +64,7 @@ if (mode === 'floor') {
     return { key: row.key, value: row.ciphertext.toString('base64') };
   });
   app.get('/api/secrets', async () => {
-    const rows = await repo.list(db, { environment: 'default', limit: 50, visible: { kind: 'all' } });
+    const rows = await repo.listPage(db, { environment: 'default', limit: 50, visible: { kind: 'all' } });
     await writer.record([{ ...who, action: 'secret.list', outcome: 'success' }]);
     return { secrets: rows.slice(0, 50).map((r) => ({ id: r.id, key: r.key })), nextCursor: null };
   });

@@ -427,7 +427,7 @@ export class SecretsRepository {
    * ORDER BY names secrets.seq: a bare "seq" would mean the seq::text output column, which
    * sorts "9" above "10" and cannot use the index (a full scan and sort on every page).
    */
-  async list(
+  async listPage(
     q: Queryable,
     opts: {
       environment: string;

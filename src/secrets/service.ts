@@ -148,7 +148,7 @@ export class SecretService {
     const { page, nextCursor } = await cursors.page(opts, (limit, beforeSeq) =>
       this.trail.lookup(caller, 'secret.list', opts.prefix ?? null, () =>
         this.onRoute(caller, (q) =>
-          this.repo.list(q, {
+          this.repo.listPage(q, {
             environment: environmentOf(caller),
             limit,
             beforeSeq,
