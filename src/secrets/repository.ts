@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { AuditEntry } from '../audit/entry.js';
-import { auditRowCte, auditRowsInsert, createAuditRepository } from '../audit/repository.js';
+import { AuditRepository, auditRowCte, auditRowsInsert } from '../audit/repository.js';
 import type { SealedValue } from '../crypto/envelope.js';
 import { type Queryable, shapeName } from '../db/database.js';
 import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
@@ -111,7 +111,7 @@ function alongsideCtes(side: Alongside, params: unknown[], after?: string): stri
   ];
 }
 
-const auditRows = createAuditRepository();
+const auditRows = new AuditRepository();
 
 const secretColumns = (t: string) => `${t}.id, ${t}.key, ${t}.description, ${t}.is_active, ${t}.is_reserved,
   ${t}.write_only, ${t}.expires_at, ${t}.current_version, ${t}.created_at, ${t}.updated_at, ${t}.last_used_at, ${t}.last_used_by,
