@@ -14,11 +14,11 @@ import { createAccessKeyService } from './access-keys/service.js';
 import { createAuditJobs } from './audit/jobs.js';
 import { createAuditMaintenance } from './audit/maintenance.js';
 import { withOutcome } from './audit/outcome.js';
-import { createAuditRepository } from './audit/repository.js';
+import { AuditRepository } from './audit/repository.js';
 import { auditRoutes } from './audit/routes.js';
 import { createAuditSealer } from './audit/sealer.js';
-import { createAuditTrail } from './audit/trail.js';
-import { type AuditWriter, createAuditWriter } from './audit/writer.js';
+import { AuditTrail } from './audit/trail.js';
+import { AuditWriter } from './audit/writer.js';
 import { documentSecurity, installGuard, type RouteAccess, routeAccess } from './auth/guard.js';
 import { jwtAlgorithm, jwtPlugin } from './auth/jwt.js';
 import { loginRoutes } from './auth/login.js';
@@ -35,10 +35,10 @@ import { environmentName, envParams } from './environments/schemas.js';
 import { createEnvironmentService } from './environments/service.js';
 import { errors } from './errors.js';
 import { createDispatcher, type Dispatcher } from './events/dispatcher.js';
-import { createEventsRepository } from './events/repository.js';
+import { EventsRepository } from './events/repository.js';
 import { eventStreamRoutes, webhookRoutes } from './events/routes.js';
 import { createEventStreams, type EventStreams } from './events/stream.js';
-import { createWebhookService } from './events/webhooks.js';
+import { WebhookService } from './events/webhooks.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
 import { consoleRoutes } from './http/console.js';
 import { installErrorHandling } from './http/error-handler.js';
@@ -56,17 +56,17 @@ import { createOidcRepository } from './oidc/repository.js';
 import { tokenExchangeRoutes, trustRoutes } from './oidc/routes.js';
 import { createOidcService } from './oidc/service.js';
 import { batchRoutes } from './secrets/batch-routes.js';
-import { createBatchService } from './secrets/batch-service.js';
+import { BatchService } from './secrets/batch-service.js';
 import { type BulkGate, createBulkGate } from './secrets/bulk-gate.js';
-import { createBulkRepository } from './secrets/bulk-repository.js';
+import { BulkRepository } from './secrets/bulk-repository.js';
 import { bulkRoutes } from './secrets/bulk-routes.js';
-import { createBulkService } from './secrets/bulk-service.js';
-import { createChanges } from './secrets/changes.js';
+import { BulkService } from './secrets/bulk-service.js';
+import { Changes } from './secrets/changes.js';
 import { DEFAULT_BASE, ENVIRONMENT_BASE } from './secrets/mount.js';
 import { readMarks } from './secrets/read-marks.js';
-import { createSecretsRepository } from './secrets/repository.js';
+import { SecretsRepository } from './secrets/repository.js';
 import { secretRoutes } from './secrets/routes.js';
-import { createSecretService } from './secrets/service.js';
+import { SecretService } from './secrets/service.js';
 import { versionRoutes } from './secrets/version-routes.js';
 
 declare module 'fastify' {
@@ -300,7 +300,7 @@ async function registerSharedPlugins(app: FastifyInstance, deps: AppDeps): Promi
 /** The services, each built once from its repository and the audit trail. */
 function createServices(app: FastifyInstance, deps: AppDeps) {
   const { config, db, keyring, logger } = deps;
-  const audit = createAuditRepository();
+  const audit = new AuditRepository();
   const sealer = createAuditSealer(db, audit);
   const maintenance = createAuditMaintenance(db, audit, {
     interval: config.auditPartitionInterval,
@@ -308,7 +308,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     archiveDir: config.auditArchiveDir,
     log: logger,
   });
-  const auditWriter = createAuditWriter({
+  const auditWriter = new AuditWriter({
     db,
     log: logger,
     windowMs: config.auditBatchWindowMs,
@@ -316,7 +316,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     concurrency: db.kind === 'pglite' ? 1 : config.auditBatchConcurrency,
     marks: readMarks,
   });
-  const trail = createAuditTrail({ db, repo: audit, writer: auditWriter, log: logger, reads: deps.reads });
+  const trail = new AuditTrail({ db, repo: audit, writer: auditWriter, log: logger, reads: deps.reads });
   app.decorate('auditWriter', auditWriter);
   app.decorateRequest('caller', null as never);
   // Registered before the routes' scopes close, so it runs after in-flight requests finished:
@@ -361,18 +361,18 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     },
   });
   app.decorate('bulkGate', bulkGate);
-  const repo = createSecretsRepository();
+  const repo = new SecretsRepository();
   // The one door every change to a secret goes through (single, batch, rotation).
-  const changes = createChanges({
+  const changes = new Changes({
     repo,
     keyring,
     maxValueBytes: config.maxValueBytes,
     maxVersions: config.maxVersions,
   });
-  const secrets = createSecretService({ db, repo, trail, changes, keyring, log: logger, reads: deps.reads });
+  const secrets = new SecretService({ db, repo, trail, changes, keyring, log: logger, reads: deps.reads });
   const kek = createKekService({ db, repo: createKekRepository(), keyring, log: logger });
-  const bulkRepo = createBulkRepository();
-  const bulk = createBulkService({
+  const bulkRepo = new BulkRepository();
+  const bulk = new BulkService({
     db,
     repo: bulkRepo,
     trail,
@@ -380,7 +380,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     log: logger,
     maxRenderBytes: config.maxRenderBytes,
   });
-  const batch = createBatchService({
+  const batch = new BatchService({
     db,
     repo,
     audit,
@@ -399,9 +399,9 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     log: logger,
     exists: environments.exists,
   });
-  const eventsRepo = createEventsRepository();
+  const eventsRepo = new EventsRepository();
   const dispatcher = createDispatcher({ db, repo: eventsRepo, keyring, log: logger, config: config.events });
-  const webhooks = createWebhookService({
+  const webhooks = new WebhookService({
     db,
     repo: eventsRepo,
     trail,
@@ -492,7 +492,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, services: Ser
         await scope.register(batchRoutes, { batch, gate: bulkGate, base });
       });
     }
-    await secured.register(kekRoutes, { kek, trail, recordFor: changes.rotated });
+    await secured.register(kekRoutes, { kek, trail, recordFor: (caller) => changes.rotated(caller) });
     await secured.register(accessKeyRoutes, { accessKeys });
     await secured.register(environmentRoutes, { environments, compare, promote, gate: bulkGate });
     await secured.register(trustRoutes, { oidc });

@@ -55,7 +55,7 @@ if (mode === 'floor') {
   app.put('/api/secrets/:key', floor);
 } else {
   app.get<KeyReq>('/api/secrets/:key', async (req, reply) => {
-    const row = await reveals.reveal(db, 'default', req.params.key);
+    const row = await reveals.revealRow(db, 'default', req.params.key);
     if (!row) return reply.code(404).send({ error: 'NOT_FOUND' });
     await writer.record(
       [{ ...who, action: 'secret.read', key: row.key, version: row.version, outcome: 'success' }],
@@ -64,7 +64,7 @@ if (mode === 'floor') {
     return { key: row.key, value: row.ciphertext.toString('base64') };
   });
   app.get('/api/secrets', async () => {
-    const rows = await repo.list(db, { environment: 'default', limit: 50, visible: { kind: 'all' } });
+    const rows = await repo.listPage(db, { environment: 'default', limit: 50, visible: { kind: 'all' } });
     await writer.record([{ ...who, action: 'secret.list', outcome: 'success' }]);
     return { secrets: rows.slice(0, 50).map((r) => ({ id: r.id, key: r.key })), nextCursor: null };
   });
@@ -100,7 +100,7 @@ if (mode === 'floor') {
         createdBy: 'bench',
         keep: config.maxVersions,
       };
-      await repo.update(
+      await repo.updateRow(
         tx,
         cur,
         { version },

@@ -85,137 +85,143 @@ export type ChangeWork<T> = (
 /** Guarded attempts before a change takes the row lock (changeGuarded). */
 export const GUARDED_TRIES = 3;
 
-export function createAuditTrail({ db, repo, writer, log, reads }: AuditTrailDeps) {
-  const transaction = <T>(caller: Caller, fn: (tx: Transaction) => Promise<T>): Promise<T> =>
-    reads ? reads.transaction(caller.actor, fn) : db.transaction(fn);
+/**
+ * The audited-operation API (see the top of this file): change, changeGuarded, read,
+ * lookup, note and refused.
+ */
+export class AuditTrail {
+  private readonly db: Database;
+  private readonly repo: AuditRepository;
+  private readonly writer: AuditWriter;
+  private readonly log: Logger;
+  private readonly reads: AuditTrailDeps['reads'];
+
+  constructor({ db, repo, writer, log, reads }: AuditTrailDeps) {
+    this.db = db;
+    this.repo = repo;
+    this.writer = writer;
+    this.log = log;
+    this.reads = reads;
+  }
+
+  /** A write on the primary outside `change` (batched jobs): raises the caller's fence too. */
+  transaction<T>(caller: Caller, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    return this.reads ? this.reads.transaction(caller.actor, fn) : this.db.transaction(fn);
+  }
 
   /** Records a refusal; losing its row must not turn the refusal into a 500 (logged instead). */
-  async function refused(
-    caller: Caller,
-    action: AuditAction,
-    keys: readonly (string | null)[],
-    err: unknown,
-  ) {
+  async refused(caller: Caller, action: AuditAction, keys: readonly (string | null)[], err: unknown) {
     const outcome = outcomeOf(err);
     try {
-      await writer.record(keys.map((k) => auditEntry(caller, action, k, outcome)));
+      await this.writer.record(keys.map((k) => auditEntry(caller, action, k, outcome)));
     } catch {
-      log.error({ action, outcome }, 'audit row of a refused attempt could not be written');
+      this.log.error({ action, outcome }, 'audit row of a refused attempt could not be written');
     }
   }
 
-  const api = {
-    refused,
+  /** Rows for work already committed (a batched job's items); group-committed and awaited. */
+  async note(caller: Caller, action: AuditAction, touched: readonly Touched[]): Promise<void> {
+    try {
+      await this.writer.record(touched.map((t) => touchedEntry(caller, action, t)));
+    } catch {
+      throw errors.auditUnavailable();
+    }
+  }
 
-    /** Rows for work already committed (a batched job's items); group-committed and awaited. */
-    async note(caller: Caller, action: AuditAction, touched: readonly Touched[]): Promise<void> {
-      try {
-        await writer.record(touched.map((t) => touchedEntry(caller, action, t)));
-      } catch {
-        throw errors.auditUnavailable();
-      }
-    },
+  async change<T>(caller: Caller, action: AuditAction, key: string | null, work: ChangeWork<T>): Promise<T> {
+    try {
+      return await this.transaction(caller, async (tx) => {
+        const done = await work(tx, (v) => auditEntry(caller, action, key, 'success', v));
+        if (!done.audited)
+          await this.repo.append(tx, auditEntry(caller, action, key, 'success', done.version));
+        return done.result;
+      });
+    } catch (err) {
+      await this.refused(caller, action, [key], err);
+      throw err;
+    }
+  }
 
-    async change<T>(
-      caller: Caller,
-      action: AuditAction,
-      key: string | null,
-      work: ChangeWork<T>,
-    ): Promise<T> {
-      try {
-        return await transaction(caller, async (tx) => {
-          const done = await work(tx, (v) => auditEntry(caller, action, key, 'success', v));
-          if (!done.audited) await repo.append(tx, auditEntry(caller, action, key, 'success', done.version));
-          return done.result;
-        });
-      } catch (err) {
-        await refused(caller, action, [key], err);
-        throw err;
-      }
-    },
-
-    /**
-     * A change without a transaction of its own: `attempt` reads the row without a lock, then
-     * writes it in one statement guarded by the revision it read, the success row inside that
-     * statement (autocommit: the change and its row commit together). Two statements and two
-     * round trips, against four for BEGIN, a locking read, the write and COMMIT: the round
-     * trips are most of an update's cost.
-     * `attempt` returns undefined when the guard failed (a concurrent change committed
-     * between its read and its write, so nothing was written); it is tried again, and after
-     * GUARDED_TRIES losses `locked` runs through change(), under the row lock, so a hot key
-     * cannot starve a writer. With read replicas the write must report its commit position
-     * for the caller's fence, which needs the transaction: then `locked` runs at once.
-     */
-    async changeGuarded<T>(
-      caller: Caller,
-      action: AuditAction,
-      key: string,
-      attempt: (q: Queryable, row: (version: number | null) => AuditEntry) => Promise<T | undefined>,
-      locked: ChangeWork<T>,
-    ): Promise<T> {
-      if (!reads?.fencesWrites()) {
-        const row = (v: number | null) => auditEntry(caller, action, key, 'success', v);
-        for (let i = 0; i < GUARDED_TRIES; i++) {
-          let done: T | undefined;
-          try {
-            done = await attempt(db, row);
-          } catch (err) {
-            await refused(caller, action, [key], err);
-            throw err;
-          }
-          if (done !== undefined) return done;
+  /**
+   * A change without a transaction of its own: `attempt` reads the row without a lock, then
+   * writes it in one statement guarded by the revision it read, the success row inside that
+   * statement (autocommit: the change and its row commit together). Two statements and two
+   * round trips, against four for BEGIN, a locking read, the write and COMMIT: the round
+   * trips are most of an update's cost.
+   * `attempt` returns undefined when the guard failed (a concurrent change committed
+   * between its read and its write, so nothing was written); it is tried again, and after
+   * GUARDED_TRIES losses `locked` runs through change(), under the row lock, so a hot key
+   * cannot starve a writer. With read replicas the write must report its commit position
+   * for the caller's fence, which needs the transaction: then `locked` runs at once.
+   */
+  async changeGuarded<T>(
+    caller: Caller,
+    action: AuditAction,
+    key: string,
+    attempt: (q: Queryable, row: (version: number | null) => AuditEntry) => Promise<T | undefined>,
+    locked: ChangeWork<T>,
+  ): Promise<T> {
+    if (!this.reads?.fencesWrites()) {
+      const row = (v: number | null) => auditEntry(caller, action, key, 'success', v);
+      for (let i = 0; i < GUARDED_TRIES; i++) {
+        let done: T | undefined;
+        try {
+          done = await attempt(this.db, row);
+        } catch (err) {
+          await this.refused(caller, action, [key], err);
+          throw err;
         }
+        if (done !== undefined) return done;
       }
-      return api.change(caller, action, key, locked);
-    },
+    }
+    return this.change(caller, action, key, locked);
+  }
 
-    /** A write on the primary outside `change` (batched jobs): raises the caller's fence too. */
-    transaction,
+  /**
+   * `again`: when the outcome came from a replica (`check`) and the primary contradicts it
+   * as its rows are committed, nothing was written and the read is answered by `again`
+   * (the primary) instead.
+   */
+  async read<T>(
+    caller: Caller,
+    action: AuditAction,
+    fallbackKey: string | null,
+    run: () => Promise<ReadOutcome<T>>,
+    again?: () => Promise<ReadOutcome<T>>,
+  ): Promise<T> {
+    let done: ReadOutcome<T>;
+    try {
+      done = await run();
+    } catch (err) {
+      // The read itself failed (database down): record the attempt if the database lets us.
+      await this.refused(caller, action, [fallbackKey], err);
+      throw err;
+    }
+    const rows = done.touched.length
+      ? done.touched.map((t) => touchedEntry(caller, action, t))
+      : [auditEntry(caller, action, fallbackKey, done.ok ? 'success' : outcomeOf(done.error))];
+    let committed: boolean;
+    try {
+      committed = await this.writer.record(rows, done.ok ? done.lastUse : undefined, done.check);
+    } catch {
+      // Fail closed: whatever was read is dropped here.
+      throw errors.auditUnavailable();
+    }
+    if (!committed) {
+      if (!again) throw errors.auditUnavailable();
+      return this.read(caller, action, fallbackKey, again);
+    }
+    if (!done.ok) throw done.error;
+    return done.result;
+  }
 
-    /**
-     * `again`: when the outcome came from a replica (`check`) and the primary contradicts it
-     * as its rows are committed, nothing was written and the read is answered by `again`
-     * (the primary) instead.
-     */
-    async read<T>(
-      caller: Caller,
-      action: AuditAction,
-      fallbackKey: string | null,
-      run: () => Promise<ReadOutcome<T>>,
-      again?: () => Promise<ReadOutcome<T>>,
-    ): Promise<T> {
-      let done: ReadOutcome<T>;
-      try {
-        done = await run();
-      } catch (err) {
-        // The read itself failed (database down): record the attempt if the database lets us.
-        await refused(caller, action, [fallbackKey], err);
-        throw err;
-      }
-      const rows = done.touched.length
-        ? done.touched.map((t) => touchedEntry(caller, action, t))
-        : [auditEntry(caller, action, fallbackKey, done.ok ? 'success' : outcomeOf(done.error))];
-      let committed: boolean;
-      try {
-        committed = await writer.record(rows, done.ok ? done.lastUse : undefined, done.check);
-      } catch {
-        // Fail closed: whatever was read is dropped here.
-        throw errors.auditUnavailable();
-      }
-      if (!committed) {
-        if (!again) throw errors.auditUnavailable();
-        return api.read(caller, action, fallbackKey, again);
-      }
-      if (!done.ok) throw done.error;
-      return done.result;
-    },
-
-    /** A read that names no secret and is not refused (a listing): audited as one success row. */
-    lookup<T>(caller: Caller, action: AuditAction, key: string | null, fetch: () => Promise<T>): Promise<T> {
-      return api.read(caller, action, key, async () => ({ ok: true, touched: [], result: await fetch() }));
-    },
-  };
-  return api;
+  /** A read that names no secret and is not refused (a listing): audited as one success row. */
+  lookup<T>(caller: Caller, action: AuditAction, key: string | null, fetch: () => Promise<T>): Promise<T> {
+    return this.read(caller, action, key, async () => ({ ok: true, touched: [], result: await fetch() }));
+  }
 }
 
-export type AuditTrail = ReturnType<typeof createAuditTrail>;
+/** The trail for a caller that builds it alone. */
+export function createAuditTrail(deps: AuditTrailDeps): AuditTrail {
+  return new AuditTrail(deps);
+}

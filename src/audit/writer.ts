@@ -158,16 +158,77 @@ const columns = (rows: AuditEntry[]) => {
   return AUDIT_COLUMN_NAMES.map((_, i) => params.map((p) => p[i]));
 };
 
-export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, marks }: AuditWriterOptions) {
-  const INSERT_BATCH = insertBatch(marks);
-  const INSERT_BATCH_ENV = insertBatchEnv(marks);
-  const INSERT_BATCH_CHECKED = insertBatchChecked(marks);
-  let queue: Waiter[] = [];
-  let queuedRows = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const stats: AuditBatchStats = { batches: 0, rows: 0, maxRows: 0, histogram: {}, failures: 0 };
+/**
+ * The group-committed writer: rows that arrive together share one statement, and each
+ * request is answered when its batch commits.
+ */
+export class AuditWriter {
+  private readonly db: Database;
+  private readonly log: Logger;
+  private readonly windowMs: number;
+  private readonly maxRows: number;
+  private readonly concurrency: number;
+  private readonly insertBatch: string;
+  private readonly insertBatchEnv: string;
+  private readonly insertBatchChecked: string;
+  private queue: Waiter[] = [];
+  private queuedRows = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly counts: AuditBatchStats = { batches: 0, rows: 0, maxRows: 0, histogram: {}, failures: 0 };
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Oversized requests' statements, written apart from the batches (record). */
+  private readonly alone = new Set<Promise<void>>();
+  /** The timer's callback: flushNow on this writer. */
+  private readonly flushOnTimer = () => this.flushNow();
 
-  function note(n: number) {
+  constructor({ db, log, windowMs, maxRows, concurrency, marks }: AuditWriterOptions) {
+    this.db = db;
+    this.log = log;
+    this.windowMs = windowMs;
+    this.maxRows = maxRows;
+    this.concurrency = concurrency;
+    this.insertBatch = insertBatch(marks);
+    this.insertBatchEnv = insertBatchEnv(marks);
+    this.insertBatchChecked = insertBatchChecked(marks);
+  }
+
+  /**
+   * Queues rows (and a read's lastUsed stamp) for the next batch; resolves once they are
+   * committed, rejects with a 503 AppError when their batch fails. With `check` (a read a
+   * replica answered), resolves false when the primary contradicts it: nothing was written.
+   */
+  record(rows: AuditEntry[], lastUse?: LastUse, check?: ReplicaCheck): Promise<boolean> {
+    if (rows.length === 0) return Promise.resolve(true);
+    return new Promise<boolean>((resolve, reject) => {
+      if (rows.length > this.maxRows) {
+        // A request with more rows than a batch holds (an export of many secrets, a refused
+        // import) is its own statement at once, outside the `concurrency` slots: the small
+        // rows of other requests never queue behind it.
+        const p = this.write([{ rows, lastUse, check, resolve, reject }]).finally(() => this.alone.delete(p));
+        this.alone.add(p);
+        return;
+      }
+      this.queue.push({ rows, lastUse, check, resolve, reject });
+      this.queuedRows += rows.length;
+      this.schedule();
+    });
+  }
+
+  /** Writes whatever is queued and waits for it (shutdown). */
+  async flush(): Promise<void> {
+    this.flushNow();
+    while (this.inFlight.size > 0 || this.queue.length > 0 || this.alone.size > 0) {
+      await Promise.all([...this.inFlight, ...this.alone]);
+      this.flushNow();
+    }
+  }
+
+  stats(): AuditBatchStats {
+    return { ...this.counts, histogram: { ...this.counts.histogram } };
+  }
+
+  private counted(n: number) {
+    const stats = this.counts;
     stats.batches += 1;
     stats.rows += n;
     stats.maxRows = Math.max(stats.maxRows, n);
@@ -176,26 +237,27 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, mar
   }
 
   /** Takes waiters up to maxRows rows (a waiter is never split; one larger than maxRows never queues). */
-  function take(): Waiter[] {
+  private take(): Waiter[] {
+    const queue = this.queue;
     let n = 0;
     let i = 0;
-    while (i < queue.length && (i === 0 || n + queue[i]!.rows.length <= maxRows)) {
+    while (i < queue.length && (i === 0 || n + queue[i]!.rows.length <= this.maxRows)) {
       n += queue[i]!.rows.length;
       i += 1;
     }
     const batch = queue.slice(0, i);
-    queue = queue.slice(i);
-    queuedRows -= n;
+    this.queue = queue.slice(i);
+    this.queuedRows -= n;
     return batch;
   }
 
   /** A batch holding replica reads: checked against the primary in the same statement. */
-  async function writeChecked(batch: Waiter[], rows: AuditEntry[]): Promise<Set<number>> {
+  private async writeChecked(batch: Waiter[], rows: AuditEntry[]): Promise<Set<number>> {
     const checks = batch.flatMap((w, i) => (w.check ? [{ i, ...w.check }] : []));
     const rowWaiter = batch.flatMap((w, i) => w.rows.map(() => i));
     const used = batch.flatMap((w, i) => (w.lastUse ? [{ i, ...w.lastUse }] : []));
-    const stale = await db.query<{ w: number }>(
-      INSERT_BATCH_CHECKED,
+    const stale = await this.db.query<{ w: number }>(
+      this.insertBatchChecked,
       [
         ...columns(rows),
         used.map((u) => u.secretId),
@@ -215,11 +277,12 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, mar
   }
 
   /** Writes the batch in one statement; throws what the database said. */
-  async function attempt(batch: Waiter[]): Promise<void> {
+  private async attempt(batch: Waiter[]): Promise<void> {
+    const db = this.db;
     const rows = batch.flatMap((w) => w.rows);
     if (batch.some((w) => w.check)) {
-      const stale = await writeChecked(batch, rows);
-      note(rows.length);
+      const stale = await this.writeChecked(batch, rows);
+      this.counted(rows.length);
       batch.forEach((w, i) => {
         w.resolve(!stale.has(i));
       });
@@ -235,10 +298,10 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, mar
     } else {
       const used = [[...lastUse.keys()], [...lastUse.values()]];
       if (withEnv)
-        await db.query(INSERT_BATCH_ENV, [...columns(rows), ...used, envs], { name: 'audit_batch_env' });
-      else await db.query(INSERT_BATCH, [...columns(rows), ...used], { name: 'audit_batch' });
+        await db.query(this.insertBatchEnv, [...columns(rows), ...used, envs], { name: 'audit_batch_env' });
+      else await db.query(this.insertBatch, [...columns(rows), ...used], { name: 'audit_batch' });
     }
-    note(rows.length);
+    this.counted(rows.length);
     for (const w of batch) w.resolve(true);
   }
 
@@ -250,19 +313,19 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, mar
    * The statement is all-or-nothing, so a failed attempt wrote nothing and the halves
    * cannot duplicate a row.
    */
-  async function write(batch: Waiter[]): Promise<void> {
+  private async write(batch: Waiter[]): Promise<void> {
     try {
-      await attempt(batch);
+      await this.attempt(batch);
     } catch (err) {
       if (batch.length > 1 && rowSpecific(err)) {
         const half = Math.ceil(batch.length / 2);
-        await write(batch.slice(0, half));
-        await write(batch.slice(half));
+        await this.write(batch.slice(0, half));
+        await this.write(batch.slice(half));
         return;
       }
-      stats.failures += 1;
+      this.counts.failures += 1;
       // Class and code only: a driver error can quote parameters.
-      log.error(
+      this.log.error(
         {
           errName: (err as Error).name,
           errCode: (err as { code?: unknown }).code,
@@ -275,72 +338,36 @@ export function createAuditWriter({ db, log, windowMs, maxRows, concurrency, mar
     }
   }
 
-  const inFlight = new Set<Promise<void>>();
-  /** Oversized requests' statements, written apart from the batches (record). */
-  const alone = new Set<Promise<void>>();
-
   /** Sends one batch from the queue; when it settles, whatever queued meanwhile goes at once. */
-  function launch() {
-    const p = write(take()).finally(() => {
-      inFlight.delete(p);
-      if (queue.length > 0) schedule(true);
+  private launch() {
+    const p = this.write(this.take()).finally(() => {
+      this.inFlight.delete(p);
+      if (this.queue.length > 0) this.schedule(true);
     });
-    inFlight.add(p);
+    this.inFlight.add(p);
   }
 
-  function flushNow() {
-    if (timer) {
-      clearTimeout(timer);
-      timer = undefined;
+  private flushNow() {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
     }
-    while (queue.length > 0 && inFlight.size < concurrency) launch();
+    while (this.queue.length > 0 && this.inFlight.size < this.concurrency) this.launch();
   }
 
   /**
    * `waited`: the queued rows already waited for a batch in flight, so they go as soon as a
    * slot is free instead of opening a new window.
    */
-  function schedule(waited = false) {
+  private schedule(waited = false) {
     // All slots busy: a finishing batch picks the queue up.
-    if (inFlight.size >= concurrency) return;
-    if (waited || queuedRows >= maxRows || windowMs === 0) return flushNow();
-    timer ??= setTimeout(flushNow, windowMs);
+    if (this.inFlight.size >= this.concurrency) return;
+    if (waited || this.queuedRows >= this.maxRows || this.windowMs === 0) return this.flushNow();
+    this.timer ??= setTimeout(this.flushOnTimer, this.windowMs);
   }
-
-  return {
-    /**
-     * Queues rows (and a read's lastUsed stamp) for the next batch; resolves once they are
-     * committed, rejects with a 503 AppError when their batch fails. With `check` (a read a
-     * replica answered), resolves false when the primary contradicts it: nothing was written.
-     */
-    record(rows: AuditEntry[], lastUse?: LastUse, check?: ReplicaCheck): Promise<boolean> {
-      if (rows.length === 0) return Promise.resolve(true);
-      return new Promise<boolean>((resolve, reject) => {
-        if (rows.length > maxRows) {
-          // A request with more rows than a batch holds (an export of many secrets, a refused
-          // import) is its own statement at once, outside the `concurrency` slots: the small
-          // rows of other requests never queue behind it.
-          const p = write([{ rows, lastUse, check, resolve, reject }]).finally(() => alone.delete(p));
-          alone.add(p);
-          return;
-        }
-        queue.push({ rows, lastUse, check, resolve, reject });
-        queuedRows += rows.length;
-        schedule();
-      });
-    },
-
-    /** Writes whatever is queued and waits for it (shutdown). */
-    async flush(): Promise<void> {
-      flushNow();
-      while (inFlight.size > 0 || queue.length > 0 || alone.size > 0) {
-        await Promise.all([...inFlight, ...alone]);
-        flushNow();
-      }
-    },
-
-    stats: (): AuditBatchStats => ({ ...stats, histogram: { ...stats.histogram } }),
-  };
 }
 
-export type AuditWriter = ReturnType<typeof createAuditWriter>;
+/** The writer for a caller that builds it alone (tests, benchmarks). */
+export function createAuditWriter(opts: AuditWriterOptions): AuditWriter {
+  return new AuditWriter(opts);
+}

@@ -255,7 +255,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       await Promise.all(Array.from({ length: Math.min(CONCURRENCY, queues.length) }, worker));
       // One statement for the batch's attempts; if it fails, the claims' leases expire and
       // the deliveries are tried again (at least once).
-      const failing = await repo.record(db, results);
+      const failing = await repo.recordAttempts(db, results);
       await repo.release(db, released);
       for (const sub of failing)
         if (await repo.disableIfFailing(db, sub, config.disableMinFailures, config.disableAfterMs))

@@ -91,411 +91,407 @@ export interface SubscriptionPatch {
   enabled?: boolean | undefined;
 }
 
-export function createEventsRepository() {
-  return {
-    async insertSubscription(
-      q: Queryable,
-      s: NewSubscription,
-      secret: SealedValue,
-    ): Promise<SubscriptionRow> {
-      await q.query(
-        `WITH s AS (
-           INSERT INTO webhook_subscriptions (id, url, description, event_types, key_prefixes, created_by)
-           VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
-         )
-         INSERT INTO webhook_secrets (subscription_id, generation, ${CRYPTO})
-         SELECT s.id, 1, $7, $8, $9, $10, $11, $12, $13, $14 FROM s`,
-        [s.id, s.url, s.description, s.eventTypes, s.keyPrefixes, s.createdBy, ...sealedParams(secret)],
-      );
-      return (await this.findSubscription(q, s.id))!;
-    },
+export class EventsRepository {
+  async insertSubscription(q: Queryable, s: NewSubscription, secret: SealedValue): Promise<SubscriptionRow> {
+    await q.query(
+      `WITH s AS (
+         INSERT INTO webhook_subscriptions (id, url, description, event_types, key_prefixes, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+       )
+       INSERT INTO webhook_secrets (subscription_id, generation, ${CRYPTO})
+       SELECT s.id, 1, $7, $8, $9, $10, $11, $12, $13, $14 FROM s`,
+      [s.id, s.url, s.description, s.eventTypes, s.keyPrefixes, s.createdBy, ...sealedParams(secret)],
+    );
+    return (await this.findSubscription(q, s.id))!;
+  }
 
-    async findSubscription(q: Queryable, id: string): Promise<SubscriptionRow | undefined> {
-      const rows = await q.query<SubscriptionRow>(
-        `SELECT ${SUB_COLUMNS} FROM webhook_subscriptions s WHERE s.id = $1`,
-        [id],
-      );
-      return rows[0];
-    },
+  async findSubscription(q: Queryable, id: string): Promise<SubscriptionRow | undefined> {
+    const rows = await q.query<SubscriptionRow>(
+      `SELECT ${SUB_COLUMNS} FROM webhook_subscriptions s WHERE s.id = $1`,
+      [id],
+    );
+    return rows[0];
+  }
 
-    /** Newest first, keyset on seq; up to limit + 1 rows. */
-    listSubscriptions(q: Queryable, page: { limit: number; beforeSeq?: string | undefined }) {
-      return newestFirst<SubscriptionRow>(
-        q,
-        `SELECT ${SUB_COLUMNS} FROM webhook_subscriptions s`,
-        's.seq',
-        page,
-      );
-    },
+  /** Newest first, keyset on seq; up to limit + 1 rows. */
+  listSubscriptions(q: Queryable, page: { limit: number; beforeSeq?: string | undefined }) {
+    return newestFirst<SubscriptionRow>(
+      q,
+      `SELECT ${SUB_COLUMNS} FROM webhook_subscriptions s`,
+      's.seq',
+      page,
+    );
+  }
 
-    /** Applies a patch under the row lock; re-enabling clears the failure run. */
-    async updateSubscription(
-      q: Queryable,
-      id: string,
-      p: SubscriptionPatch,
-    ): Promise<SubscriptionRow | undefined> {
-      const params: unknown[] = [id];
-      const sets = ['updated_at = now()'];
-      const set = (col: string, v: unknown) => {
-        params.push(v);
-        sets.push(`${col} = $${params.length}`);
-      };
-      if (p.url !== undefined) set('url', p.url);
-      if (p.description !== undefined) set('description', p.description);
-      if (p.eventTypes !== undefined) set('event_types', p.eventTypes);
-      if (p.keyPrefixes !== undefined) set('key_prefixes', p.keyPrefixes);
-      if (p.enabled !== undefined) {
-        set('enabled', p.enabled);
-        if (p.enabled)
-          sets.push('disabled_reason = NULL', 'consecutive_failures = 0', 'failing_since = NULL');
-        else sets.push(`disabled_reason = 'disabled by an admin'`);
-      }
-      const rows = await q.query<{ id: string }>(
-        `UPDATE webhook_subscriptions SET ${sets.join(', ')} WHERE id = $1 RETURNING id`,
-        params,
-      );
-      return rows[0] ? this.findSubscription(q, id) : undefined;
-    },
+  /** Applies a patch under the row lock; re-enabling clears the failure run. */
+  async updateSubscription(
+    q: Queryable,
+    id: string,
+    p: SubscriptionPatch,
+  ): Promise<SubscriptionRow | undefined> {
+    const params: unknown[] = [id];
+    const sets = ['updated_at = now()'];
+    const set = (col: string, v: unknown) => {
+      params.push(v);
+      sets.push(`${col} = $${params.length}`);
+    };
+    if (p.url !== undefined) set('url', p.url);
+    if (p.description !== undefined) set('description', p.description);
+    if (p.eventTypes !== undefined) set('event_types', p.eventTypes);
+    if (p.keyPrefixes !== undefined) set('key_prefixes', p.keyPrefixes);
+    if (p.enabled !== undefined) {
+      set('enabled', p.enabled);
+      if (p.enabled) sets.push('disabled_reason = NULL', 'consecutive_failures = 0', 'failing_since = NULL');
+      else sets.push(`disabled_reason = 'disabled by an admin'`);
+    }
+    const rows = await q.query<{ id: string }>(
+      `UPDATE webhook_subscriptions SET ${sets.join(', ')} WHERE id = $1 RETURNING id`,
+      params,
+    );
+    return rows[0] ? this.findSubscription(q, id) : undefined;
+  }
 
-    async deleteSubscription(q: Queryable, id: string): Promise<boolean> {
-      const rows = await q.query(`DELETE FROM webhook_subscriptions WHERE id = $1 RETURNING id`, [id]);
-      return rows.length === 1;
-    },
+  async deleteSubscription(q: Queryable, id: string): Promise<boolean> {
+    const rows = await q.query(`DELETE FROM webhook_subscriptions WHERE id = $1 RETURNING id`, [id]);
+    return rows.length === 1;
+  }
 
-    /** The secret's sealed generations that still sign, newest first. */
-    async signingSecrets(q: Queryable, id: string): Promise<(CryptoColumns & { generation: number })[]> {
-      return q.query<CryptoColumns & { generation: number }>(
-        `SELECT generation, ${CRYPTO} FROM webhook_secrets
-         WHERE subscription_id = $1 AND (retires_at IS NULL OR retires_at > now())
-         ORDER BY generation DESC`,
-        [id],
-        { name: 'webhook_signing_secrets' },
-      );
-    },
+  /** The secret's sealed generations that still sign, newest first. */
+  async signingSecrets(q: Queryable, id: string): Promise<(CryptoColumns & { generation: number })[]> {
+    return q.query<CryptoColumns & { generation: number }>(
+      `SELECT generation, ${CRYPTO} FROM webhook_secrets
+       WHERE subscription_id = $1 AND (retires_at IS NULL OR retires_at > now())
+       ORDER BY generation DESC`,
+      [id],
+    );
+  }
 
-    /** Rotation: the current secret signs on until now + graceSeconds; the new one signs from now. */
-    async nextGeneration(q: Queryable, id: string): Promise<number> {
-      const rows = await q.query<{ g: number }>(
-        `SELECT COALESCE(max(generation), 0) + 1 AS g FROM webhook_secrets WHERE subscription_id = $1`,
-        [id],
-      );
-      return rows[0]!.g;
-    },
+  /** Rotation: the current secret signs on until now + graceSeconds; the new one signs from now. */
+  async nextGeneration(q: Queryable, id: string): Promise<number> {
+    const rows = await q.query<{ g: number }>(
+      `SELECT COALESCE(max(generation), 0) + 1 AS g FROM webhook_secrets WHERE subscription_id = $1`,
+      [id],
+      { name: 'webhook_signing_secrets' },
+    );
+    return rows[0]!.g;
+  }
 
-    async rotate(q: Queryable, id: string, generation: number, sealed: SealedValue, graceSeconds: number) {
-      await q.query(
-        `WITH old AS (
-           UPDATE webhook_secrets SET retires_at = now() + $11 * interval '1 second'
-           WHERE subscription_id = $1 AND retires_at IS NULL
-         )
-         INSERT INTO webhook_secrets (subscription_id, generation, ${CRYPTO})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [id, generation, ...sealedParams(sealed), graceSeconds],
-      );
-    },
+  async rotate(q: Queryable, id: string, generation: number, sealed: SealedValue, graceSeconds: number) {
+    await q.query(
+      `WITH old AS (
+         UPDATE webhook_secrets SET retires_at = now() + $11 * interval '1 second'
+         WHERE subscription_id = $1 AND retires_at IS NULL
+       )
+       INSERT INTO webhook_secrets (subscription_id, generation, ${CRYPTO})
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [id, generation, ...sealedParams(sealed), graceSeconds],
+    );
+  }
 
-    /**
-     * The delivery log, newest first, each with its latest attempt's outcome (kept on the
-     * delivery's row; webhook_attempts holds the history of deliveries that ever failed).
-     */
-    async deliveries(q: Queryable, id: string, f: { limit: number; beforeId?: string | undefined }) {
-      const params: unknown[] = [id, f.limit + 1];
-      let where = '';
-      if (f.beforeId !== undefined) {
-        params.push(f.beforeId);
-        where = 'AND d.id < $3::bigint';
-      }
-      return q.query<DeliveryLogRow>(
-        `SELECT d.id::text AS id, e.id AS event_id, e.type AS event_type, e.key, d.status, d.attempts,
+  /**
+   * The delivery log, newest first, each with its latest attempt's outcome (kept on the
+   * delivery's row; webhook_attempts holds the history of deliveries that ever failed).
+   */
+  async deliveries(q: Queryable, id: string, f: { limit: number; beforeId?: string | undefined }) {
+    const params: unknown[] = [id, f.limit + 1];
+    let where = '';
+    if (f.beforeId !== undefined) {
+      params.push(f.beforeId);
+      where = 'AND d.id < $3::bigint';
+    }
+    return q.query<DeliveryLogRow>(
+      `SELECT d.id::text AS id, e.id AS event_id, e.type AS event_type, e.key, d.status, d.attempts,
                 d.next_at, d.created_at, d.done_at, d.response_status, d.latency_ms, d.error
-         FROM webhook_deliveries d JOIN change_events e ON e.seq = d.event_seq
-         WHERE d.subscription_id = $1 ${where}
-         ORDER BY d.id DESC LIMIT $2`,
-        params,
-      );
-    },
+       FROM webhook_deliveries d JOIN change_events e ON e.seq = d.event_seq
+       WHERE d.subscription_id = $1 ${where}
+       ORDER BY d.id DESC LIMIT $2`,
+      params,
+    );
+  }
 
-    /** Queues the delivery's event again for its subscription (same event, so the same webhook-id). */
-    async redeliver(q: Queryable, subscriptionId: string, deliveryId: string): Promise<string | undefined> {
-      const rows = await q.query<{ id: string }>(
-        `INSERT INTO webhook_deliveries (subscription_id, event_seq, key)
-         SELECT subscription_id, event_seq, key FROM webhook_deliveries
-         WHERE id = $2::bigint AND subscription_id = $1
-         RETURNING id::text AS id`,
-        [subscriptionId, deliveryId],
-      );
-      return rows[0]?.id;
-    },
+  /** Queues the delivery's event again for its subscription (same event, so the same webhook-id). */
+  async redeliver(q: Queryable, subscriptionId: string, deliveryId: string): Promise<string | undefined> {
+    const rows = await q.query<{ id: string }>(
+      `INSERT INTO webhook_deliveries (subscription_id, event_seq, key)
+       SELECT subscription_id, event_seq, key FROM webhook_deliveries
+       WHERE id = $2::bigint AND subscription_id = $1
+       RETURNING id::text AS id`,
+      [subscriptionId, deliveryId],
+    );
+    return rows[0]?.id;
+  }
 
-    /**
-     * Claims due deliveries: up to `perSub` for each enabled subscription not in `busy`, at
-     * most `limit` in all, in event order. A key's deliveries are claimed only in order: one
-     * is claimed only if every earlier pending delivery of its (subscription, key) is
-     * claimed with it, so a batch may hold several of one key (the dispatcher sends those one
-     * after another) but never one whose predecessor waits for a retry or is in flight
-     * elsewhere. SKIP LOCKED lets instances claim side by side (a row another claim holds
-     * is left out, and so then is every later one of its key); the lease (and the attempt
-     * number) marks the claim until the result is recorded. `anySubscription` says whether
-     * any subscription is enabled at all (the dispatcher idles longer when none is).
-     */
-    async claim(
-      q: Queryable,
-      f: { busy: string[]; perSub: number; limit: number; leaseMs: number },
-    ): Promise<{ claimed: ClaimedDelivery[]; anySubscription: boolean }> {
-      const rows = await q.query<
-        EventRow & {
-          delivery_id: string | null;
-          delivery_subscription: string;
-          attempts: number;
-          url: string;
-          secrets_tag: string;
-          any_sub: boolean;
-        }
-      >(
-        `WITH subs AS (
+  /**
+   * Claims due deliveries: up to `perSub` for each enabled subscription not in `busy`, at
+   * most `limit` in all, in event order. A key's deliveries are claimed only in order: one
+   * is claimed only if every earlier pending delivery of its (subscription, key) is
+   * claimed with it, so a batch may hold several of one key (the dispatcher sends those one
+   * after another) but never one whose predecessor waits for a retry or is in flight
+   * elsewhere. SKIP LOCKED lets instances claim side by side (a row another claim holds
+   * is left out, and so then is every later one of its key); the lease (and the attempt
+   * number) marks the claim until the result is recorded. `anySubscription` says whether
+   * any subscription is enabled at all (the dispatcher idles longer when none is).
+   */
+  async claim(
+    q: Queryable,
+    f: { busy: string[]; perSub: number; limit: number; leaseMs: number },
+  ): Promise<{ claimed: ClaimedDelivery[]; anySubscription: boolean }> {
+    const rows = await q.query<
+      EventRow & {
+        delivery_id: string | null;
+        delivery_subscription: string;
+        attempts: number;
+        url: string;
+        secrets_tag: string;
+        any_sub: boolean;
+      }
+    >(
+      `WITH subs AS (
            SELECT s.id, s.url,
                   (SELECT string_agg(w.generation::text || ':' || COALESCE(w.retires_at::text, ''), ','
                                      ORDER BY w.generation DESC)
                    FROM webhook_secrets w
                    WHERE w.subscription_id = s.id AND (w.retires_at IS NULL OR w.retires_at > now())) AS secrets_tag
            FROM webhook_subscriptions s WHERE s.enabled AND NOT (s.id = ANY ($1::uuid[]))
-         ), cand AS (
-           SELECT x.* FROM subs CROSS JOIN LATERAL (
-             SELECT d.id, d.subscription_id, d.key, d.event_seq FROM webhook_deliveries d
-             WHERE d.subscription_id = subs.id AND d.status = 'pending' AND d.next_at <= now()
-               AND (d.lease_until IS NULL OR d.lease_until < now())
-             ORDER BY d.event_seq, d.id
-             LIMIT $2
-             FOR UPDATE OF d SKIP LOCKED
-           ) x
-         ), due AS (
-           SELECT c.id FROM cand c
-           WHERE NOT EXISTS (
-             SELECT 1 FROM webhook_deliveries p
-             WHERE p.subscription_id = c.subscription_id AND p.status = 'pending' AND p.key = c.key
-               AND (p.event_seq, p.id) < (c.event_seq, c.id)
-               AND NOT EXISTS (SELECT 1 FROM cand c2 WHERE c2.id = p.id))
-           ORDER BY c.event_seq, c.id
-           LIMIT $3
-         ), claimed AS (
-           UPDATE webhook_deliveries d
-           SET lease_until = now() + $4 * interval '1 millisecond', attempts = d.attempts + 1
-           FROM due WHERE d.id = due.id
-           RETURNING d.id, d.subscription_id, d.event_seq, d.attempts
-         ), got AS (
-           SELECT c.id::text AS delivery_id, c.subscription_id AS delivery_subscription, c.attempts, s.url,
+       ), cand AS (
+         SELECT x.* FROM subs CROSS JOIN LATERAL (
+           SELECT d.id, d.subscription_id, d.key, d.event_seq FROM webhook_deliveries d
+           WHERE d.subscription_id = subs.id AND d.status = 'pending' AND d.next_at <= now()
+             AND (d.lease_until IS NULL OR d.lease_until < now())
+           ORDER BY d.event_seq, d.id
+           LIMIT $2
+           FOR UPDATE OF d SKIP LOCKED
+         ) x
+       ), due AS (
+         SELECT c.id FROM cand c
+         WHERE NOT EXISTS (
+           SELECT 1 FROM webhook_deliveries p
+           WHERE p.subscription_id = c.subscription_id AND p.status = 'pending' AND p.key = c.key
+             AND (p.event_seq, p.id) < (c.event_seq, c.id)
+             AND NOT EXISTS (SELECT 1 FROM cand c2 WHERE c2.id = p.id))
+         ORDER BY c.event_seq, c.id
+         LIMIT $3
+       ), claimed AS (
+         UPDATE webhook_deliveries d
+         SET lease_until = now() + $4 * interval '1 millisecond', attempts = d.attempts + 1
+         FROM due WHERE d.id = due.id
+         RETURNING d.id, d.subscription_id, d.event_seq, d.attempts
+       ), got AS (
+         SELECT c.id::text AS delivery_id, c.subscription_id AS delivery_subscription, c.attempts, s.url,
                   COALESCE(s.secrets_tag, '') AS secrets_tag, ${EVENT_COLUMNS}
-           FROM claimed c JOIN subs s ON s.id = c.subscription_id JOIN change_events e ON e.seq = c.event_seq
-         )
-         SELECT got.*, h.any_sub
-         FROM (SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE enabled) AS any_sub) h
-         LEFT JOIN got ON true
-         ORDER BY got.seq::bigint`,
-        [f.busy, f.perSub, f.limit, f.leaseMs],
-        { name: 'webhook_claim' },
-      );
-      const anySubscription = rows[0]?.any_sub ?? false;
-      const claimed: ClaimedDelivery[] = [];
-      for (const {
-        delivery_id,
-        delivery_subscription,
-        attempts,
-        url,
-        secrets_tag,
-        any_sub: _,
-        ...event
-      } of rows)
-        if (delivery_id !== null)
-          claimed.push({
-            id: delivery_id,
-            subscription_id: delivery_subscription,
-            attempts,
-            url,
-            secrets_tag,
-            event,
-          });
-      return { claimed, anySubscription };
-    },
+         FROM claimed c JOIN subs s ON s.id = c.subscription_id JOIN change_events e ON e.seq = c.event_seq
+       )
+       SELECT got.*, h.any_sub
+       FROM (SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE enabled) AS any_sub) h
+       LEFT JOIN got ON true
+       ORDER BY got.seq::bigint`,
+      [f.busy, f.perSub, f.limit, f.leaseMs],
+      { name: 'webhook_claim' },
+    );
+    const anySubscription = rows[0]?.any_sub ?? false;
+    const claimed: ClaimedDelivery[] = [];
+    for (const {
+      delivery_id,
+      delivery_subscription,
+      attempts,
+      url,
+      secrets_tag,
+      any_sub: _,
+      ...event
+    } of rows)
+      if (delivery_id !== null)
+        claimed.push({
+          id: delivery_id,
+          subscription_id: delivery_subscription,
+          attempts,
+          url,
+          secrets_tag,
+          event,
+        });
+    return { claimed, anySubscription };
+  }
 
-    /**
-     * Gives claims back unattempted (a later delivery of a key whose earlier one just
-     * failed in the same batch): pending as before, the claim's attempt not counted.
-     */
-    async release(q: Queryable, rs: readonly { id: string; attempt: number }[]): Promise<void> {
-      if (rs.length === 0) return;
-      await q.query(
-        `UPDATE webhook_deliveries w SET lease_until = NULL, attempts = w.attempts - 1
-         FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
-         WHERE w.id = r.id AND w.attempts = r.attempt AND w.status = 'pending'`,
-        [rs.map((r) => r.id), rs.map((r) => r.attempt)],
-        { name: 'webhook_release' },
-      );
-    },
+  /**
+   * Gives claims back unattempted (a later delivery of a key whose earlier one just
+   * failed in the same batch): pending as before, the claim's attempt not counted.
+   */
+  async release(q: Queryable, rs: readonly { id: string; attempt: number }[]): Promise<void> {
+    if (rs.length === 0) return;
+    await q.query(
+      `UPDATE webhook_deliveries w SET lease_until = NULL, attempts = w.attempts - 1
+       FROM unnest($1::bigint[], $2::int[]) AS r(id, attempt)
+       WHERE w.id = r.id AND w.attempts = r.attempt AND w.status = 'pending'`,
+      [rs.map((r) => r.id), rs.map((r) => r.attempt)],
+      { name: 'webhook_release' },
+    );
+  }
 
-    /**
-     * Records attempts (a subscription's batch, in one statement). The outcome goes on the
-     * delivery's row (the log shows it); webhook_attempts keeps a row per attempt only for
-     * deliveries that failed at least once (a first-try success is its delivery row, one
-     * row less for almost every event). Success: delivered, and
-     * the subscription's failure run ends. Failure: due again after `retryMs` (failed for
-     * good when null) and the run grows by the batch's failures. An attempt applies only
-     * while its claim is still ours (same attempt number). Returns the subscription ids
-     * whose run grew.
-     */
-    async record(
-      q: Queryable,
-      rs: readonly {
-        id: string;
-        attempt: number;
-        ok: boolean;
-        status: number | null;
-        latencyMs: number;
-        error: string | null;
-        retryMs: number | null;
-      }[],
-    ): Promise<string[]> {
-      const rows = await q.query<{ subscription_id: string; failed: number }>(
-        `WITH r AS (
-           SELECT * FROM unnest($1::bigint[], $2::int[], $3::boolean[], $4::int[], $5::int[], $6::text[], $7::int[])
-             AS t(id, attempt, ok, status, latency_ms, error, retry_ms)
-         ), d AS (
-           UPDATE webhook_deliveries w
-           SET status = CASE WHEN r.ok THEN 'delivered' WHEN r.retry_ms IS NULL THEN 'failed' ELSE 'pending' END,
-               lease_until = NULL,
-               done_at = CASE WHEN r.ok OR r.retry_ms IS NULL THEN now() END,
-               next_at = CASE WHEN r.ok OR r.retry_ms IS NULL THEN w.next_at
+  /**
+   * Records attempts (a subscription's batch, in one statement). The outcome goes on the
+   * delivery's row (the log shows it); webhook_attempts keeps a row per attempt only for
+   * deliveries that failed at least once (a first-try success is its delivery row, one
+   * row less for almost every event). Success: delivered, and
+   * the subscription's failure run ends. Failure: due again after `retryMs` (failed for
+   * good when null) and the run grows by the batch's failures. An attempt applies only
+   * while its claim is still ours (same attempt number). Returns the subscription ids
+   * whose run grew.
+   */
+  async recordAttempts(
+    q: Queryable,
+    rs: readonly {
+      id: string;
+      attempt: number;
+      ok: boolean;
+      status: number | null;
+      latencyMs: number;
+      error: string | null;
+      retryMs: number | null;
+    }[],
+  ): Promise<string[]> {
+    const rows = await q.query<{ subscription_id: string; failed: number }>(
+      `WITH r AS (
+         SELECT * FROM unnest($1::bigint[], $2::int[], $3::boolean[], $4::int[], $5::int[], $6::text[], $7::int[])
+           AS t(id, attempt, ok, status, latency_ms, error, retry_ms)
+       ), d AS (
+         UPDATE webhook_deliveries w
+         SET status = CASE WHEN r.ok THEN 'delivered' WHEN r.retry_ms IS NULL THEN 'failed' ELSE 'pending' END,
+             lease_until = NULL,
+             done_at = CASE WHEN r.ok OR r.retry_ms IS NULL THEN now() END,
+             next_at = CASE WHEN r.ok OR r.retry_ms IS NULL THEN w.next_at
                          ELSE now() + r.retry_ms * interval '1 millisecond' END,
                response_status = r.status, latency_ms = r.latency_ms, error = r.error
-           FROM r WHERE w.id = r.id AND w.attempts = r.attempt AND w.status = 'pending'
-           RETURNING w.id, w.subscription_id, r.attempt, r.ok, r.status, r.latency_ms, r.error
-         ), a AS (
-           INSERT INTO webhook_attempts (delivery_id, attempt, response_status, latency_ms, error)
+         FROM r WHERE w.id = r.id AND w.attempts = r.attempt AND w.status = 'pending'
+         RETURNING w.id, w.subscription_id, r.attempt, r.ok, r.status, r.latency_ms, r.error
+       ), a AS (
+         INSERT INTO webhook_attempts (delivery_id, attempt, response_status, latency_ms, error)
            SELECT id, attempt, status, latency_ms, error FROM d WHERE NOT d.ok OR d.attempt > 1
-         ), per AS (
-           SELECT subscription_id, count(*) FILTER (WHERE NOT ok)::int AS failed,
-                  bool_or(ok) AS any_ok FROM d GROUP BY subscription_id
-         ), s AS (
-           UPDATE webhook_subscriptions w
-           SET consecutive_failures = CASE WHEN per.failed = 0 THEN 0
-                                           WHEN per.any_ok THEN per.failed
-                                           ELSE w.consecutive_failures + per.failed END,
-               failing_since = CASE WHEN per.failed = 0 THEN NULL ELSE COALESCE(w.failing_since, now()) END
-           FROM per WHERE w.id = per.subscription_id
+       ), per AS (
+         SELECT subscription_id, count(*) FILTER (WHERE NOT ok)::int AS failed,
+                bool_or(ok) AS any_ok FROM d GROUP BY subscription_id
+       ), s AS (
+         UPDATE webhook_subscriptions w
+         SET consecutive_failures = CASE WHEN per.failed = 0 THEN 0
+                                         WHEN per.any_ok THEN per.failed
+                                         ELSE w.consecutive_failures + per.failed END,
+             failing_since = CASE WHEN per.failed = 0 THEN NULL ELSE COALESCE(w.failing_since, now()) END
+         FROM per WHERE w.id = per.subscription_id
              -- An all-success batch of a subscription with no failure run changes nothing:
              -- no row version for it (one per batch otherwise).
              AND (per.failed > 0 OR w.consecutive_failures <> 0 OR w.failing_since IS NOT NULL)
-         )
-         SELECT subscription_id, failed FROM per`,
-        columnsOf(rs, 'id', 'attempt', 'ok', 'status', 'latencyMs', 'error', 'retryMs'),
-        { name: 'webhook_record' },
-      );
-      return rows.filter((r) => r.failed > 0).map((r) => r.subscription_id);
-    },
+       )
+       SELECT subscription_id, failed FROM per`,
+      columnsOf(rs, 'id', 'attempt', 'ok', 'status', 'latencyMs', 'error', 'retryMs'),
+      { name: 'webhook_record' },
+    );
+    return rows.filter((r) => r.failed > 0).map((r) => r.subscription_id);
+  }
 
-    /**
-     * Disables a subscription whose failure run is long enough (at least minFailures
-     * attempts, begun at least disableAfterMs ago) and writes its webhook.disabled event in
-     * the same statement. The WHERE is re-checked under the row lock, so of several
-     * instances only one disables it and one event is written. Returns whether it did.
-     */
-    async disableIfFailing(
-      q: Queryable,
-      id: string,
-      minFailures: number,
-      disableAfterMs: number,
-    ): Promise<boolean> {
-      const rows = await q.query(
-        `WITH w AS (
-           UPDATE webhook_subscriptions
-           SET enabled = false, updated_at = now(),
-               disabled_reason = 'disabled after ' || consecutive_failures || ' failed attempts in a row since '
-                 || to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-           WHERE id = $1 AND enabled AND consecutive_failures >= $2
-             AND failing_since <= now() - $3 * interval '1 millisecond'
-           RETURNING id
-         ), ev AS (
-           INSERT INTO change_events (type, actor, subscription_id)
-           SELECT 'webhook.disabled', 'system:webhooks', w.id FROM w
-         )
-         SELECT id FROM w`,
-        [id, minFailures, disableAfterMs],
-      );
-      return rows.length === 1;
-    },
+  /**
+   * Disables a subscription whose failure run is long enough (at least minFailures
+   * attempts, begun at least disableAfterMs ago) and writes its webhook.disabled event in
+   * the same statement. The WHERE is re-checked under the row lock, so of several
+   * instances only one disables it and one event is written. Returns whether it did.
+   */
+  async disableIfFailing(
+    q: Queryable,
+    id: string,
+    minFailures: number,
+    disableAfterMs: number,
+  ): Promise<boolean> {
+    const rows = await q.query(
+      `WITH w AS (
+         UPDATE webhook_subscriptions
+         SET enabled = false, updated_at = now(),
+             disabled_reason = 'disabled after ' || consecutive_failures || ' failed attempts in a row since '
+               || to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+         WHERE id = $1 AND enabled AND consecutive_failures >= $2
+           AND failing_since <= now() - $3 * interval '1 millisecond'
+         RETURNING id
+       ), ev AS (
+         INSERT INTO change_events (type, actor, subscription_id)
+         SELECT 'webhook.disabled', 'system:webhooks', w.id FROM w
+       )
+       SELECT id FROM w`,
+      [id, minFailures, disableAfterMs],
+    );
+    return rows.length === 1;
+  }
 
-    /**
-     * secret.expiring, once per secret and expiry: the notice's primary key lets exactly
-     * one instance insert it, and only the inserted notices become events.
-     */
-    async noteExpiring(q: Queryable, beforeSeconds: number): Promise<number> {
-      const rows = await q.query<{ n: number }>(
-        `WITH due AS (
-           SELECT id, key, environment, current_version, revision, expires_at FROM secrets
-           WHERE is_active AND expires_at > now() AND expires_at <= now() + $1 * interval '1 second'
-         ), noted AS (
-           INSERT INTO expiry_notices (secret_id, expires_at)
-           SELECT id, expires_at FROM due ORDER BY key
-           ON CONFLICT DO NOTHING
-           RETURNING secret_id, expires_at
-         ), ev AS (
-           INSERT INTO change_events (type, key, version, etag, actor, environment)
-           SELECT 'secret.expiring', due.key, due.current_version,
-                  '"' || due.id::text || '.' || due.revision::text || '"', 'system:expiry', due.environment
-           FROM noted JOIN due ON due.id = noted.secret_id AND due.expires_at = noted.expires_at
-           ORDER BY due.key
-           RETURNING 1
-         )
-         SELECT count(*)::int AS n FROM ev`,
-        [beforeSeconds],
-      );
-      return rows[0]?.n ?? 0;
-    },
+  /**
+   * secret.expiring, once per secret and expiry: the notice's primary key lets exactly
+   * one instance insert it, and only the inserted notices become events.
+   */
+  async noteExpiring(q: Queryable, beforeSeconds: number): Promise<number> {
+    const rows = await q.query<{ n: number }>(
+      `WITH due AS (
+         SELECT id, key, environment, current_version, revision, expires_at FROM secrets
+         WHERE is_active AND expires_at > now() AND expires_at <= now() + $1 * interval '1 second'
+       ), noted AS (
+         INSERT INTO expiry_notices (secret_id, expires_at)
+         SELECT id, expires_at FROM due ORDER BY key
+         ON CONFLICT DO NOTHING
+         RETURNING secret_id, expires_at
+       ), ev AS (
+         INSERT INTO change_events (type, key, version, etag, actor, environment)
+         SELECT 'secret.expiring', due.key, due.current_version,
+                '"' || due.id::text || '.' || due.revision::text || '"', 'system:expiry', due.environment
+         FROM noted JOIN due ON due.id = noted.secret_id AND due.expires_at = noted.expires_at
+         ORDER BY due.key
+         RETURNING 1
+       )
+       SELECT count(*)::int AS n FROM ev`,
+      [beforeSeconds],
+    );
+    return rows[0]?.n ?? 0;
+  }
 
-    /** Drops events older than the retention that no delivery still waits for, and old notices. */
-    async prune(q: Queryable, retentionDays: number): Promise<void> {
-      await q.query(
-        // The bound comes from the oldest event still kept, read in seq order from the start
-        // (events are inserted in time order; no index on the time).
-        `DELETE FROM change_events e
-         WHERE e.seq < COALESCE(
-             (SELECT k.seq FROM change_events k WHERE k.at >= now() - $1 * interval '1 day' ORDER BY k.seq LIMIT 1),
-             (SELECT max(k.seq) + 1 FROM change_events k))
-           AND e.at < now() - $1 * interval '1 day'
-           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = e.seq AND d.status = 'pending')`,
-        [retentionDays],
-      );
-      await q.query(`DELETE FROM expiry_notices WHERE expires_at < now() - interval '1 day'`);
-      // Deliveries a fan-out queued for a subscription deleted while it ran (there is no
-      // foreign key: migrations/010_events_fanout.sql); never claimed, only in the way here.
-      await q.query(
-        `DELETE FROM webhook_deliveries d WHERE d.status = 'pending'
-           AND NOT EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.id = d.subscription_id)`,
-      );
-    },
+  /** Drops events older than the retention that no delivery still waits for, and old notices. */
+  async prune(q: Queryable, retentionDays: number): Promise<void> {
+    await q.query(
+      // The bound comes from the oldest event still kept, read in seq order from the start
+      // (events are inserted in time order; no index on the time).
+      `DELETE FROM change_events e
+       WHERE e.seq < COALESCE(
+           (SELECT k.seq FROM change_events k WHERE k.at >= now() - $1 * interval '1 day' ORDER BY k.seq LIMIT 1),
+           (SELECT max(k.seq) + 1 FROM change_events k))
+         AND e.at < now() - $1 * interval '1 day'
+         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = e.seq AND d.status = 'pending')`,
+      [retentionDays],
+    );
+    await q.query(`DELETE FROM expiry_notices WHERE expires_at < now() - interval '1 day'`);
+    // Deliveries a fan-out queued for a subscription deleted while it ran (there is no
+    // foreign key: migrations/010_events_fanout.sql); never claimed, only in the way here.
+    await q.query(
+      `DELETE FROM webhook_deliveries d WHERE d.status = 'pending'
+         AND NOT EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.id = d.subscription_id)`,
+    );
+  }
 
-    /**
-     * Events after a stream position, in order, released only below the oldest running
-     * transaction (pg_snapshot_xmin): a transaction still running may hold a smaller seq,
-     * so everything below the horizon is final and a position never skips an event.
-     * Position: (xid, seq) of the last event sent.
-     */
-    async eventsAfter(
-      q: Queryable,
-      after: { xid: string; seq: string },
-      limit: number,
-    ): Promise<{ rows: EventRow[]; horizon: string }> {
-      const rows = await q.query<EventRow & { horizon: string }>(
-        `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
-         SELECT ${EVENT_COLUMNS}, h.x::text AS horizon FROM change_events e, h
-         WHERE (e.xid, e.seq) > ($1::xid8, $2::bigint) AND e.xid < h.x
-         ORDER BY e.xid, e.seq LIMIT $3`,
-        [after.xid, after.seq, limit],
-      );
-      if (rows.length > 0) return { rows, horizon: rows[0]!.horizon };
-      const h = await q.query<{ x: string }>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x`);
-      return { rows: [], horizon: h[0]!.x };
-    },
-  };
+  /**
+   * Events after a stream position, in order, released only below the oldest running
+   * transaction (pg_snapshot_xmin): a transaction still running may hold a smaller seq,
+   * so everything below the horizon is final and a position never skips an event.
+   * Position: (xid, seq) of the last event sent.
+   */
+  async eventsAfter(
+    q: Queryable,
+    after: { xid: string; seq: string },
+    limit: number,
+  ): Promise<{ rows: EventRow[]; horizon: string }> {
+    const rows = await q.query<EventRow & { horizon: string }>(
+      `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
+       SELECT ${EVENT_COLUMNS}, h.x::text AS horizon FROM change_events e, h
+       WHERE (e.xid, e.seq) > ($1::xid8, $2::bigint) AND e.xid < h.x
+       ORDER BY e.xid, e.seq LIMIT $3`,
+      [after.xid, after.seq, limit],
+    );
+    if (rows.length > 0) return { rows, horizon: rows[0]!.horizon };
+    const h = await q.query<{ x: string }>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x`);
+    return { rows: [], horizon: h[0]!.x };
+  }
 }
 
-export type EventsRepository = ReturnType<typeof createEventsRepository>;
+/** One repository for a caller that builds it alone. */
+export function createEventsRepository(): EventsRepository {
+  return new EventsRepository();
+}

@@ -59,7 +59,7 @@ const notFound = (id: string) =>
 /** The sealing identity of a subscription's signing secret, generation n. */
 const identity = (id: string, generation: number) => ({ secretId: id, key: 'webhook', version: generation });
 
-export function createWebhookService(deps: {
+export interface WebhookServiceDeps {
   db: Database;
   repo: EventsRepository;
   trail: AuditTrail;
@@ -67,161 +67,182 @@ export function createWebhookService(deps: {
   config: EventsConfig;
   /** A subscription was created or enabled: the dispatcher stops idling (dispatcher.ts `wake`). */
   onEnabled?: () => void;
-}) {
-  const { db, repo, trail, keyring, config } = deps;
-  const rules = { allowHttp: config.allowHttp, allowPrivate: config.allowPrivate };
+}
 
-  async function destination(raw: string): Promise<string> {
-    const url = parseDestination(raw, rules);
-    await checkDestination(url, rules);
-    return url.toString();
+/** Webhook subscriptions and their deliveries, each call audited. */
+export class WebhookService {
+  private readonly db: Database;
+  private readonly repo: EventsRepository;
+  private readonly trail: AuditTrail;
+  private readonly keyring: Keyring;
+  private readonly config: EventsConfig;
+  private readonly onEnabled: (() => void) | undefined;
+  private readonly rules: { allowHttp: boolean; allowPrivate: boolean };
+
+  constructor({ db, repo, trail, keyring, config, onEnabled }: WebhookServiceDeps) {
+    this.db = db;
+    this.repo = repo;
+    this.trail = trail;
+    this.keyring = keyring;
+    this.config = config;
+    this.onEnabled = onEnabled;
+    this.rules = { allowHttp: config.allowHttp, allowPrivate: config.allowPrivate };
   }
 
-  return {
-    async create(
-      input: {
-        url: string;
-        eventTypes?: string[] | undefined;
-        keyPrefixes?: string[] | undefined;
-        description?: string | null | undefined;
-      },
-      caller: Caller,
-    ) {
-      const url = await destination(input.url);
-      const id = randomUUID();
-      const secret = newSigningSecret();
-      const row = await trail.change(caller, 'webhook.create', `webhook:${id}`, async (tx) => ({
-        result: await repo.insertSubscription(
-          tx,
-          {
-            id,
-            url,
-            description: input.description ?? null,
-            eventTypes: [...new Set(input.eventTypes ?? EVENT_TYPES)],
-            keyPrefixes: [...new Set(input.keyPrefixes ?? [])],
-            createdBy: caller.actor,
-          },
-          sealValue(keyring, identity(id, 1), secret),
-        ),
-        version: null,
-      }));
-      deps.onEnabled?.();
-      return { ...toView(row), secret };
+  async create(
+    input: {
+      url: string;
+      eventTypes?: string[] | undefined;
+      keyPrefixes?: string[] | undefined;
+      description?: string | null | undefined;
     },
+    caller: Caller,
+  ) {
+    const url = await this.destination(input.url);
+    const id = randomUUID();
+    const secret = newSigningSecret();
+    const row = await this.trail.change(caller, 'webhook.create', `webhook:${id}`, async (tx) => ({
+      result: await this.repo.insertSubscription(
+        tx,
+        {
+          id,
+          url,
+          description: input.description ?? null,
+          eventTypes: [...new Set(input.eventTypes ?? EVENT_TYPES)],
+          keyPrefixes: [...new Set(input.keyPrefixes ?? [])],
+          createdBy: caller.actor,
+        },
+        sealValue(this.keyring, identity(id, 1), secret),
+      ),
+      version: null,
+    }));
+    this.onEnabled?.();
+    return { ...toView(row), secret };
+  }
 
-    async list(query: PageQuery, caller: Caller) {
-      const { page, nextCursor } = await cursors.page(query, (limit, beforeSeq) =>
-        trail.lookup(caller, 'webhook.list', null, () => repo.listSubscriptions(db, { limit, beforeSeq })),
+  async list(query: PageQuery, caller: Caller) {
+    const { page, nextCursor } = await cursors.page(query, (limit, beforeSeq) =>
+      this.trail.lookup(caller, 'webhook.list', null, () =>
+        this.repo.listSubscriptions(this.db, { limit, beforeSeq }),
+      ),
+    );
+    return { webhooks: page.map(toView), nextCursor };
+  }
+
+  async get(id: string, caller: Caller) {
+    const row = await this.trail.read(caller, 'webhook.list', `webhook:${id}`, async () => {
+      const r = await this.repo.findSubscription(this.db, id);
+      return r
+        ? { ok: true as const, touched: [], result: r }
+        : {
+            ok: false as const,
+            touched: [{ key: `webhook:${id}`, outcome: 'not_found' as const }],
+            error: notFound(id),
+          };
+    });
+    return toView(row);
+  }
+
+  async update(
+    id: string,
+    input: {
+      url?: string | undefined;
+      eventTypes?: string[] | undefined;
+      keyPrefixes?: string[] | undefined;
+      description?: string | null | undefined;
+      enabled?: boolean | undefined;
+    },
+    caller: Caller,
+  ) {
+    const url = input.url === undefined ? undefined : await this.destination(input.url);
+    const row = await this.trail.change(caller, 'webhook.update', `webhook:${id}`, async (tx) => {
+      const r = await this.repo.updateSubscription(tx, id, {
+        ...input,
+        url,
+        eventTypes: input.eventTypes && [...new Set(input.eventTypes)],
+        keyPrefixes: input.keyPrefixes && [...new Set(input.keyPrefixes)],
+      });
+      if (!r) throw notFound(id);
+      return { result: r, version: null };
+    });
+    if (row.enabled) this.onEnabled?.();
+    return toView(row);
+  }
+
+  async remove(id: string, caller: Caller) {
+    await this.trail.change(caller, 'webhook.delete', `webhook:${id}`, async (tx) => {
+      if (!(await this.repo.deleteSubscription(tx, id))) throw notFound(id);
+      return { result: undefined, version: null };
+    });
+  }
+
+  /** A new signing secret; the current one keeps signing alongside it for the grace period. */
+  async rotate(id: string, caller: Caller) {
+    const secret = newSigningSecret();
+    return this.trail.change(caller, 'webhook.rotate', `webhook:${id}`, async (tx) => {
+      // The row lock serialises rotations of one subscription (generation numbers).
+      const rows = await tx.query(`SELECT id FROM webhook_subscriptions WHERE id = $1 FOR UPDATE`, [id]);
+      if (rows.length === 0) throw notFound(id);
+      const generation = await this.repo.nextGeneration(tx, id);
+      await this.repo.rotate(
+        tx,
+        id,
+        generation,
+        sealValue(this.keyring, identity(id, generation), secret),
+        this.config.secretGraceSeconds,
       );
-      return { webhooks: page.map(toView), nextCursor };
-    },
+      const r = (await this.repo.findSubscription(tx, id))!;
+      return {
+        result: { secret, previousSecretRetiresAt: r.previous_retires_at!.toISOString() },
+        version: generation,
+      };
+    });
+  }
 
-    async get(id: string, caller: Caller) {
-      const row = await trail.read(caller, 'webhook.list', `webhook:${id}`, async () => {
-        const r = await repo.findSubscription(db, id);
-        return r
-          ? { ok: true as const, touched: [], result: r }
-          : {
+  async deliveries(id: string, query: PageQuery, caller: Caller) {
+    const { page, nextCursor } = await deliveryCursors.page(
+      query,
+      (limit, beforeId) =>
+        this.trail.read(caller, 'webhook.list', `webhook:${id}`, async () => {
+          if (!(await this.repo.findSubscription(this.db, id)))
+            return {
               ok: false as const,
               touched: [{ key: `webhook:${id}`, outcome: 'not_found' as const }],
               error: notFound(id),
             };
-      });
-      return toView(row);
-    },
+          return {
+            ok: true as const,
+            touched: [],
+            result: await this.repo.deliveries(this.db, id, { limit, beforeId }),
+          };
+        }),
+      100,
+    );
+    return { deliveries: page.map(toDelivery), nextCursor };
+  }
 
-    async update(
-      id: string,
-      input: {
-        url?: string | undefined;
-        eventTypes?: string[] | undefined;
-        keyPrefixes?: string[] | undefined;
-        description?: string | null | undefined;
-        enabled?: boolean | undefined;
-      },
-      caller: Caller,
-    ) {
-      const url = input.url === undefined ? undefined : await destination(input.url);
-      const row = await trail.change(caller, 'webhook.update', `webhook:${id}`, async (tx) => {
-        const r = await repo.updateSubscription(tx, id, {
-          ...input,
-          url,
-          eventTypes: input.eventTypes && [...new Set(input.eventTypes)],
-          keyPrefixes: input.keyPrefixes && [...new Set(input.keyPrefixes)],
-        });
-        if (!r) throw notFound(id);
-        return { result: r, version: null };
-      });
-      if (row.enabled) deps.onEnabled?.();
-      return toView(row);
-    },
-
-    async remove(id: string, caller: Caller) {
-      await trail.change(caller, 'webhook.delete', `webhook:${id}`, async (tx) => {
-        if (!(await repo.deleteSubscription(tx, id))) throw notFound(id);
-        return { result: undefined, version: null };
-      });
-    },
-
-    /** A new signing secret; the current one keeps signing alongside it for the grace period. */
-    async rotate(id: string, caller: Caller) {
-      const secret = newSigningSecret();
-      return trail.change(caller, 'webhook.rotate', `webhook:${id}`, async (tx) => {
-        // The row lock serialises rotations of one subscription (generation numbers).
-        const rows = await tx.query(`SELECT id FROM webhook_subscriptions WHERE id = $1 FOR UPDATE`, [id]);
-        if (rows.length === 0) throw notFound(id);
-        const generation = await repo.nextGeneration(tx, id);
-        await repo.rotate(
-          tx,
-          id,
-          generation,
-          sealValue(keyring, identity(id, generation), secret),
-          config.secretGraceSeconds,
+  /** Queues a delivery's event again (same webhook-id: receivers deduplicate on it). */
+  async redeliver(id: string, deliveryId: string, caller: Caller) {
+    const newId = await this.trail.change(caller, 'webhook.redeliver', `webhook:${id}`, async (tx) => {
+      const d = await this.repo.redeliver(tx, id, deliveryId);
+      if (!d)
+        throw errors.notFound(
+          `Delivery not found: ${deliveryId} of webhook ${id}`,
+          `List its deliveries with GET /api/webhooks/${id}/deliveries`,
         );
-        const r = (await repo.findSubscription(tx, id))!;
-        return {
-          result: { secret, previousSecretRetiresAt: r.previous_retires_at!.toISOString() },
-          version: generation,
-        };
-      });
-    },
+      return { result: d, version: null };
+    });
+    return { id: newId };
+  }
 
-    async deliveries(id: string, query: PageQuery, caller: Caller) {
-      const { page, nextCursor } = await deliveryCursors.page(
-        query,
-        (limit, beforeId) =>
-          trail.read(caller, 'webhook.list', `webhook:${id}`, async () => {
-            if (!(await repo.findSubscription(db, id)))
-              return {
-                ok: false as const,
-                touched: [{ key: `webhook:${id}`, outcome: 'not_found' as const }],
-                error: notFound(id),
-              };
-            return {
-              ok: true as const,
-              touched: [],
-              result: await repo.deliveries(db, id, { limit, beforeId }),
-            };
-          }),
-        100,
-      );
-      return { deliveries: page.map(toDelivery), nextCursor };
-    },
-
-    /** Queues a delivery's event again (same webhook-id: receivers deduplicate on it). */
-    async redeliver(id: string, deliveryId: string, caller: Caller) {
-      const newId = await trail.change(caller, 'webhook.redeliver', `webhook:${id}`, async (tx) => {
-        const d = await repo.redeliver(tx, id, deliveryId);
-        if (!d)
-          throw errors.notFound(
-            `Delivery not found: ${deliveryId} of webhook ${id}`,
-            `List its deliveries with GET /api/webhooks/${id}/deliveries`,
-          );
-        return { result: d, version: null };
-      });
-      return { id: newId };
-    },
-  };
+  private async destination(raw: string): Promise<string> {
+    const url = parseDestination(raw, this.rules);
+    await checkDestination(url, this.rules);
+    return url.toString();
+  }
 }
 
-export type WebhookService = ReturnType<typeof createWebhookService>;
+/** The service for a caller that builds it alone. */
+export function createWebhookService(deps: WebhookServiceDeps): WebhookService {
+  return new WebhookService(deps);
+}

@@ -50,15 +50,30 @@ class EntryError extends Error {
 /** Entries prepared between two yields to the event loop. */
 const YIELD_EVERY = 100;
 
-export function createBatchService(deps: BatchServiceDeps) {
-  const { repo, audit, trail, changes, keyring, log } = deps;
+/** The batch import: a loop over the door's rules, in one transaction. */
+export class BatchService {
+  private readonly repo: SecretsRepository;
+  private readonly audit: AuditRepository;
+  private readonly trail: AuditTrail;
+  private readonly changes: Changes;
+  private readonly keyring: Keyring;
+  private readonly log: Logger;
+
+  constructor({ repo, audit, trail, changes, keyring, log }: BatchServiceDeps) {
+    this.repo = repo;
+    this.audit = audit;
+    this.trail = trail;
+    this.changes = changes;
+    this.keyring = keyring;
+    this.log = log;
+  }
 
   /**
    * One entry under its row lock, through the same door as the single-key routes: planned
    * by the same rules (refusals are thrown before any dry-run answer), written with its
    * audit row in one statement. Returns its status and the version it leaves current.
    */
-  async function applyEntry(
+  private async applyEntry(
     tx: Transaction,
     e: BatchEntry,
     cur: SecretRow | undefined,
@@ -77,9 +92,9 @@ export function createBatchService(deps: BatchServiceDeps) {
       // not have one (a generated value is made only when it is written).
       const request = { ...e, value: e.value ?? '' };
       const op = cur ? { kind: 'revive' as const, cur, request } : { kind: 'create' as const, request };
-      const plan = changes.planChange(who, op, { named: true });
+      const plan = this.changes.planChange(who, op, { named: true });
       if (dryRun) return { status: 'created', version: null };
-      const w = await changes.writeChange(tx, who, 'secret.create', plan, { later });
+      const w = await this.changes.writeChange(tx, who, 'secret.create', plan, { later });
       if (w.revision === undefined)
         throw errors.conflict(
           `Secret already exists: ${e.key} (created concurrently)`,
@@ -88,7 +103,7 @@ export function createBatchService(deps: BatchServiceDeps) {
       return { status: 'created', version: w.version, audited: true };
     }
     // Planned first, so that a refused entry is refused even when it would change nothing.
-    const plan = changes.planChange(who, { kind: 'update', cur, request: e }, { named: true });
+    const plan = this.changes.planChange(who, { kind: 'update', cur, request: e }, { named: true });
     const metaChanged = changesMetadata(cur, e);
     // generate on an existing secret keeps its value (ensure semantics). A value is compared
     // with the stored one only for callers who may read it: otherwise "unchanged" would
@@ -97,9 +112,14 @@ export function createBatchService(deps: BatchServiceDeps) {
     let valueChanged = false;
     if (e.value !== undefined && e.generate === undefined) {
       if (hasScope(actor, 'secrets:read') && (!cur.write_only || who.mayInject)) {
-        const stored = await repo.findVersion(tx, cur.id, cur.current_version);
+        const stored = await this.repo.findVersion(tx, cur.id, cur.current_version);
         const plain = stored
-          ? openSealed(keyring, log, { secretId: cur.id, key: cur.key, version: cur.current_version }, stored)
+          ? openSealed(
+              this.keyring,
+              this.log,
+              { secretId: cur.id, key: cur.key, version: cur.current_version },
+              stored,
+            )
           : undefined;
         valueChanged = plain !== e.value;
       } else valueChanged = true;
@@ -109,117 +129,119 @@ export function createBatchService(deps: BatchServiceDeps) {
     // An unchanged value is not stored again as a new version.
     const write = valueChanged
       ? plan
-      : changes.planChange(
+      : this.changes.planChange(
           who,
           { kind: 'update', cur, request: { ...e, value: undefined } },
           { named: true },
         );
-    const w = await changes.writeChange(tx, who, 'secret.update', write);
+    const w = await this.changes.writeChange(tx, who, 'secret.update', write);
     return { status: 'updated', version: w.version, audited: true };
   }
 
-  return {
-    /** `actor`: the credential behind `who`, for its scopes and patterns (named in refusals). */
-    async apply(
-      { entries, dryRun, actor }: { entries: BatchEntry[]; dryRun: boolean; actor: Actor },
-      who: Caller,
-    ): Promise<{ dryRun: boolean; results: { key: string; status: BatchStatus }[] }> {
-      /** Nothing was written: records the refusal for its key and the abort for the others. */
-      const recordFailed = async (err: EntryError) => {
-        const failed = outcomeOf(err.cause);
+  /** `actor`: the credential behind `who`, for its scopes and patterns (named in refusals). */
+  async apply(
+    { entries, dryRun, actor }: { entries: BatchEntry[]; dryRun: boolean; actor: Actor },
+    who: Caller,
+  ): Promise<{ dryRun: boolean; results: { key: string; status: BatchStatus }[] }> {
+    const outside = entries.filter((e) => !maySee(who.visible, e.key)).map((e) => e.key);
+    if (outside.length && actor.kind === 'access_key') {
+      await this.trail.note(
+        who,
+        'secret.update',
+        outside.map((key) => ({ key, outcome: 'denied' })),
+      );
+      throw errors.denied(
+        `Access key "${actor.name}" may not write ${outside.join(', ')} (allowed: ${(actor.patterns ?? []).join(', ')})`,
+        'Import only the keys this access key covers, or use an admin token',
+      );
+    }
+    // CPU work before the transaction, so no connection is held while it runs: values are
+    // generated and size-checked here (a generated value is used only if the key is missing
+    // or deleted; an existing secret keeps its own). Yields between chunks, so other
+    // requests' callbacks run during a 1000-entry import.
+    const prepared: BatchEntry[] = [];
+    try {
+      for (const [i, e] of entries.entries()) {
+        if (i > 0 && i % YIELD_EVERY === 0) await setImmediate();
+        const value = e.value ?? (dryRun ? undefined : generateValue(e.generate!));
         try {
-          await trail.note(
-            who,
-            'secret.update',
-            entries.map((e) => ({ key: e.key, outcome: e.key === err.key ? failed : 'aborted' })),
-          );
-        } catch {
-          log.error('audit write for a failed batch failed');
+          if (value !== undefined) this.changes.checkValue(e.key, value, true);
+        } catch (err) {
+          throw new EntryError(e.key, err);
         }
-      };
-      const outside = entries.filter((e) => !maySee(who.visible, e.key)).map((e) => e.key);
-      if (outside.length && actor.kind === 'access_key') {
-        await trail.note(
-          who,
-          'secret.update',
-          outside.map((key) => ({ key, outcome: 'denied' })),
-        );
-        throw errors.denied(
-          `Access key "${actor.name}" may not write ${outside.join(', ')} (allowed: ${(actor.patterns ?? []).join(', ')})`,
-          'Import only the keys this access key covers, or use an admin token',
-        );
+        prepared.push(value === undefined ? e : { ...e, value });
       }
-      // CPU work before the transaction, so no connection is held while it runs: values are
-      // generated and size-checked here (a generated value is used only if the key is missing
-      // or deleted; an existing secret keeps its own). Yields between chunks, so other
-      // requests' callbacks run during a 1000-entry import.
-      const prepared: BatchEntry[] = [];
-      try {
-        for (const [i, e] of entries.entries()) {
-          if (i > 0 && i % YIELD_EVERY === 0) await setImmediate();
-          const value = e.value ?? (dryRun ? undefined : generateValue(e.generate!));
+    } catch (err) {
+      if (err instanceof EntryError) await this.recordFailed(who, entries, err);
+      throw err instanceof EntryError ? err.cause : err;
+    }
+    const ordered = prepared.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const status = new Map<string, BatchStatus>();
+    try {
+      await this.trail.transaction(who, async (tx) => {
+        // Every row locked in one statement (in key order, so two overlapping imports
+        // cannot deadlock), the rows not written by their change in one more at the end:
+        // a dry run is four round trips whatever its size, not two per entry.
+        const rows = new Map(
+          (
+            await this.repo.lockManyByKey(
+              tx,
+              environmentOf(who),
+              ordered.map((e) => e.key),
+            )
+          ).map((r) => [r.key, r]),
+        );
+        const rowsLeft: AuditEntry[] = [];
+        const later: Alongside[] = [];
+        for (const e of ordered) {
+          let r: { status: BatchStatus; version: number | null; audited?: boolean };
           try {
-            if (value !== undefined) changes.checkValue(e.key, value, true);
+            r = await this.applyEntry(tx, e, rows.get(e.key), dryRun, who, actor, later);
           } catch (err) {
             throw new EntryError(e.key, err);
           }
-          prepared.push(value === undefined ? e : { ...e, value });
+          status.set(e.key, r.status);
+          if (!r.audited)
+            rowsLeft.push(
+              auditEntry(
+                who,
+                r.status === 'created' ? 'secret.create' : 'secret.update',
+                e.key,
+                dryRun ? 'dry_run' : r.status === 'unchanged' ? 'unchanged' : 'success',
+                r.version,
+              ),
+            );
         }
-      } catch (err) {
-        if (err instanceof EntryError) await recordFailed(err);
-        throw err instanceof EntryError ? err.cause : err;
-      }
-      const ordered = prepared.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-      const status = new Map<string, BatchStatus>();
-      try {
-        await trail.transaction(who, async (tx) => {
-          // Every row locked in one statement (in key order, so two overlapping imports
-          // cannot deadlock), the rows not written by their change in one more at the end:
-          // a dry run is four round trips whatever its size, not two per entry.
-          const rows = new Map(
-            (
-              await repo.lockManyByKey(
-                tx,
-                environmentOf(who),
-                ordered.map((e) => e.key),
-              )
-            ).map((r) => [r.key, r]),
-          );
-          const rowsLeft: AuditEntry[] = [];
-          const later: Alongside[] = [];
-          for (const e of ordered) {
-            let r: { status: BatchStatus; version: number | null; audited?: boolean };
-            try {
-              r = await applyEntry(tx, e, rows.get(e.key), dryRun, who, actor, later);
-            } catch (err) {
-              throw new EntryError(e.key, err);
-            }
-            status.set(e.key, r.status);
-            if (!r.audited)
-              rowsLeft.push(
-                auditEntry(
-                  who,
-                  r.status === 'created' ? 'secret.create' : 'secret.update',
-                  e.key,
-                  dryRun ? 'dry_run' : r.status === 'unchanged' ? 'unchanged' : 'success',
-                  r.version,
-                ),
-              );
-          }
-          await repo.appendAlongside(tx, later);
-          await audit.appendMany(tx, rowsLeft);
-        });
-      } catch (err) {
-        if (!(err instanceof EntryError)) throw err;
-        await recordFailed(err);
-        throw err.cause;
-      }
-      return {
-        dryRun: dryRun,
-        results: entries.map((e) => ({ key: e.key, status: status.get(e.key)! })),
-      };
-    },
-  };
+        await this.repo.appendAlongside(tx, later);
+        await this.audit.appendMany(tx, rowsLeft);
+      });
+    } catch (err) {
+      if (!(err instanceof EntryError)) throw err;
+      await this.recordFailed(who, entries, err);
+      throw err.cause;
+    }
+    return {
+      dryRun: dryRun,
+      results: entries.map((e) => ({ key: e.key, status: status.get(e.key)! })),
+    };
+  }
+
+  /** Nothing was written: records the refusal for its key and the abort for the others. */
+  private async recordFailed(who: Caller, entries: readonly BatchEntry[], err: EntryError) {
+    const failed = outcomeOf(err.cause);
+    try {
+      await this.trail.note(
+        who,
+        'secret.update',
+        entries.map((e) => ({ key: e.key, outcome: e.key === err.key ? failed : 'aborted' })),
+      );
+    } catch {
+      this.log.error('audit write for a failed batch failed');
+    }
+  }
 }
 
-export type BatchService = ReturnType<typeof createBatchService>;
+/** The service for a caller that builds it alone. */
+export function createBatchService(deps: BatchServiceDeps): BatchService {
+  return new BatchService(deps);
+}

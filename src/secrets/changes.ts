@@ -183,22 +183,38 @@ export interface ChangesDeps {
   maxVersions: number;
 }
 
-export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: ChangesDeps) {
-  /** `named`: the message names the key (a batch entry), else it is the request's own value. */
-  function checkValue(key: string, value: string, named: boolean) {
+/** The door: planChange (the rules), writeChange (the write), and the two made of them. */
+export class Changes {
+  private readonly repo: SecretsRepository;
+  private readonly keyring: Keyring;
+  private readonly maxValueBytes: number;
+  private readonly maxVersions: number;
+
+  constructor({ repo, keyring, maxValueBytes, maxVersions }: ChangesDeps) {
+    this.repo = repo;
+    this.keyring = keyring;
+    this.maxValueBytes = maxValueBytes;
+    this.maxVersions = maxVersions;
+  }
+
+  /**
+   * The value size rule alone (a batch checks its values before its transaction begins).
+   * `named`: the message names the key (a batch entry), else it is the request's own value.
+   */
+  checkValue(key: string, value: string, named: boolean) {
     const bytes = Buffer.byteLength(value, 'utf8');
-    if (bytes > maxValueBytes) {
+    if (bytes > this.maxValueBytes) {
       throw errors.payloadTooLarge(
-        `${named ? `${key}: ` : ''}value is ${bytes} bytes of UTF-8; the limit is ${maxValueBytes} bytes`,
+        `${named ? `${key}: ` : ''}value is ${bytes} bytes of UTF-8; the limit is ${this.maxValueBytes} bytes`,
       );
     }
   }
 
   /** The patch for an existing secret's update (PUT or a batch entry), under the rules. */
-  function updatePatch(cur: SecretRow, caller: Caller, request: ChangeRequest, named: boolean): PlannedPatch {
+  private updatePatch(cur: SecretRow, caller: Caller, request: ChangeRequest, named: boolean): PlannedPatch {
     const key = cur.key;
     unreserveRule(caller, key, cur.is_reserved, request.isReserved, named ? 'entry' : 'update');
-    if (request.value !== undefined) checkValue(key, request.value, named);
+    if (request.value !== undefined) this.checkValue(key, request.value, named);
     writeOnlyPermanent(key, cur.write_only, request.isWriteOnly);
     const makeWriteOnly = request.isWriteOnly === true && !cur.write_only;
     // Switching locks every person out of the value: no access-key scope implies it.
@@ -230,8 +246,8 @@ export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: Cha
   }
 
   /** The patch that revives a soft-deleted secret (POST or a batch entry), under the rules. */
-  function revivePatch(cur: SecretRow, caller: Caller, request: CreateRequest, named: boolean): PlannedPatch {
-    checkValue(request.key, request.value, named);
+  private revivePatch(cur: SecretRow, caller: Caller, request: CreateRequest, named: boolean): PlannedPatch {
+    this.checkValue(request.key, request.value, named);
     // Reviving keeps it write-only: its kept versions must stay unreadable.
     writeOnlyPermanent(request.key, cur.write_only, request.isWriteOnly);
     // It comes back reserved as it was, unless the request (an admin's) says otherwise.
@@ -251,12 +267,12 @@ export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: Cha
    * writeChange writes. Pure: no I/O, no sealing (a batch plans its dry run with it too).
    * `named`: size errors name the key (a batch, where the request holds many values).
    */
-  function planChange(caller: Caller, op: ChangeOp, opts: { named?: boolean } = {}): ChangePlan {
+  planChange(caller: Caller, op: ChangeOp, opts: { named?: boolean } = {}): ChangePlan {
     const named = opts.named ?? false;
     switch (op.kind) {
       case 'create': {
         const r = op.request;
-        checkValue(r.key, r.value, named);
+        this.checkValue(r.key, r.value, named);
         return {
           kind: 'insert',
           key: r.key,
@@ -274,14 +290,14 @@ export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: Cha
           kind: 'patch',
           key: op.cur.key,
           cur: op.cur,
-          patch: revivePatch(op.cur, caller, op.request, named),
+          patch: this.revivePatch(op.cur, caller, op.request, named),
         };
       case 'update':
         return {
           kind: 'patch',
           key: op.cur.key,
           cur: op.cur,
-          patch: updatePatch(op.cur, caller, op.request, named),
+          patch: this.updatePatch(op.cur, caller, op.request, named),
         };
       case 'rollback':
         return { kind: 'patch', key: op.cur.key, cur: op.cur, patch: { value: op.value } };
@@ -318,7 +334,7 @@ export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: Cha
    * with `guarded`: a row read under its lock cannot lose, so losing there is a bug). An
    * insert that finds the key taken writes nothing either (revision undefined).
    */
-  async function writeChange(
+  async writeChange(
     q: Queryable,
     caller: Caller,
     action: AuditAction,
@@ -333,14 +349,14 @@ export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: Cha
       // The environment enters here: a new secret is created in the caller's environment,
       // whose row is held until the change commits (a named one may be deleted meanwhile).
       const environment = environmentOf(caller);
-      if (environment !== DEFAULT_ENVIRONMENT && !(await repo.holdEnvironment(q, environment)))
+      if (environment !== DEFAULT_ENVIRONMENT && !(await this.repo.holdEnvironment(q, environment)))
         throw errors.environmentNotFound(environment);
       const id = randomUUID();
-      const sealed = sealValue(keyring, { secretId: id, key: plan.key, version: 1 }, plan.value);
+      const sealed = sealValue(this.keyring, { secretId: id, key: plan.key, version: 1 }, plan.value);
       // A statement of its own after the insert (q is the change's transaction): an insert
       // that finds the key taken writes nothing, and the caller may revive in the same
       // transaction. A batch collects them in `later` and writes them in one statement.
-      const ok = await repo.insertNew(
+      const ok = await this.repo.insertNew(
         q,
         { id, environment, key: plan.key, ...plan.meta, createdBy: caller.label },
         sealed,
@@ -348,7 +364,7 @@ export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: Cha
       if (ok) {
         const side = alongside({ caller, action, key: plan.key, secretId: id, version: 1 });
         if (opts.later) opts.later.push(side);
-        else await repo.appendAlongside(q, [side]);
+        else await this.repo.appendAlongside(q, [side]);
       }
       return { id, revision: ok ? FIRST_REVISION : undefined, version: 1 };
     }
@@ -361,7 +377,7 @@ export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: Cha
         secretId: cur.id,
         version: cur.current_version,
       });
-      await repo.purge(q, cur.id, side);
+      await this.repo.purge(q, cur.id, side);
       return { id: cur.id, revision: cur.revision, version: cur.current_version };
     }
     const { value, ...rest } = plan.patch;
@@ -374,55 +390,54 @@ export function createChanges({ repo, keyring, maxValueBytes, maxVersions }: Cha
             version: {
               number,
               createdBy: caller.label,
-              keep: maxVersions,
-              sealed: sealValue(keyring, { secretId: cur.id, key: cur.key, version: number }, value),
+              keep: this.maxVersions,
+              sealed: sealValue(this.keyring, { secretId: cur.id, key: cur.key, version: number }, value),
             },
           };
     const version = patch.version?.number ?? cur.current_version;
     const side = alongside({ caller, action, key: plan.key, secretId: cur.id, version, patch });
-    const revision = await repo.update(q, cur, patch, side);
+    const revision = await this.repo.updateRow(q, cur, patch, side);
     if (revision === undefined && !opts.guarded)
       throw new Error(`secret ${cur.id} changed under its row lock`);
     return { id: cur.id, revision, version };
   }
 
-  return {
-    planChange,
-    writeChange,
-    /** The value size rule alone: a batch checks its values before its transaction begins. */
-    checkValue,
+  /**
+   * planChange then writeChange: the door for a change that needs no look at the plan. Named
+   * apart from the trail's `change`, which wraps it, so a reader of a call knows which it is.
+   */
+  async planAndWrite(
+    q: Queryable,
+    caller: Caller,
+    action: AuditAction,
+    op: ChangeOp,
+    opts: { named?: boolean; guarded?: boolean } = {},
+  ): Promise<Written> {
+    return this.writeChange(q, caller, action, this.planChange(caller, op, opts), opts);
+  }
 
-    /** planChange then writeChange: the door for a change that needs no look at the plan. */
-    async change(
+  /**
+   * A key rotation's batch: the secrets it touched (rewrapped, or failed their integrity
+   * check), recorded on the batch's own transaction after its rewrap statement.
+   */
+  rotated(caller: Caller) {
+    return (
       q: Queryable,
-      caller: Caller,
-      action: AuditAction,
-      op: ChangeOp,
-      opts: { named?: boolean; guarded?: boolean } = {},
-    ): Promise<Written> {
-      return writeChange(q, caller, action, planChange(caller, op, opts), opts);
-    },
-
-    /**
-     * A key rotation's batch: the secrets it touched (rewrapped, or failed their integrity
-     * check), recorded on the batch's own transaction after its rewrap statement.
-     */
-    rotated(caller: Caller) {
-      return (
-        q: Queryable,
-        touched: readonly { key: string; secretId: string; version: number; outcome: AuditOutcome }[],
-      ) =>
-        repo.appendAlongside(
-          q,
-          touched.map((t) =>
-            alongside(
-              { caller, action: 'secret.rotate', key: t.key, secretId: t.secretId, version: t.version },
-              t.outcome,
-            ),
+      touched: readonly { key: string; secretId: string; version: number; outcome: AuditOutcome }[],
+    ) =>
+      this.repo.appendAlongside(
+        q,
+        touched.map((t) =>
+          alongside(
+            { caller, action: 'secret.rotate', key: t.key, secretId: t.secretId, version: t.version },
+            t.outcome,
           ),
-        );
-    },
-  };
+        ),
+      );
+  }
 }
 
-export type Changes = ReturnType<typeof createChanges>;
+/** The door for a caller that builds it alone (the CLI's rewrap, tests). */
+export function createChanges(deps: ChangesDeps): Changes {
+  return new Changes(deps);
+}

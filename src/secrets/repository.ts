@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { AuditEntry } from '../audit/entry.js';
-import { auditRowCte, auditRowsInsert, createAuditRepository } from '../audit/repository.js';
+import { AuditRepository, auditRowCte, auditRowsInsert } from '../audit/repository.js';
 import type { SealedValue } from '../crypto/envelope.js';
 import { type Queryable, shapeName } from '../db/database.js';
 import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
@@ -111,7 +111,7 @@ function alongsideCtes(side: Alongside, params: unknown[], after?: string): stri
   ];
 }
 
-const auditRows = createAuditRepository();
+const auditRows = new AuditRepository();
 
 const secretColumns = (t: string) => `${t}.id, ${t}.key, ${t}.description, ${t}.is_active, ${t}.is_reserved,
   ${t}.write_only, ${t}.expires_at, ${t}.current_version, ${t}.created_at, ${t}.updated_at, ${t}.last_used_at, ${t}.last_used_by,
@@ -155,315 +155,316 @@ const LISTED_COLUMNS = `secrets.id, secrets.key, secrets.description, secrets.is
   COALESCE(last_read.at, secrets.last_used_at) AS last_used_at, ${LAST_READ_BY} AS last_used_by,
   secrets.seq::text AS seq, secrets.revision::text AS revision`;
 
-export function createSecretsRepository() {
-  return {
-    /**
-     * Inserts a new secret and its first version in one statement. Returns false, and
-     * writes nothing, when the key already exists (active or soft-deleted).
-     */
-    async insertNew(
-      q: Queryable,
-      s: {
-        id: string;
-        /** The environment it is created in (its row is held by the caller: holdEnvironment). */
-        environment: string;
-        key: string;
-        description: string | null;
-        isReserved: boolean;
-        writeOnly?: boolean;
-        expiresAt: Date | null;
-        createdBy: string;
-      },
-      sealed: SealedValue,
-    ): Promise<boolean> {
-      const rows = await q.query(
-        `WITH s AS (
-           INSERT INTO secrets (id, key, description, is_reserved, expires_at, current_version, write_only, environment)
-           VALUES ($1, $2, $3, $4, $5, 1, $15, $16)
-           ON CONFLICT (environment, key) DO NOTHING
-           RETURNING id
-         )
+export class SecretsRepository {
+  /**
+   * Inserts a new secret and its first version in one statement. Returns false, and
+   * writes nothing, when the key already exists (active or soft-deleted).
+   */
+  async insertNew(
+    q: Queryable,
+    s: {
+      id: string;
+      /** The environment it is created in (its row is held by the caller: holdEnvironment). */
+      environment: string;
+      key: string;
+      description: string | null;
+      isReserved: boolean;
+      writeOnly?: boolean;
+      expiresAt: Date | null;
+      createdBy: string;
+    },
+    sealed: SealedValue,
+  ): Promise<boolean> {
+    const rows = await q.query(
+      `WITH s AS (
+         INSERT INTO secrets (id, key, description, is_reserved, expires_at, current_version, write_only, environment)
+         VALUES ($1, $2, $3, $4, $5, 1, $15, $16)
+         ON CONFLICT (environment, key) DO NOTHING
+         RETURNING id
+       )
+       INSERT INTO secret_versions (secret_id, version, created_by, ${CRYPTO})
+       SELECT s.id, 1, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM s
+       RETURNING secret_id`,
+      [
+        s.id,
+        s.key,
+        s.description,
+        s.isReserved,
+        s.expiresAt,
+        s.createdBy,
+        ...sealedParams(sealed),
+        s.writeOnly ?? false,
+        s.environment,
+      ],
+      { name: 'secret_create' },
+    );
+    return rows.length === 1;
+  }
+
+  /**
+   * Keeps a named environment from being deleted until the caller's transaction ends (its
+   * deletion locks the row exclusively, then counts its active secrets): a create in it
+   * holds it. False when it does not exist (deleted meanwhile). `default` needs no hold.
+   */
+  async holdEnvironment(q: Queryable, environment: string): Promise<boolean> {
+    const rows = await q.query('SELECT 1 FROM environments WHERE name = $1 FOR KEY SHARE', [environment], {
+      name: 'environment_hold',
+    });
+    return rows.length === 1;
+  }
+
+  async findByKey(
+    q: Queryable,
+    environment: string,
+    key: string,
+    opts: { forUpdate?: boolean } = {},
+  ): Promise<SecretRow | undefined> {
+    const rows = await q.query<SecretRow>(
+      `SELECT ${SECRET_COLUMNS} FROM secrets WHERE environment = $2 AND key = $1${opts.forUpdate ? ' FOR UPDATE' : ''}`,
+      [key, environment],
+      { name: opts.forUpdate ? 'secret_by_key_locked' : 'secret_by_key' },
+    );
+    return rows[0];
+  }
+
+  /**
+   * The rows of many keys under their locks, in one statement: locked in key order (two
+   * overlapping imports cannot deadlock), one round trip for a whole import.
+   */
+  async lockManyByKey(q: Queryable, environment: string, keys: readonly string[]): Promise<SecretRow[]> {
+    return q.query<SecretRow>(
+      `SELECT ${SECRET_COLUMNS} FROM secrets WHERE environment = $2 AND key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
+      [keys, environment],
+      { name: 'secrets_by_keys_locked' },
+    );
+  }
+
+  /**
+   * The secret's row under its lock together with one stored version's sealed value (its
+   * crypto columns null when that version does not exist): a rollback's one read.
+   */
+  async lockWithVersion(
+    q: Queryable,
+    environment: string,
+    key: string,
+    version: number,
+  ): Promise<(SecretRow & { old: CryptoColumns | null }) | undefined> {
+    const rows = await q.query<SecretRow & Partial<CryptoColumns> & { has_old: boolean }>(
+      `SELECT ${SECRET_COLUMNS},
+              v.secret_id IS NOT NULL AS has_old,
+              ${V_CRYPTO}
+       FROM secrets LEFT JOIN secret_versions v ON v.secret_id = secrets.id AND v.version = $2
+       WHERE secrets.environment = $3 AND secrets.key = $1 FOR UPDATE OF secrets`,
+      [key, version, environment],
+      { name: 'secret_lock_with_version' },
+    );
+    const r = rows[0];
+    if (!r) return undefined;
+    const { has_old, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext, ...secret } = r;
+    return {
+      ...(secret as SecretRow),
+      old: has_old
+        ? ({ format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext } as CryptoColumns)
+        : null,
+    };
+  }
+
+  /**
+   * Applies a metadata patch and, when `version` is given, stores a new sealed value as
+   * that version, makes it current and prunes versions beyond the newest `keep`, in one
+   * statement with the change's audit row. Guarded: it changes the secret only while its
+   * revision is still `expected`, and then bumps it. Returns the new revision, or
+   * undefined when the secret was changed (or erased) since `expected` was read: then
+   * nothing at all was written, not the version, not the audit row.
+   */
+  async updateRow(
+    q: Queryable,
+    cur: { id: string; revision: string },
+    patch: SecretPatch,
+    /** What the change writes beside it (its audit row...), inserted by the same statement. */
+    side: Alongside,
+  ): Promise<string | undefined> {
+    const params: unknown[] = [cur.id, cur.revision];
+    const sets = ['updated_at = now()', 'revision = secrets.revision + 1'];
+    const set = (col: string, v: unknown) => {
+      params.push(v);
+      sets.push(`${col} = $${params.length}`);
+    };
+    if (patch.isActive !== undefined) set('is_active', patch.isActive);
+    if (patch.isReserved !== undefined) set('is_reserved', patch.isReserved);
+    if (patch.writeOnly) set('write_only', true);
+    if (patch.expiresAt !== undefined) set('expires_at', patch.expiresAt);
+    if (patch.description !== undefined) set('description', patch.description);
+    if (patch.version) set('current_version', patch.version.number);
+    // The UPDATE comes first and everything else is written from its RETURNING: when the
+    // guard fails (PostgreSQL re-checks it against a concurrently committed row), the
+    // other parts have no row to write from.
+    const upd = `upd AS (
+         UPDATE secrets SET ${sets.join(', ')} WHERE id = $1 AND revision = $2::bigint
+         RETURNING id, revision::text AS revision
+       )`;
+    const parts = [upd];
+    if (patch.version) {
+      const v = params.length + 1;
+      params.push(patch.version.number, patch.version.createdBy, ...sealedParams(patch.version.sealed));
+      params.push(patch.version.keep);
+      const p = (i: number) => `$${v + i}`;
+      // Version numbers only grow by one, so "the newest keep" is "number > new - keep".
+      parts.push(`ins AS (
          INSERT INTO secret_versions (secret_id, version, created_by, ${CRYPTO})
-         SELECT s.id, 1, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM s
-         RETURNING secret_id`,
-        [
-          s.id,
-          s.key,
-          s.description,
-          s.isReserved,
-          s.expiresAt,
-          s.createdBy,
-          ...sealedParams(sealed),
-          s.writeOnly ?? false,
-          s.environment,
-        ],
-        { name: 'secret_create' },
+         SELECT upd.id, ${p(0)}::int, ${p(1)}::text, ${p(2)}::int, ${p(3)}::text, ${p(4)}::bytea,
+                ${p(5)}::bytea, ${p(6)}::bytea, ${p(7)}::bytea, ${p(8)}::bytea, ${p(9)}::bytea FROM upd
+       )`);
+      parts.push(`pruned AS (
+         DELETE FROM secret_versions USING upd
+         WHERE secret_versions.secret_id = upd.id AND secret_versions.version <= ${p(0)}::int - ${p(10)}::int
+       )`);
+    }
+    parts.push(...alongsideCtes(side, params, 'upd'));
+    const sql = `WITH ${parts.join(', ')} SELECT revision FROM upd`;
+    const rows = await q.query<{ revision: string }>(sql, params, {
+      name: shapeName(patch.version ? 'secret_update' : 'secret_patch', sql),
+    });
+    return rows[0]?.revision;
+  }
+
+  /** Version metadata of one secret, newest first (never values). */
+  async listVersions(q: Queryable, id: string): Promise<VersionRow[]> {
+    return q.query<VersionRow>(
+      `SELECT version, kid, created_at, created_by FROM secret_versions
+       WHERE secret_id = $1 ORDER BY version DESC`,
+      [id],
+      { name: 'secret_versions_list' },
+    );
+  }
+
+  /** One stored version's sealed value. */
+  async findVersion(q: Queryable, id: string, version: number): Promise<CryptoColumns | undefined> {
+    const rows = await q.query<CryptoColumns>(
+      `SELECT ${CRYPTO}
+       FROM secret_versions WHERE secret_id = $1 AND version = $2`,
+      [id, version],
+      { name: 'secret_version' },
+    );
+    return rows[0];
+  }
+
+  /** Erases a secret and records it; ON DELETE CASCADE removes its versions in the same statement. */
+  async purge(q: Queryable, id: string, side: Alongside): Promise<void> {
+    const params: unknown[] = [id];
+    // The change events keep the name (a record like the audit log's, dropped after
+    // EVENTS_RETENTION_DAYS) but not the id: earlier events lose their ETag, and the
+    // expiry notices of the id go (rare and admin-only, so a scan of the events is fine).
+    const ctes = [
+      ...alongsideCtes(side, params),
+      `purged_etags AS (UPDATE change_events SET etag = NULL WHERE starts_with(etag, '"' || $1::uuid::text || '.'))`,
+      'purged_notices AS (DELETE FROM expiry_notices WHERE secret_id = $1::uuid)',
+    ];
+    await q.query(`WITH ${ctes.join(', ')} DELETE FROM secrets WHERE id = $1::uuid`, params);
+  }
+
+  /** The Alongside rows of changes whose own statement has run, on their transaction. */
+  async appendAlongside(q: Queryable, sides: readonly Alongside[]): Promise<void> {
+    if (sides.length === 0) return;
+    const events = sides.flatMap((s) => (s.event ? [s.event] : []));
+    if (events.length === 0) {
+      await auditRows.appendMany(
+        q,
+        sides.map((s) => s.audit),
       );
-      return rows.length === 1;
-    },
-
-    /**
-     * Keeps a named environment from being deleted until the caller's transaction ends (its
-     * deletion locks the row exclusively, then counts its active secrets): a create in it
-     * holds it. False when it does not exist (deleted meanwhile). `default` needs no hold.
-     */
-    async holdEnvironment(q: Queryable, environment: string): Promise<boolean> {
-      const rows = await q.query('SELECT 1 FROM environments WHERE name = $1 FOR KEY SHARE', [environment], {
-        name: 'environment_hold',
-      });
-      return rows.length === 1;
-    },
-
-    async findByKey(
-      q: Queryable,
-      environment: string,
-      key: string,
-      opts: { forUpdate?: boolean } = {},
-    ): Promise<SecretRow | undefined> {
-      const rows = await q.query<SecretRow>(
-        `SELECT ${SECRET_COLUMNS} FROM secrets WHERE environment = $2 AND key = $1${opts.forUpdate ? ' FOR UPDATE' : ''}`,
-        [key, environment],
-        { name: opts.forUpdate ? 'secret_by_key_locked' : 'secret_by_key' },
-      );
-      return rows[0];
-    },
-
-    /**
-     * The rows of many keys under their locks, in one statement: locked in key order (two
-     * overlapping imports cannot deadlock), one round trip for a whole import.
-     */
-    async lockManyByKey(q: Queryable, environment: string, keys: readonly string[]): Promise<SecretRow[]> {
-      return q.query<SecretRow>(
-        `SELECT ${SECRET_COLUMNS} FROM secrets WHERE environment = $2 AND key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
-        [keys, environment],
-        { name: 'secrets_by_keys_locked' },
-      );
-    },
-
-    /**
-     * The secret's row under its lock together with one stored version's sealed value (its
-     * crypto columns null when that version does not exist): a rollback's one read.
-     */
-    async lockWithVersion(
-      q: Queryable,
-      environment: string,
-      key: string,
-      version: number,
-    ): Promise<(SecretRow & { old: CryptoColumns | null }) | undefined> {
-      const rows = await q.query<SecretRow & Partial<CryptoColumns> & { has_old: boolean }>(
-        `SELECT ${SECRET_COLUMNS},
-                v.secret_id IS NOT NULL AS has_old,
-                ${V_CRYPTO}
-         FROM secrets LEFT JOIN secret_versions v ON v.secret_id = secrets.id AND v.version = $2
-         WHERE secrets.environment = $3 AND secrets.key = $1 FOR UPDATE OF secrets`,
-        [key, version, environment],
-        { name: 'secret_lock_with_version' },
-      );
-      const r = rows[0];
-      if (!r) return undefined;
-      const { has_old, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext, ...secret } = r;
-      return {
-        ...(secret as SecretRow),
-        old: has_old
-          ? ({ format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext } as CryptoColumns)
-          : null,
-      };
-    },
-
-    /**
-     * Applies a metadata patch and, when `version` is given, stores a new sealed value as
-     * that version, makes it current and prunes versions beyond the newest `keep`, in one
-     * statement with the change's audit row. Guarded: it changes the secret only while its
-     * revision is still `expected`, and then bumps it. Returns the new revision, or
-     * undefined when the secret was changed (or erased) since `expected` was read: then
-     * nothing at all was written, not the version, not the audit row.
-     */
-    async update(
-      q: Queryable,
-      cur: { id: string; revision: string },
-      patch: SecretPatch,
-      /** What the change writes beside it (its audit row...), inserted by the same statement. */
-      side: Alongside,
-    ): Promise<string | undefined> {
-      const params: unknown[] = [cur.id, cur.revision];
-      const sets = ['updated_at = now()', 'revision = secrets.revision + 1'];
-      const set = (col: string, v: unknown) => {
-        params.push(v);
-        sets.push(`${col} = $${params.length}`);
-      };
-      if (patch.isActive !== undefined) set('is_active', patch.isActive);
-      if (patch.isReserved !== undefined) set('is_reserved', patch.isReserved);
-      if (patch.writeOnly) set('write_only', true);
-      if (patch.expiresAt !== undefined) set('expires_at', patch.expiresAt);
-      if (patch.description !== undefined) set('description', patch.description);
-      if (patch.version) set('current_version', patch.version.number);
-      // The UPDATE comes first and everything else is written from its RETURNING: when the
-      // guard fails (PostgreSQL re-checks it against a concurrently committed row), the
-      // other parts have no row to write from.
-      const upd = `upd AS (
-           UPDATE secrets SET ${sets.join(', ')} WHERE id = $1 AND revision = $2::bigint
-           RETURNING id, revision::text AS revision
-         )`;
-      const parts = [upd];
-      if (patch.version) {
-        const v = params.length + 1;
-        params.push(patch.version.number, patch.version.createdBy, ...sealedParams(patch.version.sealed));
-        params.push(patch.version.keep);
-        const p = (i: number) => `$${v + i}`;
-        // Version numbers only grow by one, so "the newest keep" is "number > new - keep".
-        parts.push(`ins AS (
-           INSERT INTO secret_versions (secret_id, version, created_by, ${CRYPTO})
-           SELECT upd.id, ${p(0)}::int, ${p(1)}::text, ${p(2)}::int, ${p(3)}::text, ${p(4)}::bytea,
-                  ${p(5)}::bytea, ${p(6)}::bytea, ${p(7)}::bytea, ${p(8)}::bytea, ${p(9)}::bytea FROM upd
-         )`);
-        parts.push(`pruned AS (
-           DELETE FROM secret_versions USING upd
-           WHERE secret_versions.secret_id = upd.id AND secret_versions.version <= ${p(0)}::int - ${p(10)}::int
-         )`);
-      }
-      parts.push(...alongsideCtes(side, params, 'upd'));
-      const sql = `WITH ${parts.join(', ')} SELECT revision FROM upd`;
-      const rows = await q.query<{ revision: string }>(sql, params, {
-        name: shapeName(patch.version ? 'secret_update' : 'secret_patch', sql),
-      });
-      return rows[0]?.revision;
-    },
-
-    /** Version metadata of one secret, newest first (never values). */
-    async listVersions(q: Queryable, id: string): Promise<VersionRow[]> {
-      return q.query<VersionRow>(
-        `SELECT version, kid, created_at, created_by FROM secret_versions
-         WHERE secret_id = $1 ORDER BY version DESC`,
-        [id],
-        { name: 'secret_versions_list' },
-      );
-    },
-
-    /** One stored version's sealed value. */
-    async findVersion(q: Queryable, id: string, version: number): Promise<CryptoColumns | undefined> {
-      const rows = await q.query<CryptoColumns>(
-        `SELECT ${CRYPTO}
-         FROM secret_versions WHERE secret_id = $1 AND version = $2`,
-        [id, version],
-        { name: 'secret_version' },
-      );
-      return rows[0];
-    },
-
-    /** Erases a secret and records it; ON DELETE CASCADE removes its versions in the same statement. */
-    async purge(q: Queryable, id: string, side: Alongside): Promise<void> {
-      const params: unknown[] = [id];
-      // The change events keep the name (a record like the audit log's, dropped after
-      // EVENTS_RETENTION_DAYS) but not the id: earlier events lose their ETag, and the
-      // expiry notices of the id go (rare and admin-only, so a scan of the events is fine).
-      const ctes = [
-        ...alongsideCtes(side, params),
-        `purged_etags AS (UPDATE change_events SET etag = NULL WHERE starts_with(etag, '"' || $1::uuid::text || '.'))`,
-        'purged_notices AS (DELETE FROM expiry_notices WHERE secret_id = $1::uuid)',
-      ];
-      await q.query(`WITH ${ctes.join(', ')} DELETE FROM secrets WHERE id = $1::uuid`, params);
-    },
-
-    /** The Alongside rows of changes whose own statement has run, on their transaction. */
-    async appendAlongside(q: Queryable, sides: readonly Alongside[]): Promise<void> {
-      if (sides.length === 0) return;
-      const events = sides.flatMap((s) => (s.event ? [s.event] : []));
-      if (events.length === 0) {
-        await auditRows.appendMany(
-          q,
-          sides.map((s) => s.audit),
-        );
-        return;
-      }
-      // Events are joined to their audit rows by key: with a key twice, one side at a time.
-      if (new Set(sides.map((s) => s.audit.key)).size < sides.length) {
-        for (const s of sides) await this.appendAlongside(q, [s]);
-        return;
-      }
-      const params: unknown[] = [];
-      const sql = appendEventsSql(
-        auditRowsInsert(
-          sides.map((s) => s.audit),
-          params,
-        ),
-        events,
+      return;
+    }
+    // Events are joined to their audit rows by key: with a key twice, one side at a time.
+    if (new Set(sides.map((s) => s.audit.key)).size < sides.length) {
+      for (const s of sides) await this.appendAlongside(q, [s]);
+      return;
+    }
+    const params: unknown[] = [];
+    const sql = appendEventsSql(
+      auditRowsInsert(
+        sides.map((s) => s.audit),
         params,
-      );
-      await q.query(sql, params, { name: shapeName('alongside_append', sql) });
-    },
+      ),
+      events,
+      params,
+    );
+    await q.query(sql, params, { name: shapeName('alongside_append', sql) });
+  }
 
-    /**
-     * The value read path: one plain SELECT (sent as a named prepared statement), no row
-     * lock and no write, so a replica could answer it. It reads any number of (key, version)
-     * pairs at once: concurrent reads share one statement (src/secrets/reveal-batch.ts).
-     * Answers are in the order asked; undefined where the key does not exist. The audit row
-     * and the lastUsed stamp are written by the group-committed audit writer
-     * (src/audit/writer.ts).
-     */
-    async revealMany(
-      q: Queryable,
-      wanted: readonly { environment: string; key: string; version: number | null }[],
-    ): Promise<(RevealRow | undefined)[]> {
-      const rows = await q.query<RevealRow & { i: string }>(
-        `SELECT w.i::text AS i, s.id, s.key, s.is_active, s.write_only, s.expires_at,
-                (s.expires_at IS NOT NULL AND s.expires_at <= now()) AS expired,
-                s.revision::text AS revision, COALESCE(w.version, s.current_version) AS version,
-                v.secret_id IS NOT NULL AS has_version,
-                (s.last_used_at IS NULL
-                  OR s.last_used_at < now() - interval '${LAST_USED_STAMP_SECONDS} seconds') AS stamp_due,
-                ${V_CRYPTO}
-         FROM unnest($1::text[], $2::int[], $3::text[]) WITH ORDINALITY AS w (key, version, env, i)
-         JOIN secrets s ON s.environment = w.env AND s.key = w.key
-         LEFT JOIN secret_versions v ON v.secret_id = s.id AND v.version = COALESCE(w.version, s.current_version)`,
-        [wanted.map((w) => w.key), wanted.map((w) => w.version), wanted.map((w) => w.environment)],
-        { name: 'secret_reveal' },
-      );
-      const out: (RevealRow | undefined)[] = new Array(wanted.length).fill(undefined);
-      for (const { i, ...row } of rows) out[Number(i) - 1] = row;
-      return out;
-    },
+  /**
+   * The value read path: one plain SELECT (sent as a named prepared statement), no row
+   * lock and no write, so a replica could answer it. It reads any number of (key, version)
+   * pairs at once: concurrent reads share one statement (src/secrets/reveal-batch.ts).
+   * Answers are in the order asked; undefined where the key does not exist. The audit row
+   * and the lastUsed stamp are written by the group-committed audit writer
+   * (src/audit/writer.ts).
+   */
+  async revealMany(
+    q: Queryable,
+    wanted: readonly { environment: string; key: string; version: number | null }[],
+  ): Promise<(RevealRow | undefined)[]> {
+    const rows = await q.query<RevealRow & { i: string }>(
+      `SELECT w.i::text AS i, s.id, s.key, s.is_active, s.write_only, s.expires_at,
+              (s.expires_at IS NOT NULL AND s.expires_at <= now()) AS expired,
+              s.revision::text AS revision, COALESCE(w.version, s.current_version) AS version,
+              v.secret_id IS NOT NULL AS has_version,
+              (s.last_used_at IS NULL
+                OR s.last_used_at < now() - interval '${LAST_USED_STAMP_SECONDS} seconds') AS stamp_due,
+              ${V_CRYPTO}
+       FROM unnest($1::text[], $2::int[], $3::text[]) WITH ORDINALITY AS w (key, version, env, i)
+       JOIN secrets s ON s.environment = w.env AND s.key = w.key
+       LEFT JOIN secret_versions v ON v.secret_id = s.id AND v.version = COALESCE(w.version, s.current_version)`,
+      [wanted.map((w) => w.key), wanted.map((w) => w.version), wanted.map((w) => w.environment)],
+      { name: 'secret_reveal' },
+    );
+    const out: (RevealRow | undefined)[] = new Array(wanted.length).fill(undefined);
+    for (const { i, ...row } of rows) out[Number(i) - 1] = row;
+    return out;
+  }
 
-    /**
-     * Newest first, keyset-paginated on seq (never OFFSET). Returns up to limit + 1 rows.
-     * ORDER BY names secrets.seq: a bare "seq" would mean the seq::text output column, which
-     * sorts "9" above "10" and cannot use the index (a full scan and sort on every page).
-     */
-    async list(
-      q: Queryable,
-      opts: {
-        environment: string;
-        limit: number;
-        beforeSeq?: string | undefined;
-        prefix?: string | undefined;
-        active?: boolean | undefined;
-        /** Only the names the caller may see. */
-        visible: Visibility;
-      },
-    ): Promise<SecretRow[]> {
-      const params: unknown[] = [opts.limit + 1, opts.environment];
-      const where: string[] = ['secrets.environment = $2'];
-      if (opts.beforeSeq !== undefined) {
-        params.push(opts.beforeSeq);
-        where.push(`seq < $${params.length}::bigint`);
-      }
-      if (opts.prefix) {
-        params.push(opts.prefix);
-        where.push(`starts_with(key, $${params.length})`);
-      }
-      if (opts.active !== undefined) {
-        params.push(opts.active);
-        where.push(`is_active = $${params.length}`);
-      }
-      const visible = visibilitySql(opts.visible, 'key', params);
-      if (visible) where.push(visible);
-      return q.query<SecretRow>(
-        `SELECT ${LISTED_COLUMNS} FROM secrets ${LAST_READ_JOIN}
-         WHERE ${where.join(' AND ')}
-         ORDER BY secrets.seq DESC LIMIT $1`,
-        params,
-      );
+  /**
+   * Newest first, keyset-paginated on seq (never OFFSET). Returns up to limit + 1 rows.
+   * ORDER BY names secrets.seq: a bare "seq" would mean the seq::text output column, which
+   * sorts "9" above "10" and cannot use the index (a full scan and sort on every page).
+   */
+  async listPage(
+    q: Queryable,
+    opts: {
+      environment: string;
+      limit: number;
+      beforeSeq?: string | undefined;
+      prefix?: string | undefined;
+      active?: boolean | undefined;
+      /** Only the names the caller may see. */
+      visible: Visibility;
     },
-  };
+  ): Promise<SecretRow[]> {
+    const params: unknown[] = [opts.limit + 1, opts.environment];
+    const where: string[] = ['secrets.environment = $2'];
+    if (opts.beforeSeq !== undefined) {
+      params.push(opts.beforeSeq);
+      where.push(`seq < $${params.length}::bigint`);
+    }
+    if (opts.prefix) {
+      params.push(opts.prefix);
+      where.push(`starts_with(key, $${params.length})`);
+    }
+    if (opts.active !== undefined) {
+      params.push(opts.active);
+      where.push(`is_active = $${params.length}`);
+    }
+    const visible = visibilitySql(opts.visible, 'key', params);
+    if (visible) where.push(visible);
+    return q.query<SecretRow>(
+      `SELECT ${LISTED_COLUMNS} FROM secrets ${LAST_READ_JOIN}
+       WHERE ${where.join(' AND ')}
+       ORDER BY secrets.seq DESC LIMIT $1`,
+      params,
+    );
+  }
 }
 
-export type SecretsRepository = ReturnType<typeof createSecretsRepository>;
+/** One repository for a caller that builds it alone (tests, the CLI's rewrap). */
+export function createSecretsRepository(): SecretsRepository {
+  return new SecretsRepository();
+}

@@ -23,40 +23,50 @@ interface Wanted {
  * in it arrived, so a read sees every write acknowledged before it was received. Equal
  * (environment, key, version) triples in one batch are asked once and answered from the same row.
  */
-export function revealBatcher(repo: Pick<SecretsRepository, 'revealMany'>) {
-  const loaders = new WeakMap<Queryable, DataLoader<Wanted, RevealRow | undefined, string>>();
+export class RevealBatcher {
+  private readonly loaders = new WeakMap<Queryable, DataLoader<Wanted, RevealRow | undefined, string>>();
 
-  const loaderFor = (q: Queryable) => {
-    let loader = loaders.get(q);
+  constructor(private readonly repo: SecretsRepository) {}
+
+  /** The row for key in environment (at version, or its current one); undefined when it does not exist there. */
+  revealRow(
+    q: Queryable,
+    environment: string,
+    key: string,
+    version?: number,
+  ): Promise<RevealRow | undefined> {
+    return this.loaderFor(q).load({ environment, key, version: version ?? null });
+  }
+
+  private loaderFor(q: Queryable) {
+    let loader = this.loaders.get(q);
     if (!loader) {
-      loader = new DataLoader(
-        async (wanted: readonly Wanted[]) => {
-          const ids = wanted.map((w) => `${w.version ?? ''}:${w.environment}:${w.key}`);
-          const first = new Map<string, number>();
-          const distinct: Wanted[] = [];
-          ids.forEach((id, i) => {
-            if (first.has(id)) return;
-            first.set(id, distinct.length);
-            distinct.push(wanted[i]!);
-          });
-          const rows = await repo.revealMany(q, distinct);
-          return ids.map((id) => rows[first.get(id)!]);
-        },
-        {
-          cache: false,
-          maxBatchSize: REVEAL_BATCH_MAX,
-          batchScheduleFn: (dispatch) => setImmediate(dispatch),
-        },
-      );
-      loaders.set(q, loader);
+      loader = new DataLoader((wanted: readonly Wanted[]) => this.revealMany(q, wanted), {
+        cache: false,
+        maxBatchSize: REVEAL_BATCH_MAX,
+        batchScheduleFn: (dispatch) => setImmediate(dispatch),
+      });
+      this.loaders.set(q, loader);
     }
     return loader;
-  };
+  }
 
-  return {
-    /** The row for key in environment (at version, or its current one); undefined when it does not exist there. */
-    reveal(q: Queryable, environment: string, key: string, version?: number): Promise<RevealRow | undefined> {
-      return loaderFor(q).load({ environment, key, version: version ?? null });
-    },
-  };
+  /** One batch: its distinct wanted rows in one SELECT, each read answered from its row. */
+  private async revealMany(q: Queryable, wanted: readonly Wanted[]) {
+    const ids = wanted.map((w) => `${w.version ?? ''}:${w.environment}:${w.key}`);
+    const first = new Map<string, number>();
+    const distinct: Wanted[] = [];
+    ids.forEach((id, i) => {
+      if (first.has(id)) return;
+      first.set(id, distinct.length);
+      distinct.push(wanted[i]!);
+    });
+    const rows = await this.repo.revealMany(q, distinct);
+    return ids.map((id) => rows[first.get(id)!]);
+  }
+}
+
+/** The batcher for a caller that builds it alone (benchmarks). */
+export function revealBatcher(repo: SecretsRepository): RevealBatcher {
+  return new RevealBatcher(repo);
 }

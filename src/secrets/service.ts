@@ -12,7 +12,7 @@ import type { ChangeRequest, Changes, CreateRequest } from './changes.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { openSealed } from './open-sealed.js';
 import { type RevealRow, type SecretRow, type SecretsRepository, toMetadata } from './repository.js';
-import { revealBatcher } from './reveal-batch.js';
+import { RevealBatcher } from './reveal-batch.js';
 
 /** Rules, transactions and crypto for secrets. Knows nothing of HTTP beyond the typed errors. */
 
@@ -116,17 +116,285 @@ export interface SecretServiceDeps {
   reads?: Pick<ReadRouting, 'route' | 'served' | 'failed' | 'overruled'> | undefined;
 }
 
-export function createSecretService({ db, repo, trail, changes, keyring, log, reads }: SecretServiceDeps) {
-  const primary: ReadTarget = { db, replica: undefined };
-  const reveals = revealBatcher(repo);
+/** Rules, transactions and crypto for secrets: each method one audited read or change. */
+export class SecretService {
+  private readonly db: Database;
+  private readonly repo: SecretsRepository;
+  private readonly trail: AuditTrail;
+  private readonly changes: Changes;
+  private readonly keyring: Keyring;
+  private readonly log: Logger;
+  private readonly reads: SecretServiceDeps['reads'];
+  private readonly primary: ReadTarget;
+  private readonly reveals: RevealBatcher;
+
+  constructor({ db, repo, trail, changes, keyring, log, reads }: SecretServiceDeps) {
+    this.db = db;
+    this.repo = repo;
+    this.trail = trail;
+    this.changes = changes;
+    this.keyring = keyring;
+    this.log = log;
+    this.reads = reads;
+    this.primary = { db, replica: undefined };
+    this.reveals = new RevealBatcher(repo);
+  }
+
+  /** Metadata of the secrets the caller may see; one audit row (its prefix as key). */
+  async list(
+    opts: PageQuery & { prefix?: string | undefined; active?: boolean | undefined },
+    caller: Caller,
+  ) {
+    const { page, nextCursor } = await cursors.page(opts, (limit, beforeSeq) =>
+      this.trail.lookup(caller, 'secret.list', opts.prefix ?? null, () =>
+        this.onRoute(caller, (q) =>
+          this.repo.listPage(q, {
+            environment: environmentOf(caller),
+            limit,
+            beforeSeq,
+            prefix: opts.prefix,
+            active: opts.active,
+            visible: caller.visible,
+          }),
+        ),
+      ),
+    );
+    return { secrets: page.map(toMetadata), nextCursor };
+  }
+
+  async create(input: CreateRequest, caller: Caller): Promise<{ id: string; revived: boolean }> {
+    return this.trail.change<{ id: string; revived: boolean }>(
+      caller,
+      'secret.create',
+      input.key,
+      async (tx) => {
+        const made = await this.changes.planAndWrite(tx, caller, 'secret.create', {
+          kind: 'create',
+          request: input,
+        });
+        if (made.revision !== undefined)
+          return { result: { id: made.id, revived: false }, version: 1, audited: true };
+
+        // The key exists. Active: conflict. Soft-deleted: revive it under its own id, as a new version.
+        const cur = await this.repo.findByKey(tx, environmentOf(caller), input.key, { forUpdate: true });
+        if (!cur) throw errors.conflict(`Secret already exists: ${input.key}`, 'Retry the request');
+        if (cur.is_active) {
+          throw errors.conflict(
+            `Secret already exists: ${input.key}`,
+            'Use PUT /api/secrets/{key} to change its value, or choose another key',
+          );
+        }
+        const revived = await this.changes.planAndWrite(tx, caller, 'secret.create', {
+          kind: 'revive',
+          cur,
+          request: input,
+        });
+        return { result: { id: cur.id, revived: true }, version: revived.version, audited: true };
+      },
+    );
+  }
+
+  /**
+   * The current value, or version `version`; the same 404 rules apply to every version.
+   * The read is one plain SELECT (no lock, no write); the value is opened, then the
+   * read's audit row (with its outcome, and the lastUsed stamp) is group-committed and
+   * awaited before anything is returned.
+   */
+  async reveal(
+    { key, version }: { key: string; version?: number | undefined },
+    caller: Caller,
+  ): Promise<Revealed> {
+    return this.trail.read(
+      caller,
+      'secret.read',
+      key,
+      () => this.onRoute(caller, (q, replica) => this.revealOn(q, replica, caller, key, version)),
+      () => {
+        this.reads?.overruled();
+        return this.revealOn(this.db, false, caller, key, version);
+      },
+    );
+  }
+
+  /** Version metadata, newest first; works for inactive secrets too (it reveals no value). */
+  async versions({ key }: { key: string }, caller: Caller) {
+    return this.trail.read(caller, 'secret.versions', key, async (): Promise<ReadOutcome<VersionsView>> => {
+      const cur = await this.repo.findByKey(this.db, environmentOf(caller), key);
+      if (!cur) return readFailed(notFound(key), key);
+      const rows = await this.repo.listVersions(this.db, cur.id);
+      return {
+        ok: true,
+        touched: [{ key, version: cur.current_version, outcome: 'success' }],
+        result: {
+          etag: secretEtag(cur.id, cur.revision),
+          body: {
+            key: cur.key,
+            currentVersion: cur.current_version,
+            versions: rows.map((v) => ({
+              version: v.version,
+              createdAt: v.created_at.toISOString(),
+              createdBy: v.created_by,
+              kid: v.kid,
+              current: v.version === cur.current_version,
+            })),
+          },
+        },
+      };
+    });
+  }
+
+  /**
+   * Stores the value of an older version as a new version. The old value is opened and
+   * sealed again under the new number (its AAD names the version), never copied.
+   */
+  async rollback(
+    { key, version, ifMatch }: { key: string; version: number; ifMatch?: string | undefined },
+    caller: Caller,
+  ) {
+    return this.trail.change(caller, 'secret.rollback', key, async (tx) => {
+      // One locking read brings the secret and the old version's sealed value.
+      const cur = checked(
+        await this.repo.lockWithVersion(tx, environmentOf(caller), key, version),
+        key,
+        ifMatch,
+      );
+      if (!cur.old) throw versionNotFound(key, version);
+      const value = this.open(cur, version, cur.old);
+      const w = await this.changes.planAndWrite(tx, caller, 'secret.rollback', {
+        kind: 'rollback',
+        cur,
+        value,
+      });
+      return {
+        result: { version: w.version, etag: secretEtag(cur.id, w.revision!) },
+        version: w.version,
+        audited: true,
+      };
+    });
+  }
+
+  /** Reactivates a soft-deleted secret with its history; restoring an active one changes nothing. */
+  async restore(
+    { key, ifMatch }: { key: string; ifMatch?: string | undefined },
+    caller: Caller,
+  ): Promise<{ etag: string }> {
+    return this.trail.change(caller, 'secret.restore', key, async (tx) => {
+      const cur = await this.lockChecked(tx, caller, key, ifMatch);
+      const version = cur.current_version;
+      if (cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
+      const w = await this.changes.planAndWrite(tx, caller, 'secret.restore', { kind: 'restore', cur });
+      return { result: { etag: secretEtag(cur.id, w.revision!) }, version, audited: true };
+    });
+  }
+
+  async update(
+    { key, ifMatch, changes: input }: { key: string; ifMatch?: string | undefined; changes: ChangeRequest },
+    caller: Caller,
+  ): Promise<{ etag: string }> {
+    return this.trail.changeGuarded(
+      caller,
+      'secret.update',
+      key,
+      // Usually: a plain read, then one statement guarded by the revision it saw.
+      async (q) => {
+        const cur = checked(await this.repo.findByKey(q, environmentOf(caller), key), key, ifMatch);
+        const w = await this.changes.planAndWrite(
+          q,
+          caller,
+          'secret.update',
+          { kind: 'update', cur, request: input },
+          { guarded: true },
+        );
+        return w.revision === undefined ? undefined : { etag: secretEtag(cur.id, w.revision) };
+      },
+      // Lost races, or read replicas to fence: under the row lock, in a transaction.
+      async (tx) => {
+        const cur = await this.lockChecked(tx, caller, key, ifMatch);
+        const w = await this.changes.planAndWrite(tx, caller, 'secret.update', {
+          kind: 'update',
+          cur,
+          request: input,
+        });
+        return { result: { etag: secretEtag(cur.id, w.revision!) }, version: w.version, audited: true };
+      },
+    );
+  }
+
+  /**
+   * Soft delete (isActive=false), or with `purge` the irreversible erasure of an inactive,
+   * non-reserved secret and all its versions. Returns the new ETag (none after a purge).
+   */
+  async remove(
+    { key, ...opts }: { key: string; ifMatch?: string | undefined; purge?: boolean | undefined },
+    caller: Caller,
+  ): Promise<{ etag: string | undefined }> {
+    const action = opts.purge ? 'secret.purge' : 'secret.delete';
+    return this.trail.change<{ etag: string | undefined }>(caller, action, key, async (tx) => {
+      const cur = await this.lockChecked(tx, caller, key, opts.ifMatch);
+      const version = cur.current_version;
+      if (opts.purge) {
+        await this.changes.planAndWrite(tx, caller, action, { kind: 'purge', cur });
+        return { result: { etag: undefined }, version, audited: true };
+      }
+      // Already deleted: idempotent (a reserved one is refused all the same).
+      const plan = this.changes.planChange(caller, { kind: 'delete', cur });
+      if (!cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
+      const w = await this.changes.writeChange(tx, caller, action, plan);
+      return { result: { etag: secretEtag(cur.id, w.revision!) }, version, audited: true };
+    });
+  }
+
+  /**
+   * One value read on q. From a replica the outcome carries what it saw, which the primary
+   * confirms when the audit row commits (src/audit/writer.ts): a secret deleted,
+   * expired or changed since is answered again by the primary, never served stale.
+   * A value a replica cannot open (a key ring moved on) is read from the primary too.
+   */
+  private async revealOn(
+    q: Queryable,
+    replica: boolean,
+    caller: Caller,
+    key: string,
+    version: number | undefined,
+  ): Promise<ReadOutcome<Revealed>> {
+    const row = await this.reveals.revealRow(q, environmentOf(caller), key, version);
+    const check = replica
+      ? {
+          key,
+          environment: environmentOf(caller),
+          revision: row?.revision ?? null,
+          readable: row !== undefined && !unreadable(key, row),
+        }
+      : undefined;
+    if (!row) return { ...readFailed(notFound(key), key), check };
+    const refused = unreadable(key, row);
+    if (refused) return { ...readFailed(refused, key, row.version), check };
+    let value: string;
+    try {
+      value = this.open(row, row.version, row);
+    } catch (err) {
+      if (replica) throw err;
+      return readFailed(err, key, row.version);
+    }
+    return {
+      ok: true,
+      result: { key: row.key, value, etag: secretEtag(row.id, row.revision) },
+      touched: [{ key, version: row.version, outcome: 'success' }],
+      // Only a read that finds the stamp due sends one; the batch is then a plain insert
+      // unless some read in it is due (src/audit/writer.ts).
+      lastUse: row.stamp_due ? { secretId: row.id, by: caller.label } : undefined,
+      check,
+    };
+  }
 
   /**
    * Runs a read on the replica chosen for the caller, or the primary. A replica that fails
    * (down, or any error: a recovery conflict, a migration not yet replayed) is marked down
    * and the primary answers: a dead replica never fails a read.
    */
-  async function onRoute<R>(caller: Caller, run: (q: Queryable, replica: boolean) => Promise<R>): Promise<R> {
-    const target = reads ? await reads.route(caller.actor) : primary;
+  private async onRoute<R>(caller: Caller, run: (q: Queryable, replica: boolean) => Promise<R>): Promise<R> {
+    const reads = this.reads;
+    const target = reads ? await reads.route(caller.actor) : this.primary;
     if (target.replica !== undefined) {
       try {
         const r = await run(target.db, true);
@@ -136,259 +404,33 @@ export function createSecretService({ db, repo, trail, changes, keyring, log, re
         reads?.failed(target, err);
       }
     }
-    reads?.served(primary);
-    return run(db, false);
+    reads?.served(this.primary);
+    return run(this.db, false);
   }
 
-  const open = (row: { id: string; key: string }, version: number, sealed: CryptoColumns) =>
-    openSealed(keyring, log, { secretId: row.id, key: row.key, version }, sealed);
-
-  /** A row (locked, or read for a guarded write) checked against If-Match: 404 when absent, 412 when stale. */
-  function checked<R extends SecretRow>(cur: R | undefined, key: string, ifMatch: string | undefined): R {
-    if (!cur) throw notFound(key);
-    const etag = secretEtag(cur.id, cur.revision);
-    if (!ifMatchSatisfied(ifMatch, etag)) throw errors.preconditionFailed(etag);
-    return cur;
+  private open(row: { id: string; key: string }, version: number, sealed: CryptoColumns) {
+    return openSealed(this.keyring, this.log, { secretId: row.id, key: row.key, version }, sealed);
   }
 
   /** The secret's row under its lock, checked against If-Match. */
-  const lockChecked = async (tx: Transaction, caller: Caller, key: string, ifMatch: string | undefined) =>
-    checked(await repo.findByKey(tx, environmentOf(caller), key, { forUpdate: true }), key, ifMatch);
-
-  return {
-    /** Metadata of the secrets the caller may see; one audit row (its prefix as key). */
-    async list(
-      opts: PageQuery & { prefix?: string | undefined; active?: boolean | undefined },
-      caller: Caller,
-    ) {
-      const { page, nextCursor } = await cursors.page(opts, (limit, beforeSeq) =>
-        trail.lookup(caller, 'secret.list', opts.prefix ?? null, () =>
-          onRoute(caller, (q) =>
-            repo.list(q, {
-              environment: environmentOf(caller),
-              limit,
-              beforeSeq,
-              prefix: opts.prefix,
-              active: opts.active,
-              visible: caller.visible,
-            }),
-          ),
-        ),
-      );
-      return { secrets: page.map(toMetadata), nextCursor };
-    },
-
-    async create(input: CreateRequest, caller: Caller): Promise<{ id: string; revived: boolean }> {
-      return trail.change<{ id: string; revived: boolean }>(
-        caller,
-        'secret.create',
-        input.key,
-        async (tx) => {
-          const made = await changes.change(tx, caller, 'secret.create', { kind: 'create', request: input });
-          if (made.revision !== undefined)
-            return { result: { id: made.id, revived: false }, version: 1, audited: true };
-
-          // The key exists. Active: conflict. Soft-deleted: revive it under its own id, as a new version.
-          const cur = await repo.findByKey(tx, environmentOf(caller), input.key, { forUpdate: true });
-          if (!cur) throw errors.conflict(`Secret already exists: ${input.key}`, 'Retry the request');
-          if (cur.is_active) {
-            throw errors.conflict(
-              `Secret already exists: ${input.key}`,
-              'Use PUT /api/secrets/{key} to change its value, or choose another key',
-            );
-          }
-          const revived = await changes.change(tx, caller, 'secret.create', {
-            kind: 'revive',
-            cur,
-            request: input,
-          });
-          return { result: { id: cur.id, revived: true }, version: revived.version, audited: true };
-        },
-      );
-    },
-
-    /**
-     * The current value, or version `version`; the same 404 rules apply to every version.
-     * The read is one plain SELECT (no lock, no write); the value is opened, then the
-     * read's audit row (with its outcome, and the lastUsed stamp) is group-committed and
-     * awaited before anything is returned.
-     */
-    async reveal(
-      { key, version }: { key: string; version?: number | undefined },
-      caller: Caller,
-    ): Promise<Revealed> {
-      /**
-       * One read on q. From a replica the outcome carries what it saw, which the primary
-       * confirms when the audit row commits (src/audit/writer.ts): a secret deleted,
-       * expired or changed since is answered again by the primary, never served stale.
-       * A value a replica cannot open (a key ring moved on) is read from the primary too.
-       */
-      const readOn = async (q: Queryable, replica: boolean): Promise<ReadOutcome<Revealed>> => {
-        const row = await reveals.reveal(q, environmentOf(caller), key, version);
-        const check = replica
-          ? {
-              key,
-              environment: environmentOf(caller),
-              revision: row?.revision ?? null,
-              readable: row !== undefined && !unreadable(key, row),
-            }
-          : undefined;
-        if (!row) return { ...readFailed(notFound(key), key), check };
-        const refused = unreadable(key, row);
-        if (refused) return { ...readFailed(refused, key, row.version), check };
-        let value: string;
-        try {
-          value = open(row, row.version, row);
-        } catch (err) {
-          if (replica) throw err;
-          return readFailed(err, key, row.version);
-        }
-        return {
-          ok: true,
-          result: { key: row.key, value, etag: secretEtag(row.id, row.revision) },
-          touched: [{ key, version: row.version, outcome: 'success' }],
-          // Only a read that finds the stamp due sends one; the batch is then a plain insert
-          // unless some read in it is due (src/audit/writer.ts).
-          lastUse: row.stamp_due ? { secretId: row.id, by: caller.label } : undefined,
-          check,
-        };
-      };
-      return trail.read(
-        caller,
-        'secret.read',
-        key,
-        () => onRoute(caller, readOn),
-        () => {
-          reads?.overruled();
-          return readOn(db, false);
-        },
-      );
-    },
-
-    /** Version metadata, newest first; works for inactive secrets too (it reveals no value). */
-    async versions({ key }: { key: string }, caller: Caller) {
-      return trail.read(caller, 'secret.versions', key, async (): Promise<ReadOutcome<VersionsView>> => {
-        const cur = await repo.findByKey(db, environmentOf(caller), key);
-        if (!cur) return readFailed(notFound(key), key);
-        const rows = await repo.listVersions(db, cur.id);
-        return {
-          ok: true,
-          touched: [{ key, version: cur.current_version, outcome: 'success' }],
-          result: {
-            etag: secretEtag(cur.id, cur.revision),
-            body: {
-              key: cur.key,
-              currentVersion: cur.current_version,
-              versions: rows.map((v) => ({
-                version: v.version,
-                createdAt: v.created_at.toISOString(),
-                createdBy: v.created_by,
-                kid: v.kid,
-                current: v.version === cur.current_version,
-              })),
-            },
-          },
-        };
-      });
-    },
-
-    /**
-     * Stores the value of an older version as a new version. The old value is opened and
-     * sealed again under the new number (its AAD names the version), never copied.
-     */
-    async rollback(
-      { key, version, ifMatch }: { key: string; version: number; ifMatch?: string | undefined },
-      caller: Caller,
-    ) {
-      return trail.change(caller, 'secret.rollback', key, async (tx) => {
-        // One locking read brings the secret and the old version's sealed value.
-        const cur = checked(
-          await repo.lockWithVersion(tx, environmentOf(caller), key, version),
-          key,
-          ifMatch,
-        );
-        if (!cur.old) throw versionNotFound(key, version);
-        const value = open(cur, version, cur.old);
-        const w = await changes.change(tx, caller, 'secret.rollback', { kind: 'rollback', cur, value });
-        return {
-          result: { version: w.version, etag: secretEtag(cur.id, w.revision!) },
-          version: w.version,
-          audited: true,
-        };
-      });
-    },
-
-    /** Reactivates a soft-deleted secret with its history; restoring an active one changes nothing. */
-    async restore(
-      { key, ifMatch }: { key: string; ifMatch?: string | undefined },
-      caller: Caller,
-    ): Promise<{ etag: string }> {
-      return trail.change(caller, 'secret.restore', key, async (tx) => {
-        const cur = await lockChecked(tx, caller, key, ifMatch);
-        const version = cur.current_version;
-        if (cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
-        const w = await changes.change(tx, caller, 'secret.restore', { kind: 'restore', cur });
-        return { result: { etag: secretEtag(cur.id, w.revision!) }, version, audited: true };
-      });
-    },
-
-    async update(
-      { key, ifMatch, changes: input }: { key: string; ifMatch?: string | undefined; changes: ChangeRequest },
-      caller: Caller,
-    ): Promise<{ etag: string }> {
-      return trail.changeGuarded(
-        caller,
-        'secret.update',
-        key,
-        // Usually: a plain read, then one statement guarded by the revision it saw.
-        async (q) => {
-          const cur = checked(await repo.findByKey(q, environmentOf(caller), key), key, ifMatch);
-          const w = await changes.change(
-            q,
-            caller,
-            'secret.update',
-            { kind: 'update', cur, request: input },
-            { guarded: true },
-          );
-          return w.revision === undefined ? undefined : { etag: secretEtag(cur.id, w.revision) };
-        },
-        // Lost races, or read replicas to fence: under the row lock, in a transaction.
-        async (tx) => {
-          const cur = await lockChecked(tx, caller, key, ifMatch);
-          const w = await changes.change(tx, caller, 'secret.update', {
-            kind: 'update',
-            cur,
-            request: input,
-          });
-          return { result: { etag: secretEtag(cur.id, w.revision!) }, version: w.version, audited: true };
-        },
-      );
-    },
-
-    /**
-     * Soft delete (isActive=false), or with `purge` the irreversible erasure of an inactive,
-     * non-reserved secret and all its versions. Returns the new ETag (none after a purge).
-     */
-    async remove(
-      { key, ...opts }: { key: string; ifMatch?: string | undefined; purge?: boolean | undefined },
-      caller: Caller,
-    ): Promise<{ etag: string | undefined }> {
-      const action = opts.purge ? 'secret.purge' : 'secret.delete';
-      return trail.change<{ etag: string | undefined }>(caller, action, key, async (tx) => {
-        const cur = await lockChecked(tx, caller, key, opts.ifMatch);
-        const version = cur.current_version;
-        if (opts.purge) {
-          await changes.change(tx, caller, action, { kind: 'purge', cur });
-          return { result: { etag: undefined }, version, audited: true };
-        }
-        // Already deleted: idempotent (a reserved one is refused all the same).
-        const plan = changes.planChange(caller, { kind: 'delete', cur });
-        if (!cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
-        const w = await changes.writeChange(tx, caller, action, plan);
-        return { result: { etag: secretEtag(cur.id, w.revision!) }, version, audited: true };
-      });
-    },
-  };
+  private async lockChecked(tx: Transaction, caller: Caller, key: string, ifMatch: string | undefined) {
+    return checked(
+      await this.repo.findByKey(tx, environmentOf(caller), key, { forUpdate: true }),
+      key,
+      ifMatch,
+    );
+  }
 }
 
-export type SecretService = ReturnType<typeof createSecretService>;
+/** A row (locked, or read for a guarded write) checked against If-Match: 404 when absent, 412 when stale. */
+function checked<R extends SecretRow>(cur: R | undefined, key: string, ifMatch: string | undefined): R {
+  if (!cur) throw notFound(key);
+  const etag = secretEtag(cur.id, cur.revision);
+  if (!ifMatchSatisfied(ifMatch, etag)) throw errors.preconditionFailed(etag);
+  return cur;
+}
+
+/** The service for a caller that builds it alone. */
+export function createSecretService(deps: SecretServiceDeps): SecretService {
+  return new SecretService(deps);
+}
