@@ -205,7 +205,9 @@ if (backend === 'postgres') {
       busy = Promise.all(
         Array.from({ length: max }, () => t.db.query('SELECT pg_advisory_xact_lock_shared($1)', [lockKey])),
       );
-      await vi.waitFor(() => expect(t.db.stats()).toMatchObject({ total: max, idle: 0 }), { timeout: 30_000 });
+      await vi.waitFor(() => expect(t.db.stats()).toMatchObject({ total: max, idle: 0 }), {
+        timeout: 30_000,
+      });
 
       // A render (the admin's token is checked without the database), admitted by the bulk
       // gate since a slot is free, now waits in the pool's queue for a connection.
