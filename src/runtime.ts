@@ -133,6 +133,8 @@ export async function openDatabase(config: Config, opts: RuntimeOptions = {}): P
       return openPostgres({
         connectionString: config.databaseUrl,
         max: config.databasePoolMax,
+        // A full pool is load, not an outage: wait for a connection as long as a request may take.
+        poolWaitMillis: config.requestTimeoutMs,
         preparedStatements: config.databasePreparedStatements,
         ...(opts.pgSchema ? { schema: opts.pgSchema } : {}),
         ...(log

@@ -9,7 +9,14 @@ export interface PostgresOptions {
   max?: number;
   /** Sets search_path on every connection (tests give each app its own schema). */
   schema?: string;
+  /** How long establishing one new connection may take before it counts as unreachable (2 s). */
   connectionTimeoutMillis?: number;
+  /**
+   * How long a statement may wait for a connection while every connection of the pool is in
+   * use (default: connectionTimeoutMillis). A full pool is load, not an outage: the primary
+   * waits as long as a request may take (REQUEST_TIMEOUT_MS), see openPostgres.
+   */
+  poolWaitMillis?: number;
   /**
    * Client-side limit on one statement's answer (pg's query_timeout): the statement fails
    * and its connection is dropped. Set for replica pools, so a replica that accepts
@@ -215,13 +222,32 @@ function multiHostSource(
 export function openPostgres(opts: PostgresOptions): Database {
   const list = parseDatabaseUrl(opts.connectionString);
   const timeoutMs = opts.connectionTimeoutMillis ?? 2000;
+  const waitMs = Math.max(opts.poolWaitMillis ?? timeoutMs, timeoutMs);
+  /**
+   * pg-pool applies its one connectionTimeoutMillis to two different waits: establishing a
+   * new connection, and queueing for a busy one when the pool is full. Only the first says
+   * anything about the database. Under load (2 cores, load average 20+) every connection of
+   * a full pool was in use for over 2 s at a time, so requests admitted by the bulk gate, and
+   * reads too, were answered 503 "the database cannot be reached" while the database was up
+   * and answering, and no new connection had been tried. So the two are set apart: each new
+   * connection still gets timeoutMs (this Client's own connect timeout: a database that is
+   * down or unreachable answers 503 as fast as before), and a request queued behind busy
+   * connections waits up to waitMs. A database that goes away while the pool is full fails
+   * the busy statements, and the queue then meets the fast connect failure, not the wait.
+   */
+  class Client extends pg.Client {
+    constructor(config?: pg.ClientConfig) {
+      super({ ...config, connectionTimeoutMillis: timeoutMs });
+    }
+  }
   const poolFor = (connectionString: string, onConnect?: (c: pg.ClientBase) => Promise<void>) => {
     const pool = new pg.Pool({
       connectionString,
       ...(onConnect ? { onConnect } : {}),
       max: opts.max ?? 20,
-      // Fail fast when the database is down, so requests get a 503 instead of hanging.
-      connectionTimeoutMillis: timeoutMs,
+      Client,
+      // Queueing for a busy connection (new connections: Client above, timeoutMs).
+      connectionTimeoutMillis: waitMs,
       ...(opts.queryTimeoutMillis ? { query_timeout: opts.queryTimeoutMillis } : {}),
       idleTimeoutMillis: 30_000,
       ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),

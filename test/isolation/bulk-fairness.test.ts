@@ -1,7 +1,8 @@
 import type { FastifyRequest } from 'fastify';
+import pg from 'pg';
 import { expect, it, vi } from 'vitest';
 import { apiKey, createAccessKey } from '../helpers/access-keys.js';
-import { useTestApp } from '../helpers/app.js';
+import { backend, testDatabaseUrl, useTestApp } from '../helpers/app.js';
 import { secretValue, trackValue } from '../helpers/secrets.js';
 
 /**
@@ -178,3 +179,61 @@ it('rates imported entries per caller (BATCH_ENTRY_RATE_LIMIT): a batch that doe
   // Another caller's budget is its own.
   expect((await send(other.token, batchOf(1000, 'RATE_D'))).statusCode).toBe(200);
 });
+
+// PostgreSQL only: PGlite has no pool (one connection that every statement takes in turn),
+// so there is no queue for a connection to time out in.
+if (backend === 'postgres') {
+  it('an admitted bulk request waits for a busy pool instead of answering 503', async () => {
+    const value = trackValue(secretValue('wait'));
+    const put = await t.app.inject({
+      method: 'POST',
+      url: '/api/secrets',
+      headers: t.auth(),
+      payload: { key: 'WAIT_READ', value },
+    });
+    expect(put.statusCode).toBe(201);
+
+    // Every connection of the app's pool runs a statement that waits on an advisory lock held
+    // elsewhere: the pool is full and busy, as under heavy load, while the database is up.
+    const lockKey = Math.floor(Math.random() * 2 ** 31);
+    const holder = new pg.Client({ connectionString: testDatabaseUrl });
+    await holder.connect();
+    let busy: Promise<unknown[]> = Promise.resolve([]);
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [lockKey]);
+      const max = Number(t.env.DATABASE_POOL_MAX);
+      busy = Promise.all(
+        Array.from({ length: max }, () => t.db.query('SELECT pg_advisory_xact_lock_shared($1)', [lockKey])),
+      );
+      await vi.waitFor(() => expect(t.db.stats()).toMatchObject({ total: max, idle: 0 }), {
+        timeout: 30_000,
+      });
+
+      // A render (the admin's token is checked without the database), admitted by the bulk
+      // gate since a slot is free, now waits in the pool's queue for a connection.
+      const render = t.app.inject({
+        method: 'POST',
+        url: '/api/secrets/render',
+        headers: t.auth(),
+        payload: { template: 'v={{Secrets.WAIT_READ}}' },
+      });
+      await vi.waitFor(
+        () => {
+          expect(t.app.bulkGate.stats().active).toBe(1);
+          expect(t.db.stats().waiting).toBeGreaterThan(0);
+        },
+        { timeout: 30_000 },
+      );
+      // Held past the 2 s connect timeout that used to end this wait with 503 (a hold, not
+      // an assertion about time: held longer on a slow machine, the answer is the same).
+      await new Promise((r) => setTimeout(r, 2_500));
+      await holder.query('SELECT pg_advisory_unlock($1)', [lockKey]);
+      const res = await render;
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json().rendered).toBe(`v=${value}`);
+    } finally {
+      await holder.end();
+      await busy;
+    }
+  });
+}
