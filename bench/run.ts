@@ -91,6 +91,22 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '30' },
   },
 });
+
+/**
+ * How a compared tree is named in results: by its commit (`tree at 09ab413`), not by where it
+ * was built on this machine, so a committed result says which code it measured.
+ */
+const compareLabel = (() => {
+  if (!args.compare) return '';
+  try {
+    const head = execFileSync('git', ['-C', args.compare, 'rev-parse', '--short', 'HEAD'], {
+      encoding: 'utf8',
+    });
+    return `tree at ${head.trim()}`;
+  } catch {
+    return 'the compared tree';
+  }
+})();
 const smoke = args.smoke;
 const parts = new Set(args.only.split(','));
 const settings = smoke
@@ -371,7 +387,7 @@ async function isolation(backend: Backend): Promise<IsolationResult> {
   try {
     for (let i = 0; i < pairCount; i++) {
       for (const tree of i % 2 === 1 ? [...trees].reverse() : trees) {
-        if (trees.length > 1) log(`  ${tree.name === 'this' ? 'this tree' : args.compare}:`);
+        if (trees.length > 1) log(`  ${tree.name === 'this' ? 'this tree' : compareLabel}:`);
         pairs[tree.name]!.push(
           await isolationBench({
             url: tree.server.url,
@@ -404,7 +420,7 @@ async function isolation(backend: Backend): Promise<IsolationResult> {
     ...mergeIsolation(pairs[name]!),
     ...(costs[name] ? { costs: costs[name] } : {}),
   });
-  if (args.compare) isolationCompared[`${backend} (${args.compare})`] = merged('compare');
+  if (args.compare) isolationCompared[`${backend} (${compareLabel})`] = merged('compare');
   return merged('this');
 }
 
@@ -862,7 +878,7 @@ function renderPairs(label: string, all: Record<string, Record<string, unknown>>
       );
       if (x.median.compareThroughput !== undefined)
         lines.push(
-          `| ${backend} | ${scenario}, ${args.compare} | ${x.median.compareThroughput} x | | | ${x.median.compareServiceCpu} x | | | this tree's service CPU / req: ${x.median.cpuVsCompare} x the compared tree's |`,
+          `| ${backend} | ${scenario}, ${compareLabel} | ${x.median.compareThroughput} x | | | ${x.median.compareServiceCpu} x | | | this tree's service CPU / req: ${x.median.cpuVsCompare} x the compared tree's |`,
         );
     }
   }
@@ -958,7 +974,7 @@ try {
   }
   if (parts.has('embedded')) {
     const trees = [{ label: 'service (this tree)', root: ROOT }];
-    if (args.compare) trees.push({ label: `service (${args.compare})`, root: args.compare });
+    if (args.compare) trees.push({ label: `service (${compareLabel})`, root: args.compare });
     const reads = smoke ? 100 : Number(args.reads);
     const pairs = smoke ? 1 : Number(args.pairs);
     const rows = await embeddedBench({ trees, pairs, reads, log });
