@@ -468,26 +468,63 @@ export class EventsRepository {
   }
 
   /**
-   * Events after a stream position, in order, released only below the oldest running
-   * transaction (pg_snapshot_xmin): a transaction still running may hold a smaller seq,
-   * so everything below the horizon is final and a position never skips an event.
-   * Position: (xid, seq) of the last event sent.
+   * Events after a stream position, in order, released only below the horizon: the oldest
+   * running transaction that may still add an event with a smaller xid, so a position never
+   * skips one. Position: (xid, seq) of the last event sent.
+   *
+   * The horizon counts only transactions of this database. `pg_snapshot_xmin` alone is the
+   * oldest transaction of the whole cluster, so one long transaction in another database
+   * (another application on a shared server) held every live stream back for as long as it
+   * ran; a transaction of another database can never write our change_events.
+   *
+   * Two statements, in this order, so no event can be skipped:
+   * 1. `xmax0` (every xid below it was assigned by then) and the xids of the transactions
+   *    that hold a relation lock in this database, read from pg_locks after it. A transaction
+   *    with an xid has written (or row-locked) a relation, and holds that relation's lock
+   *    until it ends, so every one of ours running then is in the set.
+   * 2. The events query's own snapshot: its running xids that are in the set, or at or above
+   *    `xmax0` (assigned after statement 1: unknown, so counted), bound the horizon; when none
+   *    is, everything below the snapshot's xmax is final.
+   * A transaction that ends between the two is not running in statement 2's snapshot, and
+   * its events are visible to it.
+   * Not counted: a transaction of this database that took an xid without writing or locking
+   * anything here (`SELECT pg_current_xact_id()` alone) and writes an event later. The
+   * service never does that. A long transaction of this same database, on any table, still
+   * holds the streams back (it is indistinguishable here from a writer of events).
    */
   async eventsAfter(
     q: Queryable,
     after: { xid: string; seq: string },
     limit: number,
   ): Promise<{ rows: EventRow[]; horizon: string }> {
-    const rows = await q.query<EventRow & { horizon: string }>(
-      `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x)
-       SELECT ${EVENT_COLUMNS}, h.x::text AS horizon FROM change_events e, h
-       WHERE (e.xid, e.seq) > ($1::xid8, $2::bigint) AND e.xid < h.x
-       ORDER BY e.xid, e.seq LIMIT $3`,
-      [after.xid, after.seq, limit],
+    const [ours] = await q.query<{ xmax0: string; xids: string[] }>(
+      `SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xmax0,
+              ARRAY(SELECT DISTINCT t.transactionid::text FROM pg_locks t
+                    WHERE t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock'
+                      AND EXISTS (SELECT 1 FROM pg_locks r
+                                  WHERE r.virtualtransaction = t.virtualtransaction
+                                    AND r.locktype = 'relation'
+                                    AND r.database = (SELECT oid FROM pg_database
+                                                      WHERE datname = current_database()))) AS xids`,
+      [],
+      { name: 'events_horizon_ours' },
     );
-    if (rows.length > 0) return { rows, horizon: rows[0]!.horizon };
-    const h = await q.query<{ x: string }>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x`);
-    return { rows: [], horizon: h[0]!.x };
+    const rows = await q.query<EventRow & { horizon: string }>(
+      `WITH s AS (SELECT pg_current_snapshot() AS snap),
+       h AS (
+         SELECT COALESCE(
+           (SELECT min(x) FROM s, pg_snapshot_xip(s.snap) AS x
+            WHERE x >= $4::xid8 OR (x::text::numeric % 4294967296)::text = ANY ($5::text[])),
+           (SELECT pg_snapshot_xmax(s.snap) FROM s)) AS x
+       )
+       SELECT ${EVENT_COLUMNS}, h.x::text AS horizon FROM h
+       LEFT JOIN change_events e ON (e.xid, e.seq) > ($1::xid8, $2::bigint) AND e.xid < h.x
+       ORDER BY e.xid, e.seq LIMIT greatest($3::int, 1)`,
+      [after.xid, after.seq, limit, ours!.xmax0, ours!.xids],
+      { name: 'events_after' },
+    );
+    const horizon = rows[0]!.horizon;
+    return { rows: limit > 0 ? rows.filter((r) => r.seq !== null) : [], horizon };
   }
 }
 

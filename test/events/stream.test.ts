@@ -2,7 +2,7 @@ import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAccessKey } from '../helpers/access-keys.js';
-import { backend } from '../helpers/app.js';
+import { backend, testDatabaseUrl } from '../helpers/app.js';
 import { useTestServer } from '../helpers/server.js';
 
 const t = useTestServer({
@@ -196,7 +196,7 @@ describe('GET /api/events', () => {
     const text = (c: unknown[]) =>
       typeof c[0] === 'string' ? c[0] : ((c[0] as { text?: string } | undefined)?.text ?? '');
     const rangeQueries = spy.mock.calls.filter((c) =>
-      text(c as unknown[]).includes('FROM change_events e, h'),
+      text(c as unknown[]).includes('LEFT JOIN change_events e'),
     );
     // One per poll (one poll may straddle the window's edges), not one per stream per poll.
     expect(rangeQueries.length).toBeGreaterThanOrEqual(polls - 1);
@@ -206,6 +206,67 @@ describe('GET /api/events', () => {
     for (const s of streams)
       await s.until(() => s.events().some((f) => JSON.parse(f.data!).data.key === 'SHARED_FEED'));
   });
+
+  // The horizon below which events are final (src/events/repository.ts eventsAfter) counts
+  // only this database's transactions: PostgreSQL only (PGlite has one session).
+  if (backend === 'postgres') {
+    it('a long transaction in another database does not hold the stream back', async () => {
+      const s = await open(admin());
+      opened.push(s);
+      await s.until((f) => f.some((x) => x.comment === 'heartbeat'));
+      // Another application on the same server, in its own database, holding an xid open.
+      const other = new pg.Client({
+        connectionString: testDatabaseUrl.replace(/\/[^/?]+(\?|$)/, '/postgres$1'),
+      });
+      await other.connect();
+      try {
+        await other.query('BEGIN');
+        await other.query('SELECT pg_current_xact_id()');
+        await create('WHILE_OTHER_DB_WAITS');
+        // Delivered while that transaction is still open (before the fix: only after it ended).
+        await s.until(() => s.events().some((f) => JSON.parse(f.data!).data.key === 'WHILE_OTHER_DB_WAITS'));
+      } finally {
+        await other.query('ROLLBACK');
+        await other.end();
+      }
+    });
+
+    it('an event written late by an older transaction of this database is still streamed, after newer ones', async () => {
+      const s = await open(admin());
+      opened.push(s);
+      await s.until((f) => f.some((x) => x.comment === 'heartbeat'));
+      const older = new pg.Client({
+        connectionString: testDatabaseUrl,
+        options: `-c search_path=${t.schema}`,
+      });
+      await older.connect();
+      try {
+        // An xid taken before the newer change's, with a lock in this database (as a writer's
+        // first statement takes), and its event written only after the newer one was streamed.
+        await older.query('BEGIN');
+        await older.query('LOCK TABLE secrets IN ROW EXCLUSIVE MODE');
+        await older.query('SELECT pg_current_xact_id()');
+        const created = t.app.inject({
+          method: 'POST',
+          url: '/api/secrets',
+          headers: admin(),
+          payload: { key: 'NEWER', value: 'v-1' },
+        });
+        expect((await created).statusCode).toBe(201);
+        await older.query(
+          `INSERT INTO change_events (type, key, version, actor) VALUES ('secret.updated', 'OLDER_LATE', 1, 'test')`,
+        );
+        await older.query('COMMIT');
+        await s.until(() => s.events().some((f) => JSON.parse(f.data!).data.key === 'OLDER_LATE'));
+        const keys = s.events().map((f) => JSON.parse(f.data!).data.key);
+        expect(keys).toContain('NEWER');
+        // Released in xid order: the older transaction's event first.
+        expect(keys.indexOf('OLDER_LATE')).toBeLessThan(keys.indexOf('NEWER'));
+      } finally {
+        await older.end();
+      }
+    });
+  }
 
   it('refuses a caller over EVENT_STREAMS_PER_CALLER with 429 (audited); other callers keep streaming', async () => {
     const capped = { authorization: `Bearer ${t.token('capped')}` };
