@@ -472,25 +472,25 @@ export class EventsRepository {
    * running transaction that may still add an event with a smaller xid, so a position never
    * skips one. Position: (xid, seq) of the last event sent.
    *
-   * The horizon counts only transactions of this database. `pg_snapshot_xmin` alone is the
-   * oldest transaction of the whole cluster, so one long transaction in another database
-   * (another application on a shared server) held every live stream back for as long as it
-   * ran; a transaction of another database can never write our change_events.
+   * The horizon counts only transactions of this schema: those holding a lock on one of its
+   * relations. `pg_snapshot_xmin` alone is the oldest transaction of the whole cluster, so one
+   * long transaction anywhere (another application's, in another database or another schema
+   * of this one) held every live stream back for as long as it ran.
    *
    * Two statements, in this order, so no event can be skipped:
    * 1. `xmax0` (every xid below it was assigned by then) and the xids of the transactions
-   *    that hold a relation lock in this database, read from pg_locks after it. A transaction
-   *    with an xid has written (or row-locked) a relation, and holds that relation's lock
-   *    until it ends, so every one of ours running then is in the set.
+   *    that hold a lock on a relation of this schema, read from pg_locks after it. The
+   *    service's transactions take their xid by writing (or row-locking) a table of this
+   *    schema and hold that table's lock until they end, so every one of them running then
+   *    is in the set.
    * 2. The events query's own snapshot: its running xids that are in the set, or at or above
    *    `xmax0` (assigned after statement 1: unknown, so counted), bound the horizon; when none
    *    is, everything below the snapshot's xmax is final.
    * A transaction that ends between the two is not running in statement 2's snapshot, and
    * its events are visible to it.
-   * Not counted: a transaction of this database that took an xid without writing or locking
-   * anything here (`SELECT pg_current_xact_id()` alone) and writes an event later. The
-   * service never does that. A long transaction of this same database, on any table, still
-   * holds the streams back (it is indistinguishable here from a writer of events).
+   * Not counted, so never to be done: a transaction that takes its xid without touching this
+   * schema (`SELECT pg_current_xact_id()`, or a write elsewhere first) and writes an event
+   * later. A long write transaction on this schema's own tables still holds the streams back.
    */
   async eventsAfter(
     q: Queryable,
@@ -505,7 +505,10 @@ export class EventsRepository {
                                   WHERE r.virtualtransaction = t.virtualtransaction
                                     AND r.locktype = 'relation'
                                     AND r.database = (SELECT oid FROM pg_database
-                                                      WHERE datname = current_database()))) AS xids`,
+                                                      WHERE datname = current_database())
+                                    AND r.relation IN (SELECT c.oid FROM pg_class c
+                                                       WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n
+                                                                          WHERE n.nspname = current_schema())))) AS xids`,
       [],
       { name: 'events_horizon_ours' },
     );

@@ -9,7 +9,7 @@ import type { EventRow, EventsRepository } from './repository.js';
 /**
  * GET /api/events: the change events as Server-Sent Events. Each event's SSE id is its
  * stream position `<xid>-<seq>`; events are released in (xid, seq) order only below the
- * oldest running transaction of this database (repository `eventsAfter`), so a client that reconnects with
+ * oldest running transaction on this schema (repository `eventsAfter`), so a client that reconnects with
  * Last-Event-ID gets every event after the one it saw, none twice, none skipped. A caller
  * sees only the keys it may see (an access key's patterns); webhook.* events only admins.
  * One shared poller per instance reads the outbox (one indexed range query per interval,

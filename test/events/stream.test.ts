@@ -223,10 +223,33 @@ describe('GET /api/events', () => {
         await other.query('BEGIN');
         await other.query('SELECT pg_current_xact_id()');
         await create('WHILE_OTHER_DB_WAITS');
-        // Delivered while that transaction is still open (before the fix: only after it ended).
+        // Delivered while that transaction is still open (before: only after it ended).
         await s.until(() => s.events().some((f) => JSON.parse(f.data!).data.key === 'WHILE_OTHER_DB_WAITS'));
       } finally {
         await other.query('ROLLBACK');
+        await other.end();
+      }
+    });
+
+    it('a long write transaction in another schema of the same database does not hold the stream back', async () => {
+      const s = await open(admin());
+      opened.push(s);
+      await s.until((f) => f.some((x) => x.comment === 'heartbeat'));
+      const other = new pg.Client({ connectionString: testDatabaseUrl });
+      await other.connect();
+      const scratch = `stream_other_${Date.now().toString(36)}`;
+      try {
+        await other.query(`CREATE SCHEMA ${scratch}`);
+        await other.query(`CREATE TABLE ${scratch}.t (n int)`);
+        await other.query('BEGIN');
+        await other.query(`INSERT INTO ${scratch}.t VALUES (1)`);
+        await create('WHILE_OTHER_SCHEMA_WAITS');
+        await s.until(() =>
+          s.events().some((f) => JSON.parse(f.data!).data.key === 'WHILE_OTHER_SCHEMA_WAITS'),
+        );
+      } finally {
+        await other.query('ROLLBACK');
+        await other.query(`DROP SCHEMA IF EXISTS ${scratch} CASCADE`);
         await other.end();
       }
     });
