@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { type AuditOutcome, outcomeOf, withOutcome } from '../audit/outcome.js';
 import type { AuditTrail, ReadOutcome, Touched } from '../audit/trail.js';
@@ -33,9 +34,6 @@ const RENDER_REFUSAL_NAMES_MAX = 200;
 
 /** Rows opened (decrypted) between two yields to the event loop (openAll). */
 export const OPEN_CHUNK = 100;
-
-/** Lets every callback already queued run (I/O included) before continuing. */
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Calls `each` on every item, yielding to the event loop between chunks of `chunk` items. */
 export async function inChunks<T>(items: readonly T[], each: (item: T) => void, chunk = OPEN_CHUNK) {
