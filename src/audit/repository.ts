@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/database.js';
+import { schemaHorizon } from '../db/xid-horizon.js';
 import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import { recordedOrNull, recordedText } from '../storable-text.js';
 import type { SealedRowContent, StoredSeal } from './chain.js';
@@ -236,12 +237,16 @@ export class AuditRepository {
   }
 
   /**
-   * Every transaction below this id has finished (committed or rolled back): the rows
-   * with a smaller xid are final. Called before this transaction writes anything.
+   * Every transaction of this schema below this id has finished (committed or rolled back):
+   * the audit rows with a smaller xid are final, and visible to this transaction's later
+   * statements (READ COMMITTED). The horizon of src/db/xid-horizon.ts: audit rows are written
+   * only by the service's own transactions, which lock audit_log (a relation of this schema)
+   * before their insert assigns the xid the row carries, and hold that lock until they end;
+   * a transaction of another database or another schema is not waited for. Called before
+   * this transaction writes anything.
    */
   async finishedBelow(q: Queryable): Promise<string> {
-    const rows = await q.query<{ x: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x');
-    return rows[0]?.x ?? '0';
+    return schemaHorizon(q);
   }
 
   /** The next transaction id to be assigned: every row committed so far has a smaller xid. */

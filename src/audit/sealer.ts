@@ -39,9 +39,10 @@ const dayStart = (day: string) => `${day}T00:00:00.000Z`;
 
 /**
  * Seals the audit chain off the hot path without touching a row. A round takes the range of
- * transaction ids from the chain head up to the oldest transaction still running anywhere
- * (pg_snapshot_xmin): every transaction below it has finished, so the rows in the range are
- * final, and a row that commits late has an xid above it and falls into a later range. The
+ * transaction ids from the chain head up to the oldest transaction of this schema still
+ * running (repository `finishedBelow`, src/db/xid-horizon.ts): every transaction of the
+ * service below it has finished, so the rows in the range are final, and a row that commits
+ * late has an xid above it and falls into a later range. The
  * range's rows (in id order) are split by UTC day, one seal per day, so that a day's
  * partition can later be archived with exactly the seals that cover it.
  */
@@ -123,8 +124,8 @@ export function createAuditSealer(db: Database, repo: AuditRepository) {
      */
     async verify(): Promise<VerifyResult> {
       // Cover every row committed before this call: wait (briefly) until every transaction
-      // that had started by now has finished, then seal. A transaction left open longer
-      // than that anywhere in the cluster holds sealing back; those rows are verified next time.
+      // of this schema that had started by now has finished, then seal. One left open longer
+      // than that holds sealing back; those rows are verified next time.
       const target = BigInt(await repo.nextXid(db));
       const deadline = Date.now() + VERIFY_WAIT_MS;
       while (BigInt(await repo.finishedBelow(db)) < target && Date.now() < deadline) {

@@ -2,6 +2,7 @@ import type { SealedValue } from '../crypto/envelope.js';
 import type { Queryable } from '../db/database.js';
 import { columnsOf, newestFirst } from '../db/rows.js';
 import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
+import { horizonCte, schemaWriters } from '../db/xid-horizon.js';
 
 /** SQL only for change events, webhook subscriptions and their deliveries. */
 
@@ -468,62 +469,23 @@ export class EventsRepository {
   }
 
   /**
-   * Events after a stream position, in order, released only below the horizon: the oldest
-   * running transaction that may still add an event with a smaller xid, so a position never
-   * skips one. Position: (xid, seq) of the last event sent.
-   *
-   * The horizon counts only transactions of this schema: those holding a lock on one of its
-   * relations. `pg_snapshot_xmin` alone is the oldest transaction of the whole cluster, so one
-   * long transaction anywhere (another application's, in another database or another schema
-   * of this one) held every live stream back for as long as it ran.
-   *
-   * Two statements, in this order, so no event can be skipped:
-   * 1. `xmax0` (every xid below it was assigned by then) and the xids of the transactions
-   *    that hold a lock on a relation of this schema, read from pg_locks after it. The
-   *    service's transactions take their xid by writing (or row-locking) a table of this
-   *    schema and hold that table's lock until they end, so every one of them running then
-   *    is in the set.
-   * 2. The events query's own snapshot: its running xids that are in the set, or at or above
-   *    `xmax0` (assigned after statement 1: unknown, so counted), bound the horizon; when none
-   *    is, everything below the snapshot's xmax is final.
-   * A transaction that ends between the two is not running in statement 2's snapshot, and
-   * its events are visible to it.
-   * Not counted, so never to be done: a transaction that takes its xid without touching this
-   * schema (`SELECT pg_current_xact_id()`, or a write elsewhere first) and writes an event
-   * later. A long write transaction on this schema's own tables still holds the streams back.
+   * Events after a stream position, in order, released only below the horizon of this
+   * schema's transactions (src/db/xid-horizon.ts): the oldest running one that may still add
+   * an event with a smaller xid, so a position never skips one. Position: (xid, seq) of the
+   * last event sent. The events are read in the horizon's second statement, with its snapshot.
    */
   async eventsAfter(
     q: Queryable,
     after: { xid: string; seq: string },
     limit: number,
   ): Promise<{ rows: EventRow[]; horizon: string }> {
-    const [ours] = await q.query<{ xmax0: string; xids: string[] }>(
-      `SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xmax0,
-              ARRAY(SELECT DISTINCT t.transactionid::text FROM pg_locks t
-                    WHERE t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock'
-                      AND EXISTS (SELECT 1 FROM pg_locks r
-                                  WHERE r.virtualtransaction = t.virtualtransaction
-                                    AND r.locktype = 'relation'
-                                    AND r.database = (SELECT oid FROM pg_database
-                                                      WHERE datname = current_database())
-                                    AND r.relation IN (SELECT c.oid FROM pg_class c
-                                                       WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n
-                                                                          WHERE n.nspname = current_schema())))) AS xids`,
-      [],
-      { name: 'events_horizon_ours' },
-    );
+    const ours = await schemaWriters(q);
     const rows = await q.query<EventRow & { horizon: string }>(
-      `WITH s AS (SELECT pg_current_snapshot() AS snap),
-       h AS (
-         SELECT COALESCE(
-           (SELECT min(x) FROM s, pg_snapshot_xip(s.snap) AS x
-            WHERE x >= $4::xid8 OR (x::text::numeric % 4294967296)::text = ANY ($5::text[])),
-           (SELECT pg_snapshot_xmax(s.snap) FROM s)) AS x
-       )
+      `WITH ${horizonCte('$4', '$5')}
        SELECT ${EVENT_COLUMNS}, h.x::text AS horizon FROM h
        LEFT JOIN change_events e ON (e.xid, e.seq) > ($1::xid8, $2::bigint) AND e.xid < h.x
        ORDER BY e.xid, e.seq LIMIT greatest($3::int, 1)`,
-      [after.xid, after.seq, limit, ours!.xmax0, ours!.xids],
+      [after.xid, after.seq, limit, ours.xmax0, ours.xids],
       { name: 'events_after' },
     );
     const horizon = rows[0]!.horizon;

@@ -1,5 +1,9 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
+import { createAuditRepository } from '../../src/audit/repository.js';
+import { createAuditSealer } from '../../src/audit/sealer.js';
+import { backend, createTestApp, type TestApp, testDatabaseUrl, useTestApp } from '../helpers/app.js';
+import { whileOpenInAnotherDatabase, whileWritingInAnotherSchema } from '../helpers/other-transactions.js';
 import { secretValue } from '../helpers/secrets.js';
 
 // No background sealing: the tests decide when the chain is sealed.
@@ -90,6 +94,78 @@ describe('sealing without rewriting rows', () => {
     expect(seals[1]?.lo).toBe(seals[0]?.hi);
   });
 });
+
+/** Whether each listed row is sealed, oldest first, with its actor. */
+const sealedFlags = async () =>
+  (
+    (await t.app.inject({ method: 'GET', url: '/api/audit', headers: t.auth() })).json() as {
+      entries: { actor: string; sealed: boolean }[];
+    }
+  ).entries
+    .reverse()
+    .map((e) => `${e.actor}:${e.sealed}`);
+
+// The horizon below which rows are final (src/db/xid-horizon.ts) counts only the transactions
+// of the service's own schema: PostgreSQL only (PGlite has one session).
+if (backend === 'postgres') {
+  describe('only a transaction of this schema holds sealing back', () => {
+    it('a transaction open in another database does not: every row committed before verify is sealed', async () => {
+      await whileOpenInAnotherDatabase(async () => {
+        await makeRows(2);
+        // Sealed while that transaction is still open (before: nothing after its xid was).
+        expect(await verify()).toMatchObject({ intact: true, checked: 3, seals: 1 });
+        expect(await sealedFlags()).toEqual(Array(3).fill('admin:test-admin:true'));
+      });
+    });
+
+    it('a write transaction open in another schema of the same database does not', async () => {
+      await whileWritingInAnotherSchema(async () => {
+        await makeRows(2);
+        expect(await verify()).toMatchObject({ intact: true, checked: 3, seals: 1 });
+        expect(await sealedFlags()).toEqual(Array(3).fill('admin:test-admin:true'));
+      });
+    });
+
+    it('a transaction of this schema still open does: rows after its xid stay unsealed until it ends', async () => {
+      await makeRows(1);
+      expect(await verify()).toMatchObject({ intact: true, checked: 2 });
+      const older = new pg.Client({
+        connectionString: testDatabaseUrl,
+        options: `-c search_path=${t.schema}`,
+      });
+      await older.connect();
+      try {
+        // A writer of this schema whose audit row is not committed yet.
+        await older.query('BEGIN');
+        await older.query(
+          `INSERT INTO audit_log (actor, action, outcome) VALUES ('admin:slow', 'secret.read', 'success')`,
+        );
+        await makeRows(2);
+        // A sealing round while it is open seals none of the rows written after it began.
+        await createAuditSealer(t.db, createAuditRepository()).sealPending();
+        const seen = 'admin:test-admin';
+        expect(await sealedFlags()).toEqual([
+          `${seen}:true`,
+          `${seen}:true`,
+          `${seen}:false`,
+          `${seen}:false`,
+        ]);
+        await older.query('COMMIT');
+        // Once it has ended, its row and the later ones are sealed.
+        expect(await verify()).toMatchObject({ intact: true, checked: 5 });
+        expect(await sealedFlags()).toEqual([
+          `${seen}:true`,
+          `${seen}:true`,
+          'admin:slow:true',
+          `${seen}:true`,
+          `${seen}:true`,
+        ]);
+      } finally {
+        await older.end();
+      }
+    });
+  });
+}
 
 describe('tampering is detected and named', () => {
   it('an edited row', async () => {

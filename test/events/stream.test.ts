@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAccessKey } from '../helpers/access-keys.js';
 import { backend, testDatabaseUrl } from '../helpers/app.js';
+import { whileOpenInAnotherDatabase, whileWritingInAnotherSchema } from '../helpers/other-transactions.js';
 import { useTestServer } from '../helpers/server.js';
 
 const t = useTestServer({
@@ -214,44 +215,23 @@ describe('GET /api/events', () => {
       const s = await open(admin());
       opened.push(s);
       await s.until((f) => f.some((x) => x.comment === 'heartbeat'));
-      // Another application on the same server, in its own database, holding an xid open.
-      const other = new pg.Client({
-        connectionString: testDatabaseUrl.replace(/\/[^/?]+(\?|$)/, '/postgres$1'),
-      });
-      await other.connect();
-      try {
-        await other.query('BEGIN');
-        await other.query('SELECT pg_current_xact_id()');
+      await whileOpenInAnotherDatabase(async () => {
         await create('WHILE_OTHER_DB_WAITS');
         // Delivered while that transaction is still open (before: only after it ended).
         await s.until(() => s.events().some((f) => JSON.parse(f.data!).data.key === 'WHILE_OTHER_DB_WAITS'));
-      } finally {
-        await other.query('ROLLBACK');
-        await other.end();
-      }
+      });
     });
 
     it('a long write transaction in another schema of the same database does not hold the stream back', async () => {
       const s = await open(admin());
       opened.push(s);
       await s.until((f) => f.some((x) => x.comment === 'heartbeat'));
-      const other = new pg.Client({ connectionString: testDatabaseUrl });
-      await other.connect();
-      const scratch = `stream_other_${Date.now().toString(36)}`;
-      try {
-        await other.query(`CREATE SCHEMA ${scratch}`);
-        await other.query(`CREATE TABLE ${scratch}.t (n int)`);
-        await other.query('BEGIN');
-        await other.query(`INSERT INTO ${scratch}.t VALUES (1)`);
+      await whileWritingInAnotherSchema(async () => {
         await create('WHILE_OTHER_SCHEMA_WAITS');
         await s.until(() =>
           s.events().some((f) => JSON.parse(f.data!).data.key === 'WHILE_OTHER_SCHEMA_WAITS'),
         );
-      } finally {
-        await other.query('ROLLBACK');
-        await other.query(`DROP SCHEMA IF EXISTS ${scratch} CASCADE`);
-        await other.end();
-      }
+      });
     });
 
     it('an event written late by an older transaction of this database is still streamed, after newer ones', async () => {
