@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database } from '../../src/db/database.js';
 import { loadMigrations, migrate } from '../../src/db/migrate.js';
-import type { PgliteLease } from '../../src/db/pglite.js';
+import { openPglite, type PgliteLease } from '../../src/db/pglite.js';
 import { copyPgliteImage, findPgliteImage } from '../../src/db/pglite-image.mjs';
 
 /**
@@ -79,6 +79,23 @@ export async function seedPgliteDir(dataDir: string, file: string): Promise<void
   await pg.close();
 }
 
+/** Leaves a database's `public` schema as initdb does (empty): the migrations create everything in it. */
+const EMPTY_PUBLIC = ['DROP SCHEMA public CASCADE', 'CREATE SCHEMA public'];
+
+/**
+ * A PGlite database in `<dataDir>/pglite` whose schema is empty, as initdb leaves it, for a
+ * test that builds an older service's database by running only the first migrations: seeded
+ * like every test DATA_DIR (a copy of the migrated image), then `public` dropped and created
+ * again, as the in-memory pool does between apps. initdb itself costs seconds of WebAssembly
+ * CPU (15 s of wall time at load average 17 on two cores), the copy and the drop well under one.
+ */
+export async function openEmptyPgliteDir(dataDir: string, file: string): Promise<Database> {
+  await seedPgliteDir(dataDir, file);
+  const db = await openPglite(join(dataDir, 'pglite'));
+  for (const sql of EMPTY_PUBLIC) await db.query(sql);
+  return db;
+}
+
 /**
  * A per-worker pool of in-memory PGlite databases for the test apps. Starting a PGlite costs
  * about 1.2 s of CPU even from the snapshot, and a run starts well over a hundred; emptying
@@ -94,7 +111,7 @@ async function recycle(pg: PGlite): Promise<void> {
   try {
     if (pg.closed) return;
     await pg.query('DISCARD ALL');
-    await pg.exec('DROP SCHEMA public CASCADE; CREATE SCHEMA public;');
+    for (const sql of EMPTY_PUBLIC) await pg.exec(sql);
     migrations ??= loadMigrations();
     await migrate(migratable(pg), await migrations);
     if (idle.length < MAX_IDLE) idle.push(pg);
