@@ -8,6 +8,7 @@ import { mintAdminToken } from '../../src/auth/mint.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import type { Keyring } from '../../src/crypto/keyring.js';
 import type { Database } from '../../src/db/database.js';
+import type { PgliteLease } from '../../src/db/pglite.js';
 import { createLogger } from '../../src/logger.js';
 import { openRuntime } from '../../src/runtime.js';
 import { leasePglite, seedPgliteDir } from './pglite-snapshot.js';
@@ -71,6 +72,8 @@ export interface TestAppOptions {
   schema?: string;
   /** PGlite: a directory instead of memory (persistence tests), seeded from the snapshot. */
   dataDir?: string;
+  /** PGlite in memory: this database instead of one from the pool (apps over the same data). */
+  pgliteLease?: PgliteLease;
 }
 
 export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
@@ -98,7 +101,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
   const runtime = await openRuntime(config, logger, {
     ...(schema ? { pgSchema: schema } : {}),
     inMemory,
-    ...(inMemory ? { pgliteLease: await leasePglite(inject('pgliteSnapshot')) } : {}),
+    ...(inMemory ? { pgliteLease: opts.pgliteLease ?? (await leasePglite(inject('pgliteSnapshot'))) } : {}),
   });
   const app = await buildApp({ ...runtime, logger });
   await app.ready();

@@ -29,7 +29,8 @@ const RING_A = `A:${KA}`;
 const RING_AB = `A:${KA},B:${KB}`;
 const RING_B = `B:${KB}`;
 
-const { appWith, closeApp, closeAfter, call, data } = appsOverSameData('rotation');
+// On disk: a test hands the data to a rewrap process it kills.
+const { appWith, closeApp, closeAfter, call, data } = appsOverSameData('rotation', { onDisk: true });
 
 /**
  * N secrets under ring A, every third with a second version. Returns key -> [v1, current].
