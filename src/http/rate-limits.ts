@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { SuppressedRefusals } from '../audit/suppressed.js';
 import { type AppError, errors } from '../errors.js';
 import { type Actor, actorId } from '../identity/actor.js';
 
@@ -15,6 +16,8 @@ export function createLimits(
     batchEntriesPerMinute: number;
     refusalsPerMinute: number;
   },
+  /** Where 429s that leave no audit row of their own are counted, for their summary rows. */
+  suppressed: Pick<SuppressedRefusals, 'note'>,
 ) {
   /** One limiter a minute wide: `max` per key, the key named by `prefix` and `of` the request. */
   const perMinute = (max: number, prefix: string, of: (req: FastifyRequest) => string) =>
@@ -65,7 +68,16 @@ export function createLimits(
      */
     async checkAuthFailures(req: FastifyRequest): Promise<void> {
       const r = await authFailures(req, { increment: false });
-      if (!r.isAllowed && r.remaining <= 0 && r.ttl > 0) throw errors.rateLimited(retryAfter(r.ttl));
+      if (!r.isAllowed && r.remaining <= 0 && r.ttl > 0) {
+        // No row of its own (a blocked address's flood would write one each): summarised.
+        suppressed.note('AUTH_FAILURE_RATE_LIMIT', 'address', 'anonymous', req.ip);
+        throw errors.rateLimited(retryAfter(r.ttl));
+      }
+    },
+
+    /** A login refused by LOGIN_RATE_LIMIT (the route's own limiter): no row of its own, summarised. */
+    loginLimited(req: FastifyRequest): void {
+      suppressed.note('LOGIN_RATE_LIMIT', 'address', 'anonymous', req.ip);
     },
 
     async countAuthFailure(req: FastifyRequest): Promise<void> {
@@ -75,15 +87,24 @@ export function createLimits(
      * Before an authenticated caller's body is read: the 429 to answer once the identity has
      * been refused REFUSAL_RATE_LIMIT times this minute, else null. `audit` is true for the
      * one answer that crossed the limit (it is counted, so the rest of the window is refused
-     * without counting): one audit row per identity and window, not one per refusal.
+     * without counting): one audit row of its own, and the rest of the window is counted in
+     * the identity's summary row (SuppressedRefusals), not one row per refusal.
      */
     async overRefusals(req: FastifyRequest): Promise<{ error: AppError; audit: boolean } | null> {
+      const id = byIdentity(req);
       const peek = await refusals(req, { increment: false });
       if (peek.isAllowed || peek.remaining > 0 || peek.ttl <= 0) return null;
       const error = errors.tooManyRefusals(retryAfter(peek.ttl), opts.refusalsPerMinute);
-      if (peek.isExceeded) return { error, audit: false };
+      if (peek.isExceeded) {
+        suppressed.note('REFUSAL_RATE_LIMIT', 'identity', id, req.ip);
+        return { error, audit: false };
+      }
       await refusals(req);
       return { error, audit: true };
+    },
+    /** An answer of REFUSAL_RATE_LIMIT that leaves no row of its own: counted in the summary. */
+    suppressedRefusal(req: FastifyRequest): void {
+      suppressed.note('REFUSAL_RATE_LIMIT', 'identity', byIdentity(req), req.ip);
     },
     /** Counts one refused request of the authenticated caller (REFUSAL_RATE_LIMIT). */
     async countRefusal(req: FastifyRequest): Promise<void> {

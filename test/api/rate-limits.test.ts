@@ -119,6 +119,20 @@ describe('one instance', () => {
     // Other addresses are unaffected, and successful requests never count.
     for (let i = 0; i < 5; i++) expect((await read(t, t.auth(), '10.1.1.2')).statusCode).toBe(200);
     expect((await read(t, {}, '10.1.1.2')).statusCode).toBe(401);
+    // The three refused while blocked are counted in one summary row for the address, written
+    // when the app closes (as at the end of each window).
+    await t.app.close();
+    const summary = await t.db.query<{ actor: string; key: string; version: number; client_ip: string }>(
+      `SELECT actor, key, version, client_ip FROM audit_log WHERE action = 'refusals.suppressed'`,
+    );
+    expect(summary).toEqual([
+      {
+        actor: 'anonymous',
+        key: expect.stringMatching(/^AUTH_FAILURE_RATE_LIMIT /),
+        version: 3,
+        client_ip: '10.1.1.1',
+      },
+    ]);
   });
 
   it('keeps the stricter limit on the login endpoint; failed logins are audited and count as failed authentications', async () => {
@@ -149,6 +163,16 @@ describe('one instance', () => {
     // bad credentials are refused at once, a valid token still works.
     expect429(await read(t, { authorization: 'Bearer wrong' }));
     expect((await read(t, t.auth())).statusCode).toBe(200);
+    // The 429s left no row each; each limit's are counted in one summary row for the address.
+    await t.app.suppressedRefusals.flush();
+    const summary = await t.db.query<{ actor: string; key: string; version: number }>(
+      `SELECT actor, split_part(key, ' ', 1) AS key, version FROM audit_log
+       WHERE action = 'refusals.suppressed' AND client_ip = '127.0.0.1' ORDER BY key`,
+    );
+    expect(summary).toEqual([
+      { actor: 'anonymous', key: 'AUTH_FAILURE_RATE_LIMIT', version: 1 },
+      { actor: 'anonymous', key: 'LOGIN_RATE_LIMIT', version: 1 },
+    ]);
   });
 });
 

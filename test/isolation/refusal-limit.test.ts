@@ -8,9 +8,11 @@ import { useTestServer } from '../helpers/server.js';
  * denials, bodies too large, other limits) is answered 429 with Retry-After once it has been
  * refused REFUSAL_RATE_LIMIT times in the minute, before its body is read: a flood of
  * refused requests costs one counter peek each. The answer that crossed the limit leaves one
- * audit row (rate_limited); the rest of the window leaves none. Other identities, from the
- * same address, are served as before. Real HTTP (the body that is not read), both backends;
- * a fresh server per test, so each starts with an empty window.
+ * audit row (rate_limited); the rest of the window is counted in one summary row for the
+ * identity (`refusals.suppressed`, the count in `version`), written when the window's timer
+ * fires or the app closes (here: the same flush, called). Other identities, from the same
+ * address, are served as before. Real HTTP (the body that is not read), both backends; a
+ * fresh server per test, so each starts with an empty window.
  */
 const LIMIT = 5;
 const t = useTestServer({ env: { REFUSAL_RATE_LIMIT: String(LIMIT) }, resetEachTest: true });
@@ -46,6 +48,25 @@ it('answers 429 past REFUSAL_RATE_LIMIT refusals, auditing the one that crossed 
     null,
     null,
   ]);
+  // The three after it are counted in one summary row, once the window's rows are written.
+  const summary = () =>
+    t.db.query<{ actor: string; key: string; version: number; outcome: string; client_ip: string }>(
+      `SELECT actor, key, version, outcome, client_ip FROM audit_log WHERE action = 'refusals.suppressed'`,
+    );
+  expect(await summary()).toEqual([]);
+  await t.app.suppressedRefusals.flush();
+  const [row, ...more] = await summary();
+  expect(more).toEqual([]);
+  expect(row).toMatchObject({
+    actor: `access_key:${lister.id}`,
+    version: 3,
+    outcome: 'rate_limited',
+    client_ip: '127.0.0.1',
+  });
+  expect(row?.key).toMatch(/^REFUSAL_RATE_LIMIT \S+Z\/\S+Z$/);
+  // Written once: a second flush has nothing left to write.
+  await t.app.suppressedRefusals.flush();
+  expect(await summary()).toHaveLength(1);
 
   // Another identity from the same address is served.
   const admin = await fetch(`${t.url}/api/secrets`, { headers: t.auth() });
