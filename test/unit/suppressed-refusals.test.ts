@@ -1,15 +1,15 @@
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import type { AuditEntry } from '../../src/audit/entry.js';
 import { OVERFLOW_ACTOR, SuppressedRefusals } from '../../src/audit/suppressed.js';
 import { createLogger } from '../../src/logger.js';
 
 // Issue 21: the refusals rate limits answer without a row each are written as one summary
 // row per limit and identity (or address) and window, with bounded memory, and none is lost
-// when a write fails. A fixed clock, and flushes called explicitly: no timer runs here.
+// when a write fails. A fixed clock and explicit flushes, or fake timers: no real time passes.
 
 const at = (iso: string) => Date.parse(iso);
 
-function tally(opts: { maxTracked?: number; fail?: () => boolean } = {}) {
+function tally(opts: { maxTracked?: number; fail?: () => boolean; intervalMs?: number } = {}) {
   const written: AuditEntry[] = [];
   let now = at('2026-12-05T10:00:00.000Z');
   const s = new SuppressedRefusals({
@@ -18,7 +18,7 @@ function tally(opts: { maxTracked?: number; fail?: () => boolean } = {}) {
       written.push(...rows);
     },
     log: createLogger('silent'),
-    intervalMs: 0,
+    intervalMs: opts.intervalMs ?? 0,
     now: () => now,
     ...(opts.maxTracked === undefined ? {} : { maxTracked: opts.maxTracked }),
   });
@@ -97,4 +97,27 @@ it('keeps the counts of a write that failed for the next window', async () => {
   expect(written).toEqual([
     expect.objectContaining({ actor: 'admin:eve', version: 3, clientIp: '10.0.0.2' }),
   ]);
+});
+
+it('writes each window on its timer, and what is left when stopped', async () => {
+  vi.useFakeTimers();
+  try {
+    const { s, written } = tally({ intervalMs: 60_000 });
+    s.start();
+    s.note('REFUSAL_RATE_LIMIT', 'identity', 'admin:eve', '10.0.0.2');
+    await vi.advanceTimersByTimeAsync(59_999);
+    expect(written).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(written).toEqual([expect.objectContaining({ actor: 'admin:eve', version: 1 })]);
+    // An empty window writes nothing.
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(written).toHaveLength(1);
+    s.note('REFUSAL_RATE_LIMIT', 'identity', 'admin:eve', '10.0.0.2');
+    await s.stop();
+    expect(written).toHaveLength(2);
+    // Stopped: no timer is left to fire.
+    expect(vi.getTimerCount()).toBe(0);
+  } finally {
+    vi.useRealTimers();
+  }
 });
