@@ -17,6 +17,7 @@ import { withOutcome } from './audit/outcome.js';
 import { AuditRepository } from './audit/repository.js';
 import { auditRoutes } from './audit/routes.js';
 import { createAuditSealer } from './audit/sealer.js';
+import { SuppressedRefusals } from './audit/suppressed.js';
 import { AuditTrail } from './audit/trail.js';
 import { AuditWriter } from './audit/writer.js';
 import { documentSecurity, installGuard, type RouteAccess, routeAccess } from './auth/guard.js';
@@ -73,6 +74,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The group-committed audit writer (its batch statistics feed the benchmark report). */
     auditWriter: AuditWriter;
+    /**
+     * Refusals rate limits answered without an audit row each, written as summary rows every
+     * RATE_LIMIT_SUMMARY_INTERVAL_MS and on close (src/audit/suppressed.ts); `flush()` writes them now.
+     */
+    suppressedRefusals: SuppressedRefusals;
     /** Per-caller and pool-share bounds of the bulk routes (src/secrets/bulk-gate.ts). */
     bulkGate: BulkGate;
     /** Webhook delivery (src/events/dispatcher.ts): tests and benchmarks drive and read it. */
@@ -318,10 +324,19 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
   });
   const trail = new AuditTrail({ db, repo: audit, writer: auditWriter, log: logger, reads: deps.reads });
   app.decorate('auditWriter', auditWriter);
+  const suppressed = new SuppressedRefusals({
+    record: (rows) => auditWriter.record(rows),
+    log: logger,
+    intervalMs: config.rateLimitSummaryIntervalMs,
+  });
+  app.decorate('suppressedRefusals', suppressed);
+  app.addHook('onReady', async () => suppressed.start());
   app.decorateRequest('caller', null as never);
   // Registered before the routes' scopes close, so it runs after in-flight requests finished:
-  // anything still queued is written before the database is closed.
+  // anything still queued is written before the database is closed, the summary of the
+  // refusals rate limits answered without a row first.
   app.addHook('onClose', async () => {
+    await suppressed.stop();
     await auditWriter.flush();
     // The batch sizes seen: how well group commit worked under this process's load.
     logger.info({ auditBatches: auditWriter.stats() }, 'audit batch statistics');
@@ -344,12 +359,16 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     replay: deps.redis ? redisReplayGuard(deps.redis, config.rateLimitNamespace) : memoryReplayGuard(),
     allowHttpIssuers: config.oidcAllowHttpIssuers,
   });
-  const limits = createLimits(app, {
-    readPerMinute: config.readRateLimit,
-    authFailuresPerMinute: config.authFailureRateLimit,
-    batchEntriesPerMinute: config.batchEntryRateLimit,
-    refusalsPerMinute: config.refusalRateLimit,
-  });
+  const limits = createLimits(
+    app,
+    {
+      readPerMinute: config.readRateLimit,
+      authFailuresPerMinute: config.authFailureRateLimit,
+      batchEntriesPerMinute: config.batchEntryRateLimit,
+      refusalsPerMinute: config.refusalRateLimit,
+    },
+    suppressed,
+  );
   const bulkGate = createBulkGate({
     perCaller: config.bulkInFlightPerCaller,
     // PGlite has one connection: bulk work takes it in turn with everything else.
@@ -464,6 +483,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, services: Ser
         withOutcome(errors.badLogin(), 'bad_login'),
       );
     },
+    onLimited: (req) => limits.loginLimited(req),
   });
 
   await app.register(tokenExchangeRoutes, {

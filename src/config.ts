@@ -290,6 +290,14 @@ const settings = {
    * it, the identity's requests are answered 429 before their body is read.
    */
   refusalRateLimit: setting('REFUSAL_RATE_LIMIT', int({ min: 1, default: 120 })),
+  /**
+   * How often each instance writes its summary audit rows of the refusals that rate limits
+   * answered without a row each (src/audit/suppressed.ts); they are also written on close.
+   */
+  rateLimitSummaryIntervalMs: setting(
+    'RATE_LIMIT_SUMMARY_INTERVAL_MS',
+    int({ min: 1000, max: 3_600_000, default: 60_000 }),
+  ),
   /** Failed authentications per client IP per minute. */
   authFailureRateLimit: setting('AUTH_FAILURE_RATE_LIMIT', int({ min: 1, default: 20 })),
   /** Rate-limit counters live here when set, shared by every instance. */

@@ -50,4 +50,6 @@ export type AuditAction =
   | 'webhook.redeliver'
   | 'events.stream'
   | 'auth.token_exchange'
-  | 'auth.failed';
+  | 'auth.failed'
+  /** Refusals a rate limit answered without a row each, counted in `version` (src/audit/suppressed.ts). */
+  | 'refusals.suppressed';

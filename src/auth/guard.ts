@@ -159,12 +159,16 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
     const deny = (err: AppError) =>
       access.action ? refuse(req, access.action, paramKey(req), err) : Promise.reject(err);
     // An identity refused too often this minute is answered before anything else is done
-    // for it (its body is not read): one peek at a counter. Only the answer that crossed
-    // the limit leaves an audit row; the rest of the window is refused without one.
+    // for it (its body is not read): at most one peek at a counter, none for an identity
+    // this instance has not seen reach the limit. The answer that crossed the limit leaves
+    // its own audit row; the rest of the window is counted in the identity's summary row
+    // (src/audit/suppressed.ts), so a flood writes one row, not one per request.
     const over = await limits.overRefusals(req);
     if (over) {
       overLimit.add(req);
-      if (over.audit) return deny(over.error);
+      if (over.audit && access.action) return deny(over.error);
+      // A route whose denials are not audited: the crossing answer is summarised too.
+      if (over.audit) limits.suppressedRefusal(req);
       throw over.error;
     }
     const env = req.caller.environment;

@@ -53,6 +53,8 @@ export async function loginRoutes(
     config: Config;
     /** Called for every refused login (audit row, failed-authentication counter). */
     onFailure?: (req: FastifyRequest) => Promise<void>;
+    /** Called for every login answered 429 by LOGIN_RATE_LIMIT (it leaves no row of its own). */
+    onLimited?: (req: FastifyRequest) => void;
   },
 ) {
   const root = opts.config.rootAdmin;
@@ -72,7 +74,13 @@ export async function loginRoutes(
   app.withTypeProvider<ZodTypeProvider>().post(
     '/api/auth/admin/sessions',
     {
-      config: { rateLimit: { max: opts.config.loginRateLimit, timeWindow: '1 minute' } },
+      config: {
+        rateLimit: {
+          max: opts.config.loginRateLimit,
+          timeWindow: '1 minute',
+          ...(opts.onLimited ? { onExceeded: opts.onLimited } : {}),
+        },
+      },
       schema: {
         tags: ['Auth'],
         summary: 'Admin login',

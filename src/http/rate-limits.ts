@@ -1,6 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { SuppressedRefusals } from '../audit/suppressed.js';
 import { type AppError, errors } from '../errors.js';
 import { type Actor, actorId } from '../identity/actor.js';
+
+/** Identities remembered as over REFUSAL_RATE_LIMIT on this instance (see overRefusals). */
+const MAX_OVER_REFUSALS = 10_000;
 
 /**
  * Per-identity limits built on @fastify/rate-limit's manual limiters, so they share its
@@ -15,6 +19,8 @@ export function createLimits(
     batchEntriesPerMinute: number;
     refusalsPerMinute: number;
   },
+  /** Where 429s that leave no audit row of their own are counted, for their summary rows. */
+  suppressed: Pick<SuppressedRefusals, 'note'>,
 ) {
   /** One limiter a minute wide: `max` per key, the key named by `prefix` and `of` the request. */
   const perMinute = (max: number, prefix: string, of: (req: FastifyRequest) => string) =>
@@ -29,6 +35,37 @@ export function createLimits(
   const batchEntries = perMinute(opts.batchEntriesPerMinute, 'batch', byIdentity);
   const refusals = perMinute(opts.refusalsPerMinute, 'refused', byIdentity);
   const retryAfter = (ttlMs: number) => Math.max(1, Math.ceil(ttlMs / 1000));
+  /**
+   * Identities this instance has seen reach REFUSAL_RATE_LIMIT, with when their window ends
+   * (ms since the epoch): only their requests peek at the shared counter (overRefusals).
+   * Insertion order is age: past MAX_OVER_REFUSALS the oldest is forgotten (it is learnt
+   * again from its next counted refusal).
+   */
+  const overRefusalsUntil = new Map<string, number>();
+  const rememberOver = (id: string, ttlMs: number) => {
+    overRefusalsUntil.delete(id);
+    if (overRefusalsUntil.size >= MAX_OVER_REFUSALS) {
+      const oldest = overRefusalsUntil.keys().next();
+      if (!oldest.done) overRefusalsUntil.delete(oldest.value);
+    }
+    overRefusalsUntil.set(id, Date.now() + (ttlMs > 0 ? ttlMs : 60_000));
+  };
+  /**
+   * Refusals being counted, by identity: a request that follows a refusal of its identity
+   * waits for that count, so that on one instance a refusal counted is always seen by the
+   * next request (as a peek queued behind the increment was). Bounded by requests in flight.
+   */
+  const counting = new Map<string, Promise<void>>();
+  const forget = (id: string, p: Promise<void>) => {
+    if (counting.get(id) === p) counting.delete(id);
+  };
+  const mayBeOverRefusals = (id: string): boolean => {
+    const until = overRefusalsUntil.get(id);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    overRefusalsUntil.delete(id);
+    return false;
+  };
   const overBatchEntries = (ttlMs: number) =>
     errors.rateLimited(
       retryAfter(ttlMs > 0 ? ttlMs : 60_000),
@@ -65,7 +102,16 @@ export function createLimits(
      */
     async checkAuthFailures(req: FastifyRequest): Promise<void> {
       const r = await authFailures(req, { increment: false });
-      if (!r.isAllowed && r.remaining <= 0 && r.ttl > 0) throw errors.rateLimited(retryAfter(r.ttl));
+      if (!r.isAllowed && r.remaining <= 0 && r.ttl > 0) {
+        // No row of its own (a blocked address's flood would write one each): summarised.
+        suppressed.note('AUTH_FAILURE_RATE_LIMIT', 'address', 'anonymous', req.ip);
+        throw errors.rateLimited(retryAfter(r.ttl));
+      }
+    },
+
+    /** A login refused by LOGIN_RATE_LIMIT (the route's own limiter): no row of its own, summarised. */
+    loginLimited(req: FastifyRequest): void {
+      suppressed.note('LOGIN_RATE_LIMIT', 'address', 'anonymous', req.ip);
     },
 
     async countAuthFailure(req: FastifyRequest): Promise<void> {
@@ -75,19 +121,60 @@ export function createLimits(
      * Before an authenticated caller's body is read: the 429 to answer once the identity has
      * been refused REFUSAL_RATE_LIMIT times this minute, else null. `audit` is true for the
      * one answer that crossed the limit (it is counted, so the rest of the window is refused
-     * without counting): one audit row per identity and window, not one per refusal.
+     * without counting): one audit row of its own, and the rest of the window is counted in
+     * the identity's summary row (SuppressedRefusals), not one row per refusal.
+     *
+     * It runs on every authenticated request, so it must cost nothing for callers that are
+     * not over the limit: with REDIS_URL a peek is a Redis round trip. The shared counter is
+     * peeked only for identities this instance has seen reach the limit (countRefusal's
+     * increment returns the count, so learning it costs nothing extra). Trade-off: a caller
+     * that spreads its refusals over N instances is not stopped by an instance that has not
+     * seen it reach the limit until one more of its refusals is counted there. So past the
+     * limit each instance serves at most one more refused request per identity and window
+     * (served in full and audited with its own row, as any refusal under the limit), and a
+     * well-formed request of that identity is served there rather than refused. That is at
+     * most N - 1 extra refusals per identity and window, against one round trip per request
+     * for every caller; the limit bounds abuse, it is not an access control.
      */
     async overRefusals(req: FastifyRequest): Promise<{ error: AppError; audit: boolean } | null> {
+      const id = byIdentity(req);
+      const pending = counting.get(id);
+      if (pending) await pending;
+      if (!mayBeOverRefusals(id)) return null;
       const peek = await refusals(req, { increment: false });
-      if (peek.isAllowed || peek.remaining > 0 || peek.ttl <= 0) return null;
+      if (peek.isAllowed || peek.remaining > 0 || peek.ttl <= 0) {
+        // The window ended (or Redis did not answer): peek again only after a new crossing.
+        overRefusalsUntil.delete(id);
+        return null;
+      }
       const error = errors.tooManyRefusals(retryAfter(peek.ttl), opts.refusalsPerMinute);
-      if (peek.isExceeded) return { error, audit: false };
+      if (peek.isExceeded) {
+        suppressed.note('REFUSAL_RATE_LIMIT', 'identity', id, req.ip);
+        return { error, audit: false };
+      }
       await refusals(req);
       return { error, audit: true };
     },
-    /** Counts one refused request of the authenticated caller (REFUSAL_RATE_LIMIT). */
-    async countRefusal(req: FastifyRequest): Promise<void> {
-      await refusals(req);
+    /** An answer of REFUSAL_RATE_LIMIT that leaves no row of its own: counted in the summary. */
+    suppressedRefusal(req: FastifyRequest): void {
+      suppressed.note('REFUSAL_RATE_LIMIT', 'identity', byIdentity(req), req.ip);
+    },
+    /**
+     * Counts one refused request of the authenticated caller (REFUSAL_RATE_LIMIT); once the
+     * count reaches the limit, this instance peeks at the identity's counter (overRefusals).
+     */
+    countRefusal(req: FastifyRequest): Promise<void> {
+      const id = byIdentity(req);
+      const done = refusals(req).then((r) => {
+        if (!r.isAllowed && r.remaining <= 0 && r.ttl > 0) rememberOver(id, r.ttl);
+      });
+      // Waiters only need it settled: its error is the caller's (logged by the guard).
+      const settled: Promise<void> = done.then(
+        () => forget(id, settled),
+        () => forget(id, settled),
+      );
+      counting.set(id, settled);
+      return done;
     },
     /** Batch-import entries (BATCH_ENTRY_RATE_LIMIT): 429 when none are left (a peek, before the body is read). */
     async peekBatchEntries(req: FastifyRequest): Promise<void> {

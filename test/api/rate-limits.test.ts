@@ -119,6 +119,20 @@ describe('one instance', () => {
     // Other addresses are unaffected, and successful requests never count.
     for (let i = 0; i < 5; i++) expect((await read(t, t.auth(), '10.1.1.2')).statusCode).toBe(200);
     expect((await read(t, {}, '10.1.1.2')).statusCode).toBe(401);
+    // The three refused while blocked are counted in one summary row for the address, written
+    // when the app closes (as at the end of each window).
+    await t.app.close();
+    const summary = await t.db.query<{ actor: string; key: string; version: number; client_ip: string }>(
+      `SELECT actor, key, version, client_ip FROM audit_log WHERE action = 'refusals.suppressed'`,
+    );
+    expect(summary).toEqual([
+      {
+        actor: 'anonymous',
+        key: expect.stringMatching(/^AUTH_FAILURE_RATE_LIMIT /),
+        version: 3,
+        client_ip: '10.1.1.1',
+      },
+    ]);
   });
 
   it('keeps the stricter limit on the login endpoint; failed logins are audited and count as failed authentications', async () => {
@@ -149,6 +163,16 @@ describe('one instance', () => {
     // bad credentials are refused at once, a valid token still works.
     expect429(await read(t, { authorization: 'Bearer wrong' }));
     expect((await read(t, t.auth())).statusCode).toBe(200);
+    // The 429s left no row each; each limit's are counted in one summary row for the address.
+    await t.app.suppressedRefusals.flush();
+    const summary = await t.db.query<{ actor: string; key: string; version: number }>(
+      `SELECT actor, split_part(key, ' ', 1) AS key, version FROM audit_log
+       WHERE action = 'refusals.suppressed' AND client_ip = '127.0.0.1' ORDER BY key`,
+    );
+    expect(summary).toEqual([
+      { actor: 'anonymous', key: 'AUTH_FAILURE_RATE_LIMIT', version: 1 },
+      { actor: 'anonymous', key: 'LOGIN_RATE_LIMIT', version: 1 },
+    ]);
   });
 });
 
@@ -196,6 +220,71 @@ describe('two instances sharing Redis', () => {
     expect((await read(b, a.auth('dave'))).statusCode).toBe(200);
     const keys = await redis.keys(`${namespace}*`);
     expect(keys.some((k) => k.includes('read:admin:carol'))).toBe(true);
+  });
+
+  it('share the refusal limit, summarising what it refused without a row, in one Redis command per request at most', async () => {
+    const [a, b] = await pair({ REFUSAL_RATE_LIMIT: '3' });
+    // Every rate-limit command on this pair's counters, as Redis saw them (MONITOR).
+    const monitor = await redis.monitor();
+    const seen: string[][] = [];
+    monitor.on('monitor', (_time: unknown, args: string[], source: string) => {
+      // Round trips only: not the commands the limiter's scripts run inside Redis.
+      if (source !== 'lua' && args.some((x) => x.includes(namespace))) seen.push(args);
+    });
+    /** The commands seen since the last call, once Redis has shown a marker sent after them. */
+    const commands = async () => {
+      const marker = `${namespace}marker-${randomBytes(4).toString('hex')}`;
+      await redis.get(marker);
+      while (!seen.some((c) => c.includes(marker))) await new Promise((r) => setImmediate(r));
+      return seen.splice(0).filter((c) => !c.includes(marker));
+    };
+    const bad = (t: TestApp, headers: Record<string, string>) =>
+      t.app.inject({ method: 'GET', url: '/api/secrets/%00', headers });
+    try {
+      // Redis loads the limiter's two scripts on first use (a failed EVALSHA, then EVAL):
+      // loaded here, so each command below is one.
+      for (let i = 0; i < 4; i++) await bad(a, a.auth('warm-up'));
+      await commands();
+      // A caller that is never refused: its value reads cost the read limit's one command
+      // each, and nothing for the refusal limit.
+      for (const t of [a, b, a, b]) expect((await read(t, a.auth('carol'))).statusCode).toBe(200);
+      const carol = await commands();
+      expect(carol.filter((c) => c.some((x) => x.includes('read:admin:carol')))).toHaveLength(4);
+      expect(carol.filter((c) => !c.some((x) => x.includes('read:admin:carol')))).toEqual([]);
+
+      // A caller refused (400: a key with NUL) on both instances: three on a reach the limit.
+      const h = a.auth('mallory');
+      for (let i = 0; i < 3; i++) expect((await bad(a, h)).statusCode).toBe(400);
+      // b has not seen mallory reach it: the request is served (refused, its own row) and
+      // counted, which tells b (the trade-off in src/http/rate-limits.ts overRefusals).
+      expect((await bad(b, h)).statusCode).toBe(400);
+      // From now on both answer 429 before any work, without a row each.
+      expect((await bad(a, h)).statusCode).toBe(429);
+      expect((await bad(b, h)).statusCode).toBe(429);
+      expect((await read(b, h)).statusCode).toBe(429);
+      const mallory = await commands();
+      // Refused requests: one count each (4); past the limit, one peek each (3), no count.
+      const peeks = mallory.filter((c) => c.some((x) => x.includes('refused:admin:mallory')));
+      expect(peeks).toHaveLength(7);
+    } finally {
+      monitor.disconnect();
+    }
+
+    // Every refusal is in the audit log once: 4 rows of their own, 3 in the summary rows.
+    for (const t of [a, b]) await t.app.suppressedRefusals.flush();
+    const dbs = backend === 'pglite' ? [a.db, b.db] : [a.db];
+    let own = 0;
+    let summarised = 0;
+    for (const db of dbs) {
+      const [r] = await db.query<{ own: number; summarised: number }>(
+        `SELECT count(*) FILTER (WHERE action <> 'refusals.suppressed')::int AS own,
+                coalesce(sum(version) FILTER (WHERE action = 'refusals.suppressed'), 0)::int AS summarised
+         FROM audit_log WHERE actor = 'admin:mallory'`,
+      );
+      own += r?.own ?? 0;
+      summarised += r?.summarised ?? 0;
+    }
+    expect({ own, summarised }).toEqual({ own: 4, summarised: 3 });
   });
 
   it('share the failed-authentication limit', async () => {
