@@ -1,4 +1,4 @@
-import { Agent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { type DestinationRules, guardedLookup, refusedLiteral } from './destination.js';
 
 /**
@@ -7,6 +7,10 @@ import { type DestinationRules, guardedLookup, refusedLiteral } from './destinat
  * or promise chain per request, the answer's bytes counted and dropped. Measured against
  * node:http's request and Agent for the same deliveries: about half the client CPU per
  * delivery (docs/benchmarks.md, "The sending side").
+ *
+ * undici is loaded on the first delivery, not at start: importing it takes 100-250 ms and
+ * about 20 MB, which an instance without subscriptions (or the embedded start-up) does
+ * not pay.
  *
  * What it guarantees, as the node:http version did:
  * - **Connections only to checked addresses.** Every new connection resolves its name
@@ -127,29 +131,38 @@ export function createSender(rules: DestinationRules, timeoutMs: number, connect
     return t;
   }
 
-  const newAgent = () =>
-    new Agent({
+  let undici: Promise<typeof import('undici')> | undefined;
+
+  async function newAgent(): Promise<Agent> {
+    undici ??= import('undici');
+    const { Agent } = await undici;
+    agent ??= new Agent({
       connections,
       connect: { lookup: guardedLookup(rules) as never, timeout: timeoutMs },
       // Backstops: the attempt's own timer cuts the whole exchange at timeoutMs.
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
     });
+    return agent;
+  }
+
+  function send(a: Agent, t: Target, body: string, headers: string[]): Promise<Outcome> {
+    return new Promise((resolve) => {
+      const attempt = new Attempt(resolve, timeoutMs);
+      try {
+        a.dispatch({ origin: t.origin, path: t.path, method: 'POST', headers, body }, attempt);
+      } catch (err) {
+        attempt.onResponseError(null as never, err as Error);
+      }
+    });
+  }
 
   return {
     post(url, body, headers) {
       const t = target(url);
       if (t.refused) return Promise.resolve({ status: null, error: t.refused });
-      agent ??= newAgent();
-      const a = agent;
-      return new Promise((resolve) => {
-        const attempt = new Attempt(resolve, timeoutMs);
-        try {
-          a.dispatch({ origin: t.origin, path: t.path, method: 'POST', headers, body }, attempt);
-        } catch (err) {
-          attempt.onResponseError(null as never, err as Error);
-        }
-      });
+      if (agent) return send(agent, t, body, headers);
+      return newAgent().then((a) => send(a, t, body, headers));
     },
     async close() {
       const a = agent;
