@@ -8,7 +8,7 @@ import { type DestinationRules, guardedLookup, refusedLiteral } from './destinat
  * node:http's request and Agent for the same deliveries: about half the client CPU per
  * delivery (docs/benchmarks.md, "The sending side").
  *
- * undici is loaded on the first delivery, not at start: importing it takes 100-250 ms and
+ * undici is loaded on the first delivery, not at start: importing it takes 150-270 ms and
  * about 20 MB, which an instance without subscriptions (or the embedded start-up) does
  * not pay.
  *
