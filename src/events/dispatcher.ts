@@ -1,14 +1,12 @@
 import type { KeyObject } from 'node:crypto';
-import http from 'node:http';
-import https from 'node:https';
 import type { Logger } from 'pino';
 import type { EventsConfig } from '../config.js';
 import { openValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
 import { toSealed } from '../db/sealed-columns.js';
-import { guardedLookup, refusedLiteral } from './destination.js';
 import type { ClaimedDelivery, EventRow, EventsRepository } from './repository.js';
+import { createSender } from './sender.js';
 import { signatureHeader, signingKey } from './signing.js';
 
 /**
@@ -33,8 +31,6 @@ const CONCURRENCY = 32;
 const LEASE_MARGIN_MS = 5_000;
 /** Polling while no subscription is enabled anywhere: from pollMs, doubling up to this. */
 const IDLE_MAX_MS = 30_000;
-/** Bytes of a receiver's answer read at most (only its status matters). */
-const MAX_RESPONSE_BYTES = 64 * 1024;
 
 /** What a change event looks like on the wire (webhooks and the live stream): never a value. */
 export function eventPayload(e: EventRow) {
@@ -61,73 +57,6 @@ export function retryDelayMs(attempt: number, cfg: Pick<EventsConfig, 'retryBase
   return Math.round(raw * (0.8 + Math.random() * 0.4));
 }
 
-interface Outcome {
-  status: number | null;
-  error: string | null;
-}
-
-/**
- * Kept-alive connections: every new connection resolves through guardedLookup, so reuse
- * never skips the address check (a connection is only ever to a checked address).
- */
-const httpAgent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-
-/** One POST: no redirects followed, connection only to checked addresses, bounded in time and bytes. */
-function post(
-  url: URL,
-  body: string,
-  headers: Record<string, string>,
-  rules: { allowHttp: boolean; allowPrivate: boolean },
-  timeoutMs: number,
-): Promise<Outcome> {
-  const literal = refusedLiteral(url, rules);
-  if (literal) return Promise.resolve({ status: null, error: literal });
-  if (url.protocol === 'http:' && !rules.allowHttp)
-    return Promise.resolve({ status: null, error: 'http is not allowed (WEBHOOK_ALLOW_HTTP)' });
-  const send = url.protocol === 'https:' ? https.request : http.request;
-  return new Promise((resolve) => {
-    let settled = false;
-    const finish = (o: Outcome) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(o);
-    };
-    const req = send(
-      url,
-      {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-          ...headers,
-        },
-        lookup: guardedLookup(rules) as never,
-        agent: url.protocol === 'https:' ? httpsAgent : httpAgent,
-      },
-      (res) => {
-        let read = 0;
-        res.on('data', (chunk: Buffer) => {
-          read += chunk.length;
-          if (read > MAX_RESPONSE_BYTES) res.destroy();
-        });
-        // Read to the end (so the connection can be reused), at most MAX_RESPONSE_BYTES.
-        const done = () => finish({ status: res.statusCode ?? null, error: null });
-        res.on('end', done);
-        res.on('close', done);
-        res.on('error', done);
-      },
-    );
-    const timer = setTimeout(() => {
-      finish({ status: null, error: `no answer within ${timeoutMs} ms` });
-      req.destroy();
-    }, timeoutMs);
-    req.on('error', (err: NodeJS.ErrnoException) => finish({ status: null, error: err.code ?? err.message }));
-    req.end(body);
-  });
-}
-
 export interface DispatcherDeps {
   db: Database;
   repo: EventsRepository;
@@ -138,6 +67,9 @@ export interface DispatcherDeps {
 
 export function createDispatcher({ db, repo, keyring, log, config }: DispatcherDeps) {
   const rules = { allowHttp: config.allowHttp, allowPrivate: config.allowPrivate };
+  // Kept-alive connections, at most CONCURRENCY per origin (src/events/sender.ts: every
+  // new connection is to a checked address; no redirects; bounded in time and bytes).
+  const sender = createSender(rules, config.timeoutMs, CONCURRENCY);
   // A claim outlives any attempt: the request is cut at timeoutMs, the lease runs longer.
   const leaseMs = config.timeoutMs * 2 + 10_000;
   const busy = new Map<string, Promise<void>>();
@@ -173,23 +105,39 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     return opened;
   }
 
+  /**
+   * Request bodies of recent events: an event goes to every subscription that wants it
+   * with the same body (its `timestamp` is the event's), serialized once.
+   */
+  const bodies = new Map<string, string>();
+
+  function body(e: EventRow): string {
+    let b = bodies.get(e.id);
+    if (b === undefined) {
+      if (bodies.size >= MAX_IN_FLIGHT * 2) bodies.clear();
+      b = JSON.stringify(eventPayload(e));
+      bodies.set(e.id, b);
+    }
+    return b;
+  }
+
   /** One attempt; its result is recorded with the rest of its batch. */
   async function deliver(d: ClaimedDelivery, secrets: readonly KeyObject[]) {
-    const body = JSON.stringify(eventPayload(d.event));
+    const payload = body(d.event);
     const timestamp = Math.floor(Date.now() / 1000);
     const started = performance.now();
-    const out = await post(
-      new URL(d.url),
-      body,
-      {
-        'webhook-id': d.event.id,
-        'webhook-timestamp': String(timestamp),
-        'webhook-signature': signatureHeader(secrets, d.event.id, timestamp, body),
-        'user-agent': 'secrets-service-webhooks',
-      },
-      rules,
-      config.timeoutMs,
-    );
+    const out = await sender.post(d.url, payload, [
+      'content-type',
+      'application/json',
+      'user-agent',
+      'secrets-service-webhooks',
+      'webhook-id',
+      d.event.id,
+      'webhook-timestamp',
+      String(timestamp),
+      'webhook-signature',
+      signatureHeader(secrets, d.event.id, timestamp, payload),
+    ]);
     const latencyMs = Math.round(performance.now() - started);
     const ok = out.status !== null && out.status >= 200 && out.status < 300;
     const error = ok ? null : (out.error ?? `answered ${out.status}`);
@@ -402,6 +350,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       await claiming;
       await Promise.all(busy.values());
       await jobsRunning;
+      await sender.close();
     },
   };
 }

@@ -85,4 +85,30 @@ describe('webhook destinations (SSRF)', () => {
       await r.close();
     }
   });
+
+  it('refuses at delivery over https too: the name is checked before the TLS connection', async () => {
+    // The sender hands its checking lookup to tls.connect as to net.connect: nothing is
+    // listening on this port, so only the refusal can be the attempt's error.
+    const id = '00000000-0000-4000-8000-000000000002';
+    await t.db.query(
+      `INSERT INTO webhook_subscriptions (id, url, event_types, created_by) VALUES ($1, $2, '{secret.created}', 'test')`,
+      [id, 'https://localhost:9/hook'],
+    );
+    const sealed = sealValue(
+      t.keyring,
+      { secretId: id, key: 'webhook', version: 1 },
+      'whsec_dGVzdHRlc3R0ZXN0dGVzdA==',
+    );
+    await t.db.query(
+      `INSERT INTO webhook_secrets (subscription_id, generation, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext)
+       VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [id, ...sealedParams(sealed)],
+    );
+    expect((await admin.create({ key: 'APP_S', value: secretValue() })).statusCode).toBe(201);
+    await t.app.webhookDispatcher.deliverNow();
+    await t.app.webhookDispatcher.idle();
+    const log = (await admin.req('GET', `/api/webhooks/${id}/deliveries`)).json().deliveries;
+    expect(log).toMatchObject([{ status: 'pending', attempts: 1, lastResponseStatus: null }]);
+    expect(log[0].lastError).toContain('localhost resolves to');
+  });
 });
