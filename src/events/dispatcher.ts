@@ -13,7 +13,8 @@ import { signatureHeader, signingKey } from './signing.js';
 
 /**
  * Webhook delivery on a timer, in every instance (src/app.ts starts and stops it with the
- * app, like the audit jobs). Each round claims due deliveries in one statement (FOR UPDATE
+ * app, like the audit jobs). Each round first fans the events written since the last round
+ * out into deliveries (writers only write the event), then claims due deliveries in one statement (FOR UPDATE
  * SKIP LOCKED plus a lease, src/events/repository.ts `claim`), so instances never send the
  * same delivery at the same time; then it sends them without waiting: a round never waits
  * for a receiver. A subscription's claimed batch runs on its own, and the next round skips
@@ -33,6 +34,9 @@ const CONCURRENCY = 32;
 const LEASE_MARGIN_MS = 5_000;
 /** Polling while no subscription is enabled anywhere: from pollMs, doubling up to this. */
 const IDLE_MAX_MS = 30_000;
+/** Events read per fan-out batch, and batches per round at most. */
+const FAN_OUT_BATCH = 1000;
+const FAN_OUT_ROUNDS = 20;
 /** Bytes of a receiver's answer read at most (only its status matters). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
@@ -270,7 +274,28 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   /** Whether the last claim saw no enabled subscription, and the idle poll interval then. */
   let idleMs = 0;
 
+  /**
+   * Queues the deliveries of the events written since the last fan-out (by any instance),
+   * a batch per short transaction (src/events/repository.ts `fanOut`), until it has caught
+   * up or another instance is fanning out.
+   */
+  async function fanOut() {
+    try {
+      for (let i = 0; i < FAN_OUT_ROUNDS; i++) {
+        const read = await db.transaction((tx) => repo.fanOut(tx, FAN_OUT_BATCH));
+        if (read === undefined || read < FAN_OUT_BATCH) return;
+      }
+    } catch (err) {
+      log.warn(
+        { errCode: (err as { code?: unknown }).code },
+        'webhook fan-out failed; retrying on the next round',
+      );
+    }
+  }
+
   async function claimRound() {
+    if (stopped) return;
+    await fanOut();
     const free = MAX_IN_FLIGHT - inFlight;
     if (stopped) return;
     if (free <= 0) {
@@ -362,6 +387,8 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   return {
     stats,
     sweep,
+    /** Queues the deliveries of the events written so far (tests; every claim round does it first). */
+    fanOut,
     /** The poll's interval now: pollMs, or longer while idle (tests read it). */
     get pollIntervalMs() {
       return Math.max(config.pollMs, idleMs);
