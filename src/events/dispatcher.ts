@@ -11,7 +11,8 @@ import { signatureHeader, signingKey } from './signing.js';
 
 /**
  * Webhook delivery on a timer, in every instance (src/app.ts starts and stops it with the
- * app, like the audit jobs). Each round claims due deliveries in one statement (FOR UPDATE
+ * app, like the audit jobs). Each round first fans the events written since the last round
+ * out into deliveries (writers only write the event), then claims due deliveries in one statement (FOR UPDATE
  * SKIP LOCKED plus a lease, src/events/repository.ts `claim`), so instances never send the
  * same delivery at the same time; then it sends them without waiting: a round never waits
  * for a receiver. A subscription's claimed batch runs on its own, and the next round skips
@@ -31,6 +32,12 @@ const CONCURRENCY = 32;
 const LEASE_MARGIN_MS = 5_000;
 /** Polling while no subscription is enabled anywhere: from pollMs, doubling up to this. */
 const IDLE_MAX_MS = 30_000;
+/**
+ * Events read per fan-out batch, and batches per claim round at most: a backlog is fanned
+ * out a few thousand events ahead of the claims, not all of it before the first is sent.
+ */
+const FAN_OUT_BATCH = 1000;
+const FAN_OUT_PER_ROUND = 2;
 
 /** What a change event looks like on the wire (webhooks and the live stream): never a value. */
 export function eventPayload(e: EventRow) {
@@ -218,7 +225,44 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   /** Whether the last claim saw no enabled subscription, and the idle poll interval then. */
   let idleMs = 0;
 
-  async function claimRound() {
+  /**
+   * Queues the deliveries of the events written since the last fan-out (by any instance),
+   * a batch per short transaction (src/events/repository.ts `fanOut`), until it has caught
+   * up, another instance is fanning out, or `batches` batches ran.
+   */
+  async function fanOut(batches: number) {
+    try {
+      for (let i = 0; i < batches; i++) {
+        const read = await db.transaction((tx) => repo.fanOut(tx, FAN_OUT_BATCH));
+        if (read === undefined || read < FAN_OUT_BATCH) return;
+      }
+    } catch (err) {
+      log.warn(
+        { errCode: (err as { code?: unknown }).code },
+        'webhook fan-out failed; retrying on the next round',
+      );
+    }
+  }
+
+  /** The fan-out running here, if one is: one at a time per instance. */
+  let fanning: Promise<void> | undefined;
+  function fanOutOnce(): Promise<void> {
+    fanning ??= fanOut(FAN_OUT_PER_ROUND).finally(() => {
+      fanning = undefined;
+    });
+    return fanning;
+  }
+
+  /**
+   * A claim round. A poll fans out first, so the claim sees the events written since the
+   * last one. A round that follows a full batch claims at once (the fan-out runs ahead of
+   * the claims, and more deliveries are probably queued) and fans out beside it, so the
+   * fan-out's statements are not on the delivery's critical path under a backlog.
+   */
+  async function claimRound(afterFullBatch = false) {
+    if (stopped) return;
+    if (afterFullBatch) void fanOutOnce();
+    else await fanOutOnce();
     const free = MAX_IN_FLIGHT - inFlight;
     if (stopped) return;
     if (free <= 0) {
@@ -261,7 +305,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
         busy.delete(sub);
         if (full || starved) {
           starved = false;
-          nudge();
+          nudge(true);
         }
       });
       busy.set(sub, run);
@@ -269,9 +313,9 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   }
 
   /** Claims now (unless a claim is running): called by the timer and when a batch ends. */
-  function nudge() {
+  function nudge(afterFullBatch = false) {
     if (stopped || claiming) return;
-    claiming = claimRound().finally(() => {
+    claiming = claimRound(afterFullBatch).finally(() => {
       claiming = undefined;
     });
   }
@@ -310,6 +354,8 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   return {
     stats,
     sweep,
+    /** Queues the deliveries of every event written so far (tests; each claim round fans out first). */
+    fanOut: () => fanOut(Number.MAX_SAFE_INTEGER),
     /** The poll's interval now: pollMs, or longer while idle (tests read it). */
     get pollIntervalMs() {
       return Math.max(config.pollMs, idleMs);
@@ -323,7 +369,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     },
     /** Waits for every batch in flight here. */
     async idle() {
-      while (busy.size > 0 || claiming) await Promise.all([...busy.values(), claiming]);
+      while (busy.size > 0 || claiming || fanning) await Promise.all([...busy.values(), claiming, fanning]);
     },
     /** A subscription was created or enabled here: poll at the normal pace again, now. */
     wake() {
@@ -349,6 +395,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       clearInterval(jobsTimer);
       await claiming;
       await Promise.all(busy.values());
+      await fanning;
       await jobsRunning;
       await sender.close();
     },

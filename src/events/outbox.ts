@@ -3,9 +3,9 @@ import type { AuditAction } from '../audit/entry.js';
 /**
  * The outbox: the change_events row every committed change writes in its own statement
  * (migrations/008_change_events.sql). Events carry no values: type, id, time, key,
- * version, ETag, actor and the id of the change's audit row. Delivery fans out from the
- * row (a trigger inserts one webhook_deliveries row per matching subscription), so a
- * writer only ever inserts the event.
+ * version, ETag, actor and the id of the change's audit row. A writer only ever inserts the
+ * event: the dispatcher fans events out into deliveries later, in batches (repository
+ * `fanOut`), outside every writer's transaction.
  */
 
 /** Every event type, in the order docs/events.md lists them. */

@@ -456,12 +456,14 @@ export class EventsRepository {
            (SELECT k.seq FROM change_events k WHERE k.at >= now() - $1 * interval '1 day' ORDER BY k.seq LIMIT 1),
            (SELECT max(k.seq) + 1 FROM change_events k))
          AND e.at < now() - $1 * interval '1 day'
-         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = e.seq AND d.status = 'pending')`,
+         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = e.seq AND d.status = 'pending')
+         -- and none the fan-out has not passed yet
+         AND (e.xid, e.seq) <= (SELECT f.after_xid, f.after_seq FROM event_fanout f)`,
       [retentionDays],
     );
     await q.query(`DELETE FROM expiry_notices WHERE expires_at < now() - interval '1 day'`);
     // Deliveries a fan-out queued for a subscription deleted while it ran (there is no
-    // foreign key: migrations/010_events_fanout.sql); never claimed, only in the way here.
+    // foreign key: migrations/011_webhook_delivery_cost.sql); never claimed, only in the way here.
     await q.query(
       `DELETE FROM webhook_deliveries d WHERE d.status = 'pending'
          AND NOT EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.id = d.subscription_id)`,
@@ -490,6 +492,72 @@ export class EventsRepository {
     );
     const horizon = rows[0]!.horizon;
     return { rows: limit > 0 ? rows.filter((r) => r.seq !== null) : [], horizon };
+  }
+  /**
+   * One fan-out batch, on a transaction of its own (`tx`): the events after the cursor that
+   * are final (`eventsAfter`, the live stream's release horizon: an event committed later
+   * with a smaller position is never skipped), queued for every subscription that matches
+   * them in one INSERT ... SELECT, the cursor moved past them in the same statement. The
+   * cursor row is locked FOR UPDATE SKIP LOCKED: while one instance fans out, the others skip
+   * it. A subscription matches an event of its types and key prefixes written while it was
+   * enabled (`fan_from`, `fan_until`: the sequence's last value when it was created or
+   * enabled, and disabled; migrations/012), never one about itself. With no subscription at
+   * all, the cursor moves to the horizon without reading the events. Returns the number of
+   * events read, or undefined when another instance holds the cursor.
+   */
+  async fanOut(tx: Queryable, limit: number): Promise<number | undefined> {
+    let [cur] = await tx.query<{ xid: string; seq: string; subs: boolean }>(
+      `SELECT after_xid::text AS xid, after_seq::text AS seq,
+              EXISTS (SELECT 1 FROM webhook_subscriptions) AS subs
+       FROM event_fanout FOR UPDATE SKIP LOCKED`,
+      [],
+      { name: 'events_fanout_cursor' },
+    );
+    if (!cur) {
+      // No row (a fresh or emptied table), or another instance holds it.
+      [cur] = await tx.query<{ xid: string; seq: string; subs: boolean }>(
+        `INSERT INTO event_fanout (after_xid, after_seq) VALUES ('0', 0) ON CONFLICT DO NOTHING
+         RETURNING after_xid::text AS xid, after_seq::text AS seq,
+                   EXISTS (SELECT 1 FROM webhook_subscriptions) AS subs`,
+      );
+      if (!cur) return undefined;
+    }
+    if (!cur.subs) {
+      // Nothing to queue: the cursor moves to the horizon without reading the events, if
+      // still no subscription exists once the horizon is read. Every event below it was
+      // handed its sequence number before then, so a subscription created later starts
+      // after it (fan_from) and none of these events is one it would get.
+      const { horizon } = await this.eventsAfter(tx, cur, 0);
+      await tx.query(
+        `UPDATE event_fanout SET after_xid = $1::xid8, after_seq = 0
+         WHERE after_xid < $1::xid8 AND NOT EXISTS (SELECT 1 FROM webhook_subscriptions)`,
+        [horizon],
+        { name: 'events_fanout_skip' },
+      );
+      return 0;
+    }
+    const { rows } = await this.eventsAfter(tx, cur, limit);
+    const last = rows.at(-1);
+    if (!last) return 0;
+    await tx.query(
+      `WITH e AS (
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::uuid[]) AS t(seq, type, key, subscription_id)
+       ), queued AS (
+         INSERT INTO webhook_deliveries (subscription_id, event_seq, key)
+         SELECT s.id, e.seq, COALESCE(e.key, '')
+         FROM e JOIN webhook_subscriptions s
+           ON e.seq > s.fan_from AND (s.fan_until IS NULL OR e.seq <= s.fan_until)
+          AND e.type = ANY (s.event_types)
+          AND (e.subscription_id IS NULL OR e.subscription_id <> s.id)
+          AND (cardinality(s.key_prefixes) = 0
+               OR (e.key IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(s.key_prefixes) p WHERE starts_with(e.key, p))))
+         ORDER BY e.seq, s.seq
+       )
+       UPDATE event_fanout SET after_xid = $5::xid8, after_seq = $6::bigint`,
+      [...columnsOf(rows, 'seq', 'type', 'key', 'subscription_id'), last.xid, last.seq],
+      { name: 'events_fanout' },
+    );
+    return rows.length;
   }
 }
 

@@ -21,7 +21,7 @@ it('prunes old events and their finished deliveries, keeps pending ones and rece
   const sub = await admin.req('POST', '/api/webhooks', { url: 'http://127.0.0.1:9/hook' });
   expect(sub.statusCode, sub.body).toBe(201);
   const id = sub.json().id as string;
-  // Five old events (30 days), then two recent ones; the trigger queues a delivery for each.
+  // Five old events (30 days), then two recent ones; the fan-out queues a delivery for each.
   await t.db.query(
     `INSERT INTO change_events (type, key, actor, at)
      SELECT 'secret.updated', 'PRUNE_' || n, 'test', now() - interval '30 days' + n * interval '1 second'
@@ -31,6 +31,7 @@ it('prunes old events and their finished deliveries, keeps pending ones and rece
     `INSERT INTO change_events (type, key, actor) SELECT 'secret.updated', 'KEEP_' || n, 'test'
      FROM generate_series(1, 2) n`,
   );
+  await t.app.webhookDispatcher.fanOut();
   // The old ones were delivered, except PRUNE_3, which still waits.
   await t.db.query(
     `UPDATE webhook_deliveries SET status = 'delivered', done_at = now()

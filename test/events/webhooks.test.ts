@@ -469,7 +469,8 @@ if (backend === 'postgres') {
           )
         )[0]!.n;
       const run = async (t: TestApp) => {
-        for (let i = 0; i < 200 && (await pending()) > 0; i++) {
+        // A first round in each at least: the deliveries are queued by the rounds' fan-out.
+        for (let i = 0; i === 0 || (i < 200 && (await pending()) > 0); i++) {
           await t.app.webhookDispatcher.deliverNow();
           await t.app.webhookDispatcher.idle();
         }
