@@ -12,7 +12,7 @@ import { openPglite } from '../src/db/pglite.js';
 import { openPostgres } from '../src/db/postgres.js';
 import { checkKeyring } from '../src/kek/key-check.js';
 import { createKekRepository } from '../src/kek/repository.js';
-import { createKekService } from '../src/kek/service.js';
+import { KekService } from '../src/kek/service.js';
 import { createLogger } from '../src/logger.js';
 
 /**
@@ -126,7 +126,7 @@ try {
     }
   };
   const load = [...Array.from({ length: READERS }, reader), writer()];
-  const keysService = createKekService({
+  const keysService = new KekService({
     db,
     repo: createKekRepository(),
     keyring: ringAB,
