@@ -1,4 +1,3 @@
-import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { AuditEntry } from '../audit/entry.js';
 import { outcomeOf } from '../audit/outcome.js';
@@ -10,6 +9,7 @@ import { errors } from '../errors.js';
 import { type Actor, hasScope } from '../identity/actor.js';
 import { type Caller, environmentOf } from '../identity/caller.js';
 import { maySee } from '../identity/visibility.js';
+import { inChunks } from '../in-chunks.js';
 import type { BatchEntry } from './batch-schemas.js';
 import { type Changes, changesMetadata } from './changes.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
@@ -46,9 +46,6 @@ class EntryError extends Error {
     super('batch entry failed');
   }
 }
-
-/** Entries prepared between two yields to the event loop. */
-const YIELD_EVERY = 100;
 
 /** The batch import: a loop over the door's rules, in one transaction. */
 export class BatchService {
@@ -147,8 +144,7 @@ export class BatchService {
     // requests' callbacks run during a 1000-entry import.
     const prepared: BatchEntry[] = [];
     try {
-      for (const [i, e] of entries.entries()) {
-        if (i > 0 && i % YIELD_EVERY === 0) await setImmediate();
+      await inChunks(entries, (e) => {
         const value = e.value ?? (dryRun ? undefined : generateValue(e.generate!));
         try {
           if (value !== undefined) this.deps.changes.checkValue(e.key, value, true);
@@ -156,7 +152,7 @@ export class BatchService {
           throw new EntryError(e.key, err);
         }
         prepared.push(value === undefined ? e : { ...e, value });
-      }
+      });
     } catch (err) {
       if (err instanceof EntryError) await this.recordFailed(who, entries, err);
       throw err instanceof EntryError ? err.cause : err;

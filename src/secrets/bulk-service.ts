@@ -1,4 +1,3 @@
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { type AuditOutcome, outcomeOf, withOutcome } from '../audit/outcome.js';
 import type { AuditTrail, ReadOutcome, Touched } from '../audit/trail.js';
@@ -7,6 +6,7 @@ import type { Database } from '../db/database.js';
 import { errors } from '../errors.js';
 import { type Caller, environmentOf } from '../identity/caller.js';
 import { maySee } from '../identity/visibility.js';
+import { inChunks } from '../in-chunks.js';
 import { MAX_BATCH } from './batch-schemas.js';
 import type { BulkRepository, ValueRow } from './bulk-repository.js';
 import { dotenvUnrepresentable, type ExportedSecrets, toDotenv } from './export-format.js';
@@ -31,17 +31,6 @@ export type Charge = (n: number) => Promise<void>;
  * trail's RECORDED_TEXT_MAX, with room for the "+N more" tail).
  */
 const RENDER_REFUSAL_NAMES_MAX = 200;
-
-/** Rows opened (decrypted) between two yields to the event loop (openAll). */
-export const OPEN_CHUNK = 100;
-
-/** Calls `each` on every item, yielding to the event loop between chunks of `chunk` items. */
-export async function inChunks<T>(items: readonly T[], each: (item: T) => void, chunk = OPEN_CHUNK) {
-  for (let i = 0; i < items.length; i++) {
-    if (i > 0 && i % chunk === 0) await yieldToEventLoop();
-    each(items[i]!);
-  }
-}
 
 /** What an export reads: the secrets under `prefix` (all when absent), charged to the caller's read limit. */
 export interface ExportInput {
@@ -153,7 +142,7 @@ export class BulkService {
 
   /**
    * Opens every row; the first failure fails them all (the others are then withheld).
-   * Between chunks of OPEN_CHUNK rows it yields to the event loop, so a large export or
+   * Between chunks of YIELD_EVERY rows it yields to the event loop, so a large export or
    * render does not hold it: other requests (and, on PGlite, their statements, which run on
    * this same thread) are served between chunks.
    */
