@@ -8,7 +8,7 @@ import helmet from 'helmet';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { createAccessKeysRepository } from './access-keys/repository.js';
+import { AccessKeysRepository } from './access-keys/repository.js';
 import { accessKeyRoutes } from './access-keys/routes.js';
 import { AccessKeyService } from './access-keys/service.js';
 import { createAuditJobs } from './audit/jobs.js';
@@ -29,7 +29,7 @@ import type { Database } from './db/database.js';
 import type { ReadRouting } from './db/read-replicas.js';
 import { createCompareService } from './environments/compare.js';
 import { createPromoteService } from './environments/promote.js';
-import { createEnvironmentsRepository } from './environments/repository.js';
+import { EnvironmentsRepository } from './environments/repository.js';
 import { environmentRoutes } from './environments/routes.js';
 import { environmentName, envParams } from './environments/schemas.js';
 import { EnvironmentService } from './environments/service.js';
@@ -47,12 +47,12 @@ import { openapiPlugin } from './http/openapi.js';
 import { operationsRoutes } from './http/operations.js';
 import { createLimits } from './http/rate-limits.js';
 import { callerOf } from './identity/caller.js';
-import { createKekRepository } from './kek/repository.js';
+import { KekRepository } from './kek/repository.js';
 import { kekRoutes } from './kek/routes.js';
 import { KekService } from './kek/service.js';
 import { createIssuerKeys } from './oidc/issuer-keys.js';
 import { memoryReplayGuard, redisReplayGuard } from './oidc/replay.js';
-import { createOidcRepository } from './oidc/repository.js';
+import { OidcRepository } from './oidc/repository.js';
 import { tokenExchangeRoutes, trustRoutes } from './oidc/routes.js';
 import { OidcService } from './oidc/service.js';
 import { batchRoutes } from './secrets/batch-routes.js';
@@ -326,16 +326,16 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     // The batch sizes seen: how well group commit worked under this process's load.
     logger.info({ auditBatches: auditWriter.stats() }, 'audit batch statistics');
   });
-  const accessKeys = new AccessKeyService({ db, repo: createAccessKeysRepository(), trail });
+  const accessKeys = new AccessKeyService({ db, repo: new AccessKeysRepository(), trail });
   const environments = new EnvironmentService({
     db,
-    repo: createEnvironmentsRepository(),
+    repo: new EnvironmentsRepository(),
     audit,
     trail,
   });
   const oidc = new OidcService({
     db,
-    repo: createOidcRepository(),
+    repo: new OidcRepository(),
     trail,
     keys: createIssuerKeys({
       refetchIntervalMs: config.oidcJwksRefetchIntervalMs,
@@ -370,7 +370,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     maxVersions: config.maxVersions,
   });
   const secrets = new SecretService({ db, repo, trail, changes, keyring, log: logger, reads: deps.reads });
-  const kek = new KekService({ db, repo: createKekRepository(), keyring, log: logger });
+  const kek = new KekService({ db, repo: new KekRepository(), keyring, log: logger });
   const bulkRepo = new BulkRepository();
   const bulk = new BulkService({
     db,
