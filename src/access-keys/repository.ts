@@ -66,7 +66,7 @@ export class AccessKeysRepository {
    * usable, its lastUsedAt (rewritten at most once a second, so a busy key does not
    * serialise its callers on the row lock).
    */
-  async authenticate(q: Queryable, tokenHash: Buffer): Promise<AuthKeyRow | undefined> {
+  async findByTokenHash(q: Queryable, tokenHash: Buffer): Promise<AuthKeyRow | undefined> {
     const rows = await q.query<AuthKeyRow>(
       `WITH k AS (
          SELECT ${COLUMNS}, (expires_at IS NOT NULL AND expires_at <= now()) AS expired
@@ -84,12 +84,12 @@ export class AccessKeysRepository {
   }
 
   /** Newest first, keyset on seq; up to limit + 1 rows. */
-  list(q: Queryable, page: { limit: number; beforeSeq?: string | undefined }): Promise<AccessKeyRow[]> {
+  listPage(q: Queryable, page: { limit: number; beforeSeq?: string | undefined }): Promise<AccessKeyRow[]> {
     return newestFirst(q, `SELECT ${COLUMNS} FROM access_keys`, 'access_keys.seq', page);
   }
 
   /** Revokes (idempotently: the first revocation time is kept). Undefined when there is no such key. */
-  async revoke(q: Queryable, id: string): Promise<AccessKeyRow | undefined> {
+  async revokeRow(q: Queryable, id: string): Promise<AccessKeyRow | undefined> {
     const rows = await q.query<AccessKeyRow>(
       `UPDATE access_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING ${COLUMNS}`,
       [id],

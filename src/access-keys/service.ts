@@ -85,7 +85,7 @@ export class AccessKeyService {
   async list(query: PageQuery, caller: Caller) {
     const { page, nextCursor } = await cursors.page(query, (limit, beforeSeq) =>
       this.deps.trail.lookup(caller, 'access_key.list', null, () =>
-        this.deps.repo.list(this.deps.db, { limit, beforeSeq }),
+        this.deps.repo.listPage(this.deps.db, { limit, beforeSeq }),
       ),
     );
     return { accessKeys: page.map((r) => toView(r)), nextCursor };
@@ -93,7 +93,7 @@ export class AccessKeyService {
 
   async revoke(id: string, caller: Caller): Promise<AccessKeyView> {
     const row = await this.deps.trail.change(caller, 'access_key.revoke', `access_key:${id}`, async (tx) => {
-      const r = await this.deps.repo.revoke(tx, id);
+      const r = await this.deps.repo.revokeRow(tx, id);
       if (!r)
         throw errors.notFound(`Access key not found: ${id}`, 'List access keys with GET /api/access-keys');
       return { result: r, version: null };
@@ -108,7 +108,7 @@ export class AccessKeyService {
   async authenticate(token: string): Promise<Actor> {
     if (!TOKEN_PATTERN.test(token)) throw errors.badToken('the access key is malformed');
     const digest = hashToken(token);
-    const row = await this.deps.repo.authenticate(this.deps.db, digest);
+    const row = await this.deps.repo.findByTokenHash(this.deps.db, digest);
     // The index lookup already matched the digest; the constant-time compare keeps that
     // true even if the lookup were ever changed to something looser.
     if (!row || !timingSafeEqual(row.token_hash, digest)) throw errors.badToken('unknown access key');

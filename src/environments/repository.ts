@@ -15,7 +15,7 @@ const COLUMNS = 'name, seq::text AS seq, description, created_at, updated_at';
 /** The SQL of environments: each method runs on the Queryable it is given. */
 export class EnvironmentsRepository {
   /** Oldest first (default leads), keyset on seq; up to limit + 1 rows; `names` null: all. */
-  async list(
+  async listPage(
     q: Queryable,
     opts: { limit: number; afterSeq?: string | undefined; names: readonly string[] | null },
   ): Promise<EnvironmentRow[]> {
@@ -72,7 +72,11 @@ export class EnvironmentsRepository {
     return rows[0];
   }
 
-  async update(q: Queryable, name: string, description: string | null): Promise<EnvironmentRow | undefined> {
+  async updateRow(
+    q: Queryable,
+    name: string,
+    description: string | null,
+  ): Promise<EnvironmentRow | undefined> {
     const rows = await q.query<EnvironmentRow>(
       `UPDATE environments SET description = $2, updated_at = now() WHERE name = $1 RETURNING ${COLUMNS}`,
       [name, description],

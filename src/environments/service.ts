@@ -46,7 +46,7 @@ export class EnvironmentService {
   async list(query: PageQuery, caller: Caller) {
     const { page, nextCursor } = await cursors.page(query, (limit, afterSeq) =>
       this.deps.trail.lookup(caller, 'environment.list', null, () =>
-        this.deps.repo.list(this.deps.db, { limit, afterSeq, names: caller.environments }),
+        this.deps.repo.listPage(this.deps.db, { limit, afterSeq, names: caller.environments }),
       ),
     );
     return { environments: page.map(toView), nextCursor };
@@ -84,7 +84,7 @@ export class EnvironmentService {
 
   async update(name: string, input: { description: string | null }, caller: Caller) {
     const row = await this.deps.trail.change(caller, 'environment.update', null, async (tx) => {
-      const r = await this.deps.repo.update(tx, name, input.description);
+      const r = await this.deps.repo.updateRow(tx, name, input.description);
       if (!r) throw errors.environmentNotFound(name);
       return { result: r, version: null };
     });

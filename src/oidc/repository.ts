@@ -67,7 +67,7 @@ export class OidcRepository {
     return rows[0];
   }
 
-  async update(q: Queryable, name: string, t: TrustFields): Promise<TrustRow | undefined> {
+  async updateRow(q: Queryable, name: string, t: TrustFields): Promise<TrustRow | undefined> {
     const rows = await q.query<TrustRow>(
       `UPDATE oidc_trusts SET name = $1, issuer = $2, audiences = $3::text[], subject = $4, claims = $5::jsonb,
          scopes = $6::text[], key_patterns = $7::text[], ttl_seconds = $8, environments = $9::text[], updated_at = now()
@@ -77,20 +77,20 @@ export class OidcRepository {
     return rows[0];
   }
 
-  async remove(q: Queryable, name: string): Promise<TrustRow | undefined> {
+  async deleteRow(q: Queryable, name: string): Promise<TrustRow | undefined> {
     const rows = await q.query<TrustRow>(`DELETE FROM oidc_trusts WHERE name = $1 RETURNING ${COLUMNS}`, [
       name,
     ]);
     return rows[0];
   }
 
-  async get(q: Queryable, name: string): Promise<TrustRow | undefined> {
+  async findByName(q: Queryable, name: string): Promise<TrustRow | undefined> {
     const rows = await q.query<TrustRow>(`SELECT ${COLUMNS} FROM oidc_trusts WHERE name = $1`, [name]);
     return rows[0];
   }
 
   /** Every trust, by name (an installation has a handful: no paging). */
-  async list(q: Queryable): Promise<TrustRow[]> {
+  async listAll(q: Queryable): Promise<TrustRow[]> {
     return q.query<TrustRow>(`SELECT ${COLUMNS} FROM oidc_trusts ORDER BY name`);
   }
 
@@ -122,7 +122,7 @@ export class OidcRepository {
     return (rows[0] as { expires_at: Date }).expires_at;
   }
 
-  async authenticate(q: Queryable, tokenHash: Buffer): Promise<WorkloadTokenRow | undefined> {
+  async findByTokenHash(q: Queryable, tokenHash: Buffer): Promise<WorkloadTokenRow | undefined> {
     const rows = await q.query<WorkloadTokenRow>(
       `SELECT trust_id, trust_name, subject, scopes, key_patterns, environments, expires_at, expires_at <= now() AS expired
        FROM workload_tokens WHERE token_hash = $1`,

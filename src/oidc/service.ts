@@ -212,9 +212,9 @@ export class OidcService {
       'oidc_trust.update',
       `oidc_trust:${name}`,
       async (tx) => {
-        if (f.name !== name && (await this.deps.repo.get(tx, f.name))) throw nameTaken(f.name);
+        if (f.name !== name && (await this.deps.repo.findByName(tx, f.name))) throw nameTaken(f.name);
         await requireEnvironments(tx, f.environments);
-        const r = await this.deps.repo.update(tx, name, f);
+        const r = await this.deps.repo.updateRow(tx, name, f);
         if (!r) throw noTrust(name);
         return { result: r, version: null };
       },
@@ -228,7 +228,7 @@ export class OidcService {
       'oidc_trust.delete',
       `oidc_trust:${name}`,
       async (tx) => {
-        const r = await this.deps.repo.remove(tx, name);
+        const r = await this.deps.repo.deleteRow(tx, name);
         if (!r) throw noTrust(name);
         return { result: r, version: null };
       },
@@ -238,14 +238,14 @@ export class OidcService {
 
   async list(caller: Caller): Promise<TrustView[]> {
     const rows = await this.deps.trail.lookup(caller, 'oidc_trust.list', null, () =>
-      this.deps.repo.list(this.deps.db),
+      this.deps.repo.listAll(this.deps.db),
     );
     return rows.map(toView);
   }
 
   async get(name: string, caller: Caller): Promise<TrustView> {
     const row = await this.deps.trail.read(caller, 'oidc_trust.list', `oidc_trust:${name}`, async () => {
-      const r = await this.deps.repo.get(this.deps.db, name);
+      const r = await this.deps.repo.findByName(this.deps.db, name);
       return r ? { ok: true, touched: [], result: r } : { ok: false, touched: [], error: noTrust(name) };
     });
     return toView(row);
@@ -294,7 +294,9 @@ export class OidcService {
       // The unverified iss only picks among configured trusts: keys are fetched from
       // configured issuers only, never from a URL the caller chose.
       let candidates = input.trust
-        ? [await this.deps.repo.get(this.deps.db, input.trust)].filter((t): t is TrustRow => t !== undefined)
+        ? [await this.deps.repo.findByName(this.deps.db, input.trust)].filter(
+            (t): t is TrustRow => t !== undefined,
+          )
         : await this.deps.repo.byIssuer(this.deps.db, iss);
       if (input.trust && candidates.length === 0) {
         throw refuse(
@@ -441,7 +443,7 @@ export class OidcService {
   /** Resolves an iw_ workload token to an actor with its trust's grant; 401 otherwise. */
   async authenticate(token: string): Promise<Actor> {
     if (!WORKLOAD_TOKEN_PATTERN.test(token)) throw errors.badToken('the workload token is malformed');
-    const row = await this.deps.repo.authenticate(this.deps.db, hashToken(token));
+    const row = await this.deps.repo.findByTokenHash(this.deps.db, hashToken(token));
     if (!row) throw errors.badToken('unknown workload token');
     if (row.trust_id === null) {
       throw errors.badToken(`the trust policy ${row.trust_name} that issued this workload token was deleted`);
