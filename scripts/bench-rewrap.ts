@@ -11,8 +11,8 @@ import { loadMigrations, migrate } from '../src/db/migrate.js';
 import { openPglite } from '../src/db/pglite.js';
 import { openPostgres } from '../src/db/postgres.js';
 import { checkKeyring } from '../src/kek/key-check.js';
-import { createKekRepository } from '../src/kek/repository.js';
-import { createKekService } from '../src/kek/service.js';
+import { KekRepository } from '../src/kek/repository.js';
+import { KekService } from '../src/kek/service.js';
 import { createLogger } from '../src/logger.js';
 
 /**
@@ -126,9 +126,9 @@ try {
     }
   };
   const load = [...Array.from({ length: READERS }, reader), writer()];
-  const keysService = createKekService({
+  const keysService = new KekService({
     db,
-    repo: createKekRepository(),
+    repo: new KekRepository(),
     keyring: ringAB,
     log: createLogger('silent'),
   });

@@ -8,9 +8,9 @@ import helmet from 'helmet';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { createAccessKeysRepository } from './access-keys/repository.js';
+import { AccessKeysRepository } from './access-keys/repository.js';
 import { accessKeyRoutes } from './access-keys/routes.js';
-import { createAccessKeyService } from './access-keys/service.js';
+import { AccessKeyService } from './access-keys/service.js';
 import { createAuditJobs } from './audit/jobs.js';
 import { createAuditMaintenance } from './audit/maintenance.js';
 import { withOutcome } from './audit/outcome.js';
@@ -30,10 +30,10 @@ import type { Database } from './db/database.js';
 import type { ReadRouting } from './db/read-replicas.js';
 import { createCompareService } from './environments/compare.js';
 import { createPromoteService } from './environments/promote.js';
-import { createEnvironmentsRepository } from './environments/repository.js';
+import { EnvironmentsRepository } from './environments/repository.js';
 import { environmentRoutes } from './environments/routes.js';
 import { environmentName, envParams } from './environments/schemas.js';
-import { createEnvironmentService } from './environments/service.js';
+import { EnvironmentService } from './environments/service.js';
 import { errors } from './errors.js';
 import { createDispatcher, type Dispatcher } from './events/dispatcher.js';
 import { EventsRepository } from './events/repository.js';
@@ -48,14 +48,14 @@ import { openapiPlugin } from './http/openapi.js';
 import { operationsRoutes } from './http/operations.js';
 import { createLimits } from './http/rate-limits.js';
 import { callerOf } from './identity/caller.js';
-import { createKekRepository } from './kek/repository.js';
+import { KekRepository } from './kek/repository.js';
 import { kekRoutes } from './kek/routes.js';
-import { createKekService } from './kek/service.js';
+import { KekService } from './kek/service.js';
 import { createIssuerKeys } from './oidc/issuer-keys.js';
 import { memoryReplayGuard, redisReplayGuard } from './oidc/replay.js';
-import { createOidcRepository } from './oidc/repository.js';
+import { OidcRepository } from './oidc/repository.js';
 import { tokenExchangeRoutes, trustRoutes } from './oidc/routes.js';
-import { createOidcService } from './oidc/service.js';
+import { OidcService } from './oidc/service.js';
 import { batchRoutes } from './secrets/batch-routes.js';
 import { BatchService } from './secrets/batch-service.js';
 import { type BulkGate, createBulkGate } from './secrets/bulk-gate.js';
@@ -341,16 +341,16 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     // The batch sizes seen: how well group commit worked under this process's load.
     logger.info({ auditBatches: auditWriter.stats() }, 'audit batch statistics');
   });
-  const accessKeys = createAccessKeyService({ db, repo: createAccessKeysRepository(), trail });
-  const environments = createEnvironmentService({
+  const accessKeys = new AccessKeyService({ db, repo: new AccessKeysRepository(), trail });
+  const environments = new EnvironmentService({
     db,
-    repo: createEnvironmentsRepository(),
+    repo: new EnvironmentsRepository(),
     audit,
     trail,
   });
-  const oidc = createOidcService({
+  const oidc = new OidcService({
     db,
-    repo: createOidcRepository(),
+    repo: new OidcRepository(),
     trail,
     keys: createIssuerKeys({
       refetchIntervalMs: config.oidcJwksRefetchIntervalMs,
@@ -389,7 +389,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     maxVersions: config.maxVersions,
   });
   const secrets = new SecretService({ db, repo, trail, changes, keyring, log: logger, reads: deps.reads });
-  const kek = createKekService({ db, repo: createKekRepository(), keyring, log: logger });
+  const kek = new KekService({ db, repo: new KekRepository(), keyring, log: logger });
   const bulkRepo = new BulkRepository();
   const bulk = new BulkService({
     db,
@@ -408,7 +408,8 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     keyring,
     log: logger,
   });
-  const compare = createCompareService({ db, trail, keyring, log: logger, exists: environments.exists });
+  const exists = (name: string) => environments.exists(name);
+  const compare = createCompareService({ db, trail, keyring, log: logger, exists });
   const promote = createPromoteService({
     db,
     bulk: bulkRepo,
@@ -416,7 +417,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     trail,
     keyring,
     log: logger,
-    exists: environments.exists,
+    exists,
   });
   const eventsRepo = new EventsRepository();
   const dispatcher = createDispatcher({ db, repo: eventsRepo, keyring, log: logger, config: config.events });

@@ -14,7 +14,7 @@ import { openPglite, type PgliteLease } from './db/pglite.js';
 // One level below the repository root from src (tsx) and dist (compiled) alike.
 import { copyPgliteImage, findPgliteImage } from './db/pglite-image.mjs';
 import { openPostgres } from './db/postgres.js';
-import { createReadRouting, type ReadRouting, replicaName } from './db/read-replicas.js';
+import { ReadRouting, replicaName } from './db/read-replicas.js';
 import { waitForDatabase } from './db/wait.js';
 import { memoryFences, sharedFences } from './db/write-fences.js';
 import { checkKeyring } from './kek/key-check.js';
@@ -309,7 +309,7 @@ function openReadRouting(
       ...(opts.pgSchema ? { schema: opts.pgSchema } : {}),
     }),
   }));
-  return createReadRouting({ primary, replicas, maxLagMs: config.databaseReadMaxLagMs, fences, log });
+  return new ReadRouting({ primary, replicas, maxLagMs: config.databaseReadMaxLagMs, fences, log });
 }
 
 export async function openRuntime(config: Config, log: Logger, opts: RuntimeOptions = {}): Promise<Runtime> {

@@ -1,18 +1,11 @@
 import { useState } from 'preact/hooks';
+import { SCOPES } from '../../src/identity/actor';
 import { type AccessKey, enc, request } from './api';
 import { ActionForm, Check, type CredentialKind, Field, type FormFields, ShownOnce } from './forms';
 import { type Column, PagedTable, usePagedList } from './table';
 import { LastUsed, localToIso, Notice, When } from './ui';
 
-export const SCOPES = [
-  'secrets:read',
-  'secrets:list',
-  'secrets:write',
-  'secrets:delete',
-  'secrets:inject',
-] as const;
-
-/** The scope checkboxes; `checked` preselects (an edit form), else secrets:read alone. */
+/** The scope checkboxes, one for each scope the server knows; `checked` preselects (an edit form), else secrets:read alone. */
 export function ScopeChecks({ legend, checked }: { legend: string; checked?: readonly string[] }) {
   return (
     <fieldset>

@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
-import { SCOPES, ScopeChecks } from './access-keys';
+import { SCOPES } from '../../src/identity/actor';
+import { ScopeChecks } from './access-keys';
 import { enc, request, type TrustPolicy } from './api';
 import { ActionForm, Field, FormButtons, type FormFields, TypedConfirm, useAction } from './forms';
 import { ListView } from './table';

@@ -90,39 +90,27 @@ export const GUARDED_TRIES = 3;
  * lookup, note and refused.
  */
 export class AuditTrail {
-  private readonly db: Database;
-  private readonly repo: AuditRepository;
-  private readonly writer: AuditWriter;
-  private readonly log: Logger;
-  private readonly reads: AuditTrailDeps['reads'];
-
-  constructor({ db, repo, writer, log, reads }: AuditTrailDeps) {
-    this.db = db;
-    this.repo = repo;
-    this.writer = writer;
-    this.log = log;
-    this.reads = reads;
-  }
+  constructor(private readonly deps: AuditTrailDeps) {}
 
   /** A write on the primary outside `change` (batched jobs): raises the caller's fence too. */
   transaction<T>(caller: Caller, fn: (tx: Transaction) => Promise<T>): Promise<T> {
-    return this.reads ? this.reads.transaction(caller.actor, fn) : this.db.transaction(fn);
+    return this.deps.reads ? this.deps.reads.transaction(caller.actor, fn) : this.deps.db.transaction(fn);
   }
 
   /** Records a refusal; losing its row must not turn the refusal into a 500 (logged instead). */
   async refused(caller: Caller, action: AuditAction, keys: readonly (string | null)[], err: unknown) {
     const outcome = outcomeOf(err);
     try {
-      await this.writer.record(keys.map((k) => auditEntry(caller, action, k, outcome)));
+      await this.deps.writer.record(keys.map((k) => auditEntry(caller, action, k, outcome)));
     } catch {
-      this.log.error({ action, outcome }, 'audit row of a refused attempt could not be written');
+      this.deps.log.error({ action, outcome }, 'audit row of a refused attempt could not be written');
     }
   }
 
   /** Rows for work already committed (a batched job's items); group-committed and awaited. */
   async note(caller: Caller, action: AuditAction, touched: readonly Touched[]): Promise<void> {
     try {
-      await this.writer.record(touched.map((t) => touchedEntry(caller, action, t)));
+      await this.deps.writer.record(touched.map((t) => touchedEntry(caller, action, t)));
     } catch {
       throw errors.auditUnavailable();
     }
@@ -133,7 +121,7 @@ export class AuditTrail {
       return await this.transaction(caller, async (tx) => {
         const done = await work(tx, (v) => auditEntry(caller, action, key, 'success', v));
         if (!done.audited)
-          await this.repo.append(tx, auditEntry(caller, action, key, 'success', done.version));
+          await this.deps.repo.append(tx, auditEntry(caller, action, key, 'success', done.version));
         return done.result;
       });
     } catch (err) {
@@ -161,12 +149,12 @@ export class AuditTrail {
     attempt: (q: Queryable, row: (version: number | null) => AuditEntry) => Promise<T | undefined>,
     locked: ChangeWork<T>,
   ): Promise<T> {
-    if (!this.reads?.fencesWrites()) {
+    if (!this.deps.reads?.fencesWrites()) {
       const row = (v: number | null) => auditEntry(caller, action, key, 'success', v);
       for (let i = 0; i < GUARDED_TRIES; i++) {
         let done: T | undefined;
         try {
-          done = await attempt(this.db, row);
+          done = await attempt(this.deps.db, row);
         } catch (err) {
           await this.refused(caller, action, [key], err);
           throw err;
@@ -202,7 +190,7 @@ export class AuditTrail {
       : [auditEntry(caller, action, fallbackKey, done.ok ? 'success' : outcomeOf(done.error))];
     let committed: boolean;
     try {
-      committed = await this.writer.record(rows, done.ok ? done.lastUse : undefined, done.check);
+      committed = await this.deps.writer.record(rows, done.ok ? done.lastUse : undefined, done.check);
     } catch {
       // Fail closed: whatever was read is dropped here.
       throw errors.auditUnavailable();

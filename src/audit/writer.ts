@@ -163,11 +163,6 @@ const columns = (rows: AuditEntry[]) => {
  * request is answered when its batch commits.
  */
 export class AuditWriter {
-  private readonly db: Database;
-  private readonly log: Logger;
-  private readonly windowMs: number;
-  private readonly maxRows: number;
-  private readonly concurrency: number;
   private readonly insertBatch: string;
   private readonly insertBatchEnv: string;
   private readonly insertBatchChecked: string;
@@ -181,15 +176,10 @@ export class AuditWriter {
   /** The timer's callback: flushNow on this writer. */
   private readonly flushOnTimer = () => this.flushNow();
 
-  constructor({ db, log, windowMs, maxRows, concurrency, marks }: AuditWriterOptions) {
-    this.db = db;
-    this.log = log;
-    this.windowMs = windowMs;
-    this.maxRows = maxRows;
-    this.concurrency = concurrency;
-    this.insertBatch = insertBatch(marks);
-    this.insertBatchEnv = insertBatchEnv(marks);
-    this.insertBatchChecked = insertBatchChecked(marks);
+  constructor(private readonly deps: AuditWriterOptions) {
+    this.insertBatch = insertBatch(deps.marks);
+    this.insertBatchEnv = insertBatchEnv(deps.marks);
+    this.insertBatchChecked = insertBatchChecked(deps.marks);
   }
 
   /**
@@ -200,7 +190,7 @@ export class AuditWriter {
   record(rows: AuditEntry[], lastUse?: LastUse, check?: ReplicaCheck): Promise<boolean> {
     if (rows.length === 0) return Promise.resolve(true);
     return new Promise<boolean>((resolve, reject) => {
-      if (rows.length > this.maxRows) {
+      if (rows.length > this.deps.maxRows) {
         // A request with more rows than a batch holds (an export of many secrets, a refused
         // import) is its own statement at once, outside the `concurrency` slots: the small
         // rows of other requests never queue behind it.
@@ -241,7 +231,7 @@ export class AuditWriter {
     const queue = this.queue;
     let n = 0;
     let i = 0;
-    while (i < queue.length && (i === 0 || n + queue[i]!.rows.length <= this.maxRows)) {
+    while (i < queue.length && (i === 0 || n + queue[i]!.rows.length <= this.deps.maxRows)) {
       n += queue[i]!.rows.length;
       i += 1;
     }
@@ -256,7 +246,7 @@ export class AuditWriter {
     const checks = batch.flatMap((w, i) => (w.check ? [{ i, ...w.check }] : []));
     const rowWaiter = batch.flatMap((w, i) => w.rows.map(() => i));
     const used = batch.flatMap((w, i) => (w.lastUse ? [{ i, ...w.lastUse }] : []));
-    const stale = await this.db.query<{ w: number }>(
+    const stale = await this.deps.db.query<{ w: number }>(
       this.insertBatchChecked,
       [
         ...columns(rows),
@@ -278,7 +268,7 @@ export class AuditWriter {
 
   /** Writes the batch in one statement; throws what the database said. */
   private async attempt(batch: Waiter[]): Promise<void> {
-    const db = this.db;
+    const db = this.deps.db;
     const rows = batch.flatMap((w) => w.rows);
     if (batch.some((w) => w.check)) {
       const stale = await this.writeChecked(batch, rows);
@@ -325,7 +315,7 @@ export class AuditWriter {
       }
       this.counts.failures += 1;
       // Class and code only: a driver error can quote parameters.
-      this.log.error(
+      this.deps.log.error(
         {
           errName: (err as Error).name,
           errCode: (err as { code?: unknown }).code,
@@ -352,7 +342,7 @@ export class AuditWriter {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    while (this.queue.length > 0 && this.inFlight.size < this.concurrency) this.launch();
+    while (this.queue.length > 0 && this.inFlight.size < this.deps.concurrency) this.launch();
   }
 
   /**
@@ -361,9 +351,9 @@ export class AuditWriter {
    */
   private schedule(waited = false) {
     // All slots busy: a finishing batch picks the queue up.
-    if (this.inFlight.size >= this.concurrency) return;
-    if (waited || this.queuedRows >= this.maxRows || this.windowMs === 0) return this.flushNow();
-    this.timer ??= setTimeout(this.flushOnTimer, this.windowMs);
+    if (this.inFlight.size >= this.deps.concurrency) return;
+    if (waited || this.queuedRows >= this.deps.maxRows || this.deps.windowMs === 0) return this.flushNow();
+    this.timer ??= setTimeout(this.flushOnTimer, this.deps.windowMs);
   }
 }
 

@@ -5,8 +5,8 @@ import { loadConfig } from '../config.js';
 import { loadMigrations, migrate } from '../db/migrate.js';
 import { systemCaller } from '../identity/caller.js';
 import { checkKeyring } from '../kek/key-check.js';
-import { createKekRepository } from '../kek/repository.js';
-import { createKekService } from '../kek/service.js';
+import { KekRepository } from '../kek/repository.js';
+import { KekService } from '../kek/service.js';
 import { createLogger } from '../logger.js';
 import { openDatabase, resolveKeys } from '../runtime.js';
 import { createChanges } from '../secrets/changes.js';
@@ -53,7 +53,7 @@ try {
     await migrate(db, await loadMigrations());
     // The same check as the server: every kid in the ring must be the one the data was written with.
     await checkKeyring(db, keyring);
-    const kek = createKekService({ db, repo: createKekRepository(), keyring, log });
+    const kek = new KekService({ db, repo: new KekRepository(), keyring, log });
     // The command line's rewrap is audited like the HTTP one, through the same door: a row
     // per secret per batch, with the actor system:rewrap-cli (no request: a generated id).
     const changes = createChanges({

@@ -114,6 +114,15 @@ export function inEnvironment(url: string, environment: string | undefined): str
   return u.toString();
 }
 
+/** The JSON body of a response object from the schema (undefined where it has none, as a 204). */
+type JsonOf<R> = R extends { content: { 'application/json': infer B } } ? B : undefined;
+/** What a path's operation answers on success (200, 201 or 204), from the schema. */
+type Answer<Op> = Op extends { responses: infer R } ? JsonOf<R[Extract<keyof R, 200 | 201 | 204>]> : never;
+/** The JSON request body of a path's operation, from the schema. */
+type BodyOf<Op> = Op extends { requestBody: { content: { 'application/json': infer B } } } ? B : never;
+/** The one path parameter of an item path: `name` of /api/auth/trusts/{name}. */
+type ParamOf<P> = P extends `${string}{${infer K}}` ? K : never;
+
 type Init = {
   params?: {
     path?: Record<string, string>;
@@ -235,6 +244,39 @@ export function createSecretsClient(opts: SecretsClientOptions) {
   /** The body of a successful answer (else the SecretsApiError unwrap throws). */
   const dataOf = async <T>(p: Promise<{ data?: T; error?: unknown; response: ClientResponse }>): Promise<T> =>
     (await unwrap(p)).data;
+
+  /**
+   * A collection at `C` and its items at `I` (one path parameter), each method typed from the
+   * schema's operation at that path: list (its `field`), create (POST C), put and patch (I, a
+   * body), remove (DELETE I). A path without the operation makes the method uncallable.
+   */
+  function collection<C extends keyof paths, I extends keyof paths, F extends keyof Answer<paths[C]['get']>>(
+    collectionPath: C,
+    itemPath: I,
+    field: F,
+  ) {
+    const item = (id: string) => ({ params: { path: { [itemPath.match(/\{([^}]+)\}/)?.[1] ?? '']: id } } });
+    type Item = ParamOf<I> extends never ? never : string;
+    return {
+      async list(): Promise<Answer<paths[C]['get']>[F]> {
+        return (await dataOf(send('GET')(collectionPath)))[field];
+      },
+      async create(body: BodyOf<paths[C]['post']>): Promise<Answer<paths[C]['post']>> {
+        return dataOf(send('POST')(collectionPath, { body }));
+      },
+      async put(id: Item, body: BodyOf<paths[I]['put']>): Promise<Answer<paths[I]['put']>> {
+        return dataOf(send('PUT')(itemPath, { ...item(id), body }));
+      },
+      async patch(id: Item, body: BodyOf<paths[I]['patch']>): Promise<Answer<paths[I]['patch']>> {
+        return dataOf(send('PATCH')(itemPath, { ...item(id), body }));
+      },
+      async remove(id: Item): Promise<Answer<paths[I]['delete']>> {
+        return dataOf(send('DELETE')(itemPath, item(id)));
+      },
+    };
+  }
+  const trusts = collection('/api/auth/trusts', '/api/auth/trusts/{name}', 'trusts');
+  const webhooks = collection('/api/webhooks', '/api/webhooks/{id}', 'webhooks');
 
   return {
     /** The raw openapi-fetch client: every path and body typed. */
@@ -429,21 +471,8 @@ export function createSecretsClient(opts: SecretsClientOptions) {
       },
     },
 
-    /** Workload-identity trust policies (admin only). */
-    trusts: {
-      async list(): Promise<TrustPolicy[]> {
-        return (await dataOf(call.GET('/api/auth/trusts'))).trusts;
-      },
-      async create(trust: TrustPolicyInput): Promise<TrustPolicy> {
-        return dataOf(call.POST('/api/auth/trusts', { body: trust }));
-      },
-      async replace(name: string, trust: TrustPolicyInput): Promise<TrustPolicy> {
-        return dataOf(call.PUT('/api/auth/trusts/{name}', { params: { path: { name } }, body: trust }));
-      },
-      async remove(name: string): Promise<TrustPolicy> {
-        return dataOf(call.DELETE('/api/auth/trusts/{name}', { params: { path: { name } } }));
-      },
-    },
+    /** Workload-identity trust policies (admin only): replace is a PUT of the whole policy. */
+    trusts: { list: trusts.list, create: trusts.create, replace: trusts.put, remove: trusts.remove },
 
     /**
      * The live change events (GET /api/events, Server-Sent Events) the credential may see,
@@ -506,18 +535,13 @@ export function createSecretsClient(opts: SecretsClientOptions) {
 
     /** Webhook subscriptions (admin only; docs/events.md). */
     webhooks: {
-      async list(): Promise<Webhook[]> {
-        return (await dataOf(call.GET('/api/webhooks'))).webhooks;
-      },
+      list: webhooks.list,
       /** The answer holds the signing secret (whsec_...): the only time it is shown. */
-      async create(input: WebhookInput): Promise<CreatedWebhook> {
-        return dataOf(call.POST('/api/webhooks', { body: input }));
-      },
-      async update(id: string, patch: WebhookPatch): Promise<Webhook> {
-        return dataOf(call.PATCH('/api/webhooks/{id}', { params: { path: { id } }, body: patch }));
-      },
+      create: webhooks.create,
+      update: webhooks.patch,
+      /** The answer's `{success: true}` says nothing the status did not: resolves to nothing. */
       async remove(id: string): Promise<void> {
-        await unwrap(call.DELETE('/api/webhooks/{id}', { params: { path: { id } } }));
+        await webhooks.remove(id);
       },
       async rotateSecret(id: string): Promise<{ secret: string; previousSecretRetiresAt: string }> {
         return dataOf(call.POST('/api/webhooks/{id}/rotate-secret', { params: { path: { id } } }));

@@ -83,48 +83,160 @@ const REPLICA_POLL = `SELECT pg_is_in_recovery() AS in_recovery,
   pg_last_wal_replay_lsn()::text AS replay,
   CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END AS paused`;
 
-export function createReadRouting({ primary, replicas, maxLagMs, fences, log, now }: ReadRoutingOptions) {
-  const clock = now ?? performance.now.bind(performance);
-  const pollMs = Math.max(25, Math.min(1000, Math.floor(maxLagMs / 4)));
-  const tracked: Tracked[] = replicas.map((r) => ({
-    ...r,
-    polled: false,
-    paused: false,
-    inRecovery: false,
-    down: false,
-    replay: 0n,
-    freshAt: Number.NEGATIVE_INFINITY,
-    lagMs: null,
-    lagBytes: null,
-    reads: 0,
-  }));
+/** Routes each caller's reads to a fresh enough replica, or to the primary. */
+export class ReadRouting {
+  readonly enabled: boolean;
+  readonly pollMs: number;
+  private readonly clock: () => number;
+  private readonly tracked: Tracked[];
   /** Primary samples (send time, WAL position), oldest first. */
-  let samples: { t: number; lsn: bigint }[] = [];
-  let primaryReads = 0;
-  let overruled = 0;
-  let next = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let polling: Promise<void> = Promise.resolve();
-  const primaryTarget: ReadTarget = { db: primary, replica: undefined };
+  private samples: { t: number; lsn: bigint }[] = [];
+  private primaryReads = 0;
+  private overrules = 0;
+  private next = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> = Promise.resolve();
+  private readonly primaryTarget: ReadTarget;
 
-  const usable = (r: Tracked, t: number) =>
-    r.polled && !r.down && !r.paused && r.inRecovery && t - r.freshAt <= maxLagMs;
+  constructor(private readonly deps: ReadRoutingOptions) {
+    this.clock = deps.now ?? performance.now.bind(performance);
+    this.pollMs = Math.max(25, Math.min(1000, Math.floor(deps.maxLagMs / 4)));
+    this.tracked = deps.replicas.map((r) => ({
+      ...r,
+      polled: false,
+      paused: false,
+      inRecovery: false,
+      down: false,
+      replay: 0n,
+      freshAt: Number.NEGATIVE_INFINITY,
+      lagMs: null,
+      lagBytes: null,
+      reads: 0,
+    }));
+    this.enabled = this.tracked.length > 0;
+    this.primaryTarget = { db: deps.primary, replica: undefined };
+  }
 
-  function statusOf(r: Tracked): ReplicaStatus {
+  /** Starts the poller (the first round now); returns once that round is done. */
+  async start(): Promise<void> {
+    if (this.tracked.length === 0 || this.timer) return;
+    this.polling = this.poll();
+    await this.polling;
+    this.timer = setInterval(() => {
+      this.polling = this.polling.then(() => this.poll());
+    }, this.pollMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.polling;
+    await Promise.all(this.tracked.map((r) => r.db.close().catch(() => {})));
+  }
+
+  /**
+   * Where the caller's read goes: a usable replica that has replayed the caller's fence
+   * (round robin), else the primary. A fence that cannot be read sends it to the primary.
+   */
+  async route(caller: string): Promise<ReadTarget> {
+    if (this.tracked.length === 0) return this.primaryTarget;
+    const t = this.clock();
+    const candidates = this.tracked.filter((r) => this.usable(r, t));
+    if (candidates.length === 0) return this.primaryTarget;
+    let fence: bigint | undefined;
+    try {
+      fence = await this.deps.fences.get(caller);
+    } catch {
+      return this.primaryTarget;
+    }
+    const ok = fence === undefined ? candidates : candidates.filter((r) => r.replay >= fence);
+    if (ok.length === 0) return this.primaryTarget;
+    this.next = (this.next + 1) % ok.length;
+    const r = ok[this.next]!;
+    return { db: r.db, replica: r.name };
+  }
+
+  /** Counts a read by the pool that served it. */
+  served(target: ReadTarget) {
+    if (target.replica === undefined) this.primaryReads += 1;
+    else {
+      const r = this.tracked.find((x) => x.name === target.replica);
+      if (r) r.reads += 1;
+    }
+  }
+
+  /**
+   * A replica's answer was contradicted by the primary's check (src/audit/writer.ts): the
+   * primary answers again, and that counts as a primary read.
+   */
+  overruled() {
+    this.overrules += 1;
+    this.primaryReads += 1;
+  }
+
+  /** A replica's query failed: it serves nothing until a poll finds it well again. */
+  failed(target: ReadTarget, err: unknown) {
+    const r = this.tracked.find((x) => x.name === target.replica);
+    if (r) this.markDown(r, err);
+  }
+
+  /**
+   * A write on the primary that raises the caller's fence once committed (when replicas
+   * are configured; otherwise a plain transaction). Resolves after the fence is stored.
+   */
+  async transaction<T>(caller: string, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    const { primary, fences } = this.deps;
+    if (this.tracked.length === 0) return primary.transaction(fn);
+    let lsn: string | undefined;
+    const result = await primary.transaction(fn, {
+      onCommitLsn: (l) => {
+        lsn = l;
+      },
+    });
+    if (lsn) await fences.raise(caller, parseLsn(lsn));
+    return result;
+  }
+
+  /** Whether writes must go through transaction() to raise fences (replicas configured). */
+  fencesWrites(): boolean {
+    return this.tracked.length > 0;
+  }
+
+  /** For /ready and /metrics: no URL, no credentials, no data. */
+  state(): { primaryReads: number; overruled: number; replicas: ReplicaState[] } {
+    return {
+      primaryReads: this.primaryReads,
+      overruled: this.overrules,
+      replicas: this.tracked.map((r) => ({
+        name: r.name,
+        status: this.statusOf(r),
+        lagMs: r.lagMs,
+        lagBytes: r.lagBytes,
+        reads: r.reads,
+      })),
+    };
+  }
+
+  private usable(r: Tracked, t: number) {
+    return r.polled && !r.down && !r.paused && r.inRecovery && t - r.freshAt <= this.deps.maxLagMs;
+  }
+
+  private statusOf(r: Tracked): ReplicaStatus {
     if (!r.polled) return r.down ? 'down' : 'unknown';
     if (r.down) return 'down';
     if (!r.inRecovery) return 'not_in_recovery';
     if (r.paused) return 'paused';
-    return clock() - r.freshAt <= maxLagMs ? 'serving' : 'lagging';
+    return this.clock() - r.freshAt <= this.deps.maxLagMs ? 'serving' : 'lagging';
   }
 
-  async function pollReplica(r: Tracked, latest: { t: number; lsn: bigint }) {
+  private async pollReplica(r: Tracked, latest: { t: number; lsn: bigint }) {
     try {
       const [row] = await r.db.query<{ in_recovery: boolean; replay: string | null; paused: boolean }>(
         REPLICA_POLL,
       );
       if (!row) throw new Error('no row');
-      const wasServing = statusOf(r) === 'serving';
+      const wasServing = this.statusOf(r) === 'serving';
       r.polled = true;
       r.down = false;
       r.inRecovery = row.in_recovery;
@@ -137,23 +249,24 @@ export function createReadRouting({ primary, replicas, maxLagMs, fences, log, no
       // The newest primary sample the replica has replayed, and the oldest it has not.
       let fresh: number | undefined;
       let behindSince: number | undefined;
-      for (const s of samples) {
+      for (const s of this.samples) {
         if (s.lsn <= r.replay) fresh = s.t;
         else behindSince ??= s.t;
       }
       if (fresh !== undefined && fresh > r.freshAt) r.freshAt = fresh;
       r.lagBytes = latest.lsn > r.replay ? Number(latest.lsn - r.replay) : 0;
-      r.lagMs = behindSince === undefined ? 0 : Math.round(clock() - behindSince);
-      const serving = statusOf(r) === 'serving';
-      if (serving !== wasServing) log.info({ replica: r.name, status: statusOf(r) }, 'read replica status');
+      r.lagMs = behindSince === undefined ? 0 : Math.round(this.clock() - behindSince);
+      const serving = this.statusOf(r) === 'serving';
+      if (serving !== wasServing)
+        this.deps.log.info({ replica: r.name, status: this.statusOf(r) }, 'read replica status');
     } catch (err) {
-      markDown(r, err);
+      this.markDown(r, err);
     }
   }
 
-  function markDown(r: Tracked, err: unknown) {
+  private markDown(r: Tracked, err: unknown) {
     if (!r.down) {
-      log.warn(
+      this.deps.log.warn(
         { replica: r.name, errName: (err as Error)?.name, errCode: (err as { code?: unknown })?.code },
         'read replica unavailable; the primary serves its reads',
       );
@@ -163,8 +276,9 @@ export function createReadRouting({ primary, replicas, maxLagMs, fences, log, no
     r.lagBytes = null;
   }
 
-  async function poll() {
-    const t = clock();
+  private async poll() {
+    const { primary, maxLagMs, fences } = this.deps;
+    const t = this.clock();
     let lsn: bigint;
     try {
       const [row] = await primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
@@ -174,116 +288,13 @@ export function createReadRouting({ primary, replicas, maxLagMs, fences, log, no
       return;
     }
     const latest = { t, lsn };
-    samples.push(latest);
-    await Promise.all(tracked.map((r) => pollReplica(r, latest)));
+    this.samples.push(latest);
+    await Promise.all(this.tracked.map((r) => this.pollReplica(r, latest)));
     // Keep what an unreplayed position still needs to be dated, within a bounded window.
-    const keepFrom = Math.min(...tracked.map((r) => (r.down ? t : r.freshAt)), t) - maxLagMs;
-    samples = samples.filter((s, i) => s.t >= keepFrom || i === samples.length - 1).slice(-10_000);
+    const keepFrom = Math.min(...this.tracked.map((r) => (r.down ? t : r.freshAt)), t) - maxLagMs;
+    this.samples = this.samples
+      .filter((s, i) => s.t >= keepFrom || i === this.samples.length - 1)
+      .slice(-10_000);
     fences.sweep();
   }
-
-  return {
-    enabled: tracked.length > 0,
-    pollMs,
-
-    /** Starts the poller (the first round now); returns once that round is done. */
-    async start(): Promise<void> {
-      if (tracked.length === 0 || timer) return;
-      polling = poll();
-      await polling;
-      timer = setInterval(() => {
-        polling = polling.then(poll);
-      }, pollMs);
-      timer.unref();
-    },
-
-    async stop(): Promise<void> {
-      clearInterval(timer);
-      timer = undefined;
-      await polling;
-      await Promise.all(tracked.map((r) => r.db.close().catch(() => {})));
-    },
-
-    /**
-     * Where the caller's read goes: a usable replica that has replayed the caller's fence
-     * (round robin), else the primary. A fence that cannot be read sends it to the primary.
-     */
-    async route(caller: string): Promise<ReadTarget> {
-      if (tracked.length === 0) return primaryTarget;
-      const t = clock();
-      const candidates = tracked.filter((r) => usable(r, t));
-      if (candidates.length === 0) return primaryTarget;
-      let fence: bigint | undefined;
-      try {
-        fence = await fences.get(caller);
-      } catch {
-        return primaryTarget;
-      }
-      const ok = fence === undefined ? candidates : candidates.filter((r) => r.replay >= fence);
-      if (ok.length === 0) return primaryTarget;
-      next = (next + 1) % ok.length;
-      const r = ok[next]!;
-      return { db: r.db, replica: r.name };
-    },
-
-    /** Counts a read by the pool that served it. */
-    served(target: ReadTarget) {
-      if (target.replica === undefined) primaryReads += 1;
-      else {
-        const r = tracked.find((x) => x.name === target.replica);
-        if (r) r.reads += 1;
-      }
-    },
-
-    /**
-     * A replica's answer was contradicted by the primary's check (src/audit/writer.ts): the
-     * primary answers again, and that counts as a primary read.
-     */
-    overruled() {
-      overruled += 1;
-      primaryReads += 1;
-    },
-
-    /** A replica's query failed: it serves nothing until a poll finds it well again. */
-    failed(target: ReadTarget, err: unknown) {
-      const r = tracked.find((x) => x.name === target.replica);
-      if (r) markDown(r, err);
-    },
-
-    /**
-     * A write on the primary that raises the caller's fence once committed (when replicas
-     * are configured; otherwise a plain transaction). Resolves after the fence is stored.
-     */
-    async transaction<T>(caller: string, fn: (tx: Transaction) => Promise<T>): Promise<T> {
-      if (tracked.length === 0) return primary.transaction(fn);
-      let lsn: string | undefined;
-      const result = await primary.transaction(fn, {
-        onCommitLsn: (l) => {
-          lsn = l;
-        },
-      });
-      if (lsn) await fences.raise(caller, parseLsn(lsn));
-      return result;
-    },
-
-    /** Whether writes must go through transaction() to raise fences (replicas configured). */
-    fencesWrites: () => tracked.length > 0,
-
-    /** For /ready and /metrics: no URL, no credentials, no data. */
-    state(): { primaryReads: number; overruled: number; replicas: ReplicaState[] } {
-      return {
-        primaryReads,
-        overruled,
-        replicas: tracked.map((r) => ({
-          name: r.name,
-          status: statusOf(r),
-          lagMs: r.lagMs,
-          lagBytes: r.lagBytes,
-          reads: r.reads,
-        })),
-      };
-    },
-  };
 }
-
-export type ReadRouting = ReturnType<typeof createReadRouting>;

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/database.js';
 import { ALL_ENVIRONMENTS, DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import { errors } from '../errors.js';
-import { createEnvironmentsRepository } from './repository.js';
+import { EnvironmentsRepository } from './repository.js';
 
 /**
  * The environments a new grant (an access key, a workload trust) covers, as stored: the
@@ -14,7 +14,7 @@ export function grantedEnvironments(given: readonly string[] | undefined): strin
   return [...new Set(given)];
 }
 
-const repo = createEnvironmentsRepository();
+const repo = new EnvironmentsRepository();
 
 /** 400 naming the environments of a grant that do not exist (a typo would silently grant nothing). */
 export async function requireEnvironments(q: Queryable, envs: readonly string[]): Promise<void> {

@@ -26,94 +26,98 @@ const toView = (r: EnvironmentRow): EnvironmentView => ({
 
 const cursors = cursorCodec('e1', (r: { seq: string }) => r.seq);
 
-/** Rules and transactions for environments; each change and its audit row commit together. */
-export function createEnvironmentService(deps: {
+export interface EnvironmentServiceDeps {
   db: Database;
   repo: EnvironmentsRepository;
   audit: AuditRepository;
   trail: AuditTrail;
-}) {
-  const { db, repo, audit, trail } = deps;
-  return {
-    /** Whether it exists (the guard's 404 for /api/environments/:env/...). */
-    async exists(name: string): Promise<boolean> {
-      return name === DEFAULT_ENVIRONMENT || (await repo.find(db, name)) !== undefined;
-    },
-
-    /** The environments the caller covers, oldest first (default leads). */
-    async list(query: PageQuery, caller: Caller) {
-      const { page, nextCursor } = await cursors.page(query, (limit, afterSeq) =>
-        trail.lookup(caller, 'environment.list', null, () =>
-          repo.list(db, { limit, afterSeq, names: caller.environments }),
-        ),
-      );
-      return { environments: page.map(toView), nextCursor };
-    },
-
-    async get(name: string, caller: Caller): Promise<EnvironmentView> {
-      const row = await repo.find(db, name);
-      if (!row) throw errors.environmentNotFound(name);
-      return caller.admin ? { ...toView(row), secrets: await repo.counts(db, name) } : toView(row);
-    },
-
-    async create(input: { name: string; description?: string | null | undefined }, caller: Caller) {
-      const row = await trail.change(
-        inEnvironment(caller, input.name),
-        'environment.create',
-        null,
-        async (tx) => {
-          const r = await repo.insert(tx, { name: input.name, description: input.description ?? null });
-          if (!r) {
-            throw errors.conflict(
-              `Environment already exists: ${input.name}`,
-              'Choose another name, or change its description with PATCH /api/environments/{env}',
-            );
-          }
-          return { result: r, version: null };
-        },
-      );
-      return toView(row);
-    },
-
-    async update(name: string, input: { description: string | null }, caller: Caller) {
-      const row = await trail.change(caller, 'environment.update', null, async (tx) => {
-        const r = await repo.update(tx, name, input.description);
-        if (!r) throw errors.environmentNotFound(name);
-        return { result: r, version: null };
-      });
-      return toView(row);
-    },
-
-    /**
-     * Deletes an environment that holds no active secret; its soft-deleted secrets are erased
-     * with it (one secret.purge row each). `default` is never deleted.
-     */
-    async remove(name: string, caller: Caller): Promise<{ erased: number }> {
-      return trail.change(caller, 'environment.delete', null, async (tx) => {
-        if (name === DEFAULT_ENVIRONMENT) {
-          throw errors.forbidden(
-            'The default environment cannot be deleted: it is the /api/secrets API',
-            'Delete its secrets one by one if you mean to empty it',
-          );
-        }
-        // Excludes creates in it (they hold a KEY SHARE lock) until this commits.
-        if (!(await repo.find(tx, name, 'update'))) throw errors.environmentNotFound(name);
-        const { active } = await repo.counts(tx, name);
-        if (active > 0) {
-          throw errors.conflict(
-            `Environment ${name} still holds ${active} active secret${active === 1 ? '' : 's'}: it cannot be deleted`,
-            `Delete them first (DELETE /api/environments/${name}/secrets/{key}, or promote what you need to another environment), then delete the environment`,
-          );
-        }
-        const erased = await repo.delete(tx, name);
-        const rows: AuditEntry[] = erased.map((e) =>
-          auditEntry(caller, 'secret.purge', e.key, 'success', e.version),
-        );
-        await audit.appendMany(tx, rows);
-        return { result: { erased: erased.length }, version: null };
-      });
-    },
-  };
 }
 
-export type EnvironmentService = ReturnType<typeof createEnvironmentService>;
+/** Rules and transactions for environments; each change and its audit row commit together. */
+export class EnvironmentService {
+  constructor(private readonly deps: EnvironmentServiceDeps) {}
+
+  /** Whether it exists (the guard's 404 for /api/environments/:env/...). */
+  async exists(name: string): Promise<boolean> {
+    return name === DEFAULT_ENVIRONMENT || (await this.deps.repo.find(this.deps.db, name)) !== undefined;
+  }
+
+  /** The environments the caller covers, oldest first (default leads). */
+  async list(query: PageQuery, caller: Caller) {
+    const { page, nextCursor } = await cursors.page(query, (limit, afterSeq) =>
+      this.deps.trail.lookup(caller, 'environment.list', null, () =>
+        this.deps.repo.listPage(this.deps.db, { limit, afterSeq, names: caller.environments }),
+      ),
+    );
+    return { environments: page.map(toView), nextCursor };
+  }
+
+  async get(name: string, caller: Caller): Promise<EnvironmentView> {
+    const row = await this.deps.repo.find(this.deps.db, name);
+    if (!row) throw errors.environmentNotFound(name);
+    return caller.admin
+      ? { ...toView(row), secrets: await this.deps.repo.counts(this.deps.db, name) }
+      : toView(row);
+  }
+
+  async create(input: { name: string; description?: string | null | undefined }, caller: Caller) {
+    const row = await this.deps.trail.change(
+      inEnvironment(caller, input.name),
+      'environment.create',
+      null,
+      async (tx) => {
+        const r = await this.deps.repo.insert(tx, {
+          name: input.name,
+          description: input.description ?? null,
+        });
+        if (!r) {
+          throw errors.conflict(
+            `Environment already exists: ${input.name}`,
+            'Choose another name, or change its description with PATCH /api/environments/{env}',
+          );
+        }
+        return { result: r, version: null };
+      },
+    );
+    return toView(row);
+  }
+
+  async update(name: string, input: { description: string | null }, caller: Caller) {
+    const row = await this.deps.trail.change(caller, 'environment.update', null, async (tx) => {
+      const r = await this.deps.repo.updateRow(tx, name, input.description);
+      if (!r) throw errors.environmentNotFound(name);
+      return { result: r, version: null };
+    });
+    return toView(row);
+  }
+
+  /**
+   * Deletes an environment that holds no active secret; its soft-deleted secrets are erased
+   * with it (one secret.purge row each). `default` is never deleted.
+   */
+  async remove(name: string, caller: Caller): Promise<{ erased: number }> {
+    return this.deps.trail.change(caller, 'environment.delete', null, async (tx) => {
+      if (name === DEFAULT_ENVIRONMENT) {
+        throw errors.forbidden(
+          'The default environment cannot be deleted: it is the /api/secrets API',
+          'Delete its secrets one by one if you mean to empty it',
+        );
+      }
+      // Excludes creates in it (they hold a KEY SHARE lock) until this commits.
+      if (!(await this.deps.repo.find(tx, name, 'update'))) throw errors.environmentNotFound(name);
+      const { active } = await this.deps.repo.counts(tx, name);
+      if (active > 0) {
+        throw errors.conflict(
+          `Environment ${name} still holds ${active} active secret${active === 1 ? '' : 's'}: it cannot be deleted`,
+          `Delete them first (DELETE /api/environments/${name}/secrets/{key}, or promote what you need to another environment), then delete the environment`,
+        );
+      }
+      const erased = await this.deps.repo.delete(tx, name);
+      const rows: AuditEntry[] = erased.map((e) =>
+        auditEntry(caller, 'secret.purge', e.key, 'success', e.version),
+      );
+      await this.deps.audit.appendMany(tx, rows);
+      return { result: { erased: erased.length }, version: null };
+    });
+  }
+}

@@ -2,7 +2,7 @@ import { missingKidsError, sealCanary, verifyCanary } from '../crypto/canary.js'
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
 import { toSealed } from '../db/sealed-columns.js';
-import { createKekRepository } from './repository.js';
+import { KekRepository } from './repository.js';
 
 /**
  * The start-up key check (the server, the migrate-and-rewrap command): every kid in the
@@ -10,7 +10,7 @@ import { createKekRepository } from './repository.js';
  * still use is missing from the ring. Throws KeyCheckError (src/crypto/canary.ts).
  */
 export async function checkKeyring(db: Database, keyring: Keyring): Promise<void> {
-  const repo = createKekRepository();
+  const repo = new KekRepository();
   // Concurrent first starts: whoever inserts first wins, everyone verifies that row.
   for (const kid of keyring.kids()) await repo.insertCanary(db, sealCanary(keyring, kid));
   const canaries = await repo.canaries(db);

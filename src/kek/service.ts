@@ -50,21 +50,123 @@ export interface RewrapOptions {
   record?: (q: Queryable, touched: RewrapTouched[]) => Promise<void>;
 }
 
-export function createKekService(deps: { db: Database; repo: KekRepository; keyring: Keyring; log: Logger }) {
-  const { db, repo, keyring, log } = deps;
+export interface KekServiceDeps {
+  db: Database;
+  repo: KekRepository;
+  keyring: Keyring;
+  log: Logger;
+}
+
+export class KekService {
+  constructor(private readonly deps: KekServiceDeps) {}
+
+  async rewrap(opts: RewrapOptions = {}): Promise<RewrapResult> {
+    const started = performance.now();
+    const batchSize = opts.batchSize ?? 500;
+    const activeKid = this.deps.keyring.activeKid;
+    let rewrapped = 0;
+    let batches = 0;
+    const failedRows = new Set<string>();
+    for (let pass = 0; pass < MAX_PASSES; pass++) {
+      let after = FIRST;
+      let progressed = false;
+      for (;;) {
+        const rows = await this.deps.repo.nextToRewrap(this.deps.db, activeKid, after, batchSize);
+        if (rows.length === 0) break;
+        const out: Rewrapped[] = [];
+        const failedNow: RewrapTouched[] = [];
+        for (const row of rows) {
+          const identity = { secretId: row.secret_id, key: row.key, version: row.version };
+          // A failed row is left as it is (still readable by nobody); reported, never logged with data.
+          const sealed = this.rewrapRow(identity, row, activeKid, (reason) => {
+            if (!failedRows.has(`${row.secret_id}/${row.version}`)) {
+              this.deps.log.error(
+                { secretKey: row.key, version: row.version, kid: row.kid, reason },
+                'rewrap: stored data key failed its integrity check',
+              );
+            }
+            failedRows.add(`${row.secret_id}/${row.version}`);
+            failedNow.push({ ...identity, outcome: 'decrypt_failed' });
+          });
+          if (sealed) out.push({ secretId: row.secret_id, version: row.version, fromKid: row.kid, sealed });
+        }
+        const record = opts.record;
+        const stored = record
+          ? await this.deps.db.transaction(async (tx) => {
+              const done = await this.deps.repo.storeRewrapped(tx, out);
+              const keyOf = new Map(rows.map((r) => [`${r.secret_id}/${r.version}`, r.key]));
+              const ok = done.map((v) => ({
+                key: keyOf.get(`${v.secretId}/${v.version}`) ?? '',
+                secretId: v.secretId,
+                version: v.version,
+                outcome: 'success' as const,
+              }));
+              // One row per secret: a batch holding several versions of one secret names it once.
+              const seen = new Set<string>();
+              const touched = [...ok, ...failedNow].filter((t) => !seen.has(t.key) && seen.add(t.key));
+              if (touched.length) await record(tx, touched);
+              return done;
+            })
+          : await this.deps.repo.storeRewrapped(this.deps.db, out);
+        const n = stored.length;
+        rewrapped += n;
+        if (n > 0) progressed = true;
+        batches++;
+        const last = rows[rows.length - 1]!;
+        after = { secretId: last.secret_id, version: last.version };
+        await opts.onBatch?.({ batches, rewrapped });
+        // Embedded PGlite answers through promises alone, so without this a rewrap run by
+        // the server would hold the event loop (and every other request) until it ends.
+        await yieldToEventLoop();
+      }
+      if (!progressed) break;
+    }
+    rewrapped += await this.rewrapWebhookSecrets(activeKid, batchSize, failedRows);
+    const remaining = (await this.deps.repo.rowsPerKid(this.deps.db))
+      .filter((r) => r.kid !== activeKid)
+      .reduce((sum, r) => sum + r.rows, 0);
+    const result = {
+      activeKid,
+      rewrapped,
+      failed: failedRows.size,
+      remaining,
+      batches,
+      durationMs: Math.round(performance.now() - started),
+    };
+    this.deps.log.info(result, 'rewrap finished');
+    return result;
+  }
+
+  async status() {
+    const perKid = await this.deps.repo.rowsPerKid(this.deps.db);
+    const ring = this.deps.keyring.kids();
+    const kids = [...new Set([...ring, ...perKid.map((r) => r.kid)])].sort();
+    return {
+      activeKid: this.deps.keyring.activeKid,
+      kids: kids.map((kid) => ({
+        kid,
+        rows: perKid.find((r) => r.kid === kid)?.rows ?? 0,
+        active: kid === this.deps.keyring.activeKid,
+        inKeyring: ring.includes(kid),
+      })),
+      pendingRewrap: perKid
+        .filter((r) => r.kid !== this.deps.keyring.activeKid)
+        .reduce((s, r) => s + r.rows, 0),
+    };
+  }
 
   /**
    * A stored data key re-wrapped to `activeKid`, or undefined when it fails its integrity
    * check (then `onFailure` hears why; any other error is thrown).
    */
-  function rewrapRow(
+  private rewrapRow(
     identity: ValueIdentity,
     row: CryptoColumns,
     activeKid: string,
     onFailure: (reason: string) => void,
   ): SealedValue | undefined {
     try {
-      return rewrapValue(keyring, identity, toSealed(row), activeKid);
+      return rewrapValue(this.deps.keyring, identity, toSealed(row), activeKid);
     } catch (err) {
       if (!(err instanceof IntegrityError)) throw err;
       onFailure(err.message);
@@ -77,17 +179,17 @@ export function createKekService(deps: { db: Database; repo: KekRepository; keyr
    * move to the active kid too, in batches, so a retired KEK holds nothing. Not audited per
    * row: they are no secret's change (the run itself is, by its caller).
    */
-  async function rewrapWebhookSecrets(activeKid: string, batchSize: number, failed: Set<string>) {
+  private async rewrapWebhookSecrets(activeKid: string, batchSize: number, failed: Set<string>) {
     let moved = 0;
     let after = { subscriptionId: FIRST.secretId, generation: 0 };
     for (;;) {
-      const rows = await repo.nextWebhookSecretsToRewrap(db, activeKid, after, batchSize);
+      const rows = await this.deps.repo.nextWebhookSecretsToRewrap(this.deps.db, activeKid, after, batchSize);
       if (rows.length === 0) return moved;
       const out = [];
       for (const row of rows) {
         const identity = { secretId: row.subscription_id, key: 'webhook', version: row.generation };
-        const sealed = rewrapRow(identity, row, activeKid, (reason) => {
-          log.error(
+        const sealed = this.rewrapRow(identity, row, activeKid, (reason) => {
+          this.deps.log.error(
             { webhook: row.subscription_id, generation: row.generation, kid: row.kid, reason },
             'rewrap: a webhook signing secret failed its integrity check',
           );
@@ -102,107 +204,10 @@ export function createKekService(deps: { db: Database; repo: KekRepository; keyr
           });
         }
       }
-      moved += await repo.storeRewrappedWebhookSecrets(db, out);
+      moved += await this.deps.repo.storeRewrappedWebhookSecrets(this.deps.db, out);
       const last = rows[rows.length - 1]!;
       after = { subscriptionId: last.subscription_id, generation: last.generation };
       await yieldToEventLoop();
     }
   }
-
-  return {
-    async rewrap(opts: RewrapOptions = {}): Promise<RewrapResult> {
-      const started = performance.now();
-      const batchSize = opts.batchSize ?? 500;
-      const activeKid = keyring.activeKid;
-      let rewrapped = 0;
-      let batches = 0;
-      const failedRows = new Set<string>();
-      for (let pass = 0; pass < MAX_PASSES; pass++) {
-        let after = FIRST;
-        let progressed = false;
-        for (;;) {
-          const rows = await repo.nextToRewrap(db, activeKid, after, batchSize);
-          if (rows.length === 0) break;
-          const out: Rewrapped[] = [];
-          const failedNow: RewrapTouched[] = [];
-          for (const row of rows) {
-            const identity = { secretId: row.secret_id, key: row.key, version: row.version };
-            // A failed row is left as it is (still readable by nobody); reported, never logged with data.
-            const sealed = rewrapRow(identity, row, activeKid, (reason) => {
-              if (!failedRows.has(`${row.secret_id}/${row.version}`)) {
-                log.error(
-                  { secretKey: row.key, version: row.version, kid: row.kid, reason },
-                  'rewrap: stored data key failed its integrity check',
-                );
-              }
-              failedRows.add(`${row.secret_id}/${row.version}`);
-              failedNow.push({ ...identity, outcome: 'decrypt_failed' });
-            });
-            if (sealed) out.push({ secretId: row.secret_id, version: row.version, fromKid: row.kid, sealed });
-          }
-          const record = opts.record;
-          const stored = record
-            ? await db.transaction(async (tx) => {
-                const done = await repo.storeRewrapped(tx, out);
-                const keyOf = new Map(rows.map((r) => [`${r.secret_id}/${r.version}`, r.key]));
-                const ok = done.map((v) => ({
-                  key: keyOf.get(`${v.secretId}/${v.version}`) ?? '',
-                  secretId: v.secretId,
-                  version: v.version,
-                  outcome: 'success' as const,
-                }));
-                // One row per secret: a batch holding several versions of one secret names it once.
-                const seen = new Set<string>();
-                const touched = [...ok, ...failedNow].filter((t) => !seen.has(t.key) && seen.add(t.key));
-                if (touched.length) await record(tx, touched);
-                return done;
-              })
-            : await repo.storeRewrapped(db, out);
-          const n = stored.length;
-          rewrapped += n;
-          if (n > 0) progressed = true;
-          batches++;
-          const last = rows[rows.length - 1]!;
-          after = { secretId: last.secret_id, version: last.version };
-          await opts.onBatch?.({ batches, rewrapped });
-          // Embedded PGlite answers through promises alone, so without this a rewrap run by
-          // the server would hold the event loop (and every other request) until it ends.
-          await yieldToEventLoop();
-        }
-        if (!progressed) break;
-      }
-      rewrapped += await rewrapWebhookSecrets(activeKid, batchSize, failedRows);
-      const remaining = (await repo.rowsPerKid(db))
-        .filter((r) => r.kid !== activeKid)
-        .reduce((sum, r) => sum + r.rows, 0);
-      const result = {
-        activeKid,
-        rewrapped,
-        failed: failedRows.size,
-        remaining,
-        batches,
-        durationMs: Math.round(performance.now() - started),
-      };
-      log.info(result, 'rewrap finished');
-      return result;
-    },
-
-    async status() {
-      const perKid = await repo.rowsPerKid(db);
-      const ring = keyring.kids();
-      const kids = [...new Set([...ring, ...perKid.map((r) => r.kid)])].sort();
-      return {
-        activeKid: keyring.activeKid,
-        kids: kids.map((kid) => ({
-          kid,
-          rows: perKid.find((r) => r.kid === kid)?.rows ?? 0,
-          active: kid === keyring.activeKid,
-          inKeyring: ring.includes(kid),
-        })),
-        pendingRewrap: perKid.filter((r) => r.kid !== keyring.activeKid).reduce((s, r) => s + r.rows, 0),
-      };
-    },
-  };
 }
-
-export type KekService = ReturnType<typeof createKekService>;

@@ -164,7 +164,15 @@ function describe(claims: JWTPayload | null, trust: string | null, reason: strin
   return parts.join(' ');
 }
 
-export function createOidcService(deps: {
+const nameTaken = (name: string) =>
+  errors.conflict(
+    `A trust policy named ${name} already exists`,
+    'Choose another name, or update it with PUT /api/auth/trusts/{name}',
+  );
+const noTrust = (name: string) =>
+  errors.notFound(`Trust policy not found: ${name}`, 'List trust policies with GET /api/auth/trusts');
+
+export interface OidcServiceDeps {
   db: Database;
   repo: OidcRepository;
   trail: AuditTrail;
@@ -172,10 +180,293 @@ export function createOidcService(deps: {
   replay: ReplayGuard;
   /** OIDC_ALLOW_HTTP_ISSUERS: accept http:// issuers (local test issuers only). */
   allowHttpIssuers: boolean;
-}) {
-  const { db, repo, trail, keys, replay } = deps;
+}
 
-  function fields(input: TrustInput): TrustFields {
+/** Trust policies for workload identity, and the token exchange that checks an ID token against them. */
+export class OidcService {
+  constructor(private readonly deps: OidcServiceDeps) {}
+
+  async create(input: TrustInput, caller: Caller): Promise<TrustView> {
+    const f = this.fields(input);
+    const row = await this.deps.trail.change(
+      caller,
+      'oidc_trust.create',
+      `oidc_trust:${f.name}`,
+      async (tx) => {
+        await requireEnvironments(tx, f.environments);
+        const r = await this.deps.repo.insert(tx, randomUUID(), f, caller.actor);
+        if (!r) throw nameTaken(f.name);
+        return { result: r, version: null };
+      },
+    );
+    return toView(row);
+  }
+
+  async update(
+    { name, trust: input }: { name: string; trust: TrustInput },
+    caller: Caller,
+  ): Promise<TrustView> {
+    const f = this.fields(input);
+    const row = await this.deps.trail.change(
+      caller,
+      'oidc_trust.update',
+      `oidc_trust:${name}`,
+      async (tx) => {
+        if (f.name !== name && (await this.deps.repo.findByName(tx, f.name))) throw nameTaken(f.name);
+        await requireEnvironments(tx, f.environments);
+        const r = await this.deps.repo.updateRow(tx, name, f);
+        if (!r) throw noTrust(name);
+        return { result: r, version: null };
+      },
+    );
+    return toView(row);
+  }
+
+  async remove(name: string, caller: Caller): Promise<TrustView> {
+    const row = await this.deps.trail.change(
+      caller,
+      'oidc_trust.delete',
+      `oidc_trust:${name}`,
+      async (tx) => {
+        const r = await this.deps.repo.deleteRow(tx, name);
+        if (!r) throw noTrust(name);
+        return { result: r, version: null };
+      },
+    );
+    return toView(row);
+  }
+
+  async list(caller: Caller): Promise<TrustView[]> {
+    const rows = await this.deps.trail.lookup(caller, 'oidc_trust.list', null, () =>
+      this.deps.repo.listAll(this.deps.db),
+    );
+    return rows.map(toView);
+  }
+
+  async get(name: string, caller: Caller): Promise<TrustView> {
+    const row = await this.deps.trail.read(caller, 'oidc_trust.list', `oidc_trust:${name}`, async () => {
+      const r = await this.deps.repo.findByName(this.deps.db, name);
+      return r ? { ok: true, touched: [], result: r } : { ok: false, touched: [], error: noTrust(name) };
+    });
+    return toView(row);
+  }
+
+  /**
+   * RFC 8693 token exchange: verifies the ID token against the issuer of a trust policy,
+   * checks the trust's bindings and the token's single use, and issues a workload token.
+   * Every attempt leaves one audit row (trust, iss/sub/jti, and the reason of a refusal).
+   * `anonymous` is the request's caller before it is known who is asking.
+   */
+  async exchange(
+    input: ReturnType<typeof tokenExchangeBody.parse>,
+    anonymous: Caller,
+  ): Promise<{
+    access_token: string;
+    issued_token_type: typeof ACCESS_TOKEN_TYPE;
+    token_type: 'Bearer';
+    expires_in: number;
+    scope: string;
+  }> {
+    let claims: JWTPayload | null = null;
+    let verified = false;
+    let trustName: string | null = input.trust ?? null;
+    const callerFor = (trust: string | null): Caller =>
+      verified && trust && typeof claims?.sub === 'string'
+        ? { ...anonymous, actor: workloadId(trust, claims.sub), label: workloadId(trust, claims.sub) }
+        : anonymous;
+    try {
+      const token = input.subject_token;
+      try {
+        decodeProtectedHeader(token);
+        claims = decodeJwt(token);
+      } catch {
+        throw refuse(
+          'malformed',
+          401,
+          'Invalid token: subject_token is not a JWT',
+          'Send the ID token your platform issued (three base64url parts)',
+        );
+      }
+      const iss = claims.iss;
+      if (typeof iss !== 'string') {
+        throw refuse('issuer', 401, 'Invalid token: the ID token has no iss claim', 'Send an OIDC ID token');
+      }
+      // The unverified iss only picks among configured trusts: keys are fetched from
+      // configured issuers only, never from a URL the caller chose.
+      let candidates = input.trust
+        ? [await this.deps.repo.findByName(this.deps.db, input.trust)].filter(
+            (t): t is TrustRow => t !== undefined,
+          )
+        : await this.deps.repo.byIssuer(this.deps.db, iss);
+      if (input.trust && candidates.length === 0) {
+        throw refuse(
+          'unknown_trust',
+          401,
+          `Invalid token: no trust policy named ${input.trust}`,
+          'Check the trust name (an admin lists them with secrets trust list)',
+        );
+      }
+      candidates = candidates.filter((t) => t.issuer === iss);
+      if (candidates.length === 0) {
+        throw refuse(
+          'issuer',
+          401,
+          `Invalid token: no trust policy accepts tokens from issuer ${JSON.stringify(iss.slice(0, 200))}`,
+          'An admin creates one with POST /api/auth/trusts naming this issuer',
+        );
+      }
+      if (candidates.length === 1) trustName = (candidates[0] as TrustRow).name;
+      try {
+        const r = await jwtVerify(token, this.deps.keys.resolver(iss), {
+          issuer: iss,
+          algorithms: ACCEPTED_ALGORITHMS,
+          clockTolerance: CLOCK_SKEW_SECONDS,
+          requiredClaims: ['exp', 'iat', 'sub'],
+        });
+        claims = r.payload;
+      } catch (err) {
+        throw verificationRefusal(err, iss);
+      }
+      const now = Date.now() / 1000;
+      if (typeof claims.iat === 'number' && claims.iat > now + CLOCK_SKEW_SECONDS) {
+        throw refuse(
+          'iat',
+          401,
+          'Invalid token: the ID token was issued in the future (iat)',
+          'Check the clocks of the platform and the service',
+        );
+      }
+      verified = true;
+      const verdicts = candidates.map((t) => ({ t, why: mismatch(t, claims as JWTPayload) }));
+      const matching = verdicts.filter((v) => v.why === null).map((v) => v.t);
+      if (matching.length === 0) {
+        const whys = verdicts.map((v) => `trust ${v.t.name}: ${v.why?.message}`).join('; ');
+        throw refuse(
+          verdicts.length === 1 ? (verdicts[0]?.why?.reason ?? 'binding') : 'binding',
+          403,
+          `The ID token matches no trust policy (${whys})`,
+          "Check the trust's audiences, subject and claims against the token's claims",
+        );
+      }
+      if (matching.length > 1) {
+        throw refuse(
+          'ambiguous',
+          400,
+          `The ID token matches several trust policies (${matching.map((t) => t.name).join(', ')})`,
+          'Name the one to use with the trust parameter',
+        );
+      }
+      const trust = matching[0] as TrustRow;
+      trustName = trust.name;
+      let scopes = trust.scopes;
+      if (input.scope !== undefined && input.scope.trim() !== '') {
+        const asked = [...new Set(input.scope.trim().split(/\s+/))];
+        const outside = asked.filter((s) => !trust.scopes.includes(s));
+        if (outside.length) {
+          throw refuse(
+            'scope',
+            403,
+            `scope asks for ${outside.join(', ')}, which trust ${trust.name} does not grant (it grants: ${trust.scopes.join(', ')})`,
+            `Ask for a subset of ${trust.scopes.join(' ')}, or omit scope`,
+          );
+        }
+        scopes = asked;
+      }
+      // Single use: a token seen before (by jti, or by its digest when it has none) is a
+      // replay. Remembered until it expires, after which it is refused as expired anyway.
+      const exp = claims.exp as number;
+      const replayId = `${iss}#${typeof claims.jti === 'string' ? `jti:${claims.jti}` : `sha256:${hashToken(token).toString('hex')}`}`;
+      if (!(await this.deps.replay.firstUse(replayId, (exp - now + CLOCK_SKEW_SECONDS) * 1000))) {
+        throw refuse(
+          'replay',
+          401,
+          'Invalid token: this ID token was already exchanged (replay)',
+          'Request a fresh ID token for each exchange',
+        );
+      }
+      const issued = newWorkloadToken();
+      const caller = callerFor(trust.name);
+      const sub = claims.sub as string;
+      const expiresAt = await this.deps.trail.change(
+        caller,
+        'auth.token_exchange',
+        describe(claims, trust.name, null),
+        async (tx) => ({
+          result: await this.deps.repo.issue(tx, {
+            tokenHash: hashToken(issued),
+            trustId: trust.id,
+            trustName: trust.name,
+            subject: sub,
+            scopes,
+            keyPatterns: trust.key_patterns,
+            environments: trust.environments,
+            ttlSeconds: trust.ttl_seconds,
+          }),
+          version: null,
+        }),
+      );
+      return {
+        access_token: issued,
+        issued_token_type: ACCESS_TOKEN_TYPE,
+        token_type: 'Bearer',
+        expires_in: Math.max(0, Math.round((expiresAt.getTime() - Date.now()) / 1000)),
+        scope: scopes.join(' '),
+      };
+    } catch (err) {
+      if (err instanceof Refusal) {
+        const outcome =
+          err.error.statusCode === 403
+            ? 'denied'
+            : err.error.statusCode === 400
+              ? 'invalid'
+              : 'unauthenticated';
+        await this.deps.trail.refused(
+          callerFor(trustName),
+          'auth.token_exchange',
+          [describe(claims, trustName, err.reason)],
+          withOutcome(err.error, outcome),
+        );
+        throw err.error;
+      }
+      if (err instanceof AppError && err.statusCode === 503) {
+        await this.deps.trail.refused(
+          callerFor(trustName),
+          'auth.token_exchange',
+          [describe(claims, trustName, 'issuer_unavailable')],
+          err,
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Resolves an iw_ workload token to an actor with its trust's grant; 401 otherwise. */
+  async authenticate(token: string): Promise<Actor> {
+    if (!WORKLOAD_TOKEN_PATTERN.test(token)) throw errors.badToken('the workload token is malformed');
+    const row = await this.deps.repo.findByTokenHash(this.deps.db, hashToken(token));
+    if (!row) throw errors.badToken('unknown workload token');
+    if (row.trust_id === null) {
+      throw errors.badToken(`the trust policy ${row.trust_name} that issued this workload token was deleted`);
+    }
+    if (row.expired) {
+      throw errors.unauthorized(
+        `Invalid token: the workload token expired at ${row.expires_at.toISOString()}`,
+        'Exchange a fresh ID token (secrets run --oidc does it for you)',
+      );
+    }
+    const name = workloadId(row.trust_name, row.subject);
+    return {
+      kind: 'access_key',
+      id: name,
+      name,
+      scopes: row.scopes.filter((s): s is Scope => (SCOPES as readonly string[]).includes(s)),
+      patterns: row.key_patterns,
+      environments: environmentGrant(row.environments),
+      workload: { trust: row.trust_name, sub: row.subject },
+    };
+  }
+
+  private fields(input: TrustInput): TrustFields {
     let url: URL;
     try {
       url = new URL(input.issuer);
@@ -185,7 +476,7 @@ export function createOidcService(deps: {
         'Give the issuer as its iss claim shows it, e.g. https://token.actions.githubusercontent.com',
       );
     }
-    if (url.protocol !== 'https:' && !(deps.allowHttpIssuers && url.protocol === 'http:')) {
+    if (url.protocol !== 'https:' && !(this.deps.allowHttpIssuers && url.protocol === 'http:')) {
       throw errors.invalidInput(
         'issuer must be an https:// URL',
         'Use the https issuer URL (set OIDC_ALLOW_HTTP_ISSUERS=true only for a local test issuer)',
@@ -215,284 +506,4 @@ export function createOidcService(deps: {
       ttlSeconds: input.ttlSeconds ?? DEFAULT_TTL_SECONDS,
     };
   }
-
-  const nameTaken = (name: string) =>
-    errors.conflict(
-      `A trust policy named ${name} already exists`,
-      'Choose another name, or update it with PUT /api/auth/trusts/{name}',
-    );
-  const noTrust = (name: string) =>
-    errors.notFound(`Trust policy not found: ${name}`, 'List trust policies with GET /api/auth/trusts');
-
-  return {
-    async create(input: TrustInput, caller: Caller): Promise<TrustView> {
-      const f = fields(input);
-      const row = await trail.change(caller, 'oidc_trust.create', `oidc_trust:${f.name}`, async (tx) => {
-        await requireEnvironments(tx, f.environments);
-        const r = await repo.insert(tx, randomUUID(), f, caller.actor);
-        if (!r) throw nameTaken(f.name);
-        return { result: r, version: null };
-      });
-      return toView(row);
-    },
-
-    async update(
-      { name, trust: input }: { name: string; trust: TrustInput },
-      caller: Caller,
-    ): Promise<TrustView> {
-      const f = fields(input);
-      const row = await trail.change(caller, 'oidc_trust.update', `oidc_trust:${name}`, async (tx) => {
-        if (f.name !== name && (await repo.get(tx, f.name))) throw nameTaken(f.name);
-        await requireEnvironments(tx, f.environments);
-        const r = await repo.update(tx, name, f);
-        if (!r) throw noTrust(name);
-        return { result: r, version: null };
-      });
-      return toView(row);
-    },
-
-    async remove(name: string, caller: Caller): Promise<TrustView> {
-      const row = await trail.change(caller, 'oidc_trust.delete', `oidc_trust:${name}`, async (tx) => {
-        const r = await repo.remove(tx, name);
-        if (!r) throw noTrust(name);
-        return { result: r, version: null };
-      });
-      return toView(row);
-    },
-
-    async list(caller: Caller): Promise<TrustView[]> {
-      const rows = await trail.lookup(caller, 'oidc_trust.list', null, () => repo.list(db));
-      return rows.map(toView);
-    },
-
-    async get(name: string, caller: Caller): Promise<TrustView> {
-      const row = await trail.read(caller, 'oidc_trust.list', `oidc_trust:${name}`, async () => {
-        const r = await repo.get(db, name);
-        return r ? { ok: true, touched: [], result: r } : { ok: false, touched: [], error: noTrust(name) };
-      });
-      return toView(row);
-    },
-
-    /**
-     * RFC 8693 token exchange: verifies the ID token against the issuer of a trust policy,
-     * checks the trust's bindings and the token's single use, and issues a workload token.
-     * Every attempt leaves one audit row (trust, iss/sub/jti, and the reason of a refusal).
-     * `anonymous` is the request's caller before it is known who is asking.
-     */
-    async exchange(
-      input: ReturnType<typeof tokenExchangeBody.parse>,
-      anonymous: Caller,
-    ): Promise<{
-      access_token: string;
-      issued_token_type: typeof ACCESS_TOKEN_TYPE;
-      token_type: 'Bearer';
-      expires_in: number;
-      scope: string;
-    }> {
-      let claims: JWTPayload | null = null;
-      let verified = false;
-      let trustName: string | null = input.trust ?? null;
-      const callerFor = (trust: string | null): Caller =>
-        verified && trust && typeof claims?.sub === 'string'
-          ? { ...anonymous, actor: workloadId(trust, claims.sub), label: workloadId(trust, claims.sub) }
-          : anonymous;
-      try {
-        const token = input.subject_token;
-        try {
-          decodeProtectedHeader(token);
-          claims = decodeJwt(token);
-        } catch {
-          throw refuse(
-            'malformed',
-            401,
-            'Invalid token: subject_token is not a JWT',
-            'Send the ID token your platform issued (three base64url parts)',
-          );
-        }
-        const iss = claims.iss;
-        if (typeof iss !== 'string') {
-          throw refuse(
-            'issuer',
-            401,
-            'Invalid token: the ID token has no iss claim',
-            'Send an OIDC ID token',
-          );
-        }
-        // The unverified iss only picks among configured trusts: keys are fetched from
-        // configured issuers only, never from a URL the caller chose.
-        let candidates = input.trust
-          ? [await repo.get(db, input.trust)].filter((t): t is TrustRow => t !== undefined)
-          : await repo.byIssuer(db, iss);
-        if (input.trust && candidates.length === 0) {
-          throw refuse(
-            'unknown_trust',
-            401,
-            `Invalid token: no trust policy named ${input.trust}`,
-            'Check the trust name (an admin lists them with secrets trust list)',
-          );
-        }
-        candidates = candidates.filter((t) => t.issuer === iss);
-        if (candidates.length === 0) {
-          throw refuse(
-            'issuer',
-            401,
-            `Invalid token: no trust policy accepts tokens from issuer ${JSON.stringify(iss.slice(0, 200))}`,
-            'An admin creates one with POST /api/auth/trusts naming this issuer',
-          );
-        }
-        if (candidates.length === 1) trustName = (candidates[0] as TrustRow).name;
-        try {
-          const r = await jwtVerify(token, keys.resolver(iss), {
-            issuer: iss,
-            algorithms: ACCEPTED_ALGORITHMS,
-            clockTolerance: CLOCK_SKEW_SECONDS,
-            requiredClaims: ['exp', 'iat', 'sub'],
-          });
-          claims = r.payload;
-        } catch (err) {
-          throw verificationRefusal(err, iss);
-        }
-        const now = Date.now() / 1000;
-        if (typeof claims.iat === 'number' && claims.iat > now + CLOCK_SKEW_SECONDS) {
-          throw refuse(
-            'iat',
-            401,
-            'Invalid token: the ID token was issued in the future (iat)',
-            'Check the clocks of the platform and the service',
-          );
-        }
-        verified = true;
-        const verdicts = candidates.map((t) => ({ t, why: mismatch(t, claims as JWTPayload) }));
-        const matching = verdicts.filter((v) => v.why === null).map((v) => v.t);
-        if (matching.length === 0) {
-          const whys = verdicts.map((v) => `trust ${v.t.name}: ${v.why?.message}`).join('; ');
-          throw refuse(
-            verdicts.length === 1 ? (verdicts[0]?.why?.reason ?? 'binding') : 'binding',
-            403,
-            `The ID token matches no trust policy (${whys})`,
-            "Check the trust's audiences, subject and claims against the token's claims",
-          );
-        }
-        if (matching.length > 1) {
-          throw refuse(
-            'ambiguous',
-            400,
-            `The ID token matches several trust policies (${matching.map((t) => t.name).join(', ')})`,
-            'Name the one to use with the trust parameter',
-          );
-        }
-        const trust = matching[0] as TrustRow;
-        trustName = trust.name;
-        let scopes = trust.scopes;
-        if (input.scope !== undefined && input.scope.trim() !== '') {
-          const asked = [...new Set(input.scope.trim().split(/\s+/))];
-          const outside = asked.filter((s) => !trust.scopes.includes(s));
-          if (outside.length) {
-            throw refuse(
-              'scope',
-              403,
-              `scope asks for ${outside.join(', ')}, which trust ${trust.name} does not grant (it grants: ${trust.scopes.join(', ')})`,
-              `Ask for a subset of ${trust.scopes.join(' ')}, or omit scope`,
-            );
-          }
-          scopes = asked;
-        }
-        // Single use: a token seen before (by jti, or by its digest when it has none) is a
-        // replay. Remembered until it expires, after which it is refused as expired anyway.
-        const exp = claims.exp as number;
-        const replayId = `${iss}#${typeof claims.jti === 'string' ? `jti:${claims.jti}` : `sha256:${hashToken(token).toString('hex')}`}`;
-        if (!(await replay.firstUse(replayId, (exp - now + CLOCK_SKEW_SECONDS) * 1000))) {
-          throw refuse(
-            'replay',
-            401,
-            'Invalid token: this ID token was already exchanged (replay)',
-            'Request a fresh ID token for each exchange',
-          );
-        }
-        const issued = newWorkloadToken();
-        const caller = callerFor(trust.name);
-        const sub = claims.sub as string;
-        const expiresAt = await trail.change(
-          caller,
-          'auth.token_exchange',
-          describe(claims, trust.name, null),
-          async (tx) => ({
-            result: await repo.issue(tx, {
-              tokenHash: hashToken(issued),
-              trustId: trust.id,
-              trustName: trust.name,
-              subject: sub,
-              scopes,
-              keyPatterns: trust.key_patterns,
-              environments: trust.environments,
-              ttlSeconds: trust.ttl_seconds,
-            }),
-            version: null,
-          }),
-        );
-        return {
-          access_token: issued,
-          issued_token_type: ACCESS_TOKEN_TYPE,
-          token_type: 'Bearer',
-          expires_in: Math.max(0, Math.round((expiresAt.getTime() - Date.now()) / 1000)),
-          scope: scopes.join(' '),
-        };
-      } catch (err) {
-        if (err instanceof Refusal) {
-          const outcome =
-            err.error.statusCode === 403
-              ? 'denied'
-              : err.error.statusCode === 400
-                ? 'invalid'
-                : 'unauthenticated';
-          await trail.refused(
-            callerFor(trustName),
-            'auth.token_exchange',
-            [describe(claims, trustName, err.reason)],
-            withOutcome(err.error, outcome),
-          );
-          throw err.error;
-        }
-        if (err instanceof AppError && err.statusCode === 503) {
-          await trail.refused(
-            callerFor(trustName),
-            'auth.token_exchange',
-            [describe(claims, trustName, 'issuer_unavailable')],
-            err,
-          );
-        }
-        throw err;
-      }
-    },
-
-    /** Resolves an iw_ workload token to an actor with its trust's grant; 401 otherwise. */
-    async authenticate(token: string): Promise<Actor> {
-      if (!WORKLOAD_TOKEN_PATTERN.test(token)) throw errors.badToken('the workload token is malformed');
-      const row = await repo.authenticate(db, hashToken(token));
-      if (!row) throw errors.badToken('unknown workload token');
-      if (row.trust_id === null) {
-        throw errors.badToken(
-          `the trust policy ${row.trust_name} that issued this workload token was deleted`,
-        );
-      }
-      if (row.expired) {
-        throw errors.unauthorized(
-          `Invalid token: the workload token expired at ${row.expires_at.toISOString()}`,
-          'Exchange a fresh ID token (secrets run --oidc does it for you)',
-        );
-      }
-      const name = workloadId(row.trust_name, row.subject);
-      return {
-        kind: 'access_key',
-        id: name,
-        name,
-        scopes: row.scopes.filter((s): s is Scope => (SCOPES as readonly string[]).includes(s)),
-        patterns: row.key_patterns,
-        environments: environmentGrant(row.environments),
-        workload: { trust: row.trust_name, sub: row.subject },
-      };
-    },
-  };
 }
-
-export type OidcService = ReturnType<typeof createOidcService>;

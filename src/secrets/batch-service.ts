@@ -1,4 +1,3 @@
-import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { AuditEntry } from '../audit/entry.js';
 import { outcomeOf } from '../audit/outcome.js';
@@ -10,6 +9,7 @@ import { errors } from '../errors.js';
 import { type Actor, hasScope } from '../identity/actor.js';
 import { type Caller, environmentOf } from '../identity/caller.js';
 import { maySee } from '../identity/visibility.js';
+import { inChunks } from '../in-chunks.js';
 import type { BatchEntry } from './batch-schemas.js';
 import { type Changes, changesMetadata } from './changes.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
@@ -47,31 +47,14 @@ class EntryError extends Error {
   }
 }
 
-/** Entries prepared between two yields to the event loop. */
-const YIELD_EVERY = 100;
-
 /** The batch import: a loop over the door's rules, in one transaction. */
 export class BatchService {
-  private readonly repo: SecretsRepository;
-  private readonly audit: AuditRepository;
-  private readonly trail: AuditTrail;
-  private readonly changes: Changes;
-  private readonly keyring: Keyring;
-  private readonly log: Logger;
-
-  constructor({ repo, audit, trail, changes, keyring, log }: BatchServiceDeps) {
-    this.repo = repo;
-    this.audit = audit;
-    this.trail = trail;
-    this.changes = changes;
-    this.keyring = keyring;
-    this.log = log;
-  }
+  constructor(private readonly deps: BatchServiceDeps) {}
 
   /**
    * One entry under its row lock, through the same door as the single-key routes: planned
    * by the same rules (refusals are thrown before any dry-run answer), written with its
-   * audit row in one statement. Returns its status and the version it leaves current.
+   * deps.audit row in one statement. Returns its status and the version it leaves current.
    */
   private async applyEntry(
     tx: Transaction,
@@ -80,7 +63,7 @@ export class BatchService {
     dryRun: boolean,
     who: Caller,
     actor: Actor,
-    /** New secrets' audit rows (and whatever else each change writes), written at the batch's end. */
+    /** New secrets' deps.audit rows (and whatever else each change writes), written at the batch's end. */
     later: Alongside[],
   ): Promise<{ status: BatchStatus; version: number | null; audited?: boolean }> {
     if (e.ifMatch !== undefined && (!cur || !ifMatchSatisfied(e.ifMatch, secretEtag(cur.id, cur.revision)))) {
@@ -92,9 +75,9 @@ export class BatchService {
       // not have one (a generated value is made only when it is written).
       const request = { ...e, value: e.value ?? '' };
       const op = cur ? { kind: 'revive' as const, cur, request } : { kind: 'create' as const, request };
-      const plan = this.changes.planChange(who, op, { named: true });
+      const plan = this.deps.changes.planChange(who, op, { named: true });
       if (dryRun) return { status: 'created', version: null };
-      const w = await this.changes.writeChange(tx, who, 'secret.create', plan, { later });
+      const w = await this.deps.changes.writeChange(tx, who, 'secret.create', plan, { later });
       if (w.revision === undefined)
         throw errors.conflict(
           `Secret already exists: ${e.key} (created concurrently)`,
@@ -103,7 +86,7 @@ export class BatchService {
       return { status: 'created', version: w.version, audited: true };
     }
     // Planned first, so that a refused entry is refused even when it would change nothing.
-    const plan = this.changes.planChange(who, { kind: 'update', cur, request: e }, { named: true });
+    const plan = this.deps.changes.planChange(who, { kind: 'update', cur, request: e }, { named: true });
     const metaChanged = changesMetadata(cur, e);
     // generate on an existing secret keeps its value (ensure semantics). A value is compared
     // with the stored one only for callers who may read it: otherwise "unchanged" would
@@ -112,11 +95,11 @@ export class BatchService {
     let valueChanged = false;
     if (e.value !== undefined && e.generate === undefined) {
       if (hasScope(actor, 'secrets:read') && (!cur.write_only || who.mayInject)) {
-        const stored = await this.repo.findVersion(tx, cur.id, cur.current_version);
+        const stored = await this.deps.repo.findVersion(tx, cur.id, cur.current_version);
         const plain = stored
           ? openSealed(
-              this.keyring,
-              this.log,
+              this.deps.keyring,
+              this.deps.log,
               { secretId: cur.id, key: cur.key, version: cur.current_version },
               stored,
             )
@@ -129,12 +112,12 @@ export class BatchService {
     // An unchanged value is not stored again as a new version.
     const write = valueChanged
       ? plan
-      : this.changes.planChange(
+      : this.deps.changes.planChange(
           who,
           { kind: 'update', cur, request: { ...e, value: undefined } },
           { named: true },
         );
-    const w = await this.changes.writeChange(tx, who, 'secret.update', write);
+    const w = await this.deps.changes.writeChange(tx, who, 'secret.update', write);
     return { status: 'updated', version: w.version, audited: true };
   }
 
@@ -145,7 +128,7 @@ export class BatchService {
   ): Promise<{ dryRun: boolean; results: { key: string; status: BatchStatus }[] }> {
     const outside = entries.filter((e) => !maySee(who.visible, e.key)).map((e) => e.key);
     if (outside.length && actor.kind === 'access_key') {
-      await this.trail.note(
+      await this.deps.trail.note(
         who,
         'secret.update',
         outside.map((key) => ({ key, outcome: 'denied' })),
@@ -161,16 +144,15 @@ export class BatchService {
     // requests' callbacks run during a 1000-entry import.
     const prepared: BatchEntry[] = [];
     try {
-      for (const [i, e] of entries.entries()) {
-        if (i > 0 && i % YIELD_EVERY === 0) await setImmediate();
+      await inChunks(entries, (e) => {
         const value = e.value ?? (dryRun ? undefined : generateValue(e.generate!));
         try {
-          if (value !== undefined) this.changes.checkValue(e.key, value, true);
+          if (value !== undefined) this.deps.changes.checkValue(e.key, value, true);
         } catch (err) {
           throw new EntryError(e.key, err);
         }
         prepared.push(value === undefined ? e : { ...e, value });
-      }
+      });
     } catch (err) {
       if (err instanceof EntryError) await this.recordFailed(who, entries, err);
       throw err instanceof EntryError ? err.cause : err;
@@ -178,13 +160,13 @@ export class BatchService {
     const ordered = prepared.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const status = new Map<string, BatchStatus>();
     try {
-      await this.trail.transaction(who, async (tx) => {
+      await this.deps.trail.transaction(who, async (tx) => {
         // Every row locked in one statement (in key order, so two overlapping imports
         // cannot deadlock), the rows not written by their change in one more at the end:
         // a dry run is four round trips whatever its size, not two per entry.
         const rows = new Map(
           (
-            await this.repo.lockManyByKey(
+            await this.deps.repo.lockManyByKey(
               tx,
               environmentOf(who),
               ordered.map((e) => e.key),
@@ -212,8 +194,8 @@ export class BatchService {
               ),
             );
         }
-        await this.repo.appendAlongside(tx, later);
-        await this.audit.appendMany(tx, rowsLeft);
+        await this.deps.repo.appendAlongside(tx, later);
+        await this.deps.audit.appendMany(tx, rowsLeft);
       });
     } catch (err) {
       if (!(err instanceof EntryError)) throw err;
@@ -230,13 +212,13 @@ export class BatchService {
   private async recordFailed(who: Caller, entries: readonly BatchEntry[], err: EntryError) {
     const failed = outcomeOf(err.cause);
     try {
-      await this.trail.note(
+      await this.deps.trail.note(
         who,
         'secret.update',
         entries.map((e) => ({ key: e.key, outcome: e.key === err.key ? failed : 'aborted' })),
       );
     } catch {
-      this.log.error('audit write for a failed batch failed');
+      this.deps.log.error('audit write for a failed batch failed');
     }
   }
 }

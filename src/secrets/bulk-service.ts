@@ -1,4 +1,3 @@
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { type AuditOutcome, outcomeOf, withOutcome } from '../audit/outcome.js';
 import type { AuditTrail, ReadOutcome, Touched } from '../audit/trail.js';
@@ -7,6 +6,7 @@ import type { Database } from '../db/database.js';
 import { errors } from '../errors.js';
 import { type Caller, environmentOf } from '../identity/caller.js';
 import { maySee } from '../identity/visibility.js';
+import { inChunks } from '../in-chunks.js';
 import { MAX_BATCH } from './batch-schemas.js';
 import type { BulkRepository, ValueRow } from './bulk-repository.js';
 import { dotenvUnrepresentable, type ExportedSecrets, toDotenv } from './export-format.js';
@@ -32,17 +32,6 @@ export type Charge = (n: number) => Promise<void>;
  */
 const RENDER_REFUSAL_NAMES_MAX = 200;
 
-/** Rows opened (decrypted) between two yields to the event loop (openAll). */
-export const OPEN_CHUNK = 100;
-
-/** Calls `each` on every item, yielding to the event loop between chunks of `chunk` items. */
-export async function inChunks<T>(items: readonly T[], each: (item: T) => void, chunk = OPEN_CHUNK) {
-  for (let i = 0; i < items.length; i++) {
-    if (i > 0 && i % chunk === 0) await yieldToEventLoop();
-    each(items[i]!);
-  }
-}
-
 /** What an export reads: the secrets under `prefix` (all when absent), charged to the caller's read limit. */
 export interface ExportInput {
   prefix?: string | undefined;
@@ -61,21 +50,7 @@ export interface BulkServiceDeps {
 
 /** Export and templates: many values at once, each read and audited as one attempt. */
 export class BulkService {
-  private readonly db: Database;
-  private readonly repo: BulkRepository;
-  private readonly trail: AuditTrail;
-  private readonly keyring: Keyring;
-  private readonly log: Logger;
-  private readonly maxRenderBytes: number;
-
-  constructor({ db, repo, trail, keyring, log, maxRenderBytes }: BulkServiceDeps) {
-    this.db = db;
-    this.repo = repo;
-    this.trail = trail;
-    this.keyring = keyring;
-    this.log = log;
-    this.maxRenderBytes = maxRenderBytes;
-  }
+  constructor(private readonly deps: BulkServiceDeps) {}
 
   /** format json: { KEY: value } in key order. */
   exportJson({ prefix, charge }: ExportInput, caller: Caller) {
@@ -103,7 +78,7 @@ export class BulkService {
    */
   async render({ template, charge }: { template: string; charge: Charge }, caller: Caller): Promise<string> {
     const { keys, invalid } = templateReferences(template);
-    return this.trail.read(caller, 'secret.render', null, async (): Promise<ReadOutcome<string>> => {
+    return this.deps.trail.read(caller, 'secret.render', null, async (): Promise<ReadOutcome<string>> => {
       // Bounded work: a template names at most as many secrets as an import may hold, and
       // this refusal leaves one audit row, not one per name.
       if (keys.length + invalid.length > MAX_BATCH) {
@@ -133,7 +108,9 @@ export class BulkService {
       }
       // Within the environment the template is rendered in.
       const rows =
-        keys.length > 0 ? await this.repo.readableValuesByKeys(this.db, keys, environmentOf(caller)) : [];
+        keys.length > 0
+          ? await this.deps.repo.readableValuesByKeys(this.deps.db, keys, environmentOf(caller))
+          : [];
       const locked = injectRefused(
         rows,
         caller,
@@ -154,9 +131,9 @@ export class BulkService {
       const opened = await this.openAll(rows);
       if (opened.error !== undefined) return { ok: false, error: opened.error, touched: opened.touched };
       // Counted as references resolve, before anything is built (MAX_RENDER_BYTES).
-      const size = renderedBytes(template, opened.values, this.maxRenderBytes);
-      if (size > this.maxRenderBytes) {
-        const error = errors.renderTooLarge(this.maxRenderBytes, size);
+      const size = renderedBytes(template, opened.values, this.deps.maxRenderBytes);
+      if (size > this.deps.maxRenderBytes) {
+        const error = errors.renderTooLarge(this.deps.maxRenderBytes, size);
         return { ok: false, error, touched: withheld(opened.touched) };
       }
       return { ok: true, result: renderTemplate(template, opened.values), touched: opened.touched };
@@ -165,7 +142,7 @@ export class BulkService {
 
   /**
    * Opens every row; the first failure fails them all (the others are then withheld).
-   * Between chunks of OPEN_CHUNK rows it yields to the event loop, so a large export or
+   * Between chunks of YIELD_EVERY rows it yields to the event loop, so a large export or
    * render does not hold it: other requests (and, on PGlite, their statements, which run on
    * this same thread) are served between chunks.
    */
@@ -179,7 +156,12 @@ export class BulkService {
       try {
         values.set(
           row.key,
-          openSealed(this.keyring, this.log, { secretId: row.id, key: row.key, version: row.version }, row),
+          openSealed(
+            this.deps.keyring,
+            this.deps.log,
+            { secretId: row.id, key: row.key, version: row.version },
+            row,
+          ),
         );
         touched.push({ key: row.key, version: row.version, outcome: 'success' });
       } catch (err) {
@@ -197,29 +179,39 @@ export class BulkService {
     charge: Charge,
     shape: (values: ExportedSecrets) => T,
   ): Promise<T> {
-    return this.trail.read(caller, 'secret.export', prefix ?? null, async (): Promise<ReadOutcome<T>> => {
-      // Filtered in SQL: rows outside a restricted access key's view are never read.
-      const rows = await this.repo.readableValues(this.db, prefix, caller.visible, environmentOf(caller));
-      const locked = injectRefused(
-        rows,
-        caller,
-        'The export includes',
-        'Export a prefix that excludes them, or use such an access key',
-      );
-      if (locked) return locked;
-      const paid = await charged(rows, charge);
-      if (!paid.ok) return paid;
-      const opened = await this.openAll(rows);
-      if (opened.error !== undefined) return { ok: false, error: opened.error, touched: opened.touched };
-      // A null-prototype object: a key can never collide with Object.prototype members.
-      const out: ExportedSecrets = Object.create(null);
-      for (const [k, v] of opened.values) out[k] = v;
-      try {
-        return { ok: true, result: shape(out), touched: opened.touched };
-      } catch (error) {
-        return { ok: false, error, touched: withheld(opened.touched) };
-      }
-    });
+    return this.deps.trail.read(
+      caller,
+      'secret.export',
+      prefix ?? null,
+      async (): Promise<ReadOutcome<T>> => {
+        // Filtered in SQL: rows outside a restricted access key's view are never read.
+        const rows = await this.deps.repo.readableValues(
+          this.deps.db,
+          prefix,
+          caller.visible,
+          environmentOf(caller),
+        );
+        const locked = injectRefused(
+          rows,
+          caller,
+          'The export includes',
+          'Export a prefix that excludes them, or use such an access key',
+        );
+        if (locked) return locked;
+        const paid = await charged(rows, charge);
+        if (!paid.ok) return paid;
+        const opened = await this.openAll(rows);
+        if (opened.error !== undefined) return { ok: false, error: opened.error, touched: opened.touched };
+        // A null-prototype object: a key can never collide with Object.prototype members.
+        const out: ExportedSecrets = Object.create(null);
+        for (const [k, v] of opened.values) out[k] = v;
+        try {
+          return { ok: true, result: shape(out), touched: opened.touched };
+        } catch (error) {
+          return { ok: false, error, touched: withheld(opened.touched) };
+        }
+      },
+    );
   }
 }
 

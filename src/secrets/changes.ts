@@ -185,17 +185,7 @@ export interface ChangesDeps {
 
 /** The door: planChange (the rules), writeChange (the write), and the two made of them. */
 export class Changes {
-  private readonly repo: SecretsRepository;
-  private readonly keyring: Keyring;
-  private readonly maxValueBytes: number;
-  private readonly maxVersions: number;
-
-  constructor({ repo, keyring, maxValueBytes, maxVersions }: ChangesDeps) {
-    this.repo = repo;
-    this.keyring = keyring;
-    this.maxValueBytes = maxValueBytes;
-    this.maxVersions = maxVersions;
-  }
+  constructor(private readonly deps: ChangesDeps) {}
 
   /**
    * The value size rule alone (a batch checks its values before its transaction begins).
@@ -203,9 +193,9 @@ export class Changes {
    */
   checkValue(key: string, value: string, named: boolean) {
     const bytes = Buffer.byteLength(value, 'utf8');
-    if (bytes > this.maxValueBytes) {
+    if (bytes > this.deps.maxValueBytes) {
       throw errors.payloadTooLarge(
-        `${named ? `${key}: ` : ''}value is ${bytes} bytes of UTF-8; the limit is ${this.maxValueBytes} bytes`,
+        `${named ? `${key}: ` : ''}value is ${bytes} bytes of UTF-8; the limit is ${this.deps.maxValueBytes} bytes`,
       );
     }
   }
@@ -349,14 +339,14 @@ export class Changes {
       // The environment enters here: a new secret is created in the caller's environment,
       // whose row is held until the change commits (a named one may be deleted meanwhile).
       const environment = environmentOf(caller);
-      if (environment !== DEFAULT_ENVIRONMENT && !(await this.repo.holdEnvironment(q, environment)))
+      if (environment !== DEFAULT_ENVIRONMENT && !(await this.deps.repo.holdEnvironment(q, environment)))
         throw errors.environmentNotFound(environment);
       const id = randomUUID();
-      const sealed = sealValue(this.keyring, { secretId: id, key: plan.key, version: 1 }, plan.value);
+      const sealed = sealValue(this.deps.keyring, { secretId: id, key: plan.key, version: 1 }, plan.value);
       // A statement of its own after the insert (q is the change's transaction): an insert
       // that finds the key taken writes nothing, and the caller may revive in the same
       // transaction. A batch collects them in `later` and writes them in one statement.
-      const ok = await this.repo.insertNew(
+      const ok = await this.deps.repo.insertNew(
         q,
         { id, environment, key: plan.key, ...plan.meta, createdBy: caller.label },
         sealed,
@@ -364,7 +354,7 @@ export class Changes {
       if (ok) {
         const side = alongside({ caller, action, key: plan.key, secretId: id, version: 1 });
         if (opts.later) opts.later.push(side);
-        else await this.repo.appendAlongside(q, [side]);
+        else await this.deps.repo.appendAlongside(q, [side]);
       }
       return { id, revision: ok ? FIRST_REVISION : undefined, version: 1 };
     }
@@ -377,7 +367,7 @@ export class Changes {
         secretId: cur.id,
         version: cur.current_version,
       });
-      await this.repo.purge(q, cur.id, side);
+      await this.deps.repo.purge(q, cur.id, side);
       return { id: cur.id, revision: cur.revision, version: cur.current_version };
     }
     const { value, ...rest } = plan.patch;
@@ -390,13 +380,17 @@ export class Changes {
             version: {
               number,
               createdBy: caller.label,
-              keep: this.maxVersions,
-              sealed: sealValue(this.keyring, { secretId: cur.id, key: cur.key, version: number }, value),
+              keep: this.deps.maxVersions,
+              sealed: sealValue(
+                this.deps.keyring,
+                { secretId: cur.id, key: cur.key, version: number },
+                value,
+              ),
             },
           };
     const version = patch.version?.number ?? cur.current_version;
     const side = alongside({ caller, action, key: plan.key, secretId: cur.id, version, patch });
-    const revision = await this.repo.updateRow(q, cur, patch, side);
+    const revision = await this.deps.repo.updateRow(q, cur, patch, side);
     if (revision === undefined && !opts.guarded)
       throw new Error(`secret ${cur.id} changed under its row lock`);
     return { id: cur.id, revision, version };
@@ -425,7 +419,7 @@ export class Changes {
       q: Queryable,
       touched: readonly { key: string; secretId: string; version: number; outcome: AuditOutcome }[],
     ) =>
-      this.repo.appendAlongside(
+      this.deps.repo.appendAlongside(
         q,
         touched.map((t) =>
           alongside(

@@ -118,26 +118,12 @@ export interface SecretServiceDeps {
 
 /** Rules, transactions and crypto for secrets: each method one audited read or change. */
 export class SecretService {
-  private readonly db: Database;
-  private readonly repo: SecretsRepository;
-  private readonly trail: AuditTrail;
-  private readonly changes: Changes;
-  private readonly keyring: Keyring;
-  private readonly log: Logger;
-  private readonly reads: SecretServiceDeps['reads'];
   private readonly primary: ReadTarget;
   private readonly reveals: RevealBatcher;
 
-  constructor({ db, repo, trail, changes, keyring, log, reads }: SecretServiceDeps) {
-    this.db = db;
-    this.repo = repo;
-    this.trail = trail;
-    this.changes = changes;
-    this.keyring = keyring;
-    this.log = log;
-    this.reads = reads;
-    this.primary = { db, replica: undefined };
-    this.reveals = new RevealBatcher(repo);
+  constructor(private readonly deps: SecretServiceDeps) {
+    this.primary = { db: deps.db, replica: undefined };
+    this.reveals = new RevealBatcher(deps.repo);
   }
 
   /** Metadata of the secrets the caller may see; one audit row (its prefix as key). */
@@ -146,9 +132,9 @@ export class SecretService {
     caller: Caller,
   ) {
     const { page, nextCursor } = await cursors.page(opts, (limit, beforeSeq) =>
-      this.trail.lookup(caller, 'secret.list', opts.prefix ?? null, () =>
+      this.deps.trail.lookup(caller, 'secret.list', opts.prefix ?? null, () =>
         this.onRoute(caller, (q) =>
-          this.repo.listPage(q, {
+          this.deps.repo.listPage(q, {
             environment: environmentOf(caller),
             limit,
             beforeSeq,
@@ -163,12 +149,12 @@ export class SecretService {
   }
 
   async create(input: CreateRequest, caller: Caller): Promise<{ id: string; revived: boolean }> {
-    return this.trail.change<{ id: string; revived: boolean }>(
+    return this.deps.trail.change<{ id: string; revived: boolean }>(
       caller,
       'secret.create',
       input.key,
       async (tx) => {
-        const made = await this.changes.planAndWrite(tx, caller, 'secret.create', {
+        const made = await this.deps.changes.planAndWrite(tx, caller, 'secret.create', {
           kind: 'create',
           request: input,
         });
@@ -176,7 +162,7 @@ export class SecretService {
           return { result: { id: made.id, revived: false }, version: 1, audited: true };
 
         // The key exists. Active: conflict. Soft-deleted: revive it under its own id, as a new version.
-        const cur = await this.repo.findByKey(tx, environmentOf(caller), input.key, { forUpdate: true });
+        const cur = await this.deps.repo.findByKey(tx, environmentOf(caller), input.key, { forUpdate: true });
         if (!cur) throw errors.conflict(`Secret already exists: ${input.key}`, 'Retry the request');
         if (cur.is_active) {
           throw errors.conflict(
@@ -184,7 +170,7 @@ export class SecretService {
             'Use PUT /api/secrets/{key} to change its value, or choose another key',
           );
         }
-        const revived = await this.changes.planAndWrite(tx, caller, 'secret.create', {
+        const revived = await this.deps.changes.planAndWrite(tx, caller, 'secret.create', {
           kind: 'revive',
           cur,
           request: input,
@@ -204,43 +190,48 @@ export class SecretService {
     { key, version }: { key: string; version?: number | undefined },
     caller: Caller,
   ): Promise<Revealed> {
-    return this.trail.read(
+    return this.deps.trail.read(
       caller,
       'secret.read',
       key,
       () => this.onRoute(caller, (q, replica) => this.revealOn(q, replica, caller, key, version)),
       () => {
-        this.reads?.overruled();
-        return this.revealOn(this.db, false, caller, key, version);
+        this.deps.reads?.overruled();
+        return this.revealOn(this.deps.db, false, caller, key, version);
       },
     );
   }
 
   /** Version metadata, newest first; works for inactive secrets too (it reveals no value). */
   async versions({ key }: { key: string }, caller: Caller) {
-    return this.trail.read(caller, 'secret.versions', key, async (): Promise<ReadOutcome<VersionsView>> => {
-      const cur = await this.repo.findByKey(this.db, environmentOf(caller), key);
-      if (!cur) return readFailed(notFound(key), key);
-      const rows = await this.repo.listVersions(this.db, cur.id);
-      return {
-        ok: true,
-        touched: [{ key, version: cur.current_version, outcome: 'success' }],
-        result: {
-          etag: secretEtag(cur.id, cur.revision),
-          body: {
-            key: cur.key,
-            currentVersion: cur.current_version,
-            versions: rows.map((v) => ({
-              version: v.version,
-              createdAt: v.created_at.toISOString(),
-              createdBy: v.created_by,
-              kid: v.kid,
-              current: v.version === cur.current_version,
-            })),
+    return this.deps.trail.read(
+      caller,
+      'secret.versions',
+      key,
+      async (): Promise<ReadOutcome<VersionsView>> => {
+        const cur = await this.deps.repo.findByKey(this.deps.db, environmentOf(caller), key);
+        if (!cur) return readFailed(notFound(key), key);
+        const rows = await this.deps.repo.listVersions(this.deps.db, cur.id);
+        return {
+          ok: true,
+          touched: [{ key, version: cur.current_version, outcome: 'success' }],
+          result: {
+            etag: secretEtag(cur.id, cur.revision),
+            body: {
+              key: cur.key,
+              currentVersion: cur.current_version,
+              versions: rows.map((v) => ({
+                version: v.version,
+                createdAt: v.created_at.toISOString(),
+                createdBy: v.created_by,
+                kid: v.kid,
+                current: v.version === cur.current_version,
+              })),
+            },
           },
-        },
-      };
-    });
+        };
+      },
+    );
   }
 
   /**
@@ -251,16 +242,16 @@ export class SecretService {
     { key, version, ifMatch }: { key: string; version: number; ifMatch?: string | undefined },
     caller: Caller,
   ) {
-    return this.trail.change(caller, 'secret.rollback', key, async (tx) => {
+    return this.deps.trail.change(caller, 'secret.rollback', key, async (tx) => {
       // One locking read brings the secret and the old version's sealed value.
       const cur = checked(
-        await this.repo.lockWithVersion(tx, environmentOf(caller), key, version),
+        await this.deps.repo.lockWithVersion(tx, environmentOf(caller), key, version),
         key,
         ifMatch,
       );
       if (!cur.old) throw versionNotFound(key, version);
       const value = this.open(cur, version, cur.old);
-      const w = await this.changes.planAndWrite(tx, caller, 'secret.rollback', {
+      const w = await this.deps.changes.planAndWrite(tx, caller, 'secret.rollback', {
         kind: 'rollback',
         cur,
         value,
@@ -278,11 +269,11 @@ export class SecretService {
     { key, ifMatch }: { key: string; ifMatch?: string | undefined },
     caller: Caller,
   ): Promise<{ etag: string }> {
-    return this.trail.change(caller, 'secret.restore', key, async (tx) => {
+    return this.deps.trail.change(caller, 'secret.restore', key, async (tx) => {
       const cur = await this.lockChecked(tx, caller, key, ifMatch);
       const version = cur.current_version;
       if (cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
-      const w = await this.changes.planAndWrite(tx, caller, 'secret.restore', { kind: 'restore', cur });
+      const w = await this.deps.changes.planAndWrite(tx, caller, 'secret.restore', { kind: 'restore', cur });
       return { result: { etag: secretEtag(cur.id, w.revision!) }, version, audited: true };
     });
   }
@@ -291,14 +282,14 @@ export class SecretService {
     { key, ifMatch, changes: input }: { key: string; ifMatch?: string | undefined; changes: ChangeRequest },
     caller: Caller,
   ): Promise<{ etag: string }> {
-    return this.trail.changeGuarded(
+    return this.deps.trail.changeGuarded(
       caller,
       'secret.update',
       key,
       // Usually: a plain read, then one statement guarded by the revision it saw.
       async (q) => {
-        const cur = checked(await this.repo.findByKey(q, environmentOf(caller), key), key, ifMatch);
-        const w = await this.changes.planAndWrite(
+        const cur = checked(await this.deps.repo.findByKey(q, environmentOf(caller), key), key, ifMatch);
+        const w = await this.deps.changes.planAndWrite(
           q,
           caller,
           'secret.update',
@@ -310,7 +301,7 @@ export class SecretService {
       // Lost races, or read replicas to fence: under the row lock, in a transaction.
       async (tx) => {
         const cur = await this.lockChecked(tx, caller, key, ifMatch);
-        const w = await this.changes.planAndWrite(tx, caller, 'secret.update', {
+        const w = await this.deps.changes.planAndWrite(tx, caller, 'secret.update', {
           kind: 'update',
           cur,
           request: input,
@@ -329,17 +320,17 @@ export class SecretService {
     caller: Caller,
   ): Promise<{ etag: string | undefined }> {
     const action = opts.purge ? 'secret.purge' : 'secret.delete';
-    return this.trail.change<{ etag: string | undefined }>(caller, action, key, async (tx) => {
+    return this.deps.trail.change<{ etag: string | undefined }>(caller, action, key, async (tx) => {
       const cur = await this.lockChecked(tx, caller, key, opts.ifMatch);
       const version = cur.current_version;
       if (opts.purge) {
-        await this.changes.planAndWrite(tx, caller, action, { kind: 'purge', cur });
+        await this.deps.changes.planAndWrite(tx, caller, action, { kind: 'purge', cur });
         return { result: { etag: undefined }, version, audited: true };
       }
       // Already deleted: idempotent (a reserved one is refused all the same).
-      const plan = this.changes.planChange(caller, { kind: 'delete', cur });
+      const plan = this.deps.changes.planChange(caller, { kind: 'delete', cur });
       if (!cur.is_active) return { result: { etag: secretEtag(cur.id, cur.revision) }, version };
-      const w = await this.changes.writeChange(tx, caller, action, plan);
+      const w = await this.deps.changes.writeChange(tx, caller, action, plan);
       return { result: { etag: secretEtag(cur.id, w.revision!) }, version, audited: true };
     });
   }
@@ -393,7 +384,7 @@ export class SecretService {
    * and the primary answers: a dead replica never fails a read.
    */
   private async onRoute<R>(caller: Caller, run: (q: Queryable, replica: boolean) => Promise<R>): Promise<R> {
-    const reads = this.reads;
+    const reads = this.deps.reads;
     const target = reads ? await reads.route(caller.actor) : this.primary;
     if (target.replica !== undefined) {
       try {
@@ -405,17 +396,17 @@ export class SecretService {
       }
     }
     reads?.served(this.primary);
-    return run(this.db, false);
+    return run(this.deps.db, false);
   }
 
   private open(row: { id: string; key: string }, version: number, sealed: CryptoColumns) {
-    return openSealed(this.keyring, this.log, { secretId: row.id, key: row.key, version }, sealed);
+    return openSealed(this.deps.keyring, this.deps.log, { secretId: row.id, key: row.key, version }, sealed);
   }
 
   /** The secret's row under its lock, checked against If-Match. */
   private async lockChecked(tx: Transaction, caller: Caller, key: string, ifMatch: string | undefined) {
     return checked(
-      await this.repo.findByKey(tx, environmentOf(caller), key, { forUpdate: true }),
+      await this.deps.repo.findByKey(tx, environmentOf(caller), key, { forUpdate: true }),
       key,
       ifMatch,
     );

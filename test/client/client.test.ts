@@ -3,8 +3,18 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
-import { createSecretsClient, SecretsApiError, SecretsUnreachableError } from '../../src/client/index.js';
+import { expect, expectTypeOf, it } from 'vitest';
+import {
+  type CreatedWebhook,
+  createSecretsClient,
+  SecretsApiError,
+  SecretsUnreachableError,
+  type TrustPolicy,
+  type TrustPolicyInput,
+  type Webhook,
+  type WebhookInput,
+  type WebhookPatch,
+} from '../../src/client/index.js';
 import { secretValue } from '../helpers/secrets.js';
 import { useTestServer } from '../helpers/server.js';
 
@@ -69,4 +79,29 @@ it('turns error bodies into SecretsApiError and no answer into SecretsUnreachabl
     .catch((e) => e);
   expect(down).toBeInstanceOf(SecretsUnreachableError);
   expect(down.message).toContain('ECONNREFUSED');
+});
+
+it('types the trust and webhook methods from the schema: a wrong body does not compile', () => {
+  const c = t.client;
+  expectTypeOf(c.trusts.list).returns.resolves.toEqualTypeOf<TrustPolicy[]>();
+  expectTypeOf(c.trusts.create).parameter(0).toEqualTypeOf<TrustPolicyInput>();
+  expectTypeOf(c.trusts.create).returns.resolves.toEqualTypeOf<TrustPolicy>();
+  expectTypeOf(c.trusts.replace).parameters.toEqualTypeOf<[string, TrustPolicyInput]>();
+  expectTypeOf(c.trusts.remove).returns.resolves.toEqualTypeOf<TrustPolicy>();
+  expectTypeOf(c.webhooks.list).returns.resolves.toEqualTypeOf<Webhook[]>();
+  expectTypeOf(c.webhooks.create).parameter(0).toEqualTypeOf<WebhookInput>();
+  expectTypeOf(c.webhooks.create).returns.resolves.toEqualTypeOf<CreatedWebhook>();
+  expectTypeOf(c.webhooks.update).parameters.toEqualTypeOf<[string, WebhookPatch]>();
+  expectTypeOf(c.webhooks.update).returns.resolves.toEqualTypeOf<Webhook>();
+  expectTypeOf(c.webhooks.remove).returns.resolves.toEqualTypeOf<void>();
+  // Never called: only the compiler reads these.
+  const wrongBodies = () => [
+    // @ts-expect-error a trust policy has no `url`
+    c.trusts.create({ url: 'https://example.test' }),
+    // @ts-expect-error a webhook patch's `enabled` is a boolean
+    c.webhooks.update('w', { enabled: 'yes' }),
+    // @ts-expect-error replace takes the policy's name and the whole policy
+    c.trusts.replace({ name: 'x' }),
+  ];
+  expect(typeof wrongBodies).toBe('function');
 });

@@ -44,13 +44,20 @@ function countClaims() {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-it('polls less and less while no subscription is enabled, and delivers an event enabled elsewhere', async () => {
-  r = await startReceiver();
-  const res = await admin.req('POST', '/api/webhooks', { url: r.url });
+/** A receiver (closed after the test) and a subscription to it, created and then disabled: none is enabled. */
+async function disabledSubscription(): Promise<{ receiver: Receiver; id: string }> {
+  const receiver = await startReceiver();
+  r = receiver;
+  const res = await admin.req('POST', '/api/webhooks', { url: receiver.url });
   expect(res.statusCode, res.body).toBe(201);
-  r.secrets.push(res.json().secret);
+  receiver.secrets.push(res.json().secret);
   const id = res.json().id as string;
   expect((await admin.req('PATCH', `/api/webhooks/${id}`, { enabled: false })).statusCode).toBe(200);
+  return { receiver, id };
+}
+
+it('polls less and less while no subscription is enabled, and delivers an event enabled elsewhere', async () => {
+  const { receiver, id } = await disabledSubscription();
 
   const c = countClaims();
   try {
@@ -64,9 +71,9 @@ it('polls less and less while no subscription is enabled, and delivers an event 
     // however far off, finds the subscription and the delivery, and the pace is back.
     await t.db.query(`UPDATE webhook_subscriptions SET enabled = true WHERE id = $1`, [id]);
     expect((await admin.create({ key: 'APP_IDLE', value: secretValue() })).statusCode).toBe(201);
-    await vi.waitFor(() => expect(r!.received).toHaveLength(1), { timeout: 60_000, interval: 50 });
-    expect(r.received[0]!.body).toMatchObject({ type: 'secret.created', data: { key: 'APP_IDLE' } });
-    expect(r.rejected).toBe(0);
+    await vi.waitFor(() => expect(receiver.received).toHaveLength(1), { timeout: 60_000, interval: 50 });
+    expect(receiver.received[0]!.body).toMatchObject({ type: 'secret.created', data: { key: 'APP_IDLE' } });
+    expect(receiver.rejected).toBe(0);
     expect(t.app.webhookDispatcher.pollIntervalMs).toBe(POLL_MS);
   } finally {
     c.restore();
@@ -74,12 +81,7 @@ it('polls less and less while no subscription is enabled, and delivers an event 
 });
 
 it('wakes at once when a subscription is enabled through this instance', async () => {
-  r = await startReceiver();
-  const res = await admin.req('POST', '/api/webhooks', { url: r.url });
-  expect(res.statusCode, res.body).toBe(201);
-  r.secrets.push(res.json().secret);
-  const id = res.json().id as string;
-  expect((await admin.req('PATCH', `/api/webhooks/${id}`, { enabled: false })).statusCode).toBe(200);
+  const { receiver, id } = await disabledSubscription();
   // Idle until the interval has doubled a few times (awaited, not timed).
   await vi.waitFor(() => expect(t.app.webhookDispatcher.pollIntervalMs).toBeGreaterThanOrEqual(POLL_MS * 8), {
     timeout: 60_000,
@@ -88,9 +90,9 @@ it('wakes at once when a subscription is enabled through this instance', async (
   expect((await admin.req('PATCH', `/api/webhooks/${id}`, { enabled: true })).statusCode).toBe(200);
   expect(t.app.webhookDispatcher.pollIntervalMs).toBe(POLL_MS);
   expect((await admin.create({ key: 'APP_WOKEN', value: secretValue() })).statusCode).toBe(201);
-  await vi.waitFor(() => expect(r!.received.map((x) => x.body.data.key)).toContain('APP_WOKEN'), {
+  await vi.waitFor(() => expect(receiver.received.map((x) => x.body.data.key)).toContain('APP_WOKEN'), {
     timeout: 60_000,
     interval: 50,
   });
-  expect(r.rejected).toBe(0);
+  expect(receiver.rejected).toBe(0);
 });

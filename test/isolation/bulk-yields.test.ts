@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { OPEN_CHUNK } from '../../src/secrets/bulk-service.js';
+import { YIELD_EVERY } from '../../src/in-chunks.js';
 import { useTestApp } from '../helpers/app.js';
 
 /**
@@ -9,7 +9,7 @@ import { useTestApp } from '../helpers/app.js';
  * served, and the bulk request still returns every value.
  */
 const t = useTestApp();
-const N = OPEN_CHUNK * 3 + 50;
+const N = YIELD_EVERY * 3 + 50;
 
 async function seed(prefix: string) {
   const res = await t.app.inject({

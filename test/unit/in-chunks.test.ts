@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { inChunks, OPEN_CHUNK } from '../../src/secrets/bulk-service.js';
+import { inChunks, YIELD_EVERY } from '../../src/in-chunks.js';
 
 /**
  * Issue 21, fair sharing of the event loop: an export or render opens its values in chunks
@@ -8,7 +8,7 @@ import { inChunks, OPEN_CHUNK } from '../../src/secrets/bulk-service.js';
  * after the first chunk, not after the last item.
  */
 it('yields to the event loop between chunks, not before the first', async () => {
-  const items = Array.from({ length: OPEN_CHUNK * 2 + 50 }, (_, i) => i);
+  const items = Array.from({ length: YIELD_EVERY * 2 + 50 }, (_, i) => i);
   let done = 0;
   let doneWhenOtherWorkRan = -1;
   await inChunks(items, (i) => {
@@ -19,14 +19,14 @@ it('yields to the event loop between chunks, not before the first', async () => 
     done++;
   });
   expect(done).toBe(items.length);
-  expect(doneWhenOtherWorkRan).toBe(OPEN_CHUNK);
+  expect(doneWhenOtherWorkRan).toBe(YIELD_EVERY);
 });
 
 it('does not yield for a list within one chunk', async () => {
   let done = 0;
   let doneWhenOtherWorkRan = -1;
   const finished = inChunks(
-    Array.from({ length: OPEN_CHUNK }, (_, i) => i),
+    Array.from({ length: YIELD_EVERY }, (_, i) => i),
     (i) => {
       if (i === 0)
         setImmediate(() => {
@@ -37,5 +37,5 @@ it('does not yield for a list within one chunk', async () => {
   );
   await finished;
   expect(doneWhenOtherWorkRan).toBe(-1);
-  expect(done).toBe(OPEN_CHUNK);
+  expect(done).toBe(YIELD_EVERY);
 });
