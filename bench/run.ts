@@ -53,6 +53,7 @@ import {
  *                             floor, read and mixed 90/10, --pairs N alternating pairs (default 3),
  *                             ratios of throughput, p99, PostgreSQL CPU and service CPU per request,
  *                             and the audit batch sizes; --label names the markdown it writes;
+ *                             --scenarios read,mixed measures only those (e.g. --scenarios mixed);
  *                             --skip-build reuses dist/ as it is; --compare DIR adds another built
  *                             tree (e.g. an older commit's worktree) to every pair, measured in
  *                             turn with this tree and the floor (order alternating by pair), so a
@@ -89,8 +90,13 @@ const { values: args } = parseArgs({
     compare: { type: 'string' },
     reads: { type: 'string', default: '10000' },
     runs: { type: 'string', default: '30' },
+    scenarios: { type: 'string', default: 'read,mixed' },
   },
 });
+
+/** The floor comparison's scenarios (--scenarios): read, mixed or both, in that order. */
+const floorScenarios = (['read', 'mixed'] as const).filter((s) => args.scenarios.split(',').includes(s));
+if (floorScenarios.length === 0) throw new Error(`--scenarios: read, mixed or both, not ${args.scenarios}`);
 
 /**
  * How a compared tree is named in results: by its commit (`tree at 09ab413`), not by where it
@@ -743,7 +749,7 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
 
 async function floorPairs(backend: Backend) {
   const out: Record<string, unknown> = {};
-  for (const scenario of ['read', 'mixed'] as const) {
+  for (const scenario of floorScenarios) {
     const targets: Record<string, readonly string[]> = {
       service: SERVICE,
       ...(args.compare ? { compare: ['dist/main.js'] } : {}),
