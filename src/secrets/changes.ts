@@ -411,6 +411,21 @@ export class Changes {
   }
 
   /**
+   * Erases every soft-deleted secret of the caller's environment (a deleted environment's,
+   * run under that environment's exclusive lock), each through the door: its own statement
+   * with its secret.purge audit row and secret.purged event, its ETags taken out of earlier
+   * events and its expiry notices gone, as a single purge. Reserved ones are erased too
+   * (the environment goes, so do they): the plan is built here, not by planChange, whose
+   * purge rule refuses reserved secrets. Returns what was erased, in key order.
+   */
+  async eraseInactive(q: Queryable, caller: Caller): Promise<Written[]> {
+    const erased: Written[] = [];
+    for (const cur of await this.deps.repo.lockInactive(q, environmentOf(caller)))
+      erased.push(await this.writeChange(q, caller, 'secret.purge', { kind: 'purge', key: cur.key, cur }));
+    return erased;
+  }
+
+  /**
    * A key rotation's batch: the secrets it touched (rewrapped, or failed their integrity
    * check), recorded on the batch's own transaction after its rewrap statement.
    */
