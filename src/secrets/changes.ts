@@ -15,6 +15,7 @@ import type { Alongside, SecretPatch, SecretRow, SecretsRepository } from './rep
  * The one door for changes to secrets. Every write to `secrets` / `secret_versions` (create,
  * revive, update, rollback, restore, delete, purge, a batch import's entries, a key
  * rotation's batches) is planned by `planChange`, which applies the write rules, and written
+ * (those too, and a deleted environment's soft-deleted secrets: `eraseInactive`)
  * by `writeChange`, which seals the new version and writes it together with what every
  * changed secret leaves behind (`alongside`: today its audit success row) in one statement,
  * or (a new secret, a rotation batch) in the change's transaction right after it. A batch import is a loop over the same two
@@ -58,7 +59,10 @@ export type ChangeOp =
   | { kind: 'delete'; cur: SecretRow }
   | { kind: 'purge'; cur: SecretRow };
 
-/** A planned change: only planChange makes one, so every write has passed the rules. */
+/**
+ * A planned change: only planChange makes one, so every write has passed the rules (save a
+ * deleted environment's purges, built by eraseInactive, which says why).
+ */
 export type ChangePlan =
   | { kind: 'insert'; key: string; meta: NewSecret; value: string }
   | { kind: 'patch'; key: string; cur: SecretRow; patch: PlannedPatch }
