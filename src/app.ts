@@ -342,12 +342,6 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     logger.info({ auditBatches: auditWriter.stats() }, 'audit batch statistics');
   });
   const accessKeys = new AccessKeyService({ db, repo: new AccessKeysRepository(), trail });
-  const environments = new EnvironmentService({
-    db,
-    repo: new EnvironmentsRepository(),
-    audit,
-    trail,
-  });
   const oidc = new OidcService({
     db,
     repo: new OidcRepository(),
@@ -389,6 +383,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     maxVersions: config.maxVersions,
   });
   const secrets = new SecretService({ db, repo, trail, changes, keyring, log: logger, reads: deps.reads });
+  const environments = new EnvironmentService({ db, repo: new EnvironmentsRepository(), trail, changes });
   const kek = new KekService({ db, repo: new KekRepository(), keyring, log: logger });
   const bulkRepo = new BulkRepository();
   const bulk = new BulkService({

@@ -95,16 +95,10 @@ export class EnvironmentsRepository {
   }
 
   /**
-   * Erases the environment and its soft-deleted secrets (their versions cascade). Run under
-   * the environment's FOR UPDATE lock after checking it holds no active secret. Returns the
-   * erased secrets' keys and current versions, for their audit rows.
+   * Erases the environment's row. Run under its FOR UPDATE lock once it holds no secret (its
+   * soft-deleted ones are erased first, through the door: Changes.eraseInactive).
    */
-  async delete(q: Queryable, name: string): Promise<{ key: string; version: number }[]> {
-    const erased = await q.query<{ key: string; version: number }>(
-      `DELETE FROM secrets WHERE environment = $1 AND NOT is_active RETURNING key, current_version AS version`,
-      [name],
-    );
+  async delete(q: Queryable, name: string): Promise<void> {
     await q.query('DELETE FROM environments WHERE name = $1', [name]);
-    return erased;
   }
 }

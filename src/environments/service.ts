@@ -1,11 +1,10 @@
-import type { AuditEntry } from '../audit/entry.js';
-import type { AuditRepository } from '../audit/repository.js';
-import { type AuditTrail, auditEntry } from '../audit/trail.js';
+import type { AuditTrail } from '../audit/trail.js';
 import type { Database } from '../db/database.js';
 import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import { errors } from '../errors.js';
 import { type Caller, inEnvironment } from '../identity/caller.js';
 import { cursorCodec, type PageQuery } from '../pagination.js';
+import type { Changes } from '../secrets/changes.js';
 import type { EnvironmentRow, EnvironmentsRepository } from './repository.js';
 
 export interface EnvironmentView {
@@ -29,8 +28,9 @@ const cursors = cursorCodec('e1', (r: { seq: string }) => r.seq);
 export interface EnvironmentServiceDeps {
   db: Database;
   repo: EnvironmentsRepository;
-  audit: AuditRepository;
   trail: AuditTrail;
+  /** The door for changes to secrets: a deletion erases the environment's soft-deleted ones through it. */
+  changes: Changes;
 }
 
 /** Rules and transactions for environments; each change and its audit row commit together. */
@@ -93,7 +93,8 @@ export class EnvironmentService {
 
   /**
    * Deletes an environment that holds no active secret; its soft-deleted secrets are erased
-   * with it (one secret.purge row each). `default` is never deleted.
+   * with it, each as a purge (one secret.purge row and secret.purged event each). `default`
+   * is never deleted.
    */
   async remove(name: string, caller: Caller): Promise<{ erased: number }> {
     return this.deps.trail.change(caller, 'environment.delete', null, async (tx) => {
@@ -112,11 +113,10 @@ export class EnvironmentService {
           `Delete them first (DELETE /api/environments/${name}/secrets/{key}, or promote what you need to another environment), then delete the environment`,
         );
       }
-      const erased = await this.deps.repo.delete(tx, name);
-      const rows: AuditEntry[] = erased.map((e) =>
-        auditEntry(caller, 'secret.purge', e.key, 'success', e.version),
-      );
-      await this.deps.audit.appendMany(tx, rows);
+      // Its soft-deleted secrets go first, each through the door (its secret.purge audit row
+      // and secret.purged event name this environment), then the environment's row.
+      const erased = await this.deps.changes.eraseInactive(tx, inEnvironment(caller, name));
+      await this.deps.repo.delete(tx, name);
       return { result: { erased: erased.length }, version: null };
     });
   }

@@ -15,6 +15,7 @@ import type { Alongside, SecretPatch, SecretRow, SecretsRepository } from './rep
  * The one door for changes to secrets. Every write to `secrets` / `secret_versions` (create,
  * revive, update, rollback, restore, delete, purge, a batch import's entries, a key
  * rotation's batches) is planned by `planChange`, which applies the write rules, and written
+ * (those too, and a deleted environment's soft-deleted secrets: `eraseInactive`)
  * by `writeChange`, which seals the new version and writes it together with what every
  * changed secret leaves behind (`alongside`: today its audit success row) in one statement,
  * or (a new secret, a rotation batch) in the change's transaction right after it. A batch import is a loop over the same two
@@ -58,7 +59,10 @@ export type ChangeOp =
   | { kind: 'delete'; cur: SecretRow }
   | { kind: 'purge'; cur: SecretRow };
 
-/** A planned change: only planChange makes one, so every write has passed the rules. */
+/**
+ * A planned change: only planChange makes one, so every write has passed the rules (save a
+ * deleted environment's purges, built by eraseInactive, which says why).
+ */
 export type ChangePlan =
   | { kind: 'insert'; key: string; meta: NewSecret; value: string }
   | { kind: 'patch'; key: string; cur: SecretRow; patch: PlannedPatch }
@@ -408,6 +412,21 @@ export class Changes {
     opts: { named?: boolean; guarded?: boolean } = {},
   ): Promise<Written> {
     return this.writeChange(q, caller, action, this.planChange(caller, op, opts), opts);
+  }
+
+  /**
+   * Erases every soft-deleted secret of the caller's environment (a deleted environment's,
+   * run under that environment's exclusive lock), each through the door: its own statement
+   * with its secret.purge audit row and secret.purged event, its ETags taken out of earlier
+   * events and its expiry notices gone, as a single purge. Reserved ones are erased too
+   * (the environment goes, so do they): the plan is built here, not by planChange, whose
+   * purge rule refuses reserved secrets. Returns what was erased, in key order.
+   */
+  async eraseInactive(q: Queryable, caller: Caller): Promise<Written[]> {
+    const erased: Written[] = [];
+    for (const cur of await this.deps.repo.lockInactive(q, environmentOf(caller)))
+      erased.push(await this.writeChange(q, caller, 'secret.purge', { kind: 'purge', key: cur.key, cur }));
+    return erased;
   }
 
   /**

@@ -239,6 +239,15 @@ export class SecretsRepository {
     );
   }
 
+  /** An environment's soft-deleted secrets under their locks, in key order (its deletion erases them). */
+  async lockInactive(q: Queryable, environment: string): Promise<SecretRow[]> {
+    return q.query<SecretRow>(
+      `SELECT ${SECRET_COLUMNS} FROM secrets WHERE environment = $1 AND NOT is_active ORDER BY key FOR UPDATE`,
+      [environment],
+      { name: 'secrets_inactive_locked' },
+    );
+  }
+
   /**
    * The secret's row under its lock together with one stored version's sealed value (its
    * crypto columns null when that version does not exist): a rollback's one read.

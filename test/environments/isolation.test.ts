@@ -170,6 +170,86 @@ describe('one API per environment', () => {
     await send('POST', '/api/environments', { payload: { name: 'staging' } });
     expect((await send('GET', base('staging'))).json().secrets).toEqual([]);
   });
+
+  it('erases the soft-deleted secrets of a deleted environment as purges: one secret.purged event each, their ETags and expiry notices gone', async () => {
+    await setup();
+    await send('POST', base('staging'), { payload: { key: 'SECOND', value: secretValue() } });
+    await send('PUT', `${base('staging')}/SECOND`, { payload: { value: secretValue() } });
+    for (const key of ['STRIPE_API_KEY', 'SECOND']) await send('DELETE', `${base('staging')}/${key}`);
+    // Reserved while soft-deleted: erased with the environment all the same.
+    const reserved = await send('PUT', `${base('staging')}/SECOND`, { payload: { isReserved: true } });
+    expect(reserved.statusCode).toBe(200);
+    const ids = await t.db.query<{ id: string; key: string }>(
+      `SELECT id::text AS id, key FROM secrets WHERE environment = 'staging' ORDER BY key`,
+    );
+    expect(ids.map((r) => r.key)).toEqual(['SECOND', 'STRIPE_API_KEY']);
+    for (const { id } of ids)
+      await t.db.query(`INSERT INTO expiry_notices (secret_id, expires_at) VALUES ($1::uuid, now())`, [id]);
+    const before = await t.db.query<{ seq: string }>(
+      `SELECT coalesce(max(seq), 0)::text AS seq FROM change_events`,
+    );
+    // The ETags of the two ids are in their earlier events (created, updated, deleted).
+    const etagged = `SELECT count(*)::int AS n FROM change_events WHERE etag LIKE '%' || $1 || '%'`;
+    for (const { id } of ids)
+      expect((await t.db.query<{ n: number }>(etagged, [id]))[0]!.n).toBeGreaterThan(0);
+
+    const deleted = await send('DELETE', '/api/environments/staging');
+    expect(deleted.statusCode).toBe(200);
+    expect(deleted.json().erased).toBe(2);
+    const events = await t.db.query<{
+      type: string;
+      key: string;
+      version: number;
+      environment: string;
+      etag: string | null;
+      action: string;
+      av: number;
+    }>(
+      `SELECT e.type, e.key, e.version, e.environment, e.etag, a.action, a.version AS av
+       FROM change_events e JOIN audit_log a ON a.id = e.audit_id WHERE e.seq > $1::bigint ORDER BY e.seq`,
+      [before[0]!.seq],
+    );
+    expect(events).toEqual([
+      {
+        type: 'secret.purged',
+        key: 'SECOND',
+        version: 2,
+        environment: 'staging',
+        etag: null,
+        action: 'secret.purge',
+        av: 2,
+      },
+      {
+        type: 'secret.purged',
+        key: 'STRIPE_API_KEY',
+        version: 1,
+        environment: 'staging',
+        etag: null,
+        action: 'secret.purge',
+        av: 1,
+      },
+    ]);
+    for (const { id } of ids) {
+      expect((await t.db.query<{ n: number }>(etagged, [id]))[0]!.n, id).toBe(0);
+      expect(await t.db.query('SELECT 1 FROM expiry_notices WHERE secret_id = $1::uuid', [id])).toEqual([]);
+    }
+    // The audit rows as before: one secret.purge per erased secret (key, version), then the
+    // environment's own row.
+    const audit = await t.db.query<{
+      action: string;
+      key: string | null;
+      version: number | null;
+      outcome: string;
+    }>(
+      `SELECT action, key, version, outcome FROM audit_log
+       WHERE environment = 'staging' AND action IN ('secret.purge', 'environment.delete') ORDER BY id`,
+    );
+    expect(audit).toEqual([
+      { action: 'secret.purge', key: 'SECOND', version: 2, outcome: 'success' },
+      { action: 'secret.purge', key: 'STRIPE_API_KEY', version: 1, outcome: 'success' },
+      { action: 'environment.delete', key: null, version: null, outcome: 'success' },
+    ]);
+  });
 });
 
 describe('access keys limited to environments', () => {
