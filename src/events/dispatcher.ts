@@ -79,7 +79,9 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   const sender = createSender(rules, config.timeoutMs, CONCURRENCY);
   // A claim outlives any attempt: the request is cut at timeoutMs, the lease runs longer.
   const leaseMs = config.timeoutMs * 2 + 10_000;
-  const busy = new Map<string, Promise<void>>();
+  /** Batches in flight here, and deliveries in flight here per subscription. */
+  const running = new Set<Promise<void>>();
+  const busy = new Map<string, number>();
   let inFlight = 0;
   /** A claim round found no room (MAX_IN_FLIGHT): the next batch to end claims at once. */
   let starved = false;
@@ -222,6 +224,40 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     }
   }
 
+  /**
+   * Starts a subscription's batch (claimed, or leased by the fan-out). Several batches of
+   * one subscription may run side by side: a key's later deliveries are never in a batch
+   * while an earlier one is in flight (the claim's and the fan-out's order checks), and a
+   * subscription's in-flight deliveries stay within PER_SUBSCRIPTION (the claim skips a
+   * subscription that has them; the fan-out leases only up to its room). `again`: claim
+   * once it ends (more are probably due).
+   */
+  function startBatch(sub: string, items: ClaimedDelivery[], claimedAt: number, again: boolean) {
+    inFlight += items.length;
+    busy.set(sub, (busy.get(sub) ?? 0) + items.length);
+    const run = runBatch(sub, items, claimedAt).finally(() => {
+      running.delete(run);
+      const left = (busy.get(sub) ?? 0) - items.length;
+      if (left > 0) busy.set(sub, left);
+      else busy.delete(sub);
+      if (again || starved) {
+        starved = false;
+        nudge(true);
+      }
+    });
+    running.add(run);
+  }
+
+  function startAll(claimed: ClaimedDelivery[], claimedAt: number, fullAt: number) {
+    const bySub = new Map<string, ClaimedDelivery[]>();
+    for (const d of claimed) {
+      const list = bySub.get(d.subscription_id) ?? [];
+      list.push(d);
+      bySub.set(d.subscription_id, list);
+    }
+    for (const [sub, items] of bySub) startBatch(sub, items, claimedAt, items.length >= fullAt);
+  }
+
   /** Whether the last claim saw no enabled subscription, and the idle poll interval then. */
   let idleMs = 0;
 
@@ -230,11 +266,15 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * a batch per short transaction (src/events/repository.ts `fanOut`), until it has caught
    * up, another instance is fanning out, or `batches` batches ran.
    */
-  async function fanOut(batches: number) {
+  async function fanOut(batches: number, send: boolean) {
     try {
       for (let i = 0; i < batches; i++) {
-        const read = await db.transaction((tx) => repo.fanOut(tx, FAN_OUT_BATCH));
-        if (read === undefined || read < FAN_OUT_BATCH) return;
+        const lease = send && !stopped ? fanOutLease() : undefined;
+        const claimedAt = performance.now();
+        const out = await db.transaction((tx) => repo.fanOut(tx, FAN_OUT_BATCH, lease));
+        // Sent only once committed: a rolled-back fan-out leased nothing.
+        if (out && out.leased.length > 0) startAll(out.leased, claimedAt, Number.MAX_SAFE_INTEGER);
+        if (out === undefined || out.read < FAN_OUT_BATCH) return;
       }
     } catch (err) {
       log.warn(
@@ -244,10 +284,24 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     }
   }
 
+  /** What the fan-out may lease to this instance now: its room, in all and per subscription. */
+  function fanOutLease() {
+    const free = MAX_IN_FLIGHT - inFlight;
+    return {
+      leaseMs,
+      perSub: Math.min(PER_SUBSCRIPTION, free),
+      rooms: [...busy].map(([subscriptionId, n]) => ({
+        subscriptionId,
+        room: Math.max(0, Math.min(PER_SUBSCRIPTION - n, free)),
+      })),
+      free: Math.max(0, free),
+    };
+  }
+
   /** The fan-out running here, if one is: one at a time per instance. */
   let fanning: Promise<void> | undefined;
   function fanOutOnce(): Promise<void> {
-    fanning ??= fanOut(FAN_OUT_PER_ROUND).finally(() => {
+    fanning ??= fanOut(FAN_OUT_PER_ROUND, true).finally(() => {
       fanning = undefined;
     });
     return fanning;
@@ -274,7 +328,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     const perSub = Math.min(PER_SUBSCRIPTION, free);
     try {
       const got = await repo.claim(db, {
-        busy: [...busy.keys()],
+        busy: [...busy].filter(([, n]) => n >= PER_SUBSCRIPTION).map(([sub]) => sub),
         perSub,
         limit: free,
         leaseMs,
@@ -288,28 +342,11 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       );
       return;
     }
-    const bySub = new Map<string, ClaimedDelivery[]>();
-    for (const d of claimed) {
-      const list = bySub.get(d.subscription_id) ?? [];
-      list.push(d);
-      bySub.set(d.subscription_id, list);
-    }
-    for (const [sub, items] of bySub) {
-      inFlight += items.length;
-      // A full batch: more are probably due, claim again as soon as it ends. Otherwise the
-      // next poll claims what arrived meanwhile: under a steady stream of writes a batch
-      // then holds a poll interval's events, so the claim, record and their round trips
-      // are shared by many events instead of a few (the delay grows by at most pollMs).
-      const full = items.length >= perSub;
-      const run = runBatch(sub, items, claimedAt).finally(() => {
-        busy.delete(sub);
-        if (full || starved) {
-          starved = false;
-          nudge(true);
-        }
-      });
-      busy.set(sub, run);
-    }
+    // A full batch: more are probably due, claim again as soon as it ends. Otherwise the
+    // next poll claims what arrived meanwhile: under a steady stream of writes a batch
+    // then holds a poll interval's events, so the claim, record and their round trips
+    // are shared by many events instead of a few (the delay grows by at most pollMs).
+    startAll(claimed, claimedAt, perSub);
   }
 
   /** Claims now (unless a claim is running): called by the timer and when a batch ends. */
@@ -355,7 +392,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     stats,
     sweep,
     /** Queues the deliveries of every event written so far (tests; each claim round fans out first). */
-    fanOut: () => fanOut(Number.MAX_SAFE_INTEGER),
+    fanOut: () => fanOut(Number.MAX_SAFE_INTEGER, false),
     /** The poll's interval now: pollMs, or longer while idle (tests read it). */
     get pollIntervalMs() {
       return Math.max(config.pollMs, idleMs);
@@ -369,7 +406,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     },
     /** Waits for every batch in flight here. */
     async idle() {
-      while (busy.size > 0 || claiming || fanning) await Promise.all([...busy.values(), claiming, fanning]);
+      while (running.size > 0 || claiming || fanning) await Promise.all([...running, claiming, fanning]);
     },
     /** A subscription was created or enabled here: poll at the normal pace again, now. */
     wake() {
@@ -394,8 +431,8 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       clearTimeout(timer);
       clearInterval(jobsTimer);
       await claiming;
-      await Promise.all(busy.values());
       await fanning;
+      while (running.size > 0) await Promise.all([...running]);
       await jobsRunning;
       await sender.close();
     },

@@ -92,6 +92,18 @@ export interface SubscriptionPatch {
   enabled?: boolean | undefined;
 }
 
+/**
+ * A fan-out that also claims (src/events/dispatcher.ts): the new deliveries this instance
+ * has room for are inserted already leased to it (attempt 1), as a claim would leave them.
+ * `perSub`: room of a subscription with nothing in flight here; `rooms`: the others'.
+ */
+export interface FanOutLease {
+  leaseMs: number;
+  perSub: number;
+  rooms: { subscriptionId: string; room: number }[];
+  free: number;
+}
+
 export class EventsRepository {
   async insertSubscription(q: Queryable, s: NewSubscription, secret: SealedValue): Promise<SubscriptionRow> {
     await q.query(
@@ -502,10 +514,18 @@ export class EventsRepository {
    * it. A subscription matches an event of its types and key prefixes written while it was
    * enabled (`fan_from`, `fan_until`: the sequence's last value when it was created or
    * enabled, and disabled; migrations/012), never one about itself. With no subscription at
-   * all, the cursor moves to the horizon without reading the events. Returns the number of
-   * events read, or undefined when another instance holds the cursor.
+   * all, the cursor moves to the horizon without reading the events. With `lease`, the same
+   * statement leases the new deliveries this instance has room for (`FanOutLease`), as a
+   * claim would, unless an earlier delivery of the same (subscription, key) is still pending
+   * or the subscription has due deliveries waiting for a claim; the caller sends them once
+   * the transaction has committed. Returns the number of events read and the leased
+   * deliveries, or undefined when another instance holds the cursor.
    */
-  async fanOut(tx: Queryable, limit: number): Promise<number | undefined> {
+  async fanOut(
+    tx: Queryable,
+    limit: number,
+    lease?: FanOutLease,
+  ): Promise<{ read: number; leased: ClaimedDelivery[] } | undefined> {
     let [cur] = await tx.query<{ xid: string; seq: string; subs: boolean }>(
       `SELECT after_xid::text AS xid, after_seq::text AS seq,
               EXISTS (SELECT 1 FROM webhook_subscriptions) AS subs
@@ -534,30 +554,94 @@ export class EventsRepository {
         [horizon],
         { name: 'events_fanout_skip' },
       );
-      return 0;
+      return { read: 0, leased: [] };
     }
     const { rows } = await this.eventsAfter(tx, cur, limit);
     const last = rows.at(-1);
-    if (!last) return 0;
-    await tx.query(
+    if (!last) return { read: 0, leased: [] };
+    const queued = await tx.query<{
+      id: string;
+      subscription_id: string;
+      seq: string;
+      attempts: number;
+      url: string;
+      secrets_tag: string;
+    }>(
       `WITH e AS (
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::uuid[]) AS t(seq, type, key, subscription_id)
-       ), queued AS (
-         INSERT INTO webhook_deliveries (subscription_id, event_seq, key)
-         SELECT s.id, e.seq, COALESCE(e.key, '')
-         FROM e JOIN webhook_subscriptions s
+       ), subs AS (
+         -- Whether the instance takes fresh deliveries of this subscription now: enabled, and
+         -- no due delivery of it waiting for a claim (a backlog goes out first, in order).
+         SELECT s.*, $7::boolean AND s.enabled AND NOT EXISTS (
+                  SELECT 1 FROM webhook_deliveries b
+                  WHERE b.subscription_id = s.id AND b.status = 'pending' AND b.next_at <= now()
+                    AND (b.lease_until IS NULL OR b.lease_until < now())) AS takes
+         FROM webhook_subscriptions s
+       ), m AS (
+         SELECT s.id AS sub, s.seq AS sub_seq, e.seq, COALESCE(e.key, '') AS key,
+                -- Per-key order: a delivery is leased only if no earlier one of its
+                -- (subscription, key) is still pending (in flight, or waiting for a retry);
+                -- otherwise it is queued plain and the claim's order check holds it back.
+                s.takes AND NOT EXISTS (
+                  SELECT 1 FROM webhook_deliveries p
+                  WHERE p.subscription_id = s.id AND p.status = 'pending' AND p.key = COALESCE(e.key, '')) AS fresh
+         FROM e JOIN subs s
            ON e.seq > s.fan_from AND (s.fan_until IS NULL OR e.seq <= s.fan_until)
           AND e.type = ANY (s.event_types)
           AND (e.subscription_id IS NULL OR e.subscription_id <> s.id)
           AND (cardinality(s.key_prefixes) = 0
                OR (e.key IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(s.key_prefixes) p WHERE starts_with(e.key, p))))
-         ORDER BY e.seq, s.seq
+       ), r AS (
+         -- Room: per subscription (what this instance has in flight for it), then in all,
+         -- both counted in event order, so a key's leased deliveries are always its first.
+         SELECT m.*, m.fresh AND row_number() OVER (PARTITION BY m.sub, m.fresh ORDER BY m.seq)
+                                 <= COALESCE(room.n, $8::int) AS fits
+         FROM m LEFT JOIN unnest($9::uuid[], $10::int[]) AS room(sub, n) ON room.sub = m.sub
+       ), g AS (
+         SELECT r.*, r.fits AND row_number() OVER (PARTITION BY r.fits ORDER BY r.seq) <= $11::int AS leased
+         FROM r
+       ), queued AS (
+         INSERT INTO webhook_deliveries (subscription_id, event_seq, key, lease_until, attempts)
+         SELECT g.sub, g.seq, g.key,
+                CASE WHEN g.leased THEN now() + $12::int * interval '1 millisecond' END,
+                CASE WHEN g.leased THEN 1 ELSE 0 END
+         FROM g ORDER BY g.seq, g.sub_seq
+         RETURNING id, subscription_id, event_seq, attempts, lease_until
+       ), cur AS (
+         UPDATE event_fanout SET after_xid = $5::xid8, after_seq = $6::bigint
        )
-       UPDATE event_fanout SET after_xid = $5::xid8, after_seq = $6::bigint`,
-      [...columnsOf(rows, 'seq', 'type', 'key', 'subscription_id'), last.xid, last.seq],
+       SELECT q.id::text AS id, q.subscription_id, q.event_seq::text AS seq, q.attempts, s.url,
+              COALESCE((SELECT string_agg(w.generation::text || ':' || COALESCE(w.retires_at::text, ''), ','
+                                          ORDER BY w.generation DESC)
+                        FROM webhook_secrets w
+                        WHERE w.subscription_id = s.id AND (w.retires_at IS NULL OR w.retires_at > now())), '')
+                AS secrets_tag
+       FROM queued q JOIN webhook_subscriptions s ON s.id = q.subscription_id
+       WHERE q.lease_until IS NOT NULL
+       ORDER BY q.event_seq, q.id`,
+      [
+        ...columnsOf(rows, 'seq', 'type', 'key', 'subscription_id'),
+        last.xid,
+        last.seq,
+        lease !== undefined && lease.free > 0,
+        lease?.perSub ?? 0,
+        lease?.rooms.map((r) => r.subscriptionId) ?? [],
+        lease?.rooms.map((r) => r.room) ?? [],
+        lease?.free ?? 0,
+        lease?.leaseMs ?? 0,
+      ],
       { name: 'events_fanout' },
     );
-    return rows.length;
+    const bySeq = new Map(rows.map((r) => [r.seq, r]));
+    const leased = queued.map((q) => ({
+      id: q.id,
+      subscription_id: q.subscription_id,
+      attempts: q.attempts,
+      url: q.url,
+      secrets_tag: q.secrets_tag,
+      event: bySeq.get(q.seq)!,
+    }));
+    return { read: rows.length, leased };
   }
 }
 
