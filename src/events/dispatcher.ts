@@ -38,6 +38,8 @@ const IDLE_MAX_MS = 30_000;
  */
 const FAN_OUT_BATCH = 1000;
 const FAN_OUT_PER_ROUND = 2;
+/** Events read per fan-out batch at least, however little room there is to send. */
+const FAN_OUT_MIN = 64;
 
 /** What a change event looks like on the wire (webhooks and the live stream): never a value. */
 export function eventPayload(e: EventRow) {
@@ -270,11 +272,18 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     try {
       for (let i = 0; i < batches; i++) {
         const lease = send && !stopped ? fanOutLease() : undefined;
+        // While sending, the fan-out reads about as many events as there is room to send:
+        // the rest wait in change_events for the next fan-out (nothing fanned out is left
+        // for a claim, one statement less per event); with no room at all, it waits.
+        if (lease && lease.free <= 0) return;
+        const limit = lease ? Math.min(FAN_OUT_BATCH, Math.max(FAN_OUT_MIN, lease.free)) : FAN_OUT_BATCH;
         const claimedAt = performance.now();
-        const out = await db.transaction((tx) => repo.fanOut(tx, FAN_OUT_BATCH, lease));
-        // Sent only once committed: a rolled-back fan-out leased nothing.
-        if (out && out.leased.length > 0) startAll(out.leased, claimedAt, Number.MAX_SAFE_INTEGER);
-        if (out === undefined || out.read < FAN_OUT_BATCH) return;
+        const out = await db.transaction((tx) => repo.fanOut(tx, limit, lease));
+        // Sent only once committed: a rolled-back fan-out leased nothing. When the read was
+        // full, more events wait: the end of a batch fans out again at once.
+        if (out && out.leased.length > 0)
+          startAll(out.leased, claimedAt, out.read >= limit ? 0 : Number.MAX_SAFE_INTEGER);
+        if (out === undefined || out.read < limit) return;
       }
     } catch (err) {
       log.warn(
