@@ -48,8 +48,15 @@ export interface SchemaWriters {
 
 /** Statement 1: run it before the statement that uses `horizonCte`. */
 export async function schemaWriters(q: Queryable): Promise<SchemaWriters> {
-  const [w] = await q.query<SchemaWriters>(
-    `SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xmax0,
+  const [w] = await q.query<SchemaWriters>(`SELECT ${schemaWritersColumns}`, [], { name: 'schema_writers' });
+  return w!;
+}
+
+/**
+ * Statement 1's columns `xmax0` and `xids`, for a statement that reads something else too
+ * (the fan-out reads its cursor with them: one round trip less).
+ */
+export const schemaWritersColumns = `pg_snapshot_xmax(pg_current_snapshot())::text AS xmax0,
             ARRAY(SELECT DISTINCT t.transactionid::text FROM pg_locks t
                   WHERE t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock'
                     AND EXISTS (SELECT 1 FROM pg_locks r
@@ -59,12 +66,7 @@ export async function schemaWriters(q: Queryable): Promise<SchemaWriters> {
                                                     WHERE datname = current_database())
                                   AND r.relation IN (SELECT c.oid FROM pg_class c
                                                      WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n
-                                                                        WHERE n.nspname = current_schema())))) AS xids`,
-    [],
-    { name: 'schema_writers' },
-  );
-  return w!;
-}
+                                                                        WHERE n.nspname = current_schema())))) AS xids`;
 
 /**
  * Statement 2's part: `WITH` items `s` (the statement's snapshot) and `h` (its column `x`,

@@ -12,12 +12,14 @@ import { signatureHeader, signingKey } from './signing.js';
 /**
  * Webhook delivery on a timer, in every instance (src/app.ts starts and stops it with the
  * app, like the audit jobs). Each round first fans the events written since the last round
- * out into deliveries (writers only write the event), then claims due deliveries in one statement (FOR UPDATE
- * SKIP LOCKED plus a lease, src/events/repository.ts `claim`), so instances never send the
- * same delivery at the same time; then it sends them without waiting: a round never waits
- * for a receiver. A subscription's claimed batch runs on its own, and the next round skips
- * subscriptions that still have one in flight here, so one slow receiver holds up only its
- * own deliveries, never another subscription's (nor request handling).
+ * out into deliveries (writers only write the event), inserting those this instance has
+ * room for already claimed by it (src/events/repository.ts `fanOut`), then claims due
+ * deliveries left for a claim in one statement (FOR UPDATE SKIP LOCKED plus a lease,
+ * `claim`), so instances never send the same delivery at the same time; then it sends them
+ * without waiting: a round never waits for a receiver. A subscription's batches run on their
+ * own, about PER_SUBSCRIPTION deliveries of it in flight here at most (a claim skips it beyond),
+ * so one slow receiver holds up only its own deliveries, never another subscription's (nor
+ * request handling).
  */
 
 /**
@@ -38,6 +40,8 @@ const IDLE_MAX_MS = 30_000;
  */
 const FAN_OUT_BATCH = 1000;
 const FAN_OUT_PER_ROUND = 2;
+/** Events read per fan-out batch at least, however little room there is to send. */
+const FAN_OUT_MIN = 64;
 
 /** What a change event looks like on the wire (webhooks and the live stream): never a value. */
 export function eventPayload(e: EventRow) {
@@ -79,7 +83,9 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   const sender = createSender(rules, config.timeoutMs, CONCURRENCY);
   // A claim outlives any attempt: the request is cut at timeoutMs, the lease runs longer.
   const leaseMs = config.timeoutMs * 2 + 10_000;
-  const busy = new Map<string, Promise<void>>();
+  /** Batches in flight here, and deliveries in flight here per subscription. */
+  const running = new Set<Promise<void>>();
+  const busy = new Map<string, number>();
   let inFlight = 0;
   /** A claim round found no room (MAX_IN_FLIGHT): the next batch to end claims at once. */
   let starved = false;
@@ -222,6 +228,40 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     }
   }
 
+  /**
+   * Starts a subscription's batch (claimed, or leased by the fan-out). Several batches of
+   * one subscription may run side by side: a key's later deliveries are never in a batch
+   * while an earlier one is in flight (the claim's and the fan-out's order checks), and a
+   * subscription's in-flight deliveries stay within PER_SUBSCRIPTION (the claim skips a
+   * subscription that has them; the fan-out leases only up to its room). `again`: claim
+   * once it ends (more are probably due).
+   */
+  function startBatch(sub: string, items: ClaimedDelivery[], claimedAt: number, again: boolean) {
+    inFlight += items.length;
+    busy.set(sub, (busy.get(sub) ?? 0) + items.length);
+    const run = runBatch(sub, items, claimedAt).finally(() => {
+      running.delete(run);
+      const left = (busy.get(sub) ?? 0) - items.length;
+      if (left > 0) busy.set(sub, left);
+      else busy.delete(sub);
+      if (again || starved) {
+        starved = false;
+        nudge(true);
+      }
+    });
+    running.add(run);
+  }
+
+  function startAll(claimed: ClaimedDelivery[], claimedAt: number, fullAt: number) {
+    const bySub = new Map<string, ClaimedDelivery[]>();
+    for (const d of claimed) {
+      const list = bySub.get(d.subscription_id) ?? [];
+      list.push(d);
+      bySub.set(d.subscription_id, list);
+    }
+    for (const [sub, items] of bySub) startBatch(sub, items, claimedAt, items.length >= fullAt);
+  }
+
   /** Whether the last claim saw no enabled subscription, and the idle poll interval then. */
   let idleMs = 0;
 
@@ -230,11 +270,22 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * a batch per short transaction (src/events/repository.ts `fanOut`), until it has caught
    * up, another instance is fanning out, or `batches` batches ran.
    */
-  async function fanOut(batches: number) {
+  async function fanOut(batches: number, send: boolean) {
     try {
       for (let i = 0; i < batches; i++) {
-        const read = await db.transaction((tx) => repo.fanOut(tx, FAN_OUT_BATCH));
-        if (read === undefined || read < FAN_OUT_BATCH) return;
+        const lease = send && !stopped ? fanOutLease() : undefined;
+        // While sending, the fan-out reads about as many events as there is room to send:
+        // the rest wait in change_events for the next fan-out (nothing fanned out is left
+        // for a claim, one statement less per event); with no room at all, it waits.
+        if (lease && lease.free <= 0) return;
+        const limit = lease ? Math.min(FAN_OUT_BATCH, Math.max(FAN_OUT_MIN, lease.free)) : FAN_OUT_BATCH;
+        const claimedAt = performance.now();
+        const out = await db.transaction((tx) => repo.fanOut(tx, limit, lease));
+        // Sent only once committed: a rolled-back fan-out leased nothing. When the read was
+        // full, more events wait: the end of a batch fans out again at once.
+        if (out && out.leased.length > 0)
+          startAll(out.leased, claimedAt, out.read >= limit ? 0 : Number.MAX_SAFE_INTEGER);
+        if (out === undefined || out.read < limit) return;
       }
     } catch (err) {
       log.warn(
@@ -244,10 +295,24 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     }
   }
 
+  /** What the fan-out may lease to this instance now: its room, in all and per subscription. */
+  function fanOutLease() {
+    const free = MAX_IN_FLIGHT - inFlight;
+    return {
+      leaseMs,
+      perSub: Math.min(PER_SUBSCRIPTION, free),
+      rooms: [...busy].map(([subscriptionId, n]) => ({
+        subscriptionId,
+        room: Math.max(0, Math.min(PER_SUBSCRIPTION - n, free)),
+      })),
+      free: Math.max(0, free),
+    };
+  }
+
   /** The fan-out running here, if one is: one at a time per instance. */
   let fanning: Promise<void> | undefined;
   function fanOutOnce(): Promise<void> {
-    fanning ??= fanOut(FAN_OUT_PER_ROUND).finally(() => {
+    fanning ??= fanOut(FAN_OUT_PER_ROUND, true).finally(() => {
       fanning = undefined;
     });
     return fanning;
@@ -274,7 +339,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     const perSub = Math.min(PER_SUBSCRIPTION, free);
     try {
       const got = await repo.claim(db, {
-        busy: [...busy.keys()],
+        busy: [...busy].filter(([, n]) => n >= PER_SUBSCRIPTION).map(([sub]) => sub),
         perSub,
         limit: free,
         leaseMs,
@@ -288,28 +353,11 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       );
       return;
     }
-    const bySub = new Map<string, ClaimedDelivery[]>();
-    for (const d of claimed) {
-      const list = bySub.get(d.subscription_id) ?? [];
-      list.push(d);
-      bySub.set(d.subscription_id, list);
-    }
-    for (const [sub, items] of bySub) {
-      inFlight += items.length;
-      // A full batch: more are probably due, claim again as soon as it ends. Otherwise the
-      // next poll claims what arrived meanwhile: under a steady stream of writes a batch
-      // then holds a poll interval's events, so the claim, record and their round trips
-      // are shared by many events instead of a few (the delay grows by at most pollMs).
-      const full = items.length >= perSub;
-      const run = runBatch(sub, items, claimedAt).finally(() => {
-        busy.delete(sub);
-        if (full || starved) {
-          starved = false;
-          nudge(true);
-        }
-      });
-      busy.set(sub, run);
-    }
+    // A full batch: more are probably due, claim again as soon as it ends. Otherwise the
+    // next poll claims what arrived meanwhile: under a steady stream of writes a batch
+    // then holds a poll interval's events, so the claim, record and their round trips
+    // are shared by many events instead of a few (the delay grows by at most pollMs).
+    startAll(claimed, claimedAt, perSub);
   }
 
   /** Claims now (unless a claim is running): called by the timer and when a batch ends. */
@@ -355,7 +403,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     stats,
     sweep,
     /** Queues the deliveries of every event written so far (tests; each claim round fans out first). */
-    fanOut: () => fanOut(Number.MAX_SAFE_INTEGER),
+    fanOut: () => fanOut(Number.MAX_SAFE_INTEGER, false),
     /** The poll's interval now: pollMs, or longer while idle (tests read it). */
     get pollIntervalMs() {
       return Math.max(config.pollMs, idleMs);
@@ -369,7 +417,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     },
     /** Waits for every batch in flight here. */
     async idle() {
-      while (busy.size > 0 || claiming || fanning) await Promise.all([...busy.values(), claiming, fanning]);
+      while (running.size > 0 || claiming || fanning) await Promise.all([...running, claiming, fanning]);
     },
     /** A subscription was created or enabled here: poll at the normal pace again, now. */
     wake() {
@@ -394,8 +442,8 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       clearTimeout(timer);
       clearInterval(jobsTimer);
       await claiming;
-      await Promise.all(busy.values());
       await fanning;
+      while (running.size > 0) await Promise.all([...running]);
       await jobsRunning;
       await sender.close();
     },

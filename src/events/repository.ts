@@ -2,7 +2,7 @@ import type { SealedValue } from '../crypto/envelope.js';
 import type { Queryable } from '../db/database.js';
 import { columnsOf, newestFirst } from '../db/rows.js';
 import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
-import { horizonCte, schemaWriters } from '../db/xid-horizon.js';
+import { horizonCte, type SchemaWriters, schemaWriters, schemaWritersColumns } from '../db/xid-horizon.js';
 
 /** SQL only for change events, webhook subscriptions and their deliveries. */
 
@@ -90,6 +90,18 @@ export interface SubscriptionPatch {
   eventTypes?: string[] | undefined;
   keyPrefixes?: string[] | undefined;
   enabled?: boolean | undefined;
+}
+
+/**
+ * A fan-out that also claims (src/events/dispatcher.ts): the new deliveries this instance
+ * has room for are inserted already leased to it (attempt 1), as a claim would leave them.
+ * `perSub`: room of a subscription with nothing in flight here; `rooms`: the others'.
+ */
+export interface FanOutLease {
+  leaseMs: number;
+  perSub: number;
+  rooms: { subscriptionId: string; room: number }[];
+  free: number;
 }
 
 export class EventsRepository {
@@ -502,13 +514,22 @@ export class EventsRepository {
    * it. A subscription matches an event of its types and key prefixes written while it was
    * enabled (`fan_from`, `fan_until`: the sequence's last value when it was created or
    * enabled, and disabled; migrations/012), never one about itself. With no subscription at
-   * all, the cursor moves to the horizon without reading the events. Returns the number of
-   * events read, or undefined when another instance holds the cursor.
+   * all, the cursor moves to the horizon without reading the events. With `lease`, the same
+   * statement leases the new deliveries this instance has room for (`FanOutLease`), as a
+   * claim would, unless an earlier delivery of the same (subscription, key) is still pending
+   * or the subscription has due deliveries waiting for a claim; the caller sends them once
+   * the transaction has committed. Returns the number of events read and the leased
+   * deliveries, or undefined when another instance holds the cursor.
    */
-  async fanOut(tx: Queryable, limit: number): Promise<number | undefined> {
-    let [cur] = await tx.query<{ xid: string; seq: string; subs: boolean }>(
+  async fanOut(
+    tx: Queryable,
+    limit: number,
+    lease?: FanOutLease,
+  ): Promise<{ read: number; leased: ClaimedDelivery[] } | undefined> {
+    // The cursor, locked, read with the horizon's statement 1 (`eventsAfter`).
+    let [cur] = await tx.query<{ xid: string; seq: string; subs: boolean } & Partial<SchemaWriters>>(
       `SELECT after_xid::text AS xid, after_seq::text AS seq,
-              EXISTS (SELECT 1 FROM webhook_subscriptions) AS subs
+              EXISTS (SELECT 1 FROM webhook_subscriptions) AS subs, ${schemaWritersColumns}
        FROM event_fanout FOR UPDATE SKIP LOCKED`,
       [],
       { name: 'events_fanout_cursor' },
@@ -534,30 +555,111 @@ export class EventsRepository {
         [horizon],
         { name: 'events_fanout_skip' },
       );
-      return 0;
+      return { read: 0, leased: [] };
     }
-    const { rows } = await this.eventsAfter(tx, cur, limit);
-    const last = rows.at(-1);
-    if (!last) return 0;
-    await tx.query(
-      `WITH e AS (
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::uuid[]) AS t(seq, type, key, subscription_id)
-       ), queued AS (
-         INSERT INTO webhook_deliveries (subscription_id, event_seq, key)
-         SELECT s.id, e.seq, COALESCE(e.key, '')
-         FROM e JOIN webhook_subscriptions s
-           ON e.seq > s.fan_from AND (s.fan_until IS NULL OR e.seq <= s.fan_until)
+    const ours: SchemaWriters =
+      cur.xmax0 !== undefined && cur.xids !== undefined
+        ? { xmax0: cur.xmax0, xids: cur.xids }
+        : await schemaWriters(tx);
+    // Statement 2: the events below the horizon (as `eventsAfter` reads them), their
+    // deliveries inserted, the cursor moved past them, in one statement.
+    const out = await tx.query<
+      { read: number } & Partial<EventRow> & {
+          delivery_id: string | null;
+          delivery_subscription: string;
+          attempts: number;
+          url: string;
+          secrets_tag: string;
+        }
+    >(
+      `WITH ${horizonCte('$4', '$5')},
+       e AS (
+         SELECT ${EVENT_COLUMNS}, e.seq AS seq_n, e.xid AS xid_n FROM h
+         JOIN change_events e ON (e.xid, e.seq) > ($1::xid8, $2::bigint) AND e.xid < h.x
+         ORDER BY e.xid, e.seq LIMIT $3::int
+       ), last AS (
+         SELECT xid_n, seq_n FROM e ORDER BY xid_n DESC, seq_n DESC LIMIT 1
+       ), subs AS (
+         -- Whether the instance takes fresh deliveries of this subscription now: enabled, and
+         -- no due delivery of it waiting for a claim (a backlog goes out first, in order).
+         SELECT s.*, $6::boolean AND s.enabled AND NOT EXISTS (
+                  SELECT 1 FROM webhook_deliveries b
+                  WHERE b.subscription_id = s.id AND b.status = 'pending' AND b.next_at <= now()
+                    AND (b.lease_until IS NULL OR b.lease_until < now())) AS takes
+         FROM webhook_subscriptions s
+       ), m AS (
+         SELECT s.id AS sub, s.seq AS sub_seq, e.seq_n AS seq, COALESCE(e.key, '') AS key,
+                -- Per-key order: a delivery is leased only if no earlier one of its
+                -- (subscription, key) is still pending (in flight, or waiting for a retry);
+                -- otherwise it is queued plain and the claim's order check holds it back.
+                s.takes AND NOT EXISTS (
+                  SELECT 1 FROM webhook_deliveries p
+                  WHERE p.subscription_id = s.id AND p.status = 'pending' AND p.key = COALESCE(e.key, '')) AS fresh
+         FROM e JOIN subs s
+           ON e.seq_n > s.fan_from AND (s.fan_until IS NULL OR e.seq_n <= s.fan_until)
           AND e.type = ANY (s.event_types)
           AND (e.subscription_id IS NULL OR e.subscription_id <> s.id)
           AND (cardinality(s.key_prefixes) = 0
                OR (e.key IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(s.key_prefixes) p WHERE starts_with(e.key, p))))
-         ORDER BY e.seq, s.seq
+       ), r AS (
+         -- Room: per subscription (what this instance has in flight for it), then in all,
+         -- both counted in event order, so a key's leased deliveries are always its first.
+         SELECT m.*, m.fresh AND row_number() OVER (PARTITION BY m.sub, m.fresh ORDER BY m.seq)
+                                 <= COALESCE(room.n, $7::int) AS fits
+         FROM m LEFT JOIN unnest($8::uuid[], $9::int[]) AS room(sub, n) ON room.sub = m.sub
+       ), g AS (
+         SELECT r.*, r.fits AND row_number() OVER (PARTITION BY r.fits ORDER BY r.seq) <= $10::int AS leased
+         FROM r
+       ), queued AS (
+         INSERT INTO webhook_deliveries (subscription_id, event_seq, key, lease_until, attempts)
+         SELECT g.sub, g.seq, g.key,
+                CASE WHEN g.leased THEN now() + $11::int * interval '1 millisecond' END,
+                CASE WHEN g.leased THEN 1 ELSE 0 END
+         FROM g ORDER BY g.seq, g.sub_seq
+         RETURNING id, subscription_id, event_seq, attempts, lease_until
+       ), cur AS (
+         UPDATE event_fanout SET after_xid = last.xid_n, after_seq = last.seq_n FROM last
+       ), got AS (
+         SELECT q.id::text AS delivery_id, q.subscription_id AS delivery_subscription, q.attempts, s.url,
+                COALESCE((SELECT string_agg(w.generation::text || ':' || COALESCE(w.retires_at::text, ''), ','
+                                            ORDER BY w.generation DESC)
+                          FROM webhook_secrets w
+                          WHERE w.subscription_id = s.id AND (w.retires_at IS NULL OR w.retires_at > now())), '')
+                  AS secrets_tag,
+                e.seq, e.id, e.type, e.at, e.key, e.version, e.etag, e.actor, e.audit_id, e.subscription_id,
+                e.xid, e.environment
+         FROM queued q JOIN webhook_subscriptions s ON s.id = q.subscription_id JOIN e ON e.seq_n = q.event_seq
+         WHERE q.lease_until IS NOT NULL
        )
-       UPDATE event_fanout SET after_xid = $5::xid8, after_seq = $6::bigint`,
-      [...columnsOf(rows, 'seq', 'type', 'key', 'subscription_id'), last.xid, last.seq],
+       SELECT n.read, got.* FROM (SELECT count(*)::int AS read FROM e) n LEFT JOIN got ON true
+       ORDER BY got.seq::bigint, got.delivery_id::bigint`,
+      [
+        cur.xid,
+        cur.seq,
+        limit,
+        ours.xmax0,
+        ours.xids,
+        lease !== undefined && lease.free > 0,
+        lease?.perSub ?? 0,
+        lease?.rooms.map((r) => r.subscriptionId) ?? [],
+        lease?.rooms.map((r) => r.room) ?? [],
+        lease?.free ?? 0,
+        lease?.leaseMs ?? 0,
+      ],
       { name: 'events_fanout' },
     );
-    return rows.length;
+    const leased: ClaimedDelivery[] = [];
+    for (const { read: _, delivery_id, delivery_subscription, attempts, url, secrets_tag, ...event } of out)
+      if (delivery_id !== null)
+        leased.push({
+          id: delivery_id,
+          subscription_id: delivery_subscription,
+          attempts,
+          url,
+          secrets_tag,
+          event: event as EventRow,
+        });
+    return { read: out[0]?.read ?? 0, leased };
   }
 }
 

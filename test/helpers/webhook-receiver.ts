@@ -38,6 +38,8 @@ export interface Receiver {
   /** The most requests for one webhook-id in flight at the same time. */
   maxConcurrentPerId: number;
   mode: 'up' | 'down' | 'hold';
+  /** Keys whose events are answered 503 (counted in `refused`) whatever the mode. */
+  refuseKeys: Set<string>;
   /** Milliseconds to wait before answering (widens the window two senders could overlap in). */
   delayMs: number;
   /** Secrets any one of which must verify a request. */
@@ -74,6 +76,7 @@ export async function startReceiver(secrets: string[] = []): Promise<Receiver> {
     refused: 0,
     maxConcurrentPerId: 0,
     mode: 'up',
+    refuseKeys: new Set(),
     delayMs: 0,
     secrets,
     waitFor: (n) =>
@@ -99,7 +102,7 @@ export async function startReceiver(secrets: string[] = []): Promise<Receiver> {
     inFlight.set(id, (inFlight.get(id) ?? 0) + 1);
     r.maxConcurrentPerId = Math.max(r.maxConcurrentPerId, inFlight.get(id)!);
     try {
-      if (r.mode === 'down') {
+      if (r.mode === 'down' || r.refuseKeys.has(JSON.parse(body).data?.key)) {
         r.refused++;
         res.writeHead(503).end();
         return;
