@@ -94,7 +94,13 @@ export async function startReceiver(secrets: string[] = []): Promise<Receiver> {
         if (releaseHeld.length > 0) resolve();
         else heldWaiters.push(resolve);
       }),
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    // The test is over: connections still open (a held request, a sender's kept-alive
+    // socket) are cut, so closing never waits on a peer.
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
   const server: Server = createServer(async (req, res) => {
     const body = await readBody(req);

@@ -25,9 +25,23 @@ import { type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
 const KEYS = 4;
 const VERSIONS = 6;
 
-const cleanups: (() => Promise<unknown>)[] = [];
+const cleanups: [string, () => Promise<unknown>][] = [];
+/**
+ * Each clean-up step is bounded, and one that does not finish is named in the failure, so a
+ * hang says where it is instead of timing the whole hook out.
+ */
 afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+  const stuck: string[] = [];
+  for (const [what, c] of cleanups.splice(0).reverse()) {
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<'stuck'>((resolve) => {
+      timer = setTimeout(() => resolve('stuck'), 20_000);
+    });
+    const out = await Promise.race([c().catch(() => undefined), bound]);
+    clearTimeout(timer);
+    if (out === 'stuck') stuck.push(what);
+  }
+  expect(stuck, 'clean-up steps that did not finish within 20 s').toEqual([]);
 });
 
 function env(storage: Record<string, string>) {
@@ -74,10 +88,10 @@ async function until(what: string, ok: () => boolean, ms = 90_000) {
 
 async function killMidDelivery(storage: Record<string, string>) {
   const receiver: Receiver = await startReceiver();
-  cleanups.push(() => receiver.close());
+  cleanups.push(['close the receiver', () => receiver.close()]);
   const { env: vars, token } = env(storage);
   let svc: ServiceProcess = await startService(vars);
-  cleanups.push(() => svc.kill('SIGKILL'));
+  cleanups.push(['kill the service', () => svc.kill('SIGKILL')]);
 
   const sub = await call(svc.url, token, 'POST', '/api/webhooks', { url: receiver.url });
   expect(sub.status).toBe(201);
@@ -127,10 +141,13 @@ describe('SIGKILL mid-delivery', () => {
     const admin = new pg.Client({ connectionString: testDatabaseUrl });
     await admin.connect();
     await admin.query(`CREATE DATABASE ${name}`);
-    cleanups.push(async () => {
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.end();
-    });
+    cleanups.push([
+      'drop its database',
+      async () => {
+        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await admin.end();
+      },
+    ]);
     const url = new URL(testDatabaseUrl);
     url.pathname = `/${name}`;
     const redelivered = await killMidDelivery({ DATABASE_URL: url.toString() });
@@ -140,7 +157,7 @@ describe('SIGKILL mid-delivery', () => {
 
   it('embedded PGlite with a data directory: the same', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'webhook-kill-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    cleanups.push(['remove the data directory', () => rm(dir, { recursive: true, force: true })]);
     const redelivered = await killMidDelivery({ DATA_DIR: dir });
     expect(redelivered).toBeGreaterThan(0);
   }, 180_000);
