@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { KeyCheckError } from '../../src/crypto/canary.js';
@@ -113,17 +112,13 @@ describe('the real process (src/main.ts)', () => {
     // process suites' and the CLI migrate test's to cover); the key check is what this tests.
     if (backend === 'pglite') await seedPgliteDir(dataDir, inject('pgliteSnapshot'));
     let databaseUrl: string | undefined;
-    let dbName: string | undefined;
+    let schema: string | undefined;
     if (backend === 'postgres') {
-      // A database of its own: main.ts has no schema option and must not touch shared tables.
-      dbName = `keycheck_${randomBytes(5).toString('hex')}`;
-      const admin = new pg.Client({ connectionString: testDatabaseUrl });
-      await admin.connect();
-      await admin.query(`CREATE DATABASE ${dbName}`);
-      await admin.end();
-      const u = new URL(testDatabaseUrl);
-      u.pathname = `/${dbName}`;
-      databaseUrl = u.toString();
+      // A schema of its own, named in the URL's search_path, so the service touches no shared
+      // table. (Not a database of its own: DROP DATABASE waits for an immediate checkpoint of
+      // the whole cluster, minutes on a loaded machine.)
+      schema = await newSchema();
+      databaseUrl = `${testDatabaseUrl}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
     }
     try {
       const base = {
@@ -148,12 +143,7 @@ describe('the real process (src/main.ts)', () => {
       expect(malformed.code).not.toBe(0);
       expect(malformed.out).toMatch(/ENCRYPTION_KEY must be 32 bytes .*openssl rand -base64 32/);
     } finally {
-      if (dbName) {
-        const admin = new pg.Client({ connectionString: testDatabaseUrl });
-        await admin.connect();
-        await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-        await admin.end();
-      }
+      if (schema) await dropSchema(schema);
     }
   }, 180_000);
 });
