@@ -1,9 +1,12 @@
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { createAuditRepository } from '../../src/audit/repository.js';
 import { createAuditSealer } from '../../src/audit/sealer.js';
-import { backend, createTestApp, type TestApp, testDatabaseUrl, useTestApp } from '../helpers/app.js';
-import { whileOpenInAnotherDatabase, whileWritingInAnotherSchema } from '../helpers/other-transactions.js';
+import { backend, createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
+import {
+  clientOfSchema,
+  whileOpenInAnotherDatabase,
+  whileWritingInAnotherSchema,
+} from '../helpers/other-transactions.js';
 import { secretValue } from '../helpers/secrets.js';
 
 // No background sealing: the tests decide when the chain is sealed.
@@ -129,11 +132,7 @@ if (backend === 'postgres') {
     it('a transaction of this schema still open does: rows after its xid stay unsealed until it ends', async () => {
       await makeRows(1);
       expect(await verify()).toMatchObject({ intact: true, checked: 2 });
-      const older = new pg.Client({
-        connectionString: testDatabaseUrl,
-        options: `-c search_path=${t.schema}`,
-      });
-      await older.connect();
+      const older = await clientOfSchema(t.schema!);
       try {
         // A writer of this schema whose audit row is not committed yet.
         await older.query('BEGIN');

@@ -38,26 +38,34 @@ describe('webhook destinations (SSRF)', () => {
     expect(n[0]!.n).toBe(0);
   });
 
+  /**
+   * A subscription written straight into the tables, as if its URL had been accepted when it
+   * was made (the API would refuse it now), with a sealed signing secret.
+   */
+  async function subscribeBehindTheApi(id: string, url: string) {
+    await t.db.query(
+      `INSERT INTO webhook_subscriptions (id, url, event_types, created_by) VALUES ($1, $2, '{secret.created}', 'test')`,
+      [id, url],
+    );
+    const sealed = sealValue(
+      t.keyring,
+      { secretId: id, key: 'webhook', version: 1 },
+      'whsec_dGVzdHRlc3R0ZXN0dGVzdA==',
+    );
+    await t.db.query(
+      `INSERT INTO webhook_secrets (subscription_id, generation, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext)
+       VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [id, ...sealedParams(sealed)],
+    );
+  }
+
   it('refuses at delivery a destination that now resolves to a private address (DNS rebinding)', async () => {
     const r = await startReceiver();
     try {
       // As if the name had resolved to a public address when the subscription was made.
       const id = '00000000-0000-4000-8000-000000000001';
       const port = new URL(r.url).port;
-      await t.db.query(
-        `INSERT INTO webhook_subscriptions (id, url, event_types, created_by) VALUES ($1, $2, '{secret.created}', 'test')`,
-        [id, `http://localhost:${port}/hook`],
-      );
-      const sealed = sealValue(
-        t.keyring,
-        { secretId: id, key: 'webhook', version: 1 },
-        'whsec_dGVzdHRlc3R0ZXN0dGVzdA==',
-      );
-      await t.db.query(
-        `INSERT INTO webhook_secrets (subscription_id, generation, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext)
-         VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [id, ...sealedParams(sealed)],
-      );
+      await subscribeBehindTheApi(id, `http://localhost:${port}/hook`);
       expect((await admin.create({ key: 'APP_X', value: secretValue() })).statusCode).toBe(201);
       await t.app.webhookDispatcher.deliverNow();
       await t.app.webhookDispatcher.idle();
@@ -90,20 +98,7 @@ describe('webhook destinations (SSRF)', () => {
     // The sender hands its checking lookup to tls.connect as to net.connect: nothing is
     // listening on this port, so only the refusal can be the attempt's error.
     const id = '00000000-0000-4000-8000-000000000002';
-    await t.db.query(
-      `INSERT INTO webhook_subscriptions (id, url, event_types, created_by) VALUES ($1, $2, '{secret.created}', 'test')`,
-      [id, 'https://localhost:9/hook'],
-    );
-    const sealed = sealValue(
-      t.keyring,
-      { secretId: id, key: 'webhook', version: 1 },
-      'whsec_dGVzdHRlc3R0ZXN0dGVzdA==',
-    );
-    await t.db.query(
-      `INSERT INTO webhook_secrets (subscription_id, generation, format, kid, wrapped_dek, dek_iv, dek_tag, iv, tag, ciphertext)
-       VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [id, ...sealedParams(sealed)],
-    );
+    await subscribeBehindTheApi(id, 'https://localhost:9/hook');
     expect((await admin.create({ key: 'APP_S', value: secretValue() })).statusCode).toBe(201);
     await t.app.webhookDispatcher.deliverNow();
     await t.app.webhookDispatcher.idle();

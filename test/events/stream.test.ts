@@ -2,8 +2,12 @@ import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAccessKey } from '../helpers/access-keys.js';
-import { backend, testDatabaseUrl } from '../helpers/app.js';
-import { whileOpenInAnotherDatabase, whileWritingInAnotherSchema } from '../helpers/other-transactions.js';
+import { backend } from '../helpers/app.js';
+import {
+  clientOfSchema,
+  whileOpenInAnotherDatabase,
+  whileWritingInAnotherSchema,
+} from '../helpers/other-transactions.js';
 import { useTestServer } from '../helpers/server.js';
 
 const t = useTestServer({
@@ -238,11 +242,7 @@ describe('GET /api/events', () => {
       const s = await open(admin());
       opened.push(s);
       await s.until((f) => f.some((x) => x.comment === 'heartbeat'));
-      const older = new pg.Client({
-        connectionString: testDatabaseUrl,
-        options: `-c search_path=${t.schema}`,
-      });
-      await older.connect();
+      const older = await clientOfSchema(t.schema!);
       try {
         // An xid taken before the newer change's, with a lock in this database (as a writer's
         // first statement takes), and its event written only after the newer one was streamed.

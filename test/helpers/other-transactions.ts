@@ -37,3 +37,10 @@ export async function whileWritingInAnotherSchema(fn: () => Promise<void>): Prom
     await other.end();
   }
 }
+
+/** A client of the service's own schema (a transaction of "this application"), connected. */
+export async function clientOfSchema(schema: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: testDatabaseUrl, options: `-c search_path=${schema}` });
+  await c.connect();
+  return c;
+}
