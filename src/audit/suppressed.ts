@@ -26,9 +26,6 @@ import type { AuditEntry } from './entry.js';
  * repository records escaped and bounded (src/storable-text.ts) like every row's.
  */
 
-/** The limits whose refusals are summarised, by the setting that configures each. */
-export type SuppressingLimit = 'REFUSAL_RATE_LIMIT' | 'AUTH_FAILURE_RATE_LIMIT' | 'LOGIN_RATE_LIMIT';
-
 /** The actor of the overflow entry: refusals of callers past `maxTracked`. */
 export const OVERFLOW_ACTOR = 'system:rate-limits';
 /** The `who` of the overflow entries (no identity or address is empty). */
@@ -39,7 +36,8 @@ const MAX_COUNT = 2_147_483_647;
 interface Tally {
   /** Who the limit counted: the identity or the address. */
   who: string;
-  limit: SuppressingLimit;
+  /** The setting of the limit that answered (which limits leave no row: src/http/rate-limits.ts). */
+  limit: string;
   actor: string;
   clientIp: string | null;
   count: number;
@@ -81,12 +79,12 @@ export class SuppressedRefusals {
    * Counts `n` refusals answered without a row. `by`: what the limit counts, so one entry
    * per identity (its address kept while it is always the same) or one per address.
    */
-  note(limit: SuppressingLimit, by: 'identity' | 'address', actor: string, clientIp: string, n = 1): void {
+  note(limit: string, by: 'identity' | 'address', actor: string, clientIp: string, n = 1): void {
     this.add(limit, by === 'identity' ? actor : clientIp, actor, clientIp, n, this.now(), this.now());
   }
 
   private add(
-    limit: SuppressingLimit,
+    limit: string,
     who: string,
     actor: string,
     clientIp: string | null,

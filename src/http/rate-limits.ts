@@ -1,7 +1,18 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { SuppressedRefusals } from '../audit/suppressed.js';
 import { type AppError, errors } from '../errors.js';
 import { type Actor, actorId } from '../identity/actor.js';
+
+/** The limits whose 429s leave no audit row of their own, each named by the setting that configures it. */
+export type SuppressingLimit = 'REFUSAL_RATE_LIMIT' | 'AUTH_FAILURE_RATE_LIMIT' | 'LOGIN_RATE_LIMIT';
+
+/**
+ * Where those 429s are counted, for their summary rows: the audit's SuppressedRefusals,
+ * which the app hands in. Declared here, not imported, so that src/http/ imports no
+ * feature: every feature's routes import src/http/.
+ */
+export interface RefusalTally {
+  note(limit: SuppressingLimit, by: 'identity' | 'address', actor: string, clientIp: string): void;
+}
 
 /** Identities remembered as over REFUSAL_RATE_LIMIT on this instance (see overRefusals). */
 const MAX_OVER_REFUSALS = 10_000;
@@ -20,7 +31,7 @@ export function createLimits(
     refusalsPerMinute: number;
   },
   /** Where 429s that leave no audit row of their own are counted, for their summary rows. */
-  suppressed: Pick<SuppressedRefusals, 'note'>,
+  suppressed: RefusalTally,
 ) {
   /** One limiter a minute wide: `max` per key, the key named by `prefix` and `of` the request. */
   const perMinute = (max: number, prefix: string, of: (req: FastifyRequest) => string) =>

@@ -223,6 +223,48 @@ describe('layers, indirectly', () => {
     expect(offending).toEqual([]);
   });
 
+  it('the modules of src/ (each folder, each file directly under src/) import one another in no loop', async () => {
+    // A loop of modules is an arrow that runs back up, even when no file imports itself
+    // back: src/audit/routes.ts importing src/http/ while src/http/ imported src/audit/
+    // put audit both below and above the HTTP layer. Every feature's routes import
+    // src/http/, so src/http/ may import no feature.
+    const moduleOf = (file: string) => file.split('/').slice(0, 2).join('/');
+    /** module -> module it imports -> one file import that makes the arrow. */
+    const arrows = new Map<string, Map<string, string>>();
+    for (const file of await tsFiles('src')) {
+      for (const edge of await importsUnder(file, 'src/')) {
+        const [from, to] = edge.split(' -> ').map(moduleOf) as [string, string];
+        if (from === to) continue;
+        if (!arrows.has(from)) arrows.set(from, new Map());
+        if (!arrows.get(from)!.has(to)) arrows.get(from)!.set(to, edge);
+      }
+    }
+    expect(arrows.get('src/secrets')?.has('src/audit')).toBe(true); // the graph is not empty
+    /** The file imports that lead from module `from` back to module `to`, or null. */
+    const pathBack = (from: string, to: string): string[] | null => {
+      const via = new Map<string, string[]>([[from, []]]);
+      const queue = [from];
+      while (queue.length) {
+        const at = queue.shift()!;
+        for (const [next, edge] of arrows.get(at) ?? []) {
+          if (via.has(next)) continue;
+          via.set(next, [...via.get(at)!, edge]);
+          if (next === to) return via.get(next)!;
+          queue.push(next);
+        }
+      }
+      return null;
+    };
+    const loops: string[] = [];
+    for (const [from, targets] of arrows) {
+      for (const [to, edge] of targets) {
+        const back = pathBack(to, from);
+        if (back) loops.push([edge, ...back].join(', '));
+      }
+    }
+    expect(loops).toEqual([]);
+  });
+
   it('the walk follows chains: a file reaches what its imports import', async () => {
     // batch-routes.ts imports batch-schemas.ts, which imports schemas.ts, which imports src/zod-fields.ts.
     const from = await reachable('src/secrets/batch-routes.ts');
