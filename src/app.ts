@@ -422,7 +422,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     trail,
     keyring,
     config: config.events,
-    onEnabled: dispatcher.wake,
+    onEnabled: () => dispatcher.wake(),
   });
   const streams = createEventStreams({
     db,

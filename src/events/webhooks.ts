@@ -71,23 +71,7 @@ export interface WebhookServiceDeps {
 
 /** Webhook subscriptions and their deliveries, each call audited. */
 export class WebhookService {
-  private readonly db: Database;
-  private readonly repo: EventsRepository;
-  private readonly trail: AuditTrail;
-  private readonly keyring: Keyring;
-  private readonly config: EventsConfig;
-  private readonly onEnabled: (() => void) | undefined;
-  private readonly rules: { allowHttp: boolean; allowPrivate: boolean };
-
-  constructor({ db, repo, trail, keyring, config, onEnabled }: WebhookServiceDeps) {
-    this.db = db;
-    this.repo = repo;
-    this.trail = trail;
-    this.keyring = keyring;
-    this.config = config;
-    this.onEnabled = onEnabled;
-    this.rules = { allowHttp: config.allowHttp, allowPrivate: config.allowPrivate };
-  }
+  constructor(private readonly deps: WebhookServiceDeps) {}
 
   async create(
     input: {
@@ -101,8 +85,8 @@ export class WebhookService {
     const url = await this.destination(input.url);
     const id = randomUUID();
     const secret = newSigningSecret();
-    const row = await this.trail.change(caller, 'webhook.create', `webhook:${id}`, async (tx) => ({
-      result: await this.repo.insertSubscription(
+    const row = await this.deps.trail.change(caller, 'webhook.create', `webhook:${id}`, async (tx) => ({
+      result: await this.deps.repo.insertSubscription(
         tx,
         {
           id,
@@ -112,26 +96,26 @@ export class WebhookService {
           keyPrefixes: [...new Set(input.keyPrefixes ?? [])],
           createdBy: caller.actor,
         },
-        sealValue(this.keyring, identity(id, 1), secret),
+        sealValue(this.deps.keyring, identity(id, 1), secret),
       ),
       version: null,
     }));
-    this.onEnabled?.();
+    this.deps.onEnabled?.();
     return { ...toView(row), secret };
   }
 
   async list(query: PageQuery, caller: Caller) {
     const { page, nextCursor } = await cursors.page(query, (limit, beforeSeq) =>
-      this.trail.lookup(caller, 'webhook.list', null, () =>
-        this.repo.listSubscriptions(this.db, { limit, beforeSeq }),
+      this.deps.trail.lookup(caller, 'webhook.list', null, () =>
+        this.deps.repo.listSubscriptions(this.deps.db, { limit, beforeSeq }),
       ),
     );
     return { webhooks: page.map(toView), nextCursor };
   }
 
   async get(id: string, caller: Caller) {
-    const row = await this.trail.read(caller, 'webhook.list', `webhook:${id}`, async () => {
-      const r = await this.repo.findSubscription(this.db, id);
+    const row = await this.deps.trail.read(caller, 'webhook.list', `webhook:${id}`, async () => {
+      const r = await this.deps.repo.findSubscription(this.deps.db, id);
       return r
         ? { ok: true as const, touched: [], result: r }
         : {
@@ -155,8 +139,8 @@ export class WebhookService {
     caller: Caller,
   ) {
     const url = input.url === undefined ? undefined : await this.destination(input.url);
-    const row = await this.trail.change(caller, 'webhook.update', `webhook:${id}`, async (tx) => {
-      const r = await this.repo.updateSubscription(tx, id, {
+    const row = await this.deps.trail.change(caller, 'webhook.update', `webhook:${id}`, async (tx) => {
+      const r = await this.deps.repo.updateSubscription(tx, id, {
         ...input,
         url,
         eventTypes: input.eventTypes && [...new Set(input.eventTypes)],
@@ -165,13 +149,13 @@ export class WebhookService {
       if (!r) throw notFound(id);
       return { result: r, version: null };
     });
-    if (row.enabled) this.onEnabled?.();
+    if (row.enabled) this.deps.onEnabled?.();
     return toView(row);
   }
 
   async remove(id: string, caller: Caller) {
-    await this.trail.change(caller, 'webhook.delete', `webhook:${id}`, async (tx) => {
-      if (!(await this.repo.deleteSubscription(tx, id))) throw notFound(id);
+    await this.deps.trail.change(caller, 'webhook.delete', `webhook:${id}`, async (tx) => {
+      if (!(await this.deps.repo.deleteSubscription(tx, id))) throw notFound(id);
       return { result: undefined, version: null };
     });
   }
@@ -179,19 +163,19 @@ export class WebhookService {
   /** A new signing secret; the current one keeps signing alongside it for the grace period. */
   async rotate(id: string, caller: Caller) {
     const secret = newSigningSecret();
-    return this.trail.change(caller, 'webhook.rotate', `webhook:${id}`, async (tx) => {
+    return this.deps.trail.change(caller, 'webhook.rotate', `webhook:${id}`, async (tx) => {
       // The row lock serialises rotations of one subscription (generation numbers).
       const rows = await tx.query(`SELECT id FROM webhook_subscriptions WHERE id = $1 FOR UPDATE`, [id]);
       if (rows.length === 0) throw notFound(id);
-      const generation = await this.repo.nextGeneration(tx, id);
-      await this.repo.rotate(
+      const generation = await this.deps.repo.nextGeneration(tx, id);
+      await this.deps.repo.rotate(
         tx,
         id,
         generation,
-        sealValue(this.keyring, identity(id, generation), secret),
-        this.config.secretGraceSeconds,
+        sealValue(this.deps.keyring, identity(id, generation), secret),
+        this.deps.config.secretGraceSeconds,
       );
-      const r = (await this.repo.findSubscription(tx, id))!;
+      const r = (await this.deps.repo.findSubscription(tx, id))!;
       return {
         result: { secret, previousSecretRetiresAt: r.previous_retires_at!.toISOString() },
         version: generation,
@@ -203,8 +187,8 @@ export class WebhookService {
     const { page, nextCursor } = await deliveryCursors.page(
       query,
       (limit, beforeId) =>
-        this.trail.read(caller, 'webhook.list', `webhook:${id}`, async () => {
-          if (!(await this.repo.findSubscription(this.db, id)))
+        this.deps.trail.read(caller, 'webhook.list', `webhook:${id}`, async () => {
+          if (!(await this.deps.repo.findSubscription(this.deps.db, id)))
             return {
               ok: false as const,
               touched: [{ key: `webhook:${id}`, outcome: 'not_found' as const }],
@@ -213,7 +197,7 @@ export class WebhookService {
           return {
             ok: true as const,
             touched: [],
-            result: await this.repo.deliveries(this.db, id, { limit, beforeId }),
+            result: await this.deps.repo.deliveries(this.deps.db, id, { limit, beforeId }),
           };
         }),
       100,
@@ -223,8 +207,8 @@ export class WebhookService {
 
   /** Queues a delivery's event again (same webhook-id: receivers deduplicate on it). */
   async redeliver(id: string, deliveryId: string, caller: Caller) {
-    const newId = await this.trail.change(caller, 'webhook.redeliver', `webhook:${id}`, async (tx) => {
-      const d = await this.repo.redeliver(tx, id, deliveryId);
+    const newId = await this.deps.trail.change(caller, 'webhook.redeliver', `webhook:${id}`, async (tx) => {
+      const d = await this.deps.repo.redeliver(tx, id, deliveryId);
       if (!d)
         throw errors.notFound(
           `Delivery not found: ${deliveryId} of webhook ${id}`,
@@ -236,8 +220,9 @@ export class WebhookService {
   }
 
   private async destination(raw: string): Promise<string> {
-    const url = parseDestination(raw, this.rules);
-    await checkDestination(url, this.rules);
+    // The destination rules are the events settings' allowHttp and allowPrivate.
+    const url = parseDestination(raw, this.deps.config);
+    await checkDestination(url, this.deps.config);
     return url.toString();
   }
 }
