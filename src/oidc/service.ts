@@ -164,6 +164,47 @@ function describe(claims: JWTPayload | null, trust: string | null, reason: strin
   return parts.join(' ');
 }
 
+/** The answer of a token exchange (RFC 8693). */
+interface ExchangeAnswer {
+  access_token: string;
+  issued_token_type: typeof ACCESS_TOKEN_TYPE;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope: string;
+}
+
+/** What an exchange has learnt so far: its audit row says it, whichever step refuses. */
+interface Attempt {
+  /** The token's claims: decoded, then verified (null when it is no JWT). */
+  claims: JWTPayload | null;
+  /** The signature, issuer and times verified. */
+  verified: boolean;
+  /** The trust named by the request, the only one of its issuer, then the one matched. */
+  trust: string | null;
+}
+
+/** Who asks: the workload once its token is verified and a trust is known, `anonymous` before. */
+const callerOf = (anonymous: Caller, { claims, verified, trust }: Attempt): Caller =>
+  verified && trust && typeof claims?.sub === 'string'
+    ? { ...anonymous, actor: workloadId(trust, claims.sub), label: workloadId(trust, claims.sub) }
+    : anonymous;
+
+/** The scopes the workload token gets: the trust's, or the subset the request's `scope` asks for. */
+function grantedScopes(trust: TrustRow, scope: string | undefined): string[] {
+  if (scope === undefined || scope.trim() === '') return trust.scopes;
+  const asked = [...new Set(scope.trim().split(/\s+/))];
+  const outside = asked.filter((s) => !trust.scopes.includes(s));
+  if (outside.length) {
+    throw refuse(
+      'scope',
+      403,
+      `scope asks for ${outside.join(', ')}, which trust ${trust.name} does not grant (it grants: ${trust.scopes.join(', ')})`,
+      `Ask for a subset of ${trust.scopes.join(' ')}, or omit scope`,
+    );
+  }
+  return asked;
+}
+
 const nameTaken = (name: string) =>
   errors.conflict(
     `A trust policy named ${name} already exists`,
@@ -260,183 +301,199 @@ export class OidcService {
   async exchange(
     input: ReturnType<typeof tokenExchangeBody.parse>,
     anonymous: Caller,
-  ): Promise<{
-    access_token: string;
-    issued_token_type: typeof ACCESS_TOKEN_TYPE;
-    token_type: 'Bearer';
-    expires_in: number;
-    scope: string;
-  }> {
-    let claims: JWTPayload | null = null;
-    let verified = false;
-    let trustName: string | null = input.trust ?? null;
-    const callerFor = (trust: string | null): Caller =>
-      verified && trust && typeof claims?.sub === 'string'
-        ? { ...anonymous, actor: workloadId(trust, claims.sub), label: workloadId(trust, claims.sub) }
-        : anonymous;
+  ): Promise<ExchangeAnswer> {
+    const attempt: Attempt = { claims: null, verified: false, trust: input.trust ?? null };
     try {
       const token = input.subject_token;
-      try {
-        decodeProtectedHeader(token);
-        claims = decodeJwt(token);
-      } catch {
-        throw refuse(
-          'malformed',
-          401,
-          'Invalid token: subject_token is not a JWT',
-          'Send the ID token your platform issued (three base64url parts)',
-        );
-      }
-      const iss = claims.iss;
-      if (typeof iss !== 'string') {
-        throw refuse('issuer', 401, 'Invalid token: the ID token has no iss claim', 'Send an OIDC ID token');
-      }
-      // The unverified iss only picks among configured trusts: keys are fetched from
-      // configured issuers only, never from a URL the caller chose.
-      let candidates = input.trust
-        ? [await this.deps.repo.findByName(this.deps.db, input.trust)].filter(
-            (t): t is TrustRow => t !== undefined,
-          )
-        : await this.deps.repo.byIssuer(this.deps.db, iss);
-      if (input.trust && candidates.length === 0) {
-        throw refuse(
-          'unknown_trust',
-          401,
-          `Invalid token: no trust policy named ${input.trust}`,
-          'Check the trust name (an admin lists them with secrets trust list)',
-        );
-      }
-      candidates = candidates.filter((t) => t.issuer === iss);
-      if (candidates.length === 0) {
-        throw refuse(
-          'issuer',
-          401,
-          `Invalid token: no trust policy accepts tokens from issuer ${JSON.stringify(iss.slice(0, 200))}`,
-          'An admin creates one with POST /api/auth/trusts naming this issuer',
-        );
-      }
-      if (candidates.length === 1) trustName = (candidates[0] as TrustRow).name;
-      try {
-        const r = await jwtVerify(token, this.deps.keys.resolver(iss), {
-          issuer: iss,
-          algorithms: ACCEPTED_ALGORITHMS,
-          clockTolerance: CLOCK_SKEW_SECONDS,
-          requiredClaims: ['exp', 'iat', 'sub'],
-        });
-        claims = r.payload;
-      } catch (err) {
-        throw verificationRefusal(err, iss);
-      }
-      const now = Date.now() / 1000;
-      if (typeof claims.iat === 'number' && claims.iat > now + CLOCK_SKEW_SECONDS) {
-        throw refuse(
-          'iat',
-          401,
-          'Invalid token: the ID token was issued in the future (iat)',
-          'Check the clocks of the platform and the service',
-        );
-      }
-      verified = true;
-      const verdicts = candidates.map((t) => ({ t, why: mismatch(t, claims as JWTPayload) }));
-      const matching = verdicts.filter((v) => v.why === null).map((v) => v.t);
-      if (matching.length === 0) {
-        const whys = verdicts.map((v) => `trust ${v.t.name}: ${v.why?.message}`).join('; ');
-        throw refuse(
-          verdicts.length === 1 ? (verdicts[0]?.why?.reason ?? 'binding') : 'binding',
-          403,
-          `The ID token matches no trust policy (${whys})`,
-          "Check the trust's audiences, subject and claims against the token's claims",
-        );
-      }
-      if (matching.length > 1) {
-        throw refuse(
-          'ambiguous',
-          400,
-          `The ID token matches several trust policies (${matching.map((t) => t.name).join(', ')})`,
-          'Name the one to use with the trust parameter',
-        );
-      }
-      const trust = matching[0] as TrustRow;
-      trustName = trust.name;
-      let scopes = trust.scopes;
-      if (input.scope !== undefined && input.scope.trim() !== '') {
-        const asked = [...new Set(input.scope.trim().split(/\s+/))];
-        const outside = asked.filter((s) => !trust.scopes.includes(s));
-        if (outside.length) {
-          throw refuse(
-            'scope',
-            403,
-            `scope asks for ${outside.join(', ')}, which trust ${trust.name} does not grant (it grants: ${trust.scopes.join(', ')})`,
-            `Ask for a subset of ${trust.scopes.join(' ')}, or omit scope`,
-          );
-        }
-        scopes = asked;
-      }
-      // Single use: a token seen before (by jti, or by its digest when it has none) is a
-      // replay. Remembered until it expires, after which it is refused as expired anyway.
-      const exp = claims.exp as number;
-      const replayId = `${iss}#${typeof claims.jti === 'string' ? `jti:${claims.jti}` : `sha256:${hashToken(token).toString('hex')}`}`;
-      if (!(await this.deps.replay.firstUse(replayId, (exp - now + CLOCK_SKEW_SECONDS) * 1000))) {
-        throw refuse(
-          'replay',
-          401,
-          'Invalid token: this ID token was already exchanged (replay)',
-          'Request a fresh ID token for each exchange',
-        );
-      }
-      const issued = newWorkloadToken();
-      const caller = callerFor(trust.name);
-      const sub = claims.sub as string;
-      const expiresAt = await this.deps.trail.change(
+      const { iss, claims, candidates } = await this.verifyToken(token, input.trust, attempt);
+      const trust = this.matchTrust(candidates, claims, attempt);
+      const scopes = grantedScopes(trust, input.scope);
+      await this.checkReplay(token, iss, claims);
+      return await this.mint(trust, scopes, claims, callerOf(anonymous, attempt));
+    } catch (err) {
+      await this.recordRefusal(err, callerOf(anonymous, attempt), attempt);
+      throw err instanceof Refusal ? err.error : err;
+    }
+  }
+
+  /**
+   * The token's signature, issuer and times. The unverified iss only picks among configured
+   * trusts: keys are fetched from configured issuers only, never from a URL the caller chose.
+   * Returns the verified claims and the trusts of the issuer (the one named, if any).
+   */
+  private async verifyToken(
+    token: string,
+    named: string | undefined,
+    attempt: Attempt,
+  ): Promise<{ iss: string; claims: JWTPayload; candidates: TrustRow[] }> {
+    try {
+      decodeProtectedHeader(token);
+      attempt.claims = decodeJwt(token);
+    } catch {
+      throw refuse(
+        'malformed',
+        401,
+        'Invalid token: subject_token is not a JWT',
+        'Send the ID token your platform issued (three base64url parts)',
+      );
+    }
+    const iss = attempt.claims.iss;
+    if (typeof iss !== 'string') {
+      throw refuse('issuer', 401, 'Invalid token: the ID token has no iss claim', 'Send an OIDC ID token');
+    }
+    const candidates = await this.trustsOf(iss, named);
+    if (candidates.length === 1) attempt.trust = (candidates[0] as TrustRow).name;
+    let claims: JWTPayload;
+    try {
+      const r = await jwtVerify(token, this.deps.keys.resolver(iss), {
+        issuer: iss,
+        algorithms: ACCEPTED_ALGORITHMS,
+        clockTolerance: CLOCK_SKEW_SECONDS,
+        requiredClaims: ['exp', 'iat', 'sub'],
+      });
+      claims = r.payload;
+    } catch (err) {
+      throw verificationRefusal(err, iss);
+    }
+    attempt.claims = claims;
+    if (typeof claims.iat === 'number' && claims.iat > Date.now() / 1000 + CLOCK_SKEW_SECONDS) {
+      throw refuse(
+        'iat',
+        401,
+        'Invalid token: the ID token was issued in the future (iat)',
+        'Check the clocks of the platform and the service',
+      );
+    }
+    attempt.verified = true;
+    return { iss, claims, candidates };
+  }
+
+  /** The trusts that accept tokens of `iss`: the one named by the request, or all of the issuer's. */
+  private async trustsOf(iss: string, named: string | undefined): Promise<TrustRow[]> {
+    const candidates = named
+      ? [await this.deps.repo.findByName(this.deps.db, named)].filter((t): t is TrustRow => t !== undefined)
+      : await this.deps.repo.byIssuer(this.deps.db, iss);
+    if (named && candidates.length === 0) {
+      throw refuse(
+        'unknown_trust',
+        401,
+        `Invalid token: no trust policy named ${named}`,
+        'Check the trust name (an admin lists them with secrets trust list)',
+      );
+    }
+    const ofIssuer = candidates.filter((t) => t.issuer === iss);
+    if (ofIssuer.length === 0) {
+      throw refuse(
+        'issuer',
+        401,
+        `Invalid token: no trust policy accepts tokens from issuer ${JSON.stringify(iss.slice(0, 200))}`,
+        'An admin creates one with POST /api/auth/trusts naming this issuer',
+      );
+    }
+    return ofIssuer;
+  }
+
+  /** The one trust whose bindings (audiences, subject, claims) the verified claims satisfy. */
+  private matchTrust(candidates: TrustRow[], claims: JWTPayload, attempt: Attempt): TrustRow {
+    const verdicts = candidates.map((t) => ({ t, why: mismatch(t, claims) }));
+    const matching = verdicts.filter((v) => v.why === null).map((v) => v.t);
+    if (matching.length === 0) {
+      const whys = verdicts.map((v) => `trust ${v.t.name}: ${v.why?.message}`).join('; ');
+      throw refuse(
+        verdicts.length === 1 ? (verdicts[0]?.why?.reason ?? 'binding') : 'binding',
+        403,
+        `The ID token matches no trust policy (${whys})`,
+        "Check the trust's audiences, subject and claims against the token's claims",
+      );
+    }
+    if (matching.length > 1) {
+      throw refuse(
+        'ambiguous',
+        400,
+        `The ID token matches several trust policies (${matching.map((t) => t.name).join(', ')})`,
+        'Name the one to use with the trust parameter',
+      );
+    }
+    const trust = matching[0] as TrustRow;
+    attempt.trust = trust.name;
+    return trust;
+  }
+
+  /**
+   * Single use: a token seen before (by jti, or by its digest when it has none) is a
+   * replay. Remembered until it expires, after which it is refused as expired anyway.
+   */
+  private async checkReplay(token: string, iss: string, claims: JWTPayload): Promise<void> {
+    const exp = claims.exp as number;
+    const replayId = `${iss}#${typeof claims.jti === 'string' ? `jti:${claims.jti}` : `sha256:${hashToken(token).toString('hex')}`}`;
+    const ttlMs = (exp - Date.now() / 1000 + CLOCK_SKEW_SECONDS) * 1000;
+    if (!(await this.deps.replay.firstUse(replayId, ttlMs))) {
+      throw refuse(
+        'replay',
+        401,
+        'Invalid token: this ID token was already exchanged (replay)',
+        'Request a fresh ID token for each exchange',
+      );
+    }
+  }
+
+  /** Issues the workload token: its row and the exchange's audit row in one transaction. */
+  private async mint(
+    trust: TrustRow,
+    scopes: string[],
+    claims: JWTPayload,
+    caller: Caller,
+  ): Promise<ExchangeAnswer> {
+    const issued = newWorkloadToken();
+    const expiresAt = await this.deps.trail.change(
+      caller,
+      'auth.token_exchange',
+      describe(claims, trust.name, null),
+      async (tx) => ({
+        result: await this.deps.repo.issue(tx, {
+          tokenHash: hashToken(issued),
+          trustId: trust.id,
+          trustName: trust.name,
+          subject: claims.sub as string,
+          scopes,
+          keyPatterns: trust.key_patterns,
+          environments: trust.environments,
+          ttlSeconds: trust.ttl_seconds,
+        }),
+        version: null,
+      }),
+    );
+    return {
+      access_token: issued,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: 'Bearer',
+      expires_in: Math.max(0, Math.round((expiresAt.getTime() - Date.now()) / 1000)),
+      scope: scopes.join(' '),
+    };
+  }
+
+  /** The audit row of a refused exchange, and of one an issuer's keys could not be fetched for (503). */
+  private async recordRefusal(err: unknown, caller: Caller, attempt: Attempt): Promise<void> {
+    if (err instanceof Refusal) {
+      const outcome =
+        err.error.statusCode === 403
+          ? 'denied'
+          : err.error.statusCode === 400
+            ? 'invalid'
+            : 'unauthenticated';
+      await this.deps.trail.refused(
         caller,
         'auth.token_exchange',
-        describe(claims, trust.name, null),
-        async (tx) => ({
-          result: await this.deps.repo.issue(tx, {
-            tokenHash: hashToken(issued),
-            trustId: trust.id,
-            trustName: trust.name,
-            subject: sub,
-            scopes,
-            keyPatterns: trust.key_patterns,
-            environments: trust.environments,
-            ttlSeconds: trust.ttl_seconds,
-          }),
-          version: null,
-        }),
+        [describe(attempt.claims, attempt.trust, err.reason)],
+        withOutcome(err.error, outcome),
       );
-      return {
-        access_token: issued,
-        issued_token_type: ACCESS_TOKEN_TYPE,
-        token_type: 'Bearer',
-        expires_in: Math.max(0, Math.round((expiresAt.getTime() - Date.now()) / 1000)),
-        scope: scopes.join(' '),
-      };
-    } catch (err) {
-      if (err instanceof Refusal) {
-        const outcome =
-          err.error.statusCode === 403
-            ? 'denied'
-            : err.error.statusCode === 400
-              ? 'invalid'
-              : 'unauthenticated';
-        await this.deps.trail.refused(
-          callerFor(trustName),
-          'auth.token_exchange',
-          [describe(claims, trustName, err.reason)],
-          withOutcome(err.error, outcome),
-        );
-        throw err.error;
-      }
-      if (err instanceof AppError && err.statusCode === 503) {
-        await this.deps.trail.refused(
-          callerFor(trustName),
-          'auth.token_exchange',
-          [describe(claims, trustName, 'issuer_unavailable')],
-          err,
-        );
-      }
-      throw err;
+    } else if (err instanceof AppError && err.statusCode === 503) {
+      await this.deps.trail.refused(
+        caller,
+        'auth.token_exchange',
+        [describe(attempt.claims, attempt.trust, 'issuer_unavailable')],
+        err,
+      );
     }
   }
 
