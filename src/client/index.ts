@@ -1,26 +1,25 @@
 import createClient, { type Client } from 'openapi-fetch';
 import type { components, paths } from './schema.js';
+import type {
+  BatchEntry,
+  Environment,
+  EnvironmentComparison,
+  ErrorBody,
+  SecretMetadata,
+  WebhookDelivery,
+} from './types.js';
 
 /**
  * Typed client for the secrets API, generated from the committed openapi/openapi.json
- * (npm run client:generate writes ./schema.d.ts; a test fails when it drifts).
+ * (npm run client:generate writes ./schema.d.ts and ./types.ts; a test fails when either
+ * drifts).
  * `api` is the raw openapi-fetch client with every path and body typed; the methods below
  * turn error bodies into SecretsApiError and network failures into SecretsUnreachableError.
  */
 
 export type { components, paths };
-export type SecretMetadata = components['schemas']['SecretMetadata'];
-export type ErrorBody = components['schemas']['ErrorResponse'];
-export type BatchEntry = components['schemas']['BatchSecretEntryInput'];
-export type TrustPolicy = components['schemas']['TrustPolicy'];
-export type TrustPolicyInput = components['schemas']['TrustPolicyRequest'];
-export type Environment = components['schemas']['Environment'];
-export type EnvironmentComparison = components['schemas']['EnvironmentComparison'];
-export type Webhook = components['schemas']['Webhook'];
-export type CreatedWebhook = components['schemas']['CreatedWebhook'];
-export type WebhookInput = components['schemas']['CreateWebhookRequest'];
-export type WebhookPatch = components['schemas']['UpdateWebhookRequest'];
-export type WebhookDelivery = components['schemas']['WebhookDelivery'];
+// A named type per schema (SecretMetadata, Webhook, ...), generated with ./schema.d.ts.
+export type * from './types.js';
 
 /** The service answered with an error body ({error, message, statusCode, nextActions?}). */
 export class SecretsApiError extends Error {

@@ -4,6 +4,7 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, expectTypeOf, it } from 'vitest';
+import { CLIENT_NAMES, clientTypes } from '../../scripts/write-client-types.js';
 import {
   type CreatedWebhook,
   createSecretsClient,
@@ -35,6 +36,29 @@ it('the committed client types match openapi/openapi.json (run npm run client:ge
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+it('the committed client type aliases match openapi/openapi.json (run npm run client:generate)', async () => {
+  const doc = JSON.parse(await readFile('openapi/openapi.json', 'utf8'));
+  expect(await readFile('src/client/types.ts', 'utf8')).toBe(clientTypes(doc));
+});
+
+it('names every schema of the document: a schema added is a type of the client, its input side is not', async () => {
+  const doc = JSON.parse(await readFile('openapi/openapi.json', 'utf8'));
+  const added = { ...doc.components.schemas, Gadget: { type: 'object' }, GadgetInput: { type: 'object' } };
+  const text = clientTypes({ ...doc, components: { ...doc.components, schemas: added } });
+  expect(text).toContain("export type Gadget = components['schemas']['Gadget'];");
+  expect(text).not.toContain('GadgetInput');
+  expect(text).toContain("export type Webhook = components['schemas']['Webhook'];");
+  // The client's older names stay, each naming the schema it always named.
+  expect(text).toContain("export type WebhookInput = components['schemas']['CreateWebhookRequest'];");
+  expect(Object.keys(CLIENT_NAMES).sort()).toEqual(
+    ['BatchEntry', 'ErrorBody', 'TrustPolicyInput', 'WebhookInput', 'WebhookPatch'].sort(),
+  );
+  const { ErrorResponse: _, ...withoutErrorBody } = doc.components.schemas;
+  expect(() => clientTypes({ components: { schemas: withoutErrorBody } })).toThrow(
+    'ErrorBody names ErrorResponse, which the document does not define',
+  );
 });
 
 it('creates, updates, reads, lists (every page) and deletes through the typed client', async () => {

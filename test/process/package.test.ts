@@ -60,6 +60,7 @@ it('npm pack ships dist/; the installed bin and client work from an empty direct
       'dist/client/index.js',
       'dist/client/index.d.ts',
       'dist/client/schema.d.ts',
+      'dist/client/types.d.ts',
       'dist/main.js',
       'migrations/001_secrets.sql',
       // The package's postinstall runs it; it loads dist/db/pglite-image.mjs.
