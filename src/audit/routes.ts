@@ -10,6 +10,7 @@ import { RECORDED_TEXT_MAX } from '../storable-text.js';
 import { storable } from '../zod-fields.js';
 import { rowDigest } from './chain.js';
 import type { AuditRepository, AuditRow } from './repository.js';
+import { chainVerification } from './schemas.js';
 import type { AuditSealer } from './sealer.js';
 
 const auditEntry = z
@@ -150,20 +151,7 @@ export async function auditRoutes(
         description:
           'Seals every row committed before the call, then recomputes the chain of seals from the archived anchor (or the start): reports intact, or the first row or seal that does not match (rows edited, removed, inserted or reordered; seals edited, removed or reordered; the chain cut at its end).',
         response: {
-          200: z.object({
-            intact: z.boolean(),
-            checked: z.number().int(),
-            seals: z.number().int().meta({ description: 'Seals checked' }),
-            firstBrokenId: z.string().nullable(),
-            firstBrokenSeal: z
-              .string()
-              .nullable()
-              .meta({ description: 'The first seal that does not match or is missing' }),
-            reason: z.string().nullable(),
-            anchorSeal: z.string().meta({
-              description: 'The last archived seal verification started from ("0": the start of the chain)',
-            }),
-          }),
+          200: chainVerification,
           ...errs,
         },
       },

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { Database, Transaction } from '../db/database.js';
 import {
   type ChainPosition,
@@ -12,6 +13,7 @@ import {
   startPosition,
 } from './chain.js';
 import type { AuditRepository, NewSeal } from './repository.js';
+import type { chainVerification } from './schemas.js';
 
 /** The advisory lock every instance agrees on, so only one seals at a time. */
 export const SEALER_LOCK_ID = 7130_0004;
@@ -20,20 +22,8 @@ export const SEAL_MAX_ROWS = 5000;
 const SEAL_PAGE = 100;
 const VERIFY_WAIT_MS = 5000;
 
-export interface VerifyResult {
-  intact: boolean;
-  /** Rows checked (the rows of the live, unarchived seals). */
-  checked: number;
-  /** Seals checked. */
-  seals: number;
-  /** The id of the first row that does not match, or null. */
-  firstBrokenId: string | null;
-  /** The first seal that does not match (or is missing), or null. */
-  firstBrokenSeal: string | null;
-  reason: string | null;
-  /** Where verification started: the last archived seal, or 0 (genesis). */
-  anchorSeal: string;
-}
+/** What a verification found (the route's answer: the schema is its one definition). */
+export type VerifyResult = z.output<typeof chainVerification>;
 
 const dayStart = (day: string) => `${day}T00:00:00.000Z`;
 

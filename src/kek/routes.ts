@@ -5,6 +5,7 @@ import type { AuditTrail } from '../audit/trail.js';
 import { errorResponses } from '../http/schemas.js';
 import type { Caller } from '../identity/caller.js';
 import { strictBody } from '../zod-fields.js';
+import { rewrapResult } from './schemas.js';
 import type { KekService, RewrapOptions } from './service.js';
 
 /** Admin endpoints for key rotation. HTTP only; the guard comes from the enclosing scope. */
@@ -22,18 +23,6 @@ const rewrapBody = strictBody({
   // No body at all (curl -X POST) arrives as null: it means "the defaults".
   .nullish()
   .meta({ id: 'RewrapRequest' });
-
-const rewrapResult = z.object({
-  activeKid: z.string(),
-  rewrapped: z.number().int().meta({ description: 'Rows moved to the active kid by this run' }),
-  failed: z
-    .number()
-    .int()
-    .meta({ description: 'Rows whose data key failed its integrity check (left as they are)' }),
-  remaining: z.number().int().meta({ description: 'Rows still under another kid after this run' }),
-  batches: z.number().int(),
-  durationMs: z.number().int(),
-});
 
 const keyStatus = z.object({
   activeKid: z.string(),

@@ -1,10 +1,12 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import { IntegrityError, rewrapValue, type SealedValue, type ValueIdentity } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Queryable } from '../db/database.js';
 import { type CryptoColumns, toSealed } from '../db/sealed-columns.js';
 import type { KekRepository, Rewrapped } from './repository.js';
+import type { rewrapResult } from './schemas.js';
 
 /**
  * Key rotation: moves every stored data key to the active kid, online.
@@ -21,14 +23,8 @@ const FIRST = { secretId: '00000000-0000-0000-0000-000000000000', version: 0 };
 // new pass; this bounds the passes when something keeps failing (e.g. a corrupted row).
 const MAX_PASSES = 5;
 
-export interface RewrapResult {
-  activeKid: string;
-  rewrapped: number;
-  failed: number;
-  remaining: number;
-  batches: number;
-  durationMs: number;
-}
+/** What a rotation run did (the route's answer: the schema is its one definition). */
+export type RewrapResult = z.output<typeof rewrapResult>;
 
 /** A secret a rewrap batch touched: the version it rewrapped, or the one that failed its check. */
 export interface RewrapTouched {
