@@ -153,6 +153,34 @@ if (backend === 'postgres') {
       await secretWon(deleted, 'LATE');
     });
 
+    it('a batch import reviving and creating meanwhile: the deletion waits for it and is refused, no deadlock', async () => {
+      expect((await send('POST', '/api/environments', { name: 'doomed' })).statusCode).toBe(201);
+      for (const key of ['A_OLD', 'Z_OLD']) {
+        expect((await send('POST', secrets('doomed'), { key, value: secretValue() })).statusCode).toBe(201);
+        expect((await send('DELETE', `${secrets('doomed')}/${key}`)).statusCode).toBe(200);
+      }
+      // The import locks its rows in key order: A_OLD, then waits for Z_OLD (held here).
+      const lockLast = async (holder: pg.Client) => {
+        await holder.query(`SELECT 1 FROM secrets WHERE environment = 'doomed' AND key = 'Z_OLD' FOR UPDATE`);
+      };
+      const { back, deleted } = await interleave(lockLast, () =>
+        send('POST', `${secrets('doomed')}/batch`, {
+          secrets: ['A_OLD', 'B_NEW', 'Z_OLD'].map((key) => ({ key, value: secretValue() })),
+        }),
+      );
+      expect(back.statusCode).toBe(200);
+      expect(back.json().results.map((r: { status: string }) => r.status)).toEqual([
+        'created',
+        'created',
+        'created',
+      ]);
+      expect(deleted.statusCode).toBe(409);
+      expect(deleted.json().message).toBe(
+        'Environment doomed still holds 3 active secrets: it cannot be deleted',
+      );
+      expect(await orphans()).toEqual([]);
+    });
+
     it('a new secret created meanwhile: the deletion waits for it and is refused', async () => {
       expect((await send('POST', '/api/environments', { name: 'doomed' })).statusCode).toBe(201);
       // The test inserts the same key without committing: the create waits in its insert,
