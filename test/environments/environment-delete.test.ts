@@ -1,11 +1,14 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import type { Transaction, TransactionOptions } from '../../src/db/database.js';
+import { ERASE_BATCH } from '../../src/secrets/changes.js';
 import { backend, useTestApp } from '../helpers/app.js';
 import { clientOfSchema } from '../helpers/other-transactions.js';
 import { secretValue } from '../helpers/secrets.js';
 
 /**
- * Deleting an environment while a secret in it comes back (restore, PUT isActive:true, a
+ * Deleting an environment: what it costs with many soft-deleted secrets, and races with
+ * a secret in it. Deleting it while a secret in it comes back (restore, PUT isActive:true, a
  * create reviving it) or is created: either the secret's change wins and the environment
  * is not deleted (409, the secret live in it), or the deletion wins and the secret is gone.
  * Never a live secret left in an environment that no longer exists (secrets name their
@@ -79,6 +82,110 @@ describe('a secret coming back while its environment is deleted', () => {
       await secretWon(deleted, 'LATE');
     }
     expect(await orphans()).toEqual([]);
+  });
+});
+
+/** The statements of each transaction the app runs while `fn` does (a wrapper of the app's own database). */
+async function statementsOf(fn: () => Promise<void>): Promise<string[][]> {
+  const db = t.db as { transaction: typeof t.db.transaction };
+  const own = db.transaction;
+  const seen: string[][] = [];
+  db.transaction = (<T>(work: (tx: Transaction) => Promise<T>, opts?: TransactionOptions) =>
+    own.call(
+      t.db,
+      (tx) => {
+        const sql: string[] = [];
+        seen.push(sql);
+        const counted = {
+          query: (text: string, ...rest: unknown[]) => {
+            sql.push(text);
+            return (tx.query as (...a: unknown[]) => Promise<unknown>)(text, ...rest);
+          },
+          exec: (text: string) => {
+            sql.push(text);
+            return tx.exec(text);
+          },
+        } as Transaction;
+        return work(counted);
+      },
+      opts,
+    )) as typeof own;
+  try {
+    await fn();
+  } finally {
+    db.transaction = own;
+  }
+  return seen;
+}
+
+describe('deleting an environment with many soft-deleted secrets', () => {
+  it(`erases them ${ERASE_BATCH} to a statement, each still a purge with its audit row and event`, async () => {
+    const n = ERASE_BATCH + 1;
+    expect((await send('POST', '/api/environments', { name: 'big' })).statusCode).toBe(201);
+    // Soft-deleted secrets written straight to the table (the API would take a request each),
+    // each with an earlier event carrying its ETag and an expiry notice.
+    await t.db.query(
+      `INSERT INTO secrets (id, key, current_version, environment, is_active)
+       SELECT gen_random_uuid(), 'K_' || lpad(i::text, 4, '0'), 1 + i % 3, 'big', false FROM generate_series(1, $1::int) i`,
+      [n],
+    );
+    await t.db.query(
+      `INSERT INTO change_events (type, key, version, etag, actor, environment)
+       SELECT 'secret.deleted', key, current_version, '"' || id || '.2"', 'admin:test', 'big' FROM secrets WHERE environment = 'big'`,
+    );
+    await t.db.query(
+      `INSERT INTO expiry_notices (secret_id, expires_at) SELECT id, now() FROM secrets WHERE environment = 'big'`,
+    );
+    // A secret of another environment keeps its ETags and notice.
+    const other = await send('POST', '/api/secrets', { key: 'K_0001', value: secretValue() });
+    expect(other.statusCode).toBe(201);
+    const [{ seq }] = (await t.db.query<{ seq: string }>(
+      'SELECT coalesce(max(seq), 0)::text AS seq FROM change_events',
+    )) as [{ seq: string }];
+
+    let deleted: Awaited<ReturnType<typeof send>> | undefined;
+    const transactions = await statementsOf(async () => {
+      deleted = await send('DELETE', '/api/environments/big');
+    });
+    expect(deleted!.statusCode).toBe(200);
+    expect(deleted!.json()).toMatchObject({ erased: n });
+    // The deletion's transaction: a handful of statements, not one per erased secret.
+    const own = transactions.filter((sql) => sql.some((q) => q.includes('DELETE FROM environments')));
+    expect(own).toHaveLength(1);
+    expect(own[0]!.length).toBeLessThan(16);
+    expect(own[0]!.filter((q) => q.includes('DELETE FROM secrets'))).toHaveLength(Math.ceil(n / ERASE_BATCH));
+
+    // Per secret, as a single purge: one secret.purge row and one secret.purged event
+    // (naming the environment, no ETag, joined to its row), in key order.
+    const events = await t.db.query<{
+      key: string;
+      version: number;
+      etag: string | null;
+      audit_key: string;
+      av: number;
+    }>(
+      `SELECT e.key, e.version, e.etag, a.key AS audit_key, a.version AS av FROM change_events e
+       JOIN audit_log a ON a.id = e.audit_id
+       WHERE e.seq > $1::bigint AND e.type = 'secret.purged' AND e.environment = 'big' AND a.action = 'secret.purge'
+         AND a.environment = 'big' AND a.outcome = 'success'
+       ORDER BY e.seq`,
+      [seq],
+    );
+    const keys = Array.from({ length: n }, (_, i) => `K_${String(i + 1).padStart(4, '0')}`);
+    expect(events.map((e) => e.key)).toEqual(keys);
+    expect(events.every((e) => e.etag === null && e.audit_key === e.key && e.av === e.version)).toBe(true);
+    expect(events.map((e) => e.version)).toEqual(keys.map((_, i) => 1 + ((i + 1) % 3)));
+    // Their ETags are gone from earlier events, their notices too; the other secret keeps its own.
+    const [left] = await t.db.query<{ etags: number; notices: number; secrets: number }>(
+      `SELECT (SELECT count(*)::int FROM change_events WHERE environment = 'big' AND etag IS NOT NULL) AS etags,
+              (SELECT count(*)::int FROM expiry_notices) AS notices,
+              (SELECT count(*)::int FROM secrets) AS secrets`,
+    );
+    expect(left).toEqual({ etags: 0, notices: 0, secrets: 1 });
+    const [kept] = await t.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM change_events WHERE environment = 'default' AND etag IS NOT NULL`,
+    );
+    expect(kept!.n).toBe(1);
   });
 });
 
