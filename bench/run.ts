@@ -4,11 +4,11 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { distIsStale } from '../scripts/dist-stale.mjs';
 import { mintAdminToken } from '../src/auth/mint.js';
 import { loadConfig } from '../src/config.js';
+import { parseBenchArgs, USAGE } from './args.js';
 import { cliStartBench, renderCliStart } from './cli-start.js';
 import { embeddedBench, renderEmbedded } from './embedded.js';
 import {
@@ -43,56 +43,19 @@ import {
 } from './storage.js';
 
 /**
- * npm run bench          full run: throughput vs ceiling and floor, scale, 5-minute soak
- * npm run bench:smoke    the same harness for a few seconds (CI), results not written
- * Options: --only throughput,scale,soak   --backends postgres,pglite   --seconds N
- *          --scale-max N      stop the scale part at N secrets (1M takes minutes to seed)
- *          --merge FILE       a partial run keeps the parts (and scale sizes) it did not measure
- *                             from an earlier results JSON, each marked with the run it came from
- *          --only floor       the read-path comparison (issue 10): service vs the primary-key
- *                             floor, read and mixed 90/10, --pairs N alternating pairs (default 3),
- *                             ratios of throughput, p99, PostgreSQL CPU and service CPU per request,
- *                             and the audit batch sizes; --label names the markdown it writes;
- *                             --scenarios read,mixed measures only those (e.g. --scenarios mixed);
- *                             --skip-build reuses dist/ as it is; --compare DIR adds another built
- *                             tree (e.g. an older commit's worktree) to every pair, measured in
- *                             turn with this tree and the floor (order alternating by pair), so a
- *                             regression is judged on same-run ratios, not on runs at other loads
- *          --only replica     read replicas (issue 14): three instances on one primary vs three that
- *                             also read from an asynchronous replica, read and mixed, --pairs N;
- *                             ratio, replica share of reads, lag seen, PostgreSQL CPU per request
- *                             (bench/replica.ts; starts its own topology on free ports)
- *          --only embedded    PGlite start-up and memory (issue 27): first and later start, RSS after
- *                             start and after --reads N value reads (10,000), against bare PGlite,
- *                             --pairs N; --compare DIR adds another built tree (bench/embedded.ts)
- *          --only cli         the light CLI's start-up (issue 25): `secrets run -- true` against
- *                             `node -e 0`, --runs N rounds (default 30), order rotated each round;
- *                             --compare BUNDLE adds another CLI build (bench/cli-start.ts)
- *          --only events      change events (issue 26): update throughput of an instance with one
- *                             webhook subscription against one with none, --pairs N alternating,
- *                             and the commit-to-delivery delay p50/p99 (bench/events.ts)
- *          --only isolation   a benign caller (mixed, 8 connections) alone, then beside hostile and
- *                             heavy callers, --pairs N turns: its p99 ratio and failures (issue 21;
- *                             bench/isolation.ts); a benign failure makes the run fail;
- *                             --compare DIR runs another built tree's turns too, alternating
+ * The benchmarks: `npm run bench -- --help` prints the parts and options (USAGE in
+ * bench/args.ts). An unknown option stops the run before anything starts.
  */
-const { values: args } = parseArgs({
-  options: {
-    smoke: { type: 'boolean', default: false },
-    only: { type: 'string', default: 'throughput,scale,soak' },
-    backends: { type: 'string', default: 'postgres,pglite' },
-    seconds: { type: 'string' },
-    'scale-max': { type: 'string' },
-    merge: { type: 'string' },
-    pairs: { type: 'string', default: '3' },
-    label: { type: 'string', default: 'run' },
-    'skip-build': { type: 'boolean', default: false },
-    compare: { type: 'string' },
-    reads: { type: 'string', default: '10000' },
-    runs: { type: 'string', default: '30' },
-    scenarios: { type: 'string', default: 'read,mixed' },
-  },
-});
+const parsed = parseBenchArgs(process.argv.slice(2));
+if (parsed.kind === 'help') {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+if (parsed.kind === 'error') {
+  process.stderr.write(`bench: ${parsed.message}\n`);
+  process.exit(2);
+}
+const args = parsed.args;
 
 /** The floor comparison's scenarios (--scenarios): read, mixed or both, in that order. */
 const floorScenarios = (['read', 'mixed'] as const).filter((s) => args.scenarios.split(',').includes(s));

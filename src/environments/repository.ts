@@ -95,10 +95,20 @@ export class EnvironmentsRepository {
   }
 
   /**
-   * Erases the environment's row. Run under its FOR UPDATE lock once it holds no secret (its
-   * soft-deleted ones are erased first, through the door: Changes.eraseInactive).
+   * Erases the environment's row if it holds no secret; false (nothing erased) when one is
+   * left. Run under its FOR UPDATE lock once its soft-deleted secrets are erased (through the
+   * door: Changes.eraseInactive). The check is what keeps a secret from outliving its
+   * environment (secrets name it without a foreign key, migrations/007): a restore takes no
+   * lock on the environment, and one that commits while the deletion waits for the secret's
+   * row makes it active again, so the erasure skips it; this statement, with a snapshot
+   * taken after that commit, sees it.
    */
-  async delete(q: Queryable, name: string): Promise<void> {
-    await q.query('DELETE FROM environments WHERE name = $1', [name]);
+  async deleteIfEmpty(q: Queryable, name: string): Promise<boolean> {
+    const rows = await q.query(
+      `DELETE FROM environments WHERE name = $1
+       AND NOT EXISTS (SELECT 1 FROM secrets WHERE environment = $1) RETURNING 1`,
+      [name],
+    );
+    return rows.length === 1;
   }
 }

@@ -106,17 +106,31 @@ export class EnvironmentService {
       }
       // Excludes creates in it (they hold a KEY SHARE lock) until this commits.
       if (!(await this.deps.repo.find(tx, name, 'update'))) throw errors.environmentNotFound(name);
-      const { active } = await this.deps.repo.counts(tx, name);
-      if (active > 0) {
-        throw errors.conflict(
-          `Environment ${name} still holds ${active} active secret${active === 1 ? '' : 's'}: it cannot be deleted`,
-          `Delete them first (DELETE /api/environments/${name}/secrets/{key}, or promote what you need to another environment), then delete the environment`,
+      const stillActive = async () => {
+        const { active } = await this.deps.repo.counts(tx, name);
+        return active === 0
+          ? undefined
+          : errors.conflict(
+              `Environment ${name} still holds ${active} active secret${active === 1 ? '' : 's'}: it cannot be deleted`,
+              `Delete them first (DELETE /api/environments/${name}/secrets/{key}, or promote what you need to another environment), then delete the environment`,
+            );
+      };
+      const refused = await stillActive();
+      if (refused) throw refused;
+      // Its soft-deleted secrets go first, through the door (each one's secret.purge audit row
+      // and secret.purged event name this environment), then the environment's row, only if
+      // no secret is left: one restored meanwhile (see deleteIfEmpty) refuses the deletion,
+      // and the erasure rolls back with it.
+      const erased = await this.deps.changes.eraseInactive(tx, inEnvironment(caller, name));
+      if (!(await this.deps.repo.deleteIfEmpty(tx, name))) {
+        throw (
+          (await stillActive()) ??
+          errors.conflict(
+            `Environment ${name} changed while it was being deleted: it cannot be deleted`,
+            'Retry the request',
+          )
         );
       }
-      // Its soft-deleted secrets go first, each through the door (its secret.purge audit row
-      // and secret.purged event name this environment), then the environment's row.
-      const erased = await this.deps.changes.eraseInactive(tx, inEnvironment(caller, name));
-      await this.deps.repo.delete(tx, name);
       return { result: { erased: erased.length }, version: null };
     });
   }

@@ -5,6 +5,7 @@ import type { AuditRepository } from '../audit/repository.js';
 import { type AuditTrail, auditEntry } from '../audit/trail.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database, Transaction } from '../db/database.js';
+import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import { errors } from '../errors.js';
 import { type Actor, hasScope } from '../identity/actor.js';
 import { type Caller, environmentOf } from '../identity/caller.js';
@@ -161,6 +162,12 @@ export class BatchService {
     const status = new Map<string, BatchStatus>();
     try {
       await this.deps.trail.transaction(who, async (tx) => {
+        // A named environment's row first, as its deletion takes them (the environment, then
+        // its secrets): taken only by a create (the door's insert), after the rows below, it
+        // deadlocked with a deletion waiting for one of those rows.
+        const environment = environmentOf(who);
+        if (environment !== DEFAULT_ENVIRONMENT && !(await this.deps.repo.holdEnvironment(tx, environment)))
+          throw errors.environmentNotFound(environment);
         // Every row locked in one statement (in key order, so two overlapping imports
         // cannot deadlock), the rows not written by their change in one more at the end:
         // a dry run is four round trips whatever its size, not two per entry.

@@ -159,6 +159,13 @@ export function writeOnlyPermanent(key: string, current: boolean, wanted: boolea
   }
 }
 
+/**
+ * Secrets a deleted environment's erasure purges per batch: two statements (and one scan of
+ * the change events for their ETags) per batch, its parameters a few arrays of this many
+ * elements.
+ */
+export const ERASE_BATCH = 500;
+
 /** A new secret's revision (the column's default, migrations/002). */
 const FIRST_REVISION = '1';
 
@@ -371,7 +378,7 @@ export class Changes {
         secretId: cur.id,
         version: cur.current_version,
       });
-      await this.deps.repo.purge(q, cur.id, side);
+      await this.deps.repo.purge(q, [cur.id], side);
       return { id: cur.id, revision: cur.revision, version: cur.current_version };
     }
     const { value, ...rest } = plan.patch;
@@ -416,17 +423,36 @@ export class Changes {
 
   /**
    * Erases every soft-deleted secret of the caller's environment (a deleted environment's,
-   * run under that environment's exclusive lock), each through the door: its own statement
-   * with its secret.purge audit row and secret.purged event, its ETags taken out of earlier
-   * events and its expiry notices gone, as a single purge. Reserved ones are erased too
-   * (the environment goes, so do they): the plan is built here, not by planChange, whose
-   * purge rule refuses reserved secrets. Returns what was erased, in key order.
+   * run under that environment's exclusive lock) through the door, as purges: per secret
+   * the rows of a single purge (its secret.purge audit row and secret.purged event, its
+   * ETags taken out of earlier events, its expiry notices gone), written ERASE_BATCH
+   * secrets at a time in two statements (their `alongside` rows with appendAlongside, then
+   * SecretsRepository.purge). Reserved ones are erased too (the environment goes, so do
+   * they): the plans are built here, not by planChange, whose purge rule refuses reserved
+   * secrets. Returns what was erased, in key order.
    */
   async eraseInactive(q: Queryable, caller: Caller): Promise<Written[]> {
-    const erased: Written[] = [];
-    for (const cur of await this.deps.repo.lockInactive(q, environmentOf(caller)))
-      erased.push(await this.writeChange(q, caller, 'secret.purge', { kind: 'purge', key: cur.key, cur }));
-    return erased;
+    const inactive = await this.deps.repo.lockInactive(q, environmentOf(caller));
+    for (let i = 0; i < inactive.length; i += ERASE_BATCH) {
+      const batch = inactive.slice(i, i + ERASE_BATCH);
+      await this.deps.repo.appendAlongside(
+        q,
+        batch.map((cur) =>
+          alongside({
+            caller,
+            action: 'secret.purge',
+            key: cur.key,
+            secretId: cur.id,
+            version: cur.current_version,
+          }),
+        ),
+      );
+      await this.deps.repo.purge(
+        q,
+        batch.map((cur) => cur.id),
+      );
+    }
+    return inactive.map((cur) => ({ id: cur.id, revision: cur.revision, version: cur.current_version }));
   }
 
   /**

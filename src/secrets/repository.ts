@@ -93,9 +93,9 @@ export interface VersionRow {
 /**
  * What every changed secret writes beside its change (built by `alongside` in
  * src/secrets/changes.ts), in the change's own statement: one CTE per field
- * (alongsideCtes), or on the change's transaction after its statement (appendAlongside: a
- * new secret's insert, a rotation batch). A new per-change row is one field here and one
- * line in each of the two.
+ * (alongsideCtes), or on the change's transaction beside its statement (appendAlongside: a
+ * new secret's insert and a rotation batch, after it; a deleted environment's erasure batch,
+ * before it). A new per-change row is one field here and one line in each of the two.
  */
 export interface Alongside {
   audit: AuditEntry;
@@ -358,21 +358,34 @@ export class SecretsRepository {
     return rows[0];
   }
 
-  /** Erases a secret and records it; ON DELETE CASCADE removes its versions in the same statement. */
-  async purge(q: Queryable, id: string, side: Alongside): Promise<void> {
-    const params: unknown[] = [id];
-    // The change events keep the name (a record like the audit log's, dropped after
-    // EVENTS_RETENTION_DAYS) but not the id: earlier events lose their ETag, and the
-    // expiry notices of the id go (rare and admin-only, so a scan of the events is fine).
+  /**
+   * Erases secrets in one statement, however many: their ETags taken out of earlier change
+   * events (which keep the name, a record like the audit log's, dropped after
+   * EVENTS_RETENTION_DAYS, but not the id), their expiry notices gone, their rows (ON DELETE
+   * CASCADE removes the versions in it too). A single purge passes its Alongside rows as
+   * `side`, written by the same statement; a deleted environment's erasure
+   * (Changes.eraseInactive) writes those of a batch first with appendAlongside, on the same
+   * transaction (this statement then clears their events' ETags too). One scan of the
+   * events per statement: rare and admin-only.
+   */
+  async purge(q: Queryable, ids: readonly string[], side?: Alongside): Promise<void> {
+    if (side && ids.length !== 1) throw new Error('purge: Alongside rows go with a single secret');
+    const params: unknown[] = [ids];
+    // An ETag is "<id>.<revision>" quoted: the id is its characters 2 to 37.
     const ctes = [
-      ...alongsideCtes(side, params),
-      `purged_etags AS (UPDATE change_events SET etag = NULL WHERE starts_with(etag, '"' || $1::uuid::text || '.'))`,
-      'purged_notices AS (DELETE FROM expiry_notices WHERE secret_id = $1::uuid)',
+      ...(side ? alongsideCtes(side, params) : []),
+      `purged_etags AS (UPDATE change_events SET etag = NULL
+         WHERE etag IS NOT NULL AND substr(etag, 2, 36) = ANY($1::text[]))`,
+      'purged_notices AS (DELETE FROM expiry_notices WHERE secret_id = ANY($1::uuid[]))',
     ];
-    await q.query(`WITH ${ctes.join(', ')} DELETE FROM secrets WHERE id = $1::uuid`, params);
+    await q.query(`WITH ${ctes.join(', ')} DELETE FROM secrets WHERE id = ANY($1::uuid[])`, params);
   }
 
-  /** The Alongside rows of changes whose own statement has run, on their transaction. */
+  /**
+   * The Alongside rows of changes whose own statement has run (or, an erasure batch, is about
+   * to: their secrets still exist, and the purge then clears the events' ETags), on their
+   * transaction.
+   */
   async appendAlongside(q: Queryable, sides: readonly Alongside[]): Promise<void> {
     if (sides.length === 0) return;
     const events = sides.flatMap((s) => (s.event ? [s.event] : []));
