@@ -158,6 +158,19 @@ export const errors = {
         'retry-after': '2',
       },
     ),
+  /**
+   * PostgreSQL chose this transaction as the loser of a deadlock or a serialization
+   * conflict (SQLSTATE 40P01, 40001): it rolled back and changed nothing, and the same
+   * request sent again normally succeeds.
+   */
+  concurrentConflict: () =>
+    new AppError(
+      503,
+      'SERVICE_UNAVAILABLE',
+      'Service unavailable: the change collided with a concurrent change and was rolled back; nothing was changed',
+      'Send the same request again after the Retry-After delay',
+      { 'retry-after': '1' },
+    ),
   /** The audit rows could not be committed: the request fails closed and returns nothing. */
   auditUnavailable: () =>
     new AppError(
