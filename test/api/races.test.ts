@@ -127,26 +127,26 @@ it('concurrent creates of 50 different keys all succeed and list without gaps', 
   expect([...seen].sort()).toEqual([...keys].sort());
 });
 
-it.each(['40P01', '40001'])(
-  'a transaction the database rolls back as the loser of a deadlock or serialization conflict (%s) answers 503 with Retry-After, not 500',
-  async (sqlstate) => {
-    // A real driver error of that SQLSTATE, as the database reports it.
-    const err = await t.db
-      .query(`DO $$ BEGIN RAISE EXCEPTION 'lost a conflict' USING ERRCODE = '${sqlstate}'; END $$`)
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-    expect((err as { code?: string }).code).toBe(sqlstate);
-    const answer = toAppError(err);
-    expect(answer.statusCode).toBe(503);
-    expect(answer.headers).toEqual({ 'retry-after': '1' });
-    expect(answer.message).toContain('nothing was changed');
-    // Any other driver error stays a 500 without internals.
-    const other = await t.db.query(`SELECT 1/0`).then(
+it.each([
+  '40P01',
+  '40001',
+])('a transaction the database rolls back as the loser of a deadlock or serialization conflict (%s) answers 503 with Retry-After, not 500', async (sqlstate) => {
+  // A real driver error of that SQLSTATE, as the database reports it.
+  const err = await t.db
+    .query(`DO $$ BEGIN RAISE EXCEPTION 'lost a conflict' USING ERRCODE = '${sqlstate}'; END $$`)
+    .then(
       () => undefined,
       (e: unknown) => e,
     );
-    expect(toAppError(other).statusCode).toBe(500);
-  },
-);
+  expect((err as { code?: string }).code).toBe(sqlstate);
+  const answer = toAppError(err);
+  expect(answer.statusCode).toBe(503);
+  expect(answer.headers).toEqual({ 'retry-after': '1' });
+  expect(answer.message).toContain('nothing was changed');
+  // Any other driver error stays a 500 without internals.
+  const other = await t.db.query(`SELECT 1/0`).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(toAppError(other).statusCode).toBe(500);
+});
