@@ -28,8 +28,8 @@ import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Database } from './db/database.js';
 import type { ReadRouting } from './db/read-replicas.js';
-import { createCompareService } from './environments/compare.js';
-import { createPromoteService } from './environments/promote.js';
+import { CompareService } from './environments/compare.js';
+import { PromoteService } from './environments/promote.js';
 import { EnvironmentsRepository } from './environments/repository.js';
 import { environmentRoutes } from './environments/routes.js';
 import { environmentName, envParams } from './environments/schemas.js';
@@ -51,7 +51,7 @@ import { callerOf } from './identity/caller.js';
 import { KekRepository } from './kek/repository.js';
 import { kekRoutes } from './kek/routes.js';
 import { KekService } from './kek/service.js';
-import { createIssuerKeys } from './oidc/issuer-keys.js';
+import { IssuerKeys } from './oidc/issuer-keys.js';
 import { memoryReplayGuard, redisReplayGuard } from './oidc/replay.js';
 import { OidcRepository } from './oidc/repository.js';
 import { tokenExchangeRoutes, trustRoutes } from './oidc/routes.js';
@@ -346,7 +346,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     db,
     repo: new OidcRepository(),
     trail,
-    keys: createIssuerKeys({
+    keys: new IssuerKeys({
       refetchIntervalMs: config.oidcJwksRefetchIntervalMs,
       allowHttp: config.oidcAllowHttpIssuers,
     }),
@@ -404,8 +404,8 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     log: logger,
   });
   const exists = (name: string) => environments.exists(name);
-  const compare = createCompareService({ db, trail, keyring, log: logger, exists });
-  const promote = createPromoteService({
+  const compare = new CompareService({ db, trail, keyring, log: logger, exists });
+  const promote = new PromoteService({
     db,
     bulk: bulkRepo,
     batch,
