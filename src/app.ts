@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { AccessKeysRepository } from './access-keys/repository.js';
 import { accessKeyRoutes } from './access-keys/routes.js';
 import { AccessKeyService } from './access-keys/service.js';
-import { createAuditJobs } from './audit/jobs.js';
+import { AuditJobs } from './audit/jobs.js';
 import { createAuditMaintenance } from './audit/maintenance.js';
 import { withOutcome } from './audit/outcome.js';
 import { AuditRepository } from './audit/repository.js';
@@ -38,7 +38,7 @@ import { errors } from './errors.js';
 import { createDispatcher, type Dispatcher } from './events/dispatcher.js';
 import { EventsRepository } from './events/repository.js';
 import { eventStreamRoutes, webhookRoutes } from './events/routes.js';
-import { createEventStreams, type EventStreams } from './events/stream.js';
+import { EventStreams } from './events/stream.js';
 import { WebhookService } from './events/webhooks.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
 import { consoleRoutes } from './http/console.js';
@@ -58,7 +58,7 @@ import { tokenExchangeRoutes, trustRoutes } from './oidc/routes.js';
 import { OidcService } from './oidc/service.js';
 import { batchRoutes } from './secrets/batch-routes.js';
 import { BatchService } from './secrets/batch-service.js';
-import { type BulkGate, createBulkGate } from './secrets/bulk-gate.js';
+import { BulkGate } from './secrets/bulk-gate.js';
 import { BulkRepository } from './secrets/bulk-repository.js';
 import { bulkRoutes } from './secrets/bulk-routes.js';
 import { BulkService } from './secrets/bulk-service.js';
@@ -363,7 +363,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     },
     suppressed,
   );
-  const bulkGate = createBulkGate({
+  const bulkGate = new BulkGate({
     perCaller: config.bulkInFlightPerCaller,
     // PGlite has one connection: bulk work takes it in turn with everything else.
     slots: db.kind === 'pglite' ? 1 : Math.max(1, Math.floor(config.databasePoolMax * config.bulkPoolShare)),
@@ -424,7 +424,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     config: config.events,
     onEnabled: dispatcher.wake,
   });
-  const streams = createEventStreams({
+  const streams = new EventStreams({
     db,
     repo: eventsRepo,
     pollMs: config.events.pollMs > 0 ? config.events.pollMs : 250,
@@ -525,15 +525,15 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, services: Ser
  */
 function scheduleAuditJobs(app: FastifyInstance, deps: AppDeps, { sealer, maintenance }: Services): void {
   const { config, logger } = deps;
-  const jobs = createAuditJobs({
+  const jobs = new AuditJobs({
     sealer,
     maintenance,
     sealIntervalMs: config.auditSealIntervalMs,
     maintenanceIntervalMs: config.auditMaintenanceIntervalMs,
     log: logger,
   });
-  app.addHook('onReady', jobs.start);
-  app.addHook('onClose', jobs.stop);
+  app.addHook('onReady', async () => jobs.start());
+  app.addHook('onClose', async () => jobs.stop());
 }
 
 /**

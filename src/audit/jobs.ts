@@ -9,7 +9,7 @@ import type { AuditSealer } from './sealer.js';
  * the jobs when it is ready and stops them (awaiting a round in flight) when it closes.
  */
 
-export interface AuditJobsOptions {
+export interface AuditJobsDeps {
   sealer: Pick<AuditSealer, 'sealPending'>;
   maintenance: Pick<AuditMaintenance, 'run'>;
   /** 0 disables background sealing. */
@@ -18,6 +18,8 @@ export interface AuditJobsOptions {
   maintenanceIntervalMs: number;
   log: Logger;
 }
+
+type Periodic = ReturnType<typeof periodic>;
 
 /** A round run every `ms` (not overlapping itself is the round's own business: it takes a lock). */
 function periodic(ms: number, round: () => Promise<unknown>) {
@@ -43,33 +45,40 @@ function periodic(ms: number, round: () => Promise<unknown>) {
   };
 }
 
-export function createAuditJobs(opts: AuditJobsOptions) {
-  const { log } = opts;
-  const sealing = periodic(opts.sealIntervalMs, () =>
-    opts.sealer.sealPending(false).catch((err: { code?: unknown }) => {
-      log.warn({ errCode: err.code }, 'audit sealing failed; retrying on the next round');
-    }),
-  );
-  const maintenance = periodic(opts.maintenanceIntervalMs, () =>
-    opts.maintenance.run().catch((err: { code?: unknown; message?: unknown }) => {
-      log.error(
+/** The sealing and maintenance rounds on their timers, started and stopped with the app. */
+export class AuditJobs {
+  private readonly sealing: Periodic;
+  private readonly maintenance: Periodic;
+
+  constructor(private readonly deps: AuditJobsDeps) {
+    this.sealing = periodic(deps.sealIntervalMs, () => this.sealRound());
+    this.maintenance = periodic(deps.maintenanceIntervalMs, () => this.maintenanceRound());
+  }
+
+  /** Starts sealing, then runs one maintenance round (partitions exist before the app serves). */
+  async start() {
+    this.sealing.start();
+    await this.maintenance.now();
+    this.maintenance.start();
+  }
+
+  async stop() {
+    await this.sealing.stop();
+    await this.maintenance.stop();
+  }
+
+  private sealRound() {
+    return this.deps.sealer.sealPending(false).catch((err: { code?: unknown }) => {
+      this.deps.log.warn({ errCode: err.code }, 'audit sealing failed; retrying on the next round');
+    });
+  }
+
+  private maintenanceRound() {
+    return this.deps.maintenance.run().catch((err: { code?: unknown; message?: unknown }) => {
+      this.deps.log.error(
         { errCode: err.code, err: String(err.message) },
         'audit maintenance failed; retrying on the next round',
       );
-    }),
-  );
-  return {
-    /** Starts sealing, then runs one maintenance round (partitions exist before the app serves). */
-    async start() {
-      sealing.start();
-      await maintenance.now();
-      maintenance.start();
-    },
-    async stop() {
-      await sealing.stop();
-      await maintenance.stop();
-    },
-  };
+    });
+  }
 }
-
-export type AuditJobs = ReturnType<typeof createAuditJobs>;
