@@ -12,7 +12,7 @@ import { AccessKeysRepository } from './access-keys/repository.js';
 import { accessKeyRoutes } from './access-keys/routes.js';
 import { AccessKeyService } from './access-keys/service.js';
 import { AuditJobs } from './audit/jobs.js';
-import { createAuditMaintenance } from './audit/maintenance.js';
+import { AuditMaintenance } from './audit/maintenance.js';
 import { withOutcome } from './audit/outcome.js';
 import { AuditRepository } from './audit/repository.js';
 import { auditRoutes } from './audit/routes.js';
@@ -308,7 +308,9 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
   const { config, db, keyring, logger } = deps;
   const audit = new AuditRepository();
   const sealer = createAuditSealer(db, audit);
-  const maintenance = createAuditMaintenance(db, audit, {
+  const maintenance = new AuditMaintenance({
+    db,
+    repo: audit,
     interval: config.auditPartitionInterval,
     retentionDays: config.auditRetentionDays,
     archiveDir: config.auditArchiveDir,
