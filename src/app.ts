@@ -46,7 +46,7 @@ import { installErrorHandling } from './http/error-handler.js';
 import { metricsPlugin } from './http/metrics.js';
 import { openapiPlugin } from './http/openapi.js';
 import { operationsRoutes } from './http/operations.js';
-import { createLimits } from './http/rate-limits.js';
+import { Limits } from './http/rate-limits.js';
 import { callerOf } from './identity/caller.js';
 import { KekRepository } from './kek/repository.js';
 import { kekRoutes } from './kek/routes.js';
@@ -355,16 +355,14 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     replay: deps.redis ? redisReplayGuard(deps.redis, config.rateLimitNamespace) : memoryReplayGuard(),
     allowHttpIssuers: config.oidcAllowHttpIssuers,
   });
-  const limits = createLimits(
+  const limits = new Limits({
     app,
-    {
-      readPerMinute: config.readRateLimit,
-      authFailuresPerMinute: config.authFailureRateLimit,
-      batchEntriesPerMinute: config.batchEntryRateLimit,
-      refusalsPerMinute: config.refusalRateLimit,
-    },
+    readPerMinute: config.readRateLimit,
+    authFailuresPerMinute: config.authFailureRateLimit,
+    batchEntriesPerMinute: config.batchEntryRateLimit,
+    refusalsPerMinute: config.refusalRateLimit,
     suppressed,
-  );
+  });
   const bulkGate = new BulkGate({
     perCaller: config.bulkInFlightPerCaller,
     // PGlite has one connection: bulk work takes it in turn with everything else.
