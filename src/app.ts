@@ -16,7 +16,7 @@ import { AuditMaintenance } from './audit/maintenance.js';
 import { withOutcome } from './audit/outcome.js';
 import { AuditRepository } from './audit/repository.js';
 import { auditRoutes } from './audit/routes.js';
-import { createAuditSealer } from './audit/sealer.js';
+import { AuditSealer } from './audit/sealer.js';
 import { SuppressedRefusals } from './audit/suppressed.js';
 import { AuditTrail } from './audit/trail.js';
 import { AuditWriter } from './audit/writer.js';
@@ -307,7 +307,7 @@ async function registerSharedPlugins(app: FastifyInstance, deps: AppDeps): Promi
 function createServices(app: FastifyInstance, deps: AppDeps) {
   const { config, db, keyring, logger } = deps;
   const audit = new AuditRepository();
-  const sealer = createAuditSealer(db, audit);
+  const sealer = new AuditSealer({ db, repo: audit });
   const maintenance = new AuditMaintenance({
     db,
     repo: audit,

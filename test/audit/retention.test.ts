@@ -283,8 +283,8 @@ describe('migration 004', () => {
         `SELECT id::text AS id FROM audit_log WHERE actor = 'admin:v4'`,
       );
       expect(next[0]?.id).toBe('5');
-      const { createAuditSealer } = await import('../../src/audit/sealer.js');
-      const v = await createAuditSealer(db, createAuditRepository()).verify();
+      const { AuditSealer } = await import('../../src/audit/sealer.js');
+      const v = await new AuditSealer({ db, repo: createAuditRepository() }).verify();
       expect(v).toMatchObject({ intact: true, checked: 5 });
     } finally {
       await db.close();
