@@ -52,7 +52,7 @@ import { KekRepository } from './kek/repository.js';
 import { kekRoutes } from './kek/routes.js';
 import { KekService } from './kek/service.js';
 import { IssuerKeys } from './oidc/issuer-keys.js';
-import { memoryReplayGuard, redisReplayGuard } from './oidc/replay.js';
+import { MemoryReplayGuard, RedisReplayGuard } from './oidc/replay.js';
 import { OidcRepository } from './oidc/repository.js';
 import { tokenExchangeRoutes, trustRoutes } from './oidc/routes.js';
 import { OidcService } from './oidc/service.js';
@@ -352,7 +352,9 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
       refetchIntervalMs: config.oidcJwksRefetchIntervalMs,
       allowHttp: config.oidcAllowHttpIssuers,
     }),
-    replay: deps.redis ? redisReplayGuard(deps.redis, config.rateLimitNamespace) : memoryReplayGuard(),
+    replay: deps.redis
+      ? new RedisReplayGuard({ redis: deps.redis, namespace: config.rateLimitNamespace })
+      : new MemoryReplayGuard(),
     allowHttpIssuers: config.oidcAllowHttpIssuers,
   });
   const limits = new Limits({
