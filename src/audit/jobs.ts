@@ -19,30 +19,34 @@ export interface AuditJobsDeps {
   log: Logger;
 }
 
-type Periodic = ReturnType<typeof periodic>;
-
 /** A round run every `ms` (not overlapping itself is the round's own business: it takes a lock). */
-function periodic(ms: number, round: () => Promise<unknown>) {
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
-  return {
-    /** Runs one round now and remembers it, so stop() waits for it too. */
-    now: () => {
-      running = round();
-      return running;
-    },
-    start() {
-      if (ms <= 0) return;
-      timer = setInterval(() => {
-        running = round();
-      }, ms);
-      timer.unref();
-    },
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+class Periodic {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly ms: number,
+    private readonly round: () => Promise<unknown>,
+  ) {}
+
+  /** Runs one round now and remembers it, so stop() waits for it too. */
+  now() {
+    this.running = this.round();
+    return this.running;
+  }
+
+  start() {
+    if (this.ms <= 0) return;
+    this.timer = setInterval(() => {
+      this.running = this.round();
+    }, this.ms);
+    this.timer.unref();
+  }
+
+  async stop() {
+    clearInterval(this.timer);
+    await this.running;
+  }
 }
 
 /** The sealing and maintenance rounds on their timers, started and stopped with the app. */
@@ -51,8 +55,8 @@ export class AuditJobs {
   private readonly maintenance: Periodic;
 
   constructor(private readonly deps: AuditJobsDeps) {
-    this.sealing = periodic(deps.sealIntervalMs, () => this.sealRound());
-    this.maintenance = periodic(deps.maintenanceIntervalMs, () => this.maintenanceRound());
+    this.sealing = new Periodic(deps.sealIntervalMs, () => this.sealRound());
+    this.maintenance = new Periodic(deps.maintenanceIntervalMs, () => this.maintenanceRound());
   }
 
   /** Starts sealing, then runs one maintenance round (partitions exist before the app serves). */

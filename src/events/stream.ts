@@ -2,7 +2,7 @@ import type { Database } from '../db/database.js';
 import { errors } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
 import { maySee } from '../identity/visibility.js';
-import { perCallerSlots } from '../per-caller-slots.js';
+import { PerCallerSlots } from '../per-caller-slots.js';
 import { eventPayload } from './dispatcher.js';
 import type { EventRow, EventsRepository } from './repository.js';
 
@@ -92,7 +92,7 @@ export class EventStreams {
   private readonly open = new Set<Subscriber>();
   /** Streams fed by the shared poller (caught up with it). */
   private readonly joined = new Set<Subscriber>();
-  private readonly perCaller: ReturnType<typeof perCallerSlots>;
+  private readonly perCaller: PerCallerSlots;
   /** The shared poller: where it has read up to, whether it runs, how to wake it early. */
   private feedPos: Position = { xid: '0', seq: '0' };
   private feeding = false;
@@ -101,7 +101,7 @@ export class EventStreams {
   private polls = 0;
 
   constructor(private readonly deps: EventStreamsDeps) {
-    this.perCaller = perCallerSlots(deps.perCaller);
+    this.perCaller = new PerCallerSlots(deps.perCaller);
   }
 
   /** The position a new stream starts at: now (what commits from here on). */

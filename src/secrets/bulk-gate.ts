@@ -3,7 +3,7 @@ import pLimit from 'p-limit';
 import type { AuditAction } from '../audit/entry.js';
 import type { AuditTrail } from '../audit/trail.js';
 import { errors } from '../errors.js';
-import { perCallerSlots } from '../per-caller-slots.js';
+import { PerCallerSlots } from '../per-caller-slots.js';
 
 /**
  * Fair sharing for the bulk routes (batch import, export, render): each can hold a database
@@ -38,13 +38,13 @@ export interface BulkGateDeps {
 const BULK_RETRY_AFTER_SECONDS = 1;
 
 export class BulkGate {
-  private readonly inFlight: ReturnType<typeof perCallerSlots>;
+  private readonly inFlight: PerCallerSlots;
   private readonly limit: ReturnType<typeof pLimit>;
   /** Requests admitted before their body was read (admit), until they finish. */
   private readonly admitted = new WeakMap<FastifyRequest, () => void>();
 
   constructor(private readonly deps: BulkGateDeps) {
-    this.inFlight = perCallerSlots(deps.perCaller);
+    this.inFlight = new PerCallerSlots(deps.perCaller);
     this.limit = pLimit(deps.slots);
   }
 
