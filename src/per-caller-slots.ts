@@ -1,6 +1,6 @@
 /**
  * At most `limit` things in flight per caller (bulk requests, open event streams), counted in
- * this process. `take` returns the release (idempotent: a second call does nothing), or
+ * this process. `acquire` returns the release (idempotent: a second call does nothing), or
  * undefined when the caller already holds `limit`. Callers build their own refusal.
  */
 export class PerCallerSlots {
@@ -13,7 +13,7 @@ export class PerCallerSlots {
     return this.held.get(who) ?? 0;
   }
 
-  take(who: string): (() => void) | undefined {
+  acquire(who: string): (() => void) | undefined {
     const n = this.held.get(who) ?? 0;
     if (n >= this.limit) return undefined;
     this.held.set(who, n + 1);

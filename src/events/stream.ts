@@ -115,7 +115,7 @@ export class EventStreams {
    * Returns the release, to call once when the stream ends (or never starts).
    */
   admit(caller: Caller): () => void {
-    const release = this.perCaller.take(caller.actor);
+    const release = this.perCaller.acquire(caller.actor);
     if (!release) {
       throw errors.rateLimited(
         STREAMS_RETRY_AFTER_SECONDS,

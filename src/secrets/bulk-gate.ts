@@ -109,7 +109,7 @@ export class BulkGate {
 
   /** Counts one more bulk request for the caller, or refuses it (429, audited). */
   private async reserve(req: FastifyRequest, action: AuditAction): Promise<() => void> {
-    const release = this.inFlight.take(req.caller.actor);
+    const release = this.inFlight.acquire(req.caller.actor);
     if (release) return release;
     const err = errors.rateLimited(
       BULK_RETRY_AFTER_SECONDS,
