@@ -61,7 +61,7 @@ export class Limits {
   }
 
   /** Counts one value read for the caller's identity; 429 once over the limit. */
-  async read(req: FastifyRequest): Promise<void> {
+  async countRead(req: FastifyRequest): Promise<void> {
     const r = await this.reads(req);
     if (!r.isAllowed && r.isExceeded) throw errors.rateLimited(retryAfter(r.ttl));
   }
