@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { createAuditMaintenance } from '../src/audit/maintenance.js';
+import { AuditMaintenance } from '../src/audit/maintenance.js';
 import { createAuditRepository } from '../src/audit/repository.js';
-import { createAuditSealer } from '../src/audit/sealer.js';
+import { AuditSealer } from '../src/audit/sealer.js';
 import { loadMigrations, migrate } from '../src/db/migrate.js';
 import { openPostgres } from '../src/db/postgres.js';
 import { createLogger } from '../src/logger.js';
@@ -40,7 +40,9 @@ try {
   const spanMs = ROWS * 10;
   // Partitions from the oldest row's day on, as the maintenance job would have made them.
   for (let d = Date.now() - spanMs; d <= Date.now() + 86_400_000; d += 86_400_000) {
-    await createAuditMaintenance(db, repo, {
+    await new AuditMaintenance({
+      db,
+      repo,
       interval: 'day',
       retentionDays: 0,
       archiveDir: '/nonexistent',
@@ -79,7 +81,7 @@ try {
   );
   out.tableMB = size[0]?.mb;
 
-  const sealer = createAuditSealer(db, repo);
+  const sealer = new AuditSealer({ db, repo });
   t0 = process.hrtime.bigint();
   const sealed = await sealer.sealPending(true);
   const sealS = secs(t0);

@@ -11,12 +11,12 @@ import { z } from 'zod';
 import { AccessKeysRepository } from './access-keys/repository.js';
 import { accessKeyRoutes } from './access-keys/routes.js';
 import { AccessKeyService } from './access-keys/service.js';
-import { createAuditJobs } from './audit/jobs.js';
-import { createAuditMaintenance } from './audit/maintenance.js';
+import { AuditJobs } from './audit/jobs.js';
+import { AuditMaintenance } from './audit/maintenance.js';
 import { withOutcome } from './audit/outcome.js';
 import { AuditRepository } from './audit/repository.js';
 import { auditRoutes } from './audit/routes.js';
-import { createAuditSealer } from './audit/sealer.js';
+import { AuditSealer } from './audit/sealer.js';
 import { SuppressedRefusals } from './audit/suppressed.js';
 import { AuditTrail } from './audit/trail.js';
 import { AuditWriter } from './audit/writer.js';
@@ -28,8 +28,8 @@ import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Database } from './db/database.js';
 import type { ReadRouting } from './db/read-replicas.js';
-import { createCompareService } from './environments/compare.js';
-import { createPromoteService } from './environments/promote.js';
+import { CompareService } from './environments/compare.js';
+import { PromoteService } from './environments/promote.js';
 import { EnvironmentsRepository } from './environments/repository.js';
 import { environmentRoutes } from './environments/routes.js';
 import { environmentName, envParams } from './environments/schemas.js';
@@ -38,7 +38,7 @@ import { errors } from './errors.js';
 import { createDispatcher, type Dispatcher } from './events/dispatcher.js';
 import { EventsRepository } from './events/repository.js';
 import { eventStreamRoutes, webhookRoutes } from './events/routes.js';
-import { createEventStreams, type EventStreams } from './events/stream.js';
+import { EventStreams } from './events/stream.js';
 import { WebhookService } from './events/webhooks.js';
 import { collectLoggedQuery, OneLineAccessLog } from './http/access-log.js';
 import { consoleRoutes } from './http/console.js';
@@ -46,19 +46,19 @@ import { installErrorHandling } from './http/error-handler.js';
 import { metricsPlugin } from './http/metrics.js';
 import { openapiPlugin } from './http/openapi.js';
 import { operationsRoutes } from './http/operations.js';
-import { createLimits } from './http/rate-limits.js';
+import { Limits } from './http/rate-limits.js';
 import { callerOf } from './identity/caller.js';
 import { KekRepository } from './kek/repository.js';
 import { kekRoutes } from './kek/routes.js';
 import { KekService } from './kek/service.js';
-import { createIssuerKeys } from './oidc/issuer-keys.js';
-import { memoryReplayGuard, redisReplayGuard } from './oidc/replay.js';
+import { IssuerKeys } from './oidc/issuer-keys.js';
+import { MemoryReplayGuard, RedisReplayGuard } from './oidc/replay.js';
 import { OidcRepository } from './oidc/repository.js';
 import { tokenExchangeRoutes, trustRoutes } from './oidc/routes.js';
 import { OidcService } from './oidc/service.js';
 import { batchRoutes } from './secrets/batch-routes.js';
 import { BatchService } from './secrets/batch-service.js';
-import { type BulkGate, createBulkGate } from './secrets/bulk-gate.js';
+import { BulkGate } from './secrets/bulk-gate.js';
 import { BulkRepository } from './secrets/bulk-repository.js';
 import { bulkRoutes } from './secrets/bulk-routes.js';
 import { BulkService } from './secrets/bulk-service.js';
@@ -307,8 +307,10 @@ async function registerSharedPlugins(app: FastifyInstance, deps: AppDeps): Promi
 function createServices(app: FastifyInstance, deps: AppDeps) {
   const { config, db, keyring, logger } = deps;
   const audit = new AuditRepository();
-  const sealer = createAuditSealer(db, audit);
-  const maintenance = createAuditMaintenance(db, audit, {
+  const sealer = new AuditSealer({ db, repo: audit });
+  const maintenance = new AuditMaintenance({
+    db,
+    repo: audit,
     interval: config.auditPartitionInterval,
     retentionDays: config.auditRetentionDays,
     archiveDir: config.auditArchiveDir,
@@ -346,24 +348,24 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     db,
     repo: new OidcRepository(),
     trail,
-    keys: createIssuerKeys({
+    keys: new IssuerKeys({
       refetchIntervalMs: config.oidcJwksRefetchIntervalMs,
       allowHttp: config.oidcAllowHttpIssuers,
     }),
-    replay: deps.redis ? redisReplayGuard(deps.redis, config.rateLimitNamespace) : memoryReplayGuard(),
+    replay: deps.redis
+      ? new RedisReplayGuard({ redis: deps.redis, namespace: config.rateLimitNamespace })
+      : new MemoryReplayGuard(),
     allowHttpIssuers: config.oidcAllowHttpIssuers,
   });
-  const limits = createLimits(
+  const limits = new Limits({
     app,
-    {
-      readPerMinute: config.readRateLimit,
-      authFailuresPerMinute: config.authFailureRateLimit,
-      batchEntriesPerMinute: config.batchEntryRateLimit,
-      refusalsPerMinute: config.refusalRateLimit,
-    },
+    readPerMinute: config.readRateLimit,
+    authFailuresPerMinute: config.authFailureRateLimit,
+    batchEntriesPerMinute: config.batchEntryRateLimit,
+    refusalsPerMinute: config.refusalRateLimit,
     suppressed,
-  );
-  const bulkGate = createBulkGate({
+  });
+  const bulkGate = new BulkGate({
     perCaller: config.bulkInFlightPerCaller,
     // PGlite has one connection: bulk work takes it in turn with everything else.
     slots: db.kind === 'pglite' ? 1 : Math.max(1, Math.floor(config.databasePoolMax * config.bulkPoolShare)),
@@ -404,8 +406,8 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     log: logger,
   });
   const exists = (name: string) => environments.exists(name);
-  const compare = createCompareService({ db, trail, keyring, log: logger, exists });
-  const promote = createPromoteService({
+  const compare = new CompareService({ db, trail, keyring, log: logger, exists });
+  const promote = new PromoteService({
     db,
     bulk: bulkRepo,
     batch,
@@ -424,7 +426,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     config: config.events,
     onEnabled: () => dispatcher.wake(),
   });
-  const streams = createEventStreams({
+  const streams = new EventStreams({
     db,
     repo: eventsRepo,
     pollMs: config.events.pollMs > 0 ? config.events.pollMs : 250,
@@ -525,15 +527,15 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, services: Ser
  */
 function scheduleAuditJobs(app: FastifyInstance, deps: AppDeps, { sealer, maintenance }: Services): void {
   const { config, logger } = deps;
-  const jobs = createAuditJobs({
+  const jobs = new AuditJobs({
     sealer,
     maintenance,
     sealIntervalMs: config.auditSealIntervalMs,
     maintenanceIntervalMs: config.auditMaintenanceIntervalMs,
     log: logger,
   });
-  app.addHook('onReady', jobs.start);
-  app.addHook('onClose', jobs.stop);
+  app.addHook('onReady', async () => jobs.start());
+  app.addHook('onClose', async () => jobs.stop());
 }
 
 /**

@@ -88,7 +88,9 @@ export interface ArchivedUnit {
   endSeal: string;
 }
 
-export interface MaintenanceOptions {
+export interface AuditMaintenanceDeps {
+  db: Database;
+  repo: AuditRepository;
   interval: PartitionInterval;
   /** 0: keep everything. */
   retentionDays: number;
@@ -97,33 +99,47 @@ export interface MaintenanceOptions {
   now?: () => Date;
 }
 
+/** The rows with at < before, in id order, a page at a time. */
+async function* rowsBefore(q: Queryable, before: Date): AsyncGenerator<SealedRowContent[]> {
+  let after = '0';
+  for (;;) {
+    const page = await q.query<SealedRowContent>(
+      `SELECT ${ROW_CONTENT} FROM audit_log WHERE at < $1 AND id > $2::bigint ORDER BY audit_log.id LIMIT $3`,
+      [before.toISOString(), after, ROW_PAGE],
+    );
+    if (page.length > 0) yield page;
+    if (page.length < ROW_PAGE) return;
+    after = (page[page.length - 1] as SealedRowContent).id;
+  }
+}
+
 /**
  * The audit table's upkeep, run at start-up and then periodically by one instance at a
  * time: partitions ahead of time, and (with a retention) archiving whole sealed partitions
  * older than the retention before detaching and dropping them.
  */
-export function createAuditMaintenance(db: Database, repo: AuditRepository, opts: MaintenanceOptions) {
-  const now = opts.now ?? (() => new Date());
+export class AuditMaintenance {
+  constructor(private readonly deps: AuditMaintenanceDeps) {}
 
-  async function ensurePartitions(): Promise<string[]> {
-    return db.transaction(async (tx) => {
-      await repo.lock(tx, MAINTENANCE_LOCK_ID);
+  async ensurePartitions(): Promise<string[]> {
+    return this.deps.db.transaction(async (tx) => {
+      await this.deps.repo.lock(tx, MAINTENANCE_LOCK_ID);
       const existing = await listPartitions(tx);
       const overlaps = (p: Partition) => existing.some((e) => e.lo < p.hi && p.lo < e.hi);
       const wanted = new Map<string, Partition>();
-      let d = periodStart(now(), opts.interval);
+      let d = periodStart(this.now(), this.deps.interval);
       for (let i = 0; i <= PARTITIONS_AHEAD; i++) {
-        const p = partitionFor(d, opts.interval);
+        const p = partitionFor(d, this.deps.interval);
         wanted.set(p.name, p);
         d = p.hi;
       }
       // Periods the default partition holds rows for get their partition too.
       const stray = await tx.query<{ d: string }>(
         `SELECT DISTINCT to_char(date_trunc($1, at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS d FROM audit_log_default`,
-        [opts.interval],
+        [this.deps.interval],
       );
       for (const r of stray) {
-        const p = partitionFor(new Date(`${r.d}T00:00:00.000Z`), opts.interval);
+        const p = partitionFor(new Date(`${r.d}T00:00:00.000Z`), this.deps.interval);
         wanted.set(p.name, p);
       }
       const created: string[] = [];
@@ -137,20 +153,6 @@ export function createAuditMaintenance(db: Database, repo: AuditRepository, opts
     });
   }
 
-  /** The rows with at < before, in id order, a page at a time. */
-  async function* rowsBefore(q: Queryable, before: Date): AsyncGenerator<SealedRowContent[]> {
-    let after = '0';
-    for (;;) {
-      const page = await q.query<SealedRowContent>(
-        `SELECT ${ROW_CONTENT} FROM audit_log WHERE at < $1 AND id > $2::bigint ORDER BY audit_log.id LIMIT $3`,
-        [before.toISOString(), after, ROW_PAGE],
-      );
-      if (page.length > 0) yield page;
-      if (page.length < ROW_PAGE) return;
-      after = (page[page.length - 1] as SealedRowContent).id;
-    }
-  }
-
   /**
    * Archives the oldest run of partitions past the retention, if it can be cut off cleanly:
    * every row in it sealed, and the seals covering its rows a prefix of the live chain that
@@ -158,12 +160,12 @@ export function createAuditMaintenance(db: Database, repo: AuditRepository, opts
    * (rows of one transaction range on both sides: the sealer splits at UTC days, so only a
    * range whose rows interleave across it does) the run grows to the next partition.
    */
-  async function archiveOne(): Promise<ArchivedUnit | null> {
-    if (opts.retentionDays <= 0) return null;
-    const cutoff = new Date(now().getTime() - opts.retentionDays * 86_400_000);
-    return db.transaction(async (tx) => {
-      await repo.lock(tx, MAINTENANCE_LOCK_ID);
-      await repo.lock(tx, SEALER_LOCK_ID);
+  private async archiveOne(): Promise<ArchivedUnit | null> {
+    if (this.deps.retentionDays <= 0) return null;
+    const cutoff = new Date(this.now().getTime() - this.deps.retentionDays * 86_400_000);
+    return this.deps.db.transaction(async (tx) => {
+      await this.deps.repo.lock(tx, MAINTENANCE_LOCK_ID);
+      await this.deps.repo.lock(tx, SEALER_LOCK_ID);
       const all = await listPartitions(tx);
       const candidates: Partition[] = [];
       for (const p of all) {
@@ -171,8 +173,8 @@ export function createAuditMaintenance(db: Database, repo: AuditRepository, opts
         candidates.push(p);
       }
       if (candidates.length === 0) return null;
-      const head = (await repo.head(tx)) ?? { seal_seq: '0', hash: GENESIS_HASH, xid_to: '0' };
-      const anchor = await repo.anchor(tx);
+      const head = (await this.deps.repo.head(tx)) ?? { seal_seq: '0', hash: GENESIS_HASH, xid_to: '0' };
+      const anchor = await this.deps.repo.anchor(tx);
       const start: ChainPosition = startPosition(anchor);
       for (let n = 1; n <= candidates.length; n++) {
         const before = (candidates[n - 1] as Partition).hi;
@@ -196,7 +198,7 @@ export function createAuditMaintenance(db: Database, repo: AuditRepository, opts
         if (spill.length > 0) continue;
         const seals = [];
         for (let after = String(start.seq); ; ) {
-          const page = await repo.sealsAfter(tx, after, m, 1000);
+          const page = await this.deps.repo.sealsAfter(tx, after, m, 1000);
           seals.push(...page);
           if (page.length < 1000) break;
           after = (page[page.length - 1] as { seq: string }).seq;
@@ -214,7 +216,7 @@ export function createAuditMaintenance(db: Database, repo: AuditRepository, opts
         const parts = candidates.slice(0, n);
         const name = `audit-${(parts[0] as Partition).name.slice(10)}-${(parts[n - 1] as Partition).name.slice(10)}-seals-${start.seq + 1n}-${end.seq}`;
         const written = await writeArchive(
-          opts.archiveDir,
+          this.deps.archiveDir,
           name,
           {
             partitions: parts.map((p) => p.name),
@@ -227,7 +229,7 @@ export function createAuditMaintenance(db: Database, repo: AuditRepository, opts
         );
         // Only once the archive is on disk and verified: move the anchor, drop what it holds.
         if (end.seq !== start.seq) {
-          await repo.setAnchor(tx, {
+          await this.deps.repo.setAnchor(tx, {
             seal_seq: String(end.seq),
             hash: end.hash,
             xid_from: end.xidFrom,
@@ -241,7 +243,7 @@ export function createAuditMaintenance(db: Database, repo: AuditRepository, opts
           await tx.exec(`ALTER TABLE audit_log DETACH PARTITION ${p.name}`);
           await tx.exec(`DROP TABLE ${p.name}`);
         }
-        opts.log.info(
+        this.deps.log.info(
           {
             archive: written.dir,
             partitions: parts.length,
@@ -262,23 +264,23 @@ export function createAuditMaintenance(db: Database, repo: AuditRepository, opts
     });
   }
 
-  return {
-    ensurePartitions,
-    /** Archives every run of partitions that is past the retention and can be cut off. */
-    async archiveExpired(): Promise<ArchivedUnit[]> {
-      const out: ArchivedUnit[] = [];
-      for (;;) {
-        const u = await archiveOne();
-        if (!u) return out;
-        out.push(u);
-      }
-    },
-    async run(): Promise<{ created: string[]; archived: ArchivedUnit[] }> {
-      const created = await ensurePartitions();
-      const archived = await this.archiveExpired();
-      return { created, archived };
-    },
-  };
-}
+  /** Archives every run of partitions that is past the retention and can be cut off. */
+  async archiveExpired(): Promise<ArchivedUnit[]> {
+    const out: ArchivedUnit[] = [];
+    for (;;) {
+      const u = await this.archiveOne();
+      if (!u) return out;
+      out.push(u);
+    }
+  }
 
-export type AuditMaintenance = ReturnType<typeof createAuditMaintenance>;
+  async run(): Promise<{ created: string[]; archived: ArchivedUnit[] }> {
+    const created = await this.ensurePartitions();
+    const archived = await this.archiveExpired();
+    return { created, archived };
+  }
+
+  private now(): Date {
+    return this.deps.now ? this.deps.now() : new Date();
+  }
+}

@@ -239,7 +239,7 @@ export function installGuard(scope: FastifyInstance, deps: GuardDeps) {
     }
     if (access.readLimit) {
       try {
-        await limits.read(req);
+        await limits.countRead(req);
       } catch (err) {
         if (access.action) return refuse(req, access.action, paramKey(req), err);
         throw err;

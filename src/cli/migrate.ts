@@ -1,4 +1,4 @@
-import { createAuditMaintenance } from '../audit/maintenance.js';
+import { AuditMaintenance } from '../audit/maintenance.js';
 import { createAuditRepository } from '../audit/repository.js';
 import { loadConfig } from '../config.js';
 import { loadMigrations, migrate } from '../db/migrate.js';
@@ -19,7 +19,9 @@ try {
         : `nothing to apply: the schema is up to date (${migrations.length} migrations, the newest ${migrations.at(-1)?.name})\n`,
     );
     // The audit partitions ahead of time, as the server's maintenance job makes them.
-    const created = await createAuditMaintenance(db, createAuditRepository(), {
+    const created = await new AuditMaintenance({
+      db,
+      repo: createAuditRepository(),
       interval: config.auditPartitionInterval,
       retentionDays: 0,
       archiveDir: config.auditArchiveDir,

@@ -78,97 +78,94 @@ export async function checkSecondEnvironment(
   if (b !== DEFAULT_ENVIRONMENT && !(await exists(b))) throw errors.environmentNotFound(b);
 }
 
-export function createCompareService(deps: {
+export interface CompareServiceDeps {
   db: Database;
   trail: AuditTrail;
   keyring: Keyring;
   log: Logger;
   exists: (name: string) => Promise<boolean>;
-}) {
-  const { db, trail, keyring, log, exists } = deps;
-
-  const checkOther = (b: string, caller: Caller) => checkSecondEnvironment(b, caller, exists);
-
-  return {
-    async compare(
-      a: string,
-      b: string,
-      opts: { prefix?: string | undefined },
-      caller: Caller,
-    ): Promise<{ a: string; b: string; keys: ComparedKey[] }> {
-      try {
-        await checkOther(b, caller);
-      } catch (err) {
-        await trail.refused(caller, 'environment.compare', [null], err);
-        throw err;
-      }
-      return trail.read(
-        caller,
-        'environment.compare',
-        null,
-        async (): Promise<ReadOutcome<{ a: string; b: string; keys: ComparedKey[] }>> => {
-          // One transaction, so both sides are one snapshot.
-          const [left, right] = await db.transaction(async (tx) => [
-            await readSide(tx, a, opts.prefix, caller.visible),
-            await readSide(tx, b, opts.prefix, caller.visible),
-          ]);
-          if (left.length > MAX_COMPARED || right.length > MAX_COMPARED) {
-            const err = errors.invalidInput(
-              `More than ${MAX_COMPARED} secrets to compare on one side`,
-              'Narrow the comparison with ?prefix=...',
-            );
-            return { ok: false, error: err, touched: [] };
-          }
-          const byKey = new Map(right.map((r) => [r.key, r]));
-          const touched: Touched[] = [];
-          const keys: ComparedKey[] = [];
-          const open = (r: SideRow) =>
-            openSealed(keyring, log, { secretId: r.id, key: r.key, version: r.version }, r);
-          for (const l of left) {
-            const r = byKey.get(l.key);
-            const etagA = secretEtag(l.id, l.revision);
-            if (!r) {
-              keys.push({ key: l.key, status: 'only_in_a', etagA });
-              continue;
-            }
-            byKey.delete(l.key);
-            const etagB = secretEtag(r.id, r.revision);
-            if ((l.write_only || r.write_only) && !caller.mayInject) {
-              keys.push({ key: l.key, status: 'not_compared', reason: 'write_only', etagA, etagB });
-              continue;
-            }
-            const sides: [SideRow, string][] = [
-              [l, a],
-              [r, b],
-            ];
-            const values: string[] = [];
-            let failed: unknown;
-            for (const [row, environment] of sides) {
-              try {
-                values.push(open(row));
-                touched.push({ key: row.key, version: row.version, outcome: 'success', environment });
-              } catch (err) {
-                failed ??= err;
-                touched.push({ key: row.key, version: row.version, outcome: outcomeOf(err), environment });
-              }
-            }
-            if (failed) keys.push({ key: l.key, status: 'not_compared', reason: 'unreadable', etagA, etagB });
-            else
-              keys.push({
-                key: l.key,
-                status: values[0] === values[1] ? 'equal' : 'different',
-                etagA,
-                etagB,
-              });
-          }
-          for (const r of byKey.values())
-            keys.push({ key: r.key, status: 'only_in_b', etagB: secretEtag(r.id, r.revision) });
-          keys.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
-          return { ok: true, touched, result: { a, b, keys } };
-        },
-      );
-    },
-  };
 }
 
-export type CompareService = ReturnType<typeof createCompareService>;
+/** Compares two environments' values (audited reads; values never leave the server). */
+export class CompareService {
+  constructor(private readonly deps: CompareServiceDeps) {}
+
+  async compare(
+    a: string,
+    b: string,
+    opts: { prefix?: string | undefined },
+    caller: Caller,
+  ): Promise<{ a: string; b: string; keys: ComparedKey[] }> {
+    try {
+      await checkSecondEnvironment(b, caller, this.deps.exists);
+    } catch (err) {
+      await this.deps.trail.refused(caller, 'environment.compare', [null], err);
+      throw err;
+    }
+    return this.deps.trail.read(
+      caller,
+      'environment.compare',
+      null,
+      async (): Promise<ReadOutcome<{ a: string; b: string; keys: ComparedKey[] }>> => {
+        // One transaction, so both sides are one snapshot.
+        const [left, right] = await this.deps.db.transaction(async (tx) => [
+          await readSide(tx, a, opts.prefix, caller.visible),
+          await readSide(tx, b, opts.prefix, caller.visible),
+        ]);
+        if (left.length > MAX_COMPARED || right.length > MAX_COMPARED) {
+          const err = errors.invalidInput(
+            `More than ${MAX_COMPARED} secrets to compare on one side`,
+            'Narrow the comparison with ?prefix=...',
+          );
+          return { ok: false, error: err, touched: [] };
+        }
+        const byKey = new Map(right.map((r) => [r.key, r]));
+        const touched: Touched[] = [];
+        const keys: ComparedKey[] = [];
+        const open = (r: SideRow) =>
+          openSealed(this.deps.keyring, this.deps.log, { secretId: r.id, key: r.key, version: r.version }, r);
+        for (const l of left) {
+          const r = byKey.get(l.key);
+          const etagA = secretEtag(l.id, l.revision);
+          if (!r) {
+            keys.push({ key: l.key, status: 'only_in_a', etagA });
+            continue;
+          }
+          byKey.delete(l.key);
+          const etagB = secretEtag(r.id, r.revision);
+          if ((l.write_only || r.write_only) && !caller.mayInject) {
+            keys.push({ key: l.key, status: 'not_compared', reason: 'write_only', etagA, etagB });
+            continue;
+          }
+          const sides: [SideRow, string][] = [
+            [l, a],
+            [r, b],
+          ];
+          const values: string[] = [];
+          let failed: unknown;
+          for (const [row, environment] of sides) {
+            try {
+              values.push(open(row));
+              touched.push({ key: row.key, version: row.version, outcome: 'success', environment });
+            } catch (err) {
+              failed ??= err;
+              touched.push({ key: row.key, version: row.version, outcome: outcomeOf(err), environment });
+            }
+          }
+          if (failed) keys.push({ key: l.key, status: 'not_compared', reason: 'unreadable', etagA, etagB });
+          else
+            keys.push({
+              key: l.key,
+              status: values[0] === values[1] ? 'equal' : 'different',
+              etagA,
+              etagB,
+            });
+        }
+        for (const r of byKey.values())
+          keys.push({ key: r.key, status: 'only_in_b', etagB: secretEtag(r.id, r.revision) });
+        keys.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+        return { ok: true, touched, result: { a, b, keys } };
+      },
+    );
+  }
+}

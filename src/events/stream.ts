@@ -2,7 +2,7 @@ import type { Database } from '../db/database.js';
 import { errors } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
 import { maySee } from '../identity/visibility.js';
-import { perCallerSlots } from '../per-caller-slots.js';
+import { PerCallerSlots } from '../per-caller-slots.js';
 import { eventPayload } from './dispatcher.js';
 import type { EventRow, EventsRepository } from './repository.js';
 
@@ -61,51 +61,123 @@ interface Subscriber {
   finish: (err?: unknown) => void;
 }
 
-export function createEventStreams(deps: {
+export interface EventStreamsDeps {
   db: Database;
   repo: EventsRepository;
   pollMs: number;
   heartbeatMs: number;
   /** Streams one caller may hold open on this instance (EVENT_STREAMS_PER_CALLER). */
   perCaller: number;
-}) {
-  const { db, repo } = deps;
-  const open = new Set<Subscriber>();
+}
+
+// A credential sees the keys it may see, in the environments it covers (events about a
+// subscription, without a key, are for admins).
+const visible = (caller: Caller, e: EventRow) =>
+  e.key === null
+    ? caller.admin
+    : (caller.environments === null || caller.environments.includes(e.environment)) &&
+      maySee(caller.visible, e.key);
+
+/** Sends `e` to `s` if it is past where `s` is (each event once, in order) and `s` may see it. */
+function deliver(s: Subscriber, e: EventRow) {
+  const p = { xid: e.xid, seq: e.seq };
+  if (!after(p, s.pos)) return;
+  s.pos = p;
+  if (!visible(s.caller, e)) return;
+  s.sink.write(`id: ${e.xid}-${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(eventPayload(e))}\n\n`);
+}
+
+/** The open event streams of this instance and their one shared poller. */
+export class EventStreams {
+  private readonly open = new Set<Subscriber>();
   /** Streams fed by the shared poller (caught up with it). */
-  const joined = new Set<Subscriber>();
-  const perCaller = perCallerSlots(deps.perCaller);
+  private readonly joined = new Set<Subscriber>();
+  private readonly perCaller: PerCallerSlots;
   /** The shared poller: where it has read up to, whether it runs, how to wake it early. */
-  let feedPos: Position = { xid: '0', seq: '0' };
-  let feeding = false;
-  let wakeFeed: () => void = () => {};
-  let closing = false;
-  const stats = { polls: 0 };
+  private feedPos: Position = { xid: '0', seq: '0' };
+  private feeding = false;
+  private wakeFeed: () => void = () => {};
+  private closing = false;
+  private polls = 0;
 
-  // A credential sees the keys it may see, in the environments it covers (events about a
-  // subscription, without a key, are for admins).
-  const visible = (caller: Caller, e: EventRow) =>
-    e.key === null
-      ? caller.admin
-      : (caller.environments === null || caller.environments.includes(e.environment)) &&
-        maySee(caller.visible, e.key);
-
-  /** Sends `e` to `s` if it is past where `s` is (each event once, in order) and `s` may see it. */
-  function deliver(s: Subscriber, e: EventRow) {
-    const p = { xid: e.xid, seq: e.seq };
-    if (!after(p, s.pos)) return;
-    s.pos = p;
-    if (!visible(s.caller, e)) return;
-    s.sink.write(`id: ${e.xid}-${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(eventPayload(e))}\n\n`);
+  constructor(private readonly deps: EventStreamsDeps) {
+    this.perCaller = new PerCallerSlots(deps.perCaller);
   }
 
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
+  /** The position a new stream starts at: now (what commits from here on). */
+  async now(): Promise<Position> {
+    const r = await this.deps.repo.eventsAfter(this.deps.db, { xid: '0', seq: '0' }, 0);
+    return { xid: r.horizon, seq: '0' };
+  }
+
+  /**
+   * Counts one more open stream for the caller, or throws 429 over EVENT_STREAMS_PER_CALLER.
+   * Returns the release, to call once when the stream ends (or never starts).
+   */
+  admit(caller: Caller): () => void {
+    const release = this.perCaller.acquire(caller.actor);
+    if (!release) {
+      throw errors.rateLimited(
+        STREAMS_RETRY_AFTER_SECONDS,
+        `Too many open event streams: at most ${this.deps.perCaller} per caller (EVENT_STREAMS_PER_CALLER); close one first`,
+      );
+    }
+    return release;
+  }
+
+  /** Streams until the client leaves or the app closes. */
+  async run(caller: Caller, from: Position, sink: StreamSink): Promise<void> {
+    let finish: (err?: unknown) => void = () => {};
+    const done = new Promise<void>((resolve, reject) => {
+      finish = (err) => (err === undefined ? resolve() : reject(err));
+    });
+    const s: Subscriber = {
+      caller,
+      pos: from,
+      sink,
+      stopped: false,
+      finish: (err) => {
+        s.stopped = true;
+        finish(err);
+      },
+    };
+    this.open.add(s);
+    void sink.closed.then(() => s.finish());
+    // The start position as an id-only frame (no event is dispatched): a client that
+    // reconnects before any event resumes from here, not from its reconnection.
+    sink.write(`retry: ${Math.max(1000, this.deps.pollMs)}\nid: ${from.xid}-${from.seq}\n\n`);
+    const heartbeat = setInterval(() => sink.write(': heartbeat\n\n'), this.deps.heartbeatMs);
+    try {
+      await this.join(s);
+      await done;
+    } finally {
+      clearInterval(heartbeat);
+      this.joined.delete(s);
+      this.open.delete(s);
+    }
+  }
+
+  /** Ends every open stream (the app is closing). */
+  closeAll() {
+    this.closing = true;
+    for (const s of this.open) s.finish();
+    this.wakeFeed();
+  }
+
+  /** The shared poller's queries so far, and the streams it feeds. */
+  stats() {
+    return { polls: this.polls, joined: this.joined.size, open: this.open.size };
+  }
+
+  private pause(ms: number) {
+    return new Promise<void>((resolve) => {
       const t = setTimeout(resolve, ms);
-      wakeFeed = () => {
+      this.wakeFeed = () => {
         clearTimeout(t);
         resolve();
       };
     });
+  }
 
   /**
    * The one poller of this instance: one indexed range query per interval, whatever the
@@ -114,23 +186,23 @@ export function createEventStreams(deps: {
    * ends every joined stream (as one stream's failed poll ended it before); clients resume
    * with Last-Event-ID.
    */
-  async function feed() {
-    feeding = true;
+  private async feed() {
+    this.feeding = true;
     try {
-      while (joined.size > 0 && !closing) {
-        stats.polls += 1;
-        const { rows } = await repo.eventsAfter(db, feedPos, BATCH);
+      while (this.joined.size > 0 && !this.closing) {
+        this.polls += 1;
+        const { rows } = await this.deps.repo.eventsAfter(this.deps.db, this.feedPos, BATCH);
         for (const e of rows) {
-          for (const s of joined) deliver(s, e);
-          feedPos = { xid: e.xid, seq: e.seq };
+          for (const s of this.joined) deliver(s, e);
+          this.feedPos = { xid: e.xid, seq: e.seq };
         }
-        if (rows.length < BATCH && joined.size > 0 && !closing) await pause(deps.pollMs);
+        if (rows.length < BATCH && this.joined.size > 0 && !this.closing) await this.pause(this.deps.pollMs);
       }
     } catch (err) {
-      for (const s of joined) s.finish(err);
-      joined.clear();
+      for (const s of this.joined) s.finish(err);
+      this.joined.clear();
     } finally {
-      feeding = false;
+      this.feeding = false;
     }
   }
 
@@ -139,84 +211,18 @@ export function createEventStreams(deps: {
    * feed's position joins at once (the feed sends only what is past it); one that resumes
    * from further back (Last-Event-ID) first reads what it missed by its own bounded queries.
    */
-  async function join(s: Subscriber) {
-    while (!s.stopped && feeding && after(feedPos, s.pos)) {
-      const { rows } = await repo.eventsAfter(db, s.pos, BATCH);
+  private async join(s: Subscriber) {
+    while (!s.stopped && this.feeding && after(this.feedPos, s.pos)) {
+      const { rows } = await this.deps.repo.eventsAfter(this.deps.db, s.pos, BATCH);
       for (const e of rows) deliver(s, e);
-      if (rows.length === 0 && after(feedPos, s.pos)) await new Promise((r) => setTimeout(r, deps.pollMs));
+      if (rows.length === 0 && after(this.feedPos, s.pos))
+        await new Promise((r) => setTimeout(r, this.deps.pollMs));
     }
     if (s.stopped) return;
-    joined.add(s);
-    if (!feeding) {
-      feedPos = s.pos;
-      void feed();
+    this.joined.add(s);
+    if (!this.feeding) {
+      this.feedPos = s.pos;
+      void this.feed();
     }
   }
-
-  return {
-    /** The position a new stream starts at: now (what commits from here on). */
-    async now(): Promise<Position> {
-      const r = await repo.eventsAfter(db, { xid: '0', seq: '0' }, 0);
-      return { xid: r.horizon, seq: '0' };
-    },
-
-    /**
-     * Counts one more open stream for the caller, or throws 429 over EVENT_STREAMS_PER_CALLER.
-     * Returns the release, to call once when the stream ends (or never starts).
-     */
-    admit(caller: Caller): () => void {
-      const release = perCaller.take(caller.actor);
-      if (!release) {
-        throw errors.rateLimited(
-          STREAMS_RETRY_AFTER_SECONDS,
-          `Too many open event streams: at most ${deps.perCaller} per caller (EVENT_STREAMS_PER_CALLER); close one first`,
-        );
-      }
-      return release;
-    },
-
-    /** Streams until the client leaves or the app closes. */
-    async run(caller: Caller, from: Position, sink: StreamSink): Promise<void> {
-      let finish: (err?: unknown) => void = () => {};
-      const done = new Promise<void>((resolve, reject) => {
-        finish = (err) => (err === undefined ? resolve() : reject(err));
-      });
-      const s: Subscriber = {
-        caller,
-        pos: from,
-        sink,
-        stopped: false,
-        finish: (err) => {
-          s.stopped = true;
-          finish(err);
-        },
-      };
-      open.add(s);
-      void sink.closed.then(() => s.finish());
-      // The start position as an id-only frame (no event is dispatched): a client that
-      // reconnects before any event resumes from here, not from its reconnection.
-      sink.write(`retry: ${Math.max(1000, deps.pollMs)}\nid: ${from.xid}-${from.seq}\n\n`);
-      const heartbeat = setInterval(() => sink.write(': heartbeat\n\n'), deps.heartbeatMs);
-      try {
-        await join(s);
-        await done;
-      } finally {
-        clearInterval(heartbeat);
-        joined.delete(s);
-        open.delete(s);
-      }
-    },
-
-    /** Ends every open stream (the app is closing). */
-    closeAll() {
-      closing = true;
-      for (const s of open) s.finish();
-      wakeFeed();
-    },
-
-    /** The shared poller's queries so far, and the streams it feeds. */
-    stats: () => ({ polls: stats.polls, joined: joined.size, open: open.size }),
-  };
 }
-
-export type EventStreams = ReturnType<typeof createEventStreams>;

@@ -36,31 +36,60 @@ export function maxAgeOf(cacheControl: string | null): number {
   return Math.min(MAX_MAX_AGE_MS, Math.max(MIN_MAX_AGE_MS, Number(m[1]) * 1000));
 }
 
-export function createIssuerKeys(opts: {
+export interface IssuerKeysDeps {
   /** Least time between two unknown-kid refetches of one issuer's JWKS. */
   refetchIntervalMs: number;
   /** Accept http:// issuers and JWKS URLs (local test issuers only). */
   allowHttp: boolean;
   now?: () => number;
-}) {
-  const now = opts.now ?? Date.now;
-  const entries = new Map<string, Entry>();
-  const inflight = new Map<string, Promise<Entry>>();
+}
 
-  function checkUrl(issuer: string, what: string, url: string): URL {
+/** The trusted issuers' key sets, fetched on first use and kept for their max-age. */
+export class IssuerKeys {
+  private readonly entries = new Map<string, Entry>();
+  private readonly inflight = new Map<string, Promise<Entry>>();
+
+  constructor(private readonly deps: IssuerKeysDeps) {}
+
+  /** The key resolver for jose's jwtVerify, for tokens of `issuer`. */
+  resolver(issuer: string): JWTVerifyGetKey {
+    return async (header, token) => {
+      const e = await this.current(issuer);
+      try {
+        return await e.keys(header, token);
+      } catch (err) {
+        if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
+        // Unknown kid: the issuer may have rotated. One refetch per interval per issuer.
+        if (this.now() - e.fetchedAt < this.deps.refetchIntervalMs) throw err;
+        const fresh = await this.refresh(issuer);
+        return fresh.keys(header, token);
+      }
+    };
+  }
+
+  /** Forget cached keys (a trust's issuer changed or was deleted). */
+  forget(issuer: string) {
+    this.entries.delete(issuer);
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  private checkUrl(issuer: string, what: string, url: string): URL {
     let u: URL;
     try {
       u = new URL(url);
     } catch {
       throw errors.issuerUnavailable(issuer, `its ${what} is not a URL`);
     }
-    if (u.protocol !== 'https:' && !(opts.allowHttp && u.protocol === 'http:')) {
+    if (u.protocol !== 'https:' && !(this.deps.allowHttp && u.protocol === 'http:')) {
       throw errors.issuerUnavailable(issuer, `its ${what} ${u.origin} is not https`);
     }
     return u;
   }
 
-  async function getJson(issuer: string, what: string, url: URL): Promise<{ body: unknown; res: Response }> {
+  private async getJson(issuer: string, what: string, url: URL): Promise<{ body: unknown; res: Response }> {
     let res: Response;
     try {
       res = await fetch(url, {
@@ -89,13 +118,13 @@ export function createIssuerKeys(opts: {
     }
   }
 
-  async function load(issuer: string): Promise<Entry> {
-    const base = checkUrl(issuer, 'issuer URL', issuer);
+  private async load(issuer: string): Promise<Entry> {
+    const base = this.checkUrl(issuer, 'issuer URL', issuer);
     const discoveryUrl = new URL(
       `${base.pathname.replace(/\/$/, '')}/.well-known/openid-configuration`,
       base.origin,
     );
-    const { body: discovery } = await getJson(issuer, 'discovery document', discoveryUrl);
+    const { body: discovery } = await this.getJson(issuer, 'discovery document', discoveryUrl);
     const d = discovery as { issuer?: unknown; jwks_uri?: unknown };
     // OpenID Connect Discovery 1.0 §4.3: the document must name the issuer it was fetched for.
     if (d.issuer !== issuer) {
@@ -106,59 +135,35 @@ export function createIssuerKeys(opts: {
     }
     if (typeof d.jwks_uri !== 'string')
       throw errors.issuerUnavailable(issuer, 'its discovery document has no jwks_uri');
-    const jwksUrl = checkUrl(issuer, 'jwks_uri', d.jwks_uri);
-    const { body, res } = await getJson(issuer, 'JWKS', jwksUrl);
+    const jwksUrl = this.checkUrl(issuer, 'jwks_uri', d.jwks_uri);
+    const { body, res } = await this.getJson(issuer, 'JWKS', jwksUrl);
     let keys: JWTVerifyGetKey;
     try {
       keys = createLocalJWKSet(body as JSONWebKeySet);
     } catch {
       throw errors.issuerUnavailable(issuer, 'its JWKS is not a valid key set');
     }
-    const t = now();
+    const t = this.now();
     const entry = { keys, fetchedAt: t, expiresAt: t + maxAgeOf(res.headers.get('cache-control')) };
-    entries.set(issuer, entry);
+    this.entries.set(issuer, entry);
     return entry;
   }
 
-  function refresh(issuer: string): Promise<Entry> {
-    let p = inflight.get(issuer);
+  private refresh(issuer: string): Promise<Entry> {
+    let p = this.inflight.get(issuer);
     if (!p) {
-      p = load(issuer).finally(() => inflight.delete(issuer));
-      inflight.set(issuer, p);
+      p = this.load(issuer).finally(() => this.inflight.delete(issuer));
+      this.inflight.set(issuer, p);
     }
     return p;
   }
 
-  async function current(issuer: string): Promise<Entry> {
-    const e = entries.get(issuer);
-    if (!e) return refresh(issuer);
-    if (now() < e.expiresAt) return e;
+  private async current(issuer: string): Promise<Entry> {
+    const e = this.entries.get(issuer);
+    if (!e) return this.refresh(issuer);
+    if (this.now() < e.expiresAt) return e;
     // Stale: refetch, but an issuer that is briefly down does not stop verification with
     // the keys it last published.
-    return refresh(issuer).catch(() => e);
+    return this.refresh(issuer).catch(() => e);
   }
-
-  return {
-    /** The key resolver for jose's jwtVerify, for tokens of `issuer`. */
-    resolver(issuer: string): JWTVerifyGetKey {
-      return async (header, token) => {
-        const e = await current(issuer);
-        try {
-          return await e.keys(header, token);
-        } catch (err) {
-          if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
-          // Unknown kid: the issuer may have rotated. One refetch per interval per issuer.
-          if (now() - e.fetchedAt < opts.refetchIntervalMs) throw err;
-          const fresh = await refresh(issuer);
-          return fresh.keys(header, token);
-        }
-      };
-    },
-    /** Forget cached keys (a trust's issuer changed or was deleted). */
-    forget(issuer: string) {
-      entries.delete(issuer);
-    },
-  };
 }
-
-export type IssuerKeys = ReturnType<typeof createIssuerKeys>;

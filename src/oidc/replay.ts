@@ -12,40 +12,49 @@ export interface ReplayGuard {
   firstUse(id: string, ttlMs: number): Promise<boolean>;
 }
 
-export function memoryReplayGuard(now: () => number = Date.now): ReplayGuard {
-  const seen = new Map<string, number>();
-  let nextSweep = 0;
-  return {
-    async firstUse(id, ttlMs) {
-      const t = now();
-      // Expired entries are dropped at most once a second, in one pass: the map holds only
-      // tokens that are still valid, so it is bounded by the exchanges of one token lifetime.
-      if (t >= nextSweep) {
-        for (const [k, until] of seen) if (until <= t) seen.delete(k);
-        nextSweep = t + 1000;
-      }
-      const until = seen.get(id);
-      if (until !== undefined && until > t) return false;
-      seen.set(id, t + ttlMs);
-      return true;
-    },
-  };
+/** The exchanges of this process, each remembered until its token expires. */
+export class MemoryReplayGuard implements ReplayGuard {
+  private readonly seen = new Map<string, number>();
+  private nextSweep = 0;
+
+  constructor(private readonly deps: { now?: () => number } = {}) {}
+
+  async firstUse(id: string, ttlMs: number): Promise<boolean> {
+    const t = (this.deps.now ?? Date.now)();
+    // Expired entries are dropped at most once a second, in one pass: the map holds only
+    // tokens that are still valid, so it is bounded by the exchanges of one token lifetime.
+    if (t >= this.nextSweep) {
+      for (const [k, until] of this.seen) if (until <= t) this.seen.delete(k);
+      this.nextSweep = t + 1000;
+    }
+    const until = this.seen.get(id);
+    if (until !== undefined && until > t) return false;
+    this.seen.set(id, t + ttlMs);
+    return true;
+  }
 }
 
-export function redisReplayGuard(redis: Redis, namespace: string): ReplayGuard {
-  return {
-    async firstUse(id, ttlMs) {
-      let r: string | null;
-      try {
-        r = await redis.set(`${namespace}jti:${id}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
-      } catch {
-        // Replay protection is an access control: without its store the exchange fails closed.
-        throw errors.dependencyUnavailable(
-          'Token exchange is unavailable: the replay store (Redis) cannot be reached',
-          'Retry shortly; check REDIS_URL',
-        );
-      }
-      return r === 'OK';
-    },
-  };
+/** Every instance's exchanges, in Redis (SET NX with the token's remaining lifetime). */
+export class RedisReplayGuard implements ReplayGuard {
+  constructor(private readonly deps: { redis: Redis; namespace: string }) {}
+
+  async firstUse(id: string, ttlMs: number): Promise<boolean> {
+    let r: string | null;
+    try {
+      r = await this.deps.redis.set(
+        `${this.deps.namespace}jti:${id}`,
+        '1',
+        'PX',
+        Math.max(1, Math.ceil(ttlMs)),
+        'NX',
+      );
+    } catch {
+      // Replay protection is an access control: without its store the exchange fails closed.
+      throw errors.dependencyUnavailable(
+        'Token exchange is unavailable: the replay store (Redis) cannot be reached',
+        'Retry shortly; check REDIS_URL',
+      );
+    }
+    return r === 'OK';
+  }
 }

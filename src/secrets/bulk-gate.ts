@@ -3,7 +3,7 @@ import pLimit from 'p-limit';
 import type { AuditAction } from '../audit/entry.js';
 import type { AuditTrail } from '../audit/trail.js';
 import { errors } from '../errors.js';
-import { perCallerSlots } from '../per-caller-slots.js';
+import { PerCallerSlots } from '../per-caller-slots.js';
 
 /**
  * Fair sharing for the bulk routes (batch import, export, render): each can hold a database
@@ -18,7 +18,7 @@ import { perCallerSlots } from '../per-caller-slots.js';
  *
  * Counters are per process: the limit is about this process's pool and event loop.
  */
-export interface BulkGateOptions {
+export interface BulkGateDeps {
   perCaller: number;
   slots: number;
   trail: AuditTrail;
@@ -37,83 +37,85 @@ export interface BulkGateOptions {
 /** Retry-After for a caller over its bulk limit: a bulk request takes about a second. */
 const BULK_RETRY_AFTER_SECONDS = 1;
 
-export function createBulkGate({ perCaller, slots, trail, entries }: BulkGateOptions) {
-  const inFlight = perCallerSlots(perCaller);
-  const limit = pLimit(slots);
+export class BulkGate {
+  private readonly inFlight: PerCallerSlots;
+  private readonly limit: ReturnType<typeof pLimit>;
   /** Requests admitted before their body was read (admit), until they finish. */
-  const admitted = new WeakMap<FastifyRequest, () => void>();
+  private readonly admitted = new WeakMap<FastifyRequest, () => void>();
+
+  constructor(private readonly deps: BulkGateDeps) {
+    this.inFlight = new PerCallerSlots(deps.perCaller);
+    this.limit = pLimit(deps.slots);
+  }
+
+  /**
+   * Route hooks that admit a bulk request before its body is read (preParsing, after the
+   * guard identified the caller): a caller over its limit is refused without its body
+   * being parsed or validated, so a flood of refused 1000-entry bodies costs little. The
+   * admission is released when the work ends (run) or the request does (onResponse,
+   * onRequestAbort: a body the schema refused never reaches run).
+   */
+  hooks(action: AuditAction, opts: { rated?: boolean } = {}) {
+    const release = async (req: FastifyRequest) => {
+      this.admitted.get(req)?.();
+      this.admitted.delete(req);
+    };
+    const { entries } = this.deps;
+    return {
+      preParsing: async (req: FastifyRequest) => {
+        if (opts.rated && entries) await this.refusing(req, action, () => entries.peek(req));
+        this.admitted.set(req, await this.reserve(req, action));
+      },
+      onResponse: release,
+      onRequestAbort: release,
+    };
+  }
+
+  /**
+   * Runs `work` for the request's caller within both bounds; 429 (audited) over the caller's.
+   * `units`: the request's size in the rated unit (entries), charged before the work.
+   */
+  async run<T>(req: FastifyRequest, action: AuditAction, work: () => Promise<T>, units?: number): Promise<T> {
+    const release = this.admitted.get(req) ?? (await this.reserve(req, action));
+    this.admitted.delete(req);
+    const { entries } = this.deps;
+    try {
+      if (units !== undefined && entries) await this.refusing(req, action, () => entries.charge(req, units));
+      return await this.limit(work);
+    } finally {
+      release();
+    }
+  }
+
+  /** Bulk requests using the database now, and waiting for a share of the pool. */
+  stats() {
+    return { slots: this.deps.slots, active: this.limit.activeCount, waiting: this.limit.pendingCount };
+  }
+
+  /** The caller's bulk requests in flight (admitted, running or waiting for a share). */
+  inFlightOf(actor: string): number {
+    return this.inFlight.heldBy(actor);
+  }
 
   /** Runs a limit's check; its refusal leaves the request's one audit row. */
-  async function refusing(req: FastifyRequest, action: AuditAction, check: () => Promise<void>) {
+  private async refusing(req: FastifyRequest, action: AuditAction, check: () => Promise<void>) {
     try {
       await check();
     } catch (err) {
-      await trail.refused(req.caller, action, [null], err);
+      await this.deps.trail.refused(req.caller, action, [null], err);
       throw err;
     }
   }
 
   /** Counts one more bulk request for the caller, or refuses it (429, audited). */
-  async function reserve(req: FastifyRequest, action: AuditAction): Promise<() => void> {
-    const release = inFlight.take(req.caller.actor);
+  private async reserve(req: FastifyRequest, action: AuditAction): Promise<() => void> {
+    const release = this.inFlight.acquire(req.caller.actor);
     if (release) return release;
     const err = errors.rateLimited(
       BULK_RETRY_AFTER_SECONDS,
-      `Too many bulk requests in flight: at most ${perCaller} per caller (BULK_IN_FLIGHT_PER_CALLER)`,
+      `Too many bulk requests in flight: at most ${this.deps.perCaller} per caller (BULK_IN_FLIGHT_PER_CALLER)`,
     );
-    await trail.refused(req.caller, action, [null], err);
+    await this.deps.trail.refused(req.caller, action, [null], err);
     throw err;
   }
-
-  return {
-    /**
-     * Route hooks that admit a bulk request before its body is read (preParsing, after the
-     * guard identified the caller): a caller over its limit is refused without its body
-     * being parsed or validated, so a flood of refused 1000-entry bodies costs little. The
-     * admission is released when the work ends (run) or the request does (onResponse,
-     * onRequestAbort: a body the schema refused never reaches run).
-     */
-    hooks(action: AuditAction, opts: { rated?: boolean } = {}) {
-      const release = async (req: FastifyRequest) => {
-        admitted.get(req)?.();
-        admitted.delete(req);
-      };
-      return {
-        preParsing: async (req: FastifyRequest) => {
-          if (opts.rated && entries) await refusing(req, action, () => entries.peek(req));
-          admitted.set(req, await reserve(req, action));
-        },
-        onResponse: release,
-        onRequestAbort: release,
-      };
-    },
-
-    /**
-     * Runs `work` for the request's caller within both bounds; 429 (audited) over the caller's.
-     * `units`: the request's size in the rated unit (entries), charged before the work.
-     */
-    async run<T>(
-      req: FastifyRequest,
-      action: AuditAction,
-      work: () => Promise<T>,
-      units?: number,
-    ): Promise<T> {
-      const release = admitted.get(req) ?? (await reserve(req, action));
-      admitted.delete(req);
-      try {
-        if (units !== undefined && entries) await refusing(req, action, () => entries.charge(req, units));
-        return await limit(work);
-      } finally {
-        release();
-      }
-    },
-
-    /** Bulk requests using the database now, and waiting for a share of the pool. */
-    stats: () => ({ slots, active: limit.activeCount, waiting: limit.pendingCount }),
-
-    /** The caller's bulk requests in flight (admitted, running or waiting for a share). */
-    inFlightOf: (actor: string): number => inFlight.heldBy(actor),
-  };
 }
-
-export type BulkGate = ReturnType<typeof createBulkGate>;

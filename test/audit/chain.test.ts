@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createAuditRepository } from '../../src/audit/repository.js';
-import { createAuditSealer } from '../../src/audit/sealer.js';
+import { AuditSealer } from '../../src/audit/sealer.js';
 import { backend, createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
 import {
   clientOfSchema,
@@ -141,7 +141,7 @@ if (backend === 'postgres') {
         );
         await makeRows(2);
         // A sealing round while it is open seals none of the rows written after it began.
-        await createAuditSealer(t.db, createAuditRepository()).sealPending();
+        await new AuditSealer({ db: t.db, repo: createAuditRepository() }).sealPending();
         const seen = 'admin:test-admin';
         expect(await sealedFlags()).toEqual([
           `${seen}:true`,

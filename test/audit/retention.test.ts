@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifyArchiveDir } from '../../src/audit/archive.js';
-import { createAuditMaintenance, partitionFor } from '../../src/audit/maintenance.js';
+import { AuditMaintenance, partitionFor } from '../../src/audit/maintenance.js';
 import { createAuditRepository } from '../../src/audit/repository.js';
 import type { Database } from '../../src/db/database.js';
 import { loadMigrations, migrate } from '../../src/db/migrate.js';
@@ -45,7 +45,9 @@ beforeEach(async () => {
 
 const log = createLogger('silent');
 const maintenance = (retentionDays: number) =>
-  createAuditMaintenance(t.db, createAuditRepository(), {
+  new AuditMaintenance({
+    db: t.db,
+    repo: createAuditRepository(),
     interval: 'day',
     retentionDays,
     archiveDir: archiveRoot,
@@ -134,7 +136,9 @@ describe('retention', () => {
     const old = [partitionFor(daysAgo(40), 'day').name, partitionFor(daysAgo(39), 'day').name];
 
     // Seen from a day when only the older day is past the retention.
-    const m = createAuditMaintenance(t.db, createAuditRepository(), {
+    const m = new AuditMaintenance({
+      db: t.db,
+      repo: createAuditRepository(),
       interval: 'day',
       retentionDays: 30,
       archiveDir: archiveRoot,
@@ -279,8 +283,8 @@ describe('migration 004', () => {
         `SELECT id::text AS id FROM audit_log WHERE actor = 'admin:v4'`,
       );
       expect(next[0]?.id).toBe('5');
-      const { createAuditSealer } = await import('../../src/audit/sealer.js');
-      const v = await createAuditSealer(db, createAuditRepository()).verify();
+      const { AuditSealer } = await import('../../src/audit/sealer.js');
+      const v = await new AuditSealer({ db, repo: createAuditRepository() }).verify();
       expect(v).toMatchObject({ intact: true, checked: 5 });
     } finally {
       await db.close();

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { hashToken, newToken, tokenPrefix } from '../../src/access-keys/token.js';
 import { canonicalRow, type SealedRowContent } from '../../src/audit/chain.js';
 import { type AuditRepository, createAuditRepository } from '../../src/audit/repository.js';
-import { createAuditSealer } from '../../src/audit/sealer.js';
+import { AuditSealer } from '../../src/audit/sealer.js';
 import { sealValue } from '../../src/crypto/envelope.js';
 import { createKeyring, DEFAULT_KID } from '../../src/crypto/keyring.js';
 import type { Database } from '../../src/db/database.js';
@@ -149,7 +149,7 @@ describe('migration 007 on a populated database', () => {
     // A range is sealed once every transaction of this schema below its end has finished
     // (src/db/xid-horizon.ts): none is open here, so one round seals them all, whatever else
     // runs on a shared PostgreSQL.
-    expect(await createAuditSealer(db, pre007Repo()).sealPending()).toBe(4);
+    expect(await new AuditSealer({ db, repo: pre007Repo() }).sealPending()).toBe(4);
     const sealsBefore = await db.query<{ hash: Buffer }>('SELECT hash FROM audit_seals ORDER BY seq');
     await db.close();
 
