@@ -18,11 +18,12 @@ import { signatureHeader, signingKey } from './signing.js';
 /**
  * Webhook delivery on a timer, in every instance (src/app.ts starts and stops it with the
  * app, like the audit jobs). Each round first fans the events written since the last round
- * out into deliveries (writers only write the event), inserting those this instance has
- * room for already claimed by it (src/events/repository.ts `fanOut`), then claims due
- * deliveries left for a claim in one statement (FOR UPDATE SKIP LOCKED plus a lease,
- * `claim`), so instances never send the same delivery at the same time; then it sends them
- * without waiting: a round never waits for a receiver. A subscription's batches run on their
+ * out (writers only write the event): under a lease on the fan-out cursor it sends the fresh
+ * deliveries and then inserts every delivery with its outcome (`leasedBatch`); then it
+ * claims due deliveries left for a claim in one statement (FOR UPDATE SKIP LOCKED plus a
+ * lease, src/events/repository.ts `claim`), so instances never send the same delivery at
+ * the same time, and sends them without waiting: a claim round never waits for a receiver,
+ * a fan-out batch at most SETTLE_AFTER_MS. A subscription's batches run on their
  * own, about PER_SUBSCRIPTION deliveries of it in flight here at most (a claim skips it beyond),
  * so one slow receiver holds up only its own deliveries, never another subscription's (nor
  * request handling).
