@@ -302,6 +302,8 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     const cur = await repo.takeFanOut(db, token, leaseMs);
     if (!cur) return undefined;
     let sent = false;
+    /** Deliveries of this batch counted in inFlight and not yet handed on (to recordLater). */
+    let counted = 0;
     try {
       if (!cur.subs) {
         const { horizon } = await repo.readFanOut(db, cur, 0);
@@ -332,6 +334,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       const flights = new Map<(typeof items)[number], Promise<Awaited<ReturnType<typeof deliver>>>>();
       let settling = false;
       inFlight += fresh.length;
+      counted = fresh.length;
       sent = fresh.length > 0;
       const worker = async () => {
         for (let queue = todo.shift(); queue; queue = todo.shift()) {
@@ -381,13 +384,14 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
         leaseMs,
       );
       inFlight -= fresh.length - inFlightNow.length;
+      counted = inFlightNow.length;
       if (!settled.held) {
         // The lease ran out and another instance took the cursor: it sends this batch again.
         log.warn('webhook fan-out lease lost before its batch was recorded; another instance sends it again');
-        inFlight -= inFlightNow.length;
         return batch.read;
       }
       if (inFlightNow.length > 0) recordLater(inFlightNow, settled.flight);
+      counted = 0;
       if (starved) {
         starved = false;
         nudge(true);
@@ -399,6 +403,8 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       // no request of this batch can still be in flight when another instance sends it again.
       if (!sent) await repo.releaseFanOut(db, token).catch(() => undefined);
       throw err;
+    } finally {
+      inFlight -= counted;
     }
   }
 

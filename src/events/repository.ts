@@ -806,16 +806,19 @@ const FANOUT_EVENTS = `e AS (
 
 /**
  * Every (event, subscription) that matches, `fresh` when the batch may send it at once: the
- * subscription is enabled with no due delivery waiting for a claim (a backlog goes out
- * first, in order), and no earlier delivery of the event's (subscription, key) is pending
- * (in flight, or waiting for a retry): per-key order. A delivery that is not fresh is
- * queued and the claim's order check holds it back behind the earlier one.
+ * subscription is enabled with no retry due and waiting for a claim (a receiver that is
+ * failing gets its retries first, not a request for every new event beside them), and no
+ * earlier delivery of the event's (subscription, key) is pending (in flight, waiting for a
+ * retry or for a claim): per-key order. A delivery that is not fresh is queued and the
+ * claim's order check holds it back behind the earlier one. (Queued deliveries never tried,
+ * attempts 0, do not stop the subscription's fresh ones: most are a key's later event behind
+ * one in flight, and other keys need not wait for them.)
  */
 const FANOUT_MATCHES = `subs AS (
          SELECT s.*, s.enabled AND NOT EXISTS (
                   SELECT 1 FROM webhook_deliveries b
                   WHERE b.subscription_id = s.id AND b.status = 'pending' AND b.next_at <= now()
-                    AND (b.lease_until IS NULL OR b.lease_until < now())) AS takes
+                    AND b.attempts > 0 AND (b.lease_until IS NULL OR b.lease_until < now())) AS takes
          FROM webhook_subscriptions s
        ), m AS (
          SELECT s.id AS sub, s.seq AS sub_seq, s.url, e.seq_n AS seq, COALESCE(e.key, '') AS key,
