@@ -1,22 +1,29 @@
-import type { KeyObject } from 'node:crypto';
+import { type KeyObject, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { EventsConfig } from '../config.js';
 import { openValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
 import { toSealed } from '../db/sealed-columns.js';
-import type { ClaimedDelivery, EventRow, EventsRepository } from './repository.js';
+import type {
+  ClaimedDelivery,
+  EventRow,
+  EventsRepository,
+  FanOutMatch,
+  FanOutOutcome,
+} from './repository.js';
 import { createSender } from './sender.js';
 import { signatureHeader, signingKey } from './signing.js';
 
 /**
  * Webhook delivery on a timer, in every instance (src/app.ts starts and stops it with the
  * app, like the audit jobs). Each round first fans the events written since the last round
- * out into deliveries (writers only write the event), inserting those this instance has
- * room for already claimed by it (src/events/repository.ts `fanOut`), then claims due
- * deliveries left for a claim in one statement (FOR UPDATE SKIP LOCKED plus a lease,
- * `claim`), so instances never send the same delivery at the same time; then it sends them
- * without waiting: a round never waits for a receiver. A subscription's batches run on their
+ * out (writers only write the event): under a lease on the fan-out cursor it sends the fresh
+ * deliveries and then inserts every delivery with its outcome (`leasedBatch`); then it
+ * claims due deliveries left for a claim in one statement (FOR UPDATE SKIP LOCKED plus a
+ * lease, src/events/repository.ts `claim`), so instances never send the same delivery at
+ * the same time, and sends them without waiting: a claim round never waits for a receiver,
+ * a fan-out batch at most SETTLE_AFTER_MS. A subscription's batches run on their
  * own, about PER_SUBSCRIPTION deliveries of it in flight here at most (a claim skips it beyond),
  * so one slow receiver holds up only its own deliveries, never another subscription's (nor
  * request handling).
@@ -35,11 +42,18 @@ const LEASE_MARGIN_MS = 5_000;
 /** Polling while no subscription is enabled anywhere: from pollMs, doubling up to this. */
 const IDLE_MAX_MS = 30_000;
 /**
- * Events read per fan-out batch, and batches per claim round at most: a backlog is fanned
- * out a few thousand events ahead of the claims, not all of it before the first is sent.
+ * Events read per fan-out batch, and batches per claim round at most: a round's claim waits
+ * for at most a few batches.
  */
 const FAN_OUT_BATCH = 1000;
-const FAN_OUT_PER_ROUND = 2;
+const FAN_OUT_PER_ROUND = 4;
+/**
+ * How long a fan-out batch holds the shared cursor for its requests: then the deliveries
+ * still in flight are inserted pending and leased to this instance (their outcome recorded
+ * as a claim's would be), those not yet sent pending for a claim, and the cursor moves on. A
+ * slow receiver holds up every subscription's fresh events for at most this long.
+ */
+const SETTLE_AFTER_MS = 1_000;
 /** Events read per fan-out batch at least, however little room there is to send. */
 const FAN_OUT_MIN = 64;
 
@@ -89,6 +103,8 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   let inFlight = 0;
   /** A claim round found no room (MAX_IN_FLIGHT): the next batch to end claims at once. */
   let starved = false;
+  /** The fan-out stopped after its last batch of a round, a full one: another round at once. */
+  let more = false;
   let claiming: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let jobsTimer: NodeJS.Timeout | undefined;
@@ -266,47 +282,220 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   let idleMs = 0;
 
   /**
-   * Queues the deliveries of the events written since the last fan-out (by any instance),
-   * a batch per short transaction (src/events/repository.ts `fanOut`), until it has caught
-   * up, another instance is fanning out, or `batches` batches ran.
+   * A fan-out batch that sends (src/events/repository.ts `takeFanOut`, `readFanOut`,
+   * `settleFanOut`): the cursor is taken by a lease, the batch's events read behind the
+   * horizon, the fresh deliveries sent at once (each key's in event order, one at a time),
+   * and then one statement inserts every delivery with its outcome and moves the cursor, if
+   * the lease still holds it. A delivered event is then one row, written once. A failed one
+   * is inserted pending with its retry due (the claim's path from there), and so is each
+   * later event of its key in the batch (not sent). After SETTLE_AFTER_MS the batch settles
+   * with what it has: requests still in flight are inserted leased to this instance and
+   * recorded when they end. A request starts only if it ends (cut at timeoutMs) well before
+   * the lease could run out, so an instance that takes the cursor after it has run out (this
+   * one died, or could not settle) never finds one of ours in flight; it sends the batch
+   * again (same webhook-id: at least once). Returns the events read, or undefined when
+   * another instance holds the cursor.
+   */
+  async function leasedBatch(limit: number): Promise<number | undefined> {
+    const token = randomUUID();
+    const takenAt = performance.now();
+    const cur = await repo.takeFanOut(db, token, leaseMs);
+    if (!cur) return undefined;
+    let sent = false;
+    /** Deliveries of this batch counted in inFlight and not yet handed on (to recordLater). */
+    let counted = 0;
+    try {
+      if (!cur.subs) {
+        const { horizon } = await repo.readFanOut(db, cur, 0);
+        await repo.skipFanOut(db, horizon, token);
+        return 0;
+      }
+      const batch = await repo.readFanOut(db, cur, limit);
+      if (batch.last === null) {
+        await repo.releaseFanOut(db, token);
+        return 0;
+      }
+      const items = batch.matches.map((m) => ({ m, outcome: { state: 'queued' } as FanOutOutcome }));
+      const fresh = items.filter((i) => i.m.fresh);
+      // A fresh delivery's subscription is enabled: the poll keeps its normal pace.
+      if (fresh.length > 0) idleMs = 0;
+      const secrets = new Map<string, readonly KeyObject[]>();
+      for (const i of fresh)
+        if (!secrets.has(i.m.subscription_id))
+          secrets.set(i.m.subscription_id, await signingKeys(i.m.subscription_id, i.m.secrets_tag));
+      const queues = new Map<string, typeof fresh>();
+      for (const i of fresh) {
+        const k = `${i.m.subscription_id}\0${i.m.event.key ?? ''}`;
+        const q = queues.get(k);
+        if (q) q.push(i);
+        else queues.set(k, [i]);
+      }
+      const todo = [...queues.values()];
+      const flights = new Map<(typeof items)[number], Promise<Awaited<ReturnType<typeof deliver>>>>();
+      let settling = false;
+      inFlight += fresh.length;
+      counted = fresh.length;
+      sent = fresh.length > 0;
+      const worker = async () => {
+        for (let queue = todo.shift(); queue; queue = todo.shift()) {
+          for (const i of queue) {
+            if (settling || performance.now() - takenAt + config.timeoutMs > leaseMs - LEASE_MARGIN_MS) break;
+            i.outcome = { state: 'flight' };
+            const p = deliver(asDelivery(i.m), secrets.get(i.m.subscription_id)!);
+            flights.set(i, p);
+            const r = await p;
+            // Settled meanwhile: the delivery is inserted in flight, and recorded from there.
+            if (settling) break;
+            flights.delete(i);
+            i.outcome = r.ok
+              ? { state: 'delivered', status: r.status, latencyMs: r.latencyMs, error: null, retryMs: null }
+              : {
+                  state: r.retryMs === null ? 'failed' : 'retry',
+                  status: r.status,
+                  latencyMs: r.latencyMs,
+                  error: r.error,
+                  retryMs: r.retryMs,
+                };
+            if (!r.ok) break;
+          }
+        }
+      };
+      const workers = Promise.all(Array.from({ length: Math.min(CONCURRENCY, todo.length) }, worker));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        workers,
+        new Promise((res) => {
+          timer = setTimeout(res, SETTLE_AFTER_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      settling = true;
+      const inFlightNow = [...flights];
+      const settled = await repo.settleFanOut(
+        db,
+        token,
+        batch.last,
+        items.map((i) => ({
+          sub: i.m.subscription_id,
+          seq: i.m.event.seq,
+          key: i.m.event.key ?? '',
+          outcome: i.outcome,
+        })),
+        leaseMs,
+      );
+      inFlight -= fresh.length - inFlightNow.length;
+      counted = inFlightNow.length;
+      if (!settled.held) {
+        // The lease ran out and another instance took the cursor: it sends this batch again.
+        log.warn('webhook fan-out lease lost before its batch was recorded; another instance sends it again');
+        return batch.read;
+      }
+      if (inFlightNow.length > 0) recordLater(inFlightNow, settled.flight);
+      counted = 0;
+      if (starved) {
+        starved = false;
+        nudge(true);
+      }
+      await disableFailing(settled.failing);
+      return batch.read;
+    } catch (err) {
+      // Nothing sent yet: the cursor can go at once. Otherwise the lease runs out first, so
+      // no request of this batch can still be in flight when another instance sends it again.
+      if (!sent) await repo.releaseFanOut(db, token).catch(() => undefined);
+      throw err;
+    } finally {
+      inFlight -= counted;
+    }
+  }
+
+  /** A fan-out match as a delivery to send (attempt 1; its row does not exist yet). */
+  function asDelivery(m: FanOutMatch): ClaimedDelivery {
+    return {
+      id: '',
+      subscription_id: m.subscription_id,
+      attempts: 1,
+      url: m.url,
+      secrets_tag: m.secrets_tag,
+      event: m.event,
+    };
+  }
+
+  /**
+   * Requests a settled fan-out batch left in flight: their rows exist, pending and leased to
+   * this instance at attempt 1 (`settleFanOut` returns "id subscription seq"); their outcome
+   * is recorded as a claimed batch's is.
+   */
+  function recordLater(
+    flying: [{ m: FanOutMatch }, Promise<Awaited<ReturnType<typeof deliver>>>][],
+    ids: string[],
+  ) {
+    const idOf = new Map<string, string>();
+    for (const x of ids) {
+      const [id, sub, seq] = x.split(' ');
+      idOf.set(`${sub} ${seq}`, id!);
+    }
+    const run = (async () => {
+      try {
+        const results = [];
+        for (const [i, p] of flying) {
+          const r = await p;
+          const id = idOf.get(`${i.m.subscription_id} ${i.m.event.seq}`);
+          if (id !== undefined) results.push({ ...r, id });
+        }
+        await disableFailing(await repo.recordAttempts(db, results));
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'webhook batch not recorded');
+      } finally {
+        inFlight -= flying.length;
+      }
+    })().finally(() => {
+      running.delete(run);
+      if (starved) {
+        starved = false;
+        nudge(true);
+      }
+    });
+    running.add(run);
+  }
+
+  async function disableFailing(subs: readonly string[]) {
+    for (const sub of subs)
+      if (await repo.disableIfFailing(db, sub, config.disableMinFailures, config.disableAfterMs))
+        log.error({ webhook: sub }, 'webhook subscription disabled after a long run of failures');
+  }
+
+  /**
+   * Fans out the events written since the last fan-out (by any instance), batch after batch,
+   * until it has caught up, another instance holds the cursor, or `batches` batches ran (then
+   * another round follows at once). `send`: batches that send (`leasedBatch`); otherwise
+   * they only queue, each in a short transaction (src/events/repository.ts `fanOut`).
    */
   async function fanOut(batches: number, send: boolean) {
     try {
       for (let i = 0; i < batches; i++) {
-        const lease = send && !stopped ? fanOutLease() : undefined;
-        // While sending, the fan-out reads about as many events as there is room to send:
-        // the rest wait in change_events for the next fan-out (nothing fanned out is left
-        // for a claim, one statement less per event); with no room at all, it waits.
-        if (lease && lease.free <= 0) return;
-        const limit = lease ? Math.min(FAN_OUT_BATCH, Math.max(FAN_OUT_MIN, lease.free)) : FAN_OUT_BATCH;
-        const claimedAt = performance.now();
-        const out = await db.transaction((tx) => repo.fanOut(tx, limit, lease));
-        // Sent only once committed: a rolled-back fan-out leased nothing. When the read was
-        // full, more events wait: the end of a batch fans out again at once.
-        if (out && out.leased.length > 0)
-          startAll(out.leased, claimedAt, out.read >= limit ? 0 : Number.MAX_SAFE_INTEGER);
-        if (out === undefined || out.read < limit) return;
+        if (!send) {
+          const out = await db.transaction((tx) => repo.fanOut(tx, FAN_OUT_BATCH));
+          if (out === undefined || out.read < FAN_OUT_BATCH) return;
+          continue;
+        }
+        if (stopped) return;
+        // A batch reads about as many events as there is room to send; with none, it waits.
+        const free = MAX_IN_FLIGHT - inFlight;
+        if (free <= 0) {
+          starved = true;
+          return;
+        }
+        const limit = Math.min(FAN_OUT_BATCH, Math.max(FAN_OUT_MIN, free));
+        const read = await leasedBatch(limit);
+        if (read === undefined || read < limit) return;
       }
+      if (send) more = true;
     } catch (err) {
       log.warn(
-        { errCode: (err as { code?: unknown }).code },
+        { errCode: (err as { code?: unknown }).code, err: (err as Error).message },
         'webhook fan-out failed; retrying on the next round',
       );
     }
-  }
-
-  /** What the fan-out may lease to this instance now: its room, in all and per subscription. */
-  function fanOutLease() {
-    const free = MAX_IN_FLIGHT - inFlight;
-    return {
-      leaseMs,
-      perSub: Math.min(PER_SUBSCRIPTION, free),
-      rooms: [...busy].map(([subscriptionId, n]) => ({
-        subscriptionId,
-        room: Math.max(0, Math.min(PER_SUBSCRIPTION - n, free)),
-      })),
-      free: Math.max(0, free),
-    };
   }
 
   /** The fan-out running here, if one is: one at a time per instance. */
@@ -314,6 +503,11 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   function fanOutOnce(): Promise<void> {
     fanning ??= fanOut(FAN_OUT_PER_ROUND, true).finally(() => {
       fanning = undefined;
+      // A full last batch: another round at once (or when the running claim ends).
+      if (more && !claiming) {
+        more = false;
+        nudge(true);
+      }
     });
     return fanning;
   }
@@ -365,6 +559,10 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     if (stopped || claiming) return;
     claiming = claimRound(afterFullBatch).finally(() => {
       claiming = undefined;
+      if (more) {
+        more = false;
+        nudge(true);
+      }
     });
   }
 

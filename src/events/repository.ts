@@ -92,17 +92,32 @@ export interface SubscriptionPatch {
   enabled?: boolean | undefined;
 }
 
-/**
- * A fan-out that also claims (src/events/dispatcher.ts): the new deliveries this instance
- * has room for are inserted already leased to it (attempt 1), as a claim would leave them.
- * `perSub`: room of a subscription with nothing in flight here; `rooms`: the others'.
- */
-export interface FanOutLease {
-  leaseMs: number;
-  perSub: number;
-  rooms: { subscriptionId: string; room: number }[];
-  free: number;
+/** A match of a fan-out batch read under the cursor's lease (`readFanOut`). */
+export interface FanOutMatch {
+  subscription_id: string;
+  url: string;
+  secrets_tag: string;
+  /**
+   * Sent now, by the batch itself: the subscription is enabled, has no due delivery waiting
+   * for a claim, and no earlier delivery of the event's key is pending.
+   */
+  fresh: boolean;
+  event: EventRow;
 }
+
+/** What became of a match of the batch (`settleFanOut`). */
+export type FanOutOutcome =
+  | {
+      state: 'delivered' | 'retry' | 'failed';
+      status: number | null;
+      latencyMs: number;
+      error: string | null;
+      retryMs: number | null;
+    }
+  /** Its request is still in flight: inserted pending, leased to this instance, attempt 1. */
+  | { state: 'flight' }
+  /** Not sent: inserted pending for a claim (attempt 0). */
+  | { state: 'queued' };
 
 export class EventsRepository {
   async insertSubscription(q: Queryable, s: NewSubscription, secret: SealedValue): Promise<SubscriptionRow> {
@@ -506,31 +521,25 @@ export class EventsRepository {
     return { rows: limit > 0 ? rows.filter((r) => r.seq !== null) : [], horizon };
   }
   /**
-   * One fan-out batch, on a transaction of its own (`tx`): the events after the cursor that
-   * are final (`eventsAfter`, the live stream's release horizon: an event committed later
-   * with a smaller position is never skipped), queued for every subscription that matches
-   * them in one INSERT ... SELECT, the cursor moved past them in the same statement. The
-   * cursor row is locked FOR UPDATE SKIP LOCKED: while one instance fans out, the others skip
-   * it. A subscription matches an event of its types and key prefixes written while it was
-   * enabled (`fan_from`, `fan_until`: the sequence's last value when it was created or
-   * enabled, and disabled; migrations/012), never one about itself. With no subscription at
-   * all, the cursor moves to the horizon without reading the events. With `lease`, the same
-   * statement leases the new deliveries this instance has room for (`FanOutLease`), as a
-   * claim would, unless an earlier delivery of the same (subscription, key) is still pending
-   * or the subscription has due deliveries waiting for a claim; the caller sends them once
-   * the transaction has committed. Returns the number of events read and the leased
-   * deliveries, or undefined when another instance holds the cursor.
+   * One fan-out batch that only queues, on a transaction of its own (`tx`; tests and callers
+   * that send nothing): the events after the cursor that are final (`eventsAfter`, the live
+   * stream's release horizon: an event committed later with a smaller position is never
+   * skipped), queued for every subscription that matches them in one INSERT ... SELECT, the
+   * cursor moved past them in the same statement. The cursor row is locked FOR UPDATE SKIP
+   * LOCKED and taken only while no lease holds it (`takeFanOut`); moving it ends an expired
+   * lease, so its holder's late `settleFanOut` changes nothing. A subscription matches an
+   * event of its types and key prefixes written while it was enabled (`fan_from`,
+   * `fan_until`: the sequence's last value when it was created or enabled, and disabled;
+   * migrations/012), never one about itself. With no subscription at all, the cursor moves
+   * to the horizon without reading the events. Returns the number of events read, or
+   * undefined when another instance holds the cursor.
    */
-  async fanOut(
-    tx: Queryable,
-    limit: number,
-    lease?: FanOutLease,
-  ): Promise<{ read: number; leased: ClaimedDelivery[] } | undefined> {
+  async fanOut(tx: Queryable, limit: number): Promise<{ read: number } | undefined> {
     // The cursor, locked, read with the horizon's statement 1 (`eventsAfter`).
     let [cur] = await tx.query<{ xid: string; seq: string; subs: boolean } & Partial<SchemaWriters>>(
       `SELECT after_xid::text AS xid, after_seq::text AS seq,
               EXISTS (SELECT 1 FROM webhook_subscriptions) AS subs, ${schemaWritersColumns}
-       FROM event_fanout FOR UPDATE SKIP LOCKED`,
+       FROM event_fanout WHERE lease_until IS NULL OR lease_until < now() FOR UPDATE SKIP LOCKED`,
       [],
       { name: 'events_fanout_cursor' },
     );
@@ -544,18 +553,9 @@ export class EventsRepository {
       if (!cur) return undefined;
     }
     if (!cur.subs) {
-      // Nothing to queue: the cursor moves to the horizon without reading the events, if
-      // still no subscription exists once the horizon is read. Every event below it was
-      // handed its sequence number before then, so a subscription created later starts
-      // after it (fan_from) and none of these events is one it would get.
       const { horizon } = await this.eventsAfter(tx, cur, 0);
-      await tx.query(
-        `UPDATE event_fanout SET after_xid = $1::xid8, after_seq = 0
-         WHERE after_xid < $1::xid8 AND NOT EXISTS (SELECT 1 FROM webhook_subscriptions)`,
-        [horizon],
-        { name: 'events_fanout_skip' },
-      );
-      return { read: 0, leased: [] };
+      await this.skipFanOut(tx, horizon, null);
+      return { read: 0 };
     }
     const ours: SchemaWriters =
       cur.xmax0 !== undefined && cur.xids !== undefined
@@ -563,105 +563,277 @@ export class EventsRepository {
         : await schemaWriters(tx);
     // Statement 2: the events below the horizon (as `eventsAfter` reads them), their
     // deliveries inserted, the cursor moved past them, in one statement.
-    const out = await tx.query<
-      { read: number } & Partial<EventRow> & {
-          delivery_id: string | null;
-          delivery_subscription: string;
-          attempts: number;
+    const out = await tx.query<{ read: number }>(
+      `WITH ${horizonCte('$4', '$5')},
+       ${FANOUT_EVENTS}, ${FANOUT_MATCHES}, queued AS (
+         INSERT INTO webhook_deliveries (subscription_id, event_seq, key)
+         SELECT m.sub, m.seq, m.key FROM m ORDER BY m.seq, m.sub_seq
+       ), cur AS (
+         UPDATE event_fanout SET after_xid = last.xid_n, after_seq = last.seq_n,
+                                 lease_token = NULL, lease_until = NULL FROM last
+       )
+       SELECT count(*)::int AS read FROM e`,
+      [cur.xid, cur.seq, limit, ours.xmax0, ours.xids],
+      { name: 'events_fanout' },
+    );
+    return { read: out[0]?.read ?? 0 };
+  }
+
+  /**
+   * No subscription exists: the cursor moves to the horizon without reading the events, if
+   * still none exists once the horizon is read (every event below it was handed its sequence
+   * number before then, so a subscription created later starts after it, `fan_from`, and
+   * none of these events is one it would get). With `token`: only while that lease holds it,
+   * and the lease ends.
+   */
+  async skipFanOut(q: Queryable, horizon: string, token: string | null): Promise<void> {
+    await q.query(
+      `UPDATE event_fanout
+       SET after_xid = CASE WHEN after_xid < $1::xid8 AND NOT EXISTS (SELECT 1 FROM webhook_subscriptions)
+                            THEN $1::xid8 ELSE after_xid END,
+           after_seq = CASE WHEN after_xid < $1::xid8 AND NOT EXISTS (SELECT 1 FROM webhook_subscriptions)
+                            THEN 0 ELSE after_seq END,
+           lease_token = NULL, lease_until = NULL
+       WHERE $2::uuid IS NULL OR lease_token = $2::uuid`,
+      [horizon, token],
+      { name: 'events_fanout_skip' },
+    );
+  }
+
+  /**
+   * Takes the fan-out cursor for a batch that sends (src/events/dispatcher.ts): a lease
+   * (`token`, until now + leaseMs) instead of a transaction held across the requests, which
+   * would hold back the live stream's horizon. Only while no other lease holds it and no
+   * transaction has it locked (`fanOut`). Carries the horizon's statement 1. Undefined when
+   * another instance holds the cursor.
+   */
+  async takeFanOut(
+    q: Queryable,
+    token: string,
+    leaseMs: number,
+  ): Promise<({ xid: string; seq: string; subs: boolean } & SchemaWriters) | undefined> {
+    const take = () =>
+      q.query<{ xid: string; seq: string; subs: boolean } & SchemaWriters>(
+        `UPDATE event_fanout f SET lease_token = $1::uuid, lease_until = now() + $2 * interval '1 millisecond'
+         WHERE f.id IN (SELECT id FROM event_fanout WHERE lease_until IS NULL OR lease_until < now()
+                        FOR UPDATE SKIP LOCKED)
+         RETURNING after_xid::text AS xid, after_seq::text AS seq,
+                   EXISTS (SELECT 1 FROM webhook_subscriptions) AS subs, ${schemaWritersColumns}`,
+        [token, leaseMs],
+        { name: 'events_fanout_take' },
+      );
+    let [cur] = await take();
+    if (!cur) {
+      // No row (a fresh or emptied table)?
+      const made = await q.query(
+        `INSERT INTO event_fanout (after_xid, after_seq) VALUES ('0', 0) ON CONFLICT DO NOTHING RETURNING 1`,
+      );
+      if (made.length === 1) [cur] = await take();
+    }
+    return cur;
+  }
+
+  /**
+   * The batch of a lease (`takeFanOut`'s cursor and horizon statement 1): the events below
+   * the horizon, up to `limit`, with every subscription that matches each, in event order,
+   * and the position of the last one read. Nothing is written: the lease holder sends the
+   * fresh ones and `settleFanOut` inserts them all.
+   */
+  async readFanOut(
+    q: Queryable,
+    cur: { xid: string; seq: string } & SchemaWriters,
+    limit: number,
+  ): Promise<{
+    read: number;
+    last: { xid: string; seq: string } | null;
+    horizon: string;
+    matches: FanOutMatch[];
+  }> {
+    const rows = await q.query<
+      {
+        read: number;
+        horizon: string;
+        last_xid: string | null;
+        last_seq: string | null;
+      } & Partial<EventRow> & {
+          sub: string | null;
           url: string;
           secrets_tag: string;
+          fresh: boolean;
         }
     >(
       `WITH ${horizonCte('$4', '$5')},
-       e AS (
+       ${FANOUT_EVENTS}, ${FANOUT_MATCHES}
+       SELECT n.read, (SELECT x::text FROM h) AS horizon, last.xid_n::text AS last_xid, last.seq_n::text AS last_seq,
+              m.sub, m.url, m.fresh,
+              COALESCE((SELECT string_agg(w.generation::text || ':' || COALESCE(w.retires_at::text, ''), ','
+                                          ORDER BY w.generation DESC)
+                        FROM webhook_secrets w
+                        WHERE w.subscription_id = m.sub AND (w.retires_at IS NULL OR w.retires_at > now())), '')
+                AS secrets_tag,
+              m.e_seq AS seq, m.id, m.type, m.at, m.e_key AS key, m.version, m.etag, m.actor, m.audit_id,
+              m.subscription_id, m.xid, m.environment
+       FROM (SELECT count(*)::int AS read FROM e) n LEFT JOIN last ON true LEFT JOIN m ON true
+       ORDER BY m.seq, m.sub_seq`,
+      [cur.xid, cur.seq, limit, cur.xmax0, cur.xids],
+      { name: 'events_fanout_read' },
+    );
+    const first = rows[0]!;
+    const matches: FanOutMatch[] = [];
+    for (const {
+      read: _r,
+      horizon: _h,
+      last_xid: _x,
+      last_seq: _s,
+      sub,
+      url,
+      secrets_tag,
+      fresh,
+      ...event
+    } of rows)
+      if (sub !== null)
+        matches.push({ subscription_id: sub, url, secrets_tag, fresh, event: event as EventRow });
+    return {
+      read: first.read,
+      horizon: first.horizon,
+      last:
+        first.last_xid !== null && first.last_seq !== null
+          ? { xid: first.last_xid, seq: first.last_seq }
+          : null,
+      matches,
+    };
+  }
+
+  /**
+   * Ends a lease's batch in one statement, only if the lease (`token`) still holds the
+   * cursor: every match inserted with its outcome (a delivered one is one row: its insert),
+   * failed attempts also in webhook_attempts, the subscriptions' failure runs updated as
+   * `recordAttempts` does, the cursor moved past the batch and the lease ended. Returns
+   * whether the lease held (if not, nothing was written: another instance took the cursor
+   * after the lease ran out and sends the batch again), the deliveries inserted in flight
+   * (as "id subscription event-seq"), and the subscriptions whose failure run grew.
+   */
+  async settleFanOut(
+    q: Queryable,
+    token: string,
+    last: { xid: string; seq: string },
+    items: readonly { sub: string; seq: string; key: string; outcome: FanOutOutcome }[],
+    leaseMs: number,
+  ): Promise<{ held: boolean; flight: string[]; failing: string[] }> {
+    const got = (o: FanOutOutcome) => (o.state === 'flight' || o.state === 'queued' ? undefined : o);
+    const rows = await q.query<{ held: boolean; flight: string[] | null; failing: string[] | null }>(
+      `WITH l AS (
+         UPDATE event_fanout SET after_xid = $1::xid8, after_seq = $2::bigint, lease_token = NULL, lease_until = NULL
+         WHERE lease_token = $3::uuid RETURNING 1
+       ), r AS (
+         SELECT t.* FROM unnest($4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::int[], $9::int[], $10::text[],
+                                $11::int[]) WITH ORDINALITY AS t(sub, seq, key, state, status, latency_ms, error, retry_ms, ord)
+         WHERE EXISTS (SELECT 1 FROM l)
+       ), ins AS (
+         INSERT INTO webhook_deliveries (subscription_id, event_seq, key, status, attempts, next_at, lease_until,
+                                         done_at, response_status, latency_ms, error)
+         SELECT r.sub, r.seq, r.key,
+                CASE r.state WHEN 'delivered' THEN 'delivered' WHEN 'failed' THEN 'failed' ELSE 'pending' END,
+                CASE WHEN r.state = 'queued' THEN 0 ELSE 1 END,
+                CASE WHEN r.state = 'retry' THEN now() + r.retry_ms * interval '1 millisecond' ELSE now() END,
+                CASE WHEN r.state = 'flight' THEN now() + $12 * interval '1 millisecond' END,
+                CASE WHEN r.state IN ('delivered', 'failed') THEN now() END,
+                r.status, r.latency_ms, r.error
+         FROM r JOIN webhook_subscriptions s ON s.id = r.sub
+         ORDER BY r.ord
+         RETURNING id, subscription_id, event_seq, status, attempts, lease_until, response_status, latency_ms, error
+       ), a AS (
+         INSERT INTO webhook_attempts (delivery_id, attempt, response_status, latency_ms, error)
+         SELECT id, 1, response_status, latency_ms, error FROM ins
+         WHERE attempts = 1 AND lease_until IS NULL AND status <> 'delivered'
+       ), per AS (
+         SELECT sub, count(*) FILTER (WHERE state <> 'delivered')::int AS failed,
+                bool_or(state = 'delivered') AS any_ok
+         FROM r WHERE state IN ('delivered', 'retry', 'failed') GROUP BY sub
+       ), s AS (
+         UPDATE webhook_subscriptions w
+         SET consecutive_failures = CASE WHEN per.failed = 0 THEN 0
+                                         WHEN per.any_ok THEN per.failed
+                                         ELSE w.consecutive_failures + per.failed END,
+             failing_since = CASE WHEN per.failed = 0 THEN NULL ELSE COALESCE(w.failing_since, now()) END
+         FROM per WHERE w.id = per.sub
+           AND (per.failed > 0 OR w.consecutive_failures <> 0 OR w.failing_since IS NOT NULL)
+       )
+       SELECT EXISTS (SELECT 1 FROM l) AS held,
+              ARRAY(SELECT id::text || ' ' || subscription_id::text || ' ' || event_seq::text
+                    FROM ins WHERE lease_until IS NOT NULL) AS flight,
+              ARRAY(SELECT sub::text FROM per WHERE failed > 0) AS failing`,
+      [
+        last.xid,
+        last.seq,
+        token,
+        items.map((i) => i.sub),
+        items.map((i) => i.seq),
+        items.map((i) => i.key),
+        items.map((i) => i.outcome.state),
+        items.map((i) => got(i.outcome)?.status ?? null),
+        items.map((i) => got(i.outcome)?.latencyMs ?? null),
+        items.map((i) => got(i.outcome)?.error ?? null),
+        items.map((i) => got(i.outcome)?.retryMs ?? null),
+        leaseMs,
+      ],
+      { name: 'events_fanout_settle' },
+    );
+    const row = rows[0]!;
+    return { held: row.held, flight: row.flight ?? [], failing: row.failing ?? [] };
+  }
+
+  /** Gives a lease back without moving the cursor (its batch could not be sent or settled). */
+  async releaseFanOut(q: Queryable, token: string): Promise<void> {
+    await q.query(
+      `UPDATE event_fanout SET lease_token = NULL, lease_until = NULL WHERE lease_token = $1::uuid`,
+      [token],
+    );
+  }
+}
+
+/**
+ * The fan-out's events: after the cursor ($1, $2), below the horizon `h`, up to $3, in
+ * stream order, and the last of them.
+ */
+const FANOUT_EVENTS = `e AS (
          SELECT ${EVENT_COLUMNS}, e.seq AS seq_n, e.xid AS xid_n FROM h
          JOIN change_events e ON (e.xid, e.seq) > ($1::xid8, $2::bigint) AND e.xid < h.x
          ORDER BY e.xid, e.seq LIMIT $3::int
        ), last AS (
          SELECT xid_n, seq_n FROM e ORDER BY xid_n DESC, seq_n DESC LIMIT 1
-       ), subs AS (
-         -- Whether the instance takes fresh deliveries of this subscription now: enabled, and
-         -- no due delivery of it waiting for a claim (a backlog goes out first, in order).
-         SELECT s.*, $6::boolean AND s.enabled AND NOT EXISTS (
+       )`;
+
+/**
+ * Every (event, subscription) that matches, `fresh` when the batch may send it at once: the
+ * subscription is enabled with no retry due and waiting for a claim (a receiver that is
+ * failing gets its retries first, not a request for every new event beside them), and no
+ * earlier delivery of the event's (subscription, key) is pending (in flight, waiting for a
+ * retry or for a claim): per-key order. A delivery that is not fresh is queued and the
+ * claim's order check holds it back behind the earlier one. (Queued deliveries never tried,
+ * attempts 0, do not stop the subscription's fresh ones: most are a key's later event behind
+ * one in flight, and other keys need not wait for them.)
+ */
+const FANOUT_MATCHES = `subs AS (
+         SELECT s.*, s.enabled AND NOT EXISTS (
                   SELECT 1 FROM webhook_deliveries b
                   WHERE b.subscription_id = s.id AND b.status = 'pending' AND b.next_at <= now()
-                    AND (b.lease_until IS NULL OR b.lease_until < now())) AS takes
+                    AND b.attempts > 0 AND (b.lease_until IS NULL OR b.lease_until < now())) AS takes
          FROM webhook_subscriptions s
        ), m AS (
-         SELECT s.id AS sub, s.seq AS sub_seq, e.seq_n AS seq, COALESCE(e.key, '') AS key,
-                -- Per-key order: a delivery is leased only if no earlier one of its
-                -- (subscription, key) is still pending (in flight, or waiting for a retry);
-                -- otherwise it is queued plain and the claim's order check holds it back.
+         SELECT s.id AS sub, s.seq AS sub_seq, s.url, e.seq_n AS seq, COALESCE(e.key, '') AS key,
                 s.takes AND NOT EXISTS (
                   SELECT 1 FROM webhook_deliveries p
-                  WHERE p.subscription_id = s.id AND p.status = 'pending' AND p.key = COALESCE(e.key, '')) AS fresh
+                  WHERE p.subscription_id = s.id AND p.status = 'pending' AND p.key = COALESCE(e.key, '')) AS fresh,
+                e.seq AS e_seq, e.id, e.type, e.at, e.key AS e_key, e.version, e.etag, e.actor, e.audit_id,
+                e.subscription_id, e.xid, e.environment
          FROM e JOIN subs s
            ON e.seq_n > s.fan_from AND (s.fan_until IS NULL OR e.seq_n <= s.fan_until)
           AND e.type = ANY (s.event_types)
           AND (e.subscription_id IS NULL OR e.subscription_id <> s.id)
           AND (cardinality(s.key_prefixes) = 0
                OR (e.key IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(s.key_prefixes) p WHERE starts_with(e.key, p))))
-       ), r AS (
-         -- Room: per subscription (what this instance has in flight for it), then in all,
-         -- both counted in event order, so a key's leased deliveries are always its first.
-         SELECT m.*, m.fresh AND row_number() OVER (PARTITION BY m.sub, m.fresh ORDER BY m.seq)
-                                 <= COALESCE(room.n, $7::int) AS fits
-         FROM m LEFT JOIN unnest($8::uuid[], $9::int[]) AS room(sub, n) ON room.sub = m.sub
-       ), g AS (
-         SELECT r.*, r.fits AND row_number() OVER (PARTITION BY r.fits ORDER BY r.seq) <= $10::int AS leased
-         FROM r
-       ), queued AS (
-         INSERT INTO webhook_deliveries (subscription_id, event_seq, key, lease_until, attempts)
-         SELECT g.sub, g.seq, g.key,
-                CASE WHEN g.leased THEN now() + $11::int * interval '1 millisecond' END,
-                CASE WHEN g.leased THEN 1 ELSE 0 END
-         FROM g ORDER BY g.seq, g.sub_seq
-         RETURNING id, subscription_id, event_seq, attempts, lease_until
-       ), cur AS (
-         UPDATE event_fanout SET after_xid = last.xid_n, after_seq = last.seq_n FROM last
-       ), got AS (
-         SELECT q.id::text AS delivery_id, q.subscription_id AS delivery_subscription, q.attempts, s.url,
-                COALESCE((SELECT string_agg(w.generation::text || ':' || COALESCE(w.retires_at::text, ''), ','
-                                            ORDER BY w.generation DESC)
-                          FROM webhook_secrets w
-                          WHERE w.subscription_id = s.id AND (w.retires_at IS NULL OR w.retires_at > now())), '')
-                  AS secrets_tag,
-                e.seq, e.id, e.type, e.at, e.key, e.version, e.etag, e.actor, e.audit_id, e.subscription_id,
-                e.xid, e.environment
-         FROM queued q JOIN webhook_subscriptions s ON s.id = q.subscription_id JOIN e ON e.seq_n = q.event_seq
-         WHERE q.lease_until IS NOT NULL
-       )
-       SELECT n.read, got.* FROM (SELECT count(*)::int AS read FROM e) n LEFT JOIN got ON true
-       ORDER BY got.seq::bigint, got.delivery_id::bigint`,
-      [
-        cur.xid,
-        cur.seq,
-        limit,
-        ours.xmax0,
-        ours.xids,
-        lease !== undefined && lease.free > 0,
-        lease?.perSub ?? 0,
-        lease?.rooms.map((r) => r.subscriptionId) ?? [],
-        lease?.rooms.map((r) => r.room) ?? [],
-        lease?.free ?? 0,
-        lease?.leaseMs ?? 0,
-      ],
-      { name: 'events_fanout' },
-    );
-    const leased: ClaimedDelivery[] = [];
-    for (const { read: _, delivery_id, delivery_subscription, attempts, url, secrets_tag, ...event } of out)
-      if (delivery_id !== null)
-        leased.push({
-          id: delivery_id,
-          subscription_id: delivery_subscription,
-          attempts,
-          url,
-          secrets_tag,
-          event: event as EventRow,
-        });
-    return { read: out[0]?.read ?? 0, leased };
-  }
-}
+       )`;
 
 /** One repository for a caller that builds it alone. */
 export function createEventsRepository(): EventsRepository {
