@@ -1,8 +1,5 @@
-import type { Logger } from 'pino';
 import { outcomeOf, withOutcome } from '../audit/outcome.js';
-import type { AuditTrail, ReadOutcome, Touched } from '../audit/trail.js';
-import type { Keyring } from '../crypto/keyring.js';
-import type { Database } from '../db/database.js';
+import type { ReadOutcome, Touched } from '../audit/trail.js';
 import { errors } from '../errors.js';
 import { type Actor, hasScope } from '../identity/actor.js';
 import { type Caller, inEnvironment } from '../identity/caller.js';
@@ -11,7 +8,7 @@ import type { BatchEntry } from '../secrets/batch-schemas.js';
 import type { BatchService, BatchStatus } from '../secrets/batch-service.js';
 import type { BulkRepository } from '../secrets/bulk-repository.js';
 import { openSealed } from '../secrets/open-sealed.js';
-import { checkSecondEnvironment } from './compare.js';
+import { type CompareServiceDeps, checkSecondEnvironment } from './compare.js';
 
 /**
  * POST /api/environments/:from/promote/:to: selected keys' current values copied from one
@@ -28,14 +25,10 @@ export interface PromoteEntry {
   targetEtag: string | null;
 }
 
-export interface PromoteServiceDeps {
-  db: Database;
+/** Promote reads the source's values as compare does, then writes through the batch import. */
+export interface PromoteServiceDeps extends CompareServiceDeps {
   bulk: BulkRepository;
   batch: BatchService;
-  trail: AuditTrail;
-  keyring: Keyring;
-  log: Logger;
-  exists: (name: string) => Promise<boolean>;
 }
 
 /** Copies selected keys' values from one environment to another as one batch import. */

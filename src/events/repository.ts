@@ -75,6 +75,23 @@ export const EVENT_COLUMNS = `e.seq::text AS seq, e.id, e.type, e.at, e.key, e.v
   e.audit_id::text AS audit_id, e.subscription_id, e.xid::text AS xid, e.environment`;
 const CRYPTO = cryptoColumns();
 
+/**
+ * The subscription's failure run after a batch of outcomes, as one CTE `s` over a CTE `per`
+ * (sub, failed, any_ok) of the statement it is part of: the recording of claimed deliveries
+ * and the settling of a fan-out batch both end with it. A batch with a success and no
+ * failure resets the run; an all-success batch of a subscription with no failure run
+ * changes nothing (no row version for it, one per batch otherwise).
+ */
+const FAILURE_RUN_UPDATE = `s AS (
+         UPDATE webhook_subscriptions w
+         SET consecutive_failures = CASE WHEN per.failed = 0 THEN 0
+                                         WHEN per.any_ok THEN per.failed
+                                         ELSE w.consecutive_failures + per.failed END,
+             failing_since = CASE WHEN per.failed = 0 THEN NULL ELSE COALESCE(w.failing_since, now()) END
+         FROM per WHERE w.id = per.sub
+           AND (per.failed > 0 OR w.consecutive_failures <> 0 OR w.failing_since IS NOT NULL)
+       )`;
+
 export interface NewSubscription {
   id: string;
   url: string;
@@ -394,20 +411,10 @@ export class EventsRepository {
          INSERT INTO webhook_attempts (delivery_id, attempt, response_status, latency_ms, error)
            SELECT id, attempt, status, latency_ms, error FROM d WHERE NOT d.ok OR d.attempt > 1
        ), per AS (
-         SELECT subscription_id, count(*) FILTER (WHERE NOT ok)::int AS failed,
+         SELECT subscription_id AS sub, count(*) FILTER (WHERE NOT ok)::int AS failed,
                 bool_or(ok) AS any_ok FROM d GROUP BY subscription_id
-       ), s AS (
-         UPDATE webhook_subscriptions w
-         SET consecutive_failures = CASE WHEN per.failed = 0 THEN 0
-                                         WHEN per.any_ok THEN per.failed
-                                         ELSE w.consecutive_failures + per.failed END,
-             failing_since = CASE WHEN per.failed = 0 THEN NULL ELSE COALESCE(w.failing_since, now()) END
-         FROM per WHERE w.id = per.subscription_id
-             -- An all-success batch of a subscription with no failure run changes nothing:
-             -- no row version for it (one per batch otherwise).
-             AND (per.failed > 0 OR w.consecutive_failures <> 0 OR w.failing_since IS NOT NULL)
-       )
-       SELECT subscription_id, failed FROM per`,
+       ), ${FAILURE_RUN_UPDATE}
+       SELECT sub AS subscription_id, failed FROM per`,
       columnsOf(rs, 'id', 'attempt', 'ok', 'status', 'latencyMs', 'error', 'retryMs'),
       { name: 'webhook_record' },
     );
@@ -750,15 +757,7 @@ export class EventsRepository {
          SELECT sub, count(*) FILTER (WHERE state <> 'delivered')::int AS failed,
                 bool_or(state = 'delivered') AS any_ok
          FROM r WHERE state IN ('delivered', 'retry', 'failed') GROUP BY sub
-       ), s AS (
-         UPDATE webhook_subscriptions w
-         SET consecutive_failures = CASE WHEN per.failed = 0 THEN 0
-                                         WHEN per.any_ok THEN per.failed
-                                         ELSE w.consecutive_failures + per.failed END,
-             failing_since = CASE WHEN per.failed = 0 THEN NULL ELSE COALESCE(w.failing_since, now()) END
-         FROM per WHERE w.id = per.sub
-           AND (per.failed > 0 OR w.consecutive_failures <> 0 OR w.failing_since IS NOT NULL)
-       )
+       ), ${FAILURE_RUN_UPDATE}
        SELECT EXISTS (SELECT 1 FROM l) AS held,
               ARRAY(SELECT id::text || ' ' || subscription_id::text || ' ' || event_seq::text
                     FROM ins WHERE lease_until IS NOT NULL) AS flight,
