@@ -234,11 +234,12 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       // the deliveries are tried again (at least once).
       const failing = await repo.recordAttempts(db, results);
       await repo.release(db, released);
-      for (const sub of failing)
-        if (await repo.disableIfFailing(db, sub, config.disableMinFailures, config.disableAfterMs))
-          log.error({ webhook: sub }, 'webhook subscription disabled after a long run of failures');
+      await disableFailing(failing);
     } catch (err) {
-      log.error({ webhook: subscriptionId, err: (err as Error).message }, 'webhook batch not recorded');
+      log.error(
+        { webhook: subscriptionId, errCode: (err as { code?: unknown }).code },
+        'webhook batch not recorded',
+      );
     } finally {
       inFlight -= items.length;
     }
@@ -249,23 +250,28 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * one subscription may run side by side: a key's later deliveries are never in a batch
    * while an earlier one is in flight (the claim's and the fan-out's order checks), and a
    * subscription's in-flight deliveries stay within PER_SUBSCRIPTION (the claim skips a
-   * subscription that has them; the fan-out leases only up to its room). `again`: claim
-   * once it ends (more are probably due).
+   * subscription that has them; a fan-out batch sends a subscription's fresh deliveries
+   * only while it has room). `again`: claim once it ends (more are probably due).
    */
   function startBatch(sub: string, items: ClaimedDelivery[], claimedAt: number, again: boolean) {
     inFlight += items.length;
-    busy.set(sub, (busy.get(sub) ?? 0) + items.length);
+    hold(sub, items.length);
     const run = runBatch(sub, items, claimedAt).finally(() => {
       running.delete(run);
-      const left = (busy.get(sub) ?? 0) - items.length;
-      if (left > 0) busy.set(sub, left);
-      else busy.delete(sub);
+      hold(sub, -items.length);
       if (again || starved) {
         starved = false;
         nudge(true);
       }
     });
     running.add(run);
+  }
+
+  /** Counts `n` more (or, negative, fewer) deliveries of `sub` in flight here. */
+  function hold(sub: string, n: number) {
+    const left = (busy.get(sub) ?? 0) + n;
+    if (left > 0) busy.set(sub, left);
+    else busy.delete(sub);
   }
 
   function startAll(claimed: ClaimedDelivery[], claimedAt: number, fullAt: number) {
@@ -340,8 +346,14 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
         for (let queue = todo.shift(); queue; queue = todo.shift()) {
           for (const i of queue) {
             if (settling || performance.now() - takenAt + config.timeoutMs > leaseMs - LEASE_MARGIN_MS) break;
+            // A subscription with PER_SUBSCRIPTION in flight here (a slow receiver) gets no
+            // more: the rest of this key is inserted pending, for a claim (which skips it
+            // while it is busy), so it cannot take every other subscription's room.
+            const sub = i.m.subscription_id;
+            if ((busy.get(sub) ?? 0) >= PER_SUBSCRIPTION) break;
+            hold(sub, 1);
             i.outcome = { state: 'flight' };
-            const p = deliver(asDelivery(i.m), secrets.get(i.m.subscription_id)!);
+            const p = deliver(asDelivery(i.m), secrets.get(sub)!).finally(() => hold(sub, -1));
             flights.set(i, p);
             const r = await p;
             // Settled meanwhile: the delivery is inserted in flight, and recorded from there.
@@ -444,7 +456,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
         }
         await disableFailing(await repo.recordAttempts(db, results));
       } catch (err) {
-        log.error({ err: (err as Error).message }, 'webhook batch not recorded');
+        log.error({ errCode: (err as { code?: unknown }).code }, 'webhook batch not recorded');
       } finally {
         inFlight -= flying.length;
       }
@@ -492,7 +504,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       if (send) more = true;
     } catch (err) {
       log.warn(
-        { errCode: (err as { code?: unknown }).code, err: (err as Error).message },
+        { errCode: (err as { code?: unknown }).code },
         'webhook fan-out failed; retrying on the next round',
       );
     }
