@@ -491,11 +491,19 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
       url.searchParams.set('application_name', appNames[kind]);
       storageEnv.DATABASE_URL = url.toString();
     }
+    // BENCH_PROFILE_DIR: a CPU profile of `one` (BENCH_PROFILE_ALL=1: of every kind), its
+    // file named by the process id that the log line gives.
     const profile =
-      process.env.BENCH_PROFILE_DIR && kind === 'one'
+      process.env.BENCH_PROFILE_DIR && (kind === 'one' || process.env.BENCH_PROFILE_ALL === '1')
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
         : [];
-    return start(`${backend}-events-${kind}`, [...profile, ...SERVICE], { ...storageEnv, ...env, ...extra });
+    const server = await start(`${backend}-events-${kind}`, [...profile, ...SERVICE], {
+      ...storageEnv,
+      ...env,
+      ...extra,
+    });
+    if (profile.length > 0) log(`  ${backend} events ${kind}: process ${server.pid} profiled`);
+    return server;
   };
   const servers: Record<EventsKind, Server> = {
     none: await instance('none', {}),
