@@ -321,6 +321,11 @@ const settings = {
     pollMs: setting('WEBHOOK_POLL_MS', int({ min: 0, default: 250 })),
     /** Per delivery attempt. */
     timeoutMs: setting('WEBHOOK_TIMEOUT_MS', int({ min: 100, max: 60_000, default: 10_000 })),
+    /**
+     * How long a fan-out batch may hold the shared cursor for its requests (a slow receiver):
+     * then it settles, its requests still in flight recorded when they end.
+     */
+    settleAfterMs: setting('WEBHOOK_SETTLE_AFTER_MS', int({ min: 10, max: 60_000, default: 1_000 })),
     /** First retry backoff. */
     retryBaseMs: setting('WEBHOOK_RETRY_BASE_MS', int({ min: 1, default: 5_000 })),
     /** Largest retry backoff. */

@@ -19,11 +19,11 @@ import { signatureHeader, signingKey } from './signing.js';
  * Webhook delivery on a timer, in every instance (src/app.ts starts and stops it with the
  * app, like the audit jobs). Each round first fans the events written since the last round
  * out (writers only write the event): under a lease on the fan-out cursor it sends the fresh
- * deliveries and then inserts every delivery with its outcome (`leasedBatch`); then it
+ * deliveries and then inserts every delivery with its outcome (`leasedRun`); then it
  * claims due deliveries left for a claim in one statement (FOR UPDATE SKIP LOCKED plus a
  * lease, src/events/repository.ts `claim`), so instances never send the same delivery at
  * the same time, and sends them without waiting: a claim round never waits for a receiver,
- * a fan-out batch at most SETTLE_AFTER_MS. A subscription's batches run on their
+ * a fan-out batch at most WEBHOOK_SETTLE_AFTER_MS. A subscription's batches run on their
  * own, about PER_SUBSCRIPTION deliveries of it in flight here at most (a claim skips it beyond),
  * so one slow receiver holds up only its own deliveries, never another subscription's (nor
  * request handling).
@@ -47,15 +47,70 @@ const IDLE_MAX_MS = 30_000;
  */
 const FAN_OUT_BATCH = 1000;
 const FAN_OUT_PER_ROUND = 4;
-/**
- * How long a fan-out batch holds the shared cursor for its requests: then the deliveries
- * still in flight are inserted pending and leased to this instance (their outcome recorded
- * as a claim's would be), those not yet sent pending for a claim, and the cursor moves on. A
- * slow receiver holds up every subscription's fresh events for at most this long.
- */
-const SETTLE_AFTER_MS = 1_000;
 /** Events read per fan-out batch at least, however little room there is to send. */
 const FAN_OUT_MIN = 64;
+
+/** A fan-out match and what became of it in its batch. */
+interface Item {
+  m: FanOutMatch;
+  outcome: FanOutOutcome;
+}
+
+/** A fan-out lease held by this instance (`leasedRun`). */
+interface Lease {
+  /** When the lease's expiry was last set (taken or renewed), by this instance's clock, before the statement. */
+  renewedAt: number;
+  /** Whether a request of the lease has started (then the lease is never given back early). */
+  sent: boolean;
+}
+
+/** A fan-out batch sending, until it settles (`leasedRun`). */
+interface Sending {
+  items: Item[];
+  last: { xid: string; seq: string };
+  /**
+   * Per subscription and key of the batch: true once every delivery of it here was
+   * delivered; false when one was not sent (queued, settled in flight) or failed.
+   */
+  keys: Map<string, Promise<boolean>>;
+  /** Requests in flight, by item. */
+  flights: Map<Item, Promise<Attempted>>;
+  /** Set when the batch settles (or its lease is lost): no request of it starts after. */
+  settling: boolean;
+  startedAt: number;
+  /** Every key of the batch is being sent or done: the next batch may be read. */
+  tail: Promise<void>;
+  /** Every request the batch started has ended (or was not started). */
+  done: Promise<void>;
+}
+
+const NOT_DELIVERED = Promise.resolve(false);
+
+/** Whether `p` settles within `ms` (at once when `ms` is not positive and `p` has not). */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p.then(() => true),
+      new Promise<boolean>((res) => {
+        timer = setTimeout(() => res(false), Math.max(0, ms));
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** One attempt's outcome, as recorded (`recordAttempts`). */
+interface Attempted {
+  id: string;
+  attempt: number;
+  ok: boolean;
+  status: number | null;
+  latencyMs: number;
+  error: string | null;
+  retryMs: number | null;
+}
 
 /** What a change event looks like on the wire (webhooks and the live stream): never a value. */
 export function eventPayload(e: EventRow) {
@@ -151,7 +206,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   }
 
   /** One attempt; its result is recorded with the rest of its batch. */
-  async function deliver(d: ClaimedDelivery, secrets: readonly KeyObject[]) {
+  async function deliver(d: ClaimedDelivery, secrets: readonly KeyObject[]): Promise<Attempted> {
     const payload = body(d.event);
     const timestamp = Math.floor(Date.now() / 1000);
     const started = performance.now();
@@ -208,7 +263,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
         else byKey.set(k, [d]);
       }
       const queues = [...byKey.values()];
-      const results: Awaited<ReturnType<typeof deliver>>[] = [];
+      const results: Attempted[] = [];
       const released: { id: string; attempt: number }[] = [];
       const worker = async () => {
         for (let queue = queues.shift(); queue; queue = queues.shift()) {
@@ -288,136 +343,246 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   let idleMs = 0;
 
   /**
-   * A fan-out batch that sends (src/events/repository.ts `takeFanOut`, `readFanOut`,
-   * `settleFanOut`): the cursor is taken by a lease, the batch's events read behind the
-   * horizon, the fresh deliveries sent at once (each key's in event order, one at a time),
-   * and then one statement inserts every delivery with its outcome and moves the cursor, if
-   * the lease still holds it. A delivered event is then one row, written once. A failed one
-   * is inserted pending with its retry due (the claim's path from there), and so is each
-   * later event of its key in the batch (not sent). After SETTLE_AFTER_MS the batch settles
-   * with what it has: requests still in flight are inserted leased to this instance and
-   * recorded when they end. A request starts only if it ends (cut at timeoutMs) well before
-   * the lease could run out, so an instance that takes the cursor after it has run out (this
-   * one died, or could not settle) never finds one of ours in flight; it sends the batch
-   * again (same webhook-id: at least once). Returns the events read, or undefined when
-   * another instance holds the cursor.
+   * The fan-out that sends (src/events/repository.ts `takeFanOut`, `readFanOut`,
+   * `settleFanOut`): the cursor is taken by a lease, and batch after batch is read behind the
+   * horizon, its fresh deliveries sent at once (each key's in event order, one at a time),
+   * and then one statement inserts every delivery of the batch with its outcome and moves the
+   * cursor past it, if the lease still holds it. A delivered event is then one row, written
+   * once. A failed one is inserted pending with its retry due (the claim's path from there),
+   * and so is each later event of its key (not sent).
+   *
+   * Batches overlap: once every key of a batch is being sent (its last requests run), the
+   * next batch is read and starts sending, and the one before settles, renewing the lease.
+   * So the receiver is kept busy through a batch's tail, its settle and the next read, and an
+   * event waits for at most about one batch's requests, not for the slowest key of the batch
+   * before. A key of the next batch that the batch before is still sending waits for that
+   * batch's outcome of it (`Sending.keys`): sent after a delivered one, left queued otherwise
+   * (inserted pending after the earlier one's row, for a claim). At most two batches are open,
+   * and they settle in order.
+   *
+   * After WEBHOOK_SETTLE_AFTER_MS a batch settles with what it has: requests still in flight are
+   * inserted leased to this instance and recorded when they end. A request starts only if it
+   * ends (cut at timeoutMs) well before the lease could run out, so an instance that takes the
+   * cursor after it has run out (this one died, or could not settle) never finds one of ours
+   * in flight; it sends the unsettled batches again (same webhook-id: at least once). Returns
+   * the events read and whether the last batch was full, or undefined when another instance
+   * holds the cursor.
    */
-  async function leasedBatch(limit: number): Promise<number | undefined> {
+  async function leasedRun(batches: number): Promise<{ read: number; full: boolean } | undefined> {
     const token = randomUUID();
-    const takenAt = performance.now();
+    const lease: Lease = { renewedAt: performance.now(), sent: false };
     const cur = await repo.takeFanOut(db, token, leaseMs);
     if (!cur) return undefined;
-    let sent = false;
-    /** Deliveries of this batch counted in inFlight and not yet handed on (to recordLater). */
-    let counted = 0;
+    /** Batches sending and not yet settled, oldest first (at most two). */
+    const open: Sending[] = [];
+    let read = 0;
+    let full = false;
     try {
       if (!cur.subs) {
         const { horizon } = await repo.readFanOut(db, cur, 0);
         await repo.skipFanOut(db, horizon, token);
-        return 0;
+        return { read: 0, full: false };
       }
-      const batch = await repo.readFanOut(db, cur, limit);
-      if (batch.last === null) {
-        await repo.releaseFanOut(db, token);
-        return 0;
-      }
-      const items = batch.matches.map((m) => ({ m, outcome: { state: 'queued' } as FanOutOutcome }));
-      const fresh = items.filter((i) => i.m.fresh);
-      // A fresh delivery's subscription is enabled: the poll keeps its normal pace.
-      if (fresh.length > 0) idleMs = 0;
-      const secrets = new Map<string, readonly KeyObject[]>();
-      for (const i of fresh)
-        if (!secrets.has(i.m.subscription_id))
-          secrets.set(i.m.subscription_id, await signingKeys(i.m.subscription_id, i.m.secrets_tag));
-      const queues = new Map<string, typeof fresh>();
-      for (const i of fresh) {
-        const k = `${i.m.subscription_id}\0${i.m.event.key ?? ''}`;
-        const q = queues.get(k);
-        if (q) q.push(i);
-        else queues.set(k, [i]);
-      }
-      const todo = [...queues.values()];
-      const flights = new Map<(typeof items)[number], Promise<Awaited<ReturnType<typeof deliver>>>>();
-      let settling = false;
-      inFlight += fresh.length;
-      counted = fresh.length;
-      sent = fresh.length > 0;
-      const worker = async () => {
-        for (let queue = todo.shift(); queue; queue = todo.shift()) {
-          for (const i of queue) {
-            if (settling || performance.now() - takenAt + config.timeoutMs > leaseMs - LEASE_MARGIN_MS) break;
-            // A subscription with PER_SUBSCRIPTION in flight here (a slow receiver) gets no
-            // more: the rest of this key is inserted pending, for a claim (which skips it
-            // while it is busy), so it cannot take every other subscription's room.
-            const sub = i.m.subscription_id;
-            if ((busy.get(sub) ?? 0) >= PER_SUBSCRIPTION) break;
-            hold(sub, 1);
-            i.outcome = { state: 'flight' };
-            const p = deliver(asDelivery(i.m), secrets.get(sub)!).finally(() => hold(sub, -1));
-            flights.set(i, p);
-            const r = await p;
-            // Settled meanwhile: the delivery is inserted in flight, and recorded from there.
-            if (settling) break;
-            flights.delete(i);
-            i.outcome = r.ok
-              ? { state: 'delivered', status: r.status, latencyMs: r.latencyMs, error: null, retryMs: null }
-              : {
-                  state: r.retryMs === null ? 'failed' : 'retry',
-                  status: r.status,
-                  latencyMs: r.latencyMs,
-                  error: r.error,
-                  retryMs: r.retryMs,
-                };
-            if (!r.ok) break;
-          }
+      let at: { xid: string; seq: string } = cur;
+      for (let i = 0; i < batches && !stopped; i++) {
+        // A batch reads about as many events as there is room to send; with none, it waits.
+        const free = MAX_IN_FLIGHT - inFlight;
+        if (free <= 0) {
+          starved = true;
+          full = false;
+          break;
         }
-      };
-      const workers = Promise.all(Array.from({ length: Math.min(CONCURRENCY, todo.length) }, worker));
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        workers,
-        new Promise((res) => {
-          timer = setTimeout(res, SETTLE_AFTER_MS);
-        }),
-      ]);
-      clearTimeout(timer);
-      settling = true;
-      const inFlightNow = [...flights];
-      const settled = await repo.settleFanOut(
-        db,
-        token,
-        batch.last,
-        items.map((i) => ({
-          sub: i.m.subscription_id,
-          seq: i.m.event.seq,
-          key: i.m.event.key ?? '',
-          outcome: i.outcome,
-        })),
-        leaseMs,
-      );
-      inFlight -= fresh.length - inFlightNow.length;
-      counted = inFlightNow.length;
-      if (!settled.held) {
-        // The lease ran out and another instance took the cursor: it sends this batch again.
-        log.warn('webhook fan-out lease lost before its batch was recorded; another instance sends it again');
-        return batch.read;
+        const limit = Math.min(FAN_OUT_BATCH, Math.max(FAN_OUT_MIN, free));
+        const writers = i === 0 ? cur : await repo.fanOutWriters(db);
+        const batch = await repo.readFanOut(db, { ...at, xmax0: writers.xmax0, xids: writers.xids }, limit);
+        full = false;
+        if (batch.last === null) break;
+        read += batch.read;
+        at = batch.last;
+        const sending = await startSending(batch.matches, batch.last, open.at(-1), lease);
+        open.push(sending);
+        if (open.length > 1) {
+          if (!(await settle(open[0]!, token, true, lease))) return lost(open, read);
+          open.shift();
+        }
+        full = batch.read >= limit;
+        if (!full) break;
+        // The next batch is read once this one's last keys are being sent; a batch whose keys
+        // are not all under way by WEBHOOK_SETTLE_AFTER_MS (a slow receiver) settles first instead,
+        // and another round reads on (its keys' later events then wait for a claim).
+        if (!(await within(sending.tail, config.settleAfterMs - (performance.now() - sending.startedAt))))
+          break;
       }
-      if (inFlightNow.length > 0) recordLater(inFlightNow, settled.flight);
-      counted = 0;
-      if (starved) {
-        starved = false;
-        nudge(true);
+      if (open.length === 0) {
+        await repo.releaseFanOut(db, token);
+        return { read, full: false };
       }
-      await disableFailing(settled.failing);
-      return batch.read;
+      while (open.length > 0) {
+        if (!(await settle(open[0]!, token, open.length > 1, lease))) return lost(open, read);
+        open.shift();
+      }
+      return { read, full };
     } catch (err) {
+      for (const s of open) s.settling = true;
       // Nothing sent yet: the cursor can go at once. Otherwise the lease runs out first, so
-      // no request of this batch can still be in flight when another instance sends it again.
-      if (!sent) await repo.releaseFanOut(db, token).catch(() => undefined);
+      // no request of this lease can still be in flight when another instance sends it again.
+      if (!lease.sent) await repo.releaseFanOut(db, token).catch(() => undefined);
       throw err;
-    } finally {
-      inFlight -= counted;
     }
+  }
+
+  /** The lease ran out and another instance took the cursor: it sends these batches again. */
+  function lost(open: Sending[], read: number) {
+    for (const s of open) s.settling = true;
+    log.warn('webhook fan-out lease lost before its batch was recorded; another instance sends it again');
+    return { read, full: false };
+  }
+
+  /**
+   * Starts sending a batch's fresh deliveries: a worker per key at a time (at most
+   * CONCURRENCY), each key's in event order, after `before`'s outcome for the key (the batch
+   * before, still open) if it has one.
+   */
+  async function startSending(
+    matches: FanOutMatch[],
+    last: { xid: string; seq: string },
+    before: Sending | undefined,
+    lease: Lease,
+  ): Promise<Sending> {
+    const items: Item[] = matches.map((m) => ({ m, outcome: { state: 'queued' } }));
+    const secrets = new Map<string, readonly KeyObject[]>();
+    const queues = new Map<string, Item[]>();
+    for (const i of items) {
+      const sub = i.m.subscription_id;
+      const k = `${sub}\0${i.m.event.key ?? ''}`;
+      const q = queues.get(k);
+      if (q) q.push(i);
+      else queues.set(k, [i]);
+      if (i.m.fresh && !secrets.has(sub)) secrets.set(sub, await signingKeys(sub, i.m.secrets_tag));
+    }
+    // A fresh delivery's subscription is enabled: the poll keeps its normal pace.
+    if (secrets.size > 0) idleMs = 0;
+    const keys = new Map<string, Promise<boolean>>();
+    const todo: { key: string; queue: Item[]; ok: (delivered: boolean) => void }[] = [];
+    for (const [key, queue] of queues) {
+      if (!queue[0]!.m.fresh) {
+        keys.set(key, NOT_DELIVERED);
+        continue;
+      }
+      let ok!: (delivered: boolean) => void;
+      keys.set(
+        key,
+        new Promise((res) => {
+          ok = res;
+        }),
+      );
+      todo.push({ key, queue, ok });
+    }
+    let tailed!: () => void;
+    const tail = new Promise<void>((res) => {
+      tailed = res;
+    });
+    const s: Sending = {
+      items,
+      last,
+      keys,
+      flights: new Map(),
+      settling: false,
+      startedAt: performance.now(),
+      tail,
+      done: Promise.resolve(),
+    };
+    const runKey = async ({ key, queue }: (typeof todo)[number]): Promise<boolean> => {
+      const earlier = before?.keys.get(key);
+      if (earlier && !(await earlier)) return false;
+      for (const i of queue) {
+        if (
+          !i.m.fresh ||
+          s.settling ||
+          performance.now() - lease.renewedAt + config.timeoutMs > leaseMs - LEASE_MARGIN_MS
+        )
+          return false;
+        // A subscription with PER_SUBSCRIPTION in flight here (a slow receiver) gets no
+        // more: the rest of this key is inserted pending, for a claim (which skips it while
+        // it is busy), so it cannot take every other subscription's room.
+        const sub = i.m.subscription_id;
+        if ((busy.get(sub) ?? 0) >= PER_SUBSCRIPTION) return false;
+        hold(sub, 1);
+        inFlight++;
+        lease.sent = true;
+        i.outcome = { state: 'flight' };
+        const p = deliver(asDelivery(i.m), secrets.get(sub)!).finally(() => {
+          hold(sub, -1);
+          inFlight--;
+        });
+        s.flights.set(i, p);
+        const r = await p;
+        // Settled meanwhile: the delivery is inserted in flight, and recorded from there.
+        if (s.settling) return false;
+        s.flights.delete(i);
+        i.outcome = r.ok
+          ? { state: 'delivered', status: r.status, latencyMs: r.latencyMs, error: null, retryMs: null }
+          : {
+              state: r.retryMs === null ? 'failed' : 'retry',
+              status: r.status,
+              latencyMs: r.latencyMs,
+              error: r.error,
+              retryMs: r.retryMs,
+            };
+        if (!r.ok) return false;
+      }
+      return true;
+    };
+    const worker = async () => {
+      for (let next = todo.shift(); next; next = todo.shift()) {
+        if (todo.length === 0) tailed();
+        let delivered = false;
+        try {
+          delivered = await runKey(next);
+        } finally {
+          next.ok(delivered);
+        }
+      }
+    };
+    s.done = Promise.all(Array.from({ length: Math.min(CONCURRENCY, todo.length) }, worker)).then(() =>
+      tailed(),
+    );
+    if (todo.length === 0) tailed();
+    return s;
+  }
+
+  /**
+   * Settles a batch once its requests have ended or WEBHOOK_SETTLE_AFTER_MS after it started: one
+   * statement (`settleFanOut`), which also ends the lease or (`keep`) renews it. False when
+   * the lease no longer held the cursor (nothing was written).
+   */
+  async function settle(s: Sending, token: string, keep: boolean, lease: Lease): Promise<boolean> {
+    await within(s.done, config.settleAfterMs - (performance.now() - s.startedAt));
+    s.settling = true;
+    const flying = [...s.flights];
+    const renewing = performance.now();
+    const settled = await repo.settleFanOut(
+      db,
+      token,
+      s.last,
+      s.items.map((i) => ({
+        sub: i.m.subscription_id,
+        seq: i.m.event.seq,
+        key: i.m.event.key ?? '',
+        outcome: i.outcome,
+      })),
+      leaseMs,
+      keep,
+    );
+    if (!settled.held) return false;
+    if (keep) lease.renewedAt = renewing;
+    if (flying.length > 0) recordLater(flying, settled.flight);
+    if (starved) {
+      starved = false;
+      nudge(true);
+    }
+    await disableFailing(settled.failing);
+    return true;
   }
 
   /** A fan-out match as a delivery to send (attempt 1; its row does not exist yet). */
@@ -437,10 +602,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * this instance at attempt 1 (`settleFanOut` returns "id subscription seq"); their outcome
    * is recorded as a claimed batch's is.
    */
-  function recordLater(
-    flying: [{ m: FanOutMatch }, Promise<Awaited<ReturnType<typeof deliver>>>][],
-    ids: string[],
-  ) {
+  function recordLater(flying: [Item, Promise<Attempted>][], ids: string[]) {
     const idOf = new Map<string, string>();
     for (const x of ids) {
       const [id, sub, seq] = x.split(' ');
@@ -457,8 +619,6 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
         await disableFailing(await repo.recordAttempts(db, results));
       } catch (err) {
         log.error({ errCode: (err as { code?: unknown }).code }, 'webhook batch not recorded');
-      } finally {
-        inFlight -= flying.length;
       }
     })().finally(() => {
       running.delete(run);
@@ -479,29 +639,20 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   /**
    * Fans out the events written since the last fan-out (by any instance), batch after batch,
    * until it has caught up, another instance holds the cursor, or `batches` batches ran (then
-   * another round follows at once). `send`: batches that send (`leasedBatch`); otherwise
+   * another round follows at once). `send`: batches that send (`leasedRun`); otherwise
    * they only queue, each in a short transaction (src/events/repository.ts `fanOut`).
    */
   async function fanOut(batches: number, send: boolean) {
     try {
-      for (let i = 0; i < batches; i++) {
-        if (!send) {
-          const out = await db.transaction((tx) => repo.fanOut(tx, FAN_OUT_BATCH));
-          if (out === undefined || out.read < FAN_OUT_BATCH) return;
-          continue;
-        }
+      if (send) {
         if (stopped) return;
-        // A batch reads about as many events as there is room to send; with none, it waits.
-        const free = MAX_IN_FLIGHT - inFlight;
-        if (free <= 0) {
-          starved = true;
-          return;
-        }
-        const limit = Math.min(FAN_OUT_BATCH, Math.max(FAN_OUT_MIN, free));
-        const read = await leasedBatch(limit);
-        if (read === undefined || read < limit) return;
+        if ((await leasedRun(batches))?.full) more = true;
+        return;
       }
-      if (send) more = true;
+      for (let i = 0; i < batches; i++) {
+        const out = await db.transaction((tx) => repo.fanOut(tx, FAN_OUT_BATCH));
+        if (out === undefined || out.read < FAN_OUT_BATCH) return;
+      }
     } catch (err) {
       log.warn(
         { errCode: (err as { code?: unknown }).code },

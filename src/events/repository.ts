@@ -715,7 +715,8 @@ export class EventsRepository {
    * Ends a lease's batch in one statement, only if the lease (`token`) still holds the
    * cursor: every match inserted with its outcome (a delivered one is one row: its insert),
    * failed attempts also in webhook_attempts, the subscriptions' failure runs updated as
-   * `recordAttempts` does, the cursor moved past the batch and the lease ended. Returns
+   * `recordAttempts` does, the cursor moved past the batch and the lease ended (`keep`: renewed
+   * for leaseMs from now instead, for the lease's next batch, already sending). Returns
    * whether the lease held (if not, nothing was written: another instance took the cursor
    * after the lease ran out and sends the batch again), the deliveries inserted in flight
    * (as "id subscription event-seq"), and the subscriptions whose failure run grew.
@@ -726,11 +727,14 @@ export class EventsRepository {
     last: { xid: string; seq: string },
     items: readonly { sub: string; seq: string; key: string; outcome: FanOutOutcome }[],
     leaseMs: number,
+    keep = false,
   ): Promise<{ held: boolean; flight: string[]; failing: string[] }> {
     const got = (o: FanOutOutcome) => (o.state === 'flight' || o.state === 'queued' ? undefined : o);
     const rows = await q.query<{ held: boolean; flight: string[] | null; failing: string[] | null }>(
       `WITH l AS (
-         UPDATE event_fanout SET after_xid = $1::xid8, after_seq = $2::bigint, lease_token = NULL, lease_until = NULL
+         UPDATE event_fanout SET after_xid = $1::xid8, after_seq = $2::bigint,
+                lease_token = CASE WHEN $13::boolean THEN lease_token END,
+                lease_until = CASE WHEN $13::boolean THEN now() + $12 * interval '1 millisecond' END
          WHERE lease_token = $3::uuid RETURNING 1
        ), r AS (
          SELECT t.* FROM unnest($4::uuid[], $5::bigint[], $6::text[], $7::text[], $8::int[], $9::int[], $10::text[],
@@ -775,11 +779,20 @@ export class EventsRepository {
         items.map((i) => got(i.outcome)?.error ?? null),
         items.map((i) => got(i.outcome)?.retryMs ?? null),
         leaseMs,
+        keep,
       ],
       { name: 'events_fanout_settle' },
     );
     const row = rows[0]!;
     return { held: row.held, flight: row.flight ?? [], failing: row.failing ?? [] };
+  }
+
+  /**
+   * The horizon's statement 1 for a lease's next batch (`readFanOut`): a lease that reads
+   * batch after batch takes it again for each, so the horizon keeps up.
+   */
+  fanOutWriters(q: Queryable): Promise<SchemaWriters> {
+    return schemaWriters(q);
   }
 
   /** Gives a lease back without moving the cursor (its batch could not be sent or settled). */

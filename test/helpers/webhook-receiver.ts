@@ -40,6 +40,11 @@ export interface Receiver {
   mode: 'up' | 'down' | 'hold';
   /** Keys whose events are answered 503 (counted in `refused`) whatever the mode. */
   refuseKeys: Set<string>;
+  /**
+   * Keys whose events are held until `release()` whatever the mode; `refuseKeys` is read
+   * after the release (so a held event can be made to fail).
+   */
+  holdKeys: Set<string>;
   /** Milliseconds to wait before answering (widens the window two senders could overlap in). */
   delayMs: number;
   /** Secrets any one of which must verify a request. */
@@ -50,6 +55,8 @@ export interface Receiver {
   release(): void;
   /** Resolves once a request is being held. */
   held(): Promise<void>;
+  /** Requests being held now. */
+  holding(): number;
   close(): Promise<void>;
 }
 
@@ -77,6 +84,7 @@ export async function startReceiver(secrets: string[] = []): Promise<Receiver> {
     maxConcurrentPerId: 0,
     mode: 'up',
     refuseKeys: new Set(),
+    holdKeys: new Set(),
     delayMs: 0,
     secrets,
     waitFor: (n) =>
@@ -89,6 +97,7 @@ export async function startReceiver(secrets: string[] = []): Promise<Receiver> {
       releaseHeld = [];
       for (const f of list) f();
     },
+    holding: () => releaseHeld.length,
     held: () =>
       new Promise((resolve) => {
         if (releaseHeld.length > 0) resolve();
@@ -107,21 +116,23 @@ export async function startReceiver(secrets: string[] = []): Promise<Receiver> {
     const id = String(req.headers['webhook-id']);
     inFlight.set(id, (inFlight.get(id) ?? 0) + 1);
     r.maxConcurrentPerId = Math.max(r.maxConcurrentPerId, inFlight.get(id)!);
+    const hold = () =>
+      new Promise<void>((resolve) => {
+        releaseHeld.push(resolve);
+        const list = heldWaiters;
+        heldWaiters = [];
+        for (const f of list) f();
+      });
     try {
-      if (r.mode === 'down' || r.refuseKeys.has(JSON.parse(body).data?.key)) {
+      const key = JSON.parse(body).data?.key;
+      if (r.holdKeys.has(key)) await hold();
+      if (r.mode === 'down' || r.refuseKeys.has(key)) {
         r.refused++;
         res.writeHead(503).end();
         return;
       }
       if (r.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, r.delayMs));
-      if (r.mode === 'hold') {
-        await new Promise<void>((resolve) => {
-          releaseHeld.push(resolve);
-          const list = heldWaiters;
-          heldWaiters = [];
-          for (const f of list) f();
-        });
-      }
+      if (r.mode === 'hold') await hold();
       const headers = {
         'webhook-id': id,
         'webhook-timestamp': String(req.headers['webhook-timestamp']),
