@@ -696,7 +696,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     const perSub = Math.min(PER_SUBSCRIPTION, free);
     try {
       const got = await repo.claim(db, {
-        busy: [...busy].filter(([, n]) => n >= PER_SUBSCRIPTION).map(([sub]) => sub),
+        busy,
         perSub,
         limit: free,
         leaseMs,

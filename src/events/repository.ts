@@ -267,8 +267,9 @@ export class EventsRepository {
   }
 
   /**
-   * Claims due deliveries: up to `perSub` for each enabled subscription not in `busy`, at
-   * most `limit` in all, in event order. A key's deliveries are claimed only in order: one
+   * Claims due deliveries: for each enabled subscription, up to `perSub` less its
+   * deliveries in flight here (`busy`, by subscription), at most `limit` in all, in event
+   * order (so one subscription never has more than `perSub` in flight here). A key's deliveries are claimed only in order: one
    * is claimed only if every earlier pending delivery of its (subscription, key) is
    * claimed with it, so a batch may hold several of one key (the dispatcher sends those one
    * after another) but never one whose predecessor waits for a retry or is in flight
@@ -279,7 +280,7 @@ export class EventsRepository {
    */
   async claim(
     q: Queryable,
-    f: { busy: string[]; perSub: number; limit: number; leaseMs: number },
+    f: { busy: ReadonlyMap<string, number>; perSub: number; limit: number; leaseMs: number },
   ): Promise<{ claimed: ClaimedDelivery[]; anySubscription: boolean }> {
     const rows = await q.query<
       EventRow & {
@@ -292,19 +293,22 @@ export class EventsRepository {
       }
     >(
       `WITH subs AS (
-           SELECT s.id, s.url,
+           SELECT s.id, s.url, s.room,
                   (SELECT string_agg(w.generation::text || ':' || COALESCE(w.retires_at::text, ''), ','
                                      ORDER BY w.generation DESC)
                    FROM webhook_secrets w
                    WHERE w.subscription_id = s.id AND (w.retires_at IS NULL OR w.retires_at > now())) AS secrets_tag
-           FROM webhook_subscriptions s WHERE s.enabled AND NOT (s.id = ANY ($1::uuid[]))
+           FROM (SELECT s.*, $2::int - COALESCE((SELECT b.n FROM unnest($1::uuid[], $5::int[]) AS b(id, n)
+                                                 WHERE b.id = s.id), 0) AS room
+                 FROM webhook_subscriptions s WHERE s.enabled) s
+           WHERE s.room > 0
        ), cand AS (
          SELECT x.* FROM subs CROSS JOIN LATERAL (
            SELECT d.id, d.subscription_id, d.key, d.event_seq FROM webhook_deliveries d
            WHERE d.subscription_id = subs.id AND d.status = 'pending' AND d.next_at <= now()
              AND (d.lease_until IS NULL OR d.lease_until < now())
            ORDER BY d.event_seq, d.id
-           LIMIT $2
+           LIMIT subs.room
            FOR UPDATE OF d SKIP LOCKED
          ) x
        ), due AS (
@@ -330,7 +334,7 @@ export class EventsRepository {
        FROM (SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE enabled) AS any_sub) h
        LEFT JOIN got ON true
        ORDER BY got.seq::bigint`,
-      [f.busy, f.perSub, f.limit, f.leaseMs],
+      [[...f.busy.keys()], f.perSub, f.limit, f.leaseMs, [...f.busy.values()]],
       { name: 'webhook_claim' },
     );
     const anySubscription = rows[0]?.any_sub ?? false;
