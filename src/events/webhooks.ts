@@ -165,8 +165,7 @@ export class WebhookService {
     const secret = newSigningSecret();
     return this.deps.trail.change(caller, 'webhook.rotate', `webhook:${id}`, async (tx) => {
       // The row lock serialises rotations of one subscription (generation numbers).
-      const rows = await tx.query(`SELECT id FROM webhook_subscriptions WHERE id = $1 FOR UPDATE`, [id]);
-      if (rows.length === 0) throw notFound(id);
+      if (!(await this.deps.repo.lockSubscription(tx, id))) throw notFound(id);
       const generation = await this.deps.repo.nextGeneration(tx, id);
       await this.deps.repo.rotate(
         tx,
