@@ -10,6 +10,7 @@ import { cursorCodec, type PageQuery } from '../pagination.js';
 import { checkDestination, parseDestination } from './destination.js';
 import { EVENT_TYPES } from './outbox.js';
 import type { DeliveryLogRow, EventsRepository, SubscriptionRow } from './repository.js';
+import type { CreateWebhookInput, UpdateWebhookInput } from './schemas.js';
 import { newSigningSecret } from './signing.js';
 
 /** Webhook subscriptions: admin only, every change audited and committed with its row. */
@@ -73,15 +74,7 @@ export interface WebhookServiceDeps {
 export class WebhookService {
   constructor(private readonly deps: WebhookServiceDeps) {}
 
-  async create(
-    input: {
-      url: string;
-      eventTypes?: string[] | undefined;
-      keyPrefixes?: string[] | undefined;
-      description?: string | null | undefined;
-    },
-    caller: Caller,
-  ) {
+  async create(input: CreateWebhookInput, caller: Caller) {
     const url = await this.destination(input.url);
     const id = randomUUID();
     const secret = newSigningSecret();
@@ -127,17 +120,7 @@ export class WebhookService {
     return toView(row);
   }
 
-  async update(
-    id: string,
-    input: {
-      url?: string | undefined;
-      eventTypes?: string[] | undefined;
-      keyPrefixes?: string[] | undefined;
-      description?: string | null | undefined;
-      enabled?: boolean | undefined;
-    },
-    caller: Caller,
-  ) {
+  async update(id: string, input: UpdateWebhookInput, caller: Caller) {
     const url = input.url === undefined ? undefined : await this.destination(input.url);
     const row = await this.deps.trail.change(caller, 'webhook.update', `webhook:${id}`, async (tx) => {
       const r = await this.deps.repo.updateSubscription(tx, id, {
