@@ -656,6 +656,8 @@ describe('refusals: each a 4xx with a clear message and an audit row with its re
       // The mint's own row (written as its transaction failed), and no second one.
       const rows = await exchangeRows();
       expect(rows).toHaveLength(1);
+      // Unavailable, as the answer says: not 'error', the outcome of a bug.
+      expect(rows[0]?.outcome).toBe('unavailable');
       expect(rows[0]?.actor).toBe('oidc:gh-deploy:repo:acme/shop:ref:refs/heads/main');
       expect(rows[0]?.key).toContain('trust=gh-deploy');
       expect(rows[0]?.key).not.toContain('reason=');
