@@ -6,7 +6,7 @@ import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
 import { errors } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
-import { cursorCodec, type PageQuery } from '../pagination.js';
+import { CursorCodec, type PageQuery } from '../pagination.js';
 import { checkDestination, parseDestination } from './destination.js';
 import { EVENT_TYPES } from './outbox.js';
 import type { DeliveryLogRow, EventsRepository, SubscriptionRow } from './repository.js';
@@ -51,8 +51,8 @@ function toDelivery(r: DeliveryLogRow) {
   };
 }
 
-const cursors = cursorCodec('w1', (r: { seq: string }) => r.seq);
-const deliveryCursors = cursorCodec('d1', (r: { id: string }) => r.id);
+const cursors = new CursorCodec({ tag: 'w1', positionOf: (r: { seq: string }) => r.seq });
+const deliveryCursors = new CursorCodec({ tag: 'd1', positionOf: (r: { id: string }) => r.id });
 
 const notFound = (id: string) =>
   errors.notFound(`Webhook not found: ${id}`, 'List webhooks with GET /api/webhooks');
