@@ -32,37 +32,47 @@ export interface PageQuery {
   cursor?: string | undefined;
 }
 
-/**
- * The paging of one list of rows: the tag keeps one list's cursors out of another, and
- * `positionOf` names a row's keyset position (its seq or id).
- */
-export function cursorCodec<R>(tag: string, positionOf: (row: R) => string) {
-  const pattern = new RegExp(`^${tag}:([1-9][0-9]{0,18})$`);
-  const encode = (position: string) => Buffer.from(`${tag}:${position}`).toString('base64url');
+/** What one list's cursors are made of. */
+export interface CursorCodecDeps<R> {
+  /** Keeps one list's cursors out of another (e.g. `v1` for secrets, `k1` for access keys). */
+  tag: string;
+  /** A row's keyset position (its seq or id). */
+  positionOf: (row: R) => string;
+}
+
+/** The paging of one list of rows: its opaque cursors and the cutting of its pages. */
+export class CursorCodec<R> {
+  private readonly pattern: RegExp;
+
+  constructor(private readonly deps: CursorCodecDeps<R>) {
+    this.pattern = new RegExp(`^${deps.tag}:([1-9][0-9]{0,18})$`);
+  }
+
+  encode(position: string): string {
+    return Buffer.from(`${this.deps.tag}:${position}`).toString('base64url');
+  }
+
   /** The keyset position, or 400 INVALID_INPUT for anything not made by encode. */
-  const decode = (cursor: string): string => {
-    const m = pattern.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  decode(cursor: string): string {
+    const m = this.pattern.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (!m?.[1] || BigInt(m[1]) > INT8_MAX) throw errors.invalidInput(INVALID_CURSOR);
     return m[1];
-  };
-  return {
-    encode,
-    decode,
-    /**
-     * One page: `fetch` gets the page size and the position to continue after (undefined
-     * on the first page) and returns up to size + 1 rows. A bad cursor is refused before
-     * anything is fetched.
-     */
-    async page<T extends R>(
-      query: PageQuery,
-      fetch: (limit: number, after: string | undefined) => Promise<readonly T[]>,
-      defaultLimit = MAX_PAGE,
-    ): Promise<{ page: T[]; nextCursor: string | null }> {
-      const limit = Math.min(query.limit ?? defaultLimit, MAX_PAGE);
-      const rows = await fetch(limit, query.cursor === undefined ? undefined : decode(query.cursor));
-      return pageOf(rows, limit, positionOf, encode);
-    },
-  };
+  }
+
+  /**
+   * One page: `fetch` gets the page size and the position to continue after (undefined
+   * on the first page) and returns up to size + 1 rows. A bad cursor is refused before
+   * anything is fetched.
+   */
+  async page<T extends R>(
+    query: PageQuery,
+    fetch: (limit: number, after: string | undefined) => Promise<readonly T[]>,
+    defaultLimit = MAX_PAGE,
+  ): Promise<{ page: T[]; nextCursor: string | null }> {
+    const limit = Math.min(query.limit ?? defaultLimit, MAX_PAGE);
+    const rows = await fetch(limit, query.cursor === undefined ? undefined : this.decode(query.cursor));
+    return pageOf(rows, limit, this.deps.positionOf, (position) => this.encode(position));
+  }
 }
 
 /**

@@ -6,7 +6,7 @@ import { grantedEnvironments, requireEnvironments } from '../environments/grants
 import { errors } from '../errors.js';
 import { type Actor, environmentGrant, type Scope } from '../identity/actor.js';
 import type { Caller } from '../identity/caller.js';
-import { cursorCodec, type PageQuery } from '../pagination.js';
+import { CursorCodec, type PageQuery } from '../pagination.js';
 import type { AccessKeyRow, AccessKeysRepository } from './repository.js';
 import type { accessKeyView } from './schemas.js';
 import { hashToken, newToken, TOKEN_PATTERN, tokenPrefix } from './token.js';
@@ -33,7 +33,7 @@ export function toView(r: AccessKeyRow, now = new Date()): AccessKeyView {
   };
 }
 
-const cursors = cursorCodec('k1', (r: { seq: string }) => r.seq);
+const cursors = new CursorCodec({ tag: 'k1', positionOf: (r: { seq: string }) => r.seq });
 
 export interface AccessKeyServiceDeps {
   db: Database;

@@ -1,4 +1,4 @@
-import { DatabaseUnavailableError } from '../db/database.js';
+import { DatabaseUnavailableError, isConcurrencyLoss } from '../db/database.js';
 import { AppError } from '../errors.js';
 
 /**
@@ -58,7 +58,8 @@ const BY_STATUS: Readonly<Record<number, AuditOutcome>> = {
 
 /** The one mapping from an error to the outcome its audit row records. */
 export function outcomeOf(err: unknown): AuditOutcome {
-  if (err instanceof DatabaseUnavailableError) return 'unavailable';
+  // The two storage failures the caller is answered 503 for (src/http/error-handler.ts).
+  if (err instanceof DatabaseUnavailableError || isConcurrencyLoss(err)) return 'unavailable';
   if (!(err instanceof AppError)) return 'error';
   const tagged = (err as unknown as Record<symbol, AuditOutcome | undefined>)[OUTCOME];
   if (tagged) return tagged;

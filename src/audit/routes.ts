@@ -5,7 +5,7 @@ import { isoDateTime } from '../dates.js';
 import type { Database } from '../db/database.js';
 import { DEFAULT_ENVIRONMENT, ENVIRONMENT_NAME_RE, ENVIRONMENT_NAME_RULE } from '../environment-names.js';
 import { errorResponses } from '../http/schemas.js';
-import { cursorCodec, cursorSchema, limitSchema } from '../pagination.js';
+import { CursorCodec, cursorSchema, limitSchema } from '../pagination.js';
 import { RECORDED_TEXT_MAX } from '../storable-text.js';
 import { storable } from '../zod-fields.js';
 import { rowDigest } from './chain.js';
@@ -94,7 +94,7 @@ const toEntry = (r: AuditRow) => ({
   hash: r.sealed ? rowDigest(r).toString('hex') : null,
 });
 
-const cursors = cursorCodec('a1', (r: { id: string }) => r.id);
+const cursors = new CursorCodec({ tag: 'a1', positionOf: (r: { id: string }) => r.id });
 
 /** GET /api/audit and /api/audit/verify: admin JWT only (the guard's default for routes without config.access). */
 export async function auditRoutes(

@@ -80,6 +80,17 @@ const CONNECTION_CODES = new Set([
   'EHOSTUNREACH',
 ]);
 
+/**
+ * True for a driver error saying PostgreSQL rolled the transaction back as the loser of a
+ * deadlock or a serialization conflict (SQLSTATE 40P01, 40001): nothing was changed, and
+ * the same request sent again normally succeeds (503 with Retry-After, not 500).
+ */
+export function isConcurrencyLoss(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  const e = err as { code?: unknown; severity?: unknown };
+  return (e.code === '40P01' || e.code === '40001') && e.severity !== undefined;
+}
+
 /** True for errors that mean "no usable connection", as opposed to a bad statement. */
 export function isConnectionError(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;

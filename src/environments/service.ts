@@ -3,7 +3,7 @@ import type { Database } from '../db/database.js';
 import { DEFAULT_ENVIRONMENT } from '../environment-names.js';
 import { errors } from '../errors.js';
 import { type Caller, inEnvironment } from '../identity/caller.js';
-import { cursorCodec, type PageQuery } from '../pagination.js';
+import { CursorCodec, type PageQuery } from '../pagination.js';
 import type { Changes } from '../secrets/changes.js';
 import type { EnvironmentRow, EnvironmentsRepository } from './repository.js';
 
@@ -23,7 +23,7 @@ const toView = (r: EnvironmentRow): EnvironmentView => ({
   updatedAt: r.updated_at.toISOString(),
 });
 
-const cursors = cursorCodec('e1', (r: { seq: string }) => r.seq);
+const cursors = new CursorCodec({ tag: 'e1', positionOf: (r: { seq: string }) => r.seq });
 
 export interface EnvironmentServiceDeps {
   db: Database;

@@ -201,6 +201,16 @@ export class EventsRepository {
     return rows.length === 1;
   }
 
+  /**
+   * Locks the subscription's row (FOR UPDATE) until the transaction ends, so that changes
+   * that number its secret's generations (rotation) run one at a time; false when there is
+   * no such subscription.
+   */
+  async lockSubscription(q: Queryable, id: string): Promise<boolean> {
+    const rows = await q.query(`SELECT id FROM webhook_subscriptions WHERE id = $1 FOR UPDATE`, [id]);
+    return rows.length === 1;
+  }
+
   /** The secret's sealed generations that still sign, newest first. */
   async signingSecrets(q: Queryable, id: string): Promise<(CryptoColumns & { generation: number })[]> {
     return q.query<CryptoColumns & { generation: number }>(

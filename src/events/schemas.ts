@@ -46,6 +46,9 @@ export const createWebhookBody = strictBody({
   description: description.nullable().optional(),
 }).meta({ id: 'CreateWebhookRequest' });
 
+/** What a caller asks for a new subscription (the zod schema is its one definition). */
+export type CreateWebhookInput = z.output<typeof createWebhookBody>;
+
 export const updateWebhookBody = strictBody({
   url: url.optional(),
   eventTypes: eventTypes.optional(),
@@ -55,6 +58,9 @@ export const updateWebhookBody = strictBody({
 })
   .refine((b) => Object.keys(b).length > 0, { error: 'Request body must change at least one field' })
   .meta({ id: 'UpdateWebhookRequest' });
+
+/** A change to a subscription: only the fields given change. */
+export type UpdateWebhookInput = z.output<typeof updateWebhookBody>;
 
 export const webhookView = z
   .object({

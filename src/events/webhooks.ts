@@ -6,10 +6,11 @@ import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
 import { errors } from '../errors.js';
 import type { Caller } from '../identity/caller.js';
-import { cursorCodec, type PageQuery } from '../pagination.js';
+import { CursorCodec, type PageQuery } from '../pagination.js';
 import { checkDestination, parseDestination } from './destination.js';
 import { EVENT_TYPES } from './outbox.js';
 import type { DeliveryLogRow, EventsRepository, SubscriptionRow } from './repository.js';
+import type { CreateWebhookInput, UpdateWebhookInput } from './schemas.js';
 import { newSigningSecret } from './signing.js';
 
 /** Webhook subscriptions: admin only, every change audited and committed with its row. */
@@ -50,8 +51,8 @@ function toDelivery(r: DeliveryLogRow) {
   };
 }
 
-const cursors = cursorCodec('w1', (r: { seq: string }) => r.seq);
-const deliveryCursors = cursorCodec('d1', (r: { id: string }) => r.id);
+const cursors = new CursorCodec({ tag: 'w1', positionOf: (r: { seq: string }) => r.seq });
+const deliveryCursors = new CursorCodec({ tag: 'd1', positionOf: (r: { id: string }) => r.id });
 
 const notFound = (id: string) =>
   errors.notFound(`Webhook not found: ${id}`, 'List webhooks with GET /api/webhooks');
@@ -73,15 +74,7 @@ export interface WebhookServiceDeps {
 export class WebhookService {
   constructor(private readonly deps: WebhookServiceDeps) {}
 
-  async create(
-    input: {
-      url: string;
-      eventTypes?: string[] | undefined;
-      keyPrefixes?: string[] | undefined;
-      description?: string | null | undefined;
-    },
-    caller: Caller,
-  ) {
+  async create(input: CreateWebhookInput, caller: Caller) {
     const url = await this.destination(input.url);
     const id = randomUUID();
     const secret = newSigningSecret();
@@ -127,17 +120,7 @@ export class WebhookService {
     return toView(row);
   }
 
-  async update(
-    id: string,
-    input: {
-      url?: string | undefined;
-      eventTypes?: string[] | undefined;
-      keyPrefixes?: string[] | undefined;
-      description?: string | null | undefined;
-      enabled?: boolean | undefined;
-    },
-    caller: Caller,
-  ) {
+  async update(id: string, input: UpdateWebhookInput, caller: Caller) {
     const url = input.url === undefined ? undefined : await this.destination(input.url);
     const row = await this.deps.trail.change(caller, 'webhook.update', `webhook:${id}`, async (tx) => {
       const r = await this.deps.repo.updateSubscription(tx, id, {
@@ -165,8 +148,7 @@ export class WebhookService {
     const secret = newSigningSecret();
     return this.deps.trail.change(caller, 'webhook.rotate', `webhook:${id}`, async (tx) => {
       // The row lock serialises rotations of one subscription (generation numbers).
-      const rows = await tx.query(`SELECT id FROM webhook_subscriptions WHERE id = $1 FOR UPDATE`, [id]);
-      if (rows.length === 0) throw notFound(id);
+      if (!(await this.deps.repo.lockSubscription(tx, id))) throw notFound(id);
       const generation = await this.deps.repo.nextGeneration(tx, id);
       await this.deps.repo.rotate(
         tx,

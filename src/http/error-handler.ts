@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { DatabaseUnavailableError } from '../db/database.js';
+import { DatabaseUnavailableError, isConcurrencyLoss } from '../db/database.js';
 import { AppError, errors } from '../errors.js';
 import { noteRejection } from './access-log.js';
 
@@ -15,9 +15,7 @@ export function toAppError(err: unknown): AppError {
   const e = err as FastifyError;
   // Transient concurrency failures of the driver (deadlock, serialization): the transaction
   // rolled back as a whole, so "try again" is the true answer, not a 500.
-  if ((e.code === '40P01' || e.code === '40001') && (err as { severity?: unknown }).severity !== undefined) {
-    return errors.concurrentConflict();
-  }
+  if (isConcurrencyLoss(err)) return errors.concurrentConflict();
   if (hasZodFastifySchemaValidationErrors(e)) {
     // A missing required field says the most; put it first (seed 000's "Both key and value are required").
     const messages = [...new Set(e.validation.map((v) => String(v.message)))].sort(

@@ -93,7 +93,12 @@ function mismatch(trust: TrustRow, claims: JWTPayload): { reason: string; messag
   return null;
 }
 
-/** A refusal of the exchange, tagged with its reason for the audit row. */
+/**
+ * A failure of the exchange before its mint, tagged with its reason for the audit row: a
+ * refusal (400, 401, 403), or a 503 whose cause is known where it happened (the issuer's
+ * keys could not be fetched, our replay store could not be reached). The reason is chosen
+ * there, never guessed from the status: a 503 of our own storage is no issuer failure.
+ */
 class Refusal extends Error {
   constructor(
     readonly reason: string,
@@ -113,9 +118,11 @@ const refuse = (reason: string, status: 400 | 401 | 403, message: string, next: 
   return new Refusal(reason, err);
 };
 
-/** jose's verdicts, as refusals that say what was wrong with the token. */
+/** jose's verdicts, as refusals that say what was wrong with the token (or with its issuer). */
 function verificationRefusal(err: unknown, issuer: string): Refusal | AppError {
-  if (err instanceof AppError) return err;
+  // The key resolver's own failure: the issuer's discovery document or JWKS (issuer-keys.ts).
+  if (err instanceof AppError)
+    return err.code === 'ISSUER_UNAVAILABLE' ? new Refusal('issuer_unavailable', err) : err;
   const next = 'Request a fresh ID token from your platform and exchange it at once';
   if (err instanceof joseErrors.JWTExpired)
     return refuse('expired', 401, 'Invalid token: the ID token has expired', next);
@@ -427,7 +434,14 @@ export class OidcService {
     const exp = claims.exp as number;
     const replayId = `${iss}#${typeof claims.jti === 'string' ? `jti:${claims.jti}` : `sha256:${hashToken(token).toString('hex')}`}`;
     const ttlMs = (exp - Date.now() / 1000 + CLOCK_SKEW_SECONDS) * 1000;
-    if (!(await this.deps.replay.firstUse(replayId, ttlMs))) {
+    let first: boolean;
+    try {
+      first = await this.deps.replay.firstUse(replayId, ttlMs);
+    } catch (err) {
+      // Our replay store failed (replay.ts fails closed with a 503), not the issuer.
+      throw err instanceof AppError ? new Refusal('replay_store_unavailable', err) : err;
+    }
+    if (!first) {
       throw refuse(
         'replay',
         401,
@@ -472,29 +486,23 @@ export class OidcService {
     };
   }
 
-  /** The audit row of a refused exchange, and of one an issuer's keys could not be fetched for (503). */
+  /**
+   * The audit row of an exchange refused or failed before its mint (a Refusal, with its
+   * reason). A failure of the mint itself already has its row: trail.change writes it, with
+   * the outcome of the storage error and no reason.
+   */
   private async recordRefusal(err: unknown, caller: Caller, attempt: Attempt): Promise<void> {
-    if (err instanceof Refusal) {
-      const outcome =
-        err.error.statusCode === 403
-          ? 'denied'
-          : err.error.statusCode === 400
-            ? 'invalid'
-            : 'unauthenticated';
-      await this.deps.trail.refused(
-        caller,
-        'auth.token_exchange',
-        [describe(attempt.claims, attempt.trust, err.reason)],
-        withOutcome(err.error, outcome),
-      );
-    } else if (err instanceof AppError && err.statusCode === 503) {
-      await this.deps.trail.refused(
-        caller,
-        'auth.token_exchange',
-        [describe(attempt.claims, attempt.trust, 'issuer_unavailable')],
-        err,
-      );
-    }
+    if (!(err instanceof Refusal)) return;
+    const status = err.error.statusCode;
+    const outcome =
+      status === 403 ? 'denied' : status === 400 ? 'invalid' : status === 401 ? 'unauthenticated' : null;
+    await this.deps.trail.refused(
+      caller,
+      'auth.token_exchange',
+      [describe(attempt.claims, attempt.trust, err.reason)],
+      // A 503 keeps the outcome of its status (unavailable).
+      outcome ? withOutcome(err.error, outcome) : err.error,
+    );
   }
 
   /** Resolves an iw_ workload token to an actor with its trust's grant; 401 otherwise. */

@@ -7,7 +7,7 @@ import type { ReadRouting, ReadTarget } from '../db/read-replicas.js';
 import type { CryptoColumns } from '../db/sealed-columns.js';
 import { errors } from '../errors.js';
 import { type Caller, environmentOf } from '../identity/caller.js';
-import { cursorCodec, type PageQuery } from '../pagination.js';
+import { CursorCodec, type PageQuery } from '../pagination.js';
 import type { ChangeRequest, Changes, CreateRequest } from './changes.js';
 import { ifMatchSatisfied, secretEtag } from './etag.js';
 import { openSealed } from './open-sealed.js';
@@ -44,7 +44,7 @@ export type { ChangeRequest as UpdateInput, CreateRequest as CreateInput } from 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 // The list cursor is opaque to clients: base64url of a versioned keyset position.
-const cursors = cursorCodec('v1', (r: { seq: string }) => r.seq);
+const cursors = new CursorCodec({ tag: 'v1', positionOf: (r: { seq: string }) => r.seq });
 
 const versionNotFound = (key: string, version: number) =>
   errors.notFound(

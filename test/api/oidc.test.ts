@@ -4,6 +4,7 @@ import { bearer, createAccessKey } from '../helpers/access-keys.js';
 import { createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
 import { githubClaims, kubernetesClaims, type LocalIssuer, startIssuer } from '../helpers/oidc-issuer.js';
+import { freePort } from '../helpers/pg-cluster.js';
 import { secretValue } from '../helpers/secrets.js';
 
 /**
@@ -634,6 +635,38 @@ describe('refusals: each a 4xx with a clear message and an audit row with its re
     expect(rows[0]?.key).toContain('reason=issuer_unavailable');
   });
 
+  it('our storage failing as the token is minted: 503 with Retry-After, one audit row, no issuer blamed', async () => {
+    await githubTrust();
+    // The mint's INSERT fails as PostgreSQL reports a lost serialization conflict (40001),
+    // raised by the database itself from a trigger on the table.
+    await t.db.query(
+      `CREATE FUNCTION test_mint_conflict() RETURNS trigger LANGUAGE plpgsql AS
+       $$ BEGIN RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001'; END $$`,
+    );
+    await t.db.query(
+      `CREATE TRIGGER test_mint_conflict BEFORE INSERT ON workload_tokens
+       FOR EACH ROW EXECUTE FUNCTION test_mint_conflict()`,
+    );
+    try {
+      const res = await exchange(await gh.sign(githubClaims()));
+      expect(res.statusCode, res.body).toBe(503);
+      expect(res.headers['retry-after']).toBeDefined();
+      expect(res.json().error).toBe('SERVICE_UNAVAILABLE');
+      expect(await t.db.query('SELECT 1 FROM workload_tokens')).toEqual([]);
+      // The mint's own row (written as its transaction failed), and no second one.
+      const rows = await exchangeRows();
+      expect(rows).toHaveLength(1);
+      // Unavailable, as the answer says: not 'error', the outcome of a bug.
+      expect(rows[0]?.outcome).toBe('unavailable');
+      expect(rows[0]?.actor).toBe('oidc:gh-deploy:repo:acme/shop:ref:refs/heads/main');
+      expect(rows[0]?.key).toContain('trust=gh-deploy');
+      expect(rows[0]?.key).not.toContain('reason=');
+    } finally {
+      await t.db.query('DROP TRIGGER test_mint_conflict ON workload_tokens');
+      await t.db.query('DROP FUNCTION test_mint_conflict()');
+    }
+  });
+
   it('bad requests: 400 naming the field', async () => {
     for (const [payload, text] of [
       [{ grant_type: 'password', subject_token: 'x', subject_token_type: JWT_TYPE }, 'grant_type must be'],
@@ -689,6 +722,50 @@ describe('the signing keys', () => {
     } finally {
       await issuer.close();
     }
+  });
+});
+
+describe('replay store unreachable (REDIS_URL names a port nothing listens on)', () => {
+  let app: TestApp | undefined;
+  afterAll(async () => app?.close());
+
+  it('fails the exchange closed with 503, audited as our replay store failing, not the issuer', async () => {
+    app = await createTestApp({
+      env: { OIDC_ALLOW_HTTP_ISSUERS: 'true', REDIS_URL: `redis://127.0.0.1:${await freePort()}` },
+    });
+    const a = app;
+    const created = await a.app.inject({
+      method: 'POST',
+      url: '/api/auth/trusts',
+      headers: a.auth(),
+      payload: {
+        name: 'gh',
+        issuer: gh.issuer,
+        audiences: ['secrets-service'],
+        subject: 'repo:acme/shop:*',
+        scopes: ['secrets:read'],
+      },
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const res = await a.app.inject({
+      method: 'POST',
+      url: '/api/auth/token',
+      payload: {
+        grant_type: TOKEN_EXCHANGE,
+        subject_token: await gh.sign(githubClaims()),
+        subject_token_type: JWT_TYPE,
+      },
+    });
+    expect(res.statusCode, res.body).toBe(503);
+    expect(res.json().message).toContain('replay store');
+    expect(await a.db.query('SELECT 1 FROM workload_tokens')).toEqual([]);
+    const rows = await a.db.query<{ actor: string; key: string; outcome: string }>(
+      `SELECT actor, key, outcome FROM audit_log WHERE action = 'auth.token_exchange' ORDER BY id`,
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.outcome).toBe('unavailable');
+    expect(rows[0]?.key).toContain('reason=replay_store_unavailable');
+    expect(rows[0]?.key).not.toContain('issuer_unavailable');
   });
 });
 

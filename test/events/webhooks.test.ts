@@ -417,6 +417,8 @@ describe('subscriptions', () => {
     expect(denied.statusCode).toBe(403);
     expect((await admin.req('DELETE', `/api/webhooks/${sub.id}`)).statusCode).toBe(200);
     expect((await admin.req('DELETE', `/api/webhooks/${sub.id}`)).statusCode).toBe(404);
+    // Rotation finds no row to lock: 404, not a new generation for a deleted subscription.
+    expect((await admin.req('POST', `/api/webhooks/${sub.id}/rotate-secret`)).statusCode).toBe(404);
     const audit = await t.db.query<{ action: string; outcome: string }>(
       `SELECT action, outcome FROM audit_log WHERE action LIKE 'webhook.%' ORDER BY id`,
     );
