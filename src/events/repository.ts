@@ -686,12 +686,7 @@ export class EventsRepository {
       `WITH ${horizonCte('$4', '$5')},
        ${FANOUT_EVENTS}, ${FANOUT_MATCHES}
        SELECT n.read, (SELECT x::text FROM h) AS horizon, last.xid_n::text AS last_xid, last.seq_n::text AS last_seq,
-              m.sub, m.url, m.fresh,
-              COALESCE((SELECT string_agg(w.generation::text || ':' || COALESCE(w.retires_at::text, ''), ','
-                                          ORDER BY w.generation DESC)
-                        FROM webhook_secrets w
-                        WHERE w.subscription_id = m.sub AND (w.retires_at IS NULL OR w.retires_at > now())), '')
-                AS secrets_tag,
+              m.sub, m.url, m.fresh, COALESCE(m.secrets_tag, '') AS secrets_tag,
               m.e_seq AS seq, m.id, m.type, m.at, m.e_key AS key, m.version, m.etag, m.actor, m.audit_id,
               m.subscription_id, m.xid, m.environment
        FROM (SELECT count(*)::int AS read FROM e) n LEFT JOIN last ON true LEFT JOIN m ON true
@@ -844,10 +839,14 @@ const FANOUT_MATCHES = `subs AS (
          SELECT s.*, s.enabled AND NOT EXISTS (
                   SELECT 1 FROM webhook_deliveries b
                   WHERE b.subscription_id = s.id AND b.status = 'pending' AND b.next_at <= now()
-                    AND b.attempts > 0 AND (b.lease_until IS NULL OR b.lease_until < now())) AS takes
+                    AND b.attempts > 0 AND (b.lease_until IS NULL OR b.lease_until < now())) AS takes,
+                (SELECT string_agg(w.generation::text || ':' || COALESCE(w.retires_at::text, ''), ','
+                                   ORDER BY w.generation DESC)
+                 FROM webhook_secrets w
+                 WHERE w.subscription_id = s.id AND (w.retires_at IS NULL OR w.retires_at > now())) AS secrets_tag
          FROM webhook_subscriptions s
        ), m AS (
-         SELECT s.id AS sub, s.seq AS sub_seq, s.url, e.seq_n AS seq, COALESCE(e.key, '') AS key,
+         SELECT s.id AS sub, s.seq AS sub_seq, s.url, s.secrets_tag, e.seq_n AS seq, COALESCE(e.key, '') AS key,
                 s.takes AND NOT EXISTS (
                   SELECT 1 FROM webhook_deliveries p
                   WHERE p.subscription_id = s.id AND p.status = 'pending' AND p.key = COALESCE(e.key, '')) AS fresh,
