@@ -35,7 +35,7 @@ import { environmentRoutes } from './environments/routes.js';
 import { environmentName, envParams } from './environments/schemas.js';
 import { EnvironmentService } from './environments/service.js';
 import { errors } from './errors.js';
-import { createDispatcher, type Dispatcher } from './events/dispatcher.js';
+import { Dispatcher } from './events/dispatcher.js';
 import { EventsRepository } from './events/repository.js';
 import { eventStreamRoutes, webhookRoutes } from './events/routes.js';
 import { EventStreams } from './events/stream.js';
@@ -417,7 +417,7 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     exists,
   });
   const eventsRepo = new EventsRepository();
-  const dispatcher = createDispatcher({ db, repo: eventsRepo, keyring, log: logger, config: config.events });
+  const dispatcher = new Dispatcher({ db, repo: eventsRepo, keyring, log: logger, config: config.events });
   const webhooks = new WebhookService({
     db,
     repo: eventsRepo,
@@ -545,5 +545,5 @@ function scheduleAuditJobs(app: FastifyInstance, deps: AppDeps, { sealer, mainte
  */
 function scheduleEventJobs(app: FastifyInstance, { dispatcher }: Services): void {
   app.addHook('onReady', async () => dispatcher.start());
-  app.addHook('onClose', dispatcher.stop);
+  app.addHook('onClose', async () => dispatcher.stop());
 }

@@ -145,37 +145,54 @@ export interface DispatcherDeps {
   config: EventsConfig;
 }
 
-export function createDispatcher({ db, repo, keyring, log, config }: DispatcherDeps) {
-  const rules = { allowHttp: config.allowHttp, allowPrivate: config.allowPrivate };
-  // Kept-alive connections, at most CONCURRENCY per origin (src/events/sender.ts: every
-  // new connection is to a checked address; no redirects; bounded in time and bytes).
-  const sender = createSender(rules, config.timeoutMs, CONCURRENCY);
-  // A claim outlives any attempt: the request is cut at timeoutMs, the lease runs longer.
-  const leaseMs = config.timeoutMs * 2 + 10_000;
+export class Dispatcher {
+  /**
+   * Kept-alive connections, at most CONCURRENCY per origin (src/events/sender.ts: every
+   * new connection is to a checked address; no redirects; bounded in time and bytes).
+   */
+  private readonly sender: ReturnType<typeof createSender>;
+  /** A claim outlives any attempt: the request is cut at timeoutMs, the lease runs longer. */
+  private readonly leaseMs: number;
   /** Batches in flight here, and deliveries in flight here per subscription. */
-  const running = new Set<Promise<void>>();
-  const busy = new Map<string, number>();
-  let inFlight = 0;
+  private readonly running = new Set<Promise<void>>();
+  private readonly busy = new Map<string, number>();
+  private inFlight = 0;
   /** A claim round found no room (MAX_IN_FLIGHT): the next batch to end claims at once. */
-  let starved = false;
+  private starved = false;
   /** The fan-out stopped after its last batch of a round, a full one: another round at once. */
-  let more = false;
-  let claiming: Promise<void> | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let jobsTimer: NodeJS.Timeout | undefined;
-  let jobsRunning: Promise<unknown> = Promise.resolve();
-  let stopped = true;
-  const stats = { delivered: 0, failed: 0, latenciesMs: [] as number[] };
-
+  private more = false;
+  private claiming: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private jobsTimer: NodeJS.Timeout | undefined;
+  private jobsRunning: Promise<unknown> = Promise.resolve();
+  private stopped = true;
+  readonly stats = { delivered: 0, failed: 0, latenciesMs: [] as number[] };
   /**
    * Opened signing keys per subscription, with the claim's tag of the generations that sign
    * (src/events/repository.ts `claim`): read and opened again only when the tag changes (a
    * rotation, a retirement), not once per batch.
    */
-  const keys = new Map<string, { tag: string; keys: KeyObject[] }>();
+  private readonly keys = new Map<string, { tag: string; keys: KeyObject[] }>();
+  /**
+   * Request bodies of recent events: an event goes to every subscription that wants it
+   * with the same body (its `timestamp` is the event's), serialized once.
+   */
+  private readonly bodies = new Map<string, string>();
+  /** Whether the last claim saw no enabled subscription, and the idle poll interval then. */
+  private idleMs = 0;
+  /** The fan-out running here, if one is: one at a time per instance. */
+  private fanning: Promise<void> | undefined;
 
-  async function signingKeys(subscriptionId: string, tag: string): Promise<KeyObject[]> {
-    const known = keys.get(subscriptionId);
+  constructor(private readonly deps: DispatcherDeps) {
+    const { config } = deps;
+    const rules = { allowHttp: config.allowHttp, allowPrivate: config.allowPrivate };
+    this.sender = createSender(rules, config.timeoutMs, CONCURRENCY);
+    this.leaseMs = config.timeoutMs * 2 + 10_000;
+  }
+
+  private async signingKeys(subscriptionId: string, tag: string): Promise<KeyObject[]> {
+    const { db, repo, keyring } = this.deps;
+    const known = this.keys.get(subscriptionId);
     if (known && known.tag === tag) return known.keys;
     const rows = await repo.signingSecrets(db, subscriptionId);
     const opened = rows.map((r) =>
@@ -184,33 +201,28 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       ),
     );
     // Forget subscriptions gone from the claims (deleted, disabled): the map stays small.
-    if (keys.size > 1000) keys.clear();
-    keys.set(subscriptionId, { tag, keys: opened });
+    if (this.keys.size > 1000) this.keys.clear();
+    this.keys.set(subscriptionId, { tag, keys: opened });
     return opened;
   }
 
-  /**
-   * Request bodies of recent events: an event goes to every subscription that wants it
-   * with the same body (its `timestamp` is the event's), serialized once.
-   */
-  const bodies = new Map<string, string>();
-
-  function body(e: EventRow): string {
-    let b = bodies.get(e.id);
+  private body(e: EventRow): string {
+    let b = this.bodies.get(e.id);
     if (b === undefined) {
-      if (bodies.size >= MAX_IN_FLIGHT * 2) bodies.clear();
+      if (this.bodies.size >= MAX_IN_FLIGHT * 2) this.bodies.clear();
       b = JSON.stringify(eventPayload(e));
-      bodies.set(e.id, b);
+      this.bodies.set(e.id, b);
     }
     return b;
   }
 
   /** One attempt; its result is recorded with the rest of its batch. */
-  async function deliver(d: ClaimedDelivery, secrets: readonly KeyObject[]): Promise<Attempted> {
-    const payload = body(d.event);
+  private async deliver(d: ClaimedDelivery, secrets: readonly KeyObject[]): Promise<Attempted> {
+    const { config, log } = this.deps;
+    const payload = this.body(d.event);
     const timestamp = Math.floor(Date.now() / 1000);
     const started = performance.now();
-    const out = await sender.post(d.url, payload, [
+    const out = await this.sender.post(d.url, payload, [
       'content-type',
       'application/json',
       'user-agent',
@@ -227,11 +239,11 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     const error = ok ? null : (out.error ?? `answered ${out.status}`);
     const retryMs = ok || d.attempts >= config.maxAttempts ? null : retryDelayMs(d.attempts, config);
     if (ok) {
-      stats.delivered++;
-      stats.latenciesMs.push(Date.now() - d.event.at.getTime());
-      if (stats.latenciesMs.length > 100_000) stats.latenciesMs.splice(0, 50_000);
+      this.stats.delivered++;
+      this.stats.latenciesMs.push(Date.now() - d.event.at.getTime());
+      if (this.stats.latenciesMs.length > 100_000) this.stats.latenciesMs.splice(0, 50_000);
     } else {
-      stats.failed++;
+      this.stats.failed++;
       log.warn(
         {
           webhook: d.subscription_id,
@@ -252,9 +264,10 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * time), each key's deliveries one after another in event order. After a failure the
    * key's later deliveries are given back unattempted, so they wait behind its retry.
    */
-  async function runBatch(subscriptionId: string, items: ClaimedDelivery[], claimedAt: number) {
+  private async runBatch(subscriptionId: string, items: ClaimedDelivery[], claimedAt: number) {
+    const { db, repo, log, config } = this.deps;
     try {
-      const secrets = await signingKeys(subscriptionId, items[0]!.secrets_tag);
+      const secrets = await this.signingKeys(subscriptionId, items[0]!.secrets_tag);
       const byKey = new Map<string, ClaimedDelivery[]>();
       for (const d of items) {
         const k = d.event.key ?? '';
@@ -271,11 +284,11 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
             // A request is started only if it ends (at the latest, cut at timeoutMs) well
             // before the claim's lease does: past the lease another instance may claim the
             // delivery, and it must never find one of ours still in flight. The rest go back.
-            if (performance.now() - claimedAt + config.timeoutMs > leaseMs - LEASE_MARGIN_MS) {
+            if (performance.now() - claimedAt + config.timeoutMs > this.leaseMs - LEASE_MARGIN_MS) {
               for (const d of queue.slice(i)) released.push({ id: d.id, attempt: d.attempts });
               break;
             }
-            const r = await deliver(queue[i]!, secrets);
+            const r = await this.deliver(queue[i]!, secrets);
             results.push(r);
             if (!r.ok) {
               for (const d of queue.slice(i + 1)) released.push({ id: d.id, attempt: d.attempts });
@@ -289,14 +302,14 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       // the deliveries are tried again (at least once).
       const failing = await repo.recordAttempts(db, results);
       await repo.release(db, released);
-      await disableFailing(failing);
+      await this.disableFailing(failing);
     } catch (err) {
       log.error(
         { webhook: subscriptionId, errCode: (err as { code?: unknown }).code },
         'webhook batch not recorded',
       );
     } finally {
-      inFlight -= items.length;
+      this.inFlight -= items.length;
     }
   }
 
@@ -308,39 +321,36 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * subscription that has them; a fan-out batch sends a subscription's fresh deliveries
    * only while it has room). `again`: claim once it ends (more are probably due).
    */
-  function startBatch(sub: string, items: ClaimedDelivery[], claimedAt: number, again: boolean) {
-    inFlight += items.length;
-    hold(sub, items.length);
-    const run = runBatch(sub, items, claimedAt).finally(() => {
-      running.delete(run);
-      hold(sub, -items.length);
-      if (again || starved) {
-        starved = false;
-        nudge(true);
+  private startBatch(sub: string, items: ClaimedDelivery[], claimedAt: number, again: boolean) {
+    this.inFlight += items.length;
+    this.hold(sub, items.length);
+    const run = this.runBatch(sub, items, claimedAt).finally(() => {
+      this.running.delete(run);
+      this.hold(sub, -items.length);
+      if (again || this.starved) {
+        this.starved = false;
+        this.nudge(true);
       }
     });
-    running.add(run);
+    this.running.add(run);
   }
 
   /** Counts `n` more (or, negative, fewer) deliveries of `sub` in flight here. */
-  function hold(sub: string, n: number) {
-    const left = (busy.get(sub) ?? 0) + n;
-    if (left > 0) busy.set(sub, left);
-    else busy.delete(sub);
+  private hold(sub: string, n: number) {
+    const left = (this.busy.get(sub) ?? 0) + n;
+    if (left > 0) this.busy.set(sub, left);
+    else this.busy.delete(sub);
   }
 
-  function startAll(claimed: ClaimedDelivery[], claimedAt: number, fullAt: number) {
+  private startAll(claimed: ClaimedDelivery[], claimedAt: number, fullAt: number) {
     const bySub = new Map<string, ClaimedDelivery[]>();
     for (const d of claimed) {
       const list = bySub.get(d.subscription_id) ?? [];
       list.push(d);
       bySub.set(d.subscription_id, list);
     }
-    for (const [sub, items] of bySub) startBatch(sub, items, claimedAt, items.length >= fullAt);
+    for (const [sub, items] of bySub) this.startBatch(sub, items, claimedAt, items.length >= fullAt);
   }
-
-  /** Whether the last claim saw no enabled subscription, and the idle poll interval then. */
-  let idleMs = 0;
 
   /**
    * The fan-out that sends (src/events/repository.ts `takeFanOut`, `readFanOut`,
@@ -368,10 +378,11 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * the events read and whether the last batch was full, or undefined when another instance
    * holds the cursor.
    */
-  async function leasedRun(batches: number): Promise<{ read: number; full: boolean } | undefined> {
+  private async leasedRun(batches: number): Promise<{ read: number; full: boolean } | undefined> {
+    const { db, repo, config } = this.deps;
     const token = randomUUID();
     const lease: Lease = { renewedAt: performance.now(), sent: false };
-    const cur = await repo.takeFanOut(db, token, leaseMs);
+    const cur = await repo.takeFanOut(db, token, this.leaseMs);
     if (!cur) return undefined;
     /** Batches sending and not yet settled, oldest first (at most two). */
     const open: Sending[] = [];
@@ -384,11 +395,11 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
         return { read: 0, full: false };
       }
       let at: { xid: string; seq: string } = cur;
-      for (let i = 0; i < batches && !stopped; i++) {
+      for (let i = 0; i < batches && !this.stopped; i++) {
         // A batch reads about as many events as there is room to send; with none, it waits.
-        const free = MAX_IN_FLIGHT - inFlight;
+        const free = MAX_IN_FLIGHT - this.inFlight;
         if (free <= 0) {
-          starved = true;
+          this.starved = true;
           full = false;
           break;
         }
@@ -399,10 +410,10 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
         if (batch.last === null) break;
         read += batch.read;
         at = batch.last;
-        const sending = await startSending(batch.matches, batch.last, open.at(-1), lease);
+        const sending = await this.startSending(batch.matches, batch.last, open.at(-1), lease);
         open.push(sending);
         if (open.length > 1) {
-          if (!(await settle(open[0]!, token, true, lease))) return lost(open, read);
+          if (!(await this.settle(open[0]!, token, true, lease))) return this.lost(open, read);
           open.shift();
         }
         full = batch.read >= limit;
@@ -418,7 +429,7 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
         return { read, full: false };
       }
       while (open.length > 0) {
-        if (!(await settle(open[0]!, token, open.length > 1, lease))) return lost(open, read);
+        if (!(await this.settle(open[0]!, token, open.length > 1, lease))) return this.lost(open, read);
         open.shift();
       }
       return { read, full };
@@ -432,9 +443,11 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
   }
 
   /** The lease ran out and another instance took the cursor: it sends these batches again. */
-  function lost(open: Sending[], read: number) {
+  private lost(open: Sending[], read: number) {
     for (const s of open) s.settling = true;
-    log.warn('webhook fan-out lease lost before its batch was recorded; another instance sends it again');
+    this.deps.log.warn(
+      'webhook fan-out lease lost before its batch was recorded; another instance sends it again',
+    );
     return { read, full: false };
   }
 
@@ -443,12 +456,13 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * CONCURRENCY), each key's in event order, after `before`'s outcome for the key (the batch
    * before, still open) if it has one.
    */
-  async function startSending(
+  private async startSending(
     matches: FanOutMatch[],
     last: { xid: string; seq: string },
     before: Sending | undefined,
     lease: Lease,
   ): Promise<Sending> {
+    const { config } = this.deps;
     const items: Item[] = matches.map((m) => ({ m, outcome: { state: 'queued' } }));
     const secrets = new Map<string, readonly KeyObject[]>();
     const queues = new Map<string, Item[]>();
@@ -458,10 +472,10 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
       const q = queues.get(k);
       if (q) q.push(i);
       else queues.set(k, [i]);
-      if (i.m.fresh && !secrets.has(sub)) secrets.set(sub, await signingKeys(sub, i.m.secrets_tag));
+      if (i.m.fresh && !secrets.has(sub)) secrets.set(sub, await this.signingKeys(sub, i.m.secrets_tag));
     }
     // A fresh delivery's subscription is enabled: the poll keeps its normal pace.
-    if (secrets.size > 0) idleMs = 0;
+    if (secrets.size > 0) this.idleMs = 0;
     const keys = new Map<string, Promise<boolean>>();
     const todo: { key: string; queue: Item[]; ok: (delivered: boolean) => void }[] = [];
     for (const [key, queue] of queues) {
@@ -499,21 +513,21 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
         if (
           !i.m.fresh ||
           s.settling ||
-          performance.now() - lease.renewedAt + config.timeoutMs > leaseMs - LEASE_MARGIN_MS
+          performance.now() - lease.renewedAt + config.timeoutMs > this.leaseMs - LEASE_MARGIN_MS
         )
           return false;
         // A subscription with PER_SUBSCRIPTION in flight here (a slow receiver) gets no
         // more: the rest of this key is inserted pending, for a claim (which skips it while
         // it is busy), so it cannot take every other subscription's room.
         const sub = i.m.subscription_id;
-        if ((busy.get(sub) ?? 0) >= PER_SUBSCRIPTION) return false;
-        hold(sub, 1);
-        inFlight++;
+        if ((this.busy.get(sub) ?? 0) >= PER_SUBSCRIPTION) return false;
+        this.hold(sub, 1);
+        this.inFlight++;
         lease.sent = true;
         i.outcome = { state: 'flight' };
-        const p = deliver(asDelivery(i.m), secrets.get(sub)!).finally(() => {
-          hold(sub, -1);
-          inFlight--;
+        const p = this.deliver(this.asDelivery(i.m), secrets.get(sub)!).finally(() => {
+          this.hold(sub, -1);
+          this.inFlight--;
         });
         s.flights.set(i, p);
         const r = await p;
@@ -556,7 +570,8 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * statement (`settleFanOut`), which also ends the lease or (`keep`) renews it. False when
    * the lease no longer held the cursor (nothing was written).
    */
-  async function settle(s: Sending, token: string, keep: boolean, lease: Lease): Promise<boolean> {
+  private async settle(s: Sending, token: string, keep: boolean, lease: Lease): Promise<boolean> {
+    const { db, repo, config } = this.deps;
     await within(s.done, config.settleAfterMs - (performance.now() - s.startedAt));
     s.settling = true;
     const flying = [...s.flights];
@@ -571,22 +586,22 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
         key: i.m.event.key ?? '',
         outcome: i.outcome,
       })),
-      leaseMs,
+      this.leaseMs,
       keep,
     );
     if (!settled.held) return false;
     if (keep) lease.renewedAt = renewing;
-    if (flying.length > 0) recordLater(flying, settled.flight);
-    if (starved) {
-      starved = false;
-      nudge(true);
+    if (flying.length > 0) this.recordLater(flying, settled.flight);
+    if (this.starved) {
+      this.starved = false;
+      this.nudge(true);
     }
-    await disableFailing(settled.failing);
+    await this.disableFailing(settled.failing);
     return true;
   }
 
   /** A fan-out match as a delivery to send (attempt 1; its row does not exist yet). */
-  function asDelivery(m: FanOutMatch): ClaimedDelivery {
+  private asDelivery(m: FanOutMatch): ClaimedDelivery {
     return {
       id: '',
       subscription_id: m.subscription_id,
@@ -602,7 +617,8 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * this instance at attempt 1 (`settleFanOut` returns "id subscription seq"); their outcome
    * is recorded as a claimed batch's is.
    */
-  function recordLater(flying: [Item, Promise<Attempted>][], ids: string[]) {
+  private recordLater(flying: [Item, Promise<Attempted>][], ids: string[]) {
+    const { db, repo, log } = this.deps;
     const idOf = new Map<string, string>();
     for (const x of ids) {
       const [id, sub, seq] = x.split(' ');
@@ -616,21 +632,22 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
           const id = idOf.get(`${i.m.subscription_id} ${i.m.event.seq}`);
           if (id !== undefined) results.push({ ...r, id });
         }
-        await disableFailing(await repo.recordAttempts(db, results));
+        await this.disableFailing(await repo.recordAttempts(db, results));
       } catch (err) {
         log.error({ errCode: (err as { code?: unknown }).code }, 'webhook batch not recorded');
       }
     })().finally(() => {
-      running.delete(run);
-      if (starved) {
-        starved = false;
-        nudge(true);
+      this.running.delete(run);
+      if (this.starved) {
+        this.starved = false;
+        this.nudge(true);
       }
     });
-    running.add(run);
+    this.running.add(run);
   }
 
-  async function disableFailing(subs: readonly string[]) {
+  private async disableFailing(subs: readonly string[]) {
+    const { db, repo, log, config } = this.deps;
     for (const sub of subs)
       if (await repo.disableIfFailing(db, sub, config.disableMinFailures, config.disableAfterMs))
         log.error({ webhook: sub }, 'webhook subscription disabled after a long run of failures');
@@ -642,11 +659,12 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * another round follows at once). `send`: batches that send (`leasedRun`); otherwise
    * they only queue, each in a short transaction (src/events/repository.ts `fanOut`).
    */
-  async function fanOut(batches: number, send: boolean) {
+  private async fanOutBatches(batches: number, send: boolean) {
+    const { db, repo, log } = this.deps;
     try {
       if (send) {
-        if (stopped) return;
-        if ((await leasedRun(batches))?.full) more = true;
+        if (this.stopped) return;
+        if ((await this.leasedRun(batches))?.full) this.more = true;
         return;
       }
       for (let i = 0; i < batches; i++) {
@@ -661,18 +679,16 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     }
   }
 
-  /** The fan-out running here, if one is: one at a time per instance. */
-  let fanning: Promise<void> | undefined;
-  function fanOutOnce(): Promise<void> {
-    fanning ??= fanOut(FAN_OUT_PER_ROUND, true).finally(() => {
-      fanning = undefined;
+  private fanOutOnce(): Promise<void> {
+    this.fanning ??= this.fanOutBatches(FAN_OUT_PER_ROUND, true).finally(() => {
+      this.fanning = undefined;
       // A full last batch: another round at once (or when the running claim ends).
-      if (more && !claiming) {
-        more = false;
-        nudge(true);
+      if (this.more && !this.claiming) {
+        this.more = false;
+        this.nudge(true);
       }
     });
-    return fanning;
+    return this.fanning;
   }
 
   /**
@@ -681,14 +697,15 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * the claims, and more deliveries are probably queued) and fans out beside it, so the
    * fan-out's statements are not on the delivery's critical path under a backlog.
    */
-  async function claimRound(afterFullBatch = false) {
-    if (stopped) return;
-    if (afterFullBatch) void fanOutOnce();
-    else await fanOutOnce();
-    const free = MAX_IN_FLIGHT - inFlight;
-    if (stopped) return;
+  private async claimRound(afterFullBatch = false) {
+    const { db, repo, log, config } = this.deps;
+    if (this.stopped) return;
+    if (afterFullBatch) void this.fanOutOnce();
+    else await this.fanOutOnce();
+    const free = MAX_IN_FLIGHT - this.inFlight;
+    if (this.stopped) return;
     if (free <= 0) {
-      starved = true;
+      this.starved = true;
       return;
     }
     let claimed: ClaimedDelivery[];
@@ -696,13 +713,13 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     const perSub = Math.min(PER_SUBSCRIPTION, free);
     try {
       const got = await repo.claim(db, {
-        busy,
+        busy: this.busy,
         perSub,
         limit: free,
-        leaseMs,
+        leaseMs: this.leaseMs,
       });
       claimed = got.claimed;
-      idleMs = got.anySubscription ? 0 : Math.min(IDLE_MAX_MS, Math.max(config.pollMs, idleMs * 2));
+      this.idleMs = got.anySubscription ? 0 : Math.min(IDLE_MAX_MS, Math.max(config.pollMs, this.idleMs * 2));
     } catch (err) {
       log.warn(
         { errCode: (err as { code?: unknown }).code },
@@ -714,17 +731,17 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     // next poll claims what arrived meanwhile: under a steady stream of writes a batch
     // then holds a poll interval's events, so the claim, record and their round trips
     // are shared by many events instead of a few (the delay grows by at most pollMs).
-    startAll(claimed, claimedAt, perSub);
+    this.startAll(claimed, claimedAt, perSub);
   }
 
   /** Claims now (unless a claim is running): called by the timer and when a batch ends. */
-  function nudge(afterFullBatch = false) {
-    if (stopped || claiming) return;
-    claiming = claimRound(afterFullBatch).finally(() => {
-      claiming = undefined;
-      if (more) {
-        more = false;
-        nudge(true);
+  private nudge(afterFullBatch = false) {
+    if (this.stopped || this.claiming) return;
+    this.claiming = this.claimRound(afterFullBatch).finally(() => {
+      this.claiming = undefined;
+      if (this.more) {
+        this.more = false;
+        this.nudge(true);
       }
     });
   }
@@ -734,21 +751,22 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
    * interval doubles up to IDLE_MAX_MS (a subscription created or enabled through this
    * instance wakes it at once: `wake`; another instance's is seen at the next poll).
    */
-  function schedule() {
-    if (stopped) return;
-    clearTimeout(timer);
-    timer = setTimeout(
+  private schedule() {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(
       () => {
-        nudge();
-        void Promise.resolve(claiming).finally(schedule);
+        this.nudge();
+        void Promise.resolve(this.claiming).finally(() => this.schedule());
       },
-      Math.max(config.pollMs, idleMs),
+      Math.max(this.deps.config.pollMs, this.idleMs),
     );
-    timer.unref();
+    this.timer.unref();
   }
 
   /** secret.expiring notices and pruning of old events. */
-  async function sweep() {
+  async sweep() {
+    const { db, repo, log, config } = this.deps;
     try {
       await repo.noteExpiring(db, config.expiringBeforeSeconds);
       await repo.prune(db, config.retentionDays);
@@ -760,55 +778,58 @@ export function createDispatcher({ db, repo, keyring, log, config }: DispatcherD
     }
   }
 
-  return {
-    stats,
-    sweep,
-    /** Queues the deliveries of every event written so far (tests; each claim round fans out first). */
-    fanOut: () => fanOut(Number.MAX_SAFE_INTEGER, false),
-    /** The poll's interval now: pollMs, or longer while idle (tests read it). */
-    get pollIntervalMs() {
-      return Math.max(config.pollMs, idleMs);
-    },
-    /** One claim round, awaited (tests and benchmarks); the batches it starts run on. */
-    async deliverNow() {
-      const was = stopped;
-      stopped = false;
-      await claimRound();
-      stopped = was;
-    },
-    /** Waits for every batch in flight here. */
-    async idle() {
-      while (running.size > 0 || claiming || fanning) await Promise.all([...running, claiming, fanning]);
-    },
-    /** A subscription was created or enabled here: poll at the normal pace again, now. */
-    wake() {
-      idleMs = 0;
-      if (timer && !stopped) {
-        nudge();
-        void Promise.resolve(claiming).finally(schedule);
-      }
-    },
-    start() {
-      if (config.pollMs <= 0) return;
-      stopped = false;
-      schedule();
-      jobsRunning = sweep();
-      jobsTimer = setInterval(() => {
-        jobsRunning = sweep();
-      }, 60_000);
-      jobsTimer.unref();
-    },
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      clearInterval(jobsTimer);
-      await claiming;
-      await fanning;
-      while (running.size > 0) await Promise.all([...running]);
-      await jobsRunning;
-      await sender.close();
-    },
-  };
-}
+  /** Queues the deliveries of every event written so far (tests; each claim round fans out first). */
+  fanOut() {
+    return this.fanOutBatches(Number.MAX_SAFE_INTEGER, false);
+  }
 
-export type Dispatcher = ReturnType<typeof createDispatcher>;
+  /** The poll's interval now: pollMs, or longer while idle (tests read it). */
+  get pollIntervalMs() {
+    return Math.max(this.deps.config.pollMs, this.idleMs);
+  }
+
+  /** One claim round, awaited (tests and benchmarks); the batches it starts run on. */
+  async deliverNow() {
+    const was = this.stopped;
+    this.stopped = false;
+    await this.claimRound();
+    this.stopped = was;
+  }
+
+  /** Waits for every batch in flight here. */
+  async idle() {
+    while (this.running.size > 0 || this.claiming || this.fanning)
+      await Promise.all([...this.running, this.claiming, this.fanning]);
+  }
+
+  /** A subscription was created or enabled here: poll at the normal pace again, now. */
+  wake() {
+    this.idleMs = 0;
+    if (this.timer && !this.stopped) {
+      this.nudge();
+      void Promise.resolve(this.claiming).finally(() => this.schedule());
+    }
+  }
+
+  start() {
+    if (this.deps.config.pollMs <= 0) return;
+    this.stopped = false;
+    this.schedule();
+    this.jobsRunning = this.sweep();
+    this.jobsTimer = setInterval(() => {
+      this.jobsRunning = this.sweep();
+    }, 60_000);
+    this.jobsTimer.unref();
+  }
+
+  async stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.jobsTimer);
+    await this.claiming;
+    await this.fanning;
+    while (this.running.size > 0) await Promise.all([...this.running]);
+    await this.jobsRunning;
+    await this.sender.close();
+  }
+}
