@@ -29,16 +29,21 @@ it('values and metadata survive a restart on the same data', { timeout: 180_000 
     UPDATED: secretValue('v2'),
   };
   const first = await createTestApp(where);
-  const c1 = api(first, 'writer');
-  await c1.create({ key: 'PLAIN', value: values.PLAIN, description: 'kept', isReserved: true });
-  await c1.create({ key: 'UNICODE', value: values.UNICODE, expiresAt: '2099-01-01T00:00:00Z' });
-  await c1.create({ key: 'UPDATED', value: secretValue('v1') });
-  await c1.update('UPDATED', { value: values.UPDATED });
-  await c1.create({ key: 'DELETED', value: secretValue() });
-  await c1.remove('DELETED');
-  await c1.reveal('PLAIN');
-  const before = (await c1.list()).json();
-  await first.close();
+  let before: { secrets: Record<string, unknown>[] };
+  try {
+    const c1 = api(first, 'writer');
+    await c1.create({ key: 'PLAIN', value: values.PLAIN, description: 'kept', isReserved: true });
+    await c1.create({ key: 'UNICODE', value: values.UNICODE, expiresAt: '2099-01-01T00:00:00Z' });
+    await c1.create({ key: 'UPDATED', value: secretValue('v1') });
+    await c1.update('UPDATED', { value: values.UPDATED });
+    await c1.create({ key: 'DELETED', value: secretValue() });
+    await c1.remove('DELETED');
+    await c1.reveal('PLAIN');
+    before = (await c1.list()).json();
+  } finally {
+    // Closed whatever happened, before afterAll drops its schema.
+    await first.close();
+  }
 
   if (dataDir) {
     // The embedded database and the generated-or-given keys live under DATA_DIR.

@@ -10,14 +10,14 @@ import type { Keyring } from '../../src/crypto/keyring.js';
 import type { Database } from '../../src/db/database.js';
 import type { PgliteLease } from '../../src/db/pglite.js';
 import { createLogger } from '../../src/logger.js';
-import { openRuntime } from '../../src/runtime.js';
+import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { leasePglite, seedPgliteDir } from './pglite-snapshot.js';
 import { capturedLogs } from './secrets.js';
 
 /**
  * Builds a real app on a real database for one test file.
  * Backend: TEST_BACKEND=postgres (with TEST_DATABASE_URL) gives the app its own fresh
- * PostgreSQL schema, dropped on close; otherwise an in-memory PGlite.
+ * PostgreSQL schema, dropped when the last app on it closes; otherwise an in-memory PGlite.
  * Every log line goes to capturedLogs, which test/setup.ts scans for secret values.
  */
 export const backend: 'postgres' | 'pglite' = process.env.TEST_BACKEND === 'postgres' ? 'postgres' : 'pglite';
@@ -65,10 +65,42 @@ export async function dropSchema(schema: string): Promise<void> {
   await c.end();
 }
 
+/**
+ * The test apps open on each schema createTestApp made: the app that made it, and every app
+ * built on it since (`schema: t.schema`). The schema is dropped when the last of them closes,
+ * whichever that is. Dropped when its maker closed, it went from under the others while they
+ * still ran queries: their requests, their background rounds (webhook polls and fan-out) and
+ * what they write when they close (the rate-limit summary rows). Those failed on the missing
+ * tables, or DROP SCHEMA ... CASCADE, locking the tables one after another while a statement
+ * of theirs held one and waited for another, was chosen as a deadlock's victim (40P01).
+ */
+const appsOnSchema = new Map<string, number>();
+
+/** One more app on `schema`, when it is a schema createTestApp made and has not dropped. */
+function holdSchema(schema: string | undefined, made: boolean): string | undefined {
+  if (schema === undefined || !(made || appsOnSchema.has(schema))) return undefined;
+  appsOnSchema.set(schema, (appsOnSchema.get(schema) ?? 0) + 1);
+  return schema;
+}
+
+/** One app fewer on `schema`: the last one drops it. */
+async function releaseSchema(schema: string): Promise<void> {
+  const left = (appsOnSchema.get(schema) ?? 1) - 1;
+  if (left > 0) {
+    appsOnSchema.set(schema, left);
+    return;
+  }
+  appsOnSchema.delete(schema);
+  await dropSchema(schema);
+}
+
 export interface TestAppOptions {
   /** Extra environment for loadConfig (e.g. MAX_VALUE_BYTES, JWT_ISSUER). */
   env?: Record<string, string>;
-  /** Reuse a PostgreSQL schema (a second app over the same data). */
+  /**
+   * Reuse a PostgreSQL schema (a second app over the same data). Another test app's schema
+   * stays until this app has closed too, whichever closes first.
+   */
   schema?: string;
   /** PGlite: a directory instead of memory (persistence tests), seeded from the snapshot. */
   dataDir?: string;
@@ -94,17 +126,29 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
   };
   const config = loadConfig(env);
   const logger = createLogger('trace', logSink());
-  const createdSchema = backend === 'postgres' && !opts.schema;
   const schema = backend === 'postgres' ? (opts.schema ?? (await newSchema())) : undefined;
+  // Dropped after the last app on it closes (see appsOnSchema); a schema the caller made is theirs.
+  const held = holdSchema(schema, backend === 'postgres' && !opts.schema);
   const inMemory = backend === 'pglite' && !opts.dataDir;
-  if (opts.dataDir && !config.databaseUrl) await seedPgliteDir(opts.dataDir, inject('pgliteSnapshot'));
-  const runtime = await openRuntime(config, logger, {
-    ...(schema ? { pgSchema: schema } : {}),
-    inMemory,
-    ...(inMemory ? { pgliteLease: opts.pgliteLease ?? (await leasePglite(inject('pgliteSnapshot'))) } : {}),
-  });
-  const app = await buildApp({ ...runtime, logger });
-  await app.ready();
+  let runtime: Runtime | undefined;
+  let app: FastifyInstance | undefined;
+  try {
+    if (opts.dataDir && !config.databaseUrl) await seedPgliteDir(opts.dataDir, inject('pgliteSnapshot'));
+    runtime = await openRuntime(config, logger, {
+      ...(schema ? { pgSchema: schema } : {}),
+      inMemory,
+      ...(inMemory ? { pgliteLease: opts.pgliteLease ?? (await leasePglite(inject('pgliteSnapshot'))) } : {}),
+    });
+    app = await buildApp({ ...runtime, logger });
+    await app.ready();
+  } catch (err) {
+    // What did open is closed before the schema can go: the build's own error is the one to see.
+    await app?.close().catch(() => {});
+    await runtime?.close().catch(() => {});
+    if (held) await releaseSchema(held).catch(() => {});
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
   const token: TestApp['token'] = (sub = 'test-admin', o = {}) =>
     mintAdminToken(config, runtime.jwtSecret, {
       sub,
@@ -142,10 +186,14 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
         }
       }
     },
-    async close() {
-      await app.close();
-      await runtime.close();
-      if (createdSchema && schema) await dropSchema(schema);
+    close() {
+      // Once: a second close must not count this app off its schema again.
+      closing ??= (async () => {
+        await app.close();
+        await runtime.close();
+        if (held) await releaseSchema(held);
+      })();
+      return closing;
     },
   };
 }
