@@ -212,6 +212,34 @@ describe('GET /api/events', () => {
       await s.until(() => s.events().some((f) => JSON.parse(f.data!).data.key === 'SHARED_FEED'));
   });
 
+  it('a stream resuming from before where the shared poll started joins it without waiting for a new event', async () => {
+    // No stream open and the shared poll stopped, so the next stream starts it at its own
+    // start position: past the last event (a horizon, not an event's position).
+    await vi.waitFor(() => expect(t.app.eventStreams.stats()).toMatchObject({ open: 0, feeding: false }), {
+      timeout: 60_000,
+    });
+    await create('BEFORE_FEED_START');
+    const [last] = await t.db.query<{ id: string }>(
+      `SELECT xid::text || '-' || seq::text AS id FROM change_events WHERE key = 'BEFORE_FEED_START'`,
+    );
+    const fresh = await open(admin());
+    opened.push(fresh);
+    await vi.waitFor(() => expect(t.app.eventStreams.stats()).toMatchObject({ open: 1, joined: 1 }), {
+      timeout: 60_000,
+    });
+    // Resumes from that event: nothing lies between it and the shared poll's position, so the
+    // stream has caught up and joins (before: it polled on its own until an event was written).
+    const resumed = await open({ ...admin(), 'last-event-id': last!.id });
+    opened.push(resumed);
+    await vi.waitFor(() => expect(t.app.eventStreams.stats()).toMatchObject({ open: 2, joined: 2 }), {
+      timeout: 60_000,
+    });
+    await create('AFTER_RESUME');
+    for (const s of [fresh, resumed])
+      await s.until(() => s.events().some((f) => JSON.parse(f.data!).data.key === 'AFTER_RESUME'));
+    expect(resumed.events().map((f) => JSON.parse(f.data!).data.key)).toEqual(['AFTER_RESUME']);
+  });
+
   // The horizon below which events are final (src/events/repository.ts eventsAfter) counts
   // only this database's transactions: PostgreSQL only (PGlite has one session).
   if (backend === 'postgres') {
