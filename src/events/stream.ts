@@ -164,9 +164,9 @@ export class EventStreams {
     this.wakeFeed();
   }
 
-  /** The shared poller's queries so far, and the streams it feeds. */
+  /** The shared poller's queries so far, whether it runs, and the streams it feeds. */
   stats() {
-    return { polls: this.polls, joined: this.joined.size, open: this.open.size };
+    return { polls: this.polls, feeding: this.feeding, joined: this.joined.size, open: this.open.size };
   }
 
   private pause(ms: number) {
@@ -210,13 +210,17 @@ export class EventStreams {
    * Brings `s` up to the shared feed, then joins it. A stream that starts at or past the
    * feed's position joins at once (the feed sends only what is past it); one that resumes
    * from further back (Last-Event-ID) first reads what it missed by its own bounded queries.
+   * A query that returns less than a batch has read every event up to where the feed was
+   * when it began (those were final by then), so the stream is there too: the feed's
+   * position need not be an event's (it starts at its first stream's start, a horizon), and
+   * a stream with no event between its position and the feed's joins without waiting for one.
    */
   private async join(s: Subscriber) {
     while (!s.stopped && this.feeding && after(this.feedPos, s.pos)) {
+      const target = this.feedPos;
       const { rows } = await this.deps.repo.eventsAfter(this.deps.db, s.pos, BATCH);
       for (const e of rows) deliver(s, e);
-      if (rows.length === 0 && after(this.feedPos, s.pos))
-        await new Promise((r) => setTimeout(r, this.deps.pollMs));
+      if (rows.length < BATCH && after(target, s.pos)) s.pos = target;
     }
     if (s.stopped) return;
     this.joined.add(s);

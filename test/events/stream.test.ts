@@ -1,6 +1,7 @@
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { EventsRepository } from '../../src/events/repository.js';
 import { createAccessKey } from '../helpers/access-keys.js';
 import { backend } from '../helpers/app.js';
 import {
@@ -187,12 +188,15 @@ describe('GET /api/events', () => {
     );
     opened.push(...streams);
     for (const s of streams) await s.until((f) => f.some((x) => x.comment === 'heartbeat'));
-    await vi.waitFor(() => expect(t.app.eventStreams.stats().joined).toBeGreaterThanOrEqual(4), {
+    // All four fed by the poll (and the previous tests' streams gone).
+    await vi.waitFor(() => expect(t.app.eventStreams.stats()).toMatchObject({ open: 4, joined: 4 }), {
       timeout: 60_000,
     });
-    // The outbox range queries sent while the streams are open, counted at the driver.
+    // The outbox range queries sent while the streams are open, counted at the driver, and
+    // the events each outbox read returned.
     const spy =
       backend === 'postgres' ? vi.spyOn(pg.Client.prototype, 'query') : vi.spyOn(PGlite.prototype, 'query');
+    const reads = vi.spyOn(EventsRepository.prototype, 'eventsAfter');
     const before = t.app.eventStreams.stats().polls;
     await vi.waitFor(() => expect(t.app.eventStreams.stats().polls - before).toBeGreaterThanOrEqual(5), {
       timeout: 60_000,
@@ -206,10 +210,43 @@ describe('GET /api/events', () => {
     // One per poll (one poll may straddle the window's edges), not one per stream per poll.
     expect(rangeQueries.length).toBeGreaterThanOrEqual(polls - 1);
     expect(rangeQueries.length).toBeLessThanOrEqual(polls + 1);
-    // And every one of them still gets the events.
+    // And every stream gets an event from one read of the outbox: the streams share the
+    // poll, whether or not it counts as one (four streams each polling would read it four times).
     await create('SHARED_FEED');
     for (const s of streams)
       await s.until(() => s.events().some((f) => JSON.parse(f.data!).data.key === 'SHARED_FEED'));
+    const readIt = reads.mock.settledResults.filter(
+      (r) => r.type === 'fulfilled' && r.value.rows.some((e) => e.key === 'SHARED_FEED'),
+    );
+    expect(readIt).toHaveLength(1);
+  });
+
+  it('a stream resuming from before where the shared poll started joins it without waiting for a new event', async () => {
+    // No stream open and the shared poll stopped, so the next stream starts it at its own
+    // start position: past the last event (a horizon, not an event's position).
+    await vi.waitFor(() => expect(t.app.eventStreams.stats()).toMatchObject({ open: 0, feeding: false }), {
+      timeout: 60_000,
+    });
+    await create('BEFORE_FEED_START');
+    const [last] = await t.db.query<{ id: string }>(
+      `SELECT xid::text || '-' || seq::text AS id FROM change_events WHERE key = 'BEFORE_FEED_START'`,
+    );
+    const fresh = await open(admin());
+    opened.push(fresh);
+    await vi.waitFor(() => expect(t.app.eventStreams.stats()).toMatchObject({ open: 1, joined: 1 }), {
+      timeout: 60_000,
+    });
+    // Resumes from that event: nothing lies between it and the shared poll's position, so the
+    // stream has caught up and joins (before: it polled on its own until an event was written).
+    const resumed = await open({ ...admin(), 'last-event-id': last!.id });
+    opened.push(resumed);
+    await vi.waitFor(() => expect(t.app.eventStreams.stats()).toMatchObject({ open: 2, joined: 2 }), {
+      timeout: 60_000,
+    });
+    await create('AFTER_RESUME');
+    for (const s of [fresh, resumed])
+      await s.until(() => s.events().some((f) => JSON.parse(f.data!).data.key === 'AFTER_RESUME'));
+    expect(resumed.events().map((f) => JSON.parse(f.data!).data.key)).toEqual(['AFTER_RESUME']);
   });
 
   // The horizon below which events are final (src/events/repository.ts eventsAfter) counts
