@@ -6,6 +6,7 @@ import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
 import { toSealed } from '../db/sealed-columns.js';
 import type {
+  AttemptRecord,
   ClaimedDelivery,
   EventRow,
   EventsRepository,
@@ -74,7 +75,7 @@ interface Sending {
    */
   keys: Map<string, Promise<boolean>>;
   /** Requests in flight, by item. */
-  flights: Map<Item, Promise<Attempted>>;
+  flights: Map<Item, Promise<AttemptRecord>>;
   /** Set when the batch settles (or its lease is lost): no request of it starts after. */
   settling: boolean;
   startedAt: number;
@@ -99,17 +100,6 @@ async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** One attempt's outcome, as recorded (`recordAttempts`). */
-interface Attempted {
-  id: string;
-  attempt: number;
-  ok: boolean;
-  status: number | null;
-  latencyMs: number;
-  error: string | null;
-  retryMs: number | null;
 }
 
 /** What a change event looks like on the wire (webhooks and the live stream): never a value. */
@@ -217,7 +207,7 @@ export class Dispatcher {
   }
 
   /** One attempt; its result is recorded with the rest of its batch. */
-  private async deliver(d: ClaimedDelivery, secrets: readonly KeyObject[]): Promise<Attempted> {
+  private async deliver(d: ClaimedDelivery, secrets: readonly KeyObject[]): Promise<AttemptRecord> {
     const { config, log } = this.deps;
     const payload = this.body(d.event);
     const timestamp = Math.floor(Date.now() / 1000);
@@ -276,7 +266,7 @@ export class Dispatcher {
         else byKey.set(k, [d]);
       }
       const queues = [...byKey.values()];
-      const results: Attempted[] = [];
+      const results: AttemptRecord[] = [];
       const released: { id: string; attempt: number }[] = [];
       const worker = async () => {
         for (let queue = queues.shift(); queue; queue = queues.shift()) {
@@ -617,7 +607,7 @@ export class Dispatcher {
    * this instance at attempt 1 (`settleFanOut` returns "id subscription seq"); their outcome
    * is recorded as a claimed batch's is.
    */
-  private recordLater(flying: [Item, Promise<Attempted>][], ids: string[]) {
+  private recordLater(flying: [Item, Promise<AttemptRecord>][], ids: string[]) {
     const { db, repo, log } = this.deps;
     const idOf = new Map<string, string>();
     for (const x of ids) {

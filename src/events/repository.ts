@@ -71,6 +71,14 @@ const SUB_COLUMNS = `s.id, s.url, s.description, s.event_types, s.key_prefixes, 
   s.consecutive_failures, s.failing_since, s.created_by, s.created_at, s.updated_at, s.seq::text AS seq,
   (SELECT max(w.retires_at) FROM webhook_secrets w
     WHERE w.subscription_id = s.id AND w.retires_at > now()) AS previous_retires_at`;
+/**
+ * The tag of the generations that sign for subscription `s` (the dispatcher opens its
+ * secrets again only when the tag changes): claims and fan-out batches both carry it.
+ */
+const SECRETS_TAG = `(SELECT string_agg(w.generation::text || ':' || COALESCE(w.retires_at::text, ''), ','
+                                ORDER BY w.generation DESC)
+                FROM webhook_secrets w
+                WHERE w.subscription_id = s.id AND (w.retires_at IS NULL OR w.retires_at > now()))`;
 export const EVENT_COLUMNS = `e.seq::text AS seq, e.id, e.type, e.at, e.key, e.version, e.etag, e.actor,
   e.audit_id::text AS audit_id, e.subscription_id, e.xid::text AS xid, e.environment`;
 const CRYPTO = cryptoColumns();
@@ -91,6 +99,17 @@ const FAILURE_RUN_UPDATE = `s AS (
          FROM per WHERE w.id = per.sub
            AND (per.failed > 0 OR w.consecutive_failures <> 0 OR w.failing_since IS NOT NULL)
        )`;
+
+/** One attempt's outcome, as `recordAttempts` records it (`retryMs`: when to try again, or null). */
+export interface AttemptRecord {
+  id: string;
+  attempt: number;
+  ok: boolean;
+  status: number | null;
+  latencyMs: number;
+  error: string | null;
+  retryMs: number | null;
+}
 
 export interface NewSubscription {
   id: string;
@@ -279,11 +298,11 @@ export class EventsRepository {
   /**
    * Claims due deliveries: for each enabled subscription, up to `perSub` less its
    * deliveries in flight here (`busy`, by subscription), at most `limit` in all, in event
-   * order (so one subscription never has more than `perSub` in flight here). A key's deliveries are claimed only in order: one
-   * is claimed only if every earlier pending delivery of its (subscription, key) is
-   * claimed with it, so a batch may hold several of one key (the dispatcher sends those one
-   * after another) but never one whose predecessor waits for a retry or is in flight
-   * elsewhere. SKIP LOCKED lets instances claim side by side (a row another claim holds
+   * order (so one subscription never has more than `perSub` in flight here). A key's
+   * deliveries are claimed only in order: one is claimed only if every earlier pending
+   * delivery of its (subscription, key) is claimed with it, so a batch may hold several of
+   * one key (the dispatcher sends those one after another) but never one whose predecessor
+   * waits for a retry or is in flight elsewhere. SKIP LOCKED lets instances claim side by side (a row another claim holds
    * is left out, and so then is every later one of its key); the lease (and the attempt
    * number) marks the claim until the result is recorded. `anySubscription` says whether
    * any subscription is enabled at all (the dispatcher idles longer when none is).
@@ -303,11 +322,7 @@ export class EventsRepository {
       }
     >(
       `WITH subs AS (
-           SELECT s.id, s.url, s.room,
-                  (SELECT string_agg(w.generation::text || ':' || COALESCE(w.retires_at::text, ''), ','
-                                     ORDER BY w.generation DESC)
-                   FROM webhook_secrets w
-                   WHERE w.subscription_id = s.id AND (w.retires_at IS NULL OR w.retires_at > now())) AS secrets_tag
+           SELECT s.id, s.url, s.room, ${SECRETS_TAG} AS secrets_tag
            FROM (SELECT s.*, $2::int - COALESCE((SELECT b.n FROM unnest($1::uuid[], $5::int[]) AS b(id, n)
                                                  WHERE b.id = s.id), 0) AS room
                  FROM webhook_subscriptions s WHERE s.enabled) s
@@ -395,18 +410,7 @@ export class EventsRepository {
    * while its claim is still ours (same attempt number). Returns the subscription ids
    * whose run grew.
    */
-  async recordAttempts(
-    q: Queryable,
-    rs: readonly {
-      id: string;
-      attempt: number;
-      ok: boolean;
-      status: number | null;
-      latencyMs: number;
-      error: string | null;
-      retryMs: number | null;
-    }[],
-  ): Promise<string[]> {
+  async recordAttempts(q: Queryable, rs: readonly AttemptRecord[]): Promise<string[]> {
     const rows = await q.query<{ subscription_id: string; failed: number }>(
       `WITH r AS (
          SELECT * FROM unnest($1::bigint[], $2::int[], $3::boolean[], $4::int[], $5::int[], $6::text[], $7::int[])
@@ -840,10 +844,7 @@ const FANOUT_MATCHES = `subs AS (
                   SELECT 1 FROM webhook_deliveries b
                   WHERE b.subscription_id = s.id AND b.status = 'pending' AND b.next_at <= now()
                     AND b.attempts > 0 AND (b.lease_until IS NULL OR b.lease_until < now())) AS takes,
-                (SELECT string_agg(w.generation::text || ':' || COALESCE(w.retires_at::text, ''), ','
-                                   ORDER BY w.generation DESC)
-                 FROM webhook_secrets w
-                 WHERE w.subscription_id = s.id AND (w.retires_at IS NULL OR w.retires_at > now())) AS secrets_tag
+                ${SECRETS_TAG} AS secrets_tag
          FROM webhook_subscriptions s
        ), m AS (
          SELECT s.id AS sub, s.seq AS sub_seq, s.url, s.secrets_tag, e.seq_n AS seq, COALESCE(e.key, '') AS key,
