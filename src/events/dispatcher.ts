@@ -25,9 +25,9 @@ import { signatureHeader, signingKey } from './signing.js';
  * lease, src/events/repository.ts `claim`), so instances never send the same delivery at
  * the same time, and sends them without waiting: a claim round never waits for a receiver,
  * a fan-out batch at most WEBHOOK_SETTLE_AFTER_MS. A subscription's batches run on their
- * own, about PER_SUBSCRIPTION deliveries of it in flight here at most (a claim skips it beyond),
- * so one slow receiver holds up only its own deliveries, never another subscription's (nor
- * request handling).
+ * own, PER_SUBSCRIPTION deliveries of it in flight here at most (a claim takes what is left
+ * of that), so one slow receiver holds up only its own deliveries, never another
+ * subscription's (nor request handling).
  */
 
 /**
@@ -255,7 +255,7 @@ export class Dispatcher {
    * key's later deliveries are given back unattempted, so they wait behind its retry.
    */
   private async runBatch(subscriptionId: string, items: ClaimedDelivery[], claimedAt: number) {
-    const { db, repo, log, config } = this.deps;
+    const { db, repo, log } = this.deps;
     try {
       const secrets = await this.signingKeys(subscriptionId, items[0]!.secrets_tag);
       const byKey = new Map<string, ClaimedDelivery[]>();
@@ -271,10 +271,8 @@ export class Dispatcher {
       const worker = async () => {
         for (let queue = queues.shift(); queue; queue = queues.shift()) {
           for (let i = 0; i < queue.length; i++) {
-            // A request is started only if it ends (at the latest, cut at timeoutMs) well
-            // before the claim's lease does: past the lease another instance may claim the
-            // delivery, and it must never find one of ours still in flight. The rest go back.
-            if (performance.now() - claimedAt + config.timeoutMs > this.leaseMs - LEASE_MARGIN_MS) {
+            // Past the claim's lease another instance may claim the delivery: the rest go back.
+            if (!this.endsInTime(claimedAt)) {
               for (const d of queue.slice(i)) released.push({ id: d.id, attempt: d.attempts });
               break;
             }
@@ -307,9 +305,9 @@ export class Dispatcher {
    * Starts a subscription's batch (claimed, or leased by the fan-out). Several batches of
    * one subscription may run side by side: a key's later deliveries are never in a batch
    * while an earlier one is in flight (the claim's and the fan-out's order checks), and a
-   * subscription's in-flight deliveries stay within PER_SUBSCRIPTION (the claim skips a
-   * subscription that has them; a fan-out batch sends a subscription's fresh deliveries
-   * only while it has room). `again`: claim once it ends (more are probably due).
+   * subscription's in-flight deliveries stay within PER_SUBSCRIPTION (a claim takes only
+   * what is left of that room; a fan-out batch sends a subscription's fresh deliveries only
+   * while it has room). `again`: claim once it ends (more are probably due).
    */
   private startBatch(sub: string, items: ClaimedDelivery[], claimedAt: number, again: boolean) {
     this.inFlight += items.length;
@@ -323,6 +321,16 @@ export class Dispatcher {
       }
     });
     this.running.add(run);
+  }
+
+  /**
+   * Whether a request started now ends (at the latest, cut at timeoutMs) at least
+   * LEASE_MARGIN_MS before a lease set at `leasedAt` (this instance's clock, taken before the
+   * statement that set it) runs out: past it another instance may take the deliveries, and
+   * it must never find one of ours still in flight. Claims and fan-out leases alike.
+   */
+  private endsInTime(leasedAt: number): boolean {
+    return performance.now() - leasedAt + this.deps.config.timeoutMs <= this.leaseMs - LEASE_MARGIN_MS;
   }
 
   /** Counts `n` more (or, negative, fewer) deliveries of `sub` in flight here. */
@@ -452,7 +460,6 @@ export class Dispatcher {
     before: Sending | undefined,
     lease: Lease,
   ): Promise<Sending> {
-    const { config } = this.deps;
     const items: Item[] = matches.map((m) => ({ m, outcome: { state: 'queued' } }));
     const secrets = new Map<string, readonly KeyObject[]>();
     const queues = new Map<string, Item[]>();
@@ -500,15 +507,10 @@ export class Dispatcher {
       const earlier = before?.keys.get(key);
       if (earlier && !(await earlier)) return false;
       for (const i of queue) {
-        if (
-          !i.m.fresh ||
-          s.settling ||
-          performance.now() - lease.renewedAt + config.timeoutMs > this.leaseMs - LEASE_MARGIN_MS
-        )
-          return false;
+        if (!i.m.fresh || s.settling || !this.endsInTime(lease.renewedAt)) return false;
         // A subscription with PER_SUBSCRIPTION in flight here (a slow receiver) gets no
-        // more: the rest of this key is inserted pending, for a claim (which skips it while
-        // it is busy), so it cannot take every other subscription's room.
+        // more: the rest of this key is inserted pending, for a claim (which takes only what
+        // is left of its room), so it cannot take every other subscription's room.
         const sub = i.m.subscription_id;
         if ((this.busy.get(sub) ?? 0) >= PER_SUBSCRIPTION) return false;
         this.hold(sub, 1);
