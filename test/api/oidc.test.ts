@@ -36,37 +36,41 @@ beforeEach(() => {
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 
-async function trust(body: Record<string, unknown>) {
-  const res = await t.app.inject({
+/** Helpers below act on this file's app, or on `on` (a test's own app). */
+async function trust(body: Record<string, unknown>, on: TestApp = t) {
+  const res = await on.app.inject({
     method: 'POST',
     url: '/api/auth/trusts',
-    headers: t.auth('alice'),
+    headers: on.auth('alice'),
     payload: body,
   });
   expect(res.statusCode, res.body).toBe(201);
   return res.json();
 }
 
-const githubTrust = (over: Record<string, unknown> = {}) =>
-  trust({
-    name: 'gh-deploy',
-    issuer: gh.issuer,
-    audiences: ['secrets-service'],
-    subject: 'repo:acme/shop:*',
-    claims: { repository_id: '123456', ref: 'refs/heads/main' },
-    scopes: ['secrets:read', 'secrets:list'],
-    keys: ['STRIPE_*'],
-    ...over,
-  });
+const githubTrust = (over: Record<string, unknown> = {}, on: TestApp = t) =>
+  trust(
+    {
+      name: 'gh-deploy',
+      issuer: gh.issuer,
+      audiences: ['secrets-service'],
+      subject: 'repo:acme/shop:*',
+      claims: { repository_id: '123456', ref: 'refs/heads/main' },
+      scopes: ['secrets:read', 'secrets:list'],
+      keys: ['STRIPE_*'],
+      ...over,
+    },
+    on,
+  );
 
-function exchange(subjectToken: string, extra: Record<string, string> = {}, form = false) {
+function exchange(subjectToken: string, extra: Record<string, string> = {}, form = false, on: TestApp = t) {
   const body = {
     grant_type: TOKEN_EXCHANGE,
     subject_token: subjectToken,
     subject_token_type: JWT_TYPE,
     ...extra,
   };
-  return t.app.inject({
+  return on.app.inject({
     method: 'POST',
     url: '/api/auth/token',
     ...(form
@@ -78,8 +82,8 @@ function exchange(subjectToken: string, extra: Record<string, string> = {}, form
   });
 }
 
-async function exchangeRows() {
-  return t.db.query<{ actor: string; key: string; outcome: string }>(
+async function exchangeRows(on: TestApp = t) {
+  return on.db.query<{ actor: string; key: string; outcome: string }>(
     `SELECT actor, key, outcome FROM audit_log WHERE action = 'auth.token_exchange' ORDER BY id`,
   );
 }
@@ -734,34 +738,12 @@ describe('replay store unreachable (REDIS_URL names a port nothing listens on)',
       env: { OIDC_ALLOW_HTTP_ISSUERS: 'true', REDIS_URL: `redis://127.0.0.1:${await freePort()}` },
     });
     const a = app;
-    const created = await a.app.inject({
-      method: 'POST',
-      url: '/api/auth/trusts',
-      headers: a.auth(),
-      payload: {
-        name: 'gh',
-        issuer: gh.issuer,
-        audiences: ['secrets-service'],
-        subject: 'repo:acme/shop:*',
-        scopes: ['secrets:read'],
-      },
-    });
-    expect(created.statusCode, created.body).toBe(201);
-    const res = await a.app.inject({
-      method: 'POST',
-      url: '/api/auth/token',
-      payload: {
-        grant_type: TOKEN_EXCHANGE,
-        subject_token: await gh.sign(githubClaims()),
-        subject_token_type: JWT_TYPE,
-      },
-    });
+    await githubTrust({}, a);
+    const res = await exchange(await gh.sign(githubClaims()), {}, false, a);
     expect(res.statusCode, res.body).toBe(503);
     expect(res.json().message).toContain('replay store');
     expect(await a.db.query('SELECT 1 FROM workload_tokens')).toEqual([]);
-    const rows = await a.db.query<{ actor: string; key: string; outcome: string }>(
-      `SELECT actor, key, outcome FROM audit_log WHERE action = 'auth.token_exchange' ORDER BY id`,
-    );
+    const rows = await exchangeRows(a);
     expect(rows).toHaveLength(1);
     expect(rows[0]?.outcome).toBe('unavailable');
     expect(rows[0]?.key).toContain('reason=replay_store_unavailable');

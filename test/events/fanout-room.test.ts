@@ -1,7 +1,7 @@
 import { afterEach, expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
-import { type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import { deliversToReceiver, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
 
 /**
  * A receiver that never answers takes only its own subscription's room, never the
@@ -26,8 +26,8 @@ const EVENTS = 1000;
 const t = useTestApp({
   env: {
     AUDIT_SEAL_INTERVAL_MS: '0',
-    WEBHOOK_ALLOW_HTTP: 'true',
-    WEBHOOK_ALLOW_PRIVATE: 'true',
+    ...deliversToReceiver,
+    // The dispatcher runs on its own timer here.
     WEBHOOK_POLL_MS: '10',
     // As long as allowed: no request to the silent receiver ends while the test runs, so
     // anything that waited for one would not be done before the test's timeout.
