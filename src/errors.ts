@@ -21,6 +21,19 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * The Retry-After header (whole seconds) of every 429 and 503: the client (src/client) and
+ * the CLI read it to back off.
+ */
+const retryAfter = (seconds: number) => ({ 'retry-after': String(seconds) });
+
+/**
+ * Every 503 is built here, so every 503 says when to come back: Retry-After, 2 s unless the
+ * cause calls for another delay.
+ */
+const serviceUnavailable = (code: string, message: string, nextActions: string, retryAfterSeconds = 2) =>
+  new AppError(503, code, message, nextActions, retryAfter(retryAfterSeconds));
+
 export const errors = {
   invalidInput: (message: string, nextActions?: string) =>
     new AppError(400, 'INVALID_INPUT', message, nextActions),
@@ -106,9 +119,7 @@ export const errors = {
       'RATE_LIMITED',
       `${why}: retry in ${retryAfterSeconds} s`,
       'Wait for Retry-After seconds',
-      {
-        'retry-after': String(retryAfterSeconds),
-      },
+      retryAfter(retryAfterSeconds),
     ),
   /**
    * An identity refused too often this window (REFUSAL_RATE_LIMIT): answered before its body
@@ -120,7 +131,7 @@ export const errors = {
       'RATE_LIMITED',
       `Too many refused requests: at most ${perMinute} per identity per minute (REFUSAL_RATE_LIMIT): retry in ${retryAfterSeconds} s`,
       'Fix the requests that were refused (see their messages), then wait for Retry-After seconds',
-      { 'retry-after': String(retryAfterSeconds) },
+      retryAfter(retryAfterSeconds),
       64 * 1024,
     ),
   /** The rendered template is over MAX_RENDER_BYTES (the size is named when it is not far over). */
@@ -149,14 +160,10 @@ export const errors = {
       'Retry later; if it persists, check the server logs',
     ),
   unavailable: () =>
-    new AppError(
-      503,
+    serviceUnavailable(
       'SERVICE_UNAVAILABLE',
       'Service unavailable: the database cannot be reached',
       'Retry after the Retry-After delay',
-      {
-        'retry-after': '2',
-      },
     ),
   /**
    * PostgreSQL chose this transaction as the loser of a deadlock or a serialization
@@ -164,31 +171,32 @@ export const errors = {
    * request sent again normally succeeds.
    */
   concurrentConflict: () =>
-    new AppError(
-      503,
+    serviceUnavailable(
       'SERVICE_UNAVAILABLE',
       'Service unavailable: the change collided with a concurrent change and was rolled back; nothing was changed',
       'Send the same request again after the Retry-After delay',
-      { 'retry-after': '1' },
+      1,
     ),
   /** The audit rows could not be committed: the request fails closed and returns nothing. */
   auditUnavailable: () =>
-    new AppError(
-      503,
+    serviceUnavailable(
       'SERVICE_UNAVAILABLE',
       'Service unavailable: the audit trail could not be written, so nothing was returned',
       'Retry after the Retry-After delay',
-      { 'retry-after': '2' },
     ),
   /** A part the service needs is missing or unreachable (503 with its own message). */
   dependencyUnavailable: (message: string, nextActions: string) =>
-    new AppError(503, 'SERVICE_UNAVAILABLE', message, nextActions),
-  /** The OIDC issuer's keys could not be fetched to verify a token. */
+    serviceUnavailable('SERVICE_UNAVAILABLE', message, nextActions),
+  /**
+   * The OIDC issuer's keys could not be fetched to verify a token. Nothing caches the
+   * failure, so each retry reaches the issuer again (and may wait out the fetch timeout of
+   * src/oidc/issuer-keys.ts): a longer delay than our own storage's spares an issuer that is down.
+   */
   issuerUnavailable: (issuer: string, why: string) =>
-    new AppError(
-      503,
+    serviceUnavailable(
       'ISSUER_UNAVAILABLE',
       `The identity provider ${issuer} could not be reached to verify the token: ${why}`,
       'Retry shortly; if it persists, check that the trust policy issuer is right and reachable from the service',
+      5,
     ),
 };

@@ -616,7 +616,7 @@ describe('refusals: each a 4xx with a clear message and an audit row with its re
     expect(gh.jwksFetches - before).toBeLessThanOrEqual(1);
   });
 
-  it('issuer down: 503 saying which issuer and why, never a 500', async () => {
+  it('issuer down: 503 with Retry-After, saying which issuer and why, never a 500', async () => {
     const down = await startIssuer({ path: '/down' });
     await trust({
       name: 'down',
@@ -628,11 +628,13 @@ describe('refusals: each a 4xx with a clear message and an audit row with its re
     down.down(true);
     const res = await exchange(await down.sign(githubClaims()));
     expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toMatch(/^[1-9]\d*$/);
     expect(res.json().message).toContain(`The identity provider ${down.issuer} could not be reached`);
     expect(res.json().message).toContain('HTTP 503');
     await down.close();
     const closed = await exchange(await down.sign(githubClaims()));
     expect(closed.statusCode).toBe(503);
+    expect(closed.headers['retry-after']).toMatch(/^[1-9]\d*$/);
     expect(closed.json().message).toContain('ECONNREFUSED');
     const rows = await exchangeRows();
     expect(rows.map((r) => r.outcome)).toEqual(['unavailable', 'unavailable']);
@@ -733,7 +735,7 @@ describe('replay store unreachable (REDIS_URL names a port nothing listens on)',
   let app: TestApp | undefined;
   afterAll(async () => app?.close());
 
-  it('fails the exchange closed with 503, audited as our replay store failing, not the issuer', async () => {
+  it('fails the exchange closed with 503 and Retry-After, audited as our replay store failing, not the issuer', async () => {
     app = await createTestApp({
       env: { OIDC_ALLOW_HTTP_ISSUERS: 'true', REDIS_URL: `redis://127.0.0.1:${await freePort()}` },
     });
@@ -741,6 +743,7 @@ describe('replay store unreachable (REDIS_URL names a port nothing listens on)',
     await githubTrust({}, a);
     const res = await exchange(await gh.sign(githubClaims()), {}, false, a);
     expect(res.statusCode, res.body).toBe(503);
+    expect(res.headers['retry-after']).toMatch(/^[1-9]\d*$/);
     expect(res.json().message).toContain('replay store');
     expect(await a.db.query('SELECT 1 FROM workload_tokens')).toEqual([]);
     const rows = await exchangeRows(a);

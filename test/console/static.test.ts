@@ -88,6 +88,8 @@ describe('console static files', () => {
     await app.close();
     rmSync(empty, { recursive: true });
     expect(res.statusCode).toBe(503);
+    // Like every 503 (src/errors.ts), it says when to come back.
+    expect(res.headers['retry-after']).toMatch(/^[1-9]\d*$/);
     expect(res.json()).toMatchObject({
       error: 'SERVICE_UNAVAILABLE',
       message: 'The web console has not been built',
