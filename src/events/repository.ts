@@ -237,6 +237,7 @@ export class EventsRepository {
        WHERE subscription_id = $1 AND (retires_at IS NULL OR retires_at > now())
        ORDER BY generation DESC`,
       [id],
+      { name: 'webhook_signing_secrets' },
     );
   }
 
@@ -245,7 +246,6 @@ export class EventsRepository {
     const rows = await q.query<{ g: number }>(
       `SELECT COALESCE(max(generation), 0) + 1 AS g FROM webhook_secrets WHERE subscription_id = $1`,
       [id],
-      { name: 'webhook_signing_secrets' },
     );
     return rows[0]!.g;
   }
