@@ -72,7 +72,7 @@ export async function environmentRoutes(
   envs.get({ summary: 'Get an environment' }, (req) => environments.get(req.params.env, req.caller));
 
   envs.update({ summary: 'Change an environment’s description', body: updateEnvironmentBody }, (req) =>
-    environments.update(req.params.env, { description: req.body.description ?? null }, req.caller),
+    environments.update({ name: req.params.env, description: req.body.description ?? null }, req.caller),
   );
 
   envs.delete(

@@ -82,9 +82,9 @@ export class EnvironmentService {
     return toView(row);
   }
 
-  async update(name: string, input: { description: string | null }, caller: Caller) {
+  async update({ name, description }: { name: string; description: string | null }, caller: Caller) {
     const row = await this.deps.trail.change(caller, 'environment.update', null, async (tx) => {
-      const r = await this.deps.repo.updateRow(tx, name, input.description);
+      const r = await this.deps.repo.updateRow(tx, name, description);
       if (!r) throw errors.environmentNotFound(name);
       return { result: r, version: null };
     });

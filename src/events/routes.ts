@@ -62,7 +62,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: { webhooks: Webh
       description: 'enabled: true re-enables a disabled subscription and clears its failure run.',
       body: updateWebhookBody,
     },
-    (req) => webhooks.update(req.params.id, req.body, req.caller),
+    (req) => webhooks.update({ id: req.params.id, changes: req.body }, req.caller),
   );
 
   subscriptions.delete(

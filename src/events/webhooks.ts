@@ -120,7 +120,7 @@ export class WebhookService {
     return toView(row);
   }
 
-  async update(id: string, input: UpdateWebhookInput, caller: Caller) {
+  async update({ id, changes: input }: { id: string; changes: UpdateWebhookInput }, caller: Caller) {
     const url = input.url === undefined ? undefined : await this.destination(input.url);
     const row = await this.deps.trail.change(caller, 'webhook.update', `webhook:${id}`, async (tx) => {
       const r = await this.deps.repo.updateSubscription(tx, id, {
