@@ -165,9 +165,10 @@ export class Dispatcher {
   private readonly keys = new Map<string, { tag: string; keys: KeyObject[] }>();
   /**
    * Request bodies of recent events: an event goes to every subscription that wants it
-   * with the same body (its `timestamp` is the event's), serialized once.
+   * with the same body (its `timestamp` is the event's), serialized and encoded once; the
+   * same bytes are signed and sent (undici sends a Buffer as it is).
    */
-  private readonly bodies = new Map<string, string>();
+  private readonly bodies = new Map<string, Buffer>();
   /** Whether the last claim saw no enabled subscription, and the idle poll interval then. */
   private idleMs = 0;
   /** The fan-out running here, if one is: one at a time per instance. */
@@ -196,11 +197,11 @@ export class Dispatcher {
     return opened;
   }
 
-  private body(e: EventRow): string {
+  private body(e: EventRow): Buffer {
     let b = this.bodies.get(e.id);
     if (b === undefined) {
       if (this.bodies.size >= MAX_IN_FLIGHT * 2) this.bodies.clear();
-      b = JSON.stringify(eventPayload(e));
+      b = Buffer.from(JSON.stringify(eventPayload(e)));
       this.bodies.set(e.id, b);
     }
     return b;

@@ -700,19 +700,29 @@ export class EventsRepository {
     );
     const first = rows[0]!;
     const matches: FanOutMatch[] = [];
-    for (const {
-      read: _r,
-      horizon: _h,
-      last_xid: _x,
-      last_seq: _s,
-      sub,
-      url,
-      secrets_tag,
-      fresh,
-      ...event
-    } of rows)
-      if (sub !== null)
-        matches.push({ subscription_id: sub, url, secrets_tag, fresh, event: event as EventRow });
+    // Each event's fields named (not a rest copy of the row): this runs once per match.
+    for (const r of rows)
+      if (r.sub !== null)
+        matches.push({
+          subscription_id: r.sub,
+          url: r.url,
+          secrets_tag: r.secrets_tag,
+          fresh: r.fresh,
+          event: {
+            seq: r.seq!,
+            id: r.id!,
+            type: r.type!,
+            at: r.at!,
+            key: r.key ?? null,
+            version: r.version ?? null,
+            etag: r.etag ?? null,
+            actor: r.actor!,
+            audit_id: r.audit_id ?? null,
+            subscription_id: r.subscription_id ?? null,
+            xid: r.xid!,
+            environment: r.environment!,
+          },
+        });
     return {
       read: first.read,
       horizon: first.horizon,

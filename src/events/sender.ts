@@ -101,7 +101,7 @@ class Attempt implements Dispatcher.DispatchHandler {
 
 export interface Sender {
   /** One POST of `body` with `headers` (flat name, value list), never rejecting. */
-  post(url: string, body: string, headers: string[]): Promise<Outcome>;
+  post(url: string, body: string | Buffer, headers: string[]): Promise<Outcome>;
   /** Closes the kept-alive connections (a later post opens new ones). */
   close(): Promise<void>;
 }
@@ -146,7 +146,7 @@ export function createSender(rules: DestinationRules, timeoutMs: number, connect
     return agent;
   }
 
-  function send(a: Agent, t: Target, body: string, headers: string[]): Promise<Outcome> {
+  function send(a: Agent, t: Target, body: string | Buffer, headers: string[]): Promise<Outcome> {
     return new Promise((resolve) => {
       const attempt = new Attempt(resolve, timeoutMs);
       try {

@@ -19,9 +19,18 @@ export function signingKey(secret: string): KeyObject {
   return createSecretKey(Buffer.from(secret.slice(SECRET_PREFIX.length), 'base64'));
 }
 
-export function signature(secret: string | KeyObject, id: string, timestamp: number, body: string): string {
+/**
+ * `body` may be the request's bytes (the dispatcher signs the Buffer it sends): the signed
+ * content is the same, `${id}.${timestamp}.` and then the body's UTF-8 bytes.
+ */
+export function signature(
+  secret: string | KeyObject,
+  id: string,
+  timestamp: number,
+  body: string | Buffer,
+): string {
   const key = typeof secret === 'string' ? signingKey(secret) : secret;
-  return `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
+  return `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.`).update(body).digest('base64')}`;
 }
 
 /** The webhook-signature header for every secret that currently signs (newest first). */
@@ -29,7 +38,7 @@ export function signatureHeader(
   secrets: readonly (string | KeyObject)[],
   id: string,
   timestamp: number,
-  body: string,
+  body: string | Buffer,
 ): string {
   return secrets.map((s) => signature(s, id, timestamp, body)).join(' ');
 }
