@@ -417,7 +417,15 @@ function createServices(app: FastifyInstance, deps: AppDeps) {
     exists,
   });
   const eventsRepo = new EventsRepository();
-  const dispatcher = new Dispatcher({ db, repo: eventsRepo, keyring, log: logger, config: config.events });
+  // Delivery runs beside the requests: on PGlite its statements go before queued requests'
+  // (src/db/admission.ts) instead of waiting behind every one of them.
+  const dispatcher = new Dispatcher({
+    db: db.background(),
+    repo: eventsRepo,
+    keyring,
+    log: logger,
+    config: config.events,
+  });
   const webhooks = new WebhookService({
     db,
     repo: eventsRepo,

@@ -43,8 +43,19 @@ export interface Database extends Queryable {
   /** Runs fn in one transaction (BEGIN ... COMMIT, ROLLBACK when fn throws). */
   transaction<T>(fn: (tx: Transaction) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   close(): Promise<void>;
-  /** Pool figures for /metrics and /ready; zeros for PGlite. */
+  /**
+   * Pool figures for /metrics. PGlite: its one connection, and the statements and
+   * transactions waiting for their turn on it.
+   */
   stats(): { total: number; idle: number; waiting: number };
+  /**
+   * The same database for work that runs beside the requests (webhook delivery). PGlite runs
+   * one statement at a time: its statements and transactions go before queued requests'
+   * (src/db/admission.ts), so it is not starved by a stream of writes. PostgreSQL: this
+   * database itself (the pool already gives such work a connection of its own). Close the
+   * database through the handle that opened it, not this one.
+   */
+  background(): Database;
 }
 
 export interface TransactionOptions {

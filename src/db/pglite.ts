@@ -1,4 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
+import { AdmissionGate, type WorkClass } from './admission.js';
 import { type Database, DatabaseUnavailableError, isConnectionError, type Transaction } from './database.js';
 
 function translate(err: unknown): never {
@@ -35,7 +36,10 @@ export interface PgliteLease {
  * undefined; `loadDataDir` starts it from a dumped data directory (a tarball from
  * PGlite's dumpDataDir) instead of running initdb, which the tests use to skip the
  * seconds initdb and the migrations take on every in-memory app. It is single-connection: PGlite queues statements and holds other callers
- * back while a transaction runs, so the same SQL keeps the same isolation guarantees.
+ * back while a transaction runs, so the same SQL keeps the same isolation guarantees. Our
+ * statements and transactions reach it one at a time through an AdmissionGate
+ * (src/db/admission.ts), which lets the background handle's (webhook delivery) go before
+ * queued requests'.
  */
 export async function openPglite(
   dataDir: string | undefined,
@@ -46,35 +50,54 @@ export async function openPglite(
   await db.waitReady;
   let released = false;
   const closed = () => released || db.closed;
-  return {
+  const gate = new AdmissionGate();
+  const run = async <T>(cls: WorkClass, fn: () => Promise<T>): Promise<T> => {
+    if (closed()) translate(new Error('PGlite is closed'));
+    return gate.run(cls, async () => {
+      // Closed (or lent back) while this waited for its turn.
+      if (closed()) translate(new Error('PGlite is closed'));
+      return fn();
+    });
+  };
+  const close = async () => {
+    if (lease) {
+      if (!released) lease.release();
+      released = true;
+    } else if (!db.closed) await db.close();
+  };
+  const handle = (cls: WorkClass): Database => ({
     kind: 'pglite',
-    async query<R>(sql: string, params?: readonly unknown[]) {
-      if (closed()) translate(new Error('PGlite is closed'));
-      const res = await db
-        .query<Record<string, unknown>>(sql, params as unknown[] | undefined)
-        .catch(translate);
-      return normalise<R>(res.rows);
+    query<R>(sql: string, params?: readonly unknown[]) {
+      return run(cls, async () => {
+        const res = await db
+          .query<Record<string, unknown>>(sql, params as unknown[] | undefined)
+          .catch(translate);
+        return normalise<R>(res.rows);
+      });
     },
-    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-      if (closed()) translate(new Error('PGlite is closed'));
-      return db.transaction(async (t) =>
-        fn({
-          async query<R>(sql: string, params?: readonly unknown[]) {
-            const res = await t.query<Record<string, unknown>>(sql, params as unknown[] | undefined);
-            return normalise<R>(res.rows);
-          },
-          async exec(sql) {
-            await t.exec(sql);
-          },
-        }),
+    transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+      return run(cls, () =>
+        db.transaction(async (t) =>
+          fn({
+            async query<R>(sql: string, params?: readonly unknown[]) {
+              const res = await t.query<Record<string, unknown>>(sql, params as unknown[] | undefined);
+              return normalise<R>(res.rows);
+            },
+            async exec(sql) {
+              await t.exec(sql);
+            },
+          }),
+        ),
       );
     },
-    async close() {
-      if (lease) {
-        if (!released) lease.release();
-        released = true;
-      } else if (!db.closed) await db.close();
+    // The background handle closes nothing: the database is closed by its owner.
+    close: cls === 'foreground' ? close : async () => {},
+    stats: () => {
+      const { running, waiting } = gate.load;
+      return { total: 1, idle: running ? 0 : 1, waiting };
     },
-    stats: () => ({ total: 1, idle: 1, waiting: 0 }),
-  };
+    background: () => background,
+  });
+  const background = handle('background');
+  return handle('foreground');
 }

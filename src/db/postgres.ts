@@ -352,6 +352,7 @@ export function openPostgres(opts: PostgresOptions): Database {
         ? { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }
         : { total: 0, idle: 0, waiting: 0 };
     },
+    background: () => db,
   };
   return db;
 

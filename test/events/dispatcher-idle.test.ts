@@ -30,9 +30,9 @@ afterEach(async () => {
   r = undefined;
 });
 
-/** Counts the dispatcher's claim statements on the app's database from now on. */
+/** Counts the dispatcher's claim statements (on its handle of the app's database) from now on. */
 function countClaims() {
-  const db = t.db;
+  const db = t.db.background();
   const query = db.query.bind(db);
   const seen = { claims: 0 };
   const spy = vi.spyOn(db, 'query').mockImplementation(((sql: string, ...rest: unknown[]) => {
