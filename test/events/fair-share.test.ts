@@ -94,88 +94,90 @@ it('delivers the events written before a round while writers keep the database b
 
 // The order of admission is PGlite's alone: on PostgreSQL the pool gives the dispatcher a
 // connection of its own, and `background()` is the same database.
-describe.runIf(backend === 'pglite')('PGlite: background work goes first, requests are not starved', () => {
-  /** A foreground transaction holding PGlite until `release`. */
-  async function hold() {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => {
-      entered = resolve;
-    });
-    const done = t.db.transaction(async (tx) => {
-      await tx.query('SELECT 1');
-      entered();
-      await released;
-    });
-    await inside;
-    return { release, done };
-  }
-
-  it('runs a background statement and a background transaction before queued foreground ones', async () => {
-    const order: string[] = [];
-    const h = await hold();
-    const fg = Array.from({ length: 5 }, (_, i) =>
-      t.db.query('SELECT $1::int AS n', [i]).then(() => order.push(`fg${i}`)),
-    );
-    const bgQuery = t.db
-      .background()
-      .query('SELECT 1')
-      .then(() => order.push('bg query'));
-    const bgTx = t.db
-      .background()
-      .transaction(async (tx) => {
+// PGlite only (no test is skipped on PostgreSQL: there, none is defined).
+if (backend === 'pglite')
+  describe('PGlite: background work goes first, requests are not starved', () => {
+    /** A foreground transaction holding PGlite until `release`. */
+    async function hold() {
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let entered!: () => void;
+      const inside = new Promise<void>((resolve) => {
+        entered = resolve;
+      });
+      const done = t.db.transaction(async (tx) => {
         await tx.query('SELECT 1');
-        await tx.query('SELECT 2');
-      })
-      .then(() => order.push('bg transaction'));
-    expect(t.db.stats()).toEqual({ total: 1, idle: 0, waiting: 7 });
-    h.release();
-    await Promise.all([h.done, ...fg, bgQuery, bgTx]);
-    expect(order).toEqual(['bg query', 'bg transaction', 'fg0', 'fg1', 'fg2', 'fg3', 'fg4']);
-    expect(t.db.stats()).toEqual({ total: 1, idle: 1, waiting: 0 });
-  });
+        entered();
+        await released;
+      });
+      await inside;
+      return { release, done };
+    }
 
-  it(`lets a queued request go after at most ${BACKGROUND_STREAK} background statements in a row`, async () => {
-    const order: string[] = [];
-    const h = await hold();
-    // Two streams of background statements: whenever one ends, the other's next is waiting.
-    let left = 4 * BACKGROUND_STREAK;
-    const stream = async () => {
-      while (left-- > 0) {
-        await t.db.background().query('SELECT 1');
-        order.push('bg');
-      }
-    };
-    const streams = [stream(), stream()];
-    const fg = t.db.query('SELECT 1').then(() => order.push('fg'));
-    h.release();
-    await Promise.all([h.done, fg, ...streams]);
-    expect(order.indexOf('fg')).toBe(BACKGROUND_STREAK);
-    // The background streams went on after it: the request was not simply left to the end.
-    expect(order.lastIndexOf('bg')).toBeGreaterThan(BACKGROUND_STREAK);
-  });
+    it('runs a background statement and a background transaction before queued foreground ones', async () => {
+      const order: string[] = [];
+      const h = await hold();
+      const fg = Array.from({ length: 5 }, (_, i) =>
+        t.db.query('SELECT $1::int AS n', [i]).then(() => order.push(`fg${i}`)),
+      );
+      const bgQuery = t.db
+        .background()
+        .query('SELECT 1')
+        .then(() => order.push('bg query'));
+      const bgTx = t.db
+        .background()
+        .transaction(async (tx) => {
+          await tx.query('SELECT 1');
+          await tx.query('SELECT 2');
+        })
+        .then(() => order.push('bg transaction'));
+      expect(t.db.stats()).toEqual({ total: 1, idle: 0, waiting: 7 });
+      h.release();
+      await Promise.all([h.done, ...fg, bgQuery, bgTx]);
+      expect(order).toEqual(['bg query', 'bg transaction', 'fg0', 'fg1', 'fg2', 'fg3', 'fg4']);
+      expect(t.db.stats()).toEqual({ total: 1, idle: 1, waiting: 0 });
+    });
 
-  it('runs a webhook round before the requests queued ahead of it', async () => {
-    // No subscription: the round (fan-out lease, read, cursor moved on, claim) is database
-    // work alone, no request to a receiver, so what ran before it is a matter of order only.
-    // The queued requests are /ready probes: one statement each.
-    const queued = 32;
-    const h = await hold();
-    const probes = Array.from({ length: queued }, () => t.app.inject({ method: 'GET', url: '/ready' }));
-    await until(() => t.db.stats().waiting >= queued);
-    const round = t.app.webhookDispatcher.deliverNow();
-    // The round's first statement waits too.
-    await until(() => t.db.stats().waiting >= queued + 1);
-    h.release();
-    await round;
-    // Most probes still wait for their statement. In arrival order (PGlite's own) the round's
-    // first statement would have waited for all of them; here a probe gets the database only
-    // between two of the round's statements.
-    expect(t.db.stats().waiting).toBeGreaterThan(queued / 2);
-    await h.done;
-    for (const res of await Promise.all(probes)) expect(res.statusCode, res.body).toBe(200);
+    it(`lets a queued request go after at most ${BACKGROUND_STREAK} background statements in a row`, async () => {
+      const order: string[] = [];
+      const h = await hold();
+      // Two streams of background statements: whenever one ends, the other's next is waiting.
+      let left = 4 * BACKGROUND_STREAK;
+      const stream = async () => {
+        while (left-- > 0) {
+          await t.db.background().query('SELECT 1');
+          order.push('bg');
+        }
+      };
+      const streams = [stream(), stream()];
+      const fg = t.db.query('SELECT 1').then(() => order.push('fg'));
+      h.release();
+      await Promise.all([h.done, fg, ...streams]);
+      expect(order.indexOf('fg')).toBe(BACKGROUND_STREAK);
+      // The background streams went on after it: the request was not simply left to the end.
+      expect(order.lastIndexOf('bg')).toBeGreaterThan(BACKGROUND_STREAK);
+    });
+
+    it('runs a webhook round before the requests queued ahead of it', async () => {
+      // No subscription: the round (fan-out lease, read, cursor moved on, claim) is database
+      // work alone, no request to a receiver, so what ran before it is a matter of order only.
+      // The queued requests are /ready probes: one statement each.
+      const queued = 32;
+      const h = await hold();
+      const probes = Array.from({ length: queued }, () => t.app.inject({ method: 'GET', url: '/ready' }));
+      await until(() => t.db.stats().waiting >= queued);
+      const round = t.app.webhookDispatcher.deliverNow();
+      // The round's first statement waits too.
+      await until(() => t.db.stats().waiting >= queued + 1);
+      h.release();
+      await round;
+      // Most probes still wait for their statement. In arrival order (PGlite's own) the round's
+      // first statement would have waited for all of them; here a probe gets the database only
+      // between two of the round's statements.
+      expect(t.db.stats().waiting).toBeGreaterThan(queued / 2);
+      await h.done;
+      for (const res of await Promise.all(probes)) expect(res.statusCode, res.body).toBe(200);
+    });
   });
-});
