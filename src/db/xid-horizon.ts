@@ -69,6 +69,83 @@ export const schemaWritersColumns = `pg_snapshot_xmax(pg_current_snapshot())::te
                                                                         WHERE n.nspname = current_schema())))) AS xids`;
 
 /**
+ * Statement 1's result that counts every running transaction of the server: with `xmax0` 0,
+ * every xid running in statement 2's snapshot bounds the horizon, which is then that
+ * snapshot's xmin (or its xmax when nothing runs). Safe with no statement 1 at all: every
+ * transaction with a smaller xid had ended before statement 2's snapshot, so its rows are
+ * visible to statement 2. What it costs: any transaction on the server, another
+ * application's too, holds it back while it runs. A caller that reads many times a second
+ * (the webhook fan-out) uses it while nothing old holds it back, and the schema's writers
+ * (pg_locks) otherwise (`HorizonProbe`): reading pg_locks takes every lock-table partition
+ * of the server, beside every session's work, each time.
+ */
+export const EVERY_RUNNING: SchemaWriters = { xmax0: '0', xids: [] };
+
+/**
+ * How long a committed row of this schema may wait above the cheap horizon (`EVERY_RUNNING`)
+ * before the next read takes the schema's writers from pg_locks instead: longer than this
+ * service's own write transactions take under load, so its own writers alone do not switch
+ * it, and short enough that a long transaction elsewhere delays rows by about this much
+ * plus a poll.
+ */
+export const HELD_BACK_MS = 200;
+
+/**
+ * Which statement 1 a repeated reader takes next (one home for the rule): the cheap one
+ * (`EVERY_RUNNING`, no statement) until a read reports that the cheap horizon holds back a
+ * row committed HELD_BACK_MS ago or more (a transaction older than it still runs somewhere),
+ * then the schema's writers from pg_locks, until a read reports that nothing is held back
+ * any longer. Either is correct; the choice only trades a pg_locks scan for delay.
+ */
+export class HorizonProbe {
+  private precise = false;
+  /** Reads that take the schema's writers whatever the last read saw (`exactly`). */
+  private exact = 0;
+
+  /** Whether the next statement 1 reads pg_locks (`schemaWriters`). */
+  get readsLocks(): boolean {
+    return this.precise || this.exact > 0;
+  }
+
+  /** Statement 1 for the next read: the schema's writers, or every running transaction. */
+  writers(q: Queryable): Promise<SchemaWriters> {
+    return this.readsLocks ? schemaWriters(q) : Promise.resolve(EVERY_RUNNING);
+  }
+
+  /** A read's report (`heldBackSql`): whether the cheap horizon holds back an old committed row. */
+  saw(heldBack: boolean) {
+    this.precise = heldBack;
+  }
+
+  /**
+   * Runs fn with every read taking the schema's writers: a read then releases every row
+   * committed before it that no transaction of this schema holds back, however young
+   * (the dispatcher's `deliverNow`, for tests and benchmarks that deliver what they wrote).
+   */
+  async exactly<T>(fn: () => Promise<T>): Promise<T> {
+    this.exact++;
+    try {
+      return await fn();
+    } finally {
+      this.exact--;
+    }
+  }
+}
+
+/**
+ * A boolean for statement 2 (given `s`, its snapshot, from `horizonCte`): whether a row of
+ * `table` (with columns `xid`, `seq` and `at`, set as the row is inserted, just before its
+ * transaction commits), committed and after the position (`xidParam`, `seqParam`), is held
+ * back by the cheap horizon (the snapshot's xmin) though it was written HELD_BACK_MS ago or
+ * more. One index range (xid, seq) from the horizon: the rows just committed.
+ */
+export const heldBackSql = (table: string, xidParam: string, seqParam: string) =>
+  `EXISTS (SELECT 1 FROM s, ${table} hb
+            WHERE (hb.xid, hb.seq) > (${xidParam}::xid8, ${seqParam}::bigint)
+              AND hb.xid >= pg_snapshot_xmin(s.snap)
+              AND hb.at < now() - interval '${HELD_BACK_MS} milliseconds')`;
+
+/**
  * Statement 2's part: `WITH` items `s` (the statement's snapshot) and `h` (its column `x`,
  * the horizon as xid8), given the placeholders that carry `xmax0` and `xids` of statement 1.
  */

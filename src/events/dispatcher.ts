@@ -5,6 +5,7 @@ import { openValue } from '../crypto/envelope.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Database } from '../db/database.js';
 import { toSealed } from '../db/sealed-columns.js';
+import { HorizonProbe } from '../db/xid-horizon.js';
 import type {
   AttemptRecord,
   ClaimedDelivery,
@@ -173,6 +174,12 @@ export class Dispatcher {
   private idleMs = 0;
   /** The fan-out running here, if one is: one at a time per instance. */
   private fanning: Promise<void> | undefined;
+  /**
+   * Which horizon the fan-out's next read takes (src/db/xid-horizon.ts): the server's oldest
+   * running transaction while nothing old holds it back, the schema's writers from pg_locks
+   * otherwise. The fan-out reads several times a second; most reads need no pg_locks scan.
+   */
+  private readonly horizon = new HorizonProbe();
 
   constructor(private readonly deps: DispatcherDeps) {
     const { config } = deps;
@@ -381,7 +388,7 @@ export class Dispatcher {
     const { db, repo, config } = this.deps;
     const token = randomUUID();
     const lease: Lease = { renewedAt: performance.now(), sent: false };
-    const cur = await repo.takeFanOut(db, token, this.leaseMs);
+    const cur = await repo.takeFanOut(db, token, this.leaseMs, this.horizon.readsLocks);
     if (!cur) return undefined;
     /** Batches sending and not yet settled, oldest first (at most two). */
     const open: Sending[] = [];
@@ -389,7 +396,8 @@ export class Dispatcher {
     let full = false;
     try {
       if (!cur.subs) {
-        const { horizon } = await repo.readFanOut(db, cur, 0);
+        const { horizon, heldBack } = await repo.readFanOut(db, cur, 0);
+        this.horizon.saw(heldBack);
         await repo.skipFanOut(db, horizon, token);
         return { read: 0, full: false };
       }
@@ -403,8 +411,9 @@ export class Dispatcher {
           break;
         }
         const limit = Math.min(FAN_OUT_BATCH, Math.max(FAN_OUT_MIN, free));
-        const writers = i === 0 ? cur : await repo.fanOutWriters(db);
+        const writers = i === 0 ? cur : await this.horizon.writers(db);
         const batch = await repo.readFanOut(db, { ...at, xmax0: writers.xmax0, xids: writers.xids }, limit);
+        this.horizon.saw(batch.heldBack);
         full = false;
         if (batch.last === null) break;
         read += batch.read;
@@ -781,11 +790,15 @@ export class Dispatcher {
     return Math.max(this.deps.config.pollMs, this.idleMs);
   }
 
-  /** One claim round, awaited (tests and benchmarks); the batches it starts run on. */
+  /**
+   * One claim round, awaited (tests and benchmarks); the batches it starts run on. Its fan-out
+   * reads take the schema's writers (`HorizonProbe.exactly`), so it sends every event committed
+   * before it that no transaction of this schema holds back, whatever else runs on the server.
+   */
   async deliverNow() {
     const was = this.stopped;
     this.stopped = false;
-    await this.claimRound();
+    await this.horizon.exactly(() => this.claimRound());
     this.stopped = was;
   }
 

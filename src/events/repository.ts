@@ -2,7 +2,14 @@ import type { SealedValue } from '../crypto/envelope.js';
 import type { Queryable } from '../db/database.js';
 import { columnsOf, newestFirst } from '../db/rows.js';
 import { type CryptoColumns, cryptoColumns, sealedParams } from '../db/sealed-columns.js';
-import { horizonCte, type SchemaWriters, schemaWriters, schemaWritersColumns } from '../db/xid-horizon.js';
+import {
+  EVERY_RUNNING,
+  heldBackSql,
+  horizonCte,
+  type SchemaWriters,
+  schemaWriters,
+  schemaWritersColumns,
+} from '../db/xid-horizon.js';
 
 /** SQL only for change events, webhook subscriptions and their deliveries. */
 
@@ -629,13 +636,15 @@ export class EventsRepository {
    * Takes the fan-out cursor for a batch that sends (src/events/dispatcher.ts): a lease
    * (`token`, until now + leaseMs) instead of a transaction held across the requests, which
    * would hold back the live stream's horizon. Only while no other lease holds it and no
-   * transaction has it locked (`fanOut`). Carries the horizon's statement 1. Undefined when
-   * another instance holds the cursor.
+   * transaction has it locked (`fanOut`). Carries the horizon's statement 1 when `readsLocks`
+   * (src/db/xid-horizon.ts `HorizonProbe`); otherwise its result is EVERY_RUNNING. Undefined
+   * when another instance holds the cursor.
    */
   async takeFanOut(
     q: Queryable,
     token: string,
     leaseMs: number,
+    readsLocks = true,
   ): Promise<({ xid: string; seq: string; subs: boolean } & SchemaWriters) | undefined> {
     const take = () =>
       q.query<{ xid: string; seq: string; subs: boolean } & SchemaWriters>(
@@ -643,9 +652,9 @@ export class EventsRepository {
          WHERE f.id IN (SELECT id FROM event_fanout WHERE lease_until IS NULL OR lease_until < now()
                         FOR UPDATE SKIP LOCKED)
          RETURNING after_xid::text AS xid, after_seq::text AS seq,
-                   EXISTS (SELECT 1 FROM webhook_subscriptions) AS subs, ${schemaWritersColumns}`,
+                   EXISTS (SELECT 1 FROM webhook_subscriptions) AS subs${readsLocks ? `, ${schemaWritersColumns}` : ''}`,
         [token, leaseMs],
-        { name: 'events_fanout_take' },
+        { name: readsLocks ? 'events_fanout_take' : 'events_fanout_take_cheap' },
       );
     let [cur] = await take();
     if (!cur) {
@@ -655,7 +664,7 @@ export class EventsRepository {
       );
       if (made.length === 1) [cur] = await take();
     }
-    return cur;
+    return cur && (readsLocks ? cur : { ...cur, ...EVERY_RUNNING });
   }
 
   /**
@@ -672,12 +681,15 @@ export class EventsRepository {
     read: number;
     last: { xid: string; seq: string } | null;
     horizon: string;
+    /** Whether the cheap horizon holds back an old committed event (src/db/xid-horizon.ts `HorizonProbe`). */
+    heldBack: boolean;
     matches: FanOutMatch[];
   }> {
     const rows = await q.query<
       {
         read: number;
         horizon: string;
+        held_back: boolean;
         last_xid: string | null;
         last_seq: string | null;
       } & Partial<EventRow> & {
@@ -689,7 +701,8 @@ export class EventsRepository {
     >(
       `WITH ${horizonCte('$4', '$5')},
        ${FANOUT_EVENTS}, ${FANOUT_MATCHES}
-       SELECT n.read, (SELECT x::text FROM h) AS horizon, last.xid_n::text AS last_xid, last.seq_n::text AS last_seq,
+       SELECT n.read, (SELECT x::text FROM h) AS horizon, ${heldBackSql('change_events', '$1', '$2')} AS held_back,
+              last.xid_n::text AS last_xid, last.seq_n::text AS last_seq,
               m.sub, m.url, m.fresh, COALESCE(m.secrets_tag, '') AS secrets_tag,
               m.e_seq AS seq, m.id, m.type, m.at, m.e_key AS key, m.version, m.etag, m.actor, m.audit_id,
               m.subscription_id, m.xid, m.environment
@@ -726,6 +739,7 @@ export class EventsRepository {
     return {
       read: first.read,
       horizon: first.horizon,
+      heldBack: first.held_back,
       last:
         first.last_xid !== null && first.last_seq !== null
           ? { xid: first.last_xid, seq: first.last_seq }
@@ -808,14 +822,6 @@ export class EventsRepository {
     );
     const row = rows[0]!;
     return { held: row.held, flight: row.flight ?? [], failing: row.failing ?? [] };
-  }
-
-  /**
-   * The horizon's statement 1 for a lease's next batch (`readFanOut`): a lease that reads
-   * batch after batch takes it again for each, so the horizon keeps up.
-   */
-  fanOutWriters(q: Queryable): Promise<SchemaWriters> {
-    return schemaWriters(q);
   }
 
   /** Gives a lease back without moving the cursor (its batch could not be sent or settled). */
