@@ -22,6 +22,8 @@ export interface LoadSpec {
   requests?: number;
   /** A fixed path instead of the scenario's requests (scale: first/last list page). */
   fixedPath?: string;
+  /** Requests per second over all connections (autocannon's overallRate) instead of as many as answered. */
+  rate?: number;
 }
 
 export interface LoadResult {
@@ -46,6 +48,7 @@ function run(spec: LoadSpec, seconds: number): Promise<autocannon.Result> {
     url: spec.url,
     connections: spec.requests ? Math.min(spec.connections, spec.requests) : spec.connections,
     ...(spec.requests ? { amount: spec.requests } : { duration: seconds }),
+    ...(spec.rate ? { overallRate: spec.rate } : {}),
     // A smoke run on a loaded machine may wait long for an answer; it counts answers, not speed.
     timeout: spec.requests ? 60 : 10,
     requests: [

@@ -477,7 +477,11 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
   const receiver = startBenchReceiver();
   const hook = await receiver.listen();
   cleanups.push(() => receiver.close());
-  const env = { WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_POLL_MS: '50' };
+  const env = {
+    WEBHOOK_ALLOW_HTTP: 'true',
+    WEBHOOK_ALLOW_PRIVATE: 'true',
+    WEBHOOK_POLL_MS: process.env.BENCH_WEBHOOK_POLL_MS ?? '50',
+  };
   const appNames: Record<string, string> = {};
   const dbNames: Record<string, string> = {};
   const storageEnvs: Record<string, Record<string, string>> = {};
@@ -525,6 +529,7 @@ async function eventsPairs(backend: Backend): Promise<EventsResult> {
     connections: settings.connections,
     warmupSeconds: settings.warmup,
     seconds: settings.seconds,
+    ...(process.env.BENCH_EVENTS_RATE ? { rate: Number(process.env.BENCH_EVENTS_RATE) } : {}),
   };
   // Writes served by `one` (warm-up included: each is one event for its subscription).
   let oneWrites = 0;
