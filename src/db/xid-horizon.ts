@@ -137,13 +137,18 @@ export class HorizonProbe {
  * `table` (with columns `xid`, `seq` and `at`, set as the row is inserted, just before its
  * transaction commits), committed and after the position (`xidParam`, `seqParam`), is held
  * back by the cheap horizon (the snapshot's xmin) though it was written HELD_BACK_MS ago or
- * more. One index range (xid, seq) from the horizon: the rows just committed.
+ * more. One index range (xid, seq) that starts at the horizon, not at the position: the rows
+ * just committed, however many committed rows wait below the horizon (a backlog). At most the
+ * first 1000 of them, in the index's order (the oldest transactions first): with the order
+ * and limit the planner takes the index (without, a generic plan read the whole table).
  */
 export const heldBackSql = (table: string, xidParam: string, seqParam: string) =>
-  `EXISTS (SELECT 1 FROM s, ${table} hb
-            WHERE (hb.xid, hb.seq) > (${xidParam}::xid8, ${seqParam}::bigint)
-              AND hb.xid >= pg_snapshot_xmin(s.snap)
-              AND hb.at < now() - interval '${HELD_BACK_MS} milliseconds')`;
+  `EXISTS (SELECT 1 FROM (
+             SELECT hb.at FROM ${table} hb
+             WHERE hb.xid >= GREATEST((SELECT pg_snapshot_xmin(s.snap) FROM s), ${xidParam}::xid8)
+               AND (hb.xid > ${xidParam}::xid8 OR hb.seq > ${seqParam}::bigint)
+             ORDER BY hb.xid, hb.seq LIMIT 1000) hb
+           WHERE hb.at < now() - interval '${HELD_BACK_MS} milliseconds')`;
 
 /**
  * Statement 2's part: `WITH` items `s` (the statement's snapshot) and `h` (its column `x`,
