@@ -3,7 +3,12 @@ import { BACKGROUND_STREAK } from '../../src/db/admission.js';
 import { backend, useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
-import { deliversToReceiver, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import {
+  deliversToReceiver,
+  type Receiver,
+  startReceiver,
+  subscribeReceiver,
+} from '../helpers/webhook-receiver.js';
 
 /**
  * Webhook delivery gets its share of the database under a stream of writes. On PGlite (one
@@ -25,9 +30,7 @@ afterEach(async () => {
 async function subscribe() {
   const r = await startReceiver();
   receivers.push(r);
-  const res = await admin.req('POST', '/api/webhooks', { url: r.url });
-  expect(res.statusCode, res.body).toBe(201);
-  r.secrets.push(res.json().secret);
+  await subscribeReceiver(admin, r);
   return r;
 }
 

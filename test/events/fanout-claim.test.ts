@@ -2,7 +2,12 @@ import { afterEach, expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
-import { deliversToReceiver, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import {
+  deliversToReceiver,
+  type Receiver,
+  startReceiver,
+  subscribeReceiver,
+} from '../helpers/webhook-receiver.js';
 
 /**
  * The fan-out inserts fresh deliveries already claimed by the instance that fans out
@@ -44,9 +49,7 @@ const versions = (key: string) =>
 
 it('an earlier failed delivery of a key holds its later events back; other keys flow', async () => {
   r = await startReceiver();
-  const res = await admin.req('POST', '/api/webhooks', { url: r.url });
-  expect(res.statusCode, res.body).toBe(201);
-  r.secrets.push(res.json().secret);
+  await subscribeReceiver(admin, r);
   r.refuseKeys.add('APP_K');
 
   expect((await admin.create({ key: 'APP_K', value: secretValue() })).statusCode).toBe(201);

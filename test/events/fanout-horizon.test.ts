@@ -4,7 +4,12 @@ import { backend, useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
 import { whileOpenInAnotherDatabase, whileWritingInAnotherSchema } from '../helpers/other-transactions.js';
 import { secretValue } from '../helpers/secrets.js';
-import { deliversToReceiver, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import {
+  deliversToReceiver,
+  type Receiver,
+  startReceiver,
+  subscribeReceiver,
+} from '../helpers/webhook-receiver.js';
 
 /**
  * The fan-out's horizon (src/db/xid-horizon.ts `HorizonProbe`): its reads take the server's
@@ -49,9 +54,7 @@ describe('the fan-out horizon', () => {
 
   async function subscribed(): Promise<Receiver> {
     const r = await startReceiver();
-    const sub = await admin.req('POST', '/api/webhooks', { url: r.url });
-    expect(sub.statusCode, sub.body).toBe(201);
-    r.secrets.push(sub.json().secret);
+    await subscribeReceiver(admin, r);
     return r;
   }
 

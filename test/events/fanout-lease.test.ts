@@ -4,7 +4,12 @@ import { EventsRepository } from '../../src/events/repository.js';
 import { createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
-import { deliversToReceiver, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import {
+  deliversToReceiver,
+  type Receiver,
+  startReceiver,
+  subscribeReceiver,
+} from '../helpers/webhook-receiver.js';
 
 /**
  * A fresh event is sent by the instance holding the fan-out cursor's lease before its
@@ -59,10 +64,7 @@ describe('one instance', () => {
 
   async function subscribe() {
     r = await startReceiver();
-    const res = await admin.req('POST', '/api/webhooks', { url: r.url });
-    expect(res.statusCode, res.body).toBe(201);
-    r.secrets.push(res.json().secret);
-    return res.json().id as string;
+    return (await subscribeReceiver(admin, r)).id;
   }
 
   it('inserts a delivered event once, with its outcome, and moves the cursor in the same statement', async () => {
@@ -186,9 +188,7 @@ describe('two instances', () => {
 
   it('a slow receiver: the batch settles with its requests in flight, which no other instance sends meanwhile', async () => {
     r = await startReceiver();
-    const res = await api(a).req('POST', '/api/webhooks', { url: r.url });
-    expect(res.statusCode).toBe(201);
-    r.secrets.push(res.json().secret);
+    await subscribeReceiver(api(a), r);
     r.mode = 'hold';
     for (const key of ['APP_A', 'APP_B'])
       expect((await api(a).create({ key, value: secretValue() })).statusCode).toBe(201);

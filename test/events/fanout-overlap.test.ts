@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
-import { deliversToReceiver, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import {
+  deliversToReceiver,
+  type Receiver,
+  startReceiver,
+  subscribeReceiver,
+} from '../helpers/webhook-receiver.js';
 
 /**
  * Fan-out batches overlap under one lease (src/events/dispatcher.ts `leasedRun`): once every
@@ -47,9 +52,7 @@ describe('overlapping fan-out batches', () => {
    */
   async function secondBatchSentWhileFirstOpen(): Promise<{ r: Receiver; round: Promise<void> }> {
     const r = await startReceiver();
-    const sub = await admin.req('POST', '/api/webhooks', { url: r.url });
-    expect(sub.statusCode, sub.body).toBe(201);
-    r.secrets.push(sub.json().secret);
+    await subscribeReceiver(admin, r);
     r.holdKeys.add('APP_X');
     expect((await admin.create({ key: 'APP_X', value: secretValue() })).statusCode).toBe(201);
     await importKeys('FIRST', 511);

@@ -1,7 +1,12 @@
 import { afterEach, expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
-import { deliversToReceiver, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import {
+  deliversToReceiver,
+  type Receiver,
+  startReceiver,
+  subscribeReceiver,
+} from '../helpers/webhook-receiver.js';
 
 /**
  * A receiver that never answers takes only its own subscription's room, never the
@@ -42,10 +47,7 @@ afterEach(async () => {
 });
 
 async function subscribe(r: Receiver, body: Record<string, unknown> = {}) {
-  const res = await admin.req('POST', '/api/webhooks', { url: r.url, ...body });
-  expect(res.statusCode, res.body).toBe(201);
-  r.secrets.push(res.json().secret);
-  return res.json().id as string;
+  return (await subscribeReceiver(admin, r, body)).id;
 }
 
 /**

@@ -2,7 +2,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { backend, createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
 import { api } from '../helpers/http.js';
 import { secretValue } from '../helpers/secrets.js';
-import { deliversToReceiver, type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+import {
+  deliversToReceiver,
+  type Receiver,
+  startReceiver,
+  subscribeReceiver,
+} from '../helpers/webhook-receiver.js';
 
 // The dispatcher's timer is off (WEBHOOK_POLL_MS=0): each test drives delivery rounds
 // itself, so nothing depends on timing. Retries are due within milliseconds.
@@ -30,13 +35,7 @@ async function receiver() {
   return r;
 }
 
-async function subscribe(r: Receiver, body: Record<string, unknown> = {}) {
-  const res = await admin.req('POST', '/api/webhooks', { url: r.url, ...body });
-  expect(res.statusCode, res.body).toBe(201);
-  const created = res.json();
-  r.secrets.push(created.secret);
-  return created as { id: string; secret: string };
-}
+const subscribe = (r: Receiver, body: Record<string, unknown> = {}) => subscribeReceiver(admin, r, body);
 
 const pending = async () =>
   (
@@ -455,9 +454,7 @@ if (backend === 'postgres') {
     });
 
     it('never send the same event at the same time, and send each once', async () => {
-      const res = await api(a).req('POST', '/api/webhooks', { url: r.url });
-      expect(res.statusCode).toBe(201);
-      r.secrets.push(res.json().secret);
+      await subscribeReceiver(api(a), r);
       r.delayMs = 20;
       const keys = Array.from({ length: 12 }, (_, i) => `APP_${i}`);
       for (const key of keys)

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { expect } from 'vitest';
+import type { api } from './http.js';
 
 /**
  * A webhook receiver on loopback that verifies every request with the official
@@ -69,6 +71,22 @@ const readBody = (req: IncomingMessage) =>
     });
     req.on('end', () => resolve(s));
   });
+
+/**
+ * Subscribes `r` through the API (`admin`: an `api(...)` helper), checks the 201, and has
+ * the receiver verify with the new subscription's signing secret. Returns what was created.
+ */
+export async function subscribeReceiver(
+  admin: ReturnType<typeof api>,
+  r: Receiver,
+  body: Record<string, unknown> = {},
+): Promise<{ id: string; secret: string }> {
+  const res = await admin.req('POST', '/api/webhooks', { url: r.url, ...body });
+  expect(res.statusCode, res.body).toBe(201);
+  const created = res.json() as { id: string; secret: string };
+  r.secrets.push(created.secret);
+  return created;
+}
 
 export async function startReceiver(secrets: string[] = []): Promise<Receiver> {
   const inFlight = new Map<string, number>();
